@@ -1,0 +1,111 @@
+"""The exception tree of skyd.
+
+    SkydError                       base of everything skyd raises on purpose
+    ├── SpecError                   a task file is invalid (names field, value, fix)
+    ├── NotFoundError               an unknown job, cluster, pool, … id
+    ├── PermissionDeniedError       the caller may not do that
+    ├── ConflictError               the request clashes with current state
+    │   └── IllegalTransitionError  a job state change the lifecycle forbids
+    ├── InfeasibleError             no enabled provider can ever satisfy a job
+    ├── CatalogError                a catalog file is missing, corrupt or inconsistent
+    │   └── UnknownAcceleratorError an accelerator name no catalog knows
+    ├── StoreError                  the state store cannot be opened or migrated
+    │   └── StateLockedError        another daemon owns the state dir or socket
+    └── ProviderError               a cloud / machine pool refused or failed
+        ├── CapacityError           no capacity in a zone         → block the zone
+        ├── QuotaError              a quota is exhausted          → block region/cloud
+        ├── AuthError               credentials / config wrong    → block the cloud
+        ├── PreemptedError          the cloud took a spot instance back
+        └── TransientError          throttled / timed out         → retry with backoff
+
+Every error carries a stable machine-readable `code` used in API responses.
+"""
+
+from __future__ import annotations
+
+
+class SkydError(Exception):
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SpecError(SkydError):
+    code = "invalid_spec"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFoundError(SkydError):
+    code = "not_found"
+
+
+class PermissionDeniedError(SkydError):
+    code = "permission_denied"
+
+
+class ConflictError(SkydError):
+    code = "conflict"
+
+
+class IllegalTransitionError(ConflictError):
+    code = "illegal_transition"
+
+
+class InfeasibleError(SkydError):
+    code = "infeasible"
+
+
+class CatalogError(SkydError):
+    code = "catalog_error"
+
+
+class UnknownAcceleratorError(CatalogError):
+    code = "unknown_accelerator"
+
+
+class StoreError(SkydError):
+    code = "store_error"
+
+
+class StateLockedError(StoreError):
+    code = "state_locked"
+
+
+class ProviderError(SkydError):
+    code = "provider_error"
+
+    def __init__(self, message: str, scope: str | None = None) -> None:
+        super().__init__(message)
+        # The scope to block: "cloud", "cloud/region" or "cloud/region/zone".
+        self.scope = scope
+
+
+class CapacityError(ProviderError):
+    code = "no_capacity"
+
+
+class QuotaError(ProviderError):
+    code = "quota_exceeded"
+
+
+class AuthError(ProviderError):
+    code = "auth_error"
+
+
+class PreemptedError(ProviderError):
+    code = "preempted"
+
+
+class TransientError(ProviderError):
+    code = "transient"
+
+    def __init__(
+        self, message: str, scope: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, scope)
+        self.retry_after = retry_after

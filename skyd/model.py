@@ -1,0 +1,232 @@
+"""Plain typed records shared by every part of skyd (no I/O, no skyd imports)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+MICROS_PER_DOLLAR = 1_000_000
+
+
+def dollars_to_micros(value: str | Decimal | int) -> int:
+    """Exact conversion of a decimal dollar amount (as written in a catalog) to micro-dollars."""
+    return int((Decimal(value) * MICROS_PER_DOLLAR).to_integral_value())
+
+
+def micros_to_dollars(micros: int) -> float:
+    return micros / MICROS_PER_DOLLAR
+
+
+class JobState(enum.StrEnum):
+    PENDING = "PENDING"
+    PROVISIONING = "PROVISIONING"
+    SETTING_UP = "SETTING_UP"
+    RUNNING = "RUNNING"
+    RECOVERING = "RECOVERING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    FAILED_SETUP = "FAILED_SETUP"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.FAILED_SETUP, JobState.CANCELLED}
+)
+
+# The lifecycle graph. Anything not listed here is an illegal transition and is
+# rejected by skyd.scheduler.lifecycle.
+ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.PENDING: frozenset({JobState.PROVISIONING, JobState.CANCELLED, JobState.FAILED}),
+    JobState.PROVISIONING: frozenset(
+        {
+            JobState.SETTING_UP,
+            JobState.PENDING,  # launch failed everywhere for now: wait for capacity
+            JobState.RECOVERING,
+            JobState.FAILED,
+            JobState.CANCELLED,
+        }
+    ),
+    JobState.SETTING_UP: frozenset(
+        {
+            JobState.RUNNING,
+            JobState.FAILED_SETUP,
+            JobState.RECOVERING,
+            JobState.CANCELLED,
+            JobState.FAILED,
+        }
+    ),
+    JobState.RUNNING: frozenset(
+        {
+            JobState.SUCCEEDED,
+            JobState.FAILED,
+            JobState.RECOVERING,
+            JobState.CANCELLED,
+        }
+    ),
+    JobState.RECOVERING: frozenset(
+        {JobState.PROVISIONING, JobState.PENDING, JobState.FAILED, JobState.CANCELLED}
+    ),
+    JobState.SUCCEEDED: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.FAILED_SETUP: frozenset(),
+    JobState.CANCELLED: frozenset(),
+}
+
+
+class InstanceState(enum.StrEnum):
+    PENDING = "PENDING"  # requested, not yet running
+    RUNNING = "RUNNING"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    TERMINATING = "TERMINATING"
+    TERMINATED = "TERMINATED"
+    PREEMPTED = "PREEMPTED"  # gone because the cloud took the spot capacity back
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """A resource quantity from a task spec: `4` (exactly) or `4+` (at least)."""
+
+    value: float
+    or_more: bool = False
+
+    def admits(self, offered: float) -> bool:
+        return offered >= self.value if self.or_more else offered == self.value
+
+    def __str__(self) -> str:
+        text = f"{self.value:g}"
+        return f"{text}+" if self.or_more else text
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """One launchable offering: an instance type in a region/zone with its list prices.
+
+    Prices are integer micro-dollars per hour (exact, as written in the catalog);
+    `None` means the cloud does not sell it that way (no spot market, or unpriced).
+    """
+
+    cloud: str
+    region: str
+    zone: str  # "" when the catalog has no zones (Azure, Lambda)
+    instance_type: str
+    accelerator_name: str  # "" for CPU-only
+    accelerator_count: int
+    vcpus: float
+    memory_gib: float
+    price_micros: int | None
+    spot_price_micros: int | None
+
+    @property
+    def key(self) -> str:
+        """Stable identity used for blocking, price history and plans."""
+        return f"{self.cloud}/{self.region}/{self.zone}/{self.instance_type}"
+
+    def hourly_micros(self, spot: bool) -> int | None:
+        return self.spot_price_micros if spot else self.price_micros
+
+    def hourly_price(self, spot: bool) -> float | None:
+        micros = self.hourly_micros(spot)
+        return None if micros is None else micros / MICROS_PER_DOLLAR
+
+
+@dataclass(frozen=True, slots=True)
+class OfferFilter:
+    """What a job (one `any_of` alternative of it) accepts, as a catalog query.
+
+    `accelerators` is an any-of set of (normalized name, count); empty = no accelerator
+    requirement. `spot` None = either market. `blocked` holds scopes: a cloud
+    (`aws`), a region (`aws/us-east-1`), a zone (`aws/us-east-1/use1-az2`) or an
+    offer key.
+    """
+
+    accelerators: tuple[tuple[str, int], ...] = ()
+    cpus: Amount | None = None
+    memory_gib: Amount | None = None
+    cloud: str | None = None
+    region: str | None = None
+    zone: str | None = None
+    instance_type: str | None = None
+    countries: tuple[str, ...] = ()
+    spot: bool | None = None
+    max_hourly_price_micros: int | None = None
+    blocked: frozenset[str] = frozenset()
+
+
+class ExclusionReason(enum.StrEnum):
+    """Why a candidate offering was not chosen (shown by `skyctl optimize`)."""
+
+    ACCELERATOR_MISMATCH = "accelerator_mismatch"
+    RESOURCES_TOO_SMALL = "resources_mismatch"
+    PINNED_ELSEWHERE = "pinned_elsewhere"
+    COUNTRY_NOT_ALLOWED = "country_not_allowed"
+    NO_SPOT_MARKET = "no_spot_market"
+    NOT_PRICED = "not_priced"
+    OVER_MAX_PRICE = "over_max_price"
+    BLOCKED = "blocked"
+    NO_QUOTA = "no_quota"
+    OVER_BUDGET = "over_budget"
+    NO_CREDIT = "no_credit"
+    PROVIDER_DISABLED = "provider_disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where the optimizer decided a job should run, and what it expects it to cost."""
+
+    offer: Offer
+    spot: bool
+    hourly_price_micros: int
+    expected_cost_micros: int
+    expected_hours: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """What the core asks a provider to start. `client_token` makes a retry idempotent."""
+
+    job_id: int
+    attempt: int
+    client_token: str
+    offer: Offer
+    spot: bool
+    num_nodes: int = 1
+    tags: dict[str, str] = field(default_factory=dict)
+    disk_size_gib: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One machine a provider runs for skyd."""
+
+    instance_id: str
+    provider: str
+    cloud: str
+    region: str
+    zone: str
+    instance_type: str
+    spot: bool
+    state: InstanceState
+    tags: dict[str, str] = field(default_factory=dict)
+    public_ip: str | None = None
+    private_ip: str | None = None
+    launched_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An offering in one market (spot or on-demand) with its hourly price."""
+
+    offer: Offer
+    spot: bool
+    hourly_price_micros: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.offer.key}/{'spot' if self.spot else 'ondemand'}"

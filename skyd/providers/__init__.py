@@ -1,0 +1,1 @@
+"""Providers: the hands of skyd on each cloud or machine pool."""

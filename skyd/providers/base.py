@@ -1,0 +1,51 @@
+"""The provider Protocol every cloud / machine-pool adapter implements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from skyd.model import Instance, InstanceState, LaunchRequest, Offer
+
+# Tags skyd puts on every resource it creates, so reconcile can find them.
+TAG_MANAGED = "skyd-managed"
+TAG_JOB = "skyd-job"
+TAG_ATTEMPT = "skyd-attempt"
+TAG_TOKEN = "skyd-token"
+TAG_CLUSTER = "skyd-cluster"
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Async adapter over one cloud or machine pool.
+
+    Adapters translate their SDK's errors into skyd.errors.ProviderError subclasses
+    (CapacityError, QuotaError, AuthError, PreemptedError, TransientError); the
+    failover loop lives in the core, not here.
+    """
+
+    name: str
+
+    def offers(self) -> Sequence[Offer]:
+        """What this provider can launch (may defer to the shipped catalog)."""
+        ...
+
+    async def launch(self, request: LaunchRequest) -> list[Instance]:
+        """Start instances. Idempotent: a retried request with the same client_token
+        returns the instances of the first call and never launches twice."""
+        ...
+
+    async def describe(
+        self, instance_ids: Sequence[str] | None = None, tags: Mapping[str, str] | None = None
+    ) -> dict[str, InstanceState]:
+        """States of the given instances, or of all instances carrying `tags`.
+        An instance that no longer exists is reported TERMINATED (or PREEMPTED)."""
+        ...
+
+    async def stop(self, instance_ids: Sequence[str]) -> None: ...
+
+    async def start(self, instance_ids: Sequence[str]) -> None: ...
+
+    async def terminate(self, instance_ids: Sequence[str]) -> None: ...
+
+    async def aclose(self) -> None: ...
