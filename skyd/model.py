@@ -173,6 +173,7 @@ class ExclusionReason(enum.StrEnum):
     OVER_BUDGET = "over_budget"
     NO_CREDIT = "no_credit"
     PROVIDER_DISABLED = "provider_disabled"
+    DEADLINE = "deadline"  # spot: expected preemption overhead does not fit before the deadline
 
 
 @dataclass(frozen=True, slots=True)
