@@ -8,7 +8,8 @@
     │   └── IllegalTransitionError  a job state change the lifecycle forbids
     ├── InfeasibleError             no enabled provider can ever satisfy a job
     ├── CatalogError                a catalog file is missing, corrupt or inconsistent
-    │   └── UnknownAcceleratorError an accelerator name no catalog knows
+    │   ├── UnknownAcceleratorError an accelerator name no catalog knows
+    │   └── TraceError              a spot-trace directory is missing, corrupt or inconsistent
     ├── StoreError                  the state store cannot be opened or migrated
     │   └── StateLockedError        another daemon owns the state dir or socket
     └── ProviderError               a cloud / machine pool refused or failed
@@ -66,6 +67,10 @@ class CatalogError(SkydError):
 
 class UnknownAcceleratorError(CatalogError):
     code = "unknown_accelerator"
+
+
+class TraceError(CatalogError):
+    code = "trace_error"
 
 
 class StoreError(SkydError):
