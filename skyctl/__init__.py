@@ -1,0 +1,1 @@
+"""skyctl: the command line client of the skyd daemon (stdlib only on its hot paths)."""

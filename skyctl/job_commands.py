@@ -1,0 +1,185 @@
+"""The job commands: submit, queue, show, logs, cancel, and version."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import TextIO
+
+from skyctl.client import ApiError, DaemonClient, DaemonUnavailableError, JsonObject
+from skyctl.messages import UsageError, api_error_text, error_line
+from skyctl.render import write_json
+
+MAX_PAGE = 1000
+
+
+def read_task_file(path: str) -> tuple[str, str]:
+    """The task file's text and the directory its relative paths are resolved from.
+
+    `-` reads the task from standard input, relative to the current directory.
+    """
+    if path == "-":
+        return sys.stdin.read(), os.getcwd()
+    try:
+        with open(path, encoding="utf-8") as task_file:
+            text = task_file.read()
+    except FileNotFoundError:
+        raise UsageError(f"task file {path!r} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"task file {path!r} is a directory; give a YAML file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"task file {path!r} is not UTF-8 text; give a YAML file") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read task file {path!r}: {exc.strerror}") from None
+    return text, os.path.dirname(os.path.abspath(path))
+
+
+def submit(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
+    """Submit task files (one job each) or one command; print each new job's id."""
+    if args.command_argv is not None:
+        job = client.submit_command(args.command_argv, os.getcwd(), args.name)
+        _report_submitted(job, args.json, out)
+        return 0
+    # Read every file first so that a typo in the last name submits nothing.
+    tasks = [(path, *read_task_file(path)) for path in args.files]
+    jobs: list[JsonObject] = []
+    failed = 0
+    for path, text, base_dir in tasks:
+        try:
+            job = client.submit_task(text, base_dir, args.name)
+        except ApiError as exc:
+            failed += 1
+            err.write(error_line(f"{path}: {api_error_text(exc)}"))
+            continue
+        jobs.append(job)
+        if not args.json:
+            _report_submitted(job, False, out)
+    if args.json and (jobs or len(tasks) > 1):
+        write_json(out, jobs[0] if len(tasks) == 1 else jobs)
+    return 1 if failed else 0
+
+
+def _report_submitted(job: JsonObject, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        write_json(out, job)
+    else:
+        out.write(f"{job.get('id')}\n")
+        out.flush()
+
+
+def parse_states(values: list[str] | None) -> list[str]:
+    """`--state running,pending --state FAILED` → ["RUNNING", "PENDING", "FAILED"]."""
+    states: list[str] = []
+    for value in values or []:
+        states.extend(part.strip().upper() for part in value.split(",") if part.strip())
+    return states
+
+
+def queue(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
+    """List jobs, newest first, as a table or JSON."""
+    states = parse_states(args.state)
+    # Asking for a state by name is asking for it even when it is terminal.
+    include_terminal = args.all or bool(states)
+    jobs: list[JsonObject] = []
+    cursor: str | None = None
+    while len(jobs) < args.limit:
+        page, cursor = client.list_jobs(
+            states=states,
+            user=args.user,
+            include_terminal=include_terminal,
+            limit=min(args.limit - len(jobs), MAX_PAGE),
+            cursor=cursor,
+        )
+        jobs.extend(page)
+        if cursor is None or not page:
+            break
+    if args.json:
+        write_json(out, jobs)
+    elif jobs:
+        from skyctl.job_view import queue_table
+
+        out.write(queue_table(jobs, time.time()) + "\n")
+    else:
+        out.write("No jobs." if include_terminal else "No active jobs (--all shows finished ones).")
+        out.write("\n")
+    if cursor is not None and not args.json:
+        err.write(f"(showing the newest {len(jobs)} jobs; use --limit N to see more)\n")
+    return 0
+
+
+def show(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
+    """One job: its facts, placement and the reason for it, and its event timeline."""
+    job = client.get_job(args.job)
+    if args.json:
+        write_json(out, job)
+    else:
+        from skyctl.job_view import job_page
+
+        out.write(job_page(job, time.time()) + "\n")
+    return 0
+
+
+def logs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
+    """Copy a job's log to stdout as it arrives; with --follow, until the job ends."""
+    chunks = client.job_logs(args.job, follow=args.follow)
+    out.flush()
+    # Logs are bytes from a user's program and need not be valid UTF-8: pass them through.
+    binary = getattr(out, "buffer", None)
+    for chunk in chunks:
+        if binary is not None:
+            binary.write(chunk)
+            binary.flush()
+        else:
+            out.write(chunk.decode("utf-8", "replace"))
+            out.flush()
+    return 0
+
+
+def cancel(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
+    """Cancel each job given; report each outcome, and fail if any could not be cancelled."""
+    jobs: list[JsonObject] = []
+    failed = 0
+    for job_id in args.jobs:
+        try:
+            job = client.cancel_job(job_id)
+        except ApiError as exc:
+            failed += 1
+            err.write(error_line(f"job {job_id}: {api_error_text(exc)}"))
+            continue
+        jobs.append(job)
+        if not args.json:
+            out.write(f"job {job.get('id', job_id)}: {job.get('state', '?')}\n")
+    if args.json:
+        write_json(out, jobs[0] if len(args.jobs) == 1 and jobs else jobs)
+    return 1 if failed else 0
+
+
+def version(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
+    """skyctl's version, and the daemon's when one answers (its absence is not an error here)."""
+    out.write(f"skyctl  {installed_version()}\n")
+    try:
+        health = client.health()
+    except DaemonUnavailableError as exc:
+        out.write(f"skyd    not reachable at {exc.socket_path} ({exc.reason})\n")
+        return 0
+    except ApiError as exc:
+        out.write(f"skyd    answered with an error at {client.socket_path}: {exc.message}\n")
+        return 0
+    providers = ", ".join(str(name) for name in health.get("providers") or []) or "none"
+    out.write(
+        f"skyd    {health.get('version', '?')} (pid {health.get('pid', '?')}, "
+        f"providers: {providers}) at {client.socket_path}\n"
+    )
+    return 0
+
+
+def installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as distribution_version
+
+    try:
+        return distribution_version("skyd")
+    except PackageNotFoundError:
+        return "unknown (not installed)"

@@ -1,0 +1,167 @@
+"""How jobs look to a human: the `queue` table and the `show` page."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from skyctl.render import (
+    EMPTY,
+    format_duration,
+    format_money,
+    format_scalar,
+    format_table,
+    format_timestamp,
+    key_values,
+)
+
+QUEUE_HEADERS = ("ID", "NAME", "USER", "STATE", "PLACEMENT", "AGE/DURATION")
+_EVENT_HEADERS = ("TIME", "KIND", "STATE", "REASON")
+_NAME_WIDTH = 32
+_PLACEMENT_WIDTH = 48
+
+
+def placement_summary(placement: Mapping[str, Any] | None) -> str:
+    """`aws/us-east-1/us-east-1a p3.2xlarge spot`: where, what, and which market."""
+    if not placement:
+        return EMPTY
+    where = "/".join(
+        str(placement[key]) for key in ("cloud", "region", "zone") if placement.get(key)
+    )
+    parts = [where or "?"]
+    if placement.get("instance_type"):
+        parts.append(str(placement["instance_type"]))
+    if placement.get("spot"):
+        parts.append("spot")
+    return " ".join(parts)
+
+
+def accelerators(placement: Mapping[str, Any]) -> str:
+    name = placement.get("accelerator_name")
+    if not name:
+        return ""
+    return f"{name}:{placement.get('accelerator_count') or 1}"
+
+
+def elapsed(job: Mapping[str, Any], now: float) -> str:
+    """Run time once a job has started (until it ended, or now); before that, its age."""
+    started = job.get("started_at")
+    ended = job.get("ended_at")
+    since = started if started is not None else job.get("created_at")
+    if since is None:
+        return EMPTY
+    return format_duration((ended if ended is not None else now) - since)
+
+
+def queue_table(jobs: Sequence[Mapping[str, Any]], now: float) -> str:
+    rows = [
+        [
+            str(job.get("id", "?")),
+            str(job.get("name") or EMPTY),
+            str(job.get("owner") or job.get("owner_uid") or EMPTY),
+            str(job.get("state") or "?"),
+            placement_summary(job.get("placement")),
+            elapsed(job, now),
+        ]
+        for job in jobs
+    ]
+    return format_table(QUEUE_HEADERS, rows, max_widths={1: _NAME_WIDTH, 4: _PLACEMENT_WIDTH})
+
+
+def job_page(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None = None) -> str:
+    """Everything `skyctl show` says about one job: itself, its placement and why, its events."""
+    sections = [
+        f"Job {job.get('id', '?')}: {job.get('name') or EMPTY}",
+        key_values(_job_facts(job, now, tz), indent="  "),
+    ]
+    placement = job.get("placement")
+    sections.append("")
+    if placement:
+        sections += ["Placement", key_values(_placement_facts(placement), indent="  ")]
+    else:
+        sections.append("Placement: not placed yet")
+    events = job.get("events") or []
+    sections.append("")
+    if events:
+        rows = [
+            [
+                format_timestamp(event.get("at"), tz),
+                str(event.get("kind") or EMPTY),
+                str(event.get("state") or EMPTY),
+                str(event.get("reason") or ""),
+            ]
+            for event in events
+        ]
+        table = format_table(_EVENT_HEADERS, rows)
+        sections += ["Events", _indent(table, "  ")]
+    else:
+        sections.append("Events: none")
+    return "\n".join(sections)
+
+
+def _job_facts(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None) -> list[tuple[str, str]]:
+    owner = str(job.get("owner") or EMPTY)
+    if job.get("owner_uid") is not None:
+        owner += f" (uid {job['owner_uid']})"
+    created = job.get("created_at")
+    submitted = format_timestamp(created, tz)
+    if created is not None:
+        submitted += f" ({format_duration(now - created)} ago)"
+    facts = [
+        ("state", str(job.get("state") or "?")),
+        ("reason", str(job.get("reason") or EMPTY)),
+        ("owner", owner),
+        ("project", str(job.get("project") or EMPTY)),
+        ("priority", format_scalar(job.get("priority"))),
+        ("submitted", submitted),
+        ("started", format_timestamp(job.get("started_at"), tz)),
+        ("ended", format_timestamp(job.get("ended_at"), tz)),
+    ]
+    if job.get("started_at") is not None:
+        facts.append(("run time", elapsed(job, now)))
+    facts.append(("exit code", format_scalar(job.get("exit_code"))))
+    deadline = job.get("deadline")
+    if deadline is not None:
+        remaining = deadline - now
+        when = (
+            f"in {format_duration(remaining)}"
+            if remaining >= 0
+            else f"{format_duration(-remaining)} ago"
+        )
+        facts.append(("deadline", f"{format_timestamp(deadline, tz)} ({when})"))
+    facts += [
+        ("cost", format_money(job.get("cost"))),
+        ("preemptions", format_scalar(job.get("preemptions", 0))),
+        ("restarts", format_scalar(job.get("restarts", 0))),
+    ]
+    return facts
+
+
+def _placement_facts(placement: Mapping[str, Any]) -> list[tuple[str, str]]:
+    where = "/".join(
+        str(placement[key]) for key in ("cloud", "region", "zone") if placement.get(key)
+    )
+    what = " ".join(
+        part
+        for part in (
+            str(placement.get("instance_type") or ""),
+            accelerators(placement),
+            "spot" if placement.get("spot") else "on-demand",
+        )
+        if part
+    )
+    price = f"{format_money(placement.get('hourly_price'))}/h"
+    if placement.get("expected_cost") is not None:
+        price += f", about {format_money(placement['expected_cost'])} in total"
+    why = str(placement.get("why") or EMPTY)
+    return [
+        ("where", where or EMPTY),
+        ("what", what),
+        ("price", price),
+        ("why", why.replace("\n", "\n" + " " * 9)),
+    ]
+
+
+def _indent(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.split("\n"))
