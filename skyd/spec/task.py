@@ -1,0 +1,150 @@
+"""The validated, immutable task record (`TaskSpec`) and its derived views for the core."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+
+from pydantic import BaseModel, Field, ValidationError
+
+from skyd.errors import SpecError
+from skyd.model import OfferFilter
+from skyd.spec.resources import STORED_MODEL, ResourcesSpec, keep_name
+
+# Key of `TaskSpec.estimated_runtime` that applies to any accelerator (and to none).
+ANY_ACCELERATOR = "*"
+
+
+class RecoveryStrategy(enum.StrEnum):
+    """How a managed job is recovered after a preemption or failure."""
+
+    FAILOVER = "FAILOVER"  # retry in the same region first, then move on
+    EAGER_NEXT_REGION = "EAGER_NEXT_REGION"  # move to another region right away (SkyPilot default)
+    DEADLINE = "DEADLINE"  # skyd: choose spot/on-demand and place so the deadline is met
+
+
+class Objective(enum.StrEnum):
+    COST = "cost"
+    TIME = "time"
+
+
+class JobRecoverySpec(BaseModel):
+    """`job_recovery`; strategy None means the default (see `TaskSpec.recovery_strategy`)."""
+
+    model_config = STORED_MODEL
+
+    strategy: RecoveryStrategy | None = None
+    max_restarts_on_errors: int = Field(default=0, ge=0)
+
+
+class DeadlineSpec(BaseModel):
+    """`deadline`: either relative to submission (`36h`) or an absolute time.
+
+    Exactly one of `within_seconds` and `at_epoch` is set; `text` is what the file said.
+    """
+
+    model_config = STORED_MODEL
+
+    text: str
+    within_seconds: float | None = None
+    at_epoch: float | None = None
+
+
+class TaskSpec(BaseModel):
+    """A batch job as the user described it, every notation resolved and checked.
+
+    Paths (`workdir`, `file_mounts` values) are absolute when the task was parsed with a
+    `base_dir`, and as written otherwise. `estimated_runtime` maps accelerator names (as
+    written) to seconds, with `"*"` for a single estimate that applies to any.
+    """
+
+    model_config = STORED_MODEL
+
+    name: str | None = None
+    workdir: str | None = None
+    num_nodes: int = Field(default=1, ge=1)
+    envs: Mapping[str, str] = Field(default_factory=dict)
+    setup: str | None = None
+    run: str
+    file_mounts: Mapping[str, str] = Field(default_factory=dict)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    job_recovery: JobRecoverySpec = Field(default_factory=JobRecoverySpec)
+    deadline: DeadlineSpec | None = None
+    estimated_runtime: Mapping[str, float] = Field(default_factory=dict)
+    project: str | None = None
+    priority: int = Field(default=0, ge=-100, le=100)
+    objective: Objective = Objective.COST
+    migrate: bool = False
+
+    # -- storage -----------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> TaskSpec:
+        """Inverse of `to_json`; a stored record that no longer validates is a SpecError."""
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or None
+            raise SpecError(
+                f"stored task spec is invalid at {where or 'top level'}: {first['msg']}",
+                field=where,
+            ) from None
+
+    # -- views for the optimizer, scheduler and policy ---------------------------
+
+    @property
+    def is_ordered(self) -> bool:
+        """True when `resources.ordered` was used: alternatives are tried in file order."""
+        return bool(self.resources.ordered)
+
+    @property
+    def alternatives(self) -> tuple[ResourcesSpec, ...]:
+        """The resource sets the job may run on (merged candidates, or `resources` itself)."""
+        return self.resources.alternatives
+
+    def offer_filters(
+        self, normalize_accelerator: Callable[[str], str] = keep_name
+    ) -> list[OfferFilter]:
+        """One catalog query per alternative, in file order.
+
+        `normalize_accelerator` maps a name as written to the catalog's name; whatever
+        it raises (e.g. UnknownAcceleratorError) propagates.
+        """
+        return [alt.offer_filter(normalize_accelerator) for alt in self.alternatives]
+
+    @property
+    def requests_accelerators(self) -> bool:
+        return any(alt.accelerators for alt in self.alternatives)
+
+    @property
+    def recovery_strategy(self) -> RecoveryStrategy:
+        """The strategy in force: the one written, else DEADLINE for a task with a
+        deadline, else SkyPilot's default EAGER_NEXT_REGION."""
+        if self.job_recovery.strategy is not None:
+            return self.job_recovery.strategy
+        if self.deadline is not None:
+            return RecoveryStrategy.DEADLINE
+        return RecoveryStrategy.EAGER_NEXT_REGION
+
+    def deadline_at(self, submitted_at: float) -> float | None:
+        """The deadline as seconds since the epoch, for a job submitted at `submitted_at`."""
+        if self.deadline is None:
+            return None
+        if self.deadline.at_epoch is not None:
+            return self.deadline.at_epoch
+        return submitted_at + (self.deadline.within_seconds or 0.0)
+
+    def estimated_hours(self, accelerator: str | None = None) -> float | None:
+        """The user's runtime estimate on `accelerator` (matched case-insensitively),
+        falling back to the single estimate; None when the file gives none that applies."""
+        if accelerator is not None:
+            wanted = accelerator.casefold()
+            for name, seconds in self.estimated_runtime.items():
+                if name.casefold() == wanted:
+                    return seconds / 3600.0
+        fallback = self.estimated_runtime.get(ANY_ACCELERATOR)
+        return None if fallback is None else fallback / 3600.0
