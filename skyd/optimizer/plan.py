@@ -1,0 +1,270 @@
+"""Records of the global assignment: jobs, quotas, credit pools and budgets in; a plan out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from skyd.model import Candidate, Offer, Placement
+from skyd.optimizer.single import PlacementDecision
+
+QuotaResource = Literal["gpus", "vcpus", "instances"]
+BlockerKind = Literal["no_candidate", "quota", "credit", "budget", "time_limit"]
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentOption:
+    """One place a job could run, with what it is expected to cost there (all nodes)."""
+
+    candidate: Candidate
+    expected_cost_micros: int
+    expected_hours: float
+
+    @property
+    def key(self) -> str:
+        return self.candidate.key
+
+    @property
+    def offer(self) -> Offer:
+        return self.candidate.offer
+
+
+def options_from_decision(decision: PlacementDecision) -> tuple[AssignmentOption, ...]:
+    """The feasible candidates of a single-job decision, as assignment options.
+
+    For an `ordered` request only the winning alternative's candidates are kept (the plan must
+    not skip the user's first choice); for `any_of` every feasible candidate is.
+    """
+    views = decision.feasible
+    if decision.alternative is not None and decision.ordered:
+        views = [v for v in views if v.alternative == decision.alternative]
+    return tuple(
+        AssignmentOption(v.candidate, v.expected_cost_micros, v.expected_hours) for v in views
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentJob:
+    """A pending job, or a running job that may migrate (`running_on` = its Candidate.key).
+
+    For a running job the options' costs cover its *remaining* runtime, and
+    `migration_cost_micros` is what a move costs (checkpoint, relaunch, setup, lost progress).
+    Higher `priority` is placed first when capacity binds.
+    """
+
+    job_id: int
+    options: tuple[AssignmentOption, ...]
+    project: str = ""
+    priority: int = 0
+    num_nodes: int = 1
+    running_on: str | None = None
+    migration_cost_micros: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_nodes < 1:
+            raise ValueError(f"job {self.job_id}: num_nodes {self.num_nodes!r} must be >= 1")
+        if self.migration_cost_micros < 0:
+            raise ValueError(
+                f"job {self.job_id}: migration_cost_micros {self.migration_cost_micros!r}"
+                " must be >= 0"
+            )
+        for option in self.options:
+            if option.expected_cost_micros < 0:
+                raise ValueError(
+                    f"job {self.job_id}: option {option.key} has a negative expected cost"
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """Headroom of one cloud quota for the jobs in this plan (limit minus usage outside it).
+
+    Applies to every option in `cloud` (and `region`, market `spot`, accelerator if given).
+    """
+
+    name: str
+    cloud: str
+    resource: QuotaResource
+    limit: int
+    region: str | None = None
+    spot: bool | None = None
+    accelerator_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.resource not in ("gpus", "vcpus", "instances"):
+            raise ValueError(
+                f"quota {self.name!r}: resource {self.resource!r} is unknown;"
+                " use 'gpus', 'vcpus' or 'instances'"
+            )
+
+    def applies_to(self, candidate: Candidate) -> bool:
+        offer = candidate.offer
+        return (
+            offer.cloud == self.cloud
+            and (self.region is None or offer.region == self.region)
+            and (self.spot is None or candidate.spot == self.spot)
+            and (self.accelerator_name is None or offer.accelerator_name == self.accelerator_name)
+        )
+
+    def need(self, offer: Offer, num_nodes: int) -> int:
+        if self.resource == "gpus":
+            return offer.accelerator_count * num_nodes
+        if self.resource == "vcpus":
+            return math.ceil(offer.vcpus * num_nodes)
+        return num_nodes
+
+
+@dataclass(frozen=True, slots=True)
+class CreditPool:
+    """Credits on one cloud (optionally one region); `expires_in_hours` None = never."""
+
+    pool_id: str
+    cloud: str
+    balance_micros: int
+    expires_in_hours: float | None = None
+    region: str | None = None
+
+    def covers(self, option: AssignmentOption) -> bool:
+        offer = option.offer
+        # A job is charged to one payer; a pool that lapses before the job ends cannot pay it.
+        return (
+            offer.cloud == self.cloud
+            and (self.region is None or offer.region == self.region)
+            and (self.expires_in_hours is None or self.expires_in_hours >= option.expected_hours)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectBudget:
+    """What a project may still spend (expected cost of its placed jobs, whoever pays)."""
+
+    project: str
+    remaining_micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentSettings:
+    """How money and priorities are valued, and how far the model is pruned.
+
+    A credit dollar is worth `credit_value_soonest` of a cash dollar for the soonest-expiring
+    pool, rising linearly (by expiry rank) to `credit_value_latest` for the latest one, so
+    expiring credit is spent first and credit before cash.
+    """
+
+    credit_value_soonest: float = 0.5
+    credit_value_latest: float = 0.9
+    allow_cash: bool = True
+    migration_hysteresis: float = 0.05  # a move must also save this share of the current cost
+    options_per_group: int = 1  # kept per (cloud, region, market, accelerator) group
+    max_options_per_job: int = 32
+    priority_doubling: float = 10.0  # +10 priority doubles the cost of leaving a job unplaced
+    aggregate_identical_jobs: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("credit_value_soonest", "credit_value_latest"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"AssignmentSettings.{name}: {value!r} must be within 0..1")
+        if self.credit_value_soonest > self.credit_value_latest:
+            raise ValueError(
+                "AssignmentSettings: credit_value_soonest must not exceed credit_value_latest"
+                " (sooner-expiring credit is worth less)"
+            )
+        if self.options_per_group < 1 or self.max_options_per_job < 1:
+            raise ValueError("AssignmentSettings: options_per_group/max_options_per_job >= 1")
+        if self.migration_hysteresis < 0:
+            raise ValueError("AssignmentSettings.migration_hysteresis must be >= 0")
+        if self.priority_doubling <= 0:
+            raise ValueError("AssignmentSettings.priority_doubling must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentProblem:
+    jobs: Sequence[AssignmentJob]
+    quotas: Sequence[Quota] = ()
+    pools: Sequence[CreditPool] = ()
+    budgets: Sequence[ProjectBudget] = ()
+    settings: AssignmentSettings = field(default_factory=AssignmentSettings)
+
+    def __post_init__(self) -> None:
+        seen: set[int] = set()
+        for job in self.jobs:
+            if job.job_id in seen:
+                raise ValueError(f"AssignmentProblem.jobs: job id {job.job_id} appears twice")
+            seen.add(job.job_id)
+        pool_ids = [pool.pool_id for pool in self.pools]
+        if len(set(pool_ids)) != len(pool_ids):
+            raise ValueError("AssignmentProblem.pools: pool ids must be unique")
+        projects = [budget.project for budget in self.budgets]
+        if len(set(projects)) != len(projects):
+            raise ValueError("AssignmentProblem.budgets: one budget per project")
+
+
+@dataclass(frozen=True, slots=True)
+class JobAssignment:
+    job_id: int
+    option: AssignmentOption
+    pool_id: str | None  # None: paid in cash
+    migrate: bool = False
+    charged_micros: int = 0  # expected cost plus the migration cost when moving
+
+    @property
+    def placement(self) -> Placement:
+        payer = f"pool {self.pool_id}" if self.pool_id else "cash"
+        return Placement(
+            offer=self.option.offer,
+            spot=self.option.candidate.spot,
+            hourly_price_micros=self.option.candidate.hourly_price_micros,
+            expected_cost_micros=self.option.expected_cost_micros,
+            expected_hours=self.option.expected_hours,
+            reason=f"global plan, paid by {payer}" + (", migrating" if self.migrate else ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Blocker:
+    """One constraint that kept a job out of the plan, and on how many of its candidates."""
+
+    kind: BlockerKind
+    name: str  # quota name, pool id(s), project, or ""
+    candidates: int
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnplacedJob:
+    job_id: int
+    reason: str
+    blockers: tuple[Blocker, ...]
+
+
+PlanStatus = Literal["OPTIMAL", "FEASIBLE", "GREEDY", "GREEDY_FALLBACK"]
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentPlan:
+    """The outcome: where each job goes and who pays, what was left out and why, how good it is.
+
+    `objective` and `best_bound` are in effective micro-dollars (credit valued below cash)
+    plus the priority-weighted penalties of unplaced jobs; `gap` = (objective - bound) /
+    objective. Greedy plans have no bound (`best_bound` None, `gap` None).
+    """
+
+    status: PlanStatus
+    assignments: dict[int, JobAssignment]
+    unplaced: dict[int, UnplacedJob]
+    objective: float
+    best_bound: float | None
+    gap: float | None
+    expected_cost_micros: int  # everything placed, at list value (incl. migration costs)
+    cash_micros: int
+    credit_micros: dict[str, int]  # per pool
+    effective_cost_micros: int  # cash + credit at its configured value
+    solve_seconds: float = 0.0
+    model_size: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def placed(self) -> int:
+        return len(self.assignments)

@@ -1,0 +1,313 @@
+"""Placement of one job: expected cost and time of every candidate offering, and the choice."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from skyd.model import Candidate, ExclusionReason, Offer, OfferFilter, Placement
+from skyd.optimizer.describe import describe_filter, dollars
+from skyd.optimizer.spot_risk import DEFAULT_PREEMPTIONS_PER_HOUR
+
+# When a spec gives no estimated runtime we price one hour: it ranks offerings by $/h, which is
+# what SkyPilot's optimizer does, and keeps expected costs readable.
+DEFAULT_EXPECTED_HOURS = 1.0
+
+# Per preemption: reload the last checkpoint, launch a new instance and run setup again.
+DEFAULT_RESTART_COST_HOURS = 0.25
+
+Objective = Literal["cost", "time"]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSignals:
+    """Live overrides of catalog prices and the spot preemption risk per market.
+
+    `preemptions_per_hour` is looked up by offer key, then zone scope ("cloud/region/zone"),
+    region scope ("cloud/region") and cloud; `default_preemptions_per_hour` applies otherwise
+    (by default the riskiest AWS spot-advisor bucket, see skyd.optimizer.spot_risk).
+    """
+
+    spot_price_micros: Mapping[str, int] = field(default_factory=dict)
+    preemptions_per_hour: Mapping[str, float] = field(default_factory=dict)
+    default_preemptions_per_hour: float = DEFAULT_PREEMPTIONS_PER_HOUR
+
+    def preemption_rate(self, offer: Offer) -> float:
+        rates = self.preemptions_per_hour
+        if rates:
+            for scope in (
+                offer.key,
+                f"{offer.cloud}/{offer.region}/{offer.zone}",
+                f"{offer.cloud}/{offer.region}",
+                offer.cloud,
+            ):
+                rate = rates.get(scope)
+                if rate is not None:
+                    return rate
+        return self.default_preemptions_per_hour
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRequest:
+    """One job as the optimizer sees it: its candidates per alternative, and its estimates.
+
+    `alternatives` holds, per `any_of`/`ordered` alternative of the spec, the catalog's
+    `explain()` answer. `filters` (optional, same order) only serves to word "why not placed".
+    `deadline_hours` is the time left until the deadline.
+    """
+
+    alternatives: Sequence[Sequence[tuple[Candidate, ExclusionReason | None]]]
+    ordered: bool = False
+    objective: Objective = "cost"
+    estimated_hours: float | None = None
+    per_accelerator_hours: Mapping[str, float] = field(default_factory=dict)
+    restart_cost_hours: float = DEFAULT_RESTART_COST_HOURS
+    deadline_hours: float | None = None
+    num_nodes: int = 1
+    max_hourly_price_micros: int | None = None
+    filters: Sequence[OfferFilter] = ()
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("cost", "time"):
+            raise ValueError(
+                f"PlacementRequest.objective: {self.objective!r} is not known; use 'cost' or 'time'"
+            )
+        if self.num_nodes < 1:
+            raise ValueError(
+                f"PlacementRequest.num_nodes: {self.num_nodes!r} is too small; use an integer >= 1"
+            )
+        if self.estimated_hours is not None and not self.estimated_hours > 0:
+            raise ValueError(
+                f"PlacementRequest.estimated_hours: {self.estimated_hours!r} must be > 0"
+                " (or None for the default of 1 h)"
+            )
+        for name, hours in self.per_accelerator_hours.items():
+            if not hours > 0:
+                raise ValueError(
+                    f"PlacementRequest.per_accelerator_hours[{name!r}]: {hours!r} must be > 0"
+                )
+        if not self.restart_cost_hours >= 0:
+            raise ValueError(
+                f"PlacementRequest.restart_cost_hours: {self.restart_cost_hours!r} must be >= 0"
+            )
+        if self.filters and len(self.filters) != len(self.alternatives):
+            raise ValueError(
+                f"PlacementRequest.filters: {len(self.filters)} filters for "
+                f"{len(self.alternatives)} alternatives; give one per alternative or none"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateView:
+    """One candidate as `skyd optimize` shows it: prices, expectations and the verdict."""
+
+    candidate: Candidate
+    alternative: int
+    hourly_price_micros: int
+    expected_hours: float  # includes the expected preemption overhead on spot
+    expected_cost_micros: int  # hourly price x expected hours x nodes
+    preemptions_per_hour: float  # 0 on-demand
+    excluded: ExclusionReason | None
+    note: str = ""  # why excluded, or a warning (deadline at risk)
+    meets_deadline: bool = True
+    chosen: bool = False
+
+    @property
+    def offer(self) -> Offer:
+        return self.candidate.offer
+
+    @property
+    def spot(self) -> bool:
+        return self.candidate.spot
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementDecision:
+    chosen: Placement | None
+    candidates: list[CandidateView]
+    reason: str  # why this one, or which constraint left nothing
+    alternative: int | None = None  # index of the winning alternative
+    ordered: bool = False  # the request's alternatives are in preference order
+
+    @property
+    def chosen_view(self) -> CandidateView | None:
+        return next((view for view in self.candidates if view.chosen), None)
+
+    @property
+    def feasible(self) -> list[CandidateView]:
+        return [view for view in self.candidates if view.excluded is None]
+
+
+class _HoursByAccelerator:
+    """Runtime estimate per accelerator name: exact key, then case-insensitive, then default."""
+
+    def __init__(self, request: PlacementRequest) -> None:
+        self._exact = dict(request.per_accelerator_hours)
+        self._folded = {name.casefold(): hours for name, hours in self._exact.items()}
+        self._default = (
+            request.estimated_hours
+            if request.estimated_hours is not None
+            else DEFAULT_EXPECTED_HOURS
+        )
+        self._memo: dict[str, float] = {}
+
+    def __call__(self, accelerator: str) -> float:
+        hours = self._memo.get(accelerator)
+        if hours is None:
+            hours = self._exact.get(accelerator)
+            if hours is None:
+                hours = self._folded.get(accelerator.casefold(), self._default)
+            self._memo[accelerator] = hours
+        return hours
+
+
+def _tiebreak(view: CandidateView) -> tuple[str, str, str, str, bool, int]:
+    offer = view.candidate.offer
+    return (offer.cloud, offer.region, offer.zone, offer.instance_type, view.spot, view.alternative)
+
+
+RankKey = tuple[float, float, tuple[str, str, str, str, bool, int]]
+
+
+def _rank_key(objective: Objective) -> Callable[[CandidateView], RankKey]:
+    if objective == "time":
+        return lambda v: (v.expected_hours, v.expected_cost_micros, _tiebreak(v))
+    return lambda v: (v.expected_cost_micros, v.expected_hours, _tiebreak(v))
+
+
+def evaluate(request: PlacementRequest, signals: MarketSignals) -> list[CandidateView]:
+    """Every candidate of every alternative with its live price, expectations and verdict."""
+    hours_for = _HoursByAccelerator(request)
+    nodes = request.num_nodes
+    deadline = request.deadline_hours
+    max_price = request.max_hourly_price_micros
+    live_spot = signals.spot_price_micros
+    views: list[CandidateView] = []
+    for index, alternative in enumerate(request.alternatives):
+        for candidate, reason in alternative:
+            offer = candidate.offer
+            price = candidate.hourly_price_micros
+            if candidate.spot:
+                price = live_spot.get(offer.key, price)
+            base_hours = hours_for(offer.accelerator_name)
+            rate = signals.preemption_rate(offer) if candidate.spot else 0.0
+            hours = base_hours + rate * base_hours * request.restart_cost_hours
+            note = ""
+            meets_deadline = deadline is None or hours <= deadline
+            if not math.isfinite(hours):
+                reason = reason or ExclusionReason.NO_SPOT_MARKET
+                note = "spot capacity is never available in this market"
+                cost = 0
+            else:
+                cost = round(price * hours * nodes)
+            if reason is None and max_price is not None and price > max_price:
+                reason = ExclusionReason.OVER_MAX_PRICE
+                note = f"live price {dollars(price)}/h is over the maximum {dollars(max_price)}/h"
+            if reason is None and not meets_deadline:
+                if candidate.spot:
+                    reason = ExclusionReason.DEADLINE
+                    note = (
+                        f"expected {hours:.2f} h with preemptions exceeds the "
+                        f"{deadline:.2f} h left before the deadline"
+                    )
+                else:
+                    note = f"deadline at risk: expected {hours:.2f} h, {deadline:.2f} h left"
+            views.append(
+                CandidateView(
+                    candidate=candidate,
+                    alternative=index,
+                    hourly_price_micros=price,
+                    expected_hours=hours,
+                    expected_cost_micros=cost,
+                    preemptions_per_hour=rate,
+                    excluded=reason,
+                    note=note,
+                    meets_deadline=meets_deadline,
+                )
+            )
+    return views
+
+
+def place(request: PlacementRequest, signals: MarketSignals | None = None) -> PlacementDecision:
+    """Choose where one job runs: by expected cost (or time), honouring ordered/any_of.
+
+    `ordered`: the first alternative with a feasible candidate wins; otherwise the best across
+    all alternatives. Candidates that meet the deadline always beat ones that do not; when none
+    does, the fastest on-demand candidate is chosen and the reason says the deadline is at risk.
+    """
+    views = evaluate(request, signals or MarketSignals())
+    feasible = [i for i, view in enumerate(views) if view.excluded is None]
+    if not feasible:
+        return PlacementDecision(None, views, _why_nothing(request, views), None, request.ordered)
+    pool = feasible
+    if request.ordered:
+        first = min(views[i].alternative for i in feasible)
+        pool = [i for i in feasible if views[i].alternative == first]
+    on_time = [i for i in pool if views[i].meets_deadline]
+    objective: Objective = request.objective if on_time else "time"
+    key = _rank_key(objective)
+    best = min(on_time or pool, key=lambda i: key(views[i]))
+    winner = views[best]
+    reason = _why_chosen(request, winner, len(pool), objective, bool(on_time))
+    views[best] = replace(winner, chosen=True)
+    placement = Placement(
+        offer=winner.candidate.offer,
+        spot=winner.spot,
+        hourly_price_micros=winner.hourly_price_micros,
+        expected_cost_micros=winner.expected_cost_micros,
+        expected_hours=winner.expected_hours,
+        reason=reason,
+    )
+    return PlacementDecision(placement, views, reason, winner.alternative, request.ordered)
+
+
+def _why_chosen(
+    request: PlacementRequest,
+    winner: CandidateView,
+    pool_size: int,
+    objective: Objective,
+    on_time: bool,
+) -> str:
+    market = "spot" if winner.spot else "on-demand"
+    basis = "lowest expected cost" if objective == "cost" else "shortest expected time"
+    text = (
+        f"{basis} among {pool_size} feasible candidate(s): {market} "
+        f"{dollars(winner.hourly_price_micros)}/h, {winner.expected_hours:.2f} h expected, "
+        f"{dollars(winner.expected_cost_micros)} expected"
+    )
+    if len(request.alternatives) > 1:
+        mode = "ordered" if request.ordered else "any_of"
+        text += f" (alternative {winner.alternative + 1} of {len(request.alternatives)}, {mode})"
+    if not on_time:
+        text += "; no candidate is expected to meet the deadline, so the fastest was chosen"
+    return text
+
+
+def _what(request: PlacementRequest, alternative: int) -> str:
+    if request.filters:
+        return describe_filter(request.filters[alternative])
+    return f"alternative {alternative + 1}"
+
+
+def _why_nothing(request: PlacementRequest, views: list[CandidateView]) -> str:
+    if not request.alternatives:
+        return "no alternative was given to place"
+    clauses: list[str] = []
+    for index in range(len(request.alternatives)):
+        reasons = Counter(v.excluded for v in views if v.alternative == index)
+        if not reasons:
+            clauses.append(f"no offering with {_what(request, index)}")
+            continue
+        detail = ", ".join(
+            f"{count} {reason}" for reason, count in sorted(reasons.items(), key=_by_count)
+        )
+        clauses.append(f"no feasible offering with {_what(request, index)} ({detail})")
+    return "; ".join(clauses)
+
+
+def _by_count(item: tuple[ExclusionReason | None, int]) -> tuple[int, str]:
+    reason, count = item
+    return (-count, str(reason))
