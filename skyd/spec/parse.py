@@ -128,7 +128,12 @@ def parse_task(text: str, *, source: str = "task.yaml", base_dir: Path | None = 
 
 
 def command_task(argv: Sequence[str], *, base_dir: Path, name: str | None = None) -> TaskSpec:
-    """A one-command task (`skyctl submit -- CMD ...`), run in `base_dir` (the caller's cwd)."""
+    """A one-command task (`skyctl submit -- CMD ...`).
+
+    Like SkyPilot's `sky launch -- CMD`, it has no workdir: copying the caller's cwd
+    (which may hold a virtualenv or datasets) would be a surprise. `base_dir` is kept
+    in the signature for the API's sake and checked to be absolute.
+    """
     if not argv or not any(arg.strip() for arg in argv):
         raise SpecError(
             "run: required; give a command after -- (e.g. skyctl submit -- echo hello)",
@@ -136,11 +141,9 @@ def command_task(argv: Sequence[str], *, base_dir: Path, name: str | None = None
         )
     if name is not None:
         name = _checked_name(name, lambda detail: SpecError(f"name: {detail}", field="name"))
-    return TaskSpec(
-        name=name or Path(argv[0]).name or None,
-        workdir=str(base_dir.expanduser().absolute()),
-        run=shlex.join(argv),
-    )
+    if not base_dir.is_absolute():
+        raise SpecError(f"base_dir: {str(base_dir)!r} must be an absolute path", field="base_dir")
+    return TaskSpec(name=name or Path(argv[0]).name or None, run=shlex.join(argv))
 
 
 def _first_validation_error(exc: ValidationError) -> str:

@@ -54,6 +54,11 @@ class ResourcesSpec(BaseModel):
     ordered: tuple[ResourcesSpec, ...] = ()
 
     @property
+    def disk_size(self) -> int | None:
+        """`disk_size_gib` under the task file's own name."""
+        return self.disk_size_gib
+
+    @property
     def alternatives(self) -> tuple[ResourcesSpec, ...]:
         """The resource sets a placement may use: the candidates, or this block itself."""
         return self.ordered or self.any_of or (self,)
