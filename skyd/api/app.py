@@ -1,0 +1,321 @@
+"""The aiohttp application: routes, JSON errors, streaming logs and events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import pwd
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+import skyd
+from skyd.api.identity import caller_of
+from skyd.api.openapi import openapi_document
+from skyd.api.schemas import SubmitRequest, job_view
+from skyd.errors import (
+    ConflictError,
+    InfeasibleError,
+    NotFoundError,
+    PermissionDeniedError,
+    SkydError,
+    SpecError,
+)
+from skyd.model import TERMINAL_STATES, JobState
+from skyd.scheduler.service import Caller, JobScheduler
+from skyd.spec import command_task, parse_task
+from skyd.store import jobs as job_store
+
+log = logging.getLogger("skyd.api")
+
+STATUS_OF: list[tuple[type[SkydError], int]] = [
+    (SpecError, 400),
+    (NotFoundError, 404),
+    (PermissionDeniedError, 403),
+    (ConflictError, 409),
+    (InfeasibleError, 422),
+]
+
+HEARTBEAT_SECONDS = 15.0
+LOG_POLL_SECONDS = 0.2
+MAX_PAGE = 1000
+
+SCHEDULER: web.AppKey[JobScheduler] = web.AppKey("scheduler", JobScheduler)
+ADMIN_GROUP: web.AppKey[str] = web.AppKey("admin_group", str)
+
+
+class BadRequest(SkydError):
+    code = "bad_request"
+
+
+def error_response(exc: SkydError) -> web.Response:
+    status = 400 if isinstance(exc, BadRequest) else 500
+    for cls, code in STATUS_OF:
+        if isinstance(exc, cls):
+            status = code
+            break
+    body: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    field = getattr(exc, "field", None)
+    if field:
+        body["field"] = field
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def errors_as_json(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except SkydError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return web.json_response(
+                {"code": "not_found" if exc.status == 404 else "http_error", "message": exc.reason},
+                status=exc.status,
+            )
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return web.json_response(
+            {"code": "internal", "message": "internal error; see the daemon's log"}, status=500
+        )
+
+
+def _caller(request: web.Request) -> Caller:
+    return caller_of(request, request.app[ADMIN_GROUP])
+
+
+def _job_id(request: web.Request) -> int:
+    raw = request.match_info["job_id"]
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"job id must be a number, got {raw!r}") from None
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+async def submit(request: web.Request) -> web.Response:
+    caller = _caller(request)
+    scheduler = request.app[SCHEDULER]
+    try:
+        body = SubmitRequest.model_validate(await _json_body(request))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadRequest(f"{where}: {first['msg']}") from None
+    base_dir = Path(body.base_dir)
+    if not base_dir.is_absolute():
+        raise BadRequest(f"base_dir must be an absolute path, got {body.base_dir!r}")
+    if (body.task_yaml is None) == (body.command is None):
+        raise BadRequest("give exactly one of task_yaml and command")
+    if body.task_yaml is not None:
+        spec = parse_task(body.task_yaml, source=body.source or "task.yaml", base_dir=base_dir)
+        if body.name:
+            spec = spec.model_copy(update={"name": body.name})
+    else:
+        assert body.command is not None
+        if not body.command:
+            raise BadRequest("command: give the command to run after `--`")
+        spec = command_task(body.command, base_dir=base_dir, name=body.name)
+    job = scheduler.submit(spec, caller=caller, base_dir=str(base_dir))
+    return web.json_response(job_view(job), status=201)
+
+
+def _resolve_user(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except KeyError:
+        raise BadRequest(f"user: no such user {text!r}") from None
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    scheduler = request.app[SCHEDULER]
+    query = request.query
+    states: list[JobState] | None = None
+    if "state" in query:
+        states = []
+        for raw in query["state"].split(","):
+            try:
+                states.append(JobState(raw.strip().upper()))
+            except ValueError:
+                allowed = ", ".join(s.value for s in JobState)
+                raise BadRequest(f"state: unknown state {raw!r}; allowed: {allowed}") from None
+    elif query.get("all") not in ("1", "true", "yes"):
+        states = [s for s in JobState if s not in TERMINAL_STATES]
+    try:
+        limit = min(int(query.get("limit", "100")), MAX_PAGE)
+        cursor = int(query["cursor"]) if query.get("cursor") else None
+    except ValueError:
+        raise BadRequest("limit and cursor must be whole numbers") from None
+    if limit < 1:
+        raise BadRequest("limit must be at least 1")
+    owner = _resolve_user(query["user"]) if query.get("user") else None
+    jobs = job_store.list_jobs(
+        scheduler.store, states=states, owner_uid=owner, before_id=cursor, limit=limit
+    )
+    next_cursor = jobs[-1].id if len(jobs) == limit else None
+    return web.json_response(
+        {"jobs": [job_view(j) for j in jobs], "next_cursor": next_cursor},
+    )
+
+
+async def show_job(request: web.Request) -> web.Response:
+    scheduler = request.app[SCHEDULER]
+    job_id = _job_id(request)
+    job = job_store.get_job(scheduler.store, job_id)
+    events = job_store.job_events(scheduler.store, job_id)
+    return web.json_response(job_view(job, events))
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    scheduler = request.app[SCHEDULER]
+    job = await scheduler.cancel(_job_id(request), _caller(request))
+    return web.json_response(job_view(job))
+
+
+async def job_logs(request: web.Request) -> web.StreamResponse:
+    scheduler = request.app[SCHEDULER]
+    caller = _caller(request)
+    job_id = _job_id(request)
+    job = job_store.get_job(scheduler.store, job_id)
+    if job.owner_uid != caller.uid and not caller.is_admin:
+        raise PermissionDeniedError(f"the logs of job {job_id} are visible to its owner only")
+    follow = request.query.get("follow") in ("1", "true", "yes")
+    try:
+        offset = int(request.query.get("offset", "0"))
+    except ValueError:
+        raise BadRequest("offset must be a whole number") from None
+    path = scheduler.log_path(job_id)
+    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    while True:
+        chunk = _read_from(path, offset)
+        if chunk:
+            offset += len(chunk)
+            await response.write(chunk)
+            continue
+        if not follow:
+            break
+        job = job_store.get_job(scheduler.store, job_id)
+        if job.state.is_terminal:
+            tail = _read_from(path, offset)  # drain what was written before the end
+            if tail:
+                await response.write(tail)
+            break
+        await asyncio.sleep(LOG_POLL_SECONDS)  # a file has no change notification here
+    await response.write_eof()
+    return response
+
+
+def _read_from(path: Path, offset: int, limit: int = 1 << 16) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(limit)
+    except FileNotFoundError:
+        return b""
+
+
+async def events_stream(request: web.Request) -> web.StreamResponse:
+    scheduler = request.app[SCHEDULER]
+    try:
+        since = int(request.query.get("since", "0"))
+    except ValueError:
+        raise BadRequest("since must be a whole number") from None
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    async with scheduler.bus.subscribe() as queue:
+        # subscribe first, then catch up from the store: nothing falls between the two
+        last = since
+        while True:
+            backlog = job_store.events_since(scheduler.store, last)
+            if not backlog:
+                break
+            for event in backlog:
+                await response.write(json.dumps(event.to_json()).encode() + b"\n")
+                last = event.seq
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)
+            except TimeoutError:
+                await response.write(b'{"kind": "heartbeat"}\n')
+                continue
+            if event.seq <= last:
+                continue
+            last = event.seq
+            await response.write(json.dumps(event.to_json()).encode() + b"\n")
+
+
+async def health(request: web.Request) -> web.Response:
+    scheduler = request.app[SCHEDULER]
+    return web.json_response(
+        {
+            "ok": True,
+            "version": skyd.__version__,
+            "providers": sorted(scheduler.providers),
+            "pid": os.getpid(),
+        }
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+def build_app(scheduler: JobScheduler, admin_group: str) -> web.Application:
+    app = web.Application(middlewares=[errors_as_json], client_max_size=8 * 1024 * 1024)
+    app[SCHEDULER] = scheduler
+    app[ADMIN_GROUP] = admin_group
+    app.add_routes(
+        [
+            web.post("/v1/jobs", submit),
+            web.get("/v1/jobs", list_jobs),
+            web.get("/v1/jobs/{job_id}", show_job),
+            web.post("/v1/jobs/{job_id}/cancel", cancel_job),
+            web.get("/v1/jobs/{job_id}/logs", job_logs),
+            web.get("/v1/events", events_stream),
+            web.get("/v1/health", health),
+            web.get("/v1/openapi.json", openapi),
+        ]
+    )
+    return app
+
+
+async def serve_unix(
+    app: web.Application, socket_path: Path, *, mode: int, group: str | None
+) -> web.AppRunner:
+    """Start serving on `socket_path` (mode/group set before anyone can connect)."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    old_umask = os.umask(0o117)  # the socket is born 0660, never briefly world-writable
+    try:
+        site = web.UnixSite(runner, str(socket_path))
+        await site.start()
+    finally:
+        os.umask(old_umask)
+    os.chmod(socket_path, mode)
+    if group:
+        import grp
+
+        with contextlib.suppress(KeyError):
+            os.chown(socket_path, -1, grp.getgrnam(group).gr_gid)
+    return runner

@@ -1,0 +1,110 @@
+"""Request and response shapes of the API (validation and the OpenAPI document share them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from skyd.store.records import EventRecord, JobRecord
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable machine-readable error code")
+    message: str
+    field: str | None = None
+
+
+class SubmitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task_yaml: str | None = Field(None, description="the task file's text (SkyPilot task YAML)")
+    command: list[str] | None = Field(None, description="a one-line job instead of a task file")
+    base_dir: str = Field(description="absolute directory that relative paths resolve against")
+    name: str | None = None
+    source: str | None = Field(None, description="the task file's name, for error messages")
+
+
+class PlacementView(BaseModel):
+    provider: str | None = None
+    cloud: str
+    region: str
+    zone: str
+    instance_type: str
+    accelerator_name: str | None
+    accelerator_count: int
+    spot: bool
+    hourly_price: float
+    expected_cost: float | None
+    why: str
+
+
+class EventView(BaseModel):
+    seq: int
+    job_id: int | None
+    at: float
+    kind: str
+    state: str | None
+    reason: str
+    data: dict[str, Any]
+
+
+class JobView(BaseModel):
+    id: int
+    name: str
+    state: str
+    owner: str
+    owner_uid: int
+    project: str | None
+    priority: int
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    ended_at: float | None
+    exit_code: int | None
+    reason: str | None
+    placement: PlacementView | None
+    deadline: float | None
+    preemptions: int
+    restarts: int
+    cost: float
+    events: list[EventView] | None = None
+
+
+class JobPage(BaseModel):
+    jobs: list[JobView]
+    next_cursor: int | None
+
+
+class Health(BaseModel):
+    ok: bool
+    version: str
+    providers: list[str]
+    pid: int
+
+
+def job_view(job: JobRecord, events: list[EventRecord] | None = None) -> dict[str, Any]:
+    """A job as the API shows it (plain dict: the hot path of `queue`)."""
+    view: dict[str, Any] = {
+        "id": job.id,
+        "name": job.name,
+        "state": job.state.value,
+        "owner": job.owner_name,
+        "owner_uid": job.owner_uid,
+        "project": job.project,
+        "priority": job.priority,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "started_at": job.started_at,
+        "ended_at": job.ended_at,
+        "exit_code": job.exit_code,
+        "reason": job.reason,
+        "placement": job.placement,
+        "deadline": job.deadline,
+        "preemptions": job.preemptions,
+        "restarts": job.restarts,
+        "cost": job.cost_micros / 1_000_000,
+    }
+    if events is not None:
+        view["events"] = [e.to_json() for e in events]
+    return view

@@ -1,0 +1,113 @@
+"""Daemon settings: a TOML file plus environment overrides, and the paths derived from them."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from skyd.errors import SkydError
+
+
+class ConfigError(SkydError):
+    code = "invalid_config"
+
+
+def default_socket_path() -> Path:
+    """`$XDG_RUNTIME_DIR/skyd/skyd.sock` for a user daemon, `/run/skyd/skyd.sock` for the system one."""
+    if os.geteuid() != 0 and os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(os.environ["XDG_RUNTIME_DIR"]) / "skyd" / "skyd.sock"
+    return Path("/run/skyd/skyd.sock")
+
+
+def default_state_dir() -> Path:
+    if os.environ.get("STATE_DIRECTORY"):  # set by systemd's StateDirectory=
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    if os.geteuid() == 0:
+        return Path("/var/lib/skyd")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "skyd"
+
+
+@dataclass
+class LocalProviderSettings:
+    """The `local` provider: jobs run as processes on this host."""
+
+    enabled: bool = True
+    slots: int = 0  # concurrent jobs; 0 = number of CPUs
+    gpus: int = -1  # -1 = detect with nvidia-smi
+    cancel_grace_seconds: float = 5.0
+
+
+@dataclass
+class Settings:
+    state_dir: Path = field(default_factory=default_state_dir)
+    socket_path: Path = field(default_factory=default_socket_path)
+    socket_mode: int = 0o660
+    socket_group: str | None = None  # e.g. "skyd"; group of the socket file
+    admin_group: str = "skyd-admin"
+    shutdown_budget_seconds: float = 10.0
+    scheduler_tick_seconds: float = 1.0
+    local: LocalProviderSettings = field(default_factory=LocalProviderSettings)
+    log_format: str = "json"  # json | text
+    log_level: str = "INFO"
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "skyd.db"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.state_dir / "jobs"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.state_dir / "checkpoints"
+
+
+def _apply(target: Any, values: dict[str, Any], where: str) -> None:
+    known = {f.name: f for f in fields(target)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{where}{key}: unknown setting; allowed: {', '.join(sorted(known))}")
+        current = getattr(target, key)
+        if isinstance(value, dict):
+            if not hasattr(current, "__dataclass_fields__"):
+                raise ConfigError(f"{where}{key}: expected a value, got a table")
+            _apply(current, value, f"{where}{key}.")
+        elif isinstance(current, Path):
+            setattr(target, key, Path(value).expanduser())
+        elif current is not None and not isinstance(value, type(current)):
+            if isinstance(current, float) and isinstance(value, int):
+                setattr(target, key, float(value))
+                continue
+            raise ConfigError(
+                f"{where}{key}: expected {type(current).__name__}, got {value!r}"
+            )
+        else:
+            setattr(target, key, value)
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    state_dir: Path | None = None,
+    socket_path: Path | None = None,
+) -> Settings:
+    """Defaults, then the TOML file, then command-line overrides (highest)."""
+    settings = Settings()
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {config_file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file}: {exc}") from None
+        _apply(settings, data, "")
+    if state_dir is not None:
+        settings.state_dir = state_dir
+    if socket_path is not None:
+        settings.socket_path = socket_path
+    return settings

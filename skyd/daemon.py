@@ -1,0 +1,150 @@
+"""Daemon wiring: builds the services, runs them in one TaskGroup, shuts down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+from skyd.api.app import build_app, serve_unix
+from skyd.clock import Clock, SystemClock
+from skyd.config import Settings
+from skyd.errors import StateLockedError
+from skyd.events import EventBus
+from skyd.providers.base import Provider
+from skyd.providers.local import LocalProvider
+from skyd.runner.process import ProcessRunner
+from skyd.scheduler.service import JobScheduler
+from skyd.sdnotify import notify
+from skyd.store import Store, open_store
+
+log = logging.getLogger("skyd.daemon")
+
+
+def claim_socket(path: Path) -> int:
+    """Take the socket's lock file (no two daemons on one socket) and clear a stale socket."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StateLockedError(f"another skyd is serving the socket {path}") from None
+    if path.exists():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # left behind by a daemon that was killed
+        else:
+            os.close(fd)
+            raise StateLockedError(f"something is already listening on {path}")
+        finally:
+            probe.close()
+    return fd
+
+
+def build_providers(settings: Settings, clock: Clock) -> dict[str, Provider]:
+    providers: dict[str, Provider] = {}
+    if settings.local.enabled:
+        providers["local"] = LocalProvider(
+            settings.state_dir / "local-slots",
+            clock,
+            slots=settings.local.slots,
+            gpus=settings.local.gpus,
+        )
+    return providers
+
+
+class Daemon:
+    """Everything one running skyd owns; `run()` returns the process exit code."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        providers: Mapping[str, Provider] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self._providers = providers
+        self.stop_requested = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.store: Store | None = None
+        self.scheduler: JobScheduler | None = None
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+
+    async def run(self) -> int:
+        settings = self.settings
+        socket_lock = claim_socket(settings.socket_path)
+        try:
+            self.store = open_store(settings.state_dir)
+        except BaseException:
+            os.close(socket_lock)
+            raise
+        bus = EventBus()
+        runner = ProcessRunner(on_exit=bus.changed)
+        providers = dict(self._providers or build_providers(settings, self.clock))
+        scheduler = JobScheduler(
+            store=self.store,
+            bus=bus,
+            clock=self.clock,
+            settings=settings,
+            providers=providers,
+            runner=runner,
+        )
+        self.scheduler = scheduler
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        web_runner = await serve_unix(
+            build_app(scheduler, settings.admin_group),
+            settings.socket_path,
+            mode=settings.socket_mode,
+            group=settings.socket_group,
+        )
+        log.info(
+            "skyd ready",
+            extra={
+                "socket": str(settings.socket_path),
+                "state_dir": str(settings.state_dir),
+                "providers": sorted(providers),
+            },
+        )
+        notify("READY=1")
+        self.ready.set()
+        try:
+            async with asyncio.TaskGroup() as services:
+                scheduler_task = services.create_task(scheduler.run(), name="scheduler")
+                await self.stop_requested.wait()
+                notify("STOPPING=1")
+                log.info(
+                    "stopping: no new requests; finishing in-flight transitions",
+                    extra={"budget_seconds": settings.shutdown_budget_seconds},
+                )
+                await web_runner.cleanup()  # stop accepting first
+                await scheduler.drain(settings.shutdown_budget_seconds)
+                scheduler_task.cancel()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            await runner.aclose()
+            for provider in providers.values():
+                await provider.aclose()
+            self.store.close()
+            with contextlib.suppress(FileNotFoundError):
+                settings.socket_path.unlink()
+            os.close(socket_lock)
+        log.info("skyd stopped")
+        return 0

@@ -1,0 +1,178 @@
+"""Runs a job attempt as a detached shim process on this host and reads back how it is doing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import fcntl
+import json
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class RunPhase(enum.StrEnum):
+    NOT_STARTED = "not_started"  # no shim ever ran setup for this attempt: safe to start one
+    SETUP = "setup"
+    RUN = "run"
+    DONE = "done"
+    KILLED = "killed"
+    LOST = "lost"  # the shim vanished without recording an end (e.g. the OOM killer)
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    phase: RunPhase
+    setup_exit: int | None = None
+    run_exit: int | None = None
+    run_started_at: float | None = None
+    ended_at: float | None = None
+    pid: int | None = None
+
+
+def shim_alive(attempt_dir: Path) -> bool:
+    """True while a shim holds the attempt's lock (the lock dies with the process)."""
+    try:
+        fd = os.open(attempt_dir / "shim.lock", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def read_status(attempt_dir: Path) -> RunStatus:
+    alive = shim_alive(attempt_dir)
+    try:
+        data: dict[str, Any] | None = json.loads((attempt_dir / "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        data = None
+    if data is None:
+        return RunStatus(RunPhase.SETUP if alive else RunPhase.NOT_STARTED)
+    phase = RunPhase(data["phase"])
+    if phase in (RunPhase.SETUP, RunPhase.RUN) and not alive:
+        phase = RunPhase.LOST
+    return RunStatus(
+        phase,
+        data.get("setup_exit"),
+        data.get("run_exit"),
+        data.get("run_started_at"),
+        data.get("ended_at"),
+        data.get("pid"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RunCommand:
+    """What one attempt runs, and where."""
+
+    setup: str | None
+    run: str | None
+    cwd: Path
+    env: Mapping[str, str]
+    log_path: Path
+    workdir_source: Path | None = None
+    file_mounts: Mapping[str, str] | None = None
+    uid: int | None = None  # run as this user (when the daemon is root)
+    gid: int | None = None
+
+
+class ProcessRunner:
+    """Starts shims for attempts and reaps the ones this daemon process spawned."""
+
+    def __init__(self, on_exit: asyncio.Event | None = None) -> None:
+        self._waiters: set[asyncio.Task[None]] = set()
+        self._on_exit = on_exit
+
+    async def start(self, attempt_dir: Path, command: RunCommand) -> int:
+        """Start the attempt's shim unless one already ran; returns its pid (0 if it had)."""
+        attempt_dir.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(attempt_dir / "shim.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # a shim of this attempt is alive: never run an attempt twice
+            if (attempt_dir / "status.json").exists():
+                return 0
+            launch = {
+                "setup": command.setup,
+                "run": command.run,
+                "cwd": str(command.cwd),
+                "env": dict(command.env),
+                "log_path": str(command.log_path),
+                "workdir_source": str(command.workdir_source) if command.workdir_source else None,
+                "file_mounts": dict(command.file_mounts or {}),
+            }
+            (attempt_dir / "launch.json").write_text(json.dumps(launch))
+            with open(attempt_dir / "shim.err", "ab") as err:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "skyd.runner.shim",
+                    str(attempt_dir),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=err,
+                    start_new_session=True,  # own process group: cancel kills all of it
+                    pass_fds=(lock_fd,),  # the shim inherits the held lock
+                    user=command.uid,
+                    group=command.gid,
+                    extra_groups=[] if command.uid is not None else None,
+                )
+        finally:
+            os.close(lock_fd)  # the child's copy keeps the lock for as long as it lives
+        waiter = asyncio.create_task(self._reap(proc))
+        self._waiters.add(waiter)
+        waiter.add_done_callback(self._waiters.discard)
+        return proc.pid
+
+    async def _reap(self, proc: asyncio.subprocess.Process) -> None:
+        await proc.wait()
+        if self._on_exit is not None:
+            self._on_exit.set()
+
+    async def kill(self, attempt_dir: Path, grace_seconds: float) -> None:
+        """SIGTERM the attempt's whole process group, then SIGKILL whatever is left."""
+        status = read_status(attempt_dir)
+        pgid = status.pid
+        if pgid is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        while loop.time() < deadline and group_alive(pgid):
+            await asyncio.sleep(0.05)  # real processes: poll their exit, bounded by the grace
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+    async def aclose(self) -> None:
+        for waiter in list(self._waiters):
+            waiter.cancel()
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is left in process group `pgid`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False

@@ -1,0 +1,114 @@
+"""The per-attempt job wrapper: runs setup then run, and records each phase and exit status durably.
+
+It is started in its own session (so cancel can kill the whole process group) and
+outlives the daemon. The daemon locks DIR/shim.lock before spawning it and hands
+the locked descriptor over, so "the lock is held" means exactly "the shim lives":
+a daemon killed with -9 and restarted reads DIR/status.json and probes the lock to
+pick the job up again. Usage: python -m skyd.runner.shim DIR, where DIR/launch.json
+says what to run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def write_status(attempt_dir: Path, status: dict[str, Any]) -> None:
+    """Atomic replace + fsync, so a reader never sees a half-written status."""
+    tmp = attempt_dir / "status.json.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(status, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, attempt_dir / "status.json")
+
+
+def _prepare(launch: dict[str, Any]) -> None:
+    """Snapshot the workdir and file mounts into the job's directory, with the owner's rights."""
+    cwd = Path(launch["cwd"])
+    cwd.mkdir(parents=True, exist_ok=True)
+    source = launch.get("workdir_source")
+    marker = cwd / ".skyd-synced"
+    if source and not marker.exists():  # recoveries keep the first snapshot
+        shutil.copytree(source, cwd, dirs_exist_ok=True, symlinks=True)
+        marker.touch()
+    for dest, src in launch.get("file_mounts", {}).items():
+        target = Path(dest)
+        if Path(src).is_dir():
+            shutil.copytree(src, target, dirs_exist_ok=True, symlinks=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+
+
+def _run_phase(
+    command: str, *, cwd: str, env: dict[str, str], log: Any, label: str
+) -> int:
+    log.write(f"--- skyd: {label} started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
+    log.flush()
+    proc = subprocess.Popen(
+        ["/bin/bash", "-c", command], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    return proc.wait()
+
+
+def main(argv: list[str]) -> int:
+    attempt_dir = Path(argv[0])
+    launch = json.loads((attempt_dir / "launch.json").read_text())
+    env = dict(launch["env"])
+    status: dict[str, Any] = {
+        "pid": os.getpid(),
+        "phase": "setup",
+        "setup_exit": None,
+        "run_exit": None,
+        "started_at": time.time(),
+        "run_started_at": None,
+        "ended_at": None,
+    }
+
+    # A cancel sends SIGTERM to the whole group; the children get it too. Record it and leave.
+    def on_term(signum: int, _frame: object) -> None:
+        status["phase"] = "killed"
+        status["ended_at"] = time.time()
+        write_status(attempt_dir, status)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    write_status(attempt_dir, status)
+    with open(launch["log_path"], "a", buffering=1) as log:
+        try:
+            _prepare(launch)
+        except OSError as exc:
+            log.write(f"--- skyd: could not sync workdir/file_mounts: {exc} ---\n")
+            status.update(phase="done", setup_exit=126, ended_at=time.time())
+            write_status(attempt_dir, status)
+            return 0
+        if launch.get("setup"):
+            rc = _run_phase(launch["setup"], cwd=launch["cwd"], env=env, log=log, label="setup")
+            status["setup_exit"] = rc
+            if rc != 0:
+                log.write(f"--- skyd: setup exited with code {rc} ---\n")
+                status.update(phase="done", ended_at=time.time())
+                write_status(attempt_dir, status)
+                return 0
+        else:
+            status["setup_exit"] = 0
+        status.update(phase="run", run_started_at=time.time())
+        write_status(attempt_dir, status)
+        rc = _run_phase(launch["run"] or "true", cwd=launch["cwd"], env=env, log=log, label="run")
+        log.write(f"--- skyd: run exited with code {rc} ---\n")
+    status.update(phase="done", run_exit=rc, ended_at=time.time())
+    write_status(attempt_dir, status)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""The job state machine driver: placement, launch, watch, finish, cancel, recover."""

@@ -1,0 +1,551 @@
+"""Drives every job through its lifecycle: submit, place, launch, watch, finish, cancel, recover.
+
+All state lives in the store; this object only holds what can be rebuilt from it
+(per-job locks, the in-flight operation set, temporary blocks). One reconcile pass
+looks at every active job and starts at most one operation per job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import pwd
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skyd.clock import Clock
+from skyd.config import Settings
+from skyd.errors import (
+    AuthError,
+    CapacityError,
+    InfeasibleError,
+    PermissionDeniedError,
+    ProviderError,
+    QuotaError,
+    TransientError,
+)
+from skyd.events import EventBus
+from skyd.model import TERMINAL_STATES, Candidate, JobState, LaunchRequest
+from skyd.providers.base import TAG_ATTEMPT, TAG_JOB, TAG_MANAGED, TAG_TOKEN, Provider
+from skyd.runner.process import ProcessRunner, RunCommand, RunPhase, read_status
+from skyd.scheduler.placement import Choice, Placer
+from skyd.spec import TaskSpec
+from skyd.store import Store
+from skyd.store import instances as instance_store
+from skyd.store import jobs as job_store
+from skyd.store.records import EventRecord, JobRecord
+
+log = logging.getLogger("skyd.scheduler")
+
+# How long a failed scope (zone, region, cloud) is skipped before it is tried again.
+BLOCK_SECONDS = {CapacityError: 600.0, QuotaError: 3600.0, AuthError: 3600.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    uid: int
+    is_admin: bool
+
+    @property
+    def name(self) -> str:
+        return user_name(self.uid)
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+class JobScheduler:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: EventBus,
+        clock: Clock,
+        settings: Settings,
+        providers: Mapping[str, Provider],
+        runner: ProcessRunner,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.settings = settings
+        self.providers = providers
+        self.runner = runner
+        self.placer = Placer(providers)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._blocked: dict[str, float] = {}  # scope → blocked until
+        self._waiting_reason: dict[int, str] = {}
+        self._accepting = True
+
+    # -- commands ------------------------------------------------------------
+
+    def _emit(self, event: EventRecord) -> None:
+        self.bus.publish(event)
+
+    def submit(self, spec: TaskSpec, *, caller: Caller, base_dir: str) -> JobRecord:
+        if not self._accepting:
+            raise ProviderError("skyd is shutting down; submit again when it is back")
+        filters = spec.offer_filters(_keep)
+        reason = self.placer.infeasible_reason(filters)
+        if reason is not None:
+            raise InfeasibleError(reason)
+        now = self.clock.now()
+        job, event = job_store.insert_job(
+            self.store,
+            name=spec.name or "job",
+            owner_uid=caller.uid,
+            owner_name=caller.name,
+            project=spec.project,
+            priority=spec.priority,
+            spec_json=spec.to_json(),
+            base_dir=base_dir,
+            deadline=spec.deadline_at(now),
+            now=now,
+        )
+        self._emit(event)
+        return job
+
+    async def cancel(self, job_id: int, caller: Caller) -> JobRecord:
+        job = job_store.get_job(self.store, job_id)
+        if job.owner_uid != caller.uid and not caller.is_admin:
+            raise PermissionDeniedError(
+                f"job {job_id} belongs to {job.owner_name}; only its owner or an admin may cancel it"
+            )
+        if job.state.is_terminal:
+            return job
+        async with self._lock(job_id):
+            job = job_store.get_job(self.store, job_id)
+            if job.state.is_terminal:
+                return job
+            await self._release(job, kill_grace=self.settings.local.cancel_grace_seconds)
+            job, event = job_store.transition(
+                self.store,
+                job_id,
+                JobState.CANCELLED,
+                now=self.clock.now(),
+                reason=f"cancelled by {caller.name}",
+            )
+        self._emit(event)
+        return job
+
+    # -- the loop ------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Reconcile on every change and at least once per tick, until cancelled."""
+        while True:
+            self.bus.changed.clear()
+            try:
+                await self.reconcile_once()
+            except Exception:
+                log.exception("reconcile pass failed; retrying next tick")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.bus.changed.wait(), timeout=self.settings.scheduler_tick_seconds
+                )
+
+    async def reconcile_once(self) -> None:
+        for job in job_store.active_jobs(self.store):
+            if job.id in self._inflight or self._lock(job.id).locked():
+                continue
+            if not self._accepting and job.state in (JobState.PENDING, JobState.RECOVERING):
+                continue
+            task = asyncio.create_task(self._step(job.id), name=f"job-{job.id}")
+            self._inflight[job.id] = task
+            task.add_done_callback(lambda _t, jid=job.id: self._inflight.pop(jid, None))
+            # let quick steps finish inside this pass so slots are counted right
+            await asyncio.sleep(0)
+
+    async def drain(self, budget_seconds: float) -> None:
+        """Stop starting new work; let in-flight transitions finish within the budget."""
+        self._accepting = False
+        pending = [t for t in self._inflight.values() if not t.done()]
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=budget_seconds)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("shutdown budget exhausted; %d transitions resume on restart", len(late))
+
+    def _lock(self, job_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(job_id, asyncio.Lock())
+
+    async def _step(self, job_id: int) -> None:
+        async with self._lock(job_id):
+            job = job_store.get_job(self.store, job_id)
+            if job.state in (JobState.PENDING, JobState.RECOVERING):
+                await self._start_attempt(job)
+            elif job.state == JobState.PROVISIONING:
+                await self._resume_provisioning(job)
+            elif job.state in (JobState.SETTING_UP, JobState.RUNNING):
+                await self._watch(job)
+
+    # -- placement and launch ----------------------------------------------------
+
+    def _active_blocks(self) -> frozenset[str]:
+        now = self.clock.now()
+        self._blocked = {s: t for s, t in self._blocked.items() if t > now}
+        return frozenset(self._blocked)
+
+    def _has_capacity(self, provider: str, _candidate: Candidate) -> bool:
+        free = getattr(self.providers[provider], "free_slots", None)
+        return free is None or free() > 0
+
+    async def _start_attempt(self, job: JobRecord) -> None:
+        spec = TaskSpec.from_json(job.spec_json)
+        blocked = self._active_blocks()
+        filters = [
+            f if not blocked else _with_blocks(f, blocked) for f in spec.offer_filters(_keep)
+        ]
+        choice = self.placer.choose(filters, spec.is_ordered, self._has_capacity)
+        if choice is None:
+            self._note_waiting(job, "waiting for capacity: every matching offering is busy")
+            return
+        self._waiting_reason.pop(job.id, None)
+        attempt = job.attempt + 1
+        placement = _placement_json(choice)
+        job, event = job_store.transition(
+            self.store,
+            job.id,
+            JobState.PROVISIONING,
+            now=self.clock.now(),
+            reason=f"placed on {choice.provider}: {placement['why']}",
+            data={"attempt": attempt, "placement": placement},
+            attempt=attempt,
+            placement_json=json.dumps(placement),
+        )
+        self._emit(event)
+        await self._launch(job, spec, choice)
+
+    async def _resume_provisioning(self, job: JobRecord) -> None:
+        """After a restart mid-launch: repeat the launch with the same token (idempotent)."""
+        spec = TaskSpec.from_json(job.spec_json)
+        placement = job.placement or {}
+        provider_name = placement.get("provider")
+        if provider_name not in self.providers:
+            job, event = job_store.transition(
+                self.store,
+                job.id,
+                JobState.PENDING,
+                now=self.clock.now(),
+                reason=f"provider {provider_name!r} is not enabled any more; placing again",
+            )
+            self._emit(event)
+            return
+        for offer_provider, candidate in self.placer.candidates(spec.offer_filters(_keep)):
+            if offer_provider == provider_name and candidate.key == placement.get("key"):
+                await self._launch(job, spec, Choice(offer_provider, candidate))
+                return
+        job, event = job_store.transition(
+            self.store,
+            job.id,
+            JobState.PENDING,
+            now=self.clock.now(),
+            reason="the offering chosen before the restart is gone; placing again",
+        )
+        self._emit(event)
+
+    async def _launch(self, job: JobRecord, spec: TaskSpec, choice: Choice) -> None:
+        provider = self.providers[choice.provider]
+        token = f"skyd-{job.id}-{job.attempt}"
+        request = LaunchRequest(
+            job_id=job.id,
+            attempt=job.attempt,
+            client_token=token,
+            offer=choice.candidate.offer,
+            spot=choice.candidate.spot,
+            num_nodes=spec.num_nodes,
+            tags={
+                TAG_MANAGED: "1",
+                TAG_JOB: str(job.id),
+                TAG_ATTEMPT: str(job.attempt),
+                TAG_TOKEN: token,
+            },
+            disk_size_gib=spec.resources.disk_size,
+        )
+        try:
+            instances = await provider.launch(request)
+        except (CapacityError, QuotaError, AuthError) as exc:
+            scope = exc.scope or choice.candidate.offer.cloud
+            self._blocked[scope] = self.clock.now() + BLOCK_SECONDS[type(exc)]
+            job, event = job_store.transition(
+                self.store,
+                job.id,
+                JobState.PENDING,
+                now=self.clock.now(),
+                kind="launch_failed",
+                reason=f"tried {choice.candidate.offer.key}: {exc.message} (blocked {scope})",
+                data={"error": exc.code, "scope": scope},
+            )
+            self._emit(event)
+            return
+        except (TransientError, ProviderError) as exc:
+            job, event = job_store.transition(
+                self.store,
+                job.id,
+                JobState.PENDING,
+                now=self.clock.now(),
+                kind="launch_failed",
+                reason=f"tried {choice.candidate.offer.key}: {exc.message}; will retry",
+                data={"error": exc.code},
+            )
+            self._emit(event)
+            return
+
+        def record(conn: Any) -> None:
+            for inst in instances:
+                instance_store.insert_instance(
+                    conn,
+                    inst,
+                    job_id=job.id,
+                    attempt=job.attempt,
+                    client_token=token,
+                    hourly_price_micros=choice.candidate.hourly_price_micros,
+                    now=self.clock.now(),
+                )
+
+        job, event = job_store.transition(
+            self.store,
+            job.id,
+            JobState.SETTING_UP,
+            now=self.clock.now(),
+            reason=f"launched {', '.join(i.instance_id for i in instances)}",
+            data={"instances": [i.instance_id for i in instances]},
+            also=record,
+        )
+        self._emit(event)
+        await self._start_runner(job, spec)
+
+    # -- running -------------------------------------------------------------
+
+    def job_dir(self, job_id: int) -> Path:
+        return self.settings.jobs_dir / str(job_id)
+
+    def log_path(self, job_id: int) -> Path:
+        return self.job_dir(job_id) / "job.log"
+
+    def attempt_dir(self, job: JobRecord) -> Path:
+        return self.job_dir(job.id) / f"attempt-{job.attempt}"
+
+    async def _start_runner(self, job: JobRecord, spec: TaskSpec) -> None:
+        job_dir = self.job_dir(job.id)
+        checkpoint_dir = self.settings.checkpoints_dir / str(job.id)
+        for path in (job_dir, checkpoint_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        log_file = self.log_path(job.id)
+        log_file.touch(exist_ok=True)
+        run_as_other = os.geteuid() == 0 and job.owner_uid != 0
+        uid = gid = None
+        if run_as_other:
+            try:
+                entry = pwd.getpwuid(job.owner_uid)
+            except KeyError:
+                entry = None
+            uid, gid = job.owner_uid, entry.pw_gid if entry else job.owner_uid
+            for path in (job_dir, checkpoint_dir, log_file):
+                os.chown(path, uid, gid)
+        cwd = job_dir / "workdir"
+        mounts = {
+            str(_mount_target(cwd, job_dir, dest)): src for dest, src in spec.file_mounts.items()
+        }
+        env = self._job_env(job, spec, checkpoint_dir, cwd)
+        command = RunCommand(
+            setup=spec.setup,
+            run=spec.run,
+            cwd=cwd,
+            env=env,
+            log_path=log_file,
+            workdir_source=Path(spec.workdir) if spec.workdir else None,
+            file_mounts=mounts,
+            uid=uid,
+            gid=gid,
+        )
+        attempt_dir = self.attempt_dir(job)
+        if run_as_other and uid is not None and gid is not None:
+            attempt_dir.mkdir(parents=True, exist_ok=True)
+            os.chown(attempt_dir, uid, gid)
+        await self.runner.start(attempt_dir, command)
+
+    def _job_env(
+        self, job: JobRecord, spec: TaskSpec, checkpoint_dir: Path, cwd: Path
+    ) -> dict[str, str]:
+        try:
+            home = pwd.getpwuid(job.owner_uid).pw_dir
+        except KeyError:
+            home = str(cwd)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": home,
+            "USER": job.owner_name,
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "SKYD_JOB_ID": str(job.id),
+            "SKYD_JOB_NAME": job.name,
+            "SKYD_ATTEMPT": str(job.attempt),
+            "SKYD_CHECKPOINT_DIR": str(checkpoint_dir),
+            "SKYD_NODE_RANK": "0",
+            "SKYD_NUM_NODES": str(spec.num_nodes),
+            "SKYD_NODE_IPS": "127.0.0.1",
+            # SkyPilot's names, so scripts written for it run unchanged
+            "SKYPILOT_NODE_RANK": "0",
+            "SKYPILOT_NUM_NODES": str(spec.num_nodes),
+            "SKYPILOT_NODE_IPS": "127.0.0.1",
+            "SKYPILOT_TASK_ID": f"skyd-{job.id}-{job.attempt}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.update(spec.envs)
+        return env
+
+    async def _watch(self, job: JobRecord) -> None:
+        attempt_dir = self.attempt_dir(job)
+        status = read_status(attempt_dir)
+        now = self.clock.now()
+        if status.phase == RunPhase.NOT_STARTED:
+            # the daemon stopped between launch and spawning the shim: spawn it now
+            await self._start_runner(job, TaskSpec.from_json(job.spec_json))
+            return
+        if status.phase == RunPhase.SETUP:
+            return
+        if status.phase == RunPhase.RUN:
+            if job.state == JobState.SETTING_UP:
+                job, event = job_store.transition(
+                    self.store,
+                    job.id,
+                    JobState.RUNNING,
+                    now=now,
+                    reason="setup finished; run started",
+                    started_at=status.run_started_at or now,
+                )
+                self._emit(event)
+            return
+        # the attempt is over: settle the job, then give the instance back
+        if status.phase == RunPhase.DONE and status.setup_exit not in (0, None):
+            target, reason, code = (
+                JobState.FAILED_SETUP,
+                f"setup exited with code {status.setup_exit}",
+                status.setup_exit,
+            )
+        elif status.phase == RunPhase.DONE and status.run_exit == 0:
+            target, reason, code = JobState.SUCCEEDED, "run exited with code 0", 0
+        elif status.phase == RunPhase.DONE:
+            target, reason, code = (
+                JobState.FAILED,
+                f"run exited with code {status.run_exit}",
+                status.run_exit,
+            )
+        elif status.phase == RunPhase.KILLED:
+            target, reason, code = JobState.FAILED, "the job was killed by a signal", None
+        else:
+            target, reason, code = (
+                JobState.FAILED,
+                "the job's runner disappeared without recording an exit status",
+                None,
+            )
+        spec = TaskSpec.from_json(job.spec_json)
+        await self._release(job, kill_grace=0.0)
+        if target == JobState.FAILED and job.restarts < spec.job_recovery.max_restarts_on_errors:
+            job, event = job_store.transition(
+                self.store,
+                job.id,
+                JobState.RECOVERING,
+                now=now,
+                reason=f"{reason}; restarting ({job.restarts + 1} of "
+                f"{spec.job_recovery.max_restarts_on_errors} restarts on errors)",
+                restarts=job.restarts + 1,
+            )
+            self._emit(event)
+            return
+        if job.state == JobState.SETTING_UP and target in (JobState.SUCCEEDED, JobState.FAILED):
+            # the run went by between two polls: record that it ran
+            job, event = job_store.transition(
+                self.store,
+                job.id,
+                JobState.RUNNING,
+                now=now,
+                reason="setup finished; run started",
+                started_at=status.run_started_at or now,
+            )
+            self._emit(event)
+        job, event = job_store.transition(
+            self.store, job.id, target, now=now, reason=reason, exit_code=code
+        )
+        self._emit(event)
+
+    async def _release(self, job: JobRecord, *, kill_grace: float) -> None:
+        """Stop the job's processes (if any) and give back every instance of the job."""
+        if job.attempt > 0:
+            await self.runner.kill(self.attempt_dir(job), kill_grace)
+        now = self.clock.now()
+        for inst in instance_store.instances_for_job(self.store, job.id):
+            if inst.state not in instance_store.ACTIVE_INSTANCE_STATES:
+                continue
+            provider = self.providers.get(inst.provider)
+            if provider is None:
+                log.error("instance %s of disabled provider %s left running", inst.instance_id,
+                          inst.provider)
+                continue
+            await provider.terminate([inst.instance_id])
+            with self.store.transaction() as conn:
+                instance_store.set_instance_state(
+                    conn, inst.provider, inst.instance_id, "TERMINATED", now=now
+                )
+
+    def _note_waiting(self, job: JobRecord, reason: str) -> None:
+        if self._waiting_reason.get(job.id) == reason:
+            return
+        self._waiting_reason[job.id] = reason
+        event = job_store.record_event(
+            self.store, job.id, now=self.clock.now(), kind="waiting", reason=reason
+        )
+        self._emit(event)
+
+    def is_active(self, state: JobState) -> bool:
+        return state not in TERMINAL_STATES
+
+
+def _keep(name: str) -> str:
+    return name
+
+
+def _with_blocks(f: Any, blocked: frozenset[str]) -> Any:
+    from dataclasses import replace
+
+    return replace(f, blocked=f.blocked | blocked)
+
+
+def _mount_target(cwd: Path, job_dir: Path, dest: str) -> Path:
+    """Where a file mount lands on this host: `~/x` and `x` in the job's workdir,
+    `/abs/x` under the job's private `mounts/` tree (never the host's real /abs)."""
+    if dest.startswith("~/"):
+        return cwd / dest[2:]
+    if dest.startswith("/"):
+        return job_dir / "mounts" / dest.lstrip("/")
+    return cwd / dest
+
+
+def _placement_json(choice: Choice) -> dict[str, Any]:
+    offer = choice.candidate.offer
+    market = "spot" if choice.candidate.spot else "on-demand"
+    price = choice.candidate.hourly_price_micros / 1_000_000
+    return {
+        "provider": choice.provider,
+        "key": choice.candidate.key,
+        "cloud": offer.cloud,
+        "region": offer.region,
+        "zone": offer.zone,
+        "instance_type": offer.instance_type,
+        "accelerator_name": offer.accelerator_name or None,
+        "accelerator_count": offer.accelerator_count,
+        "spot": choice.candidate.spot,
+        "hourly_price": price,
+        "expected_cost": None,
+        "why": f"cheapest available {market} offering ({offer.instance_type}, ${price:.4f}/h)",
+    }

@@ -1,0 +1,126 @@
+"""Opening the SQLite store: pragmas, the single-writer lock, and applying migrations."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+from skyd.errors import StateLockedError, StoreError
+from skyd.store.migrations import MIGRATIONS
+
+
+class Store:
+    """One SQLite connection (the daemon is the only writer) plus its state-dir lock."""
+
+    def __init__(self, db: sqlite_utils.Database, lock_fd: int | None) -> None:
+        self.db = db
+        self.conn: sqlite3.Connection = db.conn
+        self._lock_fd = lock_fd
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of change: a state change and its event commit together or not at all."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def applied_migrations(self) -> list[str]:
+        rows = self.conn.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        self.conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _take_lock(state_dir: Path) -> int:
+    fd = os.open(state_dir / "skyd.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StateLockedError(
+            f"state directory {state_dir} is in use by another skyd (lock {state_dir / 'skyd.lock'})"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    applied = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+    known = [name for name, _ in MIGRATIONS]
+    unknown = applied - set(known)
+    if unknown:
+        raise StoreError(
+            f"the database has migrations this skyd does not know ({', '.join(sorted(unknown))}); "
+            "it was written by a newer skyd — upgrade skyd"
+        )
+    for name, sql in MIGRATIONS:
+        if name in applied:
+            continue
+        # executescript would COMMIT implicitly; run statements one by one inside one transaction
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split_sql(sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (name, time.time())
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _split_sql(script: str) -> list[str]:
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+def open_store(state_dir: Path, *, lock: bool = True) -> Store:
+    """Open (creating and migrating) the store in `state_dir`; with `lock`, as its only writer."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    lock_fd = _take_lock(state_dir) if lock else None
+    try:
+        conn = sqlite3.connect(
+            state_dir / "skyd.db", isolation_level=None, check_same_thread=False, timeout=10.0
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=10000")
+        _migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        if lock_fd is not None:
+            os.close(lock_fd)
+        raise StoreError(f"cannot open the state store {state_dir / 'skyd.db'}: {exc}") from exc
+    return Store(sqlite_utils.Database(conn), lock_fd)

@@ -1,0 +1,79 @@
+"""Instances skyd launched: recorded before and after launch so none is ever lost track of."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from skyd.model import Instance
+from skyd.store.db import Store
+from skyd.store.records import InstanceRecord
+
+ACTIVE_INSTANCE_STATES = ("PENDING", "RUNNING", "STOPPING", "STOPPED")
+
+
+def insert_instance(
+    conn: sqlite3.Connection,
+    instance: Instance,
+    *,
+    job_id: int | None,
+    attempt: int,
+    client_token: str,
+    hourly_price_micros: int,
+    now: float,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Record a launched instance inside the caller's transaction (idempotent per id)."""
+    conn.execute(
+        "INSERT INTO instances (provider, instance_id, job_id, attempt, client_token, cloud, region,"
+        " zone, instance_type, spot, state, hourly_price_micros, launched_at, tags_json, data_json)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (provider, instance_id) DO UPDATE SET state = excluded.state,"
+        " data_json = excluded.data_json",
+        (
+            instance.provider,
+            instance.instance_id,
+            job_id,
+            attempt,
+            client_token,
+            instance.cloud,
+            instance.region,
+            instance.zone,
+            instance.instance_type,
+            int(instance.spot),
+            instance.state.value,
+            hourly_price_micros,
+            now,
+            json.dumps(instance.tags, sort_keys=True),
+            json.dumps(data or {}, sort_keys=True),
+        ),
+    )
+
+
+def set_instance_state(
+    conn: sqlite3.Connection, provider: str, instance_id: str, state: str, *, now: float
+) -> None:
+    ended = now if state in ("TERMINATED", "PREEMPTED") else None
+    conn.execute(
+        "UPDATE instances SET state = ?, ended_at = COALESCE(ended_at, ?)"
+        " WHERE provider = ? AND instance_id = ?",
+        (state, ended, provider, instance_id),
+    )
+
+
+def active_instances(store: Store, provider: str | None = None) -> list[InstanceRecord]:
+    marks = ", ".join("?" for _ in ACTIVE_INSTANCE_STATES)
+    sql = f"SELECT * FROM instances WHERE state IN ({marks})"
+    params: list[Any] = list(ACTIVE_INSTANCE_STATES)
+    if provider is not None:
+        sql += " AND provider = ?"
+        params.append(provider)
+    return [InstanceRecord.from_row(r) for r in store.conn.execute(sql, params).fetchall()]
+
+
+def instances_for_job(store: Store, job_id: int) -> list[InstanceRecord]:
+    rows = store.conn.execute(
+        "SELECT * FROM instances WHERE job_id = ? ORDER BY launched_at", (job_id,)
+    ).fetchall()
+    return [InstanceRecord.from_row(r) for r in rows]

@@ -1,0 +1,216 @@
+"""Jobs and their append-only event history: every state change commits with its event."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from skyd.errors import NotFoundError
+from skyd.lifecycle import check_transition
+from skyd.model import TERMINAL_STATES, JobState
+from skyd.store.db import Store
+from skyd.store.records import EventRecord, JobRecord
+
+# Columns a transition may set alongside the state.
+_UPDATABLE = frozenset(
+    {
+        "started_at",
+        "ended_at",
+        "exit_code",
+        "reason",
+        "placement_json",
+        "attempt",
+        "preemptions",
+        "restarts",
+        "cost_micros",
+    }
+)
+
+
+def append_event(
+    conn: sqlite3.Connection,
+    *,
+    job_id: int | None,
+    at: float,
+    kind: str,
+    reason: str = "",
+    state: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> EventRecord:
+    """Append one event inside the caller's transaction."""
+    data_json = json.dumps(data or {}, separators=(",", ":"), sort_keys=True)
+    cur = conn.execute(
+        "INSERT INTO events (job_id, at, kind, state, reason, data_json) VALUES (?, ?, ?, ?, ?, ?)",
+        (job_id, at, kind, state, reason, data_json),
+    )
+    seq = cur.lastrowid
+    assert seq is not None
+    return EventRecord(seq, job_id, at, kind, state, reason, data or {})
+
+
+def insert_job(
+    store: Store,
+    *,
+    name: str,
+    owner_uid: int,
+    owner_name: str,
+    project: str | None,
+    priority: int,
+    spec_json: str,
+    base_dir: str,
+    deadline: float | None,
+    now: float,
+) -> tuple[JobRecord, EventRecord]:
+    with store.transaction() as conn:
+        cur = conn.execute(
+            "INSERT INTO jobs (name, owner_uid, owner_name, project, priority, state, spec_json,"
+            " base_dir, created_at, updated_at, deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                owner_uid,
+                owner_name,
+                project,
+                priority,
+                JobState.PENDING.value,
+                spec_json,
+                base_dir,
+                now,
+                now,
+                deadline,
+            ),
+        )
+        job_id = cur.lastrowid
+        assert job_id is not None
+        event = append_event(
+            conn,
+            job_id=job_id,
+            at=now,
+            kind="submitted",
+            state=JobState.PENDING.value,
+            reason=f"submitted by {owner_name}",
+        )
+        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return JobRecord.from_row(row), event
+
+
+def get_job(store: Store, job_id: int) -> JobRecord:
+    row = store.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no job with id {job_id}")
+    return JobRecord.from_row(row)
+
+
+def transition(
+    store: Store,
+    job_id: int,
+    target: JobState,
+    *,
+    now: float,
+    reason: str,
+    kind: str = "state",
+    data: dict[str, Any] | None = None,
+    also: Callable[[sqlite3.Connection], None] | None = None,
+    **columns: Any,
+) -> tuple[JobRecord, EventRecord]:
+    """Move a job to `target` and record why, atomically. Illegal moves raise and change nothing.
+
+    `also` runs inside the same transaction (e.g. recording the instances a launch made)."""
+    bad = set(columns) - _UPDATABLE
+    if bad:
+        raise ValueError(f"transition cannot set {sorted(bad)}")
+    with store.transaction() as conn:
+        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no job with id {job_id}")
+        current = JobState(row["state"])
+        check_transition(job_id, current, target)
+        columns.setdefault("reason", reason)
+        if target in TERMINAL_STATES and "ended_at" not in columns:
+            columns["ended_at"] = now
+        assignments = ", ".join(f"{col} = ?" for col in columns)
+        sql = "UPDATE jobs SET state = ?, updated_at = ?" + (f", {assignments}" if columns else "")
+        conn.execute(sql + " WHERE id = ?", (target.value, now, *columns.values(), job_id))
+        event = append_event(
+            conn, job_id=job_id, at=now, kind=kind, state=target.value, reason=reason, data=data
+        )
+        if also is not None:
+            also(conn)
+        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return JobRecord.from_row(row), event
+
+
+def record_event(
+    store: Store,
+    job_id: int | None,
+    *,
+    now: float,
+    kind: str,
+    reason: str,
+    data: dict[str, Any] | None = None,
+) -> EventRecord:
+    with store.transaction() as conn:
+        return append_event(conn, job_id=job_id, at=now, kind=kind, reason=reason, data=data)
+
+
+def update_job_fields(store: Store, job_id: int, **columns: Any) -> None:
+    """Change bookkeeping columns that are not a state change (e.g. the current placement)."""
+    bad = set(columns) - _UPDATABLE
+    if bad:
+        raise ValueError(f"cannot set {sorted(bad)}")
+    assignments = ", ".join(f"{col} = ?" for col in columns)
+    with store.transaction() as conn:
+        conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*columns.values(), job_id))
+
+
+def list_jobs(
+    store: Store,
+    *,
+    states: Sequence[JobState] | None = None,
+    owner_uid: int | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[JobRecord]:
+    """Newest first, keyset-paginated by id so a page costs the same at any depth."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if states:
+        clauses.append(f"state IN ({', '.join('?' for _ in states)})")
+        params.extend(s.value for s in states)
+    if owner_uid is not None:
+        clauses.append("owner_uid = ?")
+        params.append(owner_uid)
+    if before_id is not None:
+        clauses.append("id < ?")
+        params.append(before_id)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = store.conn.execute(
+        f"SELECT * FROM jobs{where} ORDER BY id DESC LIMIT ?", (*params, limit)
+    ).fetchall()
+    return [JobRecord.from_row(r) for r in rows]
+
+
+def active_jobs(store: Store) -> list[JobRecord]:
+    """Every non-terminal job, in scheduling order (priority, then age)."""
+    terminal = tuple(s.value for s in TERMINAL_STATES)
+    rows = store.conn.execute(
+        f"SELECT * FROM jobs WHERE state NOT IN ({', '.join('?' for _ in terminal)})"
+        " ORDER BY priority DESC, id ASC",
+        terminal,
+    ).fetchall()
+    return [JobRecord.from_row(r) for r in rows]
+
+
+def job_events(store: Store, job_id: int) -> list[EventRecord]:
+    rows = store.conn.execute(
+        "SELECT * FROM events WHERE job_id = ? ORDER BY seq", (job_id,)
+    ).fetchall()
+    return [EventRecord.from_row(r) for r in rows]
+
+
+def events_since(store: Store, seq: int, limit: int = 1000) -> list[EventRecord]:
+    rows = store.conn.execute(
+        "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+    ).fetchall()
+    return [EventRecord.from_row(r) for r in rows]
