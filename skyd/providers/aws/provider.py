@@ -1,0 +1,442 @@
+"""AwsProvider: the Provider Protocol over EC2 through aioboto3."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+from skyd.clock import Clock, SystemClock
+from skyd.errors import CapacityError, ProviderError
+from skyd.model import Instance, InstanceState, LaunchRequest, Offer
+from skyd.providers.aws.config import AwsConfig
+from skyd.providers.aws.errors import CLOUD, translate_exception
+from skyd.providers.base import TAG_ATTEMPT, TAG_CLUSTER, TAG_JOB, TAG_MANAGED, TAG_TOKEN
+
+_EC2_STATES = {
+    "pending": InstanceState.PENDING,
+    "running": InstanceState.RUNNING,
+    "stopping": InstanceState.STOPPING,
+    "stopped": InstanceState.STOPPED,
+    "shutting-down": InstanceState.TERMINATING,
+    "terminated": InstanceState.TERMINATED,
+}
+# State-reason codes EC2 sets when it interrupts a spot instance.
+_SPOT_INTERRUPTION_CODES = frozenset(
+    {"Server.SpotInstanceTermination", "Server.SpotInstanceShutdown"}
+)
+_LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
+
+
+def instance_key(region: str, ec2_id: str) -> str:
+    """skyd's id of an EC2 instance: the region travels with it, so no lookup table is needed."""
+    return f"{region}/{ec2_id}"
+
+
+def split_instance_key(key: str) -> tuple[str, str]:
+    region, sep, ec2_id = key.partition("/")
+    if not sep or not region or not ec2_id.startswith("i-"):
+        raise ValueError(
+            f"not an aws instance id: {key!r}; expected 'REGION/i-…' as returned by launch()"
+        )
+    return region, ec2_id
+
+
+def ec2_client_token(client_token: str) -> str:
+    """EC2 ClientToken (≤ 64 ASCII chars), stable for the same skyd token."""
+    if len(client_token) <= 64 and client_token.isascii() and client_token.isprintable():
+        return client_token
+    return hashlib.sha256(client_token.encode()).hexdigest()[:64]
+
+
+def resource_name(request: LaunchRequest) -> str:
+    """Security group and key pair name shared by one cluster (or one job)."""
+    cluster = request.tags.get(TAG_CLUSTER)
+    return f"skyd-{cluster}" if cluster else f"skyd-job-{request.job_id}"
+
+
+def skyd_tags(request: LaunchRequest) -> dict[str, str]:
+    tags = dict(request.tags)
+    tags.update(
+        {
+            TAG_MANAGED: "true",
+            TAG_JOB: str(request.job_id),
+            TAG_ATTEMPT: str(request.attempt),
+            TAG_TOKEN: request.client_token,
+        }
+    )
+    return tags
+
+
+def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+class AwsProvider:
+    """Launches, describes, stops, starts and terminates EC2 instances for skyd.
+
+    Instance ids are `REGION/i-…`. Every resource it creates (instances, volumes,
+    security groups, key pairs) carries the skyd tags, so reconcile can find leaks.
+    """
+
+    name = "aws"
+
+    def __init__(
+        self, config: AwsConfig, clock: Clock | None = None, offers: Sequence[Offer] = ()
+    ) -> None:
+        self.config = config
+        self._clock = clock or SystemClock()
+        self._offers = tuple(offers)
+        self._stack = AsyncExitStack()
+        self._clients: dict[str, Any] = {}
+        self._client_lock = asyncio.Lock()
+        self._session: Any = None
+        self._zone_names: dict[str, dict[str, str]] = {}  # region -> {AZ id: AZ name}
+        self._regions_used: set[str] = set()
+
+    def offers(self) -> Sequence[Offer]:
+        return self._offers
+
+    async def _client(self, region: str) -> Any:
+        async with self._client_lock:
+            client = self._clients.get(region)
+            if client is None:
+                import aioboto3
+                from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
+
+                if self._session is None:
+                    self._session = aioboto3.Session(profile_name=self.config.profile)
+                sdk_config = AioConfig(
+                    connect_timeout=self.config.connect_timeout_s,
+                    read_timeout=self.config.request_timeout_s,
+                    retries={
+                        "total_max_attempts": self.config.sdk_max_attempts,
+                        "mode": "standard",
+                    },
+                )
+                try:
+                    client = await self._stack.enter_async_context(
+                        self._session.client(
+                            "ec2",
+                            region_name=region,
+                            endpoint_url=self.config.endpoint_url,
+                            config=sdk_config,
+                        )
+                    )
+                except Exception as exc:
+                    raise translate_exception(exc, region, None) from exc
+                self._clients[region] = client
+            return client
+
+    @contextlib.asynccontextmanager
+    async def _calls(self, region: str, zone: str | None = None) -> AsyncIterator[Any]:
+        """An EC2 client whose failures come out as skyd ProviderErrors."""
+        client = await self._client(region)
+        try:
+            yield client
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise translate_exception(exc, region, zone) from exc
+
+    # -- launch -------------------------------------------------------------------------
+
+    async def launch(self, request: LaunchRequest) -> list[Instance]:
+        offer = request.offer
+        region, zone_id = offer.region, offer.zone
+        self._regions_used.add(region)
+        existing = await self._find(region, {TAG_TOKEN: request.client_token}, live_only=True)
+        if existing:
+            return existing
+        image = self.config.image_for(region)
+        if image is None:
+            raise ProviderError(
+                f"aws: no image configured for region {region!r}; set aws.image_ids[{region!r}] "
+                "or aws.default_image_id",
+                scope=f"{CLOUD}/{region}",
+            )
+        zone_name = await self._zone_name(region, zone_id) if zone_id else None
+        tags = skyd_tags(request)
+        group_id = await self._ensure_security_group(region, resource_name(request), tags)
+        key_name = await self._ensure_key_pair(region, resource_name(request), tags)
+        params: dict[str, Any] = {
+            "ImageId": image,
+            "InstanceType": offer.instance_type,
+            "MinCount": request.num_nodes,
+            "MaxCount": request.num_nodes,
+            "ClientToken": ec2_client_token(request.client_token),
+            "SecurityGroupIds": [group_id],
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": _tag_list(tags)},
+                {"ResourceType": "volume", "Tags": _tag_list(tags)},
+            ],
+        }
+        if zone_name:
+            params["Placement"] = {"AvailabilityZone": zone_name}
+        if key_name:
+            params["KeyName"] = key_name
+        if request.spot:
+            params["InstanceMarketOptions"] = {
+                "MarketType": "spot",
+                "SpotOptions": {
+                    "SpotInstanceType": "one-time",
+                    "InstanceInterruptionBehavior": "terminate",
+                },
+            }
+        if request.disk_size_gib:
+            params["BlockDeviceMappings"] = [
+                {
+                    "DeviceName": self.config.root_device_name,
+                    "Ebs": {"VolumeSize": request.disk_size_gib, "DeleteOnTermination": True},
+                }
+            ]
+        try:
+            async with self._calls(region, zone_id) as ec2:
+                reply = await ec2.run_instances(**params)
+        except ProviderError:
+            # A failed attempt must not strand the group and key it created for itself.
+            with contextlib.suppress(ProviderError):
+                await self._release_unused(region, {group_id}, {key_name} if key_name else set())
+            raise
+        return [self._instance(region, raw) for raw in reply.get("Instances", [])]
+
+    async def _zone_name(self, region: str, zone: str) -> str:
+        """Catalog zones are AZ ids (use1-az2); RunInstances wants this account's AZ name."""
+        names = self._zone_names.get(region)
+        if names is None:
+            async with self._calls(region) as ec2:
+                reply = await ec2.describe_availability_zones()
+            names = {
+                z["ZoneId"]: z["ZoneName"]
+                for z in reply.get("AvailabilityZones", [])
+                if "ZoneId" in z and "ZoneName" in z
+            }
+            self._zone_names[region] = names
+        if zone in names:
+            return names[zone]
+        if zone in names.values():
+            return zone
+        raise CapacityError(
+            f"aws: zone {zone!r} is not offered to this account in {region} "
+            f"(known: {', '.join(sorted(names))})",
+            scope=f"{CLOUD}/{region}/{zone}",
+        )
+
+    def _zone_id(self, region: str, zone_name: str) -> str:
+        for zone_id, name in self._zone_names.get(region, {}).items():
+            if name == zone_name:
+                return zone_id
+        return zone_name
+
+    async def _ensure_security_group(self, region: str, name: str, tags: Mapping[str, str]) -> str:
+        group_tags = {k: v for k, v in tags.items() if k in (TAG_MANAGED, TAG_CLUSTER, TAG_JOB)}
+        async with self._calls(region) as ec2:
+            found = await ec2.describe_security_groups(
+                Filters=[{"Name": "group-name", "Values": [name]}]
+            )
+            if found.get("SecurityGroups"):
+                return str(found["SecurityGroups"][0]["GroupId"])
+            created = await ec2.create_security_group(
+                GroupName=name,
+                Description="skyd: ssh access to this job's instances",
+                TagSpecifications=[
+                    {"ResourceType": "security-group", "Tags": _tag_list(group_tags)}
+                ],
+            )
+            group_id = str(created["GroupId"])
+            await ec2.authorize_security_group_ingress(
+                GroupId=group_id,
+                IpPermissions=[
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": 22,
+                        "ToPort": 22,
+                        "IpRanges": [{"CidrIp": c} for c in self.config.ssh_ingress_cidrs],
+                    }
+                ],
+            )
+            return group_id
+
+    async def _ensure_key_pair(self, region: str, name: str, tags: Mapping[str, str]) -> str | None:
+        if not self.config.ssh_public_key:
+            return None
+        key_tags = {k: v for k, v in tags.items() if k in (TAG_MANAGED, TAG_CLUSTER, TAG_JOB)}
+        async with self._calls(region) as ec2:
+            found = await ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [name]}])
+            if not found.get("KeyPairs"):
+                await ec2.import_key_pair(
+                    KeyName=name,
+                    PublicKeyMaterial=self.config.ssh_public_key.encode(),
+                    TagSpecifications=[{"ResourceType": "key-pair", "Tags": _tag_list(key_tags)}],
+                )
+        return name
+
+    # -- describe -----------------------------------------------------------------------
+
+    async def describe(
+        self, instance_ids: Sequence[str] | None = None, tags: Mapping[str, str] | None = None
+    ) -> dict[str, InstanceState]:
+        if instance_ids is not None:
+            by_region = _group_by_region(instance_ids)
+            states: dict[str, InstanceState] = {
+                key: InstanceState.TERMINATED for key in instance_ids
+            }
+            for region, ec2_ids in by_region.items():
+                for raw in await self._describe_raw(
+                    region, [{"Name": "instance-id", "Values": ec2_ids}]
+                ):
+                    states[instance_key(region, raw["InstanceId"])] = _state_of(raw)
+            return states
+        found = await self.instances(tags or {TAG_MANAGED: "true"})
+        return {inst.instance_id: inst.state for inst in found}
+
+    async def instances(self, tags: Mapping[str, str]) -> list[Instance]:
+        """Every instance carrying all of `tags` in the configured (and used) regions."""
+        regions = sorted(set(self.config.regions) | self._regions_used)
+        results = await asyncio.gather(*(self._find(r, tags, live_only=False) for r in regions))
+        return [inst for batch in results for inst in batch]
+
+    async def _find(self, region: str, tags: Mapping[str, str], live_only: bool) -> list[Instance]:
+        filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
+        if live_only:
+            filters.append({"Name": "instance-state-name", "Values": _LIVE_STATES})
+        return [self._instance(region, raw) for raw in await self._describe_raw(region, filters)]
+
+    async def _describe_raw(self, region: str, filters: list[dict[str, Any]]) -> list[Any]:
+        out: list[Any] = []
+        async with self._calls(region) as ec2:
+            paginator = ec2.get_paginator("describe_instances")
+            async for page in paginator.paginate(Filters=filters):
+                for reservation in page.get("Reservations", []):
+                    out.extend(reservation.get("Instances", []))
+        return out
+
+    def _instance(self, region: str, raw: Mapping[str, Any]) -> Instance:
+        zone_name = raw.get("Placement", {}).get("AvailabilityZone", "")
+        tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
+        launched = raw.get("LaunchTime")
+        return Instance(
+            instance_id=instance_key(region, raw["InstanceId"]),
+            provider=self.name,
+            cloud=CLOUD,
+            region=region,
+            zone=self._zone_id(region, zone_name),
+            instance_type=raw.get("InstanceType", ""),
+            spot=raw.get("InstanceLifecycle") == "spot",
+            state=_state_of(raw),
+            tags=tags,
+            public_ip=raw.get("PublicIpAddress"),
+            private_ip=raw.get("PrivateIpAddress"),
+            launched_at=launched.timestamp() if launched is not None else None,
+        )
+
+    # -- stop / start / terminate -------------------------------------------------------
+
+    async def stop(self, instance_ids: Sequence[str]) -> None:
+        for region, ec2_ids in _group_by_region(instance_ids).items():
+            async with self._calls(region) as ec2:
+                await ec2.stop_instances(InstanceIds=ec2_ids)
+
+    async def start(self, instance_ids: Sequence[str]) -> None:
+        for region, ec2_ids in _group_by_region(instance_ids).items():
+            async with self._calls(region) as ec2:
+                await ec2.start_instances(InstanceIds=ec2_ids)
+
+    async def terminate(self, instance_ids: Sequence[str]) -> None:
+        """Terminate, then delete the security groups and key pairs nothing else uses."""
+        for region, ec2_ids in _group_by_region(instance_ids).items():
+            raws = await self._describe_raw(region, [{"Name": "instance-id", "Values": ec2_ids}])
+            live = [r["InstanceId"] for r in raws if r.get("State", {}).get("Name") != "terminated"]
+            groups = {
+                g["GroupId"]
+                for r in raws
+                for g in r.get("SecurityGroups", [])
+                if g.get("GroupName", "").startswith("skyd-")
+            }
+            keys = {r["KeyName"] for r in raws if r.get("KeyName", "").startswith("skyd-")}
+            if live:
+                async with self._calls(region) as ec2:
+                    await ec2.terminate_instances(InstanceIds=live)
+            await self._release_unused(region, groups, keys)
+
+    async def _release_unused(self, region: str, groups: set[str], keys: set[str]) -> None:
+        """Delete skyd's groups/keys once no live instance uses them.
+
+        EC2 refuses to delete a group while an instance is still shutting down with it
+        attached (DependencyViolation), so those are retried until cleanup_timeout_s.
+        """
+        deadline = self._clock.now() + self.config.cleanup_timeout_s
+        while groups or keys:
+            users = await self._describe_raw(
+                region, [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
+            )
+            staying = [r for r in users if r.get("State", {}).get("Name") != "shutting-down"]
+            used_groups = {g["GroupId"] for r in staying for g in r.get("SecurityGroups", [])}
+            used_keys = {r.get("KeyName") for r in staying}
+            blocked: set[str] = set()
+            async with self._calls(region) as ec2:
+                for key in keys - used_keys:
+                    await ec2.delete_key_pair(KeyName=key)
+                keys = set()
+                for group in groups - used_groups:
+                    try:
+                        await ec2.delete_security_group(GroupId=group)
+                    except Exception as exc:
+                        if "InvalidGroup.NotFound" in str(exc):
+                            continue  # already gone: a repeated terminate
+                        if "DependencyViolation" not in str(exc):
+                            raise
+                        blocked.add(group)
+            groups = blocked
+            if not groups or self._clock.now() >= deadline:
+                return
+            await self._clock.sleep(self.config.cleanup_poll_s)
+
+    async def orphaned_resources(self) -> list[str]:
+        """Security groups and key pairs carrying skyd tags that no live instance uses."""
+        out: list[str] = []
+        for region in sorted(set(self.config.regions) | self._regions_used):
+            users = await self._describe_raw(
+                region, [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
+            )
+            used_groups = {g["GroupId"] for r in users for g in r.get("SecurityGroups", [])}
+            used_keys = {r.get("KeyName") for r in users}
+            managed = [{"Name": f"tag:{TAG_MANAGED}", "Values": ["true"]}]
+            async with self._calls(region) as ec2:
+                sgs = await ec2.describe_security_groups(Filters=managed)
+                kps = await ec2.describe_key_pairs(Filters=managed)
+            out += [
+                f"{region}/{g['GroupId']}"
+                for g in sgs.get("SecurityGroups", [])
+                if g["GroupId"] not in used_groups
+            ]
+            out += [
+                f"{region}/{k['KeyName']}"
+                for k in kps.get("KeyPairs", [])
+                if k["KeyName"] not in used_keys
+            ]
+        return out
+
+    async def aclose(self) -> None:
+        self._clients.clear()
+        await self._stack.aclose()
+
+
+def _state_of(raw: Mapping[str, Any]) -> InstanceState:
+    name = raw.get("State", {}).get("Name", "")
+    reason = raw.get("StateReason", {}).get("Code", "")
+    if raw.get("InstanceLifecycle") == "spot" and reason in _SPOT_INTERRUPTION_CODES:
+        return InstanceState.PREEMPTED
+    return _EC2_STATES.get(name, InstanceState.PENDING)
+
+
+def _group_by_region(instance_ids: Sequence[str]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for key in instance_ids:
+        region, ec2_id = split_instance_key(key)
+        grouped[region].append(ec2_id)
+    return dict(grouped)

@@ -1,0 +1,177 @@
+"""Moto's EC2 server on loopback behind a proxy that injects AWS errors, hangs and preemptions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import urllib.parse
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout, web
+
+MOTO_ACCOUNT_ID = "123456789012"
+
+# Headers the proxy must not copy verbatim: they describe the hop, not the payload.
+_HOP_HEADERS = frozenset(
+    {"connection", "content-length", "transfer-encoding", "keep-alive", "host", "content-encoding"}
+)
+
+
+@dataclass
+class Ec2Fault:
+    """Answer matching EC2 API calls with an AWS error instead of forwarding them to moto.
+
+    `params` narrows the match to calls whose form parameters have these values
+    (e.g. {"Placement.AvailabilityZone": "us-east-1b"}). `times` counts how many calls
+    fail (None = until cleared). `hang` never answers, so the client's read timeout fires.
+    """
+
+    action: str
+    code: str = ""
+    status: int = 400
+    message: str = "injected by MotoEc2"
+    params: Mapping[str, str] = field(default_factory=dict)
+    times: int | None = 1
+    hang: bool = False
+
+    def matches(self, action: str, form: Mapping[str, str]) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        if action != self.action:
+            return False
+        return all(form.get(k) == v for k, v in self.params.items())
+
+
+def error_xml(code: str, message: str) -> str:
+    """The body EC2's query protocol returns for an error (what botocore parses)."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        f"</Errors><RequestID>{uuid.uuid4()}</RequestID></Response>"
+    )
+
+
+class MotoServerThread:
+    """One ThreadedMotoServer on a free loopback port (synchronous: start once, reset often)."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._lock = threading.Lock()
+        self.url = ""
+
+    def start(self) -> str:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        return self.url
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def reset(self) -> None:
+        """Forget every resource (moto's state is process-global)."""
+        from moto.ec2.models import ec2_backends
+
+        with self._lock:
+            ec2_backends.reset()
+
+
+class MotoEc2:
+    """The fault-injecting EC2 endpoint tests point the AWS adapter at.
+
+    Every call is forwarded to moto unless a registered Ec2Fault matches its Action;
+    `calls` counts Actions seen, so tests can assert how many RunInstances happened.
+    """
+
+    def __init__(self, moto: MotoServerThread) -> None:
+        self._moto = moto
+        self.faults: list[Ec2Fault] = []
+        self.calls: Counter[str] = Counter()
+        self._runner: web.AppRunner | None = None
+        self._session: ClientSession | None = None
+        self._closing = asyncio.Event()
+        self.endpoint_url = ""
+
+    async def start(self) -> str:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = int(self._runner.addresses[0][1])
+        self._session = ClientSession(timeout=ClientTimeout(total=60), auto_decompress=False)
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        return self.endpoint_url
+
+    async def stop(self) -> None:
+        self._closing.set()
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def add_fault(self, fault: Ec2Fault) -> Ec2Fault:
+        self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def preempt(self, instance_id: str, region: str) -> None:
+        """Take a spot instance back the way EC2 does: terminated by the service."""
+        from moto.ec2.models import ec2_backends
+        from moto.ec2.models.instances import StateReason
+
+        instance = ec2_backends[MOTO_ACCOUNT_ID][region].get_instance(instance_id)
+        instance.terminate()
+        instance.state_reason = StateReason(
+            "Server.SpotInstanceTermination: Spot instance termination",
+            "Server.SpotInstanceTermination",
+        )
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        form = _form(body, request.query_string)
+        action = form.get("Action", "")
+        self.calls[action] += 1
+        for fault in self.faults:
+            if fault.matches(action, form):
+                if fault.times is not None:
+                    fault.times -= 1
+                if fault.hang:
+                    await self._closing.wait()
+                    return web.Response(status=503)
+                return web.Response(
+                    status=fault.status,
+                    text=error_xml(fault.code, fault.message),
+                    content_type="text/xml",
+                )
+        return await self._forward(request, body)
+
+    async def _forward(self, request: web.Request, body: bytes) -> web.Response:
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        async with self._session.request(
+            request.method, self._moto.url + request.path_qs, data=body, headers=headers
+        ) as upstream:
+            payload = await upstream.read()
+            out_headers = {
+                k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS
+            }
+            return web.Response(status=upstream.status, body=payload, headers=out_headers)
+
+
+def _form(body: bytes, query: str) -> dict[str, str]:
+    fields: dict[str, Any] = {}
+    with contextlib.suppress(UnicodeDecodeError):
+        fields.update(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+    fields.update(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    return {str(k): str(v) for k, v in fields.items()}

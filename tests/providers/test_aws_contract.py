@@ -1,0 +1,226 @@
+"""The provider contract for the AWS adapter, against moto's EC2 server behind a fault proxy."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from contract import Fault, ProviderContract
+
+from skyd.clock import VirtualClock
+from skyd.errors import ProviderError
+from skyd.model import Offer
+from skyd.providers.aws import AwsConfig, AwsProvider
+from skyd.providers.aws.errors import translate_error_code
+from skyd.providers.aws.provider import ec2_client_token, split_instance_key
+from skyd.providers.base import TAG_MANAGED
+from skyd.testing.moto_ec2 import Ec2Fault, MotoEc2, MotoServerThread
+
+REGION = "us-east-1"
+ZONE_ID = "use1-az1"  # moto names it us-east-1b
+MOTO_AMI = "ami-12c6146b"
+
+_FAULTS: dict[Fault, Ec2Fault] = {
+    Fault.CAPACITY: Ec2Fault(
+        "RunInstances",
+        "InsufficientInstanceCapacity",
+        500,
+        params={"Placement.AvailabilityZone": "us-east-1b"},
+    ),
+    Fault.QUOTA: Ec2Fault("RunInstances", "VcpuLimitExceeded", 400),
+    Fault.AUTH: Ec2Fault("RunInstances", "UnauthorizedOperation", 403),
+    Fault.THROTTLE: Ec2Fault("RunInstances", "RequestLimitExceeded", 503),
+    Fault.SERVER_ERROR: Ec2Fault("RunInstances", "InternalError", 500),
+    Fault.TIMEOUT: Ec2Fault("RunInstances", hang=True),
+}
+
+
+class AwsHarness:
+    def __init__(self, provider: AwsProvider, proxy: MotoEc2, moto: MotoServerThread) -> None:
+        self.provider = provider
+        self._proxy = proxy
+        self._direct = boto3.client("ec2", region_name=REGION, endpoint_url=moto.url)
+
+    def offer(self, spot: bool) -> Offer:
+        return Offer("aws", REGION, ZONE_ID, "t3.micro", "", 0, 2, 1.0, 10_400, 3_100)
+
+    def inject(self, fault: Fault, offer: Offer) -> None:
+        template = _FAULTS[fault]
+        self._proxy.add_fault(
+            Ec2Fault(
+                template.action,
+                template.code,
+                template.status,
+                params=dict(template.params),
+                hang=template.hang,
+            )
+        )
+
+    async def preempt(self, instance_id: str) -> None:
+        region, ec2_id = split_instance_key(instance_id)
+        self._proxy.preempt(ec2_id, region)
+
+    async def leftovers(self) -> list[str]:
+        managed = [{"Name": f"tag:{TAG_MANAGED}", "Values": ["true"]}]
+        out: list[str] = []
+        for page in self._direct.get_paginator("describe_instances").paginate(Filters=managed):
+            for reservation in page["Reservations"]:
+                out += [
+                    i["InstanceId"]
+                    for i in reservation["Instances"]
+                    if i["State"]["Name"] != "terminated"
+                ]
+        out += [
+            g["GroupId"]
+            for g in self._direct.describe_security_groups(Filters=managed)["SecurityGroups"]
+        ]
+        out += [k["KeyName"] for k in self._direct.describe_key_pairs(Filters=managed)["KeyPairs"]]
+        volumes = self._direct.describe_volumes(Filters=managed)["Volumes"]
+        out += [v["VolumeId"] for v in volumes if v["State"] != "deleted"]
+        return out
+
+    def create_calls(self) -> int:
+        return self._proxy.calls["RunInstances"]
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[MotoServerThread]:
+    server = MotoServerThread()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The adapter reads the standard chain; tests feed it through the environment.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+async def proxy(moto_server: MotoServerThread) -> AsyncIterator[MotoEc2]:
+    moto_server.reset()
+    proxy = MotoEc2(moto_server)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture
+async def harness(
+    proxy: MotoEc2, moto_server: MotoServerThread, aws_credentials: None
+) -> AsyncIterator[AwsHarness]:
+    config = AwsConfig(
+        regions=(REGION,),
+        endpoint_url=proxy.endpoint_url,
+        default_image_id=MOTO_AMI,
+        ssh_public_key=_PUBLIC_KEY,
+        request_timeout_s=1.0,
+        connect_timeout_s=1.0,
+        cleanup_timeout_s=0,
+    )
+    provider = AwsProvider(config, clock=VirtualClock())
+    yield AwsHarness(provider, proxy, moto_server)
+    await provider.aclose()
+
+
+class TestAwsContract(ProviderContract):
+    pass
+
+
+async def test_launch_tags_every_resource_and_uses_zone_name(harness: AwsHarness) -> None:
+    offer = harness.offer(spot=True)
+    from contract import request_for
+
+    launched = await harness.provider.launch(request_for(offer, spot=True, job_id=21))
+    inst = launched[0]
+    assert inst.zone == ZONE_ID
+    raw: Any = harness._direct.describe_instances(InstanceIds=[inst.instance_id.split("/")[1]])
+    described = raw["Reservations"][0]["Instances"][0]
+    assert described["Placement"]["AvailabilityZone"] == "us-east-1b"
+    assert described["InstanceLifecycle"] == "spot"
+    assert described["KeyName"] == "skyd-c21"
+    assert [g["GroupName"] for g in described["SecurityGroups"]] == ["skyd-c21"]
+    await harness.provider.terminate([inst.instance_id])
+
+
+async def test_cluster_group_survives_until_last_instance_goes(harness: AwsHarness) -> None:
+    from contract import request_for
+
+    offer = harness.offer(spot=False)
+    first = await harness.provider.launch(request_for(offer, spot=False, job_id=22))
+    second = await harness.provider.launch(request_for(offer, spot=False, job_id=22))
+    await harness.provider.terminate([first[0].instance_id])
+    # The second instance, its volume, and the shared group and key pair remain.
+    assert len(await harness.leftovers()) == 4
+    await harness.provider.terminate([second[0].instance_id])
+    assert await harness.leftovers() == []
+
+
+async def test_unknown_zone_blocks_that_zone(harness: AwsHarness) -> None:
+    from contract import request_for
+
+    from skyd.errors import CapacityError
+
+    offer = Offer("aws", REGION, "use1-az99", "t3.micro", "", 0, 2, 1.0, 10_400, None)
+    with pytest.raises(CapacityError) as caught:
+        await harness.provider.launch(request_for(offer, spot=False))
+    assert caught.value.scope == "aws/us-east-1/use1-az99"
+    assert await harness.leftovers() == []
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "kind", "scope"),
+    [
+        ("SpotMaxPriceTooLow", 400, "CapacityError", "aws/r1/z1"),
+        ("MaxSpotInstanceCountExceeded", 400, "QuotaError", "aws/r1"),
+        ("InstanceLimitExceeded", 400, "QuotaError", "aws/r1"),
+        ("AuthFailure", 401, "AuthError", "aws"),
+        ("InvalidClientTokenId", 403, "AuthError", "aws"),
+        ("Throttling", 400, "TransientError", "aws/r1"),
+        ("SomethingNew", 502, "TransientError", "aws/r1"),
+        ("InvalidParameterValue", 400, "ProviderError", "aws/r1"),
+    ],
+)
+def test_error_code_table(code: str, status: int, kind: str, scope: str) -> None:
+    error = translate_error_code(code, status, "msg", "r1", "z1")
+    assert type(error).__name__ == kind
+    assert isinstance(error, ProviderError)
+    assert error.scope == scope
+
+
+def test_client_token_is_stable_and_fits_ec2_limit() -> None:
+    long_token = "x" * 200
+    assert ec2_client_token(long_token) == ec2_client_token(long_token)
+    assert len(ec2_client_token(long_token)) == 64
+    assert ec2_client_token("job7-attempt1") == "job7-attempt1"
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="request_timeout_s"):
+        AwsConfig(request_timeout_s=0)
+    with pytest.raises(ValueError, match="endpoint_url"):
+        AwsConfig(endpoint_url="localhost:5000")
+    with pytest.raises(ValueError, match="regions"):
+        AwsConfig(regions=())
+
+
+def test_importing_the_package_does_not_load_the_sdk() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, skyd.providers.aws; print('aioboto3' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+_PUBLIC_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMb0MkPBA9kLE9cMhpY8NWmZlOJZl4X1I3A3cvtvYRTo skyd-test"
+)
