@@ -225,7 +225,7 @@ class _TaskParser:
             task["project"] = as_text(problems, "project", project, what="a project name")
         if (priority := raw.get("priority")) is not None:
             task["priority"] = self._integer(
-                "priority", priority, low=-100, high=100, hint="use -100 to 100 (default 0)"
+                "priority", priority, low=-100, high=100, hint="default 0"
             )
         if (objective := raw.get("objective")) is not None:
             task["objective"] = self._objective(objective)
@@ -241,7 +241,7 @@ class _TaskParser:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise self.problems.at(path, f"{describe(value)} is not a whole number; {hint}")
+            raise self.problems.at(path, f"{describe(value)} is not a whole number ({hint})")
         if value < low or (high is not None and value > high):
             bound = f"at least {low}" if high is None else f"between {low} and {high}"
             raise self.problems.at(path, f"{value} is out of range; it must be {bound} ({hint})")
@@ -443,7 +443,11 @@ class _TaskParser:
     def _candidates(
         self, path: str, value: object, base: dict[str, Any]
     ) -> tuple[ResourcesSpec, ...]:
-        if not isinstance(value, list) or not value:
+        if isinstance(value, list) and not value:
+            raise self.problems.at(
+                path, "the list is empty; give at least one alternative, or leave the field out"
+            )
+        if not isinstance(value, list):
             raise self.problems.at(
                 path,
                 f"{describe(value)} is not a list of alternatives; write a list of resources "

@@ -265,6 +265,8 @@ def parse_infra(value: object) -> tuple[str | None, str | None, str | None]:
         try:
             cloud = parse_cloud(cloud)
         except ValueProblem:
+            if len(parts) == 1:
+                raise
             allowed = ", ".join(KNOWN_CLOUDS)
             raise ValueProblem(
                 f"{describe(value)}: {cloud!r} is not a cloud skyd knows; use one of: {allowed}"
