@@ -117,10 +117,10 @@ class Catalog:
         found = []
         for offer in self._pool(compiled):
             country = self.country_of(offer.cloud, offer.region) if compiled.countries else None
+            if compiled.offer_exclusion(offer, country) is not None:
+                continue
             for spot, price, market_reason in markets(offer, f.spot):
-                if market_reason is None and (
-                    compiled.exclusion(offer, spot, price, None, country) is None
-                ):
+                if compiled.market_exclusion(offer, spot, price, market_reason) is None:
                     found.append(Candidate(offer, spot, price))
         found.sort(key=candidate_order)
         return found
@@ -155,14 +155,18 @@ class Catalog:
                     region is not None and offer.region != region
                 ):
                     continue
+                group = (name, count, offer.cloud)
                 for market_spot, price, reason in markets(offer, spot):
                     if reason is not None:
                         continue
-                    candidate = Candidate(offer, market_spot, price)
-                    group = (name, count, offer.cloud)
                     held = best.get(group)
-                    if held is None or candidate_order(candidate) < candidate_order(held):
-                        best[group] = candidate
+                    # Compare full orders only on a price tie; most offers lose on price.
+                    if held is None or price < held.hourly_price_micros:
+                        best[group] = Candidate(offer, market_spot, price)
+                    elif price == held.hourly_price_micros:
+                        candidate = Candidate(offer, market_spot, price)
+                        if candidate_order(candidate) < candidate_order(held):
+                            best[group] = candidate
         return sorted(
             best.values(),
             key=lambda c: (

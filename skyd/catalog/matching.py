@@ -107,6 +107,13 @@ class CompiledFilter:
 
         Order: pins, accelerators, resources, country, market, max price, blocked.
         """
+        reason = self.offer_exclusion(offer, country)
+        if reason is not None:
+            return reason
+        return self.market_exclusion(offer, spot, price, market_reason)
+
+    def offer_exclusion(self, offer: Offer, country: str | None) -> ExclusionReason | None:
+        """The first reason that excludes every market of `offer`, or None."""
         f = self.source
         if (
             (self.cloud is not None and offer.cloud != self.cloud)
@@ -126,9 +133,16 @@ class CompiledFilter:
             return ExclusionReason.RESOURCES_TOO_SMALL
         if self.countries and country not in self.countries:
             return ExclusionReason.COUNTRY_NOT_ALLOWED
+        return None
+
+    def market_exclusion(
+        self, offer: Offer, spot: bool, price: int, market_reason: ExclusionReason | None
+    ) -> ExclusionReason | None:
+        """The first reason that excludes this one market of an otherwise admitted offer."""
         if market_reason is not None:
             return market_reason
-        if f.max_hourly_price_micros is not None and price > f.max_hourly_price_micros:
+        limit = self.source.max_hourly_price_micros
+        if limit is not None and price > limit:
             return ExclusionReason.OVER_MAX_PRICE
         if self.is_blocked(offer, spot):
             return ExclusionReason.BLOCKED

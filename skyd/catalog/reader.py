@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from skyd.errors import CatalogError
 from skyd.model import Offer, dollars_to_micros
@@ -138,22 +138,46 @@ def _open_rows(
     return rows(), positions
 
 
-def _field(
-    path: Path, line: int, row: list[str], column: int, name: str, parse: Callable[[str], T]
-) -> T:
-    value = row[column]
-    try:
-        return parse(value)
-    except _FieldError as exc:
-        raise CatalogError(
-            f"{path} line {line}, column {column + 1} ({name}): {value!r} {exc}"
-        ) from None
+class _Column(Generic[T]):
+    """One column's parser; repeated values (prices, sizes, regions) are parsed once."""
+
+    __slots__ = ("cache", "index", "name", "parse", "path")
+
+    def __init__(self, path: Path, index: int, name: str, parse: Callable[[str], T]) -> None:
+        self.path = path
+        self.index = index
+        self.name = name
+        self.parse = parse
+        self.cache: dict[str, T] = {}
+
+    def __call__(self, line: int, row: list[str]) -> T:
+        value = row[self.index]
+        try:
+            return self.cache[value]
+        except KeyError:
+            pass
+        try:
+            result = self.parse(value)
+        except _FieldError as exc:
+            raise CatalogError(
+                f"{self.path} line {line}, column {self.index + 1} ({self.name}): {value!r} {exc}"
+            ) from None
+        self.cache[value] = result
+        return result
 
 
 def read_offers(path: Path, cloud: str) -> list[Offer]:
     """Every offer in one cloud's catalog file; raises CatalogError on the first bad value."""
     rows, cols = _open_rows(path, OFFER_COLUMNS)
     c_cloud, c_type, c_acc, c_count, c_cpu, c_mem, c_price, c_spot, c_region, c_zone = cols
+    instance_type = _Column(path, c_type, "instance_type", _name)
+    count_of = _Column(path, c_count, "accelerator_count", _count)
+    vcpus = _Column(path, c_cpu, "vcpus", _size)
+    memory = _Column(path, c_mem, "memory_gib", _size)
+    price_of = _Column(path, c_price, "price", _price)
+    spot_of = _Column(path, c_spot, "spot_price", _price)
+    region = _Column(path, c_region, "region", _name)
+    zone = _Column(path, c_zone, "zone", _zone)
     offers: list[Offer] = []
     seen: dict[str, int] = {}
     for line, row in rows:
@@ -164,7 +188,7 @@ def read_offers(path: Path, cloud: str) -> list[Offer]:
             )
         accelerator = row[c_acc]
         if accelerator:
-            count = _field(path, line, row, c_count, "accelerator_count", _count)
+            count = count_of(line, row)
             if count == 0:
                 raise CatalogError(
                     f"{path} line {line}, column {c_count + 1} (accelerator_count): '0' for "
@@ -178,8 +202,8 @@ def read_offers(path: Path, cloud: str) -> list[Offer]:
             )
         else:
             count = 0
-        price = _field(path, line, row, c_price, "price", _price)
-        spot = _field(path, line, row, c_spot, "spot_price", _price)
+        price = price_of(line, row)
+        spot = spot_of(line, row)
         if price is None and spot is None:
             raise CatalogError(
                 f"{path} line {line}, columns {c_price + 1}/{c_spot + 1} (price/spot_price): "
@@ -187,21 +211,22 @@ def read_offers(path: Path, cloud: str) -> list[Offer]:
                 "give a price or drop the row"
             )
         offer = Offer(
-            cloud=cloud,
-            region=_field(path, line, row, c_region, "region", _name),
-            zone=_field(path, line, row, c_zone, "zone", _zone),
-            instance_type=_field(path, line, row, c_type, "instance_type", _name),
-            accelerator_name=accelerator,
-            accelerator_count=count,
-            vcpus=_field(path, line, row, c_cpu, "vcpus", _size),
-            memory_gib=_field(path, line, row, c_mem, "memory_gib", _size),
-            price_micros=price,
-            spot_price_micros=spot,
+            cloud,
+            region(line, row),
+            zone(line, row),
+            instance_type(line, row),
+            accelerator,
+            count,
+            vcpus(line, row),
+            memory(line, row),
+            price,
+            spot,
         )
-        first = seen.setdefault(offer.key, line)
+        key = offer.key
+        first = seen.setdefault(key, line)
         if first != line:
             raise CatalogError(
-                f"{path} line {line}: offering {offer.key} already listed on line {first}; "
+                f"{path} line {line}: offering {key} already listed on line {first}; "
                 "keep one row per (instance_type, region, zone)"
             )
         offers.append(offer)
