@@ -38,8 +38,10 @@ class Catalog:
         self._by_instance_type: dict[str, list[Offer]] = {}
         self._by_cloud: dict[str, list[Offer]] = {cloud: [] for cloud in clouds or ()}
         for offer in self._offers:
-            if self._by_key.setdefault(offer.key, offer) is not offer:
-                raise CatalogError(f"offering {offer.key} is listed twice")
+            key = offer.key
+            if key in self._by_key:
+                raise CatalogError(f"offering {key} is listed twice")
+            self._by_key[key] = offer
             self._by_accelerator.setdefault(
                 (offer.accelerator_name, offer.accelerator_count), []
             ).append(offer)

@@ -266,3 +266,24 @@ def test_offer_by_key(catalog: Catalog) -> None:
     offer = catalog.offer_by_key("aws/us-east-1/use1-az2/g4dn.xlarge")
     assert offer is not None and offer.price_micros == 526_000
     assert catalog.offer_by_key("aws/us-east-1/use1-az2/nope") is None
+
+
+def test_explain_with_instance_type_pin_only_lists_that_type(catalog: Catalog) -> None:
+    rows = catalog.explain(OfferFilter(instance_type="p3.2xlarge", region="us-west-2"))
+    assert rows and {c.offer.instance_type for c, _ in rows} == {"p3.2xlarge"}
+    assert {r for c, r in rows if c.offer.region != "us-west-2"} == {
+        ExclusionReason.PINNED_ELSEWHERE
+    }
+    assert [c for c, r in rows if r is None] == catalog.query(
+        OfferFilter(instance_type="p3.2xlarge", region="us-west-2")
+    )
+
+
+def test_catalog_from_records_rejects_duplicate_offers(catalog: Catalog) -> None:
+    from skyd.errors import CatalogError
+
+    offer = catalog.offers[0]
+    small = Catalog([offer])
+    assert small.clouds == [offer.cloud] and small.country_of(offer.cloud, offer.region) is None
+    with pytest.raises(CatalogError, match="listed twice"):
+        Catalog([offer, offer])
