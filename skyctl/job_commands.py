@@ -6,11 +6,17 @@ import argparse
 import os
 import sys
 import time
-from typing import TextIO
 
-from skyctl.client import ApiError, DaemonClient, DaemonUnavailableError, JsonObject
+from skyctl.client import ApiError, DaemonClient, DaemonUnavailableError
 from skyctl.messages import UsageError, api_error_text, error_line
 from skyctl.render import write_json
+
+# skyctl's hot paths never import typing (~3 ms at startup); these names are for mypy only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
+
+    from skyctl.client import JsonObject
 
 MAX_PAGE = 1000
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from skyctl.client import DaemonClient, QueryValue
+from skyctl.client import DaemonClient
 from skyctl.job_commands import read_task_file
 from skyctl.optional_endpoint import call_optional
 from skyctl.render import document_text, write_json
+
+if TYPE_CHECKING:
+    from skyctl.client import QueryValue
 
 
 def prices(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from skyctl.client import ApiError, DaemonClient, QueryValue
+from skyctl.client import ApiError, DaemonClient
+
+if TYPE_CHECKING:
+    from skyctl.client import QueryValue
 
 
 def call_optional(
