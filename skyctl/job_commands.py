@@ -54,10 +54,14 @@ def submit(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Tex
     failed = 0
     for path, text, base_dir in tasks:
         try:
-            job = client.submit_task(text, base_dir, args.name)
+            job = client.submit_task(text, base_dir, args.name, source=_source_name(path))
         except ApiError as exc:
             failed += 1
-            err.write(error_line(f"{path}: {api_error_text(exc)}"))
+            message = api_error_text(exc)
+            # Spec errors already start with the file (and line); others need it added.
+            if not message.startswith(_source_name(path)):
+                message = f"{path}: {message}"
+            err.write(error_line(message))
             continue
         jobs.append(job)
         if not args.json:
@@ -65,6 +69,10 @@ def submit(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Tex
     if args.json and (jobs or len(tasks) > 1):
         write_json(out, jobs[0] if len(tasks) == 1 else jobs)
     return 1 if failed else 0
+
+
+def _source_name(path: str) -> str:
+    return "<stdin>" if path == "-" else path
 
 
 def _report_submitted(job: JsonObject, as_json: bool, out: TextIO) -> None:

@@ -25,7 +25,7 @@ JOB = {"id": 7, "name": "train", "state": "PENDING", "owner": "alice"}
 def test_submit_task_posts_the_documented_json_body(responder: ScriptedResponder) -> None:
     responder.on("POST", "/v1/jobs", CannedResponse.json(JOB, status=201))
     with DaemonClient(responder.socket_path) as client:
-        job = client.submit_task("run: echo hi\n", "/home/alice/proj", None)
+        job = client.submit_task("run: echo hi\n", "/home/alice/proj", None, source="t.yaml")
     assert job == JOB
     [request] = responder.requests
     assert request.method == "POST"
@@ -39,6 +39,7 @@ def test_submit_task_posts_the_documented_json_body(responder: ScriptedResponder
         "task_yaml": "run: echo hi\n",
         "base_dir": "/home/alice/proj",
         "name": None,
+        "source": "t.yaml",
     }
 
 

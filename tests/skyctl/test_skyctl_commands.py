@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,7 @@ def test_submit_one_file_prints_its_id(
         "task_yaml": "name: a\nrun: echo a\n",
         "base_dir": str(task_files[0].parent),
         "name": None,
+        "source": str(task_files[0]),
     }
 
 
@@ -158,6 +160,35 @@ def test_submit_several_continues_past_a_rejected_file_and_exits_1(
     captured = capsys.readouterr()
     assert captured.out == "1\n3\n"
     assert captured.err == f"skyctl: error: {task_files[1]}: run: must not be empty\n"
+
+
+def test_spec_errors_that_name_the_file_are_not_prefixed_twice(
+    responder: ScriptedResponder, task_files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(task_files[0])
+    message = f"{path}:2: resources.accelerators: unknown accelerator 'V1OO' (did you mean V100?)"
+    responder.on("POST", "/v1/jobs", CannedResponse.error(400, "invalid_spec", message))
+    assert _run(responder, "submit", path) == 1
+    assert capsys.readouterr().err == f"skyctl: error: {message}\n"
+
+
+def test_submit_from_stdin(
+    responder: ScriptedResponder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO("run: echo piped\n"))
+    responder.on("POST", "/v1/jobs", CannedResponse.json(_job(8), status=201))
+    assert _run(responder, "submit", "-") == 0
+    assert capsys.readouterr().out == "8\n"
+    body = responder.requests[0].json()
+    assert (body["task_yaml"], body["base_dir"], body["source"]) == (
+        "run: echo piped\n",
+        str(tmp_path),
+        "<stdin>",
+    )
 
 
 def test_submit_with_a_missing_file_submits_nothing(
@@ -379,3 +410,12 @@ def test_price_history_of_an_unknown_offering_is_not_called_unsupported(
     # The message already names the field, so it is not repeated.
     assert capsys.readouterr().err == "skyctl: error: no offering aws/x/y/z\n"
     assert responder.requests[0].query == {"offering": ["aws/x/y/z"]}
+
+
+def test_price_history_route_missing_behind_a_json_error_middleware(
+    responder: ScriptedResponder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # skyd wraps aiohttp's own 404 as {"code": "not_found", "message": "Not Found"}.
+    responder.on("GET", "/v1/prices/history", CannedResponse.error(404, "not_found", "Not Found"))
+    assert _run(responder, "prices", "--history", "aws/x/y/z") == 1
+    assert "this daemon does not support prices --history yet" in capsys.readouterr().err
