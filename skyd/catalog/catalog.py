@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from skyd.catalog.locate import default_catalog_dir
+from skyd.catalog.locate import candidate_dirs, default_catalog_dir
 from skyd.catalog.matching import CompiledFilter, candidate_order, markets
 from skyd.catalog.names import AcceleratorNames
 from skyd.catalog.reader import RegionLocation, read_offers, read_regions
@@ -56,10 +56,9 @@ class Catalog:
         """Load `<cloud>.csv` files (all of them, or only `clouds`) and regions.csv.
 
         `directory` None means the shipped catalogs (see skyd.catalog.locate). Without a
-        regions.csv in `directory`, the shipped region table is used. Any bad file raises
+        regions.csv in the directory, the shipped region table is used. Any bad file raises
         CatalogError naming file, line, column and value, and nothing is returned.
         """
-        shipped = directory is None
         root = default_catalog_dir() if directory is None else Path(directory)
         files = catalog_files(root)
         if clouds is not None:
@@ -75,7 +74,7 @@ class Catalog:
         offers: list[Offer] = []
         for cloud, path in files.items():
             offers.extend(read_offers(path, cloud))
-        return cls(offers, _region_table(root, shipped), clouds=files, source=root)
+        return cls(offers, _region_table(root), clouds=files, source=root)
 
     # --- what is in it ------------------------------------------------------------------------
 
@@ -225,14 +224,10 @@ def catalog_files(directory: Path) -> dict[str, Path]:
     return files
 
 
-def _region_table(root: Path, shipped: bool) -> dict[tuple[str, str], RegionLocation]:
-    path = root / REGIONS_FILE
-    if path.is_file():
-        return read_regions(path)
-    if shipped:
-        return {}
-    try:
-        fallback = default_catalog_dir() / REGIONS_FILE
-    except CatalogError:
-        return {}
-    return read_regions(fallback) if fallback.is_file() else {}
+def _region_table(root: Path) -> dict[tuple[str, str], RegionLocation]:
+    """regions.csv of `root`, else the first one found where shipped catalogs live."""
+    for directory in (root, *candidate_dirs()):
+        path = directory / REGIONS_FILE
+        if path.is_file():
+            return read_regions(path)
+    return {}

@@ -193,3 +193,11 @@ def test_bad_region_table(tmp_path: Path, row: str, expected: str) -> None:
     write(tmp_path, "regions.csv", "cloud,region,country,continent\n" + row)
     with pytest.raises(CatalogError, match=expected):
         Catalog.load(tmp_path)
+
+
+def test_env_directory_without_regions_uses_shipped_region_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, "aws.csv", HEADER + GOOD)
+    monkeypatch.setenv(CATALOG_DIR_ENV, str(tmp_path))
+    assert Catalog.load().continent_of("aws", "us-east-1") == "NA"
