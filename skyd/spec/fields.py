@@ -108,7 +108,7 @@ class FieldReader:
 def as_text(problems: Problems, path: str, value: object, *, what: str) -> str:
     """A non-empty single string; numbers are kept exactly as written in the file."""
     if is_number(value):
-        return problems.sources.scalars.get(path, str(value))
+        return problems.sources.scalar_text(path) or str(value)
     if not isinstance(value, str) or not value.strip():
         raise problems.at(path, f"{describe(value)} is not {what}; write it as text")
     return value.strip()
@@ -128,7 +128,7 @@ def as_string_map(problems: Problems, path: str, value: object, *, what: str) ->
         if isinstance(item, str):
             result[key] = item
         elif is_number(item) or isinstance(item, bool):
-            result[key] = problems.sources.scalars.get(item_path, str(item))
+            result[key] = problems.sources.scalar_text(item_path) or str(item)
         elif item is None:
             raise problems.at(item_path, f"has no value; give it one (e.g. {key}: value)")
         else:

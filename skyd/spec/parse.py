@@ -333,7 +333,7 @@ class _TaskParser:
 
     def _deadline(self, value: object) -> DeadlineSpec:
         hint = f"use a duration ({DURATION_HINT}) or a time with timezone (e.g. 2026-12-01T18:00Z)"
-        text = self.problems.sources.scalars.get("deadline", str(value))
+        text = self.problems.sources.scalar_text("deadline") or str(value)
         if isinstance(value, str) and (seconds := parse_duration_text(value)) is not None:
             if seconds <= 0:
                 raise self.problems.at("deadline", f"{value!r} must be longer than 0; {hint}")
@@ -505,7 +505,7 @@ class _TaskParser:
                 path("max_hourly_cost"),
                 parse_dollars_per_hour,
                 value,
-                problems.sources.scalars.get(path("max_hourly_cost")),
+                problems.sources.scalar_text(path("max_hourly_cost")),
             )
         if (value := raw["countries"]) is not None:
             fields["countries"] = check_value(problems, path("countries"), parse_countries, value)
