@@ -83,9 +83,7 @@ def _apply(target: Any, values: dict[str, Any], where: str) -> None:
             if isinstance(current, float) and isinstance(value, int):
                 setattr(target, key, float(value))
                 continue
-            raise ConfigError(
-                f"{where}{key}: expected {type(current).__name__}, got {value!r}"
-            )
+            raise ConfigError(f"{where}{key}: expected {type(current).__name__}, got {value!r}")
         else:
             setattr(target, key, value)
 

@@ -105,7 +105,7 @@ class Daemon:
         self.scheduler = scheduler
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.request_stop)
         web_runner = await serve_unix(
             build_app(scheduler, settings.admin_group),
@@ -137,7 +137,7 @@ class Daemon:
                 scheduler_task.cancel()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
             await runner.aclose()
             for provider in providers.values():

@@ -49,9 +49,7 @@ def _prepare(launch: dict[str, Any]) -> None:
             shutil.copy2(src, target)
 
 
-def _run_phase(
-    command: str, *, cwd: str, env: dict[str, str], log: Any, label: str
-) -> int:
+def _run_phase(command: str, *, cwd: str, env: dict[str, str], log: Any, label: str) -> int:
     log.write(f"--- skyd: {label} started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
     log.flush()
     proc = subprocess.Popen(

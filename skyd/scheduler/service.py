@@ -174,7 +174,9 @@ class JobScheduler:
             for task in late:
                 task.cancel()
             if late:
-                log.warning("shutdown budget exhausted; %d transitions resume on restart", len(late))
+                log.warning(
+                    "shutdown budget exhausted; %d transitions resume on restart", len(late)
+                )
 
     def _lock(self, job_id: int) -> asyncio.Lock:
         return self._locks.setdefault(job_id, asyncio.Lock())
@@ -489,8 +491,11 @@ class JobScheduler:
                 continue
             provider = self.providers.get(inst.provider)
             if provider is None:
-                log.error("instance %s of disabled provider %s left running", inst.instance_id,
-                          inst.provider)
+                log.error(
+                    "instance %s of disabled provider %s left running",
+                    inst.instance_id,
+                    inst.provider,
+                )
                 continue
             await provider.terminate([inst.instance_id])
             with self.store.transaction() as conn:

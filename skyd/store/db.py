@@ -82,7 +82,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
             for statement in _split_sql(sql):
                 conn.execute(statement)
             conn.execute(
-                "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (name, time.time())
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                (name, time.time()),
             )
         except BaseException:
             conn.execute("ROLLBACK")

@@ -1,0 +1,1 @@
+"""Test support maintained like product code: fakes of remote systems and daemon harnesses."""

@@ -1,0 +1,160 @@
+"""Real skyd daemons for tests: in a background thread (fast) or as a separate process (for
+kill -9, SIGTERM and sd_notify). Both serve the real API on a real Unix socket."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from skyd.config import Settings
+from skyd.daemon import Daemon
+
+T = TypeVar("T")
+
+
+def wait_until(
+    condition: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.05
+) -> T:
+    """Poll a condition on real processes until it holds (a bounded wait, not an ordering sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def settings_for_tests(root: Path, **overrides: object) -> Settings:
+    settings = Settings(state_dir=root / "state", socket_path=root / "skyd.sock")
+    settings.scheduler_tick_seconds = 0.1
+    settings.shutdown_budget_seconds = 5.0
+    settings.local.cancel_grace_seconds = 2.0
+    settings.local.gpus = 0
+    for key, value in overrides.items():
+        setattr(settings, key, value)
+    return settings
+
+
+class DaemonThread:
+    """A Daemon running its own event loop in a thread of the test process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.daemon = Daemon(settings)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._main, name="skyd-daemon", daemon=True)
+        self._started = threading.Event()
+        self.exit_code: int | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def socket_path(self) -> str:
+        return str(self.settings.socket_path)
+
+    def _main(self) -> None:
+        async def go() -> int:
+            self._loop = asyncio.get_running_loop()
+            ready = asyncio.create_task(self.daemon.ready.wait())
+            ready.add_done_callback(lambda _t: self._started.set())
+            return await self.daemon.run()
+
+        try:
+            self.exit_code = asyncio.run(go())
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self._started.set()
+
+    def start(self) -> DaemonThread:
+        self._thread.start()
+        self._started.wait(30)
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def stop(self) -> int | None:
+        if self._loop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self.daemon.request_stop)
+        self._thread.join(30)
+        if self.error is not None:
+            raise self.error
+        return self.exit_code
+
+
+def _accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+class DaemonProcess:
+    """`skyd run` as a child process."""
+
+    def __init__(self, root: Path, *, env: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.state_dir = root / "state"
+        self.socket_path = root / "skyd.sock"
+        self.config = root / "skyd.toml"
+        self.config.write_text(
+            "scheduler_tick_seconds = 0.1\nshutdown_budget_seconds = 5.0\n"
+            "[local]\ngpus = 0\ncancel_grace_seconds = 2.0\n"
+        )
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = root / "daemon.log"
+
+    def start(self) -> DaemonProcess:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "skyd",
+                    "run",
+                    "--state-dir",
+                    str(self.state_dir),
+                    "--socket",
+                    str(self.socket_path),
+                    "--config",
+                    str(self.config),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
+        proc = self.proc
+        # a stale socket file may be left by a killed predecessor: wait until one answers
+        wait_until(lambda: _accepts(self.socket_path) or proc.poll() is not None)
+        if proc.poll() is not None:
+            raise RuntimeError(f"skyd exited early: {self.log_path.read_text()[-2000:]}")
+        return self
+
+    def close(self) -> None:
+        """Make sure no daemon outlives its test."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
