@@ -1,0 +1,466 @@
+"""GcpProvider: the Provider Protocol over Compute Engine's REST API (sync SDK, off the loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from skyd.clock import Clock, SystemClock
+from skyd.errors import ProviderError, TransientError
+from skyd.model import Instance, InstanceState, LaunchRequest, Offer
+from skyd.providers.base import TAG_ATTEMPT, TAG_JOB, TAG_MANAGED, TAG_TOKEN
+from skyd.providers.gcp.config import GcpConfig
+from skyd.providers.gcp.errors import (
+    CLOUD,
+    region_of,
+    translate_exception,
+    translate_operation_errors,
+)
+from skyd.providers.gcp.labels import instance_names, label_filter, labels_for
+
+T = TypeVar("T")
+
+_GCE_STATES = {
+    "PROVISIONING": InstanceState.PENDING,
+    "STAGING": InstanceState.PENDING,
+    "RUNNING": InstanceState.RUNNING,
+    "REPAIRING": InstanceState.RUNNING,
+    "STOPPING": InstanceState.STOPPING,
+    "SUSPENDING": InstanceState.STOPPING,
+    "SUSPENDED": InstanceState.STOPPED,
+    "TERMINATED": InstanceState.STOPPED,  # GCE's TERMINATED means stopped, not deleted
+}
+PREEMPTED_OPERATION = "compute.instances.preempted"
+
+
+def instance_key(zone: str, name: str) -> str:
+    """skyd's id of a GCE instance: zone and name, which GCE makes unique per project."""
+    return f"{zone}/{name}"
+
+
+def split_instance_key(key: str) -> tuple[str, str]:
+    zone, sep, name = key.partition("/")
+    if not sep or not zone or not name:
+        raise ValueError(f"not a gcp instance id: {key!r}; expected 'ZONE/NAME' from launch()")
+    return zone, name
+
+
+def _tail(link: str) -> str:
+    return link.rsplit("/", 1)[-1]
+
+
+class GcpProvider:
+    """Launches and manages GCE instances; every call runs in a worker thread.
+
+    Operations are awaited with ZoneOperationsClient.wait on the configured endpoint,
+    because ExtendedOperation.result() polls the public endpoint whatever the client uses.
+    """
+
+    name = "gcp"
+
+    def __init__(
+        self, config: GcpConfig, clock: Clock | None = None, offers: Sequence[Offer] = ()
+    ) -> None:
+        self.config = config
+        self._clock = clock or SystemClock()
+        self._offers = tuple(offers)
+        self._instances_client: Any = None
+        self._operations_client: Any = None
+        self._client_lock = asyncio.Lock()
+
+    def offers(self) -> Sequence[Offer]:
+        return self._offers
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    async def _clients(self) -> tuple[Any, Any]:
+        async with self._client_lock:
+            if self._instances_client is None:
+                self._instances_client, self._operations_client = await self._call(
+                    self._build_clients, None
+                )
+        return self._instances_client, self._operations_client
+
+    def _build_clients(self) -> tuple[Any, Any]:
+        from google.api_core.client_options import ClientOptions
+        from google.cloud import compute_v1
+
+        credentials: Any = None
+        if self.config.anonymous:
+            from google.auth.credentials import AnonymousCredentials
+
+            credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+        elif self.config.credentials_file:
+            from google.oauth2 import service_account
+
+            from_file = service_account.Credentials.from_service_account_file
+            credentials = from_file(  # type: ignore[no-untyped-call]
+                self.config.credentials_file,
+                scopes=["https://www.googleapis.com/auth/compute"],
+            )
+        options = ClientOptions(api_endpoint=self.config.endpoint) if self.config.endpoint else None
+        kwargs: dict[str, Any] = {
+            "transport": "rest",
+            "client_options": options,
+            "credentials": credentials,
+        }
+        return compute_v1.InstancesClient(**kwargs), compute_v1.ZoneOperationsClient(**kwargs)
+
+    async def _call(self, fn: Callable[..., T], where: str | None, /, *args: Any, **kw: Any) -> T:
+        """Run one blocking SDK call in a thread, its failures as ProviderErrors (zone `where`)."""
+        try:
+            return await asyncio.to_thread(fn, *args, **kw)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise translate_exception(exc, where) from exc
+
+    def _opts(self) -> dict[str, Any]:
+        # No SDK-level retry: the core retries with backoff and jitter.
+        return {"timeout": self.config.request_timeout_s, "retry": None}
+
+    async def _wait(self, operation: Any, zone: str) -> None:
+        """Block until a zone operation is DONE; raise its error, if any."""
+        _, ops = await self._clients()
+        deadline = self._clock.now() + self.config.operation_timeout_s
+        current = operation
+        while str(current.status) != "DONE" and getattr(current.status, "name", "") != "DONE":
+            if self._clock.now() >= deadline:
+                raise TransientError(
+                    f"gcp operation {operation.name} not done after "
+                    f"{self.config.operation_timeout_s}s",
+                    scope=f"{CLOUD}/{region_of(zone)}",
+                )
+            current = await self._call(
+                ops.wait,
+                zone,
+                project=self.config.project,
+                zone=zone,
+                operation=operation.name,
+                **self._opts(),
+            )
+        if current.error and current.error.errors:
+            raise translate_operation_errors(
+                ((e.code, e.message) for e in current.error.errors), zone
+            )
+
+    # -- launch -------------------------------------------------------------------------
+
+    async def launch(self, request: LaunchRequest) -> list[Instance]:
+        zone = request.offer.zone
+        if not zone:
+            raise ProviderError(
+                f"gcp: offer {request.offer.key} has no zone; GCE launches need one",
+                scope=f"{CLOUD}/{request.offer.region}",
+            )
+        names = instance_names(request.job_id, request.client_token, request.num_nodes)
+        existing = {
+            _tail(raw.name): raw
+            for raw in await self._list_zone(zone, {TAG_TOKEN: request.client_token})
+        }
+        missing = [n for n in names if n not in existing]
+        if missing:
+            outcomes = await asyncio.gather(
+                *(self._insert(request, zone, n) for n in missing), return_exceptions=True
+            )
+            failures = [o for o in outcomes if isinstance(o, BaseException)]
+            if failures:
+                # All nodes or none: a half-launched gang is useless and costs money.
+                created = [n for n, o in zip(missing, outcomes, strict=True) if o is None]
+                await self._delete_many(zone, created + list(existing))
+                raise failures[0]
+        instances, _ = await self._clients()
+        raws = await asyncio.gather(
+            *(
+                self._call(
+                    instances.get,
+                    zone,
+                    project=self.config.project,
+                    zone=zone,
+                    instance=n,
+                    **self._opts(),
+                )
+                for n in names
+            )
+        )
+        return [self._instance(raw) for raw in raws]
+
+    async def _insert(self, request: LaunchRequest, zone: str, name: str) -> None:
+        from google.cloud import compute_v1
+
+        instances, _ = await self._clients()
+        resource = compute_v1.Instance(self._instance_body(request, zone, name))
+        insert = compute_v1.InsertInstanceRequest(
+            project=self.config.project,
+            zone=zone,
+            instance_resource=resource,
+            # Names are what make a retry idempotent (unique per zone); the request id only
+            # dedups this one call, so a retry after a failed insert really retries.
+            request_id=str(uuid.uuid4()),
+        )
+        from google.api_core import exceptions as gexc
+
+        try:
+            op = await self._call(instances.insert_unary, zone, request=insert, **self._opts())
+        except ProviderError as exc:
+            if isinstance(exc.__cause__, gexc.Conflict):
+                return  # a concurrent or earlier insert of the same name won: not a double
+            raise
+        await self._wait(op, zone)
+
+    def _instance_body(self, request: LaunchRequest, zone: str, name: str) -> dict[str, Any]:
+        cfg = self.config
+        tags = dict(request.tags)
+        tags.update(
+            {
+                TAG_MANAGED: "true",
+                TAG_JOB: str(request.job_id),
+                TAG_ATTEMPT: str(request.attempt),
+                TAG_TOKEN: request.client_token,
+            }
+        )
+        nic: dict[str, Any] = {"network": cfg.network}
+        if cfg.subnetwork:
+            nic["subnetwork"] = cfg.subnetwork
+        if cfg.external_ip:
+            nic["access_configs"] = [{"name": "External NAT", "type_": "ONE_TO_ONE_NAT"}]
+        body: dict[str, Any] = {
+            "name": name,
+            "machine_type": f"zones/{zone}/machineTypes/{request.offer.instance_type}",
+            "labels": labels_for(tags),
+            "disks": [
+                {
+                    "boot": True,
+                    "auto_delete": True,
+                    "initialize_params": {
+                        "source_image": cfg.image,
+                        "disk_size_gb": request.disk_size_gib or cfg.disk_size_gib,
+                        "disk_type": f"zones/{zone}/diskTypes/{cfg.disk_type}",
+                        "labels": labels_for(tags),
+                    },
+                }
+            ],
+            "network_interfaces": [nic],
+        }
+        if cfg.ssh_public_key:
+            body["metadata"] = {
+                "items": [{"key": "ssh-keys", "value": f"{cfg.ssh_user}:{cfg.ssh_public_key}"}]
+            }
+        if request.spot:
+            body["scheduling"] = {
+                "provisioning_model": "SPOT",
+                "instance_termination_action": cfg.spot_termination_action,
+                "automatic_restart": False,
+                "on_host_maintenance": "TERMINATE",
+            }
+        elif request.offer.accelerator_count:
+            # GPU VMs cannot live-migrate.
+            body["scheduling"] = {"on_host_maintenance": "TERMINATE"}
+        return body
+
+    # -- describe -----------------------------------------------------------------------
+
+    async def describe(
+        self, instance_ids: Sequence[str] | None = None, tags: Mapping[str, str] | None = None
+    ) -> dict[str, InstanceState]:
+        if instance_ids is None:
+            found = await self.instances(tags or {TAG_MANAGED: "true"})
+            return {inst.instance_id: inst.state for inst in found}
+        from google.api_core import exceptions as gexc
+
+        instances, _ = await self._clients()
+
+        async def one(key: str) -> Any:
+            zone, name = split_instance_key(key)
+            try:
+                return await asyncio.to_thread(
+                    instances.get,
+                    project=self.config.project,
+                    zone=zone,
+                    instance=name,
+                    **self._opts(),
+                )
+            except gexc.NotFound:
+                return None
+            except Exception as exc:
+                raise translate_exception(exc, zone) from exc
+
+        raws = await asyncio.gather(*(one(k) for k in instance_ids))
+        states: dict[str, InstanceState] = {}
+        for key, raw in zip(instance_ids, raws, strict=True):
+            states[key] = InstanceState.TERMINATED if raw is None else self._state_of(raw)
+        await self._mark_preempted(states, {k: r for k, r in zip(instance_ids, raws, strict=True)})
+        return states
+
+    async def instances(self, tags: Mapping[str, str]) -> list[Instance]:
+        """Every instance carrying all of `tags`, across zones (one aggregatedList)."""
+        client, _ = await self._clients()
+
+        def listing() -> list[Any]:
+            from google.cloud import compute_v1
+
+            query = compute_v1.AggregatedListInstancesRequest(
+                project=self.config.project, filter=label_filter(dict(tags))
+            )
+            pager = client.aggregated_list(request=query, **self._opts())
+            return [inst for _, scoped in pager for inst in scoped.instances]
+
+        raws = await self._call(listing, None)
+        found = [self._instance(raw) for raw in raws]
+        states = {inst.instance_id: inst.state for inst in found}
+        await self._mark_preempted(
+            states, {i.instance_id: r for i, r in zip(found, raws, strict=True)}
+        )
+        return [
+            inst
+            if states[inst.instance_id] == inst.state
+            else _with_state(inst, states[inst.instance_id])
+            for inst in found
+        ]
+
+    async def _list_zone(self, zone: str, tags: Mapping[str, str]) -> list[Any]:
+        client, _ = await self._clients()
+
+        def listing() -> list[Any]:
+            from google.cloud import compute_v1
+
+            query = compute_v1.ListInstancesRequest(
+                project=self.config.project, zone=zone, filter=label_filter(dict(tags))
+            )
+            pager = client.list(request=query, **self._opts())
+            return list(pager)
+
+        return await self._call(listing, zone)
+
+    async def _mark_preempted(
+        self, states: dict[str, InstanceState], raws: Mapping[str, Any]
+    ) -> None:
+        """Spot VMs that are stopped or gone: GCE says why only in its operations log."""
+        suspects: dict[str, list[str]] = defaultdict(list)
+        for key, state in states.items():
+            raw = raws.get(key)
+            spot = raw is not None and raw.scheduling.provisioning_model == "SPOT"
+            if (raw is None and state == InstanceState.TERMINATED) or (
+                spot and state == InstanceState.STOPPED
+            ):
+                suspects[split_instance_key(key)[0]].append(key)
+        if not suspects:
+            return
+        _, ops = await self._clients()
+        for zone, keys in suspects.items():
+
+            def listing(zone: str = zone) -> list[Any]:
+                from google.cloud import compute_v1
+
+                query = compute_v1.ListZoneOperationsRequest(
+                    project=self.config.project,
+                    zone=zone,
+                    filter=f'(operationType = "{PREEMPTED_OPERATION}")',
+                )
+                pager = ops.list(request=query, **self._opts())
+                return list(pager)
+
+            preemptions = await self._call(listing, zone)
+            for key in keys:
+                name = split_instance_key(key)[1]
+                raw = raws.get(key)
+                started = _timestamp(raw.last_start_timestamp) if raw is not None else None
+                for op in preemptions:
+                    if _tail(op.target_link) != name:
+                        continue
+                    when = _timestamp(op.insert_time)
+                    if started is None or when is None or when >= started:
+                        states[key] = InstanceState.PREEMPTED
+
+    def _state_of(self, raw: Any) -> InstanceState:
+        return _GCE_STATES.get(str(raw.status), InstanceState.PENDING)
+
+    def _instance(self, raw: Any) -> Instance:
+        zone = _tail(raw.zone)
+        nic = raw.network_interfaces[0] if raw.network_interfaces else None
+        public_ip = None
+        if nic is not None and nic.access_configs:
+            public_ip = nic.access_configs[0].nat_i_p or None
+        return Instance(
+            instance_id=instance_key(zone, raw.name),
+            provider=self.name,
+            cloud=CLOUD,
+            region=region_of(zone),
+            zone=zone,
+            instance_type=_tail(raw.machine_type),
+            spot=raw.scheduling.provisioning_model == "SPOT",
+            state=self._state_of(raw),
+            tags=dict(raw.labels),
+            public_ip=public_ip,
+            private_ip=(nic.network_i_p or None) if nic is not None else None,
+            launched_at=_timestamp(raw.creation_timestamp),
+        )
+
+    # -- stop / start / terminate -------------------------------------------------------
+
+    async def _each(self, method: str, instance_ids: Sequence[str], missing_ok: bool) -> None:
+        from google.api_core import exceptions as gexc
+
+        client, _ = await self._clients()
+
+        async def one(key: str) -> None:
+            zone, name = split_instance_key(key)
+            try:
+                op = await asyncio.to_thread(
+                    getattr(client, method),
+                    project=self.config.project,
+                    zone=zone,
+                    instance=name,
+                    **self._opts(),
+                )
+            except gexc.NotFound:
+                if missing_ok:
+                    return
+                raise ProviderError(
+                    f"gcp: instance {key} not found", scope=f"{CLOUD}/{region_of(zone)}"
+                ) from None
+            except Exception as exc:
+                raise translate_exception(exc, zone) from exc
+            await self._wait(op, zone)
+
+        await asyncio.gather(*(one(k) for k in instance_ids))
+
+    async def stop(self, instance_ids: Sequence[str]) -> None:
+        await self._each("stop_unary", instance_ids, missing_ok=False)
+
+    async def start(self, instance_ids: Sequence[str]) -> None:
+        await self._each("start_unary", instance_ids, missing_ok=False)
+
+    async def terminate(self, instance_ids: Sequence[str]) -> None:
+        """Delete; boot disks go with the instance (auto_delete), NICs and IPs are inline."""
+        await self._each("delete_unary", instance_ids, missing_ok=True)
+
+    async def _delete_many(self, zone: str, names: Sequence[str]) -> None:
+        if names:
+            await self._each("delete_unary", [instance_key(zone, n) for n in names], True)
+
+    async def aclose(self) -> None:
+        for client in (self._instances_client, self._operations_client):
+            transport = getattr(client, "transport", None)
+            if transport is not None:
+                await asyncio.to_thread(transport.close)
+        self._instances_client = self._operations_client = None
+
+
+def _timestamp(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _with_state(inst: Instance, state: InstanceState) -> Instance:
+    from dataclasses import replace
+
+    return replace(inst, state=state)
