@@ -97,12 +97,7 @@ class _Converter:
             self.sources.values[path] = node
         value: Any
         if isinstance(node, yaml.ScalarNode):
-            if node.tag == _STR:
-                value = node.value
-            elif (construct := self.scalar_constructors.get(node.tag)) is not None:
-                value = construct(node)
-            else:
-                value = self.loader.construct_object(node, deep=True)
+            value = self._scalar(node)
         elif isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
             value = []
             self.done[id(node)] = value
@@ -118,6 +113,13 @@ class _Converter:
         self.done[id(node)] = value
         return value
 
+    def _scalar(self, node: yaml.ScalarNode) -> Any:
+        if node.tag == _STR:
+            return node.value
+        if (construct := self.scalar_constructors.get(node.tag)) is not None:
+            return construct(node)
+        return self.loader.construct_object(node, deep=True)
+
     def _fill_mapping(self, node: yaml.MappingNode, path: str, mapping: dict[Any, Any]) -> None:
         # Keys written in this mapping itself; those pulled in by `<<: *base` may be
         # overridden by them, but a key written twice here is a mistake.
@@ -129,7 +131,7 @@ class _Converter:
             if not isinstance(key_node, yaml.ScalarNode):
                 where = self._where(key_node)
                 raise SpecError(f"{where}: {path or 'top level'}: a key must be a plain word")
-            key = self.convert(key_node, "")
+            key = self._scalar(key_node)
             child = child_path(path, key_node.value)
             if key in first_seen and id(first_seen[key]) in written and id(key_node) in written:
                 line = first_seen[key].start_mark.line + 1
