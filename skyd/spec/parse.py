@@ -6,7 +6,8 @@ import datetime as dt
 import os.path
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+import stat
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,7 @@ def command_task(argv: Sequence[str], *, base_dir: Path, name: str | None = None
         name = _checked_name(name, lambda detail: SpecError(f"name: {detail}", field="name"))
     if not base_dir.is_absolute():
         raise SpecError(f"base_dir: {str(base_dir)!r} must be an absolute path", field="base_dir")
-    return TaskSpec(name=name or Path(argv[0]).name or None, run=shlex.join(argv))
+    return TaskSpec(name=name or Path(argv[0]).name[:NAME_LIMIT] or None, run=shlex.join(argv))
 
 
 def _first_validation_error(exc: ValidationError) -> str:
@@ -152,7 +153,7 @@ def _first_validation_error(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}" if where else str(first["msg"])
 
 
-def _checked_name(value: str, fail: Any) -> str:
+def _checked_name(value: str, fail: Callable[[str], SpecError]) -> str:
     if len(value) > NAME_LIMIT:
         raise fail(f"{len(value)} characters is too long; keep it under {NAME_LIMIT}")
     if any(ch in value for ch in "\r\n\t\x00") or not value.isprintable():
@@ -292,9 +293,18 @@ class _TaskParser:
         if not resolved.is_absolute():
             resolved = self.base_dir / resolved
         resolved = Path(_normalized(resolved))
-        if not resolved.exists():
-            raise self.problems.at(path, f"{text!r} does not exist (looked at {resolved})")
-        if directory and not resolved.is_dir():
+        try:
+            found = resolved.stat()
+        except FileNotFoundError:
+            raise self.problems.at(
+                path, f"{text!r} does not exist (looked at {resolved})"
+            ) from None
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise self.problems.at(
+                path, f"{text!r} cannot be read (looked at {resolved}): {reason}"
+            ) from None
+        if directory and not stat.S_ISDIR(found.st_mode):
             raise self.problems.at(path, f"{text!r} is not a directory (looked at {resolved})")
         return str(resolved)
 

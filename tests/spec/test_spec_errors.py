@@ -421,3 +421,10 @@ def test_corrupt_stored_json_is_a_spec_error() -> None:
         TaskSpec.from_json('{"run": "x", "surprise": 1}')
     with pytest.raises(SpecError):
         TaskSpec.from_json("not json")
+
+
+def test_unusable_local_path_is_a_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_task('workdir: "code\\0dir"\nrun: x\n', base_dir=tmp_path)
+    assert caught.value.field == "workdir"
+    assert "cannot be read" in caught.value.message
