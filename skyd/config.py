@@ -16,7 +16,7 @@ class ConfigError(SkydError):
 
 
 def default_socket_path() -> Path:
-    """`$XDG_RUNTIME_DIR/skyd/skyd.sock` for a user daemon, `/run/skyd/skyd.sock` for the system one."""
+    """`$XDG_RUNTIME_DIR/skyd/skyd.sock` (user daemon) or `/run/skyd/skyd.sock` (system)."""
     if os.geteuid() != 0 and os.environ.get("XDG_RUNTIME_DIR"):
         return Path(os.environ["XDG_RUNTIME_DIR"]) / "skyd" / "skyd.sock"
     return Path("/run/skyd/skyd.sock")
@@ -39,6 +39,9 @@ class LocalProviderSettings:
     slots: int = 0  # concurrent jobs; 0 = number of CPUs
     gpus: int = -1  # -1 = detect with nvidia-smi
     cancel_grace_seconds: float = 5.0
+    # Run each job as the user who submitted it. Needs root or CAP_SETUID/CAP_SETGID;
+    # always on when the daemon runs as root.
+    run_as_owner: bool = False
 
 
 @dataclass

@@ -32,9 +32,8 @@ def admits(offer: Offer, spot: bool, f: OfferFilter) -> bool:
         return False
     if f.spot is not None and f.spot != spot:
         return False
-    if f.accelerators:
-        if (offer.accelerator_name, offer.accelerator_count) not in f.accelerators:
-            return False
+    if f.accelerators and (offer.accelerator_name, offer.accelerator_count) not in f.accelerators:
+        return False
     if f.cpus is not None and not f.cpus.admits(offer.vcpus):
         return False
     if f.memory_gib is not None and not f.memory_gib.admits(offer.memory_gib):

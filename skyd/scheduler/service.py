@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -119,7 +120,8 @@ class JobScheduler:
         job = job_store.get_job(self.store, job_id)
         if job.owner_uid != caller.uid and not caller.is_admin:
             raise PermissionDeniedError(
-                f"job {job_id} belongs to {job.owner_name}; only its owner or an admin may cancel it"
+                f"job {job_id} belongs to {job.owner_name}; "
+                "only its owner or an admin may cancel it"
             )
         if job.state.is_terminal:
             return job
@@ -161,9 +163,12 @@ class JobScheduler:
                 continue
             task = asyncio.create_task(self._step(job.id), name=f"job-{job.id}")
             self._inflight[job.id] = task
-            task.add_done_callback(lambda _t, jid=job.id: self._inflight.pop(jid, None))
+            task.add_done_callback(functools.partial(self._forget, job.id))
             # let quick steps finish inside this pass so slots are counted right
             await asyncio.sleep(0)
+
+    def _forget(self, job_id: int, _task: asyncio.Task[None]) -> None:
+        self._inflight.pop(job_id, None)
 
     async def drain(self, budget_seconds: float) -> None:
         """Stop starting new work; let in-flight transitions finish within the budget."""
@@ -345,7 +350,8 @@ class JobScheduler:
             path.mkdir(parents=True, exist_ok=True)
         log_file = self.log_path(job.id)
         log_file.touch(exist_ok=True)
-        run_as_other = os.geteuid() == 0 and job.owner_uid != 0
+        may_switch = os.geteuid() == 0 or self.settings.local.run_as_owner
+        run_as_other = may_switch and job.owner_uid != os.geteuid()
         uid = gid = None
         if run_as_other:
             try:
@@ -429,6 +435,7 @@ class JobScheduler:
                 self._emit(event)
             return
         # the attempt is over: settle the job, then give the instance back
+        code: int | None
         if status.phase == RunPhase.DONE and status.setup_exit not in (0, None):
             target, reason, code = (
                 JobState.FAILED_SETUP,

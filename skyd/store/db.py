@@ -54,7 +54,8 @@ def _take_lock(state_dir: Path) -> int:
     except BlockingIOError:
         os.close(fd)
         raise StateLockedError(
-            f"state directory {state_dir} is in use by another skyd (lock {state_dir / 'skyd.lock'})"
+            f"state directory {state_dir} is in use by another skyd "
+            f"(lock {state_dir / 'skyd.lock'})"
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
@@ -63,7 +64,8 @@ def _take_lock(state_dir: Path) -> int:
 
 def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
     )
     applied = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
     known = [name for name, _ in MIGRATIONS]

@@ -26,8 +26,9 @@ def insert_instance(
 ) -> None:
     """Record a launched instance inside the caller's transaction (idempotent per id)."""
     conn.execute(
-        "INSERT INTO instances (provider, instance_id, job_id, attempt, client_token, cloud, region,"
-        " zone, instance_type, spot, state, hourly_price_micros, launched_at, tags_json, data_json)"
+        "INSERT INTO instances (provider, instance_id, job_id, attempt, client_token, cloud,"
+        " region, zone, instance_type, spot, state, hourly_price_micros, launched_at, tags_json,"
+        " data_json)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (provider, instance_id) DO UPDATE SET state = excluded.state,"
         " data_json = excluded.data_json",
