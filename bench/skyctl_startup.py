@@ -71,7 +71,7 @@ def measure(socket_path: str, task_path: str, runs: int) -> dict[str, list[float
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "skyctl submit FILE": [*skyctl, "submit", task_path],
-        "skyctl queue (50 jobs)": [*skyctl, "queue"],
+        "skyctl queue": [*skyctl, "queue"],
         "skyctl --help": [*skyctl, "--help"],
     }
     for argv in commands.values():  # warm the page cache and .pyc files once

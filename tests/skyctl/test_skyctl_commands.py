@@ -419,3 +419,12 @@ def test_price_history_route_missing_behind_a_json_error_middleware(
     responder.on("GET", "/v1/prices/history", CannedResponse.error(404, "not_found", "Not Found"))
     assert _run(responder, "prices", "--history", "aws/x/y/z") == 1
     assert "this daemon does not support prices --history yet" in capsys.readouterr().err
+
+
+def test_command_help_is_complete_when_only_that_command_is_built(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["queue", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("--all", "--user U", "--state S", "--limit N", "--json"):
+        assert option in out
