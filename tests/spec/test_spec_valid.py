@@ -451,3 +451,56 @@ def test_without_base_dir_paths_are_kept_as_written() -> None:
     spec = parse_task("workdir: ~/nowhere/at/all\nfile_mounts: {/d: ../x}\nrun: x\n")
     assert spec.workdir == "~/nowhere/at/all"
     assert spec.file_mounts == {"/d": "../x"}
+
+
+_JUNK: list[object] = [
+    None,
+    True,
+    -3,
+    0,
+    2.5,
+    "",
+    "  ",
+    "x:y",
+    "4x",
+    [],
+    [1, [2]],
+    {},
+    {"a": {"b": 1}},
+]
+
+
+def _mutate(rng: random.Random, node: Any, path: str) -> tuple[Any, str]:
+    """`node` with one value somewhere replaced by junk (or one key misspelled), and its path."""
+    if isinstance(node, dict) and node and rng.random() < 0.8:
+        key = rng.choice(list(node))
+        if rng.random() < 0.15:
+            misspelled = key[:-1] if len(key) > 1 else key + "x"
+            changed = {k: v for k, v in node.items() if k != key}
+            changed[misspelled] = node[key]
+            return changed, f"{path}.{misspelled}".lstrip(".")
+        inner, where = _mutate(rng, node[key], f"{path}.{key}".lstrip("."))
+        return {**node, key: inner}, where
+    if isinstance(node, list) and node and rng.random() < 0.8:
+        index = rng.randrange(len(node))
+        inner, where = _mutate(rng, node[index], f"{path}[{index}]")
+        return [*node[:index], inner, *node[index + 1 :]], where
+    return rng.choice(_JUNK), path
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_damaged_specs_fail_only_with_located_spec_errors(seed: int) -> None:
+    import yaml
+
+    from skyd.errors import SpecError
+
+    rng = random.Random(seed)
+    damaged, where = _mutate(rng, _random_task(rng), "")
+    try:
+        parse_task(yaml.safe_dump(damaged))
+    except SpecError as error:
+        if not where:
+            return  # the whole document was replaced: a file-level complaint, no field
+        # every complaint about a damaged field names a field, at or around the damage
+        assert error.field, (where, error.message)
+        assert error.field.startswith(where.split("[")[0].split(".")[0]), (where, error.field)
