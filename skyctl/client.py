@@ -142,7 +142,7 @@ class DaemonClient:
         response = self._send(self._connection, method, path, query, body, "application/json")
         try:
             data = response.read()
-        except (ConnectionError, TimeoutError) as exc:
+        except (OSError, http.client.HTTPException) as exc:
             self.close()
             raise DaemonUnavailableError(self.socket_path, _describe(exc)) from exc
         if response.status >= 400:
@@ -168,7 +168,11 @@ class DaemonClient:
         try:
             response = self._send(connection, "GET", path, query, None, "*/*")
             if response.status >= 400:
-                raise _error_from(response.status, response.reason, response.read())
+                try:
+                    data = response.read()
+                except (OSError, http.client.HTTPException) as exc:
+                    raise DaemonUnavailableError(self.socket_path, _describe(exc)) from exc
+                raise _error_from(response.status, response.reason, data)
         except BaseException:
             connection.close()
             raise
@@ -266,7 +270,7 @@ class DaemonClient:
         try:
             while chunk := response.read1(_READ_SIZE):
                 yield chunk
-        except (ConnectionError, http.client.IncompleteRead) as exc:
+        except (OSError, http.client.HTTPException) as exc:
             raise DaemonUnavailableError(
                 self.socket_path, f"the daemon closed the stream early ({_describe(exc)})"
             ) from exc

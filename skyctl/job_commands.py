@@ -119,7 +119,7 @@ def queue(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Text
         out.write("No jobs." if include_terminal else "No active jobs (--all shows finished ones).")
         out.write("\n")
     if cursor is not None and not args.json:
-        err.write(f"(showing the newest {len(jobs)} jobs; use --limit N to see more)\n")
+        err.write(f"(showing the newest {len(jobs)} jobs; there may be more: use --limit N)\n")
     return 0
 
 
