@@ -62,7 +62,8 @@ async def test_fetch_builds_a_loadable_catalog_across_pages(tmp_path: Path) -> N
     # The fake only matches items the query's $filter selects, 4 per page, and the
     # fetcher must follow every NextPageLink to see all of them.
     matching = [
-        i for i in retail_items()
+        i
+        for i in retail_items()
         if i["serviceName"] == "Virtual Machines" and i["type"] == "Consumption"
     ]
     assert len(server.requests) == -(-len(matching) // 4)
@@ -87,9 +88,7 @@ async def test_throttled_pages_are_waited_for_not_fatal(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fault", ["server_error", "garbage"])
-async def test_failed_page_keeps_the_old_catalog_byte_identical(
-    tmp_path: Path, fault: str
-) -> None:
+async def test_failed_page_keeps_the_old_catalog_byte_identical(tmp_path: Path, fault: str) -> None:
     old = tmp_path / "azure.csv"
     old.write_bytes(b"cloud,instance_type\r\nazure,the-old-good-one\r\n")
     before = old.read_bytes()

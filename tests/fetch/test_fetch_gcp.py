@@ -72,7 +72,11 @@ async def test_fetch_combines_hosts_and_gpus_into_a_loadable_catalog(tmp_path: P
 
     # Built-in GPUs: host (A2 core/RAM) + A100, one offering under the machine type name.
     a2 = rows[("a2-highgpu-1g", "us-central1-a")]
-    assert (a2["accelerator_name"], a2["accelerator_count"], a2["memory_gib"]) == ("A100", "1", "85")
+    assert (a2["accelerator_name"], a2["accelerator_count"], a2["memory_gib"]) == (
+        "A100",
+        "1",
+        "85",
+    )
     assert Decimal(a2["price"]) == (
         12 * Decimal("0.031611") + 85 * Decimal("0.004237") + Decimal("2.933908")
     )
@@ -146,7 +150,7 @@ async def test_bad_credentials_fail_without_retrying(tmp_path: Path) -> None:
             gcp_access_token="wrong-token",
             gcp_project=server.project,
         )
-        with pytest.raises(CatalogFetchError, match="HTTP 403.*credentials or API key") as failure:
+        with pytest.raises(CatalogFetchError, match=r"HTTP 403.*credentials or API key") as failure:
             await fetch_catalog("gcp", tmp_path, wrong, clock=InstantClock())
     assert len(server.requests) == 1
     # The key travels in the query string, which never reaches an error message.

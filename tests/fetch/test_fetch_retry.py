@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 
 import aiohttp
 import pytest
@@ -24,7 +24,7 @@ def test_backoff_grows_exponentially_up_to_the_cap() -> None:
     ceilings = [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
     for retry, ceiling in enumerate(ceilings, start=1):
         delays = [policy.delay(retry, None, rng) for _ in range(200)]
-        assert 0.0 <= min(delays) and max(delays) <= ceiling
+        assert min(delays) >= 0.0 and max(delays) <= ceiling
         # Full jitter: the delays really spread over the range, not a fixed value.
         assert max(delays) - min(delays) > ceiling / 2
 
@@ -98,12 +98,11 @@ async def test_persistent_500_gives_up_after_the_budget_with_a_clear_error() -> 
 
 async def test_client_errors_are_not_retried() -> None:
     clock = InstantClock()
-    async with AzureRetailServer(ITEMS) as server:
-        async with aiohttp.ClientSession() as session:
-            getter = JsonGetter(session, clock, RetryPolicy(), random.Random(0))
-            # No api-version: the fake answers 400 like the real API.
-            with pytest.raises(CatalogFetchError, match="HTTP 400") as failure:
-                await getter.get(server.prices_url)
+    async with AzureRetailServer(ITEMS) as server, aiohttp.ClientSession() as session:
+        getter = JsonGetter(session, clock, RetryPolicy(), random.Random(0))
+        # No api-version: the fake answers 400 like the real API.
+        with pytest.raises(CatalogFetchError, match="HTTP 400") as failure:
+            await getter.get(server.prices_url)
     assert len(server.requests) == 1
     assert clock.sleeps == []
     assert "api-version is required" in str(failure.value)

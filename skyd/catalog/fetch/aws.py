@@ -98,6 +98,9 @@ async def _region_rows(
     clock: Clock,
     region: str,
 ) -> list[CatalogRow]:
+    # The price list first: it is the likelier to fail, and fails before the slow EC2 calls.
+    url = endpoints.aws_price_list_url.rstrip("/") + offer_file_path(region)
+    on_demand = linux_on_demand_prices(await http.get(url), f"AWS price list for {region}")
     async with session.client(
         "ec2", region_name=region, endpoint_url=endpoints.aws_ec2_url, config=config
     ) as ec2:
@@ -117,8 +120,9 @@ async def _region_rows(
         specs: dict[str, InstanceTypeSpec] = {}
         async for page in ec2.get_paginator("describe_instance_types").paginate():
             for info in page["InstanceTypes"]:
-                if info["InstanceType"] in offered:
-                    specs[info["InstanceType"]] = instance_type_spec(info)
+                spec = instance_type_spec(info)
+                if info["InstanceType"] in offered and spec is not None:
+                    specs[info["InstanceType"]] = spec
         history: list[Mapping[str, Any]] = []
         async for page in ec2.get_paginator("describe_spot_price_history").paginate(
             StartTime=datetime.fromtimestamp(clock.now(), UTC),
@@ -126,8 +130,6 @@ async def _region_rows(
         ):
             history.extend(page["SpotPriceHistory"])
     spot = latest_spot_prices(history, zone_ids)
-    url = endpoints.aws_price_list_url.rstrip("/") + offer_file_path(region)
-    on_demand = linux_on_demand_prices(await http.get(url), f"AWS price list for {region}")
     valid_zone_ids = set(zone_ids.values())
     rows = []
     for instance_type, locations in offered.items():
@@ -157,9 +159,15 @@ async def _region_rows(
     return rows
 
 
-def instance_type_spec(info: Mapping[str, Any]) -> InstanceTypeSpec:
-    """vCPUs, memory and accelerator of one DescribeInstanceTypes entry."""
+def instance_type_spec(info: Mapping[str, Any]) -> InstanceTypeSpec | None:
+    """vCPUs, memory and accelerator of one DescribeInstanceTypes entry.
+
+    None for types with a fraction of a GPU (g6f: EC2 reports a count of 0), which
+    the catalog's whole-number accelerator_count cannot describe.
+    """
     name, count = accelerator_of(info)
+    if count == 0:
+        return None
     return InstanceTypeSpec(
         vcpus=Decimal(info["VCpuInfo"]["DefaultVCpus"]),
         memory_gib=Decimal(info["MemoryInfo"]["SizeInMiB"]) / MIB_PER_GIB,
@@ -170,6 +178,8 @@ def instance_type_spec(info: Mapping[str, Any]) -> InstanceTypeSpec:
 
 def accelerator_of(info: Mapping[str, Any]) -> tuple[str, int | None]:
     """The accelerator name skyd catalogs use, and how many; ("", None) for CPU-only types.
+
+    The count is 0 for fractional GPUs.
 
     EC2 names the A100 of p4de and the V100 of p3dn like their smaller-memory
     siblings; the catalogs tell them apart by memory, as users ask for them.
