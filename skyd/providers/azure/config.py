@@ -1,0 +1,65 @@
+"""Typed settings of the Azure adapter, validated when built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class AzureConfig:
+    """Where and how the Azure adapter launches.
+
+    Credentials come from azure-identity's DefaultAzureCredential (environment, managed
+    identity, Azure CLI, …) unless the provider is handed a credential explicitly.
+    The resource group and the virtual network/subnet must already exist.
+    """
+
+    subscription_id: str
+    resource_group: str
+    virtual_network: str = "skyd-vnet"
+    subnet: str = "default"
+    base_url: str | None = None  # None = the public cloud's Resource Manager
+    ca_file: str | None = None  # extra CA bundle to trust (a local fake's certificate)
+    admin_username: str = "skyd"
+    ssh_public_key: str | None = None
+    image_publisher: str = "Canonical"
+    image_offer: str = "ubuntu-24_04-lts"
+    image_sku: str = "server"
+    image_version: str = "latest"
+    public_ip: bool = True
+    eviction_policy: Literal["Delete", "Deallocate"] = "Deallocate"
+    spot_max_price: float = -1.0  # -1: pay up to the on-demand price, never evicted for price
+    connect_timeout_s: float = 10.0
+    request_timeout_s: float = 60.0
+    poll_interval_s: float = 5.0  # used when ARM sends no Retry-After
+    operation_timeout_s: float = 900.0
+    network_api_version: str = "2024-05-01"
+
+    def __post_init__(self) -> None:
+        for name in ("subscription_id", "resource_group", "virtual_network", "subnet"):
+            if not getattr(self, name):
+                raise ValueError(f"azure.{name} is required")
+        if self.eviction_policy not in ("Delete", "Deallocate"):
+            raise ValueError(
+                f"azure.eviction_policy must be 'Delete' or 'Deallocate', "
+                f"got {self.eviction_policy!r}"
+            )
+        for name in ("connect_timeout_s", "request_timeout_s", "operation_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"azure.{name} must be > 0 seconds, got {getattr(self, name)!r}")
+        if self.poll_interval_s < 0:
+            raise ValueError(f"azure.poll_interval_s must be >= 0, got {self.poll_interval_s!r}")
+        if self.base_url is not None and not self.base_url.startswith("https://"):
+            raise ValueError(
+                f"azure.base_url must be https:// (ARM bearer tokens need TLS), "
+                f"got {self.base_url!r}"
+            )
+
+    @property
+    def subnet_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Network/virtualNetworks/{self.virtual_network}"
+            f"/subnets/{self.subnet}"
+        )

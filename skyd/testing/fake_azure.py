@@ -1,0 +1,553 @@
+"""A local HTTPS Azure Resource Manager: VMs, NICs, public IPs and the async-operation protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import itertools
+import ssl
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+RG = "/subscriptions/{sub}/resourceGroups/{rg}/providers"
+VMS = RG + "/Microsoft.Compute/virtualMachines"
+NICS = RG + "/Microsoft.Network/networkInterfaces"
+IPS = RG + "/Microsoft.Network/publicIPAddresses"
+
+
+@dataclass
+class ArmFault:
+    """Make matching calls fail.
+
+    `operation` is one of vm.put, vm.get, vm.list, vm.patch, vm.delete, vm.deallocate,
+    vm.start, nic.put, nic.delete, ip.put, ip.delete, operation.get. With `status` the
+    call answers that HTTP error with ARM's {"error": {"code", "message"}} body; with
+    `async_error` the call is accepted (201/202) and its async operation ends Failed with
+    that code, as ARM reports AllocationFailed. `hang` never answers.
+    """
+
+    operation: str
+    status: int = 0
+    code: str = ""
+    async_error: str = ""
+    message: str = "injected by FakeAzure"
+    retry_after: int | None = None
+    times: int | None = 1
+    hang: bool = False
+
+    def matches(self, operation: str) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        return operation == self.operation
+
+
+@dataclass
+class _AsyncOperation:
+    status: str = "InProgress"
+    error: dict[str, str] | None = None
+    polls: int = 0
+    on_success: list[Callable[[], object]] = field(default_factory=list)
+    on_failure: list[Callable[[], object]] = field(default_factory=list)
+
+
+class StaticTokenCredential:
+    """An AsyncTokenCredential that hands out a fixed bearer token (for local fakes only)."""
+
+    def __init__(self, token: str = "fake-arm-token") -> None:
+        self._token = token
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        expires = int(dt.datetime.now(dt.UTC).timestamp()) + 3600
+        return AccessToken(self._token, expires)
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> StaticTokenCredential:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def write_self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1/localhost and its key, made now (nothing checked in)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "skyd fake azure")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "fake-azure.pem", directory / "fake-azure.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class FakeAzure:
+    """Resource Manager over HTTPS on 127.0.0.1; `ca_file` is what clients must trust."""
+
+    def __init__(self, cert_dir: Path) -> None:
+        self.ca_file, self._key_file = write_self_signed_cert(cert_dir)
+        self.vms: dict[tuple[str, str], dict[str, Any]] = {}  # (resource group, name)
+        self.nics: dict[tuple[str, str], dict[str, Any]] = {}
+        self.ips: dict[tuple[str, str], dict[str, Any]] = {}
+        self.operations: dict[str, _AsyncOperation] = {}
+        self.faults: list[ArmFault] = []
+        self.calls: Counter[str] = Counter()
+        self._octets = itertools.count(4)
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self.base_url = ""
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth])
+        r = app.router
+        r.add_get(VMS, self._vm_list)
+        r.add_put(VMS + "/{name}", self._vm_put)
+        r.add_get(VMS + "/{name}", self._vm_get)
+        r.add_patch(VMS + "/{name}", self._vm_patch)
+        r.add_delete(VMS + "/{name}", self._vm_delete)
+        r.add_post(VMS + "/{name}/deallocate", self._vm_deallocate)
+        r.add_post(VMS + "/{name}/start", self._vm_start)
+        for base, kind in ((NICS, "nic"), (IPS, "ip")):
+            r.add_put(base + "/{name}", self._network_put(kind))
+            r.add_get(base + "/{name}", self._network_get(kind))
+            r.add_delete(base + "/{name}", self._network_delete(kind))
+        r.add_get("/subscriptions/{sub}/providers/{ns}/locations/{loc}/operations/{op}", self._op)
+        r.add_get(
+            "/subscriptions/{sub}/providers/{ns}/locations/{loc}/operationResults/{op}",
+            self._op_result,
+        )
+        return app
+
+    async def start(self) -> str:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.ca_file, self._key_file)
+        self._runner = web.AppRunner(self.app(), shutdown_timeout=0.5, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
+        await site.start()
+        self.base_url = f"https://127.0.0.1:{int(self._runner.addresses[0][1])}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- knobs --------------------------------------------------------------------------
+
+    def add_fault(self, fault: ArmFault) -> ArmFault:
+        self.faults.append(fault)
+        return fault
+
+    def evict(self, resource_group: str, name: str) -> None:
+        """Take a Spot VM back per its eviction policy (Delete removes it, NIC and IP stay)."""
+        vm = self.vms[(resource_group, name)]
+        if vm["properties"].get("evictionPolicy") == "Delete":
+            del self.vms[(resource_group, name)]
+        else:
+            vm["_power"] = "deallocated"
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    @web.middleware
+    async def _auth(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return _error(401, "AuthenticationFailed", "Authentication failed: no bearer token.")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def _fault(self, operation: str) -> tuple[web.Response | None, ArmFault | None]:
+        self.calls[operation] += 1
+        for fault in self.faults:
+            if fault.matches(operation):
+                if fault.times is not None:
+                    fault.times -= 1
+                if fault.hang:
+                    await self._closing.wait()
+                    return web.Response(status=503), fault
+                if fault.status:
+                    headers = (
+                        {"Retry-After": str(fault.retry_after)}
+                        if fault.retry_after is not None
+                        else {}
+                    )
+                    return _error(fault.status, fault.code, fault.message, headers), fault
+                return None, fault
+        return None, None
+
+    def _start_operation(
+        self,
+        request: web.Request,
+        namespace: str,
+        location: str,
+        fault: ArmFault | None,
+        on_success: Callable[[], object] | None = None,
+        on_failure: Callable[[], object] | None = None,
+    ) -> dict[str, str]:
+        op_id = str(uuid.uuid4())
+        op = _AsyncOperation()
+        if fault is not None and fault.async_error:
+            op.error = {"code": fault.async_error, "message": fault.message}
+        if on_success is not None:
+            op.on_success.append(on_success)
+        if on_failure is not None:
+            op.on_failure.append(on_failure)
+        self.operations[op_id] = op
+        sub = request.match_info["sub"]
+        base = f"{self.base_url}/subscriptions/{sub}/providers/{namespace}/locations/{location}"
+        version = request.query.get("api-version", "")
+        return {
+            "Azure-AsyncOperation": f"{base}/operations/{op_id}?api-version={version}",
+            "Location": f"{base}/operationResults/{op_id}?api-version={version}",
+            "Retry-After": "0",
+        }
+
+    def _advance(self, op: _AsyncOperation) -> None:
+        # One poll in progress, the next one terminal: clients must really poll.
+        op.polls += 1
+        if op.status != "InProgress" or op.polls < 2:
+            return
+        if op.error is not None:
+            op.status = "Failed"
+            for callback in op.on_failure:
+                callback()
+        else:
+            op.status = "Succeeded"
+            for callback in op.on_success:
+                callback()
+
+    async def _op(self, request: web.Request) -> web.StreamResponse:
+        failure, _ = await self._fault("operation.get")
+        if failure is not None:
+            return failure
+        op_id = request.match_info["op"]
+        op = self.operations.get(op_id)
+        if op is None:
+            return _error(404, "NotFound", f"operation {op_id} not found")
+        self._advance(op)
+        body: dict[str, Any] = {"id": request.path, "name": op_id, "status": op.status}
+        if op.status == "Failed" and op.error is not None:
+            body["error"] = op.error
+        return web.json_response(body, headers={"Retry-After": "0"})
+
+    async def _op_result(self, request: web.Request) -> web.StreamResponse:
+        op = self.operations.get(request.match_info["op"])
+        if op is None:
+            return _error(404, "NotFound", "operation not found")
+        if op.status == "InProgress":
+            self._advance(op)
+            return web.Response(status=202, headers={"Retry-After": "0"})
+        return web.Response(status=204)
+
+    # -- virtual machines ---------------------------------------------------------------
+
+    def _vm_id(self, request: web.Request, name: str | None = None) -> str:
+        m = request.match_info
+        return (
+            f"/subscriptions/{m['sub']}/resourceGroups/{m['rg']}/providers/"
+            f"Microsoft.Compute/virtualMachines/{name or m['name']}"
+        )
+
+    def _vm_view(self, vm: dict[str, Any], expand: bool) -> dict[str, Any]:
+        body = {k: v for k, v in vm.items() if not k.startswith("_")}
+        body["properties"] = dict(vm["properties"])
+        if expand:
+            power = vm["_power"]
+            statuses = [
+                {"code": f"ProvisioningState/{vm['properties']['provisioningState'].lower()}"}
+            ]
+            if power:
+                statuses.append({"code": f"PowerState/{power}", "level": "Info"})
+            body["properties"]["instanceView"] = {"statuses": statuses}
+            # Each look moves a transitional power state on, as the real fleet does.
+            vm["_power"] = {"starting": "running", "deallocating": "deallocated"}.get(power, power)
+        return body
+
+    async def _vm_put(self, request: web.Request) -> web.StreamResponse:
+        failure, fault = await self._fault("vm.put")
+        if failure is not None:
+            return failure
+        rg, name = request.match_info["rg"], request.match_info["name"]
+        body = await request.json()
+        for nic in (
+            body.get("properties", {}).get("networkProfile", {}).get("networkInterfaces", [])
+        ):
+            if _key_of(nic["id"]) not in self.nics:
+                return _error(
+                    400,
+                    "InvalidResourceReference",
+                    f"Resource {nic['id']} referenced by VM {name} was not found.",
+                )
+        existed = (rg, name) in self.vms
+        vm = {
+            "id": self._vm_id(request),
+            "name": name,
+            "type": "Microsoft.Compute/virtualMachines",
+            "location": body.get("location", ""),
+            "tags": dict(body.get("tags", {})),
+            "zones": body.get("zones", []),
+            "properties": dict(body.get("properties", {}), provisioningState="Creating"),
+            "_power": "starting",
+        }
+        vm["properties"]["vmId"] = str(uuid.uuid4())
+        self.vms[(rg, name)] = vm
+
+        def done() -> None:
+            vm["properties"]["provisioningState"] = "Succeeded"
+
+        def failed() -> None:
+            # A failed allocation leaves the VM resource behind in Failed state, as ARM does.
+            vm["properties"]["provisioningState"] = "Failed"
+            vm["_power"] = ""
+
+        headers = self._start_operation(
+            request, "Microsoft.Compute", vm["location"], fault, done, failed
+        )
+        headers.pop("Location")
+        return web.json_response(
+            self._vm_view(vm, expand=False), status=200 if existed else 201, headers=headers
+        )
+
+    async def _vm_get(self, request: web.Request) -> web.StreamResponse:
+        failure, _ = await self._fault("vm.get")
+        if failure is not None:
+            return failure
+        vm = self.vms.get((request.match_info["rg"], request.match_info["name"]))
+        if vm is None:
+            return _not_found("Microsoft.Compute/virtualMachines", request.match_info["name"])
+        expand = request.query.get("$expand") == "instanceView"
+        return web.json_response(self._vm_view(vm, expand))
+
+    async def _vm_list(self, request: web.Request) -> web.StreamResponse:
+        failure, _ = await self._fault("vm.list")
+        if failure is not None:
+            return failure
+        expand = request.query.get("$expand") == "instanceView"
+        rg = request.match_info["rg"]
+        items = [self._vm_view(vm, expand) for (g, _), vm in sorted(self.vms.items()) if g == rg]
+        return web.json_response({"value": items})
+
+    async def _vm_patch(self, request: web.Request) -> web.StreamResponse:
+        failure, _ = await self._fault("vm.patch")
+        if failure is not None:
+            return failure
+        vm = self.vms.get((request.match_info["rg"], request.match_info["name"]))
+        if vm is None:
+            return _not_found("Microsoft.Compute/virtualMachines", request.match_info["name"])
+        body = await request.json()
+        if "tags" in body:
+            vm["tags"] = dict(body["tags"])
+        return web.json_response(self._vm_view(vm, expand=False))
+
+    async def _vm_action(self, request: web.Request, action: str) -> web.StreamResponse:
+        failure, fault = await self._fault(f"vm.{action}")
+        if failure is not None:
+            return failure
+        vm = self.vms.get((request.match_info["rg"], request.match_info["name"]))
+        if vm is None:
+            return _not_found("Microsoft.Compute/virtualMachines", request.match_info["name"])
+        if action == "deallocate":
+            vm["_power"] = "deallocating"
+            final = "deallocated"
+        else:
+            vm["_power"] = "starting"
+            final = "running"
+
+        def done() -> None:
+            vm["_power"] = final
+
+        headers = self._start_operation(request, "Microsoft.Compute", vm["location"], fault, done)
+        return web.Response(status=202, headers=headers)
+
+    async def _vm_deallocate(self, request: web.Request) -> web.StreamResponse:
+        return await self._vm_action(request, "deallocate")
+
+    async def _vm_start(self, request: web.Request) -> web.StreamResponse:
+        return await self._vm_action(request, "start")
+
+    async def _vm_delete(self, request: web.Request) -> web.StreamResponse:
+        failure, fault = await self._fault("vm.delete")
+        if failure is not None:
+            return failure
+        key = (request.match_info["rg"], request.match_info["name"])
+        vm = self.vms.get(key)
+        if vm is None:
+            return web.Response(status=204)
+        vm["properties"]["provisioningState"] = "Deleting"
+        headers = self._start_operation(
+            request, "Microsoft.Compute", vm["location"], fault, lambda: self.vms.pop(key, None)
+        )
+        return web.Response(status=202, headers=headers)
+
+    # -- network ------------------------------------------------------------------------
+
+    def _table(self, kind: str) -> dict[tuple[str, str], dict[str, Any]]:
+        return self.nics if kind == "nic" else self.ips
+
+    def _network_put(self, kind: str) -> Callable[[web.Request], Any]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            failure, fault = await self._fault(f"{kind}.put")
+            if failure is not None:
+                return failure
+            key = (request.match_info["rg"], request.match_info["name"])
+            body = await request.json()
+            table = self._table(kind)
+            existed = key in table
+            props = dict(body.get("properties", {}), provisioningState="Updating")
+            octet = next(self._octets)
+            if kind == "ip":
+                props["ipAddress"] = f"20.1.0.{octet}"
+            else:
+                for config in props.get("ipConfigurations", []):
+                    ip = config.get("properties", {}).get("publicIPAddress")
+                    if ip is not None and _key_of(ip["id"]) not in self.ips:
+                        return _error(
+                            400, "InvalidResourceReference", f"Resource {ip['id']} not found."
+                        )
+                    config.setdefault("properties", {})["privateIPAddress"] = f"10.0.0.{octet}"
+            resource = {
+                "id": request.path,
+                "name": key[1],
+                "location": body.get("location", ""),
+                "tags": dict(body.get("tags", {})),
+                "properties": props,
+            }
+            table[key] = resource
+
+            def done() -> None:
+                resource["properties"]["provisioningState"] = "Succeeded"
+
+            headers = self._start_operation(
+                request, "Microsoft.Network", resource["location"], fault, done
+            )
+            return web.json_response(resource, status=200 if existed else 201, headers=headers)
+
+        return handler
+
+    def _network_get(self, kind: str) -> Callable[[web.Request], Any]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            failure, _ = await self._fault(f"{kind}.get")
+            if failure is not None:
+                return failure
+            resource = self._table(kind).get((request.match_info["rg"], request.match_info["name"]))
+            if resource is None:
+                return _not_found(kind, request.match_info["name"])
+            return web.json_response(resource)
+
+        return handler
+
+    def _network_delete(self, kind: str) -> Callable[[web.Request], Any]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            failure, fault = await self._fault(f"{kind}.delete")
+            if failure is not None:
+                return failure
+            key = (request.match_info["rg"], request.match_info["name"])
+            table = self._table(kind)
+            resource = table.get(key)
+            if resource is None:
+                return web.Response(status=204)
+            if kind == "nic" and self._nic_in_use(resource["id"]):
+                return _error(400, "NicInUse", f"Network Interface {resource['id']} is in use.")
+            if kind == "ip" and self._ip_in_use(resource["id"]):
+                return _error(
+                    400, "PublicIPAddressCannotBeDeleted", f"Public IP {resource['id']} is in use."
+                )
+            headers = self._start_operation(
+                request,
+                "Microsoft.Network",
+                resource["location"],
+                fault,
+                lambda: table.pop(key, None),
+            )
+            return web.Response(status=202, headers=headers)
+
+        return handler
+
+    def _nic_in_use(self, nic_id: str) -> bool:
+        return any(
+            n.get("id", "").lower() == nic_id.lower()
+            for vm in self.vms.values()
+            for n in vm["properties"].get("networkProfile", {}).get("networkInterfaces", [])
+        )
+
+    def _ip_in_use(self, ip_id: str) -> bool:
+        return any(
+            (c.get("properties", {}).get("publicIPAddress") or {}).get("id", "").lower()
+            == ip_id.lower()
+            for nic in self.nics.values()
+            for c in nic["properties"].get("ipConfigurations", [])
+        )
+
+
+def _key_of(resource_id: str) -> tuple[str, str]:
+    parts = resource_id.strip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    return parts[lowered.index("resourcegroups") + 1], parts[-1]
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
+
+
+def _not_found(kind: str, name: str) -> web.Response:
+    return _error(404, "ResourceNotFound", f"The Resource '{kind}/{name}' was not found.")
