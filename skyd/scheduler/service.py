@@ -43,6 +43,11 @@ from skyd.store.records import EventRecord, JobRecord
 
 log = logging.getLogger("skyd.scheduler")
 
+_HOLDING = (JobState.PROVISIONING, JobState.SETTING_UP, JobState.RUNNING)
+_WAITING = (JobState.RECOVERING, JobState.PENDING)
+PLACEMENT_BATCH = 64  # waiting jobs considered per pass
+WAKE_DEBOUNCE_SECONDS = 0.01
+
 # How long a failed scope (zone, region, cloud) is skipped before it is tried again.
 BLOCK_SECONDS = {CapacityError: 600.0, QuotaError: 3600.0, AuthError: 3600.0}
 
@@ -154,18 +159,40 @@ class JobScheduler:
                 await asyncio.wait_for(
                     self.bus.changed.wait(), timeout=self.settings.scheduler_tick_seconds
                 )
+                # a burst of submits or exits costs one pass, not one pass each
+                await asyncio.sleep(WAKE_DEBOUNCE_SECONDS)
 
     async def reconcile_once(self) -> None:
-        for job in job_store.active_jobs(self.store):
-            if job.id in self._inflight or self._lock(job.id).locked():
-                continue
-            if not self._accepting and job.state in (JobState.PENDING, JobState.RECOVERING):
-                continue
-            task = asyncio.create_task(self._step(job.id), name=f"job-{job.id}")
-            self._inflight[job.id] = task
-            task.add_done_callback(functools.partial(self._forget, job.id))
-            # let quick steps finish inside this pass so slots are counted right
+        """Watch every job that holds resources; place waiting jobs only while capacity lasts.
+
+        A long queue costs nothing per pass when nothing can start: waiting jobs are read
+        in scheduling order, a bounded batch at a time, and only if some provider has room.
+        """
+        for job in job_store.jobs_in_states(self.store, _HOLDING):
+            self._spawn_step(job.id)
+        if not self._accepting or not self._any_capacity():
+            return
+        batch = job_store.jobs_in_states(self.store, _WAITING, limit=PLACEMENT_BATCH)
+        for job in batch:
+            if not self._any_capacity():
+                break
+            self._spawn_step(job.id)
+            # let the step claim its slot before the next job looks for one
             await asyncio.sleep(0)
+
+    def _spawn_step(self, job_id: int) -> None:
+        if job_id in self._inflight or self._lock(job_id).locked():
+            return
+        task = asyncio.create_task(self._step(job_id), name=f"job-{job_id}")
+        self._inflight[job_id] = task
+        task.add_done_callback(functools.partial(self._forget, job_id))
+
+    def _any_capacity(self) -> bool:
+        for provider in self.providers.values():
+            free = getattr(provider, "free_slots", None)
+            if free is None or free() > 0:
+                return True
+        return False
 
     def _forget(self, job_id: int, _task: asyncio.Task[None]) -> None:
         self._inflight.pop(job_id, None)

@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlite_utils
 
 from skyd.errors import StateLockedError, StoreError
-from skyd.store.migrations import MIGRATIONS
+from skyd.store.migrations import load_migrations
 
 
 class Store:
@@ -68,14 +68,15 @@ def _migrate(conn: sqlite3.Connection) -> None:
         " (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
     )
     applied = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
-    known = [name for name, _ in MIGRATIONS]
+    migrations = load_migrations()
+    known = [name for name, _ in migrations]
     unknown = applied - set(known)
     if unknown:
         raise StoreError(
             f"the database has migrations this skyd does not know ({', '.join(sorted(unknown))}); "
             "it was written by a newer skyd — upgrade skyd"
         )
-    for name, sql in MIGRATIONS:
+    for name, sql in migrations:
         if name in applied:
             continue
         # executescript would COMMIT implicitly; run statements one by one inside one transaction

@@ -191,6 +191,19 @@ def list_jobs(
     return [JobRecord.from_row(r) for r in rows]
 
 
+def jobs_in_states(
+    store: Store, states: Sequence[JobState], limit: int | None = None
+) -> list[JobRecord]:
+    """Jobs in `states`, in scheduling order (priority, then age)."""
+    marks = ", ".join("?" for _ in states)
+    sql = f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY priority DESC, id ASC"
+    params: list[Any] = [s.value for s in states]
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return [JobRecord.from_row(r) for r in store.conn.execute(sql, params).fetchall()]
+
+
 def active_jobs(store: Store) -> list[JobRecord]:
     """Every non-terminal job, in scheduling order (priority, then age)."""
     terminal = tuple(s.value for s in TERMINAL_STATES)
