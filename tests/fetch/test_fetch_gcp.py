@@ -176,6 +176,30 @@ def test_sku_descriptions_map_to_the_right_unit_prices() -> None:
     assert gpu_words("Nvidia Tesla A100") != gpu_words("nvidia-a100-80gb")
 
 
+@pytest.mark.parametrize(
+    ("description", "key"),
+    [
+        ("N2D AMD Instance Core running in Americas", ("n2d", "Core")),
+        ("Compute optimized Core running in Americas", ("c2", "Core")),
+        ("Spot Preemptible Memory-optimized Instance Ram running in Americas", ("m1", "Ram")),
+        ("T2A Arm Instance Ram running in Americas", ("t2a", "Ram")),
+        ("N2 Custom Instance Core running in Americas", None),
+        ("N1 Sole Tenancy Instance Ram running in Americas", None),
+    ],
+)
+def test_family_descriptions_beyond_the_fixture(
+    description: str, key: tuple[str, str] | None
+) -> None:
+    sku = fixture("gcp_skus.json")[0]  # an N1 core SKU, relabelled
+    sku["description"] = description
+    sku["category"]["usageType"] = "Preemptible" if "Preemptible" in description else "OnDemand"
+    if key is not None and key[1] == "Ram":
+        sku["pricingInfo"][0]["pricingExpression"]["usageUnit"] = "GiBy.h"
+    book = price_book([sku])
+    found = {(f, "Core") for f, _, _ in book.core} | {(f, "Ram") for f, _, _ in book.ram}
+    assert found == ({key} if key else set())
+
+
 def test_a_sku_priced_in_another_currency_is_refused() -> None:
     sku = fixture("gcp_skus.json")[0]
     rate = sku["pricingInfo"][0]["pricingExpression"]["tieredRates"][0]

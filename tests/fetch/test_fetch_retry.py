@@ -138,3 +138,13 @@ async def test_connection_refused_is_retried_then_reported() -> None:
         with pytest.raises(CatalogFetchError, match="3 attempts"):
             await getter.get(dead_url, params=QUERY)
     assert len(clock.sleeps) == 2
+
+
+async def test_large_documents_are_decoded_intact() -> None:
+    # Over DECODE_IN_THREAD_BYTES, so decoding takes the worker-thread path.
+    many = [{**ITEMS[0], "meterId": f"meter-{i:08d}", "padding": "x" * 200} for i in range(6000)]
+    clock = InstantClock()
+    async with AzureRetailServer(many, page_size=len(many)) as server:
+        document = await _get(server, clock, RetryPolicy())
+    assert isinstance(document, dict)
+    assert document["Items"] == many

@@ -9,7 +9,9 @@ Sources, per region:
 - DescribeSpotPriceHistory from "now": the latest Linux/UNIX price per type and zone;
 - the public Price List bulk offer file for the region: Linux on-demand prices.
   (Chosen over the Pricing API's GetProducts because it needs no credentials and
-  no pagination; the cost is that a region's file is large and is read whole.)
+  no pagination; the cost is that a region's file is large — hundreds of MB for
+  us-east-1 — and is read whole, so only one is held at a time, decoded off the
+  event loop.)
 
 EC2 calls go through aioboto3 with botocore's "standard" retry mode, which backs
 off on throttling by itself; the price list goes through JsonGetter.
@@ -64,11 +66,14 @@ async def fetch_aws_rows(
     with _ec2_errors("listing regions"):
         regions = endpoints.aws_regions or await _enabled_regions(session, config, endpoints)
     limit = asyncio.Semaphore(REGION_CONCURRENCY)
+    offer_file_slot = asyncio.Semaphore(1)
 
     async def one_region(region: str) -> list[CatalogRow]:
         async with limit:
             with _ec2_errors(f"region {region}"):
-                return await _region_rows(session, config, endpoints, http, clock, region)
+                return await _region_rows(
+                    session, config, endpoints, http, clock, region, offer_file_slot
+                )
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -97,10 +102,17 @@ async def _region_rows(
     http: JsonGetter,
     clock: Clock,
     region: str,
+    offer_file_slot: asyncio.Semaphore,
 ) -> list[CatalogRow]:
     # The price list first: it is the likelier to fail, and fails before the slow EC2 calls.
+    # One offer file at a time: decoded, one is several GB of Python objects.
     url = endpoints.aws_price_list_url.rstrip("/") + offer_file_path(region)
-    on_demand = linux_on_demand_prices(await http.get(url), f"AWS price list for {region}")
+    async with offer_file_slot:
+        offer = await http.get(url)
+        on_demand = await asyncio.to_thread(
+            linux_on_demand_prices, offer, f"AWS price list for {region}"
+        )
+        del offer
     async with session.client(
         "ec2", region_name=region, endpoint_url=endpoints.aws_ec2_url, config=config
     ) as ec2:

@@ -2,10 +2,14 @@
 
 Compute Engine does not price machine types: it prices a family's vCPU-hour and
 GiB-hour ("N1 Predefined Instance Core running in Americas", "A2 Instance Ram
-running in Belgium") and each GPU-hour ("Nvidia Tesla T4 GPU running in …"), with
-`usageType` OnDemand or Preemptible (spot). Each SKU lists the regions it applies
-to in `serviceRegions`. SKUs for custom, sole-tenant, committed or otherwise
-special use do not match the description patterns below and are ignored.
+running in Belgium", "N2D AMD Instance Core …", "Compute optimized Core …" for c2)
+and each GPU-hour ("Nvidia Tesla T4 GPU running in …"), with `usageType`
+OnDemand or Preemptible (spot). Each SKU lists the regions it applies to in
+`serviceRegions`. SKUs for custom, sole-tenant, committed or otherwise special
+use do not match the description patterns below and are ignored; a family with
+no matching SKUs gets no price, so its machine types are left out. Prices are
+per family token: sub-families priced apart under one token (if any) are not told
+apart.
 """
 
 from __future__ import annotations
@@ -22,12 +26,17 @@ from skyd.catalog.fetch.json_shape import typed_field
 # The usage types a catalog row is made of; commitments and the like are skipped.
 SPOT_USAGE = {"OnDemand": False, "Preemptible": True}
 
-_RUNNING_IN = r" running in [A-Za-z .]+"
+_RUNNING_IN = r" running in [A-Za-z0-9 .\-]+"
+# Families whose SKUs are named by purpose rather than by family token.
+_NAMED_FAMILIES = {"Compute optimized": "c2", "Memory-optimized": "m1"}
 _VM_SKU = re.compile(
-    r"(?:Spot Preemptible )?(?P<family>[A-Z][A-Z0-9]*) (?:Predefined )?Instance "
-    r"(?P<kind>Core|Ram)" + _RUNNING_IN
+    r"(?:(?:Spot )?Preemptible )?"
+    r"(?P<family>[A-Z][A-Z0-9]*|" + "|".join(_NAMED_FAMILIES) + r")"
+    r"(?: AMD| Arm| Intel)? (?:Predefined )?(?:Instance )?(?P<kind>Core|Ram)" + _RUNNING_IN
 )
-_GPU_SKU = re.compile(r"(?P<gpu>.+?) GPU(?: attached to Spot Preemptible VMs)?" + _RUNNING_IN)
+_GPU_SKU = re.compile(
+    r"(?P<gpu>.+?) GPU(?: attached to (?:Spot )?(?:Preemptible )?VMs)?" + _RUNNING_IN
+)
 _UNIT_OF = {"Core": "h", "Ram": "GiBy.h"}
 # Words that do not tell GPUs apart ("Nvidia Tesla T4" and "nvidia-tesla-t4" are the T4).
 _NOISE_WORDS = frozenset({"nvidia", "tesla", "gpu"})
@@ -77,7 +86,7 @@ def price_book(skus: Iterable[Any]) -> GcpPriceBook:
         if vm is not None:
             price = unit_price(sku, _UNIT_OF[vm["kind"]], where)
             table = book.core if vm["kind"] == "Core" else book.ram
-            family = vm["family"].lower()
+            family = _NAMED_FAMILIES.get(vm["family"], vm["family"].lower())
             for region in regions:
                 _keep_lowest(table, (family, str(region), spot), price)
         elif gpu is not None and category.get("resourceGroup") == "GPU":

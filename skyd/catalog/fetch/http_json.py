@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -20,6 +21,10 @@ log = logging.getLogger(__name__)
 # Throttling and server-side hiccups; anything else (400, 401, 404, …) will not
 # improve by asking again.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# Bigger documents (an AWS offer file is hundreds of MB) are decoded off the event
+# loop so a fetch inside the daemon never stalls its other tasks.
+DECODE_IN_THREAD_BYTES = 1 << 20
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=15, sock_read=60)
 
@@ -61,6 +66,8 @@ class JsonGetter:
                 async with self._session.get(url, params=params, headers=headers) as response:
                     if response.status == 200:
                         body = await response.read()
+                        if len(body) > DECODE_IN_THREAD_BYTES:
+                            return await asyncio.to_thread(decode_json, body, where)
                         return decode_json(body, where)
                     if response.status not in RETRYABLE_STATUSES:
                         detail = (await response.text(errors="replace"))[:300]
