@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from skyd.catalog import Catalog
 from skyd.catalog.fetch import CatalogFetchError, FetchEndpoints, RetryPolicy, fetch_catalog
 from skyd.catalog.fetch.aws import accelerator_of, latest_spot_prices
 from skyd.catalog.fetch.aws_price_list import linux_on_demand_prices
+from skyd.testing.moto_ec2 import Ec2Fault, MotoEc2, MotoServerThread
 from skyd.testing.pricing_servers import AwsPriceListServer, FaultPlan, InstantClock
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "pricing"
@@ -28,12 +28,16 @@ def offer_file() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+def moto_server() -> Iterator[MotoServerThread]:
+    server = MotoServerThread()
     server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    yield server
     server.stop()
+
+
+@pytest.fixture
+def moto_url(moto_server: MotoServerThread) -> str:
+    return moto_server.url
 
 
 @pytest.fixture(autouse=True)
@@ -117,6 +121,35 @@ async def test_unknown_region_fails_with_the_region_named(moto_url: str, tmp_pat
                 "aws", tmp_path, endpoints(moto_url, price_list), clock=InstantClock()
             )
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_ec2_refusal_names_the_call_and_keeps_the_old_catalog(
+    moto_server: MotoServerThread, tmp_path: Path
+) -> None:
+    old = tmp_path / "aws.csv"
+    old.write_bytes(b"kept\n")
+    ec2 = MotoEc2(moto_server)
+    await ec2.start()
+    ec2.add_fault(
+        Ec2Fault(
+            "DescribeInstanceTypeOfferings",
+            code="UnauthorizedOperation",
+            status=403,
+            message="You are not authorized to perform this operation.",
+        )
+    )
+    try:
+        async with AwsPriceListServer({"us-east-1": offer_file()}) as price_list:
+            with pytest.raises(CatalogFetchError, match=r"region us-east-1: UnauthorizedOperation"):
+                await fetch_catalog(
+                    "aws", tmp_path, endpoints(ec2.endpoint_url, price_list), clock=InstantClock()
+                )
+    finally:
+        await ec2.stop()
+    # Authorization errors are final: botocore must not have retried them.
+    assert ec2.calls["DescribeInstanceTypeOfferings"] == 1
+    assert old.read_bytes() == b"kept\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["aws.csv"]
 
 
 def test_price_list_keeps_only_plain_linux_on_demand() -> None:
