@@ -1,0 +1,1 @@
+"""Trace-driven simulator of deadline-aware spot policies (`python -m bench.spot`)."""

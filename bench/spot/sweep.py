@@ -1,0 +1,153 @@
+"""Runs the sweep: every policy × zone set × start × job fraction × changeover, plus the optimum."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from bench.spot.engine import Job, PreparedZones, prepare, simulate
+from skyd.market.traces import TraceSet, load_trace_set
+from skyd.policy import POLICIES
+from skyd.policy.optimum import optimal_costs
+
+
+@dataclass(frozen=True, slots=True)
+class SweepConfig:
+    traces_dir: str
+    zone_sets: tuple[tuple[str, ...], ...]
+    job_hours: float = 48.0
+    job_fractions: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 0.95)
+    changeover_hours: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
+    starts: int = 300
+    seed: int = 0
+    policies: tuple[str, ...] = field(default_factory=lambda: tuple(POLICIES))
+    checkpoint_gb: float = 50.0
+    egress_per_gb: float = 0.02
+    workers: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Ticks:
+    """The job's lengths quantized to the trace's tick (see skyd.policy.optimum)."""
+
+    job: int
+    deadlines: tuple[int, ...]
+    changeover: int
+
+
+def quantize(
+    tick_hours: float, job_hours: float, fractions: Sequence[float], changeover: float
+) -> Ticks:
+    job = math.ceil(job_hours / tick_hours - 1e-9)
+    deadlines = tuple(math.floor(job_hours / f / tick_hours + 1e-9) for f in fractions)
+    return Ticks(job, deadlines, max(1, math.ceil(changeover / tick_hours - 1e-9)))
+
+
+def zone_set_label(traces: TraceSet, zones: Sequence[str]) -> str:
+    return f"{traces.name}/{'+'.join(zones)}"
+
+
+def start_rows(rows: int, horizon: int, count: int, seed: int, label: str) -> list[int]:
+    """`count` distinct-as-possible start rows, the same for every policy, fraction and d."""
+    if rows <= horizon:
+        raise ValueError(
+            f"{label}: the trace has {rows} rows, too few for a {horizon}-tick deadline"
+        )
+    # The label is folded into the seed so each zone set gets its own start points.
+    rng = np.random.default_rng([seed, *label.encode()])
+    return sorted(int(s) for s in rng.integers(0, rows - horizon, size=count))
+
+
+def run_task(task: tuple[SweepConfig, tuple[str, ...], float]) -> list[dict[str, object]]:
+    """One zone set at one changeover delay: the optimum and every policy on every start."""
+    config, zones, changeover = task
+    traces = load_trace_set(config.traces_dir)
+    label = zone_set_label(traces, zones)
+    prepared = prepare(traces, list(zones), label)
+    ticks = quantize(prepared.tick_hours, config.job_hours, config.job_fractions, changeover)
+    starts = start_rows(
+        prepared.market.rows, max(ticks.deadlines), config.starts, config.seed, label
+    )
+    migration = config.checkpoint_gb * config.egress_per_gb
+    optimum = optimal_costs(
+        prepared.market,
+        starts,
+        ticks.job,
+        ticks.deadlines,
+        ticks.changeover,
+        migration_cost=migration,
+        run_lengths=prepared.run_lengths,
+    )
+    return simulate_all(config, prepared, label, ticks, starts, optimum, migration, changeover)
+
+
+def simulate_all(
+    config: SweepConfig,
+    prepared: PreparedZones,
+    label: str,
+    ticks: Ticks,
+    starts: list[int],
+    optimum: np.ndarray,
+    migration: float,
+    changeover: float,
+) -> list[dict[str, object]]:
+    dt = prepared.tick_hours
+    on_demand_price = min(prepared.market.on_demand_price)
+    on_demand_cost = (ticks.job + ticks.changeover) * dt * on_demand_price
+    rows: list[dict[str, object]] = []
+    for name in config.policies:
+        policy = POLICIES[name]
+        for fi, fraction in enumerate(config.job_fractions):
+            for si, start in enumerate(starts):
+                job = Job(start, ticks.job, ticks.deadlines[fi], ticks.changeover, migration)
+                result = simulate(policy, prepared, job)
+                best = float(optimum[si, fi])
+                row: dict[str, object] = {
+                    "policy": name,
+                    "traces": label,
+                    "start": start,
+                    "job_fraction": fraction,
+                    "changeover_hours": changeover,
+                    "job_hours": round(ticks.job * dt, 4),
+                    "deadline_hours": round(ticks.deadlines[fi] * dt, 4),
+                    "cost": round(result.cost, 4),
+                    "on_demand_cost": round(on_demand_cost, 4),
+                    "optimal_cost": round(best, 4),
+                    "missed_deadline": int(result.missed_deadline),
+                    "normalized_cost": round(result.cost / on_demand_cost, 5),
+                    "gap_to_optimum": round(result.cost / best - 1.0, 5)
+                    if math.isfinite(best) and best > 0
+                    else float("nan"),
+                }
+                details = asdict(result)
+                for key in (
+                    "spot_hours",
+                    "on_demand_hours",
+                    "idle_hours",
+                    "changeovers",
+                    "preemptions",
+                    "migrations",
+                    "migration_cost",
+                    "finish_hours",
+                    "policy_calls",
+                ):
+                    value = details[key]
+                    row[key] = round(value, 4) if isinstance(value, float) else value
+                rows.append(row)
+    return rows
+
+
+def run_sweep(config: SweepConfig) -> list[dict[str, object]]:
+    tasks = [(config, zones, d) for zones in config.zone_sets for d in config.changeover_hours]
+    if config.workers <= 1 or len(tasks) == 1:
+        chunks = [run_task(t) for t in tasks]
+    else:
+        # fork would copy the parent's state; spawn keeps each worker clean and equal.
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(config.workers, len(tasks))) as pool:
+            chunks = pool.map(run_task, tasks, chunksize=1)
+    return [row for chunk in chunks for row in chunk]

@@ -1,0 +1,117 @@
+"""A market source that replays a TraceSet on the injected clock, optionally accelerated."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from skyd.clock import Clock
+from skyd.errors import TraceError
+from skyd.market.traces import TraceSet
+
+# Virtual and scaled clocks do float arithmetic on tick times; a row must not be
+# read as "not yet started" because of a rounding error far below a microsecond.
+_TIME_TOLERANCE = 1e-6
+
+
+class MarketChange(NamedTuple):
+    """A zone's spot availability and/or price changed to these values."""
+
+    zone: str
+    available: bool
+    spot_price: float
+
+
+class TraceReplay:
+    """Replays spot availability and prices, row by row, at the trace's own tick times.
+
+    Trace time `timestamps[0] + start_offset` corresponds to the clock time at
+    construction; trace time runs `speedup` times faster than the clock. After the last
+    row the last values hold forever.
+    """
+
+    def __init__(
+        self,
+        traces: TraceSet,
+        clock: Clock,
+        start_offset: float = 0.0,
+        speedup: float = 1.0,
+    ) -> None:
+        if speedup <= 0:
+            raise TraceError(f"speedup must be > 0, got {speedup!r}")
+        span = float(traces.timestamps[-1] - traces.timestamps[0])
+        if not 0 <= start_offset <= span:
+            raise TraceError(
+                f"start_offset must be within 0..{span:g} seconds, got {start_offset!r}"
+            )
+        self._traces = traces
+        self._clock = clock
+        self._anchor = clock.now()
+        relative = traces.timestamps - traces.timestamps[0] - start_offset
+        self._row_clock: npt.NDArray[np.float64] = self._anchor + relative / speedup
+        # Rows at which a zone's availability or price differs from the row before.
+        self._change_rows: dict[str, npt.NDArray[np.int64]] = {}
+        for name, zone in traces.zones.items():
+            changed = np.diff(zone.available.astype(np.int8)) != 0
+            changed |= np.diff(zone.spot_price) != 0
+            self._change_rows[name] = np.flatnonzero(changed).astype(np.int64) + 1
+
+    @property
+    def traces(self) -> TraceSet:
+        return self._traces
+
+    @property
+    def zones(self) -> list[str]:
+        return self._traces.zone_names
+
+    def row_at(self, when: float) -> int:
+        """The trace row in force at clock time `when` (the first row before the start)."""
+        row = int(np.searchsorted(self._row_clock, when + _TIME_TOLERANCE, side="right")) - 1
+        return max(row, 0)
+
+    def current_row(self) -> int:
+        return self.row_at(self._clock.now())
+
+    def available(self, zone: str) -> bool:
+        return bool(self._traces.zone(zone).available[self.current_row()])
+
+    def spot_price(self, zone: str) -> float:
+        return float(self._traces.zone(zone).spot_price[self.current_row()])
+
+    def on_demand_price(self, zone: str) -> float:
+        return self._traces.zone(zone).on_demand_price
+
+    def region(self, zone: str) -> str:
+        return self._traces.zone(zone).region
+
+    def clock_time_of_row(self, row: int) -> float:
+        return float(self._row_clock[row])
+
+    def _next_change_row(self, zone: str, after_row: int) -> int | None:
+        rows = self._change_rows[zone]
+        index = int(np.searchsorted(rows, after_row, side="right"))
+        return int(rows[index]) if index < len(rows) else None
+
+    def next_change_at(self, zone: str) -> float | None:
+        """Clock time of this zone's next availability or price change; None if none is left."""
+        self._traces.zone(zone)
+        row = self._next_change_row(zone, self.current_row())
+        return None if row is None else self.clock_time_of_row(row)
+
+    async def changes(self) -> AsyncIterator[MarketChange]:
+        """Yield each zone's new state exactly when its row changes, sleeping on the clock."""
+        row = self.current_row()
+        while True:
+            upcoming = [r for r in (self._next_change_row(z, row) for z in self._change_rows) if r]
+            if not upcoming:
+                return
+            row = min(upcoming)
+            delay = self.clock_time_of_row(row) - self._clock.now()
+            if delay > 0:
+                await self._clock.sleep(delay)
+            for name, zone in self._traces.zones.items():
+                if self._next_change_row(name, row - 1) == row:
+                    yield MarketChange(name, bool(zone.available[row]), float(zone.spot_price[row]))

@@ -1,0 +1,50 @@
+"""Summaries of observed spot availability that a policy can plan with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityStats:
+    """Share of time spot was available and the mean length of its up and down runs."""
+
+    fraction: float
+    mean_up_hours: float
+    mean_down_hours: float
+    observed_hours: float
+
+
+def settled_history(history: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """The history up to the last change: what is known before the current run began.
+
+    Statistics over it only change when availability changes, so a policy built on them
+    gives the same answer at every tick between two changes.
+    """
+    if len(history) == 0:
+        return history
+    changes = np.flatnonzero(history[1:] != history[:-1])
+    if len(changes) == 0:
+        return history[:0]
+    return history[: int(changes[-1]) + 1]
+
+
+def availability_stats(history: npt.NDArray[np.bool_], step_hours: float) -> AvailabilityStats:
+    """Fraction and run lengths of a sampled availability series (no data: all zero)."""
+    n = len(history)
+    if n == 0 or step_hours <= 0:
+        return AvailabilityStats(0.0, 0.0, 0.0, 0.0)
+    up = int(np.count_nonzero(history))
+    as_int = history.astype(np.int8)
+    edges = np.diff(as_int)
+    up_runs = int(np.count_nonzero(edges == 1)) + int(as_int[0] == 1)
+    down_runs = int(np.count_nonzero(edges == -1)) + int(as_int[0] == 0)
+    return AvailabilityStats(
+        fraction=up / n,
+        mean_up_hours=up * step_hours / up_runs if up_runs else 0.0,
+        mean_down_hours=(n - up) * step_hours / down_runs if down_runs else 0.0,
+        observed_hours=n * step_hours,
+    )

@@ -1,0 +1,174 @@
+"""skyd's own policy: spend slack greedily, but keep a reserve sized to the rest of the job.
+
+Slack (time to deadline minus work left) is the budget every policy spends: idle
+time and changeovers consume it, running on spot or on demand does not. Greedy spends
+it all on waiting for spot and then has to finish on demand, blind to spot; Uniform
+Progress buys on-demand early to stay on a straight line and pays a changeover each
+time it drifts across it. This policy:
+
+* waits for spot (idle through outages, spot whenever it is up) while the slack is
+  above a reserve;
+* the reserve is what the endgame needs to keep using spot: two changeovers per
+  expected spot up/down cycle over the remaining work (cycle lengths observed in
+  the zone's availability history), plus Uniform Progress' safety net;
+* below the reserve, outages are bridged on demand — after a short wait, because most
+  outages are short (a ski-rental rule: idle through the first `patience`
+  changeovers' worth of an outage) — and spot is taken back when it returns and the
+  slack still has room for the changeovers that costs;
+* safety net as Uniform Progress: off spot with less than two changeovers of slack
+  (plus a step's margin), on-demand to the end. So no deadline is ever missed.
+
+Everything it reads from the history is computed up to the last availability change,
+so between two changes its answer only moves with time, and it says when
+(`recheck_after_hours`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skyd.policy.availability import AvailabilityStats, availability_stats, settled_history
+from skyd.policy.baselines import (
+    on_demand_target,
+    rotated_zones,
+    spot_entry_is_safe,
+    spot_still_available,
+    step_margin,
+)
+from skyd.policy.state import IDLE, Decision, PolicyState, Target, ZoneMarket
+
+
+def current_run_hours(history: np.ndarray, step_hours: float) -> float:
+    """How long the last value of `history` has held (0 for no history)."""
+    n = len(history)
+    if n == 0:
+        return 0.0
+    changes = np.flatnonzero(history[1:] != history[:-1])
+    start = int(changes[-1]) + 1 if len(changes) else 0
+    return (n - start) * step_hours
+
+
+class SlackReserve:
+    """Greedy while slack is above a reserve sized to the endgame; bridges outages below it."""
+
+    name = "skyd"
+    safe = True
+
+    def __init__(
+        self,
+        reserve_per_cycle: float = 3.0,
+        patience: float = 0.0,
+        prior_cycle_hours: float = 4.0,
+        prior_hours: float = 24.0,
+        spot_patience: float = 2.0,
+    ) -> None:
+        # Changeovers of slack kept per expected up/down cycle of the remaining work.
+        self.reserve_per_cycle = reserve_per_cycle
+        # Outage age (in changeovers) idled through before bridging it on demand.
+        self.patience = patience
+        # Cycle length assumed for a zone with no history yet, and how much
+        # observed history it takes to trust the zone's own figure half-way.
+        self.prior_cycle_hours = prior_cycle_hours
+        self.prior_hours = prior_hours
+        # Age (in changeovers) a returning spot run must reach before on-demand is left.
+        self.spot_patience = spot_patience
+
+    def _stats(self, state: PolicyState) -> AvailabilityStats:
+        zones = state.zones
+        step = zones[0].history_step_hours
+        if len(zones) == 1:
+            history = zones[0].history
+        else:
+            # Several zones: the job can run while any of them is up.
+            shortest = min(len(z.history) for z in zones)
+            history = (
+                np.logical_or.reduce([z.history[len(z.history) - shortest :] for z in zones])
+                if shortest
+                else zones[0].history[:0]
+            )
+        return availability_stats(settled_history(history), step)
+
+    def cycle_hours(self, stats: AvailabilityStats) -> float:
+        seen = stats.observed_hours
+        observed = stats.mean_up_hours + stats.mean_down_hours
+        if observed <= 0:
+            return self.prior_cycle_hours
+        weight = seen / (seen + self.prior_hours)
+        return weight * observed + (1 - weight) * self.prior_cycle_hours
+
+    def reserve_hours(self, state: PolicyState, stats: AvailabilityStats) -> float:
+        d = state.changeover_hours
+        cycles = state.remaining_hours / max(self.cycle_hours(stats), d)
+        return 2 * d + step_margin(state) + self.reserve_per_cycle * d * cycles
+
+    def _outage_hours(self, state: PolicyState) -> float:
+        zones = state.zones
+        if len(zones) == 1:
+            return current_run_hours(zones[0].history, zones[0].history_step_hours)
+        return min(current_run_hours(z.history, z.history_step_hours) for z in zones)
+
+    @staticmethod
+    def _pick_zone(state: PolicyState, candidates: list[ZoneMarket]) -> ZoneMarket:
+        def score(zone: ZoneMarket) -> tuple[float, float]:
+            stats = availability_stats(settled_history(zone.history), zone.history_step_hours)
+            up = stats.mean_up_hours if stats.mean_up_hours > 0 else 1.0
+            # Price per hour, with the checkpoint's egress spread over the run expected.
+            return (zone.spot_price + state.migration_cost_to(zone.region) / up, -up)
+
+        return min(candidates, key=score)
+
+    def decide(self, state: PolicyState) -> Decision:
+        if state.finished:
+            return Decision(IDLE, reason="done")
+        d = state.changeover_hours
+        margin = step_margin(state)
+        safety_net = 2 * d + margin
+        if spot_still_available(state):
+            return Decision(state.current, reason="stay on spot until preempted")
+        if state.slack_hours < safety_net:
+            return Decision(on_demand_target(state), reason="safety net")
+        stats = self._stats(state)
+        reserve = self.reserve_hours(state, stats)
+        slack = state.slack_hours
+        current = state.current
+        open_zones = [
+            z for z in rotated_zones(state) if z.available and spot_entry_is_safe(state, z)
+        ]
+        if open_zones:
+            zone = self._pick_zone(state, open_zones)
+            target = Target.spot(zone.zone, zone.region)
+            if not current.is_on_demand:
+                return Decision(target, reason="take spot")
+            # Leaving on-demand costs this changeover and, likely, one back later.
+            if slack < 3 * d + margin:
+                return Decision(current, reason="no room to leave on-demand")
+            if slack <= reserve:
+                # Short spot runs are common: below the reserve, let it prove itself.
+                lasted = current_run_hours(zone.history, zone.history_step_hours)
+                wanted = self.spot_patience * d
+                if lasted < wanted:
+                    return Decision(
+                        current, recheck_after_hours=wanted - lasted, reason="spot just back"
+                    )
+            return Decision(target, reason="spot is back")
+        if slack > reserve:
+            if current.is_on_demand:
+                return Decision(IDLE, recheck_after_hours=0.0, reason="above reserve: wait")
+            # Idle: slack falls one hour per hour; the reserve stays put.
+            return Decision(IDLE, recheck_after_hours=slack - reserve, reason="above reserve: wait")
+        if current.is_on_demand:
+            # On demand the slack holds and the reserve shrinks with the work left.
+            cycle = max(self.cycle_hours(stats), d)
+            per_hour = self.reserve_per_cycle * d / cycle
+            return Decision(
+                current,
+                recheck_after_hours=(reserve - slack) / per_hour + state.overhead_left_hours,
+                reason="bridge the outage",
+            )
+        waited = self._outage_hours(state)
+        patience = self.patience * d
+        if waited < patience and slack - (patience - waited) >= safety_net:
+            return Decision(
+                IDLE, recheck_after_hours=patience - waited, reason="short outage? wait"
+            )
+        return Decision(on_demand_target(state), reason="bridge the outage")
