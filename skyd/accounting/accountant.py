@@ -1,0 +1,456 @@
+"""The Accountant: the daemon service that charges instances, enforces budgets and runs pools."""
+
+from __future__ import annotations
+
+import logging
+import pwd
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from skyd.accounting import inputs
+from skyd.accounting.accrual import PoolBook, charge_span, to_ms
+from skyd.accounting.budgets import Usage, held_gpus, judge, project_action, requested_gpus
+from skyd.accounting.errors import AccountingInputError, BudgetExceededError
+from skyd.accounting.prices import PriceSeries, RecordedPrices
+from skyd.accounting.records import (
+    BudgetAction,
+    CreditPool,
+    HoldDecision,
+    Project,
+    UserLimit,
+)
+from skyd.accounting.reports import costs_report, credits_view
+from skyd.accounting.settings import AccountingSettings
+from skyd.clock import Clock
+from skyd.errors import PermissionDeniedError
+from skyd.events import EventBus
+from skyd.model import JobState
+from skyd.spec import TaskSpec
+from skyd.store import Store
+from skyd.store import credits as credit_store
+from skyd.store import jobs as job_store
+from skyd.store import ledger as ledger_store
+from skyd.store.ledger import OpenAccrual
+
+if TYPE_CHECKING:
+    from skyd.scheduler.service import Caller
+
+log = logging.getLogger("skyd.accounting")
+
+_ENDED_STATES = frozenset({"TERMINATED", "PREEMPTED"})
+_STOPPED_STATES = frozenset({"STOPPED"})
+_HOLDING_STATES = frozenset(
+    {JobState.PROVISIONING, JobState.SETTING_UP, JobState.RUNNING, JobState.RECOVERING}
+)
+_FAILURE_BACKOFF_SECONDS = (1.0, 5.0, 30.0)
+
+
+class Accountant:
+    """Charges every instance-second at the price in force to its job, user, project and pool.
+
+    `prices` defaults to the price recorded on each instance at launch (plus the configured
+    stopped-instance rates); pass a `PriceHistory` (or any `PriceSeries`) to apply market
+    price changes mid-run.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        bus: EventBus,
+        settings: AccountingSettings,
+        prices: PriceSeries | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.bus = bus
+        self.settings = settings
+        self.prices: PriceSeries = prices or RecordedPrices(settings.stopped_hourly_micros)
+        self._last_actions: dict[int, str] = {}
+
+    # -- accrual ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Accrue every `accrual_interval_seconds` until cancelled; a failed pass is retried."""
+        failures = 0
+        while True:
+            try:
+                self.accrue(self.clock.now())
+                failures = 0
+                self._wake_scheduler_on_new_actions()
+            except Exception:
+                delay = _FAILURE_BACKOFF_SECONDS[min(failures, len(_FAILURE_BACKOFF_SECONDS) - 1)]
+                failures += 1
+                log.exception("accrual pass failed; retrying in %.0f s", delay)
+                await self.clock.sleep(delay)
+                continue
+            await self.clock.sleep(self.settings.accrual_interval_seconds)
+
+    def accrue(self, now: float) -> int:
+        """Charge every instance up to `now` (or its end); idempotent. Returns ledger rows written.
+
+        Everything of one pass commits together (charges, watermarks, pool spending, roll-up,
+        job costs), so a crash at any point leaves the ledger exactly as the last pass did.
+        """
+        now_ms = int(now * 1000)
+        with self.store.transaction() as conn:
+            ledger_store.discover_instances(conn)
+            accruals = ledger_store.open_accruals(conn)
+            book = PoolBook(credit_store.list_pools(conn))
+            rows: list[Any] = []
+            marks: list[tuple[int, int, int, int]] = []
+            for accrual in accruals:
+                mark = self._charge(accrual, now_ms, book, rows)
+                if mark is not None:
+                    marks.append(mark)
+            ledger_store.record_charges(conn, rows, marks, book.spent)
+        return len(rows)
+
+    def _charge(
+        self, accrual: OpenAccrual, now_ms: int, book: PoolBook, rows: list[Any]
+    ) -> tuple[int, int, int, int] | None:
+        instance = accrual.instance
+        end_ms = now_ms
+        settled = False
+        if instance.ended_at is not None:
+            ended_ms = to_ms(instance.ended_at)
+            if ended_ms <= now_ms:
+                end_ms, settled = ended_ms, True
+        elif instance.state in _ENDED_STATES:
+            settled = True  # ended without a recorded time: charge up to now, then stop
+        if end_ms <= accrual.accrued_ms:
+            return (accrual.accrued_ms, accrual.carry, 1, accrual.watermark_id) if settled else None
+        carry = charge_span(
+            instance,
+            start_ms=accrual.accrued_ms,
+            end_ms=end_ms,
+            carry=accrual.carry,
+            stopped=instance.state in _STOPPED_STATES,
+            prices=self.prices,
+            book=book,
+            rows=rows,
+        )
+        return (end_ms, carry, int(settled), accrual.watermark_id)
+
+    # -- enforcement -----------------------------------------------------------------------
+
+    def check_submit(
+        self, spec: TaskSpec, caller: Caller, estimated_hourly_micros: int | None
+    ) -> HoldDecision:
+        """May `caller` submit `spec` now? Raises PermissionDeniedError (not a project member),
+        BudgetExceededError (policy "refuse", or a job that can never fit); else allows or
+        returns a hold with reason "budget"."""
+        project = self._project_for(spec.project, caller.uid, caller.is_admin)
+        return self._decide(
+            spec=spec,
+            owner_uid=caller.uid,
+            project=project,
+            estimated_hourly_micros=estimated_hourly_micros,
+            refuse=self.settings.over_limit_at_submit == "refuse",
+        )
+
+    def check_job(self, job_id: int, estimated_hourly_micros: int | None) -> HoldDecision:
+        """May the waiting job `job_id` start now? (An admin override always lets it.)"""
+        if job_id in credit_store.overridden_jobs(self.store.conn):
+            return HoldDecision.allow()
+        job = job_store.get_job(self.store, job_id)
+        spec = TaskSpec.from_json(job.spec_json)
+        project = credit_store.get_project(self.store.conn, job.project) if job.project else None
+        return self._decide(
+            spec=spec,
+            owner_uid=job.owner_uid,
+            project=project,
+            estimated_hourly_micros=estimated_hourly_micros,
+            refuse=False,
+        )
+
+    def _project_for(self, name: str | None, uid: int, is_admin: bool) -> Project | None:
+        if name is None:
+            return None
+        project = credit_store.get_project(self.store.conn, name)
+        if project is None:
+            if self.settings.require_known_project:
+                raise PermissionDeniedError(
+                    f"project {name!r} does not exist; ask an admin to create it"
+                )
+            return None
+        if project.members and uid not in project.members and not is_admin:
+            raise PermissionDeniedError(
+                f"you are not a member of project {name!r}; ask an admin to add you"
+            )
+        return project
+
+    def _decide(
+        self,
+        *,
+        spec: TaskSpec,
+        owner_uid: int,
+        project: Project | None,
+        estimated_hourly_micros: int | None,
+        refuse: bool,
+    ) -> HoldDecision:
+        conn = self.store.conn
+        spent = 0
+        if project is not None and project.monthly_budget_micros is not None:
+            since = inputs.month_start(self.clock.now())
+            spent = ledger_store.spent_by_project(conn, since).get(project.name, 0)
+        hours = spec.estimated_hours()
+        verdict = judge(
+            gpus=requested_gpus(spec),
+            hourly_micros=estimated_hourly_micros,
+            hours=hours,
+            usage=self.usage_of(owner_uid),
+            limit=credit_store.get_user_limit(conn, owner_uid),
+            project=project,
+            project_spent_micros=spent,
+        )
+        if verdict.problem is None:
+            return HoldDecision.allow()
+        if refuse or verdict.never:
+            raise BudgetExceededError(verdict.problem)
+        return HoldDecision.budget(verdict.problem)
+
+    def usage_of(self, uid: int) -> Usage:
+        """GPUs held and $/h spent by `uid`'s placed jobs right now."""
+        conn = self.store.conn
+        burn = credit_store.hourly_burn_by_job(conn)
+        gpus = 0
+        hourly = 0
+        for row in credit_store.active_jobs(conn):
+            if row["owner_uid"] != uid or JobState(row["state"]) not in _HOLDING_STATES:
+                continue
+            gpus += held_gpus(row["placement_json"], row["spec_json"])
+            hourly += burn.get(row["id"], 0)
+        return Usage(gpus=gpus, hourly_micros=hourly)
+
+    def running_over_budget(self) -> list[tuple[int, str]]:
+        """(job id, action) for every placed job whose project is at ≥ the warning fraction of
+        its monthly budget: "warn", or at 100 % "stop" / "hold" per policy. Jobs with an admin
+        override, and jobs that cost nothing, are left alone."""
+        conn = self.store.conn
+        projects = {p.name: p for p in credit_store.list_projects(conn)}
+        budgets = {n: p.monthly_budget_micros for n, p in projects.items()}
+        if not any(b is not None for b in budgets.values()):
+            return []
+        spent = ledger_store.spent_by_project(conn, inputs.month_start(self.clock.now()))
+        at_budget = BudgetAction(self.settings.at_budget)
+        overridden = credit_store.overridden_jobs(conn)
+        burn = credit_store.hourly_burn_by_job(conn)
+        actions: list[tuple[int, str]] = []
+        for row in credit_store.active_jobs(conn):
+            budget = budgets.get(row["project"])
+            if budget is None or row["id"] in overridden:
+                continue
+            if JobState(row["state"]) not in _HOLDING_STATES or burn.get(row["id"], 0) == 0:
+                continue
+            action = project_action(
+                spent.get(row["project"], 0),
+                budget,
+                warn_fraction=self.settings.warn_fraction,
+                at_budget=at_budget,
+            )
+            if action is not None:
+                actions.append((int(row["id"]), action.value))
+        return actions
+
+    def _wake_scheduler_on_new_actions(self) -> None:
+        current = dict(self.running_over_budget())
+        if any(self._last_actions.get(job) != action for job, action in current.items()):
+            self.bus.changed.set()
+        self._last_actions = current
+
+    # -- administration --------------------------------------------------------------------
+
+    @staticmethod
+    def _require_admin(caller: Caller, what: str) -> None:
+        if not caller.is_admin:
+            raise PermissionDeniedError(
+                f"only admins (root or the skyd admin group) may {what}; nothing was changed"
+            )
+
+    def add_pool(self, caller: Caller, body: Mapping[str, Any]) -> CreditPool:
+        self._require_admin(caller, "add credit pools")
+        now = self.clock.now()
+        _only(body, {"name", "cloud", "amount", "expires", "starts", "account", "region"})
+        name = inputs.plain_name("name", _required(body, "name"))
+        cloud = inputs.cloud_name("cloud", _required(body, "cloud"), self.settings.known_clouds)
+        amount = inputs.money_micros("amount", _required(body, "amount"))
+        expires = inputs.future_moment("expires", _required(body, "expires"), now)
+        starts = inputs.epoch_seconds("starts", body["starts"]) if "starts" in body else now
+        if starts >= expires:
+            raise AccountingInputError(
+                f"starts: the pool would start ({inputs.iso(starts)}) after it expires "
+                f"({inputs.iso(expires)})",
+                "starts",
+            )
+        return credit_store.add_pool(
+            self.store,
+            name=name,
+            cloud=cloud,
+            amount_micros=amount,
+            starts_at=starts,
+            expires_at=expires,
+            account=inputs.optional_text("account", body.get("account")),
+            region=inputs.optional_text("region", body.get("region")),
+            by_uid=caller.uid,
+            now=now,
+        )
+
+    def set_pool(self, caller: Caller, ref: str, body: Mapping[str, Any]) -> CreditPool:
+        """Change a pool's total amount, expiry, start, account or region."""
+        self._require_admin(caller, "change credit pools")
+        now = self.clock.now()
+        pool = credit_store.get_pool(self.store, ref)
+        _only(body, {"amount", "expires", "starts", "account", "region"})
+        if not body:
+            raise AccountingInputError(
+                "give at least one of amount, expires, starts, account, region", "amount"
+            )
+        changes: dict[str, Any] = {}
+        if "amount" in body:
+            changes["amount_micros"] = inputs.money_micros("amount", body["amount"])
+        if "expires" in body:
+            changes["expires_at"] = inputs.future_moment("expires", body["expires"], now)
+        if "starts" in body:
+            changes["starts_at"] = inputs.epoch_seconds("starts", body["starts"])
+        for key in ("account", "region"):
+            if key in body:
+                changes[key] = inputs.optional_text(key, body[key])
+        starts = changes.get("starts_at", pool.starts_at)
+        expires = changes.get("expires_at", pool.expires_at)
+        if starts >= expires:
+            raise AccountingInputError(
+                f"starts: the pool would start ({inputs.iso(starts)}) after it expires "
+                f"({inputs.iso(expires)})",
+                "starts",
+            )
+        return credit_store.update_pool(
+            self.store, pool.id, changes, kind="pool_set", by_uid=caller.uid, now=now
+        )
+
+    def top_up_pool(self, caller: Caller, ref: str, body: Mapping[str, Any]) -> CreditPool:
+        self._require_admin(caller, "top up credit pools")
+        _only(body, {"amount"})
+        amount = inputs.money_micros("amount", _required(body, "amount"), allow_zero=False)
+        pool = credit_store.get_pool(self.store, ref)
+        return credit_store.top_up_pool(
+            self.store, pool.id, amount, by_uid=caller.uid, now=self.clock.now()
+        )
+
+    def retire_pool(self, caller: Caller, ref: str) -> CreditPool:
+        """Stop a pool paying from now on (what it already paid stays paid)."""
+        self._require_admin(caller, "retire credit pools")
+        pool = credit_store.get_pool(self.store, ref)
+        if pool.retired_at is not None:
+            return pool
+        now = self.clock.now()
+        return credit_store.update_pool(
+            self.store, pool.id, {"retired_at": now}, kind="pool_retired", by_uid=caller.uid,
+            now=now,
+        )  # fmt: skip
+
+    def set_project(self, caller: Caller, name: str, body: Mapping[str, Any]) -> Project:
+        self._require_admin(caller, "change projects and budgets")
+        _only(body, {"monthly_budget", "members"})
+        name = inputs.plain_name("name", name)
+        current = credit_store.get_project(self.store.conn, name)
+        budget = current.monthly_budget_micros if current else None
+        if "monthly_budget" in body:
+            raw = body["monthly_budget"]
+            budget = None if raw is None else inputs.money_micros("monthly_budget", raw)
+        members: list[int] | None = None
+        if "members" in body:
+            members = _uids("members", body["members"])
+        return credit_store.put_project(
+            self.store,
+            name=name,
+            monthly_budget_micros=budget,
+            members=members,
+            by_uid=caller.uid,
+            now=self.clock.now(),
+        )
+
+    def set_user_limit(self, caller: Caller, user: str, body: Mapping[str, Any]) -> UserLimit:
+        self._require_admin(caller, "change user limits")
+        _only(body, {"max_gpus", "max_hourly"})
+        uid = _uids("user", [user])[0]
+        current = credit_store.get_user_limit(self.store.conn, uid)
+        max_gpus = current.max_gpus if current else None
+        max_hourly = current.max_hourly_micros if current else None
+        if "max_gpus" in body:
+            max_gpus = inputs.optional_count("max_gpus", body["max_gpus"])
+        if "max_hourly" in body:
+            raw = body["max_hourly"]
+            max_hourly = None if raw is None else inputs.money_micros("max_hourly", raw)
+        return credit_store.put_user_limit(
+            self.store,
+            uid,
+            max_gpus=max_gpus,
+            max_hourly_micros=max_hourly,
+            by_uid=caller.uid,
+            now=self.clock.now(),
+        )
+
+    def override_job(self, caller: Caller, job_id: int, note: str = "") -> None:
+        """Exempt one job from budgets and limits (admins only)."""
+        self._require_admin(caller, "override budgets")
+        credit_store.add_override(
+            self.store, job_id, by_uid=caller.uid, note=note, now=self.clock.now()
+        )
+        self.bus.changed.set()  # a held job may start now
+
+    # -- views -----------------------------------------------------------------------------
+
+    def credits(self) -> dict[str, Any]:
+        return credits_view(self.store.conn, self.clock.now())
+
+    def costs(self, caller: Caller, *, by: str, since: float | None) -> list[dict[str, Any]]:
+        return costs_report(
+            self.store.conn,
+            by=by,
+            since=since,
+            viewer_uid=caller.uid,
+            viewer_is_admin=caller.is_admin,
+            others_jobs_in_full=self.settings.others_jobs_in_full,
+        )
+
+    def projects(self) -> list[Project]:
+        return credit_store.list_projects(self.store.conn)
+
+    def user_limits(self) -> list[UserLimit]:
+        return credit_store.list_user_limits(self.store.conn)
+
+
+def _required(body: Mapping[str, Any], key: str) -> Any:
+    if key not in body or body[key] is None:
+        raise AccountingInputError(f"{key}: required", key)
+    return body[key]
+
+
+def _only(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    known = set(allowed)
+    for key in body:
+        if key not in known:
+            raise AccountingInputError(
+                f"{key}: unknown field; allowed: {', '.join(sorted(known))}", key
+            )
+
+
+def _uids(field: str, values: Any) -> list[int]:
+    if not isinstance(values, list):
+        raise AccountingInputError(f"{field}: expected a list of user names or uids", field)
+    uids: list[int] = []
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            uids.append(value)
+        elif isinstance(value, str) and value.isdigit():
+            uids.append(int(value))
+        elif isinstance(value, str):
+            try:
+                uids.append(pwd.getpwnam(value).pw_uid)
+            except KeyError:
+                raise AccountingInputError(f"{field}: no such user {value!r}", field) from None
+        else:
+            raise AccountingInputError(f"{field}: {value!r} is not a user name or uid", field)
+    return uids
