@@ -206,3 +206,17 @@ def test_a_sku_priced_in_another_currency_is_refused() -> None:
     rate["unitPrice"]["currencyCode"] = "EUR"
     with pytest.raises(CatalogFetchError, match="EUR"):
         price_book([sku])
+
+
+async def test_missing_credentials_say_how_to_provide_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No token given and no Application Default Credentials to fall back on.
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    async with gcp_server() as server:
+        bare = FetchEndpoints(gcp_billing_url=server.url, gcp_compute_url=server.url)
+        with pytest.raises(CatalogFetchError, match="application-default login"):
+            await fetch_catalog("gcp", tmp_path / "out", bare, clock=InstantClock())
+    assert server.requests == []

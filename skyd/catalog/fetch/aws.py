@@ -105,7 +105,7 @@ async def _region_rows(
     offer_file_slot: asyncio.Semaphore,
 ) -> list[CatalogRow]:
     # The price list first: it is the likelier to fail, and fails before the slow EC2 calls.
-    # One offer file at a time: decoded, one is several GB of Python objects.
+    # One offer file at a time: decoded, a large one takes gigabytes of memory.
     url = endpoints.aws_price_list_url.rstrip("/") + offer_file_path(region)
     async with offer_file_slot:
         offer = await http.get(url)

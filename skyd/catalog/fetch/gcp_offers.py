@@ -16,7 +16,7 @@ neither price is dropped. TPUs are not fetched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -104,13 +104,14 @@ def gcp_rows(
     attachable: dict[str, list[AcceleratorType]] = {}
     for accelerator in accelerator_types:
         attachable.setdefault(accelerator.zone, []).append(accelerator)
+    prices = _PriceLookup(book)
     rows: list[CatalogRow] = []
     for machine in machine_types:
         if machine.accelerators:
             gpu_type, count = machine.accelerators[0]
-            rows.extend(_offering(machine, machine.name, [(gpu_type, count)], book))
+            rows.extend(_offering(machine, machine.name, gpu_type, count, prices))
             continue
-        rows.extend(_offering(machine, machine.name, [], book))
+        rows.extend(_offering(machine, machine.name, None, 0, prices))
         if machine.family != "n1":
             continue
         for accelerator in attachable.get(machine.zone, ()):
@@ -124,30 +125,54 @@ def gcp_rows(
                     f"{machine.name}{GCE_ATTACHED_GPU_SEPARATOR}"
                     f"{accelerator_name(accelerator.name)}x{count}"
                 )
-                rows.extend(_offering(machine, name, [(accelerator.name, count)], book))
+                rows.extend(_offering(machine, name, accelerator.name, count, prices))
     return rows
+
+
+class _PriceLookup:
+    """The price book, memoized per machine and GPU type: N1 hosts repeat in many rows."""
+
+    def __init__(self, book: GcpPriceBook) -> None:
+        self._book = book
+        self._hosts: dict[tuple[str, str, bool], Decimal | None] = {}
+        self._gpus: dict[tuple[str, str, bool], Decimal | None] = {}
+
+    def host(self, machine: MachineType, spot: bool) -> Decimal | None:
+        key = (machine.name, machine.zone, spot)
+        if key not in self._hosts:
+            self._hosts[key] = self._book.host_price(
+                machine.family, region_of(machine.zone), spot, machine.vcpus, machine.memory_gib
+            )
+        return self._hosts[key]
+
+    def gpu(self, accelerator_type: str, region: str, spot: bool) -> Decimal | None:
+        key = (accelerator_type, region, spot)
+        if key not in self._gpus:
+            self._gpus[key] = self._book.gpu_price(accelerator_type, region, spot)
+        return self._gpus[key]
 
 
 def _offering(
     machine: MachineType,
     instance_type: str,
-    gpus: Sequence[tuple[str, int]],
-    book: GcpPriceBook,
+    gpu_type: str | None,
+    count: int,
+    prices: _PriceLookup,
 ) -> list[CatalogRow]:
     region = region_of(machine.zone)
-    prices = [_price(machine, gpus, book, region, spot) for spot in (False, True)]
-    if prices == [None, None]:
+    on_demand, spot = (_price(machine, gpu_type, count, prices, region, s) for s in (False, True))
+    if on_demand is None and spot is None:
         return []
     return [
         CatalogRow(
             cloud="gcp",
             instance_type=instance_type,
-            accelerator_name=accelerator_name(gpus[0][0]) if gpus else "",
-            accelerator_count=sum(count for _, count in gpus) if gpus else None,
+            accelerator_name=accelerator_name(gpu_type) if gpu_type else "",
+            accelerator_count=count if gpu_type else None,
             vcpus=machine.vcpus,
             memory_gib=machine.memory_gib,
-            price=prices[0],
-            spot_price=prices[1],
+            price=on_demand,
+            spot_price=spot,
             region=region,
             zone=machine.zone,
         )
@@ -156,15 +181,14 @@ def _offering(
 
 def _price(
     machine: MachineType,
-    gpus: Sequence[tuple[str, int]],
-    book: GcpPriceBook,
+    gpu_type: str | None,
+    count: int,
+    prices: _PriceLookup,
     region: str,
     spot: bool,
 ) -> Decimal | None:
-    total = book.host_price(machine.family, region, spot, machine.vcpus, machine.memory_gib)
-    for gpu_type, count in gpus:
-        unit = book.gpu_price(gpu_type, region, spot)
-        if total is None or unit is None:
-            return None
-        total += unit * count
-    return total
+    host = prices.host(machine, spot)
+    if host is None or gpu_type is None:
+        return host
+    unit = prices.gpu(gpu_type, region, spot)
+    return None if unit is None else host + unit * count
