@@ -1,0 +1,184 @@
+"""One cached asyncssh connection per machine; asyncssh's failures turned into skyd's errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from skyd.errors import AuthError, ProviderError, TransientError
+
+if TYPE_CHECKING:
+    import asyncssh
+
+
+@dataclass(frozen=True, slots=True)
+class SshTarget:
+    """Where to log in. `name` is how errors and logs call the machine."""
+
+    name: str
+    host: str
+    port: int
+    user: str
+    key_path: Path
+    known_hosts: Path | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "key_path": str(self.key_path),
+            "known_hosts": str(self.known_hosts) if self.known_hosts else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> SshTarget:
+        known = data.get("known_hosts")
+        return cls(
+            name=str(data["name"]),
+            host=str(data["host"]),
+            port=int(str(data["port"])),
+            user=str(data["user"]),
+            key_path=Path(str(data["key_path"])),
+            known_hosts=Path(str(known)) if known else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    exit_status: int
+    stdout: str
+    stderr: str
+
+
+def translate(exc: BaseException, target: SshTarget) -> ProviderError:
+    """asyncssh / socket failure → skyd error (scope left to the caller, who knows the pool)."""
+    import asyncssh
+
+    where = f"{target.user}@{target.host}:{target.port} ({target.name})"
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return AuthError(
+            f"{where} refused the login with key {target.key_path}: add the public key to the "
+            "account's ~/.ssh/authorized_keys or fix key_path/user"
+        )
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        known = target.known_hosts or "~/.ssh/known_hosts"
+        return AuthError(
+            f"{where} presented a host key not listed in {known}: add it (ssh-keyscan) "
+            "after checking it is the right machine"
+        )
+    if isinstance(exc, asyncssh.KeyImportError | FileNotFoundError | PermissionError):
+        return AuthError(f"cannot load the private key {target.key_path} for {where}: {exc}")
+    if isinstance(exc, TimeoutError):
+        return TransientError(f"{where} did not answer in time")
+    if isinstance(exc, asyncssh.Error | OSError | EOFError):
+        return TransientError(f"{where} is unreachable: {exc}")
+    return TransientError(f"{where}: unexpected SSH failure: {exc!r}")
+
+
+class SshConnections:
+    """A cache of client connections, one per target, reopened when one breaks."""
+
+    def __init__(self, *, connect_timeout_s: float = 10.0, keepalive_s: float = 15.0) -> None:
+        self._connect_timeout = connect_timeout_s
+        self._keepalive = keepalive_s
+        self._conns: dict[SshTarget, asyncssh.SSHClientConnection] = {}
+        self._opening: dict[SshTarget, asyncio.Lock] = {}
+
+    async def connection(self, target: SshTarget) -> asyncssh.SSHClientConnection:
+        import asyncssh
+
+        lock = self._opening.setdefault(target, asyncio.Lock())
+        async with lock:
+            conn = self._conns.get(target)
+            if conn is not None and not conn.is_closed():
+                return conn
+            kwargs: dict[str, object] = {}
+            if target.known_hosts is not None:
+                kwargs["known_hosts"] = str(target.known_hosts)
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    conn = await asyncssh.connect(
+                        target.host,
+                        port=target.port,
+                        username=target.user,
+                        client_keys=[str(target.key_path)],
+                        agent_path=None,
+                        config=[],  # the daemon's behaviour must not depend on ~/.ssh/config
+                        connect_timeout=self._connect_timeout,
+                        login_timeout=self._connect_timeout,
+                        keepalive_interval=self._keepalive,
+                        **kwargs,
+                    )
+            except (asyncssh.Error, OSError, TimeoutError, EOFError) as exc:
+                raise translate(exc, target) from exc
+            self._conns[target] = conn
+            return conn
+
+    async def run(
+        self, target: SshTarget, command: str, *, timeout_s: float, retry: bool = True
+    ) -> CommandResult:
+        """Run `command` through the remote user's shell; a broken cached connection is
+        reopened once (a timeout is not retried: it would double the wait)."""
+        import asyncssh
+
+        for attempt in range(2 if retry else 1):
+            conn = await self.connection(target)
+            try:
+                async with asyncio.timeout(timeout_s):
+                    result = await conn.run(command, check=False, stdin=asyncssh.DEVNULL)
+            except TimeoutError as exc:
+                await self.forget(target)
+                raise translate(exc, target) from exc
+            except (asyncssh.Error, OSError, EOFError) as exc:
+                await self.forget(target)
+                if attempt == 0 and retry and not isinstance(exc, asyncssh.PermissionDenied):
+                    continue
+                raise translate(exc, target) from exc
+            return CommandResult(
+                exit_status=result.exit_status if result.exit_status is not None else -1,
+                stdout=_text(result.stdout),
+                stderr=_text(result.stderr),
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.asynccontextmanager
+    async def sftp(self, target: SshTarget) -> AsyncIterator[asyncssh.SFTPClient]:
+        import asyncssh
+
+        conn = await self.connection(target)
+        try:
+            async with conn.start_sftp_client() as client:
+                yield client
+        except (asyncssh.Error, OSError, EOFError) as exc:
+            if isinstance(exc, asyncssh.SFTPError):
+                raise
+            await self.forget(target)
+            raise translate(exc, target) from exc
+
+    async def forget(self, target: SshTarget) -> None:
+        conn = self._conns.pop(target, None)
+        if conn is not None:
+            conn.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await conn.wait_closed()
+
+    async def aclose(self) -> None:
+        for target in list(self._conns):
+            await self.forget(target)
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)

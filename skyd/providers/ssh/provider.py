@@ -1,0 +1,400 @@
+"""The `ssh` provider: a pool of lab machines; an instance is a job slot (plus GPUs) on one host.
+
+States: a held slot is RUNNING while its host answers a cheap probe, STOPPED after
+`stop()`. A host that fails `down_after_failures` probes in a row is marked down and
+every slot on it reports PREEMPTED — the core treats it like a spot preemption and
+recovers the job elsewhere. Released (or never held) slots report TERMINATED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from skyd.clock import Clock
+from skyd.errors import AuthError, CapacityError, ProviderError, TransientError
+from skyd.model import Instance, InstanceState, LaunchRequest, Offer
+from skyd.providers.base import TAG_ATTEMPT, TAG_JOB, TAG_MANAGED, TAG_TOKEN
+from skyd.providers.ssh.claims import Claim, ClaimStore, instance_id_for
+from skyd.providers.ssh.config import SshHost, SshProviderConfig
+from skyd.providers.ssh.connection import SshConnections, SshTarget
+from skyd.providers.ssh.layout import kill_command, probe_command, run_dir
+
+SSH_CLOUD = "ssh"
+SSH_REGION = "lab"
+
+log = logging.getLogger(__name__)
+
+
+def target_of(host: SshHost) -> SshTarget:
+    return SshTarget(
+        name=host.name,
+        host=host.host,
+        port=host.port,
+        user=host.user,
+        key_path=host.key_path,
+        known_hosts=host.known_hosts,
+    )
+
+
+def host_offers(host: SshHost) -> list[Offer]:
+    """The whole host, plus a share per GPU count below the total (and a CPU-only share),
+    because a catalog match needs the exact accelerator count a job asks for."""
+
+    def offer(instance_type: str, gpu: str, count: int) -> Offer:
+        return Offer(
+            cloud=SSH_CLOUD,
+            region=SSH_REGION,
+            zone=host.name,
+            instance_type=instance_type,
+            accelerator_name=gpu,
+            accelerator_count=count,
+            vcpus=host.cpus,
+            memory_gib=host.memory_gib,
+            price_micros=host.hourly_price_micros,
+            spot_price_micros=None,
+        )
+
+    offers = [offer(host.name, gpu, count) for gpu, count in host.gpus.items()]
+    if not offers or len(host.gpus) > 1:
+        offers.insert(0, offer(host.name, "", 0))
+    for gpu, count in host.gpus.items():
+        offers.extend(offer(f"{host.name}-{gpu}x{k}", gpu, k) for k in range(1, count))
+    if host.gpus:
+        offers.append(offer(f"{host.name}-cpu", "", 0))
+    return offers
+
+
+@dataclass(frozen=True, slots=True)
+class HostUsage:
+    """What is held on one host right now."""
+
+    host: str
+    jobs: int
+    max_jobs: int
+    gpus: Mapping[str, int]
+    gpus_total: Mapping[str, int]
+    down: bool
+
+
+class SshProvider:
+    name = SSH_CLOUD
+
+    def __init__(
+        self,
+        config: SshProviderConfig,
+        clock: Clock,
+        connections: SshConnections | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._claims = ClaimStore(config.state_dir / "claims")
+        self.connections = connections or SshConnections(connect_timeout_s=config.probe_timeout_s)
+        self._owns_connections = connections is None
+        self._failures: dict[str, int] = {}
+        self._offers = [o for h in config.hosts for o in host_offers(h)]
+
+    # -- what is offered and held ------------------------------------------------
+
+    def offers(self) -> Sequence[Offer]:
+        return list(self._offers)
+
+    def usage(self) -> dict[str, HostUsage]:
+        held: dict[str, list[Claim]] = {h.name: [] for h in self.config.hosts}
+        for claim in self._claims.all():
+            held.setdefault(claim.host, []).append(claim)
+        result = {}
+        for host in self.config.hosts:
+            gpus: dict[str, int] = {}
+            for claim in held[host.name]:
+                if claim.gpu_count:
+                    gpus[claim.gpu_name] = gpus.get(claim.gpu_name, 0) + claim.gpu_count
+            result[host.name] = HostUsage(
+                host=host.name,
+                jobs=len(held[host.name]),
+                max_jobs=host.max_jobs,
+                gpus=gpus,
+                gpus_total=dict(host.gpus),
+                down=self._failures.get(host.name, 0) >= self.config.down_after_failures,
+            )
+        return result
+
+    def target(self, instance_id: str) -> SshTarget:
+        """How to log in to the host an instance lives on (for the runner)."""
+        return target_of(self._host_of(instance_id))
+
+    def host_config(self, instance_id: str) -> SshHost:
+        return self._host_of(instance_id)
+
+    def _host_of(self, instance_id: str) -> SshHost:
+        claim = self._claims.get(instance_id)
+        host = self.config.host(claim.host) if claim else None
+        if host is None:
+            raise ProviderError(f"{instance_id} is not a held ssh instance", scope=None)
+        return host
+
+    # -- launch ------------------------------------------------------------------
+
+    async def launch(self, request: LaunchRequest) -> list[Instance]:
+        existing = sorted(
+            (c for c in self._claims.all() if c.token == request.client_token),
+            key=lambda c: c.rank,
+        )
+        if existing:
+            return [self._instance(c) for c in existing]
+        offer = request.offer
+        host = self.config.host(offer.zone)
+        if offer.cloud != SSH_CLOUD or host is None:
+            raise ProviderError(
+                f"{offer.key} is not an offer of the ssh pool (hosts: "
+                f"{', '.join(h.name for h in self.config.hosts) or 'none configured'})",
+                scope=offer.key,
+            )
+        if offer.accelerator_count and host.gpus.get(offer.accelerator_name, 0) < (
+            offer.accelerator_count
+        ):
+            raise CapacityError(
+                f"host {host.name} has no {offer.accelerator_count}x {offer.accelerator_name}",
+                scope=self._zone_scope(host),
+            )
+        await self._probe_for_launch(host)
+        # From here to the writes nothing awaits, so two launches cannot both take the last slot.
+        self._check_capacity(host, request)
+        now = self._clock.now()
+        tags = dict(request.tags)
+        tags.update(
+            {
+                TAG_MANAGED: "true",
+                TAG_JOB: str(request.job_id),
+                TAG_ATTEMPT: str(request.attempt),
+                TAG_TOKEN: request.client_token,
+            }
+        )
+        claims = [
+            Claim(
+                instance_id=instance_id_for(host.name, request.client_token, rank),
+                host=host.name,
+                token=request.client_token,
+                rank=rank,
+                instance_type=offer.instance_type,
+                spot=request.spot,
+                gpu_name=offer.accelerator_name if offer.accelerator_count else "",
+                gpu_count=offer.accelerator_count,
+                launched_at=now,
+                tags=tags,
+            )
+            for rank in range(request.num_nodes)
+        ]
+        for claim in claims:
+            self._claims.put(claim)
+        return [self._instance(c) for c in claims]
+
+    def _check_capacity(self, host: SshHost, request: LaunchRequest) -> None:
+        usage = self.usage()[host.name]
+        nodes = request.num_nodes
+        if usage.jobs + nodes > host.max_jobs:
+            raise CapacityError(
+                f"host {host.name} runs {usage.jobs} of {host.max_jobs} jobs; "
+                f"{nodes} more do not fit",
+                scope=self._zone_scope(host),
+            )
+        gpu, count = request.offer.accelerator_name, request.offer.accelerator_count
+        if count:
+            free = host.gpus.get(gpu, 0) - usage.gpus.get(gpu, 0)
+            if free < count * nodes:
+                raise CapacityError(
+                    f"host {host.name} has {free} free {gpu}; {count * nodes} needed",
+                    scope=self._zone_scope(host),
+                )
+
+    async def _probe_for_launch(self, host: SshHost) -> None:
+        try:
+            result = await self.connections.run(
+                target_of(host),
+                probe_command(host.remote_root),
+                timeout_s=self.config.probe_timeout_s,
+            )
+        except ProviderError as exc:
+            raise self._scoped(exc, host) from exc
+        if "skyd-probe drained" in result.stdout:
+            raise CapacityError(
+                f"host {host.name} is drained (remove {host.remote_root}/drain on it to "
+                "accept jobs again)",
+                scope=self._zone_scope(host),
+            )
+        if result.exit_status != 0 or "skyd-probe ok" not in result.stdout:
+            raise TransientError(
+                f"host {host.name} answered the probe with exit {result.exit_status}: "
+                f"{(result.stderr or result.stdout).strip()[:200]}",
+                scope=self._zone_scope(host),
+            )
+        self._failures[host.name] = 0
+
+    def _zone_scope(self, host: SshHost) -> str:
+        return f"{SSH_CLOUD}/{SSH_REGION}/{host.name}"
+
+    def _scoped(self, exc: ProviderError, host: SshHost) -> ProviderError:
+        # A refused key is usually the pool's shared key: block the cloud, as the core expects.
+        if isinstance(exc, AuthError):
+            return AuthError(exc.message, scope=SSH_CLOUD)
+        if isinstance(exc, TransientError):
+            return TransientError(exc.message, scope=self._zone_scope(host))
+        return type(exc)(exc.message, scope=self._zone_scope(host))
+
+    def _instance(self, claim: Claim) -> Instance:
+        host = self.config.host(claim.host)
+        return Instance(
+            instance_id=claim.instance_id,
+            provider=self.name,
+            cloud=SSH_CLOUD,
+            region=SSH_REGION,
+            zone=claim.host,
+            instance_type=claim.instance_type,
+            spot=claim.spot,
+            state=self._claim_state(claim),
+            tags=dict(claim.tags),
+            public_ip=host.host if host else None,
+            private_ip=host.host if host else None,
+            launched_at=claim.launched_at,
+        )
+
+    # -- describe ------------------------------------------------------------------
+
+    def _claim_state(self, claim: Claim) -> InstanceState:
+        if claim.lost:
+            return InstanceState.PREEMPTED
+        return InstanceState.STOPPED if claim.stopped else InstanceState.RUNNING
+
+    async def describe(
+        self, instance_ids: Sequence[str] | None = None, tags: Mapping[str, str] | None = None
+    ) -> dict[str, InstanceState]:
+        if instance_ids is not None:
+            found = {iid: self._claims.get(iid) for iid in instance_ids}
+            claims = [c for c in found.values() if c is not None]
+        else:
+            claims = [
+                c
+                for c in self._claims.all()
+                if tags is None or all(c.tags.get(k) == v for k, v in tags.items())
+            ]
+        await self._check_hosts({c.host for c in claims if not c.lost and not c.stopped})
+        result: dict[str, InstanceState] = {}
+        if instance_ids is not None:
+            for iid in instance_ids:
+                claim = self._claims.get(iid)
+                result[iid] = self._claim_state(claim) if claim else InstanceState.TERMINATED
+            return result
+        for claim in claims:
+            current = self._claims.get(claim.instance_id)
+            if current is not None:
+                result[claim.instance_id] = self._claim_state(current)
+        return result
+
+    async def host_up(self, name: str) -> bool:
+        """Probe one host now; counts towards marking it down like a describe does."""
+        await self._check_hosts({name})
+        return self._failures.get(name, 0) == 0
+
+    async def _check_hosts(self, names: set[str]) -> None:
+        hosts = [h for h in self.config.hosts if h.name in names]
+        answers = await asyncio.gather(*(self._probe(h) for h in hosts))
+        for host, error in zip(hosts, answers, strict=True):
+            if error is None:
+                self._failures[host.name] = 0
+                continue
+            failures = self._failures.get(host.name, 0) + 1
+            self._failures[host.name] = failures
+            log.warning("ssh host %s failed probe %d: %s", host.name, failures, error)
+            if failures >= self.config.down_after_failures:
+                self._mark_down(host)
+
+    async def _probe(self, host: SshHost) -> ProviderError | None:
+        try:
+            result = await self.connections.run(
+                target_of(host),
+                probe_command(host.remote_root),
+                timeout_s=self.config.probe_timeout_s,
+            )
+        except ProviderError as exc:
+            return exc
+        if result.exit_status != 0:
+            return TransientError(f"probe exited with {result.exit_status}")
+        return None
+
+    def _mark_down(self, host: SshHost) -> None:
+        for claim in self._claims.all():
+            if claim.host == host.name and not claim.lost and not claim.stopped:
+                log.warning(
+                    "ssh host %s is down: %s reported PREEMPTED", host.name, claim.instance_id
+                )
+                self._claims.update(claim, lost=True)
+
+    # -- stop / start / terminate ----------------------------------------------------
+
+    async def stop(self, instance_ids: Sequence[str]) -> None:
+        """Kill the instance's processes but keep its slot (a stopped VM keeps its disk)."""
+        for iid in instance_ids:
+            claim = self._require(iid)
+            if claim.stopped:
+                continue
+            await self._kill_remote(claim, self.config.kill_grace_s, best_effort=False)
+            self._claims.update(claim, stopped=True)
+
+    async def start(self, instance_ids: Sequence[str]) -> None:
+        for iid in instance_ids:
+            claim = self._require(iid)
+            host = self.config.host(claim.host)
+            if host is None:
+                raise ProviderError(f"host {claim.host} of {iid} is no longer configured")
+            if claim.lost:
+                raise ProviderError(
+                    f"{iid} was lost when host {claim.host} went down; terminate it",
+                    scope=self._zone_scope(host),
+                )
+            await self._probe_for_launch(host)
+            self._claims.update(claim, stopped=False)
+
+    async def terminate(self, instance_ids: Sequence[str]) -> None:
+        """Kill the instance's remote process group (if its host answers) and release the slot."""
+        for iid in instance_ids:
+            claim = self._claims.get(iid)
+            if claim is None:
+                continue
+            await self._kill_remote(claim, self.config.kill_grace_s, best_effort=True)
+            self._claims.remove(iid)
+
+    def _require(self, instance_id: str) -> Claim:
+        claim = self._claims.get(instance_id)
+        if claim is None:
+            raise ProviderError(f"{instance_id} is not a held ssh instance (terminated?)")
+        return claim
+
+    async def _kill_remote(self, claim: Claim, grace_s: float, *, best_effort: bool) -> None:
+        host = self.config.host(claim.host)
+        if host is None:
+            return
+        command = kill_command(host.python, run_dir(host.remote_root, claim.instance_id), grace_s)
+        try:
+            result = await self.connections.run(
+                target_of(host), command, timeout_s=self.config.probe_timeout_s + grace_s
+            )
+        except ProviderError as exc:
+            if not best_effort:
+                raise self._scoped(exc, host) from exc
+            # The slot is released anyway: a dead host has no processes left to pay for.
+            log.warning("could not kill %s on %s: %s", claim.instance_id, host.name, exc)
+            return
+        if result.exit_status != 0:
+            log.warning(
+                "killing %s on %s exited %d: %s",
+                claim.instance_id,
+                host.name,
+                result.exit_status,
+                result.stderr.strip()[:200],
+            )
+
+    async def aclose(self) -> None:
+        if self._owns_connections:
+            await self.connections.aclose()

@@ -1,0 +1,211 @@
+"""The job wrapper shipped to a remote machine over SFTP: starts, reports on and kills one attempt.
+
+Stdlib only and self-contained, because it runs with whatever python3 the machine has.
+Usage (DIR is the attempt's remote directory, holding launch.json):
+
+    python3 remote_shim.py start DIR    detach a wrapper that runs setup then run in its own
+                                        session; prints one JSON line {"started": pid | null}
+    python3 remote_shim.py status DIR   prints {"status": <status.json or null>,
+                                        "alive": bool, "log_size": int}
+    python3 remote_shim.py kill DIR G   SIGTERM the wrapper's process group, SIGKILL it after
+                                        G seconds; prints {"killed": pgid | null}
+
+The wrapper holds an flock on DIR/shim.lock for as long as it lives (the lock dies with
+the process), so "lock held" means exactly "the wrapper lives": a restarted daemon tells
+a running attempt from a lost one without trusting pids. status.json is replaced
+atomically; all output of setup and run is appended to DIR/job.log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import TextIO
+
+
+def _write_status(attempt_dir: str, status: dict[str, object]) -> None:
+    tmp = os.path.join(attempt_dir, "status.json.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(status, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, os.path.join(attempt_dir, "status.json"))
+
+
+def _read_status(attempt_dir: str) -> dict[str, object] | None:
+    try:
+        with open(os.path.join(attempt_dir, "status.json")) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _alive(attempt_dir: str) -> bool:
+    try:
+        fd = os.open(os.path.join(attempt_dir, "shim.lock"), os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    return False
+
+
+def _shell() -> str:
+    return shutil.which("bash") or "/bin/sh"
+
+
+def _run_phase(command: str, cwd: str, env: dict[str, str], log: TextIO, label: str) -> int:
+    log.write(f"--- skyd: {label} started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
+    log.flush()
+    proc = subprocess.Popen(
+        [_shell(), "-c", command], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    return proc.wait()
+
+
+def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
+    """Runs in the detached child: setup, then run, recording each step."""
+    env = dict(os.environ)
+    env.update({str(k): str(v) for k, v in dict(launch.get("env") or {}).items()})  # type: ignore[call-overload]
+    cwd = os.path.abspath(str(launch["cwd"]))
+    for name, path in dict(launch.get("abs_env") or {}).items():  # type: ignore[call-overload]
+        env.setdefault(str(name), os.path.abspath(str(path)))
+    os.makedirs(cwd, exist_ok=True)
+    status: dict[str, object] = {
+        "pid": os.getpid(),
+        "phase": "setup",
+        "setup_exit": None,
+        "run_exit": None,
+        "started_at": time.time(),
+        "run_started_at": None,
+        "ended_at": None,
+    }
+
+    def on_term(signum: int, _frame: object) -> None:
+        status["phase"] = "killed"
+        status["ended_at"] = time.time()
+        _write_status(attempt_dir, status)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the SSH session ending must not stop the job
+    _write_status(attempt_dir, status)
+    with open(os.path.join(attempt_dir, "job.log"), "a", buffering=1) as log:
+        setup = launch.get("setup")
+        if setup:
+            rc = _run_phase(str(setup), cwd, env, log, "setup")
+            status["setup_exit"] = rc
+            if rc != 0:
+                log.write(f"--- skyd: setup exited with code {rc} ---\n")
+                status.update(phase="done", ended_at=time.time())
+                _write_status(attempt_dir, status)
+                return
+        else:
+            status["setup_exit"] = 0
+        status.update(phase="run", run_started_at=time.time())
+        _write_status(attempt_dir, status)
+        rc = _run_phase(str(launch.get("run") or "true"), cwd, env, log, "run")
+        log.write(f"--- skyd: run exited with code {rc} ---\n")
+    status.update(phase="done", run_exit=rc, ended_at=time.time())
+    _write_status(attempt_dir, status)
+
+
+def start(attempt_dir: str) -> dict[str, object]:
+    lock_fd = os.open(os.path.join(attempt_dir, "shim.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return {"started": None, "reason": "already running"}
+    if _read_status(attempt_dir) is not None:
+        return {"started": None, "reason": "already ran"}
+    with open(os.path.join(attempt_dir, "launch.json")) as fh:
+        launch = json.load(fh)
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        os.setsid()  # own session and process group: kill reaches setup, run and children
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)  # release the SSH channel so the start command returns
+        code = 0
+        try:
+            os.write(ready_w, b"1")
+            os.close(ready_w)
+            _wrapper(attempt_dir, launch)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(ready_w)
+    os.read(ready_r, 1)  # the child has its own session before we report it started
+    os.close(ready_r)
+    os.close(lock_fd)  # the child's copy keeps the lock
+    return {"started": pid}
+
+
+def status(attempt_dir: str) -> dict[str, object]:
+    try:
+        log_size = os.path.getsize(os.path.join(attempt_dir, "job.log"))
+    except OSError:
+        log_size = 0
+    return {"status": _read_status(attempt_dir), "alive": _alive(attempt_dir), "log_size": log_size}
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill(attempt_dir: str, grace: float) -> dict[str, object]:
+    data = _read_status(attempt_dir)
+    pgid = data.get("pid") if data else None
+    finished = data is not None and data.get("phase") in ("done", "killed")
+    # A finished wrapper's group is gone; its pid may belong to someone else by now.
+    if not isinstance(pgid, int) or pgid <= 1 or finished:
+        return {"killed": None}
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return {"killed": None}
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _group_alive(pgid):
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    return {"killed": pgid}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] not in ("start", "status", "kill"):
+        sys.stderr.write("usage: remote_shim.py start|status|kill DIR [GRACE]\n")
+        return 2
+    verb, attempt_dir = argv[0], argv[1]
+    if verb == "start":
+        result = start(attempt_dir)
+    elif verb == "status":
+        result = status(attempt_dir)
+    else:
+        result = kill(attempt_dir, float(argv[2]) if len(argv) > 2 else 5.0)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
