@@ -48,6 +48,8 @@ class Catalog:
             self._by_instance_type.setdefault(offer.instance_type, []).append(offer)
             self._by_cloud.setdefault(offer.cloud, []).append(offer)
         self._names = AcceleratorNames(name for name, _ in self._by_accelerator)
+        # Built on the first unindexed query; the catalog never changes afterwards.
+        self._sorted_candidates: tuple[Candidate, ...] | None = None
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -97,6 +99,16 @@ class Catalog:
         """
         return self._names.normalize(name)
 
+    def extended(self, offers: Iterable[Offer], clouds: Iterable[str] = ()) -> Catalog:
+        """This catalog plus `offers` (e.g. a provider's own machines), keeping the region table."""
+        extra = [offer for offer in offers if offer.key not in self._by_key]
+        return Catalog(
+            (*self._offers, *extra),
+            self._regions,
+            clouds=(*self._by_cloud, *clouds),
+            source=self.source,
+        )
+
     def offer_by_key(self, key: str) -> Offer | None:
         """The offering with this Offer.key, if the catalog has it."""
         return self._by_key.get(key)
@@ -115,6 +127,8 @@ class Catalog:
         """Feasible (offer, market) pairs, cheapest first; ties broken by cloud, region,
         zone, instance type, then on-demand before spot."""
         compiled = self._compile(f)
+        if not compiled.accelerators and f.instance_type is None and compiled.cloud is None:
+            return self._scan(compiled)
         found = []
         for offer in self._pool(compiled):
             country = self.country_of(offer.cloud, offer.region) if compiled.countries else None
@@ -205,6 +219,37 @@ class Catalog:
         if compiled.cloud is not None:
             return self._by_cloud.get(compiled.cloud, ())
         return self._offers
+
+    def _scan(self, compiled: CompiledFilter) -> list[Candidate]:
+        """A query no index narrows (e.g. CPU-only): filter every candidate, pre-sorted once."""
+        if self._sorted_candidates is None:
+            every = [
+                Candidate(offer, spot, price)
+                for offer in self._offers
+                for spot, price, _ in markets(offer, None)
+            ]
+            every.sort(key=candidate_order)
+            self._sorted_candidates = tuple(every)
+        spot = compiled.source.spot
+        countries = bool(compiled.countries)
+        verdicts: dict[int, bool] = {}
+        found = []
+        for candidate in self._sorted_candidates:
+            if spot is not None and candidate.spot is not spot:
+                continue
+            offer = candidate.offer
+            admitted = verdicts.get(id(offer))
+            if admitted is None:
+                country = self.country_of(offer.cloud, offer.region) if countries else None
+                admitted = verdicts[id(offer)] = compiled.offer_exclusion(offer, country) is None
+            if admitted and (
+                compiled.market_exclusion(
+                    offer, candidate.spot, candidate.hourly_price_micros, None
+                )
+                is None
+            ):
+                found.append(candidate)
+        return found
 
 
 def catalog_files(directory: Path) -> dict[str, Path]:

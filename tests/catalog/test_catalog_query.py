@@ -287,3 +287,22 @@ def test_catalog_from_records_rejects_duplicate_offers(catalog: Catalog) -> None
     assert small.clouds == [offer.cloud] and small.country_of(offer.cloud, offer.region) is None
     with pytest.raises(CatalogError, match="listed twice"):
         Catalog([offer, offer])
+
+
+@pytest.mark.parametrize("spot", [None, True, False])
+def test_unindexed_scan_agrees_with_per_cloud_queries(catalog: Catalog, spot: bool | None) -> None:
+    from skyd.catalog.matching import candidate_order
+
+    def request(cloud: str | None) -> OfferFilter:
+        return OfferFilter(
+            cpus=Amount(8, or_more=True),
+            cloud=cloud,
+            countries=("US", "DE"),
+            spot=spot,
+            max_hourly_price_micros=2_000_000,
+        )
+
+    everywhere = catalog.query(request(None))
+    per_cloud = [c for cloud in catalog.clouds for c in catalog.query(request(cloud))]
+    assert everywhere == sorted(per_cloud, key=candidate_order)
+    assert len(everywhere) > 100
