@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -67,6 +69,8 @@ class FakeGce:
         self._requests: dict[str, tuple[str, str, str]] = {}  # requestId -> operation key
         self.faults: list[GceFault] = []
         self.calls: Counter[str] = Counter()
+        # Time spent inside request handlers: the "cloud latency" benchmarks subtract.
+        self.server_seconds = 0.0
         self._ids = itertools.count(1_000_000_000_000)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
@@ -75,7 +79,7 @@ class FakeGce:
     # -- lifecycle ----------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._timed])
         zone = API + "/zones/{zone}"
         r = app.router
         r.add_post(zone + "/instances", self._insert)
@@ -89,6 +93,16 @@ class FakeGce:
         r.add_get(zone + "/operations/{op}", self._op_get)
         r.add_post(zone + "/operations/{op}/wait", self._op_wait)
         return app
+
+    @web.middleware
+    async def _timed(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            return await handler(request)
+        finally:
+            self.server_seconds += time.perf_counter() - started
 
     async def start(self) -> str:
         self._runner = web.AppRunner(self.app(), shutdown_timeout=0.5, handle_signals=False)

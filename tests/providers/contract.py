@@ -95,6 +95,7 @@ class ProviderContract:
 
     async def test_full_lifecycle_leaves_nothing_behind(self, harness: ContractHarness) -> None:
         provider = harness.provider
+        assert isinstance(provider, Provider)
         offer = harness.offer(spot=False)
         launched = await provider.launch(request_for(offer, spot=False, job_id=11))
         assert len(launched) == 1
@@ -113,6 +114,8 @@ class ProviderContract:
         by_tag = await provider.describe(tags={TAG_JOB: "11"})
         assert by_tag == {inst.instance_id: InstanceState.RUNNING}
         assert await provider.describe(tags={TAG_JOB: "999"}) == {}
+        # No filter at all means everything skyd manages (what reconcile asks for).
+        assert inst.instance_id in await provider.describe()
 
         await provider.stop(ids(launched))
         await until_state(provider, ids(launched), InstanceState.STOPPED)

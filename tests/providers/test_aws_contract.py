@@ -87,10 +87,14 @@ class AwsHarness:
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[MotoServerThread]:
-    server = MotoServerThread()
-    server.start()
-    yield server
-    server.stop()
+    with pytest.MonkeyPatch.context() as env:
+        # Moto's stock AMI list makes every backend reset cost about a second; the adapter
+        # needs none (moto accepts any image id).
+        env.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        server = MotoServerThread()
+        server.start()
+        yield server
+        server.stop()
 
 
 @pytest.fixture
@@ -122,8 +126,9 @@ async def harness(
         endpoint_url=proxy.endpoint_url,
         default_image_id=MOTO_AMI,
         ssh_public_key=_PUBLIC_KEY,
-        request_timeout_s=1.0,
-        connect_timeout_s=1.0,
+        # Short enough to keep the hang fault quick, long enough for a busy CI machine.
+        request_timeout_s=3.0,
+        connect_timeout_s=3.0,
         cleanup_timeout_s=0,
     )
     provider = AwsProvider(config, clock=VirtualClock())

@@ -89,7 +89,7 @@ def _config(fake: FakeAzure, **overrides: object) -> AzureConfig:
         "base_url": fake.base_url,
         "ca_file": str(fake.ca_file),
         "ssh_public_key": "ssh-ed25519 AAAA skyd-test",
-        "request_timeout_s": 1.0,
+        "request_timeout_s": 3.0,
         "poll_interval_s": 0,
     }
     settings.update(overrides)

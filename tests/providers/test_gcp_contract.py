@@ -71,7 +71,7 @@ def _provider(fake: FakeGce, **overrides: object) -> GcpProvider:
         "project": PROJECT,
         "endpoint": fake.endpoint,
         "anonymous": True,
-        "request_timeout_s": 1.0,
+        "request_timeout_s": 3.0,
         "ssh_public_key": "ssh-ed25519 AAAA skyd-test",
     }
     settings.update(overrides)

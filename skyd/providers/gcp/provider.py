@@ -128,7 +128,7 @@ class GcpProvider:
         _, ops = await self._clients()
         deadline = self._clock.now() + self.config.operation_timeout_s
         current = operation
-        while str(current.status) != "DONE" and getattr(current.status, "name", "") != "DONE":
+        while getattr(current.status, "name", str(current.status)) != "DONE":
             if self._clock.now() >= deadline:
                 raise TransientError(
                     f"gcp operation {operation.name} not done after "
