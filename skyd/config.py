@@ -52,6 +52,7 @@ class Settings:
     socket_group: str | None = None  # e.g. "skyd"; group of the socket file
     admin_group: str = "skyd-admin"
     shutdown_budget_seconds: float = 10.0
+    catalog_dir: Path | None = None  # None: the shipped catalogs
     scheduler_tick_seconds: float = 1.0
     local: LocalProviderSettings = field(default_factory=LocalProviderSettings)
     log_format: str = "json"  # json | text
@@ -80,7 +81,7 @@ def _apply(target: Any, values: dict[str, Any], where: str) -> None:
             if not hasattr(current, "__dataclass_fields__"):
                 raise ConfigError(f"{where}{key}: expected a value, got a table")
             _apply(current, value, f"{where}{key}.")
-        elif isinstance(current, Path):
+        elif isinstance(current, Path) or key.endswith("_dir"):
             setattr(target, key, Path(value).expanduser())
         elif current is not None and not isinstance(value, type(current)):
             if isinstance(current, float) and isinstance(value, int):

@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from skyd.api.app import build_app, serve_unix
+from skyd.catalog import Catalog
 from skyd.clock import Clock, SystemClock
 from skyd.config import Settings
 from skyd.errors import StateLockedError
 from skyd.events import EventBus
+from skyd.market.live import LiveMarket
 from skyd.providers.base import Provider
 from skyd.providers.local import LocalProvider
 from skyd.runner.process import ProcessRunner
@@ -94,6 +96,7 @@ class Daemon:
         bus = EventBus()
         runner = ProcessRunner(on_exit=bus.changed)
         providers = dict(self._providers or build_providers(settings, self.clock))
+        market = LiveMarket(Catalog.load(settings.catalog_dir), providers)
         scheduler = JobScheduler(
             store=self.store,
             bus=bus,
@@ -101,6 +104,7 @@ class Daemon:
             settings=settings,
             providers=providers,
             runner=runner,
+            market=market,
         )
         self.scheduler = scheduler
         loop = asyncio.get_running_loop()

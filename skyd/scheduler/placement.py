@@ -1,112 +1,95 @@
-"""Where a job can run: the enabled providers' offerings matched against the job's alternatives."""
+"""Where a job should run now: its alternatives explained by the catalog, chosen by the optimizer.
+
+Beyond the catalog's own reasons, a candidate is excluded here when no enabled provider
+serves its cloud (PROVIDER_DISABLED), when its scope is blocked after a failed launch
+(BLOCKED), or when its provider has no free capacity right now (NO_QUOTA).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
 
-from skyd.model import Candidate, Offer, OfferFilter
-from skyd.providers.base import Provider
+from skyd.errors import SpecError, UnknownAcceleratorError
+from skyd.market.live import LiveMarket
+from skyd.model import Candidate, ExclusionReason, OfferFilter
+from skyd.optimizer import PlacementDecision, PlacementRequest, place
+from skyd.spec import TaskSpec
 
 
 @dataclass(frozen=True, slots=True)
-class Choice:
-    provider: str
-    candidate: Candidate
+class PlacementOutcome:
+    decision: PlacementDecision
+    provider: str | None  # the provider that launches the chosen offering
+
+    @property
+    def candidate(self) -> Candidate | None:
+        chosen = self.decision.chosen
+        if chosen is None:
+            return None
+        return Candidate(chosen.offer, chosen.spot, chosen.hourly_price_micros)
 
 
-def _in_scope(offer: Offer, blocked: frozenset[str]) -> bool:
-    scopes = (
-        offer.cloud,
-        f"{offer.cloud}/{offer.region}",
-        f"{offer.cloud}/{offer.region}/{offer.zone}",
-        offer.key,
-    )
-    return any(scope in blocked for scope in scopes)
+def job_filters(spec: TaskSpec, market: LiveMarket) -> list[OfferFilter]:
+    """The spec's alternatives as catalog queries, accelerator names normalized.
 
-
-def admits(offer: Offer, spot: bool, f: OfferFilter) -> bool:
-    """Whether one offering, in one market, satisfies one alternative of a job."""
-    price = offer.hourly_micros(spot)
-    if price is None:
-        return False
-    if f.spot is not None and f.spot != spot:
-        return False
-    if f.accelerators and (offer.accelerator_name, offer.accelerator_count) not in f.accelerators:
-        return False
-    if f.cpus is not None and not f.cpus.admits(offer.vcpus):
-        return False
-    if f.memory_gib is not None and not f.memory_gib.admits(offer.memory_gib):
-        return False
-    if f.cloud is not None and f.cloud != offer.cloud:
-        return False
-    if f.region is not None and f.region != offer.region:
-        return False
-    if f.zone is not None and f.zone != offer.zone:
-        return False
-    if f.instance_type is not None and f.instance_type != offer.instance_type:
-        return False
-    if f.max_hourly_price_micros is not None and price > f.max_hourly_price_micros:
-        return False
-    return not _in_scope(offer, f.blocked)
+    An unknown accelerator is a spec error naming the field, with the catalog's suggestion."""
+    try:
+        return spec.offer_filters(market.catalog.normalize_accelerator)
+    except UnknownAcceleratorError as exc:
+        raise SpecError(
+            f"resources.accelerators: {exc.message}", "resources.accelerators"
+        ) from None
 
 
 class Placer:
-    """Cheapest-first placement over the enabled providers (the optimizer refines this)."""
+    def __init__(self, market: LiveMarket) -> None:
+        self.market = market
 
-    def __init__(self, providers: Mapping[str, Provider]) -> None:
-        self._providers = providers
-
-    def candidates(self, filters: Sequence[OfferFilter]) -> list[tuple[str, Candidate]]:
-        found: list[tuple[str, Candidate]] = []
-        for name, provider in self._providers.items():
-            for offer in provider.offers():
-                for spot in (False, True):
-                    if any(admits(offer, spot, f) for f in filters):
-                        price = offer.hourly_micros(spot)
-                        assert price is not None
-                        found.append((name, Candidate(offer, spot, price)))
-        found.sort(key=lambda pc: (pc[1].hourly_price_micros, pc[1].key))
-        return found
-
-    def infeasible_reason(self, filters: Sequence[OfferFilter]) -> str | None:
-        """Why no enabled provider could ever run this job, or None if one could."""
-        if self.candidates(filters):
-            return None
-        enabled = ", ".join(sorted(self._providers)) or "none"
-        wanted = "; ".join(_describe(f) for f in filters)
-        return f"no enabled provider offers {wanted} (enabled providers: {enabled})"
-
-    def choose(
+    def decide(
         self,
-        filters: Sequence[OfferFilter],
-        ordered: bool,
-        has_capacity: Callable[[str, Candidate], bool],
-    ) -> Choice | None:
-        groups = [[f] for f in filters] if ordered else [list(filters)]
-        for group in groups:
-            for provider, candidate in self.candidates(group):
-                if has_capacity(provider, candidate):
-                    return Choice(provider, candidate)
-        return None
-
-
-def _describe(f: OfferFilter) -> str:
-    parts: list[str] = []
-    if f.accelerators:
-        parts.append(" or ".join(f"{n}:{c}" for n, c in f.accelerators))
-    if f.cpus is not None:
-        parts.append(f"cpus={f.cpus}")
-    if f.memory_gib is not None:
-        parts.append(f"memory={f.memory_gib}")
-    for label, value in (
-        ("cloud", f.cloud),
-        ("region", f.region),
-        ("zone", f.zone),
-        ("instance_type", f.instance_type),
-    ):
-        if value:
-            parts.append(f"{label}={value}")
-    if f.spot:
-        parts.append("spot")
-    return ", ".join(parts) or "any machine"
+        spec: TaskSpec,
+        *,
+        deadline_hours: float | None = None,
+        blocked: Collection[str] = (),
+        is_full: Callable[[str], bool] = lambda _provider: False,
+        filters: Sequence[OfferFilter] | None = None,
+    ) -> PlacementOutcome:
+        catalog = self.market.catalog
+        filters = list(filters if filters is not None else job_filters(spec, self.market))
+        if blocked:
+            filters = [replace(f, blocked=f.blocked | frozenset(blocked)) for f in filters]
+        alternatives = []
+        for f in filters:
+            rows = []
+            for candidate, reason in catalog.explain(f):
+                if reason is None:
+                    provider = self.market.provider_for(candidate.offer.cloud)
+                    if provider is None:
+                        reason = ExclusionReason.PROVIDER_DISABLED
+                    elif is_full(provider):
+                        reason = ExclusionReason.NO_QUOTA
+                rows.append((candidate, reason))
+            alternatives.append(rows)
+        per_accelerator = {
+            name: seconds / 3600.0
+            for name, seconds in spec.estimated_runtime.items()
+            if name != "*"
+        }
+        request = PlacementRequest(
+            alternatives=alternatives,
+            ordered=spec.is_ordered,
+            objective=spec.objective.value,
+            estimated_hours=spec.estimated_hours(),
+            per_accelerator_hours=per_accelerator,
+            deadline_hours=deadline_hours,
+            num_nodes=spec.num_nodes,
+            filters=filters,
+        )
+        decision = place(request, self.market.signals())
+        provider = (
+            self.market.provider_for(decision.chosen.offer.cloud)
+            if decision.chosen is not None
+            else None
+        )
+        return PlacementOutcome(decision, provider)

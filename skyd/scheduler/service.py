@@ -28,13 +28,15 @@ from skyd.errors import (
     PermissionDeniedError,
     ProviderError,
     QuotaError,
+    SpecError,
     TransientError,
 )
 from skyd.events import EventBus
-from skyd.model import TERMINAL_STATES, Candidate, JobState, LaunchRequest
+from skyd.market.live import LiveMarket
+from skyd.model import TERMINAL_STATES, Candidate, ExclusionReason, JobState, LaunchRequest
 from skyd.providers.base import TAG_ATTEMPT, TAG_JOB, TAG_MANAGED, TAG_TOKEN, Provider
 from skyd.runner.process import ProcessRunner, RunCommand, RunPhase, read_status
-from skyd.scheduler.placement import Choice, Placer
+from skyd.scheduler.placement import PlacementOutcome, Placer
 from skyd.spec import TaskSpec
 from skyd.store import Store
 from skyd.store import instances as instance_store
@@ -79,6 +81,7 @@ class JobScheduler:
         settings: Settings,
         providers: Mapping[str, Provider],
         runner: ProcessRunner,
+        market: LiveMarket,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -86,7 +89,8 @@ class JobScheduler:
         self.settings = settings
         self.providers = providers
         self.runner = runner
-        self.placer = Placer(providers)
+        self.market = market
+        self.placer = Placer(market)
         self._locks: dict[int, asyncio.Lock] = {}
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._blocked: dict[str, float] = {}  # scope → blocked until
@@ -101,11 +105,31 @@ class JobScheduler:
     def submit(self, spec: TaskSpec, *, caller: Caller, base_dir: str) -> JobRecord:
         if not self._accepting:
             raise ProviderError("skyd is shutting down; submit again when it is back")
-        filters = spec.offer_filters(_keep)
-        reason = self.placer.infeasible_reason(filters)
-        if reason is not None:
-            raise InfeasibleError(reason)
         now = self.clock.now()
+        deadline = spec.deadline_at(now)
+        if deadline is not None and deadline <= now:
+            raise SpecError(
+                f"deadline: {spec.deadline.text if spec.deadline else ''} is already past; "
+                "give a future time or a duration like 36h",
+                "deadline",
+            )
+        # feasible at all, ignoring what is busy or blocked right now?
+        outcome = self.placer.decide(spec)
+        if outcome.decision.chosen is None:
+            disabled = sorted(
+                {
+                    view.candidate.offer.cloud
+                    for view in outcome.decision.candidates
+                    if view.excluded == ExclusionReason.PROVIDER_DISABLED
+                }
+            )
+            hint = (
+                f"; offered on {', '.join(disabled)}, whose providers are not enabled"
+                f" (enabled: {', '.join(sorted(self.providers)) or 'none'})"
+                if disabled
+                else ""
+            )
+            raise InfeasibleError(f"{outcome.decision.reason}{hint}")
         job, event = job_store.insert_job(
             self.store,
             name=spec.name or "job",
@@ -115,7 +139,7 @@ class JobScheduler:
             priority=spec.priority,
             spec_json=spec.to_json(),
             base_dir=base_dir,
-            deadline=spec.deadline_at(now),
+            deadline=deadline,
             now=now,
         )
         self._emit(event)
@@ -230,23 +254,31 @@ class JobScheduler:
         self._blocked = {s: t for s, t in self._blocked.items() if t > now}
         return frozenset(self._blocked)
 
-    def _has_capacity(self, provider: str, _candidate: Candidate) -> bool:
+    def _is_full(self, provider: str) -> bool:
         free = getattr(self.providers[provider], "free_slots", None)
-        return free is None or free() > 0
+        return free is not None and free() <= 0
+
+    def decide(self, spec: TaskSpec, deadline: float | None) -> PlacementOutcome:
+        """Where `spec` would go now, given blocks and free capacity (also for explain)."""
+        now = self.clock.now()
+        return self.placer.decide(
+            spec,
+            deadline_hours=None if deadline is None else max(0.0, (deadline - now) / 3600.0),
+            blocked=self._active_blocks(),
+            is_full=self._is_full,
+        )
 
     async def _start_attempt(self, job: JobRecord) -> None:
         spec = TaskSpec.from_json(job.spec_json)
-        blocked = self._active_blocks()
-        filters = [
-            f if not blocked else _with_blocks(f, blocked) for f in spec.offer_filters(_keep)
-        ]
-        choice = self.placer.choose(filters, spec.is_ordered, self._has_capacity)
-        if choice is None:
-            self._note_waiting(job, "waiting for capacity: every matching offering is busy")
+        outcome = self.decide(spec, job.deadline)
+        candidate = outcome.candidate
+        if candidate is None or outcome.provider is None:
+            self._note_waiting(job, f"waiting: {outcome.decision.reason}")
             return
+        choice = Choice(outcome.provider, candidate)
         self._waiting_reason.pop(job.id, None)
         attempt = job.attempt + 1
-        placement = _placement_json(choice)
+        placement = _placement_json(choice, outcome)
         job, event = job_store.transition(
             self.store,
             job.id,
@@ -275,10 +307,12 @@ class JobScheduler:
             )
             self._emit(event)
             return
-        for offer_provider, candidate in self.placer.candidates(spec.offer_filters(_keep)):
-            if offer_provider == provider_name and candidate.key == placement.get("key"):
-                await self._launch(job, spec, Choice(offer_provider, candidate))
-                return
+        offer = self.market.catalog.offer_by_key(str(placement.get("offer_key")))
+        spot = bool(placement.get("spot"))
+        price = offer.hourly_micros(spot) if offer is not None else None
+        if offer is not None and price is not None and provider_name is not None:
+            await self._launch(job, spec, Choice(provider_name, Candidate(offer, spot, price)))
+            return
         job, event = job_store.transition(
             self.store,
             job.id,
@@ -550,14 +584,10 @@ class JobScheduler:
         return state not in TERMINAL_STATES
 
 
-def _keep(name: str) -> str:
-    return name
-
-
-def _with_blocks(f: Any, blocked: frozenset[str]) -> Any:
-    from dataclasses import replace
-
-    return replace(f, blocked=f.blocked | blocked)
+@dataclass(frozen=True, slots=True)
+class Choice:
+    provider: str
+    candidate: Candidate
 
 
 def _mount_target(cwd: Path, job_dir: Path, dest: str) -> Path:
@@ -570,13 +600,14 @@ def _mount_target(cwd: Path, job_dir: Path, dest: str) -> Path:
     return cwd / dest
 
 
-def _placement_json(choice: Choice) -> dict[str, Any]:
+def _placement_json(choice: Choice, outcome: PlacementOutcome) -> dict[str, Any]:
     offer = choice.candidate.offer
-    market = "spot" if choice.candidate.spot else "on-demand"
     price = choice.candidate.hourly_price_micros / 1_000_000
+    chosen = outcome.decision.chosen
     return {
         "provider": choice.provider,
         "key": choice.candidate.key,
+        "offer_key": offer.key,
         "cloud": offer.cloud,
         "region": offer.region,
         "zone": offer.zone,
@@ -585,6 +616,7 @@ def _placement_json(choice: Choice) -> dict[str, Any]:
         "accelerator_count": offer.accelerator_count,
         "spot": choice.candidate.spot,
         "hourly_price": price,
-        "expected_cost": None,
-        "why": f"cheapest available {market} offering ({offer.instance_type}, ${price:.4f}/h)",
+        "expected_cost": chosen.expected_cost_micros / 1_000_000 if chosen else None,
+        "expected_hours": chosen.expected_hours if chosen else None,
+        "why": outcome.decision.reason,
     }

@@ -116,8 +116,16 @@ def test_gpu_job_without_gpu_provider_is_refused_at_submit(client: DaemonClient)
     with pytest.raises(ApiError) as err:
         client.submit_task("resources:\n  accelerators: A100:8\nrun: nvidia-smi\n", "/tmp", None)
     assert err.value.status == 422 and err.value.code == "infeasible"
-    assert "A100:8" in err.value.message
+    assert "8×A100" in err.value.message
+    assert "not enabled (enabled: local)" in err.value.message
     assert client.list_jobs(include_terminal=True)[0] == []
+
+
+def test_unknown_accelerator_is_a_spec_error_with_a_suggestion(client: DaemonClient) -> None:
+    with pytest.raises(ApiError) as err:
+        client.submit_task("resources:\n  accelerators: A1000:1\nrun: x\n", "/tmp", None)
+    assert err.value.status == 400 and err.value.field == "resources.accelerators"
+    assert "A100" in err.value.message
 
 
 def test_unknown_job_and_bad_ids_and_broken_json(

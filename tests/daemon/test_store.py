@@ -11,6 +11,7 @@ from skyd.errors import IllegalTransitionError, StateLockedError
 from skyd.model import JobState
 from skyd.store import jobs as job_store
 from skyd.store import open_store
+from skyd.store.migrations import load_migrations
 
 
 def _job(store: object) -> int:
@@ -30,13 +31,15 @@ def _job(store: object) -> int:
 
 
 def test_migrations_are_recorded_and_reapplied_idempotently(tmp_path: Path) -> None:
+    known = [name for name, _ in load_migrations()]
+    assert known[0] == "0001_jobs_events_instances" and known == sorted(known)
     store = open_store(tmp_path)
-    assert store.applied_migrations() == ["0001_jobs_events_instances"]
+    assert store.applied_migrations() == known
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     store.close()
     again = open_store(tmp_path)
-    assert again.applied_migrations() == ["0001_jobs_events_instances"]
+    assert again.applied_migrations() == known
     again.close()
 
 

@@ -1,0 +1,80 @@
+"""The daemon's live market: catalog + provider offerings, live spot prices, spot risk, blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from skyd.catalog import Catalog
+from skyd.model import Offer
+from skyd.optimizer import MarketSignals
+from skyd.providers.base import Provider
+
+# A spot price move smaller than this is noise: no market event, no re-placement.
+SIGNIFICANT_PRICE_CHANGE = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class MarketChange:
+    """A change worth re-optimizing for."""
+
+    scope: str  # offer key or zone scope
+    kind: str  # "spot_price" | "availability" | "preemption" | "blocked"
+    old: float | None
+    new: float | None
+
+
+class LiveMarket:
+    """Everything placement needs to know about offerings right now (in memory; the store keeps
+    the history). Catalog clouds are served by the provider of the same name; providers that
+    are not catalog clouds (local, sim, ssh) bring their own offerings."""
+
+    def __init__(self, base: Catalog, providers: Mapping[str, Provider]) -> None:
+        extra: list[Offer] = []
+        self._cloud_provider: dict[str, str] = {}
+        for name, provider in providers.items():
+            if name in base.clouds:
+                self._cloud_provider[name] = name
+                continue
+            for offer in provider.offers():
+                extra.append(offer)
+                self._cloud_provider[offer.cloud] = name
+        self.catalog = base.extended(extra, clouds=self._cloud_provider)
+        self.spot_prices: dict[str, int] = {}
+        self.preemptions_per_hour: dict[str, float] = {}
+
+    def provider_for(self, cloud: str) -> str | None:
+        """The enabled provider that launches offerings of `cloud`, if any."""
+        return self._cloud_provider.get(cloud)
+
+    @property
+    def enabled_clouds(self) -> frozenset[str]:
+        return frozenset(self._cloud_provider)
+
+    def signals(self) -> MarketSignals:
+        return MarketSignals(
+            spot_price_micros=dict(self.spot_prices),
+            preemptions_per_hour=dict(self.preemptions_per_hour),
+        )
+
+    def set_spot_price(self, offer_key: str, micros: int) -> MarketChange | None:
+        """Record a live spot price; returns the change when it is significant."""
+        old = self.spot_prices.get(offer_key)
+        if old is None:
+            offer = self.catalog.offer_by_key(offer_key)
+            old = offer.spot_price_micros if offer else None
+        self.spot_prices[offer_key] = micros
+        if old is None or old == 0 or abs(micros - old) / old >= SIGNIFICANT_PRICE_CHANGE:
+            return MarketChange(offer_key, "spot_price", _dollars(old), _dollars(micros))
+        return None
+
+    def set_preemption_rate(self, scope: str, per_hour: float) -> MarketChange | None:
+        old = self.preemptions_per_hour.get(scope)
+        self.preemptions_per_hour[scope] = per_hour
+        if old is None or abs(per_hour - old) > 0.01:
+            return MarketChange(scope, "availability", old, per_hour)
+        return None
+
+
+def _dollars(micros: int | None) -> float | None:
+    return None if micros is None else micros / 1_000_000
