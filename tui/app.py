@@ -1,0 +1,220 @@
+"""The dashboard application: tabs for jobs, clusters, market, spend and events, fed by the
+daemon's event stream; `run_dashboard` is what `skyctl dashboard` and `python -m tui` call."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from skyd.clock import Clock, SystemClock
+from tui.client import ApiError, DaemonApi, DaemonUnavailableError, EndpointMissingError
+from tui.clusters_pane import ClustersPane
+from tui.confirm import ConfirmScreen
+from tui.endpoint_table import EndpointTable
+from tui.events_pane import EventsPane
+from tui.job_detail import JobDetailScreen
+from tui.job_refresh import JobRefresher
+from tui.jobs_pane import JobsPane
+from tui.live_feed import Connected, ConnectionStatus, LiveFeed
+from tui.market_pane import MarketPane
+from tui.requests import CancelJob, ClusterAction, IncludeFinishedToggled, OpenJob
+from tui.spend_pane import SpendPane
+from tui.status_bar import StatusBar
+
+JsonObject = dict[str, Any]
+
+TABS = ("jobs", "clusters", "market", "spend", "events")
+# Money and machines change when jobs do; their tabs refetch at most this often while events flow.
+SIDE_TABLE_RELOAD_SECONDS = 2.0
+
+
+class SkydDashboard(App[int]):
+    CSS_PATH = "dashboard.tcss"
+    TITLE = "skyd"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        *(
+            Binding(str(i), f"show_tab('{tab}')", tab.title(), show=False)
+            for i, tab in enumerate(TABS, start=1)
+        ),
+    ]
+
+    def __init__(self, socket_path: str, *, clock: Clock | None = None) -> None:
+        super().__init__()
+        self.socket_path = socket_path
+        self.clock: Clock = clock or SystemClock()
+        self.api = DaemonApi(socket_path)
+        self.feed = LiveFeed(self.api, self, self.clock)
+        self.refresher = JobRefresher(self.api, self._job_fetched)
+        self.status: ConnectionStatus | None = None
+        self._side_reload_pending = False
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(initial="jobs", id="tabs"):
+            with TabPane("1 Jobs", id="jobs"):
+                yield JobsPane(self.clock, id="jobs-pane")
+            with TabPane("2 Clusters", id="clusters"):
+                yield ClustersPane(self.api, id="clusters-pane")
+            with TabPane("3 Market", id="market"):
+                yield MarketPane(self.api, id="market-pane")
+            with TabPane("4 Spend", id="spend"):
+                yield SpendPane(self.api, self.clock.now, id="spend-pane")
+            with TabPane("5 Events", id="events"):
+                yield EventsPane(id="events-pane")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def jobs_pane(self) -> JobsPane:
+        return self.query_one("#jobs-pane", JobsPane)
+
+    def on_mount(self) -> None:
+        self.query_one("#jobs-table").focus()
+        self.follow_daemon()
+        self.refresh_jobs()
+
+    async def on_unmount(self) -> None:
+        await self.api.aclose()
+
+    @work(exclusive=True, group="feed")
+    async def follow_daemon(self) -> None:
+        await self.feed.run()
+
+    @work(exclusive=True, group="refresh")
+    async def refresh_jobs(self) -> None:
+        await self.refresher.run()
+
+    # -- FeedListener ----------------------------------------------------------------------
+
+    def connection_changed(self, status: ConnectionStatus) -> None:
+        self.status = status
+        self.query_one("#status", StatusBar).show(status)
+        if isinstance(status, Connected) and status.reconnected:
+            self._reload_side_tables()
+
+    def jobs_loaded(self, jobs: list[JsonObject], fetched_at: float) -> None:
+        for job_id in self.jobs_pane.load(jobs, fetched_at, replace=False):
+            self.refresher.request(job_id)
+
+    def event_received(self, event: JsonObject) -> None:
+        if self.jobs_pane.apply_event(event):
+            self.refresher.request(int(event["job_id"]))
+        self.query_one("#events-pane", EventsPane).add(event, self.clock.now())
+        screen = self.screen
+        if isinstance(screen, JobDetailScreen) and screen.job_id == event.get("job_id"):
+            screen.add_event(event)
+        if event.get("state") or event.get("job_id") is None:
+            self._schedule_side_reload()
+
+    def _job_fetched(self, job: JsonObject) -> None:
+        self.jobs_pane.upsert(job)
+        screen = self.screen
+        if isinstance(screen, JobDetailScreen) and screen.job_id == job.get("id"):
+            screen.show_job(job)
+
+    # -- side tables (clusters, spend) -----------------------------------------------------
+
+    def _schedule_side_reload(self) -> None:
+        if not self._side_reload_pending:
+            self._side_reload_pending = True
+            self.set_timer(SIDE_TABLE_RELOAD_SECONDS, self._reload_side_tables)
+
+    def _reload_side_tables(self) -> None:
+        self._side_reload_pending = False
+        for pane_id in ("#clusters-pane", "#spend-pane"):
+            for table in self.query_one(pane_id).query(EndpointTable):
+                if table.loaded:
+                    table.reload()
+
+    @on(TabbedContent.TabActivated)
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        # the tab's own key bindings (and footer) apply only while focus is inside it
+        focusable = [w for w in event.pane.query("DataTable, RichLog") if w.focusable]
+        if focusable:
+            focusable[0].focus()
+        for table in event.pane.query(EndpointTable):
+            if not table.loaded:
+                table.reload()
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+
+    # -- requests from panes ---------------------------------------------------------------
+
+    def on_open_job(self, message: OpenJob) -> None:
+        self.push_screen(JobDetailScreen(self.api, message.job_id, self.clock))
+
+    def on_cancel_job(self, message: CancelJob) -> None:
+        job = message.job
+        job_id = int(job["id"])
+        if job.get("state") in {"SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED"}:
+            self.notify(f"job {job_id} has already ended ({job.get('state')})", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.cancel_job(job_id)
+
+        self.push_screen(ConfirmScreen(f"Cancel job {job_id} ({job.get('name')})?"), answered)
+
+    @work(group="actions")
+    async def cancel_job(self, job_id: int) -> None:
+        try:
+            job = await self.api.cancel(job_id)
+        except ApiError as exc:
+            self.notify(f"cannot cancel job {job_id}: {exc.message}", severity="error")
+            return
+        except DaemonUnavailableError as exc:
+            self.notify(f"cannot cancel job {job_id}: {exc.reason}", severity="error")
+            return
+        self._job_fetched(job)
+        self.notify(f"job {job_id}: cancel requested")
+
+    def on_include_finished_toggled(self, message: IncludeFinishedToggled) -> None:
+        self.feed.include_finished = message.include
+        self.reload_job_list(message.include)
+
+    @work(exclusive=True, group="job-list")
+    async def reload_job_list(self, include_finished: bool) -> None:
+        fetched_at = self.clock.now()
+        try:
+            jobs = await self.api.list_jobs(include_finished=include_finished)
+        except (ApiError, DaemonUnavailableError) as exc:
+            self.notify(f"cannot list jobs: {exc}", severity="error")
+            return
+        self.jobs_pane.load(jobs, fetched_at, replace=True)
+        which = "all jobs" if include_finished else "active jobs"
+        self.notify(f"showing {which} ({len(jobs)})")
+
+    def on_cluster_action(self, message: ClusterAction) -> None:
+        verb = {"stop": "Stop", "down": "Tear down"}.get(message.action, message.action)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.cluster_action(message.action, message.cluster)
+
+        self.push_screen(ConfirmScreen(f"{verb} cluster {message.cluster}?"), answered)
+
+    @work(group="actions")
+    async def cluster_action(self, action: str, cluster: str) -> None:
+        path = f"/v1/clusters/{cluster}/{action}"
+        try:
+            await self.api.optional(path, method="POST")
+        except EndpointMissingError:
+            self.notify(f"{action}: not available on this daemon yet", severity="warning")
+            return
+        except (ApiError, DaemonUnavailableError) as exc:
+            self.notify(f"cannot {action} {cluster}: {exc}", severity="error")
+            return
+        self.notify(f"{cluster}: {action} requested")
+        self.query_one("#clusters-pane", ClustersPane).action_reload()
+
+
+def run_dashboard(socket_path: str) -> int:
+    """Run the dashboard in this terminal until the user quits; the exit status."""
+    result = SkydDashboard(socket_path).run()
+    return 0 if result is None else result
