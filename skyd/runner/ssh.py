@@ -151,9 +151,10 @@ def combine(statuses: Sequence[RunStatus]) -> RunStatus:
     if any(s.phase == RunPhase.NOT_STARTED for s in statuses):
         # a start interrupted half-way: starting again skips the nodes already going
         return RunStatus(RunPhase.NOT_STARTED, pid=first.pid)
-    for status in statuses:
-        if _failed(status):
-            return status
+    failures = [s for s in statuses if _failed(s)]
+    if failures:
+        # the first to fail is the cause; the others were usually killed because of it
+        return min(failures, key=lambda s: s.ended_at if s.ended_at is not None else float("inf"))
     started = [s.run_started_at for s in statuses if s.run_started_at is not None]
     if all(s.phase == RunPhase.DONE for s in statuses):
         ends = [s.ended_at for s in statuses if s.ended_at is not None]
