@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from skyd.clock import Clock, SystemClock
@@ -69,8 +70,13 @@ class SkydDashboard(App[int]):
         yield Footer()
 
     @property
+    def main_screen(self) -> Screen[Any]:
+        """The screen holding the tabs, even while a job's details or a dialog is on top."""
+        return self.screen_stack[0]
+
+    @property
     def jobs_pane(self) -> JobsPane:
-        return self.query_one("#jobs-pane", JobsPane)
+        return self.main_screen.query_one("#jobs-pane", JobsPane)
 
     def on_mount(self) -> None:
         self.query_one("#jobs-table").focus()
@@ -92,7 +98,7 @@ class SkydDashboard(App[int]):
 
     def connection_changed(self, status: ConnectionStatus) -> None:
         self.status = status
-        self.query_one("#status", StatusBar).show(status)
+        self.main_screen.query_one("#status", StatusBar).show(status)
         if isinstance(status, Connected) and status.reconnected:
             self._reload_side_tables()
 
@@ -103,7 +109,7 @@ class SkydDashboard(App[int]):
     def event_received(self, event: JsonObject) -> None:
         if self.jobs_pane.apply_event(event):
             self.refresher.request(int(event["job_id"]))
-        self.query_one("#events-pane", EventsPane).add(event, self.clock.now())
+        self.main_screen.query_one("#events-pane", EventsPane).add(event, self.clock.now())
         screen = self.screen
         if isinstance(screen, JobDetailScreen) and screen.job_id == event.get("job_id"):
             screen.add_event(event)
@@ -125,8 +131,10 @@ class SkydDashboard(App[int]):
 
     def _reload_side_tables(self) -> None:
         self._side_reload_pending = False
+        if not self.screen_stack:  # the timer fired while the app was closing
+            return
         for pane_id in ("#clusters-pane", "#spend-pane"):
-            for table in self.query_one(pane_id).query(EndpointTable):
+            for table in self.main_screen.query_one(pane_id).query(EndpointTable):
                 if table.loaded:
                     table.reload()
 
@@ -141,7 +149,7 @@ class SkydDashboard(App[int]):
                 table.reload()
 
     def action_show_tab(self, tab: str) -> None:
-        self.query_one("#tabs", TabbedContent).active = tab
+        self.main_screen.query_one("#tabs", TabbedContent).active = tab
 
     # -- requests from panes ---------------------------------------------------------------
 
@@ -211,7 +219,7 @@ class SkydDashboard(App[int]):
             self.notify(f"cannot {action} {cluster}: {exc}", severity="error")
             return
         self.notify(f"{cluster}: {action} requested")
-        self.query_one("#clusters-pane", ClustersPane).action_reload()
+        self.main_screen.query_one("#clusters-pane", ClustersPane).action_reload()
 
 
 def run_dashboard(socket_path: str) -> int:

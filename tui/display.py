@@ -59,7 +59,10 @@ def json_cell(key: str, value: Any) -> str:
             return clock_time(float(value))
         if lowered.endswith(("_seconds", "_s")):
             return duration(float(value))
-        if any(word in lowered for word in ("cost", "price", "usd", "spend", "balance", "burn")):
+        if any(
+            word in lowered
+            for word in ("cost", "price", "usd", "spen", "balance", "burn", "amount")
+        ):
             return dollars(float(value))
         if isinstance(value, float):
             return f"{value:.4g}"

@@ -37,6 +37,7 @@ class EndpointTable(Vertical):
         title: str,
         query: Mapping[str, QueryValue] | None = None,
         hide: frozenset[str] = frozenset(),
+        only: tuple[str, ...] = (),
         decorate: Decorate | None = None,
         id: str | None = None,
     ) -> None:
@@ -46,6 +47,7 @@ class EndpointTable(Vertical):
         self.title = title
         self.query_params: dict[str, QueryValue] = dict(query or {})
         self.hide = hide
+        self.only = only
         self.decorate = decorate
         self.rows: list[JsonObject] = []
         self.loaded = False
@@ -98,6 +100,10 @@ class EndpointTable(Vertical):
             for key in row:
                 if key not in self.hide:
                     columns[key] = None
+        # a known shape shows its useful columns in a useful order; an unknown one shows all
+        chosen = [key for key in self.only if key in columns]
+        if chosen:
+            columns = dict.fromkeys(chosen)
         table = self.table
         cursor = table.cursor_row
         table.clear(columns=True)

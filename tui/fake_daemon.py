@@ -77,7 +77,7 @@ class FakeDaemonState:
     events: list[JsonObject] = field(default_factory=list)
     logs: dict[int, str] = field(default_factory=dict)
     # path → JSON payload for the endpoints beyond jobs/events (clusters, prices, costs, …);
-    # a query string may be part of the key, e.g. "/v1/costs?by=user".
+    # the key may carry the decoded query, parameters sorted: "/v1/costs?by=user".
     extras: dict[str, Any] = field(default_factory=dict)
     subscribers: set[asyncio.Queue[JsonObject]] = field(default_factory=set)
 
@@ -206,8 +206,8 @@ class FakeDaemon:
             self.state.subscribers.discard(queue)
 
     async def _extra(self, request: web.Request) -> web.Response:
-        with_query = request.path_qs
-        for key in (with_query, request.path):
+        query = "&".join(f"{k}={v}" for k, v in sorted(request.query.items()))
+        for key in (f"{request.path}?{query}", request.path):
             if key in self.state.extras:
                 return web.json_response(self.state.extras[key])
         raise web.HTTPNotFound()

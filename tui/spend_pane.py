@@ -17,6 +17,16 @@ from tui.endpoint_table import EndpointTable
 JsonObject = dict[str, Any]
 
 GROUPINGS = ("user", "project", "cloud", "pool")
+CREDIT_COLUMNS = (
+    "name",
+    "cloud",
+    "state",
+    "balance",
+    "burn_per_hour",
+    "projected_run_out",
+    "runs_out",
+    "expires_at",
+)
 SECONDS_PER = {"hour": 3_600.0, "day": 86_400.0}
 
 
