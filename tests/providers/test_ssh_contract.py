@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from contract import Fault, ProviderContract
+from contract import ContractHarness, Fault, ProviderContract
 
 from skyd.clock import VirtualClock
 from skyd.errors import AuthError, CapacityError, ProviderError, TransientError
 from skyd.model import Offer
+from skyd.providers.base import Provider
 from skyd.providers.ssh import SshHost, SshProvider, SshProviderConfig
 from skyd.testing.ssh_server import FakeSshServer, SshFault
 
@@ -38,7 +39,7 @@ def _fault(fault: Fault) -> SshFault:
 
 class SshHarness:
     def __init__(self, provider: SshProvider, fake: FakeSshServer, state_dir: Path) -> None:
-        self.provider = provider
+        self.provider: Provider = provider
         self.fake = fake
         self.state_dir = state_dir
 
@@ -102,6 +103,6 @@ class TestSshContract(ProviderContract):
         ],
     )
     async def test_fault_maps_to_error_and_scope(
-        self, harness: SshHarness, fault: Fault, error: type[ProviderError]
+        self, harness: ContractHarness, fault: Fault, error: type[ProviderError]
     ) -> None:
         await super().test_fault_maps_to_error_and_scope(harness, fault, error)
