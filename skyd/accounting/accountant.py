@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import pwd
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from skyd.accounting import inputs
-from skyd.accounting.accrual import PoolBook, charge_span, to_ms
+from skyd.accounting.accrual import Accrual, LedgerRow, PoolBook, advance, to_ms
 from skyd.accounting.budgets import Usage, held_gpus, judge, project_action, requested_gpus
 from skyd.accounting.errors import AccountingInputError, BudgetExceededError
 from skyd.accounting.prices import PriceSeries, RecordedPrices
@@ -30,7 +30,6 @@ from skyd.store import Store
 from skyd.store import credits as credit_store
 from skyd.store import jobs as job_store
 from skyd.store import ledger as ledger_store
-from skyd.store.ledger import OpenAccrual
 
 if TYPE_CHECKING:
     from skyd.scheduler.service import Caller
@@ -68,6 +67,10 @@ class Accountant:
         self.settings = settings
         self.prices: PriceSeries = prices or RecordedPrices(settings.stopped_hourly_micros)
         self._last_actions: dict[int, str] = {}
+        self._period_ms = round(settings.ledger_period_seconds * 1000)
+        # Accrual state of unsettled instances as of the last committed pass; rebuilt from
+        # the store when missing (start, or a failed pass).
+        self._open: dict[int, Accrual] | None = None
 
     # -- accrual ---------------------------------------------------------------------------
 
@@ -90,48 +93,63 @@ class Accountant:
     def accrue(self, now: float) -> int:
         """Charge every instance up to `now` (or its end); idempotent. Returns ledger rows written.
 
-        Everything of one pass commits together (charges, watermarks, pool spending, roll-up,
-        job costs), so a crash at any point leaves the ledger exactly as the last pass did.
+        Everything of one pass commits together (ledger rows, watermarks and open stretches,
+        pool spending, roll-up, job costs), so a crash at any point leaves the books exactly
+        as the last pass did.
         """
         now_ms = int(now * 1000)
-        with self.store.transaction() as conn:
-            ledger_store.discover_instances(conn)
-            accruals = ledger_store.open_accruals(conn)
-            book = PoolBook(credit_store.list_pools(conn))
-            rows: list[Any] = []
-            marks: list[tuple[int, int, int, int]] = []
-            for accrual in accruals:
-                mark = self._charge(accrual, now_ms, book, rows)
-                if mark is not None:
-                    marks.append(mark)
-            ledger_store.record_charges(conn, rows, marks, book.spent)
+        period_ms = self._period_ms
+        try:
+            with self.store.transaction() as conn:
+                if self._open is None:
+                    accruals = {a.watermark_id: a for a in ledger_store.open_accruals(conn)}
+                else:
+                    accruals = self._open
+                    for fresh in ledger_store.changed_accruals(conn):
+                        accruals[fresh.watermark_id] = fresh
+                book = PoolBook(credit_store.list_pools(conn))
+                rows: list[LedgerRow] = []
+                changed: list[Accrual] = []
+                for accrual in accruals.values():
+                    if not accrual.settled and self._charge(accrual, now_ms, book, period_ms, rows):
+                        changed.append(accrual)
+                ledger_store.record_charges(conn, rows, changed, book.spent)
+        except BaseException:
+            self._open = None  # the objects may hold a pass that was rolled back: reload
+            raise
+        self._open = {k: a for k, a in accruals.items() if not a.settled}
         return len(rows)
 
     def _charge(
-        self, accrual: OpenAccrual, now_ms: int, book: PoolBook, rows: list[Any]
-    ) -> tuple[int, int, int, int] | None:
+        self, accrual: Accrual, now_ms: int, book: PoolBook, period_ms: int, rows: list[LedgerRow]
+    ) -> bool:
+        """Advance one instance to `now_ms` (or its end); False if nothing changed."""
         instance = accrual.instance
         end_ms = now_ms
-        settled = False
         if instance.ended_at is not None:
             ended_ms = to_ms(instance.ended_at)
             if ended_ms <= now_ms:
-                end_ms, settled = ended_ms, True
+                end_ms, accrual.settled = ended_ms, True
         elif instance.state in _ENDED_STATES:
-            settled = True  # ended without a recorded time: charge up to now, then stop
-        if end_ms <= accrual.accrued_ms:
-            return (accrual.accrued_ms, accrual.carry, 1, accrual.watermark_id) if settled else None
-        carry = charge_span(
-            instance,
-            start_ms=accrual.accrued_ms,
-            end_ms=end_ms,
-            carry=accrual.carry,
+            accrual.settled = True  # ended without a recorded time: charge up to now, then stop
+        if end_ms <= accrual.accrued_ms and not accrual.settled:
+            return False
+        advance(
+            accrual,
+            end_ms,
             stopped=instance.state in _STOPPED_STATES,
             prices=self.prices,
             book=book,
+            period_ms=period_ms,
             rows=rows,
         )
-        return (end_ms, carry, int(settled), accrual.watermark_id)
+        if accrual.settled:
+            accrual.close_stretch(rows)
+        return True
+
+    def job_cost_micros(self, job_ids: Sequence[int]) -> dict[int, int]:
+        """Exact cost of each job up to the last accrual pass (posted and open stretches)."""
+        return ledger_store.job_costs(self.store.conn, job_ids)
 
     # -- enforcement -----------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
-"""Turning instance time into ledger charges: price segments, sub-micro carry, paying pools.
+"""Turning instance time into ledger charges: price stretches, sub-micro carry, paying pools.
 
-Pure computation (no store, no clock): `charge_span` splits one instance's unaccrued time at
-every price change, pool start/expiry and UTC midnight, charges each stretch at the price in
-force, and asks a `PoolBook` who pays. Money is exact: the remainder below one micro-dollar
-is carried to the next stretch, so the total never depends on how time was split into ticks.
+Pure computation (no store, no clock): `advance` splits one instance's unaccrued time at every
+price change, pool start/expiry and ledger-period boundary, charges each piece at the price in
+force, and asks a `PoolBook` who pays. Consecutive pieces with the same price and payer in the
+same period grow one open stretch, which becomes a ledger row when it closes, so the ledger
+holds about one row per instance per period, not one per tick. Money is exact: the remainder
+below one micro-dollar is carried on, so the total never depends on how time was split.
 """
 
 from __future__ import annotations
@@ -95,24 +97,135 @@ class PoolBook:
         return parts
 
 
-def charge_span(
-    instance: ChargedInstance,
-    *,
-    start_ms: int,
+@dataclass(slots=True)
+class Accrual:
+    """One instance's charging state: the watermark, the carry and the open stretch."""
+
+    watermark_id: int
+    instance: ChargedInstance
+    accrued_ms: int
+    carry: int
+    open_start_ms: int | None
+    open_price: int
+    open_pool_id: int | None
+    open_stopped: bool
+    open_amount: int
+    settled: bool = False
+
+    @property
+    def period_offset_ms(self) -> int:
+        """Where this instance's ledger periods start, within a period: spread by a minute per
+        instance so that not every stretch closes (and is posted) on the same tick."""
+        return (self.watermark_id * 60_000) % MS_PER_DAY
+
+    def period_of(self, ms: int, period_ms: int) -> int:
+        return (ms - self.period_offset_ms % period_ms) // period_ms
+
+    def close_stretch(self, rows: list[LedgerRow]) -> None:
+        """Post the open stretch (if it charged anything) as a ledger row up to the watermark."""
+        if self.open_start_ms is not None and self.open_amount > 0:
+            rows.append(
+                self._row(
+                    self.open_pool_id,
+                    self.open_start_ms,
+                    self.accrued_ms,
+                    self.open_price,
+                    self.open_stopped,
+                    self.open_amount,
+                )
+            )
+        self.open_start_ms = None
+        self.open_amount = 0
+
+    def _row(
+        self,
+        pool_id: int | None,
+        start_ms: int,
+        end_ms: int,
+        price: int,
+        stopped: bool,
+        amount: int,
+    ) -> LedgerRow:
+        i = self.instance
+        return (
+            i.provider,
+            i.instance_id,
+            i.job_id,
+            i.owner_uid,
+            i.project,
+            i.cloud,
+            i.region,
+            pool_id,
+            start_ms,
+            end_ms,
+            price,
+            int(stopped),
+            amount,
+        )
+
+    def add_piece(
+        self,
+        a: int,
+        b: int,
+        price: int,
+        stopped: bool,
+        parts: list[tuple[int | None, int]],
+        period_ms: int,
+        rows: list[LedgerRow],
+    ) -> None:
+        payer = parts[0][0] if len(parts) == 1 else self.open_pool_id
+        same = (
+            self.open_start_ms is not None
+            and len(parts) <= 1
+            and self.open_price == price
+            and self.open_stopped == stopped
+            and (not parts or self.open_pool_id == payer)
+            and self.period_of(self.open_start_ms, period_ms) == self.period_of(a, period_ms)
+            and self.open_start_ms // MS_PER_DAY == a // MS_PER_DAY
+        )
+        if not same:
+            self.close_stretch(rows)
+        if len(parts) > 1:
+            # a pool ran dry inside this piece: post each payer's share at once
+            rows.extend(self._row(pool, a, b, price, stopped, amount) for pool, amount in parts)
+            self.accrued_ms = b
+            return
+        if not same:
+            self.open_start_ms = a
+            self.open_price = price
+            self.open_stopped = stopped
+            self.open_pool_id = payer
+        self.open_amount += parts[0][1] if parts else 0
+        self.accrued_ms = b
+
+
+def advance(
+    accrual: Accrual,
     end_ms: int,
-    carry: int,
+    *,
     stopped: bool,
     prices: PriceSeries,
     book: PoolBook,
+    period_ms: int,
     rows: list[LedgerRow],
-) -> int:
-    """Append the ledger rows for [start_ms, end_ms) to `rows`; return the new carry."""
+) -> None:
+    """Charge `accrual`'s instance from its watermark up to `end_ms`; closed stretches go to
+    `rows`. The caller persists the accrual (watermark, carry, open stretch) with `rows`."""
+    instance = accrual.instance
+    start_ms = accrual.accrued_ms
+    if end_ms <= start_ms:
+        return
     cuts = book.boundaries(instance.cloud, start_ms, end_ms)
     if not stopped:
         changes = prices.changes_between(instance, start_ms / 1000, end_ms / 1000)
         cuts.extend(c for c in map(to_ms, changes) if start_ms < c < end_ms)
+    offset = accrual.period_offset_ms % period_ms
+    edge = ((start_ms - offset) // period_ms + 1) * period_ms + offset
+    while edge < end_ms:
+        cuts.append(edge)
+        edge += period_ms
     midnight = (start_ms // MS_PER_DAY + 1) * MS_PER_DAY
-    while midnight < end_ms:
+    while midnight < end_ms:  # the daily roll-up needs every row inside one UTC day
         cuts.append(midnight)
         midnight += MS_PER_DAY
     points = [start_ms, *sorted(set(cuts)), end_ms] if cuts else [start_ms, end_ms]
@@ -124,25 +237,6 @@ def charge_span(
                 f"price of {instance.provider}/{instance.instance_id} at {at}: "
                 f"negative hourly price {price}"
             )
-        amount, carry = divmod(carry + price * (b - a), MS_PER_HOUR)
-        if amount == 0:
-            continue
-        for pool_id, part in book.pay(instance, a, amount):
-            rows.append(
-                (
-                    instance.provider,
-                    instance.instance_id,
-                    instance.job_id,
-                    instance.owner_uid,
-                    instance.project,
-                    instance.cloud,
-                    instance.region,
-                    pool_id,
-                    a,
-                    b,
-                    price,
-                    int(stopped),
-                    part,
-                )
-            )
-    return carry
+        amount, accrual.carry = divmod(accrual.carry + price * (b - a), MS_PER_HOUR)
+        parts = book.pay(instance, a, amount) if amount else []
+        accrual.add_piece(a, b, price, stopped, parts, period_ms, rows)

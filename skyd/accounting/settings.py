@@ -22,6 +22,9 @@ class AccountingSettings:
     """
 
     accrual_interval_seconds: float = 60.0
+    # The ledger gets a row per instance per period (and per price or payer change); reports
+    # and budgets also count the open period, so this trades ledger size for posting lag.
+    ledger_period_seconds: int = 3600
     over_limit_at_submit: Literal["refuse", "hold"] = "hold"
     at_budget: Literal["stop", "hold"] = "hold"
     warn_fraction: float = 0.8
@@ -36,6 +39,11 @@ class AccountingSettings:
             raise ValueError(
                 "accounting.accrual_interval_seconds must be positive, "
                 f"got {self.accrual_interval_seconds!r}"
+            )
+        if self.ledger_period_seconds <= 0 or 86_400 % self.ledger_period_seconds:
+            raise ValueError(
+                "accounting.ledger_period_seconds must divide a day (e.g. 900, 3600, 86400), "
+                f"got {self.ledger_period_seconds!r}"
             )
         if not 0 < self.warn_fraction <= 1:
             raise ValueError(

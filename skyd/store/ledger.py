@@ -1,88 +1,114 @@
-"""The ledger: append-only charges, per-instance accrual watermarks and the daily cost roll-up.
+"""The ledger: append-only charges, per-instance accrual state and the daily cost roll-up.
 
-Charges, watermarks, pool spending, the roll-up and jobs' running cost are written by one
-function inside the caller's transaction, so after a crash either all of a pass is there
-or none of it: no second is charged twice and none is lost.
+One accrual pass is written by `record_charges` inside the caller's transaction: ledger rows,
+every instance's watermark, carry and open stretch, pool spending, the roll-up and jobs'
+posted cost. After a crash either all of a pass is there or none of it, so no second is
+charged twice and none is lost. Totals (reports, budgets) are the roll-up of posted rows
+plus the open stretches, which are exact to the micro-dollar at the last pass.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from skyd.accounting.accrual import MS_PER_DAY, LedgerRow
+from skyd.accounting.accrual import MS_PER_DAY, Accrual, LedgerRow
 from skyd.accounting.records import ChargedInstance
 
-_CURSOR = "instances_rowid"
+_SECONDS_PER_DAY = 86_400
+
+# Every charge, posted or open, as (day, job_id, cloud, pool_id, owner_uid, project, amount);
+# job 0 = no job, pool 0 = cash. Parameters: the first day, twice.
+_ALL_CHARGES = (
+    "SELECT day, job_id, cloud, pool_id, owner_uid, project, amount_micros"
+    " FROM cost_daily WHERE day >= ?"
+    " UNION ALL"
+    " SELECT open_start_ms / 86400000, COALESCE(job_id, 0), cloud, COALESCE(open_pool_id, 0),"
+    " owner_uid, project, open_amount FROM accrual_watermarks"
+    " WHERE settled = 0 AND open_amount > 0 AND open_start_ms >= ? * 86400000"
+)
 
 
-@dataclass(frozen=True, slots=True)
-class OpenAccrual:
-    """An instance not yet charged to its end, and how far it has been charged."""
-
-    watermark_id: int
-    accrued_ms: int
-    carry: int
-    instance: ChargedInstance
-
-
-def discover_instances(conn: sqlite3.Connection) -> int:
-    """Start a watermark (at launch) for every instance recorded since the last pass."""
-    row = conn.execute("SELECT value FROM accounting_cursor WHERE name = ?", (_CURSOR,)).fetchone()
-    seen = int(row[0]) if row else 0
-    top = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM instances").fetchone()[0]
-    if top <= seen:
-        return 0
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO accrual_watermarks (provider, instance_id, accrued_ms)"
-        " SELECT provider, instance_id, CAST(ROUND(launched_at * 1000) AS INTEGER)"
-        " FROM instances WHERE rowid > ? AND rowid <= ?",
-        (seen, top),
-    )
-    conn.execute(
-        "INSERT INTO accounting_cursor (name, value) VALUES (?, ?)"
-        " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-        (_CURSOR, top),
-    )
-    return cur.rowcount
+_ACCRUAL_COLUMNS = (
+    "SELECT w.id, w.accrued_ms, w.carry, w.open_start_ms, w.open_price, w.open_pool_id,"
+    " w.open_stopped, w.open_amount,"
+    " w.provider, w.instance_id, w.job_id, w.owner_uid, w.project, w.cloud, w.region,"
+    " i.zone, i.instance_type, i.spot, i.state, i.hourly_price_micros, i.launched_at,"
+    " i.ended_at, json_extract(i.data_json, '$.account'), w.settled"
+    " FROM accrual_watermarks AS w"
+    " JOIN instances AS i ON i.provider = w.provider AND i.instance_id = w.instance_id"
+)
 
 
-def open_accruals(conn: sqlite3.Connection) -> list[OpenAccrual]:
-    rows = conn.execute(
-        "SELECT w.id, w.accrued_ms, w.carry, i.provider, i.instance_id, i.job_id, j.owner_uid,"
-        " j.project, i.cloud, i.region, i.zone, i.instance_type, i.spot, i.state,"
-        " i.hourly_price_micros, i.launched_at, i.ended_at,"
-        " json_extract(i.data_json, '$.account')"
-        " FROM accrual_watermarks AS w"
-        " JOIN instances AS i ON i.provider = w.provider AND i.instance_id = w.instance_id"
-        " LEFT JOIN jobs AS j ON j.id = i.job_id"
-        " WHERE w.settled = 0"
-    ).fetchall()
+def _accruals(rows: list[tuple[Any, ...]]) -> list[Accrual]:
     return [
-        OpenAccrual(
+        Accrual(
             r[0],
-            r[1],
-            r[2],
             ChargedInstance(
-                r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], bool(r[12]),
-                r[13], r[14], r[15], r[16], r[17],
+                r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15], r[16], bool(r[17]),
+                r[18], r[19], r[20], r[21], r[22],
             ),
+            r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], bool(r[23]),
         )
         for r in rows
     ]  # fmt: skip
 
 
+def _plain(conn: sqlite3.Connection) -> sqlite3.Cursor:
+    cur = conn.cursor()
+    cur.row_factory = None  # plain tuples: these read many rows on every pass
+    return cur
+
+
+def open_accruals(conn: sqlite3.Connection) -> list[Accrual]:
+    """Every instance not yet charged to its end, with its accrual state (after a start)."""
+    start_new_accruals(conn)
+    conn.execute("DELETE FROM accounting_dirty")
+    return _accruals(_plain(conn).execute(_ACCRUAL_COLUMNS + " WHERE w.settled = 0").fetchall())
+
+
+def changed_accruals(conn: sqlite3.Connection) -> list[Accrual]:
+    """The accruals of instances launched or changed since the last pass; clears the queue."""
+    if conn.execute("SELECT 1 FROM accounting_dirty LIMIT 1").fetchone() is None:
+        return []
+    start_new_accruals(conn)
+    rows = (
+        _plain(conn)
+        .execute(
+            _ACCRUAL_COLUMNS + " JOIN accounting_dirty AS d"
+            " ON d.provider = w.provider AND d.instance_id = w.instance_id"
+        )
+        .fetchall()
+    )
+    conn.execute("DELETE FROM accounting_dirty")
+    return _accruals(rows)
+
+
+def start_new_accruals(conn: sqlite3.Connection) -> int:
+    """Start accrual, at launch, for queued instances that have none yet."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO accrual_watermarks (provider, instance_id, job_id, owner_uid,"
+        " project, cloud, region, accrued_ms)"
+        " SELECT i.provider, i.instance_id, i.job_id, j.owner_uid, j.project, i.cloud, i.region,"
+        " CAST(ROUND(i.launched_at * 1000) AS INTEGER)"
+        " FROM accounting_dirty AS d"
+        " JOIN instances AS i ON i.provider = d.provider AND i.instance_id = d.instance_id"
+        " LEFT JOIN jobs AS j ON j.id = i.job_id"
+    )
+    return cur.rowcount
+
+
 def record_charges(
     conn: sqlite3.Connection,
     rows: Sequence[LedgerRow],
-    watermarks: Sequence[tuple[int, int, int, int]],
+    accruals: Sequence[Accrual],
     pool_spent: dict[int, int],
 ) -> None:
-    """Append charges and move watermarks (accrued_ms, carry, settled, id), in one transaction.
+    """Post ledger rows and save the accruals' state, in the caller's transaction.
 
-    Also adds to the pools' spent totals, the daily roll-up and each job's running cost.
+    Also adds to the pools' spent totals, and posts the new rows to the daily roll-up and to
+    their jobs' cost.
     """
     before = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger").fetchone()[0]
     conn.executemany(
@@ -92,8 +118,23 @@ def record_charges(
         rows,
     )
     conn.executemany(
-        "UPDATE accrual_watermarks SET accrued_ms = ?, carry = ?, settled = ? WHERE id = ?",
-        watermarks,
+        "UPDATE accrual_watermarks SET accrued_ms = ?, carry = ?, open_start_ms = ?,"
+        " open_price = ?, open_pool_id = ?, open_stopped = ?, open_amount = ?, settled = ?"
+        " WHERE id = ?",
+        [
+            (
+                a.accrued_ms,
+                a.carry,
+                a.open_start_ms,
+                a.open_price,
+                a.open_pool_id,
+                int(a.open_stopped),
+                a.open_amount,
+                int(a.settled),
+                a.watermark_id,
+            )
+            for a in accruals
+        ],
     )
     conn.executemany(
         "UPDATE credit_pools SET spent_micros = spent_micros + ? WHERE id = ?",
@@ -111,10 +152,10 @@ def record_charges(
         (MS_PER_DAY, before),
     )
     conn.execute(
-        "UPDATE jobs SET cost_micros = cost_micros + charged.total"
+        "UPDATE jobs SET cost_micros = cost_micros + posted.total"
         " FROM (SELECT job_id, SUM(amount_micros) AS total FROM ledger"
-        "       WHERE seq > ? AND job_id IS NOT NULL GROUP BY job_id) AS charged"
-        " WHERE jobs.id = charged.job_id",
+        "       WHERE seq > ? AND job_id IS NOT NULL GROUP BY job_id) AS posted"
+        " WHERE jobs.id = posted.job_id",
         (before,),
     )
 
@@ -130,47 +171,74 @@ _GROUP_COLUMN = {
 }
 
 
+def _first_day(since: float | None) -> int:
+    return 0 if since is None else int(since // _SECONDS_PER_DAY)
+
+
 def costs_by(
     conn: sqlite3.Connection, by: str, since: float | None
 ) -> list[tuple[Any, int | None, int]]:
     """(key, an owner uid, total) per `by` key: user uid, project, cloud, pool id (0 = cash) or
-    job id (0 = no job); the owner is meaningful for users and jobs."""
+    job id (0 = no job), from the UTC day of `since` on; the owner matters for users and jobs."""
     column = _GROUP_COLUMN[by]
-    sql = f"SELECT {column}, MAX(owner_uid), SUM(amount_micros) FROM cost_daily"
-    params: list[Any] = []
-    if since is not None:
-        sql += " WHERE day >= ?"
-        params.append(int(since // 86_400))
-    sql += f" GROUP BY {column} ORDER BY 3 DESC, 1"
-    return [(r[0], r[1], int(r[2])) for r in conn.execute(sql, params).fetchall()]
+    day = _first_day(since)
+    rows = conn.execute(
+        f"SELECT {column}, MAX(owner_uid), SUM(amount_micros) FROM ({_ALL_CHARGES})"
+        f" GROUP BY {column} ORDER BY 3 DESC, 1",
+        (day, day),
+    ).fetchall()
+    return [(r[0], r[1], int(r[2])) for r in rows]
 
 
 def spent_by_project(conn: sqlite3.Connection, since: float) -> dict[str, int]:
-    """What each project has been charged since `since` (a UTC midnight), whoever paid."""
+    """What each project has been charged from the UTC day of `since` on, whoever paid."""
+    day = _first_day(since)
     rows = conn.execute(
-        "SELECT project, SUM(amount_micros) FROM cost_daily"
-        " WHERE project IS NOT NULL AND day >= ? GROUP BY project",
-        (int(since // 86_400),),
+        f"SELECT project, SUM(amount_micros) FROM ({_ALL_CHARGES})"
+        " WHERE project IS NOT NULL GROUP BY project",
+        (day, day),
     ).fetchall()
     return {r[0]: int(r[1]) for r in rows}
 
 
 def spent_by_pool(conn: sqlite3.Connection, since: float) -> dict[int, tuple[int, float]]:
-    """Per pool (0 = cash) since `since`: (amount charged, start of the first day charged)."""
+    """Per pool (0 = cash) from the UTC day of `since` on: (amount, start of its first day)."""
+    day = _first_day(since)
     rows = conn.execute(
-        "SELECT pool_id, SUM(amount_micros), MIN(day) FROM cost_daily WHERE day >= ?"
-        " GROUP BY pool_id",
-        (int(since // 86_400),),
+        f"SELECT pool_id, SUM(amount_micros), MIN(day) FROM ({_ALL_CHARGES}) GROUP BY pool_id",
+        (day, day),
     ).fetchall()
-    return {int(r[0]): (int(r[1]), float(r[2]) * 86_400) for r in rows}
+    return {int(r[0]): (int(r[1]), float(r[2]) * _SECONDS_PER_DAY) for r in rows}
+
+
+def job_costs(conn: sqlite3.Connection, job_ids: Sequence[int]) -> dict[int, int]:
+    """Exact cost so far (posted + open) of each job."""
+    costs = {job_id: 0 for job_id in job_ids}
+    for start in range(0, len(job_ids), 500):
+        chunk = list(job_ids[start : start + 500])
+        marks = ", ".join("?" for _ in chunk)
+        for sql in (
+            f"SELECT job_id, SUM(amount_micros) FROM ledger WHERE job_id IN ({marks})"
+            " GROUP BY job_id",
+            f"SELECT job_id, SUM(open_amount) FROM accrual_watermarks WHERE job_id IN ({marks})"
+            " GROUP BY job_id",
+        ):
+            for job_id, amount in conn.execute(sql, chunk).fetchall():
+                costs[job_id] += int(amount)
+    return costs
 
 
 def instance_total(conn: sqlite3.Connection, provider: str, instance_id: str) -> int:
-    row = conn.execute(
+    """Exact charge so far (posted + open) of one instance."""
+    posted = conn.execute(
         "SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE provider = ? AND instance_id = ?",
         (provider, instance_id),
+    ).fetchone()[0]
+    row = conn.execute(
+        "SELECT open_amount FROM accrual_watermarks WHERE provider = ? AND instance_id = ?",
+        (provider, instance_id),
     ).fetchone()
-    return int(row[0])
+    return int(posted) + (int(row[0]) if row else 0)
 
 
 def watermark_of(conn: sqlite3.Connection, provider: str, instance_id: str) -> float | None:

@@ -59,7 +59,8 @@ CREATE TRIGGER accounting_changes_no_update BEFORE UPDATE ON accounting_changes
 CREATE TRIGGER accounting_changes_no_delete BEFORE DELETE ON accounting_changes
     BEGIN SELECT RAISE(ABORT, 'accounting changes are append-only'); END;
 
--- One row per instance, per stretch of time at one price, per payer (pool_id NULL = cash).
+-- One row per instance, per stretch of time at one price and payer (pool_id NULL = cash)
+-- within one ledger period (an hour by default).
 CREATE TABLE ledger (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     provider TEXT NOT NULL,
@@ -76,29 +77,53 @@ CREATE TABLE ledger (
     stopped INTEGER NOT NULL DEFAULT 0,
     amount_micros INTEGER NOT NULL CHECK (amount_micros >= 0)
 );
+CREATE INDEX ledger_by_job ON ledger (job_id);
+CREATE INDEX ledger_by_instance ON ledger (provider, instance_id);
 CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 
--- How far each instance has been charged. `carry` is the sub-micro-dollar remainder
--- (in micro-dollar-milliseconds per hour) so splitting time into ticks never loses money.
+-- How far each instance has been charged, and its open stretch: the charge since the last
+-- ledger row, at one price, paid by one payer, within one ledger period. The stretch is posted
+-- to the ledger when it closes (period end, price or payer change, instance end); until then
+-- reports add it from here. `carry` is the remainder below one micro-dollar (in
+-- micro-dollar-milliseconds per hour) so splitting time into ticks never loses money.
 CREATE TABLE accrual_watermarks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     provider TEXT NOT NULL,
     instance_id TEXT NOT NULL,
+    job_id INTEGER,
+    owner_uid INTEGER,
+    project TEXT,
+    cloud TEXT NOT NULL,
+    region TEXT NOT NULL,
     accrued_ms INTEGER NOT NULL,
     carry INTEGER NOT NULL DEFAULT 0,
+    open_start_ms INTEGER,
+    open_price INTEGER NOT NULL DEFAULT 0,
+    open_pool_id INTEGER,
+    open_stopped INTEGER NOT NULL DEFAULT 0,
+    open_amount INTEGER NOT NULL DEFAULT 0,
     settled INTEGER NOT NULL DEFAULT 0,
     UNIQUE (provider, instance_id)
 );
 CREATE INDEX accrual_watermarks_open ON accrual_watermarks (settled) WHERE settled = 0;
+CREATE INDEX accrual_watermarks_by_job ON accrual_watermarks (job_id);
 
--- Cursor over the instances table (its rowid) so new instances are found without a scan.
-CREATE TABLE accounting_cursor (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
+-- Instances whose accrual inputs changed (launched, state, end, price) since the last pass:
+-- the accountant re-reads only these, not every instance on every tick.
+CREATE TABLE accounting_dirty (
+    provider TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    PRIMARY KEY (provider, instance_id)
+) WITHOUT ROWID;
+CREATE TRIGGER accounting_instance_added AFTER INSERT ON instances
+    BEGIN INSERT OR IGNORE INTO accounting_dirty VALUES (new.provider, new.instance_id); END;
+CREATE TRIGGER accounting_instance_changed
+    AFTER UPDATE OF state, ended_at, hourly_price_micros, job_id, launched_at ON instances
+    BEGIN INSERT OR IGNORE INTO accounting_dirty VALUES (new.provider, new.instance_id); END;
+INSERT INTO accounting_dirty (provider, instance_id) SELECT provider, instance_id FROM instances;
 
 -- The ledger summed per UTC day, job, cloud and payer (pool 0 = cash): what reports read.
 CREATE TABLE cost_daily (
