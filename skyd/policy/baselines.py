@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from skyd.policy.state import IDLE, Decision, PolicyState, Target, ZoneMarket
 
-_EPS = 1e-9
+# Hours are tick counts times a float tick: compare with a tolerance far below a tick.
+EPS = 1e-9
 
 
 def step_margin(state: PolicyState) -> float:
@@ -41,7 +42,7 @@ def spot_still_available(state: PolicyState) -> bool:
 def spot_entry_is_safe(state: PolicyState, zone: ZoneMarket) -> bool:
     """After paying this zone's changeover, one more changeover to on-demand still fits."""
     need = state.changeover_to(zone.region) + state.changeover_hours + step_margin(state)
-    return state.slack_hours >= need
+    return state.slack_hours >= need - EPS
 
 
 def rotated_zones(state: PolicyState) -> list[ZoneMarket]:
@@ -98,7 +99,7 @@ class Greedy:
             return Decision(state.current, reason="on-demand to the end")
         # Waiting one more step must still leave one on-demand changeover.
         last_moment = state.changeover_hours + state.step_hours
-        if state.slack_hours < last_moment:
+        if state.slack_hours < last_moment - EPS:
             return Decision(on_demand_target(state), reason="last safe moment")
         return Decision(
             IDLE,
@@ -135,11 +136,11 @@ class UniformProgress:
         od = on_demand_target(state)
         safety_net = 2 * d + step_margin(state)
         on_spot = spot_still_available(state)
-        if not on_spot and state.slack_hours < safety_net:
+        if not on_spot and state.slack_hours < safety_net - EPS:
             return Decision(od, reason="safety net")
         current = state.current
-        if current.is_on_demand and state.done_hours < self._expected(
-            state, state.elapsed_hours + 2 * d
+        if current.is_on_demand and state.done_hours < (
+            self._expected(state, state.elapsed_hours + 2 * d) - EPS
         ):
             return Decision(
                 current,
@@ -152,7 +153,7 @@ class UniformProgress:
         for zone in zones:
             if zone.available and spot_entry_is_safe(state, zone):
                 return Decision(Target.spot(zone.zone, zone.region), reason="take spot")
-        if state.done_hours < self._expected(state, state.elapsed_hours) - _EPS:
+        if state.done_hours < self._expected(state, state.elapsed_hours) - EPS:
             return Decision(
                 od,
                 recheck_after_hours=self._release_after(state, state.changeover_to(od.region)),

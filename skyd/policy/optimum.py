@@ -162,7 +162,8 @@ def optimal_costs(
             launch_ring[r][slot] = (lo, best)
         for z in range(zones):
             ok = runs[z, rows] >= k
-            cost = price_sum[z, rows + k] - price_sum[z, rows]
+            # A run of k available rows ends inside the trace; others are masked anyway.
+            cost = price_sum[z, np.minimum(rows + k, market.rows)] - price_sum[z, rows]
             spot_launch_ring[z][slot] = np.where(ok, cost, inf)
         # One productive tick: progress p -> p + 1; reaching the job length finishes it.
         done_now = finished_by[t].copy()

@@ -29,6 +29,7 @@ import numpy as np
 
 from skyd.policy.availability import AvailabilityStats, availability_stats, settled_history
 from skyd.policy.baselines import (
+    EPS,
     on_demand_target,
     rotated_zones,
     spot_entry_is_safe,
@@ -61,6 +62,7 @@ class SlackReserve:
         prior_cycle_hours: float = 4.0,
         prior_hours: float = 24.0,
         spot_patience: float = 2.0,
+        migrate_patience: float = 8.0,
     ) -> None:
         # Changeovers of slack kept per expected up/down cycle of the remaining work.
         self.reserve_per_cycle = reserve_per_cycle
@@ -72,6 +74,9 @@ class SlackReserve:
         self.prior_hours = prior_hours
         # Age (in changeovers) a returning spot run must reach before on-demand is left.
         self.spot_patience = spot_patience
+        # Outage age (in changeovers) of the checkpoint's region worth waiting out
+        # rather than paying egress to move, while the slack is above the reserve.
+        self.migrate_patience = migrate_patience
 
     def _stats(self, state: PolicyState) -> AvailabilityStats:
         zones = state.zones
@@ -107,15 +112,33 @@ class SlackReserve:
             return current_run_hours(zones[0].history, zones[0].history_step_hours)
         return min(current_run_hours(z.history, z.history_step_hours) for z in zones)
 
-    @staticmethod
-    def _pick_zone(state: PolicyState, candidates: list[ZoneMarket]) -> ZoneMarket:
-        def score(zone: ZoneMarket) -> tuple[float, float]:
-            stats = availability_stats(settled_history(zone.history), zone.history_step_hours)
-            up = stats.mean_up_hours if stats.mean_up_hours > 0 else 1.0
-            # Price per hour, with the checkpoint's egress spread over the run expected.
-            return (zone.spot_price + state.migration_cost_to(zone.region) / up, -up)
+    def _expected_up_hours(self, zone: ZoneMarket) -> float:
+        stats = availability_stats(settled_history(zone.history), zone.history_step_hours)
+        seen = stats.observed_hours
+        weight = seen / (seen + self.prior_hours)
+        prior_up = self.prior_cycle_hours / 2
+        return weight * stats.mean_up_hours + (1 - weight) * prior_up
 
-        return min(candidates, key=score)
+    def _pick_zone(self, state: PolicyState, candidates: list[ZoneMarket]) -> ZoneMarket:
+        d = state.changeover_hours
+
+        def cost_per_useful_hour(zone: ZoneMarket) -> float:
+            run = min(self._expected_up_hours(zone), state.remaining_hours + d)
+            useful = max(run - d, 0.1 * d)
+            return (zone.spot_price * run + state.migration_cost_to(zone.region)) / useful
+
+        return min(candidates, key=cost_per_useful_hour)
+
+    def _wait_for_home(self, state: PolicyState, zone: ZoneMarket, spare: float) -> float | None:
+        """Hours worth idling for the checkpoint's region to come back instead of moving."""
+        if state.migration_cost_to(zone.region) <= 0:
+            return None
+        home = [z for z in state.zones if z.region == state.checkpoint_region]
+        if not home:
+            return None
+        waited = min(current_run_hours(z.history, z.history_step_hours) for z in home)
+        wait = self.migrate_patience * state.changeover_hours - waited
+        return wait if 0 < wait <= spare else None
 
     def decide(self, state: PolicyState) -> Decision:
         if state.finished:
@@ -125,7 +148,7 @@ class SlackReserve:
         safety_net = 2 * d + margin
         if spot_still_available(state):
             return Decision(state.current, reason="stay on spot until preempted")
-        if state.slack_hours < safety_net:
+        if state.slack_hours < safety_net - EPS:
             return Decision(on_demand_target(state), reason="safety net")
         stats = self._stats(state)
         reserve = self.reserve_hours(state, stats)
@@ -138,37 +161,58 @@ class SlackReserve:
             zone = self._pick_zone(state, open_zones)
             target = Target.spot(zone.zone, zone.region)
             if not current.is_on_demand:
+                wait = self._wait_for_home(state, zone, slack - reserve)
+                if wait is not None:
+                    return Decision(
+                        IDLE, recheck_after_hours=wait, reason="wait: moving costs egress"
+                    )
                 return Decision(target, reason="take spot")
             # Leaving on-demand costs this changeover and, likely, one back later.
-            if slack < 3 * d + margin:
+            if slack < 3 * d + margin - EPS:
                 return Decision(current, reason="no room to leave on-demand")
-            if slack <= reserve:
+            if slack <= reserve + EPS:
                 # Short spot runs are common: below the reserve, let it prove itself.
                 lasted = current_run_hours(zone.history, zone.history_step_hours)
                 wanted = self.spot_patience * d
-                if lasted < wanted:
-                    return Decision(
-                        current, recheck_after_hours=wanted - lasted, reason="spot just back"
+                if lasted < wanted - EPS:
+                    recheck = min(
+                        wanted - lasted,
+                        self._until_above_reserve(state, stats, reserve, state.overhead_left_hours),
                     )
+                    return Decision(current, recheck_after_hours=recheck, reason="spot just back")
             return Decision(target, reason="spot is back")
-        if slack > reserve:
+        if slack > reserve + EPS:
             if current.is_on_demand:
                 return Decision(IDLE, recheck_after_hours=0.0, reason="above reserve: wait")
             # Idle: slack falls one hour per hour; the reserve stays put.
             return Decision(IDLE, recheck_after_hours=slack - reserve, reason="above reserve: wait")
         if current.is_on_demand:
-            # On demand the slack holds and the reserve shrinks with the work left.
-            cycle = max(self.cycle_hours(stats), d)
-            per_hour = self.reserve_per_cycle * d / cycle
             return Decision(
                 current,
-                recheck_after_hours=(reserve - slack) / per_hour + state.overhead_left_hours,
+                recheck_after_hours=self._until_above_reserve(
+                    state, stats, reserve, state.overhead_left_hours
+                ),
                 reason="bridge the outage",
             )
         waited = self._outage_hours(state)
         patience = self.patience * d
-        if waited < patience and slack - (patience - waited) >= safety_net:
+        if waited < patience - EPS and slack - (patience - waited) >= safety_net - EPS:
             return Decision(
                 IDLE, recheck_after_hours=patience - waited, reason="short outage? wait"
             )
-        return Decision(on_demand_target(state), reason="bridge the outage")
+        od = on_demand_target(state)
+        return Decision(
+            od,
+            recheck_after_hours=self._until_above_reserve(
+                state, stats, reserve, state.changeover_to(od.region)
+            ),
+            reason="bridge the outage",
+        )
+
+    def _until_above_reserve(
+        self, state: PolicyState, stats: AvailabilityStats, reserve: float, overhead: float
+    ) -> float:
+        """Hours on demand until the reserve (it shrinks with the work left) is below the slack."""
+        d = state.changeover_hours
+        per_hour = self.reserve_per_cycle * d / max(self.cycle_hours(stats), d)
+        return max(0.0, (reserve - state.slack_hours) / per_hour) + overhead
