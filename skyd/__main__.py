@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["catalog", "fetch"]:
+        # the fetcher has its own parser (and its own --help)
+        from skyd.catalog.fetch import main as fetch_main
+
+        return fetch_main(argv[2:])
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)

@@ -45,6 +45,29 @@ class LocalProviderSettings:
 
 
 @dataclass
+class MarketSettings:
+    """Live market polling. Sources that cannot work here (no credentials) switch off once."""
+
+    advisor_file: Path | None = None  # None: the shipped AWS spot advisor snapshot
+    poll_aws_spot_prices: bool = False  # also on whenever the aws provider is enabled
+    aws_endpoint_url: str = ""  # e.g. a private EC2 endpoint; "" = the public one
+    aws_spot_interval_seconds: float = 600.0
+    advisor_interval_seconds: float = 3600.0
+
+
+@dataclass
+class QuotaSetting:
+    """One cloud quota the global plan must respect, e.g. 16 GPUs of aws/us-east-1."""
+
+    name: str
+    cloud: str
+    resource: str  # gpus | vcpus | instances
+    limit: int
+    region: str | None = None
+    spot: bool | None = None
+
+
+@dataclass
 class Settings:
     state_dir: Path = field(default_factory=default_state_dir)
     socket_path: Path = field(default_factory=default_socket_path)
@@ -55,6 +78,9 @@ class Settings:
     catalog_dir: Path | None = None  # None: the shipped catalogs
     scheduler_tick_seconds: float = 1.0
     local: LocalProviderSettings = field(default_factory=LocalProviderSettings)
+    market: MarketSettings = field(default_factory=MarketSettings)
+    quotas: list[QuotaSetting] = field(default_factory=list)
+    solver_time_limit_seconds: float = 2.0
     log_format: str = "json"  # json | text
     log_level: str = "INFO"
 
@@ -77,13 +103,31 @@ def _apply(target: Any, values: dict[str, Any], where: str) -> None:
         if key not in known:
             raise ConfigError(f"{where}{key}: unknown setting; allowed: {', '.join(sorted(known))}")
         current = getattr(target, key)
+        if key == "quotas" and isinstance(value, list):
+            parsed = []
+            for index, item in enumerate(value):
+                if not isinstance(item, dict):
+                    raise ConfigError(f"{where}quotas[{index}]: expected a table")
+                quota = QuotaSetting(name="", cloud="", resource="gpus", limit=0)
+                _apply(quota, item, f"{where}quotas[{index}].")
+                if quota.resource not in ("gpus", "vcpus", "instances") or quota.limit < 0:
+                    raise ConfigError(
+                        f"{where}quotas[{index}]: resource must be gpus, vcpus or instances and"
+                        " limit >= 0"
+                    )
+                quota.name = quota.name or f"{quota.cloud}/{quota.region or '*'} {quota.resource}"
+                parsed.append(quota)
+            setattr(target, key, parsed)
+            continue
         if isinstance(value, dict):
             if not hasattr(current, "__dataclass_fields__"):
                 raise ConfigError(f"{where}{key}: expected a value, got a table")
             _apply(current, value, f"{where}{key}.")
-        elif isinstance(current, Path) or key.endswith("_dir"):
+        elif isinstance(current, Path):
             setattr(target, key, Path(value).expanduser())
-        elif current is not None and not isinstance(value, type(current)):
+        elif current is None:
+            setattr(target, key, Path(value) if key.endswith(("_dir", "_file")) else value)
+        elif not isinstance(value, type(current)):
             if isinstance(current, float) and isinstance(value, int):
                 setattr(target, key, float(value))
                 continue

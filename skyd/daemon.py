@@ -13,15 +13,21 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from skyd.api.app import build_app, serve_unix
-from skyd.catalog import Catalog
+from skyd.catalog import Catalog, default_catalog_dir
 from skyd.clock import Clock, SystemClock
 from skyd.config import Settings
 from skyd.errors import StateLockedError
 from skyd.events import EventBus
+from skyd.market.advisor import SpotAdvisorSource
+from skyd.market.aws_spot import AwsSpotPriceSource
 from skyd.market.live import LiveMarket
+from skyd.market.pollers import MarketPoller
+from skyd.market.sources import MarketSource
+from skyd.optimizer import Quota
 from skyd.providers.base import Provider
 from skyd.providers.local import LocalProvider
 from skyd.runner.process import ProcessRunner
+from skyd.scheduler.planner import Planner
 from skyd.scheduler.service import JobScheduler
 from skyd.sdnotify import notify
 from skyd.store import Store, open_store
@@ -50,6 +56,45 @@ def claim_socket(path: Path) -> int:
         finally:
             probe.close()
     return fd
+
+
+def build_market_sources(
+    settings: Settings, market: LiveMarket, providers: Mapping[str, Provider], clock: Clock
+) -> list[MarketSource]:
+    sources: list[MarketSource] = []
+    advisor = settings.market.advisor_file or default_catalog_dir() / "aws-spot-advisor.json"
+    if advisor.exists():
+        sources.append(
+            SpotAdvisorSource(
+                advisor,
+                market.catalog.offers,
+                clock,
+                interval_seconds=settings.market.advisor_interval_seconds,
+            )
+        )
+    if settings.market.poll_aws_spot_prices or "aws" in providers:
+        sources.append(
+            AwsSpotPriceSource(
+                market.catalog.offers,
+                endpoint_url=settings.market.aws_endpoint_url or None,
+                interval_seconds=settings.market.aws_spot_interval_seconds,
+            )
+        )
+    return sources
+
+
+def build_quotas(settings: Settings) -> list[Quota]:
+    return [
+        Quota(
+            name=q.name,
+            cloud=q.cloud,
+            resource=q.resource,  # type: ignore[arg-type]  # validated by the config loader
+            limit=q.limit,
+            region=q.region,
+            spot=q.spot,
+        )
+        for q in settings.quotas
+    ]
 
 
 def build_providers(settings: Settings, clock: Clock) -> dict[str, Provider]:
@@ -107,6 +152,24 @@ class Daemon:
             market=market,
         )
         self.scheduler = scheduler
+        quotas = build_quotas(settings)
+        planner = Planner(
+            store=self.store,
+            bus=bus,
+            clock=self.clock,
+            decide=scheduler.decide,
+            context=scheduler.placement_context,
+            quotas=lambda: quotas,
+            time_limit_seconds=settings.solver_time_limit_seconds,
+        )
+        scheduler.planner = planner
+        poller = MarketPoller(
+            store=self.store,
+            bus=bus,
+            clock=self.clock,
+            market=market,
+            sources=build_market_sources(settings, market, providers, self.clock),
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -130,6 +193,10 @@ class Daemon:
         try:
             async with asyncio.TaskGroup() as services:
                 scheduler_task = services.create_task(scheduler.run(), name="scheduler")
+                helpers = [
+                    services.create_task(planner.run(), name="planner"),
+                    services.create_task(poller.run(), name="market-poller"),
+                ]
                 await self.stop_requested.wait()
                 notify("STOPPING=1")
                 log.info(
@@ -139,6 +206,8 @@ class Daemon:
                 await web_runner.cleanup()  # stop accepting first
                 await scheduler.drain(settings.shutdown_budget_seconds)
                 scheduler_task.cancel()
+                for task in helpers:
+                    task.cancel()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -7,14 +7,24 @@ serves its cloud (PROVIDER_DISABLED), when its scope is blocked after a failed l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from skyd.errors import SpecError, UnknownAcceleratorError
 from skyd.market.live import LiveMarket
 from skyd.model import Candidate, ExclusionReason, OfferFilter
-from skyd.optimizer import PlacementDecision, PlacementRequest, place
+from skyd.optimizer import MarketSignals, PlacementDecision, PlacementRequest, place
 from skyd.spec import TaskSpec
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementContext:
+    """The changing conditions of one decision, captured on the event loop so a worker thread
+    can decide without touching live state."""
+
+    blocked: frozenset[str] = frozenset()
+    full_providers: frozenset[str] = frozenset()
+    signals: MarketSignals | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +61,11 @@ class Placer:
         spec: TaskSpec,
         *,
         deadline_hours: float | None = None,
-        blocked: Collection[str] = (),
-        is_full: Callable[[str], bool] = lambda _provider: False,
+        context: PlacementContext | None = None,
         filters: Sequence[OfferFilter] | None = None,
     ) -> PlacementOutcome:
+        context = context or PlacementContext()
+        blocked = context.blocked
         catalog = self.market.catalog
         filters = list(filters if filters is not None else job_filters(spec, self.market))
         if blocked:
@@ -67,7 +78,7 @@ class Placer:
                     provider = self.market.provider_for(candidate.offer.cloud)
                     if provider is None:
                         reason = ExclusionReason.PROVIDER_DISABLED
-                    elif is_full(provider):
+                    elif provider in context.full_providers:
                         reason = ExclusionReason.NO_QUOTA
                 rows.append((candidate, reason))
             alternatives.append(rows)
@@ -86,7 +97,7 @@ class Placer:
             num_nodes=spec.num_nodes,
             filters=filters,
         )
-        decision = place(request, self.market.signals())
+        decision = place(request, context.signals or self.market.signals())
         provider = (
             self.market.provider_for(decision.chosen.offer.cloud)
             if decision.chosen is not None

@@ -17,7 +17,7 @@ import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skyd.clock import Clock
 from skyd.config import Settings
@@ -36,7 +36,10 @@ from skyd.market.live import LiveMarket
 from skyd.model import TERMINAL_STATES, Candidate, ExclusionReason, JobState, LaunchRequest
 from skyd.providers.base import TAG_ATTEMPT, TAG_JOB, TAG_MANAGED, TAG_TOKEN, Provider
 from skyd.runner.process import ProcessRunner, RunCommand, RunPhase, read_status
-from skyd.scheduler.placement import PlacementOutcome, Placer
+from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer
+
+if TYPE_CHECKING:
+    from skyd.scheduler.planner import Planner
 from skyd.spec import TaskSpec
 from skyd.store import Store
 from skyd.store import instances as instance_store
@@ -91,6 +94,7 @@ class JobScheduler:
         self.runner = runner
         self.market = market
         self.placer = Placer(market)
+        self.planner: Planner | None = None
         self._locks: dict[int, asyncio.Lock] = {}
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._blocked: dict[str, float] = {}  # scope → blocked until
@@ -258,27 +262,68 @@ class JobScheduler:
         free = getattr(self.providers[provider], "free_slots", None)
         return free is not None and free() <= 0
 
-    def decide(self, spec: TaskSpec, deadline: float | None) -> PlacementOutcome:
-        """Where `spec` would go now, given blocks and free capacity (also for explain)."""
+    def placement_context(self) -> PlacementContext:
+        """Blocks, full providers and market signals as of now (call on the loop)."""
+        return PlacementContext(
+            blocked=self._active_blocks(),
+            full_providers=frozenset(p for p in self.providers if self._is_full(p)),
+            signals=self.market.signals(),
+        )
+
+    def decide(
+        self, spec: TaskSpec, deadline: float | None, context: PlacementContext | None = None
+    ) -> PlacementOutcome:
+        """Where `spec` would go now, given blocks and free capacity (also for explain).
+        With a `context` it touches no live state, so a worker thread may call it."""
         now = self.clock.now()
         return self.placer.decide(
             spec,
             deadline_hours=None if deadline is None else max(0.0, (deadline - now) / 3600.0),
-            blocked=self._active_blocks(),
-            is_full=self._is_full,
+            context=context or self.placement_context(),
         )
+
+    def _planned_choice(self, job: JobRecord) -> Choice | None:
+        """The planner's choice for a waiting job, if it is still possible right now."""
+        placement = job.placement or {}
+        if not placement.get("planned"):
+            return None
+        offer = self.market.catalog.offer_by_key(str(placement.get("offer_key")))
+        if offer is None:
+            return None
+        spot = bool(placement.get("spot"))
+        price = offer.hourly_micros(spot)
+        provider = self.market.provider_for(offer.cloud)
+        blocked = self._active_blocks()
+        scopes = {
+            offer.cloud,
+            f"{offer.cloud}/{offer.region}",
+            f"{offer.cloud}/{offer.region}/{offer.zone}",
+            offer.key,
+        }
+        if price is None or provider is None or self._is_full(provider) or scopes & blocked:
+            return None
+        live = self.market.spot_prices.get(offer.key) if spot else None
+        return Choice(provider, Candidate(offer, spot, live or price))
 
     async def _start_attempt(self, job: JobRecord) -> None:
         spec = TaskSpec.from_json(job.spec_json)
-        outcome = self.decide(spec, job.deadline)
-        candidate = outcome.candidate
-        if candidate is None or outcome.provider is None:
-            self._note_waiting(job, f"waiting: {outcome.decision.reason}")
+        if self.planner is not None and job.id in self.planner.unplaced_reason:
+            self._note_waiting(job, f"waiting: {self.planner.unplaced_reason[job.id]}")
             return
-        choice = Choice(outcome.provider, candidate)
+        planned = self._planned_choice(job)
+        if planned is not None:
+            choice = planned
+            placement = dict(job.placement or {}, provider=planned.provider)
+        else:
+            outcome = self.decide(spec, job.deadline)
+            candidate = outcome.candidate
+            if candidate is None or outcome.provider is None:
+                self._note_waiting(job, f"waiting: {outcome.decision.reason}")
+                return
+            choice = Choice(outcome.provider, candidate)
+            placement = _placement_json(choice, outcome)
         self._waiting_reason.pop(job.id, None)
         attempt = job.attempt + 1
-        placement = _placement_json(choice, outcome)
         job, event = job_store.transition(
             self.store,
             job.id,

@@ -1,0 +1,238 @@
+"""Re-optimization: the waiting queue placed as a whole (CP-SAT) whenever conditions change.
+
+Triggers are events on the bus — a submit, a job ending (capacity freed), a market change,
+a failed launch (a scope got blocked), a preemption, quota or credit changes — debounced so
+a burst costs one solve. The solve runs in a worker thread; the store is only read and
+written on the loop. A waiting job's planned placement changes only when the new one is
+cheaper by more than the hysteresis margin or the old one is no longer possible, so jobs do
+not flap between near-equal offerings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from skyd.clock import Clock
+from skyd.events import EventBus
+from skyd.model import TERMINAL_STATES, JobState
+from skyd.optimizer import (
+    AssignmentJob,
+    AssignmentPlan,
+    AssignmentProblem,
+    CreditPool,
+    ProjectBudget,
+    Quota,
+    SolverLimits,
+    options_from_decision,
+    solve_assignment,
+)
+from skyd.scheduler.placement import PlacementContext, PlacementOutcome
+from skyd.spec import TaskSpec
+from skyd.store import Store
+from skyd.store import jobs as job_store
+from skyd.store.records import JobRecord
+
+log = logging.getLogger("skyd.planner")
+
+REPLAN_KINDS = frozenset({"submitted", "market", "launch_failed", "preempted", "quota", "credit"})
+HYSTERESIS = 0.05  # a waiting job moves only for a saving above 5 %
+MAX_PLANNED_JOBS = 2000
+DEBOUNCE_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInputs:
+    """What one solve needs, read on the loop and handed to the worker thread."""
+
+    jobs: Sequence[JobRecord]
+    quotas: Sequence[Quota]
+    pools: Sequence[CreditPool]
+    budgets: Sequence[ProjectBudget]
+    context: PlacementContext
+
+
+class Planner:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: EventBus,
+        clock: Clock,
+        decide: Callable[[TaskSpec, float | None, PlacementContext], PlacementOutcome],
+        context: Callable[[], PlacementContext],
+        quotas: Callable[[], Sequence[Quota]] = lambda: (),
+        pools: Callable[[], Sequence[CreditPool]] = lambda: (),
+        budgets: Callable[[], Sequence[ProjectBudget]] = lambda: (),
+        time_limit_seconds: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self._decide = decide
+        self._context = context
+        self._quotas = quotas
+        self._pools = pools
+        self._budgets = budgets
+        self._limits = SolverLimits(time_limit_seconds=time_limit_seconds)
+        self._wake = asyncio.Event()
+        self.unplaced_reason: dict[int, str] = {}
+        self.last_plan: AssignmentPlan | None = None
+        self.solves = 0
+
+    def request(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        async with self.bus.subscribe() as queue:
+            watcher = asyncio.create_task(self._watch(queue))
+            try:
+                while True:
+                    await self._wake.wait()
+                    await self.clock.sleep(DEBOUNCE_SECONDS)
+                    self._wake.clear()
+                    try:
+                        await self.replan_once()
+                    except Exception:
+                        log.exception("re-optimization failed; the next trigger retries")
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    async def _watch(self, queue: asyncio.Queue[Any]) -> None:
+        while True:
+            event = await queue.get()
+            state = event.state
+            if event.kind in REPLAN_KINDS or (
+                state is not None and JobState(state) in TERMINAL_STATES
+            ):
+                self._wake.set()
+
+    async def replan_once(self) -> AssignmentPlan | None:
+        jobs = job_store.jobs_in_states(
+            self.store, (JobState.RECOVERING, JobState.PENDING), limit=MAX_PLANNED_JOBS
+        )
+        if not jobs:
+            return None
+        inputs = PlanInputs(
+            jobs,
+            tuple(self._quotas()),
+            tuple(self._pools()),
+            tuple(self._budgets()),
+            self._context(),
+        )
+        plan, feasible = await asyncio.to_thread(self._solve, inputs)
+        self.last_plan = plan
+        self.solves += 1
+        self._apply(plan, {job.id: job for job in jobs}, feasible)
+        return plan
+
+    def _solve(self, inputs: PlanInputs) -> tuple[AssignmentPlan, dict[int, dict[str, int]]]:
+        """Pure work off the loop: each job's options, then one global assignment."""
+        assignment_jobs = []
+        feasible: dict[int, dict[str, int]] = {}  # job → option key → expected cost now
+        for job in inputs.jobs:
+            spec = TaskSpec.from_json(job.spec_json)
+            outcome = self._decide(spec, job.deadline, inputs.context)
+            keep = job.placement.get("key") if job.placement else None
+            options = options_from_decision(outcome.decision, keep_key=keep)
+            feasible[job.id] = {
+                view.candidate.key: view.expected_cost_micros for view in outcome.decision.feasible
+            }
+            assignment_jobs.append(
+                AssignmentJob(
+                    job_id=job.id,
+                    options=options,
+                    project=job.project or "",
+                    priority=job.priority,
+                    num_nodes=spec.num_nodes,
+                )
+            )
+        problem = AssignmentProblem(
+            jobs=assignment_jobs,
+            quotas=inputs.quotas,
+            pools=inputs.pools,
+            budgets=inputs.budgets,
+        )
+        return solve_assignment(problem, self._limits), feasible
+
+    def _apply(
+        self,
+        plan: AssignmentPlan,
+        jobs: dict[int, JobRecord],
+        feasible: dict[int, dict[str, int]],
+    ) -> None:
+        now = self.clock.now()
+        for job_id, assignment in plan.assignments.items():
+            job = jobs[job_id]
+            old = job.placement or {}
+            new_key = assignment.option.key
+            if old.get("key") == new_key and old.get("planned"):
+                continue
+            # compare with what the old offering would cost NOW, if it is still possible
+            old_cost_now = feasible.get(job_id, {}).get(str(old.get("key")))
+            new_cost = assignment.option.expected_cost_micros
+            if (
+                old.get("planned")
+                and old_cost_now is not None
+                and new_cost >= old_cost_now * (1 - HYSTERESIS)
+            ):
+                continue  # not worth moving: near-equal offerings
+            placement = _planned_placement(assignment, plan)
+            verb = "re-placed" if old else "placed"
+            why = placement["why"]
+            if old and old.get("key") != new_key:
+                why = f"{why}; was {old.get('key')} at ${old.get('hourly_price', 0):.4f}/h"
+            job_store.update_job_fields(self.store, job_id, placement_json=json.dumps(placement))
+            event = job_store.record_event(
+                self.store,
+                job_id,
+                now=now,
+                kind="placement",
+                reason=f"{verb} on {new_key}: {why}",
+                data={"placement": placement, "plan_status": plan.status},
+            )
+            self.bus.publish(event)
+        for job_id in plan.assignments:
+            self.unplaced_reason.pop(job_id, None)
+        for job_id, unplaced in plan.unplaced.items():
+            if self.unplaced_reason.get(job_id) == unplaced.reason:
+                continue
+            self.unplaced_reason[job_id] = unplaced.reason
+            event = job_store.record_event(
+                self.store,
+                job_id,
+                now=now,
+                kind="unplaced",
+                reason=f"not placed yet: {unplaced.reason}",
+                data={"blockers": [b.kind for b in unplaced.blockers]},
+            )
+            self.bus.publish(event)
+
+
+def _planned_placement(assignment: Any, plan: AssignmentPlan) -> dict[str, Any]:
+    option = assignment.option
+    offer = option.offer
+    return {
+        "provider": None,
+        "planned": True,
+        "key": option.key,
+        "offer_key": offer.key,
+        "cloud": offer.cloud,
+        "region": offer.region,
+        "zone": offer.zone,
+        "instance_type": offer.instance_type,
+        "accelerator_name": offer.accelerator_name or None,
+        "accelerator_count": offer.accelerator_count,
+        "spot": option.candidate.spot,
+        "hourly_price": option.candidate.hourly_price_micros / 1_000_000,
+        "expected_cost": option.expected_cost_micros / 1_000_000,
+        "expected_hours": option.expected_hours,
+        "why": assignment.placement.reason + f" ({plan.status.lower()})",
+    }

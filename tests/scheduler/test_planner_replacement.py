@@ -1,0 +1,117 @@
+"""Re-optimization: a waiting job is re-placed when its offering's price jumps or its zone is
+blocked, and not moved for a near-equal saving (hysteresis)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from skyd.catalog import Catalog
+from skyd.clock import VirtualClock
+from skyd.config import Settings
+from skyd.events import EventBus
+from skyd.market.live import LiveMarket
+from skyd.model import JobState
+from skyd.providers.aws import AwsConfig, AwsProvider
+from skyd.runner.process import ProcessRunner
+from skyd.scheduler.placement import job_filters
+from skyd.scheduler.planner import Planner
+from skyd.scheduler.service import Caller, JobScheduler
+from skyd.spec import parse_task
+from skyd.store import Store, open_store
+from skyd.store import jobs as job_store
+
+TASK = """\
+name: train
+resources:
+  cloud: aws
+  region: us-east-1
+  accelerators: V100:1
+  use_spot: true
+estimated_runtime: 2h
+run: python train.py
+"""
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(tmp_path / "state")
+    yield s
+    s.close()
+
+
+def _scheduler(store: Store, tmp_path: Path) -> tuple[JobScheduler, Planner, LiveMarket]:
+    clock = VirtualClock(1_800_000_000.0)
+    aws = Catalog.load(clouds=["aws"])
+    providers = {"aws": AwsProvider(AwsConfig(), clock=clock)}
+    market = LiveMarket(aws, providers)  # type: ignore[arg-type]
+    bus = EventBus()
+    scheduler = JobScheduler(
+        store=store,
+        bus=bus,
+        clock=clock,
+        settings=Settings(state_dir=tmp_path / "state", socket_path=tmp_path / "s.sock"),
+        providers=providers,  # type: ignore[arg-type]
+        runner=ProcessRunner(),
+        market=market,
+    )
+    planner = Planner(
+        store=store,
+        bus=bus,
+        clock=clock,
+        decide=scheduler.decide,
+        context=scheduler.placement_context,
+    )
+    scheduler.planner = planner
+    return scheduler, planner, market
+
+
+def _placed_key(store: Store, job_id: int) -> str:
+    placement = job_store.get_job(store, job_id).placement
+    assert placement is not None
+    return str(placement["offer_key"])
+
+
+async def test_price_jump_and_blocked_zone_move_a_waiting_job(store: Store, tmp_path: Path) -> None:
+    scheduler, planner, market = _scheduler(store, tmp_path)
+    job = scheduler.submit(parse_task(TASK), caller=Caller(0, True), base_dir="/tmp")
+    await planner.replan_once()
+    first = _placed_key(store, job.id)
+    assert first.startswith("aws/us-east-1/") and first.endswith("/p3.2xlarge")
+
+    # its spot price triples: the job moves to the next cheapest zone
+    offer = market.catalog.offer_by_key(first)
+    assert offer is not None and offer.spot_price_micros is not None
+    market.set_spot_price(first, offer.spot_price_micros * 3)
+    await planner.replan_once()
+    second = _placed_key(store, job.id)
+    assert second != first and second.endswith("/p3.2xlarge")
+    events = [e for e in job_store.job_events(store, job.id) if e.kind == "placement"]
+    assert len(events) == 2 and "re-placed" in events[-1].reason and first in events[-1].reason
+
+    # its zone is blocked after a failed launch: it moves again
+    zone_scope = "/".join(second.split("/")[:3])
+    scheduler._blocked[zone_scope] = scheduler.clock.now() + 600
+    await planner.replan_once()
+    third = _placed_key(store, job.id)
+    assert not third.startswith(zone_scope + "/")
+    assert job_store.get_job(store, job.id).state == JobState.PENDING
+
+
+async def test_near_equal_saving_does_not_move_a_job(store: Store, tmp_path: Path) -> None:
+    scheduler, planner, market = _scheduler(store, tmp_path)
+    job = scheduler.submit(parse_task(TASK), caller=Caller(0, True), base_dir="/tmp")
+    await planner.replan_once()
+    first = _placed_key(store, job.id)
+    offer = market.catalog.offer_by_key(first)
+    assert offer is not None and offer.spot_price_micros is not None
+    # another zone becomes 1 % cheaper than the chosen one: within the hysteresis margin
+    filters = job_filters(parse_task(TASK), market)
+    rival = next(c.offer for c in market.catalog.query(filters[0]) if c.offer.key != first)
+    market.set_spot_price(rival.key, int(offer.spot_price_micros * 0.99))
+    await planner.replan_once()
+    assert _placed_key(store, job.id) == first
+    placements = [e for e in job_store.job_events(store, job.id) if e.kind == "placement"]
+    assert len(placements) == 1
