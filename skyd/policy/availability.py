@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,3 +49,28 @@ def availability_stats(history: npt.NDArray[np.bool_], step_hours: float) -> Ava
         mean_down_hours=(n - up) * step_hours / down_runs if down_runs else 0.0,
         observed_hours=n * step_hours,
     )
+
+
+def resample_history(
+    observations: Sequence[tuple[float, bool]],
+    now: float,
+    step_seconds: float,
+    lookback_seconds: float,
+) -> npt.NDArray[np.bool_]:
+    """Turn timestamped availability signals into the sampled grid ZoneMarket.history wants.
+
+    `observations` are (unix time, available) pairs, oldest first; each holds until
+    the next. The grid ends with the sample at `now`; times before the first
+    observation are left out (no data is not "unavailable").
+    """
+    if step_seconds <= 0:
+        raise ValueError(f"step_seconds must be > 0, got {step_seconds!r}")
+    if not observations:
+        return np.zeros(0, dtype=np.bool_)
+    times = np.array([t for t, _ in observations], dtype=np.float64)
+    values = np.array([v for _, v in observations], dtype=np.bool_)
+    first = max(times[0], now - lookback_seconds)
+    count = int((now - first) // step_seconds) + 1
+    grid = now - step_seconds * np.arange(count - 1, -1, -1, dtype=np.float64)
+    index = np.searchsorted(times, grid, side="right") - 1
+    return values[np.clip(index, 0, None)]

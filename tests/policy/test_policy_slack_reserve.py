@@ -1,0 +1,124 @@
+"""skyd's SlackReserve policy on hand-made states with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skyd.policy import IDLE, PolicyState, SlackReserve, Target, ZoneMarket
+
+D = 0.2
+STEP = 0.05
+POLICY = SlackReserve()
+ON_DEMAND = Target.on_demand("ra")
+SPOT = Target.spot("za", "ra")
+
+
+def history(pattern: list[int], repeat: int = 1) -> np.ndarray:
+    return np.array(pattern * repeat, dtype=bool)
+
+
+# Up 2 h, down 2 h, for 8 days: a 4-hour cycle; ends 3 h into an outage.
+CYCLES = np.concatenate([history([1] * 40 + [0] * 40, 48), history([0] * 20)])
+
+
+def state(
+    *,
+    slack: float,
+    remaining: float = 10.0,
+    current: Target = IDLE,
+    past: np.ndarray = CYCLES,
+    zones: tuple[ZoneMarket, ...] | None = None,
+    checkpoint: str | None = None,
+) -> PolicyState:
+    job = 20.0
+    done = job - remaining
+    deadline = 40.0
+    elapsed = deadline - remaining - slack
+    zones = zones or (ZoneMarket("za", "ra", bool(past[-1]), 1.0, past, STEP),)
+    return PolicyState(
+        job_hours=job,
+        done_hours=done,
+        deadline_hours=deadline,
+        elapsed_hours=elapsed,
+        changeover_hours=D,
+        current=current,
+        zones=zones,
+        on_demand_prices={z.region: 3.0 for z in zones},
+        step_hours=STEP,
+        checkpoint_region=checkpoint,
+    )
+
+
+def test_reserve_is_two_changeovers_per_expected_cycle_plus_the_net() -> None:
+    s = state(slack=5.0)
+    stats = POLICY._stats(s)
+    assert stats.mean_up_hours + stats.mean_down_hours == 4.0
+    cycle = POLICY.cycle_hours(stats)
+    assert 3.9 < cycle <= 4.0  # 8 days of history outweigh the prior
+    # 10 h of work left = 2.5 cycles; 3 changeovers of slack per cycle; + 2d
+    assert POLICY.reserve_hours(s, stats) == (2 * D + 3 * D * 10.0 / cycle)
+
+
+def test_above_the_reserve_it_waits_out_an_outage() -> None:
+    decision = POLICY.decide(state(slack=5.0))
+    assert decision.target == IDLE
+    reserve = POLICY.reserve_hours(state(slack=5.0), POLICY._stats(state(slack=5.0)))
+    assert decision.recheck_after_hours == 5.0 - reserve
+
+
+def test_below_the_reserve_it_bridges_the_outage_on_demand() -> None:
+    assert POLICY.decide(state(slack=1.5)).target == ON_DEMAND
+    # ... and keeps on-demand through it.
+    assert POLICY.decide(state(slack=1.5, current=ON_DEMAND)).target == ON_DEMAND
+
+
+def test_spot_is_taken_whenever_idle() -> None:
+    up = np.concatenate([CYCLES, history([1])])
+    assert POLICY.decide(state(slack=1.5, past=up)).target == SPOT
+    assert POLICY.decide(state(slack=5.0, past=up)).target == SPOT
+
+
+def test_below_the_reserve_a_returning_spot_run_must_prove_itself() -> None:
+    just_back = np.concatenate([CYCLES, history([1])])
+    held = POLICY.decide(state(slack=1.5, past=just_back, current=ON_DEMAND))
+    assert held.target == ON_DEMAND and held.recheck_after_hours is not None
+    # Patience is 2 changeovers = 0.4 h = 8 samples; the run has lasted 1.
+    assert abs(held.recheck_after_hours - (0.4 - 0.05)) < 1e-9
+    lasting = np.concatenate([CYCLES, history([1] * 8)])
+    assert POLICY.decide(state(slack=1.5, past=lasting, current=ON_DEMAND)).target == SPOT
+
+
+def test_no_room_to_leave_on_demand_below_three_changeovers() -> None:
+    lasting = np.concatenate([CYCLES, history([1] * 20)])
+    assert POLICY.decide(state(slack=0.59, past=lasting, current=ON_DEMAND)).target == ON_DEMAND
+
+
+def test_safety_net() -> None:
+    decision = POLICY.decide(state(slack=0.39))
+    assert decision.target == ON_DEMAND and decision.reason == "safety net"
+    on_spot = np.concatenate([CYCLES, history([1] * 3)])
+    # On spot that is still up, it stays (a preemption leaves 2d - d >= d of slack).
+    assert POLICY.decide(state(slack=0.39, past=on_spot, current=SPOT)).target == SPOT
+
+
+def test_waits_for_its_home_region_rather_than_paying_egress_early() -> None:
+    # Home's outage began 1 h ago (20 samples) after a 2-hour up run.
+    home_past = np.concatenate([history([1] * 40 + [0] * 40, 48), history([1] * 40 + [0] * 20)])
+    home = ZoneMarket("za", "ra", False, 1.0, home_past, STEP)
+    away = ZoneMarket("zb", "rb", True, 1.0, np.concatenate([CYCLES, history([1])]), STEP)
+    s = state(slack=8.0, zones=(home, away), checkpoint="ra")
+    s = _fields(s, migration=1.0)
+    decision = POLICY.decide(s)
+    # The home outage has lasted 1 h; patience is 8 changeovers = 1.6 h.
+    assert decision.target == IDLE
+    assert decision.recheck_after_hours is not None
+    assert abs(decision.recheck_after_hours - 0.6) < 1e-9
+    # Tight slack: it moves at once.
+    tight = _fields(state(slack=1.5, zones=(home, away), checkpoint="ra"), migration=1.0)
+    assert POLICY.decide(tight).target == Target.spot("zb", "rb")
+
+
+def _fields(s: PolicyState, migration: float) -> PolicyState:
+    from dataclasses import replace
+
+    return replace(s, migration_cost=migration)
