@@ -123,7 +123,12 @@ class Accountant:
     def _charge(
         self, accrual: Accrual, now_ms: int, book: PoolBook, period_ms: int, rows: list[LedgerRow]
     ) -> bool:
-        """Advance one instance to `now_ms` (or its end); False if nothing changed."""
+        """Advance one instance to `now_ms` (or its end); False if nothing changed.
+
+        The time since the last pass is charged at the state seen then (running or stopped):
+        a stop or start counts from the first pass that sees it, so the scheduler calls
+        `accrue` right after recording one. An end counts from the recorded `ended_at`.
+        """
         instance = accrual.instance
         end_ms = now_ms
         if instance.ended_at is not None:
@@ -132,17 +137,22 @@ class Accountant:
                 end_ms, accrual.settled = ended_ms, True
         elif instance.state in _ENDED_STATES:
             accrual.settled = True  # ended without a recorded time: charge up to now, then stop
+        stopped_now = instance.state in _STOPPED_STATES
         if end_ms <= accrual.accrued_ms and not accrual.settled:
-            return False
+            if stopped_now == accrual.seen_stopped:
+                return False
+            accrual.seen_stopped = stopped_now
+            return True
         advance(
             accrual,
             end_ms,
-            stopped=instance.state in _STOPPED_STATES,
+            stopped=accrual.seen_stopped,
             prices=self.prices,
             book=book,
             period_ms=period_ms,
             rows=rows,
         )
+        accrual.seen_stopped = stopped_now
         if accrual.settled:
             accrual.close_stretch(rows)
         return True

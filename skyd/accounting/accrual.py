@@ -110,6 +110,7 @@ class Accrual:
     open_pool_id: int | None
     open_stopped: bool
     open_amount: int
+    seen_stopped: bool = False  # stopped at the last pass: the rate for the time since then
     settled: bool = False
 
     @property

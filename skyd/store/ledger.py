@@ -35,7 +35,7 @@ _ACCRUAL_COLUMNS = (
     " w.open_stopped, w.open_amount,"
     " w.provider, w.instance_id, w.job_id, w.owner_uid, w.project, w.cloud, w.region,"
     " i.zone, i.instance_type, i.spot, i.state, i.hourly_price_micros, i.launched_at,"
-    " i.ended_at, json_extract(i.data_json, '$.account'), w.settled"
+    " i.ended_at, json_extract(i.data_json, '$.account'), w.settled, w.seen_stopped"
     " FROM accrual_watermarks AS w"
     " JOIN instances AS i ON i.provider = w.provider AND i.instance_id = w.instance_id"
 )
@@ -49,7 +49,7 @@ def _accruals(rows: list[tuple[Any, ...]]) -> list[Accrual]:
                 r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15], r[16], bool(r[17]),
                 r[18], r[19], r[20], r[21], r[22],
             ),
-            r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], bool(r[23]),
+            r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], bool(r[24]), bool(r[23]),
         )
         for r in rows
     ]  # fmt: skip
@@ -119,7 +119,8 @@ def record_charges(
     )
     conn.executemany(
         "UPDATE accrual_watermarks SET accrued_ms = ?, carry = ?, open_start_ms = ?,"
-        " open_price = ?, open_pool_id = ?, open_stopped = ?, open_amount = ?, settled = ?"
+        " open_price = ?, open_pool_id = ?, open_stopped = ?, open_amount = ?, seen_stopped = ?,"
+        " settled = ?"
         " WHERE id = ?",
         [
             (
@@ -130,6 +131,7 @@ def record_charges(
                 a.open_pool_id,
                 int(a.open_stopped),
                 a.open_amount,
+                int(a.seen_stopped),
                 int(a.settled),
                 a.watermark_id,
             )

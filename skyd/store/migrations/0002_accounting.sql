@@ -105,6 +105,8 @@ CREATE TABLE accrual_watermarks (
     open_pool_id INTEGER,
     open_stopped INTEGER NOT NULL DEFAULT 0,
     open_amount INTEGER NOT NULL DEFAULT 0,
+    -- whether the instance was stopped at the last pass: the rate for the time since then
+    seen_stopped INTEGER NOT NULL DEFAULT 0,
     settled INTEGER NOT NULL DEFAULT 0,
     UNIQUE (provider, instance_id)
 );
