@@ -9,7 +9,8 @@ for `127.0.0.1:port`, so clients verify it as they would a real machine's.
 Faults (`add_fault`) are consumed in order by the first matching event: a login that
 is refused (`reject_auth`), never answered (`hang`) or dropped (`disconnect`), or a
 command answered with canned output instead of running (`exec`). `go_down()` makes
-the machine stop answering (refuse or hang), `come_back()` undoes it.
+the machine stop answering (refuse or hang), `come_back()` undoes it; `aclose()` also
+kills the processes left running in its home, as powering the machine off would.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +147,32 @@ class FakeSshServer:
             await self._silent.wait_closed()
             self._silent = None
         self.drop_connections()
+
+    async def aclose(self) -> None:
+        """Stop, and end every process still running in the machine's home (power off)."""
+        await self.stop()
+        for pgid in self.process_groups():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+
+    def process_groups(self) -> set[int]:
+        """Groups of live processes whose working directory is inside the home."""
+        home = str(self.home.resolve())
+        groups: set[int] = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cwd = os.readlink(entry / "cwd")
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if cwd != home and not cwd.startswith(home + "/"):
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if fields[0] != "Z" and int(fields[2]) not in (0, os.getpgrp()):
+                groups.add(int(fields[2]))
+        return groups
 
     async def go_down(self, mode: Literal["refuse", "hang"] = "refuse") -> None:
         """Stop answering: refuse new connections, or accept them and never speak."""

@@ -87,7 +87,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[SshHarness]:
     provider = SshProvider(config, VirtualClock(start=1_000.0))
     yield SshHarness(provider, fake, state_dir)
     await provider.aclose()
-    await fake.stop()
+    await fake.aclose()
 
 
 class TestSshContract(ProviderContract):

@@ -47,14 +47,14 @@ async def _started(root: Path, name: str) -> FakeSshServer:
 async def box_a(tmp_path: Path) -> AsyncIterator[FakeSshServer]:
     fake = await _started(tmp_path, "box-a")
     yield fake
-    await fake.stop()
+    await fake.aclose()
 
 
 @pytest.fixture
 async def box_b(tmp_path: Path) -> AsyncIterator[FakeSshServer]:
     fake = await _started(tmp_path, "box-b")
     yield fake
-    await fake.stop()
+    await fake.aclose()
 
 
 @pytest.fixture
