@@ -10,7 +10,7 @@ from pathlib import Path
 from skyd.accounting import Accountant, AccountingSettings, PriceSeries
 from skyd.clock import VirtualClock
 from skyd.events import EventBus
-from skyd.model import Instance, InstanceState
+from skyd.model import Instance, InstanceState, JobState
 from skyd.scheduler.service import Caller
 from skyd.store import Store, open_store
 from skyd.store import instances as instance_store
@@ -128,3 +128,22 @@ def ledger_by_payer(store: Store) -> dict[str | None, int]:
     ).fetchall():
         totals[name] = totals.get(name, 0) + amount
     return {k: v for k, v in totals.items() if v}
+
+
+def run_job(
+    store: Store,
+    job_id: int,
+    *,
+    gpus: int,
+    hourly_micros: int,
+    at: float = START,
+    cloud: str = "aws",
+) -> None:
+    """Move a job to RUNNING the way the scheduler does, holding `gpus` on one instance."""
+    placement = json.dumps({"cloud": cloud, "accelerator_count": gpus, "spot": False})
+    job_store.transition(
+        store, job_id, JobState.PROVISIONING, now=at, reason="placed", placement_json=placement
+    )
+    launch(store, f"i-job{job_id}", job_id=job_id, hourly_micros=hourly_micros, at=at, cloud=cloud)
+    job_store.transition(store, job_id, JobState.SETTING_UP, now=at, reason="launched")
+    job_store.transition(store, job_id, JobState.RUNNING, now=at, reason="set up")
