@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 from skyctl.client import DaemonClient
 from skyctl.job_commands import read_task_file
 from skyctl.optional_endpoint import call_optional
-from skyctl.render import document_text, write_json
+from skyctl.render import document_text, format_money, format_table, write_json
 
 if TYPE_CHECKING:
     from skyctl.client import QueryValue
@@ -34,8 +34,33 @@ def prices(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Tex
             "all_regions": True if args.all_regions else None,
         }
         payload = call_optional(client, "prices", "GET", "/v1/prices", query=query)
+        if not args.json and isinstance(payload, list):
+            out.write(_prices_table(payload, spot=bool(args.spot)) + "\n")
+            return 0
     _write(out, payload, args.json)
     return 0
+
+
+def _prices_table(rows: list[dict[str, object]], *, spot: bool) -> str:
+    if not rows:
+        return "no offerings match"
+    header = ["GPU", "QTY", "CLOUD", "REGION", "INSTANCE", "vCPU", "MEM GiB", "$/h", "SPOT $/h"]
+    body = [
+        [
+            str(r.get("accelerator_name") or "-"),
+            str(r.get("accelerator_count")),
+            str(r.get("cloud")),
+            str(r.get("region")),
+            str(r.get("instance_type")),
+            f"{r.get('vcpus'):g}",
+            f"{r.get('memory_gib'):g}",
+            format_money(r.get("price")),  # type: ignore[arg-type]
+            format_money(r.get("spot_price")),  # type: ignore[arg-type]
+        ]
+        for r in rows
+    ]
+    note = "cheapest spot offering per GPU and cloud" if spot else "cheapest on-demand offering"
+    return format_table(header, body) + f"\n({note}; --all-regions for every region)"
 
 
 def optimize(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
@@ -44,8 +69,77 @@ def optimize(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: T
     payload = call_optional(
         client, "optimize", "POST", "/v1/optimize", body={"task_yaml": text, "base_dir": base_dir}
     )
-    _write(out, payload, args.json)
-    return 0
+    if args.json or not isinstance(payload, dict):
+        _write(out, payload, args.json)
+        return 0
+    out.write(_explain_text(payload) + "\n")
+    return 0 if payload.get("chosen") else 1
+
+
+EXPLAIN_ROWS = 25
+
+
+def _explain_text(payload: dict[str, object]) -> str:
+    candidates = payload.get("candidates")
+    rows = candidates if isinstance(candidates, list) else []
+    header = [
+        "",
+        "CLOUD",
+        "REGION",
+        "ZONE",
+        "INSTANCE",
+        "GPUS",
+        "MARKET",
+        "$/h",
+        "EXP. COST",
+        "EXP. h",
+        "WHY NOT",
+    ]
+    body = []
+    for r in rows[:EXPLAIN_ROWS]:
+        gpus = (
+            f"{r.get('accelerator_name')}:{r.get('accelerator_count')}"
+            if r.get("accelerator_name")
+            else "-"
+        )
+        excluded = r.get("excluded")
+        note = r.get("note") or ""
+        body.append(
+            [
+                "*" if r.get("chosen") else "",
+                str(r.get("cloud")),
+                str(r.get("region")),
+                str(r.get("zone") or "-"),
+                str(r.get("instance_type")),
+                gpus,
+                "spot" if r.get("spot") else "on-demand",
+                format_money(r.get("hourly_price")),
+                format_money(r.get("expected_cost")),
+                f"{float(r.get('expected_hours') or 0):.1f}",
+                (str(excluded) + (f": {note}" if note else "")) if excluded else str(note),
+            ]
+        )
+    total = payload.get("total_candidates", len(rows))
+    lines = [format_table(header, body)]
+    if isinstance(total, int) and total > EXPLAIN_ROWS:
+        lines.append(f"... {total - EXPLAIN_ROWS} more candidates (--json shows them)")
+    lines.append("")
+    lines.append(
+        ("Chosen: " if payload.get("chosen") else "Not placed: ") + str(payload.get("reason"))
+    )
+    hypothetical = payload.get("if_all_providers_enabled")
+    if isinstance(hypothetical, dict):
+        market = "spot" if hypothetical.get("spot") else "on-demand"
+        where = " ".join(
+            str(hypothetical.get(k) or "") for k in ("cloud", "region", "zone", "instance_type")
+        )
+        price = format_money(hypothetical.get("hourly_price"))
+        cost = format_money(hypothetical.get("expected_cost"))
+        lines.append(
+            f"With every provider enabled it would run on {' '.join(where.split())} {market} "
+            f"at {price}/h, expected {cost} ({hypothetical.get('reason')})"
+        )
+    return "\n".join(lines)
 
 
 def _write(out: TextIO, payload: object, as_json: bool) -> None:

@@ -37,3 +37,5 @@ def setup_logging(fmt: str = "json", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # APScheduler narrates every job run at INFO; skyd logs what matters itself
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 import skyd
 from skyd.api.identity import caller_of
+from skyd.api.market_routes import add_market_routes
 from skyd.api.openapi import openapi_document
 from skyd.api.schemas import SubmitRequest, job_view
 from skyd.errors import (
@@ -55,7 +56,7 @@ class BadRequest(SkydError):
 
 
 def error_response(exc: SkydError) -> web.Response:
-    status = 400 if isinstance(exc, BadRequest) else 500
+    status = 400 if exc.code == "bad_request" else 500
     for cls, code in STATUS_OF:
         if isinstance(exc, cls):
             status = code
@@ -284,6 +285,7 @@ def build_app(scheduler: JobScheduler, admin_group: str) -> web.Application:
     app = web.Application(middlewares=[errors_as_json], client_max_size=8 * 1024 * 1024)
     app[SCHEDULER] = scheduler
     app[ADMIN_GROUP] = admin_group
+    add_market_routes(app, scheduler)
     app.add_routes(
         [
             web.post("/v1/jobs", submit),

@@ -25,6 +25,7 @@ class PlacementContext:
     blocked: frozenset[str] = frozenset()
     full_providers: frozenset[str] = frozenset()
     signals: MarketSignals | None = None
+    assume_all_providers: bool = False  # explain: as if every cloud's provider were enabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +78,8 @@ class Placer:
                 if reason is None:
                     provider = self.market.provider_for(candidate.offer.cloud)
                     if provider is None:
-                        reason = ExclusionReason.PROVIDER_DISABLED
+                        if not context.assume_all_providers:
+                            reason = ExclusionReason.PROVIDER_DISABLED
                     elif provider in context.full_providers:
                         reason = ExclusionReason.NO_QUOTA
                 rows.append((candidate, reason))

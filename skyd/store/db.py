@@ -9,20 +9,35 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from skyd.errors import StateLockedError, StoreError
 from skyd.store.migrations import load_migrations
 
+if TYPE_CHECKING:
+    import sqlite_utils
+
 
 class Store:
-    """One SQLite connection (the daemon is the only writer) plus its state-dir lock."""
+    """One SQLite connection (the daemon is the only writer) plus its state-dir lock.
 
-    def __init__(self, db: sqlite_utils.Database, lock_fd: int | None) -> None:
-        self.db = db
-        self.conn: sqlite3.Connection = db.conn
+    Hot paths use `conn` with plain SQL. `db` is the sqlite-utils view of the same
+    connection for maintenance, bulk loads and reports; it is built on first use because
+    importing sqlite-utils pulls in pandas when installed (a second of start-up).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, lock_fd: int | None) -> None:
+        self.conn = conn
         self._lock_fd = lock_fd
+        self._db: sqlite_utils.Database | None = None
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -127,4 +142,4 @@ def open_store(state_dir: Path, *, lock: bool = True) -> Store:
         if lock_fd is not None:
             os.close(lock_fd)
         raise StoreError(f"cannot open the state store {state_dir / 'skyd.db'}: {exc}") from exc
-    return Store(sqlite_utils.Database(conn), lock_fd)
+    return Store(conn, lock_fd)

@@ -1,0 +1,274 @@
+"""Market endpoints: cheapest offerings (`skyctl prices`), price history, and placement explain
+(`skyctl optimize`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from skyd.errors import SkydError, UnknownAcceleratorError
+from skyd.market.live import LiveMarket
+from skyd.model import ExclusionReason, Offer
+from skyd.optimizer import CandidateView
+from skyd.scheduler.placement import PlacementOutcome, job_filters
+from skyd.scheduler.service import JobScheduler
+from skyd.spec import parse_task
+from skyd.store import market as market_store
+
+MAX_EXPLAIN_ROWS = 500
+
+# Explain lists candidates that would run but for a condition of the moment (a disabled
+# provider, a quota, a block, the price cap) before ones that simply do not fit the task.
+_EXCLUSION_RANK = {
+    ExclusionReason.PROVIDER_DISABLED: 1,
+    ExclusionReason.NO_QUOTA: 2,
+    ExclusionReason.OVER_BUDGET: 2,
+    ExclusionReason.NO_CREDIT: 2,
+    ExclusionReason.BLOCKED: 3,
+    ExclusionReason.DEADLINE: 4,
+    ExclusionReason.OVER_MAX_PRICE: 5,
+    ExclusionReason.COUNTRY_NOT_ALLOWED: 6,
+    ExclusionReason.NO_SPOT_MARKET: 7,
+    ExclusionReason.NOT_PRICED: 7,
+    ExclusionReason.PINNED_ELSEWHERE: 8,
+    ExclusionReason.RESOURCES_TOO_SMALL: 9,
+    ExclusionReason.ACCELERATOR_MISMATCH: 9,
+}
+
+
+class BadMarketRequest(SkydError):
+    code = "bad_request"
+
+
+def _truthy(value: str | None) -> bool:
+    return value in ("1", "true", "yes")
+
+
+def offering_view(offer: Offer, market: LiveMarket) -> dict[str, Any]:
+    live = market.spot_prices.get(offer.key)
+    spot = live if live is not None else offer.spot_price_micros
+    return {
+        "key": offer.key,
+        "cloud": offer.cloud,
+        "region": offer.region,
+        "zone": offer.zone,
+        "instance_type": offer.instance_type,
+        "accelerator_name": offer.accelerator_name or None,
+        "accelerator_count": offer.accelerator_count,
+        "vcpus": offer.vcpus,
+        "memory_gib": offer.memory_gib,
+        "price": None if offer.price_micros is None else offer.price_micros / 1_000_000,
+        "spot_price": None if spot is None else spot / 1_000_000,
+    }
+
+
+def _gpu_filter(text: str, market: LiveMarket) -> tuple[str, int | None]:
+    name, _, count = text.partition(":")
+    try:
+        canonical = market.catalog.normalize_accelerator(name.strip())
+    except UnknownAcceleratorError as exc:
+        raise BadMarketRequest(f"gpu: {exc.message}") from None
+    if not count:
+        return canonical, None
+    if not count.isdigit() or int(count) < 1:
+        raise BadMarketRequest(f"gpu: count {count!r} must be a whole number ≥ 1 (e.g. A100:8)")
+    return canonical, int(count)
+
+
+def cheapest_offerings(
+    market: LiveMarket,
+    *,
+    gpu: str | None,
+    cloud: str | None,
+    region: str | None,
+    spot: bool,
+    all_regions: bool,
+) -> list[dict[str, Any]]:
+    """Cheapest offering per (accelerator, count, cloud[, region]) in the chosen market."""
+    wanted = _gpu_filter(gpu, market) if gpu else None
+    best: dict[tuple[str, int, str, str], tuple[int, Offer]] = {}
+    for offer in market.catalog.offers:
+        if not offer.accelerator_name:
+            continue
+        if wanted is not None and (
+            offer.accelerator_name != wanted[0]
+            or (wanted[1] is not None and offer.accelerator_count != wanted[1])
+        ):
+            continue
+        if (cloud and offer.cloud != cloud) or (region and offer.region != region):
+            continue
+        price = market.spot_prices.get(offer.key, offer.spot_price_micros) if spot else None
+        if not spot:
+            price = offer.price_micros
+        if price is None:
+            continue
+        group = (
+            offer.accelerator_name,
+            offer.accelerator_count,
+            offer.cloud,
+            offer.region if all_regions else "",
+        )
+        held = best.get(group)
+        if held is None or (price, offer.key) < (held[0], held[1].key):
+            best[group] = (price, offer)
+    rows = sorted(
+        best.values(),
+        key=lambda item: (
+            item[1].accelerator_name.casefold(),
+            item[1].accelerator_count,
+            item[0],
+            item[1].key,
+        ),
+    )
+    return [offering_view(offer, market) for _, offer in rows]
+
+
+def _candidate_view(view: CandidateView, providers: LiveMarket) -> dict[str, Any]:
+    offer = view.candidate.offer
+    return {
+        "cloud": offer.cloud,
+        "region": offer.region,
+        "zone": offer.zone,
+        "instance_type": offer.instance_type,
+        "accelerator_name": offer.accelerator_name or None,
+        "accelerator_count": offer.accelerator_count,
+        "spot": view.candidate.spot,
+        "hourly_price": view.hourly_price_micros / 1_000_000,
+        "expected_hours": view.expected_hours,
+        "expected_cost": view.expected_cost_micros / 1_000_000,
+        "preemptions_per_hour": view.preemptions_per_hour,
+        "excluded": None if view.excluded is None else view.excluded.value,
+        "note": view.note,
+        "chosen": view.chosen,
+        "alternative": view.alternative,
+        "provider": providers.provider_for(offer.cloud),
+    }
+
+
+def explain_view(outcome: PlacementOutcome, market: LiveMarket) -> dict[str, Any]:
+    decision = outcome.decision
+    views = sorted(
+        decision.candidates,
+        key=lambda v: (
+            not v.chosen,
+            _EXCLUSION_RANK.get(v.excluded, 0) if v.excluded is not None else -1,
+            v.expected_cost_micros,
+        ),
+    )
+    chosen: dict[str, Any] | None = None
+    if decision.chosen is not None:
+        placement = decision.chosen
+        chosen = {
+            "cloud": placement.offer.cloud,
+            "region": placement.offer.region,
+            "zone": placement.offer.zone,
+            "instance_type": placement.offer.instance_type,
+            "accelerator_name": placement.offer.accelerator_name or None,
+            "accelerator_count": placement.offer.accelerator_count,
+            "spot": placement.spot,
+            "hourly_price": placement.hourly_price_micros / 1_000_000,
+            "expected_cost": placement.expected_cost_micros / 1_000_000,
+            "expected_hours": placement.expected_hours,
+            "provider": outcome.provider,
+        }
+    return {
+        "chosen": chosen,
+        "reason": decision.reason,
+        "total_candidates": len(views),
+        "candidates": [_candidate_view(v, market) for v in views[:MAX_EXPLAIN_ROWS]],
+    }
+
+
+def add_market_routes(app: web.Application, scheduler: JobScheduler) -> None:
+    market = scheduler.market
+
+    async def prices(request: web.Request) -> web.Response:
+        query = request.query
+        rows = cheapest_offerings(
+            market,
+            gpu=query.get("gpu") or None,
+            cloud=(query.get("cloud") or "").lower() or None,
+            region=query.get("region") or None,
+            spot=_truthy(query.get("spot")),
+            all_regions=_truthy(query.get("all_regions")),
+        )
+        return web.json_response(rows)
+
+    async def history(request: web.Request) -> web.Response:
+        key = request.query.get("offering", "")
+        offer = market.catalog.offer_by_key(key)
+        if offer is None:
+            raise BadMarketRequest(
+                f"offering: unknown offering {key!r}; use a key like "
+                "aws/us-east-1/use1-az2/p3.2xlarge (the `key` of `skyctl prices --json`)"
+            )
+        series = market_store.history(scheduler.store, key)
+        return web.json_response(
+            {
+                "offering": offering_view(offer, market),
+                "catalog_spot_price": None
+                if offer.spot_price_micros is None
+                else offer.spot_price_micros / 1_000_000,
+                "history": [
+                    {
+                        "at": o.at,
+                        "spot_price": None
+                        if o.spot_price_micros is None
+                        else o.spot_price_micros / 1_000_000,
+                        "available": o.available,
+                        "preemptions_per_hour": o.preemptions_per_hour,
+                        "source": o.source,
+                    }
+                    for o in series
+                ],
+            }
+        )
+
+    async def optimize(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise BadMarketRequest("request body is not valid JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("task_yaml"), str):
+            raise BadMarketRequest("task_yaml: give the task file's text")
+        base_dir = Path(str(body.get("base_dir") or "/"))
+        spec = parse_task(
+            body["task_yaml"],
+            source=str(body.get("source") or "task.yaml"),
+            base_dir=base_dir if base_dir.is_absolute() else None,
+        )
+        job_filters(spec, market)  # unknown accelerators → a spec error naming the field
+        now = scheduler.clock.now()
+        context = scheduler.placement_context()
+        outcome = scheduler.decide(spec, spec.deadline_at(now), context)
+        view = explain_view(outcome, market)
+        if outcome.decision.chosen is None:
+            # what would be chosen if every cloud's provider were enabled
+            hypothetical = scheduler.decide(
+                spec, spec.deadline_at(now), replace(context, assume_all_providers=True)
+            )
+            chosen = hypothetical.decision.chosen
+            if chosen is not None:
+                offer = chosen.offer
+                view["if_all_providers_enabled"] = {
+                    "cloud": offer.cloud,
+                    "region": offer.region,
+                    "zone": offer.zone,
+                    "instance_type": offer.instance_type,
+                    "spot": chosen.spot,
+                    "hourly_price": chosen.hourly_price_micros / 1_000_000,
+                    "expected_cost": chosen.expected_cost_micros / 1_000_000,
+                    "reason": hypothetical.decision.reason,
+                }
+        return web.json_response(view)
+
+    app.add_routes(
+        [
+            web.get("/v1/prices", prices),
+            web.get("/v1/prices/history", history),
+            web.post("/v1/optimize", optimize),
+        ]
+    )
