@@ -28,14 +28,15 @@ def new_store(path: Path) -> Store:
 def accountant(
     store: Store,
     clock: VirtualClock,
+    *,
     prices: PriceSeries | None = None,
-    **settings: object,
+    settings: AccountingSettings | None = None,
 ) -> Accountant:
     return Accountant(
         store=store,
         clock=clock,
         bus=EventBus(),
-        settings=AccountingSettings(**settings),  # type: ignore[arg-type]
+        settings=settings or AccountingSettings(),
         prices=prices,
     )
 

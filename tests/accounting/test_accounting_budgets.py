@@ -40,12 +40,14 @@ def spec(gpus: int = 0, project: str | None = None, hours: str | None = None) ->
     return parse_task(text, source="task.yaml", base_dir=Path("/tmp"))
 
 
-def lab(tmp_path: Path, **settings: object) -> tuple[Store, VirtualClock, Accountant]:
+def lab(
+    tmp_path: Path, settings: AccountingSettings | None = None
+) -> tuple[Store, VirtualClock, Accountant]:
     """Alice: at most 4 GPUs and $5/h, running 2 GPUs at $3/h in `nlp`.
     `vision` ($10/month, alice only) has spent all of it; `nlp` ($100/month) has room."""
     store = new_store(tmp_path)
     clock = VirtualClock(START)
-    books = accountant(store, clock, **settings)
+    books = accountant(store, clock, settings=settings)
     books.set_user_limit(ADMIN, "1000", {"max_gpus": 4, "max_hourly": 5})
     books.set_project(ADMIN, "vision", {"monthly_budget": 10, "members": [1000]})
     books.set_project(ADMIN, "nlp", {"monthly_budget": "100", "members": [1000, 1001]})
@@ -94,7 +96,7 @@ def test_a_job_that_can_never_fit_is_refused_whatever_the_policy(tmp_path: Path)
 
 
 def test_refuse_policy_refuses_instead_of_holding(tmp_path: Path) -> None:
-    _store, _clock, books = lab(tmp_path, over_limit_at_submit="refuse")
+    _store, _clock, books = lab(tmp_path, AccountingSettings(over_limit_at_submit="refuse"))
     with pytest.raises(BudgetExceededError, match="vision"):
         books.check_submit(spec(project="vision"), ALICE, DOLLAR)
     assert books.check_submit(spec(gpus=2), ALICE, DOLLAR) == HoldDecision.allow()
@@ -111,7 +113,7 @@ def test_only_members_charge_a_project(tmp_path: Path) -> None:
 
 
 def test_unknown_projects_are_refused_when_projects_must_be_known(tmp_path: Path) -> None:
-    _store, _clock, books = lab(tmp_path, require_known_project=True)
+    _store, _clock, books = lab(tmp_path, AccountingSettings(require_known_project=True))
     with pytest.raises(PermissionDeniedError, match="does not exist"):
         books.check_submit(spec(project="misc"), BOB, DOLLAR)
 
@@ -157,7 +159,7 @@ def test_running_jobs_are_warned_at_80_percent_and_held_or_stopped_at_100(
     assert books.running_over_budget() == [(big, "hold"), (small, "hold")]
     books.override_job(ADMIN, small)
     assert books.running_over_budget() == [(big, "hold")]
-    stopping = accountant(store, clock, at_budget="stop")
+    stopping = accountant(store, clock, settings=AccountingSettings(at_budget="stop"))
     assert stopping.running_over_budget() == [(big, "stop")]
 
 

@@ -21,7 +21,7 @@ from accounting_books import (
     set_state,
 )
 
-from skyd.accounting import ChargedInstance, PriceHistory
+from skyd.accounting import AccountingSettings, ChargedInstance, PriceHistory
 from skyd.clock import VirtualClock
 from skyd.store import ledger as ledger_store
 
@@ -166,7 +166,8 @@ def test_stopped_instances_accrue_only_the_stopped_rate_and_ended_ones_stop(
 ) -> None:
     store = new_store(tmp_path)
     clock = VirtualClock(START)
-    books = accountant(store, clock, stopped_hourly_micros={"aws/m5.large": 10_000})
+    settings = AccountingSettings(stopped_hourly_micros={"aws/m5.large": 10_000})
+    books = accountant(store, clock, settings=settings)
     launch(store, "i-1", job_id=add_job(store), hourly_micros=1_000_000, at=START)
     books.accrue(START + 1800)
     # the scheduler accrues right after it records a stop or a start
