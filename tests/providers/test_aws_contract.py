@@ -229,3 +229,15 @@ def test_importing_the_package_does_not_load_the_sdk() -> None:
 _PUBLIC_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMb0MkPBA9kLE9cMhpY8NWmZlOJZl4X1I3A3cvtvYRTo skyd-test"
 )
+
+
+def test_fast_timestamp_parser_matches_botocore() -> None:
+    from botocore.utils import parse_timestamp as botocore_parse
+
+    from skyd.providers.aws.provider import parse_timestamp
+
+    for text in ("2026-11-22T10:50:46.000Z", "2026-11-22T10:50:46+00:00", "2026-11-22T10:50:46"):
+        assert parse_timestamp(text) == botocore_parse(text)
+    assert parse_timestamp("Sun, 22 Nov 2026 10:50:46 GMT") == botocore_parse(
+        "Sun, 22 Nov 2026 10:50:46 GMT"
+    )

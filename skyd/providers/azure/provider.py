@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -76,6 +76,7 @@ class AzureProvider:
         self._clock = clock or SystemClock()
         self._offers = tuple(offers)
         self._compute: Any = None
+        self._session: Any = None  # our own aiohttp session when trusting an extra CA
         self._lock = asyncio.Lock()
 
     def offers(self) -> Sequence[Offer]:
@@ -100,13 +101,33 @@ class AzureProvider:
                     "read_timeout": self.config.request_timeout_s,
                 }
                 if self.config.ca_file:
-                    kwargs["connection_verify"] = self.config.ca_file
+                    kwargs["transport"] = self._transport_trusting(self.config.ca_file)
                 if self.config.base_url:
                     kwargs["base_url"] = self.config.base_url
                 self._compute = ComputeManagementClient(
                     self._credential, self.config.subscription_id, **kwargs
                 )
         return self._compute
+
+    def _transport_trusting(self, ca_file: str) -> Any:
+        """An HTTP transport that trusts `ca_file` with one TLS context for every request.
+
+        azure-core's `connection_verify=<path>` builds a fresh SSL context per request, which
+        defeats connection pooling: every ARM call would pay a new TLS handshake.
+        """
+        import ssl
+
+        import aiohttp
+        from azure.core.pipeline.transport import AioHttpTransport
+
+        context = ssl.create_default_context(cafile=ca_file)
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+        return AioHttpTransport(
+            session=self._session,
+            session_owner=False,
+            connection_timeout=self.config.connect_timeout_s,
+            read_timeout=self.config.request_timeout_s,
+        )
 
     async def _arm(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         """One ARM REST call through the SDK's pipeline; returns the response."""
@@ -123,16 +144,23 @@ class AzureProvider:
         return await client.send_request(request)
 
     async def _arm_lro(
-        self, method: str, path: str, region: str, body: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        region: str,
+        body: Mapping[str, Any] | None = None,
+        needs: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any] | None:
         """PUT/DELETE with ARM's long-running-operation protocol, polled to the end.
 
-        Returns the resource body (PUT) or None (DELETE, or already gone).
+        Returns the resource body (PUT) or None (DELETE, or already gone). The final GET
+        is skipped when `needs` says the PUT's own answer already holds what the caller uses.
         """
         response = await self._arm(method, path, body)
         if method == "DELETE" and response.status_code in (204, 404):
             return None
         self._raise_for(response, region)
+        initial: dict[str, Any] = response.json() if method == "PUT" else {}
         poll_url = response.headers.get("Azure-AsyncOperation")
         deadline = self._clock.now() + self.config.operation_timeout_s
         while poll_url:
@@ -161,6 +189,8 @@ class AzureProvider:
                 )
         if method == "DELETE":
             return None
+        if needs is not None and not needs(initial):
+            return initial
         final = await self._arm("GET", path)
         self._raise_for(final, region)
         result: dict[str, Any] = final.json()
@@ -249,6 +279,7 @@ class AzureProvider:
                     "zones": zones,
                     "properties": {"publicIPAllocationMethod": "Static"},
                 },
+                needs=lambda got: not got.get("properties", {}).get("ipAddress"),
             )
             ip_id = ip_path
             public_ip = (ip or {}).get("properties", {}).get("ipAddress")
@@ -270,10 +301,9 @@ class AzureProvider:
                     "ipConfigurations": [{"name": "ipconfig1", "properties": ip_config}]
                 },
             },
+            needs=lambda got: _private_ip(got) is None,
         )
-        private_ip = None
-        for config in (nic or {}).get("properties", {}).get("ipConfigurations", []):
-            private_ip = config.get("properties", {}).get("privateIPAddress") or private_ip
+        private_ip = _private_ip(nic or {})
         body = self._vm_body(request, name, nic_path, tags, zones)
         client = await self._client()
         try:
@@ -481,9 +511,20 @@ class AzureProvider:
         if self._compute is not None:
             await self._compute.close()
             self._compute = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         if self._owns_credential and self._credential is not None:
             await self._credential.close()
             self._credential = None
+
+
+def _private_ip(nic: Mapping[str, Any]) -> str | None:
+    for config in nic.get("properties", {}).get("ipConfigurations", []):
+        address = config.get("properties", {}).get("privateIPAddress")
+        if address:
+            return str(address)
+    return None
 
 
 def _as_json(model: Any) -> dict[str, Any]:
