@@ -261,8 +261,8 @@ class SshRunner:
                 f"{directory}/{SHIM_NAME} exited {result.exit_status}): "
                 f"{result.stderr.strip()[:300]}"
             )
-        answer = json.loads(result.stdout.strip().splitlines()[-1])
-        return 1 if answer.get("started") else 0
+        answer = _last_json_line(result.stdout, node)
+        return 1 if isinstance(answer, dict) and answer.get("started") else 0
 
     # -- status ----------------------------------------------------------------------
 
@@ -321,8 +321,8 @@ class SshRunner:
                 f"status of the job on {node.target.name} failed (exit {result.exit_status}): "
                 f"{result.stderr.strip()[:300]}"
             )
-        answer = json.loads(result.stdout.strip().splitlines()[-1])
-        if answer is None:
+        answer = _last_json_line(result.stdout, node)
+        if not isinstance(answer, dict):
             return None, False
         return answer.get("status"), bool(answer.get("alive"))
 
@@ -376,6 +376,17 @@ class SshRunner:
 
     async def aclose(self) -> None:
         return None  # the connections belong to whoever made them
+
+
+def _last_json_line(stdout: str, node: SshNode) -> Any:
+    """The shim's answer: its last output line (a login script may print before it)."""
+    lines = stdout.strip().splitlines()
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError) as exc:
+        raise ProviderError(
+            f"the remote shim on {node.target.name} gave no answer: {stdout.strip()[-200:]!r}"
+        ) from exc
 
 
 def _whole_lines(chunk: bytes, *, final: bool, full: bool) -> bytes:

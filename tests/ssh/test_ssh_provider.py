@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,31 @@ async def test_stop_keeps_the_slot_and_start_needs_the_host(
     await box_a.come_back()
     await provider.start([iid])
     assert await provider.describe([iid]) == {iid: "RUNNING"}
+
+
+async def test_concurrent_launches_with_one_token_take_one_slot(
+    box_a: FakeSshServer, make_provider: ProviderFactory
+) -> None:
+    provider = make_provider(host_for(box_a, max_jobs=1))
+    same = request(provider.offers()[0], "retried")
+    first, second = await asyncio.gather(provider.launch(same), provider.launch(same))
+    assert [i.instance_id for i in first] == [i.instance_id for i in second]
+    assert provider.usage()["box-a"].jobs == 1
+
+
+def test_pool_config_from_the_config_file_table(tmp_path: Path) -> None:
+    config = SshProviderConfig.from_mapping(
+        {
+            "probe_timeout_s": 3,
+            "hosts": [
+                {"name": "a", "host": "10.0.0.1", "user": "lab", "key_path": "/k", "max_jobs": 2}
+            ],
+        },
+        tmp_path,
+    )
+    assert config.probe_timeout_s == 3
+    assert [(h.name, h.max_jobs) for h in config.hosts] == [("a", 2)]
+    with pytest.raises(ValueError, match=r"ssh: unknown setting\(s\) probe_timeout;"):
+        SshProviderConfig.from_mapping({"probe_timeout": 3}, tmp_path)
+    with pytest.raises(ValueError, match=r"ssh\.down_after_failures must be >= 1"):
+        SshProviderConfig.from_mapping({"down_after_failures": 0}, tmp_path)

@@ -240,3 +240,26 @@ def _alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_a_job_released_while_its_host_was_down_is_killed_when_it_returns(
+    tmp_path: Path, box_a: FakeSshServer, make_provider: ProviderFactory, runner: SshRunner
+) -> None:
+    provider = make_provider(host_for(box_a), down_after_failures=1)
+    launched = await provider.launch(
+        LaunchRequest(
+            job_id=9, attempt=1, client_token="t9", offer=provider.offers()[0], spot=False
+        )
+    )
+    iid = launched[0].instance_id
+    attempt = tmp_path / "a"
+    await runner.start(attempt, command(tmp_path, run="sleep 300"), ssh_nodes(provider, [iid]))
+    await until_phase(runner, attempt, RunPhase.RUN)
+    await box_a.go_down()
+    assert await provider.describe([iid]) == {iid: "PREEMPTED"}
+    await provider.terminate([iid])  # the core recovers the job elsewhere and lets this go
+    assert provider.usage()["box-a"].jobs == 0
+    await box_a.come_back()
+    assert (await runner.status(attempt)).phase == RunPhase.RUN  # a partition, not a crash
+    await provider.describe()  # the next reconcile reaches the host again
+    assert (await runner.status(attempt)).phase == RunPhase.KILLED

@@ -119,3 +119,37 @@ class ClaimStore:
     def remove(self, instance_id: str) -> None:
         if self.get(instance_id) is not None:
             self._path(instance_id).unlink(missing_ok=True)
+
+
+class PendingKills:
+    """Instances released while their host did not answer: their remote process groups are
+    killed when the host answers again, so a machine that comes back runs nothing unpaid-for."""
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+        self._dir.mkdir(parents=True, exist_ok=True)
+
+    def add(self, host: str, instance_id: str) -> None:
+        path = self._dir / f"{instance_id}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"host": host, "instance_id": instance_id}))
+        os.replace(tmp, path)
+
+    def for_host(self, host: str) -> list[str]:
+        found = []
+        for path in sorted(self._dir.glob("ssh-*.json")):
+            with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+                data = json.loads(path.read_text())
+                if data.get("host") == host:
+                    found.append(str(data["instance_id"]))
+        return found
+
+    def hosts(self) -> set[str]:
+        hosts = set()
+        for path in self._dir.glob("ssh-*.json"):
+            with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+                hosts.add(str(json.loads(path.read_text()).get("host")))
+        return hosts
+
+    def done(self, instance_id: str) -> None:
+        (self._dir / f"{instance_id}.json").unlink(missing_ok=True)

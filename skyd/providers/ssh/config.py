@@ -123,5 +123,23 @@ class SshProviderConfig:
         if self.kill_grace_s < 0:
             raise ValueError(f"ssh.kill_grace_s must be >= 0 seconds, got {self.kill_grace_s!r}")
 
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], state_dir: Path) -> SshProviderConfig:
+        """Build from the config file's `[ssh]` table (hosts as `[[ssh.hosts]]`)."""
+        allowed = {"hosts", "probe_timeout_s", "down_after_failures", "kill_grace_s", "enabled"}
+        unknown = sorted(set(raw) - allowed)
+        if unknown:
+            raise ValueError(
+                f"ssh: unknown setting(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(allowed))}"
+            )
+        hosts = raw.get("hosts", [])
+        if not isinstance(hosts, Sequence) or isinstance(hosts, str):
+            raise ValueError("ssh.hosts must be a list of [[ssh.hosts]] tables")
+        settings = {k: v for k, v in raw.items() if k not in ("hosts", "enabled")}
+        return cls(
+            hosts=tuple(SshHost.from_mapping(h) for h in hosts), state_dir=state_dir, **settings
+        )
+
     def host(self, name: str) -> SshHost | None:
         return next((h for h in self.hosts if h.name == name), None)

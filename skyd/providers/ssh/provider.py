@@ -17,7 +17,7 @@ from skyd.clock import Clock
 from skyd.errors import AuthError, CapacityError, ProviderError, TransientError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 from skyd.providers.base import TAG_ATTEMPT, TAG_JOB, TAG_MANAGED, TAG_TOKEN
-from skyd.providers.ssh.claims import Claim, ClaimStore, instance_id_for
+from skyd.providers.ssh.claims import Claim, ClaimStore, PendingKills, instance_id_for
 from skyd.providers.ssh.config import SshHost, SshProviderConfig
 from skyd.providers.ssh.connection import SshConnections, SshTarget
 from skyd.providers.ssh.layout import kill_command, probe_command, run_dir
@@ -91,6 +91,7 @@ class SshProvider:
         self.config = config
         self._clock = clock
         self._claims = ClaimStore(config.state_dir / "claims")
+        self._pending_kills = PendingKills(config.state_dir / "pending-kills")
         self.connections = connections or SshConnections(connect_timeout_s=config.probe_timeout_s)
         self._owns_connections = connections is None
         self._failures: dict[str, int] = {}
@@ -161,6 +162,9 @@ class SshProvider:
             )
         await self._probe_for_launch(host)
         # From here to the writes nothing awaits, so two launches cannot both take the last slot.
+        raced = [c for c in self._claims.all() if c.token == request.client_token]
+        if raced:  # the same token launched while we probed
+            return [self._instance(c) for c in sorted(raced, key=lambda c: c.rank)]
         self._check_capacity(host, request)
         now = self._clock.now()
         tags = dict(request.tags)
@@ -231,6 +235,7 @@ class SshProvider:
                 scope=self._zone_scope(host),
             )
         self._failures[host.name] = 0
+        await self._settle_pending_kills(host)
 
     def _zone_scope(self, host: SshHost) -> str:
         return f"{SSH_CLOUD}/{SSH_REGION}/{host.name}"
@@ -279,7 +284,8 @@ class SshProvider:
                 for c in self._claims.all()
                 if tags is None or all(c.tags.get(k) == v for k, v in tags.items())
             ]
-        await self._check_hosts({c.host for c in claims if not c.lost and not c.stopped})
+        live_hosts = {c.host for c in claims if not c.lost and not c.stopped}
+        await self._check_hosts(live_hosts | self._pending_kills.hosts())
         result: dict[str, InstanceState] = {}
         if instance_ids is not None:
             for iid in instance_ids:
@@ -303,6 +309,7 @@ class SshProvider:
         for host, error in zip(hosts, answers, strict=True):
             if error is None:
                 self._failures[host.name] = 0
+                await self._settle_pending_kills(host)
                 continue
             failures = self._failures.get(host.name, 0) + 1
             self._failures[host.name] = failures
@@ -362,8 +369,35 @@ class SshProvider:
             claim = self._claims.get(iid)
             if claim is None:
                 continue
-            await self._kill_remote(claim, self.config.kill_grace_s, best_effort=True)
+            host = self.config.host(claim.host)
+            if host is not None and not (self._down(host) and await self._still_down(host)):
+                killed = await self._kill_remote(claim, self.config.kill_grace_s, best_effort=True)
+            else:
+                killed = host is None
+            if not killed:
+                self._pending_kills.add(claim.host, iid)
             self._claims.remove(iid)
+
+    def _down(self, host: SshHost) -> bool:
+        return self._failures.get(host.name, 0) >= self.config.down_after_failures
+
+    async def _still_down(self, host: SshHost) -> bool:
+        return await self._probe(host) is not None
+
+    async def _settle_pending_kills(self, host: SshHost) -> None:
+        for iid in self._pending_kills.for_host(host.name):
+            directory = run_dir(host.remote_root, iid)
+            command = kill_command(host.python, directory, self.config.kill_grace_s)
+            try:
+                await self.connections.run(
+                    target_of(host),
+                    command,
+                    timeout_s=self.config.probe_timeout_s + self.config.kill_grace_s,
+                )
+            except ProviderError as exc:
+                log.warning("pending kill of %s on %s failed: %s", iid, host.name, exc)
+                return
+            self._pending_kills.done(iid)
 
     def _require(self, instance_id: str) -> Claim:
         claim = self._claims.get(instance_id)
@@ -371,10 +405,11 @@ class SshProvider:
             raise ProviderError(f"{instance_id} is not a held ssh instance (terminated?)")
         return claim
 
-    async def _kill_remote(self, claim: Claim, grace_s: float, *, best_effort: bool) -> None:
+    async def _kill_remote(self, claim: Claim, grace_s: float, *, best_effort: bool) -> bool:
+        """True when the host answered the kill (whether or not anything was running)."""
         host = self.config.host(claim.host)
         if host is None:
-            return
+            return True
         command = kill_command(host.python, run_dir(host.remote_root, claim.instance_id), grace_s)
         try:
             result = await self.connections.run(
@@ -383,9 +418,9 @@ class SshProvider:
         except ProviderError as exc:
             if not best_effort:
                 raise self._scoped(exc, host) from exc
-            # The slot is released anyway: a dead host has no processes left to pay for.
-            log.warning("could not kill %s on %s: %s", claim.instance_id, host.name, exc)
-            return
+            # The slot is released anyway; the kill is retried when the host answers again.
+            log.warning("could not kill %s on %s yet: %s", claim.instance_id, host.name, exc)
+            return False
         if result.exit_status != 0:
             log.warning(
                 "killing %s on %s exited %d: %s",
@@ -394,6 +429,7 @@ class SshProvider:
                 result.exit_status,
                 result.stderr.strip()[:200],
             )
+        return True
 
     async def aclose(self) -> None:
         if self._owns_connections:
