@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import accrual_child as child
@@ -23,6 +24,10 @@ def _charged_up_to(db: Path) -> int:
     with sqlite3.connect(db, timeout=10) as conn:
         row = conn.execute("SELECT COALESCE(MAX(accrued_ms), 0) FROM accrual_watermarks").fetchone()
     return int(row[0])
+
+
+def _advanced(db: Path, since: int) -> bool:
+    return _charged_up_to(db) > since
 
 
 def _expected(n: int) -> int:
@@ -48,7 +53,7 @@ def test_kill_9_during_accrual_loses_and_doubles_nothing(tmp_path: Path) -> None
         proc = subprocess.Popen([sys.executable, str(CHILD), str(tmp_path)])
         try:
             # at least one pass of this run has committed: the next one is in flight
-            wait_until(lambda b=before: _charged_up_to(db) > b, timeout=60, interval=0.01)
+            wait_until(partial(_advanced, db, before), timeout=60, interval=0.01)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
