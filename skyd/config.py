@@ -56,6 +56,25 @@ class MarketSettings:
 
 
 @dataclass
+class SimProviderSettings:
+    """The `sim` provider: a cloud whose spot market replays a recorded trace."""
+
+    enabled: bool = False
+    traces: Path | None = None  # a trace directory; None: the shipped catalogs/traces set
+    speedup: float = 60.0  # trace seconds per clock second
+    start_offset_seconds: float = 0.0  # where in the trace the replay starts
+    provisioning_delay_seconds: float = 1.0
+
+
+@dataclass
+class RecoverySettings:
+    """Deadline-aware recovery: which policy decides, and what a changeover costs."""
+
+    policy: str = "skyd"  # a name in skyd.policy.POLICIES
+    changeover_hours: float = 0.2  # launch + setup + work lost since the last checkpoint
+
+
+@dataclass
 class QuotaSetting:
     """One cloud quota the global plan must respect, e.g. 16 GPUs of aws/us-east-1."""
 
@@ -79,6 +98,8 @@ class Settings:
     scheduler_tick_seconds: float = 1.0
     local: LocalProviderSettings = field(default_factory=LocalProviderSettings)
     market: MarketSettings = field(default_factory=MarketSettings)
+    sim: SimProviderSettings = field(default_factory=SimProviderSettings)
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
     quotas: list[QuotaSetting] = field(default_factory=list)
     solver_time_limit_seconds: float = 2.0
     log_format: str = "json"  # json | text

@@ -22,15 +22,19 @@ from skyd.market.advisor import SpotAdvisorSource
 from skyd.market.aws_spot import AwsSpotPriceSource
 from skyd.market.live import LiveMarket
 from skyd.market.pollers import MarketPoller
+from skyd.market.replay import TraceReplay
 from skyd.market.sources import MarketSource
+from skyd.market.traces import load_trace_set
 from skyd.optimizer import Quota
 from skyd.providers.base import Provider
 from skyd.providers.local import LocalProvider
+from skyd.providers.sim import SimProvider
 from skyd.runner.process import ProcessRunner
 from skyd.scheduler.planner import Planner
 from skyd.scheduler.service import JobScheduler
 from skyd.sdnotify import notify
 from skyd.store import Store, open_store
+from skyd.store.market import Observation
 
 log = logging.getLogger("skyd.daemon")
 
@@ -105,6 +109,20 @@ def build_providers(settings: Settings, clock: Clock) -> dict[str, Provider]:
             clock,
             slots=settings.local.slots,
             gpus=settings.local.gpus,
+        )
+    if settings.sim.enabled:
+        traces = settings.sim.traces or default_catalog_dir() / "traces" / "aws-v100-3zone"
+        replay = TraceReplay(
+            load_trace_set(traces),
+            clock,
+            start_offset=settings.sim.start_offset_seconds,
+            speedup=settings.sim.speedup,
+        )
+        providers["sim"] = SimProvider(
+            replay,
+            clock,
+            settings.state_dir / "sim-instances",
+            provisioning_delay_seconds=settings.sim.provisioning_delay_seconds,
         )
     return providers
 
@@ -197,6 +215,16 @@ class Daemon:
                     services.create_task(planner.run(), name="planner"),
                     services.create_task(poller.run(), name="market-poller"),
                 ]
+                sim = providers.get("sim")
+                if isinstance(sim, SimProvider):
+
+                    def on_trace_change(observations: list[Observation]) -> None:
+                        poller.apply(observations)
+                        bus.changed.set()  # a preemption is acted on now, not at the next tick
+
+                    helpers.append(
+                        services.create_task(sim.watch(on_trace_change), name="sim-market")
+                    )
                 await self.stop_requested.wait()
                 notify("STOPPING=1")
                 log.info(

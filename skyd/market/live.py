@@ -42,6 +42,8 @@ class LiveMarket:
         self.catalog = base.extended(extra, clouds=self._cloud_provider)
         self.spot_prices: dict[str, int] = {}
         self.preemptions_per_hour: dict[str, float] = {}
+        # spot markets (Candidate keys, `<offer key>/spot`) known to have no capacity now
+        self.unavailable: set[str] = set()
 
     def provider_for(self, cloud: str) -> str | None:
         """The enabled provider that launches offerings of `cloud`, if any."""
@@ -66,6 +68,17 @@ class LiveMarket:
         self.spot_prices[offer_key] = micros
         if old is None or old == 0 or abs(micros - old) / old >= SIGNIFICANT_PRICE_CHANGE:
             return MarketChange(offer_key, "spot_price", _dollars(old), _dollars(micros))
+        return None
+
+    def set_availability(self, offer_key: str, available: bool) -> MarketChange | None:
+        market_key = f"{offer_key}/spot"
+        was = market_key not in self.unavailable
+        if available:
+            self.unavailable.discard(market_key)
+        else:
+            self.unavailable.add(market_key)
+        if was != available:
+            return MarketChange(offer_key, "availability", float(was), float(available))
         return None
 
     def set_preemption_rate(self, scope: str, per_hour: float) -> MarketChange | None:

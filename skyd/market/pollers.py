@@ -50,7 +50,10 @@ class MarketPoller:
 
     async def poll_once(self, source: MarketSource) -> list[MarketChange]:
         """Ask one source, record what changed, apply it, announce it. Raises on failure."""
-        observations = await source.fetch()
+        return self.apply(await source.fetch())
+
+    def apply(self, observations: Sequence[Observation]) -> list[MarketChange]:
+        """Record what changed, apply it to the live market and announce it (on the loop)."""
         changed: list[Observation] = []
         changes: list[MarketChange] = []
         for obs in observations:
@@ -63,6 +66,8 @@ class MarketPoller:
                 change = self.market.set_spot_price(obs.scope, obs.spot_price_micros)
             if obs.preemptions_per_hour is not None:
                 change = self.market.set_preemption_rate(obs.scope, obs.preemptions_per_hour)
+            if obs.available is not None:
+                change = self.market.set_availability(obs.scope, obs.available) or change
             if change is not None:
                 changes.append(change)
         now = self.clock.now()

@@ -15,7 +15,7 @@ import logging
 import os
 import pwd
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,22 +33,34 @@ from skyd.errors import (
 )
 from skyd.events import EventBus
 from skyd.market.live import LiveMarket
-from skyd.model import TERMINAL_STATES, Candidate, ExclusionReason, JobState, LaunchRequest
+from skyd.model import (
+    TERMINAL_STATES,
+    Candidate,
+    ExclusionReason,
+    InstanceState,
+    JobState,
+    LaunchRequest,
+)
+from skyd.policy import POLICIES
 from skyd.providers.base import TAG_ATTEMPT, TAG_JOB, TAG_MANAGED, TAG_TOKEN, Provider
 from skyd.runner.process import ProcessRunner, RunCommand, RunPhase, read_status
-from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer
+from skyd.scheduler import recovery
+from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer, job_filters
 
 if TYPE_CHECKING:
     from skyd.scheduler.planner import Planner
 from skyd.spec import TaskSpec
+from skyd.spec.task import RecoveryStrategy
 from skyd.store import Store
 from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
-from skyd.store.records import EventRecord, JobRecord
+from skyd.store.records import EventRecord, InstanceRecord, JobRecord
 
 log = logging.getLogger("skyd.scheduler")
 
 _HOLDING = (JobState.PROVISIONING, JobState.SETTING_UP, JobState.RUNNING)
+_GONE = (InstanceState.PREEMPTED, InstanceState.TERMINATED)
+PREEMPTION_BLOCK = 300.0  # seconds a preempted zone/region is avoided by FAILOVER strategies
 _WAITING = (JobState.RECOVERING, JobState.PENDING)
 PLACEMENT_BATCH = 64  # waiting jobs considered per pass
 WAKE_DEBOUNCE_SECONDS = 0.01
@@ -265,7 +277,7 @@ class JobScheduler:
     def placement_context(self) -> PlacementContext:
         """Blocks, full providers and market signals as of now (call on the loop)."""
         return PlacementContext(
-            blocked=self._active_blocks(),
+            blocked=self._active_blocks() | frozenset(self.market.unavailable),
             full_providers=frozenset(p for p in self.providers if self._is_full(p)),
             signals=self.market.signals(),
         )
@@ -300,6 +312,9 @@ class JobScheduler:
             f"{offer.cloud}/{offer.region}/{offer.zone}",
             offer.key,
         }
+        if spot:
+            scopes.add(f"{offer.key}/spot")
+            blocked = blocked | frozenset(self.market.unavailable)
         if price is None or provider is None or self._is_full(provider) or scopes & blocked:
             return None
         live = self.market.spot_prices.get(offer.key) if spot else None
@@ -311,9 +326,15 @@ class JobScheduler:
             self._note_waiting(job, f"waiting: {self.planner.unplaced_reason[job.id]}")
             return
         planned = self._planned_choice(job)
+        deadline_choice = self._deadline_choice(job, spec) if planned is None else None
+        if isinstance(deadline_choice, str):
+            self._note_waiting(job, f"waiting: {deadline_choice}")
+            return
         if planned is not None:
             choice = planned
             placement = dict(job.placement or {}, provider=planned.provider)
+        elif deadline_choice is not None:
+            choice, placement = deadline_choice
         else:
             outcome = self.decide(spec, job.deadline)
             candidate = outcome.candidate
@@ -337,9 +358,73 @@ class JobScheduler:
         self._emit(event)
         await self._launch(job, spec, choice)
 
+    def _deadline_choice(
+        self, job: JobRecord, spec: TaskSpec
+    ) -> tuple[Choice, dict[str, Any]] | str | None:
+        """For a job with a deadline and the `deadline` strategy, the spot policy decides
+        spot-or-on-demand and where; None when it does not apply, a reason when it waits."""
+        job_hours = spec.estimated_hours()
+        if (
+            spec.recovery_strategy != RecoveryStrategy.DEADLINE
+            or job.deadline is None
+            or job_hours is None
+        ):
+            return None
+        now = self.clock.now()
+        filters = [replace(f, spot=None) for f in job_filters(spec, self.market)]
+        context = self.placement_context()
+        outcome = self.placer.decide(
+            spec,
+            deadline_hours=max(0.0, (job.deadline - now) / 3600.0),
+            context=context,
+            filters=filters,
+        )
+        views = outcome.decision.candidates
+        events = job_store.job_events(self.store, job.id)
+        last_region = (job.placement or {}).get("region")
+        last_cloud = (job.placement or {}).get("cloud")
+        state = recovery.policy_state(
+            views=views,
+            unavailable=frozenset(self.market.unavailable),
+            job_hours=job_hours,
+            done_hours=recovery.running_seconds(events, now) / 3600.0,
+            deadline_hours=(job.deadline - job.created_at) / 3600.0,
+            elapsed_hours=(now - job.created_at) / 3600.0,
+            changeover_hours=self.settings.recovery.changeover_hours,
+            step_hours=self.settings.scheduler_tick_seconds / 3600.0,
+            checkpoint_region=f"{last_cloud}/{last_region}" if last_region else None,
+        )
+        if state is None:
+            return None
+        policy = POLICIES[self.settings.recovery.policy]
+        picked = recovery.choose(policy, state, views)
+        if picked.view is None:
+            return picked.reason
+        candidate = picked.view.candidate
+        provider = self.market.provider_for(candidate.offer.cloud)
+        if provider is None:
+            return f"{picked.reason}; no enabled provider for {candidate.offer.cloud}"
+        choice = Choice(provider, candidate)
+        placement = _placement_json(choice, outcome)
+        placement.update(
+            why=picked.reason,
+            expected_cost=picked.view.expected_cost_micros / 1_000_000,
+            expected_hours=picked.view.expected_hours,
+        )
+        return choice, placement
+
     async def _resume_provisioning(self, job: JobRecord) -> None:
-        """After a restart mid-launch: repeat the launch with the same token (idempotent)."""
+        """Instances booting: start the job once they run. After a restart mid-launch with
+        nothing recorded: repeat the launch with the same token (idempotent)."""
         spec = TaskSpec.from_json(job.spec_json)
+        attempt_instances = [
+            i
+            for i in instance_store.instances_for_job(self.store, job.id)
+            if i.attempt == job.attempt and i.state in instance_store.ACTIVE_INSTANCE_STATES
+        ]
+        if attempt_instances:
+            await self._await_boot(job, spec, attempt_instances)
+            return
         placement = job.placement or {}
         provider_name = placement.get("provider")
         if provider_name not in self.providers:
@@ -426,17 +511,105 @@ class JobScheduler:
                     now=self.clock.now(),
                 )
 
+        names = ", ".join(i.instance_id for i in instances)
+        if all(i.state == InstanceState.RUNNING for i in instances):
+            job, event = job_store.transition(
+                self.store,
+                job.id,
+                JobState.SETTING_UP,
+                now=self.clock.now(),
+                reason=f"launched {names}",
+                data={"instances": [i.instance_id for i in instances]},
+                also=record,
+            )
+            self._emit(event)
+            await self._start_runner(job, spec)
+            return
+        with self.store.transaction() as conn:
+            record(conn)
+            event = job_store.append_event(
+                conn,
+                job_id=job.id,
+                at=self.clock.now(),
+                kind="launched",
+                reason=f"launched {names}; waiting for it to boot",
+                data={"instances": [i.instance_id for i in instances]},
+            )
+        self._emit(event)
+
+    async def _await_boot(
+        self, job: JobRecord, spec: TaskSpec, instances: list[InstanceRecord]
+    ) -> None:
+        by_provider: dict[str, list[str]] = {}
+        for inst in instances:
+            by_provider.setdefault(inst.provider, []).append(inst.instance_id)
+        states: dict[str, InstanceState] = {}
+        for name, ids in by_provider.items():
+            provider = self.providers.get(name)
+            if provider is None:
+                return
+            states.update(await provider.describe(ids))
+        if any(s in (InstanceState.PREEMPTED, InstanceState.TERMINATED) for s in states.values()):
+            await self._on_preempted(job, spec, instances, states)
+            return
+        if all(s == InstanceState.RUNNING for s in states.values()):
+            job, event = job_store.transition(
+                self.store,
+                job.id,
+                JobState.SETTING_UP,
+                now=self.clock.now(),
+                reason=f"{', '.join(states)} running",
+            )
+            self._emit(event)
+            await self._start_runner(job, spec)
+
+    async def _on_preempted(
+        self,
+        job: JobRecord,
+        spec: TaskSpec,
+        instances: list[InstanceRecord],
+        states: Mapping[str, InstanceState],
+    ) -> None:
+        """The cloud took an instance back: stop what is left, record it, recover."""
+        now = self.clock.now()
+        lost = [i for i in instances if states.get(i.instance_id) in _GONE]
+        if job.attempt > 0:
+            await self.runner.kill(self.attempt_dir(job), 0.0)
+        for inst in instances:
+            provider = self.providers.get(inst.provider)
+            if provider is not None:
+                await provider.terminate([inst.instance_id])
+        with self.store.transaction() as conn:
+            for inst in instances:
+                final = "PREEMPTED" if inst in lost else "TERMINATED"
+                instance_store.set_instance_state(
+                    conn, inst.provider, inst.instance_id, final, now=now
+                )
+        first = lost[0] if lost else instances[0]
+        zone_scope = f"{first.cloud}/{first.region}/{first.zone}"
+        strategy = spec.recovery_strategy
+        if strategy == RecoveryStrategy.FAILOVER:
+            self._blocked[f"{zone_scope}/{first.instance_type}/spot"] = now + PREEMPTION_BLOCK
+        elif strategy == RecoveryStrategy.EAGER_NEXT_REGION:
+            self._blocked[f"{first.cloud}/{first.region}"] = now + PREEMPTION_BLOCK
+        spot_s, on_demand_s = recovery.market_seconds(job_store.job_events(self.store, job.id), now)
         job, event = job_store.transition(
             self.store,
             job.id,
-            JobState.SETTING_UP,
-            now=self.clock.now(),
-            reason=f"launched {', '.join(i.instance_id for i in instances)}",
-            data={"instances": [i.instance_id for i in instances]},
-            also=record,
+            JobState.RECOVERING,
+            now=now,
+            kind="preempted",
+            reason=f"{first.instance_id} in {zone_scope} was preempted; recovering "
+            f"({strategy.value.lower()} strategy)",
+            data={
+                "instance": first.instance_id,
+                "zone": zone_scope,
+                "spot_seconds": round(spot_s, 3),
+                "on_demand_seconds": round(on_demand_s, 3),
+            },
+            preemptions=job.preemptions + 1,
         )
         self._emit(event)
-        await self._start_runner(job, spec)
 
     # -- running -------------------------------------------------------------
 
@@ -519,6 +692,23 @@ class JobScheduler:
         return env
 
     async def _watch(self, job: JobRecord) -> None:
+        remote = [
+            i
+            for i in instance_store.instances_for_job(self.store, job.id)
+            if i.attempt == job.attempt
+            and i.state in instance_store.ACTIVE_INSTANCE_STATES
+            and i.provider != "local"
+        ]
+        if remote:
+            states: dict[str, InstanceState] = {}
+            for name in {i.provider for i in remote}:
+                provider = self.providers.get(name)
+                if provider is not None:
+                    ids = [i.instance_id for i in remote if i.provider == name]
+                    states.update(await provider.describe(ids))
+            if any(s in _GONE for s in states.values()):
+                await self._on_preempted(job, TaskSpec.from_json(job.spec_json), remote, states)
+                return
         attempt_dir = self.attempt_dir(job)
         status = read_status(attempt_dir)
         now = self.clock.now()
@@ -589,8 +779,15 @@ class JobScheduler:
                 started_at=status.run_started_at or now,
             )
             self._emit(event)
+        spot_s, on_demand_s = recovery.market_seconds(job_store.job_events(self.store, job.id), now)
         job, event = job_store.transition(
-            self.store, job.id, target, now=now, reason=reason, exit_code=code
+            self.store,
+            job.id,
+            target,
+            now=now,
+            reason=reason,
+            exit_code=code,
+            data={"spot_seconds": round(spot_s, 3), "on_demand_seconds": round(on_demand_s, 3)},
         )
         self._emit(event)
 

@@ -1,0 +1,147 @@
+"""Deadline-aware placement of a job with spot choices: the daemon's side of skyd.policy.
+
+Pure functions: a job's history and its feasible candidates become a PolicyState; the
+policy's Decision becomes one concrete candidate (or "wait"). Progress is the time the
+job spent in RUNNING over all attempts (its checkpoints carry it across preemptions);
+the changeover the policy charges covers launch, setup and work lost since the last
+checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from skyd.optimizer import CandidateView
+from skyd.policy import PolicyState, SpotPolicy, Target, ZoneMarket
+from skyd.store.records import EventRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryChoice:
+    view: CandidateView | None  # None: wait (the policy chose to go idle)
+    reason: str
+    recheck_after_seconds: float | None = None
+
+
+def zone_id(view: CandidateView) -> str:
+    offer = view.candidate.offer
+    return f"{offer.cloud}/{offer.region}/{offer.zone}"
+
+
+def region_id(view: CandidateView) -> str:
+    offer = view.candidate.offer
+    return f"{offer.cloud}/{offer.region}"
+
+
+def running_seconds(events: Sequence[EventRecord], now: float) -> float:
+    """Time spent in RUNNING across every attempt, from the job's state events."""
+    total = 0.0
+    started: float | None = None
+    for event in events:
+        if event.state is None:
+            continue
+        if event.state == "RUNNING" and started is None:
+            started = event.at
+        elif event.state != "RUNNING" and started is not None:
+            total += event.at - started
+            started = None
+    if started is not None:
+        total += now - started
+    return total
+
+
+def market_seconds(events: Sequence[EventRecord], now: float) -> tuple[float, float]:
+    """(spot, on-demand) seconds the job ran, by the market of each attempt's placement."""
+    spot = on_demand = 0.0
+    market_is_spot = False
+    started: float | None = None
+    for event in events:
+        placement = event.data.get("placement") if event.data else None
+        if isinstance(placement, dict) and "spot" in placement:
+            market_is_spot = bool(placement["spot"])
+        if event.state is None:
+            continue
+        if event.state == "RUNNING" and started is None:
+            started = event.at
+        elif event.state != "RUNNING" and started is not None:
+            if market_is_spot:
+                spot += event.at - started
+            else:
+                on_demand += event.at - started
+            started = None
+    if started is not None:
+        if market_is_spot:
+            spot += now - started
+        else:
+            on_demand += now - started
+    return spot, on_demand
+
+
+def policy_state(
+    *,
+    views: Sequence[CandidateView],
+    unavailable: frozenset[str],
+    job_hours: float,
+    done_hours: float,
+    deadline_hours: float,
+    elapsed_hours: float,
+    changeover_hours: float,
+    step_hours: float,
+    checkpoint_region: str | None,
+) -> PolicyState | None:
+    """The policy's view of the job's choices; None when there is nothing to choose between."""
+    zones: dict[str, ZoneMarket] = {}
+    on_demand: dict[str, float] = {}
+    for view in views:
+        if view.excluded is not None and view.candidate.key not in unavailable:
+            continue
+        price = view.hourly_price_micros / 1_000_000
+        if view.candidate.spot:
+            zid = zone_id(view)
+            held = zones.get(zid)
+            if held is None or price < held.spot_price:
+                zones[zid] = ZoneMarket(
+                    zone=zid,
+                    region=region_id(view),
+                    available=view.candidate.key not in unavailable,
+                    spot_price=price,
+                )
+        elif view.excluded is None:
+            rid = region_id(view)
+            on_demand[rid] = min(price, on_demand.get(rid, price))
+    if not zones or not on_demand:
+        return None
+    return PolicyState(
+        job_hours=job_hours,
+        done_hours=min(done_hours, job_hours),
+        deadline_hours=deadline_hours,
+        elapsed_hours=elapsed_hours,
+        changeover_hours=changeover_hours,
+        current=Target.idle(),
+        zones=tuple(sorted(zones.values(), key=lambda z: (z.spot_price, z.zone))),
+        on_demand_prices=on_demand,
+        step_hours=step_hours,
+        checkpoint_region=checkpoint_region,
+    )
+
+
+def choose(
+    policy: SpotPolicy, state: PolicyState, views: Sequence[CandidateView]
+) -> RecoveryChoice:
+    decision = policy.decide(state)
+    target = decision.target
+    recheck = (
+        None if decision.recheck_after_hours is None else decision.recheck_after_hours * 3600.0
+    )
+    feasible = [v for v in views if v.excluded is None]
+    if target.is_spot:
+        picks = [v for v in feasible if v.candidate.spot and zone_id(v) == target.zone]
+    elif target.is_on_demand:
+        picks = [v for v in feasible if not v.candidate.spot and region_id(v) == target.region]
+    else:
+        return RecoveryChoice(None, f"{policy.name}: wait ({decision.reason})", recheck)
+    if not picks:
+        return RecoveryChoice(None, f"{policy.name}: {target} is not launchable now", recheck)
+    best = min(picks, key=lambda v: (v.hourly_price_micros, v.candidate.key))
+    return RecoveryChoice(best, f"{policy.name}: {target} ({decision.reason})", recheck)
