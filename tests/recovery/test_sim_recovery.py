@@ -30,7 +30,8 @@ run: |
   fi
   while [ "$step" -lt "$STEPS" ]; do
     step=$((step + 1)); sleep 0.25
-    echo "$step" > "$SKYD_CHECKPOINT_DIR/step.tmp" && mv "$SKYD_CHECKPOINT_DIR/step.tmp" "$SKYD_CHECKPOINT_DIR/step"
+    ckpt="$SKYD_CHECKPOINT_DIR/step"
+    echo "$step" > "$ckpt.tmp" && mv "$ckpt.tmp" "$ckpt"
   done
   echo "finished at step $step"
 """
