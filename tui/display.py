@@ -25,11 +25,11 @@ def duration(seconds: float | None) -> str:
 
 
 def dollars(amount: float | None, *, estimated: bool = False) -> str:
-    """Money for reading, not for sums: cents above a dollar, more digits below."""
+    """Money for reading, not for sums: cents, or more digits for fractions of a cent."""
     if amount is None:
         return "-"
     prefix = "~" if estimated else ""
-    if abs(amount) >= 1 or amount == 0:
+    if abs(amount) >= 0.01 or amount == 0:
         return f"{prefix}${amount:,.2f}"
     return f"{prefix}${amount:.4f}"
 
@@ -69,9 +69,21 @@ def json_cell(key: str, value: Any) -> str:
         return str(value)
     if isinstance(value, list):
         return ", ".join(json_cell(key, item) for item in value)
+    if isinstance(value, str) and _looks_like_iso_time(value):
+        return clock_time(dt.datetime.fromisoformat(value).timestamp())
     if isinstance(value, dict):
         return " ".join(f"{k}={json_cell(k, v)}" for k, v in value.items())
     return str(value)
+
+
+def _looks_like_iso_time(text: str) -> bool:
+    if len(text) < 19 or text[4] != "-" or text[10] not in "T ":
+        return False
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def heading(key: str) -> str:

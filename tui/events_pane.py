@@ -33,6 +33,8 @@ def event_line(event: JsonObject, now: float) -> Text:
 class EventsPane(RichLog):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, max_lines=LINES_KEPT, wrap=False, auto_scroll=True, markup=False)
+        self.received = 0
 
     def add(self, event: JsonObject, now: float) -> None:
+        self.received += 1
         self.write(event_line(event, now))

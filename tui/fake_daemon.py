@@ -243,9 +243,17 @@ class FakeDaemonThread:
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
 
-    def stop(self) -> None:
+    async def _shutdown(self) -> None:
         if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
+            await self._runner.cleanup()
+        # open event streams never end by themselves: end them before the loop goes
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -78,4 +79,5 @@ class LiveFeed:
                 self.listener.connection_changed(
                     Disconnected(self.api.socket_path, reason, attempt, delay)
                 )
-                await self.clock.sleep(delay)
+                # wall time, not the injected clock: the daemon restarts in real time
+                await asyncio.sleep(delay)

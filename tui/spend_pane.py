@@ -38,7 +38,7 @@ def _money(row: JsonObject, key: str) -> float | None:
 
 
 def with_run_out(rows: list[JsonObject], now: float) -> list[JsonObject]:
-    """Adds a `runs_out_at` column to credit pools that report a balance and a burn rate but
+    """Adds a `runs_out` column to credit pools that report a balance and a burn rate but
     no run-out date of their own (a zero or negative burn never runs out)."""
     result: list[JsonObject] = []
     for row in rows:
@@ -76,12 +76,14 @@ class SpendPane(Vertical):
             ("/v1/costs",),
             title=self._costs_title(),
             query={"by": self.grouping},
+            hide=frozenset({"key", "amount_micros"}),
             id="spend-costs",
         )
         yield EndpointTable(
             self.api,
             ("/v1/credits",),
             title="credit pools",
+            only=CREDIT_COLUMNS,
             decorate=lambda rows: with_run_out(rows, self.now()),
             id="spend-credits",
         )
