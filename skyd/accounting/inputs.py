@@ -68,6 +68,24 @@ def epoch_seconds(field: str, value: Any) -> float:
     )
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+
+
+def since_moment(field: str, value: Any, now: float) -> float:
+    """A report's start: a moment (see `epoch_seconds`) or a duration back from now ("7d")."""
+    if isinstance(value, str) and (match := _DURATION.match(value.strip().lower())):
+        return now - float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    try:
+        return epoch_seconds(field, value)
+    except AccountingInputError:
+        raise AccountingInputError(
+            f"{field}: {value!r} is neither a date (YYYY-MM-DD, ISO date-time, epoch seconds) "
+            "nor a duration back from now (30m, 24h, 7d, 2w)",
+            field,
+        ) from None
+
+
 def future_moment(field: str, value: Any, now: float) -> float:
     moment = epoch_seconds(field, value)
     if moment <= now:

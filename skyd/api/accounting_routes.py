@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from skyd.accounting import Accountant, AccountingInputError, CreditPool, Project, UserLimit
-from skyd.accounting.inputs import epoch_seconds
+from skyd.accounting.inputs import since_moment
 from skyd.accounting.reports import GROUPINGS, as_csv, user_label
 from skyd.api.identity import caller_of
 from skyd.scheduler.service import Caller
@@ -123,8 +123,11 @@ async def costs(request: web.Request) -> web.Response:
     fmt = query.get("format") or "json"
     if fmt not in ("json", "csv"):
         raise AccountingInputError(f"format: {fmt!r} is not json or csv", "format")
-    since = epoch_seconds("since", query["since"]) if query.get("since") else None
-    rows = request.app[ACCOUNTANT].costs(caller, by=by, since=since)
+    accountant = request.app[ACCOUNTANT]
+    since = None
+    if query.get("since"):
+        since = since_moment("since", query["since"], accountant.clock.now())
+    rows = accountant.costs(caller, by=by, since=since)
     if fmt == "csv":
         return web.Response(text=as_csv(rows), content_type="text/csv")
     total = sum(int(r["amount_micros"]) for r in rows)

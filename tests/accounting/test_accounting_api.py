@@ -167,6 +167,8 @@ def test_cost_reports_as_json_and_csv_with_others_jobs_in_summary(
         report = request(sock, "GET", "/v1/costs?by=job")[1]
         assert [r["owner"] for r in report["rows"]] == ["root", "nobody"]
         assert request(sock, "GET", f"/v1/costs?by=user&since={START + 2 * DAY}")[1]["rows"] == []
+        assert request(sock, "GET", "/v1/costs?by=user&since=2026-06-01")[1]["rows"] == []
+        assert len(request(sock, "GET", "/v1/costs?by=user&since=7d")[1]["rows"]) == 2
         for query, field in (
             ("by=colour", "by"),
             ("since=soon", "since"),
