@@ -1,17 +1,76 @@
-"""The money commands: `credits` (what is left in each pool) and `costs` (what was spent)."""
+"""The money commands: `credits` (pools: list, add, set, top up, retire) and `costs`."""
 
 from __future__ import annotations
 
 import argparse
-from typing import TextIO
+from typing import Any, TextIO
+from urllib.parse import quote
 
 from skyctl.client import DaemonClient
 from skyctl.optional_endpoint import call_optional
 from skyctl.render import document_text, write_json
 
 
+def credits_arguments(sub: argparse.ArgumentParser) -> None:
+    """`credits [--json] [add|set|topup|retire …]`: no action lists the pools."""
+    sub.add_argument("--json", action="store_true", help="print JSON for scripts")
+    actions = sub.add_subparsers(dest="action", metavar="ACTION")
+    add = actions.add_parser("add", help="add a credit pool (admins)")
+    add.add_argument("name", metavar="NAME", help="a short name for the pool, e.g. aws-2026")
+    add.add_argument("--cloud", required=True, help="the cloud it pays for: aws, gcp, azure, …")
+    add.add_argument("--amount", required=True, help="dollars granted, e.g. 50000")
+    add.add_argument("--expires", required=True, help="expiry date, e.g. 2026-06-30")
+    add.add_argument("--starts", help="first day it may pay (default: now)")
+    add.add_argument("--account", help="only instances in this cloud account")
+    add.add_argument("--region", help="only instances in this region")
+    change = actions.add_parser("set", help="change a pool's total, dates or scope (admins)")
+    change.add_argument("pool", metavar="POOL", help="pool name or id")
+    change.add_argument("--amount", help="the new total in dollars")
+    change.add_argument("--expires", help="the new expiry date")
+    change.add_argument("--starts", help="the new start date")
+    change.add_argument("--account", help="only instances in this cloud account")
+    change.add_argument("--region", help="only instances in this region")
+    top_up = actions.add_parser("topup", help="add dollars to a pool (admins)")
+    top_up.add_argument("pool", metavar="POOL", help="pool name or id")
+    top_up.add_argument("amount", metavar="AMOUNT", help="dollars to add")
+    retire = actions.add_parser("retire", help="stop a pool paying from now on (admins)")
+    retire.add_argument("pool", metavar="POOL", help="pool name or id")
+
+
 def credits(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    payload = call_optional(client, "credits", "GET", "/v1/credits")
+    action = getattr(args, "action", None)
+    if action is None:
+        payload = call_optional(client, "credits", "GET", "/v1/credits")
+    elif action == "add":
+        body = _given(args, "name", "cloud", "amount", "expires", "starts", "account", "region")
+        payload = call_optional(client, "credits add", "POST", "/v1/credits", body=body)
+    elif action == "set":
+        body = _given(args, "amount", "expires", "starts", "account", "region")
+        payload = call_optional(
+            client,
+            "credits set",
+            "POST",
+            f"/v1/credits/{_segment(args.pool)}",
+            body=body,
+            resource_may_be_missing=True,
+        )
+    elif action == "topup":
+        payload = call_optional(
+            client,
+            "credits topup",
+            "POST",
+            f"/v1/credits/{_segment(args.pool)}/topup",
+            body={"amount": args.amount},
+            resource_may_be_missing=True,
+        )
+    else:
+        payload = call_optional(
+            client,
+            "credits retire",
+            "POST",
+            f"/v1/credits/{_segment(args.pool)}/retire",
+            resource_may_be_missing=True,
+        )
     _write(out, payload, args.json)
     return 0
 
@@ -21,6 +80,14 @@ def costs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Text
     payload = call_optional(client, "costs", "GET", "/v1/costs", query=query)
     _write(out, payload, args.json)
     return 0
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _segment(text: str) -> str:
+    return quote(text, safe="")
 
 
 def _write(out: TextIO, payload: object, as_json: bool) -> None:

@@ -1,0 +1,77 @@
+"""`skyctl credits add|set|topup|retire` and `costs` against the real accounting routes."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from accounting_books import START, accountant, add_job, launch, new_store
+from accounting_server import AccountingServer
+
+from skyctl.accounting_commands import costs, credits, credits_arguments
+from skyctl.client import ApiError, DaemonClient
+from skyd.clock import VirtualClock
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[DaemonClient]:
+    short = Path(tempfile.mkdtemp(prefix="skyd-acct-"))  # socket paths must stay short
+    store = new_store(tmp_path)
+    books = accountant(store, VirtualClock(START))
+    launch(store, "i-1", job_id=add_job(store), hourly_micros=2_000_000, at=START - 3600)
+    books.accrue(START)
+    try:
+        with (
+            AccountingServer(books, short / "skyd.sock", "skyd-admin") as server,
+            DaemonClient(str(server.socket_path)) as daemon,
+        ):
+            yield daemon
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def _credits(client: DaemonClient, *argv: str) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="skyctl credits")
+    credits_arguments(parser)
+    out = io.StringIO()
+    assert credits(parser.parse_args(["--json", *argv]), client, out, io.StringIO()) == 0
+    answer: dict[str, Any] = json.loads(out.getvalue())
+    return answer
+
+
+def test_credits_add_set_topup_retire_and_list(client: DaemonClient) -> None:
+    added = _credits(
+        client, "add", "aws-2026", "--cloud", "aws", "--amount", "500", "--expires", "2026-12-31"
+    )
+    assert (added["name"], added["amount"], added["state"]) == ("aws-2026", 500.0, "active")
+    assert _credits(client, "topup", "aws-2026", "250.25")["amount"] == 750.25
+    changed = _credits(client, "set", "aws-2026", "--expires", "2027-01-31", "--amount", "90")
+    assert (changed["amount"], changed["expires_at"]) == (90.0, "2027-01-31T00:00:00+00:00")
+    assert _credits(client, "retire", str(added["id"]))["state"] == "retired"
+    listed = _credits(client)
+    assert [p["name"] for p in listed["pools"]] == ["aws-2026"]
+    assert listed["cash"]["spent"] == 2.0
+
+
+def test_credits_errors_name_the_field(client: DaemonClient) -> None:
+    with pytest.raises(ApiError) as info:
+        _credits(client, "add", "p", "--cloud", "ibm", "--amount", "5", "--expires", "2027-01-01")
+    assert (info.value.status, info.value.field) == (400, "cloud")
+    for argv in (("topup", "nope", "5"), ("retire", "nope"), ("set", "nope", "--amount", "1")):
+        with pytest.raises(ApiError, match="no credit pool 'nope'") as info:
+            _credits(client, *argv)
+        assert info.value.status == 404
+
+
+def test_costs_by_cloud(client: DaemonClient) -> None:
+    out = io.StringIO()
+    args = argparse.Namespace(by="cloud", since="7d", json=True)
+    assert costs(args, client, out, io.StringIO()) == 0
+    assert json.loads(out.getvalue())["rows"][0]["amount"] == 2.0
