@@ -2,25 +2,33 @@
 
 Model, over the PreparedProblem (pruned options, identical jobs aggregated into classes):
 
-    n[k,o,p] in 0..|class k|   jobs of class k placed on option o, paid by payer p
-                               (a credit pool covering o, or cash)
-    sum_{o,p} n[k,o,p] <= |k|                       each job placed at most once
-    sum need(o,q) * n[k,o,p] <= headroom(q)         per quota (GPUs, vCPUs, instances)
-    sum cost(k,o) * n[k,o,p] <= balance(p)          per credit pool
-    sum (cost + migration) * n[k,o,p] <= budget(P)  per project
-    minimize  sum (cost * value(p) + migration + hysteresis) * n
-            + sum penalty(k) * (|k| - sum n[k,...])
+    x[k,o] in 0..|class k|      jobs of class k placed on option o
+    y[p]   in 0..balance(p)/U   credit charged to pool p (in units of U micro-dollars)
 
-value(p) is 1 for cash and below 1 for credit (less for sooner-expiring pools); penalty(k) grows
-with priority and exceeds any option's cost, so a job is left out only when a constraint forces
-it. Costs enter the objective scaled so the dearest option is ~10^6 units (int64-safe at any
-size); constraints use exact micro-dollars.
+    sum_o x[k,o] <= |k|                               each job placed at most once
+    sum need(o,q) * x[k,o] <= headroom(q)             per quota (GPUs, vCPUs, instances)
+    sum (cost + migration) * x[k,o] <= budget(P)      per project
+    U * sum_{p in S} y[p] <= sum_{o usable by S} cost(o) * x[k,o]
+                                                      per cloud, per set S of its pools: credit
+                                                      only pays for jobs it may pay for
+    (no cash allowed: U * sum_{p in cloud} y[p] >= spend in that cloud - rounding)
+    minimize  sum (cost + migration + hysteresis) * x - sum (1 - value(p)) * U * y[p]
+            + sum penalty(k) * (|k| - sum_o x[k,o])
 
-Determinism: with `num_workers=1` and a fixed `random_seed` CP-SAT's search is reproducible;
-with more workers we set `interleave_search`, which keeps it reproducible. The result is the
-same run to run whenever the search ends on optimality, on the gap limit, or on
-`deterministic_time_limit`; a wall-clock `time_limit_seconds` that binds can cut the search at
-different points on a loaded machine.
+value(p) < 1 is what a credit dollar is worth against cash (less for sooner-expiring pools),
+so credit that would otherwise expire is spent first. The set constraints are Hall's
+condition for splitting job costs over pools; exact for up to 4 pools per cloud, beyond that
+only single pools and the whole cloud are constrained. penalty(k) exceeds any option's cost
+and grows with priority, so a job is left out only when a constraint forces it. Money in the
+constraints is exact micro-dollars; the objective is scaled so the dearest option is ~10^6
+units (int64-safe at any size).
+
+Determinism: with `num_workers=1` (the default) and a fixed `random_seed` CP-SAT's search is
+reproducible. With more workers it is only reproducible with `interleave_workers=True`
+(CP-SAT's `interleave_search`), which is much slower. Either way the result is the same run to
+run when the search ends on optimality, on the gap limit or on `deterministic_time_limit`; a
+wall-clock `time_limit_seconds` that binds can cut the search at different points on a loaded
+machine (the plan is then still feasible, just possibly different).
 """
 
 from __future__ import annotations
@@ -33,7 +41,9 @@ from skyd.optimizer.greedy import greedy_picks
 from skyd.optimizer.plan import AssignmentPlan, AssignmentProblem
 from skyd.optimizer.prepared import Picks, PreparedProblem
 
-OBJECTIVE_UNITS_FOR_DEAREST_OPTION = 1_000_000
+CREDIT_UNITS_PER_DEAREST_OPTION = 10_000  # U = dearest option / this, in micro-dollars
+OBJECTIVE_UNITS_PER_CREDIT_UNIT = 100  # so credit values resolve to 1 %
+MAX_POOLS_FOR_EXACT_SPLIT = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +54,14 @@ class SolverLimits:
     # Stop once (objective - bound) is within this share of the greedy plan's spend.
     gap_limit: float = 0.005
     deterministic_time_limit: float | None = None
-    hint_greedy: bool = True
+    # Measured on the benchmark (1,000 jobs): CP-SAT's presolve and its "hint search" phase
+    # each cost seconds and gain nothing on this model, whose LP is already tight; without
+    # them it reaches < 1 % in well under a second. The greedy plan remains the fallback.
+    presolve: bool = False
+    hint_greedy: bool = False
+    # With several workers CP-SAT's portfolio races on wall time and is not reproducible;
+    # interleaving keeps it reproducible but, measured here, is many times slower.
+    interleave_workers: bool = False
 
     def __post_init__(self) -> None:
         if not self.time_limit_seconds > 0:
@@ -63,125 +80,179 @@ def solve_assignment(
 
     limits = limits or SolverLimits()
     prep = PreparedProblem(problem)
-    greedy = greedy_picks(prep)
-    if not prep.classes:
-        return prep.build_plan({}, "OPTIMAL", best_bound=0.0)
+    greedy, greedy_charges = greedy_picks(prep)
+    if not any(c.options for c in prep.classes):
+        return prep.build_plan({}, {}, "OPTIMAL", best_bound=prep.objective_micros({}, {}))
 
     model = cp_model.CpModel()
-    dearest = max(
-        (o.cost + o.objective_extra_micros for c in prep.classes for o in c.options), default=1
-    )
-    scale = max(1.0, dearest / OBJECTIVE_UNITS_FOR_DEAREST_OPTION)
-    variables: list[Any] = []
+    dearest = max(c.dearest_micros for c in prep.classes)
+    unit = max(1, dearest // CREDIT_UNITS_PER_DEAREST_OPTION)
+    per_unit = OBJECTIVE_UNITS_PER_CREDIT_UNIT
+
+    x_vars: list[Any] = []
+    x_index: list[tuple[int, int]] = []
+    upper: list[int] = []
     coefficients: list[int] = []
-    index: list[tuple[int, int, int]] = []  # (class, option, payer) per variable
-    quota_terms: list[list[tuple[Any, int]]] = [[] for _ in prep.quota_limits]
-    pool_terms: list[list[tuple[Any, int]]] = [[] for _ in prep.pool_balances]
-    budget_terms: dict[str, list[tuple[Any, int]]] = {p: [] for p in prep.budgets}
+    quota_terms: list[list[tuple[int, int]]] = [[] for _ in prep.quota_limits]
+    budget_terms: dict[str, list[tuple[int, int]]] = {p: [] for p in prep.budgets}
     offset = 0
     for k, job_class in enumerate(prep.classes):
-        penalty = math.ceil(prep.penalty_micros(job_class) / scale)
+        if not job_class.options:
+            continue
+        penalty = math.ceil(prep.penalty_micros(job_class) * per_unit / unit)
         offset += penalty * job_class.size
         project = job_class.template.project
-        class_vars = []
+        first = len(x_vars)
         for o, option in enumerate(job_class.options):
-            for payer in option.payers:
-                if job_class.size == 1:
-                    var = model.new_bool_var(f"x{k}_{o}_{payer}")
-                else:
-                    var = model.new_int_var(0, job_class.size, f"n{k}_{o}_{payer}")
-                class_vars.append(var)
-                variables.append(var)
-                index.append((k, o, payer))
-                coefficients.append(round(prep.effective_micros(option, payer) / scale) - penalty)
-                for q, need in option.quota_needs:
-                    quota_terms[q].append((var, need))
-                if payer >= 0:
-                    pool_terms[payer].append((var, option.cost))
-                if project in budget_terms:
-                    budget_terms[project].append((var, option.cost + option.migration_micros))
-        if not class_vars:
-            continue
+            i = len(x_vars)
+            if job_class.size == 1:
+                x_vars.append(model.new_bool_var(f"x{k}_{o}"))
+            else:
+                x_vars.append(model.new_int_var(0, job_class.size, f"x{k}_{o}"))
+            x_index.append((k, o))
+            upper.append(job_class.size)
+            extra = option.cost + option.objective_extra_micros
+            coefficients.append(round(extra * per_unit / unit) - penalty)
+            for q, need in option.quota_needs:
+                quota_terms[q].append((i, need))
+            if project in budget_terms:
+                budget_terms[project].append((i, option.cost + option.migration_micros))
+        members = x_vars[first:]
         if job_class.size == 1:
-            model.add_at_most_one(class_vars)
+            model.add_at_most_one(members)
         else:
-            model.add(sum(class_vars) <= job_class.size)
-    for terms, limit in (
-        *zip(quota_terms, prep.quota_limits, strict=True),
-        *zip(pool_terms, prep.pool_balances, strict=True),
-        *((budget_terms[p], prep.budgets[p]) for p in sorted(budget_terms)),
-    ):
-        if terms and sum(c * _upper(v) for v, c in terms) > limit:
+            model.add(sum(members) <= job_class.size)
+
+    def add_cap(terms: list[tuple[int, int]], limit: int) -> None:
+        # A cap that cannot bind even with every variable at its upper bound is left out.
+        if terms and sum(c * upper[i] for i, c in terms) > limit:
             model.add(
-                cp_model.LinearExpr.weighted_sum([v for v, _ in terms], [c for _, c in terms])
+                cp_model.LinearExpr.weighted_sum(
+                    [x_vars[i] for i, _ in terms], [c for _, c in terms]
+                )
                 <= limit
             )
-    model.minimize(cp_model.LinearExpr.weighted_sum(variables, coefficients) + offset)
 
-    position = {key: i for i, key in enumerate(index)}
+    for terms, limit in zip(quota_terms, prep.quota_limits, strict=True):
+        add_cap(terms, limit)
+    for project in sorted(budget_terms):
+        add_cap(budget_terms[project], prep.budgets[project])
+
+    y_vars: dict[int, Any] = {}
+    for cloud in sorted({prep.problem.pools[p].cloud for p in range(len(prep.pool_balances))}):
+        pools = prep.pools_of_cloud(cloud)
+        for p in pools:
+            y_vars[p] = model.new_int_var(0, prep.pool_balances[p] // unit, f"y{p}")
+        spend = [
+            (i, prep.classes[k].options[o])
+            for i, (k, o) in enumerate(x_index)
+            if prep.classes[k].options[o].option.offer.cloud == cloud
+        ]
+        for subset in _pool_sets(pools):
+            covered = [(i, option.cost) for i, option in spend if set(option.pools) & subset]
+            model.add(
+                unit * sum(y_vars[p] for p in sorted(subset))
+                <= cp_model.LinearExpr.weighted_sum(
+                    [x_vars[i] for i, _ in covered], [c for _, c in covered]
+                )
+            )
+        if not prep.settings.allow_cash and spend:
+            model.add(
+                unit * sum(y_vars[p] for p in pools)
+                >= cp_model.LinearExpr.weighted_sum(
+                    [x_vars[i] for i, _ in spend], [option.cost for _, option in spend]
+                )
+                - unit * len(pools)
+            )
+    pool_ids = sorted(y_vars)
+    model.minimize(
+        cp_model.LinearExpr.weighted_sum(x_vars, coefficients)
+        + cp_model.LinearExpr.weighted_sum(
+            [y_vars[p] for p in pool_ids],
+            [round((prep.pool_weights[p] - 1.0) * per_unit) for p in pool_ids],
+        )
+        + offset
+    )
+
     if limits.hint_greedy:
-        hinted = [0] * len(variables)
-        for k, o, payer in greedy.values():
-            hinted[position[(k, o, payer)]] += 1
-        for var, value in zip(variables, hinted, strict=True):
+        position = {key: i for i, key in enumerate(x_index)}
+        hinted = [0] * len(x_vars)
+        for key in greedy.values():
+            hinted[position[key]] += 1
+        for var, value in zip(x_vars, hinted, strict=True):
             model.add_hint(var, value)
+        charged = [0] * len(prep.pool_balances)
+        for paid in greedy_charges.values():
+            for p, amount in paid:
+                charged[p] += amount
+        for p in pool_ids:
+            model.add_hint(y_vars[p], charged[p] // unit)
 
     solver = cp_model.CpSolver()
     params = solver.parameters
     params.max_time_in_seconds = limits.time_limit_seconds
     params.num_workers = limits.num_workers
     params.random_seed = limits.random_seed
-    if limits.num_workers > 1:
+    if limits.num_workers > 1 and limits.interleave_workers:
         params.interleave_search = True
     if limits.deterministic_time_limit is not None:
         params.max_deterministic_time = limits.deterministic_time_limit
-    greedy_spend = sum(
-        prep.effective_micros(prep.classes[k].options[o], payer) for k, o, payer in greedy.values()
-    )
-    params.absolute_gap_limit = max(1.0, limits.gap_limit * greedy_spend / scale)
+    params.cp_model_presolve = limits.presolve
+    greedy_plan_spend = sum(prep.classes[k].options[o].cost for k, o in greedy.values())
+    params.absolute_gap_limit = max(1.0, limits.gap_limit * greedy_plan_spend * per_unit / unit)
     status = solver.solve(model)
     size = {
         "jobs": len(prep.jobs),
         "classes": len(prep.classes),
-        "variables": len(variables),
+        "variables": len(x_vars) + len(y_vars),
         "constraints": len(model.proto.constraints),
     }
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return prep.build_plan(
             greedy,
+            greedy_charges,
             "GREEDY_FALLBACK",
             solve_seconds=solver.wall_time,
             model_size=size,
             solver_stopped_early=True,
         )
-    picks = _picks(prep, index, [solver.value(v) for v in variables])
+    picks = _picks(prep, x_index, [solver.value(v) for v in x_vars])
+    caps = [0] * len(prep.pool_balances)
+    for p, var in y_vars.items():
+        caps[p] = solver.value(var) * unit
     optimal = status == cp_model.OPTIMAL
+    to_micros = unit / per_unit
     return prep.build_plan(
         picks,
+        prep.charge_credit(picks, caps),
         "OPTIMAL" if optimal else "FEASIBLE",
-        objective=solver.objective_value * scale,
-        best_bound=solver.best_objective_bound * scale,
+        objective=solver.objective_value * to_micros,
+        best_bound=solver.best_objective_bound * to_micros,
         solve_seconds=solver.wall_time,
         model_size=size,
         solver_stopped_early=not optimal,
     )
 
 
-def _upper(var: Any) -> int:
-    domain = var.proto.domain
-    return int(domain[-1])
+def _pool_sets(pools: list[int]) -> list[frozenset[int]]:
+    if len(pools) <= MAX_POOLS_FOR_EXACT_SPLIT:
+        return [
+            frozenset(p for bit, p in enumerate(pools) if mask >> bit & 1)
+            for mask in range(1, 1 << len(pools))
+        ]
+    return [frozenset([p]) for p in pools] + [frozenset(pools)]
 
 
-def _picks(prep: PreparedProblem, index: list[tuple[int, int, int]], values: list[int]) -> Picks:
+def _picks(prep: PreparedProblem, index: list[tuple[int, int]], values: list[int]) -> Picks:
     """Hand out each class's counts to its jobs: lowest job id gets the cheapest option."""
-    counts: dict[int, list[tuple[int, int, int]]] = {}
-    for (k, o, payer), value in zip(index, values, strict=True):
+    counts: dict[int, list[tuple[int, int]]] = {}
+    for (k, o), value in zip(index, values, strict=True):
         if value > 0:
-            counts.setdefault(k, []).append((o, payer, value))
+            counts.setdefault(k, []).append((o, value))
     picks: Picks = {}
     for k, entries in counts.items():
         job_ids = iter(prep.classes[k].job_ids)
-        for o, payer, value in sorted(entries):
+        for o, value in sorted(entries):
             for _ in range(value):
-                picks[next(job_ids)] = (k, o, payer)
+                picks[next(job_ids)] = (k, o)
     return picks

@@ -11,15 +11,17 @@ def dollars(micros: int) -> str:
 
 def describe_filter(f: OfferFilter) -> str:
     """One phrase naming every constraint of a request, e.g. "16×H100 in country DE, spot only"."""
-    parts: list[str] = []
-    if f.accelerators:
-        parts.append(" or ".join(f"{count}×{name}" for name, count in f.accelerators))
-    else:
-        parts.append("any instance")
-    if f.cpus is not None:
-        parts.append(f"cpus {f.cpus}")
+    text = (
+        " or ".join(f"{count}×{name}" for name, count in f.accelerators)
+        if f.accelerators
+        else "any instance"
+    )
+    sizes = [f"cpus {f.cpus}" if f.cpus is not None else "", ""]
     if f.memory_gib is not None:
-        parts.append(f"memory {f.memory_gib} GiB")
+        sizes[1] = f"memory {f.memory_gib} GiB"
+    for size in sizes:
+        if size:
+            text += f", {size}"
     pins = [
         f"{label} {value}"
         for label, value in (
@@ -31,17 +33,16 @@ def describe_filter(f: OfferFilter) -> str:
         if value
     ]
     if pins:
-        parts.append("on " + ", ".join(pins))
+        text += " on " + ", ".join(pins)
     if f.countries:
         noun = "country" if len(f.countries) == 1 else "countries"
-        parts.append(f"in {noun} {', '.join(f.countries)}")
+        text += f" in {noun} {', '.join(f.countries)}"
     if f.spot is True:
-        parts.append("spot only")
+        text += ", spot only"
     elif f.spot is False:
-        parts.append("on-demand only")
+        text += ", on-demand only"
     if f.max_hourly_price_micros is not None:
-        parts.append(f"at most {dollars(f.max_hourly_price_micros)}/h")
+        text += f", at most {dollars(f.max_hourly_price_micros)}/h"
     if f.blocked:
-        parts.append(f"{len(f.blocked)} blocked scope(s)")
-    head, *rest = parts
-    return head if not rest else f"{head} " + ", ".join(rest)
+        text += f", {len(f.blocked)} blocked scope(s)"
+    return text

@@ -1,64 +1,49 @@
 """Greedy cheapest-first assignment: the baseline the CP-SAT plan is measured against.
 
 Jobs go one at a time (running jobs first, then by priority, then by id), each to its cheapest
-option that still fits every quota and budget, paid by the soonest-expiring pool with enough
-balance, else cash. It is also the CP-SAT search's first hint and its fallback.
+option that still fits every quota and budget; its cost is charged to the pools of that cloud,
+soonest-expiring first, and the rest paid in cash (when cash is not allowed, an option is only
+taken if credit covers it). It is also the CP-SAT search's first hint and its fallback.
 """
 
 from __future__ import annotations
 
 from skyd.optimizer.plan import AssignmentPlan, AssignmentProblem
-from skyd.optimizer.prepared import CASH, Picks, PreparedProblem
+from skyd.optimizer.prepared import Charges, Picks, PreparedProblem
 
 
 def greedy_assignment(problem: AssignmentProblem) -> AssignmentPlan:
     prep = PreparedProblem(problem)
-    return prep.build_plan(greedy_picks(prep), "GREEDY")
+    picks, charges = greedy_picks(prep)
+    return prep.build_plan(picks, charges, "GREEDY")
 
 
-def greedy_picks(prep: PreparedProblem) -> Picks:
-    usage = prep.usage_of({})
+def greedy_picks(prep: PreparedProblem) -> tuple[Picks, Charges]:
+    usage = prep.empty_usage()
     picks: Picks = {}
-    pools = prep.problem.pools
+    charges: Charges = {}
+    allow_cash = prep.settings.allow_cash
     queue = sorted(
-        (
-            (not job_class.running, -job_class.template.priority, job_id, k)
-            for k, job_class in enumerate(prep.classes)
-            for job_id in job_class.job_ids
-        )
+        (not job_class.running, -job_class.template.priority, job_id, k)
+        for k, job_class in enumerate(prep.classes)
+        for job_id in job_class.job_ids
     )
     for _, _, job_id, k in queue:
         job_class = prep.classes[k]
         project = job_class.template.project
+        options = job_class.options
+        # Options are already in (cost, hours, place) order; migration costs may reorder them.
         order = sorted(
-            range(len(job_class.options)),
-            key=lambda o: (
-                job_class.options[o].cost + job_class.options[o].migration_micros,
-                job_class.options[o].option.key,
-            ),
+            range(len(options)), key=lambda o: options[o].cost + options[o].migration_micros
         )
         for o in order:
-            option = job_class.options[o]
+            option = options[o]
             if not usage.fits(prep, project, option):
                 continue
-            payer = next(
-                (
-                    p
-                    for p in sorted(
-                        (p for p in option.payers if p != CASH),
-                        key=lambda p: (_expiry_key(pools[p].expires_in_hours), pools[p].pool_id),
-                    )
-                    if usage.pool_has_room(prep, p, option.cost)
-                ),
-                CASH if CASH in option.payers else None,
-            )
-            if payer is None:
+            if not allow_cash and usage.credit_left(prep, option) < option.cost:
                 continue
-            usage.take(project, option, payer)
-            picks[job_id] = (k, o, payer)
+            usage.take(project, option)
+            picks[job_id] = (k, o)
+            charges[job_id] = usage.charge(option, prep.pool_balances)
             break
-    return picks
-
-
-def _expiry_key(hours: float | None) -> float:
-    return float("inf") if hours is None else hours
+    return picks, charges

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Literal
 
 from skyd.model import Candidate, Offer, Placement
+from skyd.optimizer.describe import dollars
 from skyd.optimizer.single import PlacementDecision
 
 QuotaResource = Literal["gpus", "vcpus", "instances"]
@@ -31,18 +33,57 @@ class AssignmentOption:
         return self.candidate.offer
 
 
-def options_from_decision(decision: PlacementDecision) -> tuple[AssignmentOption, ...]:
-    """The feasible candidates of a single-job decision, as assignment options.
+def options_from_decision(
+    decision: PlacementDecision,
+    per_group: int = 2,
+    max_options: int = 48,
+    keep_key: str | None = None,
+) -> tuple[AssignmentOption, ...]:
+    """The feasible candidates of a single-job decision, as assignment options, pre-pruned.
 
     For an `ordered` request only the winning alternative's candidates are kept (the plan must
-    not skip the user's first choice); for `any_of` every feasible candidate is.
+    not skip the user's first choice); for `any_of` every feasible candidate is. Keeps the
+    cheapest `per_group` per (cloud, region, market, accelerator) and `max_options` in all
+    (plus `keep_key`, a running job's current placement): compute this once per job, when it
+    is placed or its market changes, not on every global re-optimization.
     """
     views = decision.feasible
     if decision.alternative is not None and decision.ordered:
         views = [v for v in views if v.alternative == decision.alternative]
-    return tuple(
+    options = [
         AssignmentOption(v.candidate, v.expected_cost_micros, v.expected_hours) for v in views
-    )
+    ]
+    return tuple(prune_options(options, per_group, max_options, keep_key))
+
+
+def prune_options(
+    options: Sequence[AssignmentOption],
+    per_group: int,
+    max_options: int,
+    keep_key: str | None = None,
+) -> list[AssignmentOption]:
+    """The cheapest `per_group` options per (cloud, region, market, accelerator), at most
+    `max_options` in all (cheapest groups first); `keep_key` (the current placement) stays."""
+    ranked = sorted(options, key=_option_order)
+    seen: dict[tuple[str, str, bool, str], int] = {}
+    chosen: list[AssignmentOption] = []
+    for option in ranked:
+        offer = option.candidate.offer
+        group = (offer.cloud, offer.region, option.candidate.spot, offer.accelerator_name)
+        taken = seen.get(group, 0)
+        if taken < per_group:
+            seen[group] = taken + 1
+            chosen.append(option)
+            if len(chosen) == max_options:
+                break
+    if keep_key is not None and all(o.key != keep_key for o in chosen):
+        current = [o for o in options if o.key == keep_key]
+        chosen = sorted(chosen + current[:1], key=_option_order)
+    return chosen
+
+
+# Cost, then hours; equal options keep their input order (the catalog's deterministic order).
+_option_order = attrgetter("expected_cost_micros", "expected_hours")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +199,7 @@ class AssignmentSettings:
     allow_cash: bool = True
     migration_hysteresis: float = 0.05  # a move must also save this share of the current cost
     options_per_group: int = 1  # kept per (cloud, region, market, accelerator) group
-    max_options_per_job: int = 32
+    max_options_per_job: int = 16
     priority_doubling: float = 10.0  # +10 priority doubles the cost of leaving a job unplaced
     aggregate_identical_jobs: bool = True
 
@@ -204,22 +245,39 @@ class AssignmentProblem:
 
 @dataclass(frozen=True, slots=True)
 class JobAssignment:
+    """Where one job goes and who pays: credit pools first (soonest-expiring), rest in cash."""
+
     job_id: int
     option: AssignmentOption
-    pool_id: str | None  # None: paid in cash
+    credit_micros: tuple[tuple[str, int], ...] = ()  # (pool id, amount) of its expected cost
     migrate: bool = False
     charged_micros: int = 0  # expected cost plus the migration cost when moving
 
     @property
+    def cash_micros(self) -> int:
+        return self.charged_micros - sum(amount for _, amount in self.credit_micros)
+
+    @property
+    def pool_id(self) -> str | None:
+        """The pool paying the largest share, or None when it is all cash."""
+        if not self.credit_micros:
+            return None
+        return max(self.credit_micros, key=lambda item: (item[1], item[0]))[0]
+
+    @property
     def placement(self) -> Placement:
-        payer = f"pool {self.pool_id}" if self.pool_id else "cash"
+        payers = [f"pool {pool} {dollars(amount)}" for pool, amount in self.credit_micros]
+        if self.cash_micros > 0 or not payers:
+            payers.append(f"cash {dollars(self.cash_micros)}")
         return Placement(
             offer=self.option.offer,
             spot=self.option.candidate.spot,
             hourly_price_micros=self.option.candidate.hourly_price_micros,
             expected_cost_micros=self.option.expected_cost_micros,
             expected_hours=self.option.expected_hours,
-            reason=f"global plan, paid by {payer}" + (", migrating" if self.migrate else ""),
+            reason="global plan, paid by "
+            + ", ".join(payers)
+            + (", migrating" if self.migrate else ""),
         )
 
 
@@ -260,7 +318,7 @@ class AssignmentPlan:
     gap: float | None
     expected_cost_micros: int  # everything placed, at list value (incl. migration costs)
     cash_micros: int
-    credit_micros: dict[str, int]  # per pool
+    credit_micros: dict[str, int]  # charged per pool
     effective_cost_micros: int  # cash + credit at its configured value
     solve_seconds: float = 0.0
     model_size: dict[str, int] = field(default_factory=dict)

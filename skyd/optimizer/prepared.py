@@ -1,16 +1,21 @@
-"""The assignment problem made small and indexed: pruned options, job classes, payers, weights.
+"""The assignment problem made small and indexed: pruned options, job classes, pools, weights.
 
 Both the CP-SAT solver and the greedy baseline work on the same PreparedProblem, so their
 plans are comparable on the same instance.
+
+Money model: a job's expected cost may be split across credit pools of its cloud (as the
+ledger does when a pool runs dry mid-job); whatever no pool covers is paid in cash. A credit
+dollar counts as `value(pool)` (< 1) of a cash dollar in the objective.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from skyd.model import Candidate
 from skyd.optimizer.describe import dollars
 from skyd.optimizer.plan import (
     AssignmentJob,
@@ -19,24 +24,28 @@ from skyd.optimizer.plan import (
     AssignmentProblem,
     Blocker,
     BlockerKind,
+    CreditPool,
     JobAssignment,
     PlanStatus,
+    Quota,
     UnplacedJob,
+    prune_options,
 )
-
-CASH = -1  # payer index meaning "paid in cash" (pools are 0..n-1)
 
 # Running jobs are worth this many times the highest pending priority: the plan keeps them
 # unless nothing else is possible.
 RUNNING_WEIGHT_FACTOR = 4.0
 
+Picks = dict[int, tuple[int, int]]  # job id -> (class index, option index)
+Charges = dict[int, list[tuple[int, int]]]  # job id -> [(pool index, micros)]
 
-@dataclass(frozen=True, slots=True)
-class PreparedOption:
+
+@dataclass(slots=True)
+class PreparedOption:  # not frozen: tens of thousands are built per solve
     option: AssignmentOption
     migration_micros: int  # real cost of moving there (0 for the current placement)
     objective_extra_micros: int  # migration cost plus hysteresis margin, objective only
-    payers: tuple[int, ...]  # pool indices that may pay, then CASH if allowed
+    pools: tuple[int, ...]  # pools that may pay for it, in spending order
     quota_needs: tuple[tuple[int, int], ...]  # (quota index, amount)
 
     @property
@@ -51,12 +60,16 @@ class JobClass:
     job_ids: tuple[int, ...]
     template: AssignmentJob
     options: tuple[PreparedOption, ...]
-    weight: float  # relative cost of leaving one of these jobs unplaced
+    weight: float  # priority weight of leaving one of these jobs unplaced
     running: bool
 
     @property
     def size(self) -> int:
         return len(self.job_ids)
+
+    @property
+    def dearest_micros(self) -> int:
+        return max((o.cost + o.objective_extra_micros for o in self.options), default=0) + 1
 
 
 @dataclass(slots=True)
@@ -64,7 +77,7 @@ class Usage:
     """What a (partial) plan consumes of every quota, pool and project budget."""
 
     quota_used: list[int]
-    pool_spent: list[int]
+    pool_charged: list[int]
     project_spent: Counter[str] = field(default_factory=Counter)
 
     def fits(self, prep: PreparedProblem, project: str, option: PreparedOption) -> bool:
@@ -75,80 +88,113 @@ class Usage:
         charge = option.cost + option.migration_micros
         return budget is None or self.project_spent[project] + charge <= budget
 
-    def pool_has_room(self, prep: PreparedProblem, pool: int, amount: int) -> bool:
-        return self.pool_spent[pool] + amount <= prep.pool_balances[pool]
+    def credit_left(self, prep: PreparedProblem, option: PreparedOption) -> int:
+        return sum(prep.pool_balances[p] - self.pool_charged[p] for p in option.pools)
 
-    def take(self, project: str, option: PreparedOption, payer: int) -> None:
+    def take(self, project: str, option: PreparedOption) -> None:
         for quota, need in option.quota_needs:
             self.quota_used[quota] += need
-        if payer != CASH:
-            self.pool_spent[payer] += option.cost
         self.project_spent[project] += option.cost + option.migration_micros
 
-
-# (class index, option index, payer) per job id
-Picks = dict[int, tuple[int, int, int]]
+    def charge(self, option: PreparedOption, caps: Sequence[int]) -> list[tuple[int, int]]:
+        """Charge the option's cost to its pools in spending order, up to `caps`."""
+        due = option.cost
+        paid = []
+        for pool in option.pools:
+            if due == 0:
+                break
+            amount = min(due, caps[pool] - self.pool_charged[pool])
+            if amount > 0:
+                self.pool_charged[pool] += amount
+                paid.append((pool, amount))
+                due -= amount
+        return paid
 
 
 class PreparedProblem:
     def __init__(self, problem: AssignmentProblem) -> None:
         self.problem = problem
-        settings = problem.settings
+        self.settings = problem.settings
         self.quota_limits = [max(0, q.limit) for q in problem.quotas]
         self.pool_balances = [max(0, p.balance_micros) for p in problem.pools]
         self.budgets = {b.project: max(0, b.remaining_micros) for b in problem.budgets}
         self.pool_weights = _pool_weights(problem)
         self.jobs = {job.job_id: job for job in problem.jobs}
-        self.classes = self._classes()
-        weights = [c.weight for c in self.classes] or [1.0]
-        biggest = max(
-            (o.cost + o.objective_extra_micros for c in self.classes for o in c.options),
-            default=1,
+        self._quotas_by_cloud: dict[str, list[tuple[int, Quota]]] = {}
+        for i, quota in enumerate(problem.quotas):
+            self._quotas_by_cloud.setdefault(quota.cloud, []).append((i, quota))
+        # Spending order: sooner expiry first; a region-scoped pool before a cloud-wide one
+        # with the same expiry, since fewer jobs can use it.
+        spending = sorted(
+            range(len(problem.pools)),
+            key=lambda i: (
+                _expiry(problem.pools[i].expires_in_hours),
+                problem.pools[i].region is None,
+                problem.pools[i].pool_id,
+            ),
         )
-        # Leaving any job out must cost more than its dearest option, whatever its priority.
-        self.penalty_unit_micros = 2.0 * (biggest + 1) / min(weights)
-        self.settings = settings
+        self._pools_by_cloud: dict[str, list[tuple[int, CreditPool]]] = {}
+        for i in spending:
+            pool = problem.pools[i]
+            if self.pool_balances[i] > 0:
+                self._pools_by_cloud.setdefault(pool.cloud, []).append((i, pool))
+        self._needs_memo: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
+        self.classes = self._classes()
+        weights = [c.weight for c in self.classes if c.options] or [1.0]
+        # Leaving a job out costs (2 / lightest weight) x its priority weight x its dearest
+        # option: always more than placing it anywhere, and more for bigger or higher jobs.
+        # Tying the penalty to the job's own cost keeps the LP bound close: a fractionally
+        # placed job is worth about what it costs, not an arbitrary big-M.
+        self.penalty_factor = 2.0 / min(weights)
 
     def penalty_micros(self, job_class: JobClass) -> float:
-        return self.penalty_unit_micros * job_class.weight
+        return self.penalty_factor * job_class.weight * job_class.dearest_micros
 
-    def payer_weight(self, payer: int) -> float:
-        return 1.0 if payer == CASH else self.pool_weights[payer]
+    def pools_of_cloud(self, cloud: str) -> list[int]:
+        return [i for i, _ in self._pools_by_cloud.get(cloud, ())]
 
-    def effective_micros(self, option: PreparedOption, payer: int) -> float:
-        return option.cost * self.payer_weight(payer) + option.objective_extra_micros
+    # -- building classes --------------------------------------------------------------
 
     def _classes(self) -> list[JobClass]:
         problem = self.problem
-        settings = problem.settings
         pending_weights = [self._priority_weight(j.priority) for j in problem.jobs] or [1.0]
         running_weight = max(pending_weights) * RUNNING_WEIGHT_FACTOR
-        groups: dict[object, list[AssignmentJob]] = {}
-        order: list[object] = []
+        groups: dict[object, tuple[list[int], AssignmentJob]] = {}
+        # Equal candidates get one small token. Jobs built from one catalog answer share the
+        # candidate objects, so each object is hashed (10 offer fields) only once.
+        tokens: dict[Candidate, int] = {}
+        by_identity: dict[int, int] = {}
+
+        def token(candidate: Candidate) -> int:
+            found = by_identity.get(id(candidate))
+            if found is None:
+                found = by_identity[id(candidate)] = tokens.setdefault(candidate, len(tokens))
+            return found
+
         for job in sorted(problem.jobs, key=lambda j: j.job_id):
-            options = self._prepare_options(job)
             key: object
-            if job.running_on is None and settings.aggregate_identical_jobs:
+            if job.running_on is None and self.settings.aggregate_identical_jobs:
                 key = (
                     job.project,
                     job.priority,
                     job.num_nodes,
-                    tuple((o.option.key, o.cost, o.option.expected_hours) for o in options),
+                    tuple(
+                        (token(o.candidate), o.expected_cost_micros, o.expected_hours)
+                        for o in job.options
+                    ),
                 )
             else:
                 key = ("job", job.job_id)
-            if key not in groups:
-                groups[key] = []
-                order.append(key)
-            groups[key].append(job)
+            if key in groups:
+                groups[key][0].append(job.job_id)
+            else:
+                groups[key] = ([job.job_id], job)
         classes = []
-        for key in order:
-            members = groups[key]
-            template = members[0]
+        for job_ids, template in groups.values():
             running = template.running_on is not None
             classes.append(
                 JobClass(
-                    job_ids=tuple(j.job_id for j in members),
+                    job_ids=tuple(job_ids),
                     template=template,
                     options=self._prepare_options(template),
                     weight=running_weight if running else self._priority_weight(template.priority),
@@ -158,15 +204,18 @@ class PreparedProblem:
         return classes
 
     def _priority_weight(self, priority: int) -> float:
-        return float(2.0 ** (priority / self.problem.settings.priority_doubling))
+        return float(2.0 ** (priority / self.settings.priority_doubling))
 
     def _prepare_options(self, job: AssignmentJob) -> tuple[PreparedOption, ...]:
-        problem = self.problem
-        settings = problem.settings
+        settings = self.settings
         kept = prune_options(
             job.options, settings.options_per_group, settings.max_options_per_job, job.running_on
         )
-        current = next((o for o in job.options if o.key == job.running_on), None)
+        current = (
+            next((o for o in job.options if o.key == job.running_on), None)
+            if job.running_on is not None
+            else None
+        )
         margin = (
             round(settings.migration_hysteresis * current.expected_cost_micros) if current else 0
         )
@@ -174,52 +223,85 @@ class PreparedProblem:
         for option in kept:
             moving = job.running_on is not None and option.key != job.running_on
             migration = job.migration_cost_micros if moving else 0
-            payers = tuple(
+            pools = tuple(
                 i
-                for i, pool in enumerate(problem.pools)
-                if pool.covers(option) and self.pool_balances[i] > 0
+                for i, pool in self._pools_by_cloud.get(option.candidate.offer.cloud, ())
+                if pool.covers(option)
             )
-            if settings.allow_cash:
-                payers += (CASH,)
-            if not payers:
+            if not pools and not settings.allow_cash:
                 continue
-            needs = tuple(
-                (i, quota.need(option.offer, job.num_nodes))
-                for i, quota in enumerate(problem.quotas)
-                if quota.applies_to(option.candidate)
-            )
             prepared.append(
                 PreparedOption(
                     option=option,
                     migration_micros=migration,
                     objective_extra_micros=migration + (margin if moving else 0),
-                    payers=payers,
-                    quota_needs=tuple(n for n in needs if n[1] > 0),
+                    pools=pools,
+                    quota_needs=self._quota_needs(option, job.num_nodes),
                 )
             )
         return tuple(prepared)
 
-    # -- turning picks into a plan ------------------------------------------------------
+    def _quota_needs(self, option: AssignmentOption, num_nodes: int) -> tuple[tuple[int, int], ...]:
+        candidate = option.candidate
+        memo_key = (id(candidate), num_nodes)
+        needs = self._needs_memo.get(memo_key)
+        if needs is None:
+            offer = candidate.offer
+            needs = tuple(
+                (i, amount)
+                for i, quota in self._quotas_by_cloud.get(offer.cloud, ())
+                if quota.applies_to(candidate) and (amount := quota.need(offer, num_nodes)) > 0
+            )
+            self._needs_memo[memo_key] = needs
+        return needs
 
-    def usage_of(self, picks: Picks) -> Usage:
-        usage = Usage([0] * len(self.quota_limits), [0] * len(self.pool_balances))
-        for job_id, (k, o, payer) in picks.items():
-            usage.take(self.jobs[job_id].project, self.classes[k].options[o], payer)
-        return usage
+    # -- money -------------------------------------------------------------------------
 
-    def objective_micros(self, picks: Picks) -> float:
+    def empty_usage(self) -> Usage:
+        return Usage([0] * len(self.quota_limits), [0] * len(self.pool_balances))
+
+    def charge_credit(self, picks: Picks, caps: Sequence[int]) -> Charges:
+        """Spread credit over placed jobs, at most `caps` per pool: jobs with the fewest
+        usable pools first, so a region-scoped pool goes to the jobs that need it."""
+        usage = self.empty_usage()
+        order = sorted(
+            picks, key=lambda j: (len(self.classes[picks[j][0]].options[picks[j][1]].pools), j)
+        )
+        return {
+            job_id: usage.charge(self.classes[picks[job_id][0]].options[picks[job_id][1]], caps)
+            for job_id in order
+        }
+
+    def objective_micros(self, picks: Picks, charges: Charges) -> float:
         placed = sum(
-            self.effective_micros(self.classes[k].options[o], payer)
-            for k, o, payer in picks.values()
+            self.classes[k].options[o].cost + self.classes[k].options[o].objective_extra_micros
+            for k, o in picks.values()
+        )
+        saved = sum(
+            (1.0 - self.pool_weights[pool]) * amount
+            for paid in charges.values()
+            for pool, amount in paid
         )
         unplaced = sum(
             self.penalty_micros(c) for c in self.classes for j in c.job_ids if j not in picks
         )
-        return placed + unplaced
+        return placed - saved + unplaced
+
+    # -- turning picks into a plan ------------------------------------------------------
+
+    def usage_of(self, picks: Picks, charges: Charges) -> Usage:
+        usage = self.empty_usage()
+        for job_id, (k, o) in picks.items():
+            usage.take(self.jobs[job_id].project, self.classes[k].options[o])
+        for paid in charges.values():
+            for pool, amount in paid:
+                usage.pool_charged[pool] += amount
+        return usage
 
     def build_plan(
         self,
         picks: Picks,
+        charges: Charges,
         status: PlanStatus,
         *,
         objective: float | None = None,
@@ -228,52 +310,46 @@ class PreparedProblem:
         model_size: dict[str, int] | None = None,
         solver_stopped_early: bool = False,
     ) -> AssignmentPlan:
+        pools = self.problem.pools
         assignments: dict[int, JobAssignment] = {}
-        cash = 0
-        credit = {pool.pool_id: 0 for pool in self.problem.pools}
+        credit = {pool.pool_id: 0 for pool in pools}
         expected = 0
-        effective = 0.0
+        credit_total = 0
+        saved = 0.0
         for job_id in sorted(picks):
-            k, o, payer = picks[job_id]
+            k, o = picks[job_id]
             job_class = self.classes[k]
             option = job_class.options[o]
+            paid = charges.get(job_id, [])
             charged = option.cost + option.migration_micros
-            pool_id = None if payer == CASH else self.problem.pools[payer].pool_id
             assignments[job_id] = JobAssignment(
                 job_id=job_id,
                 option=option.option,
-                pool_id=pool_id,
-                migrate=option.migration_micros > 0
-                or (job_class.running and option.option.key != job_class.template.running_on),
+                credit_micros=tuple((pools[p].pool_id, amount) for p, amount in paid),
+                migrate=job_class.running and option.option.key != job_class.template.running_on,
                 charged_micros=charged,
             )
             expected += charged
-            if pool_id is None:
-                cash += charged
-                effective += charged
-            else:
-                credit[pool_id] += option.cost
-                cash += option.migration_micros
-                effective += option.cost * self.pool_weights[payer] + option.migration_micros
-        usage = self.usage_of(picks)
-        unplaced = {
-            job_id: self.explain_unplaced(job_id, k, usage, solver_stopped_early)
-            for k, c in enumerate(self.classes)
-            for job_id in c.job_ids
-            if job_id not in picks
-        }
-        objective = self.objective_micros(picks) if objective is None else objective
+            for p, amount in paid:
+                credit[pools[p].pool_id] += amount
+                credit_total += amount
+                saved += (1.0 - self.pool_weights[p]) * amount
+        usage = self.usage_of(picks, charges)
+        unplaced: dict[int, UnplacedJob] = {}
+        for k, job_class in enumerate(self.classes):
+            left_out = [j for j in job_class.job_ids if j not in picks]
+            if left_out:
+                # The jobs of one class are interchangeable: one explanation serves them all.
+                why = self.explain_unplaced(left_out[0], k, usage, solver_stopped_early)
+                for job_id in left_out:
+                    unplaced[job_id] = UnplacedJob(job_id, why.reason, why.blockers)
+        if objective is None:
+            objective = self.objective_micros(picks, charges)
         gap = None
         if best_bound is not None:
-            # Relative to what the plan spends, not to the whole objective: the penalties of
-            # jobs that cannot be placed would otherwise make any gap look negligible.
-            spend = max(
-                sum(
-                    self.effective_micros(self.classes[k].options[o], payer)
-                    for k, o, payer in picks.values()
-                ),
-                1.0,
-            )
+            # Relative to what the plan spends (valued), not to the whole objective: the
+            # penalties of jobs that cannot be placed would make any gap look negligible.
+            spend = max(expected - saved, 1.0)
             gap = max(0.0, objective - best_bound) / spend
         return AssignmentPlan(
             status=status,
@@ -283,12 +359,14 @@ class PreparedProblem:
             best_bound=best_bound,
             gap=gap,
             expected_cost_micros=expected,
-            cash_micros=cash,
+            cash_micros=expected - credit_total,
             credit_micros=credit,
-            effective_cost_micros=round(effective),
+            effective_cost_micros=round(expected - saved),
             solve_seconds=solve_seconds,
             model_size=model_size or {},
         )
+
+    # -- why a job is not in the plan ----------------------------------------------------
 
     def explain_unplaced(
         self, job_id: int, k: int, usage: Usage, solver_stopped_early: bool
@@ -349,60 +427,26 @@ class PreparedProblem:
                 f"budget of project {job.project!r} has {dollars(left)} left, "
                 f"needs {dollars(charge)}",
             )
-        if CASH not in option.payers and not any(
-            usage.pool_has_room(self, p, option.cost) for p in option.payers
-        ):
+        if not self.settings.allow_cash and usage.credit_left(self, option) < option.cost:
             blocked = True
-            ids = ",".join(self.problem.pools[p].pool_id for p in option.payers)
+            ids = ",".join(self.problem.pools[p].pool_id for p in option.pools)
             yield (
                 "credit",
                 ids,
-                f"credit pool(s) {ids} exhausted (needs {dollars(option.cost)}) "
-                "and cash is not allowed",
+                f"credit pool(s) {ids} have {dollars(usage.credit_left(self, option))} left, "
+                f"needs {dollars(option.cost)}, and cash is not allowed",
             )
         if not blocked:
             why = (
                 "the solver stopped at its time limit before placing it"
                 if solver_stopped_early
-                else "placing it elsewhere would displace higher-value jobs"
+                else "placing it would displace jobs worth more"
             )
             yield ("time_limit", "", why)
 
 
-def prune_options(
-    options: Iterable[AssignmentOption],
-    per_group: int,
-    max_options: int,
-    keep_key: str | None = None,
-) -> list[AssignmentOption]:
-    """The cheapest `per_group` options per (cloud, region, market, accelerator), at most
-    `max_options` in all (cheapest groups first); `keep_key` (the current placement) stays."""
-    groups: dict[tuple[str, str, bool, str], list[AssignmentOption]] = {}
-    kept_current: AssignmentOption | None = None
-    for option in options:
-        if option.key == keep_key:
-            kept_current = option
-        offer = option.offer
-        groups.setdefault(
-            (offer.cloud, offer.region, option.candidate.spot, offer.accelerator_name), []
-        ).append(option)
-    chosen: list[AssignmentOption] = []
-    for members in groups.values():
-        members.sort(key=_option_order)
-        chosen.extend(members[:per_group])
-    chosen.sort(key=_option_order)
-    chosen = chosen[:max_options]
-    if kept_current is not None and kept_current not in chosen:
-        chosen.append(kept_current)
-        chosen.sort(key=_option_order)
-    return chosen
-
-
-def _option_order(option: AssignmentOption) -> tuple[int, float, str]:
-    return (option.expected_cost_micros, option.expected_hours, option.key)
-
-
 def _pool_weights(problem: AssignmentProblem) -> list[float]:
+    """Value of a credit dollar per pool: linear in expiry rank, soonest = lowest."""
     settings = problem.settings
     expiries = sorted({_expiry(p.expires_in_hours) for p in problem.pools})
     span = max(len(expiries) - 1, 1)
