@@ -34,6 +34,7 @@ from skyd.optimizer import (
 )
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome
 from skyd.spec import TaskSpec
+from skyd.spec.task import RecoveryStrategy
 from skyd.store import Store
 from skyd.store import jobs as job_store
 from skyd.store.records import JobRecord
@@ -139,6 +140,8 @@ class Planner:
         feasible: dict[int, dict[str, int]] = {}  # job → option key → expected cost now
         for job in inputs.jobs:
             spec = TaskSpec.from_json(job.spec_json)
+            if policy_driven(spec, job):
+                continue  # the spot policy decides when and where these run
             outcome = self._decide(spec, job.deadline, inputs.context)
             keep = job.placement.get("key") if job.placement else None
             options = options_from_decision(outcome.decision, keep_key=keep)
@@ -214,6 +217,15 @@ class Planner:
                 data={"blockers": [b.kind for b in unplaced.blockers]},
             )
             self.bus.publish(event)
+
+
+def policy_driven(spec: TaskSpec, job: JobRecord) -> bool:
+    """Jobs whose spot/on-demand timing the deadline policy owns (not the global plan)."""
+    return (
+        spec.recovery_strategy == RecoveryStrategy.DEADLINE
+        and job.deadline is not None
+        and spec.estimated_hours() is not None
+    )
 
 
 def _planned_placement(assignment: Any, plan: AssignmentPlan) -> dict[str, Any]:

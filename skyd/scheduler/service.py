@@ -322,11 +322,13 @@ class JobScheduler:
 
     async def _start_attempt(self, job: JobRecord) -> None:
         spec = TaskSpec.from_json(job.spec_json)
-        if self.planner is not None and job.id in self.planner.unplaced_reason:
-            self._note_waiting(job, f"waiting: {self.planner.unplaced_reason[job.id]}")
-            return
-        planned = self._planned_choice(job)
-        deadline_choice = self._deadline_choice(job, spec) if planned is None else None
+        deadline_choice = self._deadline_choice(job, spec)
+        planned = None
+        if deadline_choice is None:
+            if self.planner is not None and job.id in self.planner.unplaced_reason:
+                self._note_waiting(job, f"waiting: {self.planner.unplaced_reason[job.id]}")
+                return
+            planned = self._planned_choice(job)
         if isinstance(deadline_choice, str):
             self._note_waiting(job, f"waiting: {deadline_choice}")
             return
