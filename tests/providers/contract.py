@@ -29,7 +29,11 @@ class Fault(enum.Enum):
 
 
 class ContractHarness(Protocol):
-    """What a provider's test module hands the contract: the adapter and its fake's knobs."""
+    """What a provider's test module hands the contract: the adapter and its fake's knobs.
+
+    A provider without a given knob (the local provider has no quota, say) calls
+    pytest.skip() from `inject` or `preempt` with the reason, rather than faking a pass.
+    """
 
     provider: Provider
 
@@ -91,7 +95,13 @@ def ids(instances: Sequence[Instance]) -> list[str]:
 
 
 class ProviderContract:
-    """Subclass in tests/providers/test_<name>_contract.py and provide a `harness` fixture."""
+    """Subclass in tests/providers/test_<name>_contract.py and provide a `harness` fixture.
+
+    Joining the suite is two lines plus the harness:
+
+        class TestLocalContract(ProviderContract):
+            pass
+    """
 
     async def test_full_lifecycle_leaves_nothing_behind(self, harness: ContractHarness) -> None:
         provider = harness.provider

@@ -127,8 +127,8 @@ async def harness(
         default_image_id=MOTO_AMI,
         ssh_public_key=_PUBLIC_KEY,
         # Short enough to keep the hang fault quick, long enough for a busy CI machine.
-        request_timeout_s=3.0,
-        connect_timeout_s=3.0,
+        request_timeout_s=5.0,
+        connect_timeout_s=5.0,
         cleanup_timeout_s=0,
     )
     provider = AwsProvider(config, clock=VirtualClock())
@@ -241,3 +241,19 @@ def test_fast_timestamp_parser_matches_botocore() -> None:
     assert parse_timestamp("Sun, 22 Nov 2026 10:50:46 GMT") == botocore_parse(
         "Sun, 22 Nov 2026 10:50:46 GMT"
     )
+
+
+async def test_orphaned_groups_and_keys_are_reported(harness: AwsHarness) -> None:
+    from contract import request_for
+
+    launched = await harness.provider.launch(
+        request_for(harness.offer(spot=False), spot=False, job_id=23)
+    )
+    assert await harness.provider.orphaned_resources() == []
+    # Someone terminates the instance behind skyd's back: its group and key stay behind.
+    harness._direct.terminate_instances(InstanceIds=[launched[0].instance_id.split("/")[1]])
+    orphans = await harness.provider.orphaned_resources()
+    assert sorted(o.split("/")[1].split("-")[0] for o in orphans) == ["sg", "skyd"]
+    await harness.provider.terminate([launched[0].instance_id])
+    assert await harness.provider.orphaned_resources() == []
+    assert await harness.leftovers() == []
