@@ -191,6 +191,13 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 
 async def job_logs(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _job_logs(request)
+    except ConnectionResetError:
+        return web.Response(status=499)
+
+
+async def _job_logs(request: web.Request) -> web.StreamResponse:
     scheduler = request.app[SCHEDULER]
     caller = _caller(request)
     job_id = _job_id(request)
@@ -235,6 +242,13 @@ def _read_from(path: Path, offset: int, limit: int = 1 << 16) -> bytes:
 
 
 async def events_stream(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _events_stream(request)
+    except ConnectionResetError:  # the client went away: nothing to answer
+        return web.Response(status=499)
+
+
+async def _events_stream(request: web.Request) -> web.StreamResponse:
     scheduler = request.app[SCHEDULER]
     try:
         since = int(request.query.get("since", "0"))
