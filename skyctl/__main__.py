@@ -114,6 +114,12 @@ def _clusters(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: 
     return cluster_commands.clusters(args, client, out, err)
 
 
+def _orphans(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
+    from skyctl import admin_commands
+
+    return admin_commands.orphans(args, client, out, err)
+
+
 def _dashboard(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
     from skyctl import cluster_commands
 
@@ -259,6 +265,12 @@ COMMANDS = (
     Command("credits", "credit pools: granted, spent, left, expiry", _credits, _json_flag),
     Command("costs", "what has been spent, grouped", _costs, _costs_arguments),
     Command("clusters", "instances skyd runs now, per job", _clusters, _json_flag),
+    Command(
+        "orphans",
+        "instances found running under this daemon's tags with no record",
+        _orphans,
+        _json_flag,
+    ),
     Command("dashboard", "open the live terminal dashboard", _dashboard, _no_arguments),
 )
 

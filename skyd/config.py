@@ -95,6 +95,8 @@ class Settings:
     admin_group: str = "skyd-admin"
     shutdown_budget_seconds: float = 10.0
     catalog_dir: Path | None = None  # None: the shipped catalogs
+    orphans: str = "terminate"  # what reconcile does with this daemon's unrecorded instances
+    reconcile_interval_seconds: float = 300.0
     scheduler_tick_seconds: float = 1.0
     local: LocalProviderSettings = field(default_factory=LocalProviderSettings)
     market: MarketSettings = field(default_factory=MarketSettings)
@@ -173,6 +175,8 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config_file}: {exc}") from None
         _apply(settings, data, "")
+    if settings.orphans not in ("terminate", "report"):
+        raise ConfigError(f"orphans: {settings.orphans!r} is not allowed; use terminate or report")
     if state_dir is not None:
         settings.state_dir = state_dir
     if socket_path is not None:

@@ -192,6 +192,16 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.request_stop)
+        report = await scheduler.reconcile_now()  # before acting: adopt, don't relaunch
+        log.info(
+            "reconciled with providers",
+            extra={
+                "adopted": report.adopted,
+                "gone": report.gone,
+                "orphans": len(report.orphans),
+                "errors": report.errors,
+            },
+        )
         web_runner = await serve_unix(
             build_app(scheduler, settings.admin_group),
             settings.socket_path,
@@ -213,6 +223,7 @@ class Daemon:
                 scheduler_task = services.create_task(scheduler.run(), name="scheduler")
                 helpers = [
                     services.create_task(planner.run(), name="planner"),
+                    services.create_task(scheduler.reconcile_forever(), name="reconcile"),
                     services.create_task(poller.run(), name="market-poller"),
                 ]
                 sim = providers.get("sim")

@@ -279,6 +279,32 @@ async def _events_stream(request: web.Request) -> web.StreamResponse:
             await response.write(json.dumps(event.to_json()).encode() + b"\n")
 
 
+async def orphans(request: web.Request) -> web.Response:
+    """What the last reconcile found running under this daemon's tags without a record."""
+    scheduler = request.app[SCHEDULER]
+    report = scheduler.last_reconcile
+    if report is None:
+        return web.json_response({"at": None, "orphans": [], "errors": {}})
+    return web.json_response(
+        {
+            "at": report.at,
+            "adopted": report.adopted,
+            "gone": report.gone,
+            "orphans": [
+                {
+                    "provider": o.provider,
+                    "instance_id": o.instance_id,
+                    "state": o.state,
+                    "job_id": o.job_id,
+                    "action": o.action,
+                }
+                for o in report.orphans
+            ],
+            "errors": report.errors,
+        }
+    )
+
+
 async def health(request: web.Request) -> web.Response:
     scheduler = request.app[SCHEDULER]
     return web.json_response(
@@ -309,6 +335,7 @@ def build_app(scheduler: JobScheduler, admin_group: str) -> web.Application:
             web.get("/v1/jobs/{job_id}/logs", job_logs),
             web.get("/v1/events", events_stream),
             web.get("/v1/health", health),
+            web.get("/v1/orphans", orphans),
             web.get("/v1/openapi.json", openapi),
         ]
     )

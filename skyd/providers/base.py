@@ -13,6 +13,9 @@ TAG_JOB = "skyd-job"
 TAG_ATTEMPT = "skyd-attempt"
 TAG_TOKEN = "skyd-token"
 TAG_CLUSTER = "skyd-cluster"
+# Which daemon launched it: reconcile only ever touches its own daemon's resources, so two
+# lab servers sharing a cloud account never reap each other's instances.
+TAG_DAEMON = "skyd-daemon"
 
 
 @runtime_checkable
@@ -49,3 +52,11 @@ class Provider(Protocol):
     async def terminate(self, instance_ids: Sequence[str]) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class InstanceLister(Protocol):
+    """Providers that can list their instances with tags (reconcile uses it to adopt a
+    launch that was never recorded, and to name an orphan's job)."""
+
+    async def instances(self, tags: Mapping[str, str]) -> list[Instance]: ...

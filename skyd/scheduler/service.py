@@ -42,10 +42,18 @@ from skyd.model import (
     LaunchRequest,
 )
 from skyd.policy import POLICIES
-from skyd.providers.base import TAG_ATTEMPT, TAG_JOB, TAG_MANAGED, TAG_TOKEN, Provider
+from skyd.providers.base import (
+    TAG_ATTEMPT,
+    TAG_DAEMON,
+    TAG_JOB,
+    TAG_MANAGED,
+    TAG_TOKEN,
+    Provider,
+)
 from skyd.runner.process import ProcessRunner, RunCommand, RunPhase, read_status
 from skyd.scheduler import recovery
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer, job_filters
+from skyd.scheduler.reconcile import ReconcileReport, reconcile
 
 if TYPE_CHECKING:
     from skyd.scheduler.planner import Planner
@@ -79,6 +87,20 @@ class Caller:
         return user_name(self.uid)
 
 
+def daemon_identity(state_dir: Path) -> str:
+    """This daemon's lasting id (made once per state directory), carried by every resource."""
+    path = state_dir / "daemon-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        import uuid
+
+        ident = f"skyd-{uuid.uuid4().hex[:12]}"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(ident + "\n")
+        return ident
+
+
 def user_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
@@ -107,6 +129,8 @@ class JobScheduler:
         self.market = market
         self.placer = Placer(market)
         self.planner: Planner | None = None
+        self.daemon_id = daemon_identity(settings.state_dir)
+        self.last_reconcile: ReconcileReport | None = None
         self._locks: dict[int, asyncio.Lock] = {}
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._blocked: dict[str, float] = {}  # scope → blocked until
@@ -233,6 +257,29 @@ class JobScheduler:
             if free is None or free() > 0:
                 return True
         return False
+
+    async def reconcile_now(self) -> ReconcileReport:
+        """Compare every provider's skyd resources with the store (see scheduler.reconcile)."""
+        report = await reconcile(
+            self.store,
+            self.providers,
+            self.clock,
+            daemon_id=self.daemon_id,
+            orphan_policy=self.settings.orphans,
+            busy_jobs=frozenset(self._inflight),
+        )
+        self.last_reconcile = report
+        for event in report.events:
+            self._emit(event)
+        return report
+
+    async def reconcile_forever(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.reconcile_interval_seconds)
+            try:
+                await self.reconcile_now()
+            except Exception:
+                log.exception("reconcile failed; retrying next interval")
 
     def _forget(self, job_id: int, _task: asyncio.Task[None]) -> None:
         self._inflight.pop(job_id, None)
@@ -466,6 +513,7 @@ class JobScheduler:
             num_nodes=spec.num_nodes,
             tags={
                 TAG_MANAGED: "1",
+                TAG_DAEMON: self.daemon_id,
                 TAG_JOB: str(job.id),
                 TAG_ATTEMPT: str(job.attempt),
                 TAG_TOKEN: token,

@@ -137,6 +137,10 @@ class LocalProvider:
                 result[iid] = InstanceState.RUNNING
         return result
 
+    async def instances(self, tags: Mapping[str, str]) -> list[Instance]:
+        found = [self._instance(iid) for iid in self.held()]
+        return [i for i in found if all(i.tags.get(k) == v for k, v in tags.items())]
+
     async def stop(self, instance_ids: Sequence[str]) -> None:
         raise ProviderError("the local provider cannot stop a slot; terminate it", scope=None)
 

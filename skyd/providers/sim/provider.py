@@ -173,6 +173,16 @@ class SimProvider:
                 result[iid] = instance.state
         return result
 
+    async def instances(self, tags: Mapping[str, str]) -> list[Instance]:
+        found = []
+        for path in sorted(self._dir.glob("sim-*.json")):
+            record = self._read(path.stem)
+            if record is not None:
+                instance = self._instance(path.stem, record)
+                if all(instance.tags.get(k) == v for k, v in tags.items()):
+                    found.append(instance)
+        return found
+
     async def stop(self, instance_ids: Sequence[str]) -> None:
         raise ProviderError("sim instances cannot be stopped; terminate them")
 
