@@ -257,3 +257,37 @@ async def test_orphaned_groups_and_keys_are_reported(harness: AwsHarness) -> Non
     await harness.provider.terminate([launched[0].instance_id])
     assert await harness.provider.orphaned_resources() == []
     assert await harness.leftovers() == []
+
+
+async def test_restarted_adapter_reports_zone_ids(harness: AwsHarness) -> None:
+    from contract import request_for
+
+    launched = await harness.provider.launch(
+        request_for(harness.offer(spot=False), spot=False, job_id=24)
+    )
+    fresh = AwsProvider(harness.provider.config, clock=VirtualClock())
+    try:
+        (found,) = await fresh.instances({"skyd-job": "24"})
+        assert found.instance_id == launched[0].instance_id
+        assert found.zone == ZONE_ID
+    finally:
+        await fresh.aclose()
+    await harness.provider.terminate([launched[0].instance_id])
+
+
+async def test_concurrent_launches_share_one_cluster_group(harness: AwsHarness) -> None:
+    import asyncio
+
+    from contract import request_for
+
+    offer = harness.offer(spot=False)
+    first, second = await asyncio.gather(
+        harness.provider.launch(request_for(offer, spot=False, job_id=25)),
+        harness.provider.launch(request_for(offer, spot=False, job_id=25)),
+    )
+    groups = harness._direct.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["skyd-c25"]}]
+    )["SecurityGroups"]
+    assert len(groups) == 1
+    await harness.provider.terminate([first[0].instance_id, second[0].instance_id])
+    assert await harness.leftovers() == []

@@ -204,8 +204,8 @@ class AwsProvider:
             raise
         return [self._instance(region, raw) for raw in reply.get("Instances", [])]
 
-    async def _zone_name(self, region: str, zone: str) -> str:
-        """Catalog zones are AZ ids (use1-az2); RunInstances wants this account's AZ name."""
+    async def _zone_map(self, region: str) -> dict[str, str]:
+        """AZ id -> AZ name for this account (names are shuffled per account, ids are not)."""
         names = self._zone_names.get(region)
         if names is None:
             async with self._calls(region) as ec2:
@@ -216,6 +216,11 @@ class AwsProvider:
                 if "ZoneId" in z and "ZoneName" in z
             }
             self._zone_names[region] = names
+        return names
+
+    async def _zone_name(self, region: str, zone: str) -> str:
+        """Catalog zones are AZ ids (use1-az2); RunInstances wants this account's AZ name."""
+        names = await self._zone_map(region)
         if zone in names:
             return names[zone]
         if zone in names.values():
@@ -240,13 +245,22 @@ class AwsProvider:
             )
             if found.get("SecurityGroups"):
                 return str(found["SecurityGroups"][0]["GroupId"])
-            created = await ec2.create_security_group(
-                GroupName=name,
-                Description="skyd: ssh access to this job's instances",
-                TagSpecifications=[
-                    {"ResourceType": "security-group", "Tags": _tag_list(group_tags)}
-                ],
-            )
+            try:
+                created = await ec2.create_security_group(
+                    GroupName=name,
+                    Description="skyd: ssh access to this job's instances",
+                    TagSpecifications=[
+                        {"ResourceType": "security-group", "Tags": _tag_list(group_tags)}
+                    ],
+                )
+            except Exception as exc:
+                if "InvalidGroup.Duplicate" not in str(exc):
+                    raise
+                # Another launch of the same cluster created it a moment ago.
+                found = await ec2.describe_security_groups(
+                    Filters=[{"Name": "group-name", "Values": [name]}]
+                )
+                return str(found["SecurityGroups"][0]["GroupId"])
             group_id = str(created["GroupId"])
             await ec2.authorize_security_group_ingress(
                 GroupId=group_id,
@@ -268,11 +282,17 @@ class AwsProvider:
         async with self._calls(region) as ec2:
             found = await ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [name]}])
             if not found.get("KeyPairs"):
-                await ec2.import_key_pair(
-                    KeyName=name,
-                    PublicKeyMaterial=self.config.ssh_public_key.encode(),
-                    TagSpecifications=[{"ResourceType": "key-pair", "Tags": _tag_list(key_tags)}],
-                )
+                try:
+                    await ec2.import_key_pair(
+                        KeyName=name,
+                        PublicKeyMaterial=self.config.ssh_public_key.encode(),
+                        TagSpecifications=[
+                            {"ResourceType": "key-pair", "Tags": _tag_list(key_tags)}
+                        ],
+                    )
+                except Exception as exc:
+                    if "InvalidKeyPair.Duplicate" not in str(exc):
+                        raise
         return name
 
     # -- describe -----------------------------------------------------------------------
@@ -301,6 +321,7 @@ class AwsProvider:
         return [inst for batch in results for inst in batch]
 
     async def _find(self, region: str, tags: Mapping[str, str], live_only: bool) -> list[Instance]:
+        await self._zone_map(region)  # so records carry AZ ids, as the catalog does
         filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
         if live_only:
             filters.append({"Name": "instance-state-name", "Values": _LIVE_STATES})
