@@ -8,7 +8,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from skyd.accounting import inputs
-from skyd.accounting.accrual import Accrual, LedgerRow, PoolBook, advance, to_ms
+from skyd.accounting.accrual import (
+    Accrual,
+    LedgerRow,
+    PoolBook,
+    advance,
+    extend_open_stretch,
+    to_ms,
+)
 from skyd.accounting.budgets import Usage, held_gpus, judge, project_action, requested_gpus
 from skyd.accounting.errors import AccountingInputError, BudgetExceededError
 from skyd.accounting.prices import PriceSeries, RecordedPrices
@@ -66,6 +73,8 @@ class Accountant:
         self.bus = bus
         self.settings = settings
         self.prices: PriceSeries = prices or RecordedPrices(settings.stopped_hourly_micros)
+        # with launch prices only, a running instance's usual pass takes a shortcut
+        self._recorded_prices = isinstance(self.prices, RecordedPrices)
         self._last_actions: dict[int, str] = {}
         self._period_ms = round(settings.ledger_period_seconds * 1000)
         # Accrual state of unsettled instances as of the last committed pass; rebuilt from
@@ -117,6 +126,8 @@ class Accountant:
         except BaseException:
             self._open = None  # the objects may hold a pass that was rolled back: reload
             raise
+        for accrual in changed:
+            accrual.reshaped = False
         self._open = {k: a for k, a in accruals.items() if not a.settled}
         return len(rows)
 
@@ -142,6 +153,15 @@ class Accountant:
             if stopped_now == accrual.seen_stopped:
                 return False
             accrual.seen_stopped = stopped_now
+            accrual.reshaped = True
+            return True
+        if (
+            self._recorded_prices
+            and not accrual.settled
+            and not accrual.seen_stopped
+            and not stopped_now
+            and extend_open_stretch(accrual, end_ms, book, period_ms)
+        ):
             return True
         advance(
             accrual,
@@ -152,9 +172,12 @@ class Accountant:
             period_ms=period_ms,
             rows=rows,
         )
-        accrual.seen_stopped = stopped_now
+        if accrual.seen_stopped != stopped_now:
+            accrual.seen_stopped = stopped_now
+            accrual.reshaped = True
         if accrual.settled:
             accrual.close_stretch(rows)
+            accrual.reshaped = True
         return True
 
     def job_cost_micros(self, job_ids: Sequence[int]) -> dict[int, int]:

@@ -10,6 +10,7 @@ below one micro-dollar is carried on, so the total never depends on how time was
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -66,12 +67,39 @@ class PoolBook:
             edges = {s.starts_ms for s in slots} | {s.until_ms for s in slots}
             self._boundaries[cloud] = sorted(edges)
 
+    def has_boundary(self, cloud: str, start_ms: int, end_ms: int) -> bool:
+        """Whether a pool of `cloud` starts or ends strictly inside (start_ms, end_ms)."""
+        edges = self._boundaries.get(cloud)
+        if not edges:
+            return False
+        index = bisect.bisect_right(edges, start_ms)
+        return index < len(edges) and edges[index] < end_ms
+
     def boundaries(self, cloud: str, start_ms: int, end_ms: int) -> list[int]:
         """Pool start/expiry moments strictly inside (start_ms, end_ms)."""
         edges = self._boundaries.get(cloud)
         if not edges:
             return []
         return [e for e in edges if start_ms < e < end_ms]
+
+    def pay_whole(
+        self, instance: ChargedInstance, at_ms: int, amount: int, payer: int | None
+    ) -> bool:
+        """Charge all of `amount` to `payer` (None = cash) if the rule of `pay` would; else
+        change nothing and return False."""
+        for slot in self._by_cloud.get(instance.cloud, ()):
+            if slot.balance <= 0 or not slot.starts_ms <= at_ms < slot.until_ms:
+                continue
+            if slot.region is not None and slot.region != instance.region:
+                continue
+            if slot.account is not None and slot.account != instance.account:
+                continue
+            if slot.pool_id != payer or slot.balance < amount:
+                return False
+            slot.balance -= amount
+            self.spent[slot.pool_id] = self.spent.get(slot.pool_id, 0) + amount
+            return True
+        return payer is None
 
     def pay(
         self, instance: ChargedInstance, at_ms: int, amount: int
@@ -99,7 +127,10 @@ class PoolBook:
 
 @dataclass(slots=True)
 class Accrual:
-    """One instance's charging state: the watermark, the carry and the open stretch."""
+    """One instance's charging state: the watermark, the carry and the open stretch.
+
+    `reshaped` says the stretch details (not only the amounts) changed since the last save.
+    """
 
     watermark_id: int
     instance: ChargedInstance
@@ -112,15 +143,18 @@ class Accrual:
     open_amount: int
     seen_stopped: bool = False  # stopped at the last pass: the rate for the time since then
     settled: bool = False
+    reshaped: bool = False
 
-    @property
-    def period_offset_ms(self) -> int:
-        """Where this instance's ledger periods start, within a period: spread by a minute per
-        instance so that not every stretch closes (and is posted) on the same tick."""
-        return (self.watermark_id * 60_000) % MS_PER_DAY
+    def period_offset_ms(self, period_ms: int) -> int:
+        """Where this instance's ledger periods start within a period: spread a minute apart
+        per instance so that not every stretch closes (and is posted) on the same pass."""
+        return (self.watermark_id * 60_000) % period_ms
 
-    def period_of(self, ms: int, period_ms: int) -> int:
-        return (ms - self.period_offset_ms % period_ms) // period_ms
+    def stretch_limit_ms(self, start_ms: int, period_ms: int) -> int:
+        """The end of the period (or UTC day) that `start_ms` falls in, for this instance."""
+        offset = self.period_offset_ms(period_ms)
+        period_end = ((start_ms - offset) // period_ms + 1) * period_ms + offset
+        return min(period_end, (start_ms // MS_PER_DAY + 1) * MS_PER_DAY)
 
     def close_stretch(self, rows: list[LedgerRow]) -> None:
         """Post the open stretch (if it charged anything) as a ledger row up to the watermark."""
@@ -135,6 +169,8 @@ class Accrual:
                     self.open_amount,
                 )
             )
+        if self.open_start_ms is not None:
+            self.reshaped = True
         self.open_start_ms = None
         self.open_amount = 0
 
@@ -174,6 +210,7 @@ class Accrual:
         period_ms: int,
         rows: list[LedgerRow],
     ) -> None:
+        """Add the charge for [a, b) (already split among payers) to the books."""
         payer = parts[0][0] if len(parts) == 1 else self.open_pool_id
         same = (
             self.open_start_ms is not None
@@ -181,8 +218,7 @@ class Accrual:
             and self.open_price == price
             and self.open_stopped == stopped
             and (not parts or self.open_pool_id == payer)
-            and self.period_of(self.open_start_ms, period_ms) == self.period_of(a, period_ms)
-            and self.open_start_ms // MS_PER_DAY == a // MS_PER_DAY
+            and a < self.stretch_limit_ms(self.open_start_ms, period_ms)
         )
         if not same:
             self.close_stretch(rows)
@@ -196,8 +232,34 @@ class Accrual:
             self.open_price = price
             self.open_stopped = stopped
             self.open_pool_id = payer
+            self.reshaped = True
         self.open_amount += parts[0][1] if parts else 0
         self.accrued_ms = b
+
+
+def extend_open_stretch(accrual: Accrual, end_ms: int, book: PoolBook, period_ms: int) -> bool:
+    """The usual pass for an instance at its recorded price, done cheaply: grow the open
+    running stretch up to `end_ms` when nothing splits it (no period or pool boundary, same
+    price and payer). Returns False, changing nothing, when that does not apply."""
+    start = accrual.open_start_ms
+    instance = accrual.instance
+    price = instance.hourly_price_micros
+    if start is None or accrual.open_stopped or price != accrual.open_price:
+        return False
+    begin = accrual.accrued_ms
+    offset = (accrual.watermark_id * 60_000) % period_ms
+    period_end = ((start - offset) // period_ms + 1) * period_ms + offset
+    if end_ms <= begin or end_ms > period_end or end_ms > (start // MS_PER_DAY + 1) * MS_PER_DAY:
+        return False
+    if book.has_boundary(instance.cloud, begin, end_ms):
+        return False
+    amount, carry = divmod(accrual.carry + price * (end_ms - begin), MS_PER_HOUR)
+    if amount and not book.pay_whole(instance, begin, amount, accrual.open_pool_id):
+        return False
+    accrual.carry = carry
+    accrual.open_amount += amount
+    accrual.accrued_ms = end_ms
+    return True
 
 
 def advance(
@@ -216,28 +278,44 @@ def advance(
     start_ms = accrual.accrued_ms
     if end_ms <= start_ms:
         return
+    changes = () if stopped else prices.changes_between(instance, start_ms / 1000, end_ms / 1000)
+    if (
+        not changes
+        and end_ms <= accrual.stretch_limit_ms(start_ms, period_ms)
+        and not book.has_boundary(instance.cloud, start_ms, end_ms)
+    ):
+        # the usual pass: one piece, no price change, no period or pool boundary inside
+        _charge_piece(accrual, start_ms, end_ms, stopped, prices, book, period_ms, rows)
+        return
     cuts = book.boundaries(instance.cloud, start_ms, end_ms)
-    if not stopped:
-        changes = prices.changes_between(instance, start_ms / 1000, end_ms / 1000)
-        cuts.extend(c for c in map(to_ms, changes) if start_ms < c < end_ms)
-    offset = accrual.period_offset_ms % period_ms
-    edge = ((start_ms - offset) // period_ms + 1) * period_ms + offset
+    cuts.extend(c for c in map(to_ms, changes) if start_ms < c < end_ms)
+    edge = accrual.stretch_limit_ms(start_ms, period_ms)
     while edge < end_ms:
         cuts.append(edge)
-        edge += period_ms
-    midnight = (start_ms // MS_PER_DAY + 1) * MS_PER_DAY
-    while midnight < end_ms:  # the daily roll-up needs every row inside one UTC day
-        cuts.append(midnight)
-        midnight += MS_PER_DAY
-    points = [start_ms, *sorted(set(cuts)), end_ms] if cuts else [start_ms, end_ms]
+        edge = accrual.stretch_limit_ms(edge, period_ms)
+    points = [start_ms, *sorted(set(cuts)), end_ms]
     for a, b in itertools.pairwise(points):
-        at = a / 1000
-        price = prices.stopped_price_at(instance, at) if stopped else prices.price_at(instance, at)
-        if price < 0:
-            raise ValueError(
-                f"price of {instance.provider}/{instance.instance_id} at {at}: "
-                f"negative hourly price {price}"
-            )
-        amount, accrual.carry = divmod(accrual.carry + price * (b - a), MS_PER_HOUR)
-        parts = book.pay(instance, a, amount) if amount else []
-        accrual.add_piece(a, b, price, stopped, parts, period_ms, rows)
+        _charge_piece(accrual, a, b, stopped, prices, book, period_ms, rows)
+
+
+def _charge_piece(
+    accrual: Accrual,
+    a: int,
+    b: int,
+    stopped: bool,
+    prices: PriceSeries,
+    book: PoolBook,
+    period_ms: int,
+    rows: list[LedgerRow],
+) -> None:
+    instance = accrual.instance
+    at = a / 1000
+    price = prices.stopped_price_at(instance, at) if stopped else prices.price_at(instance, at)
+    if price < 0:
+        raise ValueError(
+            f"price of {instance.provider}/{instance.instance_id} at {at}: "
+            f"negative hourly price {price}"
+        )
+    amount, accrual.carry = divmod(accrual.carry + price * (b - a), MS_PER_HOUR)
+    parts = book.pay(instance, a, amount) if amount else []
+    accrual.add_piece(a, b, price, stopped, parts, period_ms, rows)

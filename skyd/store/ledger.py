@@ -24,19 +24,20 @@ _ALL_CHARGES = (
     "SELECT day, job_id, cloud, pool_id, owner_uid, project, amount_micros"
     " FROM cost_daily WHERE day >= ?"
     " UNION ALL"
-    " SELECT open_start_ms / 86400000, COALESCE(job_id, 0), cloud, COALESCE(open_pool_id, 0),"
-    " owner_uid, project, open_amount FROM accrual_watermarks"
-    " WHERE settled = 0 AND open_amount > 0 AND open_start_ms >= ? * 86400000"
+    " SELECT w.open_start_ms / 86400000, COALESCE(w.job_id, 0), w.cloud,"
+    " COALESCE(w.open_pool_id, 0), w.owner_uid, w.project, p.open_amount"
+    " FROM accrual_watermarks AS w JOIN accrual_progress AS p ON p.id = w.id"
+    " WHERE w.settled = 0 AND p.open_amount > 0 AND w.open_start_ms >= ? * 86400000"
 )
 
 
 _ACCRUAL_COLUMNS = (
-    "SELECT w.id, w.accrued_ms, w.carry, w.open_start_ms, w.open_price, w.open_pool_id,"
-    " w.open_stopped, w.open_amount,"
+    "SELECT w.id, p.accrued_ms, p.carry, w.open_start_ms, w.open_price, w.open_pool_id,"
+    " w.open_stopped, p.open_amount,"
     " w.provider, w.instance_id, w.job_id, w.owner_uid, w.project, w.cloud, w.region,"
     " i.zone, i.instance_type, i.spot, i.state, i.hourly_price_micros, i.launched_at,"
     " i.ended_at, json_extract(i.data_json, '$.account'), w.settled, w.seen_stopped"
-    " FROM accrual_watermarks AS w"
+    " FROM accrual_watermarks AS w JOIN accrual_progress AS p ON p.id = w.id"
     " JOIN instances AS i ON i.provider = w.provider AND i.instance_id = w.instance_id"
 )
 
@@ -89,23 +90,32 @@ def start_new_accruals(conn: sqlite3.Connection) -> int:
     """Start accrual, at launch, for queued instances that have none yet."""
     cur = conn.execute(
         "INSERT OR IGNORE INTO accrual_watermarks (provider, instance_id, job_id, owner_uid,"
-        " project, cloud, region, accrued_ms)"
-        " SELECT i.provider, i.instance_id, i.job_id, j.owner_uid, j.project, i.cloud, i.region,"
-        " CAST(ROUND(i.launched_at * 1000) AS INTEGER)"
+        " project, cloud, region)"
+        " SELECT i.provider, i.instance_id, i.job_id, j.owner_uid, j.project, i.cloud, i.region"
         " FROM accounting_dirty AS d"
         " JOIN instances AS i ON i.provider = d.provider AND i.instance_id = d.instance_id"
         " LEFT JOIN jobs AS j ON j.id = i.job_id"
     )
+    if cur.rowcount:
+        conn.execute(
+            "INSERT OR IGNORE INTO accrual_progress (id, accrued_ms)"
+            " SELECT w.id, CAST(ROUND(i.launched_at * 1000) AS INTEGER)"
+            " FROM accounting_dirty AS d"
+            " JOIN accrual_watermarks AS w"
+            "   ON w.provider = d.provider AND w.instance_id = d.instance_id"
+            " JOIN instances AS i ON i.provider = d.provider AND i.instance_id = d.instance_id"
+        )
     return cur.rowcount
 
 
 def record_charges(
     conn: sqlite3.Connection,
     rows: Sequence[LedgerRow],
-    accruals: Sequence[Accrual],
+    progressed: Sequence[Accrual],
     pool_spent: dict[int, int],
 ) -> None:
-    """Post ledger rows and save the accruals' state, in the caller's transaction.
+    """Post ledger rows and save the state of the accruals that moved, in the caller's
+    transaction (their stretch details only where `reshaped`).
 
     Also adds to the pools' spent totals, and posts the new rows to the daily roll-up and to
     their jobs' cost.
@@ -118,24 +128,24 @@ def record_charges(
         rows,
     )
     conn.executemany(
-        "UPDATE accrual_watermarks SET accrued_ms = ?, carry = ?, open_start_ms = ?,"
-        " open_price = ?, open_pool_id = ?, open_stopped = ?, open_amount = ?, seen_stopped = ?,"
-        " settled = ?"
-        " WHERE id = ?",
+        "UPDATE accrual_progress SET accrued_ms = ?, carry = ?, open_amount = ? WHERE id = ?",
+        [(a.accrued_ms, a.carry, a.open_amount, a.watermark_id) for a in progressed],
+    )
+    conn.executemany(
+        "UPDATE accrual_watermarks SET open_start_ms = ?, open_price = ?, open_pool_id = ?,"
+        " open_stopped = ?, seen_stopped = ?, settled = ? WHERE id = ?",
         [
             (
-                a.accrued_ms,
-                a.carry,
                 a.open_start_ms,
                 a.open_price,
                 a.open_pool_id,
                 int(a.open_stopped),
-                a.open_amount,
                 int(a.seen_stopped),
                 int(a.settled),
                 a.watermark_id,
             )
-            for a in accruals
+            for a in progressed
+            if a.reshaped
         ],
     )
     conn.executemany(
@@ -222,8 +232,9 @@ def job_costs(conn: sqlite3.Connection, job_ids: Sequence[int]) -> dict[int, int
         for sql in (
             f"SELECT job_id, SUM(amount_micros) FROM ledger WHERE job_id IN ({marks})"
             " GROUP BY job_id",
-            f"SELECT job_id, SUM(open_amount) FROM accrual_watermarks WHERE job_id IN ({marks})"
-            " GROUP BY job_id",
+            "SELECT w.job_id, SUM(p.open_amount) FROM accrual_watermarks AS w"
+            f" JOIN accrual_progress AS p ON p.id = w.id WHERE w.job_id IN ({marks})"
+            " GROUP BY w.job_id",
         ):
             for job_id, amount in conn.execute(sql, chunk).fetchall():
                 costs[job_id] += int(amount)
@@ -237,7 +248,8 @@ def instance_total(conn: sqlite3.Connection, provider: str, instance_id: str) ->
         (provider, instance_id),
     ).fetchone()[0]
     row = conn.execute(
-        "SELECT open_amount FROM accrual_watermarks WHERE provider = ? AND instance_id = ?",
+        "SELECT p.open_amount FROM accrual_watermarks AS w JOIN accrual_progress AS p"
+        " ON p.id = w.id WHERE w.provider = ? AND w.instance_id = ?",
         (provider, instance_id),
     ).fetchone()
     return int(posted) + (int(row[0]) if row else 0)
@@ -246,7 +258,8 @@ def instance_total(conn: sqlite3.Connection, provider: str, instance_id: str) ->
 def watermark_of(conn: sqlite3.Connection, provider: str, instance_id: str) -> float | None:
     """How far (epoch seconds) an instance has been charged; None before its first pass."""
     row = conn.execute(
-        "SELECT accrued_ms FROM accrual_watermarks WHERE provider = ? AND instance_id = ?",
+        "SELECT p.accrued_ms FROM accrual_watermarks AS w JOIN accrual_progress AS p"
+        " ON p.id = w.id WHERE w.provider = ? AND w.instance_id = ?",
         (provider, instance_id),
     ).fetchone()
     return None if row is None else row[0] / 1000

@@ -124,8 +124,9 @@ def ledger_by_payer(store: Store) -> dict[str | None, int]:
     ).fetchall()
     totals: dict[str | None, int] = {r[0]: r[1] for r in rows}
     for name, amount in store.conn.execute(
-        "SELECT p.name, SUM(w.open_amount) FROM accrual_watermarks AS w"
-        " LEFT JOIN credit_pools AS p ON p.id = w.open_pool_id GROUP BY p.name"
+        "SELECT c.name, SUM(p.open_amount) FROM accrual_watermarks AS w"
+        " JOIN accrual_progress AS p ON p.id = w.id"
+        " LEFT JOIN credit_pools AS c ON c.id = w.open_pool_id GROUP BY c.name"
     ).fetchall():
         totals[name] = totals.get(name, 0) + amount
     return {k: v for k, v in totals.items() if v}

@@ -22,7 +22,7 @@ FINAL = child.START + 2 * 3600
 
 def _charged_up_to(db: Path) -> int:
     with sqlite3.connect(db, timeout=10) as conn:
-        row = conn.execute("SELECT COALESCE(MAX(accrued_ms), 0) FROM accrual_watermarks").fetchone()
+        row = conn.execute("SELECT COALESCE(MAX(accrued_ms), 0) FROM accrual_progress").fetchone()
     return int(row[0])
 
 
@@ -73,7 +73,8 @@ def test_kill_9_during_accrual_loses_and_doubles_nothing(tmp_path: Path) -> None
             for r in conn.execute(
                 "SELECT COALESCE(pool_id, 0), SUM(amount_micros) FROM ("
                 " SELECT pool_id, amount_micros FROM ledger UNION ALL"
-                " SELECT open_pool_id, open_amount FROM accrual_watermarks)"
+                " SELECT w.open_pool_id, p.open_amount FROM accrual_watermarks AS w"
+                " JOIN accrual_progress AS p ON p.id = w.id)"
                 " GROUP BY 1"
             ).fetchall()
         }

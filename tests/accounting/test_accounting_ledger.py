@@ -183,7 +183,10 @@ def test_stopped_instances_accrue_only_the_stopped_rate_and_ended_ones_stop(
     books.accrue(START + 9 * 3600)
     # running 0-1 h and 3-4 h, stopped 1-3 h and 4-4.5 h (then terminated), nothing after
     assert ledger_store.instance_total(store.conn, "sim", "i-1") == 2_000_000 + 25_000
-    settled = store.conn.execute("SELECT settled, open_amount FROM accrual_watermarks").fetchone()
+    settled = store.conn.execute(
+        "SELECT w.settled, p.open_amount FROM accrual_watermarks AS w"
+        " JOIN accrual_progress AS p ON p.id = w.id"
+    ).fetchone()
     assert tuple(settled) == (1, 0)
     stopped_rows = store.conn.execute(
         "SELECT start_ms, end_ms, amount_micros FROM ledger WHERE stopped = 1"
@@ -309,3 +312,40 @@ def test_costs_report_groups_posted_and_open_charges(tmp_path: Path) -> None:
     by_cloud = {r["key"]: r["amount_micros"] for r in books.costs(ADMIN, by="cloud", since=None)}
     assert by_cloud == {"aws": 3_000_000, "gcp": 1_500_000}
     assert books.costs(ADMIN, by="user", since=START + 2 * DAY) == []
+
+
+def _books_after(tmp_path: Path, prices: PriceHistory | None) -> list[tuple[object, ...]]:
+    store = new_store(tmp_path)
+    clock = VirtualClock(START)
+    books = accountant(store, clock, prices=prices)
+    books.add_pool(ADMIN, {"name": "a", "cloud": "aws", "amount": "3.3", "expires": START + DAY})
+    books.add_pool(ADMIN, {"name": "b", "cloud": "aws", "amount": 7, "expires": START + 3 * DAY})
+    job = add_job(store)
+    for n in range(6):
+        launch(store, f"i-{n}", job_id=job, hourly_micros=150_000 * (n + 1), at=START + 61 * n)
+    rng = random.Random(5)
+    t = START
+    for step in range(400):
+        t += rng.choice([1.0, 59.5, 60.0, 600.0, 3599.0])
+        if step == 150:
+            set_state(store, "i-2", "STOPPED", t)
+        if step == 250:
+            set_state(store, "i-2", "RUNNING", t)
+        if step == 300:
+            set_state(store, "i-4", "TERMINATED", t)
+        books.accrue(t)
+    rows = store.conn.execute(
+        "SELECT instance_id, pool_id, start_ms, end_ms, hourly_price_micros, stopped,"
+        " amount_micros FROM ledger ORDER BY seq"
+    ).fetchall()
+    store.close()
+    return [tuple(r) for r in rows]
+
+
+def test_the_shortcut_for_recorded_prices_books_exactly_what_the_general_path_does(
+    tmp_path: Path,
+) -> None:
+    shortcut = _books_after(tmp_path / "recorded", None)
+    general = _books_after(tmp_path / "general", PriceHistory({}))  # same prices, no shortcut
+    assert shortcut == general
+    assert {r[1] for r in shortcut} == {1, 2, None}  # both pools ran dry, then cash

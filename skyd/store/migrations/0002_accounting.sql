@@ -84,11 +84,10 @@ CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
 CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 
--- How far each instance has been charged, and its open stretch: the charge since the last
--- ledger row, at one price, paid by one payer, within one ledger period. The stretch is posted
--- to the ledger when it closes (period end, price or payer change, instance end); until then
--- reports add it from here. `carry` is the remainder below one micro-dollar (in
--- micro-dollar-milliseconds per hour) so splitting time into ticks never loses money.
+-- Each charged instance: who and where it charges, and its open stretch — the charge since
+-- its last ledger row, at one price, paid by one payer, within one ledger period. A stretch is
+-- posted to the ledger when it closes (period end, UTC midnight, price or payer change,
+-- instance end); until then reports add it from here.
 CREATE TABLE accrual_watermarks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     provider TEXT NOT NULL,
@@ -98,13 +97,10 @@ CREATE TABLE accrual_watermarks (
     project TEXT,
     cloud TEXT NOT NULL,
     region TEXT NOT NULL,
-    accrued_ms INTEGER NOT NULL,
-    carry INTEGER NOT NULL DEFAULT 0,
     open_start_ms INTEGER,
     open_price INTEGER NOT NULL DEFAULT 0,
     open_pool_id INTEGER,
     open_stopped INTEGER NOT NULL DEFAULT 0,
-    open_amount INTEGER NOT NULL DEFAULT 0,
     -- whether the instance was stopped at the last pass: the rate for the time since then
     seen_stopped INTEGER NOT NULL DEFAULT 0,
     settled INTEGER NOT NULL DEFAULT 0,
@@ -112,6 +108,17 @@ CREATE TABLE accrual_watermarks (
 );
 CREATE INDEX accrual_watermarks_open ON accrual_watermarks (settled) WHERE settled = 0;
 CREATE INDEX accrual_watermarks_by_job ON accrual_watermarks (job_id);
+
+-- What changes on every pass, kept narrow so a pass rewrites few pages: how far the instance
+-- has been charged (the watermark), the remainder below one micro-dollar (in
+-- micro-dollar-milliseconds per hour, so splitting time never loses money) and the open
+-- stretch's amount.
+CREATE TABLE accrual_progress (
+    id INTEGER PRIMARY KEY REFERENCES accrual_watermarks (id),
+    accrued_ms INTEGER NOT NULL,
+    carry INTEGER NOT NULL DEFAULT 0,
+    open_amount INTEGER NOT NULL DEFAULT 0
+);
 
 -- Instances whose accrual inputs changed (launched, state, end, price) since the last pass:
 -- the accountant re-reads only these, not every instance on every tick.
