@@ -19,6 +19,7 @@ import statistics
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from skyd.catalog import Catalog
 from skyd.model import Candidate, ExclusionReason, OfferFilter
@@ -57,8 +58,8 @@ PROJECTS = ("vision", "nlp", "robotics", "theory")
 PRIORITIES = (0, 0, 0, 0, 0, 0, 0, 0, 10, -10)
 
 
-def bench_single(catalog: Catalog, repeats: int) -> dict[str, object]:
-    rows = {}
+def bench_single(catalog: Catalog, repeats: int) -> dict[str, dict[str, float]]:
+    rows: dict[str, dict[str, float]] = {}
     for name, f in (
         ("1xA100", OfferFilter(accelerators=(("A100", 1),))),
         ("8xH100", OfferFilter(accelerators=(("H100", 8),))),
@@ -116,7 +117,7 @@ def make_problem(catalog: Catalog, n_jobs: int, seed: int = 1) -> AssignmentProb
             )
         )
     # GPU quotas per (cloud, region, market): enough in total, too little where it is cheap.
-    per_region = max(8, n_jobs // 25)
+    per_region = max(16, n_jobs // 12)
     regions = sorted({(o.cloud, o.region) for o in catalog.offers if o.accelerator_count})
     quotas = [
         Quota(
@@ -131,7 +132,7 @@ def make_problem(catalog: Catalog, n_jobs: int, seed: int = 1) -> AssignmentProb
         for spot in (False, True)
     ]
     quotas += [
-        Quota(f"{cloud} vCPUs", cloud=cloud, resource="vcpus", limit=n_jobs * 16)
+        Quota(f"{cloud} vCPUs", cloud=cloud, resource="vcpus", limit=n_jobs * 32)
         for cloud in ("aws", "gcp", "azure", "lambda")
     ]
     cheapest = sum(min((o.expected_cost_micros for o in j.options), default=0) for j in jobs)
@@ -145,7 +146,9 @@ def make_problem(catalog: Catalog, n_jobs: int, seed: int = 1) -> AssignmentProb
         for j in jobs
         if j.project == "theory"
     )
-    budgets = [ProjectBudget("theory", theory // 2)]
+    # Exactly what theory would cost if every job got its cheapest offering: binds as soon as
+    # quotas push any of its jobs out of the cheapest regions.
+    budgets = [ProjectBudget("theory", theory)]
     return AssignmentProblem(jobs=jobs, quotas=quotas, pools=pools, budgets=budgets)
 
 
@@ -166,7 +169,7 @@ def binding(plan: AssignmentPlan, problem: AssignmentProblem) -> dict[str, int]:
     return {"full_quotas": full_quotas, "nearly_spent_pools": dry_pools}
 
 
-def bench_global(catalog: Catalog, n_jobs: int, limits: SolverLimits) -> dict[str, object]:
+def bench_global(catalog: Catalog, n_jobs: int, limits: SolverLimits) -> dict[str, Any]:
     problem = make_problem(catalog, n_jobs)
     start = time.perf_counter()
     greedy = greedy_assignment(problem)
@@ -175,6 +178,19 @@ def bench_global(catalog: Catalog, n_jobs: int, limits: SolverLimits) -> dict[st
     plan = solve_assignment(problem, limits)
     total_seconds = time.perf_counter() - start
     unplaced_kinds = Counter(u.blockers[0].kind for u in plan.unplaced.values() if u.blockers)
+    project_of = {job.job_id: job.project for job in problem.jobs}
+    budget_use = {
+        budget.project: round(
+            sum(
+                a.charged_micros
+                for a in plan.assignments.values()
+                if project_of[a.job_id] == budget.project
+            )
+            / max(budget.remaining_micros, 1),
+            4,
+        )
+        for budget in problem.budgets
+    }
     return {
         "jobs": n_jobs,
         "status": plan.status,
@@ -193,14 +209,30 @@ def bench_global(catalog: Catalog, n_jobs: int, limits: SolverLimits) -> dict[st
         "greedy_seconds": greedy_seconds,
         "model": plan.model_size,
         "unplaced_by_reason": dict(unplaced_kinds),
+        "budget_used_fraction": budget_use,
         **binding(plan, problem),
     }
+
+
+def format_row(n: int, limit: float, r: dict[str, Any]) -> str:
+    gap = r["gap"]
+    model = r["model"]
+    return (
+        f"{n:>6}{limit:>6g}{r['status']:>16}{r['seconds_total']:>9.2f}{r['seconds_solver']:>9.2f}"
+        f"{gap * 100 if isinstance(gap, float) else float('nan'):>7.2f}"
+        f"{r['placed']:>8}{r['placed_greedy']:>8}"
+        f"{r['effective_cost_ratio_to_greedy']:>11.3f}{r['list_cost_ratio_to_greedy']:>12.3f}"
+        f"{model.get('classes', 0):>8}{model.get('variables', 0):>7}{r['full_quotas']:>7}"
+        f"{r['nearly_spent_pools']:>10}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", default="100,1000,5000")
-    parser.add_argument("--time-limit", type=float, default=2.0)
+    parser.add_argument(
+        "--time-limits", default="2", help="seconds per solve, one value or one per --jobs size"
+    )
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--json", type=Path, default=Path("bench-optimizer.json"))
@@ -214,33 +246,27 @@ def main() -> None:
     print("single placement (place() over Catalog.explain candidates)")
     print(f"{'request':<14}{'candidates':>11}{'median ms':>11}{'p90 ms':>9}")
     for name, row in single.items():
-        print(f"{name:<14}{row['candidates']:>11}{row['median_ms']:>11.2f}{row['p90_ms']:>9.2f}")
-    limits = SolverLimits(time_limit_seconds=args.time_limit, num_workers=args.workers)
+        print(f"{name:<14}{row['candidates']:>11.0f}{row['median_ms']:>11.2f}{row['p90_ms']:>9.2f}")
+    sizes = [int(x) for x in args.jobs.split(",")]
+    seconds = [float(x) for x in args.time_limits.split(",")]
+    seconds += [seconds[-1]] * (len(sizes) - len(seconds))
     results = []
     print(
         f"\nglobal assignment (CP-SAT vs greedy cheapest-first, same instance); "
         f"ortools import {import_seconds:.2f} s, not counted"
     )
     header = (
-        f"{'jobs':>6}{'status':>10}{'total s':>9}{'solver s':>9}{'gap %':>7}{'placed':>8}"
-        f"{'greedy':>8}{'eff/greedy':>11}{'list/greedy':>12}{'classes':>8}{'vars':>7}"
+        f"{'jobs':>6}{'limit':>6}{'status':>16}{'total s':>9}{'solver s':>9}{'gap %':>7}"
+        f"{'placed':>8}{'greedy':>8}{'eff/greedy':>11}{'list/greedy':>12}{'classes':>8}{'vars':>7}"
         f"{'full q':>7}{'dry pools':>10}"
     )
     print(header)
-    for n in (int(x) for x in args.jobs.split(",")):
-        row = bench_global(catalog, n, limits)
-        results.append(row)
-        gap = row["gap"]
-        model = row["model"]
-        assert isinstance(model, dict)
-        print(
-            f"{n:>6}{row['status']:>10}{row['seconds_total']:>9.2f}{row['seconds_solver']:>9.2f}"
-            f"{(gap or 0) * 100 if isinstance(gap, float) else float('nan'):>7.2f}"
-            f"{row['placed']:>8}{row['placed_greedy']:>8}"
-            f"{row['effective_cost_ratio_to_greedy']:>11.3f}{row['list_cost_ratio_to_greedy']:>12.3f}"
-            f"{model.get('classes', 0):>8}{model.get('variables', 0):>7}{row['full_quotas']:>7}"
-            f"{row['nearly_spent_pools']:>10}"
-        )
+    for n, limit in zip(sizes, seconds, strict=False):
+        limits = SolverLimits(time_limit_seconds=limit, num_workers=args.workers)
+        result = bench_global(catalog, n, limits)
+        result["time_limit"] = limit
+        results.append(result)
+        print(format_row(n, limit, result))
     args.json.write_text(
         json.dumps(
             {"single": single, "global": results, "ortools_import_seconds": import_seconds},

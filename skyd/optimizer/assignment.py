@@ -214,7 +214,6 @@ def solve_assignment(
             "GREEDY_FALLBACK",
             solve_seconds=solver.wall_time,
             model_size=size,
-            solver_stopped_early=True,
         )
     picks = _picks(prep, x_index, [solver.value(v) for v in x_vars])
     caps = [0] * len(prep.pool_balances)
@@ -230,7 +229,6 @@ def solve_assignment(
         best_bound=solver.best_objective_bound * to_micros,
         solve_seconds=solver.wall_time,
         model_size=size,
-        solver_stopped_early=not optimal,
     )
 
 

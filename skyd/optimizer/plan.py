@@ -13,7 +13,7 @@ from skyd.optimizer.describe import dollars
 from skyd.optimizer.single import PlacementDecision
 
 QuotaResource = Literal["gpus", "vcpus", "instances"]
-BlockerKind = Literal["no_candidate", "quota", "credit", "budget", "time_limit"]
+BlockerKind = Literal["no_candidate", "quota", "credit", "budget", "solver_limit"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -308,7 +308,6 @@ class PreparedProblem:
         best_bound: float | None = None,
         solve_seconds: float = 0.0,
         model_size: dict[str, int] | None = None,
-        solver_stopped_early: bool = False,
     ) -> AssignmentPlan:
         pools = self.problem.pools
         assignments: dict[int, JobAssignment] = {}
@@ -340,7 +339,7 @@ class PreparedProblem:
             left_out = [j for j in job_class.job_ids if j not in picks]
             if left_out:
                 # The jobs of one class are interchangeable: one explanation serves them all.
-                why = self.explain_unplaced(left_out[0], k, usage, solver_stopped_early)
+                why = self.explain_unplaced(left_out[0], k, usage)
                 for job_id in left_out:
                     unplaced[job_id] = UnplacedJob(job_id, why.reason, why.blockers)
         if objective is None:
@@ -368,9 +367,7 @@ class PreparedProblem:
 
     # -- why a job is not in the plan ----------------------------------------------------
 
-    def explain_unplaced(
-        self, job_id: int, k: int, usage: Usage, solver_stopped_early: bool
-    ) -> UnplacedJob:
+    def explain_unplaced(self, job_id: int, k: int, usage: Usage) -> UnplacedJob:
         """Which constraints keep one job out, given what the rest of the plan uses."""
         job = self.jobs[job_id]
         options = self.classes[k].options
@@ -389,7 +386,7 @@ class PreparedProblem:
         found: Counter[tuple[BlockerKind, str]] = Counter()
         details: dict[tuple[BlockerKind, str], str] = {}
         for option in options:
-            for kind, name, detail in self._blocking(job, option, usage, solver_stopped_early):
+            for kind, name, detail in self._blocking(job, option, usage):
                 found[(kind, name)] += 1
                 details.setdefault((kind, name), detail)
         ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))
@@ -403,7 +400,7 @@ class PreparedProblem:
         return UnplacedJob(job_id, f"not placed: {text}", blockers)
 
     def _blocking(
-        self, job: AssignmentJob, option: PreparedOption, usage: Usage, solver_stopped_early: bool
+        self, job: AssignmentJob, option: PreparedOption, usage: Usage
     ) -> Iterable[tuple[BlockerKind, str, str]]:
         blocked = False
         for q, need in option.quota_needs:
@@ -437,12 +434,13 @@ class PreparedProblem:
                 f"needs {dollars(option.cost)}, and cash is not allowed",
             )
         if not blocked:
-            why = (
-                "the solver stopped at its time limit before placing it"
-                if solver_stopped_early
-                else "placing it would displace jobs worth more"
+            # Only a search cut short (time or gap limit) leaves out a job that fits: its
+            # penalty exceeds what any of its options costs.
+            yield (
+                "solver_limit",
+                "",
+                "room is left for it; the solver stopped (time or gap limit) before placing it",
             )
-            yield ("time_limit", "", why)
 
 
 def _pool_weights(problem: AssignmentProblem) -> list[float]:

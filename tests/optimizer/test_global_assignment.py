@@ -49,10 +49,9 @@ def test_credit_bound_case_where_greedy_cheapest_first_is_wrong() -> None:
     # $10 of AWS credit, worth half a cash dollar. GCP is a little cheaper in cash for both
     # jobs, so greedy sends both there and the credit lies idle. The credit covers only one
     # job: the optimum moves the job with the smaller GCP discount (job 2) to AWS.
-    gcp = {"cloud": "gcp", "region": "us-central1"}
     jobs = [
-        AssignmentJob(1, (option("10.00"), option("9.00", **gcp))),
-        AssignmentJob(2, (option("10.00"), option("9.50", **gcp))),
+        AssignmentJob(1, (option("10.00"), option("9.00", cloud="gcp", region="us-central1"))),
+        AssignmentJob(2, (option("10.00"), option("9.50", cloud="gcp", region="us-central1"))),
     ]
     pool = CreditPool(
         "aws-grant", cloud="aws", balance_micros=dollars_to_micros("10"), expires_in_hours=720
@@ -299,3 +298,57 @@ def test_plan_respects_every_constraint() -> None:
 def test_bad_inputs_name_the_field(build: object, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         build()  # type: ignore[operator]
+
+
+def test_a_search_that_finds_nothing_in_time_still_returns_the_greedy_plan() -> None:
+    problem = market_problem(aggregate=False)
+    plan = solve_assignment(problem, SolverLimits(deterministic_time_limit=0.0))
+    greedy = greedy_assignment(problem)
+    assert plan.status == "GREEDY_FALLBACK"
+    assert plan.assignments == greedy.assignments
+    assert plan.gap is None and plan.best_bound is None
+
+
+def test_region_scoped_pool_goes_to_the_job_only_it_can_pay() -> None:
+    # "east2" (sooner, us-east-2 only) and "aws" (later, any region) hold $10 each. Job 1 runs
+    # in us-east-1, job 2 in us-east-2: both are paid fully in credit only if east2 pays job 2.
+    pools = [
+        CreditPool(
+            "east2", "aws", dollars_to_micros("10"), expires_in_hours=100, region="us-east-2"
+        ),
+        CreditPool("aws", "aws", dollars_to_micros("10"), expires_in_hours=1000),
+    ]
+    jobs = [
+        AssignmentJob(1, (option("10.00", region="us-east-1"),)),
+        AssignmentJob(2, (option("10.00", region="us-east-2"),)),
+    ]
+    plan = solve_assignment(AssignmentProblem(jobs=jobs, pools=pools), LIMITS)
+    assert plan.cash_micros == 0
+    assert plan.assignments[1].credit_micros == (("aws", dollars_to_micros("10")),)
+    assert plan.assignments[2].credit_micros == (("east2", dollars_to_micros("10")),)
+
+
+def test_options_from_decision_keeps_the_ordered_winner_and_prunes_per_group() -> None:
+    from crafted_market import candidate, feasible, offer
+
+    from skyd.optimizer import PlacementRequest, options_from_decision, place
+
+    east_a = offer(zone="use1-az1", price="3.00")
+    east_b = offer(zone="use1-az2", price="3.10")  # same region and market: pruned
+    west = offer(region="us-west-2", zone="usw2-az1", price="3.50")
+    gcp = offer(cloud="gcp", region="us-central1", zone="us-central1-a", price="1.00")
+    alternatives = [
+        feasible(candidate(east_a), candidate(east_b), candidate(west)),
+        feasible(candidate(gcp)),
+    ]
+    ordered = place(PlacementRequest(alternatives=alternatives, ordered=True))
+    keys = [o.offer.zone for o in options_from_decision(ordered, per_group=1)]
+    assert keys == ["use1-az1", "usw2-az1"]
+    any_of = place(PlacementRequest(alternatives=alternatives))
+    assert [o.offer.cloud for o in options_from_decision(any_of, per_group=1)] == [
+        "gcp",
+        "aws",
+        "aws",
+    ]
+    kept = options_from_decision(any_of, per_group=1, max_options=1, keep_key=candidate(west).key)
+    assert [o.offer.zone for o in kept] == ["us-central1-a", "usw2-az1"]

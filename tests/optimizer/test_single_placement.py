@@ -7,7 +7,7 @@ import math
 import pytest
 from crafted_market import candidate, feasible, offer
 
-from skyd.model import Amount, ExclusionReason, OfferFilter, dollars_to_micros
+from skyd.model import Amount, Candidate, ExclusionReason, OfferFilter, dollars_to_micros
 from skyd.optimizer import (
     DEFAULT_EXPECTED_HOURS,
     MarketSignals,
@@ -163,7 +163,7 @@ def test_live_price_over_the_maximum_is_excluded() -> None:
 
 
 def test_ordered_takes_the_first_alternative_with_a_feasible_candidate() -> None:
-    alternatives = [
+    alternatives: list[list[tuple[Candidate, ExclusionReason | None]]] = [
         [(candidate(V100_WEST), ExclusionReason.BLOCKED)],
         feasible(candidate(A100_GCP)),  # second choice, dearer than the third
         feasible(candidate(V100_EAST)),
