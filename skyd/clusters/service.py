@@ -1,0 +1,639 @@
+"""Interactive clusters: launch, run jobs on, stop, start and tear down, and stop them when idle.
+
+A cluster is a named, owned set of instances that outlives its jobs. Its instances are
+recorded without a job, so the scheduler's end-of-job teardown never touches them; jobs
+are bound to the cluster instead, and the scheduler asks `target_for()` where to run them.
+Every change is written to the store with its event before it is announced on the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NamedTuple
+
+from skyd.clock import Clock
+from skyd.clusters.activity import ActivityProbe, GpuProbe, NoGpuReading, NoSessions
+from skyd.clusters.names import check_cluster_name
+from skyd.clusters.settings import ClusterSettings
+from skyd.errors import (
+    AuthError,
+    CapacityError,
+    ConflictError,
+    InfeasibleError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProviderError,
+    QuotaError,
+    SpecError,
+)
+from skyd.events import EventBus
+from skyd.model import InstanceState, JobState, LaunchRequest
+from skyd.providers.base import TAG_CLUSTER, TAG_MANAGED, TAG_TOKEN, Provider
+from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer
+from skyd.scheduler.service import Caller
+from skyd.spec import TaskSpec
+from skyd.store import Store
+from skyd.store import clusters as cluster_store
+from skyd.store import jobs as job_store
+from skyd.store.clusters import ClusterRecord, ClusterState, NewJob
+from skyd.store.records import EventRecord, InstanceRecord, JobRecord
+
+log = logging.getLogger("skyd.clusters")
+
+_GONE = (InstanceState.PREEMPTED, InstanceState.TERMINATED)
+_BLOCKING_ERRORS = (CapacityError, QuotaError, AuthError)
+
+# How a forced stop/down cancels a cluster's jobs: the scheduler's `cancel` (kills processes).
+JobCanceller = Callable[[int, Caller], Awaitable[object]]
+
+
+class ClusterTarget(NamedTuple):
+    """Where a job bound to a cluster runs: the provider and the cluster's instances."""
+
+    provider: str
+    instances: list[InstanceRecord]
+
+
+class ClusterService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: EventBus,
+        clock: Clock,
+        providers: Mapping[str, Provider],
+        placer: Placer,
+        cancel_job: JobCanceller,
+        activity: ActivityProbe | None = None,
+        gpu: GpuProbe | None = None,
+        settings: ClusterSettings | None = None,
+        placement_context: Callable[[], PlacementContext] | None = None,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.providers = providers
+        self.placer = placer
+        self.settings = settings or ClusterSettings()
+        self._cancel_job = cancel_job
+        self._activity: ActivityProbe = activity or NoSessions()
+        self._gpu: GpuProbe = gpu or NoGpuReading()
+        self._placement_context = placement_context
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._blocked: dict[str, float] = {}  # scope → skipped by cluster launches until
+        self._launching: set[int] = set()
+        self._autostop_failed: set[int] = set()  # reported once per idle stretch
+        self._last_busy: dict[int, float] = {}
+        # a restarted daemon does not know what happened while it was down: idle from now
+        self._started_at = clock.now()
+
+    # -- queries --------------------------------------------------------------------------
+
+    def all_clusters(self, *, include_down: bool = False) -> list[ClusterRecord]:
+        return cluster_store.list_clusters(self.store, include_down=include_down)
+
+    def get(self, name: str) -> ClusterRecord:
+        return cluster_store.get_cluster(self.store, name)
+
+    def instances(self, cluster: ClusterRecord) -> list[InstanceRecord]:
+        return cluster_store.cluster_instances(self.store, cluster)
+
+    def jobs(self, cluster: ClusterRecord, *, active_only: bool = False) -> list[JobRecord]:
+        return cluster_store.cluster_jobs(self.store, cluster.id, active_only=active_only)
+
+    def events(self, cluster: ClusterRecord) -> list[EventRecord]:
+        return cluster_store.cluster_events(self.store, cluster.id)
+
+    def cluster_of_job(self, job_id: int) -> ClusterRecord | None:
+        """The cluster a job is bound to (None: an ordinary managed job)."""
+        cluster_id = cluster_store.cluster_id_of_job(self.store, job_id)
+        if cluster_id is None:
+            return None
+        return cluster_store.get_cluster_by_id(self.store, cluster_id)
+
+    def target_for(self, name: str) -> ClusterTarget:
+        """Where to run a job on cluster `name`; ConflictError while it is not UP (the
+        scheduler keeps the job waiting), NotFoundError once it is gone (fail the job)."""
+        cluster = self.get(name)
+        if cluster.state != ClusterState.UP:
+            raise ConflictError(f"cluster {name} is {cluster.state.value}, not UP yet")
+        return ClusterTarget(cluster.provider, self.instances(cluster))
+
+    # -- commands -------------------------------------------------------------------------
+
+    async def launch(
+        self,
+        spec: TaskSpec,
+        *,
+        name: str,
+        caller: Caller,
+        base_dir: str,
+        job_name: str | None = None,
+    ) -> tuple[ClusterRecord, JobRecord]:
+        """Create cluster `name` where the spec's resources fit best, launch it, and queue
+        the spec's setup+run as its first job. On an existing cluster of the caller, only
+        queues the job (like SkyPilot's `launch -c` on an existing cluster)."""
+        check_cluster_name(name)
+        try:
+            existing: ClusterRecord | None = self.get(name)
+        except NotFoundError:
+            existing = None
+        if existing is not None:
+            job = self.exec(name, spec, caller=caller, base_dir=base_dir, job_name=job_name)
+            return self.get(name), job
+        outcome = self._decide(spec, set())
+        if outcome.candidate is None or outcome.provider is None:
+            raise InfeasibleError(f"cluster {name} cannot be placed: {outcome.decision.reason}")
+        autostop = spec.resources.autostop
+        minutes = autostop.idle_minutes if autostop is not None and autostop.enabled else None
+        cluster, job, events = cluster_store.insert_cluster(
+            self.store,
+            name=name,
+            owner_uid=caller.uid,
+            owner_name=caller.name,
+            spec_json=spec.to_json(),
+            first_job=self._new_job(spec, caller, base_dir, job_name or spec.name or name),
+            autostop_minutes=minutes,
+            autostop_down=bool(autostop and autostop.down),
+            now=self.clock.now(),
+        )
+        self._emit(*events)
+        self._launching.add(cluster.id)
+        try:
+            async with self._lock(cluster.id):
+                cluster = await self._launch_instances(cluster, spec, outcome)
+        finally:
+            self._launching.discard(cluster.id)
+        return cluster, job_store.get_job(self.store, job.id)
+
+    def exec(
+        self,
+        name: str,
+        spec: TaskSpec,
+        *,
+        caller: Caller,
+        base_dir: str,
+        job_name: str | None = None,
+    ) -> JobRecord:
+        """Queue a job on the cluster's instances; nothing is launched."""
+        cluster = self.get(name)
+        _check_owner(cluster, caller, "run jobs on")
+        if cluster.state == ClusterState.STOPPED:
+            raise ConflictError(f"cluster {name} is stopped; `skyctl start {name}` first")
+        job, event = cluster_store.insert_cluster_job(
+            self.store,
+            cluster.id,
+            self._new_job(spec, caller, base_dir, job_name or spec.name or f"{name}-exec"),
+            now=self.clock.now(),
+        )
+        self._autostop_failed.discard(cluster.id)
+        self._emit(event)
+        return job
+
+    async def stop(self, name: str, caller: Caller, *, force: bool = False) -> ClusterRecord:
+        """Stop the instances (disks kept, compute not billed). Refused while jobs are active,
+        unless `force`, which cancels them first."""
+        cluster = self.get(name)
+        _check_owner(cluster, caller, "stop")
+        async with self._lock(cluster.id):
+            cluster = self.get(name)
+            if cluster.state == ClusterState.STOPPED:
+                return cluster
+            if cluster.state == ClusterState.INIT:
+                raise ConflictError(
+                    f"cluster {name} is still being launched or started; stop it once it is UP"
+                )
+            await self._settle_jobs(cluster, caller, force=force, action="stop")
+            return await self._stop(
+                cluster, kind="cluster_stopped", reason=f"stopped by {caller.name}"
+            )
+
+    async def start(self, name: str, caller: Caller) -> ClusterRecord:
+        """Start a stopped cluster again; it is UP once every instance runs."""
+        cluster = self.get(name)
+        _check_owner(cluster, caller, "start")
+        async with self._lock(cluster.id):
+            cluster = self.get(name)
+            if cluster.state != ClusterState.STOPPED:
+                return cluster
+            provider = self._provider(cluster)
+            try:
+                await provider.start(list(cluster.instance_ids))
+            except ProviderError as exc:
+                raise ConflictError(f"cannot start cluster {name}: {exc.message}") from None
+            cluster, event = cluster_store.set_cluster_state(
+                self.store,
+                cluster.id,
+                ClusterState.INIT,
+                now=self.clock.now(),
+                kind="cluster_starting",
+                reason=f"started by {caller.name}",
+                instance_state=InstanceState.PENDING.value,
+            )
+            self._emit(event)
+            return await self._check_boot(cluster)
+
+    async def down(self, name: str, caller: Caller, *, force: bool = False) -> ClusterRecord:
+        """Terminate the instances and retire the cluster (its name is free again). Refused
+        while jobs are active, unless `force`, which cancels them first."""
+        cluster = self.get(name)
+        _check_owner(cluster, caller, "tear down")
+        if cluster.id in self._launching:
+            raise ConflictError(f"cluster {name} is being launched; tear it down once it is UP")
+        async with self._lock(cluster.id):
+            cluster = self.get(name)
+            await self._settle_jobs(cluster, caller, force=force, action="tear down")
+            return await self._teardown(
+                cluster, kind="cluster_down", reason=f"torn down by {caller.name}"
+            )
+
+    def set_autostop(
+        self, name: str, caller: Caller, *, idle_minutes: int | None, down: bool = False
+    ) -> ClusterRecord:
+        """Stop (or with `down`, tear down) the cluster after `idle_minutes` idle;
+        None cancels autostop. Setting it restarts the idle clock."""
+        if idle_minutes is not None and idle_minutes < 0:
+            raise SpecError(
+                f"idle_minutes must be 0 or more, got {idle_minutes}; use cancel to turn "
+                "autostop off",
+                field="idle_minutes",
+            )
+        cluster = self.get(name)
+        _check_owner(cluster, caller, "change autostop of")
+        cluster, event = cluster_store.set_autostop(
+            self.store,
+            cluster.id,
+            minutes=idle_minutes,
+            down=down,
+            by_name=caller.name,
+            now=self.clock.now(),
+        )
+        self._autostop_failed.discard(cluster.id)
+        self._last_busy.pop(cluster.id, None)
+        self._emit(event)
+        return cluster
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Check booting and idle clusters every `check_seconds`, until cancelled."""
+        while True:
+            try:
+                await self.check_once()
+            except Exception:
+                log.exception("cluster check failed; retrying next time")
+            await self.clock.sleep(self.settings.check_seconds)
+
+    async def check_once(self) -> None:
+        """One pass: promote booted clusters to UP, and stop (or tear down) idle ones."""
+        states = [ClusterState.INIT, ClusterState.UP]
+        for cluster in cluster_store.list_clusters(self.store, states=states):
+            lock = self._lock(cluster.id)
+            if cluster.id in self._launching or lock.locked():
+                continue
+            try:
+                async with lock:
+                    current = cluster_store.get_cluster_by_id(self.store, cluster.id)
+                    if current.state == ClusterState.INIT:
+                        await self._check_boot(current)
+                    elif current.state == ClusterState.UP:
+                        await self._check_idle(current)
+            except Exception:
+                log.exception("checking cluster %s failed", cluster.name)
+
+    # -- launching ------------------------------------------------------------------------
+
+    def _decide(self, spec: TaskSpec, blocked: set[str]) -> PlacementOutcome:
+        context = self._placement_context() if self._placement_context else PlacementContext()
+        now = self.clock.now()
+        self._blocked = {s: t for s, t in self._blocked.items() if t > now}
+        context = PlacementContext(
+            blocked=context.blocked | frozenset(self._blocked) | frozenset(blocked),
+            full_providers=context.full_providers,
+            signals=context.signals,
+        )
+        return self.placer.decide(spec, context=context)
+
+    async def _launch_instances(
+        self, cluster: ClusterRecord, spec: TaskSpec, outcome: PlacementOutcome
+    ) -> ClusterRecord:
+        """Launch where `outcome` says; on a refusal block its scope and try the next offering."""
+        tried: list[str] = []
+        blocked: set[str] = set()
+        for attempt in range(1, self.settings.launch_attempts + 1):
+            if attempt > 1:
+                outcome = self._decide(spec, blocked)
+            candidate, provider_name = outcome.candidate, outcome.provider
+            if candidate is None or provider_name is None:
+                tried.append(f"nothing else fits: {outcome.decision.reason}")
+                break
+            token = f"skyd-cluster-{cluster.id}-{attempt}"
+            placement = _placement_json(provider_name, outcome)
+            cluster, event = cluster_store.record_plan(
+                self.store,
+                cluster.id,
+                provider=provider_name,
+                placement=placement,
+                launch_token=token,
+                now=self.clock.now(),
+                reason=f"placed on {provider_name}: {outcome.decision.reason}",
+            )
+            self._emit(event)
+            try:
+                return await self._launch_with_token(cluster, spec, token)
+            except ProviderError as exc:
+                scope = exc.scope or candidate.offer.cloud
+                if isinstance(exc, _BLOCKING_ERRORS):
+                    self._blocked[scope] = self.clock.now() + self.settings.block_seconds
+                else:
+                    scope = candidate.key  # a transient failure: try elsewhere this time
+                blocked.add(scope)
+                note = f"tried {candidate.offer.key}: {exc.message} (blocked {scope})"
+                tried.append(note)
+                self._emit(
+                    cluster_store.append_cluster_event(
+                        self.store,
+                        cluster,
+                        now=self.clock.now(),
+                        kind="cluster_launch_failed",
+                        reason=note,
+                    )
+                )
+        reason = "could not launch: " + "; ".join(tried)
+        await self._retire(cluster, kind="cluster_failed", reason=reason, terminate=False)
+        raise InfeasibleError(f"cluster {cluster.name} {reason}")
+
+    async def _launch_with_token(
+        self, cluster: ClusterRecord, spec: TaskSpec, token: str
+    ) -> ClusterRecord:
+        """The provider call itself; idempotent by `token`, so a restart may repeat it."""
+        placement = cluster.placement or {}
+        offer = self.placer.market.catalog.offer_by_key(str(placement.get("offer_key")))
+        if offer is None:
+            raise ProviderError(f"offering {placement.get('offer_key')} is no longer offered")
+        spot = bool(placement.get("spot"))
+        provider = self._provider(cluster)
+        request = LaunchRequest(
+            job_id=0,
+            attempt=0,
+            client_token=token,
+            offer=offer,
+            spot=spot,
+            num_nodes=spec.num_nodes,
+            tags={TAG_MANAGED: "1", TAG_CLUSTER: cluster.name, TAG_TOKEN: token},
+            disk_size_gib=spec.resources.disk_size,
+        )
+        instances = await provider.launch(request)
+        cluster, event = cluster_store.record_launched(
+            self.store,
+            cluster.id,
+            instances,
+            hourly_price_micros=int(placement.get("hourly_price_micros") or 0),
+            launch_token=token,
+            up=all(i.state == InstanceState.RUNNING for i in instances),
+            now=self.clock.now(),
+        )
+        self._emit(event)
+        return cluster
+
+    async def _check_boot(self, cluster: ClusterRecord) -> ClusterRecord:
+        """An INIT cluster: UP once all its instances run; DOWN if one is gone. With no
+        instances recorded (the daemon stopped mid-launch) the launch is repeated with the
+        same token, which adopts what the provider already made."""
+        if not cluster.instance_ids:
+            if not cluster.launch_token:
+                return await self._retire(
+                    cluster,
+                    kind="cluster_failed",
+                    reason="the launch was interrupted before it was placed",
+                    terminate=False,
+                )
+            try:
+                spec = TaskSpec.from_json(cluster.spec_json)
+                cluster = await self._launch_with_token(cluster, spec, cluster.launch_token)
+            except (ProviderError, SpecError) as exc:
+                return await self._retire(
+                    cluster,
+                    kind="cluster_failed",
+                    reason=f"the launch interrupted by a restart could not resume: {exc.message}",
+                    terminate=False,
+                )
+            if cluster.state != ClusterState.INIT:
+                return cluster
+        provider = self._provider(cluster)
+        states = await provider.describe(list(cluster.instance_ids))
+        gone = [iid for iid, state in states.items() if state in _GONE]
+        if gone:
+            return await self._retire(
+                cluster,
+                kind="cluster_lost",
+                reason=f"instance {gone[0]} is {states[gone[0]].value.lower()}",
+                terminate=True,
+            )
+        if states and all(s == InstanceState.RUNNING for s in states.values()):
+            cluster, event = cluster_store.set_cluster_state(
+                self.store,
+                cluster.id,
+                ClusterState.UP,
+                now=self.clock.now(),
+                kind="cluster_up",
+                reason=f"{', '.join(sorted(states))} running",
+                instance_state=InstanceState.RUNNING.value,
+            )
+            self._emit(event)
+        return cluster
+
+    # -- stopping -------------------------------------------------------------------------
+
+    async def _settle_jobs(
+        self, cluster: ClusterRecord, caller: Caller, *, force: bool, action: str
+    ) -> None:
+        active = self.jobs(cluster, active_only=True)
+        if not active:
+            return
+        if not force:
+            ids = ", ".join(str(j.id) for j in active)
+            raise ConflictError(
+                f"cluster {cluster.name} has active jobs ({ids}); wait for them, cancel them "
+                f"(`skyctl cancel {active[0].id}`), or {action} it with --force to cancel them"
+            )
+        for job in active:
+            await self._cancel_job(job.id, caller)
+
+    async def _stop(self, cluster: ClusterRecord, *, kind: str, reason: str) -> ClusterRecord:
+        provider = self._provider(cluster)
+        try:
+            await provider.stop(list(cluster.instance_ids))
+        except ProviderError as exc:
+            raise ConflictError(
+                f"cannot stop cluster {cluster.name}: {exc.message}; "
+                f"`skyctl down {cluster.name}` tears it down instead"
+            ) from None
+        cluster, event = cluster_store.set_cluster_state(
+            self.store,
+            cluster.id,
+            ClusterState.STOPPED,
+            now=self.clock.now(),
+            kind=kind,
+            reason=reason,
+            instance_state=InstanceState.STOPPED.value,
+        )
+        self._emit(event)
+        return cluster
+
+    async def _teardown(self, cluster: ClusterRecord, *, kind: str, reason: str) -> ClusterRecord:
+        return await self._retire(cluster, kind=kind, reason=reason, terminate=True)
+
+    async def _retire(
+        self, cluster: ClusterRecord, *, kind: str, reason: str, terminate: bool
+    ) -> ClusterRecord:
+        """DOWN: terminate what is left, and fail the jobs that were waiting for the cluster."""
+        if terminate and cluster.instance_ids:
+            provider = self._provider(cluster)
+            try:
+                await provider.terminate(list(cluster.instance_ids))
+            except ProviderError as exc:
+                raise ConflictError(
+                    f"cannot tear down cluster {cluster.name}: {exc.message}; try again"
+                ) from None
+        cluster, event = cluster_store.set_cluster_state(
+            self.store,
+            cluster.id,
+            ClusterState.DOWN,
+            now=self.clock.now(),
+            kind=kind,
+            reason=reason,
+            instance_state=InstanceState.TERMINATED.value,
+        )
+        self._emit(event)
+        for job in self.jobs(cluster, active_only=True):
+            if job.state == JobState.PENDING:
+                _job, failed = job_store.transition(
+                    self.store,
+                    job.id,
+                    JobState.FAILED,
+                    now=self.clock.now(),
+                    reason=f"cluster {cluster.name} is down: {reason}",
+                )
+                self._emit(failed)
+        self._last_busy.pop(cluster.id, None)
+        self._autostop_failed.discard(cluster.id)
+        return cluster
+
+    # -- autostop -------------------------------------------------------------------------
+
+    async def busy_reason(self, cluster: ClusterRecord) -> str | None:
+        """Why the cluster is not idle, or None: a job pending, setting up or running on it,
+        an open session, or a GPU above the threshold."""
+        active = self.jobs(cluster, active_only=True)
+        if active:
+            return f"job {active[0].id} is {active[0].state.value}"
+        instances = self.instances(cluster)
+        for inst in instances:
+            sessions = await self._activity.active_sessions(inst)
+            if sessions:
+                return f"{sessions} session(s) open on {inst.instance_id}"
+        for inst in instances:
+            load = await self._gpu.utilization(inst)
+            if load is not None and load >= self.settings.gpu_busy_percent:
+                return f"GPU {load:.0f}% busy on {inst.instance_id}"
+        return None
+
+    async def _check_idle(self, cluster: ClusterRecord) -> None:
+        minutes = cluster.autostop_minutes
+        if minutes is None:
+            return
+        now = self.clock.now()
+        if await self.busy_reason(cluster) is not None:
+            self._last_busy[cluster.id] = now
+            self._autostop_failed.discard(cluster.id)
+            if cluster.idle_since is not None:
+                cluster_store.set_idle_since(self.store, cluster.id, None)
+            return
+        idle_since = cluster.idle_since
+        if idle_since is None:
+            # idle since the last sign of use we know of, never before this daemon started
+            marks = [
+                cluster.up_at,
+                cluster.autostop_set_at,
+                cluster_store.last_job_end(self.store, cluster.id),
+                self._last_busy.get(cluster.id),
+                self._started_at,
+            ]
+            idle_since = max(m for m in marks if m is not None)
+            cluster_store.set_idle_since(self.store, cluster.id, idle_since)
+        if now - idle_since < minutes * 60 or cluster.id in self._autostop_failed:
+            return
+        idle_for = (now - idle_since) / 60
+        action = "tearing it down" if cluster.autostop_down else "stopping it"
+        reason = f"autostop: idle for {idle_for:.0f} min (no jobs, sessions or GPU load); {action}"
+        try:
+            if cluster.autostop_down:
+                await self._teardown(cluster, kind="autostop", reason=reason)
+            else:
+                await self._stop(cluster, kind="autostop", reason=reason)
+        except ConflictError as exc:
+            self._autostop_failed.add(cluster.id)
+            self._emit(
+                cluster_store.append_cluster_event(
+                    self.store, cluster, now=now, kind="autostop_failed", reason=exc.message
+                )
+            )
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _provider(self, cluster: ClusterRecord) -> Provider:
+        provider = self.providers.get(cluster.provider)
+        if provider is None:
+            raise ConflictError(
+                f"cluster {cluster.name} runs on provider {cluster.provider!r}, which is not "
+                "enabled in this daemon; enable it in the configuration"
+            )
+        return provider
+
+    def _new_job(self, spec: TaskSpec, caller: Caller, base_dir: str, name: str) -> NewJob:
+        return NewJob(
+            name=name,
+            owner_uid=caller.uid,
+            owner_name=caller.name,
+            project=spec.project,
+            priority=spec.priority,
+            spec_json=spec.to_json(),
+            base_dir=base_dir,
+        )
+
+    def _lock(self, cluster_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(cluster_id, asyncio.Lock())
+
+    def _emit(self, *events: EventRecord) -> None:
+        for event in events:
+            self.bus.publish(event)
+
+
+def _check_owner(cluster: ClusterRecord, caller: Caller, action: str) -> None:
+    if cluster.owner_uid != caller.uid and not caller.is_admin:
+        raise PermissionDeniedError(
+            f"cluster {cluster.name} belongs to {cluster.owner_name}; "
+            f"only its owner or an admin may {action} it"
+        )
+
+
+def _placement_json(provider: str, outcome: PlacementOutcome) -> dict[str, Any]:
+    candidate = outcome.candidate
+    assert candidate is not None
+    offer = candidate.offer
+    return {
+        "provider": provider,
+        "offer_key": offer.key,
+        "cloud": offer.cloud,
+        "region": offer.region,
+        "zone": offer.zone,
+        "instance_type": offer.instance_type,
+        "accelerator_name": offer.accelerator_name or None,
+        "accelerator_count": offer.accelerator_count,
+        "spot": candidate.spot,
+        "hourly_price_micros": candidate.hourly_price_micros,
+        "why": outcome.decision.reason,
+    }
