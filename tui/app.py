@@ -147,6 +147,9 @@ class SkydDashboard(App[int]):
         for table in event.pane.query(EndpointTable):
             if not table.loaded:
                 table.reload()
+        for log in event.pane.query(EventsPane):
+            # lines written while the tab was hidden are laid out only now: follow the newest
+            self.call_after_refresh(log.scroll_end, animate=False)
 
     def action_show_tab(self, tab: str) -> None:
         self.main_screen.query_one("#tabs", TabbedContent).active = tab

@@ -21,6 +21,8 @@ from tui.requests import CancelJob
 JsonObject = dict[str, Any]
 
 LOG_LINES_KEPT = 5_000
+# Wider than the screen: long reasons scroll sideways rather than being cut to a few letters.
+REASON_WIDTH = 120
 
 
 def summary_text(job: JsonObject, now: float) -> Text:
@@ -62,7 +64,7 @@ class JobDetailScreen(Screen[None]):
             timeline.add_column("time", key="at", width=8)
             timeline.add_column("event", key="kind", width=14)
             timeline.add_column("state", key="state", width=12)
-            timeline.add_column("reason", key="reason")
+            timeline.add_column("reason", key="reason", width=REASON_WIDTH)
             yield timeline
             yield Log(id="job-log", max_lines=LOG_LINES_KEPT, auto_scroll=True)
         yield Footer()
