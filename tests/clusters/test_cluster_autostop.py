@@ -31,7 +31,7 @@ async def world(tmp_path: Path) -> AsyncIterator[ClusterWorld]:
     made.store.close()
 
 
-async def launch_idle(world: ClusterWorld, autostop: str = "10") -> int:
+async def launch_idle(world: ClusterWorld, autostop: str | None = "10") -> int:
     """A cluster whose first job has finished at the current time; returns the job id."""
     _cluster, job = await world.service.launch(
         gpu_task(autostop), name="dev", caller=ALICE, base_dir="/tmp"
