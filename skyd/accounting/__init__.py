@@ -1,13 +1,14 @@
 """Accounting: the exact ledger, credit pools, projects, budgets, limits and cost reports.
 
 The public surface: `Accountant` (a daemon service), `AccountingSettings`, the price series
-(`RecordedPrices`, `PriceHistory`, the `PriceSeries` protocol), the records it returns, and
-`BudgetExceededError`. HTTP routes are in `skyd.api.accounting_routes`.
+(`RecordedPrices`, `PriceHistory`, `MarketPrices`, the `PriceSeries` protocol), the records
+it returns, and `BudgetExceededError`. HTTP routes are in `skyd.api.accounting_routes`; the
+optimizer's inputs in `skyd.accounting.optimizer_inputs`.
 """
 
 from skyd.accounting.accountant import Accountant
 from skyd.accounting.errors import AccountingInputError, BudgetExceededError
-from skyd.accounting.prices import PriceHistory, PriceSeries, RecordedPrices
+from skyd.accounting.prices import MarketPrices, PriceHistory, PriceSeries, RecordedPrices
 from skyd.accounting.records import (
     BudgetAction,
     ChargedInstance,
@@ -27,6 +28,7 @@ __all__ = [
     "ChargedInstance",
     "CreditPool",
     "HoldDecision",
+    "MarketPrices",
     "PriceHistory",
     "PriceSeries",
     "Project",

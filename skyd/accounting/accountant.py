@@ -73,8 +73,6 @@ class Accountant:
         self.bus = bus
         self.settings = settings
         self.prices: PriceSeries = prices or RecordedPrices(settings.stopped_hourly_micros)
-        # with launch prices only, a running instance's usual pass takes a shortcut
-        self._recorded_prices = isinstance(self.prices, RecordedPrices)
         self._last_actions: dict[int, str] = {}
         self._period_ms = round(settings.ledger_period_seconds * 1000)
         # Accrual state of unsettled instances as of the last committed pass; rebuilt from
@@ -88,7 +86,7 @@ class Accountant:
         failures = 0
         while True:
             try:
-                self.accrue(self.clock.now())
+                self.accrue(self.clock.now() - self.settings.price_settle_seconds)
                 failures = 0
                 self._wake_scheduler_on_new_actions()
             except Exception:
@@ -110,6 +108,7 @@ class Accountant:
         period_ms = self._period_ms
         try:
             with self.store.transaction() as conn:
+                self.prices.refresh(conn)
                 if self._open is None:
                     accruals = {a.watermark_id: a for a in ledger_store.open_accruals(conn)}
                 else:
@@ -156,10 +155,10 @@ class Accountant:
             accrual.reshaped = True
             return True
         if (
-            self._recorded_prices
-            and not accrual.settled
+            not accrual.settled
             and not accrual.seen_stopped
             and not stopped_now
+            and self.prices.is_flat(instance)
             and extend_open_stretch(accrual, end_ms, book, period_ms)
         ):
             return True

@@ -25,6 +25,9 @@ class AccountingSettings:
     # The ledger gets a row per instance per period (and per price or payer change); reports
     # and budgets also count the open period, so this trades ledger size for posting lag.
     ledger_period_seconds: int = 3600
+    # Charge only up to this long ago, so spot prices reported late still apply (see
+    # MarketPrices); 0 charges up to now.
+    price_settle_seconds: float = 0.0
     over_limit_at_submit: Literal["refuse", "hold"] = "hold"
     at_budget: Literal["stop", "hold"] = "hold"
     warn_fraction: float = 0.8
@@ -44,6 +47,11 @@ class AccountingSettings:
             raise ValueError(
                 "accounting.ledger_period_seconds must divide a day (e.g. 900, 3600, 86400), "
                 f"got {self.ledger_period_seconds!r}"
+            )
+        if self.price_settle_seconds < 0:
+            raise ValueError(
+                "accounting.price_settle_seconds must be 0 or more, "
+                f"got {self.price_settle_seconds!r}"
             )
         if not 0 < self.warn_fraction <= 1:
             raise ValueError(

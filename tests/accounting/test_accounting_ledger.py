@@ -21,9 +21,18 @@ from accounting_books import (
     set_state,
 )
 
-from skyd.accounting import AccountingSettings, ChargedInstance, PriceHistory
+from skyd.accounting import (
+    AccountingSettings,
+    ChargedInstance,
+    MarketPrices,
+    PriceHistory,
+    PriceSeries,
+    RecordedPrices,
+)
 from skyd.clock import VirtualClock
 from skyd.store import ledger as ledger_store
+from skyd.store import market as market_store
+from skyd.store.market import Observation
 
 DAY = 86_400.0
 SPOT_KEY = "aws/us-east-1/us-east-1a/m5.large/spot"
@@ -259,6 +268,12 @@ class CrashingPrices:
     def stopped_price_at(self, instance: ChargedInstance, at: float) -> int:
         return 0
 
+    def is_flat(self, instance: ChargedInstance) -> bool:
+        return False  # every lookup goes through price_at
+
+    def refresh(self, conn: sqlite3.Connection) -> None:
+        return None
+
 
 def test_a_crash_inside_a_pass_leaves_the_books_as_the_last_pass_left_them(
     tmp_path: Path,
@@ -314,7 +329,14 @@ def test_costs_report_groups_posted_and_open_charges(tmp_path: Path) -> None:
     assert books.costs(ADMIN, by="user", since=START + 2 * DAY) == []
 
 
-def _books_after(tmp_path: Path, prices: PriceHistory | None) -> list[tuple[object, ...]]:
+class GeneralPathPrices(RecordedPrices):
+    """Launch prices, but never declared flat: accrual takes its general path."""
+
+    def is_flat(self, instance: ChargedInstance) -> bool:
+        return False
+
+
+def _books_after(tmp_path: Path, prices: PriceSeries | None) -> list[tuple[object, ...]]:
     store = new_store(tmp_path)
     clock = VirtualClock(START)
     books = accountant(store, clock, prices=prices)
@@ -346,6 +368,40 @@ def test_the_shortcut_for_recorded_prices_books_exactly_what_the_general_path_do
     tmp_path: Path,
 ) -> None:
     shortcut = _books_after(tmp_path / "recorded", None)
-    general = _books_after(tmp_path / "general", PriceHistory({}))  # same prices, no shortcut
+    general = _books_after(tmp_path / "general", GeneralPathPrices())
     assert shortcut == general
     assert {r[1] for r in shortcut} == {1, 2, None}  # both pools ran dry, then cash
+
+
+def test_spot_prices_recorded_by_the_market_pollers_are_charged(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    clock = VirtualClock(START)
+    books = accountant(store, clock, prices=MarketPrices())
+    job = add_job(store)
+    launch(store, "spot", job_id=job, hourly_micros=300_000, at=START, spot=True)
+    launch(store, "ondemand", job_id=job, hourly_micros=1_000_000, at=START)
+    scope = "aws/us-east-1/us-east-1a/m5.large"
+    with store.transaction() as conn:
+        market_store.record(
+            conn,
+            [
+                Observation(scope, START + 600, "test", spot_price_micros=450_000),
+                Observation("aws/us-east-1/us-east-1b/m5.large", START, "test", 9_999_999),
+            ],
+            observed_at=START + 700,
+        )
+    books.accrue(START + 3600)
+    with store.transaction() as conn:  # seen after the first pass, in force later
+        market_store.record(
+            conn, [Observation(scope, START + 5400, "test", 200_000)], observed_at=START + 5400
+        )
+    books.accrue(START + 2 * 3600)
+    spot = exact_micros(
+        [
+            (START, START + 600, 300_000),
+            (START + 600, START + 5400, 450_000),
+            (START + 5400, START + 7200, 200_000),
+        ]
+    )
+    assert ledger_store.instance_total(store.conn, "sim", "spot") == spot
+    assert ledger_store.instance_total(store.conn, "sim", "ondemand") == 2_000_000
