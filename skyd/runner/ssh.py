@@ -230,7 +230,7 @@ class SshRunner:
     async def _start_node(
         self, node: SshNode, command: RunCommand, nodes: Sequence[SshNode]
     ) -> int:
-        data, alive = await self._remote_status(node, shim_may_be_missing=True)
+        data, alive, _ = await self._remote_status(node, shim_may_be_missing=True)
         if data is not None or alive:
             return 0  # this node already runs (or ran) the attempt: never run it twice
         directory = node.remote_dir
@@ -301,16 +301,19 @@ class SshRunner:
         return combine(statuses)
 
     async def _poll_node(self, attempt_dir: Path, log_path: Path, node: SshNode) -> RunStatus:
-        data, alive = await self._remote_status(node, shim_may_be_missing=True)
+        data, alive, log_size = await self._remote_status(node, shim_may_be_missing=True)
         status = _node_status(data, alive)
-        if status.phase != RunPhase.NOT_STARTED:
+        offsets: dict[str, int] = _read_json(attempt_dir / OFFSETS_FILE) or {}
+        if status.phase != RunPhase.NOT_STARTED and log_size > offsets.get(str(node.rank), 0):
             # after the status, so a DONE node's output is complete when we copy it
             await self._pull_log(attempt_dir, log_path, node, final=not alive)
         return status
 
     async def _remote_status(
         self, node: SshNode, *, shim_may_be_missing: bool
-    ) -> tuple[dict[str, Any] | None, bool]:
+    ) -> tuple[dict[str, Any] | None, bool, int]:
+        """The node's status.json (None before the shim wrote one), whether the shim lives,
+        and the size of its remote job.log."""
         shim = shlex.quote(f"{node.remote_dir}/{SHIM_NAME}")
         command = shim_command(node.python, node.remote_dir, "status")
         if shim_may_be_missing:
@@ -323,8 +326,8 @@ class SshRunner:
             )
         answer = _last_json_line(result.stdout, node)
         if not isinstance(answer, dict):
-            return None, False
-        return answer.get("status"), bool(answer.get("alive"))
+            return None, False, 0
+        return answer.get("status"), bool(answer.get("alive")), int(answer.get("log_size", 0))
 
     async def _pull_log(
         self, attempt_dir: Path, log_path: Path, node: SshNode, *, final: bool

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 from pathlib import Path
 
@@ -40,7 +41,10 @@ def test_mount_destinations_and_remote_paths() -> None:
     assert mount_destination("cfg/a.yaml", "r") == "r/workdir/cfg/a.yaml"
     assert normalize_root("~/.skyd/") == ".skyd"
     assert run_dir("/srv/skyd", "i1") == "/srv/skyd/runs/i1"
-    assert "'it'\"'\"'s/shim.py'" in kill_command("python3", "it's", 2)
+    shim, directory = shlex.quote("it's/shim.py"), shlex.quote("it's")
+    assert kill_command("python3", "it's", 2) == (
+        f"if [ -f {shim} ]; then python3 -I -S {shim} kill {directory} 2; fi"
+    )
 
 
 def test_instance_ids_are_file_safe_and_distinct() -> None:

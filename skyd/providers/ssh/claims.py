@@ -80,27 +80,32 @@ def instance_id_for(host: str, token: str, rank: int) -> str:
 
 
 class ClaimStore:
-    """The claims directory. Writes are atomic (temp file + rename) and fsynced."""
+    """The claims directory, read once and then kept in memory (one daemon owns it).
+
+    Writes go to disk first (temp file + fsync + rename), then to memory, so what a
+    restarted daemon reads back is exactly what was acknowledged.
+    """
 
     def __init__(self, directory: Path) -> None:
         self._dir = directory
         self._dir.mkdir(parents=True, exist_ok=True)
+        self._claims: dict[str, Claim] = {}
+        for path in sorted(self._dir.glob("ssh-*.json")):
+            with contextlib.suppress(FileNotFoundError):
+                claim = Claim.from_json(json.loads(path.read_text()))
+                self._claims[claim.instance_id] = claim
 
     def _path(self, instance_id: str) -> Path:
         return self._dir / f"{instance_id}.json"
 
     def get(self, instance_id: str) -> Claim | None:
-        if "/" in instance_id or instance_id.startswith("."):
-            return None
-        try:
-            return Claim.from_json(json.loads(self._path(instance_id).read_text()))
-        except FileNotFoundError:
-            return None
+        return self._claims.get(instance_id)
 
     def all(self) -> Iterator[Claim]:
-        for path in sorted(self._dir.glob("ssh-*.json")):
-            with contextlib.suppress(FileNotFoundError):
-                yield Claim.from_json(json.loads(path.read_text()))
+        return iter(list(self._claims.values()))
+
+    def with_token(self, token: str) -> list[Claim]:
+        return sorted((c for c in self._claims.values() if c.token == token), key=lambda c: c.rank)
 
     def put(self, claim: Claim) -> None:
         path = self._path(claim.instance_id)
@@ -110,6 +115,7 @@ class ClaimStore:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        self._claims[claim.instance_id] = claim
 
     def update(self, claim: Claim, **changes: Any) -> Claim:
         updated = replace(claim, **changes)
@@ -117,7 +123,7 @@ class ClaimStore:
         return updated
 
     def remove(self, instance_id: str) -> None:
-        if self.get(instance_id) is not None:
+        if self._claims.pop(instance_id, None) is not None:
             self._path(instance_id).unlink(missing_ok=True)
 
 

@@ -24,7 +24,9 @@ def run_dir(remote_root: str, instance_id: str) -> str:
 
 def shim_command(python: str, directory: str, verb: str, *args: str) -> str:
     shim = f"{directory}/{SHIM_NAME}"
-    words = [python, shim, verb, directory, *args]
+    # -I -S: no site-packages or PYTHON* variables of the remote account; faster, and the
+    # shim needs nothing beyond the standard library.
+    words = [python, "-I", "-S", shim, verb, directory, *args]
     return " ".join(shlex.quote(w) for w in words)
 
 

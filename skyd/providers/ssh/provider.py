@@ -139,10 +139,7 @@ class SshProvider:
     # -- launch ------------------------------------------------------------------
 
     async def launch(self, request: LaunchRequest) -> list[Instance]:
-        existing = sorted(
-            (c for c in self._claims.all() if c.token == request.client_token),
-            key=lambda c: c.rank,
-        )
+        existing = self._claims.with_token(request.client_token)
         if existing:
             return [self._instance(c) for c in existing]
         offer = request.offer
@@ -162,9 +159,9 @@ class SshProvider:
             )
         await self._probe_for_launch(host)
         # From here to the writes nothing awaits, so two launches cannot both take the last slot.
-        raced = [c for c in self._claims.all() if c.token == request.client_token]
+        raced = self._claims.with_token(request.client_token)
         if raced:  # the same token launched while we probed
-            return [self._instance(c) for c in sorted(raced, key=lambda c: c.rank)]
+            return [self._instance(c) for c in raced]
         self._check_capacity(host, request)
         now = self._clock.now()
         tags = dict(request.tags)
