@@ -8,7 +8,7 @@ from pathlib import Path
 
 from skyd.catalog.catalog import Catalog
 from skyd.clock import VirtualClock
-from skyd.clusters import ClusterService, ClusterSettings
+from skyd.clusters import ActivityProbe, ClusterService, ClusterSettings
 from skyd.events import EventBus
 from skyd.market.live import LiveMarket
 from skyd.model import JobState
@@ -80,6 +80,7 @@ def cluster_world(
     boot_seconds: float = 0.0,
     providers: Callable[[VirtualClock], dict[str, Provider]] | None = None,
     gpu_busy_percent: float = 10.0,
+    activity: ActivityProbe | None = None,
 ) -> ClusterWorld:
     clock = VirtualClock(START)
     store = open_store(tmp_path / "state")
@@ -102,7 +103,7 @@ def cluster_world(
         providers=enabled,
         placer=Placer(market),
         cancel_job=cancel,
-        activity=cloud,
+        activity=activity or cloud,
         gpu=cloud,
         settings=ClusterSettings(check_seconds=CHECK_SECONDS, gpu_busy_percent=gpu_busy_percent),
     )
