@@ -92,8 +92,8 @@ class ProcessRunner:
     """Starts shims for attempts and reaps the ones this daemon process spawned."""
 
     def __init__(self, on_exit: asyncio.Event | None = None) -> None:
-        self._waiters: set[asyncio.Task[None]] = set()
         self._on_exit = on_exit
+        self._pidfds: set[int] = set()
 
     async def start(self, attempt_dir: Path, command: RunCommand) -> int:
         """Start the attempt's shim unless one already ran; returns its pid (0 if it had)."""
@@ -117,31 +117,53 @@ class ProcessRunner:
             }
             (attempt_dir / "launch.json").write_text(json.dumps(launch))
             with open(attempt_dir / "shim.err", "ab") as err:
-                proc = await asyncio.create_subprocess_exec(
+                # The launcher forks the shim off and exits: the shim (in its own session,
+                # so cancel can kill its whole group) is never this daemon's child.
+                launcher = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
                     "skyd.runner.shim",
+                    "--detach",
                     str(attempt_dir),
                     stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
                     stderr=err,
-                    start_new_session=True,  # own process group: cancel kills all of it
                     pass_fds=(lock_fd,),  # the shim inherits the held lock
                     user=command.uid,
                     group=command.gid,
                     extra_groups=[] if command.uid is not None else None,
                 )
+                output, _ = await launcher.communicate()
         finally:
-            os.close(lock_fd)  # the child's copy keeps the lock for as long as it lives
-        waiter = asyncio.create_task(self._reap(proc))
-        self._waiters.add(waiter)
-        waiter.add_done_callback(self._waiters.discard)
-        return proc.pid
+            os.close(lock_fd)  # the shim's copy keeps the lock for as long as it lives
+        if launcher.returncode != 0 or not output.strip().isdigit():
+            raise RuntimeError(
+                f"the job runner did not start (exit {launcher.returncode}); "
+                f"see {attempt_dir / 'shim.err'}"
+            )
+        pid = int(output.strip())
+        self._watch_exit(pid)
+        return pid
 
-    async def _reap(self, proc: asyncio.subprocess.Process) -> None:
-        await proc.wait()
-        if self._on_exit is not None:
-            self._on_exit.set()
+    def _watch_exit(self, pid: int) -> None:
+        """Wake the scheduler the moment the shim exits (a pidfd needs no parenthood)."""
+        if self._on_exit is None or not hasattr(os, "pidfd_open"):
+            return  # the scheduler's tick notices the end instead
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return
+        loop = asyncio.get_running_loop()
+        on_exit = self._on_exit
+
+        def exited() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            self._pidfds.discard(pidfd)
+            on_exit.set()
+
+        self._pidfds.add(pidfd)
+        loop.add_reader(pidfd, exited)
 
     async def kill(self, attempt_dir: Path, grace_seconds: float) -> None:
         """SIGTERM the attempt's whole process group, then SIGKILL whatever is left."""
@@ -160,8 +182,12 @@ class ProcessRunner:
             os.killpg(pgid, signal.SIGKILL)
 
     async def aclose(self) -> None:
-        for waiter in list(self._waiters):
-            waiter.cancel()
+        """Stop watching; the jobs themselves keep running (the next daemon adopts them)."""
+        loop = asyncio.get_running_loop()
+        for pidfd in list(self._pidfds):
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+        self._pidfds.clear()
 
 
 def group_alive(pgid: int) -> bool:

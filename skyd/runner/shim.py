@@ -108,5 +108,33 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def detach_and_run(argv: list[str]) -> int:
+    """Fork: the parent prints the child's pid and exits at once; the child starts its own
+    session (its process group is the job's) and runs the attempt. So the job is never the
+    daemon's child: it outlives any daemon, and no daemon has to reap it."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid > 0:
+        os.close(write_end)
+        os.read(read_end, 1)  # wait until the child has its own session
+        print(pid, flush=True)
+        return 0
+    os.close(read_end)
+    # let go of the launcher's stdout pipe, or the daemon would wait for the job to end
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    os.setsid()
+    os.write(write_end, b"1")
+    os.close(write_end)
+    try:
+        code = main(argv)
+    except BaseException:
+        code = 1
+    os._exit(code)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--detach"]:
+        sys.exit(detach_and_run(sys.argv[2:]))
     sys.exit(main(sys.argv[1:]))

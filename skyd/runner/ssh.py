@@ -201,10 +201,12 @@ class SshRunner:
         connections: SshConnections,
         *,
         command_timeout_s: float = 30.0,
+        upload_timeout_s: float = 600.0,
         log_chunk_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self._connections = connections
         self._timeout = command_timeout_s
+        self._upload_timeout = upload_timeout_s
         self._chunk = log_chunk_bytes
 
     # -- start -----------------------------------------------------------------------
@@ -241,15 +243,12 @@ class SshRunner:
             "env": node_env(command.env, node, nodes),
             "abs_env": {"SKYD_CHECKPOINT_DIR": f"{directory}/checkpoints"},
         }
-        async with self._connections.sftp(node.target) as sftp:
-            await sftp.makedirs(f"{directory}/workdir", exist_ok=True)
-            await sftp.makedirs(f"{directory}/checkpoints", exist_ok=True)
-            await _write_remote(sftp, f"{directory}/{SHIM_NAME}", _shim_source())
-            if command.workdir_source is not None:
-                await _upload(sftp, command.workdir_source, f"{directory}/workdir")
-            for dest, src in (command.file_mounts or {}).items():
-                await _upload(sftp, Path(src), mount_destination(dest, directory))
-            await _write_remote(sftp, f"{directory}/launch.json", json.dumps(launch).encode())
+        try:
+            await self._upload_all(node, command, launch)
+        except OSError as exc:  # a local source went missing since the task was checked
+            raise ProviderError(
+                f"could not upload the job's files to {node.target.name}: {exc}"
+            ) from exc
         result = await self._connections.run(
             node.target,
             shim_command(node.python, directory, "start"),
@@ -263,6 +262,21 @@ class SshRunner:
             )
         answer = _last_json_line(result.stdout, node)
         return 1 if isinstance(answer, dict) and answer.get("started") else 0
+
+    async def _upload_all(
+        self, node: SshNode, command: RunCommand, launch: Mapping[str, Any]
+    ) -> None:
+        directory = node.remote_dir
+        async with self._connections.sftp(node.target, timeout_s=self._upload_timeout) as sftp:
+            await sftp.makedirs(f"{directory}/workdir", exist_ok=True)
+            await sftp.makedirs(f"{directory}/checkpoints", exist_ok=True)
+            await _write_remote(sftp, f"{directory}/{SHIM_NAME}", _shim_source())
+            if command.workdir_source is not None:
+                await _upload(sftp, command.workdir_source, f"{directory}/workdir")
+            for dest, src in (command.file_mounts or {}).items():
+                await _upload(sftp, Path(src), mount_destination(dest, directory))
+            # last: a launch.json on the node means everything it names is there
+            await _write_remote(sftp, f"{directory}/launch.json", json.dumps(launch).encode())
 
     # -- status ----------------------------------------------------------------------
 
@@ -336,7 +350,7 @@ class SshRunner:
 
         offsets: dict[str, int] = _read_json(attempt_dir / OFFSETS_FILE) or {}
         offset = offsets.get(str(node.rank), 0)
-        async with self._connections.sftp(node.target) as sftp:
+        async with self._connections.sftp(node.target, timeout_s=self._timeout) as sftp:
             try:
                 async with sftp.open(f"{node.remote_dir}/job.log", "rb") as fh:
                     await fh.seek(offset)

@@ -4,6 +4,8 @@ kill -9, SIGTERM and sd_notify). Both serve the real API on a real Unix socket."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -44,6 +46,17 @@ def settings_for_tests(root: Path, **overrides: object) -> Settings:
     for key, value in overrides.items():
         setattr(settings, key, value)
     return settings
+
+
+def kill_leftover_jobs(state_dir: Path) -> None:
+    """Jobs outlive their daemon by design; a test must not leave them running."""
+    for status in state_dir.glob("jobs/*/attempt-*/status.json"):
+        try:
+            pid = int(json.loads(status.read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 class DaemonThread:
@@ -87,6 +100,7 @@ class DaemonThread:
         if self._loop is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self.daemon.request_stop)
         self._thread.join(30)
+        kill_leftover_jobs(self.settings.state_dir)
         if self.error is not None:
             raise self.error
         return self.exit_code
@@ -148,6 +162,7 @@ class DaemonProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        kill_leftover_jobs(self.state_dir)
 
     def kill9(self) -> None:
         assert self.proc is not None
