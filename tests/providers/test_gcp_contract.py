@@ -200,3 +200,20 @@ def test_config_names_the_bad_field() -> None:
         GcpConfig(project="")
     with pytest.raises(ValueError, match="spot_termination_action"):
         GcpConfig(project="p", spot_termination_action="KEEP")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("reason", "kind", "scope"),
+    [
+        ("quotaExceeded", QuotaError, "gcp/us-central1"),
+        ("rateLimitExceeded", TransientError, "gcp/us-central1"),
+        ("forbidden", AuthError, "gcp"),
+    ],
+)
+async def test_http_403_is_read_by_its_reason(
+    harness: GcpHarness, reason: str, kind: type[ProviderError], scope: str
+) -> None:
+    harness.fake.add_fault(GceFault("insert", status=403, reason=reason))
+    with pytest.raises(kind) as caught:
+        await harness.provider.launch(request_for(harness.offer(spot=False), spot=False))
+    assert caught.value.scope == scope
