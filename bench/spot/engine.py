@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from skyd.market.traces import TraceSet
+from skyd.policy.availability import AvailabilityStats
 from skyd.policy.optimum import TickMarket, available_run_lengths
 from skyd.policy.state import IDLE, PolicyState, SpotPolicy, Target, ZoneMarket
 
@@ -34,6 +35,11 @@ class PreparedZones:
     next_change: npt.NDArray[np.int64]  # (zones, rows): first later row that differs
     price_sum: npt.NDArray[np.float64]  # (zones, rows + 1): cumulative $ per tick
     run_lengths: npt.NDArray[np.int64]
+    # Prefix sums that give a history window's statistics in O(1) (see zone_market).
+    run_start: npt.NDArray[np.int64]  # (zones, rows): first row of the run holding at row
+    ones_before: npt.NDArray[np.int64]  # (zones, rows + 1): available rows before row
+    rises_before: npt.NDArray[np.int64]  # (zones, rows + 1): up-runs starting before row
+    falls_before: npt.NDArray[np.int64]  # (zones, rows + 1): down-runs starting before row
 
     @property
     def tick_hours(self) -> float:
@@ -69,8 +75,69 @@ def prepare(traces: TraceSet, zones: list[str], label: str) -> PreparedZones:
         [np.zeros((len(zones), 1)), np.cumsum(prices * tick_hours, axis=1)], axis=1
     )
     runs = np.stack([available_run_lengths(available[z]) for z in range(len(zones))])
+    flags = available.astype(np.int64)
+    changed = np.ones_like(available, dtype=bool)
+    changed[:, 1:] = available[:, 1:] != available[:, :-1]
+    index = np.where(changed, np.arange(rows)[None, :], 0)
+    run_start = np.maximum.accumulate(index, axis=1)
+    rises = (changed & available).astype(np.int64)
+    falls = (changed & ~available).astype(np.int64)
+    zero = np.zeros((len(zones), 1), dtype=np.int64)
     return PreparedZones(
-        label, tuple(chosen.zones), tuple(regions), market, next_change, price_sum, runs
+        label,
+        tuple(chosen.zones),
+        tuple(regions),
+        market,
+        next_change,
+        price_sum,
+        runs,
+        run_start,
+        np.concatenate([zero, np.cumsum(flags, axis=1)], axis=1),
+        np.concatenate([zero, np.cumsum(rises, axis=1)], axis=1),
+        np.concatenate([zero, np.cumsum(falls, axis=1)], axis=1),
+    )
+
+
+def zone_market(
+    zones: PreparedZones, index: int, region: str, row: int, first_row: int
+) -> ZoneMarket:
+    """What a policy sees of one zone at `row`, history starting at `first_row`.
+
+    The statistics of the history before the current run are read off prefix sums;
+    they equal availability_stats(settled_history(history)) (a test checks it).
+    """
+    market = zones.market
+    dt = market.tick_hours
+    start = int(zones.run_start[index, row])
+    settled_end = max(start, first_row)
+    count = settled_end - first_row
+    if count > 0:
+        ones = int(zones.ones_before[index, settled_end] - zones.ones_before[index, first_row])
+        first_up = bool(market.available[index, first_row])
+        # Runs that begin inside the window, plus the one already running at its start.
+        ups = int(zones.rises_before[index, settled_end] - zones.rises_before[index, first_row + 1])
+        downs = int(
+            zones.falls_before[index, settled_end] - zones.falls_before[index, first_row + 1]
+        )
+        ups += int(first_up)
+        downs += int(not first_up)
+        settled = AvailabilityStats(
+            fraction=ones / count,
+            mean_up_hours=ones * dt / ups if ups else 0.0,
+            mean_down_hours=(count - ones) * dt / downs if downs else 0.0,
+            observed_hours=count * dt,
+        )
+    else:
+        settled = AvailabilityStats(0.0, 0.0, 0.0, 0.0)
+    return ZoneMarket(
+        zones.names[index],
+        region,
+        bool(market.available[index, row]),
+        float(market.spot_price[index, row]),
+        market.available[index, first_row : row + 1],
+        dt,
+        settled=settled,
+        current_run=(row + 1 - max(start, first_row)) * dt,
     )
 
 
@@ -143,17 +210,7 @@ def simulate(
             elapsed_hours=t * dt,
             changeover_hours=k * dt,
             current=current,
-            zones=tuple(
-                ZoneMarket(
-                    names[i],
-                    zone_regions[i],
-                    bool(available[i, row]),
-                    float(market.spot_price[i, row]),
-                    available[i, lo : row + 1],
-                    dt,
-                )
-                for i in range(len(names))
-            ),
+            zones=tuple(zone_market(zones, i, zone_regions[i], row, lo) for i in range(len(names))),
             on_demand_prices=od_price,
             step_hours=dt,
             overhead_left_hours=overhead * dt,

@@ -33,6 +33,16 @@ def settled_history(history: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     return history[: int(changes[-1]) + 1]
 
 
+def current_run_hours(history: npt.NDArray[np.bool_], step_hours: float) -> float:
+    """How long the last value of `history` has held (0 for no history)."""
+    n = len(history)
+    if n == 0:
+        return 0.0
+    changes = np.flatnonzero(history[1:] != history[:-1])
+    start = int(changes[-1]) + 1 if len(changes) else 0
+    return (n - start) * step_hours
+
+
 def availability_stats(history: npt.NDArray[np.bool_], step_hours: float) -> AvailabilityStats:
     """Fraction and run lengths of a sampled availability series (no data: all zero)."""
     n = len(history)

@@ -39,16 +39,6 @@ from skyd.policy.baselines import (
 from skyd.policy.state import IDLE, Decision, PolicyState, Target, ZoneMarket
 
 
-def current_run_hours(history: np.ndarray, step_hours: float) -> float:
-    """How long the last value of `history` has held (0 for no history)."""
-    n = len(history)
-    if n == 0:
-        return 0.0
-    changes = np.flatnonzero(history[1:] != history[:-1])
-    start = int(changes[-1]) + 1 if len(changes) else 0
-    return (n - start) * step_hours
-
-
 class SlackReserve:
     """Greedy while slack is above a reserve sized to the endgame; bridges outages below it."""
 
@@ -80,18 +70,14 @@ class SlackReserve:
 
     def _stats(self, state: PolicyState) -> AvailabilityStats:
         zones = state.zones
-        step = zones[0].history_step_hours
         if len(zones) == 1:
-            history = zones[0].history
-        else:
-            # Several zones: the job can run while any of them is up.
-            shortest = min(len(z.history) for z in zones)
-            history = (
-                np.logical_or.reduce([z.history[len(z.history) - shortest :] for z in zones])
-                if shortest
-                else zones[0].history[:0]
-            )
-        return availability_stats(settled_history(history), step)
+            return zones[0].settled_stats()
+        # Several zones: the job can run while any of them is up.
+        shortest = min(len(z.history) for z in zones)
+        if shortest == 0:
+            return AvailabilityStats(0.0, 0.0, 0.0, 0.0)
+        history = np.logical_or.reduce([z.history[len(z.history) - shortest :] for z in zones])
+        return availability_stats(settled_history(history), zones[0].history_step_hours)
 
     def cycle_hours(self, stats: AvailabilityStats) -> float:
         seen = stats.observed_hours
@@ -107,13 +93,10 @@ class SlackReserve:
         return 2 * d + step_margin(state) + self.reserve_per_cycle * d * cycles
 
     def _outage_hours(self, state: PolicyState) -> float:
-        zones = state.zones
-        if len(zones) == 1:
-            return current_run_hours(zones[0].history, zones[0].history_step_hours)
-        return min(current_run_hours(z.history, z.history_step_hours) for z in zones)
+        return min(z.run_hours() for z in state.zones)
 
     def _expected_up_hours(self, zone: ZoneMarket) -> float:
-        stats = availability_stats(settled_history(zone.history), zone.history_step_hours)
+        stats = zone.settled_stats()
         seen = stats.observed_hours
         weight = seen / (seen + self.prior_hours)
         prior_up = self.prior_cycle_hours / 2
@@ -136,7 +119,7 @@ class SlackReserve:
         home = [z for z in state.zones if z.region == state.checkpoint_region]
         if not home:
             return None
-        waited = min(current_run_hours(z.history, z.history_step_hours) for z in home)
+        waited = min(z.run_hours() for z in home)
         wait = self.migrate_patience * state.changeover_hours - waited
         return wait if 0 < wait <= spare else None
 
@@ -172,7 +155,7 @@ class SlackReserve:
                 return Decision(current, reason="no room to leave on-demand")
             if slack <= reserve + EPS:
                 # Short spot runs are common: below the reserve, let it prove itself.
-                lasted = current_run_hours(zone.history, zone.history_step_hours)
+                lasted = zone.run_hours()
                 wanted = self.spot_patience * d
                 if lasted < wanted - EPS:
                     recheck = min(

@@ -10,6 +10,13 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from skyd.policy.availability import (
+    AvailabilityStats,
+    availability_stats,
+    current_run_hours,
+    settled_history,
+)
+
 
 class TargetKind(enum.StrEnum):
     IDLE = "idle"
@@ -77,6 +84,22 @@ class ZoneMarket:
     spot_price: float
     history: npt.NDArray[np.bool_] = field(default_factory=lambda: _NO_HISTORY)
     history_step_hours: float = 0.0
+    # Optional precomputed summaries of `history` (the simulator keeps prefix sums);
+    # when None they are computed from `history` on demand.
+    settled: AvailabilityStats | None = None
+    current_run: float | None = None
+
+    def settled_stats(self) -> AvailabilityStats:
+        """Availability statistics of the history before the current run began."""
+        if self.settled is not None:
+            return self.settled
+        return availability_stats(settled_history(self.history), self.history_step_hours)
+
+    def run_hours(self) -> float:
+        """How long the current state (up or down) has lasted, as far as history shows."""
+        if self.current_run is not None:
+            return self.current_run
+        return current_run_hours(self.history, self.history_step_hours)
 
 
 @dataclass(frozen=True, slots=True)

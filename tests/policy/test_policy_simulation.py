@@ -129,3 +129,25 @@ def test_no_spot_ever_uses_on_demand_just_in_time() -> None:
     # Greedy waits until one changeover of slack is left (plus one tick of margin).
     assert greedy.idle_hours == pytest.approx((80 - 50 - 3 - 1 + 1) * TICK)
     assert greedy.finish_hours <= 80 * TICK
+
+
+def test_prefix_sum_statistics_equal_the_history_computation() -> None:
+    from dataclasses import replace
+
+    from bench.spot.engine import zone_market
+
+    rng = np.random.default_rng(3)
+    prepared = make_zones(flapping(rng, 2, 600, 5))
+    for _ in range(200):
+        first = int(rng.integers(0, 500))
+        row = int(rng.integers(first, 600))
+        index = int(rng.integers(0, 2))
+        fast = zone_market(prepared, index, "r", row, first)
+        slow = replace(fast, settled=None, current_run=None)
+        expected = slow.settled_stats()
+        got = fast.settled_stats()
+        assert got.fraction == pytest.approx(expected.fraction)
+        assert got.mean_up_hours == pytest.approx(expected.mean_up_hours)
+        assert got.mean_down_hours == pytest.approx(expected.mean_down_hours)
+        assert got.observed_hours == pytest.approx(expected.observed_hours)
+        assert fast.run_hours() == pytest.approx(slow.run_hours())
