@@ -302,6 +302,8 @@ class ClusterService:
                         await self._check_idle(current)
             except Exception:
                 log.exception("checking cluster %s failed", cluster.name)
+            # the store calls are synchronous: let API requests in between clusters
+            await asyncio.sleep(0)
 
     # -- launching ------------------------------------------------------------------------
 
