@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from conftest import ProviderFactory, host_for, until_over, until_phase
 
+from skyd.errors import ProviderError
 from skyd.model import LaunchRequest
 from skyd.providers.ssh import SshConnections
 from skyd.runner.process import RunCommand, RunPhase
@@ -263,3 +265,14 @@ async def test_a_job_released_while_its_host_was_down_is_killed_when_it_returns(
     assert (await runner.status(attempt)).phase == RunPhase.RUN  # a partition, not a crash
     await provider.describe()  # the next reconcile reaches the host again
     assert (await runner.status(attempt)).phase == RunPhase.KILLED
+
+
+async def test_a_missing_local_source_is_a_clear_error(
+    tmp_path: Path, box_a: FakeSshServer, make_provider: ProviderFactory, runner: SshRunner
+) -> None:
+    nodes = await nodes_on(make_provider, box_a)
+    gone = tmp_path / "gone.csv"
+    cmd = command(tmp_path, run="true", file_mounts={"data.csv": str(gone)})
+    with pytest.raises(ProviderError, match=r"could not upload the job's files to box-a: .*gone"):
+        await runner.start(tmp_path / "a", cmd, nodes)
+    assert (await runner.status(tmp_path / "a")).phase == RunPhase.NOT_STARTED

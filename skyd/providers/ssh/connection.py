@@ -150,16 +150,22 @@ class SshConnections:
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextlib.asynccontextmanager
-    async def sftp(self, target: SshTarget) -> AsyncIterator[asyncssh.SFTPClient]:
+    async def sftp(
+        self, target: SshTarget, *, timeout_s: float
+    ) -> AsyncIterator[asyncssh.SFTPClient]:
+        """An SFTP session; the whole `async with` body must finish within `timeout_s`.
+
+        Remote file errors (asyncssh.SFTPError) and local ones (OSError other than a
+        broken connection) pass through; connection failures become skyd errors."""
         import asyncssh
 
         conn = await self.connection(target)
         try:
-            async with conn.start_sftp_client() as client:
+            async with asyncio.timeout(timeout_s), conn.start_sftp_client() as client:
                 yield client
-        except (asyncssh.Error, OSError, EOFError) as exc:
-            if isinstance(exc, asyncssh.SFTPError):
-                raise
+        except asyncssh.SFTPError:
+            raise
+        except (asyncssh.Error, ConnectionError, EOFError, TimeoutError) as exc:
             await self.forget(target)
             raise translate(exc, target) from exc
 
