@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from skyd.clock import Clock
 from skyd.clusters.activity import ActivityProbe, GpuProbe, NoGpuReading, NoSessions
+from skyd.clusters.idleness import IdleWatch
 from skyd.clusters.names import check_cluster_name
 from skyd.clusters.settings import ClusterSettings
 from skyd.errors import (
@@ -78,16 +79,18 @@ class ClusterService:
         self.placer = placer
         self.settings = settings or ClusterSettings()
         self._cancel_job = cancel_job
-        self._activity: ActivityProbe = activity or NoSessions()
-        self._gpu: GpuProbe = gpu or NoGpuReading()
+        self.idle = IdleWatch(
+            store,
+            activity or NoSessions(),
+            gpu or NoGpuReading(),
+            gpu_busy_percent=self.settings.gpu_busy_percent,
+            started_at=clock.now(),
+        )
         self._placement_context = placement_context
         self._locks: dict[int, asyncio.Lock] = {}
         self._blocked: dict[str, float] = {}  # scope → skipped by cluster launches until
         self._launching: set[int] = set()
         self._autostop_failed: set[int] = set()  # reported once per idle stretch
-        self._last_busy: dict[int, float] = {}
-        # a restarted daemon does not know what happened while it was down: idle from now
-        self._started_at = clock.now()
 
     # -- queries --------------------------------------------------------------------------
 
@@ -120,6 +123,18 @@ class ClusterService:
         if cluster.state != ClusterState.UP:
             raise ConflictError(f"cluster {name} is {cluster.state.value}, not UP yet")
         return ClusterTarget(cluster.provider, self.instances(cluster))
+
+    def target_for_job(self, job_id: int) -> ClusterTarget | None:
+        """For the scheduler, per job: None for an ordinary job (place and launch it as
+        usual); the cluster's instances for a job bound to an UP cluster; ConflictError while
+        the cluster is INIT or STOPPED (keep the job waiting); NotFoundError once the cluster
+        is DOWN (fail the job)."""
+        cluster = self.cluster_of_job(job_id)
+        if cluster is None:
+            return None
+        if cluster.state == ClusterState.DOWN:
+            raise NotFoundError(f"cluster {cluster.name} of job {job_id} is down: {cluster.reason}")
+        return self.target_for(cluster.name)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -271,7 +286,7 @@ class ClusterService:
             now=self.clock.now(),
         )
         self._autostop_failed.discard(cluster.id)
-        self._last_busy.pop(cluster.id, None)
+        self.idle.forget(cluster.id)
         self._emit(event)
         return cluster
 
@@ -520,52 +535,21 @@ class ClusterService:
                     reason=f"cluster {cluster.name} is down: {reason}",
                 )
                 self._emit(failed)
-        self._last_busy.pop(cluster.id, None)
+        self.idle.forget(cluster.id)
         self._autostop_failed.discard(cluster.id)
         return cluster
 
     # -- autostop -------------------------------------------------------------------------
-
-    async def busy_reason(self, cluster: ClusterRecord) -> str | None:
-        """Why the cluster is not idle, or None: a job pending, setting up or running on it,
-        an open session, or a GPU above the threshold."""
-        active = self.jobs(cluster, active_only=True)
-        if active:
-            return f"job {active[0].id} is {active[0].state.value}"
-        instances = self.instances(cluster)
-        for inst in instances:
-            sessions = await self._activity.active_sessions(inst)
-            if sessions:
-                return f"{sessions} session(s) open on {inst.instance_id}"
-        for inst in instances:
-            load = await self._gpu.utilization(inst)
-            if load is not None and load >= self.settings.gpu_busy_percent:
-                return f"GPU {load:.0f}% busy on {inst.instance_id}"
-        return None
 
     async def _check_idle(self, cluster: ClusterRecord) -> None:
         minutes = cluster.autostop_minutes
         if minutes is None:
             return
         now = self.clock.now()
-        if await self.busy_reason(cluster) is not None:
-            self._last_busy[cluster.id] = now
-            self._autostop_failed.discard(cluster.id)
-            if cluster.idle_since is not None:
-                cluster_store.set_idle_since(self.store, cluster.id, None)
-            return
-        idle_since = cluster.idle_since
+        idle_since = await self.idle.idle_since(cluster, now)
         if idle_since is None:
-            # idle since the last sign of use we know of, never before this daemon started
-            marks = [
-                cluster.up_at,
-                cluster.autostop_set_at,
-                cluster_store.last_job_end(self.store, cluster.id),
-                self._last_busy.get(cluster.id),
-                self._started_at,
-            ]
-            idle_since = max(m for m in marks if m is not None)
-            cluster_store.set_idle_since(self.store, cluster.id, idle_since)
+            self._autostop_failed.discard(cluster.id)
+            return
         if now - idle_since < minutes * 60 or cluster.id in self._autostop_failed:
             return
         idle_for = (now - idle_since) / 60

@@ -244,6 +244,9 @@ def record_launched(
     ids = [i.instance_id for i in instances]
     state = ClusterState.UP if up else ClusterState.INIT
     with store.transaction() as conn:
+        owner = _read(conn, cluster_id)
+        # no job to join for who pays: the instance says whose cluster it serves
+        data = {"cluster": owner.name, "cluster_id": cluster_id, "owner_uid": owner.owner_uid}
         for inst in instances:
             insert_instance(
                 conn,
@@ -253,6 +256,7 @@ def record_launched(
                 client_token=launch_token,
                 hourly_price_micros=hourly_price_micros,
                 now=now,
+                data=data,
             )
         conn.execute(
             "UPDATE clusters SET instance_ids_json = ?, state = ?, updated_at = ?,"

@@ -19,6 +19,7 @@ from skyd.errors import (
 from skyd.model import InstanceState, JobState, LaunchRequest
 from skyd.providers.base import TAG_CLUSTER, TAG_MANAGED
 from skyd.store import instances as instance_store
+from skyd.store import jobs as job_store
 from skyd.store.clusters import ClusterState, NewJob, insert_cluster, record_plan
 
 
@@ -45,6 +46,42 @@ async def test_launch_records_tagged_instances_owned_by_the_cluster_not_the_job(
     provider, instances = world.service.target_for("dev")
     assert provider == "memcloud" and [i.instance_id for i in instances] == [instance.instance_id]
     assert world.kinds("dev") == ["cluster_created", "cluster_placed", "cluster_launched"]
+    assert instance.data["owner_uid"] == ALICE.uid  # who pays, with no job to say so
+    assert world.service.target_for_job(job.id) == (provider, instances)
+
+
+async def test_the_scheduler_learns_per_job_whether_and_where_a_cluster_runs_it(
+    tmp_path: Path,
+) -> None:
+    world = cluster_world(tmp_path, boot_seconds=60)
+    try:
+        plain, _event = job_store.insert_job(
+            world.store,
+            name="batch",
+            owner_uid=ALICE.uid,
+            owner_name="alice",
+            project=None,
+            priority=0,
+            spec_json=gpu_task().to_json(),
+            base_dir="/",
+            deadline=None,
+            now=world.clock.now(),
+        )
+        assert world.service.target_for_job(plain.id) is None
+        _cluster, job = await world.service.launch(
+            gpu_task(), name="dev", caller=ALICE, base_dir="/"
+        )
+        with pytest.raises(ConflictError, match="INIT"):
+            world.service.target_for_job(job.id)  # booting: the job waits
+        world.clock.set(world.clock.now() + 60)
+        await world.service.check_once()
+        target = world.service.target_for_job(job.id)
+        assert target is not None and target.provider == "memcloud"
+        await world.service.down("dev", ALICE, force=True)
+        with pytest.raises(NotFoundError, match="cluster dev of job"):
+            world.service.target_for_job(job.id)
+    finally:
+        world.store.close()
 
 
 async def test_a_zone_without_capacity_is_blocked_and_the_next_offering_tried(
