@@ -16,7 +16,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 import skyd
-from skyd.api.identity import caller_of
+from skyd.api.identity import CallerDirectory, caller_of
 from skyd.api.market_routes import add_market_routes
 from skyd.api.openapi import openapi_document
 from skyd.api.schemas import SubmitRequest, job_view
@@ -49,6 +49,7 @@ MAX_PAGE = 1000
 
 SCHEDULER: web.AppKey[JobScheduler] = web.AppKey("scheduler", JobScheduler)
 ADMIN_GROUP: web.AppKey[str] = web.AppKey("admin_group", str)
+CALLERS: web.AppKey[CallerDirectory] = web.AppKey("callers", CallerDirectory)
 
 
 class BadRequest(SkydError):
@@ -91,7 +92,7 @@ async def errors_as_json(
 
 
 def _caller(request: web.Request) -> Caller:
-    return caller_of(request, request.app[ADMIN_GROUP])
+    return caller_of(request, request.app[CALLERS])
 
 
 def _job_id(request: web.Request) -> int:
@@ -325,6 +326,7 @@ def build_app(scheduler: JobScheduler, admin_group: str) -> web.Application:
     app = web.Application(middlewares=[errors_as_json], client_max_size=8 * 1024 * 1024)
     app[SCHEDULER] = scheduler
     app[ADMIN_GROUP] = admin_group
+    app[CALLERS] = CallerDirectory(admin_group)
     add_market_routes(app, scheduler)
     app.add_routes(
         [

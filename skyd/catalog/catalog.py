@@ -109,6 +109,11 @@ class Catalog:
             source=self.source,
         )
 
+    def with_regions_of(self, other: Catalog) -> Catalog:
+        """This catalog using `other`'s region table (countries, continents)."""
+        self._regions = dict(other._regions)
+        return self
+
     def offer_by_key(self, key: str) -> Offer | None:
         """The offering with this Offer.key, if the catalog has it."""
         return self._by_key.get(key)

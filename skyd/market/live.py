@@ -39,7 +39,14 @@ class LiveMarket:
             for offer in provider.offers():
                 extra.append(offer)
                 self._cloud_provider[offer.cloud] = name
+        # everything known (explain, names, prices) …
         self.catalog = base.extended(extra, clouds=self._cloud_provider)
+        # … and what can actually be launched (placement scans only this)
+        self.enabled_catalog = Catalog(
+            (o for o in self.catalog.offers if o.cloud in self._cloud_provider),
+            {},
+            clouds=self._cloud_provider,
+        ).with_regions_of(self.catalog)
         self.spot_prices: dict[str, int] = {}
         self.preemptions_per_hour: dict[str, float] = {}
         # spot markets (Candidate keys, `<offer key>/spot`) known to have no capacity now

@@ -25,7 +25,8 @@ class PlacementContext:
     blocked: frozenset[str] = frozenset()
     full_providers: frozenset[str] = frozenset()
     signals: MarketSignals | None = None
-    assume_all_providers: bool = False  # explain: as if every cloud's provider were enabled
+    assume_all_providers: bool = False  # as if every cloud's provider were enabled
+    every_cloud: bool = False  # explain: list candidates of disabled clouds too
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,9 @@ class Placer:
     ) -> PlacementOutcome:
         context = context or PlacementContext()
         blocked = context.blocked
-        catalog = self.market.catalog
+        # placement looks only at launchable offerings; explain shows every cloud
+        every = context.assume_all_providers or context.every_cloud
+        catalog = self.market.catalog if every else self.market.enabled_catalog
         filters = list(filters if filters is not None else job_filters(spec, self.market))
         if blocked:
             filters = [replace(f, blocked=f.blocked | frozenset(blocked)) for f in filters]

@@ -81,10 +81,11 @@ BLOCK_SECONDS = {CapacityError: 600.0, QuotaError: 3600.0, AuthError: 3600.0}
 class Caller:
     uid: int
     is_admin: bool
+    name: str = ""
 
-    @property
-    def name(self) -> str:
-        return user_name(self.uid)
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", user_name(self.uid))
 
 
 def daemon_identity(state_dir: Path) -> str:
@@ -156,6 +157,8 @@ class JobScheduler:
         # feasible at all, ignoring what is busy or blocked right now?
         outcome = self.placer.decide(spec)
         if outcome.decision.chosen is None:
+            # the failure path may be slow: look at every cloud to say where it is offered
+            outcome = self.placer.decide(spec, context=PlacementContext(every_cloud=True))
             disabled = sorted(
                 {
                     view.candidate.offer.cloud
