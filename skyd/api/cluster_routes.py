@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from skyd.api.identity import caller_of
+from skyd.api.identity import CallerDirectory, caller_of
 from skyd.api.schemas import job_view
 from skyd.clusters import ClusterService
 from skyd.errors import SkydError
@@ -103,10 +103,10 @@ def cluster_view(
 class ClusterRoutes:
     def __init__(self, service: ClusterService, admin_group: str) -> None:
         self.service = service
-        self.admin_group = admin_group
+        self.callers = CallerDirectory(admin_group)
 
     def _caller(self, request: web.Request) -> Caller:
-        return caller_of(request, self.admin_group)
+        return caller_of(request, self.callers)
 
     async def list_clusters(self, request: web.Request) -> web.Response:
         include_down = request.query.get("all") in ("1", "true", "yes")
