@@ -204,6 +204,15 @@ def kill(attempt_dir: str, grace: float) -> dict[str, object]:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+    # A wrapper that had no time to record its end (killed hard, or stopped) is recorded
+    # as killed here, so the daemon reads "killed", not "lost", after a cancel.
+    settle = time.monotonic() + 2.0
+    while _alive(attempt_dir) and time.monotonic() < settle:
+        time.sleep(0.02)
+    data = _read_status(attempt_dir)
+    if data is not None and data.get("phase") in ("setup", "run") and not _alive(attempt_dir):
+        data.update(phase="killed", ended_at=time.time())
+        _write_status(attempt_dir, data)
     return {"killed": pgid}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,16 @@ async def test_a_missing_local_source_is_a_clear_error(
     with pytest.raises(ProviderError, match=r"could not upload the job's files to box-a: .*gone"):
         await runner.start(tmp_path / "a", cmd, nodes)
     assert (await runner.status(tmp_path / "a")).phase == RunPhase.NOT_STARTED
+
+
+async def test_a_wrapper_that_cannot_record_its_end_is_recorded_killed(
+    tmp_path: Path, box_a: FakeSshServer, make_provider: ProviderFactory, runner: SshRunner
+) -> None:
+    nodes = await nodes_on(make_provider, box_a)
+    attempt = tmp_path / "a"
+    await runner.start(attempt, command(tmp_path, run="sleep 300"), nodes)
+    running = await until_phase(runner, attempt, RunPhase.RUN)
+    assert running.pid is not None
+    os.kill(running.pid, signal.SIGSTOP)  # the fake machine is this one: freeze the wrapper
+    await runner.kill(attempt, grace_seconds=0.2)
+    assert (await runner.status(attempt)).phase == RunPhase.KILLED
