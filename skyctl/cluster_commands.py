@@ -38,6 +38,14 @@ def launch_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("-c", "--cluster", required=True, metavar="NAME", help="the cluster's name")
     sub.add_argument("file", nargs="?", metavar="FILE", help="task YAML (- for standard input)")
     sub.add_argument("--name", metavar="N", help="the first job's name (default: the task's)")
+    sub.add_argument(
+        "-i",
+        "--idle-minutes",
+        type=_minutes,
+        metavar="MINUTES",
+        help="autostop after this many idle minutes (overrides the task's resources.autostop)",
+    )
+    sub.add_argument("--down", action="store_true", help="with -i: tear down instead of stopping")
     _json_flag(sub)
 
 
@@ -98,8 +106,12 @@ def _minutes(text: str) -> int:
 
 
 def launch(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
+    if args.down and args.idle_minutes is None:
+        raise UsageError("--down goes with -i MINUTES")
     body = _task_body(args.file, getattr(args, "command_argv", None), args.name)
     body["name"] = args.cluster
+    if args.idle_minutes is not None:
+        body.update(idle_minutes=args.idle_minutes, down=args.down)
     answer = call_optional(client, "launch", "POST", "/v1/clusters", body=body)
     if args.json:
         write_json(out, answer)

@@ -43,6 +43,10 @@ class TaskBody(BaseModel):
 
 class LaunchBody(TaskBody):
     name: str = Field(description="the cluster's name")
+    idle_minutes: int | None = Field(
+        None, description="autostop after this many idle minutes (overrides the task's)"
+    )
+    down: bool = Field(False, description="with idle_minutes: tear down instead of stopping")
 
 
 class StopBody(BaseModel):
@@ -122,7 +126,13 @@ class ClusterRoutes:
         body = await _body(request, LaunchBody)
         spec = _spec_of(body)
         cluster, job = await self.service.launch(
-            spec, name=body.name, caller=caller, base_dir=body.base_dir, job_name=body.job_name
+            spec,
+            name=body.name,
+            caller=caller,
+            base_dir=body.base_dir,
+            job_name=body.job_name,
+            idle_minutes=body.idle_minutes,
+            down=body.down,
         )
         return web.json_response(
             {"cluster": cluster_view(self.service, cluster), "job": job_view(job)}, status=201

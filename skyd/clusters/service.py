@@ -14,7 +14,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 from skyd.clock import Clock
-from skyd.clusters.activity import ActivityProbe, GpuProbe, NoGpuReading, NoSessions
+from skyd.clusters.activity import (
+    SESSION_ENV,
+    ActivityProbe,
+    GpuProbe,
+    NoGpuReading,
+    NoSessions,
+)
 from skyd.clusters.idleness import IdleWatch
 from skyd.clusters.names import check_cluster_name
 from skyd.clusters.settings import ClusterSettings
@@ -136,6 +142,14 @@ class ClusterService:
             raise NotFoundError(f"cluster {cluster.name} of job {job_id} is down: {cluster.reason}")
         return self.target_for(cluster.name)
 
+    def job_env(self, job_id: int) -> dict[str, str]:
+        """Environment for a job bound to a cluster: the cluster's name under SESSION_ENV, so
+        the activity probe also sees the job's processes (and SkyPilot's variable name)."""
+        cluster = self.cluster_of_job(job_id)
+        if cluster is None:
+            return {}
+        return {SESSION_ENV: cluster.name, "SKYPILOT_CLUSTER_NAME": cluster.name}
+
     # -- commands -------------------------------------------------------------------------
 
     async def launch(
@@ -146,10 +160,15 @@ class ClusterService:
         caller: Caller,
         base_dir: str,
         job_name: str | None = None,
+        idle_minutes: int | None = None,
+        down: bool = False,
     ) -> tuple[ClusterRecord, JobRecord]:
         """Create cluster `name` where the spec's resources fit best, launch it, and queue
         the spec's setup+run as its first job. On an existing cluster of the caller, only
-        queues the job (like SkyPilot's `launch -c` on an existing cluster)."""
+        queues the job (like SkyPilot's `launch -c` on an existing cluster).
+
+        Autostop comes from `idle_minutes`/`down` when given (`skyctl launch -i`), else from
+        the spec's `resources.autostop`."""
         check_cluster_name(name)
         try:
             existing: ClusterRecord | None = self.get(name)
@@ -161,8 +180,15 @@ class ClusterService:
         outcome = self._decide(spec, set())
         if outcome.candidate is None or outcome.provider is None:
             raise InfeasibleError(f"cluster {name} cannot be placed: {outcome.decision.reason}")
+        if idle_minutes is not None and idle_minutes < 0:
+            raise SpecError(
+                f"idle_minutes must be 0 or more, got {idle_minutes}", field="idle_minutes"
+            )
         autostop = spec.resources.autostop
         minutes = autostop.idle_minutes if autostop is not None and autostop.enabled else None
+        stop_down = bool(autostop and autostop.down)
+        if idle_minutes is not None:
+            minutes, stop_down = idle_minutes, down
         cluster, job, events = cluster_store.insert_cluster(
             self.store,
             name=name,
@@ -171,7 +197,7 @@ class ClusterService:
             spec_json=spec.to_json(),
             first_job=self._new_job(spec, caller, base_dir, job_name or spec.name or name),
             autostop_minutes=minutes,
-            autostop_down=bool(autostop and autostop.down),
+            autostop_down=stop_down,
             now=self.clock.now(),
         )
         self._emit(*events)

@@ -3,7 +3,8 @@
 It keeps the Provider contract: idempotent launch by client token, describe by ids or tags
 (a missing instance is TERMINATED), stop/start/terminate. Instances boot after
 `boot_seconds` on the injected clock; `refuse` makes launches in a zone fail with a
-CapacityError; `calls` records what was asked of it, in order. It also plays the instances'
+CapacityError; `failing` makes the named operations ("describe", "stop", …) fail with a
+TransientError; `calls` records what was asked of it, in order. It also plays the instances'
 insides for autostop: `sessions` (open logins) and `gpu_load` (percent) per instance id, read
 through the ActivityProbe and GpuProbe methods.
 """
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from skyd.clock import Clock
-from skyd.errors import CapacityError, ProviderError
+from skyd.errors import CapacityError, ProviderError, TransientError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer, dollars_to_micros
 from skyd.store.records import InstanceRecord
 
@@ -52,6 +53,7 @@ class MemoryCloud:
     boot_seconds: float = 0.0
     offerings: list[Offer] = field(default_factory=memory_offers)
     refuse: set[str] = field(default_factory=set)  # zones with no capacity
+    failing: set[str] = field(default_factory=set)  # operations answering with a TransientError
     calls: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     sessions: dict[str, int] = field(default_factory=dict)
     gpu_load: dict[str, float] = field(default_factory=dict)
@@ -61,8 +63,13 @@ class MemoryCloud:
     def offers(self) -> Sequence[Offer]:
         return self.offerings
 
+    def _maybe_fail(self, operation: str) -> None:
+        if operation in self.failing:
+            raise TransientError(f"{operation}: the cloud's API is throttling (injected)")
+
     async def launch(self, request: LaunchRequest) -> list[Instance]:
         self.calls.append(("launch", (request.client_token,)))
+        self._maybe_fail("launch")
         ids = [f"mem-{request.client_token}-{n}" for n in range(request.num_nodes)]
         if all(iid in self._machines for iid in ids):
             return [self._current(iid) for iid in ids]
@@ -107,6 +114,7 @@ class MemoryCloud:
     async def describe(
         self, instance_ids: Sequence[str] | None = None, tags: Mapping[str, str] | None = None
     ) -> dict[str, InstanceState]:
+        self._maybe_fail("describe")
         if instance_ids is not None:
             return {iid: self.state_of(iid) for iid in instance_ids}
         found = {}
@@ -124,12 +132,14 @@ class MemoryCloud:
 
     async def stop(self, instance_ids: Sequence[str]) -> None:
         self.calls.append(("stop", tuple(instance_ids)))
+        self._maybe_fail("stop")
         for iid in instance_ids:
             machine = self._require(iid)
             machine.instance = replace(machine.instance, state=InstanceState.STOPPED)
 
     async def start(self, instance_ids: Sequence[str]) -> None:
         self.calls.append(("start", tuple(instance_ids)))
+        self._maybe_fail("start")
         for iid in instance_ids:
             machine = self._require(iid)
             machine.instance = replace(machine.instance, state=InstanceState.PENDING)
@@ -137,6 +147,7 @@ class MemoryCloud:
 
     async def terminate(self, instance_ids: Sequence[str]) -> None:
         self.calls.append(("terminate", tuple(instance_ids)))
+        self._maybe_fail("terminate")
         for iid in instance_ids:
             self._machines.pop(iid, None)
 

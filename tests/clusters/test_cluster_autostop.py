@@ -192,3 +192,32 @@ async def test_a_provider_that_cannot_stop_reports_once_and_keeps_the_cluster(
         assert "skyctl down box" in failed.reason
     finally:
         made.store.close()
+
+
+async def test_a_failing_cloud_call_is_retried_on_the_next_pass(world: ClusterWorld) -> None:
+    await launch_idle(world, autostop="2")
+    world.cloud.failing.add("stop")
+    await minutes(world, 2.5)
+    # the stop was refused: reported once, the cluster still UP, and tried again later
+    assert world.service.get("dev").state == ClusterState.UP
+    assert world.kinds("dev")[-1] == "autostop_failed"
+    assert "throttling" in world.service.events(world.service.get("dev"))[-1].reason
+    world.cloud.failing.clear()
+    world.service.exec("dev", gpu_task(), caller=ALICE, base_dir="/")  # busy again
+    [job] = world.service.jobs(world.service.get("dev"), active_only=True)
+    await minutes(world, 1)
+    world.finish_job(job.id)
+    await minutes(world, 2.5)
+    assert world.service.get("dev").state == ClusterState.STOPPED
+    assert world.kinds("dev").count("autostop_failed") == 1
+
+
+async def test_the_loop_survives_a_cloud_that_cannot_describe(world: ClusterWorld) -> None:
+    world.cloud.boot_seconds = 30
+    await world.service.launch(gpu_task(), name="slow", caller=ALICE, base_dir="/")
+    world.cloud.failing.add("describe")
+    await minutes(world, 3)
+    assert world.service.get("slow").state == ClusterState.INIT
+    world.cloud.failing.clear()
+    await minutes(world, 1)
+    assert world.service.get("slow").state == ClusterState.UP

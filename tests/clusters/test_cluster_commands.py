@@ -47,6 +47,10 @@ async def test_launch_records_tagged_instances_owned_by_the_cluster_not_the_job(
     assert provider == "memcloud" and [i.instance_id for i in instances] == [instance.instance_id]
     assert world.kinds("dev") == ["cluster_created", "cluster_placed", "cluster_launched"]
     assert instance.data["owner_uid"] == ALICE.uid  # who pays, with no job to say so
+    assert world.service.job_env(job.id) == {
+        "SKYD_CLUSTER": "dev",
+        "SKYPILOT_CLUSTER_NAME": "dev",
+    }
     assert world.service.target_for_job(job.id) == (provider, instances)
 
 

@@ -116,18 +116,20 @@ def test_launch_exec_list_autostop_and_down(
 def test_yes_skips_the_question_at_a_terminal(
     server: ClusterServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    status, _, _ = _launch_command(server)
+    status, _, _ = _launch_command(server, "-i", "7", "--down", "--json")
     assert status == 0
+    status, out, _ = skyctl(server, "clusters", "--json")
+    assert json.loads(out)["clusters"][0]["autostop"] == {"idle_minutes": 7, "down": True}
     monkeypatch.setattr(sys, "stdin", TerminalInput(""))  # nobody would answer
     status, out, err = skyctl(server, "down", "dev", "--force", "--yes")
     assert status == 0 and err == "" and out == "cluster dev is DOWN\n"
 
 
-def _launch_command(server: ClusterServer) -> tuple[int, str, str]:
+def _launch_command(server: ClusterServer, *options: str) -> tuple[int, str, str]:
     path = Path(tempfile.mkdtemp()) / "t.yaml"
     path.write_text("run: sleep 1\n")
     try:
-        return skyctl(server, "launch", "-c", "dev", str(path))
+        return skyctl(server, "launch", "-c", "dev", str(path), *options)
     finally:
         shutil.rmtree(path.parent)
 
@@ -143,6 +145,8 @@ def test_usage_errors_are_named(server: ClusterServer) -> None:
         skyctl(server, "launch", "-c", "dev")
     with pytest.raises(SystemExit):
         skyctl(server, "autostop", "dev", "-i", "-5")
+    with pytest.raises(UsageError, match="--down goes with -i"):
+        skyctl(server, "launch", "-c", "dev", "--down", "-")
     with pytest.raises(ApiError, match="no cluster named 'dev'"):
         skyctl(server, "stop", "dev", "--yes")
     assert os.path.exists(server.socket_path)
