@@ -44,6 +44,7 @@ from skyd.optimizer.prepared import Picks, PreparedProblem
 CREDIT_UNITS_PER_DEAREST_OPTION = 10_000  # U = dearest option / this, in micro-dollars
 OBJECTIVE_UNITS_PER_CREDIT_UNIT = 100  # so credit values resolve to 1 %
 MAX_POOLS_FOR_EXACT_SPLIT = 4
+OBJECTIVE_SAFE_LIMIT = 2**60  # leaves CP-SAT headroom below int64 for sums and bounds
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,12 @@ def solve_assignment(
                 )
                 - unit * len(pools)
             )
+    if offset > OBJECTIVE_SAFE_LIMIT:
+        raise ValueError(
+            f"assignment objective would reach {offset:.3g} units, beyond CP-SAT's 64-bit range:"
+            " the jobs' priorities span too far for AssignmentSettings.priority_doubling="
+            f"{prep.settings.priority_doubling:g}; raise it (e.g. to 20)"
+        )
     pool_ids = sorted(y_vars)
     model.minimize(
         cp_model.LinearExpr.weighted_sum(x_vars, coefficients)

@@ -28,14 +28,17 @@ def greedy_picks(prep: PreparedProblem) -> tuple[Picks, Charges]:
         for k, job_class in enumerate(prep.classes)
         for job_id in job_class.job_ids
     )
+    orders: dict[int, list[int]] = {}
     for _, _, job_id, k in queue:
         job_class = prep.classes[k]
         project = job_class.template.project
         options = job_class.options
-        # Options are already in (cost, hours, place) order; migration costs may reorder them.
-        order = sorted(
-            range(len(options)), key=lambda o: options[o].cost + options[o].migration_micros
-        )
+        order = orders.get(k)
+        if order is None:
+            # Options are already in (cost, hours) order; migration costs may reorder them.
+            order = orders[k] = sorted(
+                range(len(options)), key=lambda o: options[o].cost + options[o].migration_micros
+            )
         for o in order:
             option = options[o]
             if not usage.fits(prep, project, option):

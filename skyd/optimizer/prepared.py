@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from skyd.model import Candidate
 from skyd.optimizer.describe import dollars
@@ -35,6 +36,9 @@ from skyd.optimizer.plan import (
 # Running jobs are worth this many times the highest pending priority: the plan keeps them
 # unless nothing else is possible.
 RUNNING_WEIGHT_FACTOR = 4.0
+
+_CANDIDATE = attrgetter("candidate")
+_COST_AND_HOURS = attrgetter("expected_cost_micros", "expected_hours")
 
 Picks = dict[int, tuple[int, int]]  # job id -> (class index, option index)
 Charges = dict[int, list[tuple[int, int]]]  # job id -> [(pool index, micros)]
@@ -159,42 +163,56 @@ class PreparedProblem:
         problem = self.problem
         pending_weights = [self._priority_weight(j.priority) for j in problem.jobs] or [1.0]
         running_weight = max(pending_weights) * RUNNING_WEIGHT_FACTOR
-        groups: dict[object, tuple[list[int], AssignmentJob]] = {}
-        # Equal candidates get one small token. Jobs built from one catalog answer share the
-        # candidate objects, so each object is hashed (10 offer fields) only once.
-        tokens: dict[Candidate, int] = {}
-        by_identity: dict[int, int] = {}
-
-        def token(candidate: Candidate) -> int:
-            found = by_identity.get(id(candidate))
-            if found is None:
-                found = by_identity[id(candidate)] = tokens.setdefault(candidate, len(tokens))
-            return found
-
+        aggregate = self.settings.aggregate_identical_jobs
+        # First pass: jobs whose options are the very same candidate objects at the same cost
+        # (built from one catalog answer), keyed with C-level maps only.
+        by_identity: dict[object, tuple[list[int], AssignmentJob]] = {}
         for job in sorted(problem.jobs, key=lambda j: j.job_id):
-            key: object
-            if job.running_on is None and self.settings.aggregate_identical_jobs:
+            key: object = ("job", job.job_id)
+            if job.running_on is None and aggregate:
+                options = job.options
                 key = (
                     job.project,
                     job.priority,
                     job.num_nodes,
-                    tuple(
-                        (token(o.candidate), o.expected_cost_micros, o.expected_hours)
-                        for o in job.options
-                    ),
+                    tuple(map(id, map(_CANDIDATE, options))),
+                    tuple(map(_COST_AND_HOURS, options)),
                 )
+            if key in by_identity:
+                by_identity[key][0].append(job.job_id)
             else:
-                key = ("job", job.job_id)
+                by_identity[key] = ([job.job_id], job)
+        # Second pass, over the (few) groups: merge groups whose candidates are equal values.
+        # Equal candidates get one small token; each candidate object is hashed once.
+        tokens: dict[Candidate, int] = {}
+        token_of: dict[int, int] = {}
+
+        def token(candidate: Candidate) -> int:
+            found = token_of.get(id(candidate))
+            if found is None:
+                found = token_of[id(candidate)] = tokens.setdefault(candidate, len(tokens))
+            return found
+
+        groups: dict[object, tuple[list[int], AssignmentJob]] = {}
+        for key, (job_ids, template) in by_identity.items():
+            if template.running_on is None and aggregate:
+                key = (
+                    template.project,
+                    template.priority,
+                    template.num_nodes,
+                    tuple(token(o.candidate) for o in template.options),
+                    tuple(map(_COST_AND_HOURS, template.options)),
+                )
             if key in groups:
-                groups[key][0].append(job.job_id)
+                groups[key][0].extend(job_ids)
             else:
-                groups[key] = ([job.job_id], job)
+                groups[key] = (job_ids, template)
         classes = []
         for job_ids, template in groups.values():
             running = template.running_on is not None
             classes.append(
                 JobClass(
-                    job_ids=tuple(job_ids),
+                    job_ids=tuple(sorted(job_ids)),
                     template=template,
                     options=self._prepare_options(template),
                     weight=running_weight if running else self._priority_weight(template.priority),

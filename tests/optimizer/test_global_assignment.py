@@ -352,3 +352,24 @@ def test_options_from_decision_keeps_the_ordered_winner_and_prunes_per_group() -
     ]
     kept = options_from_decision(any_of, per_group=1, max_options=1, keep_key=candidate(west).key)
     assert [o.offer.zone for o in kept] == ["us-central1-a", "usw2-az1"]
+
+
+def test_extreme_priorities_solve_and_too_wide_a_spread_is_refused() -> None:
+    jobs = [
+        AssignmentJob(1, (option("1.00"),), priority=-100),
+        AssignmentJob(2, (option("1.00"),), priority=100),
+    ]
+    quota = Quota("aws GPUs", cloud="aws", resource="gpus", limit=1)
+    plan = solve_assignment(AssignmentProblem(jobs=jobs, quotas=[quota]), LIMITS)
+    assert list(plan.assignments) == [2]
+    narrow = AssignmentSettings(priority_doubling=1.0)
+    with pytest.raises(ValueError, match="priority_doubling"):
+        solve_assignment(AssignmentProblem(jobs=jobs, quotas=[quota], settings=narrow), LIMITS)
+
+
+def test_optimal_plans_report_a_consistent_bound_and_gap() -> None:
+    plan = solve_assignment(market_problem(aggregate=True), LIMITS)
+    assert plan.status == "OPTIMAL"
+    assert plan.best_bound is not None and plan.gap is not None
+    assert plan.best_bound <= plan.objective + 1e-6
+    assert plan.gap <= 1e-6  # LIMITS asks for a proven optimum (gap_limit=0)
