@@ -3,6 +3,7 @@ daemon's event stream; `run_dashboard` is what `skyctl dashboard` and `python -m
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -34,7 +35,8 @@ SIDE_TABLE_RELOAD_SECONDS = 2.0
 
 
 class SkydDashboard(App[int]):
-    CSS_PATH = "dashboard.tcss"
+    # absolute, so that subclasses defined elsewhere (tests, benchmarks) find it too
+    CSS_PATH = Path(__file__).with_name("dashboard.tcss")
     TITLE = "skyd"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),

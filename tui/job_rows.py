@@ -57,10 +57,6 @@ COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 TICKING_KEYS = tuple(c.key for c in COLUMNS if c.ticks)
 
 
-def label(column: Column) -> Text:
-    return Text(column.label, justify="right" if column.right else "left")
-
-
 def runtime_seconds(job: Mapping[str, Any], now: float) -> float | None:
     started = job.get("started_at")
     if started is None:

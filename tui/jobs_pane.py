@@ -1,5 +1,5 @@
 """The Jobs tab: a live table of jobs with a filter line and a sort order; rows change in place
-as events arrive, and only the rows in view are redrawn as the clock moves."""
+as events arrive, and only rows in view are ever drawn (or redrawn as the clock moves)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.coordinate import Coordinate
-from textual.widgets import DataTable, Input, Label
+from textual.widgets import Input, Label, Static
 
 from skyd.clock import Clock
 from tui import job_rows
 from tui.job_rows import COLUMNS, JobFilter
+from tui.job_table import JobTable, header_text
 from tui.requests import CancelJob, IncludeFinishedToggled, OpenJob
 
 JsonObject = dict[str, Any]
@@ -41,7 +41,6 @@ class JobsPane(Vertical):
         Binding("r", "reverse_sort", "Reverse", show=False),
         Binding("a", "toggle_finished", "All/active"),
         Binding("c", "cancel_job", "Cancel job"),
-        Binding("enter", "open_job", "Details", show=False),
     ]
 
     def __init__(self, clock: Clock, *, id: str | None = None) -> None:
@@ -53,7 +52,6 @@ class JobsPane(Vertical):
         self.filter = JobFilter()
         self.sort_column = "id"
         self.sort_reverse = False
-        self._row_cells: dict[int, dict[str, Text]] = {}
         self._colours: dict[str, str] = {}
         self._resort_pending = False
 
@@ -61,14 +59,15 @@ class JobsPane(Vertical):
         with Horizontal(id="jobs-toolbar"):
             yield Input(placeholder="/ filter: words, state:running owner:ana…", id="job-filter")
             yield Label("", id="jobs-sort")
-        table: DataTable[Text] = DataTable(id="jobs-table", cursor_type="row", cell_padding=0)
-        for column in COLUMNS:
-            table.add_column(job_rows.label(column), key=column.key, width=column.width)
-        yield table
+        yield Static(header_text(COLUMNS), id="jobs-header")
+        yield JobTable(COLUMNS, self._cells_of, id="jobs-table")
 
     @property
-    def table(self) -> DataTable[Text]:
-        return self.query_one("#jobs-table", DataTable)
+    def table(self) -> JobTable:
+        return self.query_one("#jobs-table", JobTable)
+
+    def _cells_of(self, job_id: int) -> dict[str, Text]:
+        return job_rows.cells(self.jobs[job_id], self.clock.now(), self._colours)
 
     def on_mount(self) -> None:
         self._colours = resolve_colours(self.app.get_css_variables())
@@ -78,7 +77,7 @@ class JobsPane(Vertical):
 
     def _theme_changed(self, _theme: object) -> None:
         self._colours = resolve_colours(self.app.get_css_variables())
-        self.rebuild()
+        self.table.changed_all()
 
     # -- data in -------------------------------------------------------------------------
 
@@ -129,49 +128,33 @@ class JobsPane(Vertical):
     # -- the table -----------------------------------------------------------------------
 
     def rebuild(self) -> None:
-        table = self.table
-        cursor_job = self.cursor_job_id()
-        now = self.clock.now()
-        table.clear()
-        self._row_cells.clear()
-        key = job_rows.sort_key(self.sort_column, now)
+        """Filter and sort every job again (on a new listing, filter or sort order)."""
+        key = job_rows.sort_key(self.sort_column, self.clock.now())
+        jobs = self.jobs
         shown = sorted(
-            (j for j in self.jobs.values() if self.filter.matches(j)),
-            key=key,
+            (job_id for job_id, job in jobs.items() if self.filter.matches(job)),
+            key=lambda job_id: key(jobs[job_id]),
             reverse=self.sort_reverse,
         )
-        for job in shown:
-            job_id = int(job["id"])
-            cells = job_rows.cells(job, now, self._colours)
-            self._row_cells[job_id] = cells
-            table.add_row(*(cells[c.key] for c in COLUMNS), key=str(job_id))
-        self._restore_cursor(cursor_job)
+        self.table.set_order(shown, keep_cursor_on=self.table.cursor_job_id)
         self._show_toolbar()
 
     def _sync_row(self, job_id: int) -> None:
         table = self.table
-        job = self.jobs[job_id]
-        row_key = str(job_id)
-        present = job_id in self._row_cells
-        if not self.filter.matches(job):
+        present = job_id in table
+        if not self.filter.matches(self.jobs[job_id]):
             if present:
-                table.remove_row(row_key)
-                del self._row_cells[job_id]
+                table.remove_job(job_id)
                 self._show_toolbar()
             return
-        cells = job_rows.cells(job, self.clock.now(), self._colours)
         if not present:
-            table.add_row(*(cells[c.key] for c in COLUMNS), key=row_key)
-            self._row_cells[job_id] = cells
+            table.append_job(job_id)
             self._schedule_resort()
             self._show_toolbar()
             return
-        old = self._row_cells[job_id]
-        for column_key, text in cells.items():
-            before = old[column_key]
-            if before.plain != text.plain or before.spans != text.spans:
-                table.update_cell(row_key, column_key, text)
-        self._row_cells[job_id] = cells
+        table.job_changed(job_id)
+        if self.sort_column != "id":  # the change may move the row
+            self._schedule_resort()
 
     def _schedule_resort(self) -> None:
         if not self._resort_pending:
@@ -180,47 +163,27 @@ class JobsPane(Vertical):
 
     def _resort(self) -> None:
         self._resort_pending = False
-        cursor_job = self.cursor_job_id()
-        job_key = job_rows.sort_key(self.sort_column, self.clock.now())
+        key = job_rows.sort_key(self.sort_column, self.clock.now())
         jobs = self.jobs
-
-        def row_order(id_cell: Text) -> Any:
-            return job_key(jobs[int(id_cell.plain.strip())])
-
-        self.table.sort("id", key=row_order, reverse=self.sort_reverse)
-        self._restore_cursor(cursor_job)
-
-    def _restore_cursor(self, job_id: int | None) -> None:
-        table = self.table
-        if job_id is not None and table.is_valid_row_index(0):
-            try:
-                index = table.get_row_index(str(job_id))
-            except Exception:
-                return
-            table.move_cursor(row=index, animate=False, scroll=False)
+        order = sorted(
+            self.table.order, key=lambda job_id: key(jobs[job_id]), reverse=self.sort_reverse
+        )
+        if order != self.table.order:
+            self.table.set_order(order, keep_cursor_on=self.table.cursor_job_id)
 
     def tick(self) -> None:
         """Redraw the clock-driven cells of the rows in view (not of all 10,000)."""
-        table = self.table
-        top = int(table.scroll_offset.y)
-        height = table.scrollable_content_region.height
-        for row in table.ordered_rows[top : top + height + 1]:
-            job_id = int(str(row.key.value))
-            job = self.jobs.get(job_id)
-            if job is not None and job_rows.needs_ticking(job):
-                self._sync_row(job_id)
+        for job_id in self.table.visible_job_ids():
+            if job_rows.needs_ticking(self.jobs[job_id]):
+                self.table.job_changed(job_id)
 
     def cursor_job_id(self) -> int | None:
-        table = self.table
-        if table.row_count == 0:
-            return None
-        row_key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key
-        return int(str(row_key.value))
+        return self.table.cursor_job_id
 
     def _show_toolbar(self) -> None:
         arrow = "↑" if self.sort_reverse else "↓"
         label = next(c.label for c in COLUMNS if c.key == self.sort_column)
-        shown = self.table.row_count if self.is_mounted else 0
+        shown = self.table.row_count
         self.query_one("#jobs-sort", Label).update(
             f"{shown}/{len(self.jobs)} jobs · sort: {label.strip()} {arrow}"
         )
@@ -234,17 +197,9 @@ class JobsPane(Vertical):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.table.focus()
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        column = str(event.column_key.value)
-        if column == self.sort_column:
-            self.sort_reverse = not self.sort_reverse
-        else:
-            self.sort_column, self.sort_reverse = column, False
-        self._show_toolbar()
-        self.rebuild()
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.post_message(OpenJob(int(str(event.row_key.value))))
+    def on_job_table_chosen(self, event: JobTable.Chosen) -> None:
+        event.stop()
+        self.post_message(OpenJob(event.job_id))
 
     def action_focus_filter(self) -> None:
         self.query_one("#job-filter", Input).focus()
@@ -264,11 +219,6 @@ class JobsPane(Vertical):
     def action_toggle_finished(self) -> None:
         self.include_finished = not self.include_finished
         self.post_message(IncludeFinishedToggled(self.include_finished))
-
-    def action_open_job(self) -> None:
-        job_id = self.cursor_job_id()
-        if job_id is not None:
-            self.post_message(OpenJob(job_id))
 
     def action_cancel_job(self) -> None:
         job_id = self.cursor_job_id()

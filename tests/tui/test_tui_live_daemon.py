@@ -20,11 +20,7 @@ from tui.status_bar import StatusBar
 
 def shown_state(app: SkydDashboard, job_id: int) -> str | None:
     """The state as the row on screen shows it (None while there is no row)."""
-    table = app.jobs_pane.table
-    try:
-        return table.get_cell(str(job_id), "state").plain.strip()
-    except Exception:
-        return None
+    return app.jobs_pane.table.cell_text(job_id, "state")
 
 
 def status_text(app: SkydDashboard) -> str:
@@ -55,10 +51,10 @@ async def test_a_submitted_job_appears_runs_shows_logs_and_cancels(
         await settle(pilot, running)
         # the row was created from the stream and moved on without anyone asking for the list
         assert seen[-1] == "RUNNING"
-        assert app.jobs_pane.table.get_cell(str(job_id), "name").plain.strip() == "tui-live"
+        assert app.jobs_pane.table.cell_text(job_id, "name") == "tui-live"
         # the fetch that follows the event fills in what events do not carry
         await settle(
-            pilot, lambda: "local" in app.jobs_pane.table.get_cell(str(job_id), "placement").plain
+            pilot, lambda: "local" in (app.jobs_pane.table.cell_text(job_id, "placement") or "")
         )
 
         await pilot.press("enter")
