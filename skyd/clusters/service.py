@@ -96,7 +96,7 @@ class ClusterService:
         self._locks: dict[int, asyncio.Lock] = {}
         self._blocked: dict[str, float] = {}  # scope → skipped by cluster launches until
         self._launching: set[int] = set()
-        self._autostop_failed: set[int] = set()  # reported once per idle stretch
+        self._autostop_failed: set[int] = set()  # failed autostops already reported
 
     # -- queries --------------------------------------------------------------------------
 
@@ -576,7 +576,7 @@ class ClusterService:
         if idle_since is None:
             self._autostop_failed.discard(cluster.id)
             return
-        if now - idle_since < minutes * 60 or cluster.id in self._autostop_failed:
+        if now - idle_since < minutes * 60:
             return
         idle_for = (now - idle_since) / 60
         action = "tearing it down" if cluster.autostop_down else "stopping it"
@@ -587,6 +587,9 @@ class ClusterService:
             else:
                 await self._stop(cluster, kind="autostop", reason=reason)
         except ConflictError as exc:
+            # tried again on every pass, but reported once per idle stretch
+            if cluster.id in self._autostop_failed:
+                return
             self._autostop_failed.add(cluster.id)
             self._emit(
                 cluster_store.append_cluster_event(
