@@ -64,6 +64,14 @@ class ClusterTarget(NamedTuple):
 
 
 class ClusterService:
+    """Commands on clusters (for the API), `target_for_job` / `job_env` (for the scheduler),
+    and `run()` (for the daemon's TaskGroup): the boot and autostop loop.
+
+    `cancel_job` is the scheduler's `cancel`, used by a forced stop or down;
+    `placement_context` its `placement_context`, so cluster launches avoid the scopes the
+    scheduler has blocked.
+    """
+
     def __init__(
         self,
         *,
