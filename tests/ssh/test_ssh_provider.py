@@ -248,3 +248,17 @@ def test_pool_config_from_the_config_file_table(tmp_path: Path) -> None:
         SshProviderConfig.from_mapping({"probe_timeout": 3}, tmp_path)
     with pytest.raises(ValueError, match=r"ssh\.down_after_failures must be >= 1"):
         SshProviderConfig.from_mapping({"down_after_failures": 0}, tmp_path)
+
+
+def test_the_documented_config_example_parses(tmp_path: Path) -> None:
+    import textwrap
+    import tomllib
+
+    from skyd.providers.ssh import config as config_module
+
+    doc = config_module.__doc__ or ""
+    example = textwrap.dedent(doc.split("SshProviderConfig.from_mapping):", 1)[1])
+    parsed = SshProviderConfig.from_mapping(tomllib.loads(example)["ssh"], tmp_path)
+    assert [(h.name, dict(h.gpus), h.max_jobs) for h in parsed.hosts] == [
+        ("gpu-box-1", {"A100": 4}, 4)
+    ]

@@ -1,4 +1,22 @@
-"""Typed settings of the ssh provider: the lab machines of the pool, validated when built."""
+"""Typed settings of the ssh provider: the lab machines of the pool, validated when built.
+
+In the daemon's config file (parsed by SshProviderConfig.from_mapping):
+
+    [ssh]
+    probe_timeout_s = 5
+    down_after_failures = 2
+
+    [[ssh.hosts]]
+    name = "gpu-box-1"
+    host = "gpu-box-1.lab.example.org"
+    user = "skyd"
+    key_path = "/var/lib/skyd/.ssh/id_ed25519"
+    known_hosts = "/var/lib/skyd/.ssh/known_hosts"
+    cpus = 64
+    memory_gib = 512
+    gpus = { A100 = 4 }
+    max_jobs = 4
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,17 @@
 """The `ssh` provider: a pool of lab machines; an instance is a job slot (plus GPUs) on one host.
 
 States: a held slot is RUNNING while its host answers a cheap probe, STOPPED after
-`stop()`. A host that fails `down_after_failures` probes in a row is marked down and
-every slot on it reports PREEMPTED — the core treats it like a spot preemption and
-recovers the job elsewhere. Released (or never held) slots report TERMINATED.
+`stop()` (its processes killed, the slot kept). A host that fails `down_after_failures`
+probes in a row is marked down and every slot on it reports PREEMPTED — the core treats
+it like a spot preemption and recovers the job elsewhere; the slot stays PREEMPTED until
+terminated, even if the host returns. Released (or never held) slots report TERMINATED.
+
+Capacity: each launch holds `num_nodes` of the host's `max_jobs` slots and, per node,
+the offer's GPUs; holds are files under `state_dir/claims`, so a restarted daemon keeps
+the counts. A launch probes the host first (unreachable → TransientError for its zone,
+refused key → AuthError for the whole pool, `REMOTE_ROOT/drain` present → CapacityError).
+Terminate kills the instance's remote process group through the remote shim; if the host
+does not answer, the kill is kept under `state_dir/pending-kills` and done when it does.
 """
 
 from __future__ import annotations
@@ -361,16 +369,23 @@ class SshProvider:
             self._claims.update(claim, stopped=False)
 
     async def terminate(self, instance_ids: Sequence[str]) -> None:
-        """Kill the instance's remote process group (if its host answers) and release the slot."""
+        """Kill each instance's remote process group and release its slot. A host that is
+        down is probed once per call; its kills are kept and done when it answers again."""
+        unreachable: dict[str, bool] = {}
         for iid in instance_ids:
             claim = self._claims.get(iid)
             if claim is None:
                 continue
             host = self.config.host(claim.host)
-            if host is not None and not (self._down(host) and await self._still_down(host)):
-                killed = await self._kill_remote(claim, self.config.kill_grace_s, best_effort=True)
-            else:
-                killed = host is None
+            killed = host is None
+            if host is not None:
+                if host.name not in unreachable:
+                    unreachable[host.name] = self._down(host) and await self._still_down(host)
+                if not unreachable[host.name]:
+                    killed = await self._kill_remote(
+                        claim, self.config.kill_grace_s, best_effort=True
+                    )
+                    unreachable[host.name] = not killed
             if not killed:
                 self._pending_kills.add(claim.host, iid)
             self._claims.remove(iid)
