@@ -11,7 +11,7 @@ from contract import Fault, ProviderContract
 
 from skyd.clock import VirtualClock
 from skyd.errors import ProviderError
-from skyd.model import Offer
+from skyd.model import InstanceState, Offer
 from skyd.providers.aws import AwsConfig, AwsProvider
 from skyd.providers.aws.errors import translate_error_code
 from skyd.providers.aws.provider import ec2_client_token, split_instance_key
@@ -291,3 +291,23 @@ async def test_concurrent_launches_share_one_cluster_group(harness: AwsHarness) 
     assert len(groups) == 1
     await harness.provider.terminate([first[0].instance_id, second[0].instance_id])
     assert await harness.leftovers() == []
+
+
+async def test_describe_by_tags_reads_full_records_only_for_ended_instances(
+    harness: AwsHarness,
+) -> None:
+    from contract import request_for
+
+    offer = harness.offer(spot=True)
+    running = await harness.provider.launch(request_for(offer, spot=True, job_id=26))
+    taken = await harness.provider.launch(request_for(offer, spot=True, job_id=26))
+    await harness.preempt(taken[0].instance_id)
+    before = harness._proxy.calls["DescribeInstances"]
+    states = await harness.provider.describe(tags={"skyd-job": "26"})
+    assert states == {
+        running[0].instance_id: InstanceState.RUNNING,
+        taken[0].instance_id: InstanceState.PREEMPTED,
+    }
+    # One full DescribeInstances, for the one instance that ended; none for the running one.
+    assert harness._proxy.calls["DescribeInstances"] - before == 1
+    await harness.provider.terminate([running[0].instance_id, taken[0].instance_id])
