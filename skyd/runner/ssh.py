@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from skyd.errors import ProviderError
+from skyd.model import Instance
 from skyd.providers.ssh.connection import SshConnections, SshTarget
 from skyd.providers.ssh.layout import SHIM_NAME, kill_command, run_dir, shim_command
 from skyd.runner import remote_shim
@@ -94,6 +95,35 @@ def ssh_nodes(provider: SshProvider, instance_ids: Sequence[str]) -> list[SshNod
                 ip=host.host,
                 remote_dir=run_dir(host.remote_root, iid),
                 python=host.python,
+            )
+        )
+    return nodes
+
+
+def cloud_nodes(
+    instances: Sequence[Instance],
+    *,
+    user: str,
+    key_path: Path,
+    known_hosts: Path | None = None,
+    remote_root: str = ".skyd",
+    python: str = "python3",
+) -> list[SshNode]:
+    """The nodes of an attempt on cloud VMs: logged in at their public address (private
+    when they have none), reached by the others at their private one."""
+    nodes = []
+    for rank, inst in enumerate(instances):
+        address = inst.public_ip or inst.private_ip
+        if not address:
+            raise ProviderError(f"{inst.instance_id} has no IP address yet; describe it again")
+        nodes.append(
+            SshNode(
+                rank=rank,
+                instance_id=inst.instance_id,
+                target=SshTarget(inst.instance_id, address, 22, user, key_path, known_hosts),
+                ip=inst.private_ip or address,
+                remote_dir=run_dir(remote_root, inst.instance_id),
+                python=python,
             )
         )
     return nodes

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from skyd.errors import AuthError, TransientError
+from skyd.errors import AuthError, ProviderError, TransientError
+from skyd.model import Instance, InstanceState
 from skyd.providers.ssh import SshConnections, SshTarget
 from skyd.providers.ssh.claims import instance_id_for
 from skyd.providers.ssh.layout import kill_command, normalize_root, run_dir
-from skyd.runner.ssh import SshNode, _whole_lines, mount_destination, node_env
+from skyd.runner.ssh import SshNode, _whole_lines, cloud_nodes, mount_destination, node_env
 from skyd.testing.ssh_server import FakeSshServer, SshFault
 
 
@@ -100,3 +101,31 @@ async def test_fake_faults_are_one_shot_and_power_off_ends_processes(tmp_path: P
         await conns.aclose()
         await fake.aclose()
     assert fake.process_groups() == set()
+
+
+def test_cloud_nodes_log_in_publicly_and_rank_privately() -> None:
+    def vm(iid: str, public: str | None, private: str | None) -> Instance:
+        return Instance(
+            iid,
+            "aws",
+            "aws",
+            "us-east-1",
+            "use1-az1",
+            "p4d",
+            False,
+            InstanceState.RUNNING,
+            public_ip=public,
+            private_ip=private,
+        )
+
+    nodes = cloud_nodes(
+        [vm("i-1", "3.3.3.3", "10.0.0.1"), vm("i-2", None, "10.0.0.2")],
+        user="ubuntu",
+        key_path=Path("/k"),
+    )
+    assert [(n.rank, n.target.host, n.ip, n.remote_dir) for n in nodes] == [
+        (0, "3.3.3.3", "10.0.0.1", ".skyd/runs/i-1"),
+        (1, "10.0.0.2", "10.0.0.2", ".skyd/runs/i-2"),
+    ]
+    with pytest.raises(ProviderError, match="i-3 has no IP address yet"):
+        cloud_nodes([vm("i-3", None, None)], user="u", key_path=Path("/k"))
