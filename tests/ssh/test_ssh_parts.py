@@ -129,3 +129,22 @@ def test_cloud_nodes_log_in_publicly_and_rank_privately() -> None:
     ]
     with pytest.raises(ProviderError, match="i-3 has no IP address yet"):
         cloud_nodes([vm("i-3", None, None)], user="u", key_path=Path("/k"))
+
+
+async def test_missing_key_or_unknown_host_key_is_an_auth_error(
+    tmp_path: Path, box_a: FakeSshServer, connections: SshConnections
+) -> None:
+    base = SshTarget(
+        "box-a", box_a.host, box_a.port, box_a.user, box_a.client_key_path, box_a.known_hosts_path
+    )
+    no_key = SshTarget(
+        base.name, base.host, base.port, base.user, tmp_path / "nope", base.known_hosts
+    )
+    with pytest.raises(AuthError, match="cannot load the private key"):
+        await connections.run(no_key, "true", timeout_s=5)
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    stranger = SshTarget(base.name, base.host, base.port, base.user, base.key_path, empty)
+    with pytest.raises(AuthError, match="host key not listed"):
+        await connections.run(stranger, "true", timeout_s=5)
+    assert (await connections.run(base, "echo ok", timeout_s=5)).stdout == "ok\n"
