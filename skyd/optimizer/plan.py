@@ -92,7 +92,12 @@ class AssignmentJob:
 
     For a running job the options' costs cover its *remaining* runtime, and
     `migration_cost_micros` is what a move costs (checkpoint, relaunch, setup, lost progress).
-    Higher `priority` is placed first when capacity binds.
+
+    Leaving a job out costs 2 ** (priority / priority_doubling) x its dearest option (scaled so
+    it always exceeds placing it): every job that fits is placed, and when capacity binds the
+    plan keeps the jobs with the most priority-weighted value. Equal-sized jobs therefore go by
+    priority; a much bigger job can outweigh a slightly higher-priority small one. The greedy
+    baseline goes strictly by priority.
     """
 
     job_id: int
@@ -298,6 +303,8 @@ class UnplacedJob:
     blockers: tuple[Blocker, ...]
 
 
+# OPTIMAL: proven within SolverLimits.gap_limit; FEASIBLE: the best found when time ran out;
+# GREEDY: greedy_assignment(); GREEDY_FALLBACK: CP-SAT found nothing in time, greedy plan used.
 PlanStatus = Literal["OPTIMAL", "FEASIBLE", "GREEDY", "GREEDY_FALLBACK"]
 
 
