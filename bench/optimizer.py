@@ -262,8 +262,8 @@ def main() -> None:
     )
     header = (
         f"{'jobs':>6}{'limit':>6}{'status':>16}{'total s':>9}{'cpu s':>7}{'solver s':>9}"
-        f"{'gap %':>7}{'placed':>8}{'greedy':>8}{'eff/greedy':>11}{'list/greedy':>12}{'classes':>8}{'vars':>7}"
-        f"{'full q':>7}{'dry pools':>10}"
+        f"{'gap %':>7}{'placed':>8}{'greedy':>8}{'eff/greedy':>11}{'list/greedy':>12}"
+        f"{'classes':>8}{'vars':>7}{'full q':>7}{'dry pools':>10}"
     )
     print(header)
     for n, limit in zip(sizes, seconds, strict=False):
