@@ -53,6 +53,7 @@ class SlackReserve:
         prior_hours: float = 24.0,
         spot_patience: float = 2.0,
         migrate_patience: float = 8.0,
+        scarcity_power: float = 0.5,
     ) -> None:
         # Changeovers of slack kept per expected up/down cycle of the remaining work.
         self.reserve_per_cycle = reserve_per_cycle
@@ -67,6 +68,8 @@ class SlackReserve:
         # Outage age (in changeovers) of the checkpoint's region worth waiting out
         # rather than paying egress to move, while the slack is above the reserve.
         self.migrate_patience = migrate_patience
+        # How much more a spot run must prove itself as slack gets scarce.
+        self.scarcity_power = scarcity_power
 
     def _stats(self, state: PolicyState) -> AvailabilityStats:
         zones = state.zones
@@ -156,7 +159,8 @@ class SlackReserve:
             if slack <= reserve + EPS:
                 # Short spot runs are common: below the reserve, let it prove itself.
                 lasted = zone.run_hours()
-                wanted = self.spot_patience * d
+                scarcity = (reserve / max(slack, EPS)) ** self.scarcity_power
+                wanted = self.spot_patience * d * scarcity
                 if lasted < wanted - EPS:
                     recheck = min(
                         wanted - lasted,
@@ -164,33 +168,20 @@ class SlackReserve:
                     )
                     return Decision(current, recheck_after_hours=recheck, reason="spot just back")
             return Decision(target, reason="spot is back")
+        if current.is_on_demand:
+            # An outage being bridged is bridged to its end: stopping half-way would
+            # pay a changeover again if spot stays away.
+            return Decision(current, reason="bridge the outage")
         if slack > reserve + EPS:
-            if current.is_on_demand:
-                return Decision(IDLE, recheck_after_hours=0.0, reason="above reserve: wait")
             # Idle: slack falls one hour per hour; the reserve stays put.
             return Decision(IDLE, recheck_after_hours=slack - reserve, reason="above reserve: wait")
-        if current.is_on_demand:
-            return Decision(
-                current,
-                recheck_after_hours=self._until_above_reserve(
-                    state, stats, reserve, state.overhead_left_hours
-                ),
-                reason="bridge the outage",
-            )
         waited = self._outage_hours(state)
         patience = self.patience * d
         if waited < patience - EPS and slack - (patience - waited) >= safety_net - EPS:
             return Decision(
                 IDLE, recheck_after_hours=patience - waited, reason="short outage? wait"
             )
-        od = on_demand_target(state)
-        return Decision(
-            od,
-            recheck_after_hours=self._until_above_reserve(
-                state, stats, reserve, state.changeover_to(od.region)
-            ),
-            reason="bridge the outage",
-        )
+        return Decision(on_demand_target(state), reason="bridge the outage")
 
     def _until_above_reserve(
         self, state: PolicyState, stats: AvailabilityStats, reserve: float, overhead: float

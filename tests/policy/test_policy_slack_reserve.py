@@ -80,12 +80,18 @@ def test_spot_is_taken_whenever_idle() -> None:
 
 def test_below_the_reserve_a_returning_spot_run_must_prove_itself() -> None:
     just_back = np.concatenate([CYCLES, history([1])])
-    held = POLICY.decide(state(slack=1.5, past=just_back, current=ON_DEMAND))
+    s = state(slack=1.5, past=just_back, current=ON_DEMAND)
+    held = POLICY.decide(s)
     assert held.target == ON_DEMAND and held.recheck_after_hours is not None
-    # Patience is 2 changeovers = 0.4 h = 8 samples; the run has lasted 1.
-    assert abs(held.recheck_after_hours - (0.4 - 0.05)) < 1e-9
-    lasting = np.concatenate([CYCLES, history([1] * 8)])
+    # Patience: 2 changeovers, stretched by sqrt(reserve / slack) as slack is scarce;
+    # the run has lasted one 0.05 h sample.
+    reserve = POLICY.reserve_hours(s, POLICY._stats(s))
+    wanted = 2 * D * (reserve / 1.5) ** 0.5
+    assert abs(held.recheck_after_hours - (wanted - 0.05)) < 1e-9
+    lasting = np.concatenate([CYCLES, history([1] * 20)])
     assert POLICY.decide(state(slack=1.5, past=lasting, current=ON_DEMAND)).target == SPOT
+    # Above the reserve it leaves on-demand at once.
+    assert POLICY.decide(state(slack=5.0, past=just_back, current=ON_DEMAND)).target == SPOT
 
 
 def test_no_room_to_leave_on_demand_below_three_changeovers() -> None:
