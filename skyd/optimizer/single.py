@@ -1,4 +1,12 @@
-"""Placement of one job: expected cost and time of every candidate offering, and the choice."""
+"""Placement of one job: expected cost and time of every candidate offering, and the choice.
+
+Expected hours: the spec's per-accelerator estimate, else its estimated runtime, else
+DEFAULT_EXPECTED_HOURS. On spot, with preemptions at `rate` per hour each costing
+`restart_cost_hours` (lost progress + relaunch + setup), only 1 - rate * restart of the wall
+time is progress, so hours / (1 - rate * restart) are expected (to first order the
+hours + rate * hours * restart of the plain model); at rate * restart >= 1 spot is excluded.
+Expected cost = live hourly price x expected hours x nodes.
+"""
 
 from __future__ import annotations
 
@@ -204,11 +212,18 @@ def evaluate(request: PlacementRequest, signals: MarketSignals) -> list[Candidat
                 if live_spot:
                     price = live_spot.get(offer.key, price)
                 rate = signals.preemption_rate(offer) if scoped_rates else default_rate
-                hours = base_hours + rate * base_hours * restart
-                if not math.isfinite(hours):
-                    reason = reason or ExclusionReason.NO_SPOT_MARKET
-                    note = "spot capacity is never available in this market"
+                # Each preemption costs `restart` hours, and preemptions keep coming while the
+                # job restarts: only 1 - rate * restart of the wall time is progress.
+                lost_share = rate * restart
+                if lost_share < 1.0:
+                    hours = base_hours / (1.0 - lost_share)
+                else:
                     hours = math.inf
+                    reason = reason or ExclusionReason.NO_SPOT_MARKET
+                    note = (
+                        f"preempted {rate:g}/h, faster than a {restart:g} h restart completes:"
+                        " the job would never finish on spot here"
+                    )
             else:
                 rate = 0.0
                 hours = base_hours

@@ -373,3 +373,22 @@ def test_optimal_plans_report_a_consistent_bound_and_gap() -> None:
     assert plan.best_bound is not None and plan.gap is not None
     assert plan.best_bound <= plan.objective + 1e-6
     assert plan.gap <= 1e-6  # LIMITS asks for a proven optimum (gap_limit=0)
+
+
+def test_running_job_moves_to_make_room_when_the_queue_gains_more() -> None:
+    # One GPU in us-east-1, held by a running job that could move to us-west-2 for $0.20 more
+    # plus $0.50 restart; a pending job can only run in us-east-1. Moving pays off overall.
+    current = option("10.00")
+    running = AssignmentJob(
+        1,
+        (current, option("10.20", region="us-west-2")),
+        running_on=current.key,
+        migration_cost_micros=dollars_to_micros("0.50"),
+    )
+    pending = AssignmentJob(2, (option("4.00"),))
+    quota = Quota("aws/us-east-1 GPUs", cloud="aws", region="us-east-1", resource="gpus", limit=1)
+    plan = solve_assignment(AssignmentProblem(jobs=[running, pending], quotas=[quota]), LIMITS)
+    assert plan.assignments[1].migrate is True
+    assert plan.assignments[1].option.offer.region == "us-west-2"
+    assert plan.assignments[1].charged_micros == dollars_to_micros("10.70")
+    assert plan.assignments[2].option.offer.region == "us-east-1"

@@ -76,7 +76,8 @@ def test_per_accelerator_estimates_separate_cost_from_time_objective() -> None:
 
 
 def test_spot_preemption_overhead_is_priced_in() -> None:
-    # Spot $1/h, 0.1 preemptions/h, 1 h lost per preemption, 10 h job: 11 h, $11 < $30 on-demand.
+    # Spot $1/h, 0.1 preemptions/h, 1 h lost per preemption: 90 % of the time is progress, so a
+    # 10 h job takes 11.11 h and $11.11, still well under $30 on-demand.
     request = PlacementRequest(
         alternatives=[feasible(candidate(V100_EAST), candidate(V100_EAST, spot=True))],
         estimated_hours=10.0,
@@ -84,19 +85,34 @@ def test_spot_preemption_overhead_is_priced_in() -> None:
     )
     decision = place(request, MarketSignals(default_preemptions_per_hour=0.1))
     assert decision.chosen is not None and decision.chosen.spot is True
-    assert decision.chosen.expected_hours == pytest.approx(11.0)
-    assert decision.chosen.expected_cost_micros == dollars_to_micros("11.00")
+    assert decision.chosen.expected_hours == pytest.approx(10 / 0.9)
+    assert decision.chosen.expected_cost_micros == round(dollars_to_micros("1.00") * 10 / 0.9)
 
 
 def test_risky_spot_loses_to_on_demand_when_restarts_eat_the_discount() -> None:
-    # 1 preemption/h x 2.5 h restart: a 10 h job needs 35 h on spot ($35) vs $30 on-demand.
+    # 0.4 preemptions/h x 1.9 h restart: 24 % progress, a 10 h job needs 41.7 h on spot
+    # ($41.67) vs $30 on-demand.
     request = PlacementRequest(
         alternatives=[feasible(candidate(V100_EAST), candidate(V100_EAST, spot=True))],
         estimated_hours=10.0,
-        restart_cost_hours=2.5,
+        restart_cost_hours=1.9,
     )
-    decision = place(request, MarketSignals(default_preemptions_per_hour=1.0))
+    decision = place(request, MarketSignals(default_preemptions_per_hour=0.4))
     assert decision.chosen is not None and decision.chosen.spot is False
+    spot_view = next(v for v in decision.candidates if v.spot)
+    assert spot_view.excluded is None
+    assert spot_view.expected_cost_micros > decision.chosen.expected_cost_micros
+
+
+def test_spot_preempted_faster_than_it_restarts_is_excluded() -> None:
+    request = PlacementRequest(
+        alternatives=[feasible(candidate(V100_EAST, spot=True), candidate(V100_EAST))],
+        restart_cost_hours=1.0,
+    )
+    decision = place(request, MarketSignals(default_preemptions_per_hour=2.0))
+    assert decision.chosen is not None and decision.chosen.spot is False
+    assert decision.candidates[0].excluded is ExclusionReason.NO_SPOT_MARKET
+    assert "never finish" in decision.candidates[0].note
 
 
 def test_spot_is_excluded_when_the_deadline_cannot_absorb_its_overhead() -> None:
@@ -118,7 +134,7 @@ def test_spot_is_kept_when_the_deadline_has_slack() -> None:
         alternatives=[feasible(candidate(V100_EAST), candidate(V100_EAST, spot=True))],
         estimated_hours=10.0,
         restart_cost_hours=1.0,
-        deadline_hours=11.5,
+        deadline_hours=11.2,
     )
     decision = place(request, MarketSignals(default_preemptions_per_hour=0.1))
     assert decision.chosen is not None and decision.chosen.spot is True
