@@ -120,6 +120,25 @@ def _orphans(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: T
     return admin_commands.orphans(args, client, out, err)
 
 
+def _cluster_command(name: str) -> Handler:
+    def handler(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
+        from skyctl import cluster_commands
+
+        function: Handler = getattr(cluster_commands, name)
+        return function(args, client, out, err)
+
+    return handler
+
+
+def _cluster_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
+    def declare(sub: argparse.ArgumentParser) -> None:
+        from skyctl import cluster_commands
+
+        getattr(cluster_commands, name)(sub)
+
+    return declare
+
+
 def _dashboard(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
     from skyctl import cluster_commands
 
@@ -264,7 +283,48 @@ COMMANDS = (
     ),
     Command("credits", "credit pools: granted, spent, left, expiry", _credits, _json_flag),
     Command("costs", "what has been spent, grouped", _costs, _costs_arguments),
-    Command("clusters", "instances skyd runs now, per job", _clusters, _json_flag),
+    Command(
+        "launch",
+        "launch an interactive cluster that stays up (runs FILE's setup and run first)",
+        _cluster_command("launch"),
+        _cluster_arguments("launch_arguments"),
+    ),
+    Command(
+        "exec",
+        "run a task file or -- COMMAND on a cluster (nothing is launched)",
+        _cluster_command("exec_"),
+        _cluster_arguments("exec_arguments"),
+    ),
+    Command(
+        "clusters",
+        "interactive clusters: where, state, idle time, autostop",
+        _cluster_command("clusters"),
+        _cluster_arguments("clusters_arguments"),
+    ),
+    Command(
+        "stop",
+        "stop a cluster's instances (disks kept)",
+        _cluster_command("stop"),
+        _cluster_arguments("stop_arguments"),
+    ),
+    Command(
+        "start",
+        "start a stopped cluster again",
+        _cluster_command("start"),
+        _cluster_arguments("start_arguments"),
+    ),
+    Command(
+        "down",
+        "tear a cluster down (instances and disks deleted)",
+        _cluster_command("down"),
+        _cluster_arguments("stop_arguments"),
+    ),
+    Command(
+        "autostop",
+        "stop (or --down) a cluster after MINUTES idle; --cancel to turn off",
+        _cluster_command("autostop"),
+        _cluster_arguments("autostop_arguments"),
+    ),
     Command(
         "orphans",
         "instances found running under this daemon's tags with no record",
@@ -325,9 +385,9 @@ def command_index(argv: Sequence[str]) -> int | None:
 
 
 def split_command_argv(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
-    """For `submit … -- COMMAND…`, cut the command off before argparse sees (and eats) it."""
+    """For `submit|exec … -- COMMAND…`, cut the command off before argparse sees (and eats) it."""
     index = command_index(argv)
-    if index is None or argv[index] != "submit" or "--" not in argv[index:]:
+    if index is None or argv[index] not in ("submit", "exec") or "--" not in argv[index:]:
         return list(argv), None
     cut = argv.index("--", index)
     return list(argv[:cut]), list(argv[cut + 1 :])
@@ -353,6 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problem:
             sys.stderr.write(f"skyctl submit: error: {problem}\n")
             return EXIT_USAGE
+        args.command_argv = command_argv
+    elif args.command == "exec":
         args.command_argv = command_argv
     return run(args)
 

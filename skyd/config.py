@@ -104,6 +104,9 @@ class Settings:
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     quotas: list[QuotaSetting] = field(default_factory=list)
     solver_time_limit_seconds: float = 2.0
+    # the `ssh` provider's machine pool, as written ([ssh] with [[ssh.hosts]]); checked by
+    # skyd.providers.ssh.SshProviderConfig, which names the bad field
+    ssh: dict[str, Any] = field(default_factory=dict)
     log_format: str = "json"  # json | text
     log_level: str = "INFO"
 
@@ -126,6 +129,9 @@ def _apply(target: Any, values: dict[str, Any], where: str) -> None:
         if key not in known:
             raise ConfigError(f"{where}{key}: unknown setting; allowed: {', '.join(sorted(known))}")
         current = getattr(target, key)
+        if key == "ssh" and isinstance(value, dict):
+            setattr(target, key, value)
+            continue
         if key == "quotas" and isinstance(value, list):
             parsed = []
             for index, item in enumerate(value):

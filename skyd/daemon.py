@@ -15,7 +15,8 @@ from pathlib import Path
 from skyd.api.app import build_app, serve_unix
 from skyd.catalog import Catalog, default_catalog_dir
 from skyd.clock import Clock, SystemClock
-from skyd.config import Settings
+from skyd.clusters import ClusterService, LocalSessionProbe, NvidiaSmiProbe
+from skyd.config import ConfigError, Settings
 from skyd.errors import StateLockedError
 from skyd.events import EventBus
 from skyd.market.advisor import SpotAdvisorSource
@@ -110,6 +111,14 @@ def build_providers(settings: Settings, clock: Clock) -> dict[str, Provider]:
             slots=settings.local.slots,
             gpus=settings.local.gpus,
         )
+    if settings.ssh.get("hosts"):
+        from skyd.providers.ssh import SshConnections, SshProvider, SshProviderConfig
+
+        try:
+            config = SshProviderConfig.from_mapping(settings.ssh, settings.state_dir / "ssh")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        providers["ssh"] = SshProvider(config, clock, SshConnections())
     if settings.sim.enabled:
         traces = settings.sim.traces or default_catalog_dir() / "traces" / "aws-v100-3zone"
         replay = TraceReplay(
@@ -181,6 +190,23 @@ class Daemon:
             time_limit_seconds=settings.solver_time_limit_seconds,
         )
         scheduler.planner = planner
+        clusters = ClusterService(
+            store=self.store,
+            bus=bus,
+            clock=self.clock,
+            providers=providers,
+            placer=scheduler.placer,
+            cancel_job=scheduler.cancel,
+            activity=LocalSessionProbe(),
+            gpu=NvidiaSmiProbe(),
+            placement_context=scheduler.placement_context,
+        )
+        scheduler.clusters = clusters
+        ssh = providers.get("ssh")
+        if ssh is not None:
+            from skyd.runner.ssh import SshRunner
+
+            scheduler.ssh_runner = SshRunner(ssh.connections)  # type: ignore[attr-defined]
         poller = MarketPoller(
             store=self.store,
             bus=bus,
@@ -203,7 +229,7 @@ class Daemon:
             },
         )
         web_runner = await serve_unix(
-            build_app(scheduler, settings.admin_group),
+            build_app(scheduler, settings.admin_group, clusters=clusters),
             settings.socket_path,
             mode=settings.socket_mode,
             group=settings.socket_group,
@@ -224,6 +250,7 @@ class Daemon:
                 helpers = [
                     services.create_task(planner.run(), name="planner"),
                     services.create_task(scheduler.reconcile_forever(), name="reconcile"),
+                    services.create_task(clusters.run(), name="clusters"),
                     services.create_task(poller.run(), name="market-poller"),
                 ]
                 sim = providers.get("sim")

@@ -16,10 +16,12 @@ from aiohttp import web
 from pydantic import ValidationError
 
 import skyd
+from skyd.api.cluster_routes import add_cluster_routes
 from skyd.api.identity import CallerDirectory, caller_of
 from skyd.api.market_routes import add_market_routes
 from skyd.api.openapi import openapi_document
 from skyd.api.schemas import SubmitRequest, job_view
+from skyd.clusters import ClusterService
 from skyd.errors import (
     ConflictError,
     InfeasibleError,
@@ -322,12 +324,16 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
-def build_app(scheduler: JobScheduler, admin_group: str) -> web.Application:
+def build_app(
+    scheduler: JobScheduler, admin_group: str, *, clusters: ClusterService | None = None
+) -> web.Application:
     app = web.Application(middlewares=[errors_as_json], client_max_size=8 * 1024 * 1024)
     app[SCHEDULER] = scheduler
     app[ADMIN_GROUP] = admin_group
     app[CALLERS] = CallerDirectory(admin_group)
     add_market_routes(app, scheduler)
+    if clusters is not None:
+        add_cluster_routes(app, clusters, admin_group)
     app.add_routes(
         [
             web.post("/v1/jobs", submit),

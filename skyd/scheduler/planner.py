@@ -41,6 +41,7 @@ from skyd.store.records import JobRecord
 
 log = logging.getLogger("skyd.planner")
 
+_TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
 REPLAN_KINDS = frozenset({"submitted", "market", "launch_failed", "preempted", "quota", "credit"})
 HYSTERESIS = 0.05  # a waiting job moves only for a saving above 5 %
 MAX_PLANNED_JOBS = 2000
@@ -109,10 +110,9 @@ class Planner:
     async def _watch(self, queue: asyncio.Queue[Any]) -> None:
         while True:
             event = await queue.get()
-            state = event.state
-            if event.kind in REPLAN_KINDS or (
-                state is not None and JobState(state) in TERMINAL_STATES
-            ):
+            # job events carry job states; other events (clusters) carry their own
+            ended = event.job_id is not None and event.state in _TERMINAL_VALUES
+            if event.kind in REPLAN_KINDS or ended:
                 self._wake.set()
 
     async def replan_once(self) -> AssignmentPlan | None:

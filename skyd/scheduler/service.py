@@ -24,7 +24,9 @@ from skyd.config import Settings
 from skyd.errors import (
     AuthError,
     CapacityError,
+    ConflictError,
     InfeasibleError,
+    NotFoundError,
     PermissionDeniedError,
     ProviderError,
     QuotaError,
@@ -50,12 +52,14 @@ from skyd.providers.base import (
     TAG_TOKEN,
     Provider,
 )
-from skyd.runner.process import ProcessRunner, RunCommand, RunPhase, read_status
+from skyd.runner.process import ProcessRunner, RunCommand, RunPhase, RunStatus, read_status
+from skyd.runner.ssh import SshRunner, ssh_nodes
 from skyd.scheduler import recovery
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer, job_filters
 from skyd.scheduler.reconcile import ReconcileReport, reconcile
 
 if TYPE_CHECKING:
+    from skyd.clusters import ClusterService
     from skyd.scheduler.planner import Planner
 from skyd.spec import TaskSpec
 from skyd.spec.task import RecoveryStrategy
@@ -130,6 +134,8 @@ class JobScheduler:
         self.market = market
         self.placer = Placer(market)
         self.planner: Planner | None = None
+        self.clusters: ClusterService | None = None
+        self.ssh_runner: SshRunner | None = None
         self.daemon_id = daemon_identity(settings.state_dir)
         self.last_reconcile: ReconcileReport | None = None
         self._locks: dict[int, asyncio.Lock] = {}
@@ -370,8 +376,60 @@ class JobScheduler:
         live = self.market.spot_prices.get(offer.key) if spot else None
         return Choice(provider, Candidate(offer, spot, live or price))
 
+    async def _start_on_cluster(self, job: JobRecord, spec: TaskSpec) -> bool:
+        """A job bound to an interactive cluster runs on its instances: nothing is launched.
+        Returns False for an ordinary job."""
+        if self.clusters is None:
+            return False
+        try:
+            target = self.clusters.target_for_job(job.id)
+        except ConflictError as exc:
+            self._note_waiting(job, f"waiting: {exc.message}")
+            return True
+        except NotFoundError as exc:
+            job, event = job_store.transition(
+                self.store, job.id, JobState.FAILED, now=self.clock.now(), reason=exc.message
+            )
+            self._emit(event)
+            return True
+        if target is None:
+            return False
+        first = target.instances[0] if target.instances else None
+        placement = {
+            "provider": target.provider,
+            "cluster": True,
+            "cloud": first.cloud if first else target.provider,
+            "region": first.region if first else "",
+            "zone": first.zone if first else "",
+            "instance_type": first.instance_type if first else "",
+            "spot": bool(first.spot) if first else False,
+            "hourly_price": (first.hourly_price_micros if first else 0) / 1_000_000,
+            "expected_cost": None,
+            "why": "runs on its cluster's instances (nothing launched)",
+        }
+        attempt = job.attempt + 1
+        job, event = job_store.transition(
+            self.store,
+            job.id,
+            JobState.PROVISIONING,
+            now=self.clock.now(),
+            reason="bound to a cluster: " + ", ".join(i.instance_id for i in target.instances),
+            data={"attempt": attempt, "placement": placement},
+            attempt=attempt,
+            placement_json=json.dumps(placement),
+        )
+        self._emit(event)
+        job, event = job_store.transition(
+            self.store, job.id, JobState.SETTING_UP, now=self.clock.now(), reason="cluster is up"
+        )
+        self._emit(event)
+        await self._start_runner(job, spec)
+        return True
+
     async def _start_attempt(self, job: JobRecord) -> None:
         spec = TaskSpec.from_json(job.spec_json)
+        if await self._start_on_cluster(job, spec):
+            return
         deadline_choice = self._deadline_choice(job, spec)
         planned = None
         if deadline_choice is None:
@@ -627,7 +685,7 @@ class JobScheduler:
         now = self.clock.now()
         lost = [i for i in instances if states.get(i.instance_id) in _GONE]
         if job.attempt > 0:
-            await self.runner.kill(self.attempt_dir(job), 0.0)
+            await self._kill_attempt(job, 0.0)
         for inst in instances:
             provider = self.providers.get(inst.provider)
             if provider is not None:
@@ -710,10 +768,36 @@ class JobScheduler:
             gid=gid,
         )
         attempt_dir = self.attempt_dir(job)
+        if self._runs_over_ssh(job) and self.ssh_runner is not None:
+            # lab machines: mounts land where the task says, relative to the remote job dir
+            remote = replace(command, file_mounts=dict(spec.file_mounts), uid=None, gid=None)
+            provider = self.providers["ssh"]
+            ids = [
+                i.instance_id
+                for i in instance_store.instances_for_job(self.store, job.id)
+                if i.attempt == job.attempt and i.provider == "ssh"
+            ]
+            attempt_dir.mkdir(parents=True, exist_ok=True)
+            await self.ssh_runner.start(attempt_dir, remote, ssh_nodes(provider, ids))  # type: ignore[arg-type]
+            return
         if run_as_other and uid is not None and gid is not None:
             attempt_dir.mkdir(parents=True, exist_ok=True)
             os.chown(attempt_dir, uid, gid)
         await self.runner.start(attempt_dir, command)
+
+    def _runs_over_ssh(self, job: JobRecord) -> bool:
+        return (job.placement or {}).get("provider") == "ssh"
+
+    async def _run_status(self, job: JobRecord) -> RunStatus:
+        if self._runs_over_ssh(job) and self.ssh_runner is not None:
+            return await self.ssh_runner.status(self.attempt_dir(job))
+        return read_status(self.attempt_dir(job))
+
+    async def _kill_attempt(self, job: JobRecord, grace: float) -> None:
+        if self._runs_over_ssh(job) and self.ssh_runner is not None:
+            await self.ssh_runner.kill(self.attempt_dir(job), grace)
+        else:
+            await self.runner.kill(self.attempt_dir(job), grace)
 
     def _job_env(
         self, job: JobRecord, spec: TaskSpec, checkpoint_dir: Path, cwd: Path
@@ -741,6 +825,8 @@ class JobScheduler:
             "SKYPILOT_TASK_ID": f"skyd-{job.id}-{job.attempt}",
             "PYTHONUNBUFFERED": "1",
         }
+        if self.clusters is not None:
+            env.update(self.clusters.job_env(job.id))
         env.update(spec.envs)
         return env
 
@@ -762,8 +848,7 @@ class JobScheduler:
             if any(s in _GONE for s in states.values()):
                 await self._on_preempted(job, TaskSpec.from_json(job.spec_json), remote, states)
                 return
-        attempt_dir = self.attempt_dir(job)
-        status = read_status(attempt_dir)
+        status = await self._run_status(job)
         now = self.clock.now()
         if status.phase == RunPhase.NOT_STARTED:
             # the daemon stopped between launch and spawning the shim: spawn it now
@@ -847,7 +932,7 @@ class JobScheduler:
     async def _release(self, job: JobRecord, *, kill_grace: float) -> None:
         """Stop the job's processes (if any) and give back every instance of the job."""
         if job.attempt > 0:
-            await self.runner.kill(self.attempt_dir(job), kill_grace)
+            await self._kill_attempt(job, kill_grace)
         now = self.clock.now()
         for inst in instance_store.instances_for_job(self.store, job.id):
             if inst.state not in instance_store.ACTIVE_INSTANCE_STATES:
