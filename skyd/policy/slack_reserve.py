@@ -2,25 +2,29 @@
 
 Slack (time to deadline minus work left) is the budget every policy spends: idle
 time and changeovers consume it, running on spot or on demand does not. Greedy spends
-it all on waiting for spot and then has to finish on demand, blind to spot; Uniform
-Progress buys on-demand early to stay on a straight line and pays a changeover each
-time it drifts across it. This policy:
+it all waiting for spot and then finishes on demand, blind to spot; Uniform Progress
+buys on-demand early to stay on a straight line and pays a changeover each time it
+drifts across it. This policy:
 
-* waits for spot (idle through outages, spot whenever it is up) while the slack is
-  above a reserve;
-* the reserve is what the endgame needs to keep using spot: two changeovers per
-  expected spot up/down cycle over the remaining work (cycle lengths observed in
-  the zone's availability history), plus Uniform Progress' safety net;
-* below the reserve, outages are bridged on demand — after a short wait, because most
-  outages are short (a ski-rental rule: idle through the first `patience`
-  changeovers' worth of an outage) — and spot is taken back when it returns and the
-  slack still has room for the changeovers that costs;
-* safety net as Uniform Progress: off spot with less than two changeovers of slack
-  (plus a step's margin), on-demand to the end. So no deadline is ever missed.
+* above a slack reserve, waits for spot: idle through outages, spot whenever it is
+  up (with several regions, it idles a while for the checkpoint's region rather than
+  paying egress at once, and picks the zone with the lowest expected cost per useful
+  hour);
+* sizes the reserve to what the endgame needs to keep using spot: `reserve_per_cycle`
+  changeovers per expected up/down cycle of the remaining work (cycle lengths from the
+  zone's own availability history, blended with a prior while history is short),
+  plus Uniform Progress' safety net;
+* below the reserve, bridges each outage on demand, to its end;
+* leaves on-demand for returning spot at once above the reserve, and below it only
+  once the spot run has lasted `spot_patience` changeovers, stretched as slack gets
+  scarce (spot runs are heavy-tailed: most are short, one that has lasted tends to
+  last), and only with room for the changeover back;
+* has Uniform Progress' safety net: off spot with less than two changeovers of slack
+  (plus a step's margin), on-demand to the end. No deadline is ever missed.
 
 Everything it reads from the history is computed up to the last availability change,
 so between two changes its answer only moves with time, and it says when
-(`recheck_after_hours`).
+(`recheck_after_hours`, never late).
 """
 
 from __future__ import annotations
@@ -159,14 +163,12 @@ class SlackReserve:
             if slack <= reserve + EPS:
                 # Short spot runs are common: below the reserve, let it prove itself.
                 lasted = zone.run_hours()
-                scarcity = (reserve / max(slack, EPS)) ** self.scarcity_power
-                wanted = self.spot_patience * d * scarcity
-                if lasted < wanted - EPS:
-                    recheck = min(
-                        wanted - lasted,
-                        self._until_above_reserve(state, stats, reserve, state.overhead_left_hours),
+                if lasted < self._wanted_run(state, reserve, slack) - EPS:
+                    return Decision(
+                        current,
+                        recheck_after_hours=self._until_proven(state, stats, reserve, lasted),
+                        reason="spot just back",
                     )
-                    return Decision(current, recheck_after_hours=recheck, reason="spot just back")
             return Decision(target, reason="spot is back")
         if current.is_on_demand:
             # An outage being bridged is bridged to its end: stopping half-way would
@@ -183,10 +185,38 @@ class SlackReserve:
             )
         return Decision(on_demand_target(state), reason="bridge the outage")
 
-    def _until_above_reserve(
-        self, state: PolicyState, stats: AvailabilityStats, reserve: float, overhead: float
+    def _wanted_run(self, state: PolicyState, reserve: float, slack: float) -> float:
+        """How long a returning spot run must have lasted before on-demand is left for it."""
+        scarcity = float((reserve / max(slack, EPS)) ** self.scarcity_power)
+        return self.spot_patience * state.changeover_hours * max(1.0, scarcity)
+
+    def _until_proven(
+        self, state: PolicyState, stats: AvailabilityStats, reserve: float, lasted: float
     ) -> float:
-        """Hours on demand until the reserve (it shrinks with the work left) is below the slack."""
+        """Hours on demand until the spot run counts as proven (a lower bound, so never late).
+
+        On demand the slack holds while the reserve shrinks with the work done, so the
+        wanted run length falls as the run's age grows: bisect for the crossing.
+        """
+        overhead = state.overhead_left_hours
+        if overhead > 0:
+            # During the changeover the slack shrinks too; look again when it is over.
+            return overhead
         d = state.changeover_hours
         per_hour = self.reserve_per_cycle * d / max(self.cycle_hours(stats), d)
-        return max(0.0, (reserve - state.slack_hours) / per_hour) + overhead
+        slack = state.slack_hours
+
+        def proven(h: float) -> bool:
+            shrunk = reserve - per_hour * h
+            if shrunk < slack:
+                return True
+            return lasted + h >= self._wanted_run(state, shrunk, slack) - EPS
+
+        low, high = 0.0, self._wanted_run(state, reserve, slack) - lasted
+        for _ in range(40):
+            middle = (low + high) / 2
+            if proven(middle):
+                high = middle
+            else:
+                low = middle
+        return low
