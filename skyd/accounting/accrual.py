@@ -4,8 +4,10 @@ Pure computation (no store, no clock): `advance` splits one instance's unaccrued
 price change, pool start/expiry and ledger-period boundary, charges each piece at the price in
 force, and asks a `PoolBook` who pays. Consecutive pieces with the same price and payer in the
 same period grow one open stretch, which becomes a ledger row when it closes, so the ledger
-holds about one row per instance per period, not one per tick. Money is exact: the remainder
-below one micro-dollar is carried on, so the total never depends on how time was split.
+holds about one row per instance per period, not one per tick (periods are staggered per
+instance, so postings spread over passes). Money is exact: the remainder below one
+micro-dollar is carried on, so the total never depends on how time was split. A stretch that
+spans UTC midnight is posted as one row per day, its amount split by time.
 """
 
 from __future__ import annotations
@@ -145,31 +147,49 @@ class Accrual:
     settled: bool = False
     reshaped: bool = False
 
-    def period_offset_ms(self, period_ms: int) -> int:
-        """Where this instance's ledger periods start within a period: spread a minute apart
-        per instance so that not every stretch closes (and is posted) on the same pass."""
-        return (self.watermark_id * 60_000) % period_ms
-
     def stretch_limit_ms(self, start_ms: int, period_ms: int) -> int:
-        """The end of the period (or UTC day) that `start_ms` falls in, for this instance."""
-        offset = self.period_offset_ms(period_ms)
-        period_end = ((start_ms - offset) // period_ms + 1) * period_ms + offset
-        return min(period_end, (start_ms // MS_PER_DAY + 1) * MS_PER_DAY)
+        """The end of this instance's ledger period that `start_ms` falls in."""
+        offset = (self.watermark_id * 60_000) % period_ms
+        return ((start_ms - offset) // period_ms + 1) * period_ms + offset
 
     def close_stretch(self, rows: list[LedgerRow]) -> None:
-        """Post the open stretch (if it charged anything) as a ledger row up to the watermark."""
-        if self.open_start_ms is not None and self.open_amount > 0:
-            rows.append(
-                self._row(
-                    self.open_pool_id,
-                    self.open_start_ms,
-                    self.accrued_ms,
-                    self.open_price,
-                    self.open_stopped,
-                    self.open_amount,
+        """Post the open stretch (if it charged anything) as ledger rows up to the watermark:
+        one row, or one per UTC day it spans, its amount split by time (the daily roll-up
+        needs every row inside one day; the parts add up to the exact amount)."""
+        start = self.open_start_ms
+        if start is not None and self.open_amount > 0:
+            end = self.accrued_ms
+            midnight = (start // MS_PER_DAY + 1) * MS_PER_DAY
+            if midnight >= end:
+                rows.append(
+                    self._row(
+                        self.open_pool_id,
+                        start,
+                        end,
+                        self.open_price,
+                        self.open_stopped,
+                        self.open_amount,
+                    )
                 )
-            )
-        if self.open_start_ms is not None:
+            else:
+                cuts = [start, *range(midnight, end, MS_PER_DAY), end]
+                posted = 0
+                for a, b in itertools.pairwise(cuts):
+                    upto = self.open_amount * (b - start) // (end - start)
+                    if upto == posted:
+                        continue
+                    rows.append(
+                        self._row(
+                            self.open_pool_id,
+                            a,
+                            b,
+                            self.open_price,
+                            self.open_stopped,
+                            upto - posted,
+                        )
+                    )
+                    posted = upto
+        if start is not None:
             self.reshaped = True
         self.open_start_ms = None
         self.open_amount = 0
@@ -249,7 +269,7 @@ def extend_open_stretch(accrual: Accrual, end_ms: int, book: PoolBook, period_ms
     begin = accrual.accrued_ms
     offset = (accrual.watermark_id * 60_000) % period_ms
     period_end = ((start - offset) // period_ms + 1) * period_ms + offset
-    if end_ms <= begin or end_ms > period_end or end_ms > (start // MS_PER_DAY + 1) * MS_PER_DAY:
+    if end_ms <= begin or end_ms > period_end:
         return False
     if book.has_boundary(instance.cloud, begin, end_ms):
         return False
@@ -279,20 +299,14 @@ def advance(
     if end_ms <= start_ms:
         return
     changes = () if stopped else prices.changes_between(instance, start_ms / 1000, end_ms / 1000)
-    if (
-        not changes
-        and end_ms <= accrual.stretch_limit_ms(start_ms, period_ms)
-        and not book.has_boundary(instance.cloud, start_ms, end_ms)
-    ):
+    limit = accrual.stretch_limit_ms(start_ms, period_ms)
+    if not changes and end_ms <= limit and not book.has_boundary(instance.cloud, start_ms, end_ms):
         # the usual pass: one piece, no price change, no period or pool boundary inside
         _charge_piece(accrual, start_ms, end_ms, stopped, prices, book, period_ms, rows)
         return
     cuts = book.boundaries(instance.cloud, start_ms, end_ms)
     cuts.extend(c for c in map(to_ms, changes) if start_ms < c < end_ms)
-    edge = accrual.stretch_limit_ms(start_ms, period_ms)
-    while edge < end_ms:
-        cuts.append(edge)
-        edge = accrual.stretch_limit_ms(edge, period_ms)
+    cuts.extend(range(limit, end_ms, period_ms))
     points = [start_ms, *sorted(set(cuts)), end_ms]
     for a, b in itertools.pairwise(points):
         _charge_piece(accrual, a, b, stopped, prices, book, period_ms, rows)

@@ -405,3 +405,31 @@ def test_spot_prices_recorded_by_the_market_pollers_are_charged(tmp_path: Path) 
     )
     assert ledger_store.instance_total(store.conn, "sim", "spot") == spot
     assert ledger_store.instance_total(store.conn, "sim", "ondemand") == 2_000_000
+
+
+def test_a_stretch_across_midnight_is_posted_per_day(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    midnight = 1_780_185_600.0  # 2026-05-31T00:00:00Z
+    clock = VirtualClock(midnight - 1800)
+    settings = AccountingSettings(ledger_period_seconds=86_400)  # one stretch a day at most
+    books = accountant(store, clock, settings=settings)
+    launch(store, "i-1", job_id=add_job(store), hourly_micros=1_000_003, at=midnight - 1800)
+    for minutes in range(1, 7 * 24 * 60, 7):
+        books.accrue(midnight - 1800 + minutes * 60)
+    end = midnight - 1800 + (7 * 24 * 60 - 6) * 60
+    books.accrue(end)
+    set_state(store, "i-1", "TERMINATED", end)
+    books.accrue(end + 60)
+    rows = store.conn.execute("SELECT start_ms, end_ms, amount_micros FROM ledger").fetchall()
+    for start_ms, end_ms, _amount in rows:
+        assert start_ms // 86_400_000 == (end_ms - 1) // 86_400_000  # inside one UTC day
+    per_day = dict(
+        store.conn.execute("SELECT day, SUM(amount_micros) FROM cost_daily GROUP BY day").fetchall()
+    )
+    first_day = int(midnight // DAY) - 1
+    assert per_day[first_day] == pytest.approx(
+        exact_micros([(midnight - 1800, midnight, 1_000_003)]), abs=1
+    )
+    assert sum(per_day.values()) == exact_micros([(midnight - 1800, end, 1_000_003)])
+    report = books.costs(ADMIN, by="job", since=midnight)
+    assert report[0]["amount_micros"] == sum(per_day.values()) - per_day[first_day]

@@ -86,8 +86,8 @@ CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
 
 -- Each charged instance: who and where it charges, and its open stretch — the charge since
 -- its last ledger row, at one price, paid by one payer, within one ledger period. A stretch is
--- posted to the ledger when it closes (period end, UTC midnight, price or payer change,
--- instance end); until then reports add it from here.
+-- posted to the ledger (one row per UTC day it spans) when it closes (period end, price or
+-- payer change, instance end); until then reports add it from here.
 CREATE TABLE accrual_watermarks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     provider TEXT NOT NULL,
