@@ -33,11 +33,15 @@ class AccountingSettings:
     warn_fraction: float = 0.8
     others_jobs_in_full: bool = False
     require_known_project: bool = False
-    known_clouds: tuple[str, ...] = KNOWN_CLOUDS
+    known_clouds: list[str] = field(default_factory=lambda: list(KNOWN_CLOUDS))
     # What a stopped instance still costs per hour (disks), by "cloud/instance_type"; default 0.
     stopped_hourly_micros: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad setting (call again after changing fields)."""
         if self.accrual_interval_seconds <= 0:
             raise ValueError(
                 "accounting.accrual_interval_seconds must be positive, "
@@ -62,6 +66,12 @@ class AccountingSettings:
                 "accounting.over_limit_at_submit must be 'refuse' or 'hold', "
                 f"got {self.over_limit_at_submit!r}"
             )
+        for key, rate in self.stopped_hourly_micros.items():
+            if isinstance(rate, bool) or not isinstance(rate, int) or rate < 0:
+                raise ValueError(
+                    f"accounting.stopped_hourly_micros[{key!r}] must be whole micro-dollars "
+                    f"per hour ≥ 0, got {rate!r}"
+                )
         if self.at_budget not in ("stop", "hold"):
             raise ValueError(
                 f"accounting.at_budget must be 'stop' or 'hold', got {self.at_budget!r}"
