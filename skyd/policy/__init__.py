@@ -1,8 +1,17 @@
 """Deadline-aware spot/on-demand decisions (pure): state in, decision out.
 
-Public surface: PolicyState, ZoneMarket, Target, TargetKind, Decision, SpotPolicy,
-the named policies in POLICIES (on_demand, greedy, uniform_progress,
-uniform_progress_multi, skyd) and the omniscient optimum in skyd.policy.optimum.
+The daemon's recovery loop and the trace simulator (bench.spot) call the same code:
+
+    policy = POLICIES[name]                      # on_demand, greedy, uniform_progress,
+                                                 # uniform_progress_multi, skyd
+    decision = policy.decide(PolicyState(...))   # on every market change / preemption,
+                                                 # and after decision.recheck_after_hours
+    if not decision.keeps(state.current): ...    # launch decision.target (spot zone or
+                                                 # on-demand region) or stop (IDLE)
+
+ZoneMarket.history is the observed availability on a fixed grid (see
+skyd.policy.availability.resample_history for turning recorded signals into one).
+skyd.policy.optimum holds the omniscient optimum used for evaluation.
 """
 
 from skyd.policy.baselines import AlwaysOnDemand, Greedy, UniformProgress
