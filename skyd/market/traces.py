@@ -108,6 +108,11 @@ class TraceSet:
         )
 
 
+def shipped_trace_dir() -> Path:
+    """The small trace set shipped in the repository (catalogs/traces/aws-v100-3zone)."""
+    return Path(__file__).resolve().parents[2] / "catalogs" / "traces" / "aws-v100-3zone"
+
+
 def _positive_price(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TraceError(f"{where} must be a number of dollars per hour, got {value!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,9 +98,8 @@ def test_bad_arguments() -> None:
 
 
 def test_shipped_set_replays() -> None:
-    from skyd.market import load_trace_set
+    from skyd.market import load_trace_set, shipped_trace_dir
 
-    root = Path(__file__).resolve().parents[2] / "catalogs" / "traces" / "aws-v100-3zone"
-    replay = TraceReplay(load_trace_set(root), VirtualClock(0.0))
+    replay = TraceReplay(load_trace_set(shipped_trace_dir()), VirtualClock(0.0))
     assert set(replay.zones) == {"us-east-1c", "us-east-2b", "us-west-2a"}
     assert replay.next_change_at("us-west-2a") is not None
