@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 from typing import Any, TextIO
 from urllib.parse import quote
 
@@ -75,11 +76,37 @@ def credits(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Te
     return 0
 
 
+def costs_arguments(sub: argparse.ArgumentParser) -> None:
+    """`costs [--by KEY] [--since WHEN] [--json|--csv]`."""
+    sub.add_argument(
+        "--by",
+        metavar="KEY",
+        choices=("user", "project", "cloud", "pool", "job"),
+        help="group by user (default), project, cloud, pool or job",
+    )
+    sub.add_argument("--since", metavar="WHEN", help="a date (2026-11-01) or a duration (7d)")
+    output = sub.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON for scripts")
+    output.add_argument("--csv", action="store_true", help="print CSV for spreadsheets")
+
+
 def costs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
     query = {"by": args.by, "since": args.since}
     payload = call_optional(client, "costs", "GET", "/v1/costs", query=query)
-    _write(out, payload, args.json)
+    if getattr(args, "csv", False):
+        _write_csv(out, payload)
+    else:
+        _write(out, payload, args.json)
     return 0
+
+
+def _write_csv(out: TextIO, payload: Any) -> None:
+    rows = payload.get("rows", []) if isinstance(payload, dict) else []
+    columns = ["key", "name", *(["owner"] if any("owner" in r for r in rows) else [])]
+    columns += ["amount", "amount_micros"]
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
 
 
 def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import shutil
@@ -15,8 +16,9 @@ import pytest
 from accounting_books import START, accountant, add_job, launch, new_store
 from accounting_server import AccountingServer
 
-from skyctl.accounting_commands import costs, credits, credits_arguments
+from skyctl.accounting_commands import costs, costs_arguments, credits, credits_arguments
 from skyctl.client import ApiError, DaemonClient
+from skyd.accounting.reports import user_label
 from skyd.clock import VirtualClock
 
 
@@ -70,8 +72,21 @@ def test_credits_errors_name_the_field(client: DaemonClient) -> None:
         assert info.value.status == 404
 
 
-def test_costs_by_cloud(client: DaemonClient) -> None:
+def _costs(client: DaemonClient, *argv: str) -> str:
+    parser = argparse.ArgumentParser(prog="skyctl costs")
+    costs_arguments(parser)
     out = io.StringIO()
-    args = argparse.Namespace(by="cloud", since="7d", json=True)
-    assert costs(args, client, out, io.StringIO()) == 0
-    assert json.loads(out.getvalue())["rows"][0]["amount"] == 2.0
+    assert costs(parser.parse_args(list(argv)), client, out, io.StringIO()) == 0
+    return out.getvalue()
+
+
+def test_costs_as_json_csv_and_text(client: DaemonClient) -> None:
+    report = json.loads(_costs(client, "--by", "cloud", "--since", "7d", "--json"))
+    assert report["rows"][0]["amount"] == 2.0
+    rows = list(csv.DictReader(io.StringIO(_costs(client, "--by", "job", "--csv"))))
+    assert [(r["name"], r["owner"], r["amount_micros"]) for r in rows] == [
+        ("job", user_label(1000), "2000000")
+    ]
+    assert "aws" in _costs(client, "--by", "cloud")
+    with pytest.raises(SystemExit):
+        _costs(client, "--json", "--csv")
