@@ -106,10 +106,12 @@ class AwsProvider:
         async with self._client_lock:
             client = self._clients.get(region)
             if client is None:
+                if self._session is None:
+                    # Importing the SDK and parsing EC2's service model take about a second:
+                    # done in a thread, so the daemon's loop keeps serving meanwhile.
+                    self._session = await asyncio.to_thread(_session, self.config.profile)
                 from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
 
-                if self._session is None:
-                    self._session = _session(self.config.profile)
                 sdk_config = AioConfig(
                     connect_timeout=self.config.connect_timeout_s,
                     read_timeout=self.config.request_timeout_s,
@@ -500,6 +502,8 @@ def _session(profile: str | None) -> Any:
     core.get_component("response_parser_factory").set_parser_defaults(
         timestamp_parser=parse_timestamp
     )
+    core.get_service_model("ec2")  # cached by the loader; create_client reuses it
+    core.get_paginator_model("ec2")
     return aioboto3.Session(botocore_session=core, profile_name=profile)
 
 

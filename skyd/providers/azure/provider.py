@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -87,9 +88,12 @@ class AzureProvider:
     async def _client(self) -> Any:
         async with self._lock:
             if self._compute is None:
+                # The SDK takes about a second to import: keep that off the daemon's loop.
+                await asyncio.to_thread(importlib.import_module, "azure.mgmt.compute.aio")
                 from azure.mgmt.compute.aio import ComputeManagementClient
 
                 if self._credential is None:
+                    await asyncio.to_thread(importlib.import_module, "azure.identity.aio")
                     from azure.identity.aio import DefaultAzureCredential
 
                     self._credential = DefaultAzureCredential()
