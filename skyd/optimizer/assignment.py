@@ -39,7 +39,7 @@ from typing import Any
 
 from skyd.optimizer.greedy import greedy_picks
 from skyd.optimizer.plan import AssignmentPlan, AssignmentProblem
-from skyd.optimizer.prepared import Picks, PreparedProblem
+from skyd.optimizer.prepared import Charges, Picks, PreparedProblem
 
 CREDIT_UNITS_PER_DEAREST_OPTION = 10_000  # U = dearest option / this, in micro-dollars
 OBJECTIVE_UNITS_PER_CREDIT_UNIT = 100  # so credit values resolve to 1 %
@@ -85,116 +85,9 @@ def solve_assignment(
     if not any(c.options for c in prep.classes):
         return prep.build_plan({}, {}, "OPTIMAL", best_bound=prep.objective_micros({}, {}))
 
-    model = cp_model.CpModel()
-    dearest = max(c.dearest_micros for c in prep.classes)
-    unit = max(1, dearest // CREDIT_UNITS_PER_DEAREST_OPTION)
-    per_unit = OBJECTIVE_UNITS_PER_CREDIT_UNIT
-
-    x_vars: list[Any] = []
-    x_index: list[tuple[int, int]] = []
-    upper: list[int] = []
-    coefficients: list[int] = []
-    quota_terms: list[list[tuple[int, int]]] = [[] for _ in prep.quota_limits]
-    budget_terms: dict[str, list[tuple[int, int]]] = {p: [] for p in prep.budgets}
-    offset = 0
-    for k, job_class in enumerate(prep.classes):
-        if not job_class.options:
-            continue
-        penalty = math.ceil(prep.penalty_micros(job_class) * per_unit / unit)
-        offset += penalty * job_class.size
-        project = job_class.template.project
-        first = len(x_vars)
-        for o, option in enumerate(job_class.options):
-            i = len(x_vars)
-            if job_class.size == 1:
-                x_vars.append(model.new_bool_var(f"x{k}_{o}"))
-            else:
-                x_vars.append(model.new_int_var(0, job_class.size, f"x{k}_{o}"))
-            x_index.append((k, o))
-            upper.append(job_class.size)
-            extra = option.cost + option.objective_extra_micros
-            coefficients.append(round(extra * per_unit / unit) - penalty)
-            for q, need in option.quota_needs:
-                quota_terms[q].append((i, need))
-            if project in budget_terms:
-                budget_terms[project].append((i, option.cost + option.migration_micros))
-        members = x_vars[first:]
-        if job_class.size == 1:
-            model.add_at_most_one(members)
-        else:
-            model.add(sum(members) <= job_class.size)
-
-    def add_cap(terms: list[tuple[int, int]], limit: int) -> None:
-        # A cap that cannot bind even with every variable at its upper bound is left out.
-        if terms and sum(c * upper[i] for i, c in terms) > limit:
-            model.add(
-                cp_model.LinearExpr.weighted_sum(
-                    [x_vars[i] for i, _ in terms], [c for _, c in terms]
-                )
-                <= limit
-            )
-
-    for terms, limit in zip(quota_terms, prep.quota_limits, strict=True):
-        add_cap(terms, limit)
-    for project in sorted(budget_terms):
-        add_cap(budget_terms[project], prep.budgets[project])
-
-    y_vars: dict[int, Any] = {}
-    for cloud in sorted({prep.problem.pools[p].cloud for p in range(len(prep.pool_balances))}):
-        pools = prep.pools_of_cloud(cloud)
-        for p in pools:
-            y_vars[p] = model.new_int_var(0, prep.pool_balances[p] // unit, f"y{p}")
-        spend = [
-            (i, prep.classes[k].options[o])
-            for i, (k, o) in enumerate(x_index)
-            if prep.classes[k].options[o].option.offer.cloud == cloud
-        ]
-        for subset in _pool_sets(pools):
-            covered = [(i, option.cost) for i, option in spend if set(option.pools) & subset]
-            model.add(
-                unit * sum(y_vars[p] for p in sorted(subset))
-                <= cp_model.LinearExpr.weighted_sum(
-                    [x_vars[i] for i, _ in covered], [c for _, c in covered]
-                )
-            )
-        if not prep.settings.allow_cash and spend:
-            model.add(
-                unit * sum(y_vars[p] for p in pools)
-                >= cp_model.LinearExpr.weighted_sum(
-                    [x_vars[i] for i, _ in spend], [option.cost for _, option in spend]
-                )
-                - unit * len(pools)
-            )
-    if offset > OBJECTIVE_SAFE_LIMIT:
-        raise ValueError(
-            f"assignment objective would reach {offset:.3g} units, beyond CP-SAT's 64-bit range:"
-            " the jobs' priorities span too far for AssignmentSettings.priority_doubling="
-            f"{prep.settings.priority_doubling:g}; raise it (e.g. to 20)"
-        )
-    pool_ids = sorted(y_vars)
-    model.minimize(
-        cp_model.LinearExpr.weighted_sum(x_vars, coefficients)
-        + cp_model.LinearExpr.weighted_sum(
-            [y_vars[p] for p in pool_ids],
-            [round((prep.pool_weights[p] - 1.0) * per_unit) for p in pool_ids],
-        )
-        + offset
-    )
-
+    built = _AssignmentModel(prep, cp_model)
     if limits.hint_greedy:
-        position = {key: i for i, key in enumerate(x_index)}
-        hinted = [0] * len(x_vars)
-        for key in greedy.values():
-            hinted[position[key]] += 1
-        for var, value in zip(x_vars, hinted, strict=True):
-            model.add_hint(var, value)
-        charged = [0] * len(prep.pool_balances)
-        for paid in greedy_charges.values():
-            for p, amount in paid:
-                charged[p] += amount
-        for p in pool_ids:
-            model.add_hint(y_vars[p], charged[p] // unit)
-
+        built.hint(greedy, greedy_charges)
     solver = cp_model.CpSolver()
     params = solver.parameters
     params.max_time_in_seconds = limits.time_limit_seconds
@@ -205,38 +98,167 @@ def solve_assignment(
     if limits.deterministic_time_limit is not None:
         params.max_deterministic_time = limits.deterministic_time_limit
     params.cp_model_presolve = limits.presolve
-    greedy_plan_spend = sum(prep.classes[k].options[o].cost for k, o in greedy.values())
-    params.absolute_gap_limit = max(1.0, limits.gap_limit * greedy_plan_spend * per_unit / unit)
-    status = solver.solve(model)
-    size = {
-        "jobs": len(prep.jobs),
-        "classes": len(prep.classes),
-        "variables": len(x_vars) + len(y_vars),
-        "constraints": len(model.proto.constraints),
-    }
+    greedy_spend = sum(prep.classes[k].options[o].cost for k, o in greedy.values())
+    params.absolute_gap_limit = max(1.0, limits.gap_limit * built.units(greedy_spend))
+    status = solver.solve(built.model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return prep.build_plan(
             greedy,
             greedy_charges,
             "GREEDY_FALLBACK",
             solve_seconds=solver.wall_time,
-            model_size=size,
+            model_size=built.size(),
         )
-    picks = _picks(prep, x_index, [solver.value(v) for v in x_vars])
+    picks = _picks(prep, built.x_index, [solver.value(v) for v in built.x_vars])
     caps = [0] * len(prep.pool_balances)
-    for p, var in y_vars.items():
-        caps[p] = solver.value(var) * unit
-    optimal = status == cp_model.OPTIMAL
-    to_micros = unit / per_unit
+    for p, var in built.y_vars.items():
+        caps[p] = solver.value(var) * built.unit
     return prep.build_plan(
         picks,
         prep.charge_credit(picks, caps),
-        "OPTIMAL" if optimal else "FEASIBLE",
-        objective=solver.objective_value * to_micros,
-        best_bound=solver.best_objective_bound * to_micros,
+        "OPTIMAL" if status == cp_model.OPTIMAL else "FEASIBLE",
+        objective=built.micros(solver.objective_value),
+        best_bound=built.micros(solver.best_objective_bound),
         solve_seconds=solver.wall_time,
-        model_size=size,
+        model_size=built.size(),
     )
+
+
+class _AssignmentModel:
+    """The CP-SAT model of a PreparedProblem (see the module docstring for its equations)."""
+
+    def __init__(self, prep: PreparedProblem, cp_model: Any) -> None:
+        self.prep = prep
+        self.cp = cp_model
+        self.model = cp_model.CpModel()
+        dearest = max(c.dearest_micros for c in prep.classes)
+        self.unit = max(1, dearest // CREDIT_UNITS_PER_DEAREST_OPTION)  # micro-dollars
+        self.x_vars: list[Any] = []
+        self.x_index: list[tuple[int, int]] = []  # (class, option) per x variable
+        self.y_vars: dict[int, Any] = {}  # pool index -> credit charged, in units
+        self._upper: list[int] = []
+        self._coefficients: list[int] = []
+        self._offset = 0
+        self._add_jobs()
+        self._add_credit()
+        self._set_objective()
+
+    def units(self, micros: float) -> float:
+        """Micro-dollars in objective units."""
+        return micros * OBJECTIVE_UNITS_PER_CREDIT_UNIT / self.unit
+
+    def micros(self, units: float) -> float:
+        return units * self.unit / OBJECTIVE_UNITS_PER_CREDIT_UNIT
+
+    def size(self) -> dict[str, int]:
+        return {
+            "jobs": len(self.prep.jobs),
+            "classes": len(self.prep.classes),
+            "variables": len(self.x_vars) + len(self.y_vars),
+            "constraints": len(self.model.proto.constraints),
+        }
+
+    def _add_jobs(self) -> None:
+        prep, model = self.prep, self.model
+        quota_terms: list[list[tuple[int, int]]] = [[] for _ in prep.quota_limits]
+        budget_terms: dict[str, list[tuple[int, int]]] = {p: [] for p in prep.budgets}
+        for k, job_class in enumerate(prep.classes):
+            if not job_class.options:
+                continue
+            penalty = math.ceil(self.units(prep.penalty_micros(job_class)))
+            self._offset += penalty * job_class.size
+            project = job_class.template.project
+            first = len(self.x_vars)
+            for o, option in enumerate(job_class.options):
+                i = len(self.x_vars)
+                if job_class.size == 1:
+                    self.x_vars.append(model.new_bool_var(f"x{k}_{o}"))
+                else:
+                    self.x_vars.append(model.new_int_var(0, job_class.size, f"x{k}_{o}"))
+                self.x_index.append((k, o))
+                self._upper.append(job_class.size)
+                placed = option.cost + option.objective_extra_micros
+                # Placing one job saves its penalty: folding that in keeps one term per var.
+                self._coefficients.append(round(self.units(placed)) - penalty)
+                for q, need in option.quota_needs:
+                    quota_terms[q].append((i, need))
+                if project in budget_terms:
+                    budget_terms[project].append((i, option.cost + option.migration_micros))
+            members = self.x_vars[first:]
+            if job_class.size == 1:
+                model.add_at_most_one(members)
+            else:
+                model.add(sum(members) <= job_class.size)
+        for terms, limit in zip(quota_terms, prep.quota_limits, strict=True):
+            self._add_cap(terms, limit)
+        for project in sorted(budget_terms):
+            self._add_cap(budget_terms[project], prep.budgets[project])
+
+    def _add_cap(self, terms: list[tuple[int, int]], limit: int) -> None:
+        # A cap that cannot bind even with every variable at its upper bound is left out.
+        if terms and sum(c * self._upper[i] for i, c in terms) > limit:
+            self.model.add(self._weighted(terms) <= limit)
+
+    def _weighted(self, terms: list[tuple[int, int]]) -> Any:
+        return self.cp.LinearExpr.weighted_sum(
+            [self.x_vars[i] for i, _ in terms], [c for _, c in terms]
+        )
+
+    def _add_credit(self) -> None:
+        prep, model, unit = self.prep, self.model, self.unit
+        for cloud in sorted({pool.cloud for pool in prep.problem.pools}):
+            pools = prep.pools_of_cloud(cloud)
+            for p in pools:
+                self.y_vars[p] = model.new_int_var(0, prep.pool_balances[p] // unit, f"y{p}")
+            spend = [
+                (i, prep.classes[k].options[o])
+                for i, (k, o) in enumerate(self.x_index)
+                if prep.classes[k].options[o].option.offer.cloud == cloud
+            ]
+            for subset in _pool_sets(pools):
+                covered = [(i, option.cost) for i, option in spend if set(option.pools) & subset]
+                model.add(
+                    unit * sum(self.y_vars[p] for p in sorted(subset)) <= self._weighted(covered)
+                )
+            if not prep.settings.allow_cash and spend:
+                # Rounding credit to whole units may leave up to one unit per pool in cash.
+                model.add(
+                    unit * sum(self.y_vars[p] for p in pools)
+                    >= self._weighted([(i, option.cost) for i, option in spend]) - unit * len(pools)
+                )
+
+    def _set_objective(self) -> None:
+        if self._offset > OBJECTIVE_SAFE_LIMIT:
+            raise ValueError(
+                f"assignment objective would reach {self._offset:.3g} units, beyond CP-SAT's"
+                " 64-bit range: the jobs' priorities span too far for"
+                f" AssignmentSettings.priority_doubling={self.prep.settings.priority_doubling:g};"
+                " raise it (e.g. to 20)"
+            )
+        pool_ids = sorted(self.y_vars)
+        weights = self.prep.pool_weights
+        self.model.minimize(
+            self.cp.LinearExpr.weighted_sum(self.x_vars, self._coefficients)
+            + self.cp.LinearExpr.weighted_sum(
+                [self.y_vars[p] for p in pool_ids],
+                [round((weights[p] - 1.0) * OBJECTIVE_UNITS_PER_CREDIT_UNIT) for p in pool_ids],
+            )
+            + self._offset
+        )
+
+    def hint(self, picks: Picks, charges: Charges) -> None:
+        position = {key: i for i, key in enumerate(self.x_index)}
+        hinted = [0] * len(self.x_vars)
+        for key in picks.values():
+            hinted[position[key]] += 1
+        for var, value in zip(self.x_vars, hinted, strict=True):
+            self.model.add_hint(var, value)
+        charged = [0] * len(self.prep.pool_balances)
+        for paid in charges.values():
+            for p, amount in paid:
+                charged[p] += amount
+        for p, var in self.y_vars.items():
+            self.model.add_hint(var, charged[p] // self.unit)
 
 
 def _pool_sets(pools: list[int]) -> list[frozenset[int]]:

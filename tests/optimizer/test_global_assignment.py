@@ -392,3 +392,13 @@ def test_running_job_moves_to_make_room_when_the_queue_gains_more() -> None:
     assert plan.assignments[1].option.offer.region == "us-west-2"
     assert plan.assignments[1].charged_micros == dollars_to_micros("10.70")
     assert plan.assignments[2].option.offer.region == "us-east-1"
+
+
+def test_greedy_hint_and_presolve_reach_the_same_optimum() -> None:
+    plain = solve_assignment(market_problem(aggregate=True), LIMITS)
+    hinted = solve_assignment(
+        market_problem(aggregate=True),
+        SolverLimits(time_limit_seconds=10.0, gap_limit=0.0, hint_greedy=True, presolve=True),
+    )
+    assert hinted.status == plain.status == "OPTIMAL"
+    assert hinted.objective == pytest.approx(plain.objective, rel=1e-9)
