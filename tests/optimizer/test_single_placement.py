@@ -283,3 +283,14 @@ def test_describe_filter_words_every_constraint() -> None:
         )
     )
     assert text == "1×A100 or 2×V100, cpus 8+ on cloud aws, spot only, at most $2.50/h"
+
+
+def test_importing_the_optimizer_does_not_load_ortools() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys, skyd.optimizer; print('ortools' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "False"
