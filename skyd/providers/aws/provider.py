@@ -502,8 +502,10 @@ def _session(profile: str | None) -> Any:
     core.get_component("response_parser_factory").set_parser_defaults(
         timestamp_parser=parse_timestamp
     )
-    core.get_service_model("ec2")  # cached by the loader; create_client reuses it
-    core.get_paginator_model("ec2")
+    # The loader caches what it parses; create_client and get_paginator then reuse it.
+    loader = core.get_component("data_loader")
+    for kind in ("service-2", "paginators-1", "endpoint-rule-set-1"):
+        loader.load_service_model("ec2", kind)
     return aioboto3.Session(botocore_session=core, profile_name=profile)
 
 
