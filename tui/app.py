@@ -98,17 +98,26 @@ class SkydDashboard(App[int]):
 
     # -- FeedListener ----------------------------------------------------------------------
 
+    # The feed may deliver while the app is shutting down and its widgets are going away;
+    # from then on there is nothing to show it on.
+
     def connection_changed(self, status: ConnectionStatus) -> None:
         self.status = status
+        if not self.is_running:
+            return
         self.main_screen.query_one("#status", StatusBar).show(status)
         if isinstance(status, Connected) and status.reconnected:
             self._reload_side_tables()
 
     def jobs_loaded(self, jobs: list[JsonObject], fetched_at: float) -> None:
+        if not self.is_running:
+            return
         for job_id in self.jobs_pane.load(jobs, fetched_at, replace=False):
             self.refresher.request(job_id)
 
     def event_received(self, event: JsonObject) -> None:
+        if not self.is_running:
+            return
         if self.jobs_pane.apply_event(event):
             self.refresher.request(int(event["job_id"]))
         self.main_screen.query_one("#events-pane", EventsPane).add(event, self.clock.now())
@@ -119,6 +128,8 @@ class SkydDashboard(App[int]):
             self._schedule_side_reload()
 
     def _job_fetched(self, job: JsonObject) -> None:
+        if not self.is_running:
+            return
         self.jobs_pane.upsert(job)
         screen = self.screen
         if isinstance(screen, JobDetailScreen) and screen.job_id == job.get("id"):
@@ -133,7 +144,7 @@ class SkydDashboard(App[int]):
 
     def _reload_side_tables(self) -> None:
         self._side_reload_pending = False
-        if not self.screen_stack:  # the timer fired while the app was closing
+        if not self.is_running:
             return
         for pane_id in ("#clusters-pane", "#spend-pane"):
             for table in self.main_screen.query_one(pane_id).query(EndpointTable):

@@ -202,6 +202,8 @@ class FakeDaemon:
                 if event["seq"] > last:
                     last = event["seq"]
                     await response.write(json.dumps(event).encode() + b"\n")
+        except ConnectionResetError:
+            return response  # the dashboard went away, as clients do
         finally:
             self.state.subscribers.discard(queue)
 

@@ -63,6 +63,9 @@ class JobTable(ScrollView, can_focus=True):
         self._position: dict[int, int] = {}
         self._strips: dict[int, Strip] = {}
         self._width = sum(c.width for c in columns)
+        # (base, cursor) styles: resolving them walks the CSS of every ancestor, too slow to
+        # repeat for each line of each frame; they change only when styles do
+        self._styles: tuple[Style, Style] | None = None
 
     # -- rows ----------------------------------------------------------------------------
 
@@ -133,7 +136,7 @@ class JobTable(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         position = scroll_y + y
         width = self.size.width
-        base = self.rich_style
+        base, cursor = self._line_styles()
         if position >= len(self.order):
             return Strip.blank(width, base)
         job_id = self.order[position]
@@ -141,8 +144,7 @@ class JobTable(ScrollView, can_focus=True):
         if strip is None:
             strip = self._row_strip(job_id)
             self._strips[job_id] = strip
-        if position == self.cursor_row and self.order:
-            cursor = self.get_component_rich_style("job-table--cursor")
+        if position == self.cursor_row:
             strip = Strip(
                 [Segment(t, (s or Style()) + cursor, c) for t, s, c in strip],
                 strip.cell_length,
@@ -161,11 +163,28 @@ class JobTable(ScrollView, can_focus=True):
                 text.truncate(column.width, overflow="ellipsis", pad=True)
             line.append_text(text)
         segments = list(line.render(self.app.console))
-        return Strip(segments, self._width).apply_style(self.rich_style)
+        return Strip(segments, self._width).apply_style(self._line_styles()[0])
+
+    def _line_styles(self) -> tuple[Style, Style]:
+        if self._styles is None:
+            self._styles = (
+                self.rich_style,
+                self.get_component_rich_style("job-table--cursor"),
+            )
+        return self._styles
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._styles = None
         self._strips.clear()
+
+    def on_focus(self) -> None:
+        self._styles = None  # the cursor's colours differ with and without focus
+        self.refresh_line(self.cursor_row)
+
+    def on_blur(self) -> None:
+        self._styles = None
+        self.refresh_line(self.cursor_row)
 
     # -- cursor --------------------------------------------------------------------------
 
