@@ -110,15 +110,18 @@ def solve_assignment(
             model_size=built.size(),
         )
     picks = _picks(prep, built.x_index, [solver.value(v) for v in built.x_vars])
-    caps = [0] * len(prep.pool_balances)
-    for p, var in built.y_vars.items():
-        caps[p] = solver.value(var) * built.unit
+    caps = list(prep.pool_balances)  # credit-only: every dollar must come from a pool
+    if prep.settings.allow_cash:
+        for p, var in built.y_vars.items():
+            caps[p] = solver.value(var) * built.unit
     return prep.build_plan(
         picks,
         prep.charge_credit(picks, caps),
         "OPTIMAL" if status == cp_model.OPTIMAL else "FEASIBLE",
-        objective=built.micros(solver.objective_value),
-        best_bound=built.micros(solver.best_objective_bound),
+        # The objective is re-evaluated exactly on the plan; the solver's bound is for
+        # coefficients rounded to 1e-6 of the dearest option, so it is lowered by the most
+        # that rounding can add to stay a true bound.
+        best_bound=built.micros(solver.best_objective_bound - built.rounding_units),
         solve_seconds=solver.wall_time,
         model_size=built.size(),
     )
@@ -139,6 +142,9 @@ class _AssignmentModel:
         self._upper: list[int] = []
         self._coefficients: list[int] = []
         self._offset = 0
+        # Most the rounded objective can exceed the exact one: half a unit per placed job on
+        # its option's cost, one unit per job on its penalty.
+        self.rounding_units = 0.0
         self._add_jobs()
         self._add_credit()
         self._set_objective()
@@ -167,6 +173,7 @@ class _AssignmentModel:
                 continue
             penalty = math.ceil(self.units(prep.penalty_micros(job_class)))
             self._offset += penalty * job_class.size
+            self.rounding_units += 1.5 * job_class.size
             project = job_class.template.project
             first = len(self.x_vars)
             for o, option in enumerate(job_class.options):
@@ -221,11 +228,15 @@ class _AssignmentModel:
                     unit * sum(self.y_vars[p] for p in sorted(subset)) <= self._weighted(covered)
                 )
             if not prep.settings.allow_cash and spend:
-                # Rounding credit to whole units may leave up to one unit per pool in cash.
+                everything = [(i, option.cost) for i, option in spend]
+                # Credit is counted in whole units, so allow one unit per pool of slack there,
+                # and bound the spend by the exact balances (the plan then charges pools up to
+                # their balance, not just the units counted here).
                 model.add(
                     unit * sum(self.y_vars[p] for p in pools)
-                    >= self._weighted([(i, option.cost) for i, option in spend]) - unit * len(pools)
+                    >= self._weighted(everything) - unit * len(pools)
                 )
+                model.add(self._weighted(everything) <= sum(prep.pool_balances[p] for p in pools))
 
     def _set_objective(self) -> None:
         if self._offset > OBJECTIVE_SAFE_LIMIT:

@@ -471,7 +471,9 @@ def _pool_weights(problem: AssignmentProblem) -> list[float]:
     for pool in problem.pools:
         expiry = _expiry(pool.expires_in_hours)
         rank = expiries.index(expiry)
-        weights.append(high if math.isinf(expiry) else low + (high - low) * rank / span)
+        weight = high if math.isinf(expiry) else low + (high - low) * rank / span
+        # Whole percents: the solver's objective then values credit exactly.
+        weights.append(round(weight, 2))
     return weights
 
 
