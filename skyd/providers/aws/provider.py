@@ -506,6 +506,8 @@ def _session(profile: str | None) -> Any:
     loader = core.get_component("data_loader")
     for kind in ("service-2", "paginators-1", "endpoint-rule-set-1"):
         loader.load_service_model("ec2", kind)
+    for name in ("endpoints", "partitions", "_retry", "sdk-default-configuration"):
+        loader.load_data(name)
     return aioboto3.Session(botocore_session=core, profile_name=profile)
 
 
