@@ -128,6 +128,7 @@ class Quota:
     """Headroom of one cloud quota for the jobs in this plan (limit minus usage outside it).
 
     Applies to every option in `cloud` (and `region`, market `spot`, accelerator if given).
+    A negative headroom (already over quota) counts as zero.
     """
 
     name: str
@@ -164,7 +165,10 @@ class Quota:
 
 @dataclass(frozen=True, slots=True)
 class CreditPool:
-    """Credits on one cloud (optionally one region); `expires_in_hours` None = never."""
+    """Credits on one cloud (optionally one region); `expires_in_hours` None = never.
+
+    `balance_micros` is what is left to plan with; zero or negative means nothing.
+    """
 
     pool_id: str
     cloud: str
