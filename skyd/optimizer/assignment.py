@@ -11,7 +11,7 @@ Model, over the PreparedProblem (pruned options, identical jobs aggregated into 
     U * sum_{p in S} y[p] <= sum_{o usable by S} cost(o) * x[k,o]
                                                       per cloud, per set S of its pools: credit
                                                       only pays for jobs it may pay for
-    (no cash allowed: U * sum_{p in cloud} y[p] >= spend in that cloud - rounding)
+    (no cash allowed: spend in a cloud <= its pools' balances, and U * sum y covers it)
     minimize  sum (cost + migration + hysteresis) * x - sum (1 - value(p)) * U * y[p]
             + sum penalty(k) * (|k| - sum_o x[k,o])
 
@@ -19,7 +19,8 @@ value(p) < 1 is what a credit dollar is worth against cash (less for sooner-expi
 so credit that would otherwise expire is spent first. The set constraints are Hall's
 condition for splitting job costs over pools; exact for up to 4 pools per cloud, beyond that
 only single pools and the whole cloud are constrained. penalty(k) exceeds any option's cost
-and grows with priority, so a job is left out only when a constraint forces it. Money in the
+and grows with priority and with the job's own cost (see AssignmentJob), so a job is left out
+only when a constraint forces it. Money in the
 constraints is exact micro-dollars; the objective is scaled so the dearest option is ~10^6
 units (int64-safe at any size).
 

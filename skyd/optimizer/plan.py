@@ -178,7 +178,8 @@ class CreditPool:
 
     def covers(self, option: AssignmentOption) -> bool:
         offer = option.offer
-        # A job is charged to one payer; a pool that lapses before the job ends cannot pay it.
+        # Conservative: a pool that lapses before the job is expected to end is not planned
+        # for it at all, though the ledger could charge it until expiry.
         return (
             offer.cloud == self.cloud
             and (self.region is None or offer.region == self.region)
