@@ -1,6 +1,6 @@
 """Benchmark: single placement and global CP-SAT assignment over the shipped catalogs.
 
-    python -m bench.optimizer [--jobs 100,1000,5000] [--time-limit 2] [--json out.json]
+    python -m bench.optimizer [--jobs 100,1000,5000] [--time-limits 2[,2,10]] [--json out.json]
 
 Single placement: median time of `place()` over the candidates `Catalog.explain()` gives for
 typical GPU requests (target <= 20 ms). Global assignment: N pending jobs drawn (fixed seed)
@@ -17,6 +17,7 @@ import json
 import os
 import random
 import statistics
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -240,7 +241,9 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=50)
-    parser.add_argument("--json", type=Path, default=Path("bench-optimizer.json"))
+    parser.add_argument(
+        "--json", type=Path, default=Path(tempfile.gettempdir()) / "skyd-bench-optimizer.json"
+    )
     args = parser.parse_args()
     catalog = Catalog.load()
     start = time.perf_counter()
