@@ -140,6 +140,11 @@ def test_projects_and_limits_are_set_by_admins(tmp_path: Path, public_dir: Path)
         assert (status, limit["uid"], limit["max_gpus"]) == (200, NOBODY, 2)
         status, answer, _ = request(sock, "POST", "/v1/limits/nobody", {"max_gpus": -2})
         assert (status, answer["field"]) == (400, "max_gpus")
+        status, answer, _ = request(sock, "POST", "/v1/jobs/1/budget-override", {"note": "ok"})
+        assert (status, answer) == (200, {"job_id": 1, "override": True})
+        assert request(sock, "POST", "/v1/jobs/999/budget-override")[0] == 404
+        status, answer, _ = request(sock, "POST", "/v1/jobs/x/budget-override")
+        assert (status, answer["field"]) == (400, "job_id")
 
 
 def test_cost_reports_as_json_and_csv_with_others_jobs_in_summary(
