@@ -30,7 +30,7 @@ from tui.status_bar import StatusBar
 JsonObject = dict[str, Any]
 
 TABS = ("jobs", "clusters", "market", "spend", "events")
-# Money and machines change when jobs do; their tabs refetch at most this often while events flow.
+# The clusters, market and spend tabs refetch at most this often while events flow.
 SIDE_TABLE_RELOAD_SECONDS = 2.0
 
 
@@ -54,14 +54,14 @@ class SkydDashboard(App[int]):
         self.feed = LiveFeed(self.api, self, self.clock)
         self.refresher = JobRefresher(self.api, self._job_fetched)
         self.status: ConnectionStatus | None = None
-        self._side_reload_pending = False
+        self._pending_reloads: set[str] = set()
 
     def compose(self) -> ComposeResult:
         with TabbedContent(initial="jobs", id="tabs"):
             with TabPane("1 Jobs", id="jobs"):
                 yield JobsPane(self.clock, id="jobs-pane")
             with TabPane("2 Clusters", id="clusters"):
-                yield ClustersPane(self.api, id="clusters-pane")
+                yield ClustersPane(self.api, self.clock.now, id="clusters-pane")
             with TabPane("3 Market", id="market"):
                 yield MarketPane(self.api, id="market-pane")
             with TabPane("4 Spend", id="spend"):
@@ -107,7 +107,7 @@ class SkydDashboard(App[int]):
             return
         self.main_screen.query_one("#status", StatusBar).show(status)
         if isinstance(status, Connected) and status.reconnected:
-            self._reload_side_tables()
+            self._schedule_reload("#clusters-pane", "#market-pane", "#spend-pane")
 
     def jobs_loaded(self, jobs: list[JsonObject], fetched_at: float) -> None:
         if not self.is_running:
@@ -124,8 +124,12 @@ class SkydDashboard(App[int]):
         screen = self.screen
         if isinstance(screen, JobDetailScreen) and screen.job_id == event.get("job_id"):
             screen.add_event(event)
-        if event.get("state") or event.get("job_id") is None:
-            self._schedule_side_reload()
+        market = self.main_screen.query_one("#market-pane", MarketPane)
+        if market.market_event(event):
+            self._schedule_reload("#market-pane")
+        elif event.get("state") or event.get("job_id") is None:
+            # machines and money change when jobs, clusters and pools do
+            self._schedule_reload("#clusters-pane", "#spend-pane")
 
     def _job_fetched(self, job: JsonObject) -> None:
         if not self.is_running:
@@ -137,16 +141,18 @@ class SkydDashboard(App[int]):
 
     # -- side tables (clusters, spend) -----------------------------------------------------
 
-    def _schedule_side_reload(self) -> None:
-        if not self._side_reload_pending:
-            self._side_reload_pending = True
-            self.set_timer(SIDE_TABLE_RELOAD_SECONDS, self._reload_side_tables)
+    def _schedule_reload(self, *pane_ids: str) -> None:
+        """Refetch those panes' tables (the ones ever shown) once, a little later: a burst of
+        events costs one request per table, not one per event."""
+        if not self._pending_reloads:
+            self.set_timer(SIDE_TABLE_RELOAD_SECONDS, self._reload_pending)
+        self._pending_reloads.update(pane_ids)
 
-    def _reload_side_tables(self) -> None:
-        self._side_reload_pending = False
+    def _reload_pending(self) -> None:
+        pane_ids, self._pending_reloads = self._pending_reloads, set()
         if not self.is_running:
             return
-        for pane_id in ("#clusters-pane", "#spend-pane"):
+        for pane_id in sorted(pane_ids):
             for table in self.main_screen.query_one(pane_id).query(EndpointTable):
                 if table.loaded:
                     table.reload()

@@ -3,6 +3,7 @@ stop or tear down the highlighted cluster after confirming."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -16,6 +17,20 @@ from tui.requests import ClusterAction
 JsonObject = dict[str, Any]
 
 PATHS = ("/v1/clusters", "/v1/instances")
+# What the issue asks first (what is up where, for how long, idle how long, autostop), so it
+# fits in 80 columns; the rest scrolls sideways.
+CLUSTER_COLUMNS = (
+    "name",
+    "state",
+    "where",
+    "up_seconds",
+    "idle_seconds",
+    "autostop",
+    "jobs",
+    "instance_type",
+    "spot",
+    "owner",
+)
 
 
 def cluster_name(row: JsonObject) -> str | None:
@@ -26,6 +41,44 @@ def cluster_name(row: JsonObject) -> str | None:
     return None
 
 
+def _autostop(row: JsonObject) -> str:
+    minutes = row.get("autostop.idle_minutes")
+    if minutes is None:
+        return "off"
+    return f"{minutes}m → {'down' if row.get('autostop.down') else 'stop'}"
+
+
+def cluster_rows(rows: list[JsonObject], now: float) -> list[JsonObject]:
+    """Adds what a person asks of a cluster, worked out from the daemon's timestamps: where it
+    is, how long it has been up and idle, and its autostop in words."""
+    shown: list[JsonObject] = []
+    for row in rows:
+        if "state" not in row or "up_at" not in row:
+            shown.append(row)  # not the daemon's cluster shape: show it as it comes
+            continue
+        live = row.get("state") in ("UP", "INIT") and row.get("ended_at") is None
+        up_at, idle_since = row.get("up_at"), row.get("idle_since")
+        active = row.get("active_jobs")
+        shown.append(
+            {
+                **row,
+                "where": "/".join(
+                    str(p)
+                    for p in (row.get("cloud") or row.get("provider"), row.get("region"))
+                    if p
+                )
+                or "-",
+                "up_seconds": now - float(up_at) if live and up_at is not None else None,
+                "idle_seconds": now - float(idle_since)
+                if live and idle_since is not None
+                else None,
+                "autostop": _autostop(row),
+                "jobs": len(active) if isinstance(active, list) else active,
+            }
+        )
+    return shown
+
+
 class ClustersPane(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "act('stop')", "Stop"),
@@ -33,12 +86,20 @@ class ClustersPane(Vertical):
         Binding("r", "reload", "Refresh"),
     ]
 
-    def __init__(self, api: DaemonApi, *, id: str | None = None) -> None:
+    def __init__(self, api: DaemonApi, now: Callable[[], float], *, id: str | None = None):
         super().__init__(id=id)
         self.api = api
+        self.now = now
 
     def compose(self) -> ComposeResult:
-        yield EndpointTable(self.api, PATHS, title="clusters and instances", id="clusters-table")
+        yield EndpointTable(
+            self.api,
+            PATHS,
+            title="clusters (t: stop, d: down)",
+            only=CLUSTER_COLUMNS,
+            decorate=lambda rows: cluster_rows(rows, self.now()),
+            id="clusters-table",
+        )
 
     @property
     def clusters(self) -> EndpointTable:

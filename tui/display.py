@@ -87,8 +87,9 @@ def _looks_like_iso_time(text: str) -> bool:
 
 
 def heading(key: str) -> str:
-    """A column heading from a JSON key: `hourly_price_micros` → `hourly price`."""
-    for suffix in ("_micros",):
+    """A column heading from a JSON key: `hourly_price_micros` → `hourly price` (the unit is in
+    how the cell is written)."""
+    for suffix in ("_micros", "_seconds"):
         if key.endswith(suffix):
             key = key[: -len(suffix)]
     return key.replace("_", " ").replace(".", " ")

@@ -3,7 +3,7 @@ the daemon does not have the endpoint yet."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from rich.text import Text
@@ -18,6 +18,9 @@ from tui.json_table import table_of
 
 JsonObject = dict[str, Any]
 Decorate = Callable[[list[JsonObject]], list[JsonObject]]
+# Fetches the payload itself (e.g. from two endpoints); EndpointMissingError when it cannot.
+Fetch = Callable[[DaemonApi, Mapping[str, QueryValue]], Awaitable[Any]]
+Caption = Callable[[Any], str | None]
 
 
 def not_available_text(paths: tuple[str, ...]) -> str:
@@ -39,6 +42,8 @@ class EndpointTable(Vertical):
         hide: frozenset[str] = frozenset(),
         only: tuple[str, ...] = (),
         decorate: Decorate | None = None,
+        fetch: Fetch | None = None,
+        caption: Caption | None = None,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id, classes="endpoint")
@@ -49,6 +54,8 @@ class EndpointTable(Vertical):
         self.hide = hide
         self.only = only
         self.decorate = decorate
+        self.fetch = fetch
+        self.caption = caption
         self.rows: list[JsonObject] = []
         self.loaded = False
 
@@ -72,23 +79,29 @@ class EndpointTable(Vertical):
 
     @work(exclusive=True, group="endpoint")
     async def reload(self) -> None:
+        try:
+            payload = await (self.fetch or self._first_path)(self.api, self.query_params)
+        except EndpointMissingError:
+            self.rows = []
+            self.table.clear(columns=True)
+            self.border_subtitle = ""
+            self._note(not_available_text(self.paths), missing=True)
+        except ApiError as exc:
+            self._note(f"{self.paths[0]}: {exc.message}", error=True)
+        except DaemonUnavailableError as exc:
+            self._note(f"daemon unavailable: {exc.reason}", error=True)
+        else:
+            self.show_payload(payload)
+        self.loaded = True
+
+    async def _first_path(self, api: DaemonApi, query: Mapping[str, QueryValue]) -> Any:
+        """The payload of the first of `paths` this daemon has."""
         for path in self.paths:
             try:
-                payload = await self.api.optional(path, self.query_params)
+                return await api.optional(path, query)
             except EndpointMissingError:
                 continue
-            except ApiError as exc:
-                self._note(f"GET {path}: {exc.message}", error=True)
-                return
-            except DaemonUnavailableError as exc:
-                self._note(f"daemon unavailable: {exc.reason}", error=True)
-                return
-            self.show_payload(payload)
-            return
-        self.loaded = True
-        self.rows = []
-        self.table.clear(columns=True)
-        self._note(not_available_text(self.paths), missing=True)
+        raise EndpointMissingError("not_found", "Not Found", 404)
 
     def show_payload(self, payload: Any) -> None:
         shape = table_of(payload, hide=self.hide)
@@ -114,7 +127,7 @@ class EndpointTable(Vertical):
         if rows:
             table.move_cursor(row=min(cursor, len(rows) - 1), animate=False)
         self.rows = rows
-        self.loaded = True
+        self.border_subtitle = (self.caption(payload) or "") if self.caption else ""
         self._note("" if rows else "nothing to show")
 
     def selected(self) -> JsonObject | None:

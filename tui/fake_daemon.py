@@ -80,6 +80,8 @@ class FakeDaemonState:
     # the key may carry the decoded query, parameters sorted: "/v1/costs?by=user".
     extras: dict[str, Any] = field(default_factory=dict)
     subscribers: set[asyncio.Queue[JsonObject]] = field(default_factory=set)
+    # (action, cluster) of every POST /v1/clusters/{name}/{stop|start|down} received
+    cluster_actions: list[tuple[str, str]] = field(default_factory=list)
 
 
 class FakeDaemon:
@@ -96,6 +98,7 @@ class FakeDaemon:
                 web.post("/v1/jobs/{job_id}/cancel", self._cancel),
                 web.get("/v1/jobs/{job_id}/logs", self._logs),
                 web.get("/v1/events", self._events),
+                web.post("/v1/clusters/{name}/{action:stop|start|down}", self._cluster_action),
                 web.get("/v1/{tail:.*}", self._extra),
             ]
         )
@@ -206,6 +209,19 @@ class FakeDaemon:
             return response  # the dashboard went away, as clients do
         finally:
             self.state.subscribers.discard(queue)
+
+    async def _cluster_action(self, request: web.Request) -> web.Response:
+        name, action = request.match_info["name"], request.match_info["action"]
+        clusters = self.state.extras.get("/v1/clusters", {}).get("clusters", [])
+        for cluster in clusters:
+            if cluster.get("name") == name:
+                self.state.cluster_actions.append((action, name))
+                cluster["state"] = {"stop": "STOPPED", "start": "INIT", "down": "DOWN"}[action]
+                return web.json_response(cluster)
+        raise web.HTTPNotFound(
+            text=json.dumps({"code": "not_found", "message": f"no cluster {name!r}"}),
+            content_type="application/json",
+        )
 
     async def _extra(self, request: web.Request) -> web.Response:
         query = "&".join(f"{k}={v}" for k, v in sorted(request.query.items()))

@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 
 from tui.client import DaemonApi
-from tui.display import clock_time
+from tui.display import clock_time, dollars
 from tui.endpoint_table import EndpointTable
 
 JsonObject = dict[str, Any]
@@ -58,6 +58,22 @@ def with_run_out(rows: list[JsonObject], now: float) -> list[JsonObject]:
     return result
 
 
+def costs_caption(payload: Any) -> str | None:
+    if isinstance(payload, dict) and isinstance(payload.get("total"), int | float):
+        return f"total {dollars(float(payload['total']))}"
+    return None
+
+
+def credits_caption(payload: Any) -> str | None:
+    cash = payload.get("cash") if isinstance(payload, dict) else None
+    if not isinstance(cash, dict):
+        return None
+    spent, burn = cash.get("spent"), cash.get("burn_per_hour")
+    if not isinstance(spent, int | float) or not isinstance(burn, int | float):
+        return None
+    return f"cash (no pool): spent {dollars(float(spent))}, burning {dollars(float(burn))}/h"
+
+
 class SpendPane(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("b", "next_grouping", "Group by"),
@@ -77,6 +93,7 @@ class SpendPane(Vertical):
             title=self._costs_title(),
             query={"by": self.grouping},
             hide=frozenset({"key", "amount_micros"}),
+            caption=costs_caption,
             id="spend-costs",
         )
         yield EndpointTable(
@@ -85,6 +102,7 @@ class SpendPane(Vertical):
             title="credit pools",
             only=CREDIT_COLUMNS,
             decorate=lambda rows: with_run_out(rows, self.now()),
+            caption=credits_caption,
             id="spend-credits",
         )
 

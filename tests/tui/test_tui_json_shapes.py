@@ -76,6 +76,7 @@ def test_price_history_series_prefers_the_price_and_ignores_times() -> None:
 
 
 def test_an_offer_is_named_by_its_own_id_or_by_where_and_what_it_is() -> None:
+    assert offering_id({"key": "gcp/r/z/a2", "cloud": "gcp"}) == "gcp/r/z/a2"
     assert offering_id({"offering": "gcp:a2:spot", "cloud": "gcp"}) == "gcp:a2:spot"
     assert offering_id({"cloud": "aws", "region": "us-east-1", "instance_type": "g5.xlarge"}) == (
         "aws:us-east-1:g5.xlarge"

@@ -10,9 +10,67 @@ from textual.pilot import Pilot
 
 from tui.fake_daemon import FakeDaemon, fake_job, fake_placement
 
+JsonObject = dict[str, Any]
+
 # Sunday 2026-11-22 12:00:00 UTC: every timestamp of the fake's data is near it.
 T0 = 1_795_348_800.0
 NOW = T0 + 3_600.0
+
+
+def cluster(
+    name: str,
+    state: str,
+    cloud: str,
+    *,
+    up_at: float,
+    idle_since: float | None,
+    autostop: tuple[int, bool] | None,
+    active_jobs: list[int],
+) -> JsonObject:
+    """A cluster as GET /v1/clusters shows it."""
+    return {
+        "id": len(name),
+        "name": name,
+        "state": state,
+        "owner": "ana",
+        "owner_uid": 1000,
+        "provider": cloud,
+        "cloud": cloud,
+        "region": "us-east-1",
+        "zone": "us-east-1a",
+        "instance_type": "p4d.24xlarge",
+        "accelerators": "A100:8",
+        "spot": False,
+        "hourly_price": 32.77,
+        "instances": [f"i-{name}"],
+        "autostop": None
+        if autostop is None
+        else {"idle_minutes": autostop[0], "down": autostop[1]},
+        "idle_since": idle_since,
+        "active_jobs": active_jobs,
+        "created_at": up_at - 60,
+        "up_at": up_at,
+        "ended_at": None,
+        "reason": None,
+    }
+
+
+def offer(key: str, gpu: str, count: int, *, price: float, spot: float | None) -> JsonObject:
+    """An offering as GET /v1/prices shows it."""
+    cloud, region, zone, instance_type = key.split("/")
+    return {
+        "key": key,
+        "cloud": cloud,
+        "region": region,
+        "zone": zone,
+        "instance_type": instance_type,
+        "accelerator_name": gpu,
+        "accelerator_count": count,
+        "vcpus": 8.0,
+        "memory_gib": 64.0,
+        "price": price,
+        "spot_price": spot,
+    }
 
 
 def populated_fake() -> FakeDaemon:
@@ -71,74 +129,97 @@ def populated_fake() -> FakeDaemon:
         {
             "/v1/clusters": {
                 "clusters": [
-                    {
-                        "name": "skyd-1",
-                        "cloud": "aws",
-                        "region": "us-east-1",
-                        "status": "UP",
-                        "up_seconds": 3540,
-                        "idle_seconds": 0,
-                        "autostop_minutes": 30,
-                    },
-                    {
-                        "name": "skyd-3",
-                        "cloud": "gcp",
-                        "region": "us-central1",
-                        "status": "STOPPED",
-                        "up_seconds": 0,
-                        "idle_seconds": 1800,
-                        "autostop_minutes": None,
-                    },
+                    cluster(
+                        "dev-a100",
+                        "UP",
+                        "aws",
+                        up_at=T0 + 600,
+                        idle_since=T0 + 3000,
+                        autostop=(30, False),
+                        active_jobs=[],
+                    ),
+                    cluster(
+                        "sweeps",
+                        "UP",
+                        "gcp",
+                        up_at=T0 + 1200,
+                        idle_since=None,
+                        autostop=(60, True),
+                        active_jobs=[3],
+                    ),
+                    cluster(
+                        "old-box",
+                        "STOPPED",
+                        "aws",
+                        up_at=T0,
+                        idle_since=None,
+                        autostop=None,
+                        active_jobs=[],
+                    ),
                 ]
             },
-            "/v1/prices": {
-                "offers": [
-                    {
-                        "accelerator": "A100",
-                        "cloud": "gcp",
-                        "region": "us-central1",
-                        "instance_type": "a2-highgpu-1g",
-                        "spot": True,
-                        "price": 1.1,
-                        "availability": "high",
-                        "offering": "gcp:a2-highgpu-1g:spot",
-                    },
-                    {
-                        "accelerator": "A10G",
-                        "cloud": "aws",
-                        "region": "us-east-1",
-                        "instance_type": "g5.xlarge",
-                        "spot": False,
-                        "price": 1.006,
-                        "availability": "-",
-                        "offering": "aws:g5.xlarge",
-                    },
-                ]
-            },
-            "/v1/prices/history?offering=gcp:a2-highgpu-1g:spot": {
-                "points": [
-                    {"at": T0 + i * 600, "price": p}
-                    for i, p in enumerate([1.2, 1.1, 1.4, 1.0, 0.9, 1.1, 1.3, 1.1])
-                ]
-            },
-            "/v1/costs?by=user": [
-                {"key": 1000, "name": "ana", "amount": 12.5, "amount_micros": 12_500_000},
-                {"key": 1001, "name": "bo", "amount": 3.25, "amount_micros": 3_250_000},
+            "/v1/prices": [
+                offer("aws/us-east-1//p4d.24xlarge", "A100", 8, price=32.77, spot=None),
+                offer(
+                    "gcp/us-central1/us-central1-a/a2-highgpu-1g", "A100", 1, price=3.67, spot=1.1
+                ),
+                offer("aws/us-east-1//g5.xlarge", "A10G", 1, price=1.006, spot=0.45),
             ],
+            "/v1/prices?spot=1": [
+                offer(
+                    "gcp/us-central1/us-central1-a/a2-highgpu-1g", "A100", 1, price=3.67, spot=1.1
+                ),
+                offer("aws/us-east-1/use1-az2/g5.xlarge", "A10G", 1, price=1.006, spot=0.39),
+            ],
+            "/v1/prices/history?offering=gcp/us-central1/us-central1-a/a2-highgpu-1g": {
+                "offering": offer(
+                    "gcp/us-central1/us-central1-a/a2-highgpu-1g", "A100", 1, price=3.67, spot=1.1
+                ),
+                "catalog_spot_price": 1.2,
+                "history": [
+                    {
+                        "at": T0 + i * 600,
+                        "spot_price": p,
+                        "available": True,
+                        "preemptions_per_hour": 0.1,
+                        "source": "poll",
+                    }
+                    for i, p in enumerate([1.2, 1.1, 1.4, 1.0, 0.9, 1.1, 1.3, 1.1])
+                ],
+            },
+            "/v1/costs?by=user": {
+                "by": "user",
+                "since": None,
+                "rows": [
+                    {"key": 1000, "name": "ana", "amount": 12.5, "amount_micros": 12_500_000},
+                    {"key": 1001, "name": "bo", "amount": 3.25, "amount_micros": 3_250_000},
+                ],
+                "total": 15.75,
+                "currency": "USD",
+            },
             "/v1/credits": {
                 "pools": [
                     {
                         "id": 1,
                         "name": "nsf-aws",
                         "cloud": "aws",
+                        "account": None,
+                        "region": None,
                         "state": "active",
+                        "amount": 5000.0,
+                        "spent": 800.0,
                         "balance": 4200.0,
-                        "burn_per_hour": 1.75,
-                        "projected_run_out": "2026-12-22T12:00:00+00:00",
+                        "balance_micros": 4_200_000_000,
+                        "starts_at": "2026-01-01T00:00:00+00:00",
                         "expires_at": "2027-06-30T00:00:00+00:00",
+                        "burn_per_hour": 1.75,
+                        "projected_run_out": "2027-01-30T12:00:00+00:00",
+                        "runs_out_before_expiry": True,
+                        "unused_at_expiry": 0.0,
                     },
                 ],
-                "cash": {"spent": 10.0, "burn_per_hour": 0.0},
+                "cash": {"spent": 10.0, "burn_per_hour": 0.25},
+                "at": "2026-11-22T13:00:00+00:00",
             },
         }
     )
