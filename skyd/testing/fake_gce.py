@@ -47,6 +47,8 @@ class GceFault:
     zone: str | None = None
     times: int | None = 1
     hang: bool = False
+    # With hang on insert: create the instance first, then lose the answer (the cloud acted).
+    after_effect: bool = False
 
     def matches(self, method: str, zone: str | None) -> bool:
         if self.times is not None and self.times <= 0:
@@ -140,6 +142,12 @@ class FakeGce:
 
     async def _insert(self, request: web.Request) -> web.StreamResponse:
         project, zone = request.match_info["project"], request.match_info["zone"]
+        late = next((f for f in self.faults if f.after_effect and f.matches("insert", zone)), None)
+        if late is not None:
+            self.faults.remove(late)
+            await self._insert(request)
+            await self._closing.wait()
+            return web.Response(status=503)
         failure, fault = await self._fault("insert", zone)
         if failure is not None:
             return failure

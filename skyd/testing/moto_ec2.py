@@ -39,6 +39,8 @@ class Ec2Fault:
     params: Mapping[str, str] = field(default_factory=dict)
     times: int | None = 1
     hang: bool = False
+    # With hang: let moto carry the call out first, then lose the answer (the cloud acted).
+    after_forward: bool = False
 
     def matches(self, action: str, form: Mapping[str, str]) -> bool:
         if self.times is not None and self.times <= 0:
@@ -163,6 +165,8 @@ class MotoEc2:
                 if fault.times is not None:
                     fault.times -= 1
                 if fault.hang:
+                    if fault.after_forward:
+                        await self._forward(request, body)
                     await self._closing.wait()
                     return web.Response(status=503)
                 return web.Response(

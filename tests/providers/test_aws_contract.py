@@ -311,3 +311,21 @@ async def test_describe_by_tags_reads_full_records_only_for_ended_instances(
     # One full DescribeInstances, for the one instance that ended; none for the running one.
     assert harness._proxy.calls["DescribeInstances"] - before == 1
     await harness.provider.terminate([running[0].instance_id, taken[0].instance_id])
+
+
+async def test_run_instances_that_acted_but_timed_out_is_not_doubled(harness: AwsHarness) -> None:
+    from contract import request_for
+
+    from skyd.errors import TransientError
+
+    harness._proxy.add_fault(Ec2Fault("RunInstances", hang=True, after_forward=True))
+    request = request_for(harness.offer(spot=False), spot=False, job_id=27)
+    with pytest.raises(TransientError):
+        await harness.provider.launch(request)
+    # The instance exists although the answer was lost: the retry adopts it.
+    launched = await harness.provider.launch(request)
+    assert list(await harness.provider.describe(tags={"skyd-job": "27"})) == [
+        launched[0].instance_id
+    ]
+    await harness.provider.terminate([launched[0].instance_id])
+    assert await harness.leftovers() == []

@@ -217,3 +217,14 @@ async def test_http_403_is_read_by_its_reason(
     with pytest.raises(kind) as caught:
         await harness.provider.launch(request_for(harness.offer(spot=False), spot=False))
     assert caught.value.scope == scope
+
+
+async def test_insert_that_acted_but_timed_out_is_rolled_back(harness: GcpHarness) -> None:
+    harness.fake.add_fault(GceFault("insert", hang=True, after_effect=True))
+    request = request_for(harness.offer(spot=False), spot=False, num_nodes=2)
+    with pytest.raises(TransientError):
+        await harness.provider.launch(request)
+    assert await harness.leftovers() == []
+    launched = await harness.provider.launch(request)
+    assert len(launched) == 2
+    await harness.provider.terminate([i.instance_id for i in launched])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib
 from collections.abc import Callable, Mapping, Sequence
@@ -245,7 +246,8 @@ class AzureProvider:
         failures = [o for o in outcomes if isinstance(o, BaseException)]
         if failures:
             # All nodes or none: remove what this call created or found for the gang.
-            await self.terminate([instance_key(group, n) for n in names])
+            with contextlib.suppress(ProviderError):
+                await self.terminate([instance_key(group, n) for n in names])
             raise failures[0]
         return [o for o in outcomes if isinstance(o, Instance)]
 

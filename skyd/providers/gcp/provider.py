@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -169,9 +170,10 @@ class GcpProvider:
             )
             failures = [o for o in outcomes if isinstance(o, BaseException)]
             if failures:
-                # All nodes or none: a half-launched gang is useless and costs money.
-                created = [n for n, o in zip(missing, outcomes, strict=True) if o is None]
-                await self._delete_many(zone, created + list(existing))
+                # All nodes or none: a half-launched gang is useless and costs money. Every
+                # name goes, since a timed-out insert may still have created its instance.
+                with contextlib.suppress(ProviderError):
+                    await self._delete_many(zone, names)
                 raise failures[0]
         instances, _ = await self._clients()
         raws = await asyncio.gather(
