@@ -16,6 +16,8 @@ from skyd.optimizer import CandidateView
 from skyd.policy import PolicyState, SpotPolicy, Target, ZoneMarket
 from skyd.store.records import EventRecord
 
+ASSUMED_PROGRESS_CAP = 0.9
+
 
 @dataclass(frozen=True, slots=True)
 class RecoveryChoice:
@@ -112,9 +114,14 @@ def policy_state(
             on_demand[rid] = min(price, on_demand.get(rid, price))
     if not zones or not on_demand:
         return None
+    # Progress is measured by time in RUNNING, the work by the user's estimate; both are
+    # rough. A job that is still not finished is never "done": once the time it ran nears
+    # the estimate, take it as 90 % through and stretch the estimate to match.
+    if done_hours >= ASSUMED_PROGRESS_CAP * job_hours:
+        job_hours = done_hours / ASSUMED_PROGRESS_CAP
     return PolicyState(
         job_hours=job_hours,
-        done_hours=min(done_hours, job_hours),
+        done_hours=done_hours,
         deadline_hours=deadline_hours,
         elapsed_hours=elapsed_hours,
         changeover_hours=changeover_hours,

@@ -115,3 +115,33 @@ async def test_near_equal_saving_does_not_move_a_job(store: Store, tmp_path: Pat
     assert _placed_key(store, job.id) == first
     placements = [e for e in job_store.job_events(store, job.id) if e.kind == "placement"]
     assert len(placements) == 1
+
+
+def test_an_unfinished_job_past_its_estimate_is_never_treated_as_done() -> None:
+    from skyd.scheduler.recovery import policy_state
+
+    views = _views_one_spot_one_on_demand()
+    state = policy_state(
+        views=views,
+        unavailable=frozenset(),
+        job_hours=1.0,
+        done_hours=1.2,  # ran longer than the user estimated, and is still not finished
+        deadline_hours=10.0,
+        elapsed_hours=3.0,
+        changeover_hours=0.1,
+        step_hours=0.01,
+        checkpoint_region=None,
+    )
+    assert state is not None
+    assert not state.finished and state.remaining_hours > 0
+
+
+def _views_one_spot_one_on_demand() -> list[object]:
+    from skyd.model import Candidate, Offer
+    from skyd.optimizer import CandidateView
+
+    offer = Offer("sim", "r1", "a", "p3.2xlarge", "V100", 1, 8, 61, 3_000_000, 1_000_000)
+    return [
+        CandidateView(Candidate(offer, True, 1_000_000), 0, 1_000_000, 1.0, 1_000_000, 0.1, None),
+        CandidateView(Candidate(offer, False, 3_000_000), 0, 3_000_000, 1.0, 3_000_000, 0.0, None),
+    ]
