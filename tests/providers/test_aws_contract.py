@@ -153,6 +153,12 @@ async def test_launch_tags_every_resource_and_uses_zone_name(harness: AwsHarness
     assert described["InstanceLifecycle"] == "spot"
     assert described["KeyName"] == "skyd-c21"
     assert [g["GroupName"] for g in described["SecurityGroups"]] == ["skyd-c21"]
+    group_id = described["SecurityGroups"][0]["GroupId"]
+    (group,) = harness._direct.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    rules = {(r["IpProtocol"], r.get("FromPort")) for r in group["IpPermissions"]}
+    assert rules == {("tcp", 22), ("-1", None)}
+    peers = [p["GroupId"] for r in group["IpPermissions"] for p in r.get("UserIdGroupPairs", [])]
+    assert peers == [group_id]  # nodes of the cluster reach each other on any port
     await harness.provider.terminate([inst.instance_id])
 
 

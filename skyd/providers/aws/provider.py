@@ -272,7 +272,9 @@ class AwsProvider:
                         "FromPort": 22,
                         "ToPort": 22,
                         "IpRanges": [{"CidrIp": c} for c in self.config.ssh_ingress_cidrs],
-                    }
+                    },
+                    # Nodes of one cluster talk freely (torchrun, NCCL pick their own ports).
+                    {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group_id}]},
                 ],
             )
             return group_id
