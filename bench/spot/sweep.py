@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -143,11 +144,20 @@ def simulate_all(
 
 def run_sweep(config: SweepConfig) -> list[dict[str, object]]:
     tasks = [(config, zones, d) for zones in config.zone_sets for d in config.changeover_hours]
+    chunks: list[list[dict[str, object]]] = []
+
+    def progress() -> None:
+        print(f"  {len(chunks)}/{len(tasks)} zone sets x changeovers done", file=sys.stderr)
+
     if config.workers <= 1 or len(tasks) == 1:
-        chunks = [run_task(t) for t in tasks]
+        for task in tasks:
+            chunks.append(run_task(task))
+            progress()
     else:
         # fork would copy the parent's state; spawn keeps each worker clean and equal.
         context = multiprocessing.get_context("spawn")
         with context.Pool(min(config.workers, len(tasks))) as pool:
-            chunks = pool.map(run_task, tasks, chunksize=1)
+            for chunk in pool.imap(run_task, tasks, chunksize=1):
+                chunks.append(chunk)
+                progress()
     return [row for chunk in chunks for row in chunk]
