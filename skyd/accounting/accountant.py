@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import pwd
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from skyd.accounting import inputs
@@ -49,6 +50,32 @@ _HOLDING_STATES = frozenset(
     {JobState.PROVISIONING, JobState.SETTING_UP, JobState.RUNNING, JobState.RECOVERING}
 )
 _FAILURE_BACKOFF_SECONDS = (1.0, 5.0, 30.0)
+
+
+@dataclass(slots=True)
+class _Standing:
+    """What budgets and limits are measured against, read once per decision or batch."""
+
+    projects: dict[str, Project]
+    spent: dict[str, int]  # per project, this month
+    usage: dict[int, Usage]  # per owner uid
+    limits: dict[int, UserLimit]
+    overridden: set[int]
+
+    def take(
+        self, uid: int, project: Project | None, spec: TaskSpec, hourly_micros: int | None
+    ) -> None:
+        """Count an allowed job as if it were running (for the rest of a batch)."""
+        held = self.usage.get(uid, Usage())
+        self.usage[uid] = Usage(
+            gpus=held.gpus + requested_gpus(spec),
+            hourly_micros=held.hourly_micros + (hourly_micros or 0),
+        )
+        hours = spec.estimated_hours()
+        if project is not None and hourly_micros and hours is not None:
+            self.spent[project.name] = self.spent.get(project.name, 0) + round(
+                hourly_micros * hours
+            )
 
 
 class Accountant:
@@ -191,8 +218,10 @@ class Accountant:
         """May `caller` submit `spec` now? Raises PermissionDeniedError (not a project member),
         BudgetExceededError (policy "refuse", or a job that can never fit); else allows or
         returns a hold with reason "budget"."""
-        project = self._project_for(spec.project, caller.uid, caller.is_admin)
+        standing = self._standing()
+        project = self._project_for(standing, spec.project, caller.uid, caller.is_admin)
         return self._decide(
+            standing,
             spec=spec,
             owner_uid=caller.uid,
             project=project,
@@ -202,23 +231,60 @@ class Accountant:
 
     def check_job(self, job_id: int, estimated_hourly_micros: int | None) -> HoldDecision:
         """May the waiting job `job_id` start now? (An admin override always lets it.)"""
-        if job_id in credit_store.overridden_jobs(self.store.conn):
-            return HoldDecision.allow()
-        job = job_store.get_job(self.store, job_id)
-        spec = TaskSpec.from_json(job.spec_json)
-        project = credit_store.get_project(self.store.conn, job.project) if job.project else None
-        return self._decide(
-            spec=spec,
-            owner_uid=job.owner_uid,
-            project=project,
-            estimated_hourly_micros=estimated_hourly_micros,
-            refuse=False,
+        return self.check_jobs({job_id: estimated_hourly_micros})[job_id]
+
+    def check_jobs(self, waiting: Mapping[int, int | None]) -> dict[int, HoldDecision]:
+        """May these waiting jobs (id → estimated $/h in micro-dollars, in the order they would
+        start) start now? Each allowed job counts against the limits and budgets of the ones
+        after it, so a batch never lets through more than the limits allow together."""
+        standing = self._standing()
+        decisions: dict[int, HoldDecision] = {}
+        for job_id, hourly in waiting.items():
+            job = job_store.get_job(self.store, job_id)
+            spec = TaskSpec.from_json(job.spec_json)
+            project = standing.projects.get(job.project) if job.project else None
+            decision = HoldDecision.allow()
+            if job_id not in standing.overridden:
+                decision = self._decide(
+                    standing,
+                    spec=spec,
+                    owner_uid=job.owner_uid,
+                    project=project,
+                    estimated_hourly_micros=hourly,
+                    refuse=False,
+                    hold_never=True,
+                )
+            decisions[job_id] = decision
+            if not decision.hold:
+                standing.take(job.owner_uid, project, spec, hourly)
+        return decisions
+
+    def _standing(self) -> _Standing:
+        conn = self.store.conn
+        burn = credit_store.hourly_burn_by_job(conn)
+        usage: dict[int, Usage] = {}
+        for row in credit_store.active_jobs(conn):
+            if JobState(row["state"]) not in _HOLDING_STATES:
+                continue
+            held = usage.get(row["owner_uid"], Usage())
+            usage[row["owner_uid"]] = Usage(
+                gpus=held.gpus + held_gpus(row["placement_json"], row["spec_json"]),
+                hourly_micros=held.hourly_micros + burn.get(row["id"], 0),
+            )
+        return _Standing(
+            projects={p.name: p for p in credit_store.list_projects(conn)},
+            spent=ledger_store.spent_by_project(conn, inputs.month_start(self.clock.now())),
+            usage=usage,
+            limits={limit.uid: limit for limit in credit_store.list_user_limits(conn)},
+            overridden=credit_store.overridden_jobs(conn),
         )
 
-    def _project_for(self, name: str | None, uid: int, is_admin: bool) -> Project | None:
+    def _project_for(
+        self, standing: _Standing, name: str | None, uid: int, is_admin: bool
+    ) -> Project | None:
         if name is None:
             return None
-        project = credit_store.get_project(self.store.conn, name)
+        project = standing.projects.get(name)
         if project is None:
             if self.settings.require_known_project:
                 raise PermissionDeniedError(
@@ -233,46 +299,33 @@ class Accountant:
 
     def _decide(
         self,
+        standing: _Standing,
         *,
         spec: TaskSpec,
         owner_uid: int,
         project: Project | None,
         estimated_hourly_micros: int | None,
         refuse: bool,
+        hold_never: bool = False,
     ) -> HoldDecision:
-        conn = self.store.conn
-        spent = 0
-        if project is not None and project.monthly_budget_micros is not None:
-            since = inputs.month_start(self.clock.now())
-            spent = ledger_store.spent_by_project(conn, since).get(project.name, 0)
-        hours = spec.estimated_hours()
         verdict = judge(
             gpus=requested_gpus(spec),
             hourly_micros=estimated_hourly_micros,
-            hours=hours,
-            usage=self.usage_of(owner_uid),
-            limit=credit_store.get_user_limit(conn, owner_uid),
+            hours=spec.estimated_hours(),
+            usage=standing.usage.get(owner_uid, Usage()),
+            limit=standing.limits.get(owner_uid),
             project=project,
-            project_spent_micros=spent,
+            project_spent_micros=standing.spent.get(project.name, 0) if project else 0,
         )
         if verdict.problem is None:
             return HoldDecision.allow()
-        if refuse or verdict.never:
+        if refuse or (verdict.never and not hold_never):
             raise BudgetExceededError(verdict.problem)
         return HoldDecision.budget(verdict.problem)
 
     def usage_of(self, uid: int) -> Usage:
         """GPUs held and $/h spent by `uid`'s placed jobs right now."""
-        conn = self.store.conn
-        burn = credit_store.hourly_burn_by_job(conn)
-        gpus = 0
-        hourly = 0
-        for row in credit_store.active_jobs(conn):
-            if row["owner_uid"] != uid or JobState(row["state"]) not in _HOLDING_STATES:
-                continue
-            gpus += held_gpus(row["placement_json"], row["spec_json"])
-            hourly += burn.get(row["id"], 0)
-        return Usage(gpus=gpus, hourly_micros=hourly)
+        return self._standing().usage.get(uid, Usage())
 
     def running_over_budget(self) -> list[tuple[int, str]]:
         """(job id, action) for every placed job whose project is at ≥ the warning fraction of

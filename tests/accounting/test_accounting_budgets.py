@@ -170,3 +170,32 @@ def test_settings_refuse_nonsense() -> None:
         AccountingSettings(warn_fraction=1.5)
     with pytest.raises(ValueError, match="at_budget"):
         AccountingSettings(at_budget="explode")  # type: ignore[arg-type]
+
+
+def test_a_batch_of_waiting_jobs_lets_through_only_what_fits_together(tmp_path: Path) -> None:
+    store, _clock, books = lab(tmp_path)  # alice: 2 of 4 GPUs held; nlp: $100 left
+    two_gpus = spec(gpus=2)
+    # first in the batch: an overridden 2-GPU job of alice's, which brings her to 4 of 4
+    waiting = [
+        add_job(store, owner_uid=1000, spec=two_gpus.model_dump(mode="json")),  # 6 > 4: held
+        add_job(store, owner_uid=1000, spec=two_gpus.model_dump(mode="json")),  # 6 > 4: held
+        add_job(store, owner_uid=1001, project="nlp", spec=spec(project="nlp", hours="60h")
+                .model_dump(mode="json")),  # $60 of $100: fits
+        add_job(store, owner_uid=1001, project="nlp", spec=spec(project="nlp", hours="60h")
+                .model_dump(mode="json")),  # $60 + $60 > $100: held
+        add_job(store, owner_uid=1001, project="nlp", spec=spec(project="nlp", hours="30h")
+                .model_dump(mode="json")),  # $60 + $30: fits
+    ]  # fmt: skip
+    overridden = add_job(store, owner_uid=1000, spec=two_gpus.model_dump(mode="json"))
+    books.override_job(ADMIN, overridden)
+    decisions = books.check_jobs(
+        {
+            overridden: DOLLAR // 10,  # runs whatever the limits say, and counts against them
+            **{job: DOLLAR for job in waiting},
+        }
+    )
+    held = [job for job, decision in decisions.items() if decision.hold]
+    assert held == [waiting[0], waiting[1], waiting[3]]
+    assert all(decisions[job].reason == "budget" for job in held)
+    # on its own (the overridden job not running yet), the first would have fitted
+    assert not books.check_job(waiting[0], DOLLAR).hold
