@@ -29,6 +29,7 @@ from skyd.optimizer import (
     AssignmentJob,
     AssignmentPlan,
     AssignmentProblem,
+    AssignmentSettings,
     CreditPool,
     MarketSignals,
     PlacementRequest,
@@ -87,7 +88,9 @@ def bench_single(catalog: Catalog, repeats: int) -> dict[str, dict[str, float]]:
     return rows
 
 
-def make_problem(catalog: Catalog, n_jobs: int, seed: int = 1) -> AssignmentProblem:
+def make_problem(
+    catalog: Catalog, n_jobs: int, seed: int = 1, aggregate: bool = True
+) -> AssignmentProblem:
     rng = random.Random(seed)
     explained: dict[tuple[object, ...], Explained] = {}
     weights = [w for w, _, _ in REQUEST_MIX]
@@ -151,7 +154,10 @@ def make_problem(catalog: Catalog, n_jobs: int, seed: int = 1) -> AssignmentProb
     # Exactly what theory would cost if every job got its cheapest offering: binds as soon as
     # quotas push any of its jobs out of the cheapest regions.
     budgets = [ProjectBudget("theory", theory)]
-    return AssignmentProblem(jobs=jobs, quotas=quotas, pools=pools, budgets=budgets)
+    settings = AssignmentSettings(aggregate_identical_jobs=aggregate)
+    return AssignmentProblem(
+        jobs=jobs, quotas=quotas, pools=pools, budgets=budgets, settings=settings
+    )
 
 
 def binding(plan: AssignmentPlan, problem: AssignmentProblem) -> dict[str, int]:
@@ -171,8 +177,10 @@ def binding(plan: AssignmentPlan, problem: AssignmentProblem) -> dict[str, int]:
     return {"full_quotas": full_quotas, "nearly_spent_pools": dry_pools}
 
 
-def bench_global(catalog: Catalog, n_jobs: int, limits: SolverLimits) -> dict[str, Any]:
-    problem = make_problem(catalog, n_jobs)
+def bench_global(
+    catalog: Catalog, n_jobs: int, limits: SolverLimits, aggregate: bool = True
+) -> dict[str, Any]:
+    problem = make_problem(catalog, n_jobs, aggregate=aggregate)
     start = time.perf_counter()
     greedy = greedy_assignment(problem)
     greedy_seconds = time.perf_counter() - start
@@ -242,6 +250,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument(
+        "--no-aggregate", action="store_true", help="one model class per job (no merging)"
+    )
+    parser.add_argument(
         "--json", type=Path, default=Path(tempfile.gettempdir()) / "skyd-bench-optimizer.json"
     )
     args = parser.parse_args()
@@ -271,7 +282,7 @@ def main() -> None:
     print(header)
     for n, limit in zip(sizes, seconds, strict=False):
         limits = SolverLimits(time_limit_seconds=limit, num_workers=args.workers)
-        result = bench_global(catalog, n, limits)
+        result = bench_global(catalog, n, limits, aggregate=not args.no_aggregate)
         result["time_limit"] = limit
         results.append(result)
         print(format_row(n, limit, result))
