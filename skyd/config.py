@@ -67,6 +67,17 @@ class SimProviderSettings:
 
 
 @dataclass
+class CloudSshSettings:
+    """How skyd logs in to the cloud VMs it launches to run jobs there. Without a key,
+    jobs placed on clouds fail with that reason instead of trying to connect."""
+
+    user: str = "skyd"
+    key_path: Path | None = None
+    known_hosts: Path | None = None
+    remote_root: str = ".skyd"
+
+
+@dataclass
 class RecoverySettings:
     """Deadline-aware recovery: which policy decides, and what a changeover costs."""
 
@@ -107,6 +118,12 @@ class Settings:
     # the `ssh` provider's machine pool, as written ([ssh] with [[ssh.hosts]]); checked by
     # skyd.providers.ssh.SshProviderConfig, which names the bad field
     ssh: dict[str, Any] = field(default_factory=dict)
+    # cloud adapters, as written: [aws] / [gcp] / [azure] with `enabled = true` and the
+    # fields of skyd.providers.<cloud>.config (checked there, errors name the field)
+    aws: dict[str, Any] = field(default_factory=dict)
+    gcp: dict[str, Any] = field(default_factory=dict)
+    azure: dict[str, Any] = field(default_factory=dict)
+    cloud_ssh: CloudSshSettings = field(default_factory=lambda: CloudSshSettings())
     log_format: str = "json"  # json | text
     log_level: str = "INFO"
 
@@ -129,7 +146,7 @@ def _apply(target: Any, values: dict[str, Any], where: str) -> None:
         if key not in known:
             raise ConfigError(f"{where}{key}: unknown setting; allowed: {', '.join(sorted(known))}")
         current = getattr(target, key)
-        if key == "ssh" and isinstance(value, dict):
+        if key in ("ssh", "aws", "gcp", "azure") and isinstance(value, dict):
             setattr(target, key, value)
             continue
         if key == "quotas" and isinstance(value, list):

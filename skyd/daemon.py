@@ -11,6 +11,7 @@ import signal
 import socket
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from skyd.api.app import build_app, serve_unix
 from skyd.catalog import Catalog, default_catalog_dir
@@ -38,6 +39,8 @@ from skyd.store import Store, open_store
 from skyd.store.market import Observation
 
 log = logging.getLogger("skyd.daemon")
+
+CLOUDS_OVER_SSH = ("aws", "gcp", "azure")
 
 
 def claim_socket(path: Path) -> int:
@@ -100,6 +103,37 @@ def build_quotas(settings: Settings) -> list[Quota]:
         )
         for q in settings.quotas
     ]
+
+
+def build_cloud_providers(
+    settings: Settings, clock: Clock, catalog: Catalog
+) -> dict[str, Provider]:
+    """The cloud adapters enabled in the config ([aws] / [gcp] / [azure], enabled = true)."""
+    providers: dict[str, Provider] = {}
+    for cloud in ("aws", "gcp", "azure"):
+        raw = dict(getattr(settings, cloud))
+        if not raw.pop("enabled", False):
+            continue
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        offers = [o for o in catalog.offers if o.cloud == cloud]
+        try:
+            if cloud == "aws":
+                from skyd.providers.aws import AwsConfig, AwsProvider
+
+                providers[cloud] = AwsProvider(AwsConfig(**fields), clock, offers)
+            elif cloud == "gcp":
+                from skyd.providers.gcp import GcpConfig, GcpProvider
+
+                providers[cloud] = GcpProvider(GcpConfig(**fields), clock, offers)
+            else:
+                from skyd.providers.azure import AzureConfig, AzureProvider
+
+                providers[cloud] = AzureProvider(AzureConfig(**fields), clock=clock, offers=offers)
+        except TypeError as exc:
+            raise ConfigError(f"[{cloud}]: {exc}") from exc
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+    return providers
 
 
 def build_providers(settings: Settings, clock: Clock) -> dict[str, Provider]:
@@ -167,8 +201,11 @@ class Daemon:
             raise
         bus = EventBus()
         runner = ProcessRunner(on_exit=bus.changed)
+        catalog = Catalog.load(settings.catalog_dir)
         providers = dict(self._providers or build_providers(settings, self.clock))
-        market = LiveMarket(Catalog.load(settings.catalog_dir), providers)
+        if self._providers is None:
+            providers.update(build_cloud_providers(settings, self.clock, catalog))
+        market = LiveMarket(catalog, providers)
         scheduler = JobScheduler(
             store=self.store,
             bus=bus,
@@ -203,10 +240,12 @@ class Daemon:
         )
         scheduler.clusters = clusters
         ssh = providers.get("ssh")
-        if ssh is not None:
+        if ssh is not None or any(c in providers for c in CLOUDS_OVER_SSH):
+            from skyd.providers.ssh import SshConnections
             from skyd.runner.ssh import SshRunner
 
-            scheduler.ssh_runner = SshRunner(ssh.connections)  # type: ignore[attr-defined]
+            connections = getattr(ssh, "connections", None) or SshConnections()
+            scheduler.ssh_runner = SshRunner(connections)
         poller = MarketPoller(
             store=self.store,
             bus=bus,

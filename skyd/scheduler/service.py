@@ -50,10 +50,11 @@ from skyd.providers.base import (
     TAG_JOB,
     TAG_MANAGED,
     TAG_TOKEN,
+    InstanceLister,
     Provider,
 )
 from skyd.runner.process import ProcessRunner, RunCommand, RunPhase, RunStatus, read_status
-from skyd.runner.ssh import SshRunner, ssh_nodes
+from skyd.runner.ssh import SshRunner, cloud_nodes, ssh_nodes
 from skyd.scheduler import recovery
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer, job_filters
 from skyd.scheduler.reconcile import ReconcileReport, reconcile
@@ -72,6 +73,7 @@ log = logging.getLogger("skyd.scheduler")
 
 _HOLDING = (JobState.PROVISIONING, JobState.SETTING_UP, JobState.RUNNING)
 _GONE = (InstanceState.PREEMPTED, InstanceState.TERMINATED)
+_REMOTE_PROVIDERS = frozenset({"ssh", "aws", "gcp", "azure"})
 PREEMPTION_BLOCK = 300.0  # seconds a preempted zone/region is avoided by FAILOVER strategies
 _WAITING = (JobState.RECOVERING, JobState.PENDING)
 PLACEMENT_BATCH = 64  # waiting jobs considered per pass
@@ -768,25 +770,66 @@ class JobScheduler:
             gid=gid,
         )
         attempt_dir = self.attempt_dir(job)
-        if self._runs_over_ssh(job) and self.ssh_runner is not None:
-            # lab machines: mounts land where the task says, relative to the remote job dir
+        if self._runs_over_ssh(job):
+            # remote machines: mounts land where the task says, relative to the remote job dir
             remote = replace(command, file_mounts=dict(spec.file_mounts), uid=None, gid=None)
-            provider = self.providers["ssh"]
-            ids = [
-                i.instance_id
-                for i in instance_store.instances_for_job(self.store, job.id)
-                if i.attempt == job.attempt and i.provider == "ssh"
-            ]
             attempt_dir.mkdir(parents=True, exist_ok=True)
-            await self.ssh_runner.start(attempt_dir, remote, ssh_nodes(provider, ids))  # type: ignore[arg-type]
+            try:
+                await self._start_remote(job, attempt_dir, remote)
+            except ProviderError as exc:
+                # cannot run where it was launched: give the instances back, say why
+                await self._release(job, kill_grace=0.0)
+                job, event = job_store.transition(
+                    self.store,
+                    job.id,
+                    JobState.FAILED,
+                    now=self.clock.now(),
+                    reason=f"could not start the job on its instances: {exc.message}",
+                )
+                self._emit(event)
             return
         if run_as_other and uid is not None and gid is not None:
             attempt_dir.mkdir(parents=True, exist_ok=True)
             os.chown(attempt_dir, uid, gid)
         await self.runner.start(attempt_dir, command)
 
+    async def _start_remote(self, job: JobRecord, attempt_dir: Path, command: RunCommand) -> None:
+        """Run the attempt over SSH: on lab machines, or on the cloud VMs it launched."""
+        provider_name = str((job.placement or {}).get("provider"))
+        provider = self.providers[provider_name]
+        if self.ssh_runner is None:
+            raise ProviderError(f"no SSH runner for {provider_name} instances")
+        if provider_name == "ssh":
+            ids = [
+                i.instance_id
+                for i in instance_store.instances_for_job(self.store, job.id)
+                if i.attempt == job.attempt and i.provider == "ssh"
+            ]
+            nodes = ssh_nodes(provider, ids)  # type: ignore[arg-type]
+        else:
+            login = self.settings.cloud_ssh
+            if login.key_path is None:
+                raise ProviderError(
+                    f"jobs on {provider_name} need an SSH key to reach its VMs: set "
+                    "[cloud_ssh] key_path (and user) in skyd's config"
+                )
+            if not isinstance(provider, InstanceLister):
+                raise ProviderError(f"the {provider_name} provider cannot list its instances")
+            token = f"skyd-{job.id}-{job.attempt}"
+            found = sorted(
+                await provider.instances({TAG_TOKEN: token}), key=lambda i: i.instance_id
+            )
+            nodes = cloud_nodes(
+                found,
+                user=login.user,
+                key_path=login.key_path,
+                known_hosts=login.known_hosts,
+                remote_root=login.remote_root,
+            )
+        await self.ssh_runner.start(attempt_dir, command, nodes)
+
     def _runs_over_ssh(self, job: JobRecord) -> bool:
-        return (job.placement or {}).get("provider") == "ssh"
+        return (job.placement or {}).get("provider") in _REMOTE_PROVIDERS
 
     async def _run_status(self, job: JobRecord) -> RunStatus:
         if self._runs_over_ssh(job) and self.ssh_runner is not None:
