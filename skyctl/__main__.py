@@ -130,6 +130,15 @@ def _cluster_command(name: str) -> Handler:
     return handler
 
 
+def _cluster_arguments_from(module: str, name: str) -> Callable[[argparse.ArgumentParser], None]:
+    def declare(sub: argparse.ArgumentParser) -> None:
+        import importlib
+
+        getattr(importlib.import_module(f"skyctl.{module}"), name)(sub)
+
+    return declare
+
+
 def _cluster_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
     def declare(sub: argparse.ArgumentParser) -> None:
         from skyctl import cluster_commands
@@ -281,8 +290,18 @@ COMMANDS = (
         _optimize,
         _optimize_arguments,
     ),
-    Command("credits", "credit pools: granted, spent, left, expiry", _credits, _json_flag),
-    Command("costs", "what has been spent, grouped", _costs, _costs_arguments),
+    Command(
+        "credits",
+        "credit pools: granted, spent, left, expiry (admins: add|set|topup|retire)",
+        _credits,
+        _cluster_arguments_from("accounting_commands", "credits_arguments"),
+    ),
+    Command(
+        "costs",
+        "what has been spent, grouped",
+        _costs,
+        _cluster_arguments_from("accounting_commands", "costs_arguments"),
+    ),
     Command(
         "launch",
         "launch an interactive cluster that stays up (runs FILE's setup and run first)",

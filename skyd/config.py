@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from skyd.accounting.settings import AccountingSettings
 from skyd.errors import SkydError
 
 
@@ -124,6 +125,7 @@ class Settings:
     gcp: dict[str, Any] = field(default_factory=dict)
     azure: dict[str, Any] = field(default_factory=dict)
     cloud_ssh: CloudSshSettings = field(default_factory=lambda: CloudSshSettings())
+    accounting: AccountingSettings = field(default_factory=AccountingSettings)
     log_format: str = "json"  # json | text
     log_level: str = "INFO"
 
@@ -165,6 +167,9 @@ def _apply(target: Any, values: dict[str, Any], where: str) -> None:
                 parsed.append(quota)
             setattr(target, key, parsed)
             continue
+        if isinstance(value, dict) and isinstance(current, dict):
+            setattr(target, key, dict(value))  # a free-form table (e.g. stopped-instance rates)
+            continue
         if isinstance(value, dict):
             if not hasattr(current, "__dataclass_fields__"):
                 raise ConfigError(f"{where}{key}: expected a value, got a table")
@@ -198,6 +203,10 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config_file}: {exc}") from None
         _apply(settings, data, "")
+    try:
+        settings.accounting.validate()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if settings.orphans not in ("terminate", "report"):
         raise ConfigError(f"orphans: {settings.orphans!r} is not allowed; use terminate or report")
     if state_dir is not None:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from skyd.accounting import Accountant, MarketPrices
+from skyd.accounting.optimizer_inputs import optimizer_budgets, optimizer_pools
 from skyd.api.app import build_app, serve_unix
 from skyd.catalog import Catalog, default_catalog_dir
 from skyd.clock import Clock, SystemClock
@@ -224,6 +226,8 @@ class Daemon:
             decide=scheduler.decide,
             context=scheduler.placement_context,
             quotas=lambda: quotas,
+            pools=lambda: optimizer_pools(accountant),
+            budgets=lambda: optimizer_budgets(accountant),
             time_limit_seconds=settings.solver_time_limit_seconds,
         )
         scheduler.planner = planner
@@ -239,6 +243,14 @@ class Daemon:
             placement_context=scheduler.placement_context,
         )
         scheduler.clusters = clusters
+        accountant = Accountant(
+            store=self.store,
+            bus=bus,
+            clock=self.clock,
+            settings=settings.accounting,
+            prices=MarketPrices(settings.accounting.stopped_hourly_micros),
+        )
+        scheduler.accountant = accountant
         ssh = providers.get("ssh")
         if ssh is not None or any(c in providers for c in CLOUDS_OVER_SSH):
             from skyd.providers.ssh import SshConnections
@@ -268,7 +280,7 @@ class Daemon:
             },
         )
         web_runner = await serve_unix(
-            build_app(scheduler, settings.admin_group, clusters=clusters),
+            build_app(scheduler, settings.admin_group, clusters=clusters, accountant=accountant),
             settings.socket_path,
             mode=settings.socket_mode,
             group=settings.socket_group,
@@ -290,6 +302,7 @@ class Daemon:
                     services.create_task(planner.run(), name="planner"),
                     services.create_task(scheduler.reconcile_forever(), name="reconcile"),
                     services.create_task(clusters.run(), name="clusters"),
+                    services.create_task(accountant.run(), name="accounting"),
                     services.create_task(poller.run(), name="market-poller"),
                 ]
                 sim = providers.get("sim")

@@ -16,6 +16,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 import skyd
+from skyd.accounting import Accountant
+from skyd.api.accounting_routes import add_accounting_routes
 from skyd.api.cluster_routes import add_cluster_routes
 from skyd.api.identity import CallerDirectory, caller_of
 from skyd.api.market_routes import add_market_routes
@@ -52,6 +54,7 @@ MAX_PAGE = 1000
 SCHEDULER: web.AppKey[JobScheduler] = web.AppKey("scheduler", JobScheduler)
 ADMIN_GROUP: web.AppKey[str] = web.AppKey("admin_group", str)
 CALLERS: web.AppKey[CallerDirectory] = web.AppKey("callers", CallerDirectory)
+ACCOUNTANT: web.AppKey[Accountant] = web.AppKey("accountant", Accountant)
 
 
 class BadRequest(SkydError):
@@ -174,9 +177,21 @@ async def list_jobs(request: web.Request) -> web.Response:
         scheduler.store, states=states, owner_uid=owner, before_id=cursor, limit=limit
     )
     next_cursor = jobs[-1].id if len(jobs) == limit else None
+    costs = _costs(request, [j.id for j in jobs])
     return web.json_response(
-        {"jobs": [job_view(j) for j in jobs], "next_cursor": next_cursor},
+        {
+            "jobs": [job_view(j, cost_micros=costs.get(j.id)) for j in jobs],
+            "next_cursor": next_cursor,
+        },
     )
+
+
+def _costs(request: web.Request, job_ids: list[int]) -> dict[int, int]:
+    """Exact cost so far (the ledger's open stretches included), when accounting runs."""
+    accountant = request.app.get(ACCOUNTANT)
+    if accountant is None or not job_ids:
+        return {}
+    return accountant.job_cost_micros(job_ids)
 
 
 async def show_job(request: web.Request) -> web.Response:
@@ -184,7 +199,8 @@ async def show_job(request: web.Request) -> web.Response:
     job_id = _job_id(request)
     job = job_store.get_job(scheduler.store, job_id)
     events = job_store.job_events(scheduler.store, job_id)
-    return web.json_response(job_view(job, events))
+    cost = _costs(request, [job_id]).get(job_id)
+    return web.json_response(job_view(job, events, cost_micros=cost))
 
 
 async def cancel_job(request: web.Request) -> web.Response:
@@ -325,7 +341,11 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def build_app(
-    scheduler: JobScheduler, admin_group: str, *, clusters: ClusterService | None = None
+    scheduler: JobScheduler,
+    admin_group: str,
+    *,
+    clusters: ClusterService | None = None,
+    accountant: Accountant | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[errors_as_json], client_max_size=8 * 1024 * 1024)
     app[SCHEDULER] = scheduler
@@ -334,6 +354,9 @@ def build_app(
     add_market_routes(app, scheduler)
     if clusters is not None:
         add_cluster_routes(app, clusters, admin_group)
+    if accountant is not None:
+        app[ACCOUNTANT] = accountant
+        add_accounting_routes(app, accountant, admin_group)
     app.add_routes(
         [
             web.post("/v1/jobs", submit),

@@ -242,7 +242,7 @@ def add_market_routes(app: web.Application, scheduler: JobScheduler) -> None:
         )
         job_filters(spec, market)  # unknown accelerators → a spec error naming the field
         now = scheduler.clock.now()
-        context = scheduler.placement_context()
+        context = replace(scheduler.placement_context(), every_cloud=True)
         outcome = scheduler.decide(spec, spec.deadline_at(now), context)
         view = explain_view(outcome, market)
         if outcome.decision.chosen is None:

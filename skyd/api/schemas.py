@@ -83,7 +83,9 @@ class Health(BaseModel):
     pid: int
 
 
-def job_view(job: JobRecord, events: list[EventRecord] | None = None) -> dict[str, Any]:
+def job_view(
+    job: JobRecord, events: list[EventRecord] | None = None, cost_micros: int | None = None
+) -> dict[str, Any]:
     """A job as the API shows it (plain dict: the hot path of `queue`)."""
     view: dict[str, Any] = {
         "id": job.id,
@@ -103,7 +105,7 @@ def job_view(job: JobRecord, events: list[EventRecord] | None = None) -> dict[st
         "deadline": job.deadline,
         "preemptions": job.preemptions,
         "restarts": job.restarts,
-        "cost": job.cost_micros / 1_000_000,
+        "cost": (job.cost_micros if cost_micros is None else cost_micros) / 1_000_000,
     }
     if events is not None:
         view["events"] = [e.to_json() for e in events]

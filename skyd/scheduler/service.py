@@ -60,6 +60,7 @@ from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer,
 from skyd.scheduler.reconcile import ReconcileReport, reconcile
 
 if TYPE_CHECKING:
+    from skyd.accounting import Accountant
     from skyd.clusters import ClusterService
     from skyd.scheduler.planner import Planner
 from skyd.spec import TaskSpec
@@ -78,6 +79,7 @@ PREEMPTION_BLOCK = 300.0  # seconds a preempted zone/region is avoided by FAILOV
 _WAITING = (JobState.RECOVERING, JobState.PENDING)
 PLACEMENT_BATCH = 64  # waiting jobs considered per pass
 WAKE_DEBOUNCE_SECONDS = 0.01
+BUDGET_CHECK_SECONDS = 30.0
 
 # How long a failed scope (zone, region, cloud) is skipped before it is tried again.
 BLOCK_SECONDS = {CapacityError: 600.0, QuotaError: 3600.0, AuthError: 3600.0}
@@ -138,6 +140,8 @@ class JobScheduler:
         self.planner: Planner | None = None
         self.clusters: ClusterService | None = None
         self.ssh_runner: SshRunner | None = None
+        self.accountant: Accountant | None = None
+        self._next_budget_check = 0.0
         self.daemon_id = daemon_identity(settings.state_dir)
         self.last_reconcile: ReconcileReport | None = None
         self._locks: dict[int, asyncio.Lock] = {}
@@ -181,6 +185,12 @@ class JobScheduler:
                 else ""
             )
             raise InfeasibleError(f"{outcome.decision.reason}{hint}")
+        hold = None
+        if self.accountant is not None:
+            chosen = outcome.decision.chosen
+            hourly = chosen.hourly_price_micros * spec.num_nodes if chosen else None
+            decision = self.accountant.check_submit(spec, caller, hourly)  # may refuse
+            hold = decision.message if decision.hold else None
         job, event = job_store.insert_job(
             self.store,
             name=spec.name or "job",
@@ -194,6 +204,8 @@ class JobScheduler:
             now=now,
         )
         self._emit(event)
+        if hold:
+            self._note_waiting(job, f"held for budget: {hold}")
         return job
 
     async def cancel(self, job_id: int, caller: Caller) -> JobRecord:
@@ -245,15 +257,62 @@ class JobScheduler:
         """
         for job in job_store.jobs_in_states(self.store, _HOLDING):
             self._spawn_step(job.id)
+        if self.accountant is not None and self.clock.now() >= self._next_budget_check:
+            self._next_budget_check = self.clock.now() + BUDGET_CHECK_SECONDS
+            await self.enforce_budgets()
         if not self._accepting or not self._any_capacity():
             return
         batch = job_store.jobs_in_states(self.store, _WAITING, limit=PLACEMENT_BATCH)
+        holds = self._budget_holds(batch)
         for job in batch:
             if not self._any_capacity():
                 break
+            if job.id in holds:
+                self._note_waiting(job, f"held for budget: {holds[job.id]}")
+                continue
             self._spawn_step(job.id)
             # let the step claim its slot before the next job looks for one
             await asyncio.sleep(0)
+
+    def _budget_holds(self, batch: list[JobRecord]) -> dict[int, str]:
+        """Waiting jobs that budgets or user limits keep from starting now (job → why)."""
+        if self.accountant is None or not batch:
+            return {}
+        waiting: dict[int, int | None] = {}
+        for job in batch:
+            placement = job.placement or {}
+            price = placement.get("hourly_price")
+            waiting[job.id] = None if price is None else int(float(price) * 1_000_000)
+        decisions = self.accountant.check_jobs(waiting)
+        return {jid: d.message for jid, d in decisions.items() if d.hold}
+
+    async def enforce_budgets(self) -> None:
+        """Warn running jobs at the warning line; stop or hold them at 100 % (per policy)."""
+        if self.accountant is None:
+            return
+        for job_id, action in self.accountant.running_over_budget():
+            job = job_store.get_job(self.store, job_id)
+            if job.state.is_terminal or job.id in self._inflight:
+                continue
+            if action == "warn":
+                self._note_waiting(job, "project budget nearly spent (warning line reached)")
+                continue
+            async with self._lock(job_id):
+                job = job_store.get_job(self.store, job_id)
+                if job.state not in (JobState.SETTING_UP, JobState.RUNNING):
+                    continue
+                await self._release(job, kill_grace=self.settings.local.cancel_grace_seconds)
+                target = JobState.FAILED if action == "stop" else JobState.RECOVERING
+                verb = "stopped" if action == "stop" else "held until the budget allows"
+                job, event = job_store.transition(
+                    self.store,
+                    job_id,
+                    target,
+                    now=self.clock.now(),
+                    kind="budget",
+                    reason=f"{verb}: its project's budget is spent",
+                )
+                self._emit(event)
 
     def _spawn_step(self, job_id: int) -> None:
         if job_id in self._inflight or self._lock(job_id).locked():
@@ -698,6 +757,7 @@ class JobScheduler:
                 instance_store.set_instance_state(
                     conn, inst.provider, inst.instance_id, final, now=now
                 )
+        self._accrue(now)
         first = lost[0] if lost else instances[0]
         zone_scope = f"{first.cloud}/{first.region}/{first.zone}"
         strategy = spec.recovery_strategy
@@ -993,6 +1053,15 @@ class JobScheduler:
                 instance_store.set_instance_state(
                     conn, inst.provider, inst.instance_id, "TERMINATED", now=now
                 )
+        self._accrue(now)
+
+    def _accrue(self, now: float) -> None:
+        """Charge instances up to `now` right after one ended, so its last seconds are exact."""
+        if self.accountant is not None:
+            try:
+                self.accountant.accrue(now)
+            except Exception:
+                log.exception("accrual after an instance change failed; the next pass retries")
 
     def _note_waiting(self, job: JobRecord, reason: str) -> None:
         if self._waiting_reason.get(job.id) == reason:
