@@ -263,9 +263,7 @@ class Accountant:
         conn = self.store.conn
         burn = credit_store.hourly_burn_by_job(conn)
         usage: dict[int, Usage] = {}
-        for row in credit_store.active_jobs(conn):
-            if JobState(row["state"]) not in _HOLDING_STATES:
-                continue
+        for row in credit_store.active_jobs(conn, _HOLDING_STATES):
             held = usage.get(row["owner_uid"], Usage())
             usage[row["owner_uid"]] = Usage(
                 gpus=held.gpus + held_gpus(row["placement_json"], row["spec_json"]),
@@ -341,7 +339,7 @@ class Accountant:
         overridden = credit_store.overridden_jobs(conn)
         burn = credit_store.hourly_burn_by_job(conn)
         actions: list[tuple[int, str]] = []
-        for row in credit_store.active_jobs(conn):
+        for row in credit_store.active_jobs(conn, _HOLDING_STATES):
             budget = budgets.get(row["project"])
             if budget is None or row["id"] in overridden:
                 continue

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from skyd.accounting.records import CreditPool, Project, UserLimit
 from skyd.errors import ConflictError, NotFoundError
-from skyd.model import TERMINAL_STATES
+from skyd.model import TERMINAL_STATES, JobState
 from skyd.store.db import Store
 
 
@@ -253,8 +253,19 @@ def overridden_jobs(conn: sqlite3.Connection) -> set[int]:
     return {r[0] for r in conn.execute("SELECT job_id FROM budget_overrides").fetchall()}
 
 
-def active_jobs(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-    """Non-terminal jobs with what they hold: id, owner, project, state, placement, spec."""
+def active_jobs(
+    conn: sqlite3.Connection, states: Collection[JobState] | None = None
+) -> list[sqlite3.Row]:
+    """Non-terminal jobs (or only those in `states`) with what they hold: id, owner,
+    project, state, placement, spec. Asking for the holding states skips the waiting
+    queue, which may be long, through the state index."""
+    if states is not None:
+        marks = ", ".join("?" for _ in states)
+        return conn.execute(
+            "SELECT id, owner_uid, project, state, placement_json, spec_json FROM jobs"
+            f" WHERE state IN ({marks}) ORDER BY id",
+            [s.value for s in states],
+        ).fetchall()
     marks = ", ".join("?" for _ in TERMINAL_STATES)
     return conn.execute(
         "SELECT id, owner_uid, project, state, placement_json, spec_json FROM jobs"
