@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,17 @@ from skyd.policy.state import IDLE, PolicyState, SpotPolicy, Target, ZoneMarket
 
 # How much observed history a policy is shown (the simulator passes a view, no copy).
 HISTORY_HOURS = 7 * 24.0
+
+
+class ZoneLists(NamedTuple):
+    available: list[bool]
+    spot_price: list[float]
+    next_change: list[int]
+    price_sum: list[float]
+    run_start: list[int]
+    ones_before: list[int]
+    rises_before: list[int]
+    falls_before: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +52,9 @@ class PreparedZones:
     ones_before: npt.NDArray[np.int64]  # (zones, rows + 1): available rows before row
     rises_before: npt.NDArray[np.int64]  # (zones, rows + 1): up-runs starting before row
     falls_before: npt.NDArray[np.int64]  # (zones, rows + 1): down-runs starting before row
+    # The same per-zone series as Python lists: the per-call reads are scalar, and list
+    # indexing is several times cheaper than numpy scalar indexing.
+    lists: tuple[ZoneLists, ...]
 
     @property
     def tick_hours(self) -> float:
@@ -83,6 +98,22 @@ def prepare(traces: TraceSet, zones: list[str], label: str) -> PreparedZones:
     rises = (changed & available).astype(np.int64)
     falls = (changed & ~available).astype(np.int64)
     zero = np.zeros((len(zones), 1), dtype=np.int64)
+    ones_before = np.concatenate([zero, np.cumsum(flags, axis=1)], axis=1)
+    rises_before = np.concatenate([zero, np.cumsum(rises, axis=1)], axis=1)
+    falls_before = np.concatenate([zero, np.cumsum(falls, axis=1)], axis=1)
+    lists = tuple(
+        ZoneLists(
+            available[z].tolist(),
+            prices[z].tolist(),
+            next_change[z].tolist(),
+            price_sum[z].tolist(),
+            run_start[z].tolist(),
+            ones_before[z].tolist(),
+            rises_before[z].tolist(),
+            falls_before[z].tolist(),
+        )
+        for z in range(len(zones))
+    )
     return PreparedZones(
         label,
         tuple(chosen.zones),
@@ -92,9 +123,10 @@ def prepare(traces: TraceSet, zones: list[str], label: str) -> PreparedZones:
         price_sum,
         runs,
         run_start,
-        np.concatenate([zero, np.cumsum(flags, axis=1)], axis=1),
-        np.concatenate([zero, np.cumsum(rises, axis=1)], axis=1),
-        np.concatenate([zero, np.cumsum(falls, axis=1)], axis=1),
+        ones_before,
+        rises_before,
+        falls_before,
+        lists,
     )
 
 
@@ -108,19 +140,16 @@ def zone_market(
     """
     market = zones.market
     dt = market.tick_hours
-    start = int(zones.run_start[index, row])
+    z = zones.lists[index]
+    start = z.run_start[row]
     settled_end = max(start, first_row)
     count = settled_end - first_row
     if count > 0:
-        ones = int(zones.ones_before[index, settled_end] - zones.ones_before[index, first_row])
-        first_up = bool(market.available[index, first_row])
+        ones = z.ones_before[settled_end] - z.ones_before[first_row]
+        first_up = z.available[first_row]
         # Runs that begin inside the window, plus the one already running at its start.
-        ups = int(zones.rises_before[index, settled_end] - zones.rises_before[index, first_row + 1])
-        downs = int(
-            zones.falls_before[index, settled_end] - zones.falls_before[index, first_row + 1]
-        )
-        ups += int(first_up)
-        downs += int(not first_up)
+        ups = z.rises_before[settled_end] - z.rises_before[first_row + 1] + int(first_up)
+        downs = z.falls_before[settled_end] - z.falls_before[first_row + 1] + int(not first_up)
         settled = AvailabilityStats(
             fraction=ones / count,
             mean_up_hours=ones * dt / ups if ups else 0.0,
@@ -132,8 +161,8 @@ def zone_market(
     return ZoneMarket(
         zones.names[index],
         region,
-        bool(market.available[index, row]),
-        float(market.spot_price[index, row]),
+        z.available[row],
+        z.spot_price[row],
         market.available[index, first_row : row + 1],
         dt,
         settled=settled,
@@ -178,7 +207,7 @@ def simulate(
     names = zones.names
     zone_regions = [zones.regions[r] for r in market.zone_region]
     od_price = dict(zip(zones.regions, market.on_demand_price, strict=True))
-    available = market.available
+    lists = zones.lists
     history_ticks = int(HISTORY_HOURS / dt)
     k = job.changeover_ticks
     work = job.job_ticks
@@ -200,7 +229,7 @@ def simulate(
             result.finish_hours = _finish_time(t, current, overhead, work - done, k) * dt
             result.missed_deadline = True
             break
-        if current.is_spot and not available[current_index, row]:
+        if current.is_spot and not lists[current_index].available[row]:
             current, current_index, overhead = IDLE, -1, 0
             result.preemptions += 1
         state = PolicyState(
@@ -224,7 +253,7 @@ def simulate(
         if target != current:
             if target.is_spot:
                 index = names.index(str(target.zone)) if target.zone in names else -1
-                if index < 0 or not available[index, row]:
+                if index < 0 or not lists[index].available[row]:
                     target, index = IDLE, -1  # a launch into no capacity fails at once
             else:
                 index = -1
@@ -246,16 +275,15 @@ def simulate(
         if not every_tick:
             if decision.recheck_after_hours is not None:
                 step = min(step, max(1, math.floor(decision.recheck_after_hours / dt + 1e-9)))
-            step = min(step, int(zones.next_change[:, row].min()) - row)
+            step = min(step, min(z.next_change[row] for z in lists) - row)
         else:
             step = 1
         if not current.is_idle:
             step = min(step, overhead + work - done)
         step = max(1, min(step, market.rows - row))
         if current.is_spot:
-            cost = float(
-                zones.price_sum[current_index, row + step] - zones.price_sum[current_index, row]
-            )
+            sums = lists[current_index].price_sum
+            cost = sums[row + step] - sums[row]
             result.spot_cost += cost
             result.spot_hours += step * dt
         elif current.is_on_demand:
