@@ -218,6 +218,9 @@ class Accountant:
         """May `caller` submit `spec` now? Raises PermissionDeniedError (not a project member),
         BudgetExceededError (policy "refuse", or a job that can never fit); else allows or
         returns a hold with reason "budget"."""
+        if spec.project is None and not credit_store.has_user_limits(self.store.conn):
+            # no project budget and no per-user limit can apply: nothing to add up
+            return HoldDecision.allow()
         standing = self._standing()
         project = self._project_for(standing, spec.project, caller.uid, caller.is_admin)
         return self._decide(

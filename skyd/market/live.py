@@ -51,6 +51,7 @@ class LiveMarket:
         self.preemptions_per_hour: dict[str, float] = {}
         # spot markets (Candidate keys, `<offer key>/spot`) known to have no capacity now
         self.unavailable: set[str] = set()
+        self.version = 0  # bumped on every change: cached placements older than it are stale
 
     def provider_for(self, cloud: str) -> str | None:
         """The enabled provider that launches offerings of `cloud`, if any."""
@@ -73,6 +74,8 @@ class LiveMarket:
             offer = self.catalog.offer_by_key(offer_key)
             old = offer.spot_price_micros if offer else None
         self.spot_prices[offer_key] = micros
+        if old != micros:
+            self.version += 1
         if old is None or old == 0 or abs(micros - old) / old >= SIGNIFICANT_PRICE_CHANGE:
             return MarketChange(offer_key, "spot_price", _dollars(old), _dollars(micros))
         return None
@@ -85,12 +88,15 @@ class LiveMarket:
         else:
             self.unavailable.add(market_key)
         if was != available:
+            self.version += 1
             return MarketChange(offer_key, "availability", float(was), float(available))
         return None
 
     def set_preemption_rate(self, scope: str, per_hour: float) -> MarketChange | None:
         old = self.preemptions_per_hour.get(scope)
         self.preemptions_per_hour[scope] = per_hour
+        if old != per_hour:
+            self.version += 1
         if old is None or abs(per_hour - old) > 0.01:
             return MarketChange(scope, "availability", old, per_hour)
         return None

@@ -26,6 +26,7 @@ class PlacementContext:
     full_providers: frozenset[str] = frozenset()
     signals: MarketSignals | None = None
     assume_all_providers: bool = False  # as if every cloud's provider were enabled
+    market_version: int = 0  # LiveMarket.version when captured (for caching decisions)
     every_cloud: bool = False  # explain: list candidates of disabled clouds too
 
 

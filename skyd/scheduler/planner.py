@@ -23,12 +23,14 @@ from skyd.events import EventBus
 from skyd.model import TERMINAL_STATES, JobState
 from skyd.optimizer import (
     AssignmentJob,
+    AssignmentOption,
     AssignmentPlan,
     AssignmentProblem,
     CreditPool,
     ProjectBudget,
     Quota,
     SolverLimits,
+    greedy_assignment,
     options_from_decision,
     solve_assignment,
 )
@@ -43,7 +45,8 @@ log = logging.getLogger("skyd.planner")
 
 _TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
 REPLAN_KINDS = frozenset({"submitted", "market", "launch_failed", "preempted", "quota", "credit"})
-HYSTERESIS = 0.05  # a waiting job moves only for a saving above 5 %
+HYSTERESIS = 0.05
+MIN_SOLVE_INTERVAL_SECONDS = 1.0  # a waiting job moves only for a saving above 5 %
 MAX_PLANNED_JOBS = 2000
 DEBOUNCE_SECONDS = 0.5
 
@@ -84,6 +87,11 @@ class Planner:
         self._limits = SolverLimits(time_limit_seconds=time_limit_seconds)
         self._wake = asyncio.Event()
         self.unplaced_reason: dict[int, str] = {}
+        # job → (conditions it was decided under, its options, feasible option costs)
+        self._decided: dict[
+            int, tuple[tuple[object, ...], tuple[AssignmentOption, ...], dict[str, int]]
+        ] = {}
+        self._last_solve = -MIN_SOLVE_INTERVAL_SECONDS
         self.last_plan: AssignmentPlan | None = None
         self.solves = 0
 
@@ -97,7 +105,12 @@ class Planner:
                 while True:
                     await self._wake.wait()
                     await self.clock.sleep(DEBOUNCE_SECONDS)
+                    # under a steady stream of triggers, solve at most this often
+                    wait = self._last_solve + MIN_SOLVE_INTERVAL_SECONDS - self.clock.now()
+                    if wait > 0:
+                        await self.clock.sleep(wait)
                     self._wake.clear()
+                    self._last_solve = self.clock.now()
                     try:
                         await self.replan_once()
                     except Exception:
@@ -138,31 +151,47 @@ class Planner:
         """Pure work off the loop: each job's options, then one global assignment."""
         assignment_jobs = []
         feasible: dict[int, dict[str, int]] = {}  # job → option key → expected cost now
+        context = inputs.context
+        conditions = (context.market_version, context.blocked, context.full_providers)
         for job in inputs.jobs:
-            spec = TaskSpec.from_json(job.spec_json)
-            if policy_driven(spec, job):
-                continue  # the spot policy decides when and where these run
-            outcome = self._decide(spec, job.deadline, inputs.context)
             keep = job.placement.get("key") if job.placement else None
-            options = options_from_decision(outcome.decision, keep_key=keep)
-            feasible[job.id] = {
-                view.candidate.key: view.expected_cost_micros for view in outcome.decision.feasible
-            }
+            cached = self._decided.get(job.id)
+            if cached is not None and cached[0] == (*conditions, keep):
+                options, costs = cached[1], cached[2]
+            else:
+                spec = TaskSpec.from_json(job.spec_json)
+                if policy_driven(spec, job):
+                    continue  # the spot policy decides when and where these run
+                outcome = self._decide(spec, job.deadline, context)
+                options = options_from_decision(outcome.decision, keep_key=keep)
+                costs = {
+                    view.candidate.key: view.expected_cost_micros
+                    for view in outcome.decision.feasible
+                }
+                self._decided[job.id] = ((*conditions, keep), options, costs)
+            feasible[job.id] = costs
             assignment_jobs.append(
                 AssignmentJob(
                     job_id=job.id,
                     options=options,
                     project=job.project or "",
                     priority=job.priority,
-                    num_nodes=spec.num_nodes,
+                    num_nodes=max(1, _nodes(job)),
                 )
             )
+        live = {job.id for job in inputs.jobs}
+        for job_id in [j for j in self._decided if j not in live]:
+            del self._decided[job_id]  # started, ended or cancelled
         problem = AssignmentProblem(
             jobs=assignment_jobs,
             quotas=inputs.quotas,
             pools=inputs.pools,
             budgets=inputs.budgets,
         )
+        if not (problem.quotas or problem.pools or problem.budgets):
+            # nothing couples the jobs: each one's best option is the global optimum, which
+            # the greedy pass computes exactly (no model to build, no solver time)
+            return greedy_assignment(problem), feasible
         return solve_assignment(problem, self._limits), feasible
 
     def _apply(
@@ -217,6 +246,13 @@ class Planner:
                 data={"blockers": [b.kind for b in unplaced.blockers]},
             )
             self.bus.publish(event)
+
+
+def _nodes(job: JobRecord) -> int:
+    try:
+        return int(json.loads(job.spec_json).get("num_nodes", 1))
+    except (ValueError, AttributeError):
+        return 1
 
 
 def policy_driven(spec: TaskSpec, job: JobRecord) -> bool:

@@ -80,6 +80,7 @@ _WAITING = (JobState.RECOVERING, JobState.PENDING)
 PLACEMENT_BATCH = 64  # waiting jobs considered per pass
 WAKE_DEBOUNCE_SECONDS = 0.01
 BUDGET_CHECK_SECONDS = 30.0
+FEASIBILITY_CACHE_SIZE = 512
 
 # How long a failed scope (zone, region, cloud) is skipped before it is tried again.
 BLOCK_SECONDS = {CapacityError: 600.0, QuotaError: 3600.0, AuthError: 3600.0}
@@ -142,6 +143,7 @@ class JobScheduler:
         self.ssh_runner: SshRunner | None = None
         self.accountant: Accountant | None = None
         self._next_budget_check = 0.0
+        self._feasible_cache: dict[tuple[object, ...], PlacementOutcome] = {}
         self.daemon_id = daemon_identity(settings.state_dir)
         self.last_reconcile: ReconcileReport | None = None
         self._locks: dict[int, asyncio.Lock] = {}
@@ -166,8 +168,9 @@ class JobScheduler:
                 "give a future time or a duration like 36h",
                 "deadline",
             )
-        # feasible at all, ignoring what is busy or blocked right now?
-        outcome = self.placer.decide(spec)
+        # feasible at all, ignoring what is busy or blocked right now? (a sweep submits the
+        # same resources many times: the answer is kept until the market changes)
+        outcome = self._feasibility(spec)
         if outcome.decision.chosen is None:
             # the failure path may be slow: look at every cloud to say where it is offered
             outcome = self.placer.decide(spec, context=PlacementContext(every_cloud=True))
@@ -207,6 +210,22 @@ class JobScheduler:
         if hold:
             self._note_waiting(job, f"held for budget: {hold}")
         return job
+
+    def _feasibility(self, spec: TaskSpec) -> PlacementOutcome:
+        key = (
+            spec.resources.model_dump_json(),
+            spec.num_nodes,
+            spec.objective,
+            tuple(sorted(spec.estimated_runtime.items())),
+            self.market.version,
+        )
+        cached = self._feasible_cache.get(key)
+        if cached is None:
+            cached = self.placer.decide(spec)
+            if len(self._feasible_cache) >= FEASIBILITY_CACHE_SIZE:
+                self._feasible_cache.clear()
+            self._feasible_cache[key] = cached
+        return cached
 
     async def cancel(self, job_id: int, caller: Caller) -> JobRecord:
         job = job_store.get_job(self.store, job_id)
@@ -397,6 +416,7 @@ class JobScheduler:
             blocked=self._active_blocks() | frozenset(self.market.unavailable),
             full_providers=frozenset(p for p in self.providers if self._is_full(p)),
             signals=self.market.signals(),
+            market_version=self.market.version,
         )
 
     def decide(

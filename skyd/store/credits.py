@@ -200,6 +200,10 @@ def get_user_limit(conn: sqlite3.Connection, uid: int) -> UserLimit | None:
     return None if row is None else UserLimit(row[0], row[1], row[2])
 
 
+def has_user_limits(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM user_limits LIMIT 1").fetchone() is not None
+
+
 def list_user_limits(conn: sqlite3.Connection) -> list[UserLimit]:
     rows = conn.execute(
         "SELECT uid, max_gpus, max_hourly_micros FROM user_limits ORDER BY uid"
