@@ -10,6 +10,7 @@ Errors (the whole tree):
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -22,6 +23,7 @@ QueryValue = str | int | float | bool | None
 # A heartbeat line comes every 15 s; a stream silent for much longer is a dead daemon.
 STREAM_SILENCE_SECONDS = 45.0
 REQUEST_SECONDS = 30.0
+CLOSE_GRACE_SECONDS = 0.05
 
 
 class ApiError(Exception):
@@ -68,6 +70,9 @@ class DaemonApi:
         if self._session is not None:
             await self._session.close()
             self._session = None
+            # aiohttp closes the sockets over the next few turns of the loop; a loop that ends
+            # at once leaves them open, and a daemon serving them then waits on its shutdown
+            await asyncio.sleep(CLOSE_GRACE_SECONDS)
 
     async def request(
         self,
