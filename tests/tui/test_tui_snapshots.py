@@ -77,6 +77,12 @@ async def job_detail(pilot: Pilot[Any]) -> None:
     await settle(pilot, lambda: len(log.lines) >= 2 and timeline.row_count == 3)
 
 
+async def jobs_on_a_light_terminal(pilot: Pilot[Any]) -> None:
+    pilot.app.theme = "textual-light"
+    await jobs_listed(pilot)
+    await pilot.pause()
+
+
 async def cancel_dialog(pilot: Pilot[Any]) -> None:
     await jobs_listed(pilot)
     await pilot.press("c")
@@ -87,6 +93,7 @@ async def cancel_dialog(pilot: Pilot[Any]) -> None:
     "steps",
     [
         pytest.param(jobs_listed, id="jobs"),
+        pytest.param(jobs_on_a_light_terminal, id="jobs-light"),
         pytest.param(job_detail, id="job-detail"),
         pytest.param(cancel_dialog, id="cancel-dialog"),
         pytest.param(on_tab("2", "#clusters-pane"), id="clusters"),
