@@ -15,6 +15,9 @@ from skyd.market.traces import TraceSet, load_trace_set
 from skyd.policy import POLICIES
 from skyd.policy.optimum import optimal_costs
 
+# Policies that, given a single zone, decide exactly as another one does.
+SINGLE_ZONE_TWINS = {"uniform_progress_multi": "uniform_progress"}
+
 
 @dataclass(frozen=True, slots=True)
 class SweepConfig:
@@ -100,7 +103,14 @@ def simulate_all(
     on_demand_price = min(prepared.market.on_demand_price)
     on_demand_cost = (ticks.job + ticks.changeover) * dt * on_demand_price
     rows: list[dict[str, object]] = []
+    by_policy: dict[str, list[dict[str, object]]] = {}
     for name in config.policies:
+        same_as = SINGLE_ZONE_TWINS.get(name)
+        if len(prepared.names) == 1 and same_as in by_policy:
+            # On one zone the multi-zone variant is the same algorithm: same rows.
+            rows += [{**row, "policy": name} for row in by_policy[same_as]]
+            continue
+        start_of_policy = len(rows)
         policy = POLICIES[name]
         for fi, fraction in enumerate(config.job_fractions):
             for si, start in enumerate(starts):
@@ -139,6 +149,7 @@ def simulate_all(
                     value = details[key]
                     row[key] = round(value, 4) if isinstance(value, float) else value
                 rows.append(row)
+        by_policy[name] = rows[start_of_policy:]
     return rows
 
 

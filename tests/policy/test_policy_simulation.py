@@ -151,3 +151,14 @@ def test_prefix_sum_statistics_equal_the_history_computation() -> None:
         assert got.mean_down_hours == pytest.approx(expected.mean_down_hours)
         assert got.observed_hours == pytest.approx(expected.observed_hours)
         assert fast.run_hours() == pytest.approx(slow.run_hours())
+
+
+def test_multi_zone_uniform_progress_on_one_zone_is_uniform_progress() -> None:
+    # bench.spot relies on this to reuse uniform_progress rows on single-zone runs.
+    rng = np.random.default_rng(11)
+    prepared = make_zones(flapping(rng, 1, 500, 4))
+    for start in (0, 100, 250):
+        job = Job(start, 90, 110, 2)
+        single = simulate(POLICIES["uniform_progress"], prepared, job)
+        multi = simulate(POLICIES["uniform_progress_multi"], prepared, job)
+        assert single == multi
