@@ -24,6 +24,8 @@ QueryValue = str | int | float | bool | None
 STREAM_SILENCE_SECONDS = 45.0
 REQUEST_SECONDS = 30.0
 CLOSE_GRACE_SECONDS = 0.05
+# A lab's whole history can be large; "all jobs" shows the newest this many.
+MOST_JOBS = 50_000
 
 
 class ApiError(Exception):
@@ -114,12 +116,12 @@ class DaemonApi:
         return result
 
     async def list_jobs(
-        self, *, include_finished: bool = False, limit: int = 1000
+        self, *, include_finished: bool = False, limit: int = 1000, most: int = MOST_JOBS
     ) -> list[JsonObject]:
-        """Every listed job, following the cursor across pages (newest first)."""
+        """The listed jobs, newest first, following the cursor across pages up to `most`."""
         jobs: list[JsonObject] = []
         cursor: int | None = None
-        while True:
+        while len(jobs) < most:
             page = await self.request(
                 "GET",
                 "/v1/jobs",
@@ -128,7 +130,8 @@ class DaemonApi:
             jobs.extend(page.get("jobs", []))
             cursor = page.get("next_cursor")
             if cursor is None:
-                return jobs
+                break
+        return jobs[:most]
 
     async def job(self, job_id: int) -> JsonObject:
         result: JsonObject = await self.request("GET", f"/v1/jobs/{job_id}")

@@ -207,7 +207,7 @@ _STATE_ORDER = {
 
 
 def sort_key(column: str, now: float) -> SortKey:
-    """How rows order by a column; missing values always sort last."""
+    """How rows order by a column; missing values sort last (first when reversed)."""
     far = float("inf")
     keys: dict[str, SortKey] = {
         "id": lambda j: -int(j.get("id", 0)),

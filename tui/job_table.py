@@ -22,16 +22,28 @@ from tui.job_rows import Column
 CellsOf = Callable[[int], dict[str, Text]]
 
 
-def header_text(columns: Iterable[Column]) -> Text:
+def header_text(columns: Iterable[Column], sorted_by: str | None = None, arrow: str = "") -> Text:
+    """The column labels, the sorted one marked with `arrow` (and underlined)."""
     line = Text(no_wrap=True, end="")
     for column in columns:
-        label = Text(column.label)
+        marked = column.key == sorted_by
+        label = Text(column.label + (arrow if marked else ""), style="underline" if marked else "")
         if column.right:
             label.align("right", column.width)
         else:
             label.truncate(column.width, overflow="ellipsis", pad=True)
         line.append_text(label)
     return line
+
+
+def column_at(columns: Iterable[Column], x: int) -> str | None:
+    """The key of the column drawn at cell `x` of a row."""
+    left = 0
+    for column in columns:
+        if left <= x < left + column.width:
+            return column.key
+        left += column.width
+    return None
 
 
 class JobTable(ScrollView, can_focus=True):

@@ -9,12 +9,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.events import Click
+from textual.message import Message
 from textual.widgets import Input, Label, Static
 
 from skyd.clock import Clock
 from tui import job_rows
 from tui.job_rows import COLUMNS, JobFilter
-from tui.job_table import JobTable, header_text
+from tui.job_table import JobTable, column_at, header_text
 from tui.requests import CancelJob, IncludeFinishedToggled, OpenJob
 
 JsonObject = dict[str, Any]
@@ -32,6 +34,20 @@ def resolve_colours(variables: dict[str, str]) -> dict[str, str]:
         for name in wanted
         if (value := variables.get(name, ""))
     }
+
+
+class JobsHeader(Static):
+    """The column labels; a click on one sorts by it (again: the other way round)."""
+
+    class SortBy(Message):
+        def __init__(self, column: str) -> None:
+            super().__init__()
+            self.column = column
+
+    def on_click(self, event: Click) -> None:
+        column = column_at(COLUMNS, event.x)
+        if column is not None:
+            self.post_message(self.SortBy(column))
 
 
 class JobsPane(Vertical):
@@ -59,7 +75,7 @@ class JobsPane(Vertical):
         with Horizontal(id="jobs-toolbar"):
             yield Input(placeholder="/ filter: words, state:running owner:ana…", id="job-filter")
             yield Label("", id="jobs-sort")
-        yield Static(header_text(COLUMNS), id="jobs-header")
+        yield JobsHeader(header_text(COLUMNS), id="jobs-header")
         yield JobTable(COLUMNS, self._cells_of, id="jobs-table")
 
     @property
@@ -183,6 +199,9 @@ class JobsPane(Vertical):
     def _show_toolbar(self) -> None:
         arrow = "↑" if self.sort_reverse else "↓"
         label = next(c.label for c in COLUMNS if c.key == self.sort_column)
+        self.query_one("#jobs-header", JobsHeader).update(
+            header_text(COLUMNS, self.sort_column, arrow)
+        )
         shown = self.table.row_count
         self.query_one("#jobs-sort", Label).update(
             f"{shown}/{len(self.jobs)} jobs · sort: {label.strip()} {arrow}"
@@ -196,6 +215,13 @@ class JobsPane(Vertical):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.table.focus()
+
+    def on_jobs_header_sort_by(self, event: JobsHeader.SortBy) -> None:
+        if event.column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = event.column, False
+        self.rebuild()
 
     def on_job_table_chosen(self, event: JobTable.Chosen) -> None:
         event.stop()

@@ -37,6 +37,8 @@ async def test_jobs_are_listed_across_pages_and_logs_stream_to_the_end(
     try:
         listed = await api.list_jobs(include_finished=True, limit=2)  # two pages
         assert sorted(int(j["id"]) for j in listed) == ids
+        newest = await api.list_jobs(include_finished=True, limit=2, most=2)
+        assert [int(j["id"]) for j in newest] == [ids[2], ids[1]]
         for i, job_id in enumerate(ids):
             # each stream follows its job until the job ends, then closes
             text = "".join([chunk async for chunk in api.log_chunks(job_id)])

@@ -12,6 +12,7 @@ from tui.clusters_pane import cluster_rows
 from tui.confirm import ConfirmScreen
 from tui.endpoint_table import EndpointTable
 from tui.fake_daemon import FakeDaemonThread
+from tui.job_rows import COLUMNS
 from tui.market_pane import history_summary
 from tui.market_rows import availability_change, merge_offers
 from tui.spend_pane import costs_caption, credits_caption
@@ -45,6 +46,23 @@ async def test_typing_a_filter_narrows_the_rows_and_s_changes_the_order(
         ]
         await pilot.press("r")
         assert table.order[0] == 1
+
+
+async def test_clicking_a_column_label_sorts_by_it_and_again_reverses(
+    fake_daemon: FakeDaemonThread,
+) -> None:
+    app = SkydDashboard(fake_daemon.socket_path, clock=VirtualClock(NOW))
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.jobs_pane.table
+        await settle(pilot, lambda: table.row_count == 3)
+        slack_x = sum(c.width for c in COLUMNS[:-1]) + 3
+        await pilot.click("#jobs-header", offset=(slack_x, 0))
+        assert app.jobs_pane.sort_column == "slack"
+        assert table.order == [3, 1, 2]  # the late one first, no deadline last
+        await pilot.click("#jobs-header", offset=(slack_x, 0))
+        assert app.jobs_pane.sort_reverse and table.order == [2, 1, 3]
+        header = str(app.main_screen.query_one("#jobs-header").render())
+        assert "slack↑" in header
 
 
 async def test_stopping_a_cluster_asks_first_and_then_tells_the_daemon(
