@@ -11,9 +11,10 @@ Errors (the whole tree):
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 
@@ -166,8 +167,9 @@ class DaemonApi:
             raise DaemonUnavailableError(self.socket_path, _reason(exc)) from exc
         raise DaemonUnavailableError(self.socket_path, "the daemon closed the event stream")
 
-    async def log_chunks(self, job_id: int, *, offset: int = 0) -> AsyncIterator[str]:
-        """The job's log from `offset`, followed until the job ends and the log is drained."""
+    async def log_chunks(self, job_id: int, *, offset: int = 0) -> AsyncIterator[LogChunk]:
+        """The job's log from byte `offset`, followed until the job ends and the log is drained.
+        Each chunk says where to resume should the stream break."""
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         decoder = _Utf8Stream()
         try:
@@ -179,24 +181,35 @@ class DaemonApi:
                 if response.status >= 400:
                     raw = await response.read()
                     raise _api_error(response.status, _loads(raw), raw, False)
+                consumed = offset
                 async for chunk in response.content.iter_any():
+                    consumed += len(chunk)
                     text = decoder.feed(chunk)
                     if text:
-                        yield text
+                        yield LogChunk(text, consumed - decoder.pending)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise DaemonUnavailableError(self.socket_path, _reason(exc)) from exc
+
+
+class LogChunk(NamedTuple):
+    text: str
+    # the byte offset just after the text: where to resume (a split character is not in text)
+    offset: int
 
 
 class _Utf8Stream:
     """Decodes UTF-8 across chunk boundaries (a character may be split between two chunks)."""
 
     def __init__(self) -> None:
-        import codecs
-
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def feed(self, chunk: bytes) -> str:
         return self._decoder.decode(chunk)
+
+    @property
+    def pending(self) -> int:
+        """Bytes held back: the start of a character whose rest is in the next chunk."""
+        return len(self._decoder.getstate()[0])
 
 
 def _query(query: Mapping[str, QueryValue] | None) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -21,6 +22,7 @@ from tui.requests import CancelJob
 JsonObject = dict[str, Any]
 
 LOG_LINES_KEPT = 5_000
+LOG_RETRY_SECONDS = 1.0
 # Wider than the screen: long reasons scroll sideways rather than being cut to a few letters.
 REASON_WIDTH = 120
 
@@ -88,14 +90,29 @@ class JobDetailScreen(Screen[None]):
 
     @work(group="job-log")
     async def follow_log(self) -> None:
+        """Tail the log until the job ends; across a daemon restart, go on where it broke."""
         log = self.query_one("#job-log", Log)
-        try:
-            async for text in self.api.log_chunks(self.job_id):
-                log.write(text)
-        except ApiError as exc:
-            log.write_line(f"[log unavailable: {exc.message}]")
-        except DaemonUnavailableError as exc:
-            log.write_line(f"[log stream broke: {exc.reason}]")
+        offset = 0
+        while True:
+            try:
+                async for chunk in self.api.log_chunks(self.job_id, offset=offset):
+                    log.write(chunk.text)
+                    offset = chunk.offset
+                return
+            except ApiError as exc:
+                log.write_line(f"[log unavailable: {exc.message}]")
+                return
+            except DaemonUnavailableError as exc:
+                log.write_line(f"[log stream broke: {exc.reason}; resuming when skyd is back]")
+            await self._daemon_back()
+
+    async def _daemon_back(self) -> None:
+        while True:
+            try:
+                await self.api.health()
+                return
+            except (ApiError, DaemonUnavailableError):
+                await asyncio.sleep(LOG_RETRY_SECONDS)  # wall time: waiting on a real daemon
 
     def show_job(self, job: JsonObject) -> None:
         self.job = job

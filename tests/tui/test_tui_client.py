@@ -9,7 +9,13 @@ import pytest
 
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread
-from tui.client import ApiError, DaemonApi, DaemonUnavailableError, EndpointMissingError
+from tui.client import (
+    ApiError,
+    DaemonApi,
+    DaemonUnavailableError,
+    EndpointMissingError,
+    _Utf8Stream,
+)
 
 
 async def test_a_route_the_daemon_lacks_is_endpoint_missing_but_an_unknown_job_is_not(
@@ -41,8 +47,13 @@ async def test_jobs_are_listed_across_pages_and_logs_stream_to_the_end(
         assert [int(j["id"]) for j in newest] == [ids[2], ids[1]]
         for i, job_id in enumerate(ids):
             # each stream follows its job until the job ends, then closes
-            text = "".join([chunk async for chunk in api.log_chunks(job_id)])
+            chunks = [chunk async for chunk in api.log_chunks(job_id)]
+            text = "".join(c.text for c in chunks)
             assert f"n{i}" in text
+            assert chunks[-1].offset == len(text.encode())
+            # resuming at an offset gives the rest only
+            rest = [c async for c in api.log_chunks(job_id, offset=chunks[-1].offset - 3)]
+            assert "".join(c.text for c in rest) == text[-3:]
     finally:
         await api.aclose()
 
@@ -58,3 +69,11 @@ async def test_no_daemon_is_daemon_unavailable_with_the_reason(tmp_path: Path) -
                 pass
     finally:
         await api.aclose()
+
+
+def test_a_character_split_across_chunks_is_held_back_until_complete() -> None:
+    stream = _Utf8Stream()
+    assert stream.feed(b"a\xc3") == "a"
+    assert stream.pending == 1  # a resume must start at that character's first byte
+    assert stream.feed(b"\xa9b") == "éb"
+    assert stream.pending == 0
