@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections import deque
+from typing import Any, ClassVar
 
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.widgets import RichLog
 
 from tui.display import clock_time
@@ -31,10 +33,32 @@ def event_line(event: JsonObject, now: float) -> Text:
 
 
 class EventsPane(RichLog):
+    """Keeps the last events itself, so that hiding or showing the market's price and
+    availability changes (many, and rarely what one is looking for) redraws the log."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("m", "toggle_market", "Market changes on/off"),
+    ]
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, max_lines=LINES_KEPT, wrap=False, auto_scroll=True, markup=False)
         self.received = 0
+        self.show_market = True
+        self._kept: deque[tuple[JsonObject, float]] = deque(maxlen=LINES_KEPT)
+
+    def shows(self, event: JsonObject) -> bool:
+        return self.show_market or event.get("kind") != "market"
 
     def add(self, event: JsonObject, now: float) -> None:
         self.received += 1
-        self.write(event_line(event, now))
+        self._kept.append((event, now))
+        if self.shows(event):
+            self.write(event_line(event, now))
+
+    def action_toggle_market(self) -> None:
+        self.show_market = not self.show_market
+        self.clear()
+        for event, now in self._kept:
+            if self.shows(event):
+                self.write(event_line(event, now))
+        self.notify("market changes shown" if self.show_market else "market changes hidden")

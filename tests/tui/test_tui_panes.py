@@ -11,6 +11,7 @@ from tui.app import SkydDashboard
 from tui.clusters_pane import cluster_rows
 from tui.confirm import ConfirmScreen
 from tui.endpoint_table import EndpointTable
+from tui.events_pane import EventsPane
 from tui.fake_daemon import FakeDaemonThread
 from tui.job_rows import COLUMNS
 from tui.market_pane import history_summary
@@ -183,3 +184,27 @@ def test_captions_and_history_lines() -> None:
     assert series == [2.0, 1.0]
     assert line == "$1.00–$2.00, now $1.00 (2 prices) · NOT available · k"
     assert history_summary("k", {"history": []}) == ([], "no recorded prices yet for k")
+
+
+async def test_market_changes_can_be_hidden_from_the_event_log(
+    fake_daemon: FakeDaemonThread,
+) -> None:
+    app = SkydDashboard(fake_daemon.socket_path, clock=VirtualClock(NOW))
+    async with app.run_test(size=(80, 24)) as pilot:
+        events = app.main_screen.query_one("#events-pane", EventsPane)
+        await settle(pilot, lambda: events.received == 6)
+        fake_daemon.call(
+            fake_daemon.fake.publish,
+            None,
+            "market",
+            at=T0 + 3000,
+            reason="spot_price of gcp/x changed from 1.0 to 1.2",
+        )
+        await settle(pilot, lambda: events.received == 7)
+        await pilot.press("5")
+        await settle(pilot, lambda: len(events.lines) == 7)
+        await pilot.press("m")
+        assert len(events.lines) == 6
+        assert not any("spot_price" in line.text for line in events.lines)
+        await pilot.press("m")
+        assert len(events.lines) == 7
