@@ -36,12 +36,10 @@ class Column:
     label: str
     width: int
     right: bool = False
-    # Columns whose text moves with the clock are redrawn each second for the rows in view.
-    ticks: bool = False
 
 
-# Widths include the one-space gap each cell starts with (the table has no cell padding):
-# together they fit an 80-column terminal beside the scrollbar.
+# Widths include the one-space gap each cell starts with: together they fit an 80-column
+# terminal beside the scrollbar.
 COLUMNS: tuple[Column, ...] = (
     Column("id", "id", 6, right=True),
     Column("name", " name", 10),
@@ -49,12 +47,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("state", " state", 13),
     Column("placement", " placement", 13),
     Column("market", " mkt", 5),
-    Column("runtime", "runtime", 7, right=True, ticks=True),
-    Column("cost", "cost", 8, right=True, ticks=True),
-    Column("slack", "slack", 8, right=True, ticks=True),
+    Column("runtime", "runtime", 7, right=True),
+    Column("cost", "cost", 8, right=True),
+    Column("slack", "slack", 8, right=True),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
-TICKING_KEYS = tuple(c.key for c in COLUMNS if c.ticks)
 
 
 def runtime_seconds(job: Mapping[str, Any], now: float) -> float | None:
@@ -135,6 +132,7 @@ def _cell(value: str, *, style: str = "", right: bool = False) -> Text:
 
 
 def needs_ticking(job: Mapping[str, Any]) -> bool:
+    """Whether the row's runtime, cost or slack moves with the clock (redrawn each second)."""
     return job.get("state") not in TERMINAL and (
         job.get("started_at") is not None or job.get("deadline") is not None
     )

@@ -18,7 +18,6 @@ RETRY_SECONDS = (0.25, 0.5, 1.0, 2.0, 5.0)
 @dataclass(frozen=True)
 class Connected:
     version: str
-    jobs: int
     reconnected: bool
 
 
@@ -62,7 +61,7 @@ class LiveFeed:
                 jobs = await self.api.list_jobs(include_finished=self.include_finished)
                 self.listener.jobs_loaded(jobs, fetched_at)
                 self.listener.connection_changed(
-                    Connected(str(health.get("version", "?")), len(jobs), ever_connected)
+                    Connected(str(health.get("version", "?")), ever_connected)
                 )
                 ever_connected = True
                 attempt = 0
