@@ -105,7 +105,10 @@ def plot(summary: Sequence[dict[str, object]], path: Path) -> None:
     axes[1].set_title("gap to omniscient optimum (%)")
     axes[1].set_xlabel("job fraction")
     names = list(misses)
-    axes[2].bar(names, [misses[n] for n in names], color="tab:red")
+    counts = [misses[n] for n in names]
+    bars = axes[2].bar(names, counts, color="tab:red")
+    axes[2].bar_label(bars, labels=[str(c) for c in counts])
+    axes[2].set_ylim(0, max([1, *counts]) * 1.2)
     axes[2].set_title("deadline misses (all runs)")
     axes[2].tick_params(axis="x", rotation=30)
     axes[0].legend(fontsize="small")
