@@ -59,7 +59,8 @@ def start_rows(rows: int, horizon: int, count: int, seed: int, label: str) -> li
     """`count` distinct-as-possible start rows, the same for every policy, fraction and d."""
     if rows <= horizon:
         raise ValueError(
-            f"{label}: the trace has {rows} rows, too few for a {horizon}-tick deadline"
+            f"{label}: the trace has {rows} ticks, too few for a {horizon}-tick deadline; "
+            "use a smaller --job-hours or larger --job-fraction values"
         )
     # The label is folded into the seed so each zone set gets its own start points.
     rng = np.random.default_rng([seed, *label.encode()])

@@ -1,0 +1,65 @@
+"""The stable command line of bench.spot, run end to end on the shipped trace set."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from bench.spot.__main__ import main
+from skyd.market import shipped_trace_dir
+
+REQUIRED = {
+    "policy",
+    "traces",
+    "start",
+    "job_fraction",
+    "changeover_hours",
+    "cost",
+    "on_demand_cost",
+    "optimal_cost",
+    "missed_deadline",
+}
+
+
+def run(tmp_path: Path, *extra: str) -> list[dict[str, str]]:
+    code = main(
+        [
+            "--traces", str(shipped_trace_dir()), "--out", str(tmp_path),
+            "--job-hours", "3", "--job-fraction", "0.6,0.9", "--changeover-hours", "0.2",
+            "--starts", "4", "--seed", "5", "--workers", "1", *extra,
+        ]
+    )  # fmt: skip
+    assert code == 0
+    with (tmp_path / "results.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_single_zone_sweep_writes_results_summary_and_plot(tmp_path: Path) -> None:
+    rows = run(tmp_path)
+    assert set(rows[0]) >= REQUIRED
+    # 5 policies x 3 zones x 4 starts x 2 fractions x 1 d
+    assert len(rows) == 5 * 3 * 4 * 2
+    assert {r["traces"].split("/")[-1] for r in rows} == {"us-east-1c", "us-east-2b", "us-west-2a"}
+    assert all(r["missed_deadline"] == "0" for r in rows)
+    assert all(float(r["cost"]) >= float(r["optimal_cost"]) - 1e-6 for r in rows)
+    assert (tmp_path / "summary.csv").stat().st_size > 0
+    assert (tmp_path / "cost.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_same_seed_same_results_and_zone_sets(tmp_path: Path) -> None:
+    first = run(tmp_path / "a", "--zones", "us-east-2b,us-west-2a")
+    again = run(tmp_path / "b", "--zones", "us-east-2b,us-west-2a")
+    assert first == again
+    assert {r["traces"] for r in first} == {"aws-v100-3zone/us-east-2b+us-west-2a"}
+
+
+def test_bad_input_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--traces", str(shipped_trace_dir()), "--out", str(tmp_path),
+                 "--zones", "nowhere-1a"]) == 2  # fmt: skip
+    assert "no zone 'nowhere-1a'" in capsys.readouterr().err
+    assert main(["--traces", str(shipped_trace_dir()), "--out", str(tmp_path)]) == 2
+    assert "use a smaller --job-hours" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--traces", "x", "--out", "y", "--job-fraction", "1.5"])
