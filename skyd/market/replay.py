@@ -105,7 +105,8 @@ class TraceReplay:
         """Yield each zone's new state exactly when its row changes, sleeping on the clock."""
         row = self.current_row()
         while True:
-            upcoming = [r for r in (self._next_change_row(z, row) for z in self._change_rows) if r]
+            found = (self._next_change_row(z, row) for z in self._change_rows)
+            upcoming = [r for r in found if r is not None]
             if not upcoming:
                 return
             row = min(upcoming)
