@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from skyd.clock import Clock
@@ -44,6 +44,7 @@ from skyd.store.records import JobRecord
 log = logging.getLogger("skyd.planner")
 
 _TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
+_WAITING_STATES = frozenset({JobState.PENDING, JobState.RECOVERING})
 REPLAN_KINDS = frozenset({"submitted", "market", "launch_failed", "preempted", "quota", "credit"})
 HYSTERESIS = 0.05
 MIN_SOLVE_INTERVAL_SECONDS = 1.0  # a waiting job moves only for a saving above 5 %
@@ -92,6 +93,9 @@ class Planner:
             int, tuple[tuple[object, ...], tuple[AssignmentOption, ...], dict[str, int]]
         ] = {}
         self._last_solve = -MIN_SOLVE_INTERVAL_SECONDS
+        self._reader: Store | None = None
+        self._full_pass_conditions: tuple[object, ...] | None = None
+        self._newest_planned = 0
         self.last_plan: AssignmentPlan | None = None
         self.solves = 0
 
@@ -129,23 +133,50 @@ class Planner:
                 self._wake.set()
 
     async def replan_once(self) -> AssignmentPlan | None:
-        jobs = job_store.jobs_in_states(
-            self.store, (JobState.RECOVERING, JobState.PENDING), limit=MAX_PLANNED_JOBS
-        )
-        if not jobs:
-            return None
         inputs = PlanInputs(
-            jobs,
+            (),
             tuple(self._quotas()),
             tuple(self._pools()),
             tuple(self._budgets()),
             self._context(),
         )
-        plan, feasible = await asyncio.to_thread(self._solve, inputs)
+        # reading a long queue is work too: it happens in the worker, on its own connection
+        outcome = await asyncio.to_thread(self._read_and_solve, inputs)
+        if outcome is None:
+            return None
+        plan, feasible, jobs = outcome
         self.last_plan = plan
         self.solves += 1
         self._apply(plan, {job.id: job for job in jobs}, feasible)
         return plan
+
+    def _read_and_solve(
+        self, inputs: PlanInputs
+    ) -> tuple[AssignmentPlan, dict[int, dict[str, int]], list[JobRecord]] | None:
+        if self._reader is None:
+            self._reader = self.store.reader() if self.store.path is not None else self.store
+        context = inputs.context
+        conditions = (context.market_version, context.blocked, context.full_providers)
+        coupled = bool(inputs.quotas or inputs.pools or inputs.budgets)
+        # Nothing couples the jobs and nothing changed since the last full pass: the plans
+        # made then still stand, so only jobs submitted since need one.
+        incremental = not coupled and conditions == self._full_pass_conditions
+        jobs = job_store.jobs_in_states(
+            self._reader,
+            (JobState.RECOVERING, JobState.PENDING),
+            limit=MAX_PLANNED_JOBS,
+            after_id=self._newest_planned if incremental else None,
+        )
+        if not incremental:
+            self._full_pass_conditions = conditions
+            live = {job.id for job in jobs}
+            for job_id in [j for j in self._decided if j not in live]:
+                del self._decided[job_id]  # started, ended or cancelled
+        if not jobs:
+            return None
+        self._newest_planned = max(self._newest_planned, max(job.id for job in jobs))
+        plan, feasible = self._solve(replace(inputs, jobs=jobs))
+        return plan, feasible, jobs
 
     def _solve(self, inputs: PlanInputs) -> tuple[AssignmentPlan, dict[int, dict[str, int]]]:
         """Pure work off the loop: each job's options, then one global assignment."""
@@ -179,9 +210,7 @@ class Planner:
                     num_nodes=max(1, _nodes(job)),
                 )
             )
-        live = {job.id for job in inputs.jobs}
-        for job_id in [j for j in self._decided if j not in live]:
-            del self._decided[job_id]  # started, ended or cancelled
+
         problem = AssignmentProblem(
             jobs=assignment_jobs,
             quotas=inputs.quotas,
@@ -216,6 +245,9 @@ class Planner:
                 and new_cost >= old_cost_now * (1 - HYSTERESIS)
             ):
                 continue  # not worth moving: near-equal offerings
+            # the plan was made from a snapshot: leave jobs that have started since alone
+            if job_store.get_job(self.store, job_id).state not in _WAITING_STATES:
+                continue
             placement = _planned_placement(assignment, plan)
             verb = "re-placed" if old else "placed"
             why = placement["why"]

@@ -26,8 +26,11 @@ class Store:
     importing sqlite-utils pulls in pandas when installed (a second of start-up).
     """
 
-    def __init__(self, conn: sqlite3.Connection, lock_fd: int | None) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, lock_fd: int | None, path: Path | None = None
+    ) -> None:
         self.conn = conn
+        self.path = path
         self._lock_fd = lock_fd
         self._db: sqlite_utils.Database | None = None
 
@@ -50,6 +53,18 @@ class Store:
             raise
         else:
             self.conn.execute("COMMIT")
+
+    def reader(self) -> Store:
+        """A second, read-only connection to the same database, for a worker thread: WAL
+        lets it read while the loop's connection writes. Not the writer; no lock."""
+        if self.path is None:
+            raise StoreError("this store has no file to open a reader on")
+        conn = sqlite3.connect(
+            f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, timeout=10.0
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout=10000")
+        return Store(conn, None, self.path)
 
     def applied_migrations(self) -> list[str]:
         rows = self.conn.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()
@@ -142,4 +157,4 @@ def open_store(state_dir: Path, *, lock: bool = True) -> Store:
         if lock_fd is not None:
             os.close(lock_fd)
         raise StoreError(f"cannot open the state store {state_dir / 'skyd.db'}: {exc}") from exc
-    return Store(conn, lock_fd)
+    return Store(conn, lock_fd, state_dir / "skyd.db")

@@ -192,12 +192,19 @@ def list_jobs(
 
 
 def jobs_in_states(
-    store: Store, states: Sequence[JobState], limit: int | None = None
+    store: Store,
+    states: Sequence[JobState],
+    limit: int | None = None,
+    after_id: int | None = None,
 ) -> list[JobRecord]:
-    """Jobs in `states`, in scheduling order (priority, then age)."""
+    """Jobs in `states` (newer than `after_id`), in scheduling order (priority, then age)."""
     marks = ", ".join("?" for _ in states)
-    sql = f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY priority DESC, id ASC"
     params: list[Any] = [s.value for s in states]
+    newer = ""
+    if after_id is not None:
+        newer = " AND id > ?"
+        params.append(after_id)
+    sql = f"SELECT * FROM jobs WHERE state IN ({marks}){newer} ORDER BY priority DESC, id ASC"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
