@@ -47,7 +47,8 @@ _TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
 _WAITING_STATES = frozenset({JobState.PENDING, JobState.RECOVERING})
 REPLAN_KINDS = frozenset({"submitted", "market", "launch_failed", "preempted", "quota", "credit"})
 HYSTERESIS = 0.05
-MIN_SOLVE_INTERVAL_SECONDS = 1.0  # a waiting job moves only for a saving above 5 %
+MIN_SOLVE_INTERVAL_SECONDS = 1.0
+MAX_SHAPES = 1024  # a waiting job moves only for a saving above 5 %
 MAX_PLANNED_JOBS = 2000
 DEBOUNCE_SECONDS = 0.5
 
@@ -96,6 +97,10 @@ class Planner:
         self._reader: Store | None = None
         self._full_pass_conditions: tuple[object, ...] | None = None
         self._newest_planned = 0
+        self._by_shape: dict[
+            tuple[object, ...],
+            tuple[tuple[object, ...], tuple[AssignmentOption, ...], dict[str, int]],
+        ] = {}
         self.last_plan: AssignmentPlan | None = None
         self.solves = 0
 
@@ -193,12 +198,28 @@ class Planner:
                 spec = TaskSpec.from_json(job.spec_json)
                 if policy_driven(spec, job):
                     continue  # the spot policy decides when and where these run
-                outcome = self._decide(spec, job.deadline, context)
-                options = options_from_decision(outcome.decision, keep_key=keep)
-                costs = {
-                    view.candidate.key: view.expected_cost_micros
-                    for view in outcome.decision.feasible
-                }
+                # jobs of a sweep ask for the same resources: decide those once
+                shape = (
+                    spec.resources.model_dump_json(),
+                    spec.num_nodes,
+                    spec.objective,
+                    tuple(sorted(spec.estimated_runtime.items())),
+                    keep,
+                )
+                shared = self._by_shape.get(shape) if job.deadline is None else None
+                if shared is not None and shared[0] == conditions:
+                    options, costs = shared[1], shared[2]
+                else:
+                    outcome = self._decide(spec, job.deadline, context)
+                    options = options_from_decision(outcome.decision, keep_key=keep)
+                    costs = {
+                        view.candidate.key: view.expected_cost_micros
+                        for view in outcome.decision.feasible
+                    }
+                    if job.deadline is None:
+                        if len(self._by_shape) >= MAX_SHAPES:
+                            self._by_shape.clear()
+                        self._by_shape[shape] = (conditions, options, costs)
                 self._decided[job.id] = ((*conditions, keep), options, costs)
             feasible[job.id] = costs
             assignment_jobs.append(
