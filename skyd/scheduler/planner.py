@@ -44,11 +44,12 @@ from skyd.store.records import JobRecord
 log = logging.getLogger("skyd.planner")
 
 _TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
-_WAITING_STATES = frozenset({JobState.PENDING, JobState.RECOVERING})
+_WAITING_STATES = (JobState.PENDING, JobState.RECOVERING)
 REPLAN_KINDS = frozenset({"submitted", "market", "launch_failed", "preempted", "quota", "credit"})
-HYSTERESIS = 0.05
+HYSTERESIS = 0.05  # a waiting job moves only for a saving above 5 %
 MIN_SOLVE_INTERVAL_SECONDS = 1.0
-MAX_SHAPES = 1024  # a waiting job moves only for a saving above 5 %
+MAX_SHAPES = 1024
+APPLY_CHUNK = 100  # placements written per transaction before the loop serves others
 MAX_PLANNED_JOBS = 2000
 DEBOUNCE_SECONDS = 0.5
 
@@ -152,7 +153,7 @@ class Planner:
         plan, feasible, jobs = outcome
         self.last_plan = plan
         self.solves += 1
-        self._apply(plan, {job.id: job for job in jobs}, feasible)
+        await self._apply(plan, {job.id: job for job in jobs}, feasible)
         return plan
 
     def _read_and_solve(
@@ -244,13 +245,16 @@ class Planner:
             return greedy_assignment(problem), feasible
         return solve_assignment(problem, self._limits), feasible
 
-    def _apply(
+    async def _apply(
         self,
         plan: AssignmentPlan,
         jobs: dict[int, JobRecord],
         feasible: dict[int, dict[str, int]],
     ) -> None:
+        """Record the plan's changes. A burst of new jobs means many writes: they go in
+        chunks, each one transaction, with the loop free to serve requests between them."""
         now = self.clock.now()
+        changes: list[tuple[int, dict[str, Any], str]] = []
         for job_id, assignment in plan.assignments.items():
             job = jobs[job_id]
             old = job.placement or {}
@@ -266,24 +270,36 @@ class Planner:
                 and new_cost >= old_cost_now * (1 - HYSTERESIS)
             ):
                 continue  # not worth moving: near-equal offerings
-            # the plan was made from a snapshot: leave jobs that have started since alone
-            if job_store.get_job(self.store, job_id).state not in _WAITING_STATES:
-                continue
             placement = _planned_placement(assignment, plan)
             verb = "re-placed" if old else "placed"
             why = placement["why"]
             if old and old.get("key") != new_key:
                 why = f"{why}; was {old.get('key')} at ${old.get('hourly_price', 0):.4f}/h"
-            job_store.update_job_fields(self.store, job_id, placement_json=json.dumps(placement))
-            event = job_store.record_event(
-                self.store,
-                job_id,
-                now=now,
-                kind="placement",
-                reason=f"{verb} on {new_key}: {why}",
-                data={"placement": placement, "plan_status": plan.status},
-            )
-            self.bus.publish(event)
+            changes.append((job_id, placement, f"{verb} on {new_key}: {why}"))
+        for start in range(0, len(changes), APPLY_CHUNK):
+            chunk = changes[start : start + APPLY_CHUNK]
+            events = []
+            with self.store.transaction() as conn:
+                for job_id, placement, reason in chunk:
+                    # the plan was made from a snapshot: leave jobs that started since alone
+                    cur = conn.execute(
+                        "UPDATE jobs SET placement_json = ? WHERE id = ? AND state IN (?, ?)",
+                        (json.dumps(placement), job_id, *(s.value for s in _WAITING_STATES)),
+                    )
+                    if cur.rowcount:
+                        events.append(
+                            job_store.append_event(
+                                conn,
+                                job_id=job_id,
+                                at=now,
+                                kind="placement",
+                                reason=reason,
+                                data={"placement": placement, "plan_status": plan.status},
+                            )
+                        )
+            for event in events:
+                self.bus.publish(event)
+            await asyncio.sleep(0)
         for job_id in plan.assignments:
             self.unplaced_reason.pop(job_id, None)
         for job_id, unplaced in plan.unplaced.items():
