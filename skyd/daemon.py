@@ -44,6 +44,7 @@ from skyd.store.market import Observation
 log = logging.getLogger("skyd.daemon")
 
 CLOUDS_OVER_SSH = ("aws", "gcp", "azure")
+CHECKPOINT_SECONDS = 5.0
 
 
 def claim_socket(path: Path) -> int:
@@ -191,6 +192,16 @@ class Daemon:
         self.store: Store | None = None
         self.scheduler: JobScheduler | None = None
 
+    async def _checkpoints(self) -> None:
+        """Keep the WAL short without ever checkpointing on the event loop."""
+        assert self.store is not None
+        while True:
+            await self.clock.sleep(CHECKPOINT_SECONDS)
+            try:
+                await asyncio.to_thread(self.store.checkpoint)
+            except Exception:
+                log.exception("WAL checkpoint failed; retrying later")
+
     def request_stop(self) -> None:
         self.stop_requested.set()
 
@@ -309,6 +320,7 @@ class Daemon:
                     services.create_task(scheduler.reconcile_forever(), name="reconcile"),
                     services.create_task(clusters.run(), name="clusters"),
                     services.create_task(accountant.run(), name="accounting"),
+                    services.create_task(self._checkpoints(), name="wal-checkpoints"),
                     services.create_task(poller.run(), name="market-poller"),
                 ]
                 sim = providers.get("sim")

@@ -49,7 +49,7 @@ REPLAN_KINDS = frozenset({"submitted", "market", "launch_failed", "preempted", "
 HYSTERESIS = 0.05  # a waiting job moves only for a saving above 5 %
 MIN_SOLVE_INTERVAL_SECONDS = 1.0
 MAX_SHAPES = 1024
-APPLY_CHUNK = 100  # placements written per transaction before the loop serves others
+APPLY_CHUNK = 20  # placements written per transaction before the loop serves others
 MAX_PLANNED_JOBS = 2000
 DEBOUNCE_SECONDS = 0.5
 

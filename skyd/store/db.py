@@ -66,6 +66,18 @@ class Store:
         conn.execute("PRAGMA busy_timeout=10000")
         return Store(conn, None, self.path)
 
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database on a connection of its own (call it from a
+        worker thread). PASSIVE: it never blocks the writer; what it cannot copy now, the
+        next call does."""
+        if self.path is None:
+            return
+        conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
     def applied_migrations(self) -> list[str]:
         rows = self.conn.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()
         return [r[0] for r in rows]
@@ -153,6 +165,10 @@ def open_store(state_dir: Path, *, lock: bool = True) -> Store:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
         _migrate(conn)
+        if lock:
+            # the daemon's writer never checkpoints inline (a checkpoint fsyncs the database
+            # and would stall every request behind it): Store.checkpoint() does, off the loop
+            conn.execute("PRAGMA wal_autocheckpoint=0")
     except sqlite3.DatabaseError as exc:
         if lock_fd is not None:
             os.close(lock_fd)
