@@ -27,7 +27,7 @@ BLOCKER = "name: blocker\nrun: sleep 3600\n"
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _load(socket: str, clients: int, total: int, method: str, path: str, body: object):
