@@ -277,6 +277,7 @@ class Daemon:
             market=market,
             sources=build_market_sources(settings, market, providers, self.clock),
         )
+        scheduler.observe = poller.apply
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -12,9 +13,32 @@ from skyd.accounting.inputs import since_moment
 from skyd.accounting.reports import GROUPINGS, as_csv, user_label
 from skyd.api.identity import caller_of
 from skyd.scheduler.service import Caller
+from skyd.store import jobs as job_store
 
 ACCOUNTANT: web.AppKey[Accountant] = web.AppKey("accountant", Accountant)
 ACCOUNTING_ADMIN_GROUP: web.AppKey[str] = web.AppKey("accounting_admin_group", str)
+
+
+def announcing(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], accountant: Accountant
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """After a successful change of pools, budgets or limits, say so on the event bus: the
+    planner re-optimizes (credit-aware placement) and held jobs are looked at again."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        response = await handler(request)
+        if response.status < 300:
+            event = job_store.record_event(
+                accountant.store,
+                None,
+                now=accountant.clock.now(),
+                kind="credit",
+                reason=f"accounting changed: {request.method} {request.path}",
+            )
+            accountant.bus.publish(event)
+        return response
+
+    return handle
 
 
 def add_accounting_routes(app: web.Application, accountant: Accountant, admin_group: str) -> None:
@@ -24,16 +48,16 @@ def add_accounting_routes(app: web.Application, accountant: Accountant, admin_gr
     app.add_routes(
         [
             web.get("/v1/credits", list_credits),
-            web.post("/v1/credits", add_pool),
-            web.post("/v1/credits/{pool}", set_pool),
-            web.post("/v1/credits/{pool}/topup", top_up_pool),
-            web.post("/v1/credits/{pool}/retire", retire_pool),
+            web.post("/v1/credits", announcing(add_pool, accountant)),
+            web.post("/v1/credits/{pool}", announcing(set_pool, accountant)),
+            web.post("/v1/credits/{pool}/topup", announcing(top_up_pool, accountant)),
+            web.post("/v1/credits/{pool}/retire", announcing(retire_pool, accountant)),
             web.get("/v1/costs", costs),
             web.get("/v1/projects", list_projects),
-            web.post("/v1/projects/{name}", set_project),
+            web.post("/v1/projects/{name}", announcing(set_project, accountant)),
             web.get("/v1/limits", list_limits),
-            web.post("/v1/limits/{user}", set_limit),
-            web.post("/v1/jobs/{job_id}/budget-override", override_job),
+            web.post("/v1/limits/{user}", announcing(set_limit, accountant)),
+            web.post("/v1/jobs/{job_id}/budget-override", announcing(override_job, accountant)),
         ]
     )
 

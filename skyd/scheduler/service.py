@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import pwd
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +68,7 @@ from skyd.spec.task import RecoveryStrategy
 from skyd.store import Store
 from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
+from skyd.store.market import Observation
 from skyd.store.records import EventRecord, InstanceRecord, JobRecord
 
 log = logging.getLogger("skyd.scheduler")
@@ -81,6 +82,7 @@ PLACEMENT_BATCH = 64  # waiting jobs considered per pass
 WAKE_DEBOUNCE_SECONDS = 0.01
 BUDGET_CHECK_SECONDS = 30.0
 FEASIBILITY_CACHE_SIZE = 512
+OBSERVED_PREEMPTIONS_PER_HOUR = 0.5  # what one observed loss implies, at least
 
 # How long a failed scope (zone, region, cloud) is skipped before it is tried again.
 BLOCK_SECONDS = {CapacityError: 600.0, QuotaError: 3600.0, AuthError: 3600.0}
@@ -142,6 +144,8 @@ class JobScheduler:
         self.clusters: ClusterService | None = None
         self.ssh_runner: SshRunner | None = None
         self.accountant: Accountant | None = None
+        # records market observations (the poller's apply): what skyd sees itself counts
+        self.observe: Callable[[list[Observation]], object] | None = None
         self._next_budget_check = 0.0
         self._feasible_cache: dict[tuple[object, ...], PlacementOutcome] = {}
         self.daemon_id = daemon_identity(settings.state_dir)
@@ -666,6 +670,8 @@ class JobScheduler:
             instances = await provider.launch(request)
         except (CapacityError, QuotaError, AuthError) as exc:
             scope = exc.scope or choice.candidate.offer.cloud
+            if isinstance(exc, CapacityError) and choice.candidate.spot:
+                self._observed_risk(choice.candidate.offer.key, "skyd-launch-failure")
             self._blocked[scope] = self.clock.now() + BLOCK_SECONDS[type(exc)]
             job, event = job_store.transition(
                 self.store,
@@ -780,6 +786,9 @@ class JobScheduler:
         self._accrue(now)
         first = lost[0] if lost else instances[0]
         zone_scope = f"{first.cloud}/{first.region}/{first.zone}"
+        if lost and first.spot:
+            offer_key = f"{zone_scope}/{first.instance_type}"
+            self._observed_risk(offer_key, "skyd-preemption")
         strategy = spec.recovery_strategy
         if strategy == RecoveryStrategy.FAILOVER:
             self._blocked[f"{zone_scope}/{first.instance_type}/spot"] = now + PREEMPTION_BLOCK
@@ -1074,6 +1083,25 @@ class JobScheduler:
                     conn, inst.provider, inst.instance_id, "TERMINATED", now=now
                 )
         self._accrue(now)
+
+    def _observed_risk(self, offer_key: str, source: str) -> None:
+        """A spot launch refused for capacity, or a preemption skyd saw itself: the strongest
+        signal there is. The offering's preemption rate goes up (the optimizer prices it in)
+        and the market history records it."""
+        if self.observe is None:
+            return
+        held = self.market.preemptions_per_hour.get(offer_key, 0.0)
+        rate = max(OBSERVED_PREEMPTIONS_PER_HOUR, 2 * held)
+        self.observe(
+            [
+                Observation(
+                    scope=offer_key,
+                    at=self.clock.now(),
+                    source=source,
+                    preemptions_per_hour=rate,
+                )
+            ]
+        )
 
     def _accrue(self, now: float) -> None:
         """Charge instances up to `now` right after one ended, so its last seconds are exact."""

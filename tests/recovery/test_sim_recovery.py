@@ -78,6 +78,9 @@ def test_spot_job_survives_two_preemptions_and_meets_its_deadline(tmp_path: Path
                 timeout=110,
             )
             log = b"".join(client.job_logs(job_id, follow=False)).decode()
+            history = client.request(
+                "GET", "/v1/prices/history", query={"offering": "sim/r1/sim-a/p3.2xlarge"}
+            )["history"]
     finally:
         assert daemon.stop() == 0
     assert job["state"] == "SUCCEEDED", (job, log)
@@ -95,5 +98,9 @@ def test_spot_job_survives_two_preemptions_and_meets_its_deadline(tmp_path: Path
     # It ran ~20 s in all; with slack to spare it waited for spot rather than pay.
     assert 18.0 <= spot + on_demand <= 60.0
     assert spot >= 10.0
+    # what skyd saw itself is in the market history: the trace's withdrawals and its own
+    # observed preemptions (the strongest spot-risk signal)
+    sources = [h["source"] for h in history]
+    assert sources.count("skyd-preemption") == 2 and "sim-trace" in sources
     placements = [e["data"]["placement"] for e in events if e["state"] == "PROVISIONING"]
     assert all(p["zone"] == "sim-a" for p in placements if p["spot"])
