@@ -241,6 +241,8 @@ class Daemon:
             pools=lambda: optimizer_pools(accountant),
             budgets=lambda: optimizer_budgets(accountant),
             time_limit_seconds=settings.solver_time_limit_seconds,
+            changeover_hours=settings.recovery.changeover_hours,
+            offer_of=lambda placement: market.catalog.offer_by_key(str(placement.get("offer_key"))),
         )
         scheduler.planner = planner
         clusters = ClusterService(

@@ -20,7 +20,7 @@ from typing import Any
 
 from skyd.clock import Clock
 from skyd.events import EventBus
-from skyd.model import TERMINAL_STATES, JobState
+from skyd.model import TERMINAL_STATES, Candidate, JobState, Offer
 from skyd.optimizer import (
     AssignmentJob,
     AssignmentOption,
@@ -63,6 +63,7 @@ class PlanInputs:
     pools: Sequence[CreditPool]
     budgets: Sequence[ProjectBudget]
     context: PlacementContext
+    running: Sequence[JobRecord] = ()
 
 
 class Planner:
@@ -78,6 +79,8 @@ class Planner:
         pools: Callable[[], Sequence[CreditPool]] = lambda: (),
         budgets: Callable[[], Sequence[ProjectBudget]] = lambda: (),
         time_limit_seconds: float = 2.0,
+        changeover_hours: float = 0.2,
+        offer_of: Callable[[dict[str, Any]], Offer | None] = lambda _placement: None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -98,6 +101,9 @@ class Planner:
         self._reader: Store | None = None
         self._full_pass_conditions: tuple[object, ...] | None = None
         self._newest_planned = 0
+        self._proposed: dict[int, str] = {}
+        self._changeover_hours = changeover_hours
+        self._offer_of = offer_of
         self._by_shape: dict[
             tuple[object, ...],
             tuple[tuple[object, ...], tuple[AssignmentOption, ...], dict[str, int]],
@@ -178,11 +184,59 @@ class Planner:
             live = {job.id for job in jobs}
             for job_id in [j for j in self._decided if j not in live]:
                 del self._decided[job_id]  # started, ended or cancelled
-        if not jobs:
+        # running jobs that allow it (migrate: true) may be moved when conditions change
+        movable = [] if incremental else self._movable_jobs()
+        if not jobs and not movable:
             return None
-        self._newest_planned = max(self._newest_planned, max(job.id for job in jobs))
-        plan, feasible = self._solve(replace(inputs, jobs=jobs))
+        if jobs:
+            self._newest_planned = max(self._newest_planned, max(job.id for job in jobs))
+        plan, feasible = self._solve(replace(inputs, jobs=jobs, running=movable))
         return plan, feasible, jobs
+
+    def _movable_jobs(self) -> list[JobRecord]:
+        assert self._reader is not None
+        return [
+            job
+            for job in job_store.jobs_in_states(self._reader, (JobState.RUNNING,))
+            if job.placement and json.loads(job.spec_json).get("migrate")
+        ]
+
+    def _running_job(self, job: JobRecord, context: PlacementContext) -> AssignmentJob | None:
+        """A running job as the optimizer sees it: options priced for the runtime it has
+        left, staying put free, moving at the cost of one changeover (plus hysteresis)."""
+        spec = TaskSpec.from_json(job.spec_json)
+        placement = job.placement or {}
+        current = str(placement.get("key"))
+        estimate = spec.estimated_hours() or 1.0
+        ran = max(0.0, self.clock.now() - (job.started_at or self.clock.now())) / 3600.0
+        left = max(0.1, 1.0 - ran / estimate)
+        outcome = self._decide(spec, job.deadline, context)
+        options = [
+            AssignmentOption(o.candidate, round(o.expected_cost_micros * left), o.expected_hours)
+            for o in options_from_decision(outcome.decision)
+            if o.key != current
+        ]
+        offer = self._offer_of(placement)
+        if offer is None:
+            return None
+        spot = bool(placement.get("spot"))
+        hourly = int(float(placement.get("hourly_price") or 0) * 1_000_000)
+        if spot and context.signals is not None:
+            # a spot job pays the price of the moment, not the one it launched at
+            hourly = context.signals.spot_price_micros.get(offer.key, hourly)
+        stay = Candidate(offer, spot, hourly)
+        options.append(
+            AssignmentOption(stay, round(hourly * estimate * left * spec.num_nodes), estimate)
+        )
+        return AssignmentJob(
+            job_id=job.id,
+            options=tuple(options),
+            project=job.project or "",
+            priority=job.priority,
+            num_nodes=spec.num_nodes,
+            running_on=current,
+            migration_cost_micros=round(hourly * self._changeover_hours * spec.num_nodes),
+        )
 
     def _solve(self, inputs: PlanInputs) -> tuple[AssignmentPlan, dict[int, dict[str, int]]]:
         """Pure work off the loop: each job's options, then one global assignment."""
@@ -190,6 +244,10 @@ class Planner:
         feasible: dict[int, dict[str, int]] = {}  # job → option key → expected cost now
         context = inputs.context
         conditions = (context.market_version, context.blocked, context.full_providers)
+        for running in inputs.running:
+            moving = self._running_job(running, context)
+            if moving is not None:
+                assignment_jobs.append(moving)
         for job in inputs.jobs:
             keep = job.placement.get("key") if job.placement else None
             cached = self._decided.get(job.id)
@@ -239,7 +297,7 @@ class Planner:
             pools=inputs.pools,
             budgets=inputs.budgets,
         )
-        if not (problem.quotas or problem.pools or problem.budgets):
+        if not (problem.quotas or problem.pools or problem.budgets or inputs.running):
             # nothing couples the jobs: each one's best option is the global optimum, which
             # the greedy pass computes exactly (no model to build, no solver time)
             return greedy_assignment(problem), feasible
@@ -256,6 +314,20 @@ class Planner:
         now = self.clock.now()
         changes: list[tuple[int, dict[str, Any], str]] = []
         for job_id, assignment in plan.assignments.items():
+            if job_id not in jobs:  # a running job: it only ever gets a proposal
+                if assignment.migrate and self._proposed.get(job_id) != assignment.option.key:
+                    self._proposed[job_id] = assignment.option.key
+                    event = job_store.record_event(
+                        self.store,
+                        job_id,
+                        now=now,
+                        kind="migration_proposed",
+                        reason=f"moving to {assignment.option.key} would save more than the "
+                        f"move costs ({assignment.placement.reason})",
+                        data={"to": assignment.option.key},
+                    )
+                    self.bus.publish(event)
+                continue
             job = jobs[job_id]
             old = job.placement or {}
             new_key = assignment.option.key

@@ -145,3 +145,34 @@ def _views_one_spot_one_on_demand() -> list[object]:
         CandidateView(Candidate(offer, True, 1_000_000), 0, 1_000_000, 1.0, 1_000_000, 0.1, None),
         CandidateView(Candidate(offer, False, 3_000_000), 0, 3_000_000, 1.0, 3_000_000, 0.0, None),
     ]
+
+
+async def test_a_running_job_that_allows_it_gets_a_migration_proposal(
+    store: Store, tmp_path: Path
+) -> None:
+    scheduler, planner, market = _scheduler(store, tmp_path)
+    planner._offer_of = lambda p: market.catalog.offer_by_key(str(p.get("offer_key")))
+    job = scheduler.submit(
+        parse_task(TASK.replace("estimated_runtime: 2h", "estimated_runtime: 10h\nmigrate: true")),
+        caller=Caller(0, True),
+        base_dir="/tmp",
+    )
+    await planner.replan_once()
+    placed = job_store.get_job(store, job.id).placement
+    assert placed is not None
+    now = scheduler.clock.now()
+    for state in (JobState.PROVISIONING, JobState.SETTING_UP, JobState.RUNNING):
+        job_store.transition(store, job.id, state, now=now, reason="test", started_at=now)
+    offer = market.catalog.offer_by_key(str(placed["offer_key"]))
+    assert offer is not None and offer.spot_price_micros is not None
+    # a near-equal saving proposes nothing (the move's cost and the hysteresis)
+    market.set_spot_price(offer.key, int(offer.spot_price_micros * 1.02))
+    await planner.replan_once()
+    kinds = [e.kind for e in job_store.job_events(store, job.id)]
+    assert "migration_proposed" not in kinds
+    # its zone gets four times dearer: moving the remaining 10 h is clearly worth it
+    market.set_spot_price(offer.key, offer.spot_price_micros * 4)
+    await planner.replan_once()
+    proposals = [e for e in job_store.job_events(store, job.id) if e.kind == "migration_proposed"]
+    assert len(proposals) == 1 and proposals[0].data["to"] != placed["key"]
+    assert job_store.get_job(store, job.id).state == JobState.RUNNING  # only proposed
