@@ -3,7 +3,8 @@ to show in its row, and how long a frame takes while scrolling.
 
     python -m bench.tui [--jobs 10000] [--rate 50] [--seconds 8] [--keys 200]
 
-The daemon is the fake (tui.fake_daemon, the real wire protocol) in a separate process, so the
+The daemon is the canned one (skyd.testing.canned_daemon, the real wire protocol) in a
+separate process, so the
 dashboard's process does only the dashboard's work; it publishes `--rate` state changes per
 second to random jobs. The app runs headless at 80x24 (Textual still lays out and renders each
 frame, it only skips writing to a terminal). Scrolling moves the cursor as the arrow and page
@@ -31,7 +32,7 @@ def serve_fake(socket_path: str, jobs: int, rate: float, go: ProcessEvent) -> No
     """The fake daemon's process: serve `jobs` pending jobs, then publish `rate` changes/s."""
     from aiohttp import web
 
-    from tui.fake_daemon import FakeDaemon, fake_job
+    from skyd.testing.canned_daemon import FakeDaemon, fake_job
 
     async def main() -> None:
         fake = FakeDaemon()

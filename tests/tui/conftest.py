@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tui_harness import populated_fake
 
-from tui.fake_daemon import FakeDaemonThread
+from skyd.testing.canned_daemon import FakeDaemonThread
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from skyd.testing.canned_daemon import fake_job, fake_placement
 from tui import job_rows
-from tui.fake_daemon import fake_job, fake_placement
 from tui.job_rows import JobFilter
 
 T0 = 1_000_000.0

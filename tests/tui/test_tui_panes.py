@@ -7,12 +7,12 @@ from textual.widgets import Input
 from tui_harness import NOW, T0, settle
 
 from skyd.clock import VirtualClock
+from skyd.testing.canned_daemon import FakeDaemonThread
 from tui.app import SkydDashboard
 from tui.clusters_pane import cluster_rows
 from tui.confirm import ConfirmScreen
 from tui.endpoint_table import EndpointTable
 from tui.events_pane import EventsPane
-from tui.fake_daemon import FakeDaemonThread
 from tui.job_rows import COLUMNS
 from tui.market_pane import history_summary
 from tui.market_rows import availability_change, merge_offers

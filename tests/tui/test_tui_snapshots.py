@@ -14,10 +14,10 @@ from textual.widgets import DataTable, Log
 from tui_harness import NOW, settle
 
 from skyd.clock import VirtualClock
+from skyd.testing.canned_daemon import FakeDaemon, FakeDaemonThread
 from tui.app import SkydDashboard
 from tui.endpoint_table import EndpointTable
 from tui.events_pane import EventsPane
-from tui.fake_daemon import FakeDaemon, FakeDaemonThread
 from tui.job_detail import JobDetailScreen
 from tui.live_feed import Connected
 from tui.market_pane import MarketPane

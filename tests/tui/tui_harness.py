@@ -8,7 +8,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from tui.fake_daemon import FakeDaemon, fake_job, fake_placement
+from skyd.testing.canned_daemon import FakeDaemon, fake_job, fake_placement
 
 JsonObject = dict[str, Any]
 

@@ -1,5 +1,7 @@
-"""A stand-in skyd that speaks the real v1 wire protocol from canned data, for the dashboard's
-snapshot tests and benchmark: fixed timestamps, any number of jobs, events published on demand.
+"""A stand-in skyd serving the real v1 wire protocol from canned data (fixed timestamps, any
+number of jobs, events on demand): for the dashboard's snapshot tests and its benchmark.
+The dashboard's behaviour tests run against the real daemon; this double only makes
+rendering deterministic.
 
 Endpoints it does not hold data for answer aiohttp's own 404, as an older daemon would.
 """
