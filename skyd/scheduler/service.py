@@ -525,6 +525,9 @@ class JobScheduler:
         if isinstance(deadline_choice, str):
             self._note_waiting(job, f"waiting: {deadline_choice}")
             return
+        # a paid plan still waits when the lab's own (free) machines fit and are only busy
+        if planned is not None and self._free_capacity_busy(spec, job, planned.candidate):
+            return
         if planned is not None:
             choice = planned
             placement = dict(job.placement or {}, provider=planned.provider)
@@ -535,6 +538,8 @@ class JobScheduler:
             candidate = outcome.candidate
             if candidate is None or outcome.provider is None:
                 self._note_waiting(job, f"waiting: {outcome.decision.reason}")
+                return
+            if self._free_capacity_busy(spec, job, candidate, outcome):
                 return
             choice = Choice(outcome.provider, candidate)
             placement = _placement_json(choice, outcome)
@@ -552,6 +557,34 @@ class JobScheduler:
         )
         self._emit(event)
         await self._launch(job, spec, choice)
+
+    def _free_capacity_busy(
+        self,
+        spec: TaskSpec,
+        job: JobRecord,
+        paid: Candidate,
+        outcome: PlacementOutcome | None = None,
+    ) -> bool:
+        """Whether a paid choice should wait: the lab's own free machines can run the job
+        and are only busy, and no deadline asks for speed. Records why when it waits."""
+        if paid.hourly_price_micros == 0 or job.deadline is not None:
+            return False
+        outcome = outcome or self.decide(spec, job.deadline)
+        free_but_busy = [
+            v
+            for v in outcome.decision.candidates
+            if v.excluded == ExclusionReason.NO_QUOTA and v.hourly_price_micros == 0
+        ]
+        if not free_but_busy:
+            return False
+        where = free_but_busy[0].candidate.offer
+        self._note_waiting(
+            job,
+            f"waiting for free capacity on {where.cloud} rather than paying "
+            f"${paid.hourly_price_micros / 1_000_000:.2f}/h on {paid.offer.cloud} "
+            "(give the job a deadline to let skyd pay)",
+        )
+        return True
 
     def _deadline_choice(
         self, job: JobRecord, spec: TaskSpec

@@ -63,3 +63,33 @@ def test_a_binding_budget_holds_the_job_until_it_is_raised(tmp_path: Path) -> No
     assert done["placement"]["cloud"] == "sim"
     assert costs["currency"] == "USD" and "rows" in costs
     assert "pools" in credits
+
+
+def test_a_cpu_job_waits_for_a_free_local_slot_rather_than_pay(tmp_path: Path) -> None:
+    settings = settings_for_tests(tmp_path)
+    settings.local.slots = 1
+    settings.sim.enabled = True  # a paid cloud that could run it right away
+    settings.sim.traces = write_trace(tmp_path / "trace")
+    gate = tmp_path / "gate"
+    daemon = DaemonThread(settings).start()
+    try:
+        with DaemonClient(daemon.socket_path) as client:
+            first = int(
+                client.submit_task(
+                    f"run: while [ ! -f {gate} ]; do sleep 0.05; done\n", str(tmp_path), None
+                )["id"]
+            )
+            wait_until(lambda: client.get_job(first)["state"] == "RUNNING")
+            second = int(client.submit_task("run: echo cheap\n", str(tmp_path), None)["id"])
+
+            def waiting_for_local() -> dict[str, object] | None:
+                job = client.get_job(second)
+                waits = [e for e in job["events"] if e["kind"] == "waiting"]
+                return job if any("free capacity on local" in e["reason"] for e in waits) else None
+
+            assert wait_until(waiting_for_local)["state"] == "PENDING"
+            gate.touch()
+            done = wait_until(lambda: (j := client.get_job(second))["state"] == "SUCCEEDED" and j)
+    finally:
+        assert daemon.stop() == 0
+    assert done["placement"]["cloud"] == "local"  # it waited for the free slot
