@@ -161,6 +161,12 @@ class JobScheduler:
     def _emit(self, event: EventRecord) -> None:
         self.bus.publish(event)
 
+    def _move(self, job_id: int, target: JobState, **change: Any) -> JobRecord:
+        """Change a job's state (with its event, atomically) and announce the event."""
+        job, event = job_store.transition(self.store, job_id, target, **change)
+        self._emit(event)
+        return job
+
     def submit(self, spec: TaskSpec, *, caller: Caller, base_dir: str) -> JobRecord:
         if not self._accepting:
             raise ProviderError("skyd is shutting down; submit again when it is back")
@@ -245,14 +251,12 @@ class JobScheduler:
             if job.state.is_terminal:
                 return job
             await self._release(job, kill_grace=self.settings.local.cancel_grace_seconds)
-            job, event = job_store.transition(
-                self.store,
+            job = self._move(
                 job_id,
                 JobState.CANCELLED,
                 now=self.clock.now(),
                 reason=f"cancelled by {caller.name}",
             )
-        self._emit(event)
         return job
 
     # -- the loop ------------------------------------------------------------
@@ -327,15 +331,13 @@ class JobScheduler:
                 await self._release(job, kill_grace=self.settings.local.cancel_grace_seconds)
                 target = JobState.FAILED if action == "stop" else JobState.RECOVERING
                 verb = "stopped" if action == "stop" else "held until the budget allows"
-                job, event = job_store.transition(
-                    self.store,
+                job = self._move(
                     job_id,
                     target,
                     now=self.clock.now(),
                     kind="budget",
                     reason=f"{verb}: its project's budget is spent",
                 )
-                self._emit(event)
 
     def _spawn_step(self, job_id: int) -> None:
         if job_id in self._inflight or self._lock(job_id).locked():
@@ -472,10 +474,7 @@ class JobScheduler:
             self._note_waiting(job, f"waiting: {exc.message}")
             return True
         except NotFoundError as exc:
-            job, event = job_store.transition(
-                self.store, job.id, JobState.FAILED, now=self.clock.now(), reason=exc.message
-            )
-            self._emit(event)
+            job = self._move(job.id, JobState.FAILED, now=self.clock.now(), reason=exc.message)
             return True
         if target is None:
             return False
@@ -493,8 +492,7 @@ class JobScheduler:
             "why": "runs on its cluster's instances (nothing launched)",
         }
         attempt = job.attempt + 1
-        job, event = job_store.transition(
-            self.store,
+        job = self._move(
             job.id,
             JobState.PROVISIONING,
             now=self.clock.now(),
@@ -503,11 +501,7 @@ class JobScheduler:
             attempt=attempt,
             placement_json=json.dumps(placement),
         )
-        self._emit(event)
-        job, event = job_store.transition(
-            self.store, job.id, JobState.SETTING_UP, now=self.clock.now(), reason="cluster is up"
-        )
-        self._emit(event)
+        job = self._move(job.id, JobState.SETTING_UP, now=self.clock.now(), reason="cluster is up")
         await self._start_runner(job, spec)
         return True
 
@@ -545,8 +539,7 @@ class JobScheduler:
             placement = _placement_json(choice, outcome)
         self._waiting_reason.pop(job.id, None)
         attempt = job.attempt + 1
-        job, event = job_store.transition(
-            self.store,
+        job = self._move(
             job.id,
             JobState.PROVISIONING,
             now=self.clock.now(),
@@ -555,7 +548,6 @@ class JobScheduler:
             attempt=attempt,
             placement_json=json.dumps(placement),
         )
-        self._emit(event)
         await self._launch(job, spec, choice)
 
     def _free_capacity_busy(
@@ -656,14 +648,12 @@ class JobScheduler:
         placement = job.placement or {}
         provider_name = placement.get("provider")
         if provider_name not in self.providers:
-            job, event = job_store.transition(
-                self.store,
+            job = self._move(
                 job.id,
                 JobState.PENDING,
                 now=self.clock.now(),
                 reason=f"provider {provider_name!r} is not enabled any more; placing again",
             )
-            self._emit(event)
             return
         offer = self.market.catalog.offer_by_key(str(placement.get("offer_key")))
         spot = bool(placement.get("spot"))
@@ -671,14 +661,12 @@ class JobScheduler:
         if offer is not None and price is not None and provider_name is not None:
             await self._launch(job, spec, Choice(provider_name, Candidate(offer, spot, price)))
             return
-        job, event = job_store.transition(
-            self.store,
+        job = self._move(
             job.id,
             JobState.PENDING,
             now=self.clock.now(),
             reason="the offering chosen before the restart is gone; placing again",
         )
-        self._emit(event)
 
     async def _launch(self, job: JobRecord, spec: TaskSpec, choice: Choice) -> None:
         provider = self.providers[choice.provider]
@@ -706,8 +694,7 @@ class JobScheduler:
             if isinstance(exc, CapacityError) and choice.candidate.spot:
                 self._observed_risk(choice.candidate.offer.key, "skyd-launch-failure")
             self._blocked[scope] = self.clock.now() + BLOCK_SECONDS[type(exc)]
-            job, event = job_store.transition(
-                self.store,
+            job = self._move(
                 job.id,
                 JobState.PENDING,
                 now=self.clock.now(),
@@ -715,11 +702,9 @@ class JobScheduler:
                 reason=f"tried {choice.candidate.offer.key}: {exc.message} (blocked {scope})",
                 data={"error": exc.code, "scope": scope},
             )
-            self._emit(event)
             return
         except (TransientError, ProviderError) as exc:
-            job, event = job_store.transition(
-                self.store,
+            job = self._move(
                 job.id,
                 JobState.PENDING,
                 now=self.clock.now(),
@@ -727,7 +712,6 @@ class JobScheduler:
                 reason=f"tried {choice.candidate.offer.key}: {exc.message}; will retry",
                 data={"error": exc.code},
             )
-            self._emit(event)
             return
 
         def record(conn: Any) -> None:
@@ -744,8 +728,7 @@ class JobScheduler:
 
         names = ", ".join(i.instance_id for i in instances)
         if all(i.state == InstanceState.RUNNING for i in instances):
-            job, event = job_store.transition(
-                self.store,
+            job = self._move(
                 job.id,
                 JobState.SETTING_UP,
                 now=self.clock.now(),
@@ -753,7 +736,6 @@ class JobScheduler:
                 data={"instances": [i.instance_id for i in instances]},
                 also=record,
             )
-            self._emit(event)
             await self._start_runner(job, spec)
             return
         with self.store.transaction() as conn:
@@ -784,14 +766,12 @@ class JobScheduler:
             await self._on_preempted(job, spec, instances, states)
             return
         if all(s == InstanceState.RUNNING for s in states.values()):
-            job, event = job_store.transition(
-                self.store,
+            job = self._move(
                 job.id,
                 JobState.SETTING_UP,
                 now=self.clock.now(),
                 reason=f"{', '.join(states)} running",
             )
-            self._emit(event)
             await self._start_runner(job, spec)
 
     async def _on_preempted(
@@ -828,8 +808,7 @@ class JobScheduler:
         elif strategy == RecoveryStrategy.EAGER_NEXT_REGION:
             self._blocked[f"{first.cloud}/{first.region}"] = now + PREEMPTION_BLOCK
         spot_s, on_demand_s = recovery.market_seconds(job_store.job_events(self.store, job.id), now)
-        job, event = job_store.transition(
-            self.store,
+        job = self._move(
             job.id,
             JobState.RECOVERING,
             now=now,
@@ -844,7 +823,6 @@ class JobScheduler:
             },
             preemptions=job.preemptions + 1,
         )
-        self._emit(event)
 
     # -- running -------------------------------------------------------------
 
@@ -901,14 +879,12 @@ class JobScheduler:
             except ProviderError as exc:
                 # cannot run where it was launched: give the instances back, say why
                 await self._release(job, kill_grace=0.0)
-                job, event = job_store.transition(
-                    self.store,
+                job = self._move(
                     job.id,
                     JobState.FAILED,
                     now=self.clock.now(),
                     reason=f"could not start the job on its instances: {exc.message}",
                 )
-                self._emit(event)
             return
         if run_as_other and uid is not None and gid is not None:
             attempt_dir.mkdir(parents=True, exist_ok=True)
@@ -1023,15 +999,13 @@ class JobScheduler:
             return
         if status.phase == RunPhase.RUN:
             if job.state == JobState.SETTING_UP:
-                job, event = job_store.transition(
-                    self.store,
+                job = self._move(
                     job.id,
                     JobState.RUNNING,
                     now=now,
                     reason="setup finished; run started",
                     started_at=status.run_started_at or now,
                 )
-                self._emit(event)
             return
         # the attempt is over: settle the job, then give the instance back
         code: int | None
@@ -1060,8 +1034,7 @@ class JobScheduler:
         spec = TaskSpec.from_json(job.spec_json)
         await self._release(job, kill_grace=0.0)
         if target == JobState.FAILED and job.restarts < spec.job_recovery.max_restarts_on_errors:
-            job, event = job_store.transition(
-                self.store,
+            job = self._move(
                 job.id,
                 JobState.RECOVERING,
                 now=now,
@@ -1069,22 +1042,18 @@ class JobScheduler:
                 f"{spec.job_recovery.max_restarts_on_errors} restarts on errors)",
                 restarts=job.restarts + 1,
             )
-            self._emit(event)
             return
         if job.state == JobState.SETTING_UP and target in (JobState.SUCCEEDED, JobState.FAILED):
             # the run went by between two polls: record that it ran
-            job, event = job_store.transition(
-                self.store,
+            job = self._move(
                 job.id,
                 JobState.RUNNING,
                 now=now,
                 reason="setup finished; run started",
                 started_at=status.run_started_at or now,
             )
-            self._emit(event)
         spot_s, on_demand_s = recovery.market_seconds(job_store.job_events(self.store, job.id), now)
-        job, event = job_store.transition(
-            self.store,
+        job = self._move(
             job.id,
             target,
             now=now,
@@ -1092,7 +1061,6 @@ class JobScheduler:
             exit_code=code,
             data={"spot_seconds": round(spot_s, 3), "on_demand_seconds": round(on_demand_s, 3)},
         )
-        self._emit(event)
 
     async def _release(self, job: JobRecord, *, kill_grace: float) -> None:
         """Stop the job's processes (if any) and give back every instance of the job."""
