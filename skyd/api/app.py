@@ -180,7 +180,14 @@ async def list_jobs(request: web.Request) -> web.Response:
     costs = _costs(request, [j.id for j in jobs])
     return web.json_response(
         {
-            "jobs": [job_view(j, cost_micros=costs.get(j.id)) for j in jobs],
+            "jobs": [
+                job_view(
+                    j,
+                    cost_micros=costs.get(j.id),
+                    placement=scheduler.planned_placement(j),
+                )
+                for j in jobs
+            ],
             "next_cursor": next_cursor,
         },
     )
@@ -200,7 +207,9 @@ async def show_job(request: web.Request) -> web.Response:
     job = job_store.get_job(scheduler.store, job_id)
     events = job_store.job_events(scheduler.store, job_id)
     cost = _costs(request, [job_id]).get(job_id)
-    return web.json_response(job_view(job, events, cost_micros=cost))
+    return web.json_response(
+        job_view(job, events, cost_micros=cost, placement=scheduler.planned_placement(job))
+    )
 
 
 async def cancel_job(request: web.Request) -> web.Response:

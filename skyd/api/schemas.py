@@ -84,7 +84,10 @@ class Health(BaseModel):
 
 
 def job_view(
-    job: JobRecord, events: list[EventRecord] | None = None, cost_micros: int | None = None
+    job: JobRecord,
+    events: list[EventRecord] | None = None,
+    cost_micros: int | None = None,
+    placement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A job as the API shows it (plain dict: the hot path of `queue`)."""
     view: dict[str, Any] = {
@@ -101,7 +104,7 @@ def job_view(
         "ended_at": job.ended_at,
         "exit_code": job.exit_code,
         "reason": job.reason,
-        "placement": job.placement,
+        "placement": placement if placement is not None else job.placement,
         "deadline": job.deadline,
         "preemptions": job.preemptions,
         "restarts": job.restarts,

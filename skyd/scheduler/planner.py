@@ -93,6 +93,8 @@ class Planner:
         self._limits = SolverLimits(time_limit_seconds=time_limit_seconds)
         self._wake = asyncio.Event()
         self.unplaced_reason: dict[int, str] = {}
+        # waiting job → its planned placement (first plans are kept here, not written)
+        self.planned: dict[int, dict[str, Any]] = {}
         # job → (conditions it was decided under, its options, feasible option costs)
         self._decided: dict[
             int, tuple[tuple[object, ...], tuple[AssignmentOption, ...], dict[str, int]]
@@ -184,6 +186,8 @@ class Planner:
             live = {job.id for job in jobs}
             for job_id in [j for j in self._decided if j not in live]:
                 del self._decided[job_id]  # started, ended or cancelled
+            for job_id in [j for j in self.planned if j not in live]:
+                del self.planned[job_id]
         # running jobs that allow it (migrate: true) may be moved when conditions change
         movable = [] if incremental else self._movable_jobs()
         if not jobs and not movable:
@@ -249,7 +253,8 @@ class Planner:
             if moving is not None:
                 assignment_jobs.append(moving)
         for job in inputs.jobs:
-            keep = job.placement.get("key") if job.placement else None
+            known = self.planned.get(job.id) or job.placement
+            keep = known.get("key") if known else None
             cached = self._decided.get(job.id)
             if cached is not None and cached[0] == (*conditions, keep):
                 options, costs = cached[1], cached[2]
@@ -329,7 +334,7 @@ class Planner:
                     self.bus.publish(event)
                 continue
             job = jobs[job_id]
-            old = job.placement or {}
+            old = self.planned.get(job_id) or job.placement or {}
             new_key = assignment.option.key
             if old.get("key") == new_key and old.get("planned"):
                 continue
@@ -343,7 +348,12 @@ class Planner:
             ):
                 continue  # not worth moving: near-equal offerings
             placement = _planned_placement(assignment, plan)
-            verb = "re-placed" if old else "placed"
+            self.planned[job_id] = placement
+            if not old:
+                # a first plan lives in memory (shown by `skyctl show`, used at launch): a
+                # long queue costs no write per job; only real re-placements are recorded
+                continue
+            verb = "re-placed"
             why = placement["why"]
             if old and old.get("key") != new_key:
                 why = f"{why}; was {old.get('key')} at ${old.get('hourly_price', 0):.4f}/h"

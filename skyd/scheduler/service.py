@@ -437,9 +437,17 @@ class JobScheduler:
             context=context or self.placement_context(),
         )
 
+    def planned_placement(self, job: JobRecord) -> dict[str, Any] | None:
+        """Where a waiting job is planned to go (the planner's memory, else the store)."""
+        if self.planner is not None and job.state in (JobState.PENDING, JobState.RECOVERING):
+            held = self.planner.planned.get(job.id)
+            if held is not None:
+                return held
+        return job.placement
+
     def _planned_choice(self, job: JobRecord) -> Choice | None:
         """The planner's choice for a waiting job, if it is still possible right now."""
-        placement = job.placement or {}
+        placement = self.planned_placement(job) or {}
         if not placement.get("planned"):
             return None
         offer = self.market.catalog.offer_by_key(str(placement.get("offer_key")))
@@ -524,7 +532,7 @@ class JobScheduler:
             return
         if planned is not None:
             choice = planned
-            placement = dict(job.placement or {}, provider=planned.provider)
+            placement = dict(self.planned_placement(job) or {}, provider=planned.provider)
         elif deadline_choice is not None:
             choice, placement = deadline_choice
         else:
@@ -538,6 +546,8 @@ class JobScheduler:
             choice = Choice(outcome.provider, candidate)
             placement = _placement_json(choice, outcome)
         self._waiting_reason.pop(job.id, None)
+        if self.planner is not None:
+            self.planner.planned.pop(job.id, None)  # from now on the store says where it is
         attempt = job.attempt + 1
         job = self._move(
             job.id,
