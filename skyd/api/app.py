@@ -185,6 +185,7 @@ async def list_jobs(request: web.Request) -> web.Response:
                     j,
                     cost_micros=costs.get(j.id),
                     placement=scheduler.planned_placement(j),
+                    reason=scheduler.waiting_reason(j),
                 )
                 for j in jobs
             ],
@@ -208,7 +209,13 @@ async def show_job(request: web.Request) -> web.Response:
     events = job_store.job_events(scheduler.store, job_id)
     cost = _costs(request, [job_id]).get(job_id)
     return web.json_response(
-        job_view(job, events, cost_micros=cost, placement=scheduler.planned_placement(job))
+        job_view(
+            job,
+            events,
+            cost_micros=cost,
+            placement=scheduler.planned_placement(job),
+            reason=scheduler.waiting_reason(job),
+        )
     )
 
 

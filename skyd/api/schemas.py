@@ -88,6 +88,7 @@ def job_view(
     events: list[EventRecord] | None = None,
     cost_micros: int | None = None,
     placement: dict[str, Any] | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """A job as the API shows it (plain dict: the hot path of `queue`)."""
     view: dict[str, Any] = {
@@ -103,7 +104,7 @@ def job_view(
         "started_at": job.started_at,
         "ended_at": job.ended_at,
         "exit_code": job.exit_code,
-        "reason": job.reason,
+        "reason": reason or job.reason,
         "placement": placement if placement is not None else job.placement,
         "deadline": job.deadline,
         "preemptions": job.preemptions,

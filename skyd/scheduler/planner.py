@@ -27,9 +27,11 @@ from skyd.optimizer import (
     AssignmentPlan,
     AssignmentProblem,
     CreditPool,
+    JobAssignment,
     ProjectBudget,
     Quota,
     SolverLimits,
+    UnplacedJob,
     greedy_assignment,
     options_from_decision,
     solve_assignment,
@@ -49,6 +51,7 @@ REPLAN_KINDS = frozenset({"submitted", "market", "launch_failed", "preempted", "
 HYSTERESIS = 0.05  # a waiting job moves only for a saving above 5 %
 MIN_SOLVE_INTERVAL_SECONDS = 1.0
 MAX_SHAPES = 1024
+UNCOUPLED_PAGE = 25  # waiting jobs planned per loop turn when nothing couples them
 APPLY_CHUNK = 20  # placements written per transaction before the loop serves others
 MAX_PLANNED_JOBS = 2000
 DEBOUNCE_SECONDS = 0.5
@@ -147,6 +150,8 @@ class Planner:
                 self._wake.set()
 
     async def replan_once(self) -> AssignmentPlan | None:
+        if not (self._quotas() or self._pools() or self._budgets() or self._any_movable()):
+            return await self._replan_uncoupled(self._context())
         inputs = PlanInputs(
             (),
             tuple(self._quotas()),
@@ -197,6 +202,13 @@ class Planner:
         plan, feasible = self._solve(replace(inputs, jobs=jobs, running=movable))
         return plan, feasible, jobs
 
+    def _any_movable(self) -> bool:
+        """Whether any running job allows a migration (then the solver must weigh moves)."""
+        return any(
+            job.placement and json.loads(job.spec_json).get("migrate")
+            for job in job_store.jobs_in_states(self.store, (JobState.RUNNING,))
+        )
+
     def _movable_jobs(self) -> list[JobRecord]:
         assert self._reader is not None
         return [
@@ -242,6 +254,90 @@ class Planner:
             migration_cost_micros=round(hourly * self._changeover_hours * spec.num_nodes),
         )
 
+    def _options_for(
+        self, job: JobRecord, context: PlacementContext, conditions: tuple[object, ...]
+    ) -> tuple[tuple[AssignmentOption, ...], dict[str, int]] | None:
+        """A waiting job's placement options (cheapest first) and each feasible one's cost,
+        decided once per market state (and once per resource shape for a sweep); None for
+        jobs the spot policy owns."""
+        known = self.planned.get(job.id) or job.placement
+        keep = known.get("key") if known else None
+        cached = self._decided.get(job.id)
+        if cached is not None and cached[0] == (*conditions, keep):
+            return cached[1], cached[2]
+        spec = TaskSpec.from_json(job.spec_json)
+        if policy_driven(spec, job):
+            return None
+        # jobs of a sweep ask for the same resources: decide those once
+        shape = (
+            spec.resources.model_dump_json(),
+            spec.num_nodes,
+            spec.objective,
+            tuple(sorted(spec.estimated_runtime.items())),
+            keep,
+        )
+        shared = self._by_shape.get(shape) if job.deadline is None else None
+        if shared is not None and shared[0] == conditions:
+            options, costs = shared[1], shared[2]
+        else:
+            outcome = self._decide(spec, job.deadline, context)
+            options = options_from_decision(outcome.decision, keep_key=keep)
+            costs = {
+                view.candidate.key: view.expected_cost_micros for view in outcome.decision.feasible
+            }
+            if job.deadline is None:
+                if len(self._by_shape) >= MAX_SHAPES:
+                    self._by_shape.clear()
+                self._by_shape[shape] = (conditions, options, costs)
+        self._decided[job.id] = ((*conditions, keep), options, costs)
+        return options, costs
+
+    async def _replan_uncoupled(self, context: PlacementContext) -> AssignmentPlan | None:
+        """Nothing couples the jobs (no quotas, pools, budgets or movable running jobs): each
+        job's own cheapest option is the optimum. Worked through on the loop a page at a
+        time — a CPU-bound worker thread would starve the loop of the GIL (the convoy
+        effect) and stall every request while it runs."""
+        conditions = (context.market_version, context.blocked, context.full_providers)
+        incremental = conditions == self._full_pass_conditions
+        self._full_pass_conditions = conditions
+        after = self._newest_planned if incremental else 0
+        seen: set[int] = set()
+        last: AssignmentPlan | None = None
+        while len(seen) < MAX_PLANNED_JOBS:
+            page = job_store.waiting_jobs_page(self.store, after_id=after, limit=UNCOUPLED_PAGE)
+            if not page:
+                break
+            after = page[-1].id
+            assignments: dict[int, JobAssignment] = {}
+            unplaced: dict[int, UnplacedJob] = {}
+            feasible: dict[int, dict[str, int]] = {}
+            for job in page:
+                seen.add(job.id)
+                decided = self._options_for(job, context, conditions)
+                if decided is None:
+                    continue
+                options, feasible[job.id] = decided
+                if options:
+                    best = options[0]
+                    assignments[job.id] = JobAssignment(
+                        job.id, best, charged_micros=best.expected_cost_micros
+                    )
+                else:
+                    unplaced[job.id] = UnplacedJob(job.id, "no candidate offering", ())
+            last = _own_best_plan(assignments, unplaced)
+            await self._apply(last, {job.id: job for job in page}, feasible)
+            await asyncio.sleep(0)  # requests go first between pages
+        if seen:
+            self._newest_planned = max(self._newest_planned, max(seen))
+        if not incremental:
+            for cache in (self._decided, self.planned):
+                for job_id in [j for j in cache if j not in seen]:
+                    del cache[job_id]  # started, ended or cancelled
+        if last is not None:
+            self.last_plan = last
+            self.solves += 1
+        return last
+
     def _solve(self, inputs: PlanInputs) -> tuple[AssignmentPlan, dict[int, dict[str, int]]]:
         """Pure work off the loop: each job's options, then one global assignment."""
         assignment_jobs = []
@@ -253,38 +349,10 @@ class Planner:
             if moving is not None:
                 assignment_jobs.append(moving)
         for job in inputs.jobs:
-            known = self.planned.get(job.id) or job.placement
-            keep = known.get("key") if known else None
-            cached = self._decided.get(job.id)
-            if cached is not None and cached[0] == (*conditions, keep):
-                options, costs = cached[1], cached[2]
-            else:
-                spec = TaskSpec.from_json(job.spec_json)
-                if policy_driven(spec, job):
-                    continue  # the spot policy decides when and where these run
-                # jobs of a sweep ask for the same resources: decide those once
-                shape = (
-                    spec.resources.model_dump_json(),
-                    spec.num_nodes,
-                    spec.objective,
-                    tuple(sorted(spec.estimated_runtime.items())),
-                    keep,
-                )
-                shared = self._by_shape.get(shape) if job.deadline is None else None
-                if shared is not None and shared[0] == conditions:
-                    options, costs = shared[1], shared[2]
-                else:
-                    outcome = self._decide(spec, job.deadline, context)
-                    options = options_from_decision(outcome.decision, keep_key=keep)
-                    costs = {
-                        view.candidate.key: view.expected_cost_micros
-                        for view in outcome.decision.feasible
-                    }
-                    if job.deadline is None:
-                        if len(self._by_shape) >= MAX_SHAPES:
-                            self._by_shape.clear()
-                        self._by_shape[shape] = (conditions, options, costs)
-                self._decided[job.id] = ((*conditions, keep), options, costs)
+            decided = self._options_for(job, context, conditions)
+            if decided is None:
+                continue  # the spot policy decides when and where these run
+            options, costs = decided
             feasible[job.id] = costs
             assignment_jobs.append(
                 AssignmentJob(
@@ -385,18 +453,27 @@ class Planner:
         for job_id in plan.assignments:
             self.unplaced_reason.pop(job_id, None)
         for job_id, unplaced in plan.unplaced.items():
-            if self.unplaced_reason.get(job_id) == unplaced.reason:
-                continue
+            # kept in memory and shown with the job (`skyctl show`): a long queue waiting
+            # for capacity would otherwise write an event per job on every pass
             self.unplaced_reason[job_id] = unplaced.reason
-            event = job_store.record_event(
-                self.store,
-                job_id,
-                now=now,
-                kind="unplaced",
-                reason=f"not placed yet: {unplaced.reason}",
-                data={"blockers": [b.kind for b in unplaced.blockers]},
-            )
-            self.bus.publish(event)
+
+
+def _own_best_plan(
+    assignments: dict[int, JobAssignment], unplaced: dict[int, UnplacedJob]
+) -> AssignmentPlan:
+    total = sum(a.option.expected_cost_micros for a in assignments.values())
+    return AssignmentPlan(
+        status="OPTIMAL",
+        assignments=assignments,
+        unplaced=unplaced,
+        objective=float(total),
+        best_bound=float(total),
+        gap=0.0,
+        expected_cost_micros=total,
+        cash_micros=total,
+        credit_micros={},
+        effective_cost_micros=total,
+    )
 
 
 def _nodes(job: JobRecord) -> int:

@@ -445,6 +445,13 @@ class JobScheduler:
                 return held
         return job.placement
 
+    def waiting_reason(self, job: JobRecord) -> str | None:
+        """Why a waiting job is not placed yet, as the planner last found (None: it is)."""
+        if self.planner is None or job.state not in (JobState.PENDING, JobState.RECOVERING):
+            return None
+        reason = self.planner.unplaced_reason.get(job.id)
+        return None if reason is None else f"not placed yet: {reason}"
+
     def _planned_choice(self, job: JobRecord) -> Choice | None:
         """The planner's choice for a waiting job, if it is still possible right now."""
         placement = self.planned_placement(job) or {}

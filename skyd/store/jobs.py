@@ -211,6 +211,15 @@ def jobs_in_states(
     return [JobRecord.from_row(r) for r in store.conn.execute(sql, params).fetchall()]
 
 
+def waiting_jobs_page(store: Store, *, after_id: int, limit: int) -> list[JobRecord]:
+    """PENDING and RECOVERING jobs with id > `after_id`, oldest first (keyset pages)."""
+    rows = store.conn.execute(
+        "SELECT * FROM jobs WHERE state IN (?, ?) AND id > ? ORDER BY id LIMIT ?",
+        (JobState.PENDING.value, JobState.RECOVERING.value, after_id, limit),
+    ).fetchall()
+    return [JobRecord.from_row(r) for r in rows]
+
+
 def active_jobs(store: Store) -> list[JobRecord]:
     """Every non-terminal job, in scheduling order (priority, then age)."""
     terminal = tuple(s.value for s in TERMINAL_STATES)
