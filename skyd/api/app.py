@@ -138,7 +138,7 @@ async def submit(request: web.Request) -> web.Response:
         if not body.command:
             raise BadRequest("command: give the command to run after `--`")
         spec = command_task(body.command, base_dir=base_dir, name=body.name)
-    job = scheduler.submit(spec, caller=caller, base_dir=str(base_dir))
+    job = await scheduler.submit_grouped(spec, caller=caller, base_dir=str(base_dir))
     return web.json_response(job_view(job), status=201)
 
 

@@ -148,6 +148,9 @@ class JobScheduler:
         self.observe: Callable[[list[Observation]], object] | None = None
         self._next_budget_check = 0.0
         self._feasible_cache: dict[tuple[object, ...], PlacementOutcome] = {}
+        self._to_insert: list[
+            tuple[dict[str, Any], asyncio.Future[tuple[JobRecord, EventRecord]]]
+        ] = []
         self.daemon_id = daemon_identity(settings.state_dir)
         self.last_reconcile: ReconcileReport | None = None
         self._locks: dict[int, asyncio.Lock] = {}
@@ -168,6 +171,46 @@ class JobScheduler:
         return job
 
     def submit(self, spec: TaskSpec, *, caller: Caller, base_dir: str) -> JobRecord:
+        """Admit and store a job in its own transaction."""
+        new_job, hold = self._admit(spec, caller=caller, base_dir=base_dir)
+        job, event = job_store.insert_job(self.store, **new_job)
+        return self._admitted(job, event, hold)
+
+    async def submit_grouped(self, spec: TaskSpec, *, caller: Caller, base_dir: str) -> JobRecord:
+        """Like submit, but submits arriving in the same loop turn commit together (one
+        transaction, one WAL append): each caller is answered only after its job is stored."""
+        new_job, hold = self._admit(spec, caller=caller, base_dir=base_dir)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[tuple[JobRecord, EventRecord]] = loop.create_future()
+        self._to_insert.append((new_job, done))
+        if len(self._to_insert) == 1:
+            loop.call_soon(self._insert_grouped)
+        job, event = await done
+        return self._admitted(job, event, hold)
+
+    def _insert_grouped(self) -> None:
+        batch, self._to_insert = self._to_insert, []
+        try:
+            stored = job_store.insert_jobs(self.store, [new_job for new_job, _ in batch])
+        except Exception as exc:  # nothing of the batch was stored: every caller hears why
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for (_, done), result in zip(batch, stored, strict=True):
+            if not done.done():
+                done.set_result(result)
+
+    def _admitted(self, job: JobRecord, event: EventRecord, hold: str | None) -> JobRecord:
+        self._emit(event)
+        if hold:
+            self._note_waiting(job, f"held for budget: {hold}")
+        return job
+
+    def _admit(
+        self, spec: TaskSpec, *, caller: Caller, base_dir: str
+    ) -> tuple[dict[str, Any], str | None]:
+        """Check a submission (feasible, deadline, budgets) and say what to store."""
         if not self._accepting:
             raise ProviderError("skyd is shutting down; submit again when it is back")
         now = self.clock.now()
@@ -204,22 +247,18 @@ class JobScheduler:
             hourly = chosen.hourly_price_micros * spec.num_nodes if chosen else None
             decision = self.accountant.check_submit(spec, caller, hourly)  # may refuse
             hold = decision.message if decision.hold else None
-        job, event = job_store.insert_job(
-            self.store,
-            name=spec.name or "job",
-            owner_uid=caller.uid,
-            owner_name=caller.name,
-            project=spec.project,
-            priority=spec.priority,
-            spec_json=spec.to_json(),
-            base_dir=base_dir,
-            deadline=deadline,
-            now=now,
-        )
-        self._emit(event)
-        if hold:
-            self._note_waiting(job, f"held for budget: {hold}")
-        return job
+        new_job = {
+            "name": spec.name or "job",
+            "owner_uid": caller.uid,
+            "owner_name": caller.name,
+            "project": spec.project,
+            "priority": spec.priority,
+            "spec_json": spec.to_json(),
+            "base_dir": base_dir,
+            "deadline": deadline,
+            "now": now,
+        }
+        return new_job, hold
 
     def _feasibility(self, spec: TaskSpec) -> PlacementOutcome:
         key = (

@@ -50,6 +50,14 @@ def append_event(
     return EventRecord(seq, job_id, at, kind, state, reason, data or {})
 
 
+def insert_jobs(
+    store: Store, new_jobs: Sequence[dict[str, Any]]
+) -> list[tuple[JobRecord, EventRecord]]:
+    """Store several submitted jobs (each with its "submitted" event) in one transaction."""
+    with store.transaction() as conn:
+        return [_insert(conn, **new_job) for new_job in new_jobs]
+
+
 def insert_job(
     store: Store,
     *,
@@ -64,34 +72,61 @@ def insert_job(
     now: float,
 ) -> tuple[JobRecord, EventRecord]:
     with store.transaction() as conn:
-        cur = conn.execute(
-            "INSERT INTO jobs (name, owner_uid, owner_name, project, priority, state, spec_json,"
-            " base_dir, created_at, updated_at, deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                name,
-                owner_uid,
-                owner_name,
-                project,
-                priority,
-                JobState.PENDING.value,
-                spec_json,
-                base_dir,
-                now,
-                now,
-                deadline,
-            ),
-        )
-        job_id = cur.lastrowid
-        assert job_id is not None
-        event = append_event(
+        return _insert(
             conn,
-            job_id=job_id,
-            at=now,
-            kind="submitted",
-            state=JobState.PENDING.value,
-            reason=f"submitted by {owner_name}",
+            name=name,
+            owner_uid=owner_uid,
+            owner_name=owner_name,
+            project=project,
+            priority=priority,
+            spec_json=spec_json,
+            base_dir=base_dir,
+            deadline=deadline,
+            now=now,
         )
-        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+
+
+def _insert(
+    conn: sqlite3.Connection,
+    *,
+    name: str,
+    owner_uid: int,
+    owner_name: str,
+    project: str | None,
+    priority: int,
+    spec_json: str,
+    base_dir: str,
+    deadline: float | None,
+    now: float,
+) -> tuple[JobRecord, EventRecord]:
+    cur = conn.execute(
+        "INSERT INTO jobs (name, owner_uid, owner_name, project, priority, state, spec_json,"
+        " base_dir, created_at, updated_at, deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            name,
+            owner_uid,
+            owner_name,
+            project,
+            priority,
+            JobState.PENDING.value,
+            spec_json,
+            base_dir,
+            now,
+            now,
+            deadline,
+        ),
+    )
+    job_id = cur.lastrowid
+    assert job_id is not None
+    event = append_event(
+        conn,
+        job_id=job_id,
+        at=now,
+        kind="submitted",
+        state=JobState.PENDING.value,
+        reason=f"submitted by {owner_name}",
+    )
+    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return JobRecord.from_row(row), event
 
 

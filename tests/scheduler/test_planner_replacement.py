@@ -3,6 +3,7 @@ blocked, and not moved for a near-equal saving (hysteresis)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,3 +180,22 @@ async def test_a_running_job_that_allows_it_gets_a_migration_proposal(
     proposals = [e for e in job_store.job_events(store, job.id) if e.kind == "migration_proposed"]
     assert len(proposals) == 1 and proposals[0].data["to"] != placed["key"]
     assert job_store.get_job(store, job.id).state == JobState.RUNNING  # only proposed
+
+
+async def test_concurrent_submits_each_get_their_own_stored_job(
+    store: Store, tmp_path: Path
+) -> None:
+    scheduler, _planner, _market = _scheduler(store, tmp_path)
+    spec = parse_task(TASK)
+    jobs = await asyncio.gather(
+        *(
+            scheduler.submit_grouped(spec, caller=Caller(0, True), base_dir="/tmp")
+            for _ in range(25)
+        )
+    )
+    ids = [job.id for job in jobs]
+    assert len(set(ids)) == 25
+    for job_id in ids:
+        stored = job_store.get_job(store, job_id)
+        assert stored.state == JobState.PENDING
+        assert [e.kind for e in job_store.job_events(store, job_id)] == ["submitted"]
