@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from skyctl.client import ApiError, DaemonClient
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.unix_http import raw_request, request_as
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -143,46 +144,16 @@ def test_unknown_job_and_bad_ids_and_broken_json(
     assert client.list_jobs(include_terminal=True)[0] == []
 
 
-def _raw_request(
-    path: str, method: bytes, target: bytes, body: bytes
-) -> tuple[int, dict[str, str]]:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(path)
-        sock.sendall(
-            method
-            + b" "
-            + target
-            + b" HTTP/1.1\r\nHost: skyd\r\nContent-Type: application/json\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
-        )
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, payload = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(payload)
+def _raw_request(path: str, method: bytes, target: bytes, body: bytes) -> tuple[int, Any]:
+    status, answer, _kind = raw_request(
+        path, method.decode(), target.decode(), body, "application/json"
+    )
+    return status, answer
 
 
-def _as_user(
-    uid: int, socket_path: str, method: bytes, target: bytes
-) -> tuple[int, dict[str, str]]:
-    """Make one raw request from a forked child running as `uid` (SO_PEERCRED sees that uid)."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: drop to the other user, ask, report, leave without cleanup
-        try:
-            os.close(read_fd)
-            os.setgid(uid)
-            os.setuid(uid)
-            status, body = _raw_request(socket_path, method, target, b"")
-            os.write(write_fd, json.dumps([status, body]).encode())
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        data = pipe.read()
-    os.waitpid(pid, 0)
-    status, body = json.loads(data)
-    return int(status), body
+def _as_user(uid: int, socket_path: str, method: bytes, target: bytes) -> tuple[int, Any]:
+    """One request from a forked child running as `uid` (SO_PEERCRED sees that uid)."""
+    return request_as(uid, socket_path, method.decode(), target.decode())
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second user")
