@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from skyd.errors import ConflictError, NotFoundError
-from skyd.model import TERMINAL_STATES, Instance, JobState
+from skyd.model import TERMINAL_STATES, Instance
 from skyd.store.db import Store
 from skyd.store.instances import insert_instance, set_instance_state
-from skyd.store.jobs import append_event
+from skyd.store.jobs import append_event, insert_job_in
 from skyd.store.records import EventRecord, InstanceRecord, JobRecord
 
 
@@ -101,40 +101,26 @@ def _read(conn: sqlite3.Connection, cluster_id: int) -> ClusterRecord:
 def _insert_bound_job(
     conn: sqlite3.Connection, cluster_id: int, cluster_name: str, job: NewJob, now: float
 ) -> tuple[JobRecord, EventRecord]:
-    cur = conn.execute(
-        "INSERT INTO jobs (name, owner_uid, owner_name, project, priority, state, spec_json,"
-        " base_dir, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            job.name,
-            job.owner_uid,
-            job.owner_name,
-            job.project,
-            job.priority,
-            JobState.PENDING.value,
-            job.spec_json,
-            job.base_dir,
-            now,
-            now,
-        ),
-    )
-    job_id = cur.lastrowid
-    assert job_id is not None
-    conn.execute(
-        "INSERT INTO cluster_jobs (job_id, cluster_id) VALUES (?, ?)", (job_id, cluster_id)
-    )
-    # a new job makes the cluster busy: the idle clock starts again when it ends
-    conn.execute("UPDATE clusters SET idle_since = NULL WHERE id = ?", (cluster_id,))
-    event = append_event(
+    record, event = insert_job_in(
         conn,
-        job_id=job_id,
-        at=now,
-        kind="submitted",
-        state=JobState.PENDING.value,
+        name=job.name,
+        owner_uid=job.owner_uid,
+        owner_name=job.owner_name,
+        project=job.project,
+        priority=job.priority,
+        spec_json=job.spec_json,
+        base_dir=job.base_dir,
+        deadline=None,
+        now=now,
         reason=f"submitted by {job.owner_name} to run on cluster {cluster_name}",
         data=_cluster_data(cluster_id, cluster_name),
     )
-    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return JobRecord.from_row(row), event
+    conn.execute(
+        "INSERT INTO cluster_jobs (job_id, cluster_id) VALUES (?, ?)", (record.id, cluster_id)
+    )
+    # a new job makes the cluster busy: the idle clock starts again when it ends
+    conn.execute("UPDATE clusters SET idle_since = NULL WHERE id = ?", (cluster_id,))
+    return record, event
 
 
 def insert_cluster(

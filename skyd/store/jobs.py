@@ -55,7 +55,7 @@ def insert_jobs(
 ) -> list[tuple[JobRecord, EventRecord]]:
     """Store several submitted jobs (each with its "submitted" event) in one transaction."""
     with store.transaction() as conn:
-        return [_insert(conn, **new_job) for new_job in new_jobs]
+        return [insert_job_in(conn, **new_job) for new_job in new_jobs]
 
 
 def insert_job(
@@ -72,7 +72,7 @@ def insert_job(
     now: float,
 ) -> tuple[JobRecord, EventRecord]:
     with store.transaction() as conn:
-        return _insert(
+        return insert_job_in(
             conn,
             name=name,
             owner_uid=owner_uid,
@@ -86,7 +86,7 @@ def insert_job(
         )
 
 
-def _insert(
+def insert_job_in(
     conn: sqlite3.Connection,
     *,
     name: str,
@@ -98,7 +98,10 @@ def _insert(
     base_dir: str,
     deadline: float | None,
     now: float,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> tuple[JobRecord, EventRecord]:
+    """Store one submitted job and its "submitted" event inside the caller's transaction."""
     cur = conn.execute(
         "INSERT INTO jobs (name, owner_uid, owner_name, project, priority, state, spec_json,"
         " base_dir, created_at, updated_at, deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -124,7 +127,8 @@ def _insert(
         at=now,
         kind="submitted",
         state=JobState.PENDING.value,
-        reason=f"submitted by {owner_name}",
+        reason=reason or f"submitted by {owner_name}",
+        data=data,
     )
     row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return JobRecord.from_row(row), event
