@@ -108,12 +108,6 @@ def _costs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Tex
     return accounting_commands.costs(args, client, out, err)
 
 
-def _clusters(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    from skyctl import cluster_commands
-
-    return cluster_commands.clusters(args, client, out, err)
-
-
 def _orphans(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
     from skyctl import admin_commands
 
@@ -130,7 +124,7 @@ def _cluster_command(name: str) -> Handler:
     return handler
 
 
-def _cluster_arguments_from(module: str, name: str) -> Callable[[argparse.ArgumentParser], None]:
+def _arguments_from(module: str, name: str) -> Callable[[argparse.ArgumentParser], None]:
     def declare(sub: argparse.ArgumentParser) -> None:
         import importlib
 
@@ -140,12 +134,7 @@ def _cluster_arguments_from(module: str, name: str) -> Callable[[argparse.Argume
 
 
 def _cluster_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
-    def declare(sub: argparse.ArgumentParser) -> None:
-        from skyctl import cluster_commands
-
-        getattr(cluster_commands, name)(sub)
-
-    return declare
+    return _arguments_from("cluster_commands", name)
 
 
 def _dashboard(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
@@ -226,12 +215,6 @@ def _optimize_arguments(sub: argparse.ArgumentParser) -> None:
     _json_flag(sub)
 
 
-def _costs_arguments(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--by", metavar="KEY", help="group by project, user, cloud or job")
-    sub.add_argument("--since", metavar="WHEN", help="a date (2026-11-01) or a duration (7d)")
-    _json_flag(sub)
-
-
 def _no_arguments(sub: argparse.ArgumentParser) -> None:
     pass
 
@@ -294,13 +277,13 @@ COMMANDS = (
         "credits",
         "credit pools: granted, spent, left, expiry (admins: add|set|topup|retire)",
         _credits,
-        _cluster_arguments_from("accounting_commands", "credits_arguments"),
+        _arguments_from("accounting_commands", "credits_arguments"),
     ),
     Command(
         "costs",
         "what has been spent, grouped",
         _costs,
-        _cluster_arguments_from("accounting_commands", "costs_arguments"),
+        _arguments_from("accounting_commands", "costs_arguments"),
     ),
     Command(
         "launch",

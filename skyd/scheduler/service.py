@@ -36,7 +36,6 @@ from skyd.errors import (
 from skyd.events import EventBus
 from skyd.market.live import LiveMarket
 from skyd.model import (
-    TERMINAL_STATES,
     Candidate,
     ExclusionReason,
     InstanceState,
@@ -1176,9 +1175,6 @@ class JobScheduler:
             self.store, job.id, now=self.clock.now(), kind="waiting", reason=reason
         )
         self._emit(event)
-
-    def is_active(self, state: JobState) -> bool:
-        return state not in TERMINAL_STATES
 
 
 @dataclass(frozen=True, slots=True)

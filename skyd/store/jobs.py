@@ -259,17 +259,6 @@ def waiting_jobs_page(store: Store, *, after_id: int, limit: int) -> list[JobRec
     return [JobRecord.from_row(r) for r in rows]
 
 
-def active_jobs(store: Store) -> list[JobRecord]:
-    """Every non-terminal job, in scheduling order (priority, then age)."""
-    terminal = tuple(s.value for s in TERMINAL_STATES)
-    rows = store.conn.execute(
-        f"SELECT * FROM jobs WHERE state NOT IN ({', '.join('?' for _ in terminal)})"
-        " ORDER BY priority DESC, id ASC",
-        terminal,
-    ).fetchall()
-    return [JobRecord.from_row(r) for r in rows]
-
-
 def job_events(store: Store, job_id: int) -> list[EventRecord]:
     rows = store.conn.execute(
         "SELECT * FROM events WHERE job_id = ? ORDER BY seq", (job_id,)

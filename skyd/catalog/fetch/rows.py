@@ -27,10 +27,6 @@ def decimal_text(value: Decimal | None) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def _count_text(count: int | None) -> str:
-    return "" if count is None else str(count)
-
-
 @dataclass(frozen=True)
 class CatalogRow:
     """One launchable offering: prices are $/h, None where it is not sold that way."""
