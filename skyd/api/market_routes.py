@@ -88,42 +88,15 @@ def cheapest_offerings(
     all_regions: bool,
 ) -> list[dict[str, Any]]:
     """Cheapest offering per (accelerator, count, cloud[, region]) in the chosen market."""
-    wanted = _gpu_filter(gpu, market) if gpu else None
-    best: dict[tuple[str, int, str, str], tuple[int, Offer]] = {}
-    for offer in market.catalog.offers:
-        if not offer.accelerator_name:
-            continue
-        if wanted is not None and (
-            offer.accelerator_name != wanted[0]
-            or (wanted[1] is not None and offer.accelerator_count != wanted[1])
-        ):
-            continue
-        if (cloud and offer.cloud != cloud) or (region and offer.region != region):
-            continue
-        price = market.spot_prices.get(offer.key, offer.spot_price_micros) if spot else None
-        if not spot:
-            price = offer.price_micros
-        if price is None:
-            continue
-        group = (
-            offer.accelerator_name,
-            offer.accelerator_count,
-            offer.cloud,
-            offer.region if all_regions else "",
-        )
-        held = best.get(group)
-        if held is None or (price, offer.key) < (held[0], held[1].key):
-            best[group] = (price, offer)
-    rows = sorted(
-        best.values(),
-        key=lambda item: (
-            item[1].accelerator_name.casefold(),
-            item[1].accelerator_count,
-            item[0],
-            item[1].key,
-        ),
+    cheapest = market.catalog.cheapest_per_accelerator(
+        spot,
+        cloud,
+        region,
+        accelerator=_gpu_filter(gpu, market) if gpu else None,
+        per_region=all_regions,
+        spot_prices=market.spot_prices,
     )
-    return [offering_view(offer, market) for _, offer in rows]
+    return [offering_view(candidate.offer, market) for candidate in cheapest]
 
 
 def _candidate_view(view: CandidateView, providers: LiveMarket) -> dict[str, Any]:

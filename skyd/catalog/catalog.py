@@ -161,24 +161,39 @@ class Catalog:
         return rows
 
     def cheapest_per_accelerator(
-        self, spot: bool | None, cloud: str | None = None, region: str | None = None
+        self,
+        spot: bool | None,
+        cloud: str | None = None,
+        region: str | None = None,
+        *,
+        accelerator: tuple[str, int | None] | None = None,
+        per_region: bool = False,
+        spot_prices: Mapping[str, int] | None = None,
     ) -> list[Candidate]:
-        """The cheapest candidate per (accelerator, count, cloud) — what `skyctl prices`
-        shows. `spot` None considers both markets. CPU-only offerings are left out."""
+        """The cheapest candidate per (accelerator, count, cloud[, region]) — what `skyctl
+        prices` shows. `spot` None considers both markets; `accelerator` (canonical name,
+        count or None for any) narrows it; `spot_prices` (by Offer.key) are live prices that
+        replace the catalog's. CPU-only offerings are left out."""
         cloud = cloud.lower() if cloud else None
-        best: dict[tuple[str, int, str], Candidate] = {}
+        live = spot_prices or {}
+        best: dict[tuple[str, int, str, str], Candidate] = {}
         for (name, count), offers in self._by_accelerator.items():
             if not name:
+                continue
+            if accelerator is not None and (
+                name != accelerator[0] or accelerator[1] not in (None, count)
+            ):
                 continue
             for offer in offers:
                 if (cloud is not None and offer.cloud != cloud) or (
                     region is not None and offer.region != region
                 ):
                     continue
-                group = (name, count, offer.cloud)
-                for market_spot, price, reason in markets(offer, spot):
+                group = (name, count, offer.cloud, offer.region if per_region else "")
+                for market_spot, listed, reason in markets(offer, spot):
                     if reason is not None:
                         continue
+                    price = live.get(offer.key, listed) if market_spot else listed
                     held = best.get(group)
                     # Compare full orders only on a price tie; most offers lose on price.
                     if held is None or price < held.hourly_price_micros:
