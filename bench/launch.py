@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from skyd.clock import VirtualClock
 from skyd.model import LaunchRequest, Offer
-from skyd.providers.base import TAG_JOB, TAG_MANAGED, Provider
+from skyd.providers.base import MANAGED, TAG_JOB, TAG_MANAGED, Provider
 
 
 class ServerTimed(Protocol):
@@ -115,7 +115,7 @@ async def measure_listing(
     sample = Sample()
     seen = 0
     for _ in range(rounds):
-        found = await timed(fake, sample, partial(provider.describe, tags={TAG_MANAGED: "true"}))
+        found = await timed(fake, sample, partial(provider.describe, tags={TAG_MANAGED: MANAGED}))
         seen = len(found)
     return sample, seen
 
@@ -169,7 +169,7 @@ async def bench_aws(launches: int, tagged: int) -> dict[str, Any]:
             for i in r["Instances"]
         ]
         direct.terminate_instances(InstanceIds=ids)
-        tags = [{"Key": TAG_MANAGED, "Value": "true"}, {"Key": TAG_JOB, "Value": "9"}]
+        tags = [{"Key": TAG_MANAGED, "Value": MANAGED}, {"Key": TAG_JOB, "Value": "9"}]
         for start in range(0, tagged, 250):
             count = min(250, tagged - start)
             direct.run_instances(
@@ -223,7 +223,7 @@ async def bench_gcp(launches: int, tagged: int) -> dict[str, Any]:
             "status": "RUNNING",
             "zone": "https://www.googleapis.com/compute/v1/projects/bench/zones/us-central1-a",
             "machineType": "zones/us-central1-a/machineTypes/n2-standard-2",
-            "labels": {TAG_MANAGED: "true", TAG_JOB: "9"},
+            "labels": {TAG_MANAGED: MANAGED, TAG_JOB: "9"},
             "scheduling": {},
             "networkInterfaces": [{"networkIP": "10.0.0.2"}],
         }
@@ -289,7 +289,7 @@ async def bench_azure(launches: int, tagged: int) -> dict[str, Any]:
                     "id": f"{provider._rg_path('bench')}/providers/Microsoft.Compute/t-{n}",
                     "name": f"t-{n}",
                     "location": "eastus",
-                    "tags": {TAG_MANAGED: "true", TAG_JOB: "9"},
+                    "tags": {TAG_MANAGED: MANAGED, TAG_JOB: "9"},
                     "properties": {
                         "provisioningState": "Succeeded",
                         "hardwareProfile": {"vmSize": "Standard_D2s_v5"},

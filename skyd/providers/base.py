@@ -9,6 +9,9 @@ from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 
 # Tags skyd puts on every resource it creates, so reconcile can find them.
 TAG_MANAGED = "skyd-managed"
+# The one value of TAG_MANAGED: launches write it and reconcile / clusters query it, so a
+# provider that wrote anything else would make its instances invisible (leaked, unbilled).
+MANAGED = "1"
 TAG_JOB = "skyd-job"
 TAG_ATTEMPT = "skyd-attempt"
 TAG_TOKEN = "skyd-token"
@@ -16,6 +19,37 @@ TAG_CLUSTER = "skyd-cluster"
 # Which daemon launched it: reconcile only ever touches its own daemon's resources, so two
 # lab servers sharing a cloud account never reap each other's instances.
 TAG_DAEMON = "skyd-daemon"
+
+
+def managed_tags() -> dict[str, str]:
+    """The filter that finds everything skyd manages (what reconcile lists)."""
+    return {TAG_MANAGED: MANAGED}
+
+
+def job_tags(daemon_id: str, job_id: int, attempt: int, client_token: str) -> dict[str, str]:
+    """The tags the scheduler asks for when it launches an attempt of a job."""
+    return {
+        TAG_MANAGED: MANAGED,
+        TAG_DAEMON: daemon_id,
+        TAG_JOB: str(job_id),
+        TAG_ATTEMPT: str(attempt),
+        TAG_TOKEN: client_token,
+    }
+
+
+def launch_tags(request: LaunchRequest) -> dict[str, str]:
+    """The tags a provider puts on what it creates for `request`: the scheduler's own tags
+    (daemon, cluster, …) plus skyd's bookkeeping ones, always with the values reconcile uses."""
+    tags = dict(request.tags)
+    tags.update(
+        {
+            TAG_MANAGED: MANAGED,
+            TAG_JOB: str(request.job_id),
+            TAG_ATTEMPT: str(request.attempt),
+            TAG_TOKEN: request.client_token,
+        }
+    )
+    return tags
 
 
 @runtime_checkable

@@ -6,13 +6,26 @@ import asyncio
 import enum
 import itertools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import pytest
 
+from skyd.clock import SystemClock
 from skyd.errors import AuthError, CapacityError, ProviderError, QuotaError, TransientError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
-from skyd.providers.base import TAG_CLUSTER, TAG_JOB, TAG_MANAGED, TAG_TOKEN, Provider
+from skyd.providers.base import (
+    MANAGED,
+    TAG_CLUSTER,
+    TAG_JOB,
+    TAG_MANAGED,
+    TAG_TOKEN,
+    Provider,
+    job_tags,
+)
+from skyd.scheduler.reconcile import reconcile
+from skyd.store import instances as instance_store
+from skyd.store import open_store
 
 # Fakes move an instance one step per observation; this bounds how many it may take.
 MAX_OBSERVATIONS = 20
@@ -117,7 +130,7 @@ class ProviderContract:
             offer.instance_type,
         )
         assert not inst.spot
-        assert inst.tags[TAG_MANAGED] == "true"
+        assert inst.tags[TAG_MANAGED] == MANAGED
         assert inst.tags[TAG_JOB] == "11"
         await until_state(provider, ids(launched), InstanceState.RUNNING)
 
@@ -231,3 +244,57 @@ class ProviderContract:
         assert await provider.describe(ids(launched)) == {
             launched[0].instance_id: InstanceState.TERMINATED
         }
+
+    async def test_reconcile_finds_what_the_scheduler_launched(
+        self, harness: ContractHarness, tmp_path: Path
+    ) -> None:
+        """Launched with the scheduler's own tags: reconcile keeps the recorded instance,
+        terminates the unrecorded one, and leaves another daemon's alone."""
+        provider = harness.provider
+        offer = harness.offer(spot=False)
+
+        async def launch(daemon: str, job: int) -> Instance:
+            token = f"skyd-{job}-1"
+            request = LaunchRequest(
+                job, 1, token, offer, False, tags=job_tags(daemon, job, 1, token)
+            )
+            [inst] = await provider.launch(request)
+            return inst
+
+        recorded = await launch("skyd-ours", 21)
+        orphan = await launch("skyd-ours", 22)
+        foreign = await launch("skyd-theirs", 23)
+        await until_state(provider, [recorded.instance_id], InstanceState.RUNNING)
+        store = open_store(tmp_path)
+        try:
+            with store.transaction() as conn:
+                instance_store.insert_instance(
+                    conn,
+                    recorded,
+                    job_id=None,
+                    attempt=1,
+                    client_token="skyd-21-1",
+                    hourly_price_micros=1,
+                    now=1.0,
+                )
+            report = await reconcile(
+                store, {provider.name: provider}, SystemClock(), daemon_id="skyd-ours"
+            )
+            assert report.errors == {}
+            assert report.gone == 0 and report.adopted == 1
+            assert [(o.instance_id, o.action) for o in report.orphans] == [
+                (orphan.instance_id, "terminated")
+            ]
+            [row] = instance_store.active_instances(store, provider.name)
+            assert (row.instance_id, row.state) == (recorded.instance_id, "RUNNING")
+        finally:
+            store.close()
+        states = await provider.describe([recorded.instance_id, orphan.instance_id])
+        assert states[recorded.instance_id] == InstanceState.RUNNING
+        assert states[orphan.instance_id] in (InstanceState.TERMINATING, InstanceState.TERMINATED)
+        assert (await provider.describe([foreign.instance_id]))[foreign.instance_id] in (
+            InstanceState.PENDING,
+            InstanceState.RUNNING,
+        )
+        await provider.terminate([recorded.instance_id, foreign.instance_id])
+        assert await harness.leftovers() == []

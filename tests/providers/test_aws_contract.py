@@ -15,7 +15,7 @@ from skyd.model import InstanceState, Offer
 from skyd.providers.aws import AwsConfig, AwsProvider
 from skyd.providers.aws.errors import translate_error_code
 from skyd.providers.aws.provider import ec2_client_token, split_instance_key
-from skyd.providers.base import TAG_MANAGED
+from skyd.providers.base import MANAGED, TAG_MANAGED
 from skyd.testing.moto_ec2 import Ec2Fault, MotoEc2, MotoServerThread
 
 REGION = "us-east-1"
@@ -63,7 +63,7 @@ class AwsHarness:
         self._proxy.preempt(ec2_id, region)
 
     async def leftovers(self) -> list[str]:
-        managed = [{"Name": f"tag:{TAG_MANAGED}", "Values": ["true"]}]
+        managed = [{"Name": f"tag:{TAG_MANAGED}", "Values": [MANAGED]}]
         out: list[str] = []
         for page in self._direct.get_paginator("describe_instances").paginate(Filters=managed):
             for reservation in page["Reservations"]:

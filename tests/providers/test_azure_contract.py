@@ -14,7 +14,7 @@ from skyd.model import InstanceState, Offer
 from skyd.providers.azure import AzureConfig, AzureProvider
 from skyd.providers.azure.errors import translate_error_code
 from skyd.providers.azure.provider import split_instance_key
-from skyd.providers.base import TAG_MANAGED
+from skyd.providers.base import MANAGED, TAG_MANAGED
 from skyd.testing.fake_azure import ArmFault, FakeAzure, StaticTokenCredential
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
@@ -67,7 +67,7 @@ class AzureHarness:
             f"{kind}:{name}"
             for kind, table in tables.items()
             for (_, name), resource in table.items()
-            if resource.get("tags", {}).get(TAG_MANAGED) == "true"
+            if resource.get("tags", {}).get(TAG_MANAGED) == MANAGED
         ]
 
     def create_calls(self) -> int:

@@ -10,7 +10,7 @@ from conftest import ProviderFactory, host_for
 
 from skyd.errors import AuthError, CapacityError, ProviderError, TransientError
 from skyd.model import InstanceState, LaunchRequest, Offer
-from skyd.providers.base import TAG_JOB, TAG_MANAGED, TAG_TOKEN
+from skyd.providers.base import MANAGED, TAG_JOB, TAG_MANAGED, TAG_TOKEN
 from skyd.providers.ssh import SshHost, SshProviderConfig
 from skyd.providers.ssh.provider import host_offers
 from skyd.testing.ssh_server import FakeSshServer, SshFault
@@ -104,7 +104,7 @@ async def test_launch_is_idempotent_by_token_and_tags_instances(
         "box-a",
         InstanceState.RUNNING,
     )
-    assert inst.tags[TAG_MANAGED] == "true" and inst.tags[TAG_TOKEN] == "job1-attempt1"
+    assert inst.tags[TAG_MANAGED] == MANAGED and inst.tags[TAG_TOKEN] == "job1-attempt1"
     assert inst.private_ip == box_a.host
     assert await provider.describe(tags={TAG_JOB: "1"}) == {inst.instance_id: "RUNNING"}
 

@@ -16,7 +16,16 @@ from skyd.errors import CapacityError, ProviderError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 from skyd.providers.aws.config import AwsConfig
 from skyd.providers.aws.errors import CLOUD, translate_exception
-from skyd.providers.base import TAG_ATTEMPT, TAG_CLUSTER, TAG_JOB, TAG_MANAGED, TAG_TOKEN
+from skyd.providers.base import (
+    MANAGED,
+    TAG_CLUSTER,
+    TAG_DAEMON,
+    TAG_JOB,
+    TAG_MANAGED,
+    TAG_TOKEN,
+    launch_tags,
+    managed_tags,
+)
 
 _EC2_STATES = {
     "pending": InstanceState.PENDING,
@@ -30,6 +39,8 @@ _EC2_STATES = {
 _SPOT_INTERRUPTION_CODES = frozenset(
     {"Server.SpotInstanceTermination", "Server.SpotInstanceShutdown"}
 )
+# Tags a security group or key pair shared by one cluster carries (not per-attempt ones).
+_SHARED_TAGS = (TAG_MANAGED, TAG_DAEMON, TAG_CLUSTER, TAG_JOB)
 _LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 
@@ -58,19 +69,6 @@ def resource_name(request: LaunchRequest) -> str:
     """Security group and key pair name shared by one cluster (or one job)."""
     cluster = request.tags.get(TAG_CLUSTER)
     return f"skyd-{cluster}" if cluster else f"skyd-job-{request.job_id}"
-
-
-def skyd_tags(request: LaunchRequest) -> dict[str, str]:
-    tags = dict(request.tags)
-    tags.update(
-        {
-            TAG_MANAGED: "true",
-            TAG_JOB: str(request.job_id),
-            TAG_ATTEMPT: str(request.attempt),
-            TAG_TOKEN: request.client_token,
-        }
-    )
-    return tags
 
 
 def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
@@ -162,7 +160,7 @@ class AwsProvider:
                 scope=f"{CLOUD}/{region}",
             )
         zone_name = await self._zone_name(region, zone_id) if zone_id else None
-        tags = skyd_tags(request)
+        tags = launch_tags(request)
         group_id = await self._ensure_security_group(region, resource_name(request), tags)
         key_name = await self._ensure_key_pair(region, resource_name(request), tags)
         params: dict[str, Any] = {
@@ -240,7 +238,7 @@ class AwsProvider:
         return zone_name
 
     async def _ensure_security_group(self, region: str, name: str, tags: Mapping[str, str]) -> str:
-        group_tags = {k: v for k, v in tags.items() if k in (TAG_MANAGED, TAG_CLUSTER, TAG_JOB)}
+        group_tags = {k: v for k, v in tags.items() if k in _SHARED_TAGS}
         async with self._calls(region) as ec2:
             found = await ec2.describe_security_groups(
                 Filters=[{"Name": "group-name", "Values": [name]}]
@@ -282,7 +280,7 @@ class AwsProvider:
     async def _ensure_key_pair(self, region: str, name: str, tags: Mapping[str, str]) -> str | None:
         if not self.config.ssh_public_key:
             return None
-        key_tags = {k: v for k, v in tags.items() if k in (TAG_MANAGED, TAG_CLUSTER, TAG_JOB)}
+        key_tags = {k: v for k, v in tags.items() if k in _SHARED_TAGS}
         async with self._calls(region) as ec2:
             found = await ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [name]}])
             if not found.get("KeyPairs"):
@@ -315,7 +313,7 @@ class AwsProvider:
                 ):
                     states[instance_key(region, raw["InstanceId"])] = _state_of(raw)
             return states
-        wanted = dict(tags or {TAG_MANAGED: "true"})
+        wanted = dict(tags or managed_tags())
         regions = sorted(set(self.config.regions) | self._regions_used)
         results = await asyncio.gather(*(self._states_by_tags(r, wanted) for r in regions))
         return {key: state for batch in results for key, state in batch.items()}
@@ -473,7 +471,7 @@ class AwsProvider:
             )
             used_groups = {g["GroupId"] for r in users for g in r.get("SecurityGroups", [])}
             used_keys = {r.get("KeyName") for r in users}
-            managed = [{"Name": f"tag:{TAG_MANAGED}", "Values": ["true"]}]
+            managed = [{"Name": f"tag:{TAG_MANAGED}", "Values": [MANAGED]}]
             async with self._calls(region) as ec2:
                 sgs = await ec2.describe_security_groups(Filters=managed)
                 kps = await ec2.describe_key_pairs(Filters=managed)

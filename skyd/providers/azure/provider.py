@@ -15,7 +15,7 @@ from skyd.errors import AuthError, ProviderError, TransientError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 from skyd.providers.azure.config import AzureConfig
 from skyd.providers.azure.errors import CLOUD, translate_error_code, translate_exception
-from skyd.providers.base import TAG_ATTEMPT, TAG_JOB, TAG_MANAGED, TAG_TOKEN
+from skyd.providers.base import launch_tags, managed_tags
 
 # Set while skyd itself keeps a VM deallocated; a deallocated Spot VM without it was evicted.
 TAG_STOPPED = "skyd-stopped"
@@ -260,15 +260,7 @@ class AzureProvider:
             "Deleting",
         ):
             return self._instance(group, existing)
-        tags = dict(request.tags)
-        tags.update(
-            {
-                TAG_MANAGED: "true",
-                TAG_JOB: str(request.job_id),
-                TAG_ATTEMPT: str(request.attempt),
-                TAG_TOKEN: request.client_token,
-            }
-        )
+        tags = launch_tags(request)
         zones = [request.offer.zone] if request.offer.zone else []
         ip_id = None
         public_ip = None
@@ -402,7 +394,7 @@ class AzureProvider:
         self, instance_ids: Sequence[str] | None = None, tags: Mapping[str, str] | None = None
     ) -> dict[str, InstanceState]:
         if instance_ids is None:
-            found = await self.instances(tags or {TAG_MANAGED: "true"})
+            found = await self.instances(tags or managed_tags())
             return {inst.instance_id: inst.state for inst in found}
         raws = await asyncio.gather(
             *(self._get_vm(*split_instance_key(k), None) for k in instance_ids)

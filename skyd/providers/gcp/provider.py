@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from skyd.clock import Clock, SystemClock
 from skyd.errors import ProviderError, TransientError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
-from skyd.providers.base import TAG_ATTEMPT, TAG_JOB, TAG_MANAGED, TAG_TOKEN
+from skyd.providers.base import TAG_TOKEN, launch_tags, managed_tags
 from skyd.providers.gcp.config import GcpConfig
 from skyd.providers.gcp.errors import (
     CLOUD,
@@ -216,15 +216,7 @@ class GcpProvider:
 
     def _instance_body(self, request: LaunchRequest, zone: str, name: str) -> dict[str, Any]:
         cfg = self.config
-        tags = dict(request.tags)
-        tags.update(
-            {
-                TAG_MANAGED: "true",
-                TAG_JOB: str(request.job_id),
-                TAG_ATTEMPT: str(request.attempt),
-                TAG_TOKEN: request.client_token,
-            }
-        )
+        tags = launch_tags(request)
         nic: dict[str, Any] = {"network": cfg.network}
         if cfg.subnetwork:
             nic["subnetwork"] = cfg.subnetwork
@@ -270,7 +262,7 @@ class GcpProvider:
         self, instance_ids: Sequence[str] | None = None, tags: Mapping[str, str] | None = None
     ) -> dict[str, InstanceState]:
         if instance_ids is None:
-            found = await self.instances(tags or {TAG_MANAGED: "true"})
+            found = await self.instances(tags or managed_tags())
             return {inst.instance_id: inst.state for inst in found}
         from google.api_core import exceptions as gexc
 

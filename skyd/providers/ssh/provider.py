@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from skyd.clock import Clock
 from skyd.errors import AuthError, CapacityError, ProviderError, TransientError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
-from skyd.providers.base import TAG_ATTEMPT, TAG_JOB, TAG_MANAGED, TAG_TOKEN
+from skyd.providers.base import launch_tags
 from skyd.providers.ssh.claims import Claim, ClaimStore, PendingKills, instance_id_for
 from skyd.providers.ssh.config import SshHost, SshProviderConfig
 from skyd.providers.ssh.connection import SshConnections, SshTarget
@@ -172,15 +172,7 @@ class SshProvider:
             return [self._instance(c) for c in raced]
         self._check_capacity(host, request)
         now = self._clock.now()
-        tags = dict(request.tags)
-        tags.update(
-            {
-                TAG_MANAGED: "true",
-                TAG_JOB: str(request.job_id),
-                TAG_ATTEMPT: str(request.attempt),
-                TAG_TOKEN: request.client_token,
-            }
-        )
+        tags = launch_tags(request)
         claims = [
             Claim(
                 instance_id=instance_id_for(host.name, request.client_token, rank),
