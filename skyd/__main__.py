@@ -19,7 +19,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", type=Path, help="where the store, logs and job dirs live")
     run.add_argument("--socket", type=Path, help="the Unix socket to serve the API on")
     run.add_argument("--config", type=Path, help="a TOML settings file")
-    run.add_argument("--log-format", choices=["json", "text"], help="stderr log format")
+    run.add_argument(
+        "--log-format",
+        choices=["auto", "json", "text"],
+        help="stderr log format (auto: text on a terminal, JSON under systemd or into a pipe)",
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -62,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
     from skyd.config import load_settings
     from skyd.daemon import Daemon
     from skyd.errors import SkydError
-    from skyd.logfmt import setup_logging
+    from skyd.logfmt import FORMATS, setup_logging
 
     try:
         settings = load_settings(args.config, state_dir=args.state_dir, socket_path=args.socket)
@@ -71,6 +75,13 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if args.log_format:
         settings.log_format = args.log_format
+    if settings.log_format not in FORMATS:
+        print(
+            f"skyd: error: log_format: {settings.log_format!r} is not one of "
+            f"{', '.join(FORMATS)}; set it to auto (text on a terminal, JSON otherwise)",
+            file=sys.stderr,
+        )
+        return 2
     setup_logging(settings.log_format, settings.log_level)
     try:
         return asyncio.run(Daemon(settings).run())

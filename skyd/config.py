@@ -126,7 +126,7 @@ class Settings:
     azure: dict[str, Any] = field(default_factory=dict)
     cloud_ssh: CloudSshSettings = field(default_factory=lambda: CloudSshSettings())
     accounting: AccountingSettings = field(default_factory=AccountingSettings)
-    log_format: str = "json"  # json | text
+    log_format: str = "auto"  # auto (text on a terminal, JSON otherwise) | json | text
     log_level: str = "INFO"
 
     @property
