@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from skyd.testing.fake_vm import FakeVmHost
+
 RG = "/subscriptions/{sub}/resourceGroups/{rg}/providers"
 VMS = RG + "/Microsoft.Compute/virtualMachines"
 NICS = RG + "/Microsoft.Network/networkInterfaces"
@@ -135,9 +137,15 @@ def write_self_signed_cert(directory: Path) -> tuple[Path, Path]:
 
 
 class FakeAzure:
-    """Resource Manager over HTTPS on 127.0.0.1; `ca_file` is what clients must trust."""
+    """Resource Manager over HTTPS on 127.0.0.1; `ca_file` is what clients must trust.
 
-    def __init__(self, cert_dir: Path) -> None:
+    With `machines`, every VM is a real machine (skyd.testing.fake_vm): public IPs and NICs get
+    loopback addresses (a NIC with a public IP shares its address), and a VM runs an sshd
+    for its `osProfile` adminUsername and ssh publicKeys while its power state is running.
+    """
+
+    def __init__(self, cert_dir: Path, machines: FakeVmHost | None = None) -> None:
+        self.machines = machines
         self.ca_file, self._key_file = write_self_signed_cert(cert_dir)
         self.vms: dict[tuple[str, str], dict[str, Any]] = {}  # (resource group, name)
         self.nics: dict[tuple[str, str], dict[str, Any]] = {}
@@ -200,9 +208,9 @@ class FakeAzure:
         """Take a Spot VM back per its eviction policy (Delete removes it, NIC and IP stay)."""
         vm = self.vms[(resource_group, name)]
         if vm["properties"].get("evictionPolicy") == "Delete":
-            del self.vms[(resource_group, name)]
+            self._drop_vm((resource_group, name))
         else:
-            vm["_power"] = "deallocated"
+            self._power(vm, "deallocated")
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -325,7 +333,9 @@ class FakeAzure:
                 statuses.append({"code": f"PowerState/{power}", "level": "Info"})
             body["properties"]["instanceView"] = {"statuses": statuses}
             # Each look moves a transitional power state on, as the real fleet does.
-            vm["_power"] = {"starting": "running", "deallocating": "deallocated"}.get(power, power)
+            self._power(
+                vm, {"starting": "running", "deallocating": "deallocated"}.get(power, power)
+            )
         return body
 
     async def _vm_put(self, request: web.Request) -> web.StreamResponse:
@@ -363,7 +373,7 @@ class FakeAzure:
         def failed() -> None:
             # A failed allocation leaves the VM resource behind in Failed state, as ARM does.
             vm["properties"]["provisioningState"] = "Failed"
-            vm["_power"] = ""
+            self._power(vm, "")
 
         headers = self._start_operation(
             request, "Microsoft.Compute", vm["location"], fault, done, failed
@@ -412,14 +422,14 @@ class FakeAzure:
         if vm is None:
             return _not_found("Microsoft.Compute/virtualMachines", request.match_info["name"])
         if action == "deallocate":
-            vm["_power"] = "deallocating"
+            self._power(vm, "deallocating")
             final = "deallocated"
         else:
-            vm["_power"] = "starting"
+            self._power(vm, "starting")
             final = "running"
 
         def done() -> None:
-            vm["_power"] = final
+            self._power(vm, final)
 
         headers = self._start_operation(request, "Microsoft.Compute", vm["location"], fault, done)
         return web.Response(status=202, headers=headers)
@@ -440,7 +450,7 @@ class FakeAzure:
             return web.Response(status=204)
         vm["properties"]["provisioningState"] = "Deleting"
         headers = self._start_operation(
-            request, "Microsoft.Compute", vm["location"], fault, lambda: self.vms.pop(key, None)
+            request, "Microsoft.Compute", vm["location"], fault, lambda: self._drop_vm(key)
         )
         return web.Response(status=202, headers=headers)
 
@@ -461,7 +471,7 @@ class FakeAzure:
             props = dict(body.get("properties", {}), provisioningState="Updating")
             octet = next(self._octets)
             if kind == "ip":
-                props["ipAddress"] = f"20.1.0.{octet}"
+                props["ipAddress"] = self._address(table.get(key), f"20.1.0.{octet}")
             else:
                 for config in props.get("ipConfigurations", []):
                     ip = config.get("properties", {}).get("publicIPAddress")
@@ -469,7 +479,13 @@ class FakeAzure:
                         return _error(
                             400, "InvalidResourceReference", f"Resource {ip['id']} not found."
                         )
-                    config.setdefault("properties", {})["privateIPAddress"] = f"10.0.0.{octet}"
+                    shared = self.ips[_key_of(ip["id"])] if ip is not None else None
+                    address = (
+                        shared["properties"]["ipAddress"]
+                        if shared is not None and self.machines is not None
+                        else self._address(table.get(key), f"10.0.0.{octet}")
+                    )
+                    config.setdefault("properties", {})["privateIPAddress"] = address
             resource = {
                 "id": request.path,
                 "name": key[1],
@@ -522,11 +538,62 @@ class FakeAzure:
                 "Microsoft.Network",
                 resource["location"],
                 fault,
-                lambda: table.pop(key, None),
+                lambda: self._drop_network(table, key),
             )
             return web.Response(status=202, headers=headers)
 
         return handler
+
+    # -- fake machines ------------------------------------------------------------------
+
+    def _address(self, existing: dict[str, Any] | None, otherwise: str) -> str:
+        """A new IP resource's address: a fake machine's loopback address when there are any."""
+        if self.machines is None:
+            return otherwise
+        for config in (existing or {}).get("properties", {}).get("ipConfigurations", []):
+            if config.get("properties", {}).get("privateIPAddress"):
+                return str(config["properties"]["privateIPAddress"])
+        if existing is not None and existing["properties"].get("ipAddress"):
+            return str(existing["properties"]["ipAddress"])
+        return self.machines.allocate()
+
+    def _addresses_in_use(self) -> set[str]:
+        used = {ip["properties"].get("ipAddress") for ip in self.ips.values()}
+        used |= {_private_of(nic) for nic in self.nics.values()}
+        return {a for a in used if a}
+
+    def _drop_network(self, table: dict[tuple[str, str], dict[str, Any]], key: Any) -> None:
+        resource = table.pop(key, None)
+        if self.machines is None or resource is None:
+            return
+        for address in (resource["properties"].get("ipAddress"), _private_of(resource)):
+            if address and address not in self._addresses_in_use():
+                self.machines.release(address)
+
+    def _power(self, vm: dict[str, Any], power: str) -> None:
+        """Set a VM's power state; its machine runs sshd exactly while it is running."""
+        vm["_power"] = power
+        if self.machines is None:
+            return
+        vm_id = f"{_key_of(vm['id'])[0]}/{vm['name']}"
+        if power == "running":
+            address = self._vm_address(vm)
+            self.machines.create(vm_id, address=address)
+            self.machines.boot(vm_id, os_profile_logins(vm))
+        elif power in ("", "deallocating", "deallocated", "stopping", "stopped"):
+            self.machines.halt(vm_id)
+
+    def _drop_vm(self, key: tuple[str, str]) -> None:
+        vm = self.vms.pop(key, None)
+        if vm is not None and self.machines is not None:
+            self.machines.destroy(f"{key[0]}/{vm['name']}")
+
+    def _vm_address(self, vm: dict[str, Any]) -> str | None:
+        for ref in vm["properties"].get("networkProfile", {}).get("networkInterfaces", []):
+            nic = self.nics.get(_key_of(ref["id"]))
+            if nic is not None and _private_of(nic):
+                return _private_of(nic)
+        return None
 
     def _nic_in_use(self, nic_id: str) -> bool:
         return any(
@@ -542,6 +609,22 @@ class FakeAzure:
             for nic in self.nics.values()
             for c in nic["properties"].get("ipConfigurations", [])
         )
+
+
+def os_profile_logins(vm: dict[str, Any]) -> dict[str, list[str]]:
+    """The admin user and the ssh public keys a VM's osProfile delivers."""
+    profile = vm["properties"].get("osProfile", {})
+    user = profile.get("adminUsername")
+    keys = profile.get("linuxConfiguration", {}).get("ssh", {}).get("publicKeys", [])
+    return {str(user): [str(k.get("keyData", "")) for k in keys]} if user else {}
+
+
+def _private_of(nic: dict[str, Any]) -> str | None:
+    for config in nic.get("properties", {}).get("ipConfigurations", []):
+        address = config.get("properties", {}).get("privateIPAddress")
+        if address:
+            return str(address)
+    return None
 
 
 def _key_of(resource_id: str) -> tuple[str, str]:

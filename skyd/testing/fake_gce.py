@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from skyd.testing.fake_vm import FakeVmHost
+
 API = "/compute/v1/projects/{project}"
 # Self links look like the real API's whatever the fake's address, as clients compare them.
 PUBLIC_BASE = "https://www.googleapis.com/compute/v1"
@@ -63,9 +65,15 @@ class _Operation:
 
 
 class FakeGce:
-    """Compute Engine instances and zone operations for one or more projects, in memory."""
+    """Compute Engine instances and zone operations for one or more projects, in memory.
 
-    def __init__(self) -> None:
+    With `machines`, every instance is a real machine (skyd.testing.fake_vm): its networkIP and
+    natIP are its own loopback address, and it runs an sshd for the `user:key` lines of its
+    `ssh-keys` metadata while it is RUNNING.
+    """
+
+    def __init__(self, machines: FakeVmHost | None = None) -> None:
+        self.machines = machines
         self.instances: dict[tuple[str, str, str], dict[str, Any]] = {}  # (project, zone, name)
         self.operations: dict[tuple[str, str, str], _Operation] = {}
         self._requests: dict[str, tuple[str, str, str]] = {}  # requestId -> operation key
@@ -131,9 +139,11 @@ class FakeGce:
         inst = self.instances[key]
         if inst["scheduling"].get("instanceTerminationAction") == "DELETE":
             del self.instances[key]
+            self._vm_sync(key, None)
         else:
             inst["status"] = "TERMINATED"
             inst["lastStopTimestamp"] = _now()
+            self._vm_sync(key, inst)
         op = self._new_operation(project, zone, "compute.instances.preempted", inst, "system")
         op.body["status"] = "DONE"
         op.body["endTime"] = _now()
@@ -168,7 +178,7 @@ class FakeGce:
         op = self._new_operation(project, zone, "insert", inst, "skyd-test@example.com")
         if fault is not None and fault.operation_error:
             # A failed insert leaves nothing behind, as on GCE.
-            op.on_done.append(lambda: self.instances.pop((project, zone, name), None))
+            op.on_done.append(lambda: self._remove((project, zone, name)))
             op.body["error"] = {"errors": [{"code": fault.operation_error, "message": _msg(fault)}]}
             op.body["httpErrorStatusCode"] = 403 if "QUOTA" in fault.operation_error else 503
         else:
@@ -196,13 +206,13 @@ class FakeGce:
             }
         )
         nics = []
+        vm = self.machines.create(f"{project}/{zone}/{body['name']}") if self.machines else None
         for i, nic in enumerate(body.get("networkInterfaces", [{}])):
             nic = dict(nic)
             octet = number % 250 + 2
-            nic["networkIP"] = f"10.128.{i}.{octet}"
-            nic["accessConfigs"] = [
-                dict(ac, natIP=f"34.1.{i}.{octet}") for ac in nic.get("accessConfigs", [])
-            ]
+            nic["networkIP"] = vm.address if vm and i == 0 else f"10.128.{i}.{octet}"
+            nat = vm.address if vm and i == 0 else f"34.1.{i}.{octet}"
+            nic["accessConfigs"] = [dict(ac, natIP=nat) for ac in nic.get("accessConfigs", [])]
             nics.append(nic)
         inst["networkInterfaces"] = nics
         return inst
@@ -269,7 +279,8 @@ class FakeGce:
             return _not_found(key)
         inst["status"] = "STOPPING"
         op = self._new_operation(key[0], key[1], "delete", inst, "skyd-test@example.com")
-        op.on_done.append(lambda: self.instances.pop(key, None))
+        self._vm_sync(key, inst)
+        op.on_done.append(lambda: self._remove(key))
         return web.json_response(op.body)
 
     async def _transition(self, request: web.Request, method: str, status: str) -> web.Response:
@@ -287,13 +298,32 @@ class FakeGce:
             inst["lastStartTimestamp"] = _now()
         else:
             inst["lastStopTimestamp"] = _now()
+        self._vm_sync(key, inst)
         op = self._new_operation(key[0], key[1], method, inst, "skyd-test@example.com")
         return web.json_response(op.body)
 
     def _observe(self, inst: dict[str, Any]) -> dict[str, Any]:
         status = inst["status"]
         inst["status"] = _NEXT_STATUS.get(status, status)
+        if inst["status"] != status:
+            self._vm_sync(_key_of_link(inst["selfLink"]), inst)
         return dict(inst, status=status)
+
+    def _remove(self, key: tuple[str, str, str]) -> None:
+        self.instances.pop(key, None)
+        self._vm_sync(key, None)
+
+    def _vm_sync(self, key: tuple[str, str, str], inst: dict[str, Any] | None) -> None:
+        """Power the instance's machine on or off to match its status (None: deleted)."""
+        if self.machines is None:
+            return
+        vm_id = "/".join(key)
+        if inst is None:
+            self.machines.destroy(vm_id)
+        elif inst["status"] == "RUNNING":
+            self.machines.boot(vm_id, ssh_keys_logins(inst))
+        elif inst["status"] in ("STOPPING", "TERMINATED", "SUSPENDING", "SUSPENDED"):
+            self.machines.halt(vm_id)
 
     # -- operations ---------------------------------------------------------------------
 
@@ -378,6 +408,24 @@ class FakeGce:
                     return _error(fault.status, fault.reason, _msg(fault)), fault
                 return None, fault
         return None, None
+
+
+def ssh_keys_logins(inst: dict[str, Any]) -> dict[str, list[str]]:
+    """Users and keys from the instance's `ssh-keys` metadata (lines of `user:key`)."""
+    logins: dict[str, list[str]] = {}
+    for item in inst.get("metadata", {}).get("items", []):
+        if item.get("key") != "ssh-keys":
+            continue
+        for line in str(item.get("value", "")).splitlines():
+            user, sep, key = line.partition(":")
+            if sep and user.strip() and key.strip():
+                logins.setdefault(user.strip(), []).append(key.strip())
+    return logins
+
+
+def _key_of_link(link: str) -> tuple[str, str, str]:
+    parts = link.split("/")
+    return parts[-5], parts[-3], parts[-1]
 
 
 def _msg(fault: GceFault) -> str:

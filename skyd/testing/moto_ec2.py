@@ -15,7 +15,29 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from skyd.testing.fake_vm import FakeVmHost
+
 MOTO_ACCOUNT_ID = "123456789012"
+
+# Calls after which instances may have changed state (and their machines must follow).
+_STATE_ACTIONS = frozenset(
+    {
+        "RunInstances",
+        "StartInstances",
+        "StopInstances",
+        "TerminateInstances",
+        "DescribeInstances",
+        "DescribeInstanceStatus",
+    }
+)
+# The login user each family of images creates (what an AMI's documentation says).
+_IMAGE_USERS = (
+    ("ubuntu", "ubuntu"),
+    ("debian", "admin"),
+    ("amzn", "ec2-user"),
+    ("al2023", "ec2-user"),
+    ("amazon linux", "ec2-user"),
+)
 
 # Headers the proxy must not copy verbatim: they describe the hop, not the payload.
 _HOP_HEADERS = frozenset(
@@ -97,10 +119,22 @@ class MotoEc2:
 
     Every call is forwarded to moto unless a registered Ec2Fault matches its Action;
     `calls` counts Actions seen, so tests can assert how many RunInstances happened.
+
+    With `machines`, every instance is a real machine (skyd.testing.fake_vm): its private
+    and public IP are its own loopback address, and while it is running an sshd accepts
+    its key pair's public key for its image's default user (`image_users[ami]`, else from
+    the image's name: ubuntu, admin for Debian, ec2-user for Amazon Linux; else ubuntu).
     """
 
-    def __init__(self, moto: MotoServerThread) -> None:
+    def __init__(
+        self,
+        moto: MotoServerThread,
+        machines: FakeVmHost | None = None,
+        image_users: Mapping[str, str] | None = None,
+    ) -> None:
         self._moto = moto
+        self.machines = machines
+        self.image_users = dict(image_users or {})
         self.faults: list[Ec2Fault] = []
         self.calls: Counter[str] = Counter()
         # Time spent answering (moto's work plus this hop): what benchmarks subtract.
@@ -147,6 +181,47 @@ class MotoEc2:
             "Server.SpotInstanceTermination: Spot instance termination",
             "Server.SpotInstanceTermination",
         )
+        self.sync_machines()
+
+    def sync_machines(self) -> None:
+        """Make every instance's machine match its state (moto changes state instantly)."""
+        if self.machines is None:
+            return
+        from moto.ec2.models import ec2_backends
+
+        for region, backend in list(ec2_backends[MOTO_ACCOUNT_ID].items()):
+            for instance in backend.all_instances():
+                vm_id = f"{region}/{instance.id}"
+                state = instance.state
+                if state in ("terminated", "shutting-down"):
+                    self.machines.destroy(vm_id)
+                    continue
+                known = vm_id in self.machines.vms
+                vm = self.machines.create(vm_id)
+                if not known:
+                    nic = instance.nics[0]
+                    nic.private_ip_address = vm.address
+                    if nic.public_ip:
+                        nic.public_ip = vm.address
+                if state == "running":
+                    self.machines.boot(vm_id, self._logins(backend, instance))
+                else:
+                    self.machines.halt(vm_id)
+
+    def _logins(self, backend: Any, instance: Any) -> dict[str, list[str]]:
+        pair = backend.key_pairs.get(instance.key_name) if instance.key_name else None
+        if pair is None or not pair.material_public:
+            return {}
+        material = pair.material_public
+        key = material.decode() if isinstance(material, bytes) else str(material)
+        return {self._image_user(backend, instance.image_id): [key]}
+
+    def _image_user(self, backend: Any, image_id: str) -> str:
+        if image_id in self.image_users:
+            return self.image_users[image_id]
+        image = backend.amis.get(image_id)
+        name = f"{getattr(image, 'name', '')} {getattr(image, 'description', '')}".lower()
+        return next((user for word, user in _IMAGE_USERS if word in name), "ubuntu")
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -174,7 +249,10 @@ class MotoEc2:
                     text=error_xml(fault.code, fault.message),
                     content_type="text/xml",
                 )
-        return await self._forward(request, body)
+        response = await self._forward(request, body)
+        if action in _STATE_ACTIONS:
+            self.sync_machines()
+        return response
 
     async def _forward(self, request: web.Request, body: bytes) -> web.Response:
         assert self._session is not None
