@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -104,6 +105,70 @@ def build_aws(rows: Sequence[Row]) -> list[Row]:
             raise SystemExit(f"aws: conflicting duplicate rows for {key}: {seen} / {row}")
         merged[key] = replace(seen, spot_price=seen.spot_price or row.spot_price)
     return [row for row in merged.values() if priced(row)]
+
+
+# CPU families whose every size is listed. The source transcribes only some sizes of each
+# (c5.xlarge/4xlarge, m5.large/xlarge/2xlarge, r5.2xlarge); AWS prices a family linearly in its
+# vCPUs within a region (checked on the source: exact in 20 of 22 regions, and within the
+# source's 3-decimal rounding in me-central-1 and me-south-1), so the other sizes are priced
+# from the transcribed ones. Sizes, vCPUs and memory come from AWS's Spot Instance Advisor feed
+# (aws-spot-advisor.json beside the catalog); a size is listed in a region only where that feed
+# lists it, in the zones where the family's transcribed sizes are. Spot prices are per zone and
+# not linear, so a derived size is on-demand only.
+AWS_CPU_FAMILIES = ("c5", "m5", "r5")
+DERIVED_PRICE_PLACES = Decimal("0.000001")
+
+
+def derive_aws_cpu_sizes(rows: Sequence[Row], advisor: dict[str, object]) -> list[Row]:
+    """On-demand rows for the sizes of AWS_CPU_FAMILIES the source does not transcribe."""
+    sizes = advisor["instance_types"]
+    sold = advisor["spot_advisor"]
+    assert isinstance(sizes, dict) and isinstance(sold, dict)
+    listed = {(row.instance_type, row.region) for row in rows}
+    out: list[Row] = []
+    for family in AWS_CPU_FAMILIES:
+        known = [r for r in rows if r.instance_type.split(".")[0] == family and r.price]
+        by_region: dict[str, list[Row]] = {}
+        for row in known:
+            by_region.setdefault(row.region, []).append(row)
+        members = sorted(name for name in sizes if name.split(".")[0] == family)
+        for region, region_rows in sorted(by_region.items()):
+            # the largest transcribed size carries the most significant digits
+            base = max(region_rows, key=lambda r: (Decimal(r.vcpus), r.instance_type))
+            per_vcpu = Decimal(base.price) / Decimal(base.vcpus)
+            zones = sorted({r.zone for r in region_rows})
+            offered = sold.get(region, {}).get("Linux", {})
+            for name in members:
+                if (name, region) in listed or name not in offered:
+                    continue
+                spec = sizes[name]
+                vcpus = Decimal(spec["cores"])
+                price = (per_vcpu * vcpus).quantize(DERIVED_PRICE_PLACES)
+                memory = Decimal(str(spec["ram_gb"]))
+                for zone in zones:
+                    out.append(
+                        Row(
+                            cloud="aws",
+                            instance_type=name,
+                            accelerator_name="",
+                            accelerator_count="",
+                            vcpus=format(vcpus.normalize(), "f"),
+                            memory_gib=format(memory.normalize(), "f"),
+                            price=format(price.normalize(), "f"),
+                            spot_price="",
+                            region=region,
+                            zone=zone,
+                        )
+                    )
+    return out
+
+
+def read_advisor(source: Path) -> dict[str, object]:
+    """AWS's Spot Instance Advisor feed, kept beside the reference catalog."""
+    data: dict[str, object] = json.loads(
+        (source.parent / "aws-spot-advisor.json").read_text(encoding="utf-8")
+    )
+    return data
 
 
 # --- GCP -------------------------------------------------------------------------------------
@@ -378,8 +443,10 @@ def render(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
 
 def build_all(source: Path) -> dict[str, str]:
     """File name → exact file content for every shipped catalog file."""
+    aws = build_aws([to_row(rec) for rec in read_source(source / "aws.csv")])
+    aws += derive_aws_cpu_sizes(aws, read_advisor(source))
     catalogs = {
-        "aws": build_aws([to_row(rec) for rec in read_source(source / "aws.csv")]),
+        "aws": aws,
         "gcp": build_gcp(read_source(source / "gcp.csv")),
         "azure": build_azure([to_row(rec) for rec in read_source(source / "azure.csv")]),
         "lambda": [to_row(rec) for rec in read_source(source / "lambda.csv")],

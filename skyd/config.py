@@ -87,6 +87,33 @@ class RecoverySettings:
 
 
 @dataclass
+class PlacementSettings:
+    """Which region wins when candidates are equally good (equal expected cost and time).
+
+    `home_regions`: glob patterns, "cloud/region" or bare region ("aws/us-east-1",
+    "us-east-*"), preferred in the order given; then regions in `home_countries` (ISO-3166
+    alpha-2, looked up in catalogs/regions.csv); then the rest.
+    """
+
+    home_regions: list[str] = field(default_factory=list)
+    home_countries: list[str] = field(default_factory=lambda: ["US"])
+
+    def validate(self) -> None:
+        for index, pattern in enumerate(self.home_regions):
+            if not isinstance(pattern, str) or not pattern.strip():
+                raise ConfigError(
+                    f"placement.home_regions[{index}]: {pattern!r} is not a region pattern;"
+                    ' write e.g. "aws/us-east-1" or "us-east-*"'
+                )
+        for index, code in enumerate(self.home_countries):
+            if not isinstance(code, str) or len(code) != 2 or not code.isalpha():
+                raise ConfigError(
+                    f"placement.home_countries[{index}]: {code!r} is not an ISO-3166 alpha-2"
+                    ' country code; write e.g. "US" or "DE"'
+                )
+
+
+@dataclass
 class QuotaSetting:
     """One cloud quota the global plan must respect, e.g. 16 GPUs of aws/us-east-1."""
 
@@ -115,6 +142,7 @@ class Settings:
     sim: SimProviderSettings = field(default_factory=SimProviderSettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     quotas: list[QuotaSetting] = field(default_factory=list)
+    placement: PlacementSettings = field(default_factory=PlacementSettings)
     solver_time_limit_seconds: float = 2.0
     # the `ssh` provider's machine pool, as written ([ssh] with [[ssh.hosts]]); checked by
     # skyd.providers.ssh.SshProviderConfig, which names the bad field
@@ -207,6 +235,7 @@ def load_settings(
         settings.accounting.validate()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    settings.placement.validate()
     if settings.orphans not in ("terminate", "report"):
         raise ConfigError(f"orphans: {settings.orphans!r} is not allowed; use terminate or report")
     if state_dir is not None:

@@ -34,6 +34,7 @@ from skyd.optimizer import Quota
 from skyd.providers.base import Provider
 from skyd.providers.local import LocalProvider
 from skyd.providers.sim import SimProvider
+from skyd.providers.sim.provider import sim_cpu_offers
 from skyd.runner.process import ProcessRunner
 from skyd.scheduler.planner import Planner
 from skyd.scheduler.service import JobScheduler
@@ -140,7 +141,9 @@ def build_cloud_providers(
     return providers
 
 
-def build_providers(settings: Settings, clock: Clock) -> dict[str, Provider]:
+def build_providers(
+    settings: Settings, clock: Clock, catalog: Catalog | None = None
+) -> dict[str, Provider]:
     providers: dict[str, Provider] = {}
     if settings.local.enabled:
         providers["local"] = LocalProvider(
@@ -170,6 +173,7 @@ def build_providers(settings: Settings, clock: Clock) -> dict[str, Provider]:
             clock,
             settings.state_dir / "sim-instances",
             provisioning_delay_seconds=settings.sim.provisioning_delay_seconds,
+            cpu_offers=sim_cpu_offers(catalog.offers if catalog else (), replay),
         )
     return providers
 
@@ -216,10 +220,11 @@ class Daemon:
         bus = EventBus()
         runner = ProcessRunner(on_exit=bus.changed)
         catalog = Catalog.load(settings.catalog_dir)
-        providers = dict(self._providers or build_providers(settings, self.clock))
+        providers = dict(self._providers or build_providers(settings, self.clock, catalog))
         if self._providers is None:
             providers.update(build_cloud_providers(settings, self.clock, catalog))
         market = LiveMarket(catalog, providers)
+        market.prefer_regions(settings.placement.home_regions, settings.placement.home_countries)
         scheduler = JobScheduler(
             store=self.store,
             bus=bus,

@@ -174,6 +174,9 @@ class ExclusionReason(enum.StrEnum):
     NO_CREDIT = "no_credit"
     PROVIDER_DISABLED = "provider_disabled"
     DEADLINE = "deadline"  # spot: expected preemption overhead does not fit before the deadline
+    # the job asked for no accelerator and an instance without one fits for less (or is free
+    # but busy, and the job can wait): a GPU is not paid for, nor taken from jobs that need it
+    UNREQUESTED_ACCELERATOR = "unrequested_accelerator"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from skyd.catalog import Catalog
 from skyd.model import Offer
 from skyd.optimizer import MarketSignals
+from skyd.optimizer.preference import region_ranks
 from skyd.providers.base import Provider
 
 # A spot price move smaller than this is noise: no market event, no re-placement.
@@ -52,6 +53,21 @@ class LiveMarket:
         # spot markets (Candidate keys, `<offer key>/spot`) known to have no capacity now
         self.unavailable: set[str] = set()
         self.version = 0  # bumped on every change: cached placements older than it are stale
+        self.region_rank: dict[str, int] = {}
+        self.default_region_rank = 0
+        self.prefer_regions((), ())
+
+    def prefer_regions(self, home_regions: Sequence[str], home_countries: Sequence[str]) -> None:
+        """Rank regions for ties between equal candidates (skyd.optimizer.preference)."""
+        catalog = self.catalog
+        regions = {(o.cloud, o.region) for o in catalog.offers}
+        self.region_rank = region_ranks(
+            ((c, r, catalog.country_of(c, r)) for c, r in sorted(regions)),
+            home_regions,
+            home_countries,
+        )
+        self.default_region_rank = len(home_regions) + 1
+        self.version += 1
 
     def provider_for(self, cloud: str) -> str | None:
         """The enabled provider that launches offerings of `cloud`, if any."""
@@ -65,6 +81,8 @@ class LiveMarket:
         return MarketSignals(
             spot_price_micros=dict(self.spot_prices),
             preemptions_per_hour=dict(self.preemptions_per_hour),
+            region_rank=self.region_rank,
+            default_region_rank=self.default_region_rank,
         )
 
     def set_spot_price(self, offer_key: str, micros: int) -> MarketChange | None:

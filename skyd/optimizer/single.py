@@ -42,6 +42,10 @@ class MarketSignals:
     spot_price_micros: Mapping[str, int] = field(default_factory=dict)
     preemptions_per_hour: Mapping[str, float] = field(default_factory=dict)
     default_preemptions_per_hour: float = DEFAULT_PREEMPTIONS_PER_HOUR
+    # Preference among equal candidates, by "cloud/region" (lower first; see
+    # skyd.optimizer.preference): the lab's home regions before far-away ones.
+    region_rank: Mapping[str, int] = field(default_factory=dict)
+    default_region_rank: int = 0
 
     def preemption_rate(self, offer: Offer) -> float:
         rates = self.preemptions_per_hour
@@ -143,6 +147,7 @@ class PlacementDecision:
     reason: str  # why this one, or which constraint left nothing
     alternative: int | None = None  # index of the winning alternative
     ordered: bool = False  # the request's alternatives are in preference order
+    preferred: tuple[int, ...] | None = None  # feasible candidates' indices, best first
 
     @property
     def chosen_view(self) -> CandidateView | None:
@@ -150,6 +155,9 @@ class PlacementDecision:
 
     @property
     def feasible(self) -> list[CandidateView]:
+        """The feasible candidates, best first (cheapest, then preferred region)."""
+        if self.preferred is not None:
+            return [self.candidates[i] for i in self.preferred]
         return [view for view in self.candidates if view.excluded is None]
 
 
@@ -176,18 +184,38 @@ class _HoursByAccelerator:
         return hours
 
 
-def _tiebreak(view: CandidateView) -> tuple[str, str, str, str, bool, int]:
-    offer = view.candidate.offer
-    return (offer.cloud, offer.region, offer.zone, offer.instance_type, view.spot, view.alternative)
+TieBreak = tuple[float, int, str, str, str, str, bool, int]
+RankKey = tuple[float, float, TieBreak]
 
 
-RankKey = tuple[float, float, tuple[str, str, str, str, bool, int]]
+def _tiebreak_for(signals: MarketSignals) -> Callable[[CandidateView], TieBreak]:
+    """Equal expected cost and time: the less risky market (lower preemption rate), then the
+    preferred region (home regions first), and only then names, for a stable order."""
+    ranks = signals.region_rank
+    default = signals.default_region_rank
+
+    def tiebreak(view: CandidateView) -> TieBreak:
+        offer = view.candidate.offer
+        rank = ranks.get(f"{offer.cloud}/{offer.region}", default) if ranks else default
+        return (
+            view.preemptions_per_hour,
+            rank,
+            offer.cloud,
+            offer.region,
+            offer.zone,
+            offer.instance_type,
+            view.spot,
+            view.alternative,
+        )
+
+    return tiebreak
 
 
-def _rank_key(objective: Objective) -> Callable[[CandidateView], RankKey]:
+def _rank_key(objective: Objective, signals: MarketSignals) -> Callable[[CandidateView], RankKey]:
+    tiebreak = _tiebreak_for(signals)
     if objective == "time":
-        return lambda v: (v.expected_hours, v.expected_cost_micros, _tiebreak(v))
-    return lambda v: (v.expected_cost_micros, v.expected_hours, _tiebreak(v))
+        return lambda v: (v.expected_hours, v.expected_cost_micros, tiebreak(v))
+    return lambda v: (v.expected_cost_micros, v.expected_hours, tiebreak(v))
 
 
 def evaluate(request: PlacementRequest, signals: MarketSignals) -> list[CandidateView]:
@@ -260,7 +288,9 @@ def place(request: PlacementRequest, signals: MarketSignals | None = None) -> Pl
     all alternatives. Candidates that meet the deadline always beat ones that do not; when none
     does, the fastest on-demand candidate is chosen and the reason says the deadline is at risk.
     """
-    views = evaluate(request, signals or MarketSignals())
+    signals = signals or MarketSignals()
+    views = evaluate(request, signals)
+    _exclude_unrequested_accelerators(request, views)
     feasible = [i for i, view in enumerate(views) if view.excluded is None]
     if not feasible:
         return PlacementDecision(None, views, _why_nothing(request, views), None, request.ordered)
@@ -270,11 +300,15 @@ def place(request: PlacementRequest, signals: MarketSignals | None = None) -> Pl
         pool = [i for i in feasible if views[i].alternative == first]
     on_time = [i for i in pool if views[i].meets_deadline]
     objective: Objective = request.objective if on_time else "time"
-    key = _rank_key(objective)
+    key = _rank_key(objective, signals)
     best = min(on_time or pool, key=lambda i: key(views[i]))
     winner = views[best]
     reason = _why_chosen(request, winner, len(pool), objective, bool(on_time))
     views[best] = replace(winner, chosen=True)
+    # feasible candidates in preference order (cost, then time, then tie-breaks): the global
+    # plan's options keep this order, so its ties go the way a single placement's do
+    by_cost = _rank_key(request.objective, signals)
+    feasible.sort(key=lambda i: by_cost(views[i]))
     placement = Placement(
         offer=winner.candidate.offer,
         spot=winner.spot,
@@ -283,7 +317,46 @@ def place(request: PlacementRequest, signals: MarketSignals | None = None) -> Pl
         expected_hours=winner.expected_hours,
         reason=reason,
     )
-    return PlacementDecision(placement, views, reason, winner.alternative, request.ordered)
+    return PlacementDecision(
+        placement, views, reason, winner.alternative, request.ordered, tuple(feasible)
+    )
+
+
+def _exclude_unrequested_accelerators(
+    request: PlacementRequest, views: list[CandidateView]
+) -> None:
+    """A job that asked for no accelerator does not take an instance with one when an
+    instance without one fits for no more (or is free but busy and the job has no deadline,
+    so it can wait for it): a CPU job on a V100 pays for, and blocks, a GPU it cannot use."""
+    if not request.filters:
+        return  # which alternatives asked for accelerators is not known
+    bar: dict[int, int] = {}  # alternative -> expected cost of its cheapest accelerator-free fit
+    for view in views:
+        alternative = view.alternative
+        if request.filters[alternative].accelerators or view.offer.accelerator_count:
+            continue
+        usable = view.excluded is None or (
+            view.excluded is ExclusionReason.NO_QUOTA and request.deadline_hours is None
+        )
+        if usable and view.meets_deadline:
+            cost = view.expected_cost_micros
+            if cost < bar.get(alternative, cost + 1):
+                bar[alternative] = cost
+    if not bar:
+        return
+    for view in views:
+        limit = bar.get(view.alternative)
+        if (
+            limit is not None
+            and view.excluded is None
+            and view.offer.accelerator_count
+            and view.expected_cost_micros >= limit
+        ):
+            view.excluded = ExclusionReason.UNREQUESTED_ACCELERATOR
+            view.note = (
+                f"has {view.offer.accelerator_count}×{view.offer.accelerator_name} the job did"
+                f" not ask for; an instance without accelerators fits for {dollars(limit)}"
+            )
 
 
 def _why_chosen(

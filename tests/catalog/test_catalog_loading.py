@@ -174,7 +174,7 @@ def test_one_corrupt_cloud_loads_nothing(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match=rf"gcp\.csv line {len(lines)}:"):
         Catalog.load(tmp_path)
     # The good catalog object is untouched by the failed load.
-    assert len(good.offers) == 2234 + 1465
+    assert len(good.offers) == 3683 + 1465
 
 
 @pytest.mark.parametrize(

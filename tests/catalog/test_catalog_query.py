@@ -19,7 +19,7 @@ def keys(candidates: list[Candidate]) -> list[str]:
 
 def test_loads_all_four_clouds(catalog: Catalog) -> None:
     assert catalog.clouds == ["aws", "azure", "gcp", "lambda"]
-    assert len(catalog.offers) == 2234 + 1465 + 185 + 323
+    assert len(catalog.offers) == 3683 + 1465 + 185 + 323
 
 
 def test_cheapest_a100_across_clouds_both_markets(catalog: Catalog) -> None:

@@ -1,6 +1,9 @@
 """A simulated cloud whose spot market follows a recorded trace on the daemon's clock.
 
-Each trace zone is one offering (spot and on-demand). A spot instance cannot be launched
+Each trace zone is one accelerator offering (spot and on-demand), plus the CPU-only instance
+types of the catalog's cloud in that zone's region (on-demand, at the catalog's price: the
+trace says nothing about their spot capacity), so a CPU job is not put on the trace's GPU.
+A spot instance cannot be launched
 while the trace says the zone has no capacity, and is preempted as soon as the trace
 withdraws it; every instance becomes RUNNING after a configurable provisioning delay.
 The job itself runs as local processes (the same runner as the `local` provider), so the
@@ -11,7 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +41,7 @@ class SimProvider:
         provisioning_delay_seconds: float = 1.0,
         vcpus: float = 8.0,
         memory_gib: float = 61.0,
+        cpu_offers: Sequence[Offer] = (),
     ) -> None:
         self.replay = replay
         self._clock = clock
@@ -61,6 +66,8 @@ class SimProvider:
             for zone in replay.zones
         ]
         self._by_zone = {offer.zone: offer for offer in self._offers}
+        self._offers += [o for o in cpu_offers if o.cloud == SIM_CLOUD and o.zone in self._by_zone]
+        self._by_key = {offer.key: offer for offer in self._offers}
 
     # -- the market side --------------------------------------------------------------
 
@@ -102,9 +109,14 @@ class SimProvider:
         return data
 
     async def launch(self, request: LaunchRequest) -> list[Instance]:
-        offer = self._by_zone.get(request.offer.zone)
+        offer = self._by_key.get(request.offer.key)
         if offer is None or request.offer.cloud != SIM_CLOUD:
-            raise ProviderError(f"the sim cloud has no zone {request.offer.zone!r}")
+            raise ProviderError(
+                f"the sim cloud has no {request.offer.instance_type!r} in zone"
+                f" {request.offer.zone!r}"
+            )
+        if request.spot and offer.spot_price_micros is None:
+            raise ProviderError(f"the sim cloud sells {offer.instance_type} on demand only")
         instance_id = f"sim-{request.client_token}"
         record = self._read(instance_id)
         if record is None:
@@ -115,6 +127,7 @@ class SimProvider:
                 )
             record = {
                 "zone": offer.zone,
+                "key": offer.key,
                 "spot": request.spot,
                 "launched_at": self._clock.now(),
                 "tags": request.tags,
@@ -139,7 +152,7 @@ class SimProvider:
         return InstanceState.RUNNING
 
     def _instance(self, instance_id: str, record: Mapping[str, object]) -> Instance:
-        offer = self._by_zone[str(record["zone"])]
+        offer = self._by_key.get(str(record.get("key"))) or self._by_zone[str(record["zone"])]
         return Instance(
             instance_id=instance_id,
             provider=self.name,
@@ -195,3 +208,29 @@ class SimProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+def sim_cpu_offers(catalog_offers: Iterable[Offer], replay: TraceReplay) -> list[Offer]:
+    """The CPU-only types of the trace's cloud, in every trace zone, at the catalog's
+    on-demand price for the zone's region (the cheapest zone's where zones differ)."""
+    cloud = replay.traces.cloud
+    regions = {replay.region(zone) for zone in replay.zones}
+    cheapest: dict[tuple[str, str], Offer] = {}
+    for offer in catalog_offers:
+        if (
+            offer.cloud != cloud
+            or offer.accelerator_count
+            or offer.region not in regions
+            or offer.price_micros is None
+        ):
+            continue
+        key = (offer.region, offer.instance_type)
+        held = cheapest.get(key)
+        if held is None or offer.price_micros < (held.price_micros or 0):
+            cheapest[key] = offer
+    return [
+        replace(offer, cloud=SIM_CLOUD, zone=zone, spot_price_micros=None)
+        for zone in replay.zones
+        for (region, _), offer in sorted(cheapest.items())
+        if region == replay.region(zone)
+    ]
