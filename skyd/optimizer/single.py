@@ -391,6 +391,17 @@ def _why_nothing(request: PlacementRequest, views: list[CandidateView]) -> str:
     if not request.alternatives:
         return "no alternative was given to place"
     clauses: list[str] = []
+    busy_free = next(
+        (v for v in views if v.excluded is ExclusionReason.NO_QUOTA and v.hourly_price_micros == 0),
+        None,
+    )
+    if busy_free is not None and any(
+        v.excluded is ExclusionReason.UNREQUESTED_ACCELERATOR for v in views
+    ):
+        clauses.append(
+            f"waiting for free capacity on {busy_free.offer.cloud} (busy now) rather than"
+            " paying for an accelerator the job did not ask for"
+        )
     for index in range(len(request.alternatives)):
         reasons = Counter(v.excluded for v in views if v.alternative == index)
         if not reasons:
