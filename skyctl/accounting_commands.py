@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import time
 from typing import Any, TextIO
 from urllib.parse import quote
 
+from skyctl import money_view
 from skyctl.client import DaemonClient
 from skyctl.optional_endpoint import call_optional
 from skyctl.render import document_text, write_json
@@ -72,7 +74,14 @@ def credits(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Te
             f"/v1/credits/{_segment(args.pool)}/retire",
             resource_may_be_missing=True,
         )
-    _write(out, payload, args.json)
+    if args.json:
+        write_json(out, payload)
+    elif isinstance(payload, dict) and "pools" in payload:
+        out.write(money_view.credits_text(payload, time.time()) + "\n")
+    elif isinstance(payload, dict) and "name" in payload and "amount" in payload:
+        out.write(money_view.pool_text(payload, time.time()) + "\n")
+    else:
+        _write(out, payload, False)
     return 0
 
 
@@ -95,6 +104,8 @@ def costs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Text
     payload = call_optional(client, "costs", "GET", "/v1/costs", query=query)
     if getattr(args, "csv", False):
         _write_csv(out, payload)
+    elif not args.json and isinstance(payload, dict) and "rows" in payload:
+        out.write(money_view.costs_text(payload, time.time()) + "\n")
     else:
         _write(out, payload, args.json)
     return 0

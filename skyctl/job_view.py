@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 
+from skyctl.attempts import Attempt, job_attempts, total_run_seconds
 from skyctl.render import (
     EMPTY,
+    format_dollars,
     format_duration,
     format_money,
+    format_relative,
     format_scalar,
     format_table,
     format_timestamp,
@@ -20,10 +23,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-QUEUE_HEADERS = ("ID", "NAME", "USER", "STATE", "PLACEMENT", "AGE/DURATION")
+QUEUE_HEADERS = ("ID", "NAME", "USER", "STATE", "PLACEMENT", "SUBMITTED", "RUN TIME")
+_ATTEMPT_HEADERS = ("#", "WHERE", "PLACED", "RAN", "ENDED BY")
+LAST_ATTEMPT_MARK = "*"
 _EVENT_HEADERS = ("TIME", "KIND", "STATE", "REASON")
-_NAME_WIDTH = 32
-_PLACEMENT_WIDTH = 48
 
 
 def placement_summary(placement: Mapping[str, Any] | None) -> str:
@@ -48,6 +51,18 @@ def accelerators(placement: Mapping[str, Any]) -> str:
     return f"{name}:{placement.get('accelerator_count') or 1}"
 
 
+def run_time(job: Mapping[str, Any], now: float) -> str:
+    """Time since the (latest) start, until the end or now; `*` when earlier attempts ran too."""
+    started = job.get("started_at")
+    if started is None:
+        return EMPTY
+    ended = job.get("ended_at")
+    text = format_duration((ended if ended is not None else now) - started)
+    if (job.get("preemptions") or 0) + (job.get("restarts") or 0) > 0:
+        text += LAST_ATTEMPT_MARK
+    return text
+
+
 def elapsed(job: Mapping[str, Any], now: float) -> str:
     """Run time once a job has started (until it ended, or now); before that, its age."""
     started = job.get("started_at")
@@ -58,7 +73,7 @@ def elapsed(job: Mapping[str, Any], now: float) -> str:
     return format_duration((ended if ended is not None else now) - since)
 
 
-def queue_table(jobs: Sequence[Mapping[str, Any]], now: float) -> str:
+def queue_table(jobs: Sequence[Mapping[str, Any]], now: float, width: int | None = None) -> str:
     rows = [
         [
             str(job.get("id", "?")),
@@ -66,11 +81,19 @@ def queue_table(jobs: Sequence[Mapping[str, Any]], now: float) -> str:
             str(job.get("owner") or job.get("owner_uid") or EMPTY),
             str(job.get("state") or "?"),
             placement_summary(job.get("placement")),
-            elapsed(job, now),
+            format_relative(job.get("created_at"), now),
+            run_time(job, now),
         ]
         for job in jobs
     ]
-    return format_table(QUEUE_HEADERS, rows, max_widths={1: _NAME_WIDTH, 4: _PLACEMENT_WIDTH})
+    # no fixed limits: long names and placements widen with the terminal, and give way first
+    table = format_table(QUEUE_HEADERS, rows, width=width)
+    if any(row[-1].endswith(LAST_ATTEMPT_MARK) for row in rows):
+        table += (
+            f"\n{LAST_ATTEMPT_MARK} the latest attempt only; "
+            "`skyctl show ID` sums the run time of every attempt"
+        )
+    return table
 
 
 def job_page(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None = None) -> str:
@@ -85,6 +108,9 @@ def job_page(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None = None) ->
         sections += ["Placement", key_values(_placement_facts(placement), indent="  ")]
     else:
         sections.append("Placement: not placed yet")
+    attempts = job_attempts(job, now)
+    if len(attempts) > 1:
+        sections += ["", "Attempts", _indent(_attempts_table(attempts, tz), "  ")]
     events = job.get("events") or []
     sections.append("")
     if events:
@@ -122,7 +148,13 @@ def _job_facts(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None) -> list
         ("started", format_timestamp(job.get("started_at"), tz)),
         ("ended", format_timestamp(job.get("ended_at"), tz)),
     ]
-    if job.get("started_at") is not None:
+    attempts = job_attempts(job, now)
+    if len(attempts) > 1:
+        total = format_duration(total_run_seconds(attempts))
+        facts.append(("run time", f"{total} over {len(attempts)} attempts"))
+    elif attempts:
+        facts.append(("run time", format_duration(total_run_seconds(attempts))))
+    elif job.get("started_at") is not None:
         facts.append(("run time", elapsed(job, now)))
     facts.append(("exit code", format_scalar(job.get("exit_code"))))
     deadline = job.get("deadline")
@@ -135,11 +167,25 @@ def _job_facts(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None) -> list
         )
         facts.append(("deadline", f"{format_timestamp(deadline, tz)} ({when})"))
     facts += [
-        ("cost", format_money(job.get("cost"))),
+        ("cost", format_dollars(job.get("cost"))),
         ("preemptions", format_scalar(job.get("preemptions", 0))),
         ("restarts", format_scalar(job.get("restarts", 0))),
     ]
     return facts
+
+
+def _attempts_table(attempts: Sequence[Attempt], tz: dt.tzinfo | None) -> str:
+    rows = [
+        [
+            str(attempt.number),
+            placement_summary(attempt.placement),
+            format_timestamp(attempt.began, tz),
+            format_duration(attempt.run_seconds),
+            attempt.outcome or "(still on it)",
+        ]
+        for attempt in attempts
+    ]
+    return format_table(_ATTEMPT_HEADERS, rows)
 
 
 def _placement_facts(placement: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -157,7 +203,7 @@ def _placement_facts(placement: Mapping[str, Any]) -> list[tuple[str, str]]:
     )
     price = f"{format_money(placement.get('hourly_price'))}/h"
     if placement.get("expected_cost") is not None:
-        price += f", about {format_money(placement['expected_cost'])} in total"
+        price += f", about {format_dollars(placement['expected_cost'])} in total"
     why = str(placement.get("why") or EMPTY)
     return [
         ("where", where or EMPTY),

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, TextIO
+import time
+from typing import TYPE_CHECKING, Any, TextIO
 
 from skyctl.client import DaemonClient
 from skyctl.job_commands import read_task_file
 from skyctl.optional_endpoint import call_optional
-from skyctl.render import document_text, format_money, format_table, write_json
+from skyctl.render import (
+    EMPTY,
+    document_text,
+    format_money,
+    format_relative,
+    format_table,
+    format_timestamp,
+    parse_time,
+    write_json,
+)
 
 if TYPE_CHECKING:
     from skyctl.client import QueryValue
@@ -25,6 +35,9 @@ def prices(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Tex
             query={"offering": args.history},
             resource_may_be_missing=True,
         )
+        if not args.json and isinstance(payload, dict) and "history" in payload:
+            out.write(history_text(payload, time.time()) + "\n")
+            return 0
     else:
         query: dict[str, QueryValue] = {
             "gpu": args.gpu,
@@ -61,6 +74,41 @@ def _prices_table(rows: list[dict[str, object]], *, spot: bool) -> str:
     ]
     note = "cheapest spot offering per GPU and cloud" if spot else "cheapest on-demand offering"
     return format_table(header, body) + f"\n({note}; --all-regions for every region)"
+
+
+def history_text(payload: dict[str, Any], now: float) -> str:
+    """One offering, then its observed spot prices, availability and preemption rates."""
+    offer = payload.get("offering") or {}
+    where = "/".join(str(offer[k]) for k in ("cloud", "region", "zone") if offer.get(k))
+    gpus = (
+        f"{offer.get('accelerator_name')}:{offer.get('accelerator_count')}, "
+        if offer.get("accelerator_name")
+        else ""
+    )
+    lines = [
+        f"{where} {offer.get('instance_type')} ({gpus}{offer.get('vcpus', 0):g} vCPU, "
+        f"{offer.get('memory_gib', 0):g} GiB): on-demand {format_money(offer.get('price'))}/h, "
+        f"spot {format_money(offer.get('spot_price'))}/h now "
+        f"(catalog {format_money(payload.get('catalog_spot_price'))}/h)"
+    ]
+    history = payload.get("history") or []
+    if not history:
+        lines.append("No observations yet.")
+        return "\n".join(lines)
+    rows = [
+        [
+            format_timestamp(parse_time(h.get("at"))),
+            format_relative(parse_time(h.get("at")), now),
+            format_money(h.get("spot_price")),
+            {True: "yes", False: "no"}.get(h.get("available"), "-"),
+            EMPTY if h.get("preemptions_per_hour") is None else f"{h['preemptions_per_hour']:g}",
+            str(h.get("source") or EMPTY),
+        ]
+        for h in history
+    ]
+    headers = ["TIME", "AGO", "SPOT $/h", "AVAILABLE", "PREEMPTIONS/h", "SOURCE"]
+    lines.append(format_table(headers, rows))
+    return "\n".join(lines)
 
 
 def optimize(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:

@@ -90,3 +90,32 @@ def test_costs_as_json_csv_and_text(client: DaemonClient) -> None:
     assert "aws" in _costs(client, "--by", "cloud")
     with pytest.raises(SystemExit):
         _costs(client, "--json", "--csv")
+
+
+def _credits_text(client: DaemonClient, *argv: str) -> str:
+    parser = argparse.ArgumentParser(prog="skyctl credits")
+    credits_arguments(parser)
+    out = io.StringIO()
+    assert credits(parser.parse_args(list(argv)), client, out, io.StringIO()) == 0
+    return out.getvalue()
+
+
+def test_credits_and_costs_are_for_people(client: DaemonClient) -> None:
+    added = _credits_text(
+        client, "add", "aws-2026", "--cloud", "aws", "--amount", "50000", "--expires", "2027-06-30"
+    )
+    assert "$50,000.00" in added and "2027-06-30" in added
+    listing = _credits_text(client)
+    lines = listing.splitlines()
+    assert lines[0].split() == [
+        *("NAME", "CLOUD", "SCOPE", "STATE", "GRANTED", "SPENT", "LEFT", "BURN"),
+        *("RUNS", "OUT", "EXPIRES"),
+    ]
+    assert max(len(line) for line in lines) <= 100
+    assert "MICROS" not in listing.upper() and "e+" not in listing and "e-0" not in listing
+    assert "Paid outside any pool: $2.00 so far" in listing
+    report = _costs(client, "--by", "cloud", "--since", "30d")
+    assert report.startswith("Spend by cloud since 20") and "ago)" in report
+    assert "e+09" not in report and "MICROS" not in report.upper()
+    assert report.splitlines()[-1] == "Total: $2.00 USD"
+    assert "100%" in report

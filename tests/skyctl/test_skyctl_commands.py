@@ -269,7 +269,16 @@ def test_queue_table_has_the_documented_columns(
     assert _run(responder, "queue", "--limit", "1") == 0
     captured = capsys.readouterr()
     header, row = captured.out.splitlines()
-    assert header.split() == ["ID", "NAME", "USER", "STATE", "PLACEMENT", "AGE/DURATION"]
+    assert header.split() == [
+        "ID",
+        "NAME",
+        "USER",
+        "STATE",
+        "PLACEMENT",
+        "SUBMITTED",
+        "RUN",
+        "TIME",
+    ]
     assert row.split()[:5] == ["2", "job2", "alice", "RUNNING", "-"]
     assert "use --limit" in captured.err
 
@@ -386,7 +395,7 @@ def test_prices_query_and_table(
     assert (
         _run(responder, "prices", "--gpu", "A100", "--cloud", "gcp", "--spot", "--all-regions") == 0
     )
-    assert capsys.readouterr().out == "Prices\nGPU   CLOUD  HOURLY_PRICE\nA100  gcp    1.1\n"
+    assert capsys.readouterr().out == "Prices\nGPU   CLOUD  HOURLY PRICE\nA100  gcp    $1.10\n"
     assert responder.requests[0].query == {
         "gpu": ["A100"],
         "cloud": ["gcp"],

@@ -84,7 +84,7 @@ def test_records_table_uses_the_union_of_keys_in_first_seen_order() -> None:
     text = records_table([{"gpu": "A100", "price": 1.5}, {"gpu": "V100", "spot": True}])
     assert text.split("\n") == [
         "GPU   PRICE  SPOT",
-        "A100  1.5    -",
+        "A100  $1.50  -",
         "V100  -      yes",
     ]
 
@@ -92,8 +92,22 @@ def test_records_table_uses_the_union_of_keys_in_first_seen_order() -> None:
 def test_document_text_shows_scalars_then_each_record_list() -> None:
     payload = {"total": 3.5, "by": "project", "rows": [{"project": "vision", "cost": 3.5}]}
     assert document_text(payload) == (
-        "total  3.5\nby     project\n\nRows\nPROJECT  COST\nvision   3.5"
+        "total  $3.50\nby     project\n\nRows\nPROJECT  COST\nvision   $3.50"
     )
+
+
+def test_document_text_is_for_people_dollars_and_local_times_no_micros() -> None:
+    payload = {
+        "since": T0 - 3 * 3600,
+        "total": 1234.5,
+        "total_micros": 1_234_500_000,
+        "burn_per_hour": 0.000015,
+        "expires_at": "2026-09-22T14:13:20+00:00",
+    }
+    text = document_text(payload, now=T0)
+    assert "micros" not in text.lower() and "e+09" not in text and "e-05" not in text
+    assert "(3h00m ago)" in text and "(in 1d00h)" in text
+    assert "$1,234.50" in text and "$0.000015/h" in text
     assert document_text([]) == "(none)"
     assert document_text({}) == "(empty)"
 
@@ -157,10 +171,66 @@ def test_queue_table() -> None:
         _job(started_at=T0, placement=PLACEMENT),
     ]
     assert queue_table(jobs, T0 + 125).split("\n") == [
-        "ID  NAME   USER   STATE    PLACEMENT                                 AGE/DURATION",
-        "12  eval   bob    PENDING  -                                         2m05s",
-        "7   train  alice  RUNNING  aws/us-east-1/us-east-1a p3.2xlarge spot  2m05s",
+        "ID  NAME   USER   STATE    PLACEMENT                                 SUBMITTED  RUN TIME",
+        "12  eval   bob    PENDING  -                                         2m05s ago  -",
+        "7   train  alice  RUNNING  aws/us-east-1/us-east-1a p3.2xlarge spot  2m05s ago  2m05s",
     ]
+
+
+def test_queue_table_fits_the_width_by_cutting_the_widest_column() -> None:
+    jobs = [_job(name="a-rather-long-job-name-for-a-sweep", started_at=T0, placement=PLACEMENT)]
+    for width in (70, 100):
+        lines = queue_table(jobs, T0 + 5, width=width).split("\n")
+        assert max(len(line) for line in lines) <= width
+        assert lines[1].split()[-3:] == ["5s", "ago", "5s"]  # short columns are never cut
+    wide = queue_table(jobs, T0 + 5, width=200).split("\n")
+    assert "a-rather-long-job-name-for-a-sweep" in wide[1] and "…" not in wide[1]
+
+
+def test_a_recovered_job_shows_every_attempt_and_their_summed_run_time() -> None:
+    def placed(at: float, attempt: int, zone: str) -> dict[str, Any]:
+        where = {**PLACEMENT, "zone": zone}
+        data = {"attempt": attempt, "placement": where}
+        return {"at": at, "kind": "state", "state": "PROVISIONING", "data": data}
+
+    def running(at: float) -> dict[str, Any]:
+        return {"at": at, "kind": "state", "state": "RUNNING"}
+
+    def preempted(at: float) -> dict[str, Any]:
+        return {"at": at, "kind": "preempted", "state": "RECOVERING"}
+
+    events = [
+        {"at": T0, "kind": "submitted", "state": "PENDING"},
+        placed(T0 + 1, 1, "us-east-1a"),
+        running(T0 + 2),
+        preempted(T0 + 9),  # ran 7 s
+        placed(T0 + 9, 2, "us-east-1b"),
+        running(T0 + 10),
+        preempted(T0 + 12),  # ran 2 s
+        placed(T0 + 15, 3, "us-east-1c"),
+        running(T0 + 16),
+        {"at": T0 + 26, "kind": "state", "state": "SUCCEEDED"},  # ran 10 s
+    ]
+    job = _job(
+        state="SUCCEEDED",
+        started_at=T0 + 16,
+        ended_at=T0 + 26,
+        preemptions=2,
+        placement=PLACEMENT,
+        events=events,
+    )
+    page = job_page(job, T0 + 100, dt.UTC)
+    assert "  run time     19s over 3 attempts\n" in page
+    attempts = page.split("Attempts\n")[1].split("\n\n")[0].split("\n")
+    assert [line.split()[0] for line in attempts] == ["#", "1", "2", "3"]
+    assert [line.split()[-2:] for line in attempts[1:]] == [
+        ["7s", "preempted"],
+        ["2s", "preempted"],
+        ["10s", "succeeded"],
+    ]
+    assert "us-east-1b" in attempts[2]
+    queue = queue_table([job], T0 + 100)
+    assert "10s*" in queue and "sums the run time of every attempt" in queue
 
 
 def test_job_page_shows_facts_placement_and_events() -> None:
@@ -196,3 +266,20 @@ def test_job_page_of_an_unplaced_job_without_events() -> None:
     assert "Events: none" in page
     assert "  deadline     2026-09-21 16:13:20 (in 1h59m)\n" in page
     assert "run time" not in page
+
+
+def test_price_history_shows_local_times_and_dollars() -> None:
+    from skyctl.market_commands import history_text
+
+    payload = {
+        "offering": {**PLACEMENT, "price": 3.06, "spot_price": 0.918, "vcpus": 8.0},
+        "catalog_spot_price": 0.9,
+        "history": [
+            {"at": T0 - 3 * 3600, "spot_price": 0.918, "available": True, "source": "trace"},
+            {"at": T0 - 60, "preemptions_per_hour": 0.5, "source": "skyd-preemption"},
+        ],
+    }
+    text = history_text(payload, T0)
+    assert "e+09" not in text
+    assert "on-demand $3.06/h, spot $0.92/h now" in text.splitlines()[0]
+    assert "3h00m ago" in text and "1m00s ago" in text and "0.5" in text
