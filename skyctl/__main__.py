@@ -151,6 +151,13 @@ def _submit_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("files", nargs="*", metavar="FILE", help="SkyPilot-style task YAML")
     sub.add_argument("--name", metavar="N", help="the job's name (overrides the task's)")
     _json_flag(sub)
+    _override_arguments(sub, with_name=False)
+
+
+def _override_arguments(sub: argparse.ArgumentParser, *, with_name: bool) -> None:
+    from skyctl.task_overrides import add_override_arguments
+
+    add_override_arguments(sub, with_name=with_name)
 
 
 def _queue_arguments(sub: argparse.ArgumentParser) -> None:
@@ -213,6 +220,7 @@ def _prices_arguments(sub: argparse.ArgumentParser) -> None:
 def _optimize_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("file", metavar="FILE", help="task YAML (- for standard input)")
     _json_flag(sub)
+    _override_arguments(sub, with_name=True)
 
 
 def _no_arguments(sub: argparse.ArgumentParser) -> None:

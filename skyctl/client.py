@@ -181,10 +181,19 @@ class DaemonClient:
     # -- the jobs API ----------------------------------------------------------------------
 
     def submit_task(
-        self, task_yaml: str, base_dir: str, name: str | None, source: str | None = None
+        self,
+        task_yaml: str,
+        base_dir: str,
+        name: str | None,
+        source: str | None = None,
+        overrides: JsonObject | None = None,
     ) -> JsonObject:
-        """Submit a task file's text; `source` is its name as the user gave it, for messages."""
-        body = {"task_yaml": task_yaml, "base_dir": base_dir, "name": name, "source": source}
+        """Submit a task file's text; `source` is its name as the user gave it, for messages;
+        `overrides` the command line's --env/--gpus/… (see skyctl.task_overrides)."""
+        body: JsonObject = {"task_yaml": task_yaml, "base_dir": base_dir, "name": name}
+        body["source"] = source
+        if overrides:
+            body["overrides"] = overrides
         return _as_object(self.request("POST", "/v1/jobs", body=body))
 
     def submit_command(self, command: Sequence[str], base_dir: str, name: str | None) -> JsonObject:

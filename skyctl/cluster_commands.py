@@ -47,6 +47,9 @@ def launch_arguments(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--down", action="store_true", help="with -i: tear down instead of stopping")
     _json_flag(sub)
+    from skyctl.task_overrides import add_override_arguments
+
+    add_override_arguments(sub, with_name=False)
 
 
 def exec_arguments(sub: argparse.ArgumentParser) -> None:
@@ -108,7 +111,15 @@ def _minutes(text: str) -> int:
 def launch(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
     if args.down and args.idle_minutes is None:
         raise UsageError("--down goes with -i MINUTES")
+    if args.dryrun:
+        from skyctl.market_commands import explain_file
+
+        return explain_file(args, client, out, err)
     body = _task_body(args.file, getattr(args, "command_argv", None), args.name)
+    from skyctl.task_overrides import overrides_from
+
+    if (overrides := overrides_from(args)) is not None:
+        body["overrides"] = overrides
     body["name"] = args.cluster
     if args.idle_minutes is not None:
         body.update(idle_minutes=args.idle_minutes, down=args.down)

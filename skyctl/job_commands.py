@@ -22,9 +22,9 @@ MAX_PAGE = 1000
 
 
 def read_task_file(path: str) -> tuple[str, str]:
-    """The task file's text and the directory its relative paths are resolved from.
-
-    `-` reads the task from standard input, relative to the current directory.
+    """The task file's text and the directory its relative paths are resolved from: the
+    current directory, as in SkyPilot (`workdir: examples/y` in examples/x.yaml, run from
+    the repository root, is the root's examples/y). `-` reads the task from standard input.
     """
     if path == "-":
         return sys.stdin.read(), os.getcwd()
@@ -39,7 +39,7 @@ def read_task_file(path: str) -> tuple[str, str]:
         raise UsageError(f"task file {path!r} is not UTF-8 text; give a YAML file") from None
     except OSError as exc:
         raise UsageError(f"cannot read task file {path!r}: {exc.strerror}") from None
-    return text, os.path.dirname(os.path.abspath(path))
+    return text, os.getcwd()
 
 
 def submit(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
@@ -48,13 +48,26 @@ def submit(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Tex
         job = client.submit_command(args.command_argv, os.getcwd(), args.name)
         _report_submitted(job, args.json, out)
         return 0
+    if getattr(args, "dryrun", False):
+        from skyctl.market_commands import explain_file
+
+        status = 0
+        for path in args.files:
+            args.file = path
+            status = max(status, explain_file(args, client, out, err))
+        return status
+    from skyctl.task_overrides import overrides_from
+
+    overrides = overrides_from(args)
     # Read every file first so that a typo in the last name submits nothing.
     tasks = [(path, *read_task_file(path)) for path in args.files]
     jobs: list[JsonObject] = []
     failed = 0
     for path, text, base_dir in tasks:
         try:
-            job = client.submit_task(text, base_dir, args.name, source=_source_name(path))
+            job = client.submit_task(
+                text, base_dir, args.name, source=_source_name(path), overrides=overrides
+            )
         except ApiError as exc:
             failed += 1
             message = api_error_text(exc)

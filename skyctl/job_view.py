@@ -111,6 +111,9 @@ def job_page(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None = None) ->
     attempts = job_attempts(job, now)
     if len(attempts) > 1:
         sections += ["", "Attempts", _indent(_attempts_table(attempts, tz), "  ")]
+    task = job.get("task")
+    if isinstance(task, Mapping) and task:
+        sections += ["", "Task", key_values(_task_facts(task), indent="  ")]
     events = job.get("events") or []
     sections.append("")
     if events:
@@ -128,6 +131,28 @@ def job_page(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None = None) ->
     else:
         sections.append("Events: none")
     return "\n".join(sections)
+
+
+def _task_facts(task: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The task's settings worth seeing; secret values never reach skyctl at all."""
+    facts: list[tuple[str, str]] = []
+    for key, label in (
+        ("num_nodes", "nodes"),
+        ("image", "image"),
+        ("ports", "ports"),
+        ("disk_tier", "disk tier"),
+        ("network_tier", "network tier"),
+        ("workdir", "workdir"),
+    ):
+        value = task.get(key)
+        if isinstance(value, list):
+            value = ", ".join(str(item) for item in value)
+        if value not in (None, ""):
+            facts.append((label, str(value)))
+    envs = task.get("envs")
+    if isinstance(envs, Mapping):
+        facts += [(f"env {key}", str(value)) for key, value in envs.items()]
+    return facts
 
 
 def _job_facts(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None) -> list[tuple[str, str]]:

@@ -113,15 +113,55 @@ def history_text(payload: dict[str, Any], now: float) -> str:
 
 def optimize(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
     """Where a task would run and what it would cost, without submitting it."""
+    return explain_file(args, client, out, err)
+
+
+def explain_file(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
+    """`optimize FILE` (and `submit|launch --dryrun`): the placement and why.
+
+    Exit status, the same with and without --json: 0 when the task would be placed (on an
+    enabled provider, or on a cloud whose provider is not enabled here), 1 when it would
+    not, or the daemon refused the file.
+    """
+    from skyctl.task_overrides import overrides_from
+
     text, base_dir = read_task_file(args.file)
-    payload = call_optional(
-        client, "optimize", "POST", "/v1/optimize", body={"task_yaml": text, "base_dir": base_dir}
-    )
+    body: dict[str, object] = {
+        "task_yaml": text,
+        "base_dir": base_dir,
+        "source": "<stdin>" if args.file == "-" else args.file,
+    }
+    overrides = overrides_from(args)
+    if getattr(args, "name", None) and getattr(args, "command", "") == "optimize":
+        overrides = {**(overrides or {}), "name": args.name}
+    if overrides:
+        body["overrides"] = overrides
+    payload = call_optional(client, "optimize", "POST", "/v1/optimize", body=body)
+    status = 0 if placed(payload) else 1
     if args.json or not isinstance(payload, dict):
         _write(out, payload, args.json)
-        return 0
-    out.write(_explain_text(payload) + "\n")
-    return 0 if payload.get("chosen") else 1
+        return status
+    stages = payload.get("stages")
+    if isinstance(stages, list):
+        for index, stage in enumerate(stages):
+            name = stage.get("name") if isinstance(stage, dict) else None
+            out.write(f"Stage {index + 1}{f' ({name})' if name else ''}:\n")
+            out.write(_explain_text(stage if isinstance(stage, dict) else {}) + "\n\n")
+    else:
+        out.write(_explain_text(payload) + "\n")
+    for warning in payload.get("warnings") or []:
+        err.write(f"skyctl: warning: {warning}\n")
+    return status
+
+
+def placed(payload: object) -> bool:
+    """True when the answer names a placement for the task (every stage of a pipeline)."""
+    if not isinstance(payload, dict):
+        return False
+    stages = payload.get("stages")
+    if isinstance(stages, list):
+        return bool(stages) and all(placed(stage) for stage in stages)
+    return bool(payload.get("chosen") or payload.get("if_all_providers_enabled"))
 
 
 EXPLAIN_ROWS = 25

@@ -33,4 +33,5 @@ def unavailable_text(error: DaemonUnavailableError) -> str:
 
 
 def error_line(text: str) -> str:
-    return f"{PROGRAM}: error: {text}\n"
+    """One `skyctl: error:` line per line of `text` (a task file may have several problems)."""
+    return "".join(f"{PROGRAM}: error: {line}\n" for line in text.splitlines() or [""])

@@ -34,11 +34,16 @@ class SkydError(Exception):
 
 
 class SpecError(SkydError):
+    """`details` holds each problem when one error reports several (one line each)."""
+
     code = "invalid_spec"
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, field: str | None = None, details: tuple[SpecError, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.field = field
+        self.details = details
 
 
 class NotFoundError(SkydError):

@@ -34,7 +34,8 @@ from skyd.errors import (
 )
 from skyd.model import TERMINAL_STATES, JobState
 from skyd.scheduler.service import Caller, JobScheduler
-from skyd.spec import command_task, parse_task
+from skyd.spec import ParseOptions, TaskSpec, command_task, parse_task
+from skyd.spec.vocabulary import vocabulary_of
 from skyd.store import jobs as job_store
 
 log = logging.getLogger("skyd.api")
@@ -71,6 +72,9 @@ def error_response(exc: SkydError) -> web.Response:
     field = getattr(exc, "field", None)
     if field:
         body["field"] = field
+    details = getattr(exc, "details", ())
+    if details:
+        body["errors"] = [{"message": d.message, "field": d.field} for d in details]
     return web.json_response(body, status=status)
 
 
@@ -130,7 +134,12 @@ async def submit(request: web.Request) -> web.Response:
     if (body.task_yaml is None) == (body.command is None):
         raise BadRequest("give exactly one of task_yaml and command")
     if body.task_yaml is not None:
-        spec = parse_task(body.task_yaml, source=body.source or "task.yaml", base_dir=base_dir)
+        options = ParseOptions(
+            base_dir=base_dir,
+            overrides=body.overrides,
+            vocabulary=vocabulary_of(scheduler.market.catalog),
+        )
+        spec = parse_task(body.task_yaml, source=body.source or "task.yaml", options=options)
         if body.name:
             spec = spec.model_copy(update={"name": body.name})
     else:
@@ -208,15 +217,16 @@ async def show_job(request: web.Request) -> web.Response:
     job = job_store.get_job(scheduler.store, job_id)
     events = job_store.job_events(scheduler.store, job_id)
     cost = _costs(request, [job_id]).get(job_id)
-    return web.json_response(
-        job_view(
-            job,
-            events,
-            cost_micros=cost,
-            placement=scheduler.planned_placement(job),
-            reason=scheduler.waiting_reason(job),
-        )
+    view = job_view(
+        job,
+        events,
+        cost_micros=cost,
+        placement=scheduler.planned_placement(job),
+        reason=scheduler.waiting_reason(job),
     )
+    # what the task asked for, secrets redacted (ports, tiers and images are shown here)
+    view["task"] = TaskSpec.from_json(job.spec_json).public_summary()
+    return web.json_response(view)
 
 
 async def cancel_job(request: web.Request) -> web.Response:

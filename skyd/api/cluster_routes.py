@@ -19,7 +19,7 @@ from skyd.clusters import ClusterService
 from skyd.errors import SkydError
 from skyd.model import MICROS_PER_DOLLAR
 from skyd.scheduler.service import Caller
-from skyd.spec import TaskSpec, command_task, parse_task
+from skyd.spec import Overrides, ParseOptions, TaskSpec, command_task, parse_task
 from skyd.store.clusters import ClusterRecord
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
@@ -39,6 +39,9 @@ class TaskBody(BaseModel):
     base_dir: str = Field(description="absolute directory that relative paths resolve against")
     source: str | None = Field(None, description="the task file's name, for error messages")
     job_name: str | None = Field(None, description="the job's name (default: the task's)")
+    overrides: Overrides | None = Field(
+        None, description="command-line overrides (--env, --secret, --gpus, --cloud, …)"
+    )
 
 
 class LaunchBody(TaskBody):
@@ -124,7 +127,7 @@ class ClusterRoutes:
     async def launch(self, request: web.Request) -> web.Response:
         caller = self._caller(request)
         body = await _body(request, LaunchBody)
-        spec = _spec_of(body)
+        spec = _spec_of(body, require_run=False)
         cluster, job = await self.service.launch(
             spec,
             name=body.name,
@@ -217,13 +220,15 @@ async def _body(request: web.Request, model: type[BodyT]) -> BodyT:
         raise ClusterRequestError(f"{where}: {first['msg']}") from None
 
 
-def _spec_of(body: TaskBody) -> TaskSpec:
+def _spec_of(body: TaskBody, *, require_run: bool = True) -> TaskSpec:
     base_dir = Path(body.base_dir)
     if not base_dir.is_absolute():
         raise ClusterRequestError(f"base_dir must be an absolute path, got {body.base_dir!r}")
     if (body.task_yaml is None) == (body.command is None):
         raise ClusterRequestError("give exactly one of task_yaml and command")
     if body.task_yaml is not None:
-        return parse_task(body.task_yaml, source=body.source or "task.yaml", base_dir=base_dir)
+        # a cluster may be launched with only setup (SkyPilot's `sky launch`); exec needs run
+        options = ParseOptions(base_dir=base_dir, overrides=body.overrides, require_run=require_run)
+        return parse_task(body.task_yaml, source=body.source or "task.yaml", options=options)
     assert body.command is not None
     return command_task(body.command, base_dir=base_dir, name=body.job_name)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from skyd.errors import SkydError, UnknownAcceleratorError
 from skyd.market.live import LiveMarket
@@ -15,7 +16,8 @@ from skyd.model import ExclusionReason, Offer
 from skyd.optimizer import CandidateView
 from skyd.scheduler.placement import PlacementOutcome, job_filters
 from skyd.scheduler.service import JobScheduler
-from skyd.spec import parse_task
+from skyd.spec import Overrides, ParseOptions, TaskSpec, parse_file
+from skyd.spec.vocabulary import vocabulary_of
 from skyd.store import market as market_store
 
 MAX_EXPLAIN_ROWS = 500
@@ -208,16 +210,47 @@ def add_market_routes(app: web.Application, scheduler: JobScheduler) -> None:
         if not isinstance(body, dict) or not isinstance(body.get("task_yaml"), str):
             raise BadMarketRequest("task_yaml: give the task file's text")
         base_dir = Path(str(body.get("base_dir") or "/"))
-        spec = parse_task(
+        try:
+            overrides = Overrides.model_validate(body.get("overrides") or {})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise BadMarketRequest(f"overrides.{where}: {first['msg']}") from None
+        # A dry run: what only matters when the task runs (a missing local path, an env
+        # without a value) is reported as a warning, not a refusal.
+        parsed = parse_file(
             body["task_yaml"],
             source=str(body.get("source") or "task.yaml"),
-            base_dir=base_dir if base_dir.is_absolute() else None,
+            options=ParseOptions(
+                base_dir=base_dir if base_dir.is_absolute() else None,
+                overrides=overrides,
+                vocabulary=vocabulary_of(market.catalog),
+                lenient=True,
+            ),
         )
+        views = [_explain_stage(spec) for spec in parsed.pipeline.stages]
+        if not parsed.pipeline.is_pipeline:
+            view = views[0]
+        else:
+            view = {
+                "pipeline": parsed.pipeline.name,
+                "stages": views,
+                "chosen": all(stage.get("chosen") for stage in views),
+                "reason": "; ".join(
+                    f"stage {index + 1}: {stage.get('reason')}" for index, stage in enumerate(views)
+                ),
+            }
+        view["warnings"] = parsed.warnings
+        return web.json_response(view)
+
+    def _explain_stage(spec: TaskSpec) -> dict[str, Any]:
         job_filters(spec, market)  # unknown accelerators → a spec error naming the field
         now = scheduler.clock.now()
         context = replace(scheduler.placement_context(), every_cloud=True)
         outcome = scheduler.decide(spec, spec.deadline_at(now), context)
         view = explain_view(outcome, market)
+        view["name"] = spec.name
+        view["task"] = spec.public_summary()
         if outcome.decision.chosen is None:
             # what would be chosen if every cloud's provider were enabled
             hypothetical = scheduler.decide(
@@ -236,7 +269,7 @@ def add_market_routes(app: web.Application, scheduler: JobScheduler) -> None:
                     "expected_cost": chosen.expected_cost_micros / 1_000_000,
                     "reason": hypothetical.decision.reason,
                 }
-        return web.json_response(view)
+        return view
 
     app.add_routes(
         [

@@ -6,13 +6,22 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from skyd.spec import Overrides
 from skyd.store.records import EventRecord, JobRecord
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    field: str | None = None
 
 
 class ErrorBody(BaseModel):
     code: str = Field(description="stable machine-readable error code")
     message: str
     field: str | None = None
+    errors: list[ErrorDetail] | None = Field(
+        None, description="every problem, when a task file has several (message has one a line)"
+    )
 
 
 class SubmitRequest(BaseModel):
@@ -23,6 +32,9 @@ class SubmitRequest(BaseModel):
     base_dir: str = Field(description="absolute directory that relative paths resolve against")
     name: str | None = None
     source: str | None = Field(None, description="the task file's name, for error messages")
+    overrides: Overrides | None = Field(
+        None, description="command-line overrides (--env, --secret, --gpus, --cloud, …)"
+    )
 
 
 class PlacementView(BaseModel):

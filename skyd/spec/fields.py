@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from skyd.errors import SpecError
@@ -39,11 +40,17 @@ FAMILIAR_NAMES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Problems:
-    """Turns a problem at a field path into a SpecError that says where it is."""
+    """Turns a problem at a field path into a SpecError that says where it is, and keeps
+    every problem found so a file's mistakes are all reported at once."""
 
     sources: SourceMap
+    found: list[SpecError] = field(default_factory=list)
+    # Problems that matter only when the task is run (a missing local path, an env
+    # without a value): errors for submit, warnings for a dry run.
+    lenient: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     def at(self, path: str, detail: str, *, of_key: bool = False) -> SpecError:
         where = self.sources.where(path, of_key=of_key)
@@ -51,6 +58,38 @@ class Problems:
 
     def top(self, detail: str) -> SpecError:
         return SpecError(f"{self.sources.where('')}: {detail}")
+
+    def report(self, error: SpecError) -> None:
+        self.found.extend(error.details or (error,))
+
+    def at_run_time(self, error: SpecError) -> None:
+        """A problem that stops the task from running but not from being planned."""
+        if self.lenient:
+            self.warnings.append(error.message)
+        else:
+            self.report(error)
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """Record a SpecError raised inside and carry on with the next field."""
+        try:
+            yield
+        except SpecError as error:
+            self.report(error)
+
+    def raise_found(self) -> None:
+        if self.found:
+            raise combined(self.found)
+
+
+def combined(errors: list[SpecError]) -> SpecError:
+    """One SpecError carrying several: the message has one line per problem."""
+    if len(errors) == 1:
+        return errors[0]
+    flat = [detail for error in errors for detail in (error.details or (error,))]
+    return SpecError(
+        "\n".join(error.message for error in flat), field=flat[0].field, details=tuple(flat)
+    )
 
 
 class FieldReader:
@@ -84,16 +123,17 @@ class FieldReader:
         return self.problems.at(self.path_of(key), detail)
 
     def finish(self) -> None:
+        """Report every field left over (each one, not only the first)."""
         for key in self._left:
             name = str(key)
             path = self.path_of(name)
             if not isinstance(key, str):
-                raise self.problems.at(
-                    path, f"{describe(key)} is not a field name; field names are words", of_key=True
-                )
-            if key in self._unsupported:
-                raise self.problems.at(path, self._unsupported[key], of_key=True)
-            raise self.problems.at(path, f"unknown field; {self._suggestion(key)}", of_key=True)
+                detail = f"{describe(key)} is not a field name; field names are words"
+            elif key in self._unsupported:
+                detail = self._unsupported[key]
+            else:
+                detail = f"unknown field; {self._suggestion(key)}"
+            self.problems.report(self.problems.at(path, detail, of_key=True))
 
     def _suggestion(self, key: str) -> str:
         familiar = FAMILIAR_NAMES.get(key.lower())

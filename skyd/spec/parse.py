@@ -1,4 +1,9 @@
-"""Task YAML (SkyPilot format plus skyd fields) → TaskSpec, or a SpecError saying what to fix."""
+"""Task YAML (SkyPilot format plus skyd fields) → TaskSpec, or a SpecError saying what to fix.
+
+Every problem in a file is reported at once, each with `file:line:col`. A file of several
+YAML documents is SkyPilot's pipeline: an optional first document with only `name`, then
+one task per document.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +12,49 @@ import os.path
 import re
 import shlex
 import stat
+import string
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from skyd.errors import SpecError
-from skyd.spec.fields import FieldReader, Problems, as_string_map, as_text, check_value
-from skyd.spec.resources import AutostopSpec, ResourcesSpec
+from skyd.spec.fields import FieldReader, Problems, as_text, check_value, combined
+from skyd.spec.limits import (
+    DEFAULT_MAX_WORKDIR_BYTES,
+    IGNORE_FILE,
+    MAX_COMMAND_ARGS,
+    MAX_COMMAND_BYTES,
+    MAX_ENVIRONMENT_BYTES,
+    MAX_NUM_NODES,
+    directory_size,
+    human_bytes,
+    text_problem,
+)
+from skyd.spec.overrides import Overrides, apply_overrides
+from skyd.spec.parse_resources import ResourcesParser
 from skyd.spec.task import (
     ANY_ACCELERATOR,
     DeadlineSpec,
     JobRecoverySpec,
     Objective,
+    PipelineSpec,
     RecoveryStrategy,
     TaskSpec,
 )
 from skyd.spec.values import (
-    DEFAULT_AUTOSTOP_MINUTES,
     DURATION_HINT,
     describe,
     is_number,
-    parse_accelerators,
-    parse_autostop_minutes,
-    parse_cloud,
-    parse_countries,
-    parse_cpus,
-    parse_disk_size,
-    parse_dollars_per_hour,
     parse_duration,
     parse_duration_text,
-    parse_infra,
     parse_instant,
-    parse_memory,
     parse_strategy_name,
 )
-from skyd.spec.yaml_source import load_yaml
+from skyd.spec.vocabulary import Vocabulary
+from skyd.spec.yaml_source import SourceMap, load_yaml_documents
 
 TOP_FIELDS = (
     "name",
@@ -51,6 +62,7 @@ TOP_FIELDS = (
     "num_nodes",
     "resources",
     "envs",
+    "secrets",
     "file_mounts",
     "setup",
     "run",
@@ -63,62 +75,57 @@ TOP_FIELDS = (
     "migrate",
 )
 TOP_UNSUPPORTED = {
-    "secrets": "not supported yet; pass values through envs, or read them from a file mount",
-    "service": "SkyServe services are not supported; skyd runs batch jobs",
+    "service": (
+        "SkyServe services are not supported yet: skyd runs batch jobs and clusters, so run "
+        "the server with `skyctl launch` (resources.ports records its port) or remove service:"
+    ),
     "config": "per-task config overrides are not supported yet",
     "event_callback": "not supported yet",
     "volumes": "not supported yet; use file_mounts with local paths",
-    "inputs": "not supported; skyd does not use SkyPilot's data-transfer estimates",
-    "outputs": "not supported; skyd does not use SkyPilot's data-transfer estimates",
-}
-LOCATION_FIELDS = ("infra", "cloud", "region", "zone")
-HARDWARE_FIELDS = (
-    "accelerators",
-    "cpus",
-    "memory",
-    "instance_type",
-    "use_spot",
-    "disk_size",
-    "max_hourly_cost",
-    "countries",
-    "autostop",
-    "image_id",
-    "labels",
-)
-RESOURCE_FIELDS = (*LOCATION_FIELDS, *HARDWARE_FIELDS, "any_of", "ordered", "job_recovery")
-RESOURCE_UNSUPPORTED = {
-    "ports": "not supported yet (skyd runs batch jobs and opens no ports); remove it",
-    "accelerator_args": "not supported yet (TPU options); remove it",
-    "disk_tier": "not supported yet; remove it (skyd uses each cloud's default disk)",
-    "network_tier": "not supported yet; remove it",
-    "spot_recovery": "was renamed by SkyPilot; use job_recovery",
-}
-CANDIDATE_UNSUPPORTED = {
-    **RESOURCE_UNSUPPORTED,
-    "any_of": "cannot be nested inside an alternative; list every alternative in one any_of",
-    "ordered": "cannot be nested inside an alternative; list every alternative in one ordered",
-    "job_recovery": "is set once per task (top level or in resources), not per alternative",
+    "inputs": "not supported yet; skyd does not use SkyPilot's data-transfer estimates",
+    "outputs": "not supported yet; skyd does not use SkyPilot's data-transfer estimates",
 }
 JOB_RECOVERY_FIELDS = ("strategy", "max_restarts_on_errors")
-AUTOSTOP_FIELDS = ("idle_minutes", "down")
 STRATEGY_NAMES = tuple(strategy.value for strategy in RecoveryStrategy)
 NAME_LIMIT = 200
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
-# How specific an alternative's location is; an alternative that names a more
-# general level replaces everything below it from the base block.
-_NO_LOCATION, _ZONE, _REGION, _CLOUD = range(4)
 
+@dataclass(frozen=True, slots=True)
+class ParseOptions:
+    """How strictly to read a file.
 
-def parse_task(text: str, *, source: str = "task.yaml", base_dir: Path | None = None) -> TaskSpec:
-    """Parse and check a task file. Raises SpecError (only) for anything wrong with it.
-
-    With `base_dir`, relative `workdir` / `file_mounts` paths are resolved against it
-    and must exist; without it, paths are kept as written and not checked.
+    `base_dir`: relative local paths resolve against it (the submitter's working directory,
+    as in SkyPilot) and must exist; None keeps paths as written. `lenient`: problems that
+    only matter when the task runs (missing local paths, envs without values) become
+    warnings, for a dry run. `require_run`: a batch job needs `run:`; a cluster does not.
     """
+
+    base_dir: Path | None = None
+    overrides: Overrides | None = None
+    vocabulary: Vocabulary | None = None
+    lenient: bool = False
+    require_run: bool = True
+    max_workdir_bytes: int = DEFAULT_MAX_WORKDIR_BYTES
+
+
+@dataclass(slots=True)
+class ParsedFile:
+    """A task file read in full: one stage, or a pipeline's stages, and any warnings."""
+
+    pipeline: PipelineSpec
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_file(
+    text: str, *, source: str = "task.yaml", options: ParseOptions | None = None
+) -> ParsedFile:
+    """Parse and check a task file of one or more documents. Raises SpecError (only),
+    carrying every problem found in every document."""
+    options = options or ParseOptions()
     try:
-        return _TaskParser(text, source, base_dir).parse()
+        return _parse_file(text, source, options)
     except SpecError:
         raise
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
@@ -126,6 +133,66 @@ def parse_task(text: str, *, source: str = "task.yaml", base_dir: Path | None = 
         # user's file, so it is reported as a spec problem rather than a crash.
         detail = _first_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         raise SpecError(f"{source}: {detail}") from None
+
+
+def parse_task(
+    text: str,
+    *,
+    source: str = "task.yaml",
+    base_dir: Path | None = None,
+    options: ParseOptions | None = None,
+) -> TaskSpec:
+    """Parse and check a single-task file. Raises SpecError (only) for anything wrong with it.
+
+    With `base_dir`, relative `workdir` / `file_mounts` paths are resolved against it
+    and must exist; without it, paths are kept as written and not checked.
+    """
+    if options is None:
+        options = ParseOptions(base_dir=base_dir)
+    parsed = parse_file(text, source=source, options=options)
+    stages = parsed.pipeline.stages
+    if len(stages) != 1:
+        raise SpecError(
+            f"{source}: this file is a pipeline of {len(stages)} tasks; only `skyctl submit` "
+            "runs pipelines, give this command a file with one task"
+        )
+    return stages[0]
+
+
+def _parse_file(text: str, source: str, options: ParseOptions) -> ParsedFile:
+    if options.base_dir is not None:
+        problem = text_problem(str(options.base_dir), what="the working directory")
+        if problem:
+            raise SpecError(f"base_dir: {problem}", field="base_dir")
+    documents = load_yaml_documents(text, source)
+    if not documents or all(data is None for data, _ in documents):
+        raise SpecError(
+            f"{source}: the task file is empty; a task needs at least a `run:` command "
+            "(e.g. run: echo hello)"
+        )
+    name: str | None = None
+    first, first_sources = documents[0]
+    if len(documents) > 1 and isinstance(first, Mapping) and set(first) == {"name"}:
+        # SkyPilot's pipeline header: a first document naming the whole chain
+        problems = Problems(first_sources)
+        name = _checked_name(
+            as_text(problems, "name", first["name"], what="a name"),
+            lambda detail: problems.at("name", detail),
+        )
+        documents = documents[1:]
+    stages: list[TaskSpec] = []
+    found: list[SpecError] = []
+    warnings: list[str] = []
+    for data, sources in documents:
+        parser = _TaskParser(data, sources, options)
+        try:
+            stages.append(parser.parse())
+        except SpecError as error:
+            found.append(error)
+        warnings.extend(parser.problems.warnings)
+    if found:
+        raise combined(found)
+    return ParsedFile(PipelineSpec(name=name, stages=tuple(stages)), warnings)
 
 
 def command_task(argv: Sequence[str], *, base_dir: Path, name: str | None = None) -> TaskSpec:
@@ -140,11 +207,34 @@ def command_task(argv: Sequence[str], *, base_dir: Path, name: str | None = None
             "run: required; give a command after -- (e.g. skyctl submit -- echo hello)",
             field="run",
         )
+    if len(argv) > MAX_COMMAND_ARGS:
+        raise SpecError(
+            f"command: {len(argv):,} arguments is too many (at most {MAX_COMMAND_ARGS:,}); "
+            "put them in a file and have the command read it",
+            field="command",
+        )
+    for index, arg in enumerate(argv):
+        problem = text_problem(arg, what=f"argument {index + 1}")
+        if problem:
+            raise SpecError(f"command: {problem}", field="command")
+    if sum(len(arg.encode("utf-8", "surrogateescape")) + 1 for arg in argv) > MAX_COMMAND_BYTES:
+        raise SpecError(
+            f"command: the arguments add up to more than {human_bytes(MAX_COMMAND_BYTES)}; "
+            "put the data in a file and have the command read it",
+            field="command",
+        )
     if name is not None:
         name = _checked_name(name, lambda detail: SpecError(f"name: {detail}", field="name"))
+    problem = text_problem(str(base_dir), what="base_dir")
+    if problem:
+        raise SpecError(f"base_dir: {problem}", field="base_dir")
     if not base_dir.is_absolute():
         raise SpecError(f"base_dir: {str(base_dir)!r} must be an absolute path", field="base_dir")
-    return TaskSpec(name=name or Path(argv[0]).name[:NAME_LIMIT] or None, run=shlex.join(argv))
+    run = shlex.join(argv)
+    problem = text_problem(run, what="the command line")
+    if problem:
+        raise SpecError(f"command: {problem}", field="command")
+    return TaskSpec(name=name or Path(argv[0]).name[:NAME_LIMIT] or None, run=run)
 
 
 def _first_validation_error(exc: ValidationError) -> str:
@@ -162,19 +252,21 @@ def _checked_name(value: str, fail: Callable[[str], SpecError]) -> str:
 
 
 class _TaskParser:
-    """One parse of one file; holds the source map so every complaint can be located."""
+    """One parse of one document; holds the source map so every complaint can be located."""
 
-    def __init__(self, text: str, source: str, base_dir: Path | None) -> None:
-        self.text = text
-        self.source = source
-        self.base_dir = base_dir
+    def __init__(self, data: object, sources: SourceMap, options: ParseOptions) -> None:
+        self.data = data
+        self.options = options
+        self.base_dir = options.base_dir
+        self.problems = Problems(sources, lenient=options.lenient)
+        self.resources = ResourcesParser(self.problems, options.vocabulary)
 
     def parse(self) -> TaskSpec:
-        data, sources = load_yaml(self.text, self.source)
-        self.problems = problems = Problems(sources)
+        problems = self.problems
+        data = self.data
         if data is None:
             raise problems.top(
-                "the task file is empty; a task needs at least a `run:` command "
+                "this document is empty; a task needs at least a `run:` command "
                 "(e.g. run: echo hello)"
             )
         if not isinstance(data, Mapping):
@@ -182,76 +274,112 @@ class _TaskParser:
                 f"the top level is {describe(data)}; it must be a mapping of fields "
                 "such as name:, resources:, run:"
             )
+        data = dict(data)
+        if self.options.overrides is not None:
+            apply_overrides(data, self.options.overrides, problems.sources)
         top = FieldReader(problems, "", data, TOP_FIELDS, TOP_UNSUPPORTED)
         raw = {key: top.take(key) for key in TOP_FIELDS if top.has(key)}
         top.finish()
 
         task: dict[str, Any] = {}
-        resources, resources_recovery = self._resources(raw.get("resources"))
-        task["resources"] = resources
-        recovery = self._job_recovery("job_recovery", raw.get("job_recovery"))
-        if recovery is not None and resources_recovery is not None:
-            raise problems.at(
-                "resources.job_recovery",
-                "job_recovery is also set at the top level; keep only one of the two",
+        resources_recovery: object = None
+        with problems.guard():
+            task["resources"], resources_recovery = self.resources.parse(raw.get("resources"))
+        recovery = resources = None
+        with problems.guard():
+            recovery = self._job_recovery("job_recovery", raw.get("job_recovery"))
+        with problems.guard():
+            resources = self._job_recovery("resources.job_recovery", resources_recovery)
+        if recovery is not None and resources is not None:
+            problems.report(
+                problems.at(
+                    "resources.job_recovery",
+                    "job_recovery is also set at the top level; keep only one of the two",
+                )
             )
-        task["job_recovery"] = recovery or resources_recovery or JobRecoverySpec()
+        task["job_recovery"] = recovery or resources or JobRecoverySpec()
 
-        if (name := raw.get("name")) is not None:
-            task["name"] = _checked_name(
-                as_text(problems, "name", name, what="a name"),
-                lambda detail: problems.at("name", detail),
+        envs: dict[str, str] = {}
+        secrets: dict[str, str] = {}
+        with problems.guard():
+            if (value := raw.get("envs")) is not None:
+                envs = self._variables("envs", value, option="--env")
+        with problems.guard():
+            if (value := raw.get("secrets")) is not None:
+                secrets = self._variables("secrets", value, option="--secret")
+        for key in sorted(set(envs) & set(secrets)):
+            problems.report(
+                problems.at(f"secrets.{key}", f"{key} is also in envs; keep it only in secrets")
             )
-        if (workdir := raw.get("workdir")) is not None:
-            task["workdir"] = self._local_path("workdir", workdir, directory=True)
-        if (num_nodes := raw.get("num_nodes")) is not None:
-            task["num_nodes"] = self._integer("num_nodes", num_nodes, low=1, hint="e.g. 1 or 4")
-        if (envs := raw.get("envs")) is not None:
-            task["envs"] = self._envs(envs)
-        if (file_mounts := raw.get("file_mounts")) is not None:
-            task["file_mounts"] = self._file_mounts(file_mounts)
-        task["setup"] = self._script("setup", raw.get("setup"))
-        run = self._script("run", raw.get("run"))
-        if run is None:
-            raise problems.at(
-                "run",
-                "required; a batch job needs the command to run (e.g. run: python train.py)",
+        with problems.guard():
+            self._environment_size({**envs, **secrets})
+        task["envs"] = {**envs, **secrets}
+        task["secret_names"] = tuple(secrets)
+
+        steps: list[tuple[str, Callable[[Any], None]]] = [
+            ("name", lambda v: task.update(name=self._name(v))),
+            ("workdir", lambda v: task.update(workdir=self._workdir(v))),
+            ("num_nodes", lambda v: task.update(num_nodes=self._num_nodes(v))),
+            ("file_mounts", lambda v: task.update(file_mounts=self._file_mounts(v, envs))),
+            ("deadline", lambda v: task.update(deadline=self._deadline(v))),
+            (
+                "estimated_runtime",
+                lambda v: task.update(estimated_runtime=self._estimated_runtime(v)),
+            ),
+            (
+                "project",
+                lambda v: task.update(
+                    project=as_text(problems, "project", v, what="a project name")
+                ),
+            ),
+            (
+                "priority",
+                lambda v: task.update(
+                    priority=self.resources.integer(
+                        "priority", v, low=-100, high=100, hint="default 0"
+                    )
+                ),
+            ),
+            ("objective", lambda v: task.update(objective=self._objective(v))),
+            ("migrate", lambda v: task.update(migrate=self.resources.boolean("migrate", v))),
+        ]
+        for key, step in steps:
+            if (value := raw.get(key)) is not None:
+                with problems.guard():
+                    step(value)
+        with problems.guard():
+            task["setup"] = self._script("setup", raw.get("setup"))
+        run = None
+        before = len(problems.found)
+        with problems.guard():
+            run = self._script("run", raw.get("run"))
+        if run is None and self.options.require_run and len(problems.found) == before:
+            problems.report(
+                problems.at(
+                    "run",
+                    "required; a batch job needs the command to run (e.g. run: python train.py)",
+                )
             )
-        task["run"] = run
-        if (deadline := raw.get("deadline")) is not None:
-            task["deadline"] = self._deadline(deadline)
-        if (runtime := raw.get("estimated_runtime")) is not None:
-            task["estimated_runtime"] = self._estimated_runtime(runtime)
-        if (project := raw.get("project")) is not None:
-            task["project"] = as_text(problems, "project", project, what="a project name")
-        if (priority := raw.get("priority")) is not None:
-            task["priority"] = self._integer(
-                "priority", priority, low=-100, high=100, hint="default 0"
-            )
-        if (objective := raw.get("objective")) is not None:
-            task["objective"] = self._objective(objective)
-        if (migrate := raw.get("migrate")) is not None:
-            task["migrate"] = self._boolean("migrate", migrate)
+        task["run"] = run or ""
+        problems.raise_found()
         return TaskSpec(**task)
 
     # -- scalars -----------------------------------------------------------------
 
-    def _integer(
-        self, path: str, value: object, *, low: int, high: int | None = None, hint: str
-    ) -> int:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise self.problems.at(path, f"{describe(value)} is not a whole number ({hint})")
-        if value < low or (high is not None and value > high):
-            bound = f"at least {low}" if high is None else f"between {low} and {high}"
-            raise self.problems.at(path, f"{value} is out of range; it must be {bound} ({hint})")
-        return value
+    def _name(self, value: object) -> str:
+        return _checked_name(
+            as_text(self.problems, "name", value, what="a name"),
+            lambda detail: self.problems.at("name", detail),
+        )
 
-    def _boolean(self, path: str, value: object) -> bool:
-        if not isinstance(value, bool):
-            raise self.problems.at(path, f"{describe(value)} is not true or false")
-        return value
+    def _num_nodes(self, value: object) -> int:
+        return self.resources.integer(
+            "num_nodes",
+            value,
+            low=1,
+            high=MAX_NUM_NODES,
+            hint="the number of machines the job runs on at once, e.g. 1 or 4",
+        )
 
     def _script(self, path: str, value: object) -> str | None:
         if value is None:
@@ -264,6 +392,9 @@ class _TaskParser:
             )
         if not isinstance(value, str):
             raise self.problems.at(path, f"{describe(value)} is not a shell script; write text")
+        problem = text_problem(value, what=f"the {path} script")
+        if problem:
+            raise self.problems.at(path, problem)
         return value if value.strip() else None
 
     def _objective(self, value: object) -> Objective:
@@ -276,12 +407,34 @@ class _TaskParser:
 
     # -- task-level fields -------------------------------------------------------
 
-    def _local_path(self, path: str, value: object, *, directory: bool) -> str:
+    # -- task-level fields -------------------------------------------------------
+
+    def _workdir(self, value: object) -> str:
         if isinstance(value, Mapping):
             raise self.problems.at(
-                path, "only a local path is supported for now (no git or bucket sources)"
+                "workdir",
+                "a git repository as workdir is not supported yet; clone it in setup: "
+                "(e.g. git clone URL .) or give a local directory",
             )
+        resolved = self._local_path("workdir", value, directory=True)
+        if self.base_dir is not None and not self.options.lenient and Path(resolved).is_dir():
+            limit = self.options.max_workdir_bytes
+            size = directory_size(Path(resolved), stop_after=limit)
+            if size > limit:
+                raise self.problems.at(
+                    "workdir",
+                    f"{resolved} holds more than {human_bytes(limit)} (counted "
+                    f"{human_bytes(size)} before stopping); the workdir is copied for every "
+                    f"job: list what the job does not need (data, checkpoints, virtualenvs) "
+                    f"in {resolved}/{IGNORE_FILE}, or put data in file_mounts",
+                )
+        return resolved
+
+    def _local_path(self, path: str, value: object, *, directory: bool) -> str:
         text = as_text(self.problems, path, value, what="a local path")
+        problem = text_problem(text, what="the path")
+        if problem:
+            raise self.problems.at(path, problem)
         if _URL.match(text):
             raise self.problems.at(
                 path,
@@ -296,9 +449,10 @@ class _TaskParser:
         try:
             found = resolved.stat()
         except FileNotFoundError:
-            raise self.problems.at(
-                path, f"{text!r} does not exist (looked at {resolved})"
-            ) from None
+            self.problems.at_run_time(
+                self.problems.at(path, f"{text!r} does not exist (looked at {resolved})")
+            )
+            return str(resolved)
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise self.problems.at(
@@ -308,37 +462,88 @@ class _TaskParser:
             raise self.problems.at(path, f"{text!r} is not a directory (looked at {resolved})")
         return str(resolved)
 
-    def _envs(self, value: object) -> dict[str, str]:
-        envs = as_string_map(self.problems, "envs", value, what="environment variable")
-        for key in envs:
-            if not _ENV_NAME.match(key):
-                raise self.problems.at(
-                    f"envs.{key}",
-                    f"{key!r} is not a valid environment variable name; use letters, "
-                    "digits and _ , not starting with a digit (e.g. MODEL_SIZE)",
-                    of_key=True,
-                )
-        return envs
-
-    def _file_mounts(self, value: object) -> dict[str, str]:
+    def _variables(self, section: str, value: object, *, option: str) -> dict[str, str]:
+        """`envs` or `secrets`: names checked; a name without a value needs `option`."""
+        problems = self.problems
         if not isinstance(value, Mapping):
+            raise problems.at(
+                section, f"{describe(value)} is not a mapping; write KEY: VALUE lines"
+            )
+        result: dict[str, str] = {}
+        for key, item in value.items():
+            item_path = f"{section}.{key}"
+            if not isinstance(key, str) or not _ENV_NAME.match(key):
+                problems.report(
+                    problems.at(
+                        item_path,
+                        f"{describe(key)} is not a valid environment variable name; use "
+                        "letters, digits and _ , not starting with a digit (e.g. MODEL_SIZE)",
+                        of_key=True,
+                    )
+                )
+                continue
+            if item is None:
+                problems.at_run_time(
+                    problems.at(
+                        item_path,
+                        f"has no value; pass it with {option} {key}=VALUE "
+                        f"(or {option} {key} to use your environment's {key})",
+                    )
+                )
+                result[key] = ""
+                continue
+            if isinstance(item, str):
+                text = item
+            elif is_number(item) or isinstance(item, bool):
+                text = problems.sources.scalar_text(item_path) or str(item)
+            else:
+                problems.report(
+                    problems.at(item_path, f"{describe(item)} is not text; quote it or flatten it")
+                )
+                continue
+            problem = text_problem(f"{key}={text}", what=f"{key}")
+            if problem:
+                problems.report(problems.at(item_path, problem))
+                continue
+            result[key] = text
+        return result
+
+    def _environment_size(self, variables: Mapping[str, str]) -> None:
+        total = sum(
+            len(k) + len(v.encode("utf-8", "surrogateescape")) + 2 for k, v in variables.items()
+        )
+        if total > MAX_ENVIRONMENT_BYTES:
             raise self.problems.at(
+                "envs",
+                f"the variables add up to {human_bytes(total)}; at most "
+                f"{human_bytes(MAX_ENVIRONMENT_BYTES)} fit in a job's environment: put the "
+                "data in a file (workdir or file_mounts)",
+            )
+
+    def _file_mounts(self, value: object, envs: Mapping[str, str]) -> dict[str, str]:
+        problems = self.problems
+        if not isinstance(value, Mapping):
+            raise problems.at(
                 "file_mounts", f"{describe(value)} is not a mapping; write REMOTE_PATH: LOCAL_PATH"
             )
         mounts: dict[str, str] = {}
         for remote, local in value.items():
             path = f"file_mounts.{remote}"
-            if not isinstance(remote, str) or not remote.strip():
-                raise self.problems.at(
-                    path, f"{describe(remote)} is not a remote path; quote it", of_key=True
-                )
-            if isinstance(local, Mapping):
-                raise self.problems.at(
-                    path,
-                    "storage mounts (source/store/mode) are not supported yet; "
-                    "use a local path (REMOTE_PATH: LOCAL_PATH)",
-                )
-            mounts[remote.strip()] = self._local_path(path, local, directory=False)
+            with problems.guard():
+                if not isinstance(remote, str) or not remote.strip():
+                    raise problems.at(
+                        path, f"{describe(remote)} is not a remote path; quote it", of_key=True
+                    )
+                if isinstance(local, Mapping):
+                    raise problems.at(
+                        path,
+                        "storage mounts (name/source/store/mode) are not supported yet; "
+                        "use a local path (REMOTE_PATH: LOCAL_PATH)",
+                    )
+                dest = _destination(problems, path, _substitute(remote.strip(), envs))
+                if isinstance(local, str):
+                    local = _substitute(local, envs)
+                mounts[dest] = self._local_path(path, local, directory=False)
         return mounts
 
     def _deadline(self, value: object) -> DeadlineSpec:
@@ -418,181 +623,51 @@ class _TaskParser:
                 )
             )
         if restarts is not None:
-            spec["max_restarts_on_errors"] = self._integer(
+            spec["max_restarts_on_errors"] = self.resources.integer(
                 f"{path}.max_restarts_on_errors", restarts, low=0, hint="e.g. 0 or 3"
             )
         return JobRecoverySpec(**spec)
 
     # -- resources ---------------------------------------------------------------
 
-    def _resources(self, value: object) -> tuple[ResourcesSpec, JobRecoverySpec | None]:
-        path = "resources"
-        if value is None:
-            return ResourcesSpec(), None
-        if not isinstance(value, Mapping):
-            raise self.problems.at(
-                path, f"{describe(value)} is not a mapping; write fields such as accelerators:"
-            )
-        reader = FieldReader(self.problems, path, value, RESOURCE_FIELDS, RESOURCE_UNSUPPORTED)
-        fields, _level = self._block(reader)
-        has_any_of, has_ordered = reader.has("any_of"), reader.has("ordered")
-        any_of, ordered = reader.take("any_of"), reader.take("ordered")
-        recovery = self._job_recovery(f"{path}.job_recovery", reader.take("job_recovery"))
-        reader.finish()
-        if has_any_of and has_ordered:
-            raise self.problems.at(
-                f"{path}.ordered", "any_of and ordered cannot be used together; keep one of them"
-            )
-        merged_any_of = self._candidates(f"{path}.any_of", any_of, fields) if has_any_of else ()
-        merged_ordered = self._candidates(f"{path}.ordered", ordered, fields) if has_ordered else ()
-        return (
-            ResourcesSpec(**fields, any_of=merged_any_of, ordered=merged_ordered),
-            recovery,
+
+def _substitute(text: str, envs: Mapping[str, str]) -> str:
+    """`$VAR` / `${VAR}` from the task's envs, as SkyPilot fills file_mounts at parse time."""
+    return string.Template(text).safe_substitute(envs) if "$" in text else text
+
+
+def _destination(problems: Problems, path: str, dest: str) -> str:
+    """A file mount's destination, normalized; relative ones (`x`, `~/x`) stay inside the
+    job's directory, so `../../x` is refused rather than written outside it."""
+    problem = text_problem(dest, what="the destination")
+    if problem:
+        raise problems.at(path, problem, of_key=True)
+    home = dest == "~" or dest.startswith("~/")
+    if dest.startswith("~") and not home:
+        raise problems.at(
+            path, f"{dest!r}: another user's home (~name) is not allowed; use ~/PATH", of_key=True
         )
-
-    def _candidates(
-        self, path: str, value: object, base: dict[str, Any]
-    ) -> tuple[ResourcesSpec, ...]:
-        if isinstance(value, list) and not value:
-            raise self.problems.at(
-                path, "the list is empty; give at least one alternative, or leave the field out"
+    relative = dest[2:] if home else dest
+    if relative.startswith("/"):
+        normalized = os.path.normpath(relative)
+        if normalized in ("/", "//"):
+            raise problems.at(
+                path, "the destination cannot be / itself; name a directory", of_key=True
             )
-        if not isinstance(value, list):
-            raise self.problems.at(
-                path,
-                f"{describe(value)} is not a list of alternatives; write a list of resources "
-                "mappings (e.g. - infra: aws/us-east-1)",
-            )
-        merged: list[ResourcesSpec] = []
-        for index, item in enumerate(value):
-            item_path = f"{path}[{index}]"
-            if not isinstance(item, Mapping):
-                raise self.problems.at(
-                    item_path,
-                    f"{describe(item)} is not a resources mapping (e.g. accelerators: A100:8)",
-                )
-            reader = FieldReader(
-                self.problems,
-                item_path,
-                item,
-                (*LOCATION_FIELDS, *HARDWARE_FIELDS),
-                CANDIDATE_UNSUPPORTED,
-            )
-            own, level = self._block(reader)
-            reader.finish()
-            merged.append(ResourcesSpec(**_merge(base, own, level)))
-        return tuple(merged)
-
-    def _block(self, reader: FieldReader) -> tuple[dict[str, Any], int]:
-        """The location and hardware fields of one resources mapping, as ResourcesSpec
-        arguments (only those written), and how specific its location is."""
-        raw = {key: reader.take(key) for key in (*LOCATION_FIELDS, *HARDWARE_FIELDS)}
-        fields: dict[str, Any] = {}
-        level = self._location(reader, raw, fields)
-        problems = self.problems
-        path = reader.path_of
-        if (value := raw["accelerators"]) is not None:
-            fields["accelerators"] = check_value(
-                problems, path("accelerators"), parse_accelerators, value
-            )
-        if (value := raw["cpus"]) is not None:
-            fields["cpus"] = check_value(problems, path("cpus"), parse_cpus, value)
-        if (value := raw["memory"]) is not None:
-            fields["memory_gib"] = check_value(problems, path("memory"), parse_memory, value)
-        if (value := raw["instance_type"]) is not None:
-            fields["instance_type"] = as_text(
-                problems, path("instance_type"), value, what="an instance type"
-            )
-        if (value := raw["use_spot"]) is not None:
-            fields["use_spot"] = self._boolean(path("use_spot"), value)
-        if (value := raw["disk_size"]) is not None:
-            fields["disk_size_gib"] = check_value(
-                problems, path("disk_size"), parse_disk_size, value
-            )
-        if (value := raw["max_hourly_cost"]) is not None:
-            fields["max_hourly_cost_micros"] = check_value(
-                problems,
-                path("max_hourly_cost"),
-                parse_dollars_per_hour,
-                value,
-                problems.sources.scalar_text(path("max_hourly_cost")),
-            )
-        if (value := raw["countries"]) is not None:
-            fields["countries"] = check_value(problems, path("countries"), parse_countries, value)
-        if (value := raw["autostop"]) is not None:
-            fields["autostop"] = self._autostop(path("autostop"), value)
-        if (value := raw["image_id"]) is not None:
-            fields["image_id"] = (
-                as_string_map(problems, path("image_id"), value, what="region")
-                if isinstance(value, Mapping)
-                else as_text(problems, path("image_id"), value, what="an image id")
-            )
-        if (value := raw["labels"]) is not None:
-            fields["labels"] = as_string_map(problems, path("labels"), value, what="label")
-        return fields, level
-
-    def _location(self, reader: FieldReader, raw: dict[str, object], fields: dict[str, Any]) -> int:
-        infra = raw["infra"]
-        if infra is not None:
-            clashing = [key for key in ("cloud", "region", "zone") if raw[key] is not None]
-            if clashing:
-                raise self.problems.at(
-                    reader.path_of("infra"),
-                    f"infra and {'/'.join(clashing)} are both set; use only infra "
-                    "(e.g. infra: aws/us-east-1) or only cloud/region/zone",
-                )
-            cloud, region, zone = check_value(
-                self.problems, reader.path_of("infra"), parse_infra, infra
-            )
-            fields.update(cloud=cloud, region=region, zone=zone)
-            return _CLOUD
-        level = _NO_LOCATION
-        if raw["cloud"] is not None:
-            fields["cloud"] = check_value(
-                self.problems, reader.path_of("cloud"), parse_cloud, raw["cloud"]
-            )
-            level = _CLOUD
-        for key, key_level in (("region", _REGION), ("zone", _ZONE)):
-            if raw[key] is not None:
-                fields[key] = as_text(self.problems, reader.path_of(key), raw[key], what=f"a {key}")
-                level = max(level, key_level)
-        return level
-
-    def _autostop(self, path: str, value: object) -> AutostopSpec:
-        if isinstance(value, bool):
-            return AutostopSpec(enabled=value, idle_minutes=DEFAULT_AUTOSTOP_MINUTES)
-        if not isinstance(value, Mapping):
-            return AutostopSpec(
-                idle_minutes=check_value(self.problems, path, parse_autostop_minutes, value)
-            )
-        reader = FieldReader(self.problems, path, value, AUTOSTOP_FIELDS)
-        minutes, down = reader.take("idle_minutes"), reader.take("down")
-        reader.finish()
-        spec: dict[str, Any] = {}
-        if minutes is not None:
-            spec["idle_minutes"] = self._integer(
-                f"{path}.idle_minutes", minutes, low=0, hint="minutes, e.g. 10"
-            )
-        if down is not None:
-            spec["down"] = self._boolean(f"{path}.down", down)
-        return AutostopSpec(**spec)
-
-
-def _merge(base: dict[str, Any], own: dict[str, Any], level: int) -> dict[str, Any]:
-    """An alternative's fields over the base block's, as SkyPilot merges them.
-
-    Locations merge by level, so `{region: us-west-2}` keeps the base's cloud but
-    `{infra: gcp}` does not inherit the base's AWS region.
-    """
-    location = ("cloud", "region", "zone")
-    merged = {key: value for key, value in base.items() if key not in location}
-    merged.update({key: value for key, value in own.items() if key not in location})
-    kept = {_CLOUD: (), _REGION: ("cloud",), _ZONE: ("cloud", "region")}.get(level, location)
-    for key in location:
-        value = base.get(key) if key in kept else own.get(key)
-        if value is not None:
-            merged[key] = value
-    return merged
+        return normalized
+    normalized = os.path.normpath(relative or ".")
+    if normalized == ".." or normalized.startswith("../"):
+        raise problems.at(
+            path,
+            f"{dest!r} leads outside the job's directory; write a path inside it "
+            "(e.g. data/x) or an absolute one (/data/x)",
+            of_key=True,
+        )
+    if normalized == ".":
+        raise problems.at(
+            path, f"{dest!r} is the workdir itself; name a path inside it", of_key=True
+        )
+    return f"~/{normalized}" if home else normalized
 
 
 def _normalized(path: Path) -> str:

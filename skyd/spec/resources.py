@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from skyd.model import Amount, OfferFilter
 
 STORED_MODEL = ConfigDict(frozen=True, extra="forbid", strict=True)
+# Providers that run a job as plain processes on a host: a container image cannot be
+# honoured there yet, so a task that asks for one is never placed on them.
+HOST_PROCESS_CLOUDS = frozenset({"local", "ssh", "sim"})
 
 
 def keep_name(name: str) -> str:
@@ -45,6 +48,10 @@ class ResourcesSpec(BaseModel):
     instance_type: str | None = None
     use_spot: bool | None = None
     disk_size_gib: int | None = None
+    # Recorded and shown; mapped to disk and network choices by the cloud providers.
+    disk_tier: str | None = None
+    network_tier: str | None = None
+    ports: tuple[str, ...] = ()
     max_hourly_cost_micros: int | None = None
     countries: tuple[str, ...] = ()
     autostop: AutostopSpec | None = None
@@ -52,6 +59,13 @@ class ResourcesSpec(BaseModel):
     labels: Mapping[str, str] = Field(default_factory=dict)
     any_of: tuple[ResourcesSpec, ...] = ()
     ordered: tuple[ResourcesSpec, ...] = ()
+
+    @property
+    def docker_image(self) -> str | None:
+        """The container image of `image_id: docker:IMAGE`, if that is what was asked for."""
+        if isinstance(self.image_id, str) and self.image_id.startswith("docker:"):
+            return self.image_id[len("docker:") :]
+        return None
 
     @property
     def disk_size(self) -> int | None:
@@ -78,4 +92,5 @@ class ResourcesSpec(BaseModel):
             countries=self.countries,
             spot=bool(self.use_spot),
             max_hourly_price_micros=self.max_hourly_cost_micros,
+            blocked=HOST_PROCESS_CLOUDS if self.docker_image else frozenset(),
         )

@@ -7,12 +7,14 @@ from collections.abc import Callable, Mapping
 
 from pydantic import BaseModel, Field, ValidationError
 
-from skyd.errors import SpecError
+from skyd.errors import SpecError, UnknownAcceleratorError
 from skyd.model import OfferFilter
 from skyd.spec.resources import STORED_MODEL, ResourcesSpec, keep_name
+from skyd.spec.vocabulary import is_skypilot_accelerator
 
 # Key of `TaskSpec.estimated_runtime` that applies to any accelerator (and to none).
 ANY_ACCELERATOR = "*"
+REDACTED = "<redacted>"
 
 
 class RecoveryStrategy(enum.StrEnum):
@@ -63,9 +65,12 @@ class TaskSpec(BaseModel):
     name: str | None = None
     workdir: str | None = None
     num_nodes: int = Field(default=1, ge=1)
+    # Everything the job's processes get, secrets included; `secret_names` says which
+    # values are secrets (never shown: see `redacted_envs`).
     envs: Mapping[str, str] = Field(default_factory=dict)
+    secret_names: tuple[str, ...] = ()
     setup: str | None = None
-    run: str
+    run: str  # "" for a cluster task with only setup
     file_mounts: Mapping[str, str] = Field(default_factory=dict)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     job_recovery: JobRecoverySpec = Field(default_factory=JobRecoverySpec)
@@ -94,6 +99,30 @@ class TaskSpec(BaseModel):
                 field=where,
             ) from None
 
+    # -- what may be shown ---------------------------------------------------------
+
+    def redacted_envs(self) -> dict[str, str]:
+        """`envs` with every secret's value replaced, for show, --json, events and logs."""
+        return {
+            key: REDACTED if key in self.secret_names else value for key, value in self.envs.items()
+        }
+
+    def public_summary(self) -> dict[str, object]:
+        """What `skyctl show` prints about the task: nothing secret."""
+        resources = self.resources
+        summary: dict[str, object] = {
+            "num_nodes": self.num_nodes,
+            "envs": self.redacted_envs(),
+            "secrets": list(self.secret_names),
+            "image": resources.image_id if isinstance(resources.image_id, str) else None,
+            "ports": list(resources.ports),
+            "disk_tier": resources.disk_tier,
+            "network_tier": resources.network_tier,
+            "workdir": self.workdir,
+            "file_mounts": dict(self.file_mounts),
+        }
+        return {key: value for key, value in summary.items() if value not in (None, [], {})}
+
     # -- views for the optimizer, scheduler and policy ---------------------------
 
     @property
@@ -112,9 +141,19 @@ class TaskSpec(BaseModel):
         """One catalog query per alternative, in file order.
 
         `normalize_accelerator` maps a name as written to the catalog's name; whatever
-        it raises (e.g. UnknownAcceleratorError) propagates.
+        it raises (e.g. UnknownAcceleratorError) propagates, except for a name SkyPilot
+        knows that no loaded catalog offers: that one is kept and simply matches nothing.
         """
-        return [alt.offer_filter(normalize_accelerator) for alt in self.alternatives]
+
+        def normalize(name: str) -> str:
+            try:
+                return normalize_accelerator(name)
+            except UnknownAcceleratorError:
+                if is_skypilot_accelerator(name):
+                    return name
+                raise
+
+        return [alt.offer_filter(normalize) for alt in self.alternatives]
 
     @property
     def requests_accelerators(self) -> bool:
@@ -148,3 +187,17 @@ class TaskSpec(BaseModel):
                     return seconds / 3600.0
         fallback = self.estimated_runtime.get(ANY_ACCELERATOR)
         return None if fallback is None else fallback / 3600.0
+
+
+class PipelineSpec(BaseModel):
+    """A multi-document task file: stages run one after another, each once the one before
+    it SUCCEEDED (SkyPilot's chain DAG). A plain task file is a pipeline of one stage."""
+
+    model_config = STORED_MODEL
+
+    name: str | None = None
+    stages: tuple[TaskSpec, ...]
+
+    @property
+    def is_pipeline(self) -> bool:
+        return len(self.stages) > 1

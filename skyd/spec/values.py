@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
 from skyd.model import Amount, dollars_to_micros
+from skyd.spec.vocabulary import ALL_CLOUDS, cloud_problem
 
-KNOWN_CLOUDS = ("aws", "gcp", "azure", "lambda", "local", "sim", "ssh")
+KNOWN_CLOUDS = ALL_CLOUDS
+CLOUD_ALIASES = {"k8s": "kubernetes"}
 
 DEFAULT_AUTOSTOP_MINUTES = 5
 
@@ -244,10 +246,13 @@ def parse_accelerators(value: object) -> tuple[tuple[str, int], ...]:
 
 
 def parse_cloud(value: object) -> str:
-    allowed = ", ".join(KNOWN_CLOUDS)
-    if not isinstance(value, str) or value.strip().lower() not in KNOWN_CLOUDS:
-        raise ValueProblem(f"{describe(value)} is not a cloud skyd knows; use one of: {allowed}")
-    return value.strip().lower()
+    if not isinstance(value, str) or not value.strip():
+        raise ValueProblem(f"{describe(value)} is not a cloud; write a name such as aws or gcp")
+    name = value.strip().lower()
+    problem = cloud_problem(name)
+    if problem is not None:
+        raise ValueProblem(problem)
+    return CLOUD_ALIASES.get(name, name)
 
 
 def parse_infra(value: object) -> tuple[str | None, str | None, str | None]:
@@ -264,13 +269,10 @@ def parse_infra(value: object) -> tuple[str | None, str | None, str | None]:
     elif cloud is not None:
         try:
             cloud = parse_cloud(cloud)
-        except ValueProblem:
+        except ValueProblem as problem:
             if len(parts) == 1:
                 raise
-            allowed = ", ".join(KNOWN_CLOUDS)
-            raise ValueProblem(
-                f"{describe(value)}: {cloud!r} is not a cloud skyd knows; use one of: {allowed}"
-            ) from None
+            raise ValueProblem(f"{describe(value)}: {problem}") from None
     return (cloud, None if region == "*" else region, None if zone == "*" else zone)
 
 

@@ -34,6 +34,8 @@ class SourceMap:
     source: str
     keys: dict[str, yaml.Node] = field(default_factory=dict)
     values: dict[str, yaml.Node] = field(default_factory=dict)
+    # Field paths whose value came from the command line, with the option that set it.
+    options: dict[str, str] = field(default_factory=dict)
 
     def scalar_text(self, path: str) -> str | None:
         """The value at `path` exactly as written, if it is a scalar."""
@@ -53,6 +55,9 @@ class SourceMap:
             path = path[:cut]
 
     def where(self, path: str, *, of_key: bool = False) -> str:
+        option = self.options.get(path)
+        if option is not None:
+            return option
         pos = self.position(path, of_key=of_key)
         return f"{self.source}:{pos.line}:{pos.column}" if pos else self.source
 
@@ -151,7 +156,15 @@ class _Converter:
 def load_yaml(text: str, source: str) -> tuple[Any, SourceMap]:
     """The document's value and its source map; YAML syntax errors become SpecError
     naming the line and column."""
-    sources = SourceMap(source)
+    documents = load_yaml_documents(text, source, single=True)
+    return documents[0] if documents else (None, SourceMap(source))
+
+
+def load_yaml_documents(
+    text: str, source: str, *, single: bool = False
+) -> list[tuple[Any, SourceMap]]:
+    """Every document of the stream (`---` separated) with its own source map; with
+    `single`, a second document is a syntax error."""
     if len(text) > MAX_TASK_BYTES or len(text.encode("utf-8", errors="replace")) > MAX_TASK_BYTES:
         raise SpecError(
             f"{source}: the task file is larger than {MAX_TASK_BYTES // 1000} kB; "
@@ -159,10 +172,20 @@ def load_yaml(text: str, source: str) -> tuple[Any, SourceMap]:
         )
     loader = _Loader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, sources
-        return _Converter(loader, sources).convert(node, ""), sources
+        if single:
+            node = loader.get_single_node()
+            nodes = [] if node is None else [node]
+        else:
+            nodes = []
+            while loader.check_node():
+                document = loader.get_node()
+                if document is not None:
+                    nodes.append(document)
+        documents = []
+        for node in nodes:
+            sources = SourceMap(source)
+            documents.append((_Converter(loader, sources).convert(node, ""), sources))
+        return documents
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source

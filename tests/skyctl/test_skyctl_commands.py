@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,8 @@ def test_submit_one_file_prints_its_id(
     body = responder.requests[0].json()
     assert body == {
         "task_yaml": "name: a\nrun: echo a\n",
-        "base_dir": str(task_files[0].parent),
+        # relative paths resolve against the working directory, as in SkyPilot
+        "base_dir": os.getcwd(),
         "name": None,
         "source": str(task_files[0]),
     }

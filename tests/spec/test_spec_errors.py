@@ -18,7 +18,7 @@ INVALID: list[tuple[str, str, str | None, tuple[str, ...]]] = [
     ("top-level-scalar", "hello\n", None, ("top level is 'hello'",)),
     ("yaml-syntax", "run: x\nresources: [\n", None, ("task.yaml:3:1", "YAML syntax error")),
     ("yaml-bad-indent", "run: x\n  envs: 1\n", None, ("task.yaml:2:7", "YAML syntax error")),
-    ("two-documents", "run: x\n---\nrun: y\n", None, ("task.yaml:2:1", "single document")),
+    ("two-documents", "run: x\n---\nrun: y\n", None, ("task.yaml", "pipeline of 2 tasks")),
     ("missing-run", "name: n\nsetup: echo\n", "run", ("run: required",)),
     ("blank-run", "run: '   '\n", "run", ("run: required",)),
     # -- unknown fields and did-you-mean
@@ -64,14 +64,32 @@ INVALID: list[tuple[str, str, str | None, tuple[str, ...]]] = [
     ),
     ("non-string-key", "1: x\nrun: x\n", "1", ("is not a field name",)),
     # -- SkyPilot fields skyd does not support
-    ("ports", "resources: {ports: 8080}\nrun: x\n", "resources.ports", ("not supported yet",)),
-    ("secrets", "secrets: {A: b}\nrun: x\n", "secrets", ("not supported yet",)),
+    ("ports", "resources: {ports: 70000}\nrun: x\n", "resources.ports", ("out of range",)),
+    (
+        "ports-text",
+        "resources: {ports: web}\nrun: x\n",
+        "resources.ports",
+        ("'web' is not a port",),
+    ),
+    ("secret-no-value", "secrets: {A: null}\nrun: x\n", "secrets.A", ("--secret A=VALUE",)),
+    (
+        "env-no-value",
+        "envs: {HF_TOKEN: null}\nrun: x\n",
+        "envs.HF_TOKEN",
+        ("--env HF_TOKEN=VALUE",),
+    ),
+    (
+        "secret-also-env",
+        "envs: {A: x}\nsecrets: {A: y}\nrun: x\n",
+        "secrets.A",
+        ("keep it only in secrets",),
+    ),
     ("service", "service: {replicas: 2}\nrun: x\n", "service", ("batch jobs",)),
     (
         "disk-tier",
-        "resources: {disk_tier: best}\nrun: x\n",
+        "resources: {disk_tier: fastest}\nrun: x\n",
         "resources.disk_tier",
-        ("not supported",),
+        ("low, medium, high, ultra, best",),
     ),
     (
         "spot-recovery-renamed",
@@ -96,7 +114,7 @@ INVALID: list[tuple[str, str, str | None, tuple[str, ...]]] = [
         "git-workdir",
         "workdir: {url: https://github.com/x/y}\nrun: x\n",
         "workdir",
-        ("only a local path",),
+        ("git repository as workdir is not supported yet",),
     ),
     # -- scalar fields
     ("run-list", "run: [a, b]\n", "run", ("run: |",)),
@@ -104,7 +122,8 @@ INVALID: list[tuple[str, str, str | None, tuple[str, ...]]] = [
     ("setup-mapping", "setup: {a: b}\nrun: x\n", "setup", ("a mapping is not a shell script",)),
     ("name-list", "name: [a]\nrun: x\n", "name", ("a list is not a name",)),
     ("name-too-long", f"name: {'n' * 201}\nrun: x\n", "name", ("too long",)),
-    ("num-nodes-zero", "num_nodes: 0\nrun: x\n", "num_nodes", ("0 is out of range", "at least 1")),
+    ("num-nodes-zero", "num_nodes: 0\nrun: x\n", "num_nodes", ("0 is out of range", "between 1")),
+    ("num-nodes-huge", "num_nodes: 1000000000\nrun: x\n", "num_nodes", ("between 1 and 512",)),
     ("num-nodes-text", "num_nodes: two\nrun: x\n", "num_nodes", ("'two' is not a whole number",)),
     ("num-nodes-fraction", "num_nodes: 1.5\nrun: x\n", "num_nodes", ("1.5 is not a whole number",)),
     ("num-nodes-bool", "num_nodes: true\nrun: x\n", "num_nodes", ("true is not a whole number",)),
@@ -187,15 +206,15 @@ INVALID: list[tuple[str, str, str | None, tuple[str, ...]]] = [
     ),
     (
         "cloud-unknown",
-        "resources: {cloud: oracle}\nrun: x\n",
+        "resources: {cloud: amazon}\nrun: x\n",
         "resources.cloud",
-        ("'oracle' is not a cloud skyd knows", "aws, gcp, azure, lambda, local, sim, ssh"),
+        ("'amazon' is not a cloud skyd or SkyPilot knows", "known clouds: "),
     ),
     (
         "infra-k8s",
-        "resources: {infra: k8s}\nrun: x\n",
+        "resources: {infra: gpc/us-east1}\nrun: x\n",
         "resources.infra",
-        ("resources.infra: 'k8s' is not a cloud",),
+        ("resources.infra: 'gpc/us-east1': 'gpc' is not a cloud", "did you mean 'gcp'"),
     ),
     (
         "infra-too-deep",
@@ -427,4 +446,4 @@ def test_unusable_local_path_is_a_spec_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as caught:
         parse_task('workdir: "code\\0dir"\nrun: x\n', base_dir=tmp_path)
     assert caught.value.field == "workdir"
-    assert "cannot be read" in caught.value.message
+    assert "NUL byte" in caught.value.message

@@ -1,0 +1,128 @@
+"""SkyPilot task files through the real skyctl and a real daemon: every error with the real file
+name, the same exit status with and without --json, paths from the working directory, overrides,
+secrets that run but are never shown, and what a bare host must refuse."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from skyctl.__main__ import main as skyctl
+from skyctl.client import ApiError, DaemonClient
+from skyd.testing.daemon import DaemonThread, wait_until
+
+
+def _run(daemon: DaemonThread, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = skyctl(["--socket", daemon.socket_path, *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def _finished(client: DaemonClient, job_id: int) -> dict[str, object]:
+    def done() -> dict[str, object] | None:
+        job = client.get_job(job_id)
+        return job if job["state"] in ("SUCCEEDED", "FAILED", "CANCELLED") else None
+
+    return wait_until(done, timeout=60)
+
+
+def test_optimize_reports_every_error_with_the_file_name_and_one_exit_status(
+    daemon: DaemonThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "examples").mkdir()
+    bad = tmp_path / "examples" / "bad.yaml"
+    bad.write_text("resources:\n  accelerators: A1000\n  cpus: many\nnum_nodes: 0\nrun: x\n")
+    monkeypatch.chdir(tmp_path)
+    code, _out, err = _run(daemon, "optimize", "examples/bad.yaml")
+    lines = err.splitlines()
+    assert code == 1 and len(lines) == 3, err
+    assert all(line.startswith("skyctl: error: examples/bad.yaml:") for line in lines)
+    assert "did you mean 'A100'" in err
+    json_code, _json_out, json_err = _run(daemon, "optimize", "examples/bad.yaml", "--json")
+    assert json_code == code and json_err == err
+
+
+def test_relative_paths_resolve_against_the_working_directory(
+    daemon: DaemonThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "examples" / "y").mkdir(parents=True)
+    (tmp_path / "examples" / "x.yaml").write_text("workdir: examples/y\nrun: ls\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(daemon, "optimize", "examples/x.yaml", "--json")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["warnings"] == []
+    assert answer["task"]["workdir"] == str(tmp_path / "examples" / "y")
+
+
+def test_env_overrides_and_secrets_reach_the_job_but_are_never_shown(
+    daemon: DaemonThread, client: DaemonClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = tmp_path / "task.yaml"
+    task.write_text(
+        "envs:\n  MODEL:\nsecrets:\n  HF_TOKEN: null\n"
+        'run: test "$MODEL" = llama && test "$HF_TOKEN" = hf_s3cret && echo ok\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(daemon, "submit", "task.yaml")
+    assert code == 1 and "--env MODEL=VALUE" in err and "--secret HF_TOKEN=VALUE" in err
+    monkeypatch.setenv("HF_TOKEN", "hf_s3cret")
+    code, out, err = _run(
+        daemon, "submit", "task.yaml", "--env", "MODEL=llama", "--secret", "HF_TOKEN"
+    )
+    assert code == 0, err
+    job = _finished(client, int(out))
+    assert job["state"] == "SUCCEEDED", job
+    code, shown, _ = _run(daemon, "show", out.strip())
+    assert "llama" in shown and "<redacted>" in shown and "hf_s3cret" not in shown
+    code, shown_json, _ = _run(daemon, "show", out.strip(), "--json")
+    assert "hf_s3cret" not in shown_json
+    assert json.loads(shown_json)["task"]["secrets"] == ["HF_TOKEN"]
+
+
+def test_a_docker_image_is_never_run_on_the_bare_host(client: DaemonClient, tmp_path: Path) -> None:
+    with pytest.raises(ApiError) as caught:
+        client.submit_task(
+            "resources: {image_id: 'docker:alpine:3.20'}\nrun: echo hi\n", str(tmp_path), None
+        )
+    assert caught.value.status == 422
+    assert caught.value.code == "infeasible"
+
+
+def test_absurd_submissions_are_refused_before_anything_runs(
+    client: DaemonClient, tmp_path: Path
+) -> None:
+    for body in (
+        {"command": ["echo", "x" * 5_000_000], "base_dir": str(tmp_path)},
+        {"command": ["echo"] + ["a"] * 100_000, "base_dir": str(tmp_path)},
+        {"command": ["echo", "a\x00b"], "base_dir": str(tmp_path)},
+        {"task_yaml": "run: x\n", "base_dir": str(tmp_path) + "\x00"},
+        {"task_yaml": "num_nodes: 1000000000\nrun: x\n", "base_dir": str(tmp_path)},
+        {"task_yaml": "file_mounts: {'../../../../x': /etc/hostname}\nrun: x\n", "base_dir": "/"},
+    ):
+        with pytest.raises(ApiError) as caught:
+            client.request("POST", "/v1/jobs", body=body)
+        assert caught.value.status == 400, body
+    page, _ = client.list_jobs(include_terminal=True)
+    assert page == []
+
+
+def test_overrides_on_optimize_pick_the_cloud_and_gpus(
+    daemon: DaemonThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "t.yaml").write_text("resources: {accelerators: V100}\nrun: x\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(
+        daemon, "optimize", "t.yaml", "--json", "--gpus", "A100:8", "--infra", "gcp", "--use-spot"
+    )
+    assert code == 0, err
+    placed = json.loads(out)["if_all_providers_enabled"]
+    assert placed["cloud"] == "gcp" and placed["spot"] is True
+    code, _, err = _run(daemon, "optimize", "t.yaml", "--region", "us-east-9", "--cloud", "aws")
+    assert code == 1 and "--region: resources.region: 'us-east-9'" in err
+    assert "did you mean 'us-east-2' or 'us-east-1'" in err
