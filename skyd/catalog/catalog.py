@@ -9,6 +9,7 @@ from skyd.catalog.locate import candidate_dirs, default_catalog_dir
 from skyd.catalog.matching import CompiledFilter, candidate_order, markets
 from skyd.catalog.names import AcceleratorNames
 from skyd.catalog.reader import RegionLocation, read_offers, read_regions
+from skyd.catalog.table import CandidateTable
 from skyd.errors import CatalogError
 from skyd.model import Candidate, ExclusionReason, Offer, OfferFilter
 
@@ -50,6 +51,7 @@ class Catalog:
         self._names = AcceleratorNames(name for name, _ in self._by_accelerator)
         # Built on the first unindexed query; the catalog never changes afterwards.
         self._sorted_candidates: tuple[Candidate, ...] | None = None
+        self._table: CandidateTable | None = None
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -112,6 +114,7 @@ class Catalog:
     def with_regions_of(self, other: Catalog) -> Catalog:
         """This catalog using `other`'s region table (countries, continents)."""
         self._regions = dict(other._regions)
+        self._table = None  # its country column came from the old table
         return self
 
     def offer_by_key(self, key: str) -> Offer | None:
@@ -145,11 +148,25 @@ class Catalog:
         found.sort(key=candidate_order)
         return found
 
-    def explain(self, f: OfferFilter) -> list[tuple[Candidate, ExclusionReason | None]]:
+    def candidate_table(self) -> CandidateTable:
+        """Every candidate as columns, built on first use (the catalog never changes)."""
+        if self._table is None:
+            self._table = CandidateTable(self._offers, self.country_of)
+        return self._table
+
+    def explain(self, f: OfferFilter) -> Sequence[tuple[Candidate, ExclusionReason | None]]:
         """Every candidate matching the accelerator / instance-type part of `f`, each with
         the first reason it is excluded (None = feasible); feasible ones first, then by
         price. An offering without the requested market appears through its other market
         with NO_SPOT_MARKET / NOT_PRICED."""
+        if f.zone is None:
+            # answered from the columns: the same rows in the same order, without a Python
+            # loop over every offering (a CPU job matches most of the catalog)
+            return self.candidate_table().explain(self._compile(f))
+        return self.explain_each(f)
+
+    def explain_each(self, f: OfferFilter) -> list[tuple[Candidate, ExclusionReason | None]]:
+        """`explain`, offering by offering (any filter; zone pins need it)."""
         compiled = self._compile(f)
         rows = []
         for offer in self._relevant(compiled):

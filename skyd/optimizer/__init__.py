@@ -6,6 +6,7 @@ ortools is imported only inside `solve_assignment`, so importing this package st
 from skyd.optimizer.assignment import SolverLimits, solve_assignment
 from skyd.optimizer.describe import describe_filter
 from skyd.optimizer.greedy import greedy_assignment
+from skyd.optimizer.placing import place
 from skyd.optimizer.plan import (
     AssignmentJob,
     AssignmentOption,
@@ -27,7 +28,6 @@ from skyd.optimizer.single import (
     MarketSignals,
     PlacementDecision,
     PlacementRequest,
-    place,
 )
 from skyd.optimizer.spot_risk import (
     DEFAULT_PREEMPTIONS_PER_HOUR,

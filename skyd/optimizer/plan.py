@@ -11,6 +11,7 @@ from typing import Literal
 from skyd.model import Candidate, Offer, Placement
 from skyd.optimizer.describe import dollars
 from skyd.optimizer.single import PlacementDecision
+from skyd.optimizer.vectorized import RowViews
 
 QuotaResource = Literal["gpus", "vcpus", "instances"]
 BlockerKind = Literal["no_candidate", "quota", "credit", "budget", "solver_limit"]
@@ -47,9 +48,18 @@ def options_from_decision(
     (plus `keep_key`, a running job's current placement): compute this once per job, when it
     is placed or its market changes, not on every global re-optimization.
     """
-    views = decision.feasible
-    if decision.alternative is not None and decision.ordered:
-        views = [v for v in views if v.alternative == decision.alternative]
+    candidates = decision.candidates
+    if isinstance(candidates, RowViews) and decision.preferred is not None and keep_key is None:
+        # columnar decision: prune on the columns, build views only for what is kept
+        preferred = decision.preferred
+        if decision.alternative is not None and decision.ordered:
+            chosen_alt = decision.alternative
+            preferred = tuple(i for i in preferred if int(candidates.alt[i]) == chosen_alt)
+        views = candidates.pruned(preferred, per_group, max_options)
+    else:
+        views = decision.feasible
+        if decision.alternative is not None and decision.ordered:
+            views = [v for v in views if v.alternative == decision.alternative]
     options = [
         AssignmentOption(v.candidate, v.expected_cost_micros, v.expected_hours) for v in views
     ]

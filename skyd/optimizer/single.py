@@ -143,7 +143,7 @@ class CandidateView:
 @dataclass(frozen=True, slots=True)
 class PlacementDecision:
     chosen: Placement | None
-    candidates: list[CandidateView]
+    candidates: Sequence[CandidateView]
     reason: str  # why this one, or which constraint left nothing
     alternative: int | None = None  # index of the winning alternative
     ordered: bool = False  # the request's alternatives are in preference order
@@ -151,6 +151,8 @@ class PlacementDecision:
 
     @property
     def chosen_view(self) -> CandidateView | None:
+        if self.chosen is not None and self.preferred is not None:
+            return next(self.candidates[i] for i in self.preferred if self.candidates[i].chosen)
         return next((view for view in self.candidates if view.chosen), None)
 
     @property
@@ -161,7 +163,7 @@ class PlacementDecision:
         return [view for view in self.candidates if view.excluded is None]
 
 
-class _HoursByAccelerator:
+class HoursByAccelerator:
     """Runtime estimate per accelerator name: exact key, then case-insensitive, then default."""
 
     def __init__(self, request: PlacementRequest) -> None:
@@ -211,7 +213,7 @@ def _tiebreak_for(signals: MarketSignals) -> Callable[[CandidateView], TieBreak]
     return tiebreak
 
 
-def _rank_key(objective: Objective, signals: MarketSignals) -> Callable[[CandidateView], RankKey]:
+def rank_key(objective: Objective, signals: MarketSignals) -> Callable[[CandidateView], RankKey]:
     tiebreak = _tiebreak_for(signals)
     if objective == "time":
         return lambda v: (v.expected_hours, v.expected_cost_micros, tiebreak(v))
@@ -220,7 +222,7 @@ def _rank_key(objective: Objective, signals: MarketSignals) -> Callable[[Candida
 
 def evaluate(request: PlacementRequest, signals: MarketSignals) -> list[CandidateView]:
     """Every candidate of every alternative with its live price, expectations and verdict."""
-    hours_for = _HoursByAccelerator(request)
+    hours_for = HoursByAccelerator(request)
     nodes = request.num_nodes
     restart = request.restart_cost_hours
     deadline = request.deadline_hours
@@ -248,10 +250,7 @@ def evaluate(request: PlacementRequest, signals: MarketSignals) -> list[Candidat
                 else:
                     hours = math.inf
                     reason = reason or ExclusionReason.NO_SPOT_MARKET
-                    note = (
-                        f"preempted {rate:g}/h, faster than a {restart:g} h restart completes:"
-                        " the job would never finish on spot here"
-                    )
+                    note = never_finishes_note(rate, restart)
             else:
                 rate = 0.0
                 hours = base_hours
@@ -260,19 +259,14 @@ def evaluate(request: PlacementRequest, signals: MarketSignals) -> list[Candidat
             if reason is None:
                 if max_price is not None and price > max_price:
                     reason = ExclusionReason.OVER_MAX_PRICE
-                    note = (
-                        f"live price {dollars(price)}/h is over the maximum {dollars(max_price)}/h"
-                    )
+                    note = over_max_price_note(price, max_price)
                 elif not meets_deadline:
                     assert deadline is not None
                     if candidate.spot:
                         reason = ExclusionReason.DEADLINE
-                        note = (
-                            f"expected {hours:.2f} h with preemptions exceeds the "
-                            f"{deadline:.2f} h left before the deadline"
-                        )
+                        note = spot_deadline_note(hours, deadline)
                     else:
-                        note = f"deadline at risk: expected {hours:.2f} h, {deadline:.2f} h left"
+                        note = at_risk_note(hours, deadline)
             append(
                 CandidateView(
                     candidate, index, price, hours, cost, rate, reason, note, meets_deadline
@@ -281,33 +275,29 @@ def evaluate(request: PlacementRequest, signals: MarketSignals) -> list[Candidat
     return views
 
 
-def place(request: PlacementRequest, signals: MarketSignals | None = None) -> PlacementDecision:
-    """Choose where one job runs: by expected cost (or time), honouring ordered/any_of.
-
-    `ordered`: the first alternative with a feasible candidate wins; otherwise the best across
-    all alternatives. Candidates that meet the deadline always beat ones that do not; when none
-    does, the fastest on-demand candidate is chosen and the reason says the deadline is at risk.
-    """
-    signals = signals or MarketSignals()
+def place_each(request: PlacementRequest, signals: MarketSignals) -> PlacementDecision:
+    """skyd.optimizer.place, one candidate at a time (any request)."""
     views = evaluate(request, signals)
     _exclude_unrequested_accelerators(request, views)
     feasible = [i for i, view in enumerate(views) if view.excluded is None]
     if not feasible:
-        return PlacementDecision(None, views, _why_nothing(request, views), None, request.ordered)
+        return PlacementDecision(
+            None, views, _why_nothing(request, views), None, request.ordered, ()
+        )
     pool = feasible
     if request.ordered:
         first = min(views[i].alternative for i in feasible)
         pool = [i for i in feasible if views[i].alternative == first]
     on_time = [i for i in pool if views[i].meets_deadline]
     objective: Objective = request.objective if on_time else "time"
-    key = _rank_key(objective, signals)
+    key = rank_key(objective, signals)
     best = min(on_time or pool, key=lambda i: key(views[i]))
     winner = views[best]
-    reason = _why_chosen(request, winner, len(pool), objective, bool(on_time))
+    reason = why_chosen(request, winner, len(pool), objective, bool(on_time))
     views[best] = replace(winner, chosen=True)
     # feasible candidates in preference order (cost, then time, then tie-breaks): the global
     # plan's options keep this order, so its ties go the way a single placement's do
-    by_cost = _rank_key(request.objective, signals)
+    by_cost = rank_key(request.objective, signals)
     feasible.sort(key=lambda i: by_cost(views[i]))
     placement = Placement(
         offer=winner.candidate.offer,
@@ -353,13 +343,10 @@ def _exclude_unrequested_accelerators(
             and view.expected_cost_micros >= limit
         ):
             view.excluded = ExclusionReason.UNREQUESTED_ACCELERATOR
-            view.note = (
-                f"has {view.offer.accelerator_count}×{view.offer.accelerator_name} the job did"
-                f" not ask for; an instance without accelerators fits for {dollars(limit)}"
-            )
+            view.note = unrequested_note(view.offer, limit)
 
 
-def _why_chosen(
+def why_chosen(
     request: PlacementRequest,
     winner: CandidateView,
     pool_size: int,
@@ -388,22 +375,36 @@ def _what(request: PlacementRequest, alternative: int) -> str:
 
 
 def _why_nothing(request: PlacementRequest, views: list[CandidateView]) -> str:
-    if not request.alternatives:
-        return "no alternative was given to place"
-    clauses: list[str] = []
     busy_free = next(
         (v for v in views if v.excluded is ExclusionReason.NO_QUOTA and v.hourly_price_micros == 0),
         None,
     )
-    if busy_free is not None and any(
-        v.excluded is ExclusionReason.UNREQUESTED_ACCELERATOR for v in views
-    ):
+    unrequested = any(v.excluded is ExclusionReason.UNREQUESTED_ACCELERATOR for v in views)
+    counts = [Counter[ExclusionReason | None]() for _ in request.alternatives]
+    for view in views:
+        counts[view.alternative][view.excluded] += 1
+    return why_nothing(
+        request, counts, busy_free.offer.cloud if busy_free and unrequested else None
+    )
+
+
+def why_nothing(
+    request: PlacementRequest,
+    counts: Sequence[Counter[ExclusionReason | None]],
+    waiting_for: str | None,
+) -> str:
+    """Why no candidate is feasible: per alternative, how many were excluded for what;
+    `waiting_for` names the free but busy capacity a CPU job waits for, if that is why."""
+    if not request.alternatives:
+        return "no alternative was given to place"
+    clauses: list[str] = []
+    if waiting_for is not None:
         clauses.append(
-            f"waiting for free capacity on {busy_free.offer.cloud} (busy now) rather than"
+            f"waiting for free capacity on {waiting_for} (busy now) rather than"
             " paying for an accelerator the job did not ask for"
         )
     for index in range(len(request.alternatives)):
-        reasons = Counter(v.excluded for v in views if v.alternative == index)
+        reasons = counts[index]
         if not reasons:
             clauses.append(f"no offering with {_what(request, index)}")
             continue
@@ -417,3 +418,32 @@ def _why_nothing(request: PlacementRequest, views: list[CandidateView]) -> str:
 def _by_count(item: tuple[ExclusionReason | None, int]) -> tuple[int, str]:
     reason, count = item
     return (-count, str(reason))
+
+
+def never_finishes_note(rate: float, restart: float) -> str:
+    return (
+        f"preempted {rate:g}/h, faster than a {restart:g} h restart completes:"
+        " the job would never finish on spot here"
+    )
+
+
+def over_max_price_note(price: int, max_price: int) -> str:
+    return f"live price {dollars(price)}/h is over the maximum {dollars(max_price)}/h"
+
+
+def spot_deadline_note(hours: float, deadline: float) -> str:
+    return (
+        f"expected {hours:.2f} h with preemptions exceeds the "
+        f"{deadline:.2f} h left before the deadline"
+    )
+
+
+def at_risk_note(hours: float, deadline: float) -> str:
+    return f"deadline at risk: expected {hours:.2f} h, {deadline:.2f} h left"
+
+
+def unrequested_note(offer: Offer, limit: int) -> str:
+    return (
+        f"has {offer.accelerator_count}×{offer.accelerator_name} the job did"
+        f" not ask for; an instance without accelerators fits for {dollars(limit)}"
+    )

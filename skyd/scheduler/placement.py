@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from skyd.catalog.table import ExplainedRows
 from skyd.errors import SpecError, UnknownAcceleratorError
 from skyd.market.live import LiveMarket
 from skyd.model import Candidate, ExclusionReason, OfferFilter
@@ -75,17 +76,25 @@ class Placer:
         filters = list(filters if filters is not None else job_filters(spec, self.market))
         if blocked:
             filters = [replace(f, blocked=f.blocked | frozenset(blocked)) for f in filters]
-        alternatives = []
+        # per cloud: why its feasible candidates cannot be launched now, if they cannot
+        cloud_reasons: dict[str, ExclusionReason] = {}
+        for cloud in catalog.clouds:
+            provider = self.market.provider_for(cloud)
+            if provider is None:
+                if not context.assume_all_providers:
+                    cloud_reasons[cloud] = ExclusionReason.PROVIDER_DISABLED
+            elif provider in context.full_providers:
+                cloud_reasons[cloud] = ExclusionReason.NO_QUOTA
+        alternatives: list[Sequence[tuple[Candidate, ExclusionReason | None]]] = []
         for f in filters:
+            explained = catalog.explain(f)
+            if isinstance(explained, ExplainedRows):
+                alternatives.append(explained.with_cloud_reasons(cloud_reasons))
+                continue
             rows = []
-            for candidate, reason in catalog.explain(f):
+            for candidate, reason in explained:
                 if reason is None:
-                    provider = self.market.provider_for(candidate.offer.cloud)
-                    if provider is None:
-                        if not context.assume_all_providers:
-                            reason = ExclusionReason.PROVIDER_DISABLED
-                    elif provider in context.full_providers:
-                        reason = ExclusionReason.NO_QUOTA
+                    reason = cloud_reasons.get(candidate.offer.cloud)
                 rows.append((candidate, reason))
             alternatives.append(rows)
         per_accelerator = {
