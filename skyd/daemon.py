@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from skyd.accounting import Accountant, MarketPrices
 from skyd.accounting.optimizer_inputs import optimizer_budgets, optimizer_pools
 from skyd.api.app import build_app, serve_unix
@@ -195,6 +197,7 @@ class Daemon:
         self.ready = asyncio.Event()
         self.store: Store | None = None
         self.scheduler: JobScheduler | None = None
+        self.web_app: web.Application | None = None
 
     async def _checkpoints(self) -> None:
         """Keep the WAL short without ever checkpointing on the event loop."""
@@ -299,8 +302,11 @@ class Daemon:
                 "errors": report.errors,
             },
         )
+        self.web_app = build_app(
+            scheduler, settings.admin_group, clusters=clusters, accountant=accountant
+        )
         web_runner = await serve_unix(
-            build_app(scheduler, settings.admin_group, clusters=clusters, accountant=accountant),
+            self.web_app,
             settings.socket_path,
             mode=settings.socket_mode,
             group=settings.socket_group,

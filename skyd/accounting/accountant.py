@@ -541,19 +541,22 @@ def _only(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
             )
 
 
+UID_MAX = 2**32 - 2  # uid_t; (uid_t)-1 means "no user"
+
+
 def _uids(field: str, values: Any) -> list[int]:
     if not isinstance(values, list):
         raise AccountingInputError(f"{field}: expected a list of user names or uids", field)
     uids: list[int] = []
     for value in values:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= UID_MAX:
             uids.append(value)
-        elif isinstance(value, str) and value.isdigit():
-            uids.append(int(value))
         elif isinstance(value, str):
             try:
                 uids.append(pwd.getpwnam(value).pw_uid)
-            except KeyError:
+            except (KeyError, ValueError):  # ValueError: a NUL in the name
                 raise AccountingInputError(f"{field}: no such user {value!r}", field) from None
         else:
             raise AccountingInputError(f"{field}: {value!r} is not a user name or uid", field)

@@ -12,6 +12,11 @@ from skyd.accounting.errors import AccountingInputError
 from skyd.model import dollars_to_micros
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Amounts are stored as int64 micro-dollars (max ~9.2e12 dollars); a trillion is plenty.
+MAX_DOLLARS = Decimal(10**12)
+# Moments a datetime can show: 0001-01-01 to 9999-12-31 (beyond that iso() overflows).
+EARLIEST = -62_135_596_800.0
+LATEST = 253_402_300_799.0
 
 
 def money_micros(field: str, value: Any, *, allow_zero: bool = True) -> int:
@@ -30,6 +35,10 @@ def money_micros(field: str, value: Any, *, allow_zero: bool = True) -> int:
         ) from None
     if not amount.is_finite():
         raise AccountingInputError(f"{field}: {value!r} is not a finite amount", field)
+    if amount > MAX_DOLLARS:
+        raise AccountingInputError(
+            f"{field}: {value!r} is more than skyd can account (up to $1,000,000,000,000)", field
+        )
     if amount < 0:
         raise AccountingInputError(
             f"{field}: amounts cannot be negative, got {value!r}; to lower a pool use "
@@ -44,11 +53,11 @@ def money_micros(field: str, value: Any, *, allow_zero: bool = True) -> int:
 def epoch_seconds(field: str, value: Any) -> float:
     """A moment: epoch seconds, an ISO date (midnight UTC) or an ISO date-time (UTC if naive)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return _in_range(field, value, value if abs(value) <= LATEST else float("inf"))
     if isinstance(value, str):
         text = value.strip()
         try:
-            return float(text)
+            return _in_range(field, value, float(text))
         except ValueError:
             pass
         try:
@@ -68,6 +77,16 @@ def epoch_seconds(field: str, value: Any) -> float:
     )
 
 
+def _in_range(field: str, value: Any, moment: float) -> float:
+    if not EARLIEST <= moment <= LATEST:  # also refuses NaN and infinities
+        raise AccountingInputError(
+            f"{field}: {value!r} is not a usable moment; give a date between the years 1 and "
+            "9999 (YYYY-MM-DD, an ISO date-time or epoch seconds)",
+            field,
+        )
+    return float(moment)
+
+
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 
@@ -75,7 +94,8 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 def since_moment(field: str, value: Any, now: float) -> float:
     """A report's start: a moment (see `epoch_seconds`) or a duration back from now ("7d")."""
     if isinstance(value, str) and (match := _DURATION.match(value.strip().lower())):
-        return now - float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        back = now - float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        return _in_range(field, value, back)
     try:
         return epoch_seconds(field, value)
     except AccountingInputError:
@@ -124,9 +144,9 @@ def optional_text(field: str, value: Any) -> str | None:
 def optional_count(field: str, value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
         raise AccountingInputError(
-            f"{field}: expected a whole number ≥ 0 or null, got {value!r}", field
+            f"{field}: expected a whole number from 0 to 1000000 or null, got {value!r}", field
         )
     return value
 

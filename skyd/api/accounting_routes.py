@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from skyd.accounting import Accountant, AccountingInputError, CreditPool, Project, UserLimit
+from skyd.accounting import Accountant, CreditPool, Project, UserLimit
 from skyd.accounting.inputs import since_moment
-from skyd.accounting.reports import GROUPINGS, as_csv, user_label
+from skyd.accounting.reports import as_csv, user_label
+from skyd.api.accounting_schemas import (
+    CostReport,
+    CostsQuery,
+    Credits,
+    LimitChange,
+    Limits,
+    LimitView,
+    NewPool,
+    OverrideNote,
+    OverridePath,
+    OverrideView,
+    PoolChange,
+    PoolPath,
+    PoolView,
+    ProjectChange,
+    ProjectPath,
+    Projects,
+    ProjectView,
+    TopUp,
+    UserPath,
+)
+from skyd.api.contract import endpoint
 from skyd.api.identity import caller_of
+from skyd.api.validation import (
+    INT64_MAX,
+    BadRequest,
+    Strict,
+    json_body,
+    path_params,
+    query_params,
+    uid_of,
+)
 from skyd.scheduler.service import Caller
 from skyd.store import jobs as job_store
 
@@ -66,17 +96,20 @@ def _caller(request: web.Request) -> Caller:
     return caller_of(request, request.app[ACCOUNTING_ADMIN_GROUP])
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AccountingInputError(f"body: not valid JSON ({exc})", "body") from None
-    if not isinstance(body, dict):
-        raise AccountingInputError("body: expected a JSON object", "body")
-    return body
+async def _body(request: web.Request, model: type[Strict]) -> dict[str, Any]:
+    """The body checked by `model`, as the fields the caller gave (the accountant checks
+    values against the books)."""
+    return (await json_body(request, model)).model_dump(exclude_unset=True)
+
+
+def _pool_ref(request: web.Request) -> str:
+    ref = path_params(request, PoolPath).pool
+    if ref.isdigit() and int(ref) > INT64_MAX:
+        raise BadRequest(f"pool: {ref[:30]!r} is not a pool id (too large) or name", "pool")
+    return ref
+
+
+_ADMIN = (400, 403)
 
 
 def _pool_view(accountant: Accountant, pool: CreditPool) -> dict[str, Any]:
@@ -105,54 +138,75 @@ def _limit_view(limit: UserLimit) -> dict[str, Any]:
     }
 
 
+@endpoint(
+    "GET", "/v1/credits", "Credit pools with balance, burn and run-out", tag="accounting",
+    response=Credits, errors=(),
+)  # fmt: skip
 async def list_credits(request: web.Request) -> web.Response:
     _caller(request)  # identify, so an unknown peer is refused like everywhere else
     return web.json_response(request.app[ACCOUNTANT].credits())
 
 
+@endpoint(
+    "POST", "/v1/credits", "Add a credit pool (admins)", tag="accounting", body=NewPool,
+    response=PoolView, status=201, errors=(*_ADMIN, 409),
+)  # fmt: skip
 async def add_pool(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
-    pool = accountant.add_pool(caller, await _body(request))
+    pool = accountant.add_pool(caller, await _body(request, NewPool))
     return web.json_response(_pool_view(accountant, pool), status=201)
 
 
+@endpoint(
+    "POST", "/v1/credits/{pool}", "Change a pool's total, dates, account or region (admins)",
+    tag="accounting", path_params=PoolPath, body=PoolChange, response=PoolView,
+    errors=(*_ADMIN, 404),
+)  # fmt: skip
 async def set_pool(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
-    pool = accountant.set_pool(caller, request.match_info["pool"], await _body(request))
+    pool = accountant.set_pool(caller, _pool_ref(request), await _body(request, PoolChange))
     return web.json_response(_pool_view(accountant, pool))
 
 
+@endpoint(
+    "POST", "/v1/credits/{pool}/topup", "Add to a pool (admins)", tag="accounting",
+    path_params=PoolPath, body=TopUp, response=PoolView, errors=(*_ADMIN, 404),
+)  # fmt: skip
 async def top_up_pool(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
-    pool = accountant.top_up_pool(caller, request.match_info["pool"], await _body(request))
+    pool = accountant.top_up_pool(caller, _pool_ref(request), await _body(request, TopUp))
     return web.json_response(_pool_view(accountant, pool))
 
 
+@endpoint(
+    "POST", "/v1/credits/{pool}/retire", "Stop a pool paying from now on (admins)",
+    tag="accounting", path_params=PoolPath, response=PoolView, errors=(*_ADMIN, 404),
+)  # fmt: skip
 async def retire_pool(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
-    pool = accountant.retire_pool(caller, request.match_info["pool"])
+    pool = accountant.retire_pool(caller, _pool_ref(request))
     return web.json_response(_pool_view(accountant, pool))
 
 
+@endpoint(
+    "GET", "/v1/costs", "Spending grouped by user, project, cloud, pool or job",
+    tag="accounting", query=CostsQuery, response=CostReport,
+    extra_content={"text/csv": {"schema": {"type": "string"}}},
+)  # fmt: skip
 async def costs(request: web.Request) -> web.Response:
     caller = _caller(request)
-    query = request.query
-    by = query.get("by") or "user"
-    if by not in GROUPINGS:
-        raise AccountingInputError(f"by: {by!r} is not one of {', '.join(GROUPINGS)}", "by")
-    fmt = query.get("format") or "json"
-    if fmt not in ("json", "csv"):
-        raise AccountingInputError(f"format: {fmt!r} is not json or csv", "format")
+    query = query_params(request, CostsQuery)
+    by = query.by
     accountant = request.app[ACCOUNTANT]
     since = None
-    if query.get("since"):
-        since = since_moment("since", query["since"], accountant.clock.now())
+    if query.since:
+        since = since_moment("since", query.since, accountant.clock.now())
     rows = accountant.costs(caller, by=by, since=since)
-    if fmt == "csv":
+    if query.format == "csv":
         return web.Response(text=as_csv(rows), content_type="text/csv")
     total = sum(int(r["amount_micros"]) for r in rows)
     return web.json_response(
@@ -160,42 +214,60 @@ async def costs(request: web.Request) -> web.Response:
     )
 
 
+@endpoint(
+    "GET", "/v1/projects", "Projects with monthly budget and members", tag="accounting",
+    response=Projects, errors=(),
+)  # fmt: skip
 async def list_projects(request: web.Request) -> web.Response:
     _caller(request)
     projects = request.app[ACCOUNTANT].projects()
     return web.json_response({"projects": [_project_view(p) for p in projects]})
 
 
+@endpoint(
+    "POST", "/v1/projects/{name}", "Create or change a project (admins)", tag="accounting",
+    path_params=ProjectPath, body=ProjectChange, response=ProjectView, errors=_ADMIN,
+)  # fmt: skip
 async def set_project(request: web.Request) -> web.Response:
     caller = _caller(request)
-    project = request.app[ACCOUNTANT].set_project(
-        caller, request.match_info["name"], await _body(request)
-    )
+    name = path_params(request, ProjectPath).name
+    body = await _body(request, ProjectChange)
+    if body.get("members") is not None:
+        body["members"] = [uid_of("members", str(m)) for m in body["members"]]
+    project = request.app[ACCOUNTANT].set_project(caller, name, body)
     return web.json_response(_project_view(project))
 
 
+@endpoint(
+    "GET", "/v1/limits", "Per-user limits", tag="accounting", response=Limits, errors=(),
+)  # fmt: skip
 async def list_limits(request: web.Request) -> web.Response:
     _caller(request)
     limits = request.app[ACCOUNTANT].user_limits()
     return web.json_response({"limits": [_limit_view(limit) for limit in limits]})
 
 
+@endpoint(
+    "POST", "/v1/limits/{user}", "Set a user's GPU and hourly limits (admins)",
+    tag="accounting", path_params=UserPath, body=LimitChange, response=LimitView,
+    errors=_ADMIN,
+)  # fmt: skip
 async def set_limit(request: web.Request) -> web.Response:
     caller = _caller(request)
-    limit = request.app[ACCOUNTANT].set_user_limit(
-        caller, request.match_info["user"], await _body(request)
-    )
+    uid = uid_of("user", path_params(request, UserPath).user)
+    body = await _body(request, LimitChange)
+    limit = request.app[ACCOUNTANT].set_user_limit(caller, str(uid), body)
     return web.json_response(_limit_view(limit))
 
 
+@endpoint(
+    "POST", "/v1/jobs/{job_id}/budget-override", "Exempt a job from budgets and limits (admins)",
+    tag="accounting", path_params=OverridePath, body=OverrideNote, response=OverrideView,
+    errors=(*_ADMIN, 404),
+)  # fmt: skip
 async def override_job(request: web.Request) -> web.Response:
     caller = _caller(request)
-    raw = request.match_info["job_id"]
-    if not raw.isdigit():
-        raise AccountingInputError(f"job_id: must be a number, got {raw!r}", "job_id")
-    body = await _body(request)
-    note = body.get("note", "")
-    if not isinstance(note, str):
-        raise AccountingInputError("note: expected a string", "note")
-    request.app[ACCOUNTANT].override_job(caller, int(raw), note)
-    return web.json_response({"job_id": int(raw), "override": True})
+    job_id = path_params(request, OverridePath).job_id
+    note = (await json_body(request, OverrideNote)).note
+    request.app[ACCOUNTANT].override_job(caller, job_id, note)
+    return web.json_response({"job_id": job_id, "override": True})

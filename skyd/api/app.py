@@ -7,22 +7,34 @@ import contextlib
 import json
 import logging
 import os
-import pwd
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
 import skyd
 from skyd.accounting import Accountant
 from skyd.api.accounting_routes import add_accounting_routes
 from skyd.api.cluster_routes import add_cluster_routes
+from skyd.api.contract import endpoint
 from skyd.api.identity import CallerDirectory, caller_of
 from skyd.api.market_routes import add_market_routes
 from skyd.api.openapi import openapi_document
-from skyd.api.schemas import SubmitRequest, job_view
+from skyd.api.schemas import (
+    EventsQuery,
+    EventView,
+    Health,
+    JobListQuery,
+    JobPage,
+    JobPath,
+    JobView,
+    LogsQuery,
+    OrphanReport,
+    SubmitRequest,
+    job_view,
+)
+from skyd.api.validation import BadRequest, json_body, path_params, query_params, uid_of
 from skyd.clusters import ClusterService
 from skyd.errors import (
     ConflictError,
@@ -50,16 +62,11 @@ STATUS_OF: list[tuple[type[SkydError], int]] = [
 
 HEARTBEAT_SECONDS = 15.0
 LOG_POLL_SECONDS = 0.2
-MAX_PAGE = 1000
 
 SCHEDULER: web.AppKey[JobScheduler] = web.AppKey("scheduler", JobScheduler)
 ADMIN_GROUP: web.AppKey[str] = web.AppKey("admin_group", str)
 CALLERS: web.AppKey[CallerDirectory] = web.AppKey("callers", CallerDirectory)
 ACCOUNTANT: web.AppKey[Accountant] = web.AppKey("accountant", Accountant)
-
-
-class BadRequest(SkydError):
-    code = "bad_request"
 
 
 def error_response(exc: SkydError) -> web.Response:
@@ -88,9 +95,11 @@ async def errors_as_json(
         return error_response(exc)
     except web.HTTPException as exc:
         if exc.status >= 400:
+            allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
             return web.json_response(
                 {"code": "not_found" if exc.status == 404 else "http_error", "message": exc.reason},
                 status=exc.status,
+                headers=allow,
             )
         raise
     except Exception:
@@ -105,34 +114,33 @@ def _caller(request: web.Request) -> Caller:
 
 
 def _job_id(request: web.Request) -> int:
-    raw = request.match_info["job_id"]
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"job id must be a number, got {raw!r}") from None
+    return path_params(request, JobPath).job_id
 
 
-async def _json_body(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+_JOB_ERRORS = (400, 403, 404)
 
 
+@endpoint(
+    "POST",
+    "/v1/jobs",
+    "Submit a job (task YAML or a one-line command)",
+    tag="jobs",
+    body=SubmitRequest,
+    response=JobView,
+    status=201,
+    errors=(400, 403, 422),
+)
 async def submit(request: web.Request) -> web.Response:
     caller = _caller(request)
     scheduler = request.app[SCHEDULER]
-    try:
-        body = SubmitRequest.model_validate(await _json_body(request))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise BadRequest(f"{where}: {first['msg']}") from None
+    body = await json_body(request, SubmitRequest)
     base_dir = Path(body.base_dir)
     if not base_dir.is_absolute():
-        raise BadRequest(f"base_dir must be an absolute path, got {body.base_dir!r}")
+        raise BadRequest(
+            f"base_dir: must be an absolute path, got {body.base_dir[:80]!r}", "base_dir"
+        )
     if (body.task_yaml is None) == (body.command is None):
-        raise BadRequest("give exactly one of task_yaml and command")
+        raise BadRequest("task_yaml: give exactly one of task_yaml and command", "task_yaml")
     if body.task_yaml is not None:
         options = ParseOptions(
             base_dir=base_dir,
@@ -145,43 +153,38 @@ async def submit(request: web.Request) -> web.Response:
     else:
         assert body.command is not None
         if not body.command:
-            raise BadRequest("command: give the command to run after `--`")
+            raise BadRequest("command: give the command to run after `--`", "command")
         spec = command_task(body.command, base_dir=base_dir, name=body.name)
     job = await scheduler.submit_grouped(spec, caller=caller, base_dir=str(base_dir))
     return web.json_response(job_view(job), status=201)
 
 
-def _resolve_user(text: str) -> int:
-    if text.isdigit():
-        return int(text)
-    try:
-        return pwd.getpwnam(text).pw_uid
-    except KeyError:
-        raise BadRequest(f"user: no such user {text!r}") from None
-
-
+@endpoint(
+    "GET",
+    "/v1/jobs",
+    "List jobs, newest first (keyset-paginated)",
+    tag="jobs",
+    query=JobListQuery,
+    response=JobPage,
+)
 async def list_jobs(request: web.Request) -> web.Response:
     scheduler = request.app[SCHEDULER]
-    query = request.query
+    query = query_params(request, JobListQuery)
     states: list[JobState] | None = None
-    if "state" in query:
+    if query.state is not None:
         states = []
-        for raw in query["state"].split(","):
+        for raw in query.state.split(","):
             try:
                 states.append(JobState(raw.strip().upper()))
             except ValueError:
                 allowed = ", ".join(s.value for s in JobState)
-                raise BadRequest(f"state: unknown state {raw!r}; allowed: {allowed}") from None
-    elif query.get("all") not in ("1", "true", "yes"):
+                raise BadRequest(
+                    f"state: unknown state {raw[:40]!r}; allowed: {allowed}", "state"
+                ) from None
+    elif not query.all:
         states = [s for s in JobState if s not in TERMINAL_STATES]
-    try:
-        limit = min(int(query.get("limit", "100")), MAX_PAGE)
-        cursor = int(query["cursor"]) if query.get("cursor") else None
-    except ValueError:
-        raise BadRequest("limit and cursor must be whole numbers") from None
-    if limit < 1:
-        raise BadRequest("limit must be at least 1")
-    owner = _resolve_user(query["user"]) if query.get("user") else None
+    limit, cursor = query.limit, query.cursor
+    owner = uid_of("user", query.user) if query.user else None
     jobs = job_store.list_jobs(
         scheduler.store, states=states, owner_uid=owner, before_id=cursor, limit=limit
     )
@@ -211,6 +214,15 @@ def _costs(request: web.Request, job_ids: list[int]) -> dict[int, int]:
     return accountant.job_cost_micros(job_ids)
 
 
+@endpoint(
+    "GET",
+    "/v1/jobs/{job_id}",
+    "One job with its event history",
+    tag="jobs",
+    path_params=JobPath,
+    response=JobView,
+    errors=_JOB_ERRORS,
+)
 async def show_job(request: web.Request) -> web.Response:
     scheduler = request.app[SCHEDULER]
     job_id = _job_id(request)
@@ -229,12 +241,31 @@ async def show_job(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
+@endpoint(
+    "POST",
+    "/v1/jobs/{job_id}/cancel",
+    "Cancel a job (its owner or an admin)",
+    tag="jobs",
+    path_params=JobPath,
+    response=JobView,
+    errors=(*_JOB_ERRORS, 409),
+)
 async def cancel_job(request: web.Request) -> web.Response:
     scheduler = request.app[SCHEDULER]
     job = await scheduler.cancel(_job_id(request), _caller(request))
     return web.json_response(job_view(job))
 
 
+@endpoint(
+    "GET",
+    "/v1/jobs/{job_id}/logs",
+    "The job's output; with follow=1 streamed until the job ends",
+    tag="jobs",
+    path_params=JobPath,
+    query=LogsQuery,
+    content_type="text/plain",
+    errors=_JOB_ERRORS,
+)
 async def job_logs(request: web.Request) -> web.StreamResponse:
     try:
         return await _job_logs(request)
@@ -246,14 +277,11 @@ async def _job_logs(request: web.Request) -> web.StreamResponse:
     scheduler = request.app[SCHEDULER]
     caller = _caller(request)
     job_id = _job_id(request)
+    query = query_params(request, LogsQuery)  # checked before any byte is sent
+    follow, offset = query.follow, query.offset
     job = job_store.get_job(scheduler.store, job_id)
     if job.owner_uid != caller.uid and not caller.is_admin:
         raise PermissionDeniedError(f"the logs of job {job_id} are visible to its owner only")
-    follow = request.query.get("follow") in ("1", "true", "yes")
-    try:
-        offset = int(request.query.get("offset", "0"))
-    except ValueError:
-        raise BadRequest("offset must be a whole number") from None
     path = scheduler.log_path(job_id)
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
     response.enable_chunked_encoding()
@@ -280,12 +308,23 @@ async def _job_logs(request: web.Request) -> web.StreamResponse:
 def _read_from(path: Path, offset: int, limit: int = 1 << 16) -> bytes:
     try:
         with open(path, "rb") as fh:
+            if offset >= os.fstat(fh.fileno()).st_size:
+                return b""  # nothing new (lseek refuses offsets beyond what a file can be)
             fh.seek(offset)
             return fh.read(limit)
     except FileNotFoundError:
         return b""
 
 
+@endpoint(
+    "GET",
+    "/v1/events",
+    "Every event after `since`, then live, as NDJSON (a heartbeat line every 15 s)",
+    tag="events",
+    query=EventsQuery,
+    response=EventView,
+    content_type="application/x-ndjson",
+)
 async def events_stream(request: web.Request) -> web.StreamResponse:
     try:
         return await _events_stream(request)
@@ -295,10 +334,7 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
 
 async def _events_stream(request: web.Request) -> web.StreamResponse:
     scheduler = request.app[SCHEDULER]
-    try:
-        since = int(request.query.get("since", "0"))
-    except ValueError:
-        raise BadRequest("since must be a whole number") from None
+    since = query_params(request, EventsQuery).since
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     response.enable_chunked_encoding()
     await response.prepare(request)
@@ -324,6 +360,14 @@ async def _events_stream(request: web.Request) -> web.StreamResponse:
             await response.write(json.dumps(event.to_json()).encode() + b"\n")
 
 
+@endpoint(
+    "GET",
+    "/v1/orphans",
+    "What the last reconcile found running under this daemon's tags without a record",
+    tag="operations",
+    response=OrphanReport,
+    errors=(),
+)
 async def orphans(request: web.Request) -> web.Response:
     """What the last reconcile found running under this daemon's tags without a record."""
     scheduler = request.app[SCHEDULER]
@@ -350,6 +394,7 @@ async def orphans(request: web.Request) -> web.Response:
     )
 
 
+@endpoint("GET", "/v1/health", "Daemon status", tag="operations", response=Health, errors=())
 async def health(request: web.Request) -> web.Response:
     scheduler = request.app[SCHEDULER]
     return web.json_response(
@@ -362,6 +407,7 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+@endpoint("GET", "/v1/openapi.json", "This document", tag="operations", errors=())
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 

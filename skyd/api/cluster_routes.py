@@ -6,33 +6,35 @@ This module does not import skyd.api.app, so the app can import it without a cyc
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 
+from skyd.api.contract import endpoint
 from skyd.api.identity import CallerDirectory, caller_of
-from skyd.api.schemas import job_view
+from skyd.api.schemas import EventView, Flag, JobView, job_view
+from skyd.api.validation import BadRequest, Query, Strict, json_body, path_params, query_params
 from skyd.clusters import ClusterService
-from skyd.errors import SkydError
 from skyd.model import MICROS_PER_DOLLAR
 from skyd.scheduler.service import Caller
 from skyd.spec import Overrides, ParseOptions, TaskSpec, command_task, parse_task
 from skyd.store.clusters import ClusterRecord
 
-BodyT = TypeVar("BodyT", bound=BaseModel)
+Minutes = Annotated[int, Field(ge=0, le=10**7, description="minutes (up to ~19 years)")]
 
 
-class ClusterRequestError(SkydError):
-    code = "bad_request"  # answered with 400 by the app's error middleware
+class ClusterPath(Query):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class TaskBody(BaseModel):
+class ClustersQuery(Query):
+    all: Flag = Field(False, description="include torn-down (DOWN) clusters")
+
+
+class TaskBody(Strict):
     """A task to run: a task file's text or a command, and where its relative paths start."""
-
-    model_config = ConfigDict(extra="forbid")
 
     task_yaml: str | None = Field(None, description="the task file's text (SkyPilot task YAML)")
     command: list[str] | None = Field(None, description="a one-line job instead of a task file")
@@ -46,24 +48,60 @@ class TaskBody(BaseModel):
 
 class LaunchBody(TaskBody):
     name: str = Field(description="the cluster's name")
-    idle_minutes: int | None = Field(
+    idle_minutes: Minutes | None = Field(
         None, description="autostop after this many idle minutes (overrides the task's)"
     )
     down: bool = Field(False, description="with idle_minutes: tear down instead of stopping")
 
 
-class StopBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StopBody(Strict):
     force: bool = Field(False, description="cancel the cluster's active jobs first")
 
 
-class AutostopBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    idle_minutes: int | None = Field(None, description="stop after this many idle minutes")
+class AutostopBody(Strict):
+    idle_minutes: Minutes | None = Field(None, description="stop after this many idle minutes")
     down: bool = Field(False, description="tear down instead of stopping")
     cancel: bool = Field(False, description="turn autostop off")
+
+
+class AutostopView(BaseModel):
+    idle_minutes: int
+    down: bool
+
+
+class ClusterView(BaseModel):
+    id: int
+    name: str
+    state: str = Field(description="INIT | UP | STOPPED | DOWN")
+    owner: str
+    owner_uid: int
+    provider: str | None
+    cloud: str | None
+    region: str | None
+    zone: str | None
+    instance_type: str | None
+    accelerators: str | None = Field(description='e.g. "T4:1"')
+    spot: bool | None
+    hourly_price: float | None
+    instances: list[str]
+    autostop: AutostopView | None
+    idle_since: float | None
+    active_jobs: list[int]
+    created_at: float
+    up_at: float | None
+    ended_at: float | None
+    reason: str | None
+    jobs: list[JobView] | None = Field(None, description="GET /v1/clusters/{name} only")
+    events: list[EventView] | None = Field(None, description="GET /v1/clusters/{name} only")
+
+
+class ClusterList(BaseModel):
+    clusters: list[ClusterView]
+
+
+class Launched(BaseModel):
+    cluster: ClusterView
+    job: JobView
 
 
 def cluster_view(
@@ -115,18 +153,31 @@ class ClusterRoutes:
     def _caller(self, request: web.Request) -> Caller:
         return caller_of(request, self.callers)
 
+    @endpoint(
+        "GET", "/v1/clusters", "Clusters (without all=1, no DOWN ones)", tag="clusters",
+        query=ClustersQuery, response=ClusterList,
+    )  # fmt: skip
     async def list_clusters(self, request: web.Request) -> web.Response:
-        include_down = request.query.get("all") in ("1", "true", "yes")
+        include_down = query_params(request, ClustersQuery).all
         clusters = self.service.all_clusters(include_down=include_down)
         return web.json_response({"clusters": [cluster_view(self.service, c) for c in clusters]})
 
+    @endpoint(
+        "GET", "/v1/clusters/{name}", "One cluster with its jobs and events", tag="clusters",
+        path_params=ClusterPath, response=ClusterView, errors=(400, 404),
+    )  # fmt: skip
     async def show_cluster(self, request: web.Request) -> web.Response:
-        cluster = self.service.get(request.match_info["name"])
+        cluster = self.service.get(_name(request))
         return web.json_response(cluster_view(self.service, cluster, detail=True))
 
+    @endpoint(
+        "POST", "/v1/clusters", "Launch a cluster and queue the task as its first job",
+        tag="clusters", body=LaunchBody, response=Launched, status=201,
+        errors=(400, 403, 409, 422),
+    )  # fmt: skip
     async def launch(self, request: web.Request) -> web.Response:
         caller = self._caller(request)
-        body = await _body(request, LaunchBody)
+        body = await json_body(request, LaunchBody)
         spec = _spec_of(body, require_run=False)
         cluster, job = await self.service.launch(
             spec,
@@ -141,11 +192,16 @@ class ClusterRoutes:
             {"cluster": cluster_view(self.service, cluster), "job": job_view(job)}, status=201
         )
 
+    @endpoint(
+        "POST", "/v1/clusters/{name}/exec", "Queue a job on a cluster (nothing launched)",
+        tag="clusters", path_params=ClusterPath, body=TaskBody, response=JobView, status=201,
+        errors=(400, 403, 404, 409),
+    )  # fmt: skip
     async def exec(self, request: web.Request) -> web.Response:
         caller = self._caller(request)
-        body = await _body(request, TaskBody)
+        body = await json_body(request, TaskBody)
         job = self.service.exec(
-            request.match_info["name"],
+            _name(request),
             _spec_of(body),
             caller=caller,
             base_dir=body.base_dir,
@@ -153,32 +209,54 @@ class ClusterRoutes:
         )
         return web.json_response(job_view(job), status=201)
 
+    @endpoint(
+        "POST", "/v1/clusters/{name}/stop", "Stop a cluster's instances (owner or admin)",
+        tag="clusters", path_params=ClusterPath, body=StopBody, response=ClusterView,
+        errors=(400, 403, 404, 409),
+    )  # fmt: skip
     async def stop(self, request: web.Request) -> web.Response:
         caller = self._caller(request)
-        body = await _body(request, StopBody)
-        cluster = await self.service.stop(request.match_info["name"], caller, force=body.force)
+        body = await json_body(request, StopBody)
+        cluster = await self.service.stop(_name(request), caller, force=body.force)
         return web.json_response(cluster_view(self.service, cluster))
 
+    @endpoint(
+        "POST", "/v1/clusters/{name}/start", "Start a stopped cluster (owner or admin)",
+        tag="clusters", path_params=ClusterPath, response=ClusterView,
+        errors=(400, 403, 404, 409),
+    )  # fmt: skip
     async def start(self, request: web.Request) -> web.Response:
         caller = self._caller(request)
-        cluster = await self.service.start(request.match_info["name"], caller)
+        cluster = await self.service.start(_name(request), caller)
         return web.json_response(cluster_view(self.service, cluster))
 
+    @endpoint(
+        "POST", "/v1/clusters/{name}/down", "Tear a cluster down (owner or admin)",
+        tag="clusters", path_params=ClusterPath, body=StopBody, response=ClusterView,
+        errors=(400, 403, 404, 409),
+    )  # fmt: skip
     async def down(self, request: web.Request) -> web.Response:
         caller = self._caller(request)
-        body = await _body(request, StopBody)
-        cluster = await self.service.down(request.match_info["name"], caller, force=body.force)
+        body = await json_body(request, StopBody)
+        cluster = await self.service.down(_name(request), caller, force=body.force)
         return web.json_response(cluster_view(self.service, cluster))
 
+    @endpoint(
+        "POST", "/v1/clusters/{name}/autostop", "Set or cancel a cluster's autostop",
+        tag="clusters", path_params=ClusterPath, body=AutostopBody, response=ClusterView,
+        errors=(400, 403, 404),
+    )  # fmt: skip
     async def autostop(self, request: web.Request) -> web.Response:
         caller = self._caller(request)
-        body = await _body(request, AutostopBody)
+        body = await json_body(request, AutostopBody)
         if body.cancel == (body.idle_minutes is not None):
-            raise ClusterRequestError(
-                "give either idle_minutes (e.g. 30) or cancel: true, not both and not neither"
+            raise BadRequest(
+                "idle_minutes: give either idle_minutes (e.g. 30) or cancel: true, not both and "
+                "not neither",
+                "idle_minutes",
             )
         cluster = self.service.set_autostop(
-            request.match_info["name"],
+            _name(request),
             caller,
             idle_minutes=None if body.cancel else body.idle_minutes,
             down=body.down,
@@ -203,29 +281,18 @@ def add_cluster_routes(app: web.Application, service: ClusterService, admin_grou
     )
 
 
-async def _body(request: web.Request, model: type[BodyT]) -> BodyT:
-    raw: Any = {}
-    if request.can_read_body:
-        text = await request.text()
-        if text.strip():
-            try:
-                raw = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ClusterRequestError(f"request body is not valid JSON: {exc}") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise ClusterRequestError(f"{where}: {first['msg']}") from None
+def _name(request: web.Request) -> str:
+    return path_params(request, ClusterPath).name
 
 
 def _spec_of(body: TaskBody, *, require_run: bool = True) -> TaskSpec:
     base_dir = Path(body.base_dir)
     if not base_dir.is_absolute():
-        raise ClusterRequestError(f"base_dir must be an absolute path, got {body.base_dir!r}")
+        raise BadRequest(
+            f"base_dir: must be an absolute path, got {body.base_dir[:80]!r}", "base_dir"
+        )
     if (body.task_yaml is None) == (body.command is None):
-        raise ClusterRequestError("give exactly one of task_yaml and command")
+        raise BadRequest("task_yaml: give exactly one of task_yaml and command", "task_yaml")
     if body.task_yaml is not None:
         # a cluster may be launched with only setup (SkyPilot's `sky launch`); exec needs run
         options = ParseOptions(base_dir=base_dir, overrides=body.overrides, require_run=require_run)

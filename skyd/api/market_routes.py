@@ -3,14 +3,26 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
-from skyd.errors import SkydError, UnknownAcceleratorError
+from skyd.api.contract import endpoint
+from skyd.api.market_schemas import (
+    Explain,
+    HistoryQuery,
+    Offering,
+    OptimizeRequest,
+    PipelineExplain,
+    PriceHistory,
+    PricesQuery,
+)
+from skyd.api.validation import BadRequest, json_body, query_params
+from skyd.errors import UnknownAcceleratorError
 from skyd.market.live import LiveMarket
 from skyd.model import ExclusionReason, Offer
 from skyd.optimizer import CandidateView
@@ -41,12 +53,27 @@ _EXCLUSION_RANK = {
 }
 
 
-class BadMarketRequest(SkydError):
-    code = "bad_request"
+BadMarketRequest = BadRequest
+MARKET_SCHEDULER: web.AppKey[JobScheduler] = web.AppKey("market_scheduler", JobScheduler)
 
 
-def _truthy(value: str | None) -> bool:
-    return value in ("1", "true", "yes")
+def _known(field: str, value: str, known: list[str], what: str) -> str:
+    """`value` if it is one of `known` (any case), else a 400 with did-you-mean."""
+    folded = {k.casefold(): k for k in known}
+    if value.casefold() in folded:
+        return folded[value.casefold()]
+    close = difflib.get_close_matches(value.casefold(), list(folded), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(repr(folded[c]) for c in close)}? " if close else ""
+    raise BadRequest(
+        f"{field}: unknown {what} {value[:60]!r}; {hint}known: {', '.join(known[:40])}"
+        + (" …" if len(known) > 40 else ""),
+        field,
+    )
+
+
+@lru_cache(maxsize=8)
+def _regions_of(market: LiveMarket, cloud: str | None) -> list[str]:
+    return sorted({o.region for o in market.catalog.offers if cloud in (None, o.cloud)})
 
 
 def offering_view(offer: Offer, market: LiveMarket) -> dict[str, Any]:
@@ -72,11 +99,14 @@ def _gpu_filter(text: str, market: LiveMarket) -> tuple[str, int | None]:
     try:
         canonical = market.catalog.normalize_accelerator(name.strip())
     except UnknownAcceleratorError as exc:
-        raise BadMarketRequest(f"gpu: {exc.message}") from None
+        raise BadMarketRequest(f"gpu: {exc.message}", "gpu") from None
     if not count:
         return canonical, None
-    if not count.isdigit() or int(count) < 1:
-        raise BadMarketRequest(f"gpu: count {count!r} must be a whole number ≥ 1 (e.g. A100:8)")
+    if not (count.isascii() and count.isdigit() and len(count) <= 4) or not 1 <= int(count) <= 1024:
+        raise BadMarketRequest(
+            f"gpu: count {count[:20]!r} must be a whole number from 1 to 1024 (e.g. A100:8)",
+            "gpu",
+        )
     return canonical, int(count)
 
 
@@ -157,120 +187,136 @@ def explain_view(outcome: PlacementOutcome, market: LiveMarket) -> dict[str, Any
     }
 
 
-def add_market_routes(app: web.Application, scheduler: JobScheduler) -> None:
+@endpoint(
+    "GET", "/v1/prices", "Cheapest offering per accelerator, count and cloud (or region)",
+    tag="market", query=PricesQuery, response=list[Offering],
+)  # fmt: skip
+async def prices(request: web.Request) -> web.Response:
+    scheduler = request.app[MARKET_SCHEDULER]
     market = scheduler.market
+    query = query_params(request, PricesQuery)
+    cloud = _known("cloud", query.cloud, market.catalog.clouds, "cloud") if query.cloud else None
+    region = query.region or None
+    if region is not None:
+        region = _known("region", region, _regions_of(market, cloud), "region")
+    rows = cheapest_offerings(
+        market,
+        gpu=query.gpu or None,
+        cloud=cloud,
+        region=region,
+        spot=query.spot,
+        all_regions=query.all_regions,
+    )
+    return web.json_response(rows)
 
-    async def prices(request: web.Request) -> web.Response:
-        query = request.query
-        rows = cheapest_offerings(
-            market,
-            gpu=query.get("gpu") or None,
-            cloud=(query.get("cloud") or "").lower() or None,
-            region=query.get("region") or None,
-            spot=_truthy(query.get("spot")),
-            all_regions=_truthy(query.get("all_regions")),
+
+@endpoint(
+    "GET", "/v1/prices/history", "One offering's observed spot prices and availability",
+    tag="market", query=HistoryQuery, response=PriceHistory,
+)  # fmt: skip
+async def history(request: web.Request) -> web.Response:
+    scheduler = request.app[MARKET_SCHEDULER]
+    market = scheduler.market
+    key = query_params(request, HistoryQuery).offering
+    offer = market.catalog.offer_by_key(key)
+    if offer is None:
+        raise BadMarketRequest(
+            f"offering: unknown offering {key[:100]!r}; use a key like "
+            "aws/us-east-1/use1-az2/p3.2xlarge (the `key` of `skyctl prices --json`)",
+            "offering",
         )
-        return web.json_response(rows)
-
-    async def history(request: web.Request) -> web.Response:
-        key = request.query.get("offering", "")
-        offer = market.catalog.offer_by_key(key)
-        if offer is None:
-            raise BadMarketRequest(
-                f"offering: unknown offering {key!r}; use a key like "
-                "aws/us-east-1/use1-az2/p3.2xlarge (the `key` of `skyctl prices --json`)"
-            )
-        series = market_store.history(scheduler.store, key)
-        return web.json_response(
-            {
-                "offering": offering_view(offer, market),
-                "catalog_spot_price": None
-                if offer.spot_price_micros is None
-                else offer.spot_price_micros / 1_000_000,
-                "history": [
-                    {
-                        "at": o.at,
-                        "spot_price": None
-                        if o.spot_price_micros is None
-                        else o.spot_price_micros / 1_000_000,
-                        "available": o.available,
-                        "preemptions_per_hour": o.preemptions_per_hour,
-                        "source": o.source,
-                    }
-                    for o in series
-                ],
-            }
-        )
-
-    async def optimize(request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            raise BadMarketRequest("request body is not valid JSON") from None
-        if not isinstance(body, dict) or not isinstance(body.get("task_yaml"), str):
-            raise BadMarketRequest("task_yaml: give the task file's text")
-        base_dir = Path(str(body.get("base_dir") or "/"))
-        try:
-            overrides = Overrides.model_validate(body.get("overrides") or {})
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise BadMarketRequest(f"overrides.{where}: {first['msg']}") from None
-        # A dry run: what only matters when the task runs (a missing local path, an env
-        # without a value) is reported as a warning, not a refusal.
-        parsed = parse_file(
-            body["task_yaml"],
-            source=str(body.get("source") or "task.yaml"),
-            options=ParseOptions(
-                base_dir=base_dir if base_dir.is_absolute() else None,
-                overrides=overrides,
-                vocabulary=vocabulary_of(market.catalog),
-                lenient=True,
-            ),
-        )
-        views = [_explain_stage(spec) for spec in parsed.pipeline.stages]
-        if not parsed.pipeline.is_pipeline:
-            view = views[0]
-        else:
-            view = {
-                "pipeline": parsed.pipeline.name,
-                "stages": views,
-                "chosen": all(stage.get("chosen") for stage in views),
-                "reason": "; ".join(
-                    f"stage {index + 1}: {stage.get('reason')}" for index, stage in enumerate(views)
-                ),
-            }
-        view["warnings"] = parsed.warnings
-        return web.json_response(view)
-
-    def _explain_stage(spec: TaskSpec) -> dict[str, Any]:
-        job_filters(spec, market)  # unknown accelerators → a spec error naming the field
-        now = scheduler.clock.now()
-        context = replace(scheduler.placement_context(), every_cloud=True)
-        outcome = scheduler.decide(spec, spec.deadline_at(now), context)
-        view = explain_view(outcome, market)
-        view["name"] = spec.name
-        view["task"] = spec.public_summary()
-        if outcome.decision.chosen is None:
-            # what would be chosen if every cloud's provider were enabled
-            hypothetical = scheduler.decide(
-                spec, spec.deadline_at(now), replace(context, assume_all_providers=True)
-            )
-            chosen = hypothetical.decision.chosen
-            if chosen is not None:
-                offer = chosen.offer
-                view["if_all_providers_enabled"] = {
-                    "cloud": offer.cloud,
-                    "region": offer.region,
-                    "zone": offer.zone,
-                    "instance_type": offer.instance_type,
-                    "spot": chosen.spot,
-                    "hourly_price": chosen.hourly_price_micros / 1_000_000,
-                    "expected_cost": chosen.expected_cost_micros / 1_000_000,
-                    "reason": hypothetical.decision.reason,
+    series = market_store.history(scheduler.store, key)
+    return web.json_response(
+        {
+            "offering": offering_view(offer, market),
+            "catalog_spot_price": None
+            if offer.spot_price_micros is None
+            else offer.spot_price_micros / 1_000_000,
+            "history": [
+                {
+                    "at": o.at,
+                    "spot_price": None
+                    if o.spot_price_micros is None
+                    else o.spot_price_micros / 1_000_000,
+                    "available": o.available,
+                    "preemptions_per_hour": o.preemptions_per_hour,
+                    "source": o.source,
                 }
-        return view
+                for o in series
+            ],
+        }
+    )
 
+
+@endpoint(
+    "POST", "/v1/optimize", "Where a task would run: every candidate, the chosen one, why",
+    tag="market", body=OptimizeRequest, response=Explain | PipelineExplain, errors=(400, 422),
+)  # fmt: skip
+async def optimize(request: web.Request) -> web.Response:
+    scheduler = request.app[MARKET_SCHEDULER]
+    market = scheduler.market
+    body = await json_body(request, OptimizeRequest)
+    base_dir = Path(body.base_dir or "/")
+    # A dry run: what only matters when the task runs (a missing local path, an env
+    # without a value) is reported as a warning, not a refusal.
+    parsed = parse_file(
+        body.task_yaml,
+        source=body.source or "task.yaml",
+        options=ParseOptions(
+            base_dir=base_dir if base_dir.is_absolute() else None,
+            overrides=body.overrides or Overrides(),
+            vocabulary=vocabulary_of(market.catalog),
+            lenient=True,
+        ),
+    )
+    views = [_explain_stage(scheduler, spec) for spec in parsed.pipeline.stages]
+    if not parsed.pipeline.is_pipeline:
+        view = views[0]
+    else:
+        view = {
+            "pipeline": parsed.pipeline.name,
+            "stages": views,
+            "chosen": all(stage.get("chosen") for stage in views),
+            "reason": "; ".join(
+                f"stage {index + 1}: {stage.get('reason')}" for index, stage in enumerate(views)
+            ),
+        }
+    view["warnings"] = parsed.warnings
+    return web.json_response(view)
+
+
+def _explain_stage(scheduler: JobScheduler, spec: TaskSpec) -> dict[str, Any]:
+    market = scheduler.market
+    job_filters(spec, market)  # unknown accelerators → a spec error naming the field
+    now = scheduler.clock.now()
+    context = replace(scheduler.placement_context(), every_cloud=True)
+    outcome = scheduler.decide(spec, spec.deadline_at(now), context)
+    view = explain_view(outcome, market)
+    view["name"] = spec.name
+    view["task"] = spec.public_summary()
+    if outcome.decision.chosen is None:
+        # what would be chosen if every cloud's provider were enabled
+        hypothetical = scheduler.decide(
+            spec, spec.deadline_at(now), replace(context, assume_all_providers=True)
+        )
+        chosen = hypothetical.decision.chosen
+        if chosen is not None:
+            offer = chosen.offer
+            view["if_all_providers_enabled"] = {
+                "cloud": offer.cloud,
+                "region": offer.region,
+                "zone": offer.zone,
+                "instance_type": offer.instance_type,
+                "spot": chosen.spot,
+                "hourly_price": chosen.hourly_price_micros / 1_000_000,
+                "expected_cost": chosen.expected_cost_micros / 1_000_000,
+                "reason": hypothetical.decision.reason,
+            }
+    return view
+
+
+def add_market_routes(app: web.Application, scheduler: JobScheduler) -> None:
+    app[MARKET_SCHEDULER] = scheduler
     app.add_routes(
         [
             web.get("/v1/prices", prices),

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from skyd.api.validation import Int64, Query, RowId, Strict, UserRef
 from skyd.spec import Overrides
 from skyd.store.records import EventRecord, JobRecord
+
+MAX_PAGE = 1000
+Flag = bool  # query flags: 1/0, true/false, yes/no, on/off
 
 
 class ErrorDetail(BaseModel):
@@ -17,16 +21,37 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     code: str = Field(description="stable machine-readable error code")
-    message: str
-    field: str | None = None
+    message: str = Field(description="what is wrong, with the value and the fix")
+    field: str | None = Field(None, description="the request field at fault")
     errors: list[ErrorDetail] | None = Field(
         None, description="every problem, when a task file has several (message has one a line)"
     )
 
 
-class SubmitRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class JobPath(Query):
+    job_id: RowId
 
+
+class JobListQuery(Query):
+    state: str | None = Field(
+        None, max_length=200, description="comma-separated states (PENDING,RUNNING,…)"
+    )
+    user: UserRef | None = Field(None, description="only this owner's jobs")
+    all: Flag = Field(False, description="include finished jobs")
+    limit: int = Field(100, ge=1, le=MAX_PAGE, description="page size")
+    cursor: RowId | None = Field(None, description="next_cursor of the previous page")
+
+
+class LogsQuery(Query):
+    follow: Flag = Field(False, description="stream until the job ends")
+    offset: Int64 = Field(0, description="byte offset to start from")
+
+
+class EventsQuery(Query):
+    since: Int64 = Field(0, description="events with a larger seq")
+
+
+class SubmitRequest(Strict):
     task_yaml: str | None = Field(None, description="the task file's text (SkyPilot task YAML)")
     command: list[str] | None = Field(None, description="a one-line job instead of a task file")
     base_dir: str = Field(description="absolute directory that relative paths resolve against")
@@ -39,16 +64,16 @@ class SubmitRequest(BaseModel):
 
 class PlacementView(BaseModel):
     provider: str | None = None
-    cloud: str
-    region: str
-    zone: str
-    instance_type: str
-    accelerator_name: str | None
-    accelerator_count: int
-    spot: bool
-    hourly_price: float
-    expected_cost: float | None
-    why: str
+    cloud: str | None = None
+    region: str | None = None
+    zone: str | None = None
+    instance_type: str | None = None
+    accelerator_name: str | None = None
+    accelerator_count: int | None = None
+    spot: bool | None = None
+    hourly_price: float | None = None
+    expected_cost: float | None = None
+    why: str | None = None
 
 
 class EventView(BaseModel):
@@ -81,6 +106,9 @@ class JobView(BaseModel):
     restarts: int
     cost: float
     events: list[EventView] | None = None
+    task: dict[str, Any] | None = Field(
+        None, description="GET /v1/jobs/{job_id}: what the task asked for, secrets redacted"
+    )
 
 
 class JobPage(BaseModel):
@@ -93,6 +121,22 @@ class Health(BaseModel):
     version: str
     providers: list[str]
     pid: int
+
+
+class OrphanView(BaseModel):
+    provider: str
+    instance_id: str
+    state: str
+    job_id: int | None
+    action: str
+
+
+class OrphanReport(BaseModel):
+    at: float | None = Field(description="when the last reconcile ran (null: not yet)")
+    adopted: int = 0
+    gone: int = 0
+    orphans: list[OrphanView]
+    errors: dict[str, str]
 
 
 def job_view(
