@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench.spot.report import _num, plot, summarize, write_results, write_summary
+from bench.spot.report import _num, json_summary, plot, summarize, write_results, write_summary
 from bench.spot.sweep import SweepConfig, run_sweep
+from bench.spot.synthetic import generate
 from skyd.errors import SkydError
 from skyd.market.traces import load_trace_set
 from skyd.policy import POLICIES
@@ -42,7 +44,14 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m bench.spot",
         description="Replay spot traces through skyd's deadline-aware policies and the optimum.",
     )
-    p.add_argument("--traces", required=True, help="a trace directory (see FORMAT.md)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--traces", help="a trace directory (see bench/spot/FORMAT.md)")
+    source.add_argument(
+        "--synthetic",
+        type=int,
+        metavar="SEED",
+        help="generate a synthetic trace set from this seed (into OUT/synthetic-SEED) and use it",
+    )
     p.add_argument("--out", required=True, help="where results.csv, summary.csv, PNG go")
     p.add_argument(
         "--zones",
@@ -74,6 +83,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--checkpoint-gb", type=float, default=50.0)
     p.add_argument("--egress-per-gb", type=float, default=0.02)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (per job fraction: ratio, gap, misses per policy) on stdout",
+    )
     return p
 
 
@@ -89,7 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.starts < 1 or args.job_hours <= 0 or args.workers < 1:
         print("error: --starts, --job-hours and --workers must be positive", file=sys.stderr)
         return 2
+    out = Path(args.out)
+    say = sys.stderr if args.json else sys.stdout
     try:
+        if args.synthetic is not None:
+            args.traces = str(generate(args.synthetic, out / f"synthetic-{args.synthetic}"))
         traces = load_trace_set(args.traces)
         if args.zones:
             traces.select(args.zones)
@@ -114,21 +132,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SkydError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_results(rows, out / "results.csv")
     summary = summarize(rows)
     write_summary(summary, out / "summary.csv")
     plot(summary, out / "cost.png")
     elapsed = time.perf_counter() - began
-    print(f"{len(rows)} runs in {elapsed:.1f} s -> {out}/results.csv, summary.csv, cost.png")
+    print(
+        f"{len(rows)} runs in {elapsed:.1f} s -> {out}/results.csv, summary.csv, cost.png",
+        file=say,
+    )
     for row in summary:
         if row["job_fraction"] == "all":
             print(
                 f"  {row['policy']:<24} cost/on-demand {row['mean_normalized_cost']:.3f}  "
                 f"gap to optimum {100 * _num(row['mean_gap_to_optimum']):5.1f}%  "
-                f"misses {row['missed_deadlines']}"
+                f"misses {row['missed_deadlines']}",
+                file=say,
             )
+    if args.json:
+        print(json.dumps(json_summary(rows)))
     return 0
 
 

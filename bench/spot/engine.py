@@ -1,15 +1,19 @@
-"""Replays one job through a spot policy on a trace, event by event, under the optimum's tick model.
+"""Replays one job through a spot policy in exact time (the model of skyd.policy.optimum).
 
-The tick model is the one stated in skyd.policy.optimum. The loop asks the policy at
-a tick, applies its decision, then jumps straight to the next tick at which anything
-can change: a zone's availability flips, the policy's `recheck_after_hours` expires,
-the job finishes, or the deadline comes. `every_tick=True` asks at every tick instead
-(used by tests to prove the jumps change nothing).
+Time is counted in units of a lattice step g (seconds) that divides the probe
+intervals, the changeover delay and the job length, so nothing is rounded to a probe
+interval: d = 0.2 h is 0.2 h on 195 s or 10-minute probes. The loop asks the policy at
+a row boundary, applies its decision, then jumps straight to the next boundary at which
+anything can change (a zone's availability flips, the policy's `recheck_after_hours`
+is due, the deadline passes); a changeover ending or the work being done inside a row
+is accounted exactly. `every_row=True` asks at every boundary instead (tests use it to
+prove the jumps change nothing).
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -18,7 +22,7 @@ import numpy.typing as npt
 
 from skyd.market.traces import TraceSet
 from skyd.policy.availability import AvailabilityStats
-from skyd.policy.optimum import TickMarket, available_run_lengths
+from skyd.policy.optimum import LatticeMarket
 from skyd.policy.state import IDLE, PolicyState, SpotPolicy, Target, ZoneMarket
 
 # How much observed history a policy is shown (the simulator passes a view, no copy).
@@ -29,104 +33,134 @@ class ZoneLists(NamedTuple):
     available: list[bool]
     spot_price: list[float]
     next_change: list[int]
-    price_sum: list[float]
+    price_cum: list[float]  # $ spent on spot from row 0 to the start of each row
     run_start: list[int]
-    ones_before: list[int]
+    up_before: list[int]  # available units before each row
     rises_before: list[int]
     falls_before: list[int]
 
 
 @dataclass(frozen=True, slots=True)
 class PreparedZones:
-    """A zone set of a trace in the arrays the simulator and the DP read."""
+    """A zone set of a trace on the exact time lattice, as the simulator and the DP read it."""
 
     label: str
     names: tuple[str, ...]
     regions: tuple[str, ...]  # distinct regions, in first-seen order
-    market: TickMarket
-    next_change: npt.NDArray[np.int64]  # (zones, rows): first later row that differs
-    price_sum: npt.NDArray[np.float64]  # (zones, rows + 1): cumulative $ per tick
-    run_lengths: npt.NDArray[np.int64]
-    # Prefix sums that give a history window's statistics in O(1) (see zone_market).
-    run_start: npt.NDArray[np.int64]  # (zones, rows): first row of the run holding at row
-    ones_before: npt.NDArray[np.int64]  # (zones, rows + 1): available rows before row
-    rises_before: npt.NDArray[np.int64]  # (zones, rows + 1): up-runs starting before row
-    falls_before: npt.NDArray[np.int64]  # (zones, rows + 1): down-runs starting before row
-    # The same per-zone series as Python lists: the per-call reads are scalar, and list
-    # indexing is several times cheaper than numpy scalar indexing.
+    market: LatticeMarket
+    times: list[int]  # row starts (and the end of the last row), in units
+    nominal_tick_hours: float
+    # The longest probe interval: a policy is asked again at most this long after it
+    # wants to be (the first boundary at or after its recheck time), so it plans with it.
+    step_hours: float
     lists: tuple[ZoneLists, ...]
 
     @property
-    def tick_hours(self) -> float:
-        return self.market.tick_hours
+    def unit_seconds(self) -> int:
+        return self.market.unit_seconds
+
+    @property
+    def unit_hours(self) -> float:
+        return self.market.unit_hours
 
 
-def prepare(traces: TraceSet, zones: list[str], label: str) -> PreparedZones:
+def lattice_seconds(tick_seconds: float, *lengths_hours: float) -> int:
+    """The lattice step: gcd of the nominal probe interval and the lengths, in whole seconds."""
+    step = max(1, round(tick_seconds))
+    for hours in lengths_hours:
+        step = math.gcd(step, max(1, round(hours * 3600)))
+    return step
+
+
+def hours_to_units(hours: float, unit_seconds: int) -> int:
+    """A length on the lattice; it must be a whole number of units (lattice_seconds makes it so)."""
+    units = hours * 3600 / unit_seconds
+    whole = round(units)
+    if abs(units - whole) > 1e-6 * max(1.0, units):
+        raise ValueError(f"{hours} h is not a multiple of the {unit_seconds} s lattice")
+    return int(whole)
+
+
+def snap_times(timestamps: npt.NDArray[np.float64], tick_seconds: float, unit: int) -> list[int]:
+    """Row start times on the lattice (relative to the first row), plus the last row's end.
+
+    Each probe moves by at most half a unit (7.5 s on the V100 set); probes closer than
+    a unit would collapse, which is an error rather than a silent merge.
+    """
+    rel = (timestamps - timestamps[0]) / unit
+    snapped = np.rint(rel).astype(np.int64)
+    end = snapped[-1] + max(1, round(tick_seconds / unit))
+    times = np.append(snapped, end)
+    if len(times) > 1 and not bool(np.all(np.diff(times) > 0)):
+        row = int(np.argmin(np.diff(times) > 0))
+        raise ValueError(
+            f"probes at rows {row} and {row + 1} are closer than the {unit} s lattice; "
+            "pick a changeover and job length that share a larger common divisor with the "
+            "probe interval"
+        )
+    return [int(t) for t in times]
+
+
+def prepare(traces: TraceSet, zones: list[str], label: str, unit_seconds: int) -> PreparedZones:
     chosen = traces.select(zones)
     regions: list[str] = []
     for zone in chosen.zones.values():
         if zone.region not in regions:
             regions.append(zone.region)
+    # On demand is bought per region: at the cheapest on-demand price of its zones.
     on_demand = tuple(
         min(z.on_demand_price for z in chosen.zones.values() if z.region == r) for r in regions
     )
     available = np.stack([z.available for z in chosen.zones.values()])
     prices = np.stack([z.spot_price for z in chosen.zones.values()])
-    tick_hours = traces.tick_seconds / 3600.0
+    tick = traces.tick_seconds or 3600.0
+    times = snap_times(traces.timestamps, tick, unit_seconds)
     rows = available.shape[1]
-    next_change = np.empty_like(available, dtype=np.int64)
-    for i in range(available.shape[0]):
-        flips = np.flatnonzero(np.diff(available[i].astype(np.int8)) != 0) + 1
-        flips = np.append(flips, rows)
-        next_change[i] = flips[np.searchsorted(flips, np.arange(rows), side="right")]
-    market = TickMarket(
+    unit_h = unit_seconds / 3600.0
+    durations = np.diff(np.asarray(times, dtype=np.int64))
+    market = LatticeMarket(
         available=available,
         spot_price=prices,
+        times=np.asarray(times, dtype=np.int64),
         zone_region=tuple(regions.index(z.region) for z in chosen.zones.values()),
         on_demand_price=on_demand,
-        tick_hours=tick_hours,
+        unit_seconds=unit_seconds,
     )
-    price_sum = np.concatenate(
-        [np.zeros((len(zones), 1)), np.cumsum(prices * tick_hours, axis=1)], axis=1
-    )
-    runs = np.stack([available_run_lengths(available[z]) for z in range(len(zones))])
-    flags = available.astype(np.int64)
-    changed = np.ones_like(available, dtype=bool)
-    changed[:, 1:] = available[:, 1:] != available[:, :-1]
-    index = np.where(changed, np.arange(rows)[None, :], 0)
-    run_start = np.maximum.accumulate(index, axis=1)
-    rises = (changed & available).astype(np.int64)
-    falls = (changed & ~available).astype(np.int64)
-    zero = np.zeros((len(zones), 1), dtype=np.int64)
-    ones_before = np.concatenate([zero, np.cumsum(flags, axis=1)], axis=1)
-    rises_before = np.concatenate([zero, np.cumsum(rises, axis=1)], axis=1)
-    falls_before = np.concatenate([zero, np.cumsum(falls, axis=1)], axis=1)
-    lists = tuple(
-        ZoneLists(
-            available[z].tolist(),
-            prices[z].tolist(),
-            next_change[z].tolist(),
-            price_sum[z].tolist(),
-            run_start[z].tolist(),
-            ones_before[z].tolist(),
-            rises_before[z].tolist(),
-            falls_before[z].tolist(),
+    lists = []
+    for z in range(len(zones)):
+        flags = available[z]
+        flips = np.flatnonzero(np.diff(flags.astype(np.int8)) != 0) + 1
+        flips = np.append(flips, rows)
+        next_change = flips[np.searchsorted(flips, np.arange(rows), side="right")]
+        changed = np.ones(rows, dtype=bool)
+        changed[1:] = flags[1:] != flags[:-1]
+        run_start = np.maximum.accumulate(np.where(changed, np.arange(rows), 0))
+        zero = np.zeros(1, dtype=np.int64)
+        price_cum = np.concatenate([[0.0], np.cumsum(prices[z] * durations * unit_h)])
+        up_before = np.concatenate([zero, np.cumsum(np.where(flags, durations, 0))])
+        rises = np.concatenate([zero, np.cumsum(changed & flags)])
+        falls = np.concatenate([zero, np.cumsum(changed & ~flags)])
+        lists.append(
+            ZoneLists(
+                flags.tolist(),
+                prices[z].tolist(),
+                next_change.tolist(),
+                price_cum.tolist(),
+                run_start.tolist(),
+                up_before.tolist(),
+                rises.tolist(),
+                falls.tolist(),
+            )
         )
-        for z in range(len(zones))
-    )
     return PreparedZones(
         label,
         tuple(chosen.zones),
         tuple(regions),
         market,
-        next_change,
-        price_sum,
-        runs,
-        run_start,
-        ones_before,
-        rises_before,
-        falls_before,
-        lists,
+        times,
+        tick / 3600.0,
+        int(durations.max()) * unit_h,
+        tuple(lists),
     )
 
 
@@ -135,26 +169,26 @@ def zone_market(
 ) -> ZoneMarket:
     """What a policy sees of one zone at `row`, history starting at `first_row`.
 
-    The statistics of the history before the current run are read off prefix sums;
-    they equal availability_stats(settled_history(history)) (a test checks it).
+    Statistics are over the history before the current run (so they only change when
+    availability does), by duration, read off prefix sums.
     """
-    market = zones.market
-    dt = market.tick_hours
+    unit_h = zones.unit_hours
+    times = zones.times
     z = zones.lists[index]
     start = z.run_start[row]
     settled_end = max(start, first_row)
-    count = settled_end - first_row
-    if count > 0:
-        ones = z.ones_before[settled_end] - z.ones_before[first_row]
+    span = times[settled_end] - times[first_row]
+    if span > 0:
+        up = z.up_before[settled_end] - z.up_before[first_row]
         first_up = z.available[first_row]
         # Runs that begin inside the window, plus the one already running at its start.
         ups = z.rises_before[settled_end] - z.rises_before[first_row + 1] + int(first_up)
         downs = z.falls_before[settled_end] - z.falls_before[first_row + 1] + int(not first_up)
         settled = AvailabilityStats(
-            fraction=ones / count,
-            mean_up_hours=ones * dt / ups if ups else 0.0,
-            mean_down_hours=(count - ones) * dt / downs if downs else 0.0,
-            observed_hours=count * dt,
+            fraction=up / span,
+            mean_up_hours=up * unit_h / ups if ups else 0.0,
+            mean_down_hours=(span - up) * unit_h / downs if downs else 0.0,
+            observed_hours=span * unit_h,
         )
     else:
         settled = AvailabilityStats(0.0, 0.0, 0.0, 0.0)
@@ -163,21 +197,21 @@ def zone_market(
         region,
         z.available[row],
         z.spot_price[row],
-        market.available[index, first_row : row + 1],
-        dt,
+        zones.market.available[index, first_row : row + 1],
+        zones.nominal_tick_hours,
         settled=settled,
-        current_run=(row + 1 - max(start, first_row)) * dt,
+        current_run=(times[row] - times[max(start, first_row)]) * unit_h,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One simulated job: start row, lengths in ticks, and the checkpoint's egress cost."""
+    """One simulated job: start row, lengths in lattice units, the real deadline, egress cost."""
 
     start: int
-    job_ticks: int
-    deadline_ticks: int
-    changeover_ticks: int
+    job_units: int
+    deadline_seconds: float
+    changeover_units: int
     migration_cost: float = 0.0
 
 
@@ -199,20 +233,25 @@ class RunResult:
 
 
 def simulate(
-    policy: SpotPolicy, zones: PreparedZones, job: Job, every_tick: bool = False
+    policy: SpotPolicy, zones: PreparedZones, job: Job, every_row: bool = False
 ) -> RunResult:
     """Run `job` under `policy`; a missed deadline is finished on demand (and flagged)."""
     market = zones.market
-    dt = market.tick_hours
+    g = zones.unit_seconds
+    unit_h = zones.unit_hours
+    times = zones.times
     names = zones.names
     zone_regions = [zones.regions[r] for r in market.zone_region]
     od_price = dict(zip(zones.regions, market.on_demand_price, strict=True))
     lists = zones.lists
-    history_ticks = int(HISTORY_HOURS / dt)
-    k = job.changeover_ticks
-    work = job.job_ticks
-    deadline = job.deadline_ticks
+    rows = market.rows
+    history_rows = int(HISTORY_HOURS / zones.nominal_tick_hours)
+    work = job.job_units
+    k = job.changeover_units
+    deadline = job.deadline_seconds / g  # in units, not rounded
+    origin = times[job.start]
     result = RunResult()
+    row = job.start
     t = 0
     done = 0
     overhead = 0
@@ -221,28 +260,31 @@ def simulate(
     checkpoint: str | None = None
     last_zone: str | None = None
     # The window's start stays put, so history only changes when availability does.
-    lo = max(0, job.start - history_ticks)
-    while done < work:
-        row = job.start + t
-        if t >= deadline or row >= market.rows:
-            _finish_on_demand(result, current, overhead, work - done, k, od_price, checkpoint, dt)
-            result.finish_hours = _finish_time(t, current, overhead, work - done, k) * dt
+    lo = max(0, job.start - history_rows)
+    deadline_row = bisect_left(times, origin + deadline)
+    while True:
+        if t >= deadline - 1e-9 or row >= rows:
+            _finish_on_demand(
+                result, current, overhead, work - done, k, od_price, checkpoint, unit_h
+            )
+            result.finish_hours = t + (overhead if current.is_on_demand else k) + work - done
+            result.finish_hours *= unit_h
             result.missed_deadline = True
             break
         if current.is_spot and not lists[current_index].available[row]:
             current, current_index, overhead = IDLE, -1, 0
             result.preemptions += 1
         state = PolicyState(
-            job_hours=work * dt,
-            done_hours=done * dt,
-            deadline_hours=deadline * dt,
-            elapsed_hours=t * dt,
-            changeover_hours=k * dt,
+            job_hours=work * unit_h,
+            done_hours=done * unit_h,
+            deadline_hours=job.deadline_seconds / 3600.0,
+            elapsed_hours=t * unit_h,
+            changeover_hours=k * unit_h,
             current=current,
             zones=tuple(zone_market(zones, i, zone_regions[i], row, lo) for i in range(len(names))),
             on_demand_prices=od_price,
-            step_hours=dt,
-            overhead_left_hours=overhead * dt,
+            step_hours=zones.step_hours,
+            overhead_left_hours=overhead * unit_h,
             checkpoint_region=checkpoint,
             last_zone=last_zone,
             migration_cost=job.migration_cost,
@@ -251,12 +293,11 @@ def simulate(
         result.policy_calls += 1
         target = decision.target
         if target != current:
+            index = -1
             if target.is_spot:
                 index = names.index(str(target.zone)) if target.zone in names else -1
                 if index < 0 or not lists[index].available[row]:
                     target, index = IDLE, -1  # a launch into no capacity fails at once
-            else:
-                index = -1
             if not target.is_idle:
                 region = zone_regions[index] if target.is_spot else str(target.region)
                 if done > 0 and checkpoint is not None and region != checkpoint:
@@ -270,40 +311,58 @@ def simulate(
             else:
                 overhead = 0
             current, current_index = target, index
-        # Jump to the next tick at which something can change.
-        step = deadline - t
-        if not every_tick:
+        # The next boundary at which something can change.
+        nxt = row + 1
+        if not every_row:
+            nxt = min(min(z.next_change[row] for z in lists), deadline_row, rows)
             if decision.recheck_after_hours is not None:
-                step = min(step, max(1, math.floor(decision.recheck_after_hours / dt + 1e-9)))
-            step = min(step, min(z.next_change[row] for z in lists) - row)
+                due = origin + t + decision.recheck_after_hours / unit_h - 1e-9
+                nxt = min(nxt, bisect_left(times, due))
+            nxt = max(nxt, row + 1)
+        t_next = times[nxt] - origin
+        if current.is_idle:
+            result.idle_hours += (t_next - t) * unit_h
         else:
-            step = 1
-        if not current.is_idle:
-            step = min(step, overhead + work - done)
-        step = max(1, min(step, market.rows - row))
-        if current.is_spot:
-            sums = lists[current_index].price_sum
-            cost = sums[row + step] - sums[row]
-            result.spot_cost += cost
-            result.spot_hours += step * dt
-        elif current.is_on_demand:
-            cost = od_price[str(current.region)] * dt * step
-            result.on_demand_cost += cost
-            result.on_demand_hours += step * dt
-        else:
-            result.idle_hours += step * dt
-        if not current.is_idle:
-            done += max(0, step - overhead)
-            overhead = max(0, overhead - step)
-        t += step
-        if done >= work:
-            result.finish_hours = t * dt
+            finish_at = t + overhead + work - done
+            end = min(finish_at, t_next)
+            _pay(result, zones, current, current_index, od_price, origin + t, origin + end)
+            if finish_at <= t_next:
+                done = work
+                result.finish_hours = finish_at * unit_h
+                result.missed_deadline = finish_at > deadline + 1e-9
+                break
+            done += max(0, t_next - t - overhead)
+            overhead = max(0, overhead - (t_next - t))
+        t, row = t_next, nxt
     result.cost = result.spot_cost + result.on_demand_cost + result.migration_cost
     return result
 
 
-def _finish_time(t: int, current: Target, overhead: int, left: int, k: int) -> int:
-    return t + (overhead if current.is_on_demand else k) + left
+def _pay(
+    result: RunResult,
+    zones: PreparedZones,
+    current: Target,
+    index: int,
+    od_price: dict[str, float],
+    start: int,
+    end: int,
+) -> None:
+    """Bill the running instance from `start` to `end` (absolute units)."""
+    hours = (end - start) * zones.unit_hours
+    if current.is_on_demand:
+        result.on_demand_cost += od_price[str(current.region)] * hours
+        result.on_demand_hours += hours
+        return
+    result.spot_cost += _spot_cum(zones, index, end) - _spot_cum(zones, index, start)
+    result.spot_hours += hours
+
+
+def _spot_cum(zones: PreparedZones, index: int, at: int) -> float:
+    """Dollars a spot instance in zone `index` would cost from row 0 until time `at`."""
+    times = zones.times
+    z = zones.lists[index]
+    row = min(bisect_right(times, at) - 1, len(z.spot_price) - 1)
+    return z.price_cum[row] + z.spot_price[row] * (at - times[row]) * zones.unit_hours
 
 
 def _finish_on_demand(
@@ -314,14 +373,14 @@ def _finish_on_demand(
     k: int,
     od_price: dict[str, float],
     checkpoint: str | None,
-    dt: float,
+    unit_h: float,
 ) -> None:
     """Past the deadline: account the rest of the job on demand, so costs stay comparable."""
     if current.is_on_demand:
-        region, ticks = str(current.region), overhead + left
+        region, units = str(current.region), overhead + left
     else:
         region = checkpoint if checkpoint in od_price else min(od_price, key=od_price.__getitem__)
-        ticks = k + left
+        units = k + left
         result.changeovers += 1
-    result.on_demand_cost += od_price[str(region)] * dt * ticks
-    result.on_demand_hours += ticks * dt
+    result.on_demand_hours += units * unit_h
+    result.on_demand_cost += od_price[str(region)] * units * unit_h

@@ -71,6 +71,52 @@ def summarize(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
     return out
 
 
+def json_summary(rows: Sequence[dict[str, object]]) -> dict[str, object]:
+    """Per job fraction: each policy's mean cost ratio (to always on-demand), mean gap to
+    the optimum and deadline misses, plus the optimum's own ratio; per d when several."""
+
+    def by_fraction(members: Sequence[dict[str, object]]) -> dict[str, object]:
+        groups: dict[str, dict[str, list[dict[str, object]]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        for row in members:
+            groups[f"{_num(row['job_fraction']):g}"][str(row["policy"])].append(row)
+        out: dict[str, object] = {}
+        for fraction, policies in sorted(groups.items(), key=lambda kv: float(kv[0])):
+            entry: dict[str, object] = {}
+            for policy, runs in policies.items():
+                entry[policy] = {
+                    "ratio": round(_mean([_num(r["normalized_cost"]) for r in runs]), 5),
+                    "gap": round(_mean([_num(r["gap_to_optimum"]) for r in runs]), 5),
+                    "misses": int(sum(_num(r["missed_deadline"]) for r in runs)),
+                    "runs": len(runs),
+                }
+            any_runs = next(iter(policies.values()))
+            entry["optimum"] = {
+                "ratio": round(
+                    _mean([_num(r["optimal_cost"]) / _num(r["on_demand_cost"]) for r in any_runs]),
+                    5,
+                ),
+                "gap": 0.0,
+                "misses": 0,
+                "runs": len(any_runs),
+            }
+            out[fraction] = entry
+        return out
+
+    result: dict[str, object] = {"fractions": by_fraction(rows)}
+    changeovers = sorted({_num(r["changeover_hours"]) for r in rows})
+    result["changeover_hours"] = changeovers
+    if len(changeovers) > 1:
+        result["by_changeover"] = {
+            f"{d:g}": {
+                "fractions": by_fraction([r for r in rows if _num(r["changeover_hours"]) == d])
+            }
+            for d in changeovers
+        }
+    return result
+
+
 def write_summary(summary: Sequence[dict[str, object]], path: Path) -> None:
     write_results(summary, path)
 

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import math
 import multiprocessing
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from bench.spot.engine import Job, PreparedZones, prepare, simulate
+from bench.spot.engine import (
+    Job,
+    PreparedZones,
+    hours_to_units,
+    lattice_seconds,
+    prepare,
+    simulate,
+)
 from skyd.market.traces import TraceSet, load_trace_set
 from skyd.policy import POLICIES
 from skyd.policy.optimum import optimal_costs
 
+# Where optimum results are kept between runs (they depend on the trace and job only).
+CACHE_DIR = Path(os.environ.get("BENCH_SPOT_CACHE", Path.home() / ".cache" / "skyd-bench-spot"))
+
 # Policies that, given a single zone, decide exactly as another one does.
-SINGLE_ZONE_TWINS = {"uniform_progress_multi": "uniform_progress"}
+SINGLE_ZONE_TWINS = {"up_multi": "up"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,36 +49,42 @@ class SweepConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Ticks:
-    """The job's lengths quantized to the trace's tick (see skyd.policy.optimum)."""
+class Lengths:
+    """The job's lengths on the lattice (exact: the lattice divides them) and real deadlines."""
 
+    unit_seconds: int
     job: int
-    deadlines: tuple[int, ...]
     changeover: int
+    deadline_seconds: tuple[float, ...]
 
 
-def quantize(
-    tick_hours: float, job_hours: float, fractions: Sequence[float], changeover: float
-) -> Ticks:
-    job = math.ceil(job_hours / tick_hours - 1e-9)
-    deadlines = tuple(math.floor(job_hours / f / tick_hours + 1e-9) for f in fractions)
-    return Ticks(job, deadlines, max(1, math.ceil(changeover / tick_hours - 1e-9)))
+def lengths(
+    tick_seconds: float, job_hours: float, fractions: Sequence[float], changeover: float
+) -> Lengths:
+    unit = lattice_seconds(tick_seconds, job_hours, changeover)
+    return Lengths(
+        unit,
+        hours_to_units(job_hours, unit),
+        hours_to_units(changeover, unit),
+        tuple(job_hours * 3600 / f for f in fractions),
+    )
 
 
 def zone_set_label(traces: TraceSet, zones: Sequence[str]) -> str:
     return f"{traces.name}/{'+'.join(zones)}"
 
 
-def start_rows(rows: int, horizon: int, count: int, seed: int, label: str) -> list[int]:
-    """`count` distinct-as-possible start rows, the same for every policy, fraction and d."""
-    if rows <= horizon:
+def start_rows(times: Sequence[int], horizon: int, count: int, seed: int, label: str) -> list[int]:
+    """`count` start rows whose deadline fits the trace; the same for every policy, fraction, d."""
+    last = bisect.bisect_left(list(times), times[-1] - horizon)  # first row too late to start
+    if last <= 0:
         raise ValueError(
-            f"{label}: the trace has {rows} ticks, too few for a {horizon}-tick deadline; "
+            f"{label}: the trace is too short for the longest deadline; "
             "use a smaller --job-hours or larger --job-fraction values"
         )
     # The label is folded into the seed so each zone set gets its own start points.
     rng = np.random.default_rng([seed, *label.encode()])
-    return sorted(int(s) for s in rng.integers(0, rows - horizon, size=count))
+    return sorted(int(s) for s in rng.integers(0, last, size=count))
 
 
 def run_task(task: tuple[SweepConfig, tuple[str, ...], float]) -> list[dict[str, object]]:
@@ -72,37 +92,48 @@ def run_task(task: tuple[SweepConfig, tuple[str, ...], float]) -> list[dict[str,
     config, zones, changeover = task
     traces = load_trace_set(config.traces_dir)
     label = zone_set_label(traces, zones)
-    prepared = prepare(traces, list(zones), label)
-    ticks = quantize(prepared.tick_hours, config.job_hours, config.job_fractions, changeover)
-    starts = start_rows(
-        prepared.market.rows, max(ticks.deadlines), config.starts, config.seed, label
-    )
+    sizes = lengths(traces.tick_seconds, config.job_hours, config.job_fractions, changeover)
+    prepared = prepare(traces, list(zones), label, sizes.unit_seconds)
+    horizon = math.ceil(max(sizes.deadline_seconds) / sizes.unit_seconds) + 1
+    starts = start_rows(prepared.times, horizon, config.starts, config.seed, label)
     migration = config.checkpoint_gb * config.egress_per_gb
+    optimum = cached_optimum(prepared, starts, sizes, migration)
+    return simulate_all(config, prepared, label, sizes, starts, optimum, migration, changeover)
+
+
+def cached_optimum(
+    prepared: PreparedZones, starts: list[int], sizes: Lengths, migration: float
+) -> np.ndarray:
+    """The DP's answer, kept on disk by its inputs (it does not depend on any policy)."""
+    market = prepared.market
+    key = hashlib.sha256()
+    for part in (market.available, market.spot_price, market.times, np.asarray(starts)):
+        key.update(np.ascontiguousarray(part).tobytes())
+    key.update(repr((market.zone_region, market.on_demand_price, sizes, migration)).encode())
+    path = CACHE_DIR / f"optimum-{key.hexdigest()[:24]}.npy"
+    if path.is_file():
+        return np.load(path)
     optimum = optimal_costs(
-        prepared.market,
-        starts,
-        ticks.job,
-        ticks.deadlines,
-        ticks.changeover,
-        migration_cost=migration,
-        run_lengths=prepared.run_lengths,
+        market, starts, sizes.job, sizes.changeover, sizes.deadline_seconds, migration
     )
-    return simulate_all(config, prepared, label, ticks, starts, optimum, migration, changeover)
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    np.save(path, optimum)
+    return optimum
 
 
 def simulate_all(
     config: SweepConfig,
     prepared: PreparedZones,
     label: str,
-    ticks: Ticks,
+    sizes: Lengths,
     starts: list[int],
     optimum: np.ndarray,
     migration: float,
     changeover: float,
 ) -> list[dict[str, object]]:
-    dt = prepared.tick_hours
+    unit_h = prepared.unit_hours
     on_demand_price = min(prepared.market.on_demand_price)
-    on_demand_cost = (ticks.job + ticks.changeover) * dt * on_demand_price
+    on_demand_cost = (sizes.job + sizes.changeover) * unit_h * on_demand_price
     rows: list[dict[str, object]] = []
     by_policy: dict[str, list[dict[str, object]]] = {}
     for name in config.policies:
@@ -115,7 +146,7 @@ def simulate_all(
         policy = POLICIES[name]
         for fi, fraction in enumerate(config.job_fractions):
             for si, start in enumerate(starts):
-                job = Job(start, ticks.job, ticks.deadlines[fi], ticks.changeover, migration)
+                job = Job(start, sizes.job, sizes.deadline_seconds[fi], sizes.changeover, migration)
                 result = simulate(policy, prepared, job)
                 best = float(optimum[si, fi])
                 row: dict[str, object] = {
@@ -124,8 +155,8 @@ def simulate_all(
                     "start": start,
                     "job_fraction": fraction,
                     "changeover_hours": changeover,
-                    "job_hours": round(ticks.job * dt, 4),
-                    "deadline_hours": round(ticks.deadlines[fi] * dt, 4),
+                    "job_hours": round(sizes.job * unit_h, 4),
+                    "deadline_hours": round(sizes.deadline_seconds[fi] / 3600, 4),
                     "cost": round(result.cost, 4),
                     "on_demand_cost": round(on_demand_cost, 4),
                     "optimal_cost": round(best, 4),

@@ -2,8 +2,7 @@
 
 The daemon's recovery loop and the trace simulator (bench.spot) call the same code:
 
-    policy = POLICIES[name]                      # on_demand, greedy, uniform_progress,
-                                                 # uniform_progress_multi, skyd
+    policy = POLICIES[name]                      # on_demand, greedy, up, up_multi, skyd
     decision = policy.decide(PolicyState(...))   # on every market change / preemption,
                                                  # and after decision.recheck_after_hours
     if not decision.keeps(state.current): ...    # launch decision.target (spot zone or

@@ -1,20 +1,26 @@
 """Reference policies: always on-demand, greedy, and Uniform Progress (single and multi zone).
 
-Uniform Progress follows "Can't Be Late" (NSDI'24). With C the job length, R the
-time from submission to the deadline, d the changeover delay, cp(t) the progress
-made and ep(t) = t·C/R the expected progress:
+Uniform Progress is the rule of "Can't Be Late" (NSDI '24) as its authors' artifact
+implements it (the threshold strategy with the hysteresis condition). With C the job
+length, R the time from submission to the deadline, d the changeover delay, cp(t) the
+progress made and ep(t) = t·C/R the expected progress, at every decision:
 
-1. idle and cp(t) < ep(t): on-demand, to catch up;
-2. spot available: take it (even when behind) and stay until preempted;
-3. on on-demand: stay until cp(t) >= ep(t + 2d) (hysteresis);
-4. not on spot and R(t) < C(t) + 2d: on-demand until the end (safety net).
+1. spot available: spot (taken even when behind; a running spot instance is kept);
+   otherwise idle;
+2. cp(t) < ep(t) (behind) and no spot: on demand;
+3. on demand: kept while spot is unavailable, and while cp(t) < ep(t + 2d) even when
+   spot is back; so it switches back to spot only once progress allows;
+4. idle or on demand with ceil(C(t) + 2d) >= floor(R(t)): on demand (safety net);
+5. ceil(C(t) + d) >= floor(R(t)): a spot instance past its changeover is kept until
+   preempted, anything else goes on demand.
 
-When decisions are only taken every `step` hours (ticks longer than d) the safety net
-is widened by `step - d`, so that waiting one more step can never use up the margin;
-with step <= d it is the paper's rule unchanged.
+Rounding in 4 and 5 is to the decision interval `step_hours` (the artifact's tick), so
+deciding once per step is safe; every new instance pays the changeover d.
 """
 
 from __future__ import annotations
+
+import math
 
 from skyd.policy.state import IDLE, Decision, PolicyState, Target, ZoneMarket
 
@@ -108,59 +114,79 @@ class Greedy:
         )
 
 
+def _floor_to(hours: float, step: float) -> float:
+    return math.floor(hours / step + EPS) * step if step > 0 else hours
+
+
+def _ceil_to(hours: float, step: float) -> float:
+    return math.ceil(hours / step - EPS) * step if step > 0 else hours
+
+
 class UniformProgress:
-    """Uniform Progress (Can't Be Late, NSDI'24); `multi_zone` adds zone failover."""
+    """Uniform Progress (Can't Be Late, NSDI '24); `multi_zone` takes spot in any zone."""
 
     safe = True
 
     def __init__(self, multi_zone: bool = False) -> None:
         self.multi_zone = multi_zone
-        self.name = "uniform_progress_multi" if multi_zone else "uniform_progress"
+        self.name = "up_multi" if multi_zone else "up"
 
-    def _expected(self, state: PolicyState, at: float) -> float:
-        return at * state.job_hours / state.deadline_hours
-
-    def _release_after(self, state: PolicyState, overhead: float) -> float | None:
-        """Hours on on-demand until cp >= ep(t + 2d), given `overhead` hours of changeover."""
-        rate = state.job_hours / state.deadline_hours
-        if rate >= 1.0:
-            return None
-        d = state.changeover_hours
-        gap = self._expected(state, state.elapsed_hours + 2 * d) - state.done_hours
-        return max(0.0, (gap + overhead) / (1.0 - rate))
+    def _spot_zone(self, state: PolicyState) -> ZoneMarket | None:
+        """The zone spot runs in: the current one while it lasts, else the first with capacity."""
+        if spot_still_available(state):
+            return state.zone_market(str(state.current.zone))
+        zones = state.zones if self.multi_zone else state.zones[:1]
+        return next((z for z in zones if z.available), None)
 
     def decide(self, state: PolicyState) -> Decision:
         if state.finished:
             return Decision(IDLE, reason="done")
         d = state.changeover_hours
-        od = on_demand_target(state)
-        safety_net = 2 * d + step_margin(state)
-        on_spot = spot_still_available(state)
-        if not on_spot and state.slack_hours < safety_net - EPS:
-            return Decision(od, reason="safety net")
-        current = state.current
-        if current.is_on_demand and state.done_hours < (
-            self._expected(state, state.elapsed_hours + 2 * d) - EPS
-        ):
-            return Decision(
-                current,
-                recheck_after_hours=self._release_after(state, state.overhead_left_hours),
-                reason="hysteresis",
-            )
-        if on_spot:
-            return Decision(current, reason="stay on spot until preempted")
-        zones = rotated_zones(state) if self.multi_zone else list(state.zones[:1])
-        for zone in zones:
-            if zone.available and spot_entry_is_safe(state, zone):
-                return Decision(Target.spot(zone.zone, zone.region), reason="take spot")
-        if state.done_hours < self._expected(state, state.elapsed_hours) - EPS:
-            return Decision(
-                od,
-                recheck_after_hours=self._release_after(state, state.changeover_to(od.region)),
-                reason="behind uniform progress",
-            )
+        gap = state.step_hours
         rate = state.job_hours / state.deadline_hours
-        until_behind = state.done_hours / rate - state.elapsed_hours if rate > 0 else None
-        until_net = state.slack_hours - safety_net
-        recheck = until_net if until_behind is None else min(until_behind, until_net)
-        return Decision(IDLE, recheck_after_hours=max(0.0, recheck), reason="ahead: wait")
+        t = state.elapsed_hours
+        done = state.done_hours
+        current = state.current
+        zone = self._spot_zone(state)
+        spot = None if zone is None else Target.spot(zone.zone, zone.region)
+        on_spot = spot_still_available(state)
+        behind = done < t * rate - EPS
+        held = done < (t + 2 * d) * rate - EPS  # not yet ep(t + 2d) ahead
+        target: Target = spot if spot is not None else IDLE
+        reason = "spot available" if spot is not None else "ahead: wait"
+        if behind and spot is None:
+            target, reason = on_demand_target(state), "behind uniform progress"
+        if current.is_on_demand and (spot is None or held):
+            target, reason = current, "keep on-demand"
+        time_left = _floor_to(state.time_left_hours, gap)
+        left = state.remaining_hours
+        if _ceil_to(left + 2 * d, gap) >= time_left - EPS and not on_spot:
+            target, reason = on_demand_target(state), "safety net"
+        if _ceil_to(left + d, gap) >= time_left - EPS:
+            if on_spot and state.overhead_left_hours < EPS:
+                target, reason = current, "keep spot until preempted"
+            else:
+                target, reason = on_demand_target(state), "deadline"
+        return Decision(target, self._recheck(state, target, held), reason)
+
+    def _recheck(self, state: PolicyState, target: Target, held: bool) -> float | None:
+        """A lower bound on when the answer can change with no availability change."""
+        d = state.changeover_hours
+        rate = state.job_hours / state.deadline_hours
+        slack = state.slack_hours
+        if target.is_idle:
+            until = min(state.done_hours / rate - state.elapsed_hours, slack - 2 * d)
+        elif target.is_on_demand:
+            if not held or rate >= 1.0:
+                return None
+            # On demand progress grows at 1/h after the changeover, ep at C/R per hour.
+            gap = (state.elapsed_hours + 2 * d) * rate - state.done_hours
+            overhead = state.overhead_left_hours if target == state.current else d
+            until = (gap + overhead) / (1.0 - rate)
+        else:
+            # Spot past its changeover is kept until preempted (an availability change).
+            overhead = state.overhead_left_hours if target == state.current else d
+            if overhead <= EPS:
+                return None
+            until = min(overhead, slack - d)
+        return max(0.0, until - 2 * state.step_hours)

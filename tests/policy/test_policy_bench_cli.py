@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,39 @@ def test_same_seed_same_results_and_zone_sets(tmp_path: Path) -> None:
     again = run(tmp_path / "b", "--zones", "us-east-2b,us-west-2a")
     assert first == again
     assert {r["traces"] for r in first} == {"aws-v100-3zone/us-east-2b+us-west-2a"}
+
+
+def test_json_prints_one_object_per_fraction(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(tmp_path, "--json")
+    out = capsys.readouterr().out
+    data = json.loads(out)  # exactly one JSON object on stdout
+    assert set(data["fractions"]) == {"0.6", "0.9"}
+    for entry in data["fractions"].values():
+        assert {"skyd", "up", "optimum"} <= set(entry)
+        for policy in ("skyd", "up"):
+            assert set(entry[policy]) >= {"ratio", "gap", "misses"}
+            assert entry[policy]["misses"] == 0
+            assert entry[policy]["gap"] >= 0
+            assert entry[policy]["ratio"] >= entry["optimum"]["ratio"] - 1e-9
+        assert entry["optimum"]["gap"] == 0
+    assert data["changeover_hours"] == [0.2]
+
+
+def test_synthetic_traces_from_a_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["--synthetic", "4", "--out", str(tmp_path), "--job-hours", "6", "--job-fraction", "0.8",
+         "--changeover-hours", "0.2", "--starts", "3", "--workers", "1", "--json",
+         "--policies", "up,skyd"]
+    )  # fmt: skip
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["fractions"]["0.8"]["skyd"]["runs"] == 6 * 3  # 6 zones x 3 starts
+    meta = json.loads((tmp_path / "synthetic-4" / "meta.json").read_text())
+    assert len(meta["zones"]) == 6
+    prices = {z["on_demand_price"] for z in meta["zones"].values()}
+    assert len(prices) == 3  # per-region on-demand prices
 
 
 def test_bad_input_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,19 +1,26 @@
-"""Policies replayed by the bench simulator: safe on adversarial traces, event jumps exact."""
+"""Policies replayed by the bench simulator: exact time, safe on adversarial traces, jumps exact."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bench.spot.engine import Job, PreparedZones, prepare, simulate
+from bench.spot.engine import Job, PreparedZones, prepare, simulate, snap_times, zone_market
 from skyd.market.traces import TraceSet, ZoneTrace
 from skyd.policy import POLICIES
 from skyd.policy.optimum import optimal_costs
 
-TICK = 0.1  # hours
+UNIT = 60  # seconds
+TICK = 360  # seconds between probes (6 units), jittered when asked
 
 
-def make_zones(available: np.ndarray, regions: list[str] | None = None) -> PreparedZones:
+def make_zones(
+    available: np.ndarray,
+    regions: list[str] | None = None,
+    jitter: bool = False,
+    tick: int = TICK,
+    unit: int = UNIT,
+) -> PreparedZones:
     n_zones, rows = available.shape
     regions = regions or [f"r{i}" for i in range(n_zones)]
     rng = np.random.default_rng(rows)
@@ -27,9 +34,12 @@ def make_zones(available: np.ndarray, regions: list[str] | None = None) -> Prepa
         )
         for i in range(n_zones)
     }
-    stamps = np.arange(rows, dtype=np.float64) * TICK * 3600
+    gaps = np.full(rows, tick, dtype=np.float64)
+    if jitter:  # probes 0-2 units late now and then: irregular spacing
+        gaps += unit * rng.integers(0, 3, size=rows)
+    stamps = 1.7e9 + np.concatenate([[0.0], np.cumsum(gaps[:-1])])
     traces = TraceSet("t", "aws", "x", "V100:1", stamps, zones)
-    return prepare(traces, list(zones), "t")
+    return prepare(traces, list(zones), "t", unit)
 
 
 def flapping(rng: np.random.Generator, zones: int, rows: int, mean_run: float) -> np.ndarray:
@@ -45,7 +55,7 @@ def flapping(rng: np.random.Generator, zones: int, rows: int, mean_run: float) -
 
 
 def adversarial(zones: int, rows: int, k: int) -> np.ndarray:
-    """Spot that lasts exactly one changeover plus one tick, then vanishes for a while."""
+    """Spot that lasts about one changeover, then vanishes for a while."""
     pattern = np.array([True] * (k + 1) + [False] * (2 * k + 1))
     row = np.resize(pattern, rows)
     return np.stack([np.roll(row, z) for z in range(zones)])
@@ -58,51 +68,46 @@ CASES = [(seed, zones) for seed in range(8) for zones in (1, 3)]
 def test_no_safe_policy_misses_a_deadline(seed: int, zones: int) -> None:
     rng = np.random.default_rng(seed)
     rows = 700
-    k = 1 + seed % 4
-    available = adversarial(zones, rows, k) if seed % 2 else flapping(rng, zones, rows, 2 + seed)
-    prepared = make_zones(available)
-    work = 120
+    k = 3 + 4 * (seed % 4)  # changeover 3..15 units: not a multiple of a probe interval
+    available = adversarial(zones, rows, 1 + seed % 3)
+    if seed % 2 == 0:
+        available = flapping(rng, zones, rows, 2 + seed)
+    prepared = make_zones(available, jitter=seed % 3 == 0)
+    work = 600  # 10 h
     for fraction in (0.6, 0.8, 0.9, 0.95, 0.99):
-        deadline = max(int(work / fraction), work + k)  # on-demand from the start fits
-        for start in rng.integers(0, rows - deadline, size=4):
+        deadline = max(work / fraction, work + k + 0.5) * UNIT  # on demand from the start fits
+        for start in rng.integers(0, rows - 300, size=4):
             job = Job(int(start), work, deadline, k, migration_cost=1.0)
             for name, policy in POLICIES.items():
                 result = simulate(policy, prepared, job)
                 assert not result.missed_deadline, (name, fraction, int(start))
-                assert result.finish_hours <= deadline * TICK + 1e-9
+                assert result.finish_hours * 3600 <= deadline + 1e-6
 
 
 @pytest.mark.parametrize(("seed", "zones"), CASES[:8])
 def test_event_jumps_change_nothing(seed: int, zones: int) -> None:
     rng = np.random.default_rng(50 + seed)
-    prepared = make_zones(flapping(rng, zones, 500, 3 + seed))
+    prepared = make_zones(flapping(rng, zones, 500, 3 + seed), jitter=True)
     for fraction in (0.6, 0.85, 0.95):
-        job = Job(int(rng.integers(0, 300)), 80, int(80 / fraction), 2, migration_cost=1.0)
+        work, k = 480, 11
+        job = Job(int(rng.integers(0, 300)), work, work / fraction * UNIT, k, migration_cost=1.0)
         for name, policy in POLICIES.items():
             jumped = simulate(policy, prepared, job)
-            ticked = simulate(policy, prepared, job, every_tick=True)
-            assert jumped.cost == pytest.approx(ticked.cost), name
-            assert jumped.finish_hours == pytest.approx(ticked.finish_hours), name
-            assert jumped.changeovers == ticked.changeovers, name
-            assert jumped.policy_calls <= ticked.policy_calls
+            asked = simulate(policy, prepared, job, every_row=True)
+            assert jumped.cost == pytest.approx(asked.cost), name
+            assert jumped.finish_hours == pytest.approx(asked.finish_hours), name
+            assert jumped.changeovers == asked.changeovers, name
+            assert jumped.policy_calls <= asked.policy_calls
 
 
 @pytest.mark.parametrize("zones", [1, 2])
 def test_policies_never_beat_the_optimum(zones: int) -> None:
     rng = np.random.default_rng(7)
-    prepared = make_zones(flapping(rng, zones, 400, 6), regions=["ra", "rb"][:zones])
+    prepared = make_zones(flapping(rng, zones, 400, 6), regions=["ra", "rb"][:zones], jitter=True)
     starts = [0, 37, 90, 150]
-    work, k = 60, 2
-    deadlines = [int(work / f) for f in (0.6, 0.8, 0.95)]
-    best = optimal_costs(
-        prepared.market,
-        starts,
-        work,
-        deadlines,
-        k,
-        migration_cost=1.0,
-        run_lengths=prepared.run_lengths,
-    )
+    work, k = 360, 7
+    deadlines = [work / f * UNIT for f in (0.6, 0.8, 0.95)]
+    best = optimal_costs(prepared.market, starts, work, k, deadlines, migration_cost=1.0)
     for si, start in enumerate(starts):
         for di, deadline in enumerate(deadlines):
             job = Job(start, work, deadline, k, migration_cost=1.0)
@@ -110,55 +115,93 @@ def test_policies_never_beat_the_optimum(zones: int) -> None:
                 cost = simulate(policy, prepared, job).cost
                 assert cost >= best[si, di] - 1e-9, name
             on_demand = simulate(POLICIES["on_demand"], prepared, job)
-            assert on_demand.cost == pytest.approx((work + k) * TICK * 3.0)
+            assert on_demand.cost == pytest.approx((work + k) * UNIT / 3600 * 3.0)
 
 
-def test_spot_only_trace_runs_on_spot_with_one_changeover() -> None:
-    prepared = make_zones(np.ones((1, 200), dtype=bool))
-    for name in ("greedy", "uniform_progress", "skyd"):
-        result = simulate(POLICIES[name], prepared, Job(10, 50, 80, 3))
+def test_changeover_and_job_length_are_not_rounded_to_probes() -> None:
+    # 195 s probes, d = 0.2 h, a 10 h job: on a 15 s lattice, nothing rounds to 195 s.
+    prepared = make_zones(np.ones((1, 400), dtype=bool), tick=195, unit=15)
+    job = Job(10, 10 * 240, 14 * 3600.0, 48)
+    for name in ("greedy", "up", "skyd"):
+        result = simulate(POLICIES[name], prepared, job)
         assert result.changeovers == 1
         assert result.on_demand_hours == 0
-        assert result.spot_hours == pytest.approx(53 * TICK)
+        assert result.spot_hours == pytest.approx(10.2)  # not 10.217 (4 probes of d)
+        assert result.finish_hours == pytest.approx(10.2)
+    on_demand = simulate(POLICIES["on_demand"], prepared, job)
+    assert on_demand.cost == pytest.approx(10.2 * 3.0)
 
 
-def test_no_spot_ever_uses_on_demand_just_in_time() -> None:
+def test_irregular_probes_are_billed_by_their_real_length() -> None:
+    prepared = make_zones(np.ones((1, 300), dtype=bool), jitter=True)
+    job = Job(0, 300, 10 * 3600.0, 12)
+    result = simulate(POLICIES["greedy"], prepared, job)
+    # Spot prices change per probe; bill them by each probe's real (irregular) length.
+    times = prepared.times
+    prices = prepared.lists[0].spot_price
+    end = 312  # units: changeover + work
+    expected = sum(
+        prices[i] * (min(times[i + 1], end) - times[i]) * UNIT / 3600
+        for i in range(len(prices))
+        if times[i] < end
+    )
+    assert result.cost == pytest.approx(expected)
+
+
+def test_no_spot_ever_uses_on_demand_in_time() -> None:
     prepared = make_zones(np.zeros((1, 200), dtype=bool))
-    greedy = simulate(POLICIES["greedy"], prepared, Job(0, 50, 80, 3))
+    job = Job(0, 300, 500 * UNIT, 7)
+    greedy = simulate(POLICIES["greedy"], prepared, job)
     assert not greedy.missed_deadline
-    # Greedy waits until one changeover of slack is left (plus one tick of margin).
-    assert greedy.idle_hours == pytest.approx((80 - 50 - 3 - 1 + 1) * TICK)
-    assert greedy.finish_hours <= 80 * TICK
+    assert greedy.on_demand_hours == pytest.approx(307 * UNIT / 3600)
+    # It idles as long as one more probe interval still leaves one changeover of slack.
+    assert greedy.idle_hours > 0
+    assert greedy.finish_hours * 3600 <= 500 * UNIT
 
 
-def test_prefix_sum_statistics_equal_the_history_computation() -> None:
-    from dataclasses import replace
+def test_snapping_moves_probes_by_less_than_half_a_unit() -> None:
+    stamps = np.array([0.0, 194.0, 391.0, 586.0, 866.0])
+    times = snap_times(stamps, 195.0, 15)
+    assert times[:-1] == [0, 13, 26, 39, 58]
+    assert all(abs(t * 15 - s) <= 7.5 for t, s in zip(times, stamps, strict=False))
+    with pytest.raises(ValueError, match="closer than"):
+        snap_times(np.array([0.0, 5.0, 10.0]), 5.0, 15)
 
-    from bench.spot.engine import zone_market
 
+def test_prefix_sum_statistics_equal_a_direct_computation() -> None:
     rng = np.random.default_rng(3)
-    prepared = make_zones(flapping(rng, 2, 600, 5))
+    prepared = make_zones(flapping(rng, 2, 600, 5), jitter=True)
+    times = np.asarray(prepared.times)
     for _ in range(200):
         first = int(rng.integers(0, 500))
-        row = int(rng.integers(first, 600))
+        row = int(rng.integers(first + 1, 600))
         index = int(rng.integers(0, 2))
-        fast = zone_market(prepared, index, "r", row, first)
-        slow = replace(fast, settled=None, current_run=None)
-        expected = slow.settled_stats()
-        got = fast.settled_stats()
-        assert got.fraction == pytest.approx(expected.fraction)
-        assert got.mean_up_hours == pytest.approx(expected.mean_up_hours)
-        assert got.mean_down_hours == pytest.approx(expected.mean_down_hours)
-        assert got.observed_hours == pytest.approx(expected.observed_hours)
-        assert fast.run_hours() == pytest.approx(slow.run_hours())
+        got = zone_market(prepared, index, "r", row, first)
+        flags = prepared.market.available[index]
+        start = row
+        while start > first and flags[start - 1] == flags[row]:
+            start -= 1
+        assert got.run_hours() == pytest.approx((times[row] - times[start]) * UNIT / 3600)
+        window = flags[first:start]
+        lengths = np.diff(times[first : start + 1]) * UNIT / 3600
+        stats = got.settled_stats()
+        if len(window) == 0:
+            assert stats.observed_hours == 0
+            continue
+        up = lengths[window].sum()
+        runs_up = int(window[0]) + int(np.count_nonzero(window[1:] & ~window[:-1]))
+        assert stats.observed_hours == pytest.approx(lengths.sum())
+        assert stats.fraction == pytest.approx(up / lengths.sum())
+        if runs_up:
+            assert stats.mean_up_hours == pytest.approx(up / runs_up)
 
 
 def test_multi_zone_uniform_progress_on_one_zone_is_uniform_progress() -> None:
-    # bench.spot relies on this to reuse uniform_progress rows on single-zone runs.
+    # bench.spot relies on this to reuse up rows on single-zone runs.
     rng = np.random.default_rng(11)
     prepared = make_zones(flapping(rng, 1, 500, 4))
     for start in (0, 100, 250):
-        job = Job(start, 90, 110, 2)
-        single = simulate(POLICIES["uniform_progress"], prepared, job)
-        multi = simulate(POLICIES["uniform_progress_multi"], prepared, job)
+        job = Job(start, 540, 660 * UNIT, 7)
+        single = simulate(POLICIES["up"], prepared, job)
+        multi = simulate(POLICIES["up_multi"], prepared, job)
         assert single == multi
