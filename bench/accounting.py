@@ -18,7 +18,7 @@ from pathlib import Path
 from skyd.accounting import Accountant, AccountingSettings
 from skyd.clock import VirtualClock
 from skyd.events import EventBus
-from skyd.scheduler.service import Caller
+from skyd.identity import Caller
 from skyd.store import Store, open_store
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -19,10 +19,10 @@ from skyd.catalog.catalog import Catalog
 from skyd.clock import VirtualClock
 from skyd.clusters import ClusterService, ClusterSettings
 from skyd.events import EventBus
+from skyd.identity import Caller
 from skyd.market.live import LiveMarket
 from skyd.model import JobState
 from skyd.scheduler.placement import Placer
-from skyd.scheduler.service import Caller
 from skyd.spec import parse_task
 from skyd.store import jobs as job_store
 from skyd.store import open_store

@@ -6,7 +6,7 @@ import logging
 import pwd
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from skyd.accounting import inputs
 from skyd.accounting.accrual import (
@@ -32,15 +32,13 @@ from skyd.accounting.settings import AccountingSettings
 from skyd.clock import Clock
 from skyd.errors import PermissionDeniedError
 from skyd.events import EventBus
+from skyd.identity import Caller
 from skyd.model import JobState
 from skyd.spec import TaskSpec
 from skyd.store import Store
 from skyd.store import credits as credit_store
 from skyd.store import jobs as job_store
 from skyd.store import ledger as ledger_store
-
-if TYPE_CHECKING:
-    from skyd.scheduler.service import Caller
 
 log = logging.getLogger("skyd.accounting")
 

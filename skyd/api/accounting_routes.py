@@ -42,7 +42,7 @@ from skyd.api.validation import (
     query_params,
     uid_of,
 )
-from skyd.scheduler.service import Caller
+from skyd.identity import Caller
 from skyd.store import jobs as job_store
 
 ACCOUNTANT: web.AppKey[Accountant] = web.AppKey("accountant", Accountant)

@@ -17,8 +17,8 @@ from skyd.api.identity import CallerDirectory, caller_of
 from skyd.api.schemas import EventView, Flag, JobView, job_view
 from skyd.api.validation import BadRequest, Query, Strict, json_body, path_params, query_params
 from skyd.clusters import ClusterService
+from skyd.identity import Caller
 from skyd.model import MICROS_PER_DOLLAR
-from skyd.scheduler.service import Caller
 from skyd.spec import Overrides, ParseOptions, TaskSpec, command_task, parse_task
 from skyd.store.clusters import ClusterRecord
 

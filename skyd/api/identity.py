@@ -11,7 +11,7 @@ import time
 from aiohttp import web
 
 from skyd.errors import PermissionDeniedError
-from skyd.scheduler.service import Caller, user_name
+from skyd.identity import Caller, user_name
 
 _UCRED = struct.Struct("3i")  # pid, uid, gid
 

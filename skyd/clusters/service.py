@@ -36,10 +36,10 @@ from skyd.errors import (
     SpecError,
 )
 from skyd.events import EventBus
+from skyd.identity import Caller
 from skyd.model import InstanceState, JobState, LaunchRequest
 from skyd.providers.base import TAG_CLUSTER, TAG_MANAGED, TAG_TOKEN, Provider
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer
-from skyd.scheduler.service import Caller
 from skyd.spec import TaskSpec
 from skyd.store import Store
 from skyd.store import clusters as cluster_store

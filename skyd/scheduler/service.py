@@ -34,6 +34,7 @@ from skyd.errors import (
     TransientError,
 )
 from skyd.events import EventBus
+from skyd.identity import Caller, daemon_identity
 from skyd.market.live import LiveMarket
 from skyd.model import (
     Candidate,
@@ -85,38 +86,6 @@ OBSERVED_PREEMPTIONS_PER_HOUR = 0.5  # what one observed loss implies, at least
 
 # How long a failed scope (zone, region, cloud) is skipped before it is tried again.
 BLOCK_SECONDS = {CapacityError: 600.0, QuotaError: 3600.0, AuthError: 3600.0}
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    uid: int
-    is_admin: bool
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            object.__setattr__(self, "name", user_name(self.uid))
-
-
-def daemon_identity(state_dir: Path) -> str:
-    """This daemon's lasting id (made once per state directory), carried by every resource."""
-    path = state_dir / "daemon-id"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        import uuid
-
-        ident = f"skyd-{uuid.uuid4().hex[:12]}"
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(ident + "\n")
-        return ident
-
-
-def user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
 
 
 class JobScheduler:
