@@ -38,8 +38,8 @@ from skyd.providers.local import LocalProvider
 from skyd.providers.sim import SimProvider
 from skyd.providers.sim.provider import sim_cpu_offers
 from skyd.runner.process import ProcessRunner
+from skyd.scheduler.driver import JobScheduler
 from skyd.scheduler.planner import Planner
-from skyd.scheduler.service import JobScheduler
 from skyd.sdnotify import notify
 from skyd.store import Store, open_store
 from skyd.store.market import Observation

@@ -234,3 +234,23 @@ class Candidate:
     @property
     def key(self) -> str:
         return f"{self.offer.key}/{'spot' if self.spot else 'ondemand'}"
+
+
+# How an attempt's process is doing, as its runner reports it (this host or over SSH).
+class RunPhase(enum.StrEnum):
+    NOT_STARTED = "not_started"  # no shim ever ran setup for this attempt: safe to start one
+    SETUP = "setup"
+    RUN = "run"
+    DONE = "done"
+    KILLED = "killed"
+    LOST = "lost"  # the shim vanished without recording an end (e.g. the OOM killer)
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    phase: RunPhase
+    setup_exit: int | None = None
+    run_exit: int | None = None
+    run_started_at: float | None = None
+    ended_at: float | None = None
+    pid: int | None = None

@@ -46,7 +46,7 @@ from skyd.errors import (
 )
 from skyd.identity import Caller
 from skyd.model import TERMINAL_STATES, JobState
-from skyd.scheduler.service import JobScheduler
+from skyd.scheduler.driver import JobScheduler
 from skyd.spec import ParseOptions, TaskSpec, command_task, parse_task
 from skyd.spec.vocabulary import vocabulary_of
 from skyd.store import jobs as job_store

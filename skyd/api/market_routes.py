@@ -26,8 +26,8 @@ from skyd.errors import UnknownAcceleratorError
 from skyd.market.live import LiveMarket
 from skyd.model import ExclusionReason, Offer
 from skyd.optimizer import CandidateView
+from skyd.scheduler.driver import JobScheduler
 from skyd.scheduler.placement import PlacementOutcome, job_filters
-from skyd.scheduler.service import JobScheduler
 from skyd.spec import Overrides, ParseOptions, TaskSpec, parse_file
 from skyd.spec.vocabulary import vocabulary_of
 from skyd.store import market as market_store

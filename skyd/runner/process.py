@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import fcntl
 import json
 import os
@@ -15,24 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-class RunPhase(enum.StrEnum):
-    NOT_STARTED = "not_started"  # no shim ever ran setup for this attempt: safe to start one
-    SETUP = "setup"
-    RUN = "run"
-    DONE = "done"
-    KILLED = "killed"
-    LOST = "lost"  # the shim vanished without recording an end (e.g. the OOM killer)
-
-
-@dataclass(frozen=True, slots=True)
-class RunStatus:
-    phase: RunPhase
-    setup_exit: int | None = None
-    run_exit: int | None = None
-    run_started_at: float | None = None
-    ended_at: float | None = None
-    pid: int | None = None
+from skyd.model import RunPhase, RunStatus
 
 
 def shim_alive(attempt_dir: Path) -> bool:

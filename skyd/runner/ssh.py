@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from skyd.errors import ProviderError
-from skyd.model import Instance
+from skyd.model import Instance, RunPhase, RunStatus
 from skyd.providers.ssh.connection import SshConnections, SshTarget
 from skyd.providers.ssh.layout import SHIM_NAME, kill_command, run_dir, shim_command
 from skyd.runner import remote_shim
-from skyd.runner.process import RunCommand, RunPhase, RunStatus
+from skyd.runner.process import RunCommand
 
 if TYPE_CHECKING:
     import asyncssh

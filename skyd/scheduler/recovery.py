@@ -9,12 +9,13 @@ checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from skyd.optimizer import CandidateView
 from skyd.policy import PolicyState, SpotPolicy, Target, ZoneMarket
-from skyd.store.records import EventRecord
+from skyd.spec.task import RecoveryStrategy
+from skyd.store.records import EventRecord, InstanceRecord
 
 ASSUMED_PROGRESS_CAP = 0.9
 
@@ -152,3 +153,25 @@ def choose(
         return RecoveryChoice(None, f"{policy.name}: {target} is not launchable now", recheck)
     best = min(picks, key=lambda v: (v.hourly_price_micros, v.candidate.key))
     return RecoveryChoice(best, f"{policy.name}: {target} ({decision.reason})", recheck)
+
+
+# After a preemption, the scopes each recovery strategy avoids for a while (the lost
+# instance in, scopes out). A new strategy adds an entry here, not a branch at the call.
+def _the_spot_offering(lost: InstanceRecord) -> list[str]:
+    return [f"{lost.cloud}/{lost.region}/{lost.zone}/{lost.instance_type}/spot"]
+
+
+def _the_region(lost: InstanceRecord) -> list[str]:
+    return [f"{lost.cloud}/{lost.region}"]
+
+
+AVOID_AFTER_PREEMPTION: dict[RecoveryStrategy, Callable[[InstanceRecord], list[str]]] = {
+    RecoveryStrategy.FAILOVER: _the_spot_offering,
+    RecoveryStrategy.EAGER_NEXT_REGION: _the_region,
+}
+
+
+def avoid_after_preemption(strategy: RecoveryStrategy, lost: InstanceRecord) -> list[str]:
+    """The scopes to block after `lost` was preempted, under `strategy`."""
+    avoid = AVOID_AFTER_PREEMPTION.get(strategy)
+    return [] if avoid is None else avoid(lost)

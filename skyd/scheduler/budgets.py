@@ -1,0 +1,36 @@
+"""Budgets as the scheduler sees them: which waiting jobs are held, what over-budget means. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from skyd.model import JobState
+from skyd.scheduler.interfaces import HoldAnswer
+from skyd.store.records import JobRecord
+
+BUDGET_CHECK_SECONDS = 30.0
+
+
+def waiting_prices(batch: Sequence[JobRecord]) -> dict[int, int | None]:
+    """Waiting jobs → their placement's $/h in micro-dollars (None: not placed yet)."""
+    waiting: dict[int, int | None] = {}
+    for job in batch:
+        placement = job.placement or {}
+        price = placement.get("hourly_price")
+        waiting[job.id] = None if price is None else int(float(price) * 1_000_000)
+    return waiting
+
+
+def holds(decisions: Mapping[int, HoldAnswer]) -> dict[int, str]:
+    """The held jobs among `decisions`, each with why."""
+    return {job_id: d.message for job_id, d in decisions.items() if d.hold}
+
+
+def over_budget(action: str) -> tuple[JobState, str]:
+    """Where a running job goes at 100 % of its project's budget ("stop" or "hold"), and why."""
+    if action == "stop":
+        return JobState.FAILED, "stopped: its project's budget is spent"
+    return JobState.RECOVERING, "held until the budget allows: its project's budget is spent"
+
+
+WARNING = "project budget nearly spent (warning line reached)"

@@ -1,0 +1,372 @@
+"""The scheduler's driver: `JobScheduler`, its public surface, the pass loop, per-job steps
+and shutdown.
+
+All state lives in the store; this object only holds what can be rebuilt from it (per-job
+locks, the in-flight step set, temporary blocks). One pass looks at every job that holds
+resources and at a bounded batch of waiting ones, and starts at most one step per job. A
+step is picked by the job's state from `steps`; the flow itself lives in the modules
+named after it: admission → selection → launching → attempts (processes, watching) →
+recovery, with every write going through transitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from skyd.clock import Clock
+from skyd.config import Settings
+from skyd.errors import PermissionDeniedError
+from skyd.events import EventBus
+from skyd.identity import Caller, daemon_identity
+from skyd.market.live import LiveMarket
+from skyd.model import JobState
+from skyd.providers.base import Provider
+from skyd.runner.process import ProcessRunner
+from skyd.runner.ssh import SshRunner
+from skyd.scheduler import budgets
+from skyd.scheduler.admission import Admission
+from skyd.scheduler.attempts import Attempts
+from skyd.scheduler.blocks import ScopeBlocks
+from skyd.scheduler.interfaces import (
+    BudgetGate,
+    ClusterTargets,
+    NoBudgets,
+    NoClusters,
+    NoPlan,
+    PlanView,
+)
+from skyd.scheduler.launching import Launcher
+from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer
+from skyd.scheduler.processes import Processes
+from skyd.scheduler.reconcile import ReconcileReport, reconcile
+from skyd.scheduler.selection import Selector, planned_placement
+from skyd.scheduler.signals import Observe, ObservedRisk
+from skyd.scheduler.transitions import Journal
+from skyd.spec import TaskSpec
+from skyd.store import Store
+from skyd.store import jobs as job_store
+from skyd.store.records import JobRecord
+
+log = logging.getLogger("skyd.scheduler")
+
+HOLDING = (JobState.PROVISIONING, JobState.SETTING_UP, JobState.RUNNING)
+WAITING = (JobState.RECOVERING, JobState.PENDING)
+PLACEMENT_BATCH = 64  # waiting jobs considered per pass
+WAKE_DEBOUNCE_SECONDS = 0.01
+
+Step = Callable[[JobRecord], Awaitable[None]]
+
+
+class JobScheduler:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: EventBus,
+        clock: Clock,
+        settings: Settings,
+        providers: Mapping[str, Provider],
+        runner: ProcessRunner,
+        market: LiveMarket,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.settings = settings
+        self.providers = providers
+        self.runner = runner
+        self.market = market
+        self.placer = Placer(market)
+        self.daemon_id = daemon_identity(settings.state_dir)
+        self.last_reconcile: ReconcileReport | None = None
+        self._next_budget_check = 0.0
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._budgets: BudgetGate = NoBudgets()
+        self._plan: PlanView = NoPlan()
+        self._clusters: ClusterTargets = NoClusters()
+
+        self.journal = Journal(store, bus, clock)
+        self.blocks = ScopeBlocks()
+        self.risk = ObservedRisk(market, clock)
+        self.selector = Selector(
+            placer=self.placer,
+            market=market,
+            clock=clock,
+            blocks=self.blocks,
+            providers=providers,
+            recovery_settings=settings.recovery,
+            step_seconds=settings.scheduler_tick_seconds,
+        )
+        self.admission = Admission(
+            store=store,
+            clock=clock,
+            market=market,
+            placer=self.placer,
+            providers=providers,
+            journal=self.journal,
+        )
+        self.processes = Processes(
+            settings=settings, store=store, providers=providers, runner=runner
+        )
+        self.attempts = Attempts(
+            store=store,
+            clock=clock,
+            providers=providers,
+            journal=self.journal,
+            processes=self.processes,
+            blocks=self.blocks,
+            risk=self.risk,
+        )
+        self.launcher = Launcher(
+            store=store,
+            clock=clock,
+            providers=providers,
+            market=market,
+            daemon_id=self.daemon_id,
+            journal=self.journal,
+            selector=self.selector,
+            attempts=self.attempts,
+            blocks=self.blocks,
+            risk=self.risk,
+        )
+        # one step per non-terminal state: what a pass does for a job in that state
+        self.steps: dict[JobState, Step] = {
+            JobState.PENDING: self.launcher.start_attempt,
+            JobState.RECOVERING: self.launcher.start_attempt,
+            JobState.PROVISIONING: self.launcher.resume_provisioning,
+            JobState.SETTING_UP: self.attempts.watch,
+            JobState.RUNNING: self.attempts.watch,
+        }
+
+    # -- collaborators the daemon wires in after construction (each has a null default) --
+
+    @property
+    def planner(self) -> PlanView:
+        return self._plan
+
+    @planner.setter
+    def planner(self, plan: PlanView) -> None:
+        self._plan = self.launcher.plan = plan
+
+    @property
+    def clusters(self) -> ClusterTargets:
+        return self._clusters
+
+    @clusters.setter
+    def clusters(self, clusters: ClusterTargets) -> None:
+        self._clusters = self.launcher.clusters = self.processes.clusters = clusters
+
+    @property
+    def accountant(self) -> BudgetGate:
+        return self._budgets
+
+    @accountant.setter
+    def accountant(self, gate: BudgetGate) -> None:
+        self._budgets = self.admission.budgets = self.attempts.budgets = gate
+
+    @property
+    def ssh_runner(self) -> SshRunner | None:
+        return self.processes.ssh_runner
+
+    @ssh_runner.setter
+    def ssh_runner(self, runner: SshRunner | None) -> None:
+        self.processes.ssh_runner = runner
+
+    @property
+    def observe(self) -> Observe:
+        return self.risk.observe
+
+    @observe.setter
+    def observe(self, observe: Observe) -> None:
+        self.risk.observe = observe
+
+    @property
+    def _blocked(self) -> dict[str, float]:
+        """Scope → blocked until (tests block a zone by hand)."""
+        return self.blocks.until
+
+    # -- commands --------------------------------------------------------------
+
+    def submit(self, spec: TaskSpec, *, caller: Caller, base_dir: str) -> JobRecord:
+        return self.admission.submit(spec, caller=caller, base_dir=base_dir)
+
+    async def submit_grouped(self, spec: TaskSpec, *, caller: Caller, base_dir: str) -> JobRecord:
+        return await self.admission.submit_grouped(spec, caller=caller, base_dir=base_dir)
+
+    async def cancel(self, job_id: int, caller: Caller) -> JobRecord:
+        job = job_store.get_job(self.store, job_id)
+        if job.owner_uid != caller.uid and not caller.is_admin:
+            raise PermissionDeniedError(
+                f"job {job_id} belongs to {job.owner_name}; "
+                "only its owner or an admin may cancel it"
+            )
+        if job.state.is_terminal:
+            return job
+        async with self._lock(job_id):
+            job = job_store.get_job(self.store, job_id)
+            if job.state.is_terminal:
+                return job
+            await self.attempts.release(job, kill_grace=self.settings.local.cancel_grace_seconds)
+            job = self.journal.move(
+                job_id, JobState.CANCELLED, reason=f"cancelled by {caller.name}"
+            )
+        return job
+
+    # -- views -----------------------------------------------------------------
+
+    def placement_context(self) -> PlacementContext:
+        """Blocks, full providers and market signals as of now (call on the loop)."""
+        return self.selector.context()
+
+    def decide(
+        self, spec: TaskSpec, deadline: float | None, context: PlacementContext | None = None
+    ) -> PlacementOutcome:
+        """Where `spec` would go now, given blocks and free capacity (also for explain).
+        With a `context` it touches no live state, so a worker thread may call it."""
+        return self.selector.decide(spec, deadline, context)
+
+    def planned_placement(self, job: JobRecord) -> dict[str, Any] | None:
+        """Where a waiting job is planned to go (the planner's memory, else the store)."""
+        return planned_placement(job, self._plan)
+
+    def waiting_reason(self, job: JobRecord) -> str | None:
+        """Why a waiting job is not placed yet, as the planner last found (None: it is)."""
+        if job.state not in (JobState.PENDING, JobState.RECOVERING):
+            return None
+        reason = self._plan.unplaced_reason.get(job.id)
+        return None if reason is None else f"not placed yet: {reason}"
+
+    def job_dir(self, job_id: int) -> Path:
+        return self.processes.job_dir(job_id)
+
+    def log_path(self, job_id: int) -> Path:
+        return self.processes.log_path(job_id)
+
+    def attempt_dir(self, job: JobRecord) -> Path:
+        return self.processes.attempt_dir(job)
+
+    # -- the loop --------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Reconcile on every change and at least once per tick, until cancelled."""
+        while True:
+            self.bus.changed.clear()
+            try:
+                await self.reconcile_once()
+            except Exception:
+                log.exception("reconcile pass failed; retrying next tick")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.bus.changed.wait(), timeout=self.settings.scheduler_tick_seconds
+                )
+                # a burst of submits or exits costs one pass, not one pass each
+                await asyncio.sleep(WAKE_DEBOUNCE_SECONDS)
+
+    async def reconcile_once(self) -> None:
+        """Watch every job that holds resources; place waiting jobs only while capacity lasts.
+
+        A long queue costs nothing per pass when nothing can start: waiting jobs are read
+        in scheduling order, a bounded batch at a time, and only if some provider has room.
+        """
+        for job in job_store.jobs_in_states(self.store, HOLDING):
+            self._spawn_step(job.id)
+        if self.clock.now() >= self._next_budget_check:
+            self._next_budget_check = self.clock.now() + budgets.BUDGET_CHECK_SECONDS
+            await self.enforce_budgets()
+        if not self.admission.accepting or not self.selector.any_capacity():
+            return
+        batch = job_store.jobs_in_states(self.store, WAITING, limit=PLACEMENT_BATCH)
+        holds = (
+            budgets.holds(self._budgets.check_jobs(budgets.waiting_prices(batch))) if batch else {}
+        )
+        for job in batch:
+            if not self.selector.any_capacity():
+                break
+            if job.id in holds:
+                self.journal.note_waiting(job, f"held for budget: {holds[job.id]}")
+                continue
+            self._spawn_step(job.id)
+            # let the step claim its slot before the next job looks for one
+            await asyncio.sleep(0)
+
+    async def enforce_budgets(self) -> None:
+        """Warn running jobs at the warning line; stop or hold them at 100 % (per policy)."""
+        for job_id, action in self._budgets.running_over_budget():
+            job = job_store.get_job(self.store, job_id)
+            if job.state.is_terminal or job.id in self._inflight:
+                continue
+            if action == "warn":
+                self.journal.note_waiting(job, budgets.WARNING)
+                continue
+            async with self._lock(job_id):
+                job = job_store.get_job(self.store, job_id)
+                if job.state not in (JobState.SETTING_UP, JobState.RUNNING):
+                    continue
+                await self.attempts.release(
+                    job, kill_grace=self.settings.local.cancel_grace_seconds
+                )
+                target, reason = budgets.over_budget(action)
+                self.journal.move(job_id, target, kind="budget", reason=reason)
+
+    def _spawn_step(self, job_id: int) -> None:
+        if job_id in self._inflight or self._lock(job_id).locked():
+            return
+        task = asyncio.create_task(self._step(job_id), name=f"job-{job_id}")
+        self._inflight[job_id] = task
+        task.add_done_callback(functools.partial(self._forget, job_id))
+
+    def _forget(self, job_id: int, _task: asyncio.Task[None]) -> None:
+        self._inflight.pop(job_id, None)
+
+    def _lock(self, job_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(job_id, asyncio.Lock())
+
+    async def _step(self, job_id: int) -> None:
+        async with self._lock(job_id):
+            job = job_store.get_job(self.store, job_id)
+            step = self.steps.get(job.state)
+            if step is not None:
+                await step(job)
+
+    async def reconcile_now(self) -> ReconcileReport:
+        """Compare every provider's skyd resources with the store (see scheduler.reconcile)."""
+        report = await reconcile(
+            self.store,
+            self.providers,
+            self.clock,
+            daemon_id=self.daemon_id,
+            orphan_policy=self.settings.orphans,
+            busy_jobs=frozenset(self._inflight),
+        )
+        self.last_reconcile = report
+        for event in report.events:
+            self.journal.publish(event)
+        return report
+
+    async def reconcile_forever(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.reconcile_interval_seconds)
+            try:
+                await self.reconcile_now()
+            except Exception:
+                log.exception("reconcile failed; retrying next interval")
+
+    async def drain(self, budget_seconds: float) -> None:
+        """Stop starting new work; let in-flight transitions finish within the budget."""
+        self.admission.accepting = False
+        pending = [t for t in self._inflight.values() if not t.done()]
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=budget_seconds)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning(
+                    "shutdown budget exhausted; %d transitions resume on restart", len(late)
+                )

@@ -1,0 +1,239 @@
+"""From a waiting job to a started attempt: bind it to its cluster or pick an offer, launch
+(idempotent by client token), wait for the instances to boot, then start the process.
+
+Launch failures end in exactly one place each: capacity, quota and auth block their scope
+and put the job back to PENDING; transient and other provider errors retry from PENDING.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from skyd.clock import Clock
+from skyd.errors import (
+    AuthError,
+    CapacityError,
+    ConflictError,
+    NotFoundError,
+    ProviderError,
+    QuotaError,
+    TransientError,
+)
+from skyd.market.live import LiveMarket
+from skyd.model import Candidate, InstanceState, JobState, LaunchRequest
+from skyd.providers.base import TAG_ATTEMPT, TAG_DAEMON, TAG_JOB, TAG_MANAGED, TAG_TOKEN, Provider
+from skyd.scheduler.attempts import Attempts
+from skyd.scheduler.blocks import ScopeBlocks
+from skyd.scheduler.interfaces import ClusterTargets, NoClusters, NoPlan, PlanView
+from skyd.scheduler.selection import Choice, Selector, Wait
+from skyd.scheduler.signals import ObservedRisk
+from skyd.scheduler.transitions import Journal
+from skyd.spec import TaskSpec
+from skyd.store import Store
+from skyd.store import instances as instance_store
+from skyd.store import jobs as job_store
+from skyd.store.records import InstanceRecord, JobRecord
+
+
+class Launcher:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        providers: Mapping[str, Provider],
+        market: LiveMarket,
+        daemon_id: str,
+        journal: Journal,
+        selector: Selector,
+        attempts: Attempts,
+        blocks: ScopeBlocks,
+        risk: ObservedRisk,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.providers = providers
+        self.market = market
+        self.daemon_id = daemon_id
+        self.journal = journal
+        self.selector = selector
+        self.attempts = attempts
+        self.blocks = blocks
+        self.risk = risk
+        self.clusters: ClusterTargets = NoClusters()
+        self.plan: PlanView = NoPlan()
+
+    async def start_attempt(self, job: JobRecord, spec: TaskSpec | None = None) -> None:
+        """A PENDING or RECOVERING job: start its next attempt now, or record why it waits."""
+        spec = spec or TaskSpec.from_json(job.spec_json)
+        if await self._start_on_cluster(job, spec):
+            return
+        picked = self.selector.select(
+            job, spec, self.plan, lambda: job_store.job_events(self.store, job.id)
+        )
+        if isinstance(picked, Wait):
+            self.journal.note_waiting(job, picked.reason)
+            return
+        self.journal.placed(job.id)
+        self.plan.planned.pop(job.id, None)  # from now on the store says where it is
+        attempt = job.attempt + 1
+        job = self.journal.move(
+            job.id,
+            JobState.PROVISIONING,
+            reason=f"placed on {picked.choice.provider}: {picked.placement['why']}",
+            data={"attempt": attempt, "placement": picked.placement},
+            attempt=attempt,
+            placement_json=json.dumps(picked.placement),
+        )
+        await self._launch(job, spec, picked.choice)
+
+    async def _start_on_cluster(self, job: JobRecord, spec: TaskSpec) -> bool:
+        """A job bound to an interactive cluster runs on its instances: nothing is launched.
+        Returns False for an ordinary job."""
+        try:
+            target = self.clusters.target_for_job(job.id)
+        except ConflictError as exc:
+            self.journal.note_waiting(job, f"waiting: {exc.message}")
+            return True
+        except NotFoundError as exc:
+            self.journal.move(job.id, JobState.FAILED, reason=exc.message)
+            return True
+        if target is None:
+            return False
+        first = target.instances[0] if target.instances else None
+        placement = {
+            "provider": target.provider,
+            "cluster": True,
+            "cloud": first.cloud if first else target.provider,
+            "region": first.region if first else "",
+            "zone": first.zone if first else "",
+            "instance_type": first.instance_type if first else "",
+            "spot": bool(first.spot) if first else False,
+            "hourly_price": (first.hourly_price_micros if first else 0) / 1_000_000,
+            "expected_cost": None,
+            "why": "runs on its cluster's instances (nothing launched)",
+        }
+        attempt = job.attempt + 1
+        job = self.journal.move(
+            job.id,
+            JobState.PROVISIONING,
+            reason="bound to a cluster: " + ", ".join(i.instance_id for i in target.instances),
+            data={"attempt": attempt, "placement": placement},
+            attempt=attempt,
+            placement_json=json.dumps(placement),
+        )
+        job = self.journal.move(job.id, JobState.SETTING_UP, reason="cluster is up")
+        await self.attempts.start(job, spec)
+        return True
+
+    async def resume_provisioning(self, job: JobRecord) -> None:
+        """Instances booting: start the job once they run. After a restart mid-launch with
+        nothing recorded: repeat the launch with the same token (idempotent)."""
+        spec = TaskSpec.from_json(job.spec_json)
+        attempt_instances = [
+            i
+            for i in instance_store.instances_for_job(self.store, job.id)
+            if i.attempt == job.attempt and i.state in instance_store.ACTIVE_INSTANCE_STATES
+        ]
+        if attempt_instances:
+            await self._await_boot(job, spec, attempt_instances)
+            return
+        placement = job.placement or {}
+        provider_name = placement.get("provider")
+        if provider_name not in self.providers:
+            self.journal.move(
+                job.id,
+                JobState.PENDING,
+                reason=f"provider {provider_name!r} is not enabled any more; placing again",
+            )
+            return
+        offer = self.market.catalog.offer_by_key(str(placement.get("offer_key")))
+        spot = bool(placement.get("spot"))
+        price = offer.hourly_micros(spot) if offer is not None else None
+        if offer is not None and price is not None and provider_name is not None:
+            await self._launch(job, spec, Choice(provider_name, Candidate(offer, spot, price)))
+            return
+        self.journal.move(
+            job.id,
+            JobState.PENDING,
+            reason="the offering chosen before the restart is gone; placing again",
+        )
+
+    async def _launch(self, job: JobRecord, spec: TaskSpec, choice: Choice) -> None:
+        provider = self.providers[choice.provider]
+        token = f"skyd-{job.id}-{job.attempt}"
+        request = LaunchRequest(
+            job_id=job.id,
+            attempt=job.attempt,
+            client_token=token,
+            offer=choice.candidate.offer,
+            spot=choice.candidate.spot,
+            num_nodes=spec.num_nodes,
+            tags={
+                TAG_MANAGED: "1",
+                TAG_DAEMON: self.daemon_id,
+                TAG_JOB: str(job.id),
+                TAG_ATTEMPT: str(job.attempt),
+                TAG_TOKEN: token,
+            },
+            disk_size_gib=spec.resources.disk_size,
+        )
+        offer_key = choice.candidate.offer.key
+        try:
+            instances = await provider.launch(request)
+        except (CapacityError, QuotaError, AuthError) as exc:
+            scope = exc.scope or choice.candidate.offer.cloud
+            if isinstance(exc, CapacityError) and choice.candidate.spot:
+                self.risk.seen(offer_key, "skyd-launch-failure")
+            self.blocks.block_after(exc, scope, self.clock.now())
+            self.journal.move(
+                job.id,
+                JobState.PENDING,
+                kind="launch_failed",
+                reason=f"tried {offer_key}: {exc.message} (blocked {scope})",
+                data={"error": exc.code, "scope": scope},
+            )
+            return
+        except (TransientError, ProviderError) as exc:
+            self.journal.move(
+                job.id,
+                JobState.PENDING,
+                kind="launch_failed",
+                reason=f"tried {offer_key}: {exc.message}; will retry",
+                data={"error": exc.code},
+            )
+            return
+        rows = self.journal.instance_rows(
+            instances, job=job, token=token, hourly_micros=choice.candidate.hourly_price_micros
+        )
+        names = ", ".join(i.instance_id for i in instances)
+        data = {"instances": [i.instance_id for i in instances]}
+        if all(i.state == InstanceState.RUNNING for i in instances):
+            job = self.journal.move(
+                job.id, JobState.SETTING_UP, reason=f"launched {names}", data=data, also=rows
+            )
+            await self.attempts.start(job, spec)
+            return
+        self.journal.launched(job, rows, f"launched {names}; waiting for it to boot", data)
+
+    async def _await_boot(
+        self, job: JobRecord, spec: TaskSpec, instances: list[InstanceRecord]
+    ) -> None:
+        by_provider: dict[str, list[str]] = {}
+        for inst in instances:
+            by_provider.setdefault(inst.provider, []).append(inst.instance_id)
+        states: dict[str, InstanceState] = {}
+        for name, ids in by_provider.items():
+            provider = self.providers.get(name)
+            if provider is None:
+                return
+            states.update(await provider.describe(ids))
+        if any(s in (InstanceState.PREEMPTED, InstanceState.TERMINATED) for s in states.values()):
+            await self.attempts.preempted(job, spec, instances, states)
+            return
+        if all(s == InstanceState.RUNNING for s in states.values()):
+            job = self.journal.move(
+                job.id, JobState.SETTING_UP, reason=f"{', '.join(states)} running"
+            )
+            await self.attempts.start(job, spec)

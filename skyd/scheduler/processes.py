@@ -1,0 +1,187 @@
+"""An attempt's process: its job directory, environment and mounts; start, poll and kill it,
+on this host (ProcessRunner) or over SSH on lab machines and cloud VMs (SshRunner)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from skyd.config import Settings
+from skyd.errors import ProviderError
+from skyd.model import RunStatus
+from skyd.providers.base import TAG_TOKEN, InstanceLister, Provider
+from skyd.runner.process import ProcessRunner, RunCommand, read_status
+from skyd.runner.ssh import SshRunner, cloud_nodes, ssh_nodes
+from skyd.scheduler.interfaces import ClusterTargets, NoClusters
+from skyd.spec import TaskSpec
+from skyd.store import Store
+from skyd.store import instances as instance_store
+from skyd.store.records import JobRecord
+
+REMOTE_PROVIDERS = frozenset({"ssh", "aws", "gcp", "azure"})
+
+
+def mount_target(cwd: Path, job_dir: Path, dest: str) -> Path:
+    """Where a file mount lands on this host: `~/x` and `x` in the job's workdir,
+    `/abs/x` under the job's private `mounts/` tree (never the host's real /abs)."""
+    if dest.startswith("~/"):
+        return cwd / dest[2:]
+    if dest.startswith("/"):
+        return job_dir / "mounts" / dest.lstrip("/")
+    return cwd / dest
+
+
+class Processes:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        providers: Mapping[str, Provider],
+        runner: ProcessRunner,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.providers = providers
+        self.runner = runner
+        self.ssh_runner: SshRunner | None = None  # set by the daemon when SSH is in use
+        self.clusters: ClusterTargets = NoClusters()
+
+    def job_dir(self, job_id: int) -> Path:
+        return self.settings.jobs_dir / str(job_id)
+
+    def log_path(self, job_id: int) -> Path:
+        return self.job_dir(job_id) / "job.log"
+
+    def attempt_dir(self, job: JobRecord) -> Path:
+        return self.job_dir(job.id) / f"attempt-{job.attempt}"
+
+    def runs_over_ssh(self, job: JobRecord) -> bool:
+        return (job.placement or {}).get("provider") in REMOTE_PROVIDERS
+
+    def prepare(self, job: JobRecord, spec: TaskSpec) -> RunCommand:
+        """Make the job's directories and log (owned by the job's user when skyd may switch
+        to it) and say what to run, where, with which environment."""
+        job_dir = self.job_dir(job.id)
+        checkpoint_dir = self.settings.checkpoints_dir / str(job.id)
+        for path in (job_dir, checkpoint_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        log_file = self.log_path(job.id)
+        log_file.touch(exist_ok=True)
+        may_switch = os.geteuid() == 0 or self.settings.local.run_as_owner
+        run_as_other = may_switch and job.owner_uid != os.geteuid()
+        uid = gid = None
+        if run_as_other:
+            try:
+                entry = pwd.getpwuid(job.owner_uid)
+            except KeyError:
+                entry = None
+            uid, gid = job.owner_uid, entry.pw_gid if entry else job.owner_uid
+            for path in (job_dir, checkpoint_dir, log_file):
+                os.chown(path, uid, gid)
+        cwd = job_dir / "workdir"
+        mounts = {
+            str(mount_target(cwd, job_dir, dest)): src for dest, src in spec.file_mounts.items()
+        }
+        return RunCommand(
+            setup=spec.setup,
+            run=spec.run,
+            cwd=cwd,
+            env=self.job_env(job, spec, checkpoint_dir, cwd),
+            log_path=log_file,
+            workdir_source=Path(spec.workdir) if spec.workdir else None,
+            file_mounts=mounts,
+            uid=uid,
+            gid=gid,
+        )
+
+    async def start_local(self, job: JobRecord, command: RunCommand) -> None:
+        attempt_dir = self.attempt_dir(job)
+        if command.uid is not None and command.gid is not None:
+            attempt_dir.mkdir(parents=True, exist_ok=True)
+            os.chown(attempt_dir, command.uid, command.gid)
+        await self.runner.start(attempt_dir, command)
+
+    async def start_remote(self, job: JobRecord, spec: TaskSpec, command: RunCommand) -> None:
+        """Run the attempt over SSH: on lab machines, or on the cloud VMs it launched.
+        Raises ProviderError when it cannot run there."""
+        # remote machines: mounts land where the task says, relative to the remote job dir
+        remote = replace(command, file_mounts=dict(spec.file_mounts), uid=None, gid=None)
+        attempt_dir = self.attempt_dir(job)
+        attempt_dir.mkdir(parents=True, exist_ok=True)
+        provider_name = str((job.placement or {}).get("provider"))
+        provider = self.providers[provider_name]
+        if self.ssh_runner is None:
+            raise ProviderError(f"no SSH runner for {provider_name} instances")
+        if provider_name == "ssh":
+            ids = [
+                i.instance_id
+                for i in instance_store.instances_for_job(self.store, job.id)
+                if i.attempt == job.attempt and i.provider == "ssh"
+            ]
+            nodes = ssh_nodes(provider, ids)  # type: ignore[arg-type]
+        else:
+            login = self.settings.cloud_ssh
+            if login.key_path is None:
+                raise ProviderError(
+                    f"jobs on {provider_name} need an SSH key to reach its VMs: set "
+                    "[cloud_ssh] key_path (and user) in skyd's config"
+                )
+            if not isinstance(provider, InstanceLister):
+                raise ProviderError(f"the {provider_name} provider cannot list its instances")
+            token = f"skyd-{job.id}-{job.attempt}"
+            found = sorted(
+                await provider.instances({TAG_TOKEN: token}), key=lambda i: i.instance_id
+            )
+            nodes = cloud_nodes(
+                found,
+                user=login.user,
+                key_path=login.key_path,
+                known_hosts=login.known_hosts,
+                remote_root=login.remote_root,
+            )
+        await self.ssh_runner.start(attempt_dir, remote, nodes)
+
+    async def status(self, job: JobRecord) -> RunStatus:
+        if self.runs_over_ssh(job) and self.ssh_runner is not None:
+            return await self.ssh_runner.status(self.attempt_dir(job))
+        return read_status(self.attempt_dir(job))
+
+    async def kill(self, job: JobRecord, grace: float) -> None:
+        if self.runs_over_ssh(job) and self.ssh_runner is not None:
+            await self.ssh_runner.kill(self.attempt_dir(job), grace)
+        else:
+            await self.runner.kill(self.attempt_dir(job), grace)
+
+    def job_env(
+        self, job: JobRecord, spec: TaskSpec, checkpoint_dir: Path, cwd: Path
+    ) -> dict[str, str]:
+        try:
+            home = pwd.getpwuid(job.owner_uid).pw_dir
+        except KeyError:
+            home = str(cwd)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": home,
+            "USER": job.owner_name,
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "SKYD_JOB_ID": str(job.id),
+            "SKYD_JOB_NAME": job.name,
+            "SKYD_ATTEMPT": str(job.attempt),
+            "SKYD_CHECKPOINT_DIR": str(checkpoint_dir),
+            "SKYD_NODE_RANK": "0",
+            "SKYD_NUM_NODES": str(spec.num_nodes),
+            "SKYD_NODE_IPS": "127.0.0.1",
+            # SkyPilot's names, so scripts written for it run unchanged
+            "SKYPILOT_NODE_RANK": "0",
+            "SKYPILOT_NUM_NODES": str(spec.num_nodes),
+            "SKYPILOT_NODE_IPS": "127.0.0.1",
+            "SKYPILOT_TASK_ID": f"skyd-{job.id}-{job.attempt}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.update(self.clusters.job_env(job.id))
+        env.update(spec.envs)
+        return env

@@ -1,0 +1,271 @@
+"""Which offer a waiting job starts on now, or why it waits. Pure: no store, no I/O.
+
+The order of questions is the scheduler's policy: a deadline job asks the spot policy; a
+job the planner could not place waits with the planner's reason; a planned placement is
+taken while it is still possible; otherwise one placement decision is made now. A paid
+choice still waits while the lab's own free machines fit and are only busy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from skyd.clock import Clock
+from skyd.config import RecoverySettings
+from skyd.market.live import LiveMarket
+from skyd.model import Candidate, ExclusionReason, JobState
+from skyd.policy import POLICIES
+from skyd.scheduler import recovery
+from skyd.scheduler.blocks import ScopeBlocks
+from skyd.scheduler.interfaces import PlanView
+from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer, job_filters
+from skyd.spec import TaskSpec
+from skyd.spec.task import RecoveryStrategy
+from skyd.store.records import EventRecord, JobRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    provider: str
+    candidate: Candidate
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Start the job on `choice`; `placement` is what the store records about why."""
+
+    choice: Choice
+    placement: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    reason: str
+
+
+def placement_json(choice: Choice, outcome: PlacementOutcome) -> dict[str, Any]:
+    offer = choice.candidate.offer
+    price = choice.candidate.hourly_price_micros / 1_000_000
+    chosen = outcome.decision.chosen
+    return {
+        "provider": choice.provider,
+        "key": choice.candidate.key,
+        "offer_key": offer.key,
+        "cloud": offer.cloud,
+        "region": offer.region,
+        "zone": offer.zone,
+        "instance_type": offer.instance_type,
+        "accelerator_name": offer.accelerator_name or None,
+        "accelerator_count": offer.accelerator_count,
+        "spot": choice.candidate.spot,
+        "hourly_price": price,
+        "expected_cost": chosen.expected_cost_micros / 1_000_000 if chosen else None,
+        "expected_hours": chosen.expected_hours if chosen else None,
+        "why": outcome.decision.reason,
+    }
+
+
+class Selector:
+    """Answers "where would this job start now?" from blocks, free capacity, plans and prices.
+
+    `providers` is only asked for `free_slots()` (a provider without it never fills up)."""
+
+    def __init__(
+        self,
+        *,
+        placer: Placer,
+        market: LiveMarket,
+        clock: Clock,
+        blocks: ScopeBlocks,
+        providers: Mapping[str, object],
+        recovery_settings: RecoverySettings,
+        step_seconds: float,
+    ) -> None:
+        self.placer = placer
+        self.market = market
+        self.clock = clock
+        self.blocks = blocks
+        self.providers = providers
+        self.recovery = recovery_settings
+        self.step_seconds = step_seconds
+
+    def is_full(self, provider: str) -> bool:
+        free = getattr(self.providers[provider], "free_slots", None)
+        return free is not None and bool(free() <= 0)
+
+    def any_capacity(self) -> bool:
+        for provider in self.providers.values():
+            free = getattr(provider, "free_slots", None)
+            if free is None or free() > 0:
+                return True
+        return False
+
+    def context(self) -> PlacementContext:
+        """Blocks, full providers and market signals as of now (call on the loop)."""
+        return PlacementContext(
+            blocked=self.blocks.active(self.clock.now()) | frozenset(self.market.unavailable),
+            full_providers=frozenset(p for p in self.providers if self.is_full(p)),
+            signals=self.market.signals(),
+            market_version=self.market.version,
+        )
+
+    def decide(
+        self, spec: TaskSpec, deadline: float | None, context: PlacementContext | None = None
+    ) -> PlacementOutcome:
+        """Where `spec` would go now, given blocks and free capacity (also for explain).
+        With a `context` it touches no live state, so a worker thread may call it."""
+        now = self.clock.now()
+        return self.placer.decide(
+            spec,
+            deadline_hours=None if deadline is None else max(0.0, (deadline - now) / 3600.0),
+            context=context or self.context(),
+        )
+
+    def select(
+        self,
+        job: JobRecord,
+        spec: TaskSpec,
+        plan: PlanView,
+        events: Callable[[], Sequence[EventRecord]],
+    ) -> Start | Wait:
+        """Where `job` starts now, or why it waits (`events`: its history, read on demand)."""
+        deadline_choice = self.deadline_choice(job, spec, events)
+        planned = None
+        if deadline_choice is None:
+            if job.id in plan.unplaced_reason:
+                return Wait(f"waiting: {plan.unplaced_reason[job.id]}")
+            planned = self.planned_choice(job, plan)
+        if isinstance(deadline_choice, str):
+            return Wait(f"waiting: {deadline_choice}")
+        if planned is not None:
+            busy = self.free_capacity_busy(spec, job, planned.candidate)
+            if busy is not None:
+                return Wait(busy)
+            placement = dict(planned_placement(job, plan) or {}, provider=planned.provider)
+            return Start(planned, placement)
+        if deadline_choice is not None:
+            return Start(*deadline_choice)
+        outcome = self.decide(spec, job.deadline)
+        candidate = outcome.candidate
+        if candidate is None or outcome.provider is None:
+            return Wait(f"waiting: {outcome.decision.reason}")
+        busy = self.free_capacity_busy(spec, job, candidate, outcome)
+        if busy is not None:
+            return Wait(busy)
+        choice = Choice(outcome.provider, candidate)
+        return Start(choice, placement_json(choice, outcome))
+
+    def planned_choice(self, job: JobRecord, plan: PlanView) -> Choice | None:
+        """The planner's choice for a waiting job, if it is still possible right now."""
+        placement = planned_placement(job, plan) or {}
+        if not placement.get("planned"):
+            return None
+        offer = self.market.catalog.offer_by_key(str(placement.get("offer_key")))
+        if offer is None:
+            return None
+        spot = bool(placement.get("spot"))
+        price = offer.hourly_micros(spot)
+        provider = self.market.provider_for(offer.cloud)
+        blocked = self.blocks.active(self.clock.now())
+        scopes = {
+            offer.cloud,
+            f"{offer.cloud}/{offer.region}",
+            f"{offer.cloud}/{offer.region}/{offer.zone}",
+            offer.key,
+        }
+        if spot:
+            scopes.add(f"{offer.key}/spot")
+            blocked = blocked | frozenset(self.market.unavailable)
+        if price is None or provider is None or self.is_full(provider) or scopes & blocked:
+            return None
+        live = self.market.spot_prices.get(offer.key) if spot else None
+        return Choice(provider, Candidate(offer, spot, live or price))
+
+    def free_capacity_busy(
+        self,
+        spec: TaskSpec,
+        job: JobRecord,
+        paid: Candidate,
+        outcome: PlacementOutcome | None = None,
+    ) -> str | None:
+        """Why a paid choice should wait (None: it need not): the lab's own free machines can
+        run the job and are only busy, and no deadline asks for speed."""
+        if paid.hourly_price_micros == 0 or job.deadline is not None:
+            return None
+        outcome = outcome or self.decide(spec, job.deadline)
+        free_but_busy = [
+            v
+            for v in outcome.decision.candidates
+            if v.excluded == ExclusionReason.NO_QUOTA and v.hourly_price_micros == 0
+        ]
+        if not free_but_busy:
+            return None
+        where = free_but_busy[0].candidate.offer
+        return (
+            f"waiting for free capacity on {where.cloud} rather than paying "
+            f"${paid.hourly_price_micros / 1_000_000:.2f}/h on {paid.offer.cloud} "
+            "(give the job a deadline to let skyd pay)"
+        )
+
+    def deadline_choice(
+        self, job: JobRecord, spec: TaskSpec, events: Callable[[], Sequence[EventRecord]]
+    ) -> tuple[Choice, dict[str, Any]] | str | None:
+        """For a job with a deadline and the `deadline` strategy, the spot policy decides
+        spot-or-on-demand and where; None when it does not apply, a reason when it waits."""
+        job_hours = spec.estimated_hours()
+        if (
+            spec.recovery_strategy != RecoveryStrategy.DEADLINE
+            or job.deadline is None
+            or job_hours is None
+        ):
+            return None
+        now = self.clock.now()
+        filters = [replace(f, spot=None) for f in job_filters(spec, self.market)]
+        outcome = self.placer.decide(
+            spec,
+            deadline_hours=max(0.0, (job.deadline - now) / 3600.0),
+            context=self.context(),
+            filters=filters,
+        )
+        views = outcome.decision.candidates
+        last_region = (job.placement or {}).get("region")
+        last_cloud = (job.placement or {}).get("cloud")
+        state = recovery.policy_state(
+            views=views,
+            unavailable=frozenset(self.market.unavailable),
+            job_hours=job_hours,
+            done_hours=recovery.running_seconds(events(), now) / 3600.0,
+            deadline_hours=(job.deadline - job.created_at) / 3600.0,
+            elapsed_hours=(now - job.created_at) / 3600.0,
+            changeover_hours=self.recovery.changeover_hours,
+            step_hours=self.step_seconds / 3600.0,
+            checkpoint_region=f"{last_cloud}/{last_region}" if last_region else None,
+        )
+        if state is None:
+            return None
+        picked = recovery.choose(POLICIES[self.recovery.policy], state, views)
+        if picked.view is None:
+            return picked.reason
+        candidate = picked.view.candidate
+        provider = self.market.provider_for(candidate.offer.cloud)
+        if provider is None:
+            return f"{picked.reason}; no enabled provider for {candidate.offer.cloud}"
+        choice = Choice(provider, candidate)
+        placement = placement_json(choice, outcome)
+        placement.update(
+            why=picked.reason,
+            expected_cost=picked.view.expected_cost_micros / 1_000_000,
+            expected_hours=picked.view.expected_hours,
+        )
+        return choice, placement
+
+
+def planned_placement(job: JobRecord, plan: PlanView) -> dict[str, Any] | None:
+    """Where a waiting job is planned to go (the planner's memory, else the store)."""
+    if job.state in (JobState.PENDING, JobState.RECOVERING):
+        held = plan.planned.get(job.id)
+        if held is not None:
+            return held
+    return job.placement
