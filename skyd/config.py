@@ -149,6 +149,11 @@ class Settings:
     ssh: dict[str, Any] = field(default_factory=dict)
     # cloud adapters, as written: [aws] / [gcp] / [azure] with `enabled = true` and the
     # fields of skyd.providers.<cloud>.config (checked there, errors name the field)
+    # the lab's own clusters, as written: [slurm] with [[slurm.clusters]] (checked by
+    # skyd.providers.slurm.SlurmProviderConfig) and [kubernetes] (checked by
+    # skyd.providers.kubernetes.KubernetesConfig); errors name the field
+    slurm: dict[str, Any] = field(default_factory=dict)
+    kubernetes: dict[str, Any] = field(default_factory=dict)
     aws: dict[str, Any] = field(default_factory=dict)
     gcp: dict[str, Any] = field(default_factory=dict)
     azure: dict[str, Any] = field(default_factory=dict)
@@ -176,7 +181,7 @@ def _apply(target: Any, values: dict[str, Any], where: str) -> None:
         if key not in known:
             raise ConfigError(f"{where}{key}: unknown setting; allowed: {', '.join(sorted(known))}")
         current = getattr(target, key)
-        if key in ("ssh", "aws", "gcp", "azure") and isinstance(value, dict):
+        if key in ("ssh", "slurm", "kubernetes", "aws", "gcp", "azure") and isinstance(value, dict):
             setattr(target, key, value)
             continue
         if key == "quotas" and isinstance(value, list):

@@ -33,7 +33,7 @@ from skyd.market.replay import TraceReplay
 from skyd.market.sources import MarketSource
 from skyd.market.traces import load_trace_set
 from skyd.optimizer import Quota
-from skyd.providers.base import Provider
+from skyd.providers.base import OfferRefresher, Provider
 from skyd.providers.local import LocalProvider
 from skyd.providers.sim import SimProvider
 from skyd.providers.sim.provider import sim_cpu_offers
@@ -162,6 +162,15 @@ def build_providers(
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         providers["ssh"] = SshProvider(config, clock, SshConnections())
+    if settings.slurm.get("clusters"):
+        from skyd.providers.slurm import SlurmProvider, SlurmProviderConfig
+
+        try:
+            slurm_config = SlurmProviderConfig.from_mapping(settings.slurm)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        ssh = providers.get("ssh")
+        providers["slurm"] = SlurmProvider(slurm_config, clock, getattr(ssh, "connections", None))
     if settings.sim.enabled:
         traces = settings.sim.traces or default_catalog_dir() / "traces" / "aws-v100-3zone"
         replay = TraceReplay(
@@ -226,6 +235,9 @@ class Daemon:
         providers = dict(self._providers or build_providers(settings, self.clock, catalog))
         if self._providers is None:
             providers.update(build_cloud_providers(settings, self.clock, catalog))
+        for provider in providers.values():
+            if isinstance(provider, OfferRefresher):
+                await provider.refresh()  # offers read from the lab's own systems
         market = LiveMarket(catalog, providers)
         market.prefer_regions(settings.placement.home_regions, settings.placement.home_countries)
         scheduler = JobScheduler(

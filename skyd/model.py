@@ -203,6 +203,8 @@ class LaunchRequest:
     num_nodes: int = 1
     tags: dict[str, str] = field(default_factory=dict)
     disk_size_gib: int | None = None
+    # wall-clock limit of the attempt (batch systems cancel it then); None: no limit asked
+    time_limit_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,3 +94,11 @@ class InstanceLister(Protocol):
     launch that was never recorded, and to name an orphan's job)."""
 
     async def instances(self, tags: Mapping[str, str]) -> list[Instance]: ...
+
+
+@runtime_checkable
+class OfferRefresher(Protocol):
+    """Providers whose offerings are read from the system itself (Slurm partitions,
+    Kubernetes nodes): the daemon awaits `refresh()` before it places anything."""
+
+    async def refresh(self) -> None: ...
