@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import TextIO
 
 # Each task exports its rank under both names, then runs the phase's command in bash.
 _TASK = (
@@ -69,6 +70,12 @@ def _phase(directory: str, label: str, command: str, env: dict[str, str], nodes:
     _log_line(directory, f"--- skyd: {label} started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---")
     phase_env = dict(env)
     phase_env["SKYD_PHASE_COMMAND"] = command
+    # srun's own complaints (a step it could not create, a lost node) belong in the job's log
+    with open(os.path.join(directory, "node-0.log"), "a") as errors:
+        return _srun(directory, phase_env, nodes, errors)
+
+
+def _srun(directory: str, env: dict[str, str], nodes: int, errors: TextIO) -> int:
     proc = subprocess.run(
         [
             "srun",
@@ -83,8 +90,9 @@ def _phase(directory: str, label: str, command: str, env: dict[str, str], nodes:
             "-c",
             _TASK,
         ],
-        env=phase_env,
+        env=env,
         stdin=subprocess.DEVNULL,
+        stderr=errors,
         check=False,
     )
     return proc.returncode

@@ -120,3 +120,11 @@ def squeue_ids() -> set[str]:
         ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=False
     ).stdout
     return set(out.split())
+
+
+async def until_left_squeue(job_id: str) -> None:
+    async with asyncio.timeout(WAIT_LIMIT_S):
+        while True:
+            if job_id not in await asyncio.to_thread(squeue_ids):
+                return
+            await asyncio.sleep(0.3)  # polling a real scheduler, not ordering

@@ -17,6 +17,7 @@ from slurm_world import (
     request,
     sbatch,
     squeue_ids,
+    until_left_squeue,
     until_over,
     until_phase,
     until_states,
@@ -143,6 +144,7 @@ async def test_requeue_by_slurm_preemption_is_reported_preempted(
         await provider.terminate(ids)
         await asyncio.to_thread(subprocess.run, ["scancel", urgent], check=False)
     await until_states(provider, ids, {InstanceState.PREEMPTED, InstanceState.TERMINATED})
+    await until_left_squeue(urgent)  # the next test gets an idle cluster
 
 
 async def test_slurm_refusal_is_an_error_with_slurms_words(tmp_path: Path, daemon: str) -> None:
@@ -174,4 +176,6 @@ async def test_cancel_while_running_records_killed(tmp_path: Path, daemon: str) 
     await runner.kill(attempt, 1.0)
     await until_states(provider, ids, GONE)
     status = await runner.status(attempt)
-    assert status.phase in (RunPhase.KILLED, RunPhase.LOST)
+    log = (attempt / "job.log").read_text()
+    assert status.phase in (RunPhase.KILLED, RunPhase.LOST), log
+    assert "started" in log
