@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -168,8 +169,13 @@ class SlurmRunner:
         alive = state == InstanceState.RUNNING
         if not isinstance(data, dict) or data.get("started_at") is None:
             # handed over, not begun yet: the allocation is still reading launch.json
+            if saved.get("killed"):
+                return RunStatus(RunPhase.KILLED)
             return RunStatus(RunPhase.SETUP if alive else RunPhase.LOST)
-        return _status(data, alive)
+        status = _status(data, alive)
+        if saved.get("killed") and status.phase in (RunPhase.DONE, RunPhase.LOST):
+            return replace(status, phase=RunPhase.KILLED)
+        return status
 
     async def _pull_logs(self, attempt_dir: Path, saved: Mapping[str, Any], *, final: bool) -> None:
         shell = self._provider.shell(str(saved["cluster"]))
@@ -203,6 +209,12 @@ class SlurmRunner:
         saved = _read_json(attempt_dir / JOB_FILE)
         if saved is None:
             return
+        before = await self.status(attempt_dir) if saved.get("started") else None
+        if before is not None and before.phase in (RunPhase.SETUP, RunPhase.RUN):
+            # Slurm signals the steps before the batch shim: the shim may see its srun end
+            # and record "done" with the signal's exit code. The cancel is what happened.
+            saved["killed"] = True
+            _write_json(attempt_dir / JOB_FILE, saved)
         await self._provider.cancel(str(saved["cluster"]), [str(saved["job_id"])])
         with contextlib.suppress(ProviderError):
             await self.status(attempt_dir)  # the last output, recorded
