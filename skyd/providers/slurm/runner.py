@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from skyd.errors import ProviderError
-from skyd.model import InstanceState
+from skyd.model import InstanceState, RunPhase, RunStatus
 from skyd.providers.slurm.provider import SlurmJobRef, SlurmProvider
 from skyd.providers.slurm.shell import LocalShell
-from skyd.runner.process import RunCommand, RunPhase, RunStatus
+from skyd.runner.process import RunCommand
 
 log = logging.getLogger(__name__)
 

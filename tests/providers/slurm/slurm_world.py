@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from skyd.clock import SystemClock
-from skyd.model import InstanceState, LaunchRequest, Offer
+from skyd.model import InstanceState, LaunchRequest, Offer, RunPhase, RunStatus
 from skyd.providers.base import job_tags
 from skyd.providers.slurm import SlurmProvider, SlurmProviderConfig, SlurmRunner
-from skyd.runner.process import RunCommand, RunPhase, RunStatus
+from skyd.runner.process import RunCommand
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "start-slurm.sh"
 # Real Slurm schedules every couple of seconds; this only bounds how long a test waits.
