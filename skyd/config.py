@@ -133,6 +133,9 @@ class Settings:
     socket_group: str | None = None  # e.g. "skyd"; group of the socket file
     admin_group: str = "skyd-admin"
     shutdown_budget_seconds: float = 10.0
+    # Prometheus /metrics is always on the socket; "[host]:port" also serves it (only it)
+    # over TCP, the host defaulting to 127.0.0.1. "" = not over TCP.
+    metrics_listen: str = ""
     catalog_dir: Path | None = None  # None: the shipped catalogs
     orphans: str = "terminate"  # what reconcile does with this daemon's unrecorded instances
     reconcile_interval_seconds: float = 300.0

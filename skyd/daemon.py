@@ -32,6 +32,7 @@ from skyd.market.pollers import MarketPoller
 from skyd.market.replay import TraceReplay
 from skyd.market.sources import MarketSource
 from skyd.market.traces import load_trace_set
+from skyd.metrics import Metrics, serve_tcp
 from skyd.optimizer import Quota
 from skyd.providers.base import OfferRefresher, Provider
 from skyd.providers.local import LocalProvider
@@ -207,6 +208,7 @@ class Daemon:
         self.store: Store | None = None
         self.scheduler: JobScheduler | None = None
         self.web_app: web.Application | None = None
+        self.metrics: Metrics | None = None
 
     async def _checkpoints(self) -> None:
         """Keep the WAL short without ever checkpointing on the event loop."""
@@ -239,6 +241,9 @@ class Daemon:
             if isinstance(provider, OfferRefresher):
                 await provider.refresh()  # offers read from the lab's own systems
         market = LiveMarket(catalog, providers)
+        metrics = Metrics(self.store, bus, credits=lambda: accountant.credits())
+        metrics.instrument(providers)
+        self.metrics = metrics
         market.prefer_regions(settings.placement.home_regions, settings.placement.home_countries)
         scheduler = JobScheduler(
             store=self.store,
@@ -315,7 +320,11 @@ class Daemon:
             },
         )
         self.web_app = build_app(
-            scheduler, settings.admin_group, clusters=clusters, accountant=accountant
+            scheduler,
+            settings.admin_group,
+            clusters=clusters,
+            accountant=accountant,
+            metrics=metrics,
         )
         web_runner = await serve_unix(
             self.web_app,
@@ -323,6 +332,13 @@ class Daemon:
             mode=settings.socket_mode,
             group=settings.socket_group,
         )
+        runners = [web_runner]
+        if settings.metrics_listen:
+            try:
+                runners.append(await serve_tcp(metrics, settings.metrics_listen))
+            except (ValueError, OSError) as exc:  # a bad address, or one already taken
+                await web_runner.cleanup()
+                raise ConfigError(f"metrics_listen: {exc}") from None
         log.info(
             "skyd ready",
             extra={
@@ -348,6 +364,7 @@ class Daemon:
                     services.create_task(accountant.run(), name="accounting"),
                     services.create_task(self._checkpoints(), name="wal-checkpoints"),
                     services.create_task(poller.run(), name="market-poller"),
+                    services.create_task(metrics.run(), name="metrics"),
                 ]
                 sim = providers.get("sim")
                 if isinstance(sim, SimProvider):
@@ -365,7 +382,8 @@ class Daemon:
                     "stopping: no new requests; finishing in-flight transitions",
                     extra={"budget_seconds": settings.shutdown_budget_seconds},
                 )
-                await web_runner.cleanup()  # stop accepting first
+                for site_runner in runners:
+                    await site_runner.cleanup()  # stop accepting first
                 await scheduler.drain(settings.shutdown_budget_seconds)
                 scheduler_task.cancel()
                 for task in helpers:

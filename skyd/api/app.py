@@ -45,6 +45,7 @@ from skyd.errors import (
     SpecError,
 )
 from skyd.identity import Caller
+from skyd.metrics import METRICS, Metrics, metrics_handler
 from skyd.model import TERMINAL_STATES, JobState
 from skyd.scheduler.driver import JobScheduler
 from skyd.spec import ParseOptions, TaskSpec, command_task, parse_task
@@ -413,12 +414,23 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
+prometheus_metrics = endpoint(
+    "GET",
+    "/metrics",
+    "Prometheus metrics (text exposition format); see docs/api.md",
+    tag="operations",
+    content_type="text/plain",
+    errors=(),
+)(metrics_handler)
+
+
 def build_app(
     scheduler: JobScheduler,
     admin_group: str,
     *,
     clusters: ClusterService | None = None,
     accountant: Accountant | None = None,
+    metrics: Metrics | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[errors_as_json], client_max_size=8 * 1024 * 1024)
     app[SCHEDULER] = scheduler
@@ -430,6 +442,9 @@ def build_app(
     if accountant is not None:
         app[ACCOUNTANT] = accountant
         add_accounting_routes(app, accountant, admin_group)
+    if metrics is not None:
+        app[METRICS] = metrics
+        app.router.add_get("/metrics", prometheus_metrics)
     app.add_routes(
         [
             web.post("/v1/jobs", submit),

@@ -1,0 +1,53 @@
+"""The event-loop lag monitor: lateness per wake-up, the worst of a sliding window."""
+
+from __future__ import annotations
+
+import pytest
+
+from skyd.looplag import LoopLagMonitor
+
+
+class Stop(Exception):
+    pass
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.oversleep: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds + (self.oversleep.pop(0) if self.oversleep else 0.0)
+        if not self.oversleep:
+            raise Stop  # end the run after the scripted wake-ups
+
+
+async def test_lateness_is_measured_against_the_expected_wake_up() -> None:
+    time = FakeTime()
+    time.oversleep = [0.0, 0.3, 0.05, 0.0]
+    seen: list[float] = []
+    monitor = LoopLagMonitor(interval=0.1, window=10.0, now=time.clock, sleep=time.sleep)
+    monitor.observers.append(seen.append)
+    with pytest.raises(Stop):
+        await monitor.run()
+    assert [round(s, 6) for s in seen] == [0.0, 0.3, 0.05]
+    assert round(monitor.max_lag(), 6) == 0.3
+
+
+def test_the_maximum_slides_out_of_the_window() -> None:
+    time = FakeTime()
+    monitor = LoopLagMonitor(window=10.0, now=time.clock)
+    assert monitor.max_lag() == 0.0
+    monitor.record(100.0, 0.5)
+    monitor.record(105.0, 0.2)
+    monitor.record(108.0, -0.001)  # woke early: no lag
+    time.now = 109.0
+    assert monitor.max_lag() == 0.5
+    time.now = 111.0  # the 0.5 s sample is now older than the window
+    assert monitor.max_lag() == 0.2
+    time.now = 116.0
+    assert monitor.max_lag() == 0.0
+    assert monitor.count == 3
