@@ -48,80 +48,33 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _submit(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    from skyctl import job_commands
+def _handler_from(module: str, name: str) -> Handler:
+    """A handler that imports its command module only when its command runs."""
 
-    return job_commands.submit(args, client, out, err)
-
-
-def _queue(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    from skyctl import job_commands
-
-    return job_commands.queue(args, client, out, err)
-
-
-def _show(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    from skyctl import job_commands
-
-    return job_commands.show(args, client, out, err)
-
-
-def _logs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    from skyctl import job_commands
-
-    return job_commands.logs(args, client, out, err)
-
-
-def _cancel(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    from skyctl import job_commands
-
-    return job_commands.cancel(args, client, out, err)
-
-
-def _version(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    from skyctl import job_commands
-
-    return job_commands.version(args, client, out, err)
-
-
-def _prices(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    from skyctl import market_commands
-
-    return market_commands.prices(args, client, out, err)
-
-
-def _optimize(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    from skyctl import market_commands
-
-    return market_commands.optimize(args, client, out, err)
-
-
-def _credits(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    from skyctl import accounting_commands
-
-    return accounting_commands.credits(args, client, out, err)
-
-
-def _costs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    from skyctl import accounting_commands
-
-    return accounting_commands.costs(args, client, out, err)
-
-
-def _orphans(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    from skyctl import admin_commands
-
-    return admin_commands.orphans(args, client, out, err)
-
-
-def _cluster_command(name: str) -> Handler:
     def handler(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-        from skyctl import cluster_commands
+        import importlib
 
-        function: Handler = getattr(cluster_commands, name)
+        function: Handler = getattr(importlib.import_module(f"skyctl.{module}"), name)
         return function(args, client, out, err)
 
     return handler
+
+
+_submit = _handler_from("job_commands", "submit")
+_queue = _handler_from("job_commands", "queue")
+_show = _handler_from("job_commands", "show")
+_logs = _handler_from("job_commands", "logs")
+_cancel = _handler_from("job_commands", "cancel")
+_version = _handler_from("job_commands", "version")
+_prices = _handler_from("market_commands", "prices")
+_optimize = _handler_from("market_commands", "optimize")
+_credits = _handler_from("accounting_commands", "credits")
+_costs = _handler_from("accounting_commands", "costs")
+_orphans = _handler_from("admin_commands", "orphans")
+
+
+def _cluster_command(name: str) -> Handler:
+    return _handler_from("cluster_commands", name)
 
 
 def _arguments_from(module: str, name: str) -> Callable[[argparse.ArgumentParser], None]:
@@ -137,6 +90,43 @@ def _cluster_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
     return _arguments_from("cluster_commands", name)
 
 
+def _sky_command(name: str) -> Handler:
+    return _handler_from("sky_commands", name)
+
+
+def _completion(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
+    from skyctl.completion import completion_script
+
+    out.write(completion_script(args.shell, build_parser()))
+    return 0
+
+
+def _completion_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell to complete in")
+
+
+JOBS_VERBS = {"launch": _submit, "queue": _queue, "cancel": _cancel, "logs": _logs}
+
+
+def _jobs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
+    return JOBS_VERBS[args.jobs_verb](args, client, out, err)
+
+
+def _jobs_arguments(sub: argparse.ArgumentParser) -> None:
+    from skyctl.job_aliases import declare_jobs_verbs
+
+    declarers = {"launch": _submit_arguments, "queue": _queue_arguments}
+    declarers.update(cancel=_cancel_arguments, logs=_logs_arguments)
+    declare_jobs_verbs(sub, declarers)
+
+
+def _cost_report_arguments(sub: argparse.ArgumentParser) -> None:
+    from skyctl.accounting_commands import costs_arguments
+
+    costs_arguments(sub)
+    sub.set_defaults(by="job")
+
+
 def _dashboard(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
     from skyctl import cluster_commands
 
@@ -150,6 +140,9 @@ def _json_flag(sub: argparse.ArgumentParser) -> None:
 def _submit_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("files", nargs="*", metavar="FILE", help="SkyPilot-style task YAML")
     sub.add_argument("--name", metavar="N", help="the job's name (overrides the task's)")
+    sub.add_argument(
+        "-f", "--follow", action="store_true", help="show its progress and logs until it ends"
+    )
     _json_flag(sub)
     _override_arguments(sub, with_name=False)
 
@@ -225,6 +218,19 @@ def _optimize_arguments(sub: argparse.ArgumentParser) -> None:
 
 def _no_arguments(sub: argparse.ArgumentParser) -> None:
     pass
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, with the installed version looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from skyctl.job_commands import installed_version
+
+        sys.stdout.write(f"skyctl {installed_version()}\n")
+        parser.exit()
 
 
 class Command:
@@ -342,6 +348,34 @@ COMMANDS = (
         _json_flag,
     ),
     Command("dashboard", "open the live terminal dashboard", _dashboard, _no_arguments),
+    Command(
+        "status",
+        "clusters and managed jobs at a glance (as `sky status`)",
+        _sky_command("status"),
+        _arguments_from("sky_commands", "status_arguments"),
+    ),
+    Command(
+        "show-gpus",
+        "accelerators, counts, cheapest on-demand and spot price per cloud/region",
+        _sky_command("show_gpus"),
+        _arguments_from("sky_commands", "show_gpus_arguments"),
+    ),
+    Command(
+        "cost-report",
+        "what each job cost (as `costs --by job`)",
+        _costs,
+        _cost_report_arguments,
+    ),
+    Command(
+        "jobs", "SkyPilot's managed-job verbs: launch, queue, cancel, logs", _jobs, _jobs_arguments
+    ),
+    Command(
+        "completion",
+        "print a shell completion script: bash, zsh or fish",
+        _completion,
+        _completion_arguments,
+        epilog="e.g. `skyctl completion bash > ~/.local/share/bash-completion/completions/skyctl`",
+    ),
 )
 
 
@@ -358,6 +392,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "130 interrupted.",
     )
     parser.add_argument("--socket", metavar="PATH", help=socket_help)
+    parser.add_argument("--version", action=_VersionAction, help="print skyctl's version")
     # Accepting --socket after the command too; SUPPRESS keeps it from hiding the global one.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -397,7 +432,10 @@ def command_index(argv: Sequence[str]) -> int | None:
 def split_command_argv(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
     """For `submit|exec … -- COMMAND…`, cut the command off before argparse sees (and eats) it."""
     index = command_index(argv)
-    if index is None or argv[index] not in ("submit", "exec") or "--" not in argv[index:]:
+    if index is None or "--" not in argv[index:]:
+        return list(argv), None
+    launch = argv[index] == "jobs" and "launch" in argv[index : argv.index("--", index)]
+    if argv[index] not in ("submit", "exec") and not launch:
         return list(argv), None
     cut = argv.index("--", index)
     return list(argv[:cut]), list(argv[cut + 1 :])
@@ -409,6 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = head[index] if index is not None else None
     # Unknown or missing commands get the full parser, so that help and errors list them all.
     known = any(command.name == chosen for command in COMMANDS)
+    if chosen is None and "--version" in head:
+        known, chosen = True, ""  # `skyctl --version` needs no subcommand declared
     parser = build_parser(chosen if known else None)
     try:
         args = parser.parse_args(head)
@@ -418,10 +458,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         sys.stderr.write("skyctl: error: give a command, e.g. `skyctl queue` (see skyctl -h)\n")
         return EXIT_USAGE
-    if args.command == "submit":
+    if args.command == "submit" or getattr(args, "jobs_verb", None) == "launch":
         problem = _submit_problem(args.files, command_argv)
         if problem:
-            sys.stderr.write(f"skyctl submit: error: {problem}\n")
+            sys.stderr.write(f"skyctl {args.command}: error: {problem}\n")
             return EXIT_USAGE
         args.command_argv = command_argv
     elif args.command == "exec":

@@ -10,12 +10,20 @@ import argparse
 import importlib.util
 import os
 import sys
+import time
 from urllib.parse import quote
 
 from skyctl.client import DaemonClient
 from skyctl.messages import UsageError, error_line
 from skyctl.optional_endpoint import call_optional
-from skyctl.render import EMPTY, format_money, format_table, format_timestamp, write_json
+from skyctl.render import (
+    EMPTY,
+    format_money,
+    format_relative,
+    format_table,
+    parse_time,
+    write_json,
+)
 
 # skyctl's hot paths never import typing (~3 ms at startup); these names are for mypy only.
 TYPE_CHECKING = False
@@ -46,10 +54,20 @@ def launch_arguments(sub: argparse.ArgumentParser) -> None:
         help="autostop after this many idle minutes (overrides the task's resources.autostop)",
     )
     sub.add_argument("--down", action="store_true", help="with -i: tear down instead of stopping")
+    _detach_flag(sub)
     _json_flag(sub)
     from skyctl.task_overrides import add_override_arguments
 
     add_override_arguments(sub, with_name=False)
+
+
+def _detach_flag(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "-d",
+        "--detach-run",
+        action="store_true",
+        help="return once the job is queued instead of following its progress and output",
+    )
 
 
 def exec_arguments(sub: argparse.ArgumentParser) -> None:
@@ -59,6 +77,7 @@ def exec_arguments(sub: argparse.ArgumentParser) -> None:
         "target", nargs="*", metavar="FILE|CMD", help="a task YAML file, or -- and a command"
     )
     sub.add_argument("--name", metavar="N", help="the job's name")
+    _detach_flag(sub)
     _json_flag(sub)
 
 
@@ -123,11 +142,23 @@ def launch(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Tex
     body["name"] = args.cluster
     if args.idle_minutes is not None:
         body.update(idle_minutes=args.idle_minutes, down=args.down)
+    watcher = None
+    if not args.json and not args.detach_run:
+        from skyctl.follow import newest_seq, watching
+
+        # watch before asking: the launch request returns only once the cluster is up
+        watcher = watching(client, err, newest_seq(client), tty=None)
+        watcher.cluster = args.cluster
     answer = call_optional(client, "launch", "POST", "/v1/clusters", body=body)
     if args.json:
         write_json(out, answer)
         return 0
     cluster, job = answer.get("cluster", {}), answer.get("job", {})
+    if watcher is not None and job.get("id") is not None:
+        from skyctl.follow import follow
+
+        err.write(f"cluster {cluster.get('name')} is {cluster.get('state')} ({_where(cluster)})\n")
+        return follow(client, int(job["id"]), out, err, watcher=watcher)
     out.write(f"cluster {cluster.get('name')} is {cluster.get('state')} ({_where(cluster)})\n")
     out.write(
         f"job {job.get('id')} queued on it; follow it with `skyctl logs -f {job.get('id')}`\n"
@@ -158,8 +189,13 @@ def exec_(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Text
     )
     if args.json:
         write_json(out, job)
-    else:
+    elif args.detach_run:
         out.write(f"{job.get('id')}\n")
+    else:
+        from skyctl.follow import follow
+
+        err.write(f"job {job.get('id')} queued on {args.cluster}\n")
+        return follow(client, int(job["id"]), out, err)
     return 0
 
 
@@ -177,13 +213,14 @@ def clusters(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: T
     return 0
 
 
-def clusters_table(rows: list[dict[str, Any]]) -> str:
+def clusters_table(rows: list[dict[str, Any]], now: float | None = None) -> str:
+    now = time.time() if now is None else now
     headers = ["NAME", "STATE", "OWNER", "WHERE", "RESOURCES", "$/HR", "AUTOSTOP", "JOBS", "SINCE"]
     table = []
     for row in rows:
         resources = row.get("instance_type") or EMPTY
         if row.get("accelerators"):
-            resources += f" ({row['accelerators']})"
+            resources += f" {row['accelerators']}"
         if len(row.get("instances") or ()) > 1:
             resources = f"{len(row['instances'])}x {resources}"
         table.append(
@@ -196,10 +233,10 @@ def clusters_table(rows: list[dict[str, Any]]) -> str:
                 format_money(row.get("hourly_price")),
                 _autostop_text(row.get("autostop")),
                 str(len(row.get("active_jobs") or ())),
-                format_timestamp(row.get("up_at") or row.get("created_at")),
+                format_relative(parse_time(row.get("up_at") or row.get("created_at")), now),
             ]
         )
-    return format_table(headers, table, max_widths={3: 40, 4: 40})
+    return format_table(headers, table)
 
 
 def stop(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:

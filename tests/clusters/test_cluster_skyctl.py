@@ -74,14 +74,14 @@ def task_file(tmp_path: Path) -> Path:
 def test_launch_exec_list_autostop_and_down(
     server: ClusterServer, task_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    status, out, _ = skyctl(server, "launch", "-c", "dev", str(task_file))
+    status, out, _ = skyctl(server, "launch", "-c", "dev", "-d", str(task_file))
     assert status == 0
     assert out.startswith("cluster dev is UP (local/local)\njob 1 queued on it")
 
     # one .yaml argument is a task file; anything else is a command
     status, out, _ = skyctl(server, "exec", "dev", str(task_file), "--json")
     assert status == 0 and json.loads(out)["name"] == "dev-setup"
-    status, out, _ = skyctl(server, "exec", "dev", "--", "python", "-u", "x.py")
+    status, out, _ = skyctl(server, "exec", "-d", "dev", "--", "python", "-u", "x.py")
     assert status == 0 and out.strip() == "3"
 
     status, out, _ = skyctl(server, "clusters")

@@ -45,7 +45,7 @@ def test_launch_exec_and_down_a_cluster(daemon: DaemonThread, client: DaemonClie
     if first_job is not None:
         assert _job_done(client, first_job)["state"] == "SUCCEEDED"
 
-    code, text = _run(daemon, "exec", "dev", "--", "sh", "-c", "echo on $SKYD_CLUSTER")
+    code, text = _run(daemon, "exec", "dev", "-d", "--", "sh", "-c", "echo on $SKYD_CLUSTER")
     assert code == 0, text
     job_id = int(text.strip())
     job = _job_done(client, job_id)

@@ -1,0 +1,27 @@
+"""`skyctl jobs launch|queue|cancel|logs`: SkyPilot's managed-job verbs onto skyctl's own."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+
+Declarer = Callable[[argparse.ArgumentParser], None]
+
+
+def declare_jobs_verbs(sub: argparse.ArgumentParser, declarers: Mapping[str, Declarer]) -> None:
+    """Each verb takes exactly the arguments of the command it stands for (`declarers`);
+    `launch` follows the job to its end unless -d, as `sky jobs launch` does."""
+    verbs = sub.add_subparsers(dest="jobs_verb", metavar="VERB", required=True)
+    launch = verbs.add_parser(
+        "launch",
+        help="submit a task (as `submit`) and follow it until it ends, unless -d",
+        usage="skyctl jobs launch [-d] [--name N] FILE...\n"
+        "       skyctl jobs launch [-d] [--name N] -- COMMAND...",
+    )
+    declarers["launch"](launch)
+    launch.add_argument(
+        "-d", "--detach-run", action="store_true", help="print the job id and return (no follow)"
+    )
+    declarers["queue"](verbs.add_parser("queue", help="list jobs (as `queue`)"))
+    declarers["cancel"](verbs.add_parser("cancel", help="cancel jobs (as `cancel`)"))
+    declarers["logs"](verbs.add_parser("logs", help="print a job's output (as `logs`)"))
