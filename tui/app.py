@@ -3,6 +3,7 @@ daemon's event stream; `run_dashboard` is what `skyctl dashboard` and `python -m
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -10,7 +11,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import Footer, HelpPanel, Static, TabbedContent, TabPane
 
 from skyd.clock import Clock, SystemClock
 from tui.client import ApiError, DaemonApi, DaemonUnavailableError, EndpointMissingError
@@ -30,6 +31,21 @@ from tui.status_bar import StatusBar
 JsonObject = dict[str, Any]
 
 TABS = ("jobs", "clusters", "market", "spend", "events")
+# What gets focus when a tab is shown: the first of these in it.
+MAIN_WIDGETS = "JobTable, DataTable, RichLog"
+EVENTS_HEADER = f"{'time':<8} {'job':<5} {'event':<12} {'state':<13} why"  # as event_line
+
+
+def screenshot_folder(preferred: Path | None = None) -> Path:
+    """The current directory if it can be written, else $XDG_STATE_HOME/skyd (made if need be)."""
+    folder = preferred or Path.cwd()
+    if os.access(folder, os.W_OK):
+        return folder
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "skyd"
+    state.mkdir(parents=True, exist_ok=True)
+    return state
+
+
 # The clusters, market and spend tabs refetch at most this often while events flow.
 SIDE_TABLE_RELOAD_SECONDS = 2.0
 
@@ -40,15 +56,23 @@ class SkydDashboard(App[int]):
     TITLE = "skyd"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        Binding("question_mark", "toggle_keys", "Keys"),
         *(
             Binding(str(i), f"show_tab('{tab}')", tab.title(), show=False)
             for i, tab in enumerate(TABS, start=1)
         ),
     ]
 
-    def __init__(self, socket_path: str, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        socket_path: str,
+        *,
+        clock: Clock | None = None,
+        screenshot_dir: Path | None = None,
+    ) -> None:
         super().__init__()
         self.socket_path = socket_path
+        self.screenshot_dir = screenshot_dir
         self.clock: Clock = clock or SystemClock()
         self.api = DaemonApi(socket_path)
         self.feed = LiveFeed(self.api, self, self.clock)
@@ -67,6 +91,7 @@ class SkydDashboard(App[int]):
             with TabPane("4 Spend", id="spend"):
                 yield SpendPane(self.api, self.clock.now, id="spend-pane")
             with TabPane("5 Events", id="events"):
+                yield Static(EVENTS_HEADER, id="events-header", classes="pane-header")
                 yield EventsPane(id="events-pane")
         yield StatusBar(id="status")
         yield Footer()
@@ -159,8 +184,9 @@ class SkydDashboard(App[int]):
 
     @on(TabbedContent.TabActivated)
     def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
-        # the tab's own key bindings (and footer) apply only while focus is inside it
-        focusable = [w for w in event.pane.query("DataTable, RichLog") if w.focusable]
+        # the tab's own key bindings (and footer) apply only while focus is inside it: focus
+        # its main widget, or the keys of the tab left behind would be the ones that work
+        focusable = [w for w in event.pane.query(MAIN_WIDGETS) if w.focusable]
         if focusable:
             focusable[0].focus()
         for table in event.pane.query(EndpointTable):
@@ -171,7 +197,33 @@ class SkydDashboard(App[int]):
             self.call_after_refresh(log.scroll_end, animate=False)
 
     def action_show_tab(self, tab: str) -> None:
-        self.main_screen.query_one("#tabs", TabbedContent).active = tab
+        tabs = self.main_screen.query_one("#tabs", TabbedContent)
+        if tabs.active == tab:
+            # no TabActivated comes for the tab already shown; focus may still be elsewhere
+            focusable = [w for w in tabs.get_pane(tab).query(MAIN_WIDGETS) if w.focusable]
+            if focusable:
+                focusable[0].focus()
+        tabs.active = tab
+
+    def action_toggle_keys(self) -> None:
+        """`?`: the keys of whatever has focus (and of the app), beside it; again to hide."""
+        if self.screen.query(HelpPanel):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def deliver_screenshot(
+        self,
+        filename: str | None = None,
+        path: str | None = None,
+        time_format: str | None = None,
+    ) -> str | None:
+        """Screenshots go to the current directory (or the user's state directory when that
+        cannot be written), never to a Downloads folder that a server may not have."""
+        folder = Path(path) if path else screenshot_folder(self.screenshot_dir)
+        saved = self.save_screenshot(filename, str(folder), time_format)
+        self.notify(f"Saved screenshot to {saved}", title="Screenshot")
+        return saved
 
     # -- requests from panes ---------------------------------------------------------------
 

@@ -17,18 +17,16 @@ LINES_KEPT = 2_000
 
 
 def event_line(event: JsonObject, now: float) -> Text:
-    """`12:03:04 #17 placed RUNNING  cheapest spot offer …` — the reason is the point."""
+    """`12:03:04 #17   placed       RUNNING       cheapest spot offer …`: aligned under the
+    tab's header; the reason is the point."""
     job = event.get("job_id")
-    parts = [
-        clock_time(event.get("at"), now=now),
-        f"#{job}" if job is not None else "skyd",
-        str(event.get("kind", "")),
-    ]
-    if event.get("state"):
-        parts.append(str(event["state"]))
-    line = Text(" ".join(parts))
-    if event.get("reason"):
-        line.append("  " + str(event["reason"]))
+    who = f"#{job}" if job is not None else "skyd"
+    line = Text(
+        f"{clock_time(event.get('at'), now=now):<8} {who:<5} {event.get('kind', '')!s:<12} "
+        f"{event.get('state') or ''!s:<13}"
+    )
+    line.append(" " + str(event.get("reason") or ""))
+    line.rstrip()
     return line
 
 

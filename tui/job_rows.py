@@ -3,8 +3,8 @@ an event from the stream changes a job before the daemon is asked for the rest."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.text import Text
@@ -52,6 +52,45 @@ COLUMNS: tuple[Column, ...] = (
     Column("slack", "slack", 8, right=True),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
+
+# Columns whose values vary in length: each takes what its longest value needs (up to a cap),
+# and when the terminal is too narrow for that, the widest gives way first, down to its width
+# in COLUMNS above (which fit 80 columns).
+FLEXIBLE_CAPS = {"name": 41, "owner": 17, "placement": 49}
+
+
+def _content_width(key: str, job: Mapping[str, Any]) -> int:
+    # the cell's leading space, the value, and one more so that it never touches the next
+    if key == "placement":
+        return len(placement_text(job)) + 2
+    return len(str(job.get(key) or "")) + 2
+
+
+def natural_widths(
+    jobs: Iterable[Mapping[str, Any]], start: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """What the flexible columns need to show these jobs' values whole (up to their caps)."""
+    needed = dict(start or {c.key: len(c.label) + 1 for c in COLUMNS if c.key in FLEXIBLE_CAPS})
+    for job in jobs:
+        for key, cap in FLEXIBLE_CAPS.items():
+            if needed[key] < cap:
+                needed[key] = min(cap, max(needed[key], _content_width(key, job)))
+    return needed
+
+
+def fit_columns(natural: Mapping[str, int], width: int) -> tuple[Column, ...]:
+    """COLUMNS with the flexible ones at their `natural` widths, narrowed to fit `width`."""
+    widths = {c.key: natural.get(c.key, c.width) for c in COLUMNS}
+    floors = {c.key: min(c.width, widths[c.key]) for c in COLUMNS if c.key in FLEXIBLE_CAPS}
+    excess = sum(widths.values()) - width
+    while excess > 0:
+        shrinkable = [key for key in floors if widths[key] > floors[key]]
+        if not shrinkable:
+            break
+        widest = max(shrinkable, key=lambda key: widths[key])
+        widths[widest] -= 1
+        excess -= 1
+    return tuple(replace(c, width=widths[c.key]) for c in COLUMNS)
 
 
 def runtime_seconds(job: Mapping[str, Any], now: float) -> float | None:

@@ -79,6 +79,16 @@ class JobTable(ScrollView, can_focus=True):
         # repeat for each line of each frame; they change only when styles do
         self._styles: tuple[Style, Style] | None = None
 
+    def set_columns(self, columns: tuple[Column, ...]) -> None:
+        """New column widths (sized to the jobs and the terminal): every row is redrawn."""
+        if columns == self.columns:
+            return
+        self.columns = columns
+        self._width = sum(c.width for c in columns)
+        self._strips.clear()
+        self.virtual_size = Size(self._width, len(self.order))
+        self.refresh()
+
     # -- rows ----------------------------------------------------------------------------
 
     @property

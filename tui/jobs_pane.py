@@ -9,19 +9,21 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.events import Click
+from textual.events import Click, Resize
 from textual.message import Message
 from textual.widgets import Input, Label, Static
 
 from skyd.clock import Clock
 from tui import job_rows
-from tui.job_rows import COLUMNS, JobFilter
+from tui.job_rows import COLUMNS, Column, JobFilter
 from tui.job_table import JobTable, column_at, header_text
 from tui.requests import CancelJob, IncludeFinishedToggled, OpenJob
 
 JsonObject = dict[str, Any]
 
 TICK_SECONDS = 1.0
+# the vertical scrollbar's cells, so that the last column is never under it
+SCROLLBAR_ROOM = 2
 RESORT_DELAY_SECONDS = 0.2
 
 
@@ -44,8 +46,10 @@ class JobsHeader(Static):
             super().__init__()
             self.column = column
 
+    columns: tuple[Column, ...] = COLUMNS
+
     def on_click(self, event: Click) -> None:
-        column = column_at(COLUMNS, event.x)
+        column = column_at(self.columns, event.x)
         if column is not None:
             self.post_message(self.SortBy(column))
 
@@ -70,6 +74,7 @@ class JobsPane(Vertical):
         self.sort_reverse = False
         self._colours: dict[str, str] = {}
         self._resort_pending = False
+        self._natural = job_rows.natural_widths([])
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="jobs-toolbar"):
@@ -110,6 +115,7 @@ class JobsPane(Vertical):
                         stale.append(job_id)
         self.jobs = listed
         self.loaded_at = fetched_at
+        self.fit_columns()
         self.rebuild()
         return stale
 
@@ -122,6 +128,7 @@ class JobsPane(Vertical):
         ):
             return
         self.jobs[job_id] = job
+        self._fit_if_wider(job)
         self._sync_row(job_id)
 
     def apply_event(self, event: JsonObject) -> bool:
@@ -142,6 +149,27 @@ class JobsPane(Vertical):
         return True
 
     # -- the table -----------------------------------------------------------------------
+
+    def fit_columns(self, *, measure: bool = True) -> None:
+        """Size the name, owner and placement columns to the jobs and the pane's width."""
+        if measure:
+            self._natural = job_rows.natural_widths(self.jobs.values())
+        width = (self.size.width or self.app.size.width) - SCROLLBAR_ROOM
+        columns = job_rows.fit_columns(self._natural, width)
+        self.table.set_columns(columns)
+        self.query_one("#jobs-header", JobsHeader).columns = columns
+        self._show_toolbar()
+
+    def _fit_if_wider(self, job: JsonObject) -> None:
+        # one job's values against what the columns already allow for: cheap, and a refit
+        # (of the widths only, not of every job) happens only when it needs more
+        wider = job_rows.natural_widths([job], self._natural)
+        if wider != self._natural:
+            self._natural = wider
+            self.fit_columns(measure=False)
+
+    def on_resize(self, event: Resize) -> None:
+        self.fit_columns(measure=False)
 
     def rebuild(self) -> None:
         """Filter and sort every job again (on a new listing, filter or sort order)."""
@@ -200,7 +228,7 @@ class JobsPane(Vertical):
         arrow = "↑" if self.sort_reverse else "↓"
         label = next(c.label for c in COLUMNS if c.key == self.sort_column)
         self.query_one("#jobs-header", JobsHeader).update(
-            header_text(COLUMNS, self.sort_column, arrow)
+            header_text(self.table.columns, self.sort_column, arrow)
         )
         shown = self.table.row_count
         self.query_one("#jobs-sort", Label).update(

@@ -13,7 +13,6 @@ from tui.clusters_pane import cluster_rows
 from tui.confirm import ConfirmScreen
 from tui.endpoint_table import EndpointTable
 from tui.events_pane import EventsPane
-from tui.job_rows import COLUMNS
 from tui.market_pane import history_summary
 from tui.market_rows import availability_change, merge_offers
 from tui.spend_pane import costs_caption, credits_caption
@@ -56,7 +55,7 @@ async def test_clicking_a_column_label_sorts_by_it_and_again_reverses(
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.jobs_pane.table
         await settle(pilot, lambda: table.row_count == 3)
-        slack_x = sum(c.width for c in COLUMNS[:-1]) + 3
+        slack_x = sum(c.width for c in table.columns[:-1]) + 3
         await pilot.click("#jobs-header", offset=(slack_x, 0))
         assert app.jobs_pane.sort_column == "slack"
         assert table.order == [3, 1, 2]  # the late one first, no deadline last

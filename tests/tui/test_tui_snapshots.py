@@ -1,6 +1,6 @@
-"""Snapshot of every screen at 80x24 (pytest-textual-snapshot), against the fake daemon's fixed
-data and a frozen clock, so a change in what the screens show fails here until reviewed
-(`pytest tests/tui --snapshot-update` rewrites them)."""
+"""Snapshot of every screen at 80x24, and of every tab at 200x50 too (pytest-textual-snapshot),
+against the fake daemon's fixed data and a frozen clock, so a change in what the screens show
+fails here until reviewed (`pytest tests/tui --snapshot-update` rewrites them)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from tui.live_feed import Connected
 from tui.market_pane import MarketPane
 
 SIZE = (80, 24)
+WIDE = (200, 50)
 SnapCompare = Callable[..., bool]
 Steps = Callable[[Pilot[Any]], Awaitable[None]]
 
@@ -89,23 +90,43 @@ async def cancel_dialog(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
+async def keys_shown(pilot: Pilot[Any]) -> None:
+    await jobs_listed(pilot)
+    await pilot.press("question_mark")
+    await pilot.pause()
+
+
+TABS = [
+    pytest.param(jobs_listed, id="jobs"),
+    pytest.param(on_tab("2", "#clusters-pane"), id="clusters"),
+    pytest.param(market_with_history, id="market"),
+    pytest.param(on_tab("4", "#spend-pane"), id="spend"),
+    pytest.param(on_tab("5", "#events-pane"), id="events"),
+]
+
+
 @pytest.mark.parametrize(
     "steps",
     [
-        pytest.param(jobs_listed, id="jobs"),
+        *TABS,
         pytest.param(jobs_on_a_light_terminal, id="jobs-light"),
         pytest.param(job_detail, id="job-detail"),
         pytest.param(cancel_dialog, id="cancel-dialog"),
-        pytest.param(on_tab("2", "#clusters-pane"), id="clusters"),
-        pytest.param(market_with_history, id="market"),
-        pytest.param(on_tab("4", "#spend-pane"), id="spend"),
-        pytest.param(on_tab("5", "#events-pane"), id="events"),
+        pytest.param(keys_shown, id="keys"),
     ],
 )
 def test_screen(
     steps: Steps, fake_daemon: FakeDaemonThread, utc: None, snap_compare: SnapCompare
 ) -> None:
     assert snap_compare(dashboard(fake_daemon), terminal_size=SIZE, run_before=steps)
+
+
+@pytest.mark.parametrize("steps", TABS)
+def test_tab_on_a_wide_terminal(
+    steps: Steps, fake_daemon: FakeDaemonThread, utc: None, snap_compare: SnapCompare
+) -> None:
+    """Columns widen with the terminal: nothing is cut while there is room."""
+    assert snap_compare(dashboard(fake_daemon), terminal_size=WIDE, run_before=steps)
 
 
 def test_tabs_of_an_older_daemon_say_what_is_missing(

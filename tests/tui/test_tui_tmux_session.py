@@ -104,7 +104,15 @@ def test_a_session_in_tmux(
     terminal.keys("Escape")
     terminal.wait_for("1/1 jobs", "CANCELLED", timeout=10)
     terminal.keys("5")
-    terminal.wait_for(f"#{job_id} state CANCELLED  cancelled by", timeout=10)
+    terminal.wait_for("time     job   event        state         why", timeout=10)
+    terminal.wait_for(f"#{job_id:<4} state        CANCELLED     cancelled by", timeout=10)
+    # focus follows the number keys: back on the jobs tab its keys work at once
+    terminal.keys("1")
+    terminal.wait_for("Cancel job", timeout=10)
+    terminal.keys("s")
+    terminal.wait_for("sort: name", timeout=10)
+    terminal.keys("?")
+    terminal.wait_for("Page down", "Filter", timeout=10)
 
     terminal.keys("q")
     wait_until(lambda: not terminal.running(), timeout=10)
