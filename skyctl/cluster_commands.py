@@ -147,8 +147,7 @@ def launch(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Tex
         from skyctl.follow import newest_seq, watching
 
         # watch before asking: the launch request returns only once the cluster is up
-        watcher = watching(client, err, newest_seq(client), tty=None)
-        watcher.cluster = args.cluster
+        watcher = watching(client, err, newest_seq(client), tty=None, cluster=args.cluster)
     answer = call_optional(client, "launch", "POST", "/v1/clusters", body=body)
     if args.json:
         write_json(out, answer)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 
 from skyctl.client import ApiError, DaemonClient, DaemonUnavailableError
@@ -26,6 +27,7 @@ _TICK_SECONDS = 0.1
 # How long to wait for the stream's last events once the log has ended (they are written
 # together; this only bounds a daemon that went away).
 _SETTLE_SECONDS = 10.0
+UNCLAIMED_KEPT = 1000
 _COLOURS = {"⚙": "36", "✓": "32", "✗": "31", "⚠": "33", "…": "2"}
 
 
@@ -156,41 +158,62 @@ class Watcher:
         self.started = threading.Event()
         self.ended = threading.Event()
         self.final_line: tuple[str, str] | None = None
+        self._lock = threading.Lock()
+        # other jobs' events while a launch waits for its job's id (bounded: the newest only)
+        self._unclaimed: deque[Mapping[str, Any]] = deque(maxlen=UNCLAIMED_KEPT)
         self._thread = threading.Thread(target=self._run, name="skyctl-events", daemon=True)
 
     def start(self) -> Watcher:
         self._thread.start()
         return self
 
+    def watch_job(self, job_id: int) -> None:
+        """Report this job's events too, including those that came before its id was known
+        (a launch answers only after its job may have moved on)."""
+        with self._lock:
+            self.job_ids.add(job_id)
+            early = [e for e in self._unclaimed if e.get("job_id") == job_id]
+            self._unclaimed.clear()
+        for event in early:
+            self._report(event)
+
     def _mine(self, event: Mapping[str, Any]) -> bool:
-        if event.get("job_id") is not None:
-            return event.get("job_id") in self.job_ids
         data = event.get("data") or {}
-        return self.cluster is not None and data.get("cluster") == self.cluster
+        if self.cluster is not None and data.get("cluster") == self.cluster:
+            return True
+        return event.get("job_id") is not None and event.get("job_id") in self.job_ids
 
     def _run(self) -> None:
         try:
             with DaemonClient(self.socket_path) as client:
                 for event in client.events(since=self.since):
-                    if not self._mine(event):
-                        continue
-                    described = describe(event)
-                    state = event.get("state")
-                    is_job = event.get("job_id") is not None
-                    if is_job and state in TERMINAL:
-                        # said after the job's output, which is still being copied
-                        self.final_line = described
-                        self.ended.set()
+                    with self._lock:
+                        mine = self._mine(event)
+                        if not mine and event.get("job_id") is not None and self.cluster:
+                            self._unclaimed.append(event)
+                    if mine and self._report(event):
                         return
-                    if described:
-                        self.progress.line(*described)
-                    if is_job and state in STARTED:
-                        self.started.set()
         except (ApiError, DaemonUnavailableError, ValueError) as exc:
             self.progress.line("✗", f"lost the daemon's event stream: {exc}")
         finally:
             self.started.set()
             self.ended.set()
+
+    def _report(self, event: Mapping[str, Any]) -> bool:
+        """Say what the event means; True once the job has ended."""
+        described = describe(event)
+        state = event.get("state")
+        is_job = event.get("job_id") is not None and event.get("job_id") in self.job_ids
+        if is_job and state in TERMINAL:
+            # said after the job's output, which is still being copied
+            self.final_line = described
+            self.ended.set()
+            return True
+        if described:
+            self.progress.line(*described)
+        if is_job and state in STARTED:
+            self.started.set()
+        return False
 
     def wait_started(self) -> None:
         while not self.started.wait(0.5):
@@ -222,8 +245,8 @@ def follow(
 ) -> int:
     """Show a job's progress, then its output until it ends; 0 if it succeeded, else 1."""
     if watcher is None:
-        watcher = watching(client, err, first_seq(client, job_id), tty=tty)
-    watcher.job_ids.add(job_id)
+        watcher = watching(client, err, first_seq(client, job_id), tty=tty, job_id=job_id)
+    watcher.watch_job(job_id)
     try:
         watcher.wait_started()
         watcher.progress.stop_ticking()
@@ -244,12 +267,24 @@ def follow(
 
 
 def watching(
-    client: DaemonClient, err: TextIO, since: int, *, tty: bool | None, label: str = "skyctl"
+    client: DaemonClient,
+    err: TextIO,
+    since: int,
+    *,
+    tty: bool | None,
+    job_id: int | None = None,
+    cluster: str | None = None,
 ) -> Watcher:
+    """A started Watcher of that job's (or cluster's) events; what it watches is set before
+    its thread reads the first event, so that none of the backlog is skipped."""
     interactive = err.isatty() if tty is None else tty
-    progress = Progress(err, interactive, label)
+    progress = Progress(err, interactive, "skyctl")
     progress.start_ticking()
-    return Watcher(client.socket_path, since, progress).start()
+    watcher = Watcher(client.socket_path, since, progress)
+    if job_id is not None:
+        watcher.job_ids.add(job_id)
+    watcher.cluster = cluster
+    return watcher.start()
 
 
 def copy_log(chunks: Iterable[bytes], out: TextIO) -> None:
