@@ -13,6 +13,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log, Static
 
+from skyctl.attempts import job_attempts, total_run_seconds
 from skyd.clock import Clock
 from tui import job_rows
 from tui.client import ApiError, DaemonApi, DaemonUnavailableError
@@ -27,6 +28,14 @@ LOG_RETRY_SECONDS = 1.0
 REASON_WIDTH = 120
 
 
+def runtime_text(job: JsonObject, now: float) -> str:
+    """The run time of every attempt together (a recovered spot job ran several times)."""
+    attempts = job_attempts(job, now)
+    if len(attempts) > 1:
+        return f"{duration(total_run_seconds(attempts))} over {len(attempts)} attempts"
+    return duration(job_rows.runtime_seconds(job, now))
+
+
 def summary_text(job: JsonObject, now: float) -> Text:
     placement = job.get("placement") or {}
     cost, estimated = job_rows.cost_so_far(job, now)
@@ -35,7 +44,7 @@ def summary_text(job: JsonObject, now: float) -> Text:
         + (f" · project {job['project']}" if job.get("project") else ""),
         f"placement {job_rows.placement_text(job)} {job_rows.market_text(job)}"
         + (f" @ {dollars(placement.get('hourly_price'))}/h" if placement else ""),
-        f"runtime {duration(job_rows.runtime_seconds(job, now))} · cost "
+        f"runtime {runtime_text(job, now)} · cost "
         f"{dollars(cost, estimated=estimated)} · slack {duration(job_rows.slack_seconds(job, now))}"
         f" · preemptions {job.get('preemptions', 0)} · restarts {job.get('restarts', 0)}",
         f"why: {placement.get('why') or job.get('reason') or '-'}",

@@ -108,3 +108,20 @@ def test_only_live_jobs_with_a_clock_driven_cell_tick() -> None:
     assert not job_rows.needs_ticking(fake_job(1, at=T0))  # pending, no deadline
     assert job_rows.needs_ticking(fake_job(1, at=T0, deadline=T0 + 5))
     assert not job_rows.needs_ticking({**running_job(), "state": "SUCCEEDED"})
+
+
+def test_job_detail_sums_the_run_time_of_every_attempt() -> None:
+    from tui.job_detail import runtime_text
+
+    t0 = 1_795_348_800.0
+    events = [
+        {"at": t0, "kind": "state", "state": "PROVISIONING", "data": {"attempt": 1}},
+        {"at": t0 + 1, "kind": "state", "state": "RUNNING"},
+        {"at": t0 + 8, "kind": "preempted", "state": "RECOVERING"},  # 7 s
+        {"at": t0 + 9, "kind": "state", "state": "PROVISIONING", "data": {"attempt": 2}},
+        {"at": t0 + 10, "kind": "state", "state": "RUNNING"},
+        {"at": t0 + 22, "kind": "state", "state": "SUCCEEDED"},  # 12 s
+    ]
+    job = {"state": "SUCCEEDED", "started_at": t0 + 10, "ended_at": t0 + 22, "events": events}
+    assert runtime_text(job, t0 + 100) == "19s over 2 attempts"
+    assert runtime_text({**job, "events": events[-3:]}, t0 + 100) == "12s"
