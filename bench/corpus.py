@@ -7,8 +7,9 @@ Run from the repository root:
 
 A private daemon with the default configuration is started; every file is given to the real
 `skyctl optimize FILE --json` with the corpus directory as the working directory (as a user
-would from the repository that holds it). A file is *accepted* when skyctl exits 0, and
-*placed* when the answer names a placement (on an enabled provider, or on a cloud whose
+would from the repository that holds it). A file is *accepted* when skyctl answers with a plan
+(exit 0, or 1 for a valid task nothing can place), and *placed* (exit 0) when the answer names
+a placement (on an enabled provider, or on a cloud whose
 provider is not enabled: `if_all_providers_enabled`); a pipeline is placed when every stage is.
 The first line of every refusal is kept so the report says what is still missing.
 """
@@ -60,8 +61,9 @@ def judge(path: Path, socket_path: str, env: dict[str, str]) -> dict[str, Any]:
         answer = json.loads(result.stdout) if result.stdout.strip() else None
     except json.JSONDecodeError:
         answer = None
-    accepted = result.returncode == 0
-    placed = accepted and _placed(answer)
+    # exit 1 with an answer is a valid task that would not be placed; without one, refused
+    accepted = isinstance(answer, dict)
+    placed = result.returncode == 0 and _placed(answer)
     why = ""
     if not accepted:
         why = (result.stderr.strip().splitlines() or ["?"])[0]

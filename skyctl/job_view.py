@@ -73,11 +73,30 @@ def elapsed(job: Mapping[str, Any], now: float) -> str:
     return format_duration((ended if ended is not None else now) - since)
 
 
+def pipeline_text(job: Mapping[str, Any]) -> str | None:
+    """`stage 2/3 of pipeline gpt2 (#12)` for a job that is a pipeline's stage."""
+    pipeline = job.get("pipeline")
+    if not isinstance(pipeline, Mapping):
+        return None
+    name = pipeline.get("name")
+    which = f"{name} (#{pipeline.get('id')})" if name else f"#{pipeline.get('id')}"
+    return f"stage {pipeline.get('stage')}/{pipeline.get('stages')} of pipeline {which}"
+
+
+def name_cell(job: Mapping[str, Any]) -> str:
+    name = str(job.get("name") or EMPTY)
+    pipeline = job.get("pipeline")
+    if isinstance(pipeline, Mapping):
+        label = pipeline.get("name") or f"#{pipeline.get('id')}"
+        name += f" [{label} {pipeline.get('stage')}/{pipeline.get('stages')}]"
+    return name
+
+
 def queue_table(jobs: Sequence[Mapping[str, Any]], now: float, width: int | None = None) -> str:
     rows = [
         [
             str(job.get("id", "?")),
-            str(job.get("name") or EMPTY),
+            name_cell(job),
             str(job.get("owner") or job.get("owner_uid") or EMPTY),
             str(job.get("state") or "?"),
             placement_summary(job.get("placement")),
@@ -166,6 +185,7 @@ def _job_facts(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None) -> list
     facts = [
         ("state", str(job.get("state") or "?")),
         ("reason", str(job.get("reason") or EMPTY)),
+        *[("pipeline", text) for text in [pipeline_text(job)] if text],
         ("owner", owner),
         ("project", str(job.get("project") or EMPTY)),
         ("priority", format_scalar(job.get("priority"))),

@@ -49,8 +49,10 @@ from skyd.metrics import METRICS, Metrics, metrics_handler
 from skyd.model import TERMINAL_STATES, JobState
 from skyd.scheduler.driver import JobScheduler
 from skyd.spec import ParseOptions, TaskSpec, command_task, parse_task
+from skyd.spec.storage import not_runnable_yet
 from skyd.spec.vocabulary import vocabulary_of
 from skyd.store import jobs as job_store
+from skyd.store import pipelines as pipeline_store
 
 log = logging.getLogger("skyd.api")
 
@@ -150,6 +152,8 @@ async def submit(request: web.Request) -> web.Response:
             vocabulary=vocabulary_of(scheduler.market.catalog),
         )
         spec = parse_task(body.task_yaml, source=body.source or "task.yaml", options=options)
+        if (problem := not_runnable_yet(spec.storage_mounts)) is not None:
+            raise SpecError(problem, field="file_mounts")
         if body.name:
             spec = spec.model_copy(update={"name": body.name})
     else:
@@ -192,20 +196,26 @@ async def list_jobs(request: web.Request) -> web.Response:
     )
     next_cursor = jobs[-1].id if len(jobs) == limit else None
     costs = _costs(request, [j.id for j in jobs])
-    return web.json_response(
-        {
-            "jobs": [
-                job_view(
-                    j,
-                    cost_micros=costs.get(j.id),
-                    placement=scheduler.planned_placement(j),
-                    reason=scheduler.waiting_reason(j),
-                )
-                for j in jobs
-            ],
-            "next_cursor": next_cursor,
-        },
-    )
+    views = [
+        job_view(
+            j,
+            cost_micros=costs.get(j.id),
+            placement=scheduler.planned_placement(j),
+            reason=scheduler.waiting_reason(j),
+        )
+        for j in jobs
+    ]
+    _add_pipelines(scheduler, views)
+    return web.json_response({"jobs": views, "next_cursor": next_cursor})
+
+
+def _add_pipelines(scheduler: JobScheduler, views: list[dict[str, Any]]) -> None:
+    """Each view of a pipeline's stage says which pipeline and which stage it is."""
+    stages = pipeline_store.stages_of(scheduler.store, [view["id"] for view in views])
+    for view in views:
+        stage = stages.get(view["id"])
+        if stage is not None:
+            view["pipeline"] = stage.to_json()
 
 
 def _costs(request: web.Request, job_ids: list[int]) -> dict[int, int]:
@@ -240,6 +250,7 @@ async def show_job(request: web.Request) -> web.Response:
     )
     # what the task asked for, secrets redacted (ports, tiers and images are shown here)
     view["task"] = TaskSpec.from_json(job.spec_json).public_summary()
+    _add_pipelines(scheduler, [view])
     return web.json_response(view)
 
 

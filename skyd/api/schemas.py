@@ -86,6 +86,13 @@ class EventView(BaseModel):
     data: dict[str, Any]
 
 
+class PipelineStageView(BaseModel):
+    id: int = Field(description="the pipeline's id: its first stage's job id")
+    name: str | None
+    stage: int = Field(description="this job's stage, from 1")
+    stages: int
+
+
 class JobView(BaseModel):
     id: int
     name: str
@@ -105,6 +112,7 @@ class JobView(BaseModel):
     preemptions: int
     restarts: int
     cost: float
+    pipeline: PipelineStageView | None = None
     events: list[EventView] | None = None
     task: dict[str, Any] | None = Field(
         None, description="GET /v1/jobs/{job_id}: what the task asked for, secrets redacted"

@@ -97,7 +97,7 @@ class ProcessRunner:
                 "workdir_source": str(command.workdir_source) if command.workdir_source else None,
                 "file_mounts": dict(command.file_mounts or {}),
             }
-            (attempt_dir / "launch.json").write_text(json.dumps(launch))
+            _write_private(attempt_dir / "launch.json", json.dumps(launch), command.uid)
             with open(attempt_dir / "shim.err", "ab") as err:
                 # The launcher forks the shim off and exits: the shim (in its own session,
                 # so cancel can kill its whole group) is never this daemon's child.
@@ -185,3 +185,14 @@ def group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
+
+
+def _write_private(path: Path, text: str, uid: int | None) -> None:
+    """Write a file only its reader may see: launch.json holds the job's envs and secrets.
+    The shim runs as the job's owner, so the file is handed to that user (still 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(fd, 0o600)  # an older file from a crashed start may have had other bits
+        if uid is not None:
+            os.fchown(fd, uid, -1)
+        handle.write(text)

@@ -35,6 +35,7 @@ from skyd.spec.limits import (
 )
 from skyd.spec.overrides import Overrides, apply_overrides
 from skyd.spec.parse_resources import ResourcesParser
+from skyd.spec.storage import StorageMount, bucket_mount, is_bucket_url, storage_object
 from skyd.spec.task import (
     ANY_ACCELERATOR,
     DeadlineSpec,
@@ -313,6 +314,7 @@ class _TaskParser:
             )
         with problems.guard():
             self._environment_size({**envs, **secrets})
+        self.envs = envs
         task["envs"] = {**envs, **secrets}
         task["secret_names"] = tuple(secrets)
 
@@ -320,7 +322,7 @@ class _TaskParser:
             ("name", lambda v: task.update(name=self._name(v))),
             ("workdir", lambda v: task.update(workdir=self._workdir(v))),
             ("num_nodes", lambda v: task.update(num_nodes=self._num_nodes(v))),
-            ("file_mounts", lambda v: task.update(file_mounts=self._file_mounts(v, envs))),
+            ("file_mounts", lambda v: self._file_mounts(v, envs, task)),
             ("deadline", lambda v: task.update(deadline=self._deadline(v))),
             (
                 "estimated_runtime",
@@ -520,13 +522,15 @@ class _TaskParser:
                 "data in a file (workdir or file_mounts)",
             )
 
-    def _file_mounts(self, value: object, envs: Mapping[str, str]) -> dict[str, str]:
+    def _file_mounts(self, value: object, envs: Mapping[str, str], task: dict[str, Any]) -> None:
+        """Local copies into `task["file_mounts"]`, buckets into `task["storage_mounts"]`."""
         problems = self.problems
         if not isinstance(value, Mapping):
             raise problems.at(
                 "file_mounts", f"{describe(value)} is not a mapping; write REMOTE_PATH: LOCAL_PATH"
             )
         mounts: dict[str, str] = {}
+        buckets: dict[str, StorageMount] = {}
         for remote, local in value.items():
             path = f"file_mounts.{remote}"
             with problems.guard():
@@ -534,17 +538,30 @@ class _TaskParser:
                     raise problems.at(
                         path, f"{describe(remote)} is not a remote path; quote it", of_key=True
                     )
-                if isinstance(local, Mapping):
-                    raise problems.at(
-                        path,
-                        "storage mounts (name/source/store/mode) are not supported yet; "
-                        "use a local path (REMOTE_PATH: LOCAL_PATH)",
-                    )
                 dest = _destination(problems, path, _substitute(remote.strip(), envs))
+                if dest in mounts or dest in buckets:
+                    raise problems.at(path, f"{dest!r} is mounted twice; keep one", of_key=True)
+                if isinstance(local, Mapping):
+                    substituted = {
+                        key: _substitute(item, envs) if isinstance(item, str) else item
+                        for key, item in local.items()
+                    }
+                    buckets[dest] = storage_object(
+                        problems,
+                        path,
+                        substituted,
+                        lambda where, text: self._local_path(where, text, directory=True),
+                    )
+                    continue
                 if isinstance(local, str):
                     local = _substitute(local, envs)
+                    if is_bucket_url(local.strip()):
+                        buckets[dest] = bucket_mount(problems, path, local.strip())
+                        continue
                 mounts[dest] = self._local_path(path, local, directory=False)
-        return mounts
+        task["file_mounts"] = mounts
+        if buckets:
+            task["storage_mounts"] = buckets
 
     def _deadline(self, value: object) -> DeadlineSpec:
         hint = f"use a duration ({DURATION_HINT}) or a time with timezone (e.g. 2026-12-01T18:00Z)"

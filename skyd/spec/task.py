@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, ValidationError
 from skyd.errors import SpecError, UnknownAcceleratorError
 from skyd.model import OfferFilter
 from skyd.spec.resources import STORED_MODEL, ResourcesSpec, keep_name
+from skyd.spec.storage import StorageMount
 from skyd.spec.vocabulary import is_skypilot_accelerator
 
 # Key of `TaskSpec.estimated_runtime` that applies to any accelerator (and to none).
@@ -72,6 +73,8 @@ class TaskSpec(BaseModel):
     setup: str | None = None
     run: str  # "" for a cluster task with only setup
     file_mounts: Mapping[str, str] = Field(default_factory=dict)
+    # destination → bucket (plain `DEST: s3://…` mounts and SkyPilot storage objects)
+    storage_mounts: Mapping[str, StorageMount] = Field(default_factory=dict)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     job_recovery: JobRecoverySpec = Field(default_factory=JobRecoverySpec)
     deadline: DeadlineSpec | None = None
@@ -120,6 +123,10 @@ class TaskSpec(BaseModel):
             "network_tier": resources.network_tier,
             "workdir": self.workdir,
             "file_mounts": dict(self.file_mounts),
+            "storage_mounts": {
+                dest: {"url": mount.url, "mode": mount.mode.value, "persistent": mount.persistent}
+                for dest, mount in self.storage_mounts.items()
+            },
         }
         return {key: value for key, value in summary.items() if value not in (None, [], {})}
 

@@ -126,3 +126,28 @@ def test_overrides_on_optimize_pick_the_cloud_and_gpus(
     code, _, err = _run(daemon, "optimize", "t.yaml", "--region", "us-east-9", "--cloud", "aws")
     assert code == 1 and "--region: resources.region: 'us-east-9'" in err
     assert "did you mean 'us-east-2' or 'us-east-1'" in err
+
+
+def test_the_runners_launch_file_holding_secrets_is_private(
+    daemon: DaemonThread, client: DaemonClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "t.yaml").write_text("secrets: {TOKEN: null}\nrun: echo done\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(daemon, "submit", "t.yaml", "--secret", "TOKEN=abc123")
+    assert code == 0, err
+    assert _finished(client, int(out))["state"] == "SUCCEEDED"
+    (launch,) = daemon.settings.jobs_dir.glob(f"{out.strip()}/attempt-*/launch.json")
+    assert launch.stat().st_mode & 0o077 == 0
+
+
+def test_bucket_mounts_are_planned_but_not_run_without_their_data(
+    daemon: DaemonThread, client: DaemonClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "t.yaml").write_text("file_mounts:\n  /data: s3://lab-data/train\nrun: ls /data\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(daemon, "optimize", "t.yaml", "--json")
+    assert code == 0, err
+    assert json.loads(out)["task"]["storage_mounts"]["/data"]["mode"] == "COPY"
+    code, _, err = _run(daemon, "submit", "t.yaml")
+    assert code == 1 and "s3://lab-data/train (COPY)" in err and "not run by skyd yet" in err
+    assert client.list_jobs(include_terminal=True)[0] == []

@@ -98,16 +98,16 @@ INVALID: list[tuple[str, str, str | None, tuple[str, ...]]] = [
         ("use job_recovery",),
     ),
     (
-        "storage-mount",
-        "file_mounts:\n  /ckpt:\n    source: s3://bucket\n    mode: MOUNT\nrun: x\n",
-        "file_mounts./ckpt",
-        ("storage mounts", "not supported yet"),
+        "storage-mount-mode",
+        "file_mounts:\n  /ckpt:\n    source: s3://bucket\n    mode: FUSE\nrun: x\n",
+        "file_mounts./ckpt.mode",
+        ("'FUSE' is not a mode", "MOUNT, COPY, MOUNT_CACHED"),
     ),
     (
         "bucket-url-mount",
-        "file_mounts:\n  /data: s3://my-bucket/data\nrun: x\n",
+        "file_mounts:\n  /data: cos://my-bucket/data\nrun: x\n",
         "file_mounts./data",
-        ("'s3://my-bucket/data'", "not supported yet", "local path"),
+        ("'cos://my-bucket/data'", "not supported yet", "local path"),
     ),
     ("gs-workdir", "workdir: gs://bucket/code\nrun: x\n", "workdir", ("not supported yet",)),
     (
