@@ -17,7 +17,11 @@
         ├── QuotaError              a quota is exhausted          → block region/cloud
         ├── AuthError               credentials / config wrong    → block the cloud
         ├── PreemptedError          the cloud took a spot instance back
-        └── TransientError          throttled / timed out         → retry with backoff
+        ├── TransientError          throttled / timed out         → retry with backoff
+        ├── RequestRefusedError     the cloud refused the request itself (bad image, no
+        │                           subnet, invalid parameter)    → fail the job, once
+        └── UnknownProviderError    an error code the adapter has no mapping for
+                                                                  → fail after a few tries
 
 Every error carries a stable machine-readable `code` used in API responses.
 """
@@ -119,3 +123,18 @@ class TransientError(ProviderError):
     ) -> None:
         super().__init__(message, scope)
         self.retry_after = retry_after
+
+
+class RequestRefusedError(ProviderError):
+    """The cloud refused what was asked (a bad image, a missing subnet, an invalid
+    parameter): trying again elsewhere or later would only repeat it, so the job fails
+    with the cloud's message and the fix."""
+
+    code = "request_refused"
+
+
+class UnknownProviderError(ProviderError):
+    """An error the adapter has no mapping for. The core retries it a capped number of
+    times and then fails the attempt with this message, rather than requeueing forever."""
+
+    code = "provider_unknown_error"

@@ -135,6 +135,8 @@ class MotoEc2:
         self._moto = moto
         self.machines = machines
         self.image_users = dict(image_users or {})
+        # RunInstances answers by ClientToken: EC2 is idempotent on it, moto is not.
+        self._runs: dict[str, web.Response] = {}
         self.faults: list[Ec2Fault] = []
         self.calls: Counter[str] = Counter()
         # Time spent answering (moto's work plus this hop): what benchmarks subtract.
@@ -235,6 +237,10 @@ class MotoEc2:
         form = _form(body, request.query_string)
         action = form.get("Action", "")
         self.calls[action] += 1
+        token = form.get("ClientToken", "") if action == "RunInstances" else ""
+        if token in self._runs:
+            earlier = self._runs[token]
+            return web.Response(status=200, body=earlier.body, headers=earlier.headers)
         for fault in self.faults:
             if fault.matches(action, form):
                 if fault.times is not None:
@@ -255,6 +261,14 @@ class MotoEc2:
         return response
 
     async def _forward(self, request: web.Request, body: bytes) -> web.Response:
+        response = await self._relay(request, body)
+        form = _form(body, request.query_string)
+        token = form.get("ClientToken", "")
+        if form.get("Action") == "RunInstances" and token and response.status == 200:
+            self._runs[token] = response
+        return response
+
+    async def _relay(self, request: web.Request, body: bytes) -> web.Response:
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         async with self._session.request(

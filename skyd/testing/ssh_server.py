@@ -206,6 +206,9 @@ class FakeSshServer:
         if drop_connections and fault.kind != "exec":
             self.drop_connections()
 
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
     def _take(self, kinds: set[str], command: str = "") -> SshFault | None:
         for fault in self._faults:
             if fault.kind in kinds and fault.command_contains in command:

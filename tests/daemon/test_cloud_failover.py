@@ -56,7 +56,9 @@ async def ec2(
 async def test_no_capacity_blocks_the_zone_and_the_next_is_tried(
     ec2: MotoEc2, tmp_path: Path
 ) -> None:
-    ec2.add_fault(Ec2Fault("RunInstances", "InsufficientInstanceCapacity", 500, times=1))
+    # EC2 answers a stockout with HTTP 500, which botocore's retry (skyd's one retry
+    # mechanism for EC2) tries again: the zone stays out of capacity for all three attempts.
+    ec2.add_fault(Ec2Fault("RunInstances", "InsufficientInstanceCapacity", 500, times=3))
     settings = settings_for_tests(tmp_path)
     settings.aws = {
         "enabled": True,
@@ -65,6 +67,7 @@ async def test_no_capacity_blocks_the_zone_and_the_next_is_tried(
         "default_image_id": "ami-12c6146b",
         "request_timeout_s": 10.0,
         "cleanup_timeout_s": 0.0,
+        "sdk_max_attempts": 3,
     }
     # no [cloud_ssh] key: the job cannot be started on the VM, so skyd never connects to it
     settings.market.poll_aws_spot_prices = False
@@ -90,7 +93,8 @@ async def test_no_capacity_blocks_the_zone_and_the_next_is_tried(
     assert len(placements) == 2
     assert f"aws/us-east-1/{placements[1]['zone']}" != blocked_zone  # the next zone
     assert "[cloud_ssh] key_path" in final["reason"]
-    assert ec2.calls["RunInstances"] == 2  # one refused, one launched: nothing doubled
+    # one refused (three tries), one launched: nothing doubled
+    assert ec2.calls["RunInstances"] == 4
     assert ec2.calls["TerminateInstances"] >= 1  # and the VM was given back
     states = await asyncio.to_thread(_instance_states, ec2.endpoint_url)
     assert states and all(s in ("shutting-down", "terminated") for s in states), states

@@ -46,7 +46,9 @@ class AwsHarness:
     def offer(self, spot: bool) -> Offer:
         return Offer("aws", REGION, ZONE_ID, "t3.micro", "", 0, 2, 1.0, 10_400, 3_100)
 
-    def inject(self, fault: Fault, offer: Offer) -> None:
+    sdk_retries = True
+
+    def inject(self, fault: Fault, offer: Offer, persistent: bool = False) -> None:
         template = _FAULTS[fault]
         self._proxy.add_fault(
             Ec2Fault(
@@ -55,8 +57,12 @@ class AwsHarness:
                 template.status,
                 params=dict(template.params),
                 hang=template.hang,
+                times=None if persistent else 1,
             )
         )
+
+    def clear_faults(self) -> None:
+        self._proxy.clear_faults()
 
     async def preempt(self, instance_id: str) -> None:
         region, ec2_id = split_instance_key(instance_id)
@@ -129,6 +135,7 @@ async def harness(
         # Short enough to keep the hang fault quick, long enough for a busy CI machine.
         request_timeout_s=5.0,
         connect_timeout_s=5.0,
+        sdk_max_attempts=2,
         cleanup_timeout_s=0,
     )
     provider = AwsProvider(config, clock=VirtualClock())
@@ -197,7 +204,10 @@ async def test_unknown_zone_blocks_that_zone(harness: AwsHarness) -> None:
         ("InvalidClientTokenId", 403, "AuthError", "aws"),
         ("Throttling", 400, "TransientError", "aws/r1"),
         ("SomethingNew", 502, "TransientError", "aws/r1"),
-        ("InvalidParameterValue", 400, "ProviderError", "aws/r1"),
+        ("InvalidParameterValue", 400, "RequestRefusedError", "aws/r1"),
+        ("InvalidAMIID.NotFound", 400, "RequestRefusedError", "aws/r1"),
+        ("OptInRequired", 401, "AuthError", "aws/r1"),
+        ("SomethingNew", 400, "UnknownProviderError", "aws/r1"),
     ],
 )
 def test_error_code_table(code: str, status: int, kind: str, scope: str) -> None:
@@ -322,14 +332,12 @@ async def test_describe_by_tags_reads_full_records_only_for_ended_instances(
 async def test_run_instances_that_acted_but_timed_out_is_not_doubled(harness: AwsHarness) -> None:
     from contract import request_for
 
-    from skyd.errors import TransientError
-
     harness._proxy.add_fault(Ec2Fault("RunInstances", hang=True, after_forward=True))
     request = request_for(harness.offer(spot=False), spot=False, job_id=27)
-    with pytest.raises(TransientError):
-        await harness.provider.launch(request)
-    # The instance exists although the answer was lost: the retry adopts it.
+    # The instance exists although the answer was lost: botocore's retry carries the same
+    # ClientToken, so EC2 answers with that instance instead of launching a second.
     launched = await harness.provider.launch(request)
+    assert harness._proxy.calls["RunInstances"] == 2
     assert list(await harness.provider.describe(tags={"skyd-job": "27"})) == [
         launched[0].instance_id
     ]

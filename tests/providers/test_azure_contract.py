@@ -9,7 +9,14 @@ import pytest
 from contract import Fault, ProviderContract, request_for, until_state
 
 from skyd.clock import VirtualClock
-from skyd.errors import CapacityError, ProviderError, QuotaError, TransientError
+from skyd.errors import (
+    CapacityError,
+    ProviderError,
+    QuotaError,
+    RequestRefusedError,
+    TransientError,
+    UnknownProviderError,
+)
 from skyd.model import InstanceState, Offer
 from skyd.providers.azure import AzureConfig, AzureProvider
 from skyd.providers.azure.errors import translate_error_code
@@ -30,7 +37,7 @@ _FAULTS = {
         "standardDSv5Family Cores quota.",
     ),
     Fault.AUTH: ArmFault("vm.put", status=403, code="AuthorizationFailed"),
-    Fault.THROTTLE: ArmFault("vm.put", status=429, code="TooManyRequests", retry_after=7),
+    Fault.THROTTLE: ArmFault("vm.put", status=429, code="TooManyRequests", retry_after=1),
     Fault.SERVER_ERROR: ArmFault("vm.put", status=503, code="ServiceUnavailable"),
     Fault.TIMEOUT: ArmFault("vm.put", hang=True),
 }
@@ -44,7 +51,12 @@ class AzureHarness:
     def offer(self, spot: bool) -> Offer:
         return Offer("azure", "eastus", "", "Standard_D2s_v5", "", 0, 2, 8, 96_000, 19_000)
 
-    def inject(self, fault: Fault, offer: Offer) -> None:
+    sdk_retries = True
+
+    def clear_faults(self) -> None:
+        self.fake.faults.clear()
+
+    def inject(self, fault: Fault, offer: Offer, persistent: bool = False) -> None:
         template = _FAULTS[fault]
         self.fake.add_fault(
             ArmFault(
@@ -55,6 +67,7 @@ class AzureHarness:
                 message=template.message,
                 retry_after=template.retry_after,
                 hang=template.hang,
+                times=None if persistent else 1,
             )
         )
 
@@ -91,6 +104,8 @@ def _config(fake: FakeAzure, **overrides: object) -> AzureConfig:
         "ssh_public_key": "ssh-ed25519 AAAA skyd-test",
         "request_timeout_s": 3.0,
         "poll_interval_s": 0,
+        "retry_total": 2,
+        "retry_backoff_factor": 0.05,
     }
     settings.update(overrides)
     return AzureConfig(**settings)  # type: ignore[arg-type]
@@ -176,10 +191,12 @@ async def test_zonal_capacity_blocks_the_zone(harness: AzureHarness) -> None:
 
 
 async def test_throttle_carries_retry_after(harness: AzureHarness) -> None:
-    harness.inject(Fault.THROTTLE, harness.offer(spot=False))
+    harness.inject(Fault.THROTTLE, harness.offer(spot=False), persistent=True)
     with pytest.raises(TransientError) as caught:
         await harness.provider.launch(request_for(harness.offer(spot=False), spot=False))
-    assert caught.value.retry_after == 7
+    assert caught.value.retry_after == 1
+    # azure-core's RetryPolicy tried twice more, each after the Retry-After the fake sent.
+    assert harness.fake.calls["vm.put"] == 3
 
 
 async def test_missing_bearer_token_is_refused_by_the_fake(fake_azure: FakeAzure) -> None:
@@ -199,7 +216,9 @@ async def test_missing_bearer_token_is_refused_by_the_fake(fake_azure: FakeAzure
         ("SkuNotAvailable", 409, "", CapacityError, "azure/eastus//D2"),
         ("OverconstrainedAllocationRequest", 200, "", CapacityError, "azure/eastus//D2"),
         ("QuotaExceeded", 409, "", QuotaError, "azure/eastus"),
-        ("OperationNotAllowed", 409, "not in this state", ProviderError, "azure/eastus"),
+        ("OperationNotAllowed", 409, "not in this state", RequestRefusedError, "azure/eastus"),
+        ("InvalidRequestContent", 400, "", RequestRefusedError, "azure/eastus"),
+        ("SomethingNew", 400, "", UnknownProviderError, "azure/eastus"),
         ("AuthenticationFailed", 401, "", ProviderError, "azure"),
         ("InternalServerError", 500, "", TransientError, "azure/eastus"),
     ],

@@ -7,7 +7,15 @@ from collections.abc import AsyncIterator
 import pytest
 from contract import Fault, ProviderContract, request_for, until_state
 
-from skyd.errors import AuthError, CapacityError, ProviderError, QuotaError, TransientError
+from skyd.errors import (
+    AuthError,
+    CapacityError,
+    ProviderError,
+    QuotaError,
+    RequestRefusedError,
+    TransientError,
+    UnknownProviderError,
+)
 from skyd.model import InstanceState, Offer
 from skyd.providers.gcp import GcpConfig, GcpProvider
 from skyd.providers.gcp.errors import translate_operation_errors
@@ -44,8 +52,15 @@ class GcpHarness:
     def offer(self, spot: bool) -> Offer:
         return Offer("gcp", "us-central1", ZONE, "n2-standard-2", "", 0, 2, 8, 97_100, 23_500)
 
-    def inject(self, fault: Fault, offer: Offer) -> None:
-        self.fake.add_fault(_fault(fault))
+    sdk_retries = True
+
+    def inject(self, fault: Fault, offer: Offer, persistent: bool = False) -> None:
+        injected = self.fake.add_fault(_fault(fault))
+        if persistent:
+            injected.times = None
+
+    def clear_faults(self) -> None:
+        self.fake.faults.clear()
 
     async def preempt(self, instance_id: str) -> None:
         zone, name = split_instance_key(instance_id)
@@ -71,7 +86,9 @@ def _provider(fake: FakeGce, **overrides: object) -> GcpProvider:
         "project": PROJECT,
         "endpoint": fake.endpoint,
         "anonymous": True,
-        "request_timeout_s": 3.0,
+        "request_timeout_s": 2.0,
+        "retry_deadline_s": 3.0,
+        "retry_initial_s": 0.1,
         "ssh_public_key": "ssh-ed25519 AAAA skyd-test",
     }
     settings.update(overrides)
@@ -162,7 +179,9 @@ async def test_global_gpu_quota_blocks_the_cloud(harness: GcpHarness) -> None:
 
 
 async def test_describe_and_list_faults_are_transient_or_auth(harness: GcpHarness) -> None:
-    harness.fake.add_fault(GceFault("aggregatedList", status=503, reason="backendError"))
+    harness.fake.add_fault(
+        GceFault("aggregatedList", status=503, reason="backendError", times=None)
+    )
     with pytest.raises(TransientError):
         await harness.provider.describe(tags={"skyd-job": "1"})
     harness.fake.add_fault(GceFault("get", status=401, reason="authError"))
@@ -179,7 +198,8 @@ async def test_describe_and_list_faults_are_transient_or_auth(harness: GcpHarnes
             "gcp/europe-west4/europe-west4-b",
         ),
         ("QUOTA_EXCEEDED", QuotaError, "gcp/europe-west4"),
-        ("INVALID_FIELD_VALUE", ProviderError, "gcp/europe-west4"),
+        ("INVALID_FIELD_VALUE", RequestRefusedError, "gcp/europe-west4"),
+        ("SOMETHING_NEW", UnknownProviderError, "gcp/europe-west4"),
     ],
 )
 def test_operation_error_table(code: str, kind: type[ProviderError], scope: str) -> None:
@@ -213,18 +233,20 @@ def test_config_names_the_bad_field() -> None:
 async def test_http_403_is_read_by_its_reason(
     harness: GcpHarness, reason: str, kind: type[ProviderError], scope: str
 ) -> None:
-    harness.fake.add_fault(GceFault("insert", status=403, reason=reason))
+    # Persistent: a one-off rateLimitExceeded is retried away by api-core's Retry.
+    harness.fake.add_fault(GceFault("insert", status=403, reason=reason, times=None))
     with pytest.raises(kind) as caught:
         await harness.provider.launch(request_for(harness.offer(spot=False), spot=False))
     assert caught.value.scope == scope
 
 
-async def test_insert_that_acted_but_timed_out_is_rolled_back(harness: GcpHarness) -> None:
+async def test_insert_that_acted_but_timed_out_is_not_doubled(harness: GcpHarness) -> None:
     harness.fake.add_fault(GceFault("insert", hang=True, after_effect=True))
     request = request_for(harness.offer(spot=False), spot=False, num_nodes=2)
-    with pytest.raises(TransientError):
-        await harness.provider.launch(request)
-    assert await harness.leftovers() == []
+    # api-core's Retry resends the insert with the same requestId: GCE answers with the
+    # first operation instead of creating the instance again.
     launched = await harness.provider.launch(request)
-    assert len(launched) == 2
+    assert len(launched) == 2 and len(harness.fake.instances) == 2
+    assert harness.fake.calls["insert"] == 3
     await harness.provider.terminate([i.instance_id for i in launched])
+    assert await harness.leftovers() == []

@@ -10,7 +10,7 @@ import pytest
 from contract import ContractHarness, Fault, ProviderContract
 
 from skyd.clock import VirtualClock
-from skyd.errors import AuthError, CapacityError, ProviderError, TransientError
+from skyd.errors import AuthError, CapacityError, ProviderError
 from skyd.model import Offer
 from skyd.providers.base import Provider
 from skyd.providers.ssh import SshHost, SshProvider, SshProviderConfig
@@ -47,8 +47,14 @@ class SshHarness:
         # A lab machine has one market; the provider records the spot flag it was asked for.
         return self.provider.offers()[0]
 
-    def inject(self, fault: Fault, offer: Offer) -> None:
-        self.fake.add_fault(_fault(fault))
+    sdk_retries = False
+
+    def inject(self, fault: Fault, offer: Offer, persistent: bool = False) -> None:
+        for _ in range(20 if persistent else 1):  # ssh faults are consumed one per event
+            self.fake.add_fault(_fault(fault))
+
+    def clear_faults(self) -> None:
+        self.fake.clear_faults()
 
     async def preempt(self, instance_id: str) -> None:
         await self.fake.go_down()  # the machine stops answering
@@ -94,13 +100,7 @@ class TestSshContract(ProviderContract):
     # A lab pool has no quota service to refuse a launch, so the QUOTA case does not apply.
     @pytest.mark.parametrize(
         ("fault", "error"),
-        [
-            (Fault.CAPACITY, CapacityError),
-            (Fault.AUTH, AuthError),
-            (Fault.THROTTLE, TransientError),
-            (Fault.SERVER_ERROR, TransientError),
-            (Fault.TIMEOUT, TransientError),
-        ],
+        [(Fault.CAPACITY, CapacityError), (Fault.AUTH, AuthError)],
     )
     async def test_fault_maps_to_error_and_scope(
         self, harness: ContractHarness, fault: Fault, error: type[ProviderError]

@@ -25,8 +25,10 @@ class AwsConfig:
     root_device_name: str = "/dev/sda1"  # used only when a request sets disk_size_gib
     connect_timeout_s: float = 5.0
     request_timeout_s: float = 30.0
-    # The core retries with backoff and jitter; one SDK attempt keeps errors prompt.
-    sdk_max_attempts: int = 1
+    # The one retry mechanism for EC2 calls: botocore's `adaptive` mode (exponential backoff
+    # with jitter on throttling, 5xx and transport errors, plus a client-side rate limiter
+    # once EC2 throttles). The core does not retry these again.
+    sdk_max_attempts: int = 3
     cleanup_timeout_s: float = 300.0
     cleanup_poll_s: float = 5.0
 

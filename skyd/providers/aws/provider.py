@@ -115,7 +115,7 @@ class AwsProvider:
                     read_timeout=self.config.request_timeout_s,
                     retries={
                         "total_max_attempts": self.config.sdk_max_attempts,
-                        "mode": "standard",
+                        "mode": "adaptive",
                     },
                 )
                 try:

@@ -35,6 +35,11 @@ class AzureConfig:
     poll_interval_s: float = 5.0  # used when ARM sends no Retry-After
     operation_timeout_s: float = 900.0
     network_api_version: str = "2024-05-01"
+    # The one retry mechanism for ARM calls: azure-core's RetryPolicy (exponential backoff
+    # on 408/429/5xx and transport errors, honouring Retry-After).
+    retry_total: int = 5
+    retry_backoff_factor: float = 0.8
+    retry_backoff_max_s: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("subscription_id", "resource_group", "virtual_network", "subnet"):
@@ -48,6 +53,11 @@ class AzureConfig:
         for name in ("connect_timeout_s", "request_timeout_s", "operation_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"azure.{name} must be > 0 seconds, got {getattr(self, name)!r}")
+        if self.retry_total < 0 or self.retry_backoff_factor < 0:
+            raise ValueError(
+                f"azure.retry_total and azure.retry_backoff_factor must be >= 0, got "
+                f"{self.retry_total!r} and {self.retry_backoff_factor!r}"
+            )
         if self.poll_interval_s < 0:
             raise ValueError(f"azure.poll_interval_s must be >= 0, got {self.poll_interval_s!r}")
         if self.base_url is not None and not self.base_url.startswith("https://"):

@@ -99,8 +99,9 @@ class AzureProvider:
 
                     self._credential = DefaultAzureCredential()
                 kwargs: dict[str, Any] = {
-                    # The core retries with backoff and jitter; one attempt keeps errors prompt.
-                    "retry_total": 0,
+                    "retry_total": self.config.retry_total,
+                    "retry_backoff_factor": self.config.retry_backoff_factor,
+                    "retry_backoff_max": self.config.retry_backoff_max_s,
                     "polling_interval": self.config.poll_interval_s,
                     "connection_timeout": self.config.connect_timeout_s,
                     "read_timeout": self.config.request_timeout_s,

@@ -29,6 +29,10 @@ class GcpConfig:
     spot_termination_action: Literal["DELETE", "STOP"] = "DELETE"
     request_timeout_s: float = 30.0
     operation_timeout_s: float = 600.0
+    # The one retry mechanism for GCE calls: google-api-core's Retry (exponential backoff
+    # with jitter on 429, 5xx, rate-limit reasons and transport errors, up to this long).
+    retry_deadline_s: float = 60.0
+    retry_initial_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.project:
@@ -38,9 +42,11 @@ class GcpConfig:
                 "gcp.spot_termination_action must be 'DELETE' or 'STOP', "
                 f"got {self.spot_termination_action!r}"
             )
-        for name in ("request_timeout_s", "operation_timeout_s"):
+        for name in ("request_timeout_s", "operation_timeout_s", "retry_initial_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"gcp.{name} must be > 0 seconds, got {getattr(self, name)!r}")
+        if self.retry_deadline_s < 0:
+            raise ValueError(f"gcp.retry_deadline_s must be >= 0, got {self.retry_deadline_s!r}")
         if self.disk_size_gib < 10:
             raise ValueError(f"gcp.disk_size_gib must be >= 10, got {self.disk_size_gib!r}")
         if self.endpoint is not None and not self.endpoint.startswith(("http://", "https://")):

@@ -72,6 +72,7 @@ class GcpProvider:
         self._instances_client: Any = None
         self._operations_client: Any = None
         self._client_lock = asyncio.Lock()
+        self._retry: Any = None
 
     def offers(self) -> Sequence[Offer]:
         return self._offers
@@ -121,8 +122,17 @@ class GcpProvider:
             raise translate_exception(exc, where) from exc
 
     def _opts(self) -> dict[str, Any]:
-        # No SDK-level retry: the core retries with backoff and jitter.
-        return {"timeout": self.config.request_timeout_s, "retry": None}
+        if self._retry is None:
+            from google.api_core.retry import Retry
+
+            self._retry = Retry(
+                predicate=sdk_retryable,
+                initial=self.config.retry_initial_s,
+                maximum=max(self.config.retry_initial_s, 30.0),
+                multiplier=2.0,
+                timeout=self.config.retry_deadline_s,
+            )
+        return {"timeout": self.config.request_timeout_s, "retry": self._retry}
 
     async def _wait(self, operation: Any, zone: str) -> None:
         """Block until a zone operation is DONE; raise its error, if any."""
@@ -443,6 +453,22 @@ class GcpProvider:
             if transport is not None:
                 await asyncio.to_thread(transport.close)
         self._instances_client = self._operations_client = None
+
+
+_RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "backendError"})
+
+
+def sdk_retryable(exc: BaseException) -> bool:
+    """What google-api-core's Retry retries: throttling, the service's 5xx and transport
+    failures. Everything else (a 409 name clash, a quota, a bad field) goes to the caller."""
+    import requests
+    from google.api_core import exceptions as gexc
+
+    if isinstance(exc, gexc.GoogleAPICallError):
+        status = int(exc.code or 0)
+        reasons = {str(e.get("reason", "")) for e in (exc.errors or []) if isinstance(e, dict)}
+        return status == 429 or status >= 500 or bool(reasons & _RATE_REASONS)
+    return isinstance(exc, requests.ConnectionError | requests.Timeout)
 
 
 def _timestamp(text: str | None) -> float | None:
