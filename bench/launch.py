@@ -197,7 +197,7 @@ async def bench_gcp(launches: int, tagged: int) -> dict[str, Any]:
     fake = FakeGce()
     await fake.start()
     provider = GcpProvider(GcpConfig(project="bench", endpoint=fake.endpoint, anonymous=True))
-    offer = Offer("gcp", "us-central1", "us-central1-a", "n2-standard-2", "", 0, 2, 8, 1, 1)
+    offer = Offer("gcp", "us-central1", "us-central1-a", "n2-standard-8", "", 0, 2, 8, 1, 1)
     try:
         cold, stall, sample = await measure_launches(provider, fake, offer, launches)
         from google.cloud import compute_v1
@@ -210,7 +210,7 @@ async def bench_gcp(launches: int, tagged: int) -> dict[str, Any]:
                 project="bench",
                 zone="us-central1-a",
                 instance_resource=compute_v1.Instance(
-                    name=f"raw-{n}", machine_type="zones/us-central1-a/machineTypes/n2-standard-2"
+                    name=f"raw-{n}", machine_type="zones/us-central1-a/machineTypes/n2-standard-8"
                 ),
             )
             ops.wait(project="bench", zone="us-central1-a", operation=op.name)
@@ -222,7 +222,7 @@ async def bench_gcp(launches: int, tagged: int) -> dict[str, Any]:
             "kind": "compute#instance",
             "status": "RUNNING",
             "zone": "https://www.googleapis.com/compute/v1/projects/bench/zones/us-central1-a",
-            "machineType": "zones/us-central1-a/machineTypes/n2-standard-2",
+            "machineType": "zones/us-central1-a/machineTypes/n2-standard-8",
             "labels": {TAG_MANAGED: MANAGED, TAG_JOB: "9"},
             "scheduling": {},
             "networkInterfaces": [{"networkIP": "10.0.0.2"}],

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from skyd.testing.fake_vm import FakeVmHost
+from skyd.testing.gce_schema import GceError, check_insert
 
 API = "/compute/v1/projects/{project}"
 # Self links look like the real API's whatever the fake's address, as clients compare them.
@@ -70,10 +71,17 @@ class FakeGce:
     With `machines`, every instance is a real machine (skyd.testing.fake_vm): its networkIP and
     natIP are its own loopback address, and it runs an sshd for the `user:key` lines of its
     `ssh-keys` metadata while it is RUNNING.
+
+    Inserts are validated against Compute Engine's own schema and the catalog's zones
+    (skyd.testing.gce_schema) and refused in GCE's error shape.
     """
 
-    def __init__(self, machines: FakeVmHost | None = None) -> None:
+    def __init__(self, machines: FakeVmHost | None = None, *, strict: bool = True) -> None:
         self.machines = machines
+        # Every insert is checked as GCE checks it (skyd.testing.gce_schema); `refused`
+        # keeps what was turned away. strict=False only for benchmarks of bulk inserts.
+        self.strict = strict
+        self.refused: list[GceError] = []
         self.instances: dict[tuple[str, str, str], dict[str, Any]] = {}  # (project, zone, name)
         self.operations: dict[tuple[str, str, str], _Operation] = {}
         self._requests: dict[str, tuple[str, str, str]] = {}  # requestId -> operation key
@@ -164,10 +172,17 @@ class FakeGce:
         request_id = request.query.get("requestId")
         if request_id and request_id in self._requests:
             return web.json_response(self.operations[self._requests[request_id]].body)
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "parseError", "Parse Error")
+        refused = check_insert(body, zone) if self.strict else None
+        if refused is not None:
+            self.refused.append(refused)
+            return _error(
+                refused.status, refused.reason, refused.message, refused.field, refused.grpc_status
+            )
         name = body.get("name", "")
-        if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
-            return _error(400, "invalid", f"Invalid value for field 'resource.name': '{name}'.")
         if (project, zone, name) in self.instances:
             return _error(
                 409,
@@ -474,17 +489,24 @@ def _matches(resource: dict[str, Any], expression: str) -> bool:
     return True
 
 
-def _error(status: int, reason: str, message: str) -> web.Response:
-    return web.json_response(
-        {
-            "error": {
-                "code": status,
-                "message": message,
-                "errors": [{"message": message, "domain": "global", "reason": reason}],
+def _error(
+    status: int, reason: str, message: str, field: str = "", grpc_status: str = ""
+) -> web.Response:
+    error: dict[str, Any] = {
+        "code": status,
+        "message": message,
+        "errors": [{"message": message, "domain": "global", "reason": reason}],
+    }
+    if grpc_status:
+        # What the API's JSON decoder answers (a field it cannot parse).
+        error["status"] = grpc_status
+        error["details"] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": field, "description": message}],
             }
-        },
-        status=status,
-    )
+        ]
+    return web.json_response({"error": error}, status=status)
 
 
 def _not_found(key: tuple[str, str, str]) -> web.Response:

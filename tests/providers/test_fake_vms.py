@@ -23,7 +23,7 @@ from skyd.testing.fake_gce import FakeGce
 from skyd.testing.fake_vm import FakeVm, FakeVmHost, write_key_pair
 from skyd.testing.moto_ec2 import MotoEc2, MotoServerThread
 
-GCE_OFFER = Offer("gcp", "us-central1", "us-central1-a", "n2-standard-2", "", 0, 2, 8, 1, 1)
+GCE_OFFER = Offer("gcp", "us-central1", "us-central1-a", "n2-standard-8", "", 0, 2, 8, 1, 1)
 AZURE_OFFER = Offer("azure", "eastus", "", "Standard_D2s_v5", "", 0, 2, 8, 1, 1)
 AWS_OFFER = Offer("aws", "us-east-1", "use1-az1", "t3.micro", "", 0, 2, 1.0, 1, 1)
 

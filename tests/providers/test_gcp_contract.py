@@ -50,7 +50,7 @@ class GcpHarness:
         self.fake = fake
 
     def offer(self, spot: bool) -> Offer:
-        return Offer("gcp", "us-central1", ZONE, "n2-standard-2", "", 0, 2, 8, 97_100, 23_500)
+        return Offer("gcp", "us-central1", ZONE, "n2-standard-8", "", 0, 2, 8, 97_100, 23_500)
 
     sdk_retries = True
 
@@ -137,7 +137,7 @@ async def test_stopped_spot_instance_preempted_with_stop_action(fake_gce: FakeGc
     try:
         launched = await provider.launch(
             request_for(
-                Offer("gcp", "us-central1", ZONE, "n2-standard-2", "", 0, 2, 8, 1, 1),
+                Offer("gcp", "us-central1", ZONE, "n2-standard-8", "", 0, 2, 8, 1, 1),
                 spot=True,
                 job_id=32,
             )

@@ -19,6 +19,10 @@ class GcpConfig:
     credentials_file: str | None = None
     anonymous: bool = False
     image: str = "projects/debian-cloud/global/images/family/debian-12"
+    # GPU offers boot the Deep Learning VM image: NVIDIA driver and CUDA preinstalled.
+    gpu_image: str = (
+        "projects/deeplearning-platform-release/global/images/family/common-cu124-debian-11"
+    )
     network: str = "global/networks/default"
     subnetwork: str | None = None
     external_ip: bool = True

@@ -10,10 +10,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from skyd.catalog.instance_types import GCE_ATTACHED_GPU_SEPARATOR, gce_machine_type
 from skyd.clock import Clock, SystemClock
 from skyd.errors import ProviderError, TransientError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 from skyd.providers.base import TAG_TOKEN, launch_tags, managed_tags
+from skyd.providers.gcp.accelerators import accelerator_type
 from skyd.providers.gcp.config import GcpConfig
 from skyd.providers.gcp.errors import (
     CLOUD,
@@ -232,16 +234,19 @@ class GcpProvider:
             nic["subnetwork"] = cfg.subnetwork
         if cfg.external_ip:
             nic["access_configs"] = [{"name": "External NAT", "type_": "ONE_TO_ONE_NAT"}]
+        offer = request.offer
         body: dict[str, Any] = {
             "name": name,
-            "machine_type": f"zones/{zone}/machineTypes/{request.offer.instance_type}",
+            # Catalog N1+GPU offers read 'n1-standard-4+T4x1': the base machine type, with
+            # the GPUs attached as guestAccelerators below.
+            "machine_type": f"zones/{zone}/machineTypes/{gce_machine_type(offer.instance_type)}",
             "labels": labels_for(tags),
             "disks": [
                 {
                     "boot": True,
                     "auto_delete": True,
                     "initialize_params": {
-                        "source_image": cfg.image,
+                        "source_image": cfg.gpu_image if offer.accelerator_count else cfg.image,
                         "disk_size_gb": request.disk_size_gib or cfg.disk_size_gib,
                         "disk_type": f"zones/{zone}/diskTypes/{cfg.disk_type}",
                         "labels": labels_for(tags),
@@ -250,6 +255,15 @@ class GcpProvider:
             ],
             "network_interfaces": [nic],
         }
+        if GCE_ATTACHED_GPU_SEPARATOR in offer.instance_type and offer.accelerator_count:
+            body["guest_accelerators"] = [
+                {
+                    "accelerator_type": (
+                        f"zones/{zone}/acceleratorTypes/{accelerator_type(offer.accelerator_name)}"
+                    ),
+                    "accelerator_count": offer.accelerator_count,
+                }
+            ]
         if cfg.ssh_public_key:
             body["metadata"] = {
                 "items": [{"key": "ssh-keys", "value": f"{cfg.ssh_user}:{cfg.ssh_public_key}"}]
@@ -261,7 +275,7 @@ class GcpProvider:
                 "automatic_restart": False,
                 "on_host_maintenance": "TERMINATE",
             }
-        elif request.offer.accelerator_count:
+        elif offer.accelerator_count:
             # GPU VMs cannot live-migrate.
             body["scheduling"] = {"on_host_maintenance": "TERMINATE"}
         return body
