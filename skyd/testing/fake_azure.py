@@ -17,12 +17,15 @@ from typing import Any
 
 from aiohttp import web
 
+from skyd.testing.azure_schema import ArmError, check_put
 from skyd.testing.fake_vm import FakeVmHost
 
 RG = "/subscriptions/{sub}/resourceGroups/{rg}/providers"
 VMS = RG + "/Microsoft.Compute/virtualMachines"
 NICS = RG + "/Microsoft.Network/networkInterfaces"
 IPS = RG + "/Microsoft.Network/publicIPAddresses"
+NSGS = RG + "/Microsoft.Network/networkSecurityGroups"
+_KINDS = {"nic": "networkInterfaces", "ip": "publicIPAddresses", "nsg": "networkSecurityGroups"}
 
 
 @dataclass
@@ -150,6 +153,11 @@ class FakeAzure:
         self.vms: dict[tuple[str, str], dict[str, Any]] = {}  # (resource group, name)
         self.nics: dict[tuple[str, str], dict[str, Any]] = {}
         self.ips: dict[tuple[str, str], dict[str, Any]] = {}
+        self.nsgs: dict[tuple[str, str], dict[str, Any]] = {}
+        # Every PUT is checked against the vendored Compute/Network specs for the
+        # api-version the SDK sends (skyd.testing.azure_schema); `refused` keeps what was
+        # turned away.
+        self.refused: list[ArmError] = []
         self.operations: dict[str, _AsyncOperation] = {}
         self.faults: list[ArmFault] = []
         self.calls: Counter[str] = Counter()
@@ -172,7 +180,7 @@ class FakeAzure:
         r.add_delete(VMS + "/{name}", self._vm_delete)
         r.add_post(VMS + "/{name}/deallocate", self._vm_deallocate)
         r.add_post(VMS + "/{name}/start", self._vm_start)
-        for base, kind in ((NICS, "nic"), (IPS, "ip")):
+        for base, kind in ((NICS, "nic"), (IPS, "ip"), (NSGS, "nsg")):
             r.add_put(base + "/{name}", self._network_put(kind))
             r.add_get(base + "/{name}", self._network_get(kind))
             r.add_delete(base + "/{name}", self._network_delete(kind))
@@ -344,6 +352,11 @@ class FakeAzure:
             return failure
         rg, name = request.match_info["rg"], request.match_info["name"]
         body = await request.json()
+        refused = self._refuse(
+            "Microsoft.Compute", "virtualMachines", body, request, (rg, name) not in self.vms
+        )
+        if refused is not None:
+            return refused
         for nic in (
             body.get("properties", {}).get("networkProfile", {}).get("networkInterfaces", [])
         ):
@@ -457,7 +470,17 @@ class FakeAzure:
     # -- network ------------------------------------------------------------------------
 
     def _table(self, kind: str) -> dict[tuple[str, str], dict[str, Any]]:
-        return self.nics if kind == "nic" else self.ips
+        return {"nic": self.nics, "ip": self.ips, "nsg": self.nsgs}[kind]
+
+    def _refuse(
+        self, namespace: str, kind: str, body: Any, request: web.Request, creating: bool
+    ) -> web.Response | None:
+        version = request.query.get("api-version", "")
+        error = check_put(namespace, kind, body, version, creating)
+        if error is None:
+            return None
+        self.refused.append(error)
+        return web.json_response(error.body(), status=error.status)
 
     def _network_put(self, kind: str) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.StreamResponse:
@@ -468,11 +491,19 @@ class FakeAzure:
             body = await request.json()
             table = self._table(kind)
             existed = key in table
+            refused = self._refuse("Microsoft.Network", _KINDS[kind], body, request, not existed)
+            if refused is not None:
+                return refused
             props = dict(body.get("properties", {}), provisioningState="Updating")
             octet = next(self._octets)
             if kind == "ip":
                 props["ipAddress"] = self._address(table.get(key), f"20.1.0.{octet}")
-            else:
+            elif kind == "nic":
+                group = props.get("networkSecurityGroup")
+                if group is not None and _key_of(group["id"]) not in self.nsgs:
+                    return _error(
+                        400, "InvalidResourceReference", f"Resource {group['id']} not found."
+                    )
                 for config in props.get("ipConfigurations", []):
                     ip = config.get("properties", {}).get("publicIPAddress")
                     if ip is not None and _key_of(ip["id"]) not in self.ips:
@@ -529,6 +560,13 @@ class FakeAzure:
                 return web.Response(status=204)
             if kind == "nic" and self._nic_in_use(resource["id"]):
                 return _error(400, "NicInUse", f"Network Interface {resource['id']} is in use.")
+            if kind == "nsg" and self._nsg_in_use(resource["id"]):
+                return _error(
+                    400,
+                    "InUseNetworkSecurityGroupCannotBeDeleted",
+                    f"Network security group {resource['id']} cannot be deleted because it is "
+                    "in use by a network interface.",
+                )
             if kind == "ip" and self._ip_in_use(resource["id"]):
                 return _error(
                     400, "PublicIPAddressCannotBeDeleted", f"Public IP {resource['id']} is in use."
@@ -594,6 +632,13 @@ class FakeAzure:
             if nic is not None and _private_of(nic):
                 return _private_of(nic)
         return None
+
+    def _nsg_in_use(self, nsg_id: str) -> bool:
+        return any(
+            (nic["properties"].get("networkSecurityGroup") or {}).get("id", "").lower()
+            == nsg_id.lower()
+            for nic in self.nics.values()
+        )
 
     def _nic_in_use(self, nic_id: str) -> bool:
         return any(

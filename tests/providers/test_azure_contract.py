@@ -75,7 +75,12 @@ class AzureHarness:
         self.fake.evict(*split_instance_key(instance_id))
 
     async def leftovers(self) -> list[str]:
-        tables = {"vm": self.fake.vms, "nic": self.fake.nics, "ip": self.fake.ips}
+        tables = {
+            "vm": self.fake.vms,
+            "nic": self.fake.nics,
+            "ip": self.fake.ips,
+            "nsg": self.fake.nsgs,
+        }
         return [
             f"{kind}:{name}"
             for kind, table in tables.items()

@@ -27,6 +27,12 @@ class AzureConfig:
     image_offer: str = "ubuntu-24_04-lts"
     image_sku: str = "server"
     image_version: str = "latest"
+    # GPU offers boot the Ubuntu HPC image: NVIDIA driver, CUDA and InfiniBand preinstalled.
+    gpu_image_publisher: str = "microsoft-dsvm"
+    gpu_image_offer: str = "ubuntu-hpc"
+    gpu_image_sku: str = "2204"
+    # Each VM gets a network security group allowing SSH (port 22) from these only.
+    ssh_ingress_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
     public_ip: bool = True
     eviction_policy: Literal["Delete", "Deallocate"] = "Deallocate"
     spot_max_price: float = -1.0  # -1: pay up to the on-demand price, never evicted for price
@@ -34,7 +40,9 @@ class AzureConfig:
     request_timeout_s: float = 60.0
     poll_interval_s: float = 5.0  # used when ARM sends no Retry-After
     operation_timeout_s: float = 900.0
-    network_api_version: str = "2024-05-01"
+    # The api-version azure-mgmt-network sends for these resources (the adapter calls the
+    # Network provider over the same pipeline as plain ARM REST).
+    network_api_version: str = "2026-03-01"
     # The one retry mechanism for ARM calls: azure-core's RetryPolicy (exponential backoff
     # on 408/429/5xx and transport errors, honouring Retry-After).
     retry_total: int = 5
@@ -57,6 +65,11 @@ class AzureConfig:
             raise ValueError(
                 f"azure.retry_total and azure.retry_backoff_factor must be >= 0, got "
                 f"{self.retry_total!r} and {self.retry_backoff_factor!r}"
+            )
+        if not self.ssh_ingress_cidrs or any("/" not in c for c in self.ssh_ingress_cidrs):
+            raise ValueError(
+                "azure.ssh_ingress_cidrs must list CIDR blocks such as '203.0.113.0/24', got "
+                f"{self.ssh_ingress_cidrs!r}"
             )
         if self.poll_interval_s < 0:
             raise ValueError(f"azure.poll_interval_s must be >= 0, got {self.poll_interval_s!r}")

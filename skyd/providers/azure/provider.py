@@ -282,6 +282,10 @@ class AzureProvider:
             )
             ip_id = ip_path
             public_ip = (ip or {}).get("properties", {}).get("ipAddress")
+        nsg_path = self._network_path(group, "networkSecurityGroups", f"{name}-nsg")
+        await self._arm_lro(
+            "PUT", nsg_path, region, self._nsg_body(region, tags), needs=lambda got: False
+        )
         ip_config: dict[str, Any] = {
             "subnet": {"id": self.config.subnet_id},
             "privateIPAllocationMethod": "Dynamic",
@@ -297,7 +301,8 @@ class AzureProvider:
                 "location": region,
                 "tags": tags,
                 "properties": {
-                    "ipConfigurations": [{"name": "ipconfig1", "properties": ip_config}]
+                    "ipConfigurations": [{"name": "ipconfig1", "properties": ip_config}],
+                    "networkSecurityGroup": {"id": nsg_path},
                 },
             },
             needs=lambda got: _private_ip(got) is None,
@@ -315,6 +320,46 @@ class AzureProvider:
         raw = _as_json(vm)
         inst = self._instance(group, raw)
         return replace(inst, public_ip=public_ip, private_ip=private_ip)
+
+    def _image(self, offer: Offer) -> dict[str, str]:
+        cfg = self.config
+        if offer.accelerator_count:
+            return {
+                "publisher": cfg.gpu_image_publisher,
+                "offer": cfg.gpu_image_offer,
+                "sku": cfg.gpu_image_sku,
+                "version": "latest",
+            }
+        return {
+            "publisher": cfg.image_publisher,
+            "offer": cfg.image_offer,
+            "sku": cfg.image_sku,
+            "version": cfg.image_version,
+        }
+
+    def _nsg_body(self, region: str, tags: Mapping[str, str]) -> dict[str, Any]:
+        """SSH in from the configured CIDRs only; Azure's default rules deny other inbound."""
+        return {
+            "location": region,
+            "tags": dict(tags),
+            "properties": {
+                "securityRules": [
+                    {
+                        "name": "skyd-ssh",
+                        "properties": {
+                            "protocol": "Tcp",
+                            "sourcePortRange": "*",
+                            "destinationPortRange": "22",
+                            "sourceAddressPrefixes": list(self.config.ssh_ingress_cidrs),
+                            "destinationAddressPrefix": "*",
+                            "access": "Allow",
+                            "priority": 1000,
+                            "direction": "Inbound",
+                        },
+                    }
+                ]
+            },
+        }
 
     def _vm_body(
         self,
@@ -335,12 +380,7 @@ class AzureProvider:
         properties: dict[str, Any] = {
             "hardwareProfile": {"vmSize": request.offer.instance_type},
             "storageProfile": {
-                "imageReference": {
-                    "publisher": cfg.image_publisher,
-                    "offer": cfg.image_offer,
-                    "sku": cfg.image_sku,
-                    "version": cfg.image_version,
-                },
+                "imageReference": self._image(request.offer),
                 "osDisk": os_disk,
             },
             "osProfile": {
@@ -504,6 +544,9 @@ class AzureProvider:
         )
         await self._arm_lro(
             "DELETE", self._network_path(group, "publicIPAddresses", f"{name}-ip"), region
+        )
+        await self._arm_lro(
+            "DELETE", self._network_path(group, "networkSecurityGroups", f"{name}-nsg"), region
         )
 
     async def aclose(self) -> None:

@@ -92,6 +92,105 @@ def gce_zones(catalog: Path) -> dict[str, Any]:
     }
 
 
+# Extensible enums ARM takes any value of: VM sizes are listed per region by the API, the
+# SDK's VirtualMachineSizeTypes is a deprecated snapshot of old ones.
+_OPEN_ENUMS = frozenset({"vmSize"})
+
+
+def _azure_models(module: Any, roots: list[str]) -> dict[str, Any]:
+    """Models reachable from `roots`: wire names, JSON types, enums, read-only flags."""
+    import enum
+    import typing
+
+    namespace = dict(vars(module._models))
+    namespace["_models"] = module
+    out: dict[str, Any] = {}
+    pending = [getattr(module, r) for r in roots]
+
+    def describe(hint: Any) -> dict[str, Any]:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        origin = typing.get_origin(hint)
+        if origin is typing.Union:
+            enums = [a for a in args if isinstance(a, type) and issubclass(a, enum.Enum)]
+            if enums:
+                return {"type": "string", "enum": [str(v.value) for v in enums[0]]}
+            return describe(args[0]) if len(args) == 1 else {"type": "any"}
+        if origin is list:
+            return dict(describe(args[0]), repeated=True)
+        if origin is dict:
+            return {"map": describe(args[1])}
+        if isinstance(hint, type) and issubclass(hint, enum.Enum):
+            return {"type": "string", "enum": [str(v.value) for v in hint]}
+        if isinstance(hint, type) and getattr(hint, "_is_model", False):
+            pending.append(hint)
+            return {"ref": hint.__name__}
+        names = {str: "string", int: "integer", float: "number", bool: "boolean"}
+        return {"type": names.get(hint, "any")}
+
+    while pending:
+        model = pending.pop()
+        if model.__name__ in out:
+            continue
+        model()  # the model base computes its field table on first use
+        hints = typing.get_type_hints(model, globalns=namespace)
+        fields: dict[str, Any] = {}
+        for attr, rest in model._attr_to_rest_field.items():
+            spec = describe(hints.get(attr, Any))
+            if rest._rest_name in _OPEN_ENUMS:
+                spec.pop("enum", None)
+            if list(rest._visibility or []) == ["read"]:
+                spec["readOnly"] = True
+            fields[rest._rest_name] = spec
+        out[model.__name__] = fields
+    return out
+
+
+def _sent_api_version(operations: Any, builder: str) -> str:
+    import inspect
+    import re
+
+    source = inspect.getsource(getattr(operations, builder))
+    found = re.search(r'"api-version", "([0-9-]+(?:-preview)?)"', source)
+    assert found, builder
+    return found.group(1)
+
+
+def azure_specs() -> dict[str, dict[str, Any]]:
+    from importlib.metadata import version
+
+    from azure.mgmt.compute import models as compute
+    from azure.mgmt.compute.operations import _operations as compute_ops
+    from azure.mgmt.network import models as network
+    from azure.mgmt.network.operations import _operations as network_ops
+
+    compute_version = _sent_api_version(
+        compute_ops, "build_virtual_machines_create_or_update_request"
+    )
+    network_version = _sent_api_version(
+        network_ops, "build_network_interfaces_create_or_update_request"
+    )
+    return {
+        "azure-compute.json": {
+            "source": f"azure-mgmt-compute {version('azure-mgmt-compute')} models",
+            "apiVersion": compute_version,
+            "roots": {"virtualMachines": "VirtualMachine"},
+            "models": _azure_models(compute, ["VirtualMachine"]),
+        },
+        "azure-network.json": {
+            "source": f"azure-mgmt-network {version('azure-mgmt-network')} models",
+            "apiVersion": network_version,
+            "roots": {
+                "networkInterfaces": "NetworkInterface",
+                "publicIPAddresses": "PublicIPAddress",
+                "networkSecurityGroups": "NetworkSecurityGroup",
+            },
+            "models": _azure_models(
+                network, ["NetworkInterface", "PublicIPAddress", "NetworkSecurityGroup"]
+            ),
+        },
+    }
+
+
 def main() -> None:
     from google.cloud import compute_v1
 
@@ -104,6 +203,8 @@ def main() -> None:
     (HERE / "gce-compute-v1.json").write_text(json.dumps(gce, indent=1, sort_keys=True) + "\n")
     zones = gce_zones(Path(__file__).parents[3] / "catalogs" / "gcp.csv")
     (HERE / "gce-zones.json").write_text(json.dumps(zones, indent=1, sort_keys=True) + "\n")
+    for name, spec in azure_specs().items():
+        (HERE / name).write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

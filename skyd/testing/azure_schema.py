@@ -1,0 +1,167 @@
+"""Azure Resource Manager's own rules for the bodies skyd PUTs, from the vendored specs in
+skyd/testing/specs/ (azure-compute.json, azure-network.json: the models the SDKs generate
+from azure-rest-api-specs for the api-version they send; azure-images.json).
+
+Checked: the api-version (only the spec's), every property name (unknown members are
+refused, as the Compute and Network resource providers' JSON readers do), JSON types, enum
+values (case-insensitively, as ARM compares them), a location on create, and the image.
+Read-only properties are ignored, as ARM ignores them. Errors come back as
+(HTTP status, {"code", "message", ...}) in ARM's error shape."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+SPECS = Path(__file__).parent / "specs"
+_FILES = {"Microsoft.Compute": "azure-compute.json", "Microsoft.Network": "azure-network.json"}
+
+
+@dataclass(frozen=True)
+class ArmError:
+    status: int
+    code: str
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+@cache
+def _spec(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((SPECS / name).read_text())
+    return loaded
+
+
+def api_version(namespace: str) -> str:
+    return str(_spec(_FILES[namespace])["apiVersion"])
+
+
+def _type_ok(kind: str, value: Any) -> bool:
+    if kind == "any":
+        return True
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _unknown(namespace: str, member: str, model: str, path: str) -> ArmError:
+    detail = f"Could not find member '{member}' on object of type '{model}'. Path '{path}'."
+    if namespace == "Microsoft.Compute":
+        return ArmError(
+            400,
+            "InvalidRequestContent",
+            f"The request content was invalid and could not be deserialized: '{detail}'",
+        )
+    return ArmError(
+        400,
+        "InvalidRequestFormat",
+        "Cannot parse the request.",
+        {"details": [{"code": "InvalidJson", "message": detail}]},
+    )
+
+
+def _walk(namespace: str, model: str, body: Any, path: str) -> ArmError | None:
+    models = _spec(_FILES[namespace])["models"]
+    fields = models[model]
+    if not isinstance(body, dict):
+        return ArmError(
+            400,
+            "InvalidRequestContent",
+            f"Error converting value {json.dumps(body)} to type '{model}'. Path '{path}'.",
+        )
+    for key, value in body.items():
+        spec = fields.get(key)
+        where = f"{path}.{key}" if path else key
+        if spec is None:
+            return _unknown(namespace, key, model, where)
+        if value is None or spec.get("readOnly"):
+            continue
+        items = value if spec.get("repeated") else [value]
+        if spec.get("repeated") and not isinstance(value, list):
+            return ArmError(400, "InvalidRequestContent", f"Expected an array at '{where}'.")
+        for index, item in enumerate(items):
+            at = f"{where}[{index}]" if spec.get("repeated") else where
+            error = _check_value(namespace, spec, item, at)
+            if error is not None:
+                return error
+    return None
+
+
+def _check_value(namespace: str, spec: dict[str, Any], item: Any, at: str) -> ArmError | None:
+    if "ref" in spec:
+        return _walk(namespace, spec["ref"], item, at)
+    if "map" in spec:
+        if not isinstance(item, dict):
+            return ArmError(400, "InvalidRequestContent", f"Expected an object at '{at}'.")
+        for key, value in item.items():
+            error = _check_value(namespace, spec["map"], value, f"{at}.{key}")
+            if error is not None:
+                return error
+        return None
+    if not _type_ok(spec["type"], item):
+        return ArmError(
+            400,
+            "InvalidRequestContent",
+            f"Error converting value {json.dumps(item)} to type '{spec['type']}'. Path '{at}'.",
+        )
+    allowed = spec.get("enum")
+    if allowed and str(item).lower() not in {a.lower() for a in allowed}:
+        return ArmError(
+            400,
+            "InvalidParameter",
+            f"The value '{item}' of parameter '{at}' is not valid. "
+            f"Allowed values are: {', '.join(allowed)}.",
+            {"target": at},
+        )
+    return None
+
+
+def check_put(
+    namespace: str, kind: str, body: Any, version: str, creating: bool
+) -> ArmError | None:
+    """What ARM refuses of a PUT of a `kind` resource (virtualMachines, networkInterfaces,
+    publicIPAddresses, networkSecurityGroups) before accepting it."""
+    spec = _spec(_FILES[namespace])
+    if version != spec["apiVersion"]:
+        return ArmError(
+            400,
+            "NoRegisteredProviderFound",
+            f"No registered resource provider found for location and API version '{version}' "
+            f"and type '{kind}'. The supported api-versions are '{spec['apiVersion']}'.",
+        )
+    error = _walk(namespace, spec["roots"][kind], body, "")
+    if error is not None:
+        return error
+    if creating and not body.get("location"):
+        return ArmError(
+            400, "LocationRequired", "The location property is required for this definition."
+        )
+    if kind == "virtualMachines":
+        return _check_image(body)
+    return None
+
+
+def _check_image(body: dict[str, Any]) -> ArmError | None:
+    storage = body.get("properties", {}).get("storageProfile", {})
+    image = storage.get("imageReference")
+    if not image or image.get("id"):
+        return None
+    urn = f"{image.get('publisher')}:{image.get('offer')}:{image.get('sku')}"
+    known = {u.lower() for u in _spec("azure-images.json")["images"]}
+    if urn.lower() not in known:
+        return ArmError(
+            404,
+            "PlatformImageNotFound",
+            f"The platform image '{urn}:{image.get('version', 'latest')}' is not available. "
+            "Verify that all fields in the storage profile are correct.",
+        )
+    return None
