@@ -1,6 +1,32 @@
-"""Where jobs should run: single-job placement and the global CP-SAT assignment (pure, no I/O).
+"""Where jobs should run: single-job placement and the global assignment (pure, no I/O).
 
-ortools is imported only inside `solve_assignment`, so importing this package stays cheap.
+Single placement (`place`): every candidate's expected cost and time, the cheapest feasible
+one chosen, ties to the less risky market and the lab's home regions (`preference`). A
+request answered from the catalog's columns (skyd.catalog.table) is decided on them
+(`vectorized`): the same decision, without a Python loop over ~10,000 candidates.
+
+Global assignment (`solve_assignment`): all waiting jobs at once, under quotas, credit pools
+and project budgets, on one PreparedProblem (identical jobs merged into classes). How, by size:
+
+- up to `SolverLimits.cp_sat_max_variables` (class, option) pairs: CP-SAT on the integer
+  model (`assignment`). "OPTIMAL" only when CP-SAT closed the gap (gap_limit 0 asks for it);
+  stopped at a gap limit or by time it is "FEASIBLE", with the gap to its bound.
+- larger (1,000 distinct jobs are ~16,000 pairs; CP-SAT found no solution in 2 s and building
+  its model alone took most of a second): the model's LP relaxation, solved by GLOP, gives a
+  proven lower bound; a plan is rounded from it, the jobs it strands are placed by moving
+  smaller ones aside (`repair`), several roundings are tried and the best kept
+  (`relaxation`). The gap reported is to the LP bound, so it is proven; "OPTIMAL" only when
+  the plan meets the bound.
+- more than `SolverLimits.lp_sample_classes` classes (10,000 distinct jobs): decomposed by
+  prices. The LP of an even sample of the classes, with every capacity scaled to the
+  sample's share, prices quotas, budgets and credit; each class then decides alone at those
+  prices, and Lagrangian duality turns the priced total into a bound that holds for any
+  prices. The plan is rounded from the priced choices (and from plain cost order; the better
+  is kept). The gap is larger (a few percent) but still proven.
+
+The greedy cheapest-first plan (`greedy`) is the baseline and the fallback when no solver
+finishes in time. ortools is imported only inside the solvers, so importing this package
+stays cheap. Solves run in the planner's worker thread, off the event loop.
 """
 
 from skyd.optimizer.assignment import SolverLimits, solve_assignment

@@ -35,16 +35,17 @@ machine (the plan is then still feasible, just possibly different).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from skyd.optimizer.greedy import greedy_picks
 from skyd.optimizer.plan import AssignmentPlan, AssignmentProblem
-from skyd.optimizer.prepared import Charges, Picks, PreparedProblem
+from skyd.optimizer.prepared import Charges, Picks, PreparedProblem, pool_sets
+from skyd.optimizer.relaxation import solve_by_relaxation
 
 CREDIT_UNITS_PER_DEAREST_OPTION = 10_000  # U = dearest option / this, in micro-dollars
 OBJECTIVE_UNITS_PER_CREDIT_UNIT = 100  # so credit values resolve to 1 %
-MAX_POOLS_FOR_EXACT_SPLIT = 4
 OBJECTIVE_SAFE_LIMIT = 2**60  # leaves CP-SAT headroom below int64 for sums and bounds
 
 
@@ -64,6 +65,12 @@ class SolverLimits:
     # With several workers CP-SAT's portfolio races on wall time and is not reproducible;
     # interleaving keeps it reproducible but, measured here, is many times slower.
     interleave_workers: bool = False
+    # Models with more (class, option) variables than this go to the LP relaxation and
+    # rounding (skyd.optimizer.relaxation): CP-SAT finds no solution in 2 s at 1,000 distinct
+    # jobs (16,000 variables), and building its model alone takes most of a second.
+    cp_sat_max_variables: int = 4000
+    # More classes than this: the LP of an even sample of this many prices the rest.
+    lp_sample_classes: int = 2500
 
     def __post_init__(self) -> None:
         if not self.time_limit_seconds > 0:
@@ -81,10 +88,15 @@ def solve_assignment(
     from ortools.sat.python import cp_model  # lazy: single placement never pays for it
 
     limits = limits or SolverLimits()
+    start = time.perf_counter()
     prep = PreparedProblem(problem)
-    greedy, greedy_charges = greedy_picks(prep)
     if not any(c.options for c in prep.classes):
         return prep.build_plan({}, {}, "OPTIMAL", best_bound=prep.objective_micros({}, {}))
+    if sum(len(c.options) for c in prep.classes) > limits.cp_sat_max_variables:
+        plan = solve_by_relaxation(prep, start + limits.time_limit_seconds, limits)
+        if plan is not None:
+            return plan
+    greedy, greedy_charges = greedy_picks(prep)
 
     built = _AssignmentModel(prep, cp_model)
     if limits.hint_greedy:
@@ -100,7 +112,8 @@ def solve_assignment(
         params.max_deterministic_time = limits.deterministic_time_limit
     params.cp_model_presolve = limits.presolve
     greedy_spend = sum(prep.classes[k].options[o].cost for k, o in greedy.values())
-    params.absolute_gap_limit = max(1.0, limits.gap_limit * built.units(greedy_spend))
+    # gap_limit 0 asks for a proven optimum (CP-SAT's objective is integral: a gap < 1 unit)
+    params.absolute_gap_limit = limits.gap_limit * built.units(greedy_spend)
     status = solver.solve(built.model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return prep.build_plan(
@@ -115,10 +128,14 @@ def solve_assignment(
     if prep.settings.allow_cash:
         for p, var in built.y_vars.items():
             caps[p] = solver.value(var) * built.unit
+    # OPTIMAL only when proven: the solver closed its gap to zero, not to the gap limit
+    proven = (
+        status == cp_model.OPTIMAL and solver.objective_value - solver.best_objective_bound < 1.0
+    )
     return prep.build_plan(
         picks,
         prep.charge_credit(picks, caps),
-        "OPTIMAL" if status == cp_model.OPTIMAL else "FEASIBLE",
+        "OPTIMAL" if proven else "FEASIBLE",
         # The objective is re-evaluated exactly on the plan; the solver's bound is for
         # coefficients rounded to 1e-6 of the dearest option, so it is lowered by the most
         # that rounding can add to stay a true bound.
@@ -223,7 +240,7 @@ class _AssignmentModel:
                 for i, (k, o) in enumerate(self.x_index)
                 if prep.classes[k].options[o].option.offer.cloud == cloud
             ]
-            for subset in _pool_sets(pools):
+            for subset in pool_sets(pools):
                 covered = [(i, option.cost) for i, option in spend if set(option.pools) & subset]
                 model.add(
                     unit * sum(self.y_vars[p] for p in sorted(subset)) <= self._weighted(covered)
@@ -271,15 +288,6 @@ class _AssignmentModel:
                 charged[p] += amount
         for p, var in self.y_vars.items():
             self.model.add_hint(var, charged[p] // self.unit)
-
-
-def _pool_sets(pools: list[int]) -> list[frozenset[int]]:
-    if len(pools) <= MAX_POOLS_FOR_EXACT_SPLIT:
-        return [
-            frozenset(p for bit, p in enumerate(pools) if mask >> bit & 1)
-            for mask in range(1, 1 << len(pools))
-        ]
-    return [frozenset([p]) for p in pools] + [frozenset(pools)]
 
 
 def _picks(prep: PreparedProblem, index: list[tuple[int, int]], values: list[int]) -> Picks:

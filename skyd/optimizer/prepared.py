@@ -36,6 +36,7 @@ from skyd.optimizer.plan import (
 # Running jobs are worth this many times the highest pending priority: the plan keeps them
 # unless nothing else is possible.
 RUNNING_WEIGHT_FACTOR = 4.0
+MAX_POOLS_FOR_EXACT_SPLIT = 4
 
 _CANDIDATE = attrgetter("candidate")
 _COST_AND_HOURS = attrgetter("expected_cost_micros", "expected_hours")
@@ -99,6 +100,15 @@ class Usage:
         for quota, need in option.quota_needs:
             self.quota_used[quota] += need
         self.project_spent[project] += option.cost + option.migration_micros
+
+    def release(self, project: str, option: PreparedOption) -> None:
+        """Undo `take` (a job moved or left out)."""
+        for quota, need in option.quota_needs:
+            self.quota_used[quota] -= need
+        self.project_spent[project] -= option.cost + option.migration_micros
+
+    def copy(self) -> Usage:
+        return Usage(list(self.quota_used), list(self.pool_charged), Counter(self.project_spent))
 
     def charge(self, option: PreparedOption, caps: Sequence[int]) -> list[tuple[int, int]]:
         """Charge the option's cost to its pools in spending order, up to `caps`."""
@@ -479,3 +489,14 @@ def _pool_weights(problem: AssignmentProblem) -> list[float]:
 
 def _expiry(hours: float | None) -> float:
     return math.inf if hours is None else hours
+
+
+def pool_sets(pools: list[int]) -> list[frozenset[int]]:
+    """The pool sets whose credit constraints the models state: every subset (Hall's
+    condition, exact) for up to MAX_POOLS_FOR_EXACT_SPLIT pools, else singles and all."""
+    if len(pools) <= MAX_POOLS_FOR_EXACT_SPLIT:
+        return [
+            frozenset(p for bit, p in enumerate(pools) if mask >> bit & 1)
+            for mask in range(1, 1 << len(pools))
+        ]
+    return [frozenset([p]) for p in pools] + [frozenset(pools)]
