@@ -38,7 +38,7 @@ from skyd.errors import (
 from skyd.events import EventBus
 from skyd.identity import Caller
 from skyd.model import InstanceState, JobState, LaunchRequest
-from skyd.providers.base import TAG_CLUSTER, TAG_MANAGED, TAG_TOKEN, Provider
+from skyd.providers.base import MANAGED, TAG_CLUSTER, TAG_MANAGED, TAG_TOKEN, Provider
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer
 from skyd.spec import TaskSpec
 from skyd.store import Store
@@ -433,7 +433,7 @@ class ClusterService:
             offer=offer,
             spot=spot,
             num_nodes=spec.num_nodes,
-            tags={TAG_MANAGED: "1", TAG_CLUSTER: cluster.name, TAG_TOKEN: token},
+            tags={TAG_MANAGED: MANAGED, TAG_CLUSTER: cluster.name, TAG_TOKEN: token},
             disk_size_gib=spec.resources.disk_size,
         )
         instances = await provider.launch(request)

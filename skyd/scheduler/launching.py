@@ -2,7 +2,9 @@
 (idempotent by client token), wait for the instances to boot, then start the process.
 
 Launch failures end in exactly one place each: capacity, quota and auth block their scope
-and put the job back to PENDING; transient and other provider errors retry from PENDING.
+and put the job back to PENDING; transient errors (what is left after the SDK's own retries)
+retry from PENDING; a request the cloud refused fails the job at once with the cloud's
+message and the fix; an error no adapter maps is retried UNKNOWN_ERROR_TRIES times, then fails.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from skyd.errors import (
     NotFoundError,
     ProviderError,
     QuotaError,
+    RequestRefusedError,
     TransientError,
+    UnknownProviderError,
 )
 from skyd.market.live import LiveMarket
 from skyd.model import Candidate, InstanceState, JobState, LaunchRequest
-from skyd.providers.base import TAG_ATTEMPT, TAG_DAEMON, TAG_JOB, TAG_MANAGED, TAG_TOKEN, Provider
+from skyd.providers.base import Provider, job_tags
 from skyd.scheduler.attempts import Attempts
 from skyd.scheduler.blocks import ScopeBlocks
 from skyd.scheduler.interfaces import ClusterTargets, NoClusters, NoPlan, PlanView
@@ -34,6 +38,9 @@ from skyd.store import Store
 from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
 from skyd.store.records import InstanceRecord, JobRecord
+
+# Launch attempts of one job that may end in an unmapped provider error before it fails.
+UNKNOWN_ERROR_TRIES = 3
 
 
 class Launcher:
@@ -63,6 +70,7 @@ class Launcher:
         self.risk = risk
         self.clusters: ClusterTargets = NoClusters()
         self.plan: PlanView = NoPlan()
+        self._unknown_errors: dict[int, int] = {}  # job id -> unmapped launch errors so far
 
     async def start_attempt(self, job: JobRecord, spec: TaskSpec | None = None) -> None:
         """A PENDING or RECOVERING job: start its next attempt now, or record why it waits."""
@@ -170,13 +178,7 @@ class Launcher:
             offer=choice.candidate.offer,
             spot=choice.candidate.spot,
             num_nodes=spec.num_nodes,
-            tags={
-                TAG_MANAGED: "1",
-                TAG_DAEMON: self.daemon_id,
-                TAG_JOB: str(job.id),
-                TAG_ATTEMPT: str(job.attempt),
-                TAG_TOKEN: token,
-            },
+            tags=job_tags(self.daemon_id, job.id, job.attempt, token),
             disk_size_gib=spec.resources.disk_size,
         )
         offer_key = choice.candidate.offer.key
@@ -195,6 +197,37 @@ class Launcher:
                 data={"error": exc.code, "scope": scope},
             )
             return
+        except RequestRefusedError as exc:
+            self.journal.move(
+                job.id,
+                JobState.FAILED,
+                kind="launch_failed",
+                reason=f"tried {offer_key}: {exc.message}",
+                data={"error": exc.code},
+            )
+            return
+        except UnknownProviderError as exc:
+            tries = self._unknown_errors.get(job.id, 0) + 1
+            self._unknown_errors[job.id] = tries
+            if tries >= UNKNOWN_ERROR_TRIES:
+                del self._unknown_errors[job.id]
+                self.journal.move(
+                    job.id,
+                    JobState.FAILED,
+                    kind="launch_failed",
+                    reason=f"tried {offer_key}: {exc.message} ({tries} launches failed so)",
+                    data={"error": exc.code, "tries": tries},
+                )
+                return
+            self.journal.move(
+                job.id,
+                JobState.PENDING,
+                kind="launch_failed",
+                reason=f"tried {offer_key}: {exc.message}; will retry ({tries} of "
+                f"{UNKNOWN_ERROR_TRIES})",
+                data={"error": exc.code, "tries": tries},
+            )
+            return
         except (TransientError, ProviderError) as exc:
             self.journal.move(
                 job.id,
@@ -204,6 +237,7 @@ class Launcher:
                 data={"error": exc.code},
             )
             return
+        self._unknown_errors.pop(job.id, None)
         rows = self.journal.instance_rows(
             instances, job=job, token=token, hourly_micros=choice.candidate.hourly_price_micros
         )

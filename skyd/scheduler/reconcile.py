@@ -18,6 +18,7 @@ from skyd.clock import Clock
 from skyd.errors import ProviderError
 from skyd.model import Instance, InstanceState, JobState
 from skyd.providers.base import (
+    MANAGED,
     TAG_ATTEMPT,
     TAG_DAEMON,
     TAG_JOB,
@@ -25,6 +26,7 @@ from skyd.providers.base import (
     TAG_TOKEN,
     InstanceLister,
     Provider,
+    managed_tags,
 )
 from skyd.store import Store
 from skyd.store import instances as instance_store
@@ -69,7 +71,7 @@ async def reconcile(
     report = ReconcileReport(at=clock.now())
     for name, provider in sorted(providers.items()):
         try:
-            found = await provider.describe(tags={TAG_MANAGED: "1", TAG_DAEMON: daemon_id})
+            found = await provider.describe(tags={TAG_MANAGED: MANAGED, TAG_DAEMON: daemon_id})
         except ProviderError as exc:
             report.errors[name] = exc.message
             log.warning("reconcile: cannot list %s (%s); will retry", name, exc.message)
@@ -184,7 +186,7 @@ async def _tags_of(provider: Provider, instance_id: str) -> dict[str, str]:
     """The skyd tags of one instance (empty when the provider cannot list tags)."""
     if not isinstance(provider, InstanceLister):
         return {}
-    for instance in await provider.instances({TAG_MANAGED: "1"}):
+    for instance in await provider.instances(managed_tags()):
         if instance.instance_id == instance_id:
             return dict(instance.tags)
     return {}
