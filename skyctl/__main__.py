@@ -71,6 +71,7 @@ _optimize = _handler_from("market_commands", "optimize")
 _credits = _handler_from("accounting_commands", "credits")
 _costs = _handler_from("accounting_commands", "costs")
 _orphans = _handler_from("admin_commands", "orphans")
+_check = _handler_from("check_command", "check")
 
 
 def _cluster_command(name: str) -> Handler:
@@ -345,6 +346,12 @@ COMMANDS = (
         "orphans",
         "instances found running under this daemon's tags with no record",
         _orphans,
+        _json_flag,
+    ),
+    Command(
+        "check",
+        "each cloud: one cheap authenticated call; enabled, or why not and the fix",
+        _check,
         _json_flag,
     ),
     Command("dashboard", "open the live terminal dashboard", _dashboard, _no_arguments),

@@ -16,6 +16,7 @@ from aiohttp import web
 import skyd
 from skyd.accounting import Accountant
 from skyd.api.accounting_routes import add_accounting_routes
+from skyd.api.check_routes import add_check_routes
 from skyd.api.cluster_routes import add_cluster_routes
 from skyd.api.contract import endpoint
 from skyd.api.identity import CallerDirectory, caller_of
@@ -448,6 +449,7 @@ def build_app(
     app[ADMIN_GROUP] = admin_group
     app[CALLERS] = CallerDirectory(admin_group)
     add_market_routes(app, scheduler)
+    add_check_routes(app, dict(scheduler.providers))
     if clusters is not None:
         add_cluster_routes(app, clusters, admin_group)
     if accountant is not None:

@@ -60,7 +60,9 @@ async def test_progress_shows_zones_tried_and_the_failover_on_a_terminal(
     ec2: MotoEc2,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    ec2.add_fault(Ec2Fault("RunInstances", "InsufficientInstanceCapacity", 500, times=1))
+    # EC2 answers a stockout with HTTP 500, which botocore retries: out of capacity for all
+    # three attempts of the first zone.
+    ec2.add_fault(Ec2Fault("RunInstances", "InsufficientInstanceCapacity", 500, times=3))
     settings = settings_for_tests(tmp_path)
     settings.aws = {
         "enabled": True,
@@ -69,6 +71,7 @@ async def test_progress_shows_zones_tried_and_the_failover_on_a_terminal(
         "default_image_id": "ami-12c6146b",
         "request_timeout_s": 10.0,
         "cleanup_timeout_s": 0.0,
+        "sdk_max_attempts": 3,
     }
     settings.market.poll_aws_spot_prices = False
     task = tmp_path / "v100.yaml"

@@ -143,6 +143,14 @@ class AwsProvider:
         except Exception as exc:
             raise translate_exception(exc, region, zone) from exc
 
+    async def check(self) -> str:
+        """One cheap authenticated call (`skyctl check`): the first region's zones."""
+        region = self.config.regions[0]
+        async with self._calls(region) as ec2:
+            reply = await ec2.describe_availability_zones()
+        zones = len(reply.get("AvailabilityZones", []))
+        return f"DescribeAvailabilityZones in {region} answered: {zones} zones"
+
     # -- launch -------------------------------------------------------------------------
 
     async def launch(self, request: LaunchRequest) -> list[Instance]:

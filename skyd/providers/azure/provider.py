@@ -231,6 +231,17 @@ class AzureProvider:
     def _network_path(self, resource_group: str, kind: str, name: str) -> str:
         return f"{self._rg_path(resource_group)}/providers/Microsoft.Network/{kind}/{name}"
 
+    async def check(self) -> str:
+        """One cheap authenticated call (`skyctl check`): the resource group's VM list."""
+        group = self.config.resource_group
+        client = await self._client()
+        try:
+            async for _ in client.virtual_machines.list(group):
+                break
+        except Exception as exc:
+            raise translate_exception(exc, None, None) from exc
+        return f"virtualMachines.list in resource group {group} answered"
+
     # -- launch -------------------------------------------------------------------------
 
     async def launch(self, request: LaunchRequest) -> list[Instance]:

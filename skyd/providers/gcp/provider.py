@@ -161,6 +161,21 @@ class GcpProvider:
                 ((e.code, e.message) for e in current.error.errors), zone
             )
 
+    async def check(self) -> str:
+        """One cheap authenticated call (`skyctl check`): one page of at most one instance."""
+        client, _ = await self._clients()
+
+        def listing() -> None:
+            from google.cloud import compute_v1
+
+            query = compute_v1.AggregatedListInstancesRequest(
+                project=self.config.project, max_results=1
+            )
+            next(iter(client.aggregated_list(request=query, **self._opts())), None)
+
+        await self._call(listing, None)
+        return f"instances.aggregatedList in project {self.config.project} answered"
+
     # -- launch -------------------------------------------------------------------------
 
     async def launch(self, request: LaunchRequest) -> list[Instance]:
