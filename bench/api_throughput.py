@@ -1,7 +1,13 @@
-"""Daemon API throughput: submits/s and latency from 50 concurrent clients, and `queue` paging
-over 100,000 stored jobs. Baseline in the same run: GET /v1/health on the same HTTP stack.
+"""Daemon API under a lab-sized queue: submits from 50 clients, the pending-queue page at
+100,000 pending jobs (all submitted through the API), `skyctl queue`, event-loop lag and
+daemon start, each against a baseline from the same run.
 
-    python -m bench.api_throughput [--clients 50] [--requests 5000] [--stored 100000]
+    python -m bench.api_throughput [--clients 50] [--requests 5000] [--pending 100000] [--json]
+
+Baselines: GET /v1/health on the same stack (throughput), the finished-history page (`all=1`,
+what the README measured before), `python -c pass` (CLI and daemon start). Loop lag is the
+daemon's own monitor (skyd.looplag) read from /metrics: `loop_lag_ms_max` is the upper bound
+of the highest histogram bucket that gained a sample during the submit and paging phases.
 """
 
 from __future__ import annotations
@@ -10,19 +16,24 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
+from bench.skyctl_startup import skyctl_command, timed_run
 from skyd.testing.daemon import kill_leftover_jobs
 
 TASK = "name: bench\nresources:\n  cloud: local\nrun: echo hi\n"
 BLOCKER = "name: blocker\nrun: sleep 3600\n"
+_BUCKET = re.compile(r'^skyd_loop_lag_seconds_bucket\{le="([^"]+)"\} ([0-9.e+]+)$', re.M)
+_WINDOW_MAX = re.compile(r"^skyd_loop_lag_max_seconds ([0-9.e+-]+)$", re.M)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -30,12 +41,13 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _load(socket: str, clients: int, total: int, method: str, path: str, body: object):
+async def _load(
+    socket: str, clients: int, total: int, method: str, path: str, body: object
+) -> dict[str, float]:
     connector = aiohttp.UnixConnector(path=socket, limit=clients)
     latencies: list[float] = []
     errors = 0
     remaining = total
-
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker() -> None:
@@ -58,12 +70,40 @@ async def _load(socket: str, clients: int, total: int, method: str, path: str, b
         "per_second": total / elapsed,
         "p50_ms": 1000 * _percentile(latencies, 0.50),
         "p99_ms": 1000 * _percentile(latencies, 0.99),
+        "max_ms": 1000 * max(latencies),
     }
 
 
-def _start_daemon(root: Path) -> subprocess.Popen[bytes]:
+async def _get(socket: str, path: str) -> Any:
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=socket)) as session,
+        session.get(f"http://skyd{path}") as resp,
+    ):
+        return await (resp.json() if path != "/metrics" else resp.text())
+
+
+def _lag_buckets(socket: str) -> tuple[dict[float, float], float]:
+    text = asyncio.run(_get(socket, "/metrics"))
+    buckets = {float(le): float(n) for le, n in _BUCKET.findall(text)}
+    found = _WINDOW_MAX.search(text)
+    return buckets, float(found.group(1)) if found else 0.0
+
+
+def _lag_between(before: dict[float, float], after: dict[float, float]) -> float:
+    """Upper bound (ms) of the worst lag sampled between two scrapes of the histogram."""
+    total = after.get(float("inf"), 0.0) - before.get(float("inf"), 0.0)
+    for le in sorted(after):
+        if after[le] - before.get(le, 0.0) >= total:
+            return le * 1000
+    return float("inf")
+
+
+def _start_daemon(root: Path) -> tuple[subprocess.Popen[bytes], float]:
+    """Start `skyd run`; returns it and the seconds until /v1/health answered."""
     config = root / "skyd.toml"
     config.write_text("[local]\nslots = 1\ngpus = 0\n")
+    socket = root / "skyd.sock"
+    started = time.perf_counter()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -73,113 +113,157 @@ def _start_daemon(root: Path) -> subprocess.Popen[bytes]:
             "--state-dir",
             str(root / "state"),
             "--socket",
-            str(root / "skyd.sock"),
+            str(socket),
             "--config",
             str(config),
         ],
         stdout=subprocess.DEVNULL,
-        stderr=open(root / "daemon.log", "wb"),  # noqa: SIM115
+        stderr=open(root / "daemon.log", "ab"),  # noqa: SIM115
     )
-    deadline = time.monotonic() + 60
-    while not (root / "skyd.sock").exists():
+    deadline = time.monotonic() + 120
+    while True:
         if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit("daemon did not start")
-        time.sleep(0.05)
-    return proc
+            raise SystemExit(f"daemon did not start; see {root / 'daemon.log'}")
+        if socket.exists():
+            try:
+                asyncio.run(_get(str(socket), "/v1/health"))
+                return proc, time.perf_counter() - started
+            except (aiohttp.ClientError, OSError):
+                pass
+        time.sleep(0.01)
 
 
-def _seed_jobs(state_dir: Path, count: int) -> None:
-    """Bulk-insert finished jobs (one transaction) so `queue --all` pages over `count` rows."""
-    from skyd.store import open_store
-
-    store = open_store(state_dir)
-    now = time.time()
-    rows = [
-        (f"seed-{i}", 1000 + i % 100, f"user{i % 100}", None, 0, "SUCCEEDED", "{}", "/", now, now)
-        for i in range(count)
-    ]
-    with store.transaction() as conn:
-        conn.executemany(
-            "INSERT INTO jobs (name, owner_uid, owner_name, project, priority, state, spec_json,"
-            " base_dir, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-    store.close()
-
-
-async def _queue_pages(socket: str, samples: int) -> dict[str, float]:
-    connector = aiohttp.UnixConnector(path=socket)
-    first: list[float] = []
-    deep: list[float] = []
-    async with aiohttp.ClientSession(connector=connector) as session:
-        cursor = None
-        for i in range(samples):
-            started = time.perf_counter()
-            async with session.get("http://skyd/v1/jobs?all=1&limit=100") as resp:
-                page = await resp.json()
-            first.append(time.perf_counter() - started)
-            cursor = page["next_cursor"] if i == 0 else cursor
-        # a page deep in the history (keyset pagination: same cost at any depth)
-        for _ in range(samples):
-            started = time.perf_counter()
-            async with session.get("http://skyd/v1/jobs?all=1&limit=100&cursor=50000") as resp:
-                await resp.json()
-            deep.append(time.perf_counter() - started)
-    return {
-        "first_page_median_ms": 1000 * statistics.median(first),
-        "first_page_p99_ms": 1000 * _percentile(first, 0.99),
-        "deep_page_median_ms": 1000 * statistics.median(deep),
+async def _pages(socket: str, samples: int, first_id: int, last_id: int) -> dict[str, float]:
+    """Medians of the pending page (newest), a pending page halfway down (keyset cursor) and
+    the finished-history page (`all=1`, the baseline)."""
+    middle = (first_id + last_id) // 2
+    paths = {
+        "pending_page": "/v1/jobs?limit=100",
+        "pending_deep_page": f"/v1/jobs?limit=100&cursor={middle}",
+        "history_page": "/v1/jobs?all=1&limit=100",
     }
+    timings: dict[str, list[float]] = {name: [] for name in paths}
+    async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=socket)) as session:
+        for _ in range(samples):
+            for name, path in paths.items():  # interleaved: load hits every page alike
+                started = time.perf_counter()
+                async with session.get(f"http://skyd{path}") as resp:
+                    page = await resp.json()
+                timings[name].append(time.perf_counter() - started)
+                assert len(page["jobs"]) == 100, (path, len(page["jobs"]))
+    out = {f"{name}_ms_median": 1000 * statistics.median(t) for name, t in timings.items()}
+    out |= {f"{name}_ms_p99": 1000 * _percentile(t, 0.99) for name, t in timings.items()}
+    return out
+
+
+def _cli(socket: str, runs: int) -> dict[str, float]:
+    skyctl = [*skyctl_command(), "--socket", socket]
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "skyctl queue": [*skyctl, "queue"],
+    }
+    for argv in commands.values():
+        timed_run(argv)
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, argv in commands.items():
+            samples[name].append(timed_run(argv))
+    base = statistics.median(samples["python -c pass"])
+    queue = statistics.median(samples["skyctl queue"])
+    return {"python_c_pass_ms": base * 1000, "skyctl_queue_ms": queue * 1000, "ratio": queue / base}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {"bench": "bench.api_throughput", "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="skyd-bench-", ignore_cleanup_errors=True) as tmp:
+        root = Path(tmp)
+        socket = str(root / "skyd.sock")
+        python_start = statistics.median(
+            timed_run([sys.executable, "-c", "pass"]) for _ in range(5)
+        )
+        daemon, start_empty = _start_daemon(root)
+        try:
+            blocker = {"task_yaml": BLOCKER, "base_dir": tmp}
+            asyncio.run(_load(socket, 1, 1, "POST", "/v1/jobs", blocker))  # holds the only slot
+            time.sleep(1.0)  # let it start, so every benchmark submit stays queued
+            health = asyncio.run(
+                _load(socket, args.clients, args.requests, "GET", "/v1/health", None)
+            )
+            body = {"task_yaml": TASK, "base_dir": tmp}
+            # the first submits pay for lazy set-up (caches, the first planner pass)
+            cold = asyncio.run(_load(socket, args.clients, 500, "POST", "/v1/jobs", body))
+            time.sleep(2.0)
+            lag0, _ = _lag_buckets(socket)
+            submit = asyncio.run(
+                _load(socket, args.clients, args.requests, "POST", "/v1/jobs", body)
+            )
+            lag1, window_submit = _lag_buckets(socket)
+            fill = max(0, args.pending - 500 - args.requests)
+            filled = asyncio.run(_load(socket, args.clients, fill, "POST", "/v1/jobs", body))
+            time.sleep(2.0)
+            newest = asyncio.run(_get(socket, "/v1/jobs?limit=1"))["jobs"][0]["id"]
+            lag2, _ = _lag_buckets(socket)
+            pages = asyncio.run(_pages(socket, args.page_samples, 2, newest))
+            lag3, window_pages = _lag_buckets(socket)
+            cli = _cli(socket, args.cli_runs)
+        finally:
+            daemon.terminate()
+            daemon.wait(60)
+        daemon, start_full = _start_daemon(root)
+        daemon.terminate()
+        daemon.wait(60)
+        kill_leftover_jobs(root / "state")  # the blocker (jobs outlive their daemon)
+        time.sleep(0.5)
+    submit_lag = _lag_between(lag0, lag1)
+    page_lag = _lag_between(lag2, lag3)
+    results |= {
+        # the named figures (README's Measured table), then their baselines and details
+        "pending_page_ms_median": pages["pending_page_ms_median"],
+        "pending_deep_page_ms_median": pages["pending_deep_page_ms_median"],
+        "history_page_ms_median": pages["history_page_ms_median"],
+        "submit_p99_ms": submit["p99_ms"],
+        "submits_per_s": submit["per_second"],
+        "health_per_s": health["per_second"],
+        "loop_lag_ms_max": max(submit_lag, page_lag),
+        "skyctl_queue_ratio_to_python": cli["ratio"],
+        "daemon_start_to_healthy_s": start_empty,
+        "daemon_start_to_healthy_with_pending_s": start_full,
+        "python_c_pass_s": python_start,
+        "pending_jobs": 500 + args.requests + fill,
+        "details": {
+            "health_baseline": health,
+            "submit_cold_first_500": cold,
+            "submit": submit,
+            "fill_to_pending": filled,
+            "pages": pages,
+            "cli": cli,
+            "loop_lag_submit_ms_at_most": submit_lag,
+            "loop_lag_pages_ms_at_most": page_lag,
+            "loop_lag_window_max_ms_after_submit": window_submit * 1000,
+            "loop_lag_window_max_ms_after_pages": window_pages * 1000,
+            "load_average": os.getloadavg(),
+        },
+    }
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--stored", type=int, default=100_000)
+    parser.add_argument("--pending", type=int, default=100_000)
+    parser.add_argument("--page-samples", type=int, default=30)
+    parser.add_argument("--cli-runs", type=int, default=10)
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
     args = parser.parse_args(argv)
-    results: dict[str, object] = {"cpus": os.cpu_count()}
-    with tempfile.TemporaryDirectory(prefix="skyd-bench-", ignore_cleanup_errors=True) as tmp:
-        root = Path(tmp)
-        daemon = _start_daemon(root)
-        socket = str(root / "skyd.sock")
-        try:
-            body = {"task_yaml": BLOCKER, "base_dir": tmp}
-            asyncio.run(_load(socket, 1, 1, "POST", "/v1/jobs", body))  # holds the only slot
-            time.sleep(1.0)  # let it start, so every benchmark submit stays queued
-            health = asyncio.run(
-                _load(socket, args.clients, args.requests, "GET", "/v1/health", None)
-            )
-            submit_body = {"task_yaml": TASK, "base_dir": tmp}
-            # the first submits pay for lazy set-up (caches, the first planner pass):
-            # reported apart, then the sustained rate on a warm daemon
-            cold = asyncio.run(_load(socket, args.clients, 500, "POST", "/v1/jobs", submit_body))
-            time.sleep(2.0)
-            submit = asyncio.run(
-                _load(socket, args.clients, args.requests, "POST", "/v1/jobs", submit_body)
-            )
-        finally:
-            daemon.terminate()
-            daemon.wait(60)
-        results["health_baseline"] = health
-        results["submit_cold_first_500"] = cold
-        results["submit"] = submit
-        results["submit_vs_health_throughput"] = submit["per_second"] / health["per_second"]
-
-        _seed_jobs(root / "state", args.stored)
-        daemon = _start_daemon(root)
-        try:
-            results["queue_over_stored"] = {
-                "stored": args.stored,
-                **asyncio.run(_queue_pages(socket, 50)),
-            }
-        finally:
-            daemon.terminate()
-            daemon.wait(60)
-        # stop the blocker job left running (jobs outlive their daemon by design)
-        kill_leftover_jobs(root / "state")
-        time.sleep(0.5)
-    print(json.dumps(results, indent=2))
+    results = run(args)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for key, value in results.items():
+        if key != "details":
+            print(f"{key:<45} {value:.2f}" if isinstance(value, float) else f"{key:<45} {value}")
+    print("(--json for every figure)")
     return 0
 
 

@@ -203,6 +203,11 @@ def update_job_fields(store: Store, job_id: int, **columns: Any) -> None:
         conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*columns.values(), job_id))
 
 
+# Exactly the terms of the partial indexes in migrations/0007_active_jobs_index.sql.
+ACTIVE_CLAUSE = "state NOT IN ('SUCCEEDED', 'FAILED', 'FAILED_SETUP', 'CANCELLED')"
+ACTIVE_STATES = frozenset(s for s in JobState if s not in TERMINAL_STATES)
+
+
 def list_jobs(
     store: Store,
     *,
@@ -214,7 +219,9 @@ def list_jobs(
     """Newest first, keyset-paginated by id so a page costs the same at any depth."""
     clauses: list[str] = []
     params: list[Any] = []
-    if states:
+    if states and frozenset(states) == ACTIVE_STATES:
+        clauses.append(ACTIVE_CLAUSE)  # served by the partial indexes of unfinished jobs
+    elif states:
         clauses.append(f"state IN ({', '.join('?' for _ in states)})")
         params.extend(s.value for s in states)
     if owner_uid is not None:
