@@ -54,6 +54,7 @@ from skyd.spec.storage import not_runnable_yet
 from skyd.spec.vocabulary import vocabulary_of
 from skyd.store import jobs as job_store
 from skyd.store import pipelines as pipeline_store
+from skyd.store.sealing import open_spec_json
 
 log = logging.getLogger("skyd.api")
 
@@ -250,7 +251,7 @@ async def show_job(request: web.Request) -> web.Response:
         reason=scheduler.waiting_reason(job),
     )
     # what the task asked for, secrets redacted (ports, tiers and images are shown here)
-    view["task"] = TaskSpec.from_json(job.spec_json).public_summary()
+    view["task"] = TaskSpec.from_json(open_spec_json(job.spec_json)).public_summary()
     _add_pipelines(scheduler, [view])
     return web.json_response(view)
 

@@ -79,7 +79,8 @@ class ProcessRunner:
 
     async def start(self, attempt_dir: Path, command: RunCommand) -> int:
         """Start the attempt's shim unless one already ran; returns its pid (0 if it had)."""
-        attempt_dir.mkdir(parents=True, exist_ok=True)
+        attempt_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        attempt_dir.chmod(0o700)
         lock_fd = os.open(attempt_dir / "shim.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
@@ -98,7 +99,10 @@ class ProcessRunner:
                 "file_mounts": dict(command.file_mounts or {}),
             }
             _write_private(attempt_dir / "launch.json", json.dumps(launch), command.uid)
-            with open(attempt_dir / "shim.err", "ab") as err:
+            err_fd = os.open(
+                attempt_dir / "shim.err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+            )
+            with open(err_fd, "ab") as err:
                 # The launcher forks the shim off and exits: the shim (in its own session,
                 # so cancel can kill its whole group) is never this daemon's child.
                 launcher = await asyncio.create_subprocess_exec(

@@ -24,7 +24,7 @@ from typing import Any
 def write_status(attempt_dir: Path, status: dict[str, Any]) -> None:
     """Atomic replace + fsync, so a reader never sees a half-written status."""
     tmp = attempt_dir / "status.json.tmp"
-    with open(tmp, "w") as fh:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
         json.dump(status, fh)
         fh.flush()
         os.fsync(fh.fileno())
@@ -49,17 +49,27 @@ def _prepare(launch: dict[str, Any]) -> None:
             shutil.copy2(src, target)
 
 
-def _run_phase(command: str, *, cwd: str, env: dict[str, str], log: Any, label: str) -> int:
+def _run_phase(
+    command: str, *, cwd: str, env: dict[str, str], log: Any, label: str, umask: int = -1
+) -> int:
     log.write(f"--- skyd: {label} started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
     log.flush()
     proc = subprocess.Popen(
-        ["/bin/bash", "-c", command], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
+        ["/bin/bash", "-c", command],
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        umask=umask,
     )
     return proc.wait()
 
 
 def main(argv: list[str]) -> int:
     attempt_dir = Path(argv[0])
+    # skyd's own files (status, log, the workdir snapshot) are private; the job's processes
+    # get the umask the shim started with, as they would have without skyd
+    job_umask = os.umask(0o077)
     launch = json.loads((attempt_dir / "launch.json").read_text())
     env = dict(launch["env"])
     status: dict[str, Any] = {
@@ -90,7 +100,9 @@ def main(argv: list[str]) -> int:
             write_status(attempt_dir, status)
             return 0
         if launch.get("setup"):
-            rc = _run_phase(launch["setup"], cwd=launch["cwd"], env=env, log=log, label="setup")
+            rc = _run_phase(
+                launch["setup"], cwd=launch["cwd"], env=env, log=log, label="setup", umask=job_umask
+            )
             status["setup_exit"] = rc
             if rc != 0:
                 log.write(f"--- skyd: setup exited with code {rc} ---\n")
@@ -101,7 +113,14 @@ def main(argv: list[str]) -> int:
             status["setup_exit"] = 0
         status.update(phase="run", run_started_at=time.time())
         write_status(attempt_dir, status)
-        rc = _run_phase(launch["run"] or "true", cwd=launch["cwd"], env=env, log=log, label="run")
+        rc = _run_phase(
+            launch["run"] or "true",
+            cwd=launch["cwd"],
+            env=env,
+            log=log,
+            label="run",
+            umask=job_umask,
+        )
         log.write(f"--- skyd: run exited with code {rc} ---\n")
     status.update(phase="done", run_exit=rc, ended_at=time.time())
     write_status(attempt_dir, status)

@@ -452,8 +452,12 @@ def _shim_source() -> bytes:
 
 
 async def _write_remote(sftp: asyncssh.SFTPClient, path: str, data: bytes) -> None:
-    async with sftp.open(path, "wb") as fh:
+    """Write a file only its owner can read (launch.json holds the task's env values)."""
+    import asyncssh  # imported when SSH is in use (it is slow to import)
+
+    async with sftp.open(path, "wb", asyncssh.SFTPAttrs(permissions=0o600)) as fh:
         await fh.write(data)
+    await sftp.chmod(path, 0o600)  # an existing file keeps its mode on open
 
 
 async def _upload(sftp: asyncssh.SFTPClient, source: Path, dest: str) -> None:

@@ -20,6 +20,7 @@ from skyd.spec import TaskSpec
 from skyd.store import Store
 from skyd.store import instances as instance_store
 from skyd.store.records import JobRecord
+from skyd.store.sealing import open_envs
 
 REMOTE_PROVIDERS = frozenset({"ssh", "aws", "gcp", "azure"})
 
@@ -67,10 +68,12 @@ class Processes:
         to it) and say what to run, where, with which environment."""
         job_dir = self.job_dir(job.id)
         checkpoint_dir = self.settings.checkpoints_dir / str(job.id)
-        for path in (job_dir, checkpoint_dir):
-            path.mkdir(parents=True, exist_ok=True)
+        for path in (job_dir, checkpoint_dir):  # private: the job's envs and output live here
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.chmod(0o700)
         log_file = self.log_path(job.id)
-        log_file.touch(exist_ok=True)
+        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        log_file.chmod(0o600)
         may_switch = os.geteuid() == 0 or self.settings.local.run_as_owner
         run_as_other = may_switch and job.owner_uid != os.geteuid()
         uid = gid = None
@@ -183,5 +186,5 @@ class Processes:
             "PYTHONUNBUFFERED": "1",
         }
         env.update(self.clusters.job_env(job.id))
-        env.update(spec.envs)
+        env.update(open_envs(spec.envs))  # stored sealed (skyd/store/sealing.py)
         return env

@@ -15,6 +15,7 @@ from skyd.store.db import Store
 from skyd.store.instances import insert_instance, set_instance_state
 from skyd.store.jobs import append_event, insert_job_in
 from skyd.store.records import EventRecord, InstanceRecord, JobRecord
+from skyd.store.sealing import seal_for
 
 
 class ClusterState(enum.StrEnum):
@@ -147,7 +148,7 @@ def insert_cluster(
                     owner_uid,
                     owner_name,
                     ClusterState.INIT.value,
-                    spec_json,
+                    seal_for(conn, spec_json),
                     autostop_minutes,
                     int(autostop_down),
                     now if autostop_minutes is not None else None,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from skyd.errors import StateLockedError, StoreError
 from skyd.store.migrations import load_migrations
+from skyd.store.sealing import Sealer, SealingConnection, seal_existing
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -155,9 +156,17 @@ def open_store(state_dir: Path, *, lock: bool = True) -> Store:
     """Open (creating and migrating) the store in `state_dir`; with `lock`, as its only writer."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
     lock_fd = _take_lock(state_dir) if lock else None
+    db_path = state_dir / "skyd.db"
     try:
+        # born 0600 (its -wal and -shm files take the same mode): task specs live there
+        os.close(os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(db_path, 0o600)
         conn = sqlite3.connect(
-            state_dir / "skyd.db", isolation_level=None, check_same_thread=False, timeout=10.0
+            db_path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=10.0,
+            factory=SealingConnection,
         )
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
@@ -165,7 +174,11 @@ def open_store(state_dir: Path, *, lock: bool = True) -> Store:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
         _migrate(conn)
+        conn.sealer = Sealer.for_state_dir(state_dir)
         if lock:
+            conn.execute("BEGIN IMMEDIATE")
+            seal_existing(conn, conn.sealer)  # specs stored before env values were sealed
+            conn.execute("COMMIT")
             # the daemon's writer never checkpoints inline (a checkpoint fsyncs the database
             # and would stall every request behind it): Store.checkpoint() does, off the loop
             conn.execute("PRAGMA wal_autocheckpoint=0")

@@ -12,6 +12,7 @@ from skyd.lifecycle import check_transition
 from skyd.model import TERMINAL_STATES, JobState
 from skyd.store.db import Store
 from skyd.store.records import EventRecord, JobRecord
+from skyd.store.sealing import seal_for
 
 # Columns a transition may set alongside the state.
 _UPDATABLE = frozenset(
@@ -102,6 +103,7 @@ def insert_job_in(
     data: dict[str, Any] | None = None,
 ) -> tuple[JobRecord, EventRecord]:
     """Store one submitted job and its "submitted" event inside the caller's transaction."""
+    spec_json = seal_for(conn, spec_json)  # env values encrypted at rest
     cur = conn.execute(
         "INSERT INTO jobs (name, owner_uid, owner_name, project, priority, state, spec_json,"
         " base_dir, created_at, updated_at, deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
