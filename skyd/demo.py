@@ -19,11 +19,11 @@ def _say(text: str) -> None:
 
 
 def _skyctl(
-    socket: Path, *args: str, check: bool = True, quiet: bool = False
+    socket: Path, *args: str, check: bool = True, quiet: bool = False, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "skyctl", "--socket", str(socket), *args]
     _say(f"$ skyctl {' '.join(args)}")
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=cwd)
     if result.stdout and not quiet:
         print(result.stdout, end="", flush=True)
     if result.stderr:
@@ -104,7 +104,9 @@ def run_demo(examples: Path | None = None, keep: bool = False) -> int:
     try:
         _wait_for_daemon(socket, daemon)
         _say("== submitting the example jobs")
-        submitted = _skyctl(socket, "submit", *map(str, tasks), "--json", quiet=True)
+        # relative paths in a task (workdir, file_mounts) are read from the directory skyctl
+        # runs in, as SkyPilot reads them: the examples' own
+        submitted = _skyctl(socket, "submit", *map(str, tasks), "--json", quiet=True, cwd=examples)
         data = json.loads(submitted.stdout)
         jobs = data if isinstance(data, list) else [data]
         ids = [int(job["id"]) for job in jobs]
