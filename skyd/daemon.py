@@ -18,6 +18,7 @@ from aiohttp import web
 
 from skyd.accounting import Accountant, MarketPrices
 from skyd.accounting.optimizer_inputs import optimizer_budgets, optimizer_pools
+from skyd.accounting.reports import credits_view
 from skyd.api.app import build_app, serve_unix
 from skyd.catalog import Catalog, default_catalog_dir
 from skyd.clock import Clock, SystemClock
@@ -241,7 +242,9 @@ class Daemon:
             if isinstance(provider, OfferRefresher):
                 await provider.refresh()  # offers read from the lab's own systems
         market = LiveMarket(catalog, providers)
-        metrics = Metrics(self.store, bus, credits=lambda: accountant.credits())
+        metrics = Metrics(
+            self.store, bus, credits=lambda conn: credits_view(conn, self.clock.now())
+        )
         metrics.instrument(providers)
         self.metrics = metrics
         market.prefer_regions(settings.placement.home_regions, settings.placement.home_countries)
@@ -395,6 +398,7 @@ class Daemon:
             await runner.aclose()
             for provider in providers.values():
                 await provider.aclose()
+            metrics.close()
             self.store.close()
             with contextlib.suppress(FileNotFoundError):
                 settings.socket_path.unlink()
