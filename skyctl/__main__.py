@@ -302,13 +302,13 @@ COMMANDS = (
     ),
     Command(
         "launch",
-        "launch an interactive cluster that stays up (runs FILE's setup and run first)",
+        "launch a cluster that stays up, run FILE on it and follow it (-d: do not follow)",
         _cluster_command("launch"),
         _cluster_arguments("launch_arguments"),
     ),
     Command(
         "exec",
-        "run a task file or -- COMMAND on a cluster (nothing is launched)",
+        "run a task file or -- COMMAND on a cluster and follow it (-d: print its id)",
         _cluster_command("exec_"),
         _cluster_arguments("exec_arguments"),
     ),
