@@ -106,26 +106,12 @@ def _completion_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell to complete in")
 
 
-JOBS_VERBS = {"launch": _submit, "queue": _queue, "cancel": _cancel, "logs": _logs}
-
-
-def _jobs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    return JOBS_VERBS[args.jobs_verb](args, client, out, err)
-
-
 def _jobs_arguments(sub: argparse.ArgumentParser) -> None:
     from skyctl.job_aliases import declare_jobs_verbs
 
     declarers = {"launch": _submit_arguments, "queue": _queue_arguments}
     declarers.update(cancel=_cancel_arguments, logs=_logs_arguments)
     declare_jobs_verbs(sub, declarers)
-
-
-def _cost_report_arguments(sub: argparse.ArgumentParser) -> None:
-    from skyctl.accounting_commands import costs_arguments
-
-    costs_arguments(sub)
-    sub.set_defaults(by="job")
 
 
 def _dashboard(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
@@ -371,10 +357,13 @@ COMMANDS = (
         "cost-report",
         "what each job cost (as `costs --by job`)",
         _costs,
-        _cost_report_arguments,
+        _arguments_from("accounting_commands", "cost_report_arguments"),
     ),
     Command(
-        "jobs", "SkyPilot's managed-job verbs: launch, queue, cancel, logs", _jobs, _jobs_arguments
+        "jobs",
+        "SkyPilot's managed-job verbs: launch, queue, cancel, logs",
+        _handler_from("job_aliases", "run_verb"),
+        _jobs_arguments,
     ),
     Command(
         "completion",

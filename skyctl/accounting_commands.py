@@ -99,6 +99,12 @@ def costs_arguments(sub: argparse.ArgumentParser) -> None:
     output.add_argument("--csv", action="store_true", help="print CSV for spreadsheets")
 
 
+def cost_report_arguments(sub: argparse.ArgumentParser) -> None:
+    """`cost-report`: SkyPilot's name for what each job cost, i.e. `costs --by job`."""
+    costs_arguments(sub)
+    sub.set_defaults(by="job")
+
+
 def costs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
     query = {"by": args.by, "since": args.since}
     payload = call_optional(client, "costs", "GET", "/v1/costs", query=query)
