@@ -110,8 +110,8 @@ class Progress:
     def stop_ticking(self) -> None:
         """Before output flows on stdout: one line at a time, no status line under it."""
         with self._lock:
-            self._live = False
             self._clear()
+            self._live = False
         self._stop.set()
 
     def line(self, symbol: str, text: str) -> None:
@@ -133,7 +133,8 @@ class Progress:
                 self._draw()
 
     def _clear(self) -> None:
-        if self.tty:
+        # only while the status line is drawn: later, the job's output may end mid-line
+        if self.tty and self._live:
             self.err.write("\r\x1b[K")
 
     def _draw(self) -> None:
