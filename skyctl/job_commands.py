@@ -113,7 +113,10 @@ def _report_submitted(job: JsonObject, as_json: bool, out: TextIO) -> None:
     if as_json:
         write_json(out, job)
     else:
-        out.write(f"{job.get('id')}\n")
+        # a pipeline's stages are jobs of their own: one id per line, in order
+        stages = job.get("stages")
+        ids = [stage.get("id") for stage in stages] if isinstance(stages, list) else [job.get("id")]
+        out.write("".join(f"{job_id}\n" for job_id in ids))
         out.flush()
 
 

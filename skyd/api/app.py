@@ -49,7 +49,7 @@ from skyd.identity import Caller
 from skyd.metrics import METRICS, Metrics, metrics_handler
 from skyd.model import TERMINAL_STATES, JobState
 from skyd.scheduler.driver import JobScheduler
-from skyd.spec import ParseOptions, TaskSpec, command_task, parse_task
+from skyd.spec import ParseOptions, TaskSpec, command_task, parse_file
 from skyd.spec.storage import not_runnable_yet
 from skyd.spec.vocabulary import vocabulary_of
 from skyd.store import jobs as job_store
@@ -153,9 +153,19 @@ async def submit(request: web.Request) -> web.Response:
             overrides=body.overrides,
             vocabulary=vocabulary_of(scheduler.market.catalog),
         )
-        spec = parse_task(body.task_yaml, source=body.source or "task.yaml", options=options)
-        if (problem := not_runnable_yet(spec.storage_mounts)) is not None:
-            raise SpecError(problem, field="file_mounts")
+        pipeline = parse_file(
+            body.task_yaml, source=body.source or "task.yaml", options=options
+        ).pipeline
+        for stage in pipeline.stages:
+            if (problem := not_runnable_yet(stage.storage_mounts)) is not None:
+                raise SpecError(problem, field="file_mounts")
+        if pipeline.is_pipeline:
+            jobs = scheduler.submit_pipeline(pipeline, caller=caller, base_dir=str(base_dir))
+            views = [job_view(job) for job in jobs]
+            _add_pipelines(scheduler, views)
+            # the first stage stands for the pipeline; every stage is listed
+            return web.json_response({**views[0], "stages": views}, status=201)
+        spec = pipeline.stages[0]
         if body.name:
             spec = spec.model_copy(update={"name": body.name})
     else:

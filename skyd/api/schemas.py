@@ -113,6 +113,9 @@ class JobView(BaseModel):
     restarts: int
     cost: float
     pipeline: PipelineStageView | None = None
+    stages: list[JobView] | None = Field(
+        None, description="on submitting a pipeline: every stage's job, in order"
+    )
     events: list[EventView] | None = None
     task: dict[str, Any] | None = Field(
         None, description="GET /v1/jobs/{job_id}: what the task asked for, secrets redacted"

@@ -11,16 +11,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from skyd.clock import Clock
-from skyd.errors import InfeasibleError, ProviderError, SpecError
+from skyd.errors import InfeasibleError, ProviderError, SkydError, SpecError
 from skyd.identity import Caller
 from skyd.market.live import LiveMarket
 from skyd.model import ExclusionReason
 from skyd.scheduler.interfaces import BudgetGate, NoBudgets
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer
 from skyd.scheduler.transitions import Journal
-from skyd.spec import TaskSpec
+from skyd.spec import PipelineSpec, TaskSpec
 from skyd.store import Store
 from skyd.store import jobs as job_store
+from skyd.store import pipelines as pipeline_store
 from skyd.store.records import EventRecord, JobRecord
 
 FEASIBILITY_CACHE_SIZE = 512
@@ -67,6 +68,27 @@ class Admission:
             loop.call_soon(self._insert_grouped)
         job, event = await done
         return self._admitted(job, event, hold)
+
+    def submit_pipeline(
+        self, pipeline: PipelineSpec, *, caller: Caller, base_dir: str
+    ) -> list[JobRecord]:
+        """Admit every stage (a stage that could never run refuses the whole pipeline,
+        naming it), then store them together; later stages wait for the one before."""
+        admitted: list[tuple[dict[str, Any], str | None]] = []
+        for index, spec in enumerate(pipeline.stages):
+            try:
+                admitted.append(self.admit(spec, caller=caller, base_dir=base_dir))
+            except SkydError as exc:
+                exc.message = f"stage {index + 1} ({spec.name or 'unnamed'}): {exc.message}"
+                exc.args = (exc.message,)
+                raise
+        stored = pipeline_store.insert_pipeline(
+            self.store, pipeline.name, [new_job for new_job, _ in admitted]
+        )
+        return [
+            self._admitted(job, event, hold)
+            for (job, event), (_, hold) in zip(stored, admitted, strict=True)
+        ]
 
     def _insert_grouped(self) -> None:
         batch, self._to_insert = self._to_insert, []
@@ -120,6 +142,12 @@ class Admission:
                 if disabled
                 else ""
             )
+            images = sorted({alt.docker_image for alt in spec.alternatives if alt.docker_image})
+            if images:
+                hint += (
+                    f"; image_id docker:{images[0]} needs a provider that runs containers: "
+                    "skyd never runs it on the bare host (local, ssh, sim)"
+                )
             raise InfeasibleError(f"{outcome.decision.reason}{hint}")
         chosen = outcome.decision.chosen
         hourly = chosen.hourly_price_micros * spec.num_nodes if chosen else None

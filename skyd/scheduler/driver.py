@@ -48,9 +48,10 @@ from skyd.scheduler.reconcile import ReconcileReport, reconcile
 from skyd.scheduler.selection import Selector, planned_placement
 from skyd.scheduler.signals import Observe, ObservedRisk
 from skyd.scheduler.transitions import Journal
-from skyd.spec import TaskSpec
+from skyd.spec import PipelineSpec, TaskSpec
 from skyd.store import Store
 from skyd.store import jobs as job_store
+from skyd.store import pipelines as pipeline_store
 from skyd.store.records import JobRecord
 
 log = logging.getLogger("skyd.scheduler")
@@ -200,7 +201,20 @@ class JobScheduler:
     async def submit_grouped(self, spec: TaskSpec, *, caller: Caller, base_dir: str) -> JobRecord:
         return await self.admission.submit_grouped(spec, caller=caller, base_dir=base_dir)
 
+    def submit_pipeline(
+        self, pipeline: PipelineSpec, *, caller: Caller, base_dir: str
+    ) -> list[JobRecord]:
+        return self.admission.submit_pipeline(pipeline, caller=caller, base_dir=base_dir)
+
     async def cancel(self, job_id: int, caller: Caller) -> JobRecord:
+        """Cancel a job; for a pipeline's stage, the stages after it too (they would wait
+        for it forever)."""
+        job = await self._cancel_one(job_id, caller)
+        for later in pipeline_store.later_stages(self.store, job_id):
+            await self._cancel_one(later, caller)
+        return job
+
+    async def _cancel_one(self, job_id: int, caller: Caller) -> JobRecord:
         job = job_store.get_job(self.store, job_id)
         if job.owner_uid != caller.uid and not caller.is_admin:
             raise PermissionDeniedError(

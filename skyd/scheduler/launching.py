@@ -30,6 +30,7 @@ from skyd.providers.base import Provider, job_tags
 from skyd.scheduler.attempts import Attempts
 from skyd.scheduler.blocks import ScopeBlocks
 from skyd.scheduler.interfaces import ClusterTargets, NoClusters, NoPlan, PlanView
+from skyd.scheduler.pipelines import pipeline_hold
 from skyd.scheduler.selection import Choice, Selector, Wait
 from skyd.scheduler.signals import ObservedRisk
 from skyd.scheduler.transitions import Journal
@@ -75,6 +76,12 @@ class Launcher:
     async def start_attempt(self, job: JobRecord, spec: TaskSpec | None = None) -> None:
         """A PENDING or RECOVERING job: start its next attempt now, or record why it waits."""
         spec = spec or TaskSpec.from_json(job.spec_json)
+        if job.state == JobState.PENDING and (held := pipeline_hold(self.store, job)):
+            if held.cancel:
+                self.journal.move(job.id, JobState.CANCELLED, reason=held.reason)
+            else:
+                self.journal.note_waiting(job, held.reason)
+            return
         if await self._start_on_cluster(job, spec):
             return
         picked = self.selector.select(

@@ -81,3 +81,29 @@ def pipeline_of(store: Store, pipeline_id: int) -> list[StageRecord]:
         "SELECT * FROM pipeline_stages WHERE pipeline_id = ? ORDER BY stage", (pipeline_id,)
     ).fetchall()
     return [_record(row) for row in rows]
+
+
+def stage_of(store: Store, job_id: int) -> StageRecord | None:
+    row = store.conn.execute("SELECT * FROM pipeline_stages WHERE job_id = ?", (job_id,)).fetchone()
+    return None if row is None else _record(row)
+
+
+def stage_job(store: Store, pipeline_id: int, stage: int) -> int | None:
+    """The job id of one stage of a pipeline."""
+    row = store.conn.execute(
+        "SELECT job_id FROM pipeline_stages WHERE pipeline_id = ? AND stage = ?",
+        (pipeline_id, stage),
+    ).fetchone()
+    return None if row is None else int(row["job_id"])
+
+
+def later_stages(store: Store, job_id: int) -> list[int]:
+    """The jobs of the stages after this job's, in order (none for a plain job)."""
+    own = stage_of(store, job_id)
+    if own is None:
+        return []
+    rows = store.conn.execute(
+        "SELECT job_id FROM pipeline_stages WHERE pipeline_id = ? AND stage > ? ORDER BY stage",
+        (own.pipeline_id, own.stage),
+    ).fetchall()
+    return [int(row["job_id"]) for row in rows]
