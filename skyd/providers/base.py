@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from skyd.model import Instance, InstanceState, LaunchRequest, Offer
+from skyd.model import Instance, InstanceState, LaunchRequest, Offer, RunStatus
+from skyd.runner.process import RunCommand
 
 # Tags skyd puts on every resource it creates, so reconcile can find them.
 TAG_MANAGED = "skyd-managed"
@@ -102,3 +104,25 @@ class OfferRefresher(Protocol):
     Kubernetes nodes): the daemon awaits `refresh()` before it places anything."""
 
     async def refresh(self) -> None: ...
+
+
+@runtime_checkable
+class AttemptRunner(Protocol):
+    """Runs an attempt on instances that cannot be logged in to (a batch system's allocation,
+    a pod): start / status / kill by the local attempt directory, like the other runners."""
+
+    async def start(
+        self, attempt_dir: Path, command: RunCommand, instance_ids: Sequence[str]
+    ) -> int: ...
+
+    async def status(self, attempt_dir: Path) -> RunStatus: ...
+
+    async def kill(self, attempt_dir: Path, grace_seconds: float) -> None: ...
+
+
+@runtime_checkable
+class RunsItsAttempts(Protocol):
+    """Providers whose instances run the attempt themselves (slurm, kubernetes)."""
+
+    @property
+    def attempt_runner(self) -> AttemptRunner: ...

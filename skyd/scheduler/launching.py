@@ -187,6 +187,9 @@ class Launcher:
             num_nodes=spec.num_nodes,
             tags=job_tags(self.daemon_id, job.id, job.attempt, token),
             disk_size_gib=spec.resources.disk_size,
+            time_limit_s=time_limit(
+                job, spec, self.clock.now(), choice.candidate.offer.accelerator_name
+            ),
         )
         offer_key = choice.candidate.offer.key
         try:
@@ -278,3 +281,13 @@ class Launcher:
                 job.id, JobState.SETTING_UP, reason=f"{', '.join(states)} running"
             )
             await self.attempts.start(job, spec)
+
+
+def time_limit(job: JobRecord, spec: TaskSpec, now: float, accelerator: str) -> float | None:
+    """The attempt's wall-clock limit for batch systems that enforce one (Slurm's --time,
+    a Job's activeDeadlineSeconds): until the deadline, else twice the user's estimate."""
+    deadline = spec.deadline_at(job.created_at)
+    if deadline is not None:
+        return max(60.0, deadline - now)
+    hours = spec.estimated_hours(accelerator or None)
+    return hours * 2 * 3600 if hours else None

@@ -1,5 +1,6 @@
 """An attempt's process: its job directory, environment and mounts; start, poll and kill it,
-on this host (ProcessRunner) or over SSH on lab machines and cloud VMs (SshRunner)."""
+on this host (ProcessRunner), over SSH on lab machines and cloud VMs (SshRunner), or inside
+what its provider launched (a Slurm allocation, Kubernetes pods: the provider's runner)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from pathlib import Path
 from skyd.config import Settings
 from skyd.errors import ProviderError
 from skyd.model import RunStatus
-from skyd.providers.base import TAG_TOKEN, InstanceLister, Provider
+from skyd.providers.base import (
+    TAG_TOKEN,
+    AttemptRunner,
+    InstanceLister,
+    Provider,
+    RunsItsAttempts,
+)
 from skyd.runner.process import ProcessRunner, RunCommand, read_status
 from skyd.runner.ssh import SshRunner, cloud_nodes, ssh_nodes
 from skyd.scheduler.interfaces import ClusterTargets, NoClusters
@@ -61,7 +68,14 @@ class Processes:
         return self.job_dir(job.id) / f"attempt-{job.attempt}"
 
     def runs_over_ssh(self, job: JobRecord) -> bool:
-        return (job.placement or {}).get("provider") in REMOTE_PROVIDERS
+        """Whether the attempt runs away from this host (over SSH or in its provider)."""
+        provider = (job.placement or {}).get("provider")
+        return provider in REMOTE_PROVIDERS or self.own_runner(job) is not None
+
+    def own_runner(self, job: JobRecord) -> AttemptRunner | None:
+        """The runner of a provider whose instances run the attempt themselves."""
+        provider = self.providers.get(str((job.placement or {}).get("provider")))
+        return provider.attempt_runner if isinstance(provider, RunsItsAttempts) else None
 
     def prepare(self, job: JobRecord, spec: TaskSpec) -> RunCommand:
         """Make the job's directories and log (owned by the job's user when skyd may switch
@@ -117,6 +131,15 @@ class Processes:
         attempt_dir.mkdir(parents=True, exist_ok=True)
         provider_name = str((job.placement or {}).get("provider"))
         provider = self.providers[provider_name]
+        own = self.own_runner(job)
+        if own is not None:
+            ids = [
+                i.instance_id
+                for i in instance_store.instances_for_job(self.store, job.id)
+                if i.attempt == job.attempt and i.provider == provider_name
+            ]
+            await own.start(attempt_dir, remote, ids)
+            return
         if self.ssh_runner is None:
             raise ProviderError(f"no SSH runner for {provider_name} instances")
         if provider_name == "ssh":
@@ -149,12 +172,18 @@ class Processes:
         await self.ssh_runner.start(attempt_dir, remote, nodes)
 
     async def status(self, job: JobRecord) -> RunStatus:
+        own = self.own_runner(job)
+        if own is not None:
+            return await own.status(self.attempt_dir(job))
         if self.runs_over_ssh(job) and self.ssh_runner is not None:
             return await self.ssh_runner.status(self.attempt_dir(job))
         return read_status(self.attempt_dir(job))
 
     async def kill(self, job: JobRecord, grace: float) -> None:
-        if self.runs_over_ssh(job) and self.ssh_runner is not None:
+        own = self.own_runner(job)
+        if own is not None:
+            await own.kill(self.attempt_dir(job), grace)
+        elif self.runs_over_ssh(job) and self.ssh_runner is not None:
             await self.ssh_runner.kill(self.attempt_dir(job), grace)
         else:
             await self.runner.kill(self.attempt_dir(job), grace)

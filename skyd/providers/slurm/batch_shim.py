@@ -24,6 +24,7 @@ import sys
 import time
 from typing import TextIO
 
+SIGNAL_GRACE_S = 3.0
 # Each task exports its rank under both names, then runs the phase's command in bash.
 _TASK = (
     'export SKYD_NODE_RANK="$SLURM_PROCID" SKYPILOT_NODE_RANK="$SLURM_PROCID"; '
@@ -142,6 +143,8 @@ def main(directory: str) -> int:
     setup = launch.get("setup")
     if setup:
         code = _phase(directory, "setup", str(setup), env, nodes)
+        if code != 0:
+            _await_signal()
         status["setup_exit"] = code
         if code != 0:
             _log_line(directory, f"--- skyd: setup exited with code {code} ---")
@@ -153,10 +156,19 @@ def main(directory: str) -> int:
     status.update(phase="run", run_started_at=time.time())
     _write_status(directory, status)
     code = _phase(directory, "run", str(launch.get("run") or "true"), env, nodes)
+    if code != 0:
+        _await_signal()
     _log_line(directory, f"--- skyd: run exited with code {code} ---")
     status.update(phase="done", run_exit=code, ended_at=time.time())
     _write_status(directory, status)
     return _linger(float(launch.get("linger_s", 600)))
+
+
+def _await_signal() -> None:
+    """A failed step may be Slurm taking the allocation away (preemption, scancel): it
+    signals the steps first and this batch step right after. Give that signal the time to
+    arrive, so the attempt is recorded as killed rather than as the task's own failure."""
+    time.sleep(SIGNAL_GRACE_S)
 
 
 def _linger(seconds: float) -> int:

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from skyd.clock import Clock
 from skyd.errors import CapacityError, ProviderError
@@ -42,6 +43,9 @@ from skyd.providers.slurm.script import SCRIPT_NAME, SHIM_NAME, batch_script, sb
 from skyd.providers.slurm.shell import LocalShell, SlurmShell, SshShell
 from skyd.providers.ssh.connection import SshConnections, SshTarget
 
+if TYPE_CHECKING:
+    from skyd.providers.slurm.runner import SlurmRunner
+
 SLURM_CLOUD = "slurm"
 
 log = logging.getLogger(__name__)
@@ -58,10 +62,16 @@ class NodeShape:
     gpus: int
     count: int
 
-    @property
-    def instance_type(self) -> str:
+    def instance_type(self, gpus: int) -> str:
+        """The offer's name: the node shape plus the GPUs a job of it gets (an offering is
+        keyed by its type, so each GPU count is a type of its own, as on the ssh pool)."""
         base = f"{self.partition}-{self.cpus}cpu-{self.memory_mb // 1024}gb"
-        return f"{base}-{self.gpu_type or 'gpu'}x{self.gpus}" if self.gpus else base
+        if gpus:
+            return f"{base}-{self.gpu_type or 'gpu'}x{gpus}"
+        return f"{base}-cpu" if self.gpus else base
+
+    def instance_types(self) -> list[str]:
+        return [self.instance_type(k) for k in range(self.gpus, -1, -1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +108,7 @@ def shape_offers(cluster: SlurmCluster, shape: NodeShape) -> list[Offer]:
             cloud=SLURM_CLOUD,
             region=cluster.name,
             zone=shape.partition,
-            instance_type=shape.instance_type,
+            instance_type=shape.instance_type(gpus),
             accelerator_name=gpu_name(shape.gpu_type) if gpus else "",
             accelerator_count=gpus,
             vcpus=float(shape.cpus),
@@ -156,6 +166,16 @@ class SlurmProvider:
         self._shapes: dict[tuple[str, str, str], NodeShape] = {}  # (cluster, zone, type)
         self._homes: dict[str, str] = {}
         self.refresh_errors: dict[str, str] = {}
+        self._runner: SlurmRunner | None = None
+
+    @property
+    def attempt_runner(self) -> SlurmRunner:
+        """Runs each attempt inside its allocation (the scheduler asks for it)."""
+        if self._runner is None:
+            from skyd.providers.slurm.runner import SlurmRunner
+
+            self._runner = SlurmRunner(self)
+        return self._runner
 
     @property
     def timeout(self) -> float:
@@ -183,7 +203,8 @@ class SlurmProvider:
                 log.warning("slurm cluster %s: %s", cluster.name, exc.message)
                 continue
             for shape in found:
-                shapes[(cluster.name, shape.partition, shape.instance_type)] = shape
+                for kind in shape.instance_types():
+                    shapes[(cluster.name, shape.partition, kind)] = shape
                 offers.extend(shape_offers(cluster, shape))
         self._offers, self._shapes, self.refresh_errors = offers, shapes, errors
 

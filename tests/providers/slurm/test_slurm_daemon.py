@@ -1,0 +1,123 @@
+"""Jobs through a real daemon onto the real Slurm test cluster: a 2-node gang, a GRES GPU job,
+a job Slurm preempts (requeue) that skyd recovers, and a cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slurm_world import CLUSTER, ensure_cluster, sbatch, squeue_ids, until_left_squeue
+
+from skyctl.client import DaemonClient
+from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+
+ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster() -> None:
+    ensure_cluster()
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[DaemonClient]:
+    settings = settings_for_tests(tmp_path)
+    settings.local.enabled = False
+    settings.slurm = {
+        "clusters": [
+            {"name": CLUSTER, "work_dir": str(tmp_path / "cluster"), "python": sys.executable}
+        ]
+    }
+    daemon = DaemonThread(settings)
+    await asyncio.to_thread(daemon.start)
+    try:
+        with DaemonClient(daemon.socket_path) as c:
+            yield c
+    finally:
+        await asyncio.to_thread(daemon.stop)
+
+
+async def submit(client: DaemonClient, task: str, base: Path) -> int:
+    job = await asyncio.to_thread(client.submit_task, task, str(base), None)
+    return int(job["id"])
+
+
+async def until_job(client: DaemonClient, job_id: int, states: tuple[str, ...]) -> Any:
+    return await asyncio.to_thread(
+        wait_until,
+        lambda: (j := client.get_job(job_id))["state"] in states and j,
+        timeout=120,
+        interval=0.2,
+    )
+
+
+async def log_of(client: DaemonClient, job_id: int) -> str:
+    chunks = await asyncio.to_thread(lambda: list(client.job_logs(job_id, follow=False)))
+    return b"".join(chunks).decode()
+
+
+async def test_two_node_job_runs_every_rank(client: DaemonClient, tmp_path: Path) -> None:
+    task = (
+        "name: gang\nnum_nodes: 2\nresources: {infra: slurm/test/lab}\n"
+        "setup: echo setup-$SKYPILOT_NODE_RANK\n"
+        'run: echo "rank=$SKYPILOT_NODE_RANK size=$SKYPILOT_NUM_NODES '
+        'ips=$(echo $SKYPILOT_NODE_IPS)"\n'
+    )
+    job_id = await submit(client, task, tmp_path)
+    final = await until_job(client, job_id, ENDED)
+    log = await log_of(client, job_id)
+    assert final["state"] == "SUCCEEDED", (final, log)
+    assert final["placement"]["provider"] == "slurm"
+    assert "rank=0 size=2 ips=127.0.0.1 127.0.0.1" in log
+    assert "(node 1) rank=1 size=2 ips=127.0.0.1 127.0.0.1" in log
+
+
+async def test_gpu_job_gets_its_gres(client: DaemonClient, tmp_path: Path) -> None:
+    task = (
+        "name: gpu\nresources: {infra: slurm, accelerators: FAKE:1}\n"
+        "run: echo gpus=$CUDA_VISIBLE_DEVICES\n"
+    )
+    job_id = await submit(client, task, tmp_path)
+    final = await until_job(client, job_id, ENDED)
+    log = await log_of(client, job_id)
+    assert final["state"] == "SUCCEEDED", (final, log)
+    assert "gpus=0" in log
+
+
+async def test_preempted_job_is_recovered(client: DaemonClient, tmp_path: Path) -> None:
+    marker = tmp_path / "first-attempt-ran"
+    task = (
+        "name: preemptible\nnum_nodes: 2\nresources: {infra: slurm/test/lab}\n"
+        # FAILOVER retries where it ran (EAGER_NEXT_REGION would avoid this cluster a while)
+        "job_recovery: {strategy: FAILOVER}\n"
+        f"run: |\n  if [ ! -e {marker} ]; then touch {marker}; sleep 300; fi\n  echo done\n"
+    )
+    job_id = await submit(client, task, tmp_path)
+    await until_job(client, job_id, ("RUNNING",))
+    await asyncio.to_thread(wait_until, marker.exists, timeout=60)
+    urgent = await asyncio.to_thread(
+        sbatch, "-p", "urgent", "-N", "2", "--cpus-per-task=2", "--wrap", "true"
+    )
+    final = await until_job(client, job_id, ENDED)
+    await until_left_squeue(urgent)
+    log = await log_of(client, job_id)
+    assert final["state"] == "SUCCEEDED", (final, log)
+    assert final["preemptions"] >= 1
+    assert "done" in log
+
+
+async def test_cancel_leaves_nothing_in_squeue(client: DaemonClient, tmp_path: Path) -> None:
+    task = "name: long\nresources: {infra: slurm}\nrun: echo started; sleep 300\n"
+    job_id = await submit(client, task, tmp_path)
+    await until_job(client, job_id, ("RUNNING",))
+    before = await asyncio.to_thread(squeue_ids)
+    await asyncio.to_thread(client.cancel_job, job_id)
+    final = await until_job(client, job_id, ENDED)
+    assert final["state"] == "CANCELLED"
+    await asyncio.to_thread(
+        wait_until, lambda: not (before & squeue_ids()), timeout=60, interval=0.2
+    )
