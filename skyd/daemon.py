@@ -173,6 +173,14 @@ def build_providers(
             raise ConfigError(str(exc)) from exc
         ssh = providers.get("ssh")
         providers["slurm"] = SlurmProvider(slurm_config, clock, getattr(ssh, "connections", None))
+    if settings.kubernetes.get("enabled"):
+        from skyd.providers.kubernetes import KubernetesConfig, KubernetesProvider
+
+        try:
+            kube_config = KubernetesConfig.from_mapping(settings.kubernetes)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        providers["kubernetes"] = KubernetesProvider(kube_config, clock)
     if settings.sim.enabled:
         traces = settings.sim.traces or default_catalog_dir() / "traces" / "aws-v100-3zone"
         replay = TraceReplay(

@@ -94,11 +94,12 @@ async def test_preempted_job_is_recovered(client: DaemonClient, tmp_path: Path) 
         "name: preemptible\nnum_nodes: 2\nresources: {infra: slurm/test/lab}\n"
         # FAILOVER retries where it ran (EAGER_NEXT_REGION would avoid this cluster a while)
         "job_recovery: {strategy: FAILOVER}\n"
-        f"run: |\n  if [ ! -e {marker} ]; then touch {marker}; sleep 300; fi\n  echo done\n"
+        f"run: |\n  m={marker}-$SKYPILOT_NODE_RANK\n"
+        '  if [ ! -e "$m" ]; then touch "$m"; sleep 300; fi\n  echo done\n'
     )
     job_id = await submit(client, task, tmp_path)
     await until_job(client, job_id, ("RUNNING",))
-    await asyncio.to_thread(wait_until, marker.exists, timeout=60)
+    await asyncio.to_thread(wait_until, Path(f"{marker}-0").exists, timeout=60)
     urgent = await asyncio.to_thread(
         sbatch, "-p", "urgent", "-N", "2", "--cpus-per-task=2", "--wrap", "true"
     )

@@ -1,0 +1,89 @@
+"""Jobs through a real daemon onto the fake Kubernetes cluster: a 2-node Indexed Job, and a
+gang whose pod is evicted, recovered by skyd."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube_world import CONTEXT, start_cluster
+
+from skyctl.client import DaemonClient
+from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.fake_kube.server import FakeKubeServer
+
+ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeKubeServer]:
+    server = await start_cluster(tmp_path)
+    monkeypatch.setenv("KUBECONFIG", str(server.write_kubeconfig(tmp_path / "kubeconfig", CONTEXT)))
+    yield server
+    await server.aclose()
+
+
+@pytest.fixture
+async def client(tmp_path: Path, cluster: FakeKubeServer) -> AsyncIterator[DaemonClient]:
+    settings = settings_for_tests(tmp_path)
+    settings.local.enabled = False
+    settings.kubernetes = {"enabled": True, "contexts": [CONTEXT], "linger_s": 60}
+    daemon = DaemonThread(settings)
+    await asyncio.to_thread(daemon.start)
+    try:
+        with DaemonClient(daemon.socket_path) as c:
+            yield c
+    finally:
+        await asyncio.to_thread(daemon.stop)
+
+
+async def until_job(client: DaemonClient, job_id: int, states: tuple[str, ...]) -> Any:
+    return await asyncio.to_thread(
+        wait_until,
+        lambda: (j := client.get_job(job_id))["state"] in states and j,
+        timeout=60,
+        interval=0.1,
+    )
+
+
+async def log_of(client: DaemonClient, job_id: int) -> str:
+    chunks = await asyncio.to_thread(lambda: list(client.job_logs(job_id, follow=False)))
+    return b"".join(chunks).decode()
+
+
+async def test_two_node_job_on_kubernetes(client: DaemonClient, tmp_path: Path) -> None:
+    task = (
+        "name: gang\nnum_nodes: 2\nresources: {infra: k8s/fake, accelerators: A100:1}\n"
+        'run: echo "rank=$SKYPILOT_NODE_RANK size=$SKYPILOT_NUM_NODES"\n'
+    )
+    job = await asyncio.to_thread(client.submit_task, task, str(tmp_path), None)
+    final = await until_job(client, int(job["id"]), ENDED)
+    log = await log_of(client, int(job["id"]))
+    assert final["state"] == "SUCCEEDED", (final, log)
+    assert final["placement"]["provider"] == "kubernetes"
+    assert "rank=0 size=2" in log and "(node 1) rank=1 size=2" in log
+
+
+async def test_evicted_pod_is_recovered(
+    client: DaemonClient, cluster: FakeKubeServer, tmp_path: Path
+) -> None:
+    marker = tmp_path / "first-attempt-ran"
+    task = (
+        "name: evictable\nnum_nodes: 2\nresources: {infra: k8s}\n"
+        "job_recovery: {strategy: FAILOVER}\n"
+        f"run: |\n  m={marker}-$SKYPILOT_NODE_RANK\n"
+        '  if [ ! -e "$m" ]; then touch "$m"; sleep 300; fi\n  echo done\n'
+    )
+    job = await asyncio.to_thread(client.submit_task, task, str(tmp_path), None)
+    job_id = int(job["id"])
+    await until_job(client, job_id, ("RUNNING",))
+    await asyncio.to_thread(wait_until, Path(f"{marker}-0").exists, timeout=30)
+    [first, *_] = cluster.pods(f"skyd-job={job_id}")
+    cluster.evict("default", first["metadata"]["name"])
+    final = await until_job(client, job_id, ENDED)
+    log = await log_of(client, job_id)
+    assert final["state"] == "SUCCEEDED", (final, log)
+    assert final["preemptions"] == 1 and "done" in log, sorted(final)
