@@ -14,23 +14,28 @@ standard chain: `kubeconfig` setting, $KUBECONFIG, ~/.kube/config, then in-clust
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client.rest import ApiException
 
 from skyd.clock import Clock
-from skyd.errors import AuthError, CapacityError, ProviderError, QuotaError, TransientError
+from skyd.errors import CapacityError, ProviderError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 from skyd.providers.base import TAG_DAEMON, TAG_MANAGED, launch_tags
 from skyd.providers.kubernetes.config import IN_CLUSTER, KubernetesConfig
+from skyd.providers.kubernetes.errors import (
+    K8S_CLOUD,
+    instance_id,
+    parse_instance_id,
+    translate,
+)
 from skyd.providers.kubernetes.manifests import (
     GPU_RESOURCE,
     job_manifest,
@@ -38,11 +43,8 @@ from skyd.providers.kubernetes.manifests import (
     label_tags,
     selector,
 )
+from skyd.providers.kubernetes.runner import KubernetesRunner
 
-if TYPE_CHECKING:
-    from skyd.providers.kubernetes.runner import KubernetesRunner
-
-K8S_CLOUD = "kubernetes"
 JOB_INDEX = "batch.kubernetes.io/job-completion-index"
 JOB_NAME = "batch.kubernetes.io/job-name"
 
@@ -85,43 +87,6 @@ class NodeShape:
 
     def instance_types(self) -> list[str]:
         return [self.instance_type(k) for k in range(self.gpus, -1, -1)]
-
-
-def instance_id(context: str, job: str, index: int) -> str:
-    return f"{job}.{index}@{context}"
-
-
-def parse_instance_id(iid: str) -> tuple[str, str, int] | None:
-    head, sep, context = iid.rpartition("@")
-    job, dot, index = head.rpartition(".")
-    if not sep or not dot or not index.isdigit():
-        return None
-    return context, job, int(index)
-
-
-def translate(exc: BaseException, context: str) -> ProviderError:
-    """An API or connection failure → skyd's error, keeping the API server's own message."""
-    scope = f"{K8S_CLOUD}/{context}"
-    if isinstance(exc, ApiException):
-        try:
-            message = json.loads(exc.body or "{}").get("message") or exc.reason
-        except (json.JSONDecodeError, AttributeError):
-            message = exc.reason
-        said = f"Kubernetes context {context} answered {exc.status}: {message}"
-        if exc.status in (401,):
-            return AuthError(said, scope=scope)
-        if exc.status == 403 and "exceeded quota" in str(message):
-            return QuotaError(said, scope=scope)
-        if exc.status == 403 and "denied the request" not in str(message):
-            return AuthError(said, scope=scope)
-        if exc.status in (429,) or (exc.status or 0) >= 500:
-            return TransientError(said, scope=scope)
-        # 400/403/422: invalid object or an admission webhook's refusal: a fact about the
-        # cluster's rules, not a passing state; the context is blocked with its words
-        return AuthError(said, scope=scope)
-    if isinstance(exc, OSError | TimeoutError):
-        return TransientError(f"Kubernetes context {context} is unreachable: {exc}", scope=scope)
-    return TransientError(f"Kubernetes context {context}: {exc!r}", scope=scope)
 
 
 class KubernetesProvider:
@@ -179,8 +144,6 @@ class KubernetesProvider:
     def attempt_runner(self) -> KubernetesRunner:
         """Runs each attempt in its Job's pods (the scheduler asks for it)."""
         if self._runner is None:
-            from skyd.providers.kubernetes.runner import KubernetesRunner
-
             self._runner = KubernetesRunner(self)
         return self._runner
 

@@ -15,13 +15,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from skyd.errors import ProviderError
 from skyd.model import RunPhase, RunStatus
+from skyd.providers.kubernetes.config import KubernetesConfig
+from skyd.providers.kubernetes.errors import parse_instance_id, translate
 from skyd.providers.kubernetes.manifests import (
     CONTAINER,
     RUN_EXITED,
@@ -29,7 +31,6 @@ from skyd.providers.kubernetes.manifests import (
     SETUP_EXITED,
     launch_config_map,
 )
-from skyd.providers.kubernetes.provider import KubernetesProvider, parse_instance_id, translate
 from skyd.runner.process import RunCommand
 from skyd.runner.ssh import combine
 
@@ -37,6 +38,21 @@ JOB_FILE = "k8s-job.json"
 OFFSETS_FILE = "k8s-log-offsets.json"
 _LOCAL_ONLY_ENV = ("PATH", "HOME", "USER", "SKYD_CHECKPOINT_DIR")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class KubeJobs(Protocol):
+    """What the runner asks of the kubernetes provider."""
+
+    config: KubernetesConfig
+
+    @property
+    def timeout(self) -> float: ...
+
+    async def api(self, context: str) -> client.ApiClient: ...
+
+    async def pods_of(self, context: str, job: str) -> list[Any]: ...
+
+    async def delete_job(self, context: str, name: str) -> None: ...
 
 
 def _read_json(path: Path) -> Any:
@@ -80,7 +96,7 @@ def _code(line: str, prefix: str) -> int | None:
 
 
 class KubernetesRunner:
-    def __init__(self, provider: KubernetesProvider) -> None:
+    def __init__(self, provider: KubeJobs) -> None:
         self._provider = provider
 
     async def start(

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from skyd.clock import Clock
 from skyd.errors import CapacityError, ProviderError
@@ -39,12 +38,10 @@ from skyd.providers.slurm.parse import (
     parse_sinfo,
     parse_squeue,
 )
+from skyd.providers.slurm.runner import SlurmJobRef, SlurmRunner
 from skyd.providers.slurm.script import SCRIPT_NAME, SHIM_NAME, batch_script, sbatch_error
 from skyd.providers.slurm.shell import LocalShell, SlurmShell, SshShell
 from skyd.providers.ssh.connection import SshConnections, SshTarget
-
-if TYPE_CHECKING:
-    from skyd.providers.slurm.runner import SlurmRunner
 
 SLURM_CLOUD = "slurm"
 
@@ -72,16 +69,6 @@ class NodeShape:
 
     def instance_types(self) -> list[str]:
         return [self.instance_type(k) for k in range(self.gpus, -1, -1)]
-
-
-@dataclass(frozen=True, slots=True)
-class SlurmJobRef:
-    """Where one attempt lives: its cluster, Slurm job id and directory on the cluster."""
-
-    cluster: str
-    job_id: str
-    run_dir: str
-    num_nodes: int
 
 
 def gpu_name(gres_type: str) -> str:
@@ -172,8 +159,6 @@ class SlurmProvider:
     def attempt_runner(self) -> SlurmRunner:
         """Runs each attempt inside its allocation (the scheduler asks for it)."""
         if self._runner is None:
-            from skyd.providers.slurm.runner import SlurmRunner
-
             self._runner = SlurmRunner(self)
         return self._runner
 

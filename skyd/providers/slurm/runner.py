@@ -21,14 +21,14 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from skyd.errors import ProviderError
 from skyd.model import InstanceState, RunPhase, RunStatus
-from skyd.providers.slurm.provider import SlurmJobRef, SlurmProvider
-from skyd.providers.slurm.shell import LocalShell
+from skyd.providers.slurm.shell import LocalShell, SlurmShell
+from skyd.providers.ssh.connection import SshConnections
 from skyd.runner.process import RunCommand
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,36 @@ OFFSETS_FILE = "slurm-log-offsets.json"
 # The daemon's own paths mean nothing inside the allocation; the cluster account's apply.
 _LOCAL_ONLY_ENV = ("PATH", "HOME", "USER", "SKYD_CHECKPOINT_DIR")
 LOG_CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SlurmJobRef:
+    """Where one attempt lives: its cluster, Slurm job id and directory on the cluster."""
+
+    cluster: str
+    job_id: str
+    run_dir: str
+    num_nodes: int
+
+
+class SlurmJobs(Protocol):
+    """What the runner asks of the slurm provider (kept apart so neither imports the other's
+    module both ways)."""
+
+    connections: SshConnections
+
+    @property
+    def timeout(self) -> float: ...
+
+    def shell(self, cluster: str) -> SlurmShell: ...
+
+    async def home(self, cluster: str) -> str: ...
+
+    async def job_ref(self, iid: str) -> SlurmJobRef: ...
+
+    async def job_state(self, cluster: str, job_id: str) -> InstanceState: ...
+
+    async def cancel(self, cluster: str, job_ids: Sequence[str]) -> None: ...
 
 
 def _read_json(path: Path) -> Any:
@@ -79,7 +109,7 @@ def mount_target(dest: str, run_dir: str, home: str) -> str:
 class SlurmRunner:
     """Starts, watches and cancels attempts that run in Slurm allocations."""
 
-    def __init__(self, provider: SlurmProvider, *, linger_s: float = 600.0) -> None:
+    def __init__(self, provider: SlurmJobs, *, linger_s: float = 600.0) -> None:
         self._provider = provider
         self._linger = linger_s
 
