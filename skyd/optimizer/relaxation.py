@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from skyd.optimizer.plan import AssignmentPlan
@@ -63,6 +63,11 @@ class _Columns:
     index: list[list[int]]  # per class, per option: column
     pools: list[int]  # the credit columns (pool variables y)
     offset: float
+    # which row is which (the same in every _columns of one problem, whatever the classes)
+    quota_rows: list[int] = field(default_factory=list)
+    budget_rows: dict[str, int] = field(default_factory=dict)
+    credit_rows: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # (row, mask)
+    cash_rows: dict[str, tuple[int, int]] = field(default_factory=dict)  # (cap, covers)
 
 
 def _columns(
@@ -76,8 +81,10 @@ def _columns(
         cols.row_high.append(high)
         return len(cols.row_low) - 1
 
-    quota_rows = [row(-math.inf, limit * scale) for limit in prep.quota_limits]
-    budget_rows = {p: row(-math.inf, b * DOLLARS * scale) for p, b in sorted(prep.budgets.items())}
+    quota_rows = cols.quota_rows = [row(-math.inf, limit * scale) for limit in prep.quota_limits]
+    budget_rows = cols.budget_rows = {
+        p: row(-math.inf, b * DOLLARS * scale) for p, b in sorted(prep.budgets.items())
+    }
     by_cloud: dict[str, list[tuple[int, Any]]] = {}
     for k, job_class in enumerate(prep.classes):
         ids: list[int] = []
@@ -106,16 +113,21 @@ def _columns(
             cols.upper.append(prep.pool_balances[p] * DOLLARS * scale)
             cols.entries.append([])
         spend = by_cloud.get(cloud, [])
+        # pool sets as bit masks: tens of thousands of options meet each set
+        masks = [(i, -o.cost * DOLLARS, sum(1 << p for p in o.pools)) for i, o in spend]
         for subset in pool_sets(pools):
             r = row(-math.inf, 0.0)  # sum y[S] - covered spend <= 0
             for p in subset:
                 cols.entries[y[p]].append((r, 1.0))
-            for i, option in spend:
-                if set(option.pools) & subset:
-                    cols.entries[i].append((r, -option.cost * DOLLARS))
+            wanted = sum(1 << p for p in subset)
+            cols.credit_rows.setdefault(cloud, []).append((r, wanted))
+            for i, coefficient, mask in masks:
+                if mask & wanted:
+                    cols.entries[i].append((r, coefficient))
         if not prep.settings.allow_cash:
             cap = row(-math.inf, sum(prep.pool_balances[p] for p in pools) * DOLLARS * scale)
             covers = row(0.0, 0.0)  # credit charged = spend
+            cols.cash_rows[cloud] = (cap, covers)
             for p in pools:
                 cols.entries[y[p]].append((covers, 1.0))
             for i, option in spend:
@@ -138,35 +150,37 @@ def solve_relaxation(
     (a good one when the sample is representative). That per-class choice is what is
     rounded."""
     start = time.perf_counter()
-    full = _columns(prep)
-    placeable = [k for k, ids in enumerate(full.index) if ids]
+    placeable = [k for k, c in enumerate(prep.classes) if c.options]
     if sample is None or len(placeable) <= sample:
+        full = _columns(prep)
         solved = _solve_lp(prep, full, time_limit_seconds)
         if solved is None:
             return None
         objective, values, _ = solved
-        bound, reduced = objective, None
-        variables, constraints = len(full.cost), len(full.row_low) + len(placeable)
-    else:
-        step = len(placeable) / sample
-        chosen = frozenset(placeable[int(i * step)] for i in range(sample))
-        share = sum(prep.classes[k].size for k in chosen) / sum(
-            prep.classes[k].size for k in placeable
+        return Relaxation(
+            bound=objective / DOLLARS,
+            values=[[values[i] for i in ids] for ids in full.index],
+            reduced=None,
+            seconds=time.perf_counter() - start,
+            variables=len(full.cost),
+            constraints=len(full.row_low) + len(placeable),
         )
-        part = _columns(prep, chosen, share)
-        solved = _solve_lp(prep, part, time_limit_seconds)
-        if solved is None:
-            return None
-        _, _, duals = solved
-        bound, values, reduced = _lagrangian(prep, full, duals)
-        variables, constraints = len(part.cost), len(part.row_low) + len(chosen)
+    step = len(placeable) / sample
+    chosen = frozenset(placeable[int(i * step)] for i in range(sample))
+    share = sum(prep.classes[k].size for k in chosen) / sum(prep.classes[k].size for k in placeable)
+    part = _columns(prep, chosen, share)
+    solved = _solve_lp(prep, part, time_limit_seconds)
+    if solved is None:
+        return None
+    _, _, duals = solved
+    bound, priced_x, reduced = _lagrangian(prep, part, duals, share)
     return Relaxation(
         bound=bound / DOLLARS,
-        values=[[values[i] for i in ids] for ids in full.index],
-        reduced=None if reduced is None else [[reduced[i] for i in ids] for ids in full.index],
+        values=priced_x,
+        reduced=reduced,
         seconds=time.perf_counter() - start,
-        variables=variables,
-        constraints=constraints,
+        variables=len(part.cost),
+        constraints=len(part.row_low) + len(chosen),
     )
 
 
@@ -218,32 +232,64 @@ def _solve_lp(
 
 
 def _lagrangian(
-    prep: PreparedProblem, cols: _Columns, duals: list[float]
-) -> tuple[float, list[float], list[float]]:
-    """min over x of the objective plus mu (row activity - row bound), mu = -dual (>= 0 on
-    `<=` rows, free on equalities): a lower bound on the LP, so on every plan; and the x
-    that attains it (each class wholly on its least reduced-cost option, or out)."""
+    prep: PreparedProblem, part: _Columns, duals: list[float], share: float
+) -> tuple[float, list[list[float]], list[list[float]]]:
+    """With the sample's duals as multipliers (mu = -dual: >= 0 on `<=` rows, free on
+    equalities), min over every class's x of the objective plus mu (row activity - row
+    bound) at full capacities: a lower bound on the LP, so on every plan. Returns it, the x
+    that attains it (each class wholly on its least reduced-cost option, or out) and each
+    option's reduced cost. Rows are those of `part` (the same for any classes); its row
+    bounds were scaled by `share`."""
     mu = [
-        max(0.0, -d) if low == -math.inf else -d for d, low in zip(duals, cols.row_low, strict=True)
+        max(0.0, -d) if low == -math.inf else -d for d, low in zip(duals, part.row_low, strict=True)
     ]
-    bound = cols.offset - sum(m * high for m, high in zip(mu, cols.row_high, strict=True) if m)
-    values = [0.0] * len(cols.cost)
-    priced = [0.0] * len(cols.cost)
-    for k, ids in enumerate(cols.index):
-        if not ids:
-            continue
-        reduced = [cols.cost[i] + sum(mu[r] * a for r, a in cols.entries[i]) for i in ids]
-        for i, value in zip(ids, reduced, strict=True):
-            priced[i] = value
-        best = min(range(len(ids)), key=reduced.__getitem__)
-        if reduced[best] < 0:
-            size = prep.classes[k].size
-            bound += size * reduced[best]
-            values[ids[best]] = float(size)
-    for i in cols.pools:
-        reduced_pool = cols.cost[i] + sum(mu[r] * a for r, a in cols.entries[i])
-        bound += cols.upper[i] * min(0.0, reduced_pool)
-    return bound, values, priced
+    bound = -sum(m * high / share for m, high in zip(mu, part.row_high, strict=True) if m)
+    quota_mu = [mu[r] for r in part.quota_rows]
+    budget_mu = {p: mu[r] for p, r in part.budget_rows.items() if mu[r]}
+    credit = {
+        cloud: [(mu[r], mask) for r, mask in rows if mu[r]]
+        for cloud, rows in part.credit_rows.items()
+    }
+    cash = {cloud: mu[cap] - mu[covers] for cloud, (cap, covers) in part.cash_rows.items()}
+    values: list[list[float]] = []
+    reduced: list[list[float]] = []
+    for job_class in prep.classes:
+        priced = []
+        if job_class.options:
+            penalty = prep.penalty_micros(job_class) * DOLLARS
+            bound += penalty * job_class.size
+            per_budget = budget_mu.get(job_class.template.project, 0.0)
+            for option in job_class.options:
+                dollars = option.cost * DOLLARS
+                value = (option.cost + option.objective_extra_micros) * DOLLARS - penalty
+                for q, need in option.quota_needs:
+                    value += quota_mu[q] * need
+                if per_budget:
+                    value += per_budget * (option.cost + option.migration_micros) * DOLLARS
+                cloud = option.option.offer.cloud
+                mask = sum(1 << p for p in option.pools)
+                for m, wanted in credit.get(cloud, ()):
+                    if mask & wanted:
+                        value -= m * dollars
+                value += cash.get(cloud, 0.0) * dollars
+                priced.append(value)
+        reduced.append(priced)
+        chosen = [0.0] * len(priced)
+        if priced:
+            best = min(range(len(priced)), key=priced.__getitem__)
+            if priced[best] < 0:
+                chosen[best] = float(job_class.size)
+                bound += job_class.size * priced[best]
+        values.append(chosen)
+    for cloud, rows in part.credit_rows.items():
+        covers = part.cash_rows.get(cloud, (0, -1))[1]
+        for p in prep.pools_of_cloud(cloud):
+            value = prep.pool_weights[p] - 1.0
+            value += sum(mu[r] for r, mask in rows if mask >> p & 1)
+            if covers >= 0:
+                value += mu[covers]
+            bound += prep.pool_balances[p] * DOLLARS * min(0.0, value)
+    return bound, values, reduced
 
 
 def round_relaxation(
