@@ -376,6 +376,9 @@ class Daemon:
                     services.create_task(self._checkpoints(), name="wal-checkpoints"),
                     services.create_task(poller.run(), name="market-poller"),
                     services.create_task(metrics.run(), name="metrics"),
+                    # the catalogs' columns (skyd.catalog.table), built off the loop once
+                    # rather than by the first placement on it
+                    services.create_task(asyncio.to_thread(market.warm), name="catalog-columns"),
                 ]
                 sim = providers.get("sim")
                 if isinstance(sim, SimProvider):

@@ -69,6 +69,12 @@ class LiveMarket:
         self.default_region_rank = len(home_regions) + 1
         self.version += 1
 
+    def warm(self) -> None:
+        """Build what placement queries use, so the first decision does not (a thread may
+        call this; a query racing it builds the same columns itself)."""
+        self.enabled_catalog.candidate_table()
+        self.catalog.candidate_table()
+
     def provider_for(self, cloud: str) -> str | None:
         """The enabled provider that launches offerings of `cloud`, if any."""
         return self._cloud_provider.get(cloud)
