@@ -223,6 +223,9 @@ class Instance:
     public_ip: str | None = None
     private_ip: str | None = None
     launched_at: float | None = None
+    # Who to log in as: the image's default user (AWS) or the user the launch delivered the
+    # key for (GCE ssh-keys, Azure adminUsername). None: the provider does not say.
+    ssh_user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

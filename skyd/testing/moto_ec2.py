@@ -81,14 +81,45 @@ def error_xml(code: str, message: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class StockImage:
+    """A public AMI every fake region has, and the public SSM parameter naming it."""
+
+    ami_id: str
+    name: str
+    parameter: str
+    root_device_name: str = "/dev/sda1"
+
+
+# What AWS publishes and skyd looks up when no image is configured: Canonical's Ubuntu and
+# the Deep Learning Base AMI (NVIDIA driver), each behind its public SSM parameter.
+# ami-12c6146b is moto's own example image id, which older tests configure explicitly.
+STOCK_IMAGES = (
+    StockImage(
+        "ami-12c6146b",
+        "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240501",
+        "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id",
+    ),
+    StockImage(
+        "ami-0d1a5e0000000a001",
+        "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20240501",
+        "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
+    ),
+)
+
+
 class MotoServerThread:
-    """One ThreadedMotoServer on a free loopback port (synchronous: start once, reset often)."""
+    """One ThreadedMotoServer on a free loopback port (synchronous: start once, reset often).
+
+    Every reset leaves the STOCK_IMAGES (and their SSM parameters) in the warm regions.
+    """
 
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
 
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._lock = threading.Lock()
+        self._warm: tuple[str, ...] = ("us-east-1",)
         self.url = ""
 
     def start(self, warm_regions: tuple[str, ...] = ("us-east-1",)) -> str:
@@ -96,8 +127,10 @@ class MotoServerThread:
 
         # Importing EC2 and building a region's backend takes seconds; doing it here keeps
         # that out of the first API call (and out of client read timeouts).
+        self._warm = warm_regions
         for region in warm_regions:
             ec2_backends[MOTO_ACCOUNT_ID][region]
+        self._stock()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
@@ -112,6 +145,45 @@ class MotoServerThread:
 
         with self._lock:
             ec2_backends.reset()
+            self._stock()
+
+    def _stock(self) -> None:
+        import datetime as dt
+
+        from moto.ec2.models import ec2_backends
+        from moto.ec2.models.amis import Ami
+        from moto.ssm.models import Parameter, ssm_backends
+
+        for region in self._warm:
+            ec2 = ec2_backends[MOTO_ACCOUNT_ID][region]
+            params = ssm_backends[MOTO_ACCOUNT_ID][region]._parameters
+            for image in STOCK_IMAGES:
+                ec2.amis[image.ami_id] = Ami(
+                    ec2,
+                    image.ami_id,
+                    name=image.name,
+                    owner_id="099720109477",
+                    public=True,
+                    root_device_type="ebs",
+                    root_device_name=image.root_device_name,
+                    architecture="x86_64",
+                    virtualization_type="hvm",
+                    region_name=region,
+                )
+                params[image.parameter] = [
+                    Parameter(  # type: ignore[abstract]  # moto's own class, as moto builds it
+                        account_id=MOTO_ACCOUNT_ID,
+                        name=image.parameter,
+                        value=image.ami_id,
+                        parameter_type="String",
+                        description=None,
+                        allowed_pattern=None,
+                        keyid=None,
+                        last_modified_date=dt.datetime.now(dt.UTC),
+                        version=1,
+                        data_type="aws:ec2:image",
+                    )
+                ]
 
 
 class MotoEc2:

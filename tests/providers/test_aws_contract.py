@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -159,14 +160,61 @@ async def test_launch_tags_every_resource_and_uses_zone_name(harness: AwsHarness
     assert described["Placement"]["AvailabilityZone"] == "us-east-1b"
     assert described["InstanceLifecycle"] == "spot"
     assert described["KeyName"] == "skyd-c21"
-    assert [g["GroupName"] for g in described["SecurityGroups"]] == ["skyd-c21"]
-    group_id = described["SecurityGroups"][0]["GroupId"]
+    assert inst.ssh_user == "ubuntu"  # read from the image's name (DescribeImages)
+    # In the region's default VPC, on its subnet in that zone, with a public address.
+    (vpc,) = harness._direct.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])[
+        "Vpcs"
+    ]
+    (nic,) = described["NetworkInterfaces"]
+    (subnet,) = harness._direct.describe_subnets(SubnetIds=[nic["SubnetId"]])["Subnets"]
+    assert (subnet["VpcId"], subnet["AvailabilityZone"]) == (vpc["VpcId"], "us-east-1b")
+    assert described.get("PublicIpAddress")
+    assert [g["GroupName"] for g in nic["Groups"]] == ["skyd-c21"]
+    group_id = nic["Groups"][0]["GroupId"]
     (group,) = harness._direct.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    assert group["VpcId"] == vpc["VpcId"]
     rules = {(r["IpProtocol"], r.get("FromPort")) for r in group["IpPermissions"]}
     assert rules == {("tcp", 22), ("-1", None)}
     peers = [p["GroupId"] for r in group["IpPermissions"] for p in r.get("UserIdGroupPairs", [])]
     assert peers == [group_id]  # nodes of the cluster reach each other on any port
     await harness.provider.terminate([inst.instance_id])
+
+
+async def test_gpu_offer_boots_the_deep_learning_ami_from_its_ssm_parameter(
+    harness: AwsHarness,
+) -> None:
+    from contract import request_for
+
+    from skyd.testing.moto_ec2 import STOCK_IMAGES
+
+    offer = Offer("aws", REGION, ZONE_ID, "g4dn.xlarge", "T4", 1, 4, 16, 526_000, 160_000)
+    request = dataclasses.replace(request_for(offer, spot=False, job_id=28), disk_size_gib=120)
+    [inst] = await harness.provider.launch(request)
+    raw: Any = harness._direct.describe_instances(InstanceIds=[inst.instance_id.split("/")[1]])
+    described = raw["Reservations"][0]["Instances"][0]
+    dlami = next(i for i in STOCK_IMAGES if "deeplearning" in i.parameter)
+    assert described["ImageId"] == dlami.ami_id
+    # The root volume size went to the device the image names, not a fixed /dev/sda1.
+    assert harness._proxy.calls["DescribeImages"] == 1 and inst.ssh_user == "ubuntu"
+    await harness.provider.terminate([inst.instance_id])
+    assert await harness.leftovers() == []
+
+
+async def test_a_region_without_a_default_vpc_is_refused_with_the_fix(
+    harness: AwsHarness,
+) -> None:
+    from contract import request_for
+
+    from skyd.errors import RequestRefusedError
+
+    (vpc,) = harness._direct.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])[
+        "Vpcs"
+    ]
+    for subnet in harness._direct.describe_subnets()["Subnets"]:
+        harness._direct.delete_subnet(SubnetId=subnet["SubnetId"])
+    harness._direct.delete_vpc(VpcId=vpc["VpcId"])
+    with pytest.raises(RequestRefusedError, match=r"no default VPC; fix: set aws\.vpc_ids"):
+        await harness.provider.launch(request_for(harness.offer(spot=False), spot=False))
 
 
 async def test_cluster_group_survives_until_last_instance_goes(harness: AwsHarness) -> None:

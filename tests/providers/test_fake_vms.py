@@ -68,6 +68,7 @@ async def _up(machines: FakeVmHost, instance: Instance) -> FakeVm:
     assert instance.public_ip is not None
     vm = machines.by_address(instance.public_ip)
     assert instance.private_ip == vm.address
+    assert instance.ssh_user in vm.logins  # the provider says who to log in as
     await asyncio.to_thread(vm.wait_up, 30)
     return vm
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from skyd.providers.aws.images import CPU_IMAGE_PARAMETER, GPU_IMAGE_PARAMETER
+
 
 @dataclass(frozen=True, slots=True)
 class AwsConfig:
@@ -20,9 +22,18 @@ class AwsConfig:
     profile: str | None = None
     image_ids: Mapping[str, str] = field(default_factory=dict)  # region -> AMI id
     default_image_id: str | None = None
+    gpu_image_ids: Mapping[str, str] = field(default_factory=dict)  # region -> AMI id for GPUs
+    # Without image_ids / gpu_image_ids, AWS's public SSM parameters name the current AMI.
+    image_parameter: str = CPU_IMAGE_PARAMETER
+    gpu_image_parameter: str = GPU_IMAGE_PARAMETER
+    ssm_endpoint_url: str | None = None  # default: endpoint_url
+    # The VPC to launch into per region (default: the region's default VPC); skyd picks the
+    # subnet of that VPC in the offer's zone with the most free addresses.
+    vpc_ids: Mapping[str, str] = field(default_factory=dict)
+    public_ip: bool = True
+    ssh_user: str | None = None  # default: the image's own user (ubuntu, ec2-user, admin)
     ssh_public_key: str | None = None  # OpenSSH public key imported as the job's key pair
     ssh_ingress_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
-    root_device_name: str = "/dev/sda1"  # used only when a request sets disk_size_gib
     connect_timeout_s: float = 5.0
     request_timeout_s: float = 30.0
     # The one retry mechanism for EC2 calls: botocore's `adaptive` mode (exponential backoff
@@ -53,5 +64,7 @@ class AwsConfig:
                 f"aws.endpoint_url must start with http:// or https://, got {self.endpoint_url!r}"
             )
 
-    def image_for(self, region: str) -> str | None:
+    def image_for(self, region: str, gpu: bool = False) -> str | None:
+        if gpu:
+            return self.gpu_image_ids.get(region)
         return self.image_ids.get(region, self.default_image_id)

@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from skyd.clock import Clock, SystemClock
-from skyd.errors import CapacityError, ProviderError
+from skyd.errors import CapacityError, ProviderError, RequestRefusedError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 from skyd.providers.aws.config import AwsConfig
-from skyd.providers.aws.errors import CLOUD, translate_exception
+from skyd.providers.aws.errors import CLOUD, translate_error_code, translate_exception
+from skyd.providers.aws.images import Image, login_user_for
 from skyd.providers.base import (
     MANAGED,
     TAG_CLUSTER,
@@ -95,14 +96,17 @@ class AwsProvider:
         self._client_lock = asyncio.Lock()
         self._session: Any = None
         self._zone_names: dict[str, dict[str, str]] = {}  # region -> {AZ id: AZ name}
+        self._images: dict[tuple[str, str], Image] = {}  # (region, AMI id) -> what it is
+        self._ssm_clients: dict[str, Any] = {}
         self._regions_used: set[str] = set()
 
     def offers(self) -> Sequence[Offer]:
         return self._offers
 
-    async def _client(self, region: str) -> Any:
+    async def _client(self, region: str, service: str = "ec2") -> Any:
         async with self._client_lock:
-            client = self._clients.get(region)
+            cache = self._clients if service == "ec2" else self._ssm_clients
+            client = cache.get(region)
             if client is None:
                 if self._session is None:
                     # Importing the SDK and parsing EC2's service model take about a second:
@@ -119,17 +123,17 @@ class AwsProvider:
                     },
                 )
                 try:
+                    endpoint = self.config.endpoint_url
+                    if service == "ssm":
+                        endpoint = self.config.ssm_endpoint_url or endpoint
                     client = await self._stack.enter_async_context(
                         self._session.client(
-                            "ec2",
-                            region_name=region,
-                            endpoint_url=self.config.endpoint_url,
-                            config=sdk_config,
+                            service, region_name=region, endpoint_url=endpoint, config=sdk_config
                         )
                     )
                 except Exception as exc:
                     raise translate_exception(exc, region, None) from exc
-                self._clients[region] = client
+                cache[region] = client
             return client
 
     @contextlib.asynccontextmanager
@@ -160,24 +164,27 @@ class AwsProvider:
         existing = await self._find(region, {TAG_TOKEN: request.client_token}, live_only=True)
         if existing:
             return existing
-        image = self.config.image_for(region)
-        if image is None:
-            raise ProviderError(
-                f"aws: no image configured for region {region!r}; set aws.image_ids[{region!r}] "
-                "or aws.default_image_id",
-                scope=f"{CLOUD}/{region}",
-            )
+        image = await self._image(region, gpu=offer.accelerator_count > 0)
         zone_name = await self._zone_name(region, zone_id) if zone_id else None
+        vpc_id, subnet_id = await self._network(region, zone_id, zone_name)
         tags = launch_tags(request)
-        group_id = await self._ensure_security_group(region, resource_name(request), tags)
+        group_id = await self._ensure_security_group(region, resource_name(request), tags, vpc_id)
         key_name = await self._ensure_key_pair(region, resource_name(request), tags)
         params: dict[str, Any] = {
-            "ImageId": image,
+            "ImageId": image.image_id,
             "InstanceType": offer.instance_type,
             "MinCount": request.num_nodes,
             "MaxCount": request.num_nodes,
             "ClientToken": ec2_client_token(request.client_token),
-            "SecurityGroupIds": [group_id],
+            "NetworkInterfaces": [
+                {
+                    "DeviceIndex": 0,
+                    "SubnetId": subnet_id,
+                    "Groups": [group_id],
+                    "AssociatePublicIpAddress": self.config.public_ip,
+                    "DeleteOnTermination": True,
+                }
+            ],
             "TagSpecifications": [
                 {"ResourceType": "instance", "Tags": _tag_list(tags)},
                 {"ResourceType": "volume", "Tags": _tag_list(tags)},
@@ -198,7 +205,7 @@ class AwsProvider:
         if request.disk_size_gib:
             params["BlockDeviceMappings"] = [
                 {
-                    "DeviceName": self.config.root_device_name,
+                    "DeviceName": image.root_device_name,
                     "Ebs": {"VolumeSize": request.disk_size_gib, "DeleteOnTermination": True},
                 }
             ]
@@ -211,6 +218,73 @@ class AwsProvider:
                 await self._release_unused(region, {group_id}, {key_name} if key_name else set())
             raise
         return [self._instance(region, raw) for raw in reply.get("Instances", [])]
+
+    async def _image(self, region: str, gpu: bool) -> Image:
+        """The AMI to boot (config, else the public SSM parameter) and what DescribeImages
+        says of it: its root device and the user its family logs in as."""
+        image_id = self.config.image_for(region, gpu)
+        if image_id is None:
+            name = self.config.gpu_image_parameter if gpu else self.config.image_parameter
+            ssm = await self._client(region, "ssm")
+            try:
+                reply = await ssm.get_parameter(Name=name)
+            except Exception as exc:
+                raise translate_exception(exc, region, None) from exc
+            image_id = str(reply["Parameter"]["Value"])
+        known = self._images.get((region, image_id))
+        if known is not None:
+            return known
+        async with self._calls(region) as ec2:
+            reply = await ec2.describe_images(ImageIds=[image_id])
+        images = reply.get("Images", [])
+        if not images:
+            raise translate_error_code(
+                "InvalidAMIID.NotFound", 400, f"The image id '[{image_id}]' does not exist",
+                region, None,
+            )  # fmt: skip
+        raw = images[0]
+        image = Image(
+            image_id=image_id,
+            name=str(raw.get("Name", "")),
+            root_device_name=str(raw.get("RootDeviceName") or "/dev/sda1"),
+            login_user=login_user_for(str(raw.get("Name", "")), str(raw.get("Description", ""))),
+        )
+        self._images[(region, image_id)] = image
+        return image
+
+    async def _network(
+        self, region: str, zone_id: str | None, zone_name: str | None
+    ) -> tuple[str, str]:
+        """The VPC (configured, else the region's default one) and its subnet in the zone
+        with the most free addresses."""
+        scope = f"{CLOUD}/{region}"
+        async with self._calls(region) as ec2:
+            vpc_id = self.config.vpc_ids.get(region)
+            if vpc_id is None:
+                found = await ec2.describe_vpcs(
+                    Filters=[{"Name": "is-default", "Values": ["true"]}]
+                )
+                vpcs = found.get("Vpcs", [])
+                if not vpcs:
+                    raise RequestRefusedError(
+                        f"aws: region {region} has no default VPC; fix: set "
+                        f"aws.vpc_ids[{region!r}] to a VPC with a subnet in each zone to use",
+                        scope=scope,
+                    )
+                vpc_id = str(vpcs[0]["VpcId"])
+            filters = [{"Name": "vpc-id", "Values": [vpc_id]}]
+            if zone_name:
+                filters.append({"Name": "availability-zone", "Values": [zone_name]})
+            subnets = (await ec2.describe_subnets(Filters=filters)).get("Subnets", [])
+        if not subnets:
+            where = f"zone {zone_name}" if zone_name else f"region {region}"
+            # Other zones of the region may have one: block only this zone.
+            raise CapacityError(
+                f"aws: VPC {vpc_id} has no subnet in {where}; add one to launch there",
+                scope=f"{scope}/{zone_id}" if zone_id else scope,
+            )
+        best = max(subnets, key=lambda s: int(s.get("AvailableIpAddressCount", 0)))
+        return vpc_id, str(best["SubnetId"])
 
     async def _zone_map(self, region: str) -> dict[str, str]:
         """AZ id -> AZ name for this account (names are shuffled per account, ids are not)."""
@@ -245,17 +319,22 @@ class AwsProvider:
                 return zone_id
         return zone_name
 
-    async def _ensure_security_group(self, region: str, name: str, tags: Mapping[str, str]) -> str:
+    async def _ensure_security_group(
+        self, region: str, name: str, tags: Mapping[str, str], vpc_id: str
+    ) -> str:
         group_tags = {k: v for k, v in tags.items() if k in _SHARED_TAGS}
+        in_vpc = [
+            {"Name": "group-name", "Values": [name]},
+            {"Name": "vpc-id", "Values": [vpc_id]},
+        ]
         async with self._calls(region) as ec2:
-            found = await ec2.describe_security_groups(
-                Filters=[{"Name": "group-name", "Values": [name]}]
-            )
+            found = await ec2.describe_security_groups(Filters=in_vpc)
             if found.get("SecurityGroups"):
                 return str(found["SecurityGroups"][0]["GroupId"])
             try:
                 created = await ec2.create_security_group(
                     GroupName=name,
+                    VpcId=vpc_id,
                     Description="skyd: ssh access to this job's instances",
                     TagSpecifications=[
                         {"ResourceType": "security-group", "Tags": _tag_list(group_tags)}
@@ -265,9 +344,7 @@ class AwsProvider:
                 if "InvalidGroup.Duplicate" not in str(exc):
                     raise
                 # Another launch of the same cluster created it a moment ago.
-                found = await ec2.describe_security_groups(
-                    Filters=[{"Name": "group-name", "Values": [name]}]
-                )
+                found = await ec2.describe_security_groups(Filters=in_vpc)
                 return str(found["SecurityGroups"][0]["GroupId"])
             group_id = str(created["GroupId"])
             await ec2.authorize_security_group_ingress(
@@ -406,7 +483,13 @@ class AwsProvider:
             public_ip=raw.get("PublicIpAddress"),
             private_ip=raw.get("PrivateIpAddress"),
             launched_at=launched.timestamp() if launched is not None else None,
+            ssh_user=self._login_user(region, str(raw.get("ImageId", ""))),
         )
+
+    def _login_user(self, region: str, image_id: str) -> str | None:
+        """The configured user, else that of the image (known once skyd launched it)."""
+        image = self._images.get((region, image_id))
+        return self.config.ssh_user or (image.login_user if image is not None else None)
 
     # -- stop / start / terminate -------------------------------------------------------
 
@@ -428,7 +511,7 @@ class AwsProvider:
             groups = {
                 g["GroupId"]
                 for r in raws
-                for g in r.get("SecurityGroups", [])
+                for g in _groups_of(r)
                 if g.get("GroupName", "").startswith("skyd-")
             }
             keys = {r["KeyName"] for r in raws if r.get("KeyName", "").startswith("skyd-")}
@@ -449,7 +532,7 @@ class AwsProvider:
                 region, [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
             )
             staying = [r for r in users if r.get("State", {}).get("Name") != "shutting-down"]
-            used_groups = {g["GroupId"] for r in staying for g in r.get("SecurityGroups", [])}
+            used_groups = {g["GroupId"] for r in staying for g in _groups_of(r)}
             used_keys = {r.get("KeyName") for r in staying}
             blocked: set[str] = set()
             async with self._calls(region) as ec2:
@@ -477,7 +560,7 @@ class AwsProvider:
             users = await self._describe_raw(
                 region, [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
             )
-            used_groups = {g["GroupId"] for r in users for g in r.get("SecurityGroups", [])}
+            used_groups = {g["GroupId"] for r in users for g in _groups_of(r)}
             used_keys = {r.get("KeyName") for r in users}
             managed = [{"Name": f"tag:{TAG_MANAGED}", "Values": [MANAGED]}]
             async with self._calls(region) as ec2:
@@ -520,10 +603,11 @@ def _session(profile: str | None) -> Any:
 
 
 def parse_timestamp(value: str) -> datetime:
-    """EC2's ISO 8601 timestamps, falling back to botocore's parser for anything else."""
+    """EC2's ISO 8601 timestamps, falling back to botocore's parser for anything else (SSM's
+    JSON protocol sends epoch seconds)."""
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+    except (ValueError, TypeError):
         from botocore.utils import parse_timestamp as botocore_parse
 
         return cast(datetime, botocore_parse(value))
@@ -536,6 +620,15 @@ def _state_of(raw: Mapping[str, Any]) -> InstanceState:
     if raw.get("InstanceLifecycle") == "spot" and reason in _SPOT_INTERRUPTION_CODES:
         return InstanceState.PREEMPTED
     return _EC2_STATES.get(name, InstanceState.PENDING)
+
+
+def _groups_of(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """An instance's security groups, also those of its network interfaces (EC2 lists a
+    launch's interface groups on the instance; moto only on the interface)."""
+    groups = list(raw.get("SecurityGroups", []))
+    for nic in raw.get("NetworkInterfaces", []):
+        groups.extend(nic.get("Groups", []))
+    return groups
 
 
 def _group_by_region(instance_ids: Sequence[str]) -> dict[str, list[str]]:

@@ -487,6 +487,7 @@ class AzureProvider:
             spot=props.get("priority") == "Spot",
             state=_state_of(raw),
             tags={k: v for k, v in (raw.get("tags") or {}).items() if k != TAG_STOPPED},
+            ssh_user=self.config.admin_username,  # osProfile's admin, holding skyd's key
         )
 
     # -- stop / start / terminate -------------------------------------------------------

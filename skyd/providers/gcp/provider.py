@@ -431,6 +431,7 @@ class GcpProvider:
             public_ip=public_ip,
             private_ip=(nic.network_i_p or None) if nic is not None else None,
             launched_at=_timestamp(raw.creation_timestamp),
+            ssh_user=self.config.ssh_user,  # the user of the ssh-keys metadata skyd writes
         )
 
     # -- stop / start / terminate -------------------------------------------------------
