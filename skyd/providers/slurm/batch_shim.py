@@ -24,7 +24,7 @@ import sys
 import time
 from typing import TextIO
 
-SIGNAL_GRACE_S = 3.0
+SIGNAL_WAIT_S = 300.0
 # Each task exports its rank under both names, then runs the phase's command in bash.
 _TASK = (
     'export SKYD_NODE_RANK="$SLURM_PROCID" SKYPILOT_NODE_RANK="$SLURM_PROCID"; '
@@ -165,10 +165,19 @@ def main(directory: str) -> int:
 
 
 def _await_signal() -> None:
-    """A failed step may be Slurm taking the allocation away (preemption, scancel): it
-    signals the steps first and this batch step right after. Give that signal the time to
-    arrive, so the attempt is recorded as killed rather than as the task's own failure."""
-    time.sleep(SIGNAL_GRACE_S)
+    """A failed step may be Slurm taking the allocation away (preemption, requeue, scancel):
+    it kills the steps first and this batch step after. If Slurm no longer has this job
+    RUNNING as first started, wait for that signal, so the attempt is recorded as killed
+    rather than as the task's own failure."""
+    shown = subprocess.run(
+        ["squeue", "-h", "-j", os.environ.get("SLURM_JOB_ID", ""), "-O", "State:|,RestartCnt:|"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split("|")
+    if len(shown) >= 2 and shown[0].strip() == "RUNNING" and shown[1].strip() in ("", "0"):
+        return
+    time.sleep(SIGNAL_WAIT_S)
 
 
 def _linger(seconds: float) -> int:
