@@ -178,9 +178,9 @@ class PreparedProblem:
         aggregate = self.settings.aggregate_identical_jobs
         # First pass: jobs whose options are the very same candidate objects at the same cost
         # (built from one catalog answer), keyed with C-level maps only.
-        by_identity: dict[object, tuple[list[int], AssignmentJob]] = {}
+        by_identity: dict[tuple[object, ...], tuple[list[int], AssignmentJob]] = {}
         for job in sorted(problem.jobs, key=lambda j: j.job_id):
-            key: object = ("job", job.job_id)
+            key: tuple[object, ...] = ("job", job.job_id)
             if job.running_on is None and aggregate:
                 options = job.options
                 key = (
@@ -194,7 +194,14 @@ class PreparedProblem:
                 by_identity[key][0].append(job.job_id)
             else:
                 by_identity[key] = ([job.job_id], job)
-        # Second pass, over the (few) groups: merge groups whose candidates are equal values.
+        # Second pass, over the groups: merge groups whose candidates are equal values.
+        # Only groups that agree on everything else (project, priority, size, costs) can
+        # merge, so only those have their candidates compared: with distinct jobs, none.
+        agree: Counter[object] = Counter(
+            (t.project, t.priority, t.num_nodes, key[4])
+            for key, (_, t) in by_identity.items()
+            if aggregate and t.running_on is None
+        )
         # Equal candidates get one small token; each candidate object is hashed once.
         tokens: dict[Candidate, int] = {}
         token_of: dict[int, int] = {}
@@ -207,7 +214,11 @@ class PreparedProblem:
 
         groups: dict[object, tuple[list[int], AssignmentJob]] = {}
         for key, (job_ids, template) in by_identity.items():
-            if template.running_on is None and aggregate:
+            if (
+                template.running_on is None
+                and aggregate
+                and agree[(template.project, template.priority, template.num_nodes, key[4])] > 1
+            ):
                 key = (
                     template.project,
                     template.priority,
