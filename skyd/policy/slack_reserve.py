@@ -9,11 +9,14 @@ drifts across it. This policy:
 * above a slack reserve, waits for spot: idle through outages, spot whenever it is
   up (with several regions, it idles a while for the checkpoint's region rather than
   paying egress at once, and picks the zone with the lowest expected cost per useful
-  hour);
+  hour); but one outage may only take `allowance` times its share of the slack over
+  the reserve (that slack shared between the outages still expected), so a long
+  outage is bridged on demand before it drains what later short ones need;
 * sizes the reserve to what the endgame needs to keep using spot: `reserve_per_cycle`
   changeovers per expected up/down cycle of the remaining work (cycle lengths from the
-  zone's own availability history, blended with a prior while history is short),
-  plus Uniform Progress' safety net;
+  zone's own availability history, blended with a prior while history is short, and
+  never counted shorter than `min_cycle` changeovers: flickers do not each need a
+  reserve), plus Uniform Progress' safety net;
 * below the reserve, bridges each outage on demand, to its end;
 * leaves on-demand for returning spot at once above the reserve, and below it only
   once the spot run has lasted `spot_patience` changeovers, stretched as slack gets
@@ -22,12 +25,17 @@ drifts across it. This policy:
 * has Uniform Progress' safety net: off spot with less than two changeovers of slack
   (plus a step's margin), on-demand to the end. No deadline is ever missed.
 
+The constants are chosen by leave-one-zone-out cross-validation on the shipped V100
+traces (`python -m bench.spot.cv`; figures in bench/spot/README.md).
+
 Everything it reads from the history is computed up to the last availability change,
 so between two changes its answer only moves with time, and it says when
 (`recheck_after_hours`, never late).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -58,6 +66,8 @@ class SlackReserve:
         spot_patience: float = 2.0,
         migrate_patience: float = 8.0,
         scarcity_power: float = 0.5,
+        allowance: float = 5.0,
+        min_cycle: float = 20.0,
     ) -> None:
         # Changeovers of slack kept per expected up/down cycle of the remaining work.
         self.reserve_per_cycle = reserve_per_cycle
@@ -74,6 +84,12 @@ class SlackReserve:
         self.migrate_patience = migrate_patience
         # How much more a spot run must prove itself as slack gets scarce.
         self.scarcity_power = scarcity_power
+        # Above the reserve, the slack over it is shared out between the outages still
+        # expected: one is waited out for at most `allowance` times its share.
+        self.allowance = allowance
+        # Shortest cycle (in changeovers) the reserve counts: flickers shorter than that
+        # are ridden through on spot or bridged once, not paid for one by one.
+        self.min_cycle = min_cycle
 
     def _stats(self, state: PolicyState) -> AvailabilityStats:
         zones = state.zones
@@ -94,9 +110,13 @@ class SlackReserve:
         weight = seen / (seen + self.prior_hours)
         return weight * observed + (1 - weight) * self.prior_cycle_hours
 
+    def counted_cycle(self, stats: AvailabilityStats, d: float) -> float:
+        """The cycle length the reserve plans with: observed, but never below min_cycle."""
+        return max(self.cycle_hours(stats), self.min_cycle * d)
+
     def reserve_hours(self, state: PolicyState, stats: AvailabilityStats) -> float:
         d = state.changeover_hours
-        cycles = state.remaining_hours / max(self.cycle_hours(stats), d)
+        cycles = state.remaining_hours / self.counted_cycle(stats, d)
         return 2 * d + step_margin(state) + self.reserve_per_cycle * d * cycles
 
     def _outage_hours(self, state: PolicyState) -> float:
@@ -174,10 +194,19 @@ class SlackReserve:
             # An outage being bridged is bridged to its end: stopping half-way would
             # pay a changeover again if spot stays away.
             return Decision(current, reason="bridge the outage")
+        waited = self._outage_hours(state)
         if slack > reserve + EPS:
             # Idle: slack falls one hour per hour; the reserve stays put.
-            return Decision(IDLE, recheck_after_hours=slack - reserve, reason="above reserve: wait")
-        waited = self._outage_hours(state)
+            cap = math.inf
+            if math.isfinite(self.allowance):
+                outages = max(1.0, state.remaining_hours / self.counted_cycle(stats, d))
+                k = self.allowance / outages
+                # The share falls as the slack does: waited + x = k * (slack - x - reserve).
+                cap = min(cap, (k * (slack - reserve) - waited) / (1 + k))
+            if cap > EPS:
+                recheck = min(slack - reserve, cap)
+                return Decision(IDLE, recheck_after_hours=recheck, reason="above reserve: wait")
+            return Decision(on_demand_target(state), reason="long outage: bridge")
         patience = self.patience * d
         if waited < patience - EPS and slack - (patience - waited) >= safety_net - EPS:
             return Decision(
@@ -203,7 +232,7 @@ class SlackReserve:
             # During the changeover the slack shrinks too; look again when it is over.
             return overhead
         d = state.changeover_hours
-        per_hour = self.reserve_per_cycle * d / max(self.cycle_hours(stats), d)
+        per_hour = self.reserve_per_cycle * d / self.counted_cycle(stats, d)
         slack = state.slack_hours
 
         def proven(h: float) -> bool:
@@ -212,7 +241,7 @@ class SlackReserve:
                 return True
             return lasted + h >= self._wanted_run(state, shrunk, slack) - EPS
 
-        low, high = 0.0, self._wanted_run(state, reserve, slack) - lasted
+        low, high = 0.0, max(0.0, self._wanted_run(state, reserve, slack) - lasted)
         for _ in range(40):
             middle = (low + high) / 2
             if proven(middle):

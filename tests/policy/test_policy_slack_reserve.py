@@ -60,9 +60,10 @@ def test_reserve_is_two_changeovers_per_expected_cycle_plus_the_net() -> None:
 
 
 def test_above_the_reserve_it_waits_out_an_outage() -> None:
-    decision = POLICY.decide(state(slack=5.0))
+    waiting = SlackReserve(allowance=float("inf"))  # no cap on one outage's wait
+    decision = waiting.decide(state(slack=5.0))
     assert decision.target == IDLE
-    reserve = POLICY.reserve_hours(state(slack=5.0), POLICY._stats(state(slack=5.0)))
+    reserve = waiting.reserve_hours(state(slack=5.0), waiting._stats(state(slack=5.0)))
     assert decision.recheck_after_hours == 5.0 - reserve
 
 
@@ -129,3 +130,29 @@ def _fields(s: PolicyState, migration: float) -> PolicyState:
     from dataclasses import replace
 
     return replace(s, migration_cost=migration)
+
+
+def test_allowance_bridges_an_outage_longer_than_its_share_of_the_spare_slack() -> None:
+    # 10 h of work over 4-hour cycles: 2.5 outages ahead; the spare slack over the
+    # reserve is shared between them, `allowance` shares for one outage at most.
+    policy = SlackReserve(allowance=1.0)
+    one_hour_in = np.concatenate([history([1] * 40 + [0] * 40, 48), history([1] * 40 + [0] * 20)])
+    s = state(slack=5.0, past=one_hour_in)
+    stats = policy._stats(s)
+    reserve = policy.reserve_hours(s, stats)
+    outages = 10.0 / policy.cycle_hours(stats)
+    share = (5.0 - reserve) / outages
+    waited = s.zones[0].run_hours()
+    assert waited == 1.0 and share > waited  # (5 - 1.9) / 2.5 = 1.24 h
+    decision = policy.decide(s)
+    assert decision.target == IDLE
+    # It looks again when waited + x = k (slack - x - reserve), k = 1 / outages.
+    k = 1.0 / outages
+    expected = (k * (5.0 - reserve) - waited) / (1 + k)
+    assert decision.recheck_after_hours is not None
+    assert abs(decision.recheck_after_hours - expected) < 1e-9
+    # An outage that has outlasted its share (3 h) is bridged, well above the reserve.
+    bridged = policy.decide(state(slack=5.0))
+    assert bridged.target == ON_DEMAND and bridged.reason == "long outage: bridge"
+    # Without an allowance it waits down to the reserve.
+    assert SlackReserve(allowance=float("inf")).decide(state(slack=5.0)).target == IDLE
