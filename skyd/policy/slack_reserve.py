@@ -36,6 +36,7 @@ so between two changes its answer only moves with time, and it says when
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class SlackReserve:
 
     def __init__(
         self,
-        reserve_per_cycle: float = 3.0,
+        reserve_per_cycle: float = 5.0,
         patience: float = 0.0,
         prior_cycle_hours: float = 4.0,
         prior_hours: float = 24.0,
@@ -68,6 +69,7 @@ class SlackReserve:
         scarcity_power: float = 0.5,
         allowance: float = 5.0,
         min_cycle: float = 20.0,
+        reserve_power: float = 0.75,
     ) -> None:
         # Changeovers of slack kept per expected up/down cycle of the remaining work.
         self.reserve_per_cycle = reserve_per_cycle
@@ -90,17 +92,27 @@ class SlackReserve:
         # Shortest cycle (in changeovers) the reserve counts: flickers shorter than that
         # are ridden through on spot or bridged once, not paid for one by one.
         self.min_cycle = min_cycle
+        # The reserve grows as cycles ** reserve_power (1: in proportion to them).
+        self.reserve_power = reserve_power
 
     def _stats(self, state: PolicyState) -> AvailabilityStats:
         zones = state.zones
         if len(zones) == 1:
             return zones[0].settled_stats()
-        # Several zones: the job can run while any of them is up.
+        # Several zones: the job can run while any of them is up, so outages are the
+        # union's; but it runs in one zone at a time, and each preemption there costs a
+        # changeover: spot runs are the zones' own (weighted by how often each is up).
         shortest = min(len(z.history) for z in zones)
         if shortest == 0:
             return AvailabilityStats(0.0, 0.0, 0.0, 0.0)
         history = np.logical_or.reduce([z.history[len(z.history) - shortest :] for z in zones])
-        return availability_stats(settled_history(history), zones[0].history_step_hours)
+        union = availability_stats(settled_history(history), zones[0].history_step_hours)
+        own = [z.settled_stats() for z in zones]
+        weight = sum(o.fraction for o in own)
+        if weight <= 0:
+            return union
+        mean_up = sum(o.fraction * o.mean_up_hours for o in own) / weight
+        return replace(union, mean_up_hours=mean_up)
 
     def cycle_hours(self, stats: AvailabilityStats) -> float:
         seen = stats.observed_hours
@@ -115,9 +127,13 @@ class SlackReserve:
         return max(self.cycle_hours(stats), self.min_cycle * d)
 
     def reserve_hours(self, state: PolicyState, stats: AvailabilityStats) -> float:
+        return self._reserve_for(state, stats, state.remaining_hours)
+
+    def _reserve_for(self, state: PolicyState, stats: AvailabilityStats, left: float) -> float:
         d = state.changeover_hours
-        cycles = state.remaining_hours / self.counted_cycle(stats, d)
-        return 2 * d + step_margin(state) + self.reserve_per_cycle * d * cycles
+        cycles = left / self.counted_cycle(stats, d)
+        planned = self.reserve_per_cycle * d * float(cycles**self.reserve_power)
+        return 2 * d + step_margin(state) + planned
 
     def _outage_hours(self, state: PolicyState) -> float:
         return min(z.run_hours() for z in state.zones)
@@ -133,7 +149,10 @@ class SlackReserve:
         d = state.changeover_hours
 
         def cost_per_useful_hour(zone: ZoneMarket) -> float:
-            run = min(self._expected_up_hours(zone), state.remaining_hours + d)
+            # A run that has lasted tends to last (runs are heavy-tailed): expect at
+            # least as much again as its age.
+            expected = max(self._expected_up_hours(zone), zone.run_hours())
+            run = min(expected, state.remaining_hours + d)
             useful = max(run - d, 0.1 * d)
             return (zone.spot_price * run + state.migration_cost_to(zone.region)) / useful
 
@@ -231,12 +250,11 @@ class SlackReserve:
         if overhead > 0:
             # During the changeover the slack shrinks too; look again when it is over.
             return overhead
-        d = state.changeover_hours
-        per_hour = self.reserve_per_cycle * d / self.counted_cycle(stats, d)
         slack = state.slack_hours
+        left = state.remaining_hours
 
         def proven(h: float) -> bool:
-            shrunk = reserve - per_hour * h
+            shrunk = self._reserve_for(state, stats, max(0.0, left - h))
             if shrunk < slack:
                 return True
             return lasted + h >= self._wanted_run(state, shrunk, slack) - EPS

@@ -49,14 +49,17 @@ def state(
     )
 
 
-def test_reserve_is_two_changeovers_per_expected_cycle_plus_the_net() -> None:
+def test_reserve_grows_with_the_cycles_left_plus_the_net() -> None:
     s = state(slack=5.0)
     stats = POLICY._stats(s)
     assert stats.mean_up_hours + stats.mean_down_hours == 4.0
     cycle = POLICY.cycle_hours(stats)
     assert 3.9 < cycle <= 4.0  # 8 days of history outweigh the prior
-    # 10 h of work left = 2.5 cycles; 3 changeovers of slack per cycle; + 2d
-    assert POLICY.reserve_hours(s, stats) == (2 * D + 3 * D * 10.0 / cycle)
+    # Cycles are counted no shorter than min_cycle = 20 changeovers = 4 h: 10 h of work
+    # left = 2.5 cycles; 5 changeovers of slack per cycle ** 0.75; + 2d.
+    assert POLICY.reserve_hours(s, stats) == 2 * D + 5 * D * (10.0 / 4.0) ** 0.75
+    linear = SlackReserve(reserve_per_cycle=3.0, reserve_power=1.0, min_cycle=1.0)
+    assert linear.reserve_hours(s, stats) == 2 * D + 3 * D * 10.0 / cycle
 
 
 def test_above_the_reserve_it_waits_out_an_outage() -> None:
