@@ -359,7 +359,8 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
 
 async def _events_stream(request: web.Request) -> web.StreamResponse:
     scheduler = request.app[SCHEDULER]
-    since = query_params(request, EventsQuery).since
+    query = query_params(request, EventsQuery)
+    since = query.since
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     response.enable_chunked_encoding()
     await response.prepare(request)
@@ -373,6 +374,9 @@ async def _events_stream(request: web.Request) -> web.StreamResponse:
             for event in backlog:
                 await response.write(json.dumps(event.to_json()).encode() + b"\n")
                 last = event.seq
+        if not query.follow:
+            await response.write_eof()
+            return response
         while True:
             try:
                 event = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)

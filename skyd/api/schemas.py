@@ -49,6 +49,7 @@ class LogsQuery(Query):
 
 class EventsQuery(Query):
     since: Int64 = Field(0, description="events with a larger seq")
+    follow: Flag = Field(True, description="then stream new events live (0: end after the past)")
 
 
 class SubmitRequest(Strict):
