@@ -21,6 +21,9 @@ class AzureConfig:
     subnet: str = "default"
     base_url: str | None = None  # None = the public cloud's Resource Manager
     ca_file: str | None = None  # extra CA bundle to trust (a local fake's certificate)
+    # A fixed bearer token instead of DefaultAzureCredential: only for a local fake endpoint
+    # (base_url on loopback), as gcp.anonymous is.
+    static_token: str | None = None
     admin_username: str = "skyd"
     ssh_public_key: str | None = None
     image_publisher: str = "Canonical"
@@ -73,6 +76,13 @@ class AzureConfig:
             )
         if self.poll_interval_s < 0:
             raise ValueError(f"azure.poll_interval_s must be >= 0, got {self.poll_interval_s!r}")
+        if self.static_token is not None and not (self.base_url or "").startswith(
+            ("https://127.", "https://localhost")
+        ):
+            raise ValueError(
+                "azure.static_token is only for a local fake: set azure.base_url to its "
+                "https://127.0.0.1:PORT address, or drop static_token to sign in for real"
+            )
         if self.base_url is not None and not self.base_url.startswith("https://"):
             raise ValueError(
                 f"azure.base_url must be https:// (ARM bearer tokens need TLS), "

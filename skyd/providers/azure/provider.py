@@ -93,6 +93,8 @@ class AzureProvider:
                 await asyncio.to_thread(importlib.import_module, "azure.mgmt.compute.aio")
                 from azure.mgmt.compute.aio import ComputeManagementClient
 
+                if self._credential is None and self.config.static_token:
+                    self._credential = _StaticToken(self.config.static_token)
                 if self._credential is None:
                     await asyncio.to_thread(importlib.import_module, "azure.identity.aio")
                     from azure.identity.aio import DefaultAzureCredential
@@ -460,18 +462,43 @@ class AzureProvider:
         """Every VM in the resource group carrying all of `tags` (ARM lists, skyd filters)."""
         client = await self._client()
         group = self.config.resource_group
-        out: list[Instance] = []
+        raws: list[dict[str, Any]] = []
         try:
             async for vm in client.virtual_machines.list(group, expand="instanceView"):
                 raw = _as_json(vm)
                 vm_tags = raw.get("tags") or {}
                 if all(vm_tags.get(k) == v for k, v in tags.items()):
-                    out.append(self._instance(group, raw))
+                    raws.append(raw)
         except ProviderError:
             raise
         except Exception as exc:
             raise translate_exception(exc, None, None) from exc
-        return out
+        addresses = await asyncio.gather(*(self._addresses(raw) for raw in raws))
+        return [
+            replace(self._instance(group, raw), public_ip=public, private_ip=private)
+            for raw, (public, private) in zip(raws, addresses, strict=True)
+        ]
+
+    async def _addresses(self, raw: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """A VM's public and private IP: ARM keeps them on its NIC and public IP resources."""
+        refs = raw.get("properties", {}).get("networkProfile", {}).get("networkInterfaces", [])
+        if not refs:
+            return None, None
+        region = str(raw.get("location", ""))
+        nic_response = await self._arm("GET", str(refs[0]["id"]))
+        if nic_response.status_code == 404:
+            return None, None
+        self._raise_for(nic_response, region)
+        nic = nic_response.json()
+        public = None
+        for config in nic.get("properties", {}).get("ipConfigurations", []):
+            ip_ref = config.get("properties", {}).get("publicIPAddress")
+            if ip_ref:
+                ip_response = await self._arm("GET", str(ip_ref["id"]))
+                if ip_response.status_code < 400:
+                    public = ip_response.json().get("properties", {}).get("ipAddress")
+                break
+        return public, _private_ip(nic)
 
     def _instance(self, group: str, raw: Mapping[str, Any]) -> Instance:
         props = raw.get("properties", {})
@@ -571,6 +598,23 @@ class AzureProvider:
         if self._owns_credential and self._credential is not None:
             await self._credential.close()
             self._credential = None
+
+
+class _StaticToken:
+    """An AsyncTokenCredential handing out azure.static_token (a local fake's endpoint)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        import time
+
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        return None
 
 
 def _private_ip(nic: Mapping[str, Any]) -> str | None:
