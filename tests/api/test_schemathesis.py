@@ -41,7 +41,7 @@ events_only = schema.include(path="/v1/events")
 
 @schema.exclude(path="/v1/events").parametrize()
 @settings(
-    max_examples=50,
+    max_examples=35,
     deadline=None,
     derandomize=True,
     database=None,
@@ -67,7 +67,7 @@ def test_api_conforms_and_never_fails(
 
 @events_only.parametrize()
 @settings(
-    max_examples=50,
+    max_examples=35,
     deadline=None,
     derandomize=True,
     database=None,
