@@ -10,6 +10,8 @@ from typing import Protocol, runtime_checkable
 from skyd.errors import AuthError, ProviderError, TransientError
 
 CLOUDS = ("aws", "gcp", "azure")
+# The lab's own clusters: listed only when configured (a lab without them has nothing to fix).
+LAB_CLUSTERS = ("slurm", "kubernetes")
 CHECK_TIMEOUT_S = 60.0
 
 _CREDENTIALS_FIX = {
@@ -23,7 +25,21 @@ _CREDENTIALS_FIX = {
     "AZURE_TENANT_ID and AZURE_CLIENT_SECRET) with Contributor on azure.resource_group, and "
     "check azure.subscription_id and azure.resource_group",
 }
-_ENDPOINT_SETTING = {"aws": "aws.endpoint_url", "gcp": "gcp.endpoint", "azure": "azure.base_url"}
+_CREDENTIALS_FIX.update(
+    {
+        "slurm": "check [[slurm.clusters]] (login host, user and key; partitions) and that "
+        "sinfo/sbatch work for that account on the login node",
+        "kubernetes": "check the kubeconfig (kubernetes.kubeconfig, $KUBECONFIG or "
+        "~/.kube/config) and kubernetes.contexts: `kubectl --context C get nodes` must work",
+    }
+)
+_ENDPOINT_SETTING = {
+    "aws": "aws.endpoint_url",
+    "gcp": "gcp.endpoint",
+    "azure": "azure.base_url",
+    "slurm": "the login node in [[slurm.clusters]]",
+    "kubernetes": "the API server in the kubeconfig",
+}
 
 
 @runtime_checkable
@@ -46,7 +62,8 @@ class CloudCheck:
 
 
 async def check_clouds(providers: Mapping[str, object]) -> list[CloudCheck]:
-    """Every cloud skyd knows, configured or not, checked concurrently."""
+    """Every cloud skyd knows, configured or not, then the lab's configured Slurm clusters and
+    Kubernetes contexts, checked concurrently."""
 
     async def one(cloud: str) -> CloudCheck:
         provider = providers.get(cloud)
@@ -74,7 +91,8 @@ async def check_clouds(providers: Mapping[str, object]) -> list[CloudCheck]:
             return CloudCheck(cloud, True, False, exc.message, _fix_for(cloud, exc))
         return CloudCheck(cloud, True, True, answered)
 
-    return list(await asyncio.gather(*(one(c) for c in CLOUDS)))
+    names = [*CLOUDS, *(c for c in LAB_CLUSTERS if c in providers)]
+    return list(await asyncio.gather(*(one(c) for c in names)))
 
 
 def _fix_for(cloud: str, error: ProviderError) -> str:

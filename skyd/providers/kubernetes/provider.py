@@ -26,7 +26,7 @@ from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client.rest import ApiException
 
 from skyd.clock import Clock
-from skyd.errors import CapacityError, ProviderError
+from skyd.errors import AuthError, CapacityError, ProviderError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 from skyd.providers.base import TAG_DAEMON, TAG_MANAGED, launch_tags
 from skyd.providers.kubernetes.config import IN_CLUSTER, KubernetesConfig
@@ -220,6 +220,31 @@ class KubernetesProvider:
 
     def offers(self) -> Sequence[Offer]:
         return list(self._offers)
+
+    async def check(self) -> str:
+        """`skyctl check`: list the nodes of every context; what each offers, or why not."""
+        try:
+            contexts = self._known_contexts()
+        except (OSError, kube_config.ConfigException) as exc:
+            raise AuthError(f"no usable kubeconfig: {exc}", scope=K8S_CLOUD) from exc
+        answers: list[str] = []
+        failures: list[str] = []
+        kind: type[ProviderError] = ProviderError  # the first failure's kind picks the fix
+        for context in contexts:
+            try:
+                shapes = await self._node_shapes(context)
+            except (ProviderError, kube_config.ConfigException) as exc:
+                if not failures:
+                    kind = type(exc) if isinstance(exc, ProviderError) else AuthError
+                failures.append(f"context {context}: {exc}")
+                continue
+            gpus = sum(s.gpus * s.count for s in shapes)
+            answers.append(
+                f"context {context}: {sum(s.count for s in shapes)} ready node(s), {gpus} GPU(s)"
+            )
+        if failures:
+            raise kind("; ".join(failures + answers))
+        return "; ".join(answers)
 
     def max_nodes(self, offer: Offer) -> int:
         shape = self._shapes.get((offer.region, offer.instance_type))

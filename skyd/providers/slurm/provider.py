@@ -207,6 +207,27 @@ class SlurmProvider:
     def offers(self) -> Sequence[Offer]:
         return list(self._offers)
 
+    async def check(self) -> str:
+        """`skyctl check`: sinfo on every cluster; what each offers, or why it cannot."""
+        answers: list[str] = []
+        failures: list[str] = []
+        kind: type[ProviderError] = ProviderError  # the first failure's kind picks the fix
+        for cluster in self.config.clusters:
+            try:
+                shapes = await self._node_shapes(cluster)
+            except ProviderError as exc:
+                kind = type(exc) if not failures else kind
+                failures.append(f"cluster {cluster.name}: {exc.message}")
+                continue
+            per_partition: dict[str, int] = {}
+            for shape in shapes:
+                per_partition[shape.partition] = per_partition.get(shape.partition, 0) + shape.count
+            listed = ", ".join(f"{p} ({n} nodes)" for p, n in sorted(per_partition.items()))
+            answers.append(f"cluster {cluster.name}: partitions {listed or 'none usable'}")
+        if failures:
+            raise kind("; ".join(failures + answers))
+        return "; ".join(answers) or "no clusters configured"
+
     def max_nodes(self, offer: Offer) -> int:
         """How many nodes of this offer's shape the partition has (the largest gang)."""
         shape = self._shapes.get((offer.region, offer.zone, offer.instance_type))

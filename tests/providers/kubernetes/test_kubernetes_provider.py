@@ -22,6 +22,7 @@ from kubernetes_asyncio import client, watch
 from skyd.errors import AuthError, CapacityError, QuotaError
 from skyd.model import InstanceState, RunPhase
 from skyd.providers.base import TAG_DAEMON, TAG_JOB
+from skyd.providers.checks import check_clouds
 from skyd.providers.kubernetes import KubernetesProvider, KubernetesRunner
 from skyd.testing.fake_kube.server import FakeKubeServer
 
@@ -56,6 +57,9 @@ async def test_offers_are_node_shapes_with_named_gpus(provider: KubernetesProvid
     assert (gpu.cloud, gpu.region, gpu.price_micros) == ("kubernetes", CONTEXT, 0)
     assert provider.max_nodes(gpu) == 2
     assert provider.refresh_errors == {}
+    *_, row = await check_clouds({"kubernetes": provider})
+    assert (row.cloud, row.enabled) == ("kubernetes", True)
+    assert row.reason == f"context {CONTEXT}: 3 ready node(s), 4 GPU(s)"
 
 
 async def test_current_context_is_used_when_none_is_configured(cluster: FakeKubeServer) -> None:

@@ -26,6 +26,7 @@ from slurm_world import (
 from skyd.errors import CapacityError
 from skyd.model import InstanceState
 from skyd.providers.base import TAG_DAEMON, TAG_JOB
+from skyd.providers.checks import check_clouds
 from skyd.providers.slurm import SlurmRunner
 from skyd.providers.slurm.provider import parse_instance_id
 from skyd.runner.process import RunPhase
@@ -179,3 +180,21 @@ async def test_cancel_while_running_records_killed(tmp_path: Path, daemon: str) 
     log = (attempt / "job.log").read_text()
     assert status.phase == RunPhase.KILLED, log
     assert "started" in log
+
+
+async def test_check_names_each_cluster_and_what_it_offers(tmp_path: Path) -> None:
+    provider = await make_provider(tmp_path / "cluster")
+    *_, row = await check_clouds({"slurm": provider})
+    assert (row.cloud, row.configured, row.enabled) == ("slurm", True, True)
+    assert row.reason == "cluster test: partitions lab (2 nodes), urgent (2 nodes)"
+    unreachable = await make_provider(
+        tmp_path / "cluster",
+        login={"host": "127.0.0.1", "port": 9, "user": "nobody", "key_path": "/nonexistent"},
+    )
+    try:
+        assert unreachable.offers() == [] and "test" in unreachable.refresh_errors
+        *_, row = await check_clouds({"slurm": unreachable})
+        assert not row.enabled and "cluster test" in row.reason
+        assert "[[slurm.clusters]]" in row.fix
+    finally:
+        await unreachable.aclose()
