@@ -81,10 +81,13 @@ def judge(path: Path, socket_path: str, env: dict[str, str]) -> dict[str, Any]:
 def _reason_kind(why: str) -> str:
     """`file:3:5: resources.ports: not supported …` → `resources.ports`."""
     parts = [part.strip() for part in why.split(": ")]
-    for part in parts[1:]:
+    for part in parts:
+        if part in ("skyctl", "error") or ".yaml" in part or ".yml" in part:
+            continue
         if part and " " not in part and not part[0].isdigit():
             return part
-    return parts[-1][:60] if parts else "?"
+        break
+    return why[:60]
 
 
 def run(corpus: Path) -> dict[str, Any]:
