@@ -50,7 +50,6 @@ from skyd.metrics import METRICS, Metrics, metrics_handler
 from skyd.model import TERMINAL_STATES, JobState
 from skyd.scheduler.driver import JobScheduler
 from skyd.spec import ParseOptions, TaskSpec, command_task, parse_file
-from skyd.spec.storage import not_runnable_yet
 from skyd.spec.vocabulary import vocabulary_of
 from skyd.store import jobs as job_store
 from skyd.store import pipelines as pipeline_store
@@ -156,9 +155,6 @@ async def submit(request: web.Request) -> web.Response:
         pipeline = parse_file(
             body.task_yaml, source=body.source or "task.yaml", options=options
         ).pipeline
-        for stage in pipeline.stages:
-            if (problem := not_runnable_yet(stage.storage_mounts)) is not None:
-                raise SpecError(problem, field="file_mounts")
         if pipeline.is_pipeline:
             jobs = scheduler.submit_pipeline(pipeline, caller=caller, base_dir=str(base_dir))
             views = [job_view(job) for job in jobs]

@@ -17,11 +17,9 @@ from skyd.api.identity import CallerDirectory, caller_of
 from skyd.api.schemas import EventView, Flag, JobView, job_view
 from skyd.api.validation import BadRequest, Query, Strict, json_body, path_params, query_params
 from skyd.clusters import ClusterService
-from skyd.errors import SpecError
 from skyd.identity import Caller
 from skyd.model import MICROS_PER_DOLLAR
 from skyd.spec import Overrides, ParseOptions, TaskSpec, command_task, parse_task
-from skyd.spec.storage import not_runnable_yet
 from skyd.store.clusters import ClusterRecord
 
 Minutes = Annotated[int, Field(ge=0, le=10**7, description="minutes (up to ~19 years)")]
@@ -299,8 +297,6 @@ def _spec_of(body: TaskBody, *, require_run: bool = True) -> TaskSpec:
         # a cluster may be launched with only setup (SkyPilot's `sky launch`); exec needs run
         options = ParseOptions(base_dir=base_dir, overrides=body.overrides, require_run=require_run)
         spec = parse_task(body.task_yaml, source=body.source or "task.yaml", options=options)
-        if (problem := not_runnable_yet(spec.storage_mounts)) is not None:
-            raise SpecError(problem, field="file_mounts")
         return spec
     assert body.command is not None
     return command_task(body.command, base_dir=base_dir, name=body.job_name)

@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,8 @@ class RunCommand:
     log_path: Path
     workdir_source: Path | None = None
     file_mounts: Mapping[str, str] | None = None
+    # buckets fetched before setup (see skyd.runner.buckets): url, bucket, prefix, mode, target
+    storage_mounts: Sequence[Mapping[str, Any]] = ()
     uid: int | None = None  # run as this user (when the daemon is root)
     gid: int | None = None
 
@@ -97,6 +99,7 @@ class ProcessRunner:
                 "log_path": str(command.log_path),
                 "workdir_source": str(command.workdir_source) if command.workdir_source else None,
                 "file_mounts": dict(command.file_mounts or {}),
+                "storage_mounts": [dict(mount) for mount in command.storage_mounts],
             }
             _write_private(attempt_dir / "launch.json", json.dumps(launch), command.uid)
             err_fd = os.open(

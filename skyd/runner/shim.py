@@ -91,10 +91,15 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     write_status(attempt_dir, status)
+    buckets = list(launch.get("storage_mounts") or [])
     with open(launch["log_path"], "a", buffering=1) as log:
         try:
             _prepare(launch)
-        except OSError as exc:
+            if buckets:
+                from skyd.runner.buckets import fetch  # boto3 only for jobs with buckets
+
+                log.write(fetch(buckets, env, attempt_dir))
+        except Exception as exc:  # OSError, or any bucket client's error
             log.write(f"--- skyd: could not sync workdir/file_mounts: {exc} ---\n")
             status.update(phase="done", setup_exit=126, ended_at=time.time())
             write_status(attempt_dir, status)
@@ -122,6 +127,13 @@ def main(argv: list[str]) -> int:
             umask=job_umask,
         )
         log.write(f"--- skyd: run exited with code {rc} ---\n")
+        if buckets:
+            try:
+                from skyd.runner.buckets import push_back
+
+                log.write(push_back(buckets, env, attempt_dir))
+            except Exception as exc:  # the job's result stands; say what failed
+                log.write(f"--- skyd: could not write back to the bucket: {exc} ---\n")
     status.update(phase="done", run_exit=rc, ended_at=time.time())
     write_status(attempt_dir, status)
     return 0

@@ -142,6 +142,14 @@ class Admission:
                 if disabled
                 else ""
             )
+            stores = sorted(
+                {m.store for m in spec.storage_mounts.values() if m.store not in ("s3",)}
+            )
+            if stores:
+                hint += (
+                    f"; {', '.join(stores)} bucket mounts are not fetched on this host "
+                    "(local, ssh, sim fetch s3 only)"
+                )
             images = sorted({alt.docker_image for alt in spec.alternatives if alt.docker_image})
             if images:
                 hint += (

@@ -103,6 +103,16 @@ class Processes:
         mounts = {
             str(mount_target(cwd, job_dir, dest)): src for dest, src in spec.file_mounts.items()
         }
+        buckets = [
+            {
+                "url": mount.url,
+                "bucket": mount.bucket,
+                "prefix": mount.prefix,
+                "mode": mount.mode.value,
+                "target": str(mount_target(cwd, job_dir, dest)),
+            }
+            for dest, mount in spec.storage_mounts.items()
+        ]
         return RunCommand(
             setup=spec.setup,
             run=spec.run,
@@ -111,6 +121,7 @@ class Processes:
             log_path=log_file,
             workdir_source=Path(spec.workdir) if spec.workdir else None,
             file_mounts=mounts,
+            storage_mounts=buckets,
             uid=uid,
             gid=gid,
         )
@@ -125,6 +136,13 @@ class Processes:
     async def start_remote(self, job: JobRecord, spec: TaskSpec, command: RunCommand) -> None:
         """Run the attempt over SSH: on lab machines, or on the cloud VMs it launched.
         Raises ProviderError when it cannot run there."""
+        if spec.storage_mounts:
+            # never run without its data: the remote runner does not fetch buckets yet
+            raise ProviderError(
+                "bucket file_mounts are fetched only for jobs on this host (local) so far; "
+                f"{next(iter(spec.storage_mounts.values())).url} cannot be mounted on "
+                f"{(job.placement or {}).get('provider')} instances yet"
+            )
         # remote machines: mounts land where the task says, relative to the remote job dir
         remote = replace(command, file_mounts=dict(spec.file_mounts), uid=None, gid=None)
         attempt_dir = self.attempt_dir(job)

@@ -51,18 +51,6 @@ class StorageMount(BaseModel):
         return f"{scheme}://{host}" + (f"/{self.prefix}" if self.prefix else "")
 
 
-def not_runnable_yet(mounts: Mapping[str, StorageMount]) -> str | None:
-    """Why a task with these bucket mounts cannot be submitted yet (the runner does not fetch
-    buckets yet; `optimize` plans such tasks, submit must not run them without their data)."""
-    for dest, mount in mounts.items():
-        return (
-            f"file_mounts.{dest}: {mount.url} ({mount.mode.value}): bucket mounts are planned "
-            "by `skyctl optimize` but not run by skyd yet; copy the data into the workdir or "
-            "a local file mount for now"
-        )
-    return None
-
-
 def is_bucket_url(text: str) -> bool:
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     return scheme in SCHEMES or (scheme == "https" and ".blob.core.windows.net" in text)

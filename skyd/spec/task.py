@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from pydantic import BaseModel, Field, ValidationError
 
 from skyd.errors import SpecError, UnknownAcceleratorError
 from skyd.model import OfferFilter
-from skyd.spec.resources import STORED_MODEL, ResourcesSpec, keep_name
-from skyd.spec.storage import StorageMount
+from skyd.spec.resources import HOST_PROCESS_CLOUDS, STORED_MODEL, ResourcesSpec, keep_name
+from skyd.spec.storage import StorageMode, StorageMount
 from skyd.spec.vocabulary import is_skypilot_accelerator
 
 # Key of `TaskSpec.estimated_runtime` that applies to any accelerator (and to none).
 ANY_ACCELERATOR = "*"
 REDACTED = "<redacted>"
+HOST_FETCHABLE_STORES = frozenset({"s3"})
+MOUNT_WITHOUT_FUSE = (
+    "no FUSE mount on local jobs: copied before setup, and what the job writes there is "
+    "uploaded when it ends"
+)
 
 
 class RecoveryStrategy(enum.StrEnum):
@@ -124,7 +130,12 @@ class TaskSpec(BaseModel):
             "workdir": self.workdir,
             "file_mounts": dict(self.file_mounts),
             "storage_mounts": {
-                dest: {"url": mount.url, "mode": mount.mode.value, "persistent": mount.persistent}
+                dest: {
+                    "url": mount.url,
+                    "mode": mount.mode.value,
+                    "persistent": mount.persistent,
+                    **({"note": MOUNT_WITHOUT_FUSE} if mount.mode is not StorageMode.COPY else {}),
+                }
                 for dest, mount in self.storage_mounts.items()
             },
         }
@@ -160,7 +171,11 @@ class TaskSpec(BaseModel):
                     return name
                 raise
 
-        return [alt.offer_filter(normalize) for alt in self.alternatives]
+        filters = [alt.offer_filter(normalize) for alt in self.alternatives]
+        if any(mount.store not in HOST_FETCHABLE_STORES for mount in self.storage_mounts.values()):
+            # a host running plain processes fetches only S3 buckets (skyd.runner.buckets)
+            filters = [replace(f, blocked=f.blocked | HOST_PROCESS_CLOUDS) for f in filters]
+        return filters
 
     @property
     def requests_accelerators(self) -> bool:

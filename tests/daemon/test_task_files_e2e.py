@@ -140,14 +140,12 @@ def test_the_runners_launch_file_holding_secrets_is_private(
     assert launch.stat().st_mode & 0o077 == 0
 
 
-def test_bucket_mounts_are_planned_but_not_run_without_their_data(
-    daemon: DaemonThread, client: DaemonClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_bucket_mounts_are_planned_and_shown(
+    daemon: DaemonThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "t.yaml").write_text("file_mounts:\n  /data: s3://lab-data/train\nrun: ls /data\n")
     monkeypatch.chdir(tmp_path)
     code, out, err = _run(daemon, "optimize", "t.yaml", "--json")
     assert code == 0, err
-    assert json.loads(out)["task"]["storage_mounts"]["/data"]["mode"] == "COPY"
-    code, _, err = _run(daemon, "submit", "t.yaml")
-    assert code == 1 and "s3://lab-data/train (COPY)" in err and "not run by skyd yet" in err
-    assert client.list_jobs(include_terminal=True)[0] == []
+    shown = json.loads(out)["task"]["storage_mounts"]["/data"]
+    assert shown == {"url": "s3://lab-data/train", "mode": "COPY", "persistent": True}
