@@ -68,7 +68,7 @@ def epoch_seconds(field: str, value: Any) -> float:
                 moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
                 if moment.tzinfo is None:
                     moment = moment.replace(tzinfo=dt.UTC)
-            return moment.timestamp()
+            return _in_range(field, value, moment.timestamp())
         except ValueError:
             pass
     raise AccountingInputError(

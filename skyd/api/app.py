@@ -50,6 +50,7 @@ from skyd.metrics import METRICS, Metrics, metrics_handler
 from skyd.model import TERMINAL_STATES, JobState
 from skyd.scheduler.driver import JobScheduler
 from skyd.spec import ParseOptions, TaskSpec, command_task, parse_file
+from skyd.spec.task import REDACTED
 from skyd.spec.vocabulary import vocabulary_of
 from skyd.store import jobs as job_store
 from skyd.store import pipelines as pipeline_store
@@ -257,7 +258,14 @@ async def show_job(request: web.Request) -> web.Response:
         reason=scheduler.waiting_reason(job),
     )
     # what the task asked for, secrets redacted (ports, tiers and images are shown here)
-    view["task"] = TaskSpec.from_json(open_spec_json(job.spec_json)).public_summary()
+    task = TaskSpec.from_json(open_spec_json(job.spec_json)).public_summary()
+    caller = _caller(request)
+    if caller.uid != job.owner_uid and not caller.is_admin:
+        # env values are the owner's business (tokens often sit in plain envs): names only
+        envs = task.get("envs")
+        if isinstance(envs, dict):
+            task["envs"] = dict.fromkeys(envs, REDACTED)
+    view["task"] = task
     _add_pipelines(scheduler, [view])
     return web.json_response(view)
 

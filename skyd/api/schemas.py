@@ -36,7 +36,9 @@ class JobListQuery(Query):
     state: str | None = Field(
         None, max_length=200, description="comma-separated states (PENDING,RUNNING,…)"
     )
-    user: UserRef | None = Field(None, description="only this owner's jobs")
+    user: UserRef | None = Field(
+        None, description="a user name or numeric uid (only that owner's jobs are listed)"
+    )
     all: Flag = Field(False, description="include finished jobs")
     limit: int = Field(100, ge=1, le=MAX_PAGE, description="page size")
     cursor: RowId | None = Field(None, description="next_cursor of the previous page")

@@ -71,7 +71,8 @@ def _described(error: ErrorDetails, model: type[BaseModel], where: str) -> tuple
         return field, f"{field}: required"
     described = model.model_fields.get(loc[0]) if loc else None
     if error["type"] == "string_pattern_mismatch" and described and described.description:
-        return field, f"{field}: {_shown(error.get('input'))} is not {described.description}"
+        shown = _shown(error.get("input"))
+        return field, f"{field}: {shown} is not valid; {field} is {described.description}"
     value = _shown(error.get("input"))
     msg = error["msg"]
     msg = msg[:1].lower() + msg[1:]

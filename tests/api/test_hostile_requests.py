@@ -53,6 +53,12 @@ CASES: list[tuple[str, str, Any, str]] = [
         "expires",
     ),
     ("POST", f"/v1/credits/{BIG}0/topup", {"amount": 1}, "pool"),
+    (
+        "POST",
+        "/v1/credits",
+        {"name": "p", "cloud": "aws", "amount": 10, "expires": "9999-12-31T23:59:59-05:00"},
+        "expires",
+    ),  # year 10000 UTC
     ("GET", "/v1/costs?since=-1e308", None, "since"),
     ("GET", "/v1/costs?since=99999999999999999999d", None, "since"),
     ("POST", "/v1/limits/nobody", {"max_hourly": 1e308}, "max_hourly"),

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,10 @@ import pytest
 from skyd.errors import StoreError
 from skyd.store import open_store
 from skyd.store.sealing import KEY_FILE, PREFIX, open_spec_json, open_value
-from skyd.testing.daemon import DaemonThread, wait_until
-from skyd.testing.unix_http import request
+from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.unix_http import request, request_as
+
+NOBODY = 65534
 
 TOKEN = "tok-5b1e0c9a2f7d44e8"
 PASSWORD = "hunter2-very-secret-8c1"
@@ -104,3 +108,29 @@ def test_specs_stored_before_sealing_are_sealed_when_the_store_opens(tmp_path: P
 def test_a_value_sealed_with_an_unknown_key_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="does not have"):
         open_value(f"{PREFIX}000000000000:gAAAAA")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to ask as another user")
+def test_other_users_see_env_names_not_values(tmp_path: Path) -> None:
+    public = Path(tempfile.mkdtemp(prefix="skyd-envs-"))
+    public.chmod(0o755)  # the other user must reach the socket
+    settings = settings_for_tests(tmp_path, socket_path=public / "skyd.sock", socket_mode=0o666)
+    daemon = DaemonThread(settings).start()
+    try:
+        body = {"task_yaml": TASK, "base_dir": "/tmp"}
+        status, job, _ = request(daemon.socket_path, "POST", "/v1/jobs", body)
+        assert status == 201, job
+        status, seen = request_as(NOBODY, daemon.socket_path, "GET", f"/v1/jobs/{job['id']}")
+        assert status == 200
+        assert seen["task"]["envs"] == {"MY_TOKEN": "<redacted>", "DB_PASSWORD": "<redacted>"}
+        assert TOKEN not in json.dumps(seen) and PASSWORD not in json.dumps(seen)
+        target = f"/v1/jobs/{job['id']}"
+        owner_view = wait_until(
+            lambda: (
+                (j := request(daemon.socket_path, "GET", target)[1])["state"] == "SUCCEEDED" and j
+            )
+        )
+        assert owner_view["task"]["envs"]["MY_TOKEN"] == TOKEN
+    finally:
+        assert daemon.stop() == 0
+        shutil.rmtree(public, ignore_errors=True)
