@@ -147,6 +147,8 @@ class Settings:
     quotas: list[QuotaSetting] = field(default_factory=list)
     placement: PlacementSettings = field(default_factory=PlacementSettings)
     solver_time_limit_seconds: float = 2.0
+    # a task's workdir is copied for every job: larger ones (after .skyignore) are refused
+    max_workdir_bytes: int = 1024**3
     # the `ssh` provider's machine pool, as written ([ssh] with [[ssh.hosts]]); checked by
     # skyd.providers.ssh.SshProviderConfig, which names the bad field
     ssh: dict[str, Any] = field(default_factory=dict)

@@ -152,6 +152,7 @@ async def submit(request: web.Request) -> web.Response:
             base_dir=base_dir,
             overrides=body.overrides,
             vocabulary=vocabulary_of(scheduler.market.catalog),
+            max_workdir_bytes=scheduler.settings.max_workdir_bytes,
         )
         pipeline = parse_file(
             body.task_yaml, source=body.source or "task.yaml", options=options

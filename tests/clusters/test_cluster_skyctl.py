@@ -150,3 +150,17 @@ def test_usage_errors_are_named(server: ClusterServer) -> None:
     with pytest.raises(ApiError, match="no cluster named 'dev'"):
         skyctl(server, "stop", "dev", "--yes")
     assert os.path.exists(server.socket_path)
+
+
+def test_launch_takes_a_task_with_only_setup_and_overrides(
+    server: ClusterServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = tmp_path / "setup_only.yaml"
+    task.write_text("name: env-only\nenvs:\n  TOKEN:\nsetup: echo installing\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ApiError, match="--env TOKEN=VALUE"):
+        skyctl(server, "launch", "-c", "box", "-d", "setup_only.yaml")
+    status, out, _ = skyctl(
+        server, "launch", "-c", "box", "-d", "setup_only.yaml", "--env", "TOKEN=t"
+    )
+    assert status == 0 and out.startswith("cluster box is UP")

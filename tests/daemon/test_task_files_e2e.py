@@ -149,3 +149,31 @@ def test_bucket_mounts_are_planned_and_shown(
     assert code == 0, err
     shown = json.loads(out)["task"]["storage_mounts"]["/data"]
     assert shown == {"url": "s3://lab-data/train", "mode": "COPY", "persistent": True}
+
+
+def test_dryrun_shows_the_plan_and_submits_nothing(
+    daemon: DaemonThread, client: DaemonClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "t.yaml").write_text("run: echo hi\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(daemon, "submit", "--dryrun", "t.yaml")
+    assert code == 0, err
+    assert "Chosen:" in out and "local" in out
+    assert client.list_jobs(include_terminal=True)[0] == []
+
+
+def test_the_workdir_cap_comes_from_the_config(tmp_path: Path) -> None:
+    from skyd.testing.daemon import settings_for_tests
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "big.bin").write_bytes(b"x" * 10_000)
+    daemon = DaemonThread(settings_for_tests(tmp_path, max_workdir_bytes=4096)).start()
+    try:
+        with DaemonClient(daemon.socket_path) as client:
+            with pytest.raises(ApiError) as caught:
+                client.submit_task("workdir: work\nrun: ls\n", str(tmp_path), None, source="t.yaml")
+            assert "more than 4.0 KiB" in caught.value.message
+            assert ".skyignore" in caught.value.message
+    finally:
+        assert daemon.stop() == 0
