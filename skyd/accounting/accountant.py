@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import pwd
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from skyd.accounting import inputs
@@ -17,23 +16,18 @@ from skyd.accounting.accrual import (
     extend_open_stretch,
     to_ms,
 )
-from skyd.accounting.budgets import Usage, held_gpus, judge, project_action, requested_gpus
-from skyd.accounting.errors import AccountingInputError, BudgetExceededError
+from skyd.accounting.alerts import AlertHook
+from skyd.accounting.budgets import Usage
+from skyd.accounting.enforcement import BudgetAlert, BudgetEnforcer
+from skyd.accounting.errors import AccountingInputError
 from skyd.accounting.prices import PriceSeries, RecordedPrices
-from skyd.accounting.records import (
-    BudgetAction,
-    CreditPool,
-    HoldDecision,
-    Project,
-    UserLimit,
-)
+from skyd.accounting.records import CreditPool, HoldDecision, Project, UserLimit
 from skyd.accounting.reports import costs_report, credits_view
 from skyd.accounting.settings import AccountingSettings
 from skyd.clock import Clock
 from skyd.errors import PermissionDeniedError
 from skyd.events import EventBus
 from skyd.identity import Caller
-from skyd.model import JobState
 from skyd.spec import TaskSpec
 from skyd.store import Store
 from skyd.store import credits as credit_store
@@ -44,36 +38,7 @@ log = logging.getLogger("skyd.accounting")
 
 _ENDED_STATES = frozenset({"TERMINATED", "PREEMPTED"})
 _STOPPED_STATES = frozenset({"STOPPED"})
-_HOLDING_STATES = frozenset(
-    {JobState.PROVISIONING, JobState.SETTING_UP, JobState.RUNNING, JobState.RECOVERING}
-)
 _FAILURE_BACKOFF_SECONDS = (1.0, 5.0, 30.0)
-
-
-@dataclass(slots=True)
-class _Standing:
-    """What budgets and limits are measured against, read once per decision or batch."""
-
-    projects: dict[str, Project]
-    spent: dict[str, int]  # per project, this month
-    usage: dict[int, Usage]  # per owner uid
-    limits: dict[int, UserLimit]
-    overridden: set[int]
-
-    def take(
-        self, uid: int, project: Project | None, spec: TaskSpec, hourly_micros: int | None
-    ) -> None:
-        """Count an allowed job as if it were running (for the rest of a batch)."""
-        held = self.usage.get(uid, Usage())
-        self.usage[uid] = Usage(
-            gpus=held.gpus + requested_gpus(spec),
-            hourly_micros=held.hourly_micros + (hourly_micros or 0),
-        )
-        hours = spec.estimated_hours()
-        if project is not None and hourly_micros and hours is not None:
-            self.spent[project.name] = self.spent.get(project.name, 0) + round(
-                hourly_micros * hours
-            )
 
 
 class Accountant:
@@ -99,6 +64,8 @@ class Accountant:
         self.settings = settings
         self.prices: PriceSeries = prices or RecordedPrices(settings.stopped_hourly_micros)
         self._last_actions: dict[int, str] = {}
+        self.enforcer = BudgetEnforcer(store=store, clock=clock, settings=settings)
+        self.hook = AlertHook(settings.budget_hook, attempts=settings.budget_hook_attempts)
         self._period_ms = round(settings.ledger_period_seconds * 1000)
         # Accrual state of unsettled instances as of the last committed pass; rebuilt from
         # the store when missing (start, or a failed pass).
@@ -106,14 +73,24 @@ class Accountant:
 
     # -- accrual ---------------------------------------------------------------------------
 
+    def ensure_default_project(self) -> None:
+        """Create the default project (no budget, open to all) unless it exists."""
+        credit_store.ensure_project(self.store, self.settings.default_project, now=self.clock.now())
+
     async def run(self) -> None:
-        """Accrue every `accrual_interval_seconds` until cancelled; a failed pass is retried."""
+        """Accrue every `accrual_interval_seconds` until cancelled; a failed pass is retried.
+
+        After each pass, budgets are looked at: crossed warning lines are announced, and the
+        scheduler is woken when a running job's action changes, so a budget reached at this
+        pass stops or holds its jobs before the next pass charges them again."""
+        self.ensure_default_project()
         failures = 0
         while True:
             try:
                 self.accrue(self.clock.now() - self.settings.price_settle_seconds)
                 failures = 0
                 self._wake_scheduler_on_new_actions()
+                self.announce_alerts()
             except Exception:
                 delay = _FAILURE_BACKOFF_SECONDS[min(failures, len(_FAILURE_BACKOFF_SECONDS) - 1)]
                 failures += 1
@@ -210,157 +187,60 @@ class Accountant:
 
     # -- enforcement -----------------------------------------------------------------------
 
+    def resolve_project(self, name: str | None, caller: Caller) -> str:
+        """The (existing) project a job or cluster of `caller` charges; see BudgetEnforcer."""
+        return self.enforcer.resolve_project(name, caller)
+
     def check_submit(
-        self, spec: TaskSpec, caller: Caller, estimated_hourly_micros: int | None
+        self,
+        spec: TaskSpec,
+        caller: Caller,
+        estimated_hourly_micros: int | None,
+        *,
+        project: str | None = None,
     ) -> HoldDecision:
-        """May `caller` submit `spec` now? Raises PermissionDeniedError (not a project member),
-        BudgetExceededError (policy "refuse", or a job that can never fit); else allows or
-        returns a hold with reason "budget"."""
-        if spec.project is None and not credit_store.has_user_limits(self.store.conn):
-            # no project budget and no per-user limit can apply: nothing to add up
-            return HoldDecision.allow()
-        standing = self._standing()
-        project = self._project_for(standing, spec.project, caller.uid, caller.is_admin)
-        return self._decide(
-            standing,
-            spec=spec,
-            owner_uid=caller.uid,
-            project=project,
-            estimated_hourly_micros=estimated_hourly_micros,
-            refuse=self.settings.over_limit_at_submit == "refuse",
-        )
+        """May `caller` submit `spec` now? See BudgetEnforcer.check_submit."""
+        return self.enforcer.check_submit(spec, caller, estimated_hourly_micros, project=project)
 
     def check_job(self, job_id: int, estimated_hourly_micros: int | None) -> HoldDecision:
         """May the waiting job `job_id` start now? (An admin override always lets it.)"""
         return self.check_jobs({job_id: estimated_hourly_micros})[job_id]
 
     def check_jobs(self, waiting: Mapping[int, int | None]) -> dict[int, HoldDecision]:
-        """May these waiting jobs (id → estimated $/h in micro-dollars, in the order they would
-        start) start now? Each allowed job counts against the limits and budgets of the ones
-        after it, so a batch never lets through more than the limits allow together."""
-        standing = self._standing()
-        decisions: dict[int, HoldDecision] = {}
-        for job_id, hourly in waiting.items():
-            job = job_store.get_job(self.store, job_id)
-            spec = TaskSpec.from_json(job.spec_json)
-            project = standing.projects.get(job.project) if job.project else None
-            decision = HoldDecision.allow()
-            if job_id not in standing.overridden:
-                decision = self._decide(
-                    standing,
-                    spec=spec,
-                    owner_uid=job.owner_uid,
-                    project=project,
-                    estimated_hourly_micros=hourly,
-                    refuse=False,
-                    hold_never=True,
-                )
-            decisions[job_id] = decision
-            if not decision.hold:
-                standing.take(job.owner_uid, project, spec, hourly)
-        return decisions
-
-    def _standing(self) -> _Standing:
-        conn = self.store.conn
-        burn = credit_store.hourly_burn_by_job(conn)
-        usage: dict[int, Usage] = {}
-        for row in credit_store.active_jobs(conn, _HOLDING_STATES):
-            held = usage.get(row["owner_uid"], Usage())
-            usage[row["owner_uid"]] = Usage(
-                gpus=held.gpus + held_gpus(row["placement_json"], row["spec_json"]),
-                hourly_micros=held.hourly_micros + burn.get(row["id"], 0),
-            )
-        return _Standing(
-            projects={p.name: p for p in credit_store.list_projects(conn)},
-            spent=ledger_store.spent_by_project(conn, inputs.month_start(self.clock.now())),
-            usage=usage,
-            limits={limit.uid: limit for limit in credit_store.list_user_limits(conn)},
-            overridden=credit_store.overridden_jobs(conn),
-        )
-
-    def _project_for(
-        self, standing: _Standing, name: str | None, uid: int, is_admin: bool
-    ) -> Project | None:
-        if name is None:
-            return None
-        project = standing.projects.get(name)
-        if project is None:
-            if self.settings.require_known_project:
-                raise PermissionDeniedError(
-                    f"project {name!r} does not exist; ask an admin to create it"
-                )
-            return None
-        if project.members and uid not in project.members and not is_admin:
-            raise PermissionDeniedError(
-                f"you are not a member of project {name!r}; ask an admin to add you"
-            )
-        return project
-
-    def _decide(
-        self,
-        standing: _Standing,
-        *,
-        spec: TaskSpec,
-        owner_uid: int,
-        project: Project | None,
-        estimated_hourly_micros: int | None,
-        refuse: bool,
-        hold_never: bool = False,
-    ) -> HoldDecision:
-        verdict = judge(
-            gpus=requested_gpus(spec),
-            hourly_micros=estimated_hourly_micros,
-            hours=spec.estimated_hours(),
-            usage=standing.usage.get(owner_uid, Usage()),
-            limit=standing.limits.get(owner_uid),
-            project=project,
-            project_spent_micros=standing.spent.get(project.name, 0) if project else 0,
-        )
-        if verdict.problem is None:
-            return HoldDecision.allow()
-        if refuse or (verdict.never and not hold_never):
-            raise BudgetExceededError(verdict.problem)
-        return HoldDecision.budget(verdict.problem)
+        return self.enforcer.check_jobs(waiting)
 
     def usage_of(self, uid: int) -> Usage:
-        """GPUs held and $/h spent by `uid`'s placed jobs right now."""
-        return self._standing().usage.get(uid, Usage())
+        return self.enforcer.usage_of(uid)
 
     def running_over_budget(self) -> list[tuple[int, str]]:
-        """(job id, action) for every placed job whose project is at ≥ the warning fraction of
-        its monthly budget: "warn", or at 100 % "stop" / "hold" per policy. Jobs with an admin
-        override, and jobs that cost nothing, are left alone."""
-        conn = self.store.conn
-        projects = {p.name: p for p in credit_store.list_projects(conn)}
-        budgets = {n: p.monthly_budget_micros for n, p in projects.items()}
-        if not any(b is not None for b in budgets.values()):
-            return []
-        spent = ledger_store.spent_by_project(conn, inputs.month_start(self.clock.now()))
-        at_budget = BudgetAction(self.settings.at_budget)
-        overridden = credit_store.overridden_jobs(conn)
-        burn = credit_store.hourly_burn_by_job(conn)
-        actions: list[tuple[int, str]] = []
-        for row in credit_store.active_jobs(conn, _HOLDING_STATES):
-            budget = budgets.get(row["project"])
-            if budget is None or row["id"] in overridden:
-                continue
-            if JobState(row["state"]) not in _HOLDING_STATES or burn.get(row["id"], 0) == 0:
-                continue
-            action = project_action(
-                spent.get(row["project"], 0),
-                budget,
-                warn_fraction=self.settings.warn_fraction,
-                at_budget=at_budget,
-            )
-            if action is not None:
-                actions.append((int(row["id"]), action.value))
-        return actions
+        return self.enforcer.running_over_budget()
+
+    def clusters_over_budget(self) -> list[tuple[int, str]]:
+        return self.enforcer.clusters_over_budget()
 
     def _wake_scheduler_on_new_actions(self) -> None:
         current = dict(self.running_over_budget())
-        if any(self._last_actions.get(job) != action for job, action in current.items()):
+        current.update({-cid: action for cid, action in self.clusters_over_budget()})
+        if any(self._last_actions.get(key) != action for key, action in current.items()):
             self.bus.changed.set()
         self._last_actions = current
+
+    def announce_alerts(self) -> list[BudgetAlert]:
+        """Announce each budget line newly crossed: an event, and the hook (in background)."""
+        alerts = self.enforcer.new_alerts()
+        for alert in alerts:
+            event = job_store.record_event(
+                self.store,
+                None,
+                now=self.clock.now(),
+                kind="budget",
+                reason=alert.message(),
+                data=alert.as_json(),
+            )
+            self.bus.publish(event)
+            log.warning("budget: %s", alert.message())
+            self.hook.send(alert.as_json())
+        return alerts
 
     # -- administration --------------------------------------------------------------------
 
@@ -374,7 +254,20 @@ class Accountant:
     def add_pool(self, caller: Caller, body: Mapping[str, Any]) -> CreditPool:
         self._require_admin(caller, "add credit pools")
         now = self.clock.now()
-        _only(body, {"name", "cloud", "amount", "expires", "starts", "account", "region"})
+        _only(
+            body,
+            {
+                "name",
+                "cloud",
+                "amount",
+                "expires",
+                "starts",
+                "account",
+                "region",
+                "projects",
+                "users",
+            },
+        )
         name = inputs.plain_name("name", _required(body, "name"))
         cloud = inputs.cloud_name("cloud", _required(body, "cloud"), self.settings.known_clouds)
         amount = inputs.money_micros("amount", _required(body, "amount"))
@@ -397,17 +290,39 @@ class Accountant:
             region=inputs.optional_text("region", body.get("region")),
             by_uid=caller.uid,
             now=now,
+            projects=self._project_scope(body.get("projects")),
+            users=None if body.get("users") is None else _uids("users", body["users"]),
         )
+
+    def _project_scope(self, value: Any) -> list[str] | None:
+        """A pool's `projects`: None (any), or a list of existing project names."""
+        if value is None:
+            return None
+        if not isinstance(value, list) or not value:
+            raise AccountingInputError(
+                "projects: expected a non-empty list of project names (or leave it out)",
+                "projects",
+            )
+        names = [inputs.plain_name("projects", v) for v in value]
+        known = {p.name for p in credit_store.list_projects(self.store.conn)}
+        for name in names:
+            if name not in known:
+                raise AccountingInputError(
+                    f"projects: no project {name!r}; known: {', '.join(sorted(known))}",
+                    "projects",
+                )
+        return names
 
     def set_pool(self, caller: Caller, ref: str, body: Mapping[str, Any]) -> CreditPool:
         """Change a pool's total amount, expiry, start, account or region."""
         self._require_admin(caller, "change credit pools")
         now = self.clock.now()
         pool = credit_store.get_pool(self.store, ref)
-        _only(body, {"amount", "expires", "starts", "account", "region"})
+        _only(body, {"amount", "expires", "starts", "account", "region", "projects", "users"})
         if not body:
             raise AccountingInputError(
-                "give at least one of amount, expires, starts, account, region", "amount"
+                "give at least one of amount, expires, starts, account, region, projects, users",
+                "amount",
             )
         changes: dict[str, Any] = {}
         if "amount" in body:
@@ -419,6 +334,13 @@ class Accountant:
         for key in ("account", "region"):
             if key in body:
                 changes[key] = inputs.optional_text(key, body[key])
+        if "projects" in body:
+            changes["projects_json"] = credit_store.scope_json(
+                self._project_scope(body["projects"])
+            )
+        if "users" in body:
+            users = None if body["users"] is None else _uids("users", body["users"])
+            changes["users_json"] = credit_store.scope_json(users)
         starts = changes.get("starts_at", pool.starts_at)
         expires = changes.get("expires_at", pool.expires_at)
         if starts >= expires:
@@ -475,11 +397,15 @@ class Accountant:
 
     def set_user_limit(self, caller: Caller, user: str, body: Mapping[str, Any]) -> UserLimit:
         self._require_admin(caller, "change user limits")
-        _only(body, {"max_gpus", "max_hourly"})
+        _only(body, {"max_gpus", "max_hourly", "monthly_budget"})
         uid = _uids("user", [user])[0]
         current = credit_store.get_user_limit(self.store.conn, uid)
         max_gpus = current.max_gpus if current else None
         max_hourly = current.max_hourly_micros if current else None
+        budget = current.monthly_budget_micros if current else None
+        if "monthly_budget" in body:
+            raw = body["monthly_budget"]
+            budget = None if raw is None else inputs.money_micros("monthly_budget", raw)
         if "max_gpus" in body:
             max_gpus = inputs.optional_count("max_gpus", body["max_gpus"])
         if "max_hourly" in body:
@@ -492,7 +418,41 @@ class Accountant:
             max_hourly_micros=max_hourly,
             by_uid=caller.uid,
             now=self.clock.now(),
+            monthly_budget_micros=budget,
         )
+
+    def set_lab_budget(self, caller: Caller, body: Mapping[str, Any]) -> int | None:
+        """Set (or clear, with null) the whole lab's monthly budget."""
+        self._require_admin(caller, "change the lab's budget")
+        _only(body, {"monthly_budget"})
+        raw = _required_key(body, "monthly_budget")
+        budget = None if raw is None else inputs.money_micros("monthly_budget", raw)
+        credit_store.put_lab_budget(self.store, budget, by_uid=caller.uid, now=self.clock.now())
+        return budget
+
+    def budgets(self) -> dict[str, Any]:
+        """Every budget that is set, with this month's spending, for people and machines."""
+        standing = self.enforcer.standing()
+        return {
+            "month_start": inputs.iso(inputs.month_start(self.clock.now())),
+            "at_budget": self.settings.at_budget,
+            "warn_lines": sorted(self.settings.warn_lines),
+            "budgets": [
+                {
+                    "scope": line.scope,
+                    "label": line.label,
+                    "budget": line.budget_micros / 1_000_000,
+                    "spent": line.spent_micros / 1_000_000,
+                    "left": line.left_micros / 1_000_000,
+                    "percent": (
+                        100.0 * line.spent_micros / line.budget_micros
+                        if line.budget_micros
+                        else 100.0
+                    ),
+                }
+                for line in standing.every_line()
+            ],
+        }
 
     def override_job(self, caller: Caller, job_id: int, note: str = "") -> None:
         """Exempt one job from budgets and limits (admins only)."""
@@ -527,6 +487,12 @@ class Accountant:
 def _required(body: Mapping[str, Any], key: str) -> Any:
     if key not in body or body[key] is None:
         raise AccountingInputError(f"{key}: required", key)
+    return body[key]
+
+
+def _required_key(body: Mapping[str, Any], key: str) -> Any:
+    if key not in body:
+        raise AccountingInputError(f"{key}: required (null clears it)", key)
     return body[key]
 
 

@@ -36,19 +36,28 @@ def to_ms(seconds: float) -> int:
 
 @dataclass(slots=True)
 class _PoolSlot:
-    pool_id: int
-    region: str | None
-    account: str | None
+    pool: CreditPool
     starts_ms: int
     until_ms: int
     balance: int
+
+    def covers(self, instance: ChargedInstance, at_ms: int) -> bool:
+        """Whether this pool may pay for `instance` at `at_ms` (balance aside)."""
+        pool = self.pool
+        return (
+            self.starts_ms <= at_ms < self.until_ms
+            and (pool.region is None or pool.region == instance.region)
+            and (pool.account is None or pool.account == instance.account)
+            and pool.may_pay_for(instance.owner_uid, instance.project)
+        )
 
 
 class PoolBook:
     """Balances of the credit pools during one accrual pass, and the rule for who pays.
 
-    A charge at time t on cloud C is paid by the active pools of C whose scope covers the
-    instance, the one expiring first first, each up to its balance; the rest is cash.
+    A charge at time t on cloud C is paid by the active pools of C whose scope (region,
+    account, projects, users) covers the instance, the one expiring first first, each up to
+    its balance; the rest is cash.
     """
 
     def __init__(self, pools: Iterable[CreditPool]) -> None:
@@ -57,12 +66,7 @@ class PoolBook:
         self.spent: dict[int, int] = {}
         for pool in sorted(pools, key=lambda p: (p.usable_until, p.id)):
             slot = _PoolSlot(
-                pool.id,
-                pool.region,
-                pool.account,
-                to_ms(pool.starts_at),
-                to_ms(pool.usable_until),
-                pool.balance_micros,
+                pool, to_ms(pool.starts_at), to_ms(pool.usable_until), pool.balance_micros
             )
             self._by_cloud.setdefault(pool.cloud, []).append(slot)
         for cloud, slots in self._by_cloud.items():
@@ -90,16 +94,12 @@ class PoolBook:
         """Charge all of `amount` to `payer` (None = cash) if the rule of `pay` would; else
         change nothing and return False."""
         for slot in self._by_cloud.get(instance.cloud, ()):
-            if slot.balance <= 0 or not slot.starts_ms <= at_ms < slot.until_ms:
+            if slot.balance <= 0 or not slot.covers(instance, at_ms):
                 continue
-            if slot.region is not None and slot.region != instance.region:
-                continue
-            if slot.account is not None and slot.account != instance.account:
-                continue
-            if slot.pool_id != payer or slot.balance < amount:
+            if slot.pool.id != payer or slot.balance < amount:
                 return False
             slot.balance -= amount
-            self.spent[slot.pool_id] = self.spent.get(slot.pool_id, 0) + amount
+            self.spent[payer] = self.spent.get(payer, 0) + amount
             return True
         return payer is None
 
@@ -111,16 +111,13 @@ class PoolBook:
         for slot in self._by_cloud.get(instance.cloud, ()):
             if amount == 0:
                 break
-            if slot.balance <= 0 or not slot.starts_ms <= at_ms < slot.until_ms:
-                continue
-            if slot.region is not None and slot.region != instance.region:
-                continue
-            if slot.account is not None and slot.account != instance.account:
+            if slot.balance <= 0 or not slot.covers(instance, at_ms):
                 continue
             part = min(slot.balance, amount)
             slot.balance -= part
-            self.spent[slot.pool_id] = self.spent.get(slot.pool_id, 0) + part
-            parts.append((slot.pool_id, part))
+            pool_id = slot.pool.id
+            self.spent[pool_id] = self.spent.get(pool_id, 0) + part
+            parts.append((pool_id, part))
             amount -= part
         if amount:
             parts.append((None, amount))
@@ -243,8 +240,17 @@ class Accrual:
         if not same:
             self.close_stretch(rows)
         if len(parts) > 1:
-            # a pool ran dry inside this piece: post each payer's share at once
-            rows.extend(self._row(pool, a, b, price, stopped, amount) for pool, amount in parts)
+            # A pool ran dry inside this piece: post each payer's share at once, each over its
+            # share of the time (the pool paid the first part, cash the rest), so the rows
+            # tile [a, b) and summed durations count every millisecond once.
+            total = sum(amount for _, amount in parts)
+            posted = 0
+            start = a
+            for i, (pool, amount) in enumerate(parts):
+                posted += amount
+                end = b if i == len(parts) - 1 else a + (b - a) * posted // total
+                rows.append(self._row(pool, start, end, price, stopped, amount))
+                start = end
             self.accrued_ms = b
             return
         if not same:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from skyd.accounting.records import BudgetAction, Project, UserLimit
+from skyd.accounting.records import BudgetAction, UserLimit
 from skyd.model import micros_to_dollars
 from skyd.spec import TaskSpec
 
@@ -51,17 +52,34 @@ def _dollars(micros: int) -> str:
     return f"${micros_to_dollars(micros):,.2f}"
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetLine:
+    """One monthly budget that binds a job: its project's, its owner's, or the lab's."""
+
+    scope: str  # stable key: "project:nlp", "user:1000", "lab"
+    label: str  # for people: "project nlp", "your", "the lab's"
+    budget_micros: int
+    spent_micros: int
+
+    @property
+    def left_micros(self) -> int:
+        return max(0, self.budget_micros - self.spent_micros)
+
+
 def judge(
     *,
     gpus: int,
     hourly_micros: int | None,
-    hours: float | None,
+    hours: float,
     usage: Usage,
     limit: UserLimit | None,
-    project: Project | None,
-    project_spent_micros: int,
+    budgets: Sequence[BudgetLine],
 ) -> Verdict:
-    """The first limit or budget a new job would break, checked in a stable order."""
+    """The first limit or budget a new job would break, checked in a stable order.
+
+    `hours` is the job's estimated runtime, or the stated default when it gives none: an
+    unknown runtime is never counted as free.
+    """
     if limit is not None and limit.max_gpus is not None and gpus > 0:
         if gpus > limit.max_gpus:
             return Verdict(
@@ -85,29 +103,39 @@ def judge(
                 f"{_dollars(hourly_micros)}/h more would pass your limit of "
                 f"{_dollars(limit.max_hourly_micros)}/h"
             )
-    budget = project.monthly_budget_micros if project is not None else None
-    if project is not None and budget is not None and hourly_micros != 0:
-        if project_spent_micros >= budget:
+    if hourly_micros == 0:
+        return Verdict()  # a free job (the lab's own machines) is never held by money
+    for line in budgets:
+        if line.spent_micros >= line.budget_micros:
             return Verdict(
-                f"project {project.name} has spent {_dollars(project_spent_micros)} of its "
-                f"{_dollars(budget)} monthly budget"
+                f"{line.label} monthly budget of {_dollars(line.budget_micros)} is spent "
+                f"({_dollars(line.spent_micros)} so far)"
             )
-        if hourly_micros is not None and hours is not None:
+        if hourly_micros is not None:
             expected = round(hourly_micros * hours)
-            if project_spent_micros + expected > budget:
+            if line.spent_micros + expected > line.budget_micros:
                 return Verdict(
-                    f"the job is expected to cost {_dollars(expected)}; project {project.name} "
-                    f"has {_dollars(budget - project_spent_micros)} of its monthly budget left"
+                    f"the job is expected to cost {_dollars(expected)}; {line.label} monthly "
+                    f"budget has {_dollars(line.left_micros)} left"
                 )
     return Verdict()
 
 
-def project_action(
-    spent_micros: int, budget_micros: int, *, warn_fraction: float, at_budget: BudgetAction
+def alert_lines_crossed(line: BudgetLine, lines_permille: Sequence[int]) -> list[int]:
+    """The warning lines (per mille of the budget; 1000 = all spent) `line` has reached."""
+    if line.budget_micros <= 0:
+        return [1000] if line.spent_micros > 0 else []
+    return [
+        mark for mark in lines_permille if line.spent_micros * 1000 >= mark * line.budget_micros
+    ]
+
+
+def budget_action(
+    line: BudgetLine, *, warn_permille: int, at_budget: BudgetAction
 ) -> BudgetAction | None:
-    """What running jobs of a project get at this level of spending (None = nothing)."""
-    if spent_micros >= budget_micros:
+    """What running jobs under `line` get at its level of spending (None = nothing)."""
+    if line.spent_micros >= line.budget_micros:
         return at_budget
-    if spent_micros >= warn_fraction * budget_micros:
+    if line.spent_micros * 1000 >= warn_permille * line.budget_micros:
         return BudgetAction.WARN
     return None

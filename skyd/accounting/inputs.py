@@ -12,8 +12,9 @@ from skyd.accounting.errors import AccountingInputError
 from skyd.model import dollars_to_micros
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# Amounts are stored as int64 micro-dollars (max ~9.2e12 dollars); a trillion is plenty.
-MAX_DOLLARS = Decimal(10**12)
+# Amounts are stored as int64 micro-dollars (max ~9.2e12 dollars); more than a billion dollars
+# for one lab is a typing mistake.
+MAX_DOLLARS = Decimal(10**9)
 # Moments a datetime can show: 0001-01-01 to 9999-12-31 (beyond that iso() overflows).
 EARLIEST = -62_135_596_800.0
 LATEST = 253_402_300_799.0
@@ -37,7 +38,7 @@ def money_micros(field: str, value: Any, *, allow_zero: bool = True) -> int:
         raise AccountingInputError(f"{field}: {value!r} is not a finite amount", field)
     if amount > MAX_DOLLARS:
         raise AccountingInputError(
-            f"{field}: {value!r} is more than skyd can account (up to $1,000,000,000,000)", field
+            f"{field}: {value!r} is more than a lab spends (up to $1,000,000,000); give dollars, e.g. 1250.50", field
         )
     if amount < 0:
         raise AccountingInputError(
@@ -159,3 +160,8 @@ def month_start(now: float) -> float:
     """Midnight UTC on the first day of `now`'s month: when monthly budgets reset."""
     day = dt.datetime.fromtimestamp(now, dt.UTC)
     return dt.datetime(day.year, day.month, 1, tzinfo=dt.UTC).timestamp()
+
+
+def dollars(micros: int) -> str:
+    """Micro-dollars as people read money: `$1,234.56`."""
+    return f"${micros / 1_000_000:,.2f}"

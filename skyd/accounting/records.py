@@ -22,6 +22,14 @@ class CreditPool:
     expires_at: float
     retired_at: float | None
     created_at: float
+    projects: tuple[str, ...] | None = None  # None: any project may draw it
+    users: tuple[int, ...] | None = None  # None: any user may draw it
+
+    def may_pay_for(self, owner_uid: int | None, project: str | None) -> bool:
+        """Whether a charge of `owner_uid`'s job in `project` may be paid from this pool."""
+        if self.projects is not None and project not in self.projects:
+            return False
+        return self.users is None or owner_uid in self.users
 
     @property
     def balance_micros(self) -> int:
@@ -49,11 +57,12 @@ class Project:
 
 @dataclass(frozen=True, slots=True)
 class UserLimit:
-    """Per-user caps on what may run at once; None = no cap."""
+    """Per-user caps on what may run at once, and a monthly budget; None = no cap."""
 
     uid: int
     max_gpus: int | None
     max_hourly_micros: int | None
+    monthly_budget_micros: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +89,7 @@ class ChargedInstance:
 class BudgetAction(enum.StrEnum):
     """What the scheduler should do with a running job whose project nears or passes its budget."""
 
-    WARN = "warn"  # crossed the warning fraction (80 % by default)
+    WARN = "warn"  # crossed a warning line (80 % and 95 % by default)
     STOP = "stop"  # at 100 %: stop the job (policy "stop")
     HOLD = "hold"  # at 100 %: release its instances and keep it PENDING with reason "budget"
 

@@ -36,7 +36,18 @@ def _pool(row: sqlite3.Row) -> CreditPool:
         expires_at=row["expires_at"],
         retired_at=row["retired_at"],
         created_at=row["created_at"],
+        projects=_scope(row["projects_json"]),
+        users=_scope(row["users_json"]),
     )
+
+
+def _scope(text: str | None) -> tuple[Any, ...] | None:
+    return None if text is None else tuple(json.loads(text))
+
+
+def scope_json(values: Sequence[Any] | None) -> str | None:
+    """A pool's scope column: NULL for "anyone", else the sorted list as JSON."""
+    return None if values is None else json.dumps(sorted(set(values)))
 
 
 # -- credit pools --------------------------------------------------------------------------
@@ -54,14 +65,29 @@ def add_pool(
     region: str | None,
     by_uid: int,
     now: float,
+    projects: Sequence[str] | None = None,
+    users: Sequence[int] | None = None,
 ) -> CreditPool:
     with store.transaction() as conn:
         if conn.execute("SELECT 1 FROM credit_pools WHERE name = ?", (name,)).fetchone():
             raise ConflictError(f"a credit pool named {name!r} exists; top it up or pick a name")
         cur = conn.execute(
             "INSERT INTO credit_pools (name, cloud, account, region, amount_micros, starts_at,"
-            " expires_at, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, cloud, account, region, amount_micros, starts_at, expires_at, now, by_uid),
+            " expires_at, created_at, created_by, projects_json, users_json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                cloud,
+                account,
+                region,
+                amount_micros,
+                starts_at,
+                expires_at,
+                now,
+                by_uid,
+                scope_json(projects),
+                scope_json(users),
+            ),
         )
         pool_id = cur.lastrowid
         assert pool_id is not None
@@ -71,7 +97,13 @@ def add_pool(
             by_uid=by_uid,
             kind="pool_added",
             subject=name,
-            data={"cloud": cloud, "amount_micros": amount_micros, "expires_at": expires_at},
+            data={
+                "cloud": cloud,
+                "amount_micros": amount_micros,
+                "expires_at": expires_at,
+                "projects": projects,
+                "users": users,
+            },
         )
     return get_pool(store, str(pool_id))
 
@@ -102,7 +134,16 @@ def update_pool(
     now: float,
 ) -> CreditPool:
     """Set columns of a pool (amount_micros, expires_at, starts_at, retired_at, region, account)."""
-    allowed = {"amount_micros", "expires_at", "starts_at", "retired_at", "region", "account"}
+    allowed = {
+        "amount_micros",
+        "expires_at",
+        "starts_at",
+        "retired_at",
+        "region",
+        "account",
+        "projects_json",
+        "users_json",
+    }
     unknown = set(changes) - allowed
     if unknown:
         raise ValueError(f"update_pool: cannot set {sorted(unknown)}")
@@ -193,11 +234,12 @@ def put_project(
     return project
 
 
+_LIMIT_COLUMNS = "SELECT uid, max_gpus, max_hourly_micros, monthly_budget_micros FROM user_limits"
+
+
 def get_user_limit(conn: sqlite3.Connection, uid: int) -> UserLimit | None:
-    row = conn.execute(
-        "SELECT uid, max_gpus, max_hourly_micros FROM user_limits WHERE uid = ?", (uid,)
-    ).fetchone()
-    return None if row is None else UserLimit(row[0], row[1], row[2])
+    row = conn.execute(_LIMIT_COLUMNS + " WHERE uid = ?", (uid,)).fetchone()
+    return None if row is None else UserLimit(row[0], row[1], row[2], row[3])
 
 
 def has_user_limits(conn: sqlite3.Connection) -> bool:
@@ -205,10 +247,8 @@ def has_user_limits(conn: sqlite3.Connection) -> bool:
 
 
 def list_user_limits(conn: sqlite3.Connection) -> list[UserLimit]:
-    rows = conn.execute(
-        "SELECT uid, max_gpus, max_hourly_micros FROM user_limits ORDER BY uid"
-    ).fetchall()
-    return [UserLimit(r[0], r[1], r[2]) for r in rows]
+    rows = conn.execute(_LIMIT_COLUMNS + " ORDER BY uid").fetchall()
+    return [UserLimit(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 def put_user_limit(
@@ -219,13 +259,16 @@ def put_user_limit(
     max_hourly_micros: int | None,
     by_uid: int,
     now: float,
+    monthly_budget_micros: int | None = None,
 ) -> UserLimit:
     with store.transaction() as conn:
         conn.execute(
-            "INSERT INTO user_limits (uid, max_gpus, max_hourly_micros, updated_at)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (uid) DO UPDATE SET max_gpus = excluded.max_gpus,"
-            " max_hourly_micros = excluded.max_hourly_micros, updated_at = excluded.updated_at",
-            (uid, max_gpus, max_hourly_micros, now),
+            "INSERT INTO user_limits (uid, max_gpus, max_hourly_micros, monthly_budget_micros,"
+            " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (uid) DO UPDATE SET"
+            " max_gpus = excluded.max_gpus, max_hourly_micros = excluded.max_hourly_micros,"
+            " monthly_budget_micros = excluded.monthly_budget_micros,"
+            " updated_at = excluded.updated_at",
+            (uid, max_gpus, max_hourly_micros, monthly_budget_micros, now),
         )
         _audit(
             conn,
@@ -233,9 +276,60 @@ def put_user_limit(
             by_uid=by_uid,
             kind="user_limit_set",
             subject=str(uid),
-            data={"max_gpus": max_gpus, "max_hourly_micros": max_hourly_micros},
+            data={
+                "max_gpus": max_gpus,
+                "max_hourly_micros": max_hourly_micros,
+                "monthly_budget_micros": monthly_budget_micros,
+            },
         )
-    return UserLimit(uid, max_gpus, max_hourly_micros)
+    return UserLimit(uid, max_gpus, max_hourly_micros, monthly_budget_micros)
+
+
+def get_lab_budget(conn: sqlite3.Connection) -> int | None:
+    """The lab-wide monthly budget in micro-dollars (None = none)."""
+    row = conn.execute("SELECT monthly_budget_micros FROM lab_budget WHERE id = 1").fetchone()
+    return None if row is None else row[0]
+
+
+def put_lab_budget(store: Store, budget_micros: int | None, *, by_uid: int, now: float) -> None:
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO lab_budget (id, monthly_budget_micros, updated_at) VALUES (1, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET monthly_budget_micros ="
+            " excluded.monthly_budget_micros, updated_at = excluded.updated_at",
+            (budget_micros, now),
+        )
+        _audit(
+            conn,
+            at=now,
+            by_uid=by_uid,
+            kind="lab_budget_set",
+            subject="lab",
+            data={"monthly_budget_micros": budget_micros},
+        )
+
+
+def ensure_project(store: Store, name: str, *, now: float) -> None:
+    """Create `name` with no budget and open membership unless it exists (the default project)."""
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO projects (name, monthly_budget_micros, created_at, updated_at)"
+            " VALUES (?, NULL, ?, ?) ON CONFLICT (name) DO NOTHING",
+            (name, now, now),
+        )
+
+
+def announce_alert(
+    conn: sqlite3.Connection, scope: str, month: float, line: int, at: float
+) -> bool:
+    """Record that `scope` crossed `line` (per mille) in the month starting `month`; False if
+    that was announced already."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO budget_alerts (scope, month_start, line_permille, at)"
+        " VALUES (?, ?, ?, ?)",
+        (scope, month, line, at),
+    )
+    return cur.rowcount == 1
 
 
 # -- overrides and what is in use ------------------------------------------------------------

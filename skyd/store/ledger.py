@@ -91,10 +91,14 @@ def start_new_accruals(conn: sqlite3.Connection) -> int:
     cur = conn.execute(
         "INSERT OR IGNORE INTO accrual_watermarks (provider, instance_id, job_id, owner_uid,"
         " project, cloud, region)"
-        " SELECT i.provider, i.instance_id, i.job_id, j.owner_uid, j.project, i.cloud, i.region"
+        " SELECT i.provider, i.instance_id, i.job_id, COALESCE(j.owner_uid, c.owner_uid),"
+        " COALESCE(j.project, c.project), i.cloud, i.region"
         " FROM accounting_dirty AS d"
         " JOIN instances AS i ON i.provider = d.provider AND i.instance_id = d.instance_id"
         " LEFT JOIN jobs AS j ON j.id = i.job_id"
+        # a cluster's instances have no job: they charge the cluster's owner and project
+        " LEFT JOIN clusters AS c"
+        "   ON i.job_id IS NULL AND c.id = json_extract(i.data_json, '$.cluster_id')"
     )
     if cur.rowcount:
         conn.execute(
@@ -211,6 +215,24 @@ def spent_by_project(conn: sqlite3.Connection, since: float) -> dict[str, int]:
         (day, day),
     ).fetchall()
     return {r[0]: int(r[1]) for r in rows}
+
+
+def spent_by_user(conn: sqlite3.Connection, since: float) -> dict[int, int]:
+    """What each owner's jobs and clusters have been charged from the UTC day of `since` on."""
+    day = _first_day(since)
+    rows = conn.execute(
+        f"SELECT owner_uid, SUM(amount_micros) FROM ({_ALL_CHARGES})"
+        " WHERE owner_uid IS NOT NULL GROUP BY owner_uid",
+        (day, day),
+    ).fetchall()
+    return {int(r[0]): int(r[1]) for r in rows}
+
+
+def spent_in_total(conn: sqlite3.Connection, since: float) -> int:
+    """What the whole lab has been charged from the UTC day of `since` on."""
+    day = _first_day(since)
+    row = conn.execute(f"SELECT SUM(amount_micros) FROM ({_ALL_CHARGES})", (day, day)).fetchone()
+    return int(row[0] or 0)
 
 
 def spent_by_pool(conn: sqlite3.Connection, since: float) -> dict[int, tuple[int, float]]:

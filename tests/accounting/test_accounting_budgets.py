@@ -18,6 +18,7 @@ from accounting_books import (
 )
 
 from skyd.accounting import Accountant, AccountingSettings, BudgetExceededError, HoldDecision
+from skyd.accounting.errors import AccountingInputError
 from skyd.clock import VirtualClock
 from skyd.errors import PermissionDeniedError
 from skyd.scheduler.service import Caller
@@ -108,14 +109,19 @@ def test_only_members_charge_a_project(tmp_path: Path) -> None:
         books.check_submit(spec(project="vision"), BOB, DOLLAR)
     # an admin may charge any project, but its budget still binds
     assert books.check_submit(spec(project="vision"), ADMIN, DOLLAR).hold
-    # a project nobody created has no budget (unless projects must be known)
-    assert not books.check_submit(spec(project="misc"), BOB, DOLLAR).hold
 
 
-def test_unknown_projects_are_refused_when_projects_must_be_known(tmp_path: Path) -> None:
-    _store, _clock, books = lab(tmp_path, AccountingSettings(require_known_project=True))
-    with pytest.raises(PermissionDeniedError, match="does not exist"):
+def test_unknown_projects_are_refused_with_did_you_mean(tmp_path: Path) -> None:
+    _store, _clock, books = lab(tmp_path)
+    with pytest.raises(
+        AccountingInputError, match="'visoin' does not exist; did you mean 'vision'"
+    ):
+        books.check_submit(spec(project="visoin"), BOB, DOLLAR)
+    with pytest.raises(AccountingInputError, match="'misc' does not exist") as info:
         books.check_submit(spec(project="misc"), BOB, DOLLAR)
+    assert info.value.field == "project"
+    # a job naming no project charges the default project (open to everyone)
+    assert books.resolve_project(None, BOB) == "default"
 
 
 def test_budgets_are_monthly(tmp_path: Path) -> None:
@@ -166,8 +172,12 @@ def test_running_jobs_are_warned_at_80_percent_and_held_or_stopped_at_100(
 def test_settings_refuse_nonsense() -> None:
     with pytest.raises(ValueError, match="ledger_period_seconds must divide a day"):
         AccountingSettings(ledger_period_seconds=7000)
-    with pytest.raises(ValueError, match="warn_fraction"):
-        AccountingSettings(warn_fraction=1.5)
+    with pytest.raises(ValueError, match="warn_lines"):
+        AccountingSettings(warn_lines=[1.5])
+    with pytest.raises(ValueError, match="not on loopback"):
+        AccountingSettings(budget_hook="http://192.0.2.1/alerts")
+    with pytest.raises(ValueError, match="assumed_runtime_hours"):
+        AccountingSettings(assumed_runtime_hours=0)
     with pytest.raises(ValueError, match="at_budget"):
         AccountingSettings(at_budget="explode")  # type: ignore[arg-type]
 
