@@ -287,6 +287,30 @@ COMMANDS = (
         _arguments_from("accounting_commands", "costs_arguments"),
     ),
     Command(
+        "projects",
+        "projects: budgets, spending, members (admins: add|set|members)",
+        _handler_from("budget_commands", "projects"),
+        _arguments_from("budget_commands", "projects_arguments"),
+    ),
+    Command(
+        "budget",
+        "every monthly budget and what is spent of it (admins: set --lab)",
+        _handler_from("budget_commands", "budget"),
+        _arguments_from("budget_commands", "budget_arguments"),
+    ),
+    Command(
+        "limits",
+        "per-user limits: GPUs and $/h at once, monthly budget (admins: set)",
+        _handler_from("budget_commands", "limits"),
+        _arguments_from("budget_commands", "limits_arguments"),
+    ),
+    Command(
+        "budget-override",
+        "let one job start and run past budgets and limits (admins)",
+        _handler_from("budget_commands", "override"),
+        _arguments_from("budget_commands", "override_arguments"),
+    ),
+    Command(
         "launch",
         "launch a cluster that stays up, run FILE on it and follow it (-d: do not follow)",
         _cluster_command("launch"),

@@ -26,6 +26,8 @@ def credits_arguments(sub: argparse.ArgumentParser) -> None:
     add.add_argument("--starts", help="first day it may pay (default: now)")
     add.add_argument("--account", help="only instances in this cloud account")
     add.add_argument("--region", help="only instances in this region")
+    add.add_argument("--projects", help="only jobs of these projects (comma-separated)")
+    add.add_argument("--users", help="only jobs of these users (comma-separated)")
     change = actions.add_parser("set", help="change a pool's total, dates or scope (admins)")
     change.add_argument("pool", metavar="POOL", help="pool name or id")
     change.add_argument("--amount", help="the new total in dollars")
@@ -33,6 +35,8 @@ def credits_arguments(sub: argparse.ArgumentParser) -> None:
     change.add_argument("--starts", help="the new start date")
     change.add_argument("--account", help="only instances in this cloud account")
     change.add_argument("--region", help="only instances in this region")
+    change.add_argument("--projects", help="only these projects (comma-separated; 'any')")
+    change.add_argument("--users", help="only these users (comma-separated; 'any')")
     top_up = actions.add_parser("topup", help="add dollars to a pool (admins)")
     top_up.add_argument("pool", metavar="POOL", help="pool name or id")
     top_up.add_argument("amount", metavar="AMOUNT", help="dollars to add")
@@ -46,9 +50,11 @@ def credits(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Te
         payload = call_optional(client, "credits", "GET", "/v1/credits")
     elif action == "add":
         body = _given(args, "name", "cloud", "amount", "expires", "starts", "account", "region")
+        body.update(_scopes(args))
         payload = call_optional(client, "credits add", "POST", "/v1/credits", body=body)
     elif action == "set":
         body = _given(args, "amount", "expires", "starts", "account", "region")
+        body.update(_scopes(args))
         payload = call_optional(
             client,
             "credits set",
@@ -124,6 +130,18 @@ def _write_csv(out: TextIO, payload: Any) -> None:
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
+
+
+def _scopes(args: argparse.Namespace) -> dict[str, Any]:
+    """`--projects a,b` / `--users u,v` as lists; `any` lifts the scope (null)."""
+    body: dict[str, Any] = {}
+    for key in ("projects", "users"):
+        raw = getattr(args, key, None)
+        if raw is None:
+            continue
+        names = [n.strip() for n in raw.split(",") if n.strip()]
+        body[key] = None if names == ["any"] else names
+    return body
 
 
 def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from skyd.accounting.settings import AccountingSettings
 from skyd.clock import Clock
 from skyd.errors import PermissionDeniedError
 from skyd.events import EventBus
-from skyd.identity import Caller
+from skyd.identity import Caller, user_name
 from skyd.spec import TaskSpec
 from skyd.store import Store
 from skyd.store import credits as credit_store
@@ -376,7 +376,7 @@ class Accountant:
 
     def set_project(self, caller: Caller, name: str, body: Mapping[str, Any]) -> Project:
         self._require_admin(caller, "change projects and budgets")
-        _only(body, {"monthly_budget", "members"})
+        _only(body, {"monthly_budget", "members", "add_members", "remove_members"})
         name = inputs.plain_name("name", name)
         current = credit_store.get_project(self.store.conn, name)
         budget = current.monthly_budget_micros if current else None
@@ -386,6 +386,11 @@ class Accountant:
         members: list[int] | None = None
         if "members" in body:
             members = _uids("members", body["members"])
+        if "add_members" in body or "remove_members" in body:
+            now_in = set(members if members is not None else (current.members if current else ()))
+            now_in |= set(_uids("add_members", body.get("add_members", [])))
+            now_in -= set(_uids("remove_members", body.get("remove_members", [])))
+            members = sorted(now_in)
         return credit_store.put_project(
             self.store,
             name=name,
@@ -479,6 +484,31 @@ class Accountant:
 
     def projects(self) -> list[Project]:
         return credit_store.list_projects(self.store.conn)
+
+    def project_view(self, name: str) -> dict[str, Any]:
+        """One project: budget, this month's spending, members, pools it may draw."""
+        project = credit_store.get_project(self.store.conn, name)
+        if project is None:
+            # the same words as at submit, with did-you-mean
+            self.enforcer.resolve_project(name, Caller(uid=0, is_admin=True))
+        assert project is not None
+        standing = self.enforcer.standing()
+        spent = standing.spent_by_project.get(project.name, 0)
+        budget = project.monthly_budget_micros
+        pools = [
+            p.name
+            for p in credit_store.list_pools(self.store.conn)
+            if p.projects is None or project.name in p.projects
+        ]
+        return {
+            "name": project.name,
+            "monthly_budget": None if budget is None else budget / 1_000_000,
+            "spent_this_month": spent / 1_000_000,
+            "percent": None if not budget else round(100.0 * spent / budget, 1),
+            "members": [user_name(uid) for uid in project.members],
+            "open_to_all": not project.members,
+            "pools": pools,
+        }
 
     def user_limits(self) -> list[UserLimit]:
         return credit_store.list_user_limits(self.store.conn)

@@ -11,9 +11,11 @@ from skyd.accounting import Accountant, CreditPool, Project, UserLimit
 from skyd.accounting.inputs import since_moment
 from skyd.accounting.reports import as_csv, user_label
 from skyd.api.accounting_schemas import (
+    Budgets,
     CostReport,
     CostsQuery,
     Credits,
+    LabBudgetChange,
     LimitChange,
     Limits,
     LimitView,
@@ -25,6 +27,7 @@ from skyd.api.accounting_schemas import (
     PoolPath,
     PoolView,
     ProjectChange,
+    ProjectDetail,
     ProjectPath,
     Projects,
     ProjectView,
@@ -84,7 +87,10 @@ def add_accounting_routes(app: web.Application, accountant: Accountant, admin_gr
             web.post("/v1/credits/{pool}/retire", announcing(retire_pool, accountant)),
             web.get("/v1/costs", costs),
             web.get("/v1/projects", list_projects),
+            web.get("/v1/projects/{name}", show_project),
             web.post("/v1/projects/{name}", announcing(set_project, accountant)),
+            web.get("/v1/budgets", list_budgets),
+            web.post("/v1/budgets/lab", announcing(set_lab_budget, accountant)),
             web.get("/v1/limits", list_limits),
             web.post("/v1/limits/{user}", announcing(set_limit, accountant)),
             web.post("/v1/jobs/{job_id}/budget-override", announcing(override_job, accountant)),
@@ -130,11 +136,13 @@ def _project_view(project: Project) -> dict[str, Any]:
 
 def _limit_view(limit: UserLimit) -> dict[str, Any]:
     hourly = limit.max_hourly_micros
+    budget = limit.monthly_budget_micros
     return {
         "user": user_label(limit.uid),
         "uid": limit.uid,
         "max_gpus": limit.max_gpus,
         "max_hourly": None if hourly is None else hourly / 1_000_000,
+        "monthly_budget": None if budget is None else budget / 1_000_000,
     }
 
 
@@ -232,10 +240,41 @@ async def set_project(request: web.Request) -> web.Response:
     caller = _caller(request)
     name = path_params(request, ProjectPath).name
     body = await _body(request, ProjectChange)
-    if body.get("members") is not None:
-        body["members"] = [uid_of("members", str(m)) for m in body["members"]]
+    for key in ("members", "add_members", "remove_members"):
+        if body.get(key) is not None:
+            body[key] = [uid_of(key, str(m)) for m in body[key]]
     project = request.app[ACCOUNTANT].set_project(caller, name, body)
     return web.json_response(_project_view(project))
+
+
+@endpoint(
+    "GET", "/v1/projects/{name}", "A project's budget, spending this month, members and pools",
+    tag="accounting", path_params=ProjectPath, response=ProjectDetail, errors=(400,),
+)  # fmt: skip
+async def show_project(request: web.Request) -> web.Response:
+    _caller(request)
+    name = path_params(request, ProjectPath).name
+    return web.json_response(request.app[ACCOUNTANT].project_view(name))
+
+
+@endpoint(
+    "GET", "/v1/budgets", "Every monthly budget (projects, users, the lab) and its spending",
+    tag="accounting", response=Budgets, errors=(),
+)  # fmt: skip
+async def list_budgets(request: web.Request) -> web.Response:
+    _caller(request)
+    return web.json_response(request.app[ACCOUNTANT].budgets())
+
+
+@endpoint(
+    "POST", "/v1/budgets/lab", "Set or clear the whole lab's monthly budget (admins)",
+    tag="accounting", body=LabBudgetChange, response=Budgets, errors=_ADMIN,
+)  # fmt: skip
+async def set_lab_budget(request: web.Request) -> web.Response:
+    caller = _caller(request)
+    accountant = request.app[ACCOUNTANT]
+    accountant.set_lab_budget(caller, await _body(request, LabBudgetChange))
+    return web.json_response(accountant.budgets())
 
 
 @endpoint(

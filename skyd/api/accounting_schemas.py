@@ -51,6 +51,12 @@ class NewPool(Strict):
     starts: Moment | None = None
     account: Text | None = None
     region: Text | None = None
+    projects: list[Name] | None = Field(
+        None, description="only jobs of these projects may draw the pool (null: any)"
+    )
+    users: list[int | str] | None = Field(
+        None, description="only jobs of these users (names or uids) may draw it (null: any)"
+    )
 
 
 class PoolChange(Strict):
@@ -59,6 +65,12 @@ class PoolChange(Strict):
     starts: Moment | None = None
     account: Text | None = None
     region: Text | None = None
+    projects: list[Name] | None = Field(
+        None, description="only jobs of these projects may draw the pool (null: any)"
+    )
+    users: list[int | str] | None = Field(
+        None, description="only jobs of these users (names or uids) may draw it (null: any)"
+    )
 
 
 class TopUp(Strict):
@@ -70,11 +82,18 @@ class ProjectChange(Strict):
     members: list[int | str] | None = Field(
         None, max_length=10_000, description="user names or uids"
     )
+    add_members: list[int | str] | None = Field(None, max_length=10_000)
+    remove_members: list[int | str] | None = Field(None, max_length=10_000)
 
 
 class LimitChange(Strict):
     max_gpus: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     max_hourly: Money | None = None
+    monthly_budget: Money | None = Field(None, description="dollars a month (null: none)")
+
+
+class LabBudgetChange(Strict):
+    monthly_budget: Money | None = Field(description="the whole lab's dollars a month (null: none)")
 
 
 class OverrideNote(Strict):
@@ -150,6 +169,33 @@ class LimitView(BaseModel):
     uid: int
     max_gpus: int | None
     max_hourly: float | None
+    monthly_budget: float | None = None
+
+
+class ProjectDetail(BaseModel):
+    name: str
+    monthly_budget: float | None
+    spent_this_month: float
+    percent: float | None
+    members: list[str]
+    open_to_all: bool
+    pools: list[str] = Field(description="credit pools this project's jobs may draw")
+
+
+class BudgetRow(BaseModel):
+    scope: str = Field(description="project:NAME, user:UID or lab")
+    label: str
+    budget: float
+    spent: float
+    left: float
+    percent: float
+
+
+class Budgets(BaseModel):
+    month_start: str
+    at_budget: str
+    warn_lines: list[float]
+    budgets: list[BudgetRow]
 
 
 class Limits(BaseModel):
