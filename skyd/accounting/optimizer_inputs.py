@@ -20,6 +20,8 @@ def optimizer_pools(accountant: Accountant) -> list[OptimizerPool]:
             balance_micros=pool.balance_micros,
             expires_in_hours=(pool.usable_until - now) / 3600,
             region=pool.region,
+            projects=pool.projects,
+            users=pool.users,
         )
         for pool in credit_store.list_pools(accountant.store.conn)
         if pool.is_active(now) and pool.balance_micros > 0

@@ -117,6 +117,7 @@ class AssignmentJob:
     num_nodes: int = 1
     running_on: str | None = None
     migration_cost_micros: int = 0
+    owner_uid: int | None = None  # matters only for pools scoped to users
 
     def __post_init__(self) -> None:
         if self.num_nodes < 1:
@@ -185,6 +186,14 @@ class CreditPool:
     balance_micros: int
     expires_in_hours: float | None = None
     region: str | None = None
+    projects: tuple[str, ...] | None = None  # None: any project's jobs may draw it
+    users: tuple[int, ...] | None = None  # None: any user's jobs may draw it
+
+    def may_pay_for(self, job: AssignmentJob) -> bool:
+        """Whether `job`'s project and owner are within the pool's scope."""
+        if self.projects is not None and job.project not in self.projects:
+            return False
+        return self.users is None or job.owner_uid in self.users
 
     def covers(self, option: AssignmentOption) -> bool:
         offer = option.offer

@@ -153,8 +153,12 @@ class PreparedProblem:
             if self.pool_balances[i] > 0:
                 self._pools_by_cloud.setdefault(pool.cloud, []).append((i, pool))
         self._needs_memo: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
-        # which pools cover an option depends only on its cloud, region and hours
-        self._pools_memo: dict[tuple[str, str, float], tuple[int, ...]] = {}
+        # which pools cover an option depends on its cloud, region and hours (and on the
+        # job's project and owner when a pool is scoped to them)
+        self._pools_memo: dict[tuple[str, str, float, object], tuple[int, ...]] = {}
+        self._scoped_pools = any(
+            pool.projects is not None or pool.users is not None for pool in problem.pools
+        )
         self.classes = self._classes()
         weights = [c.weight for c in self.classes if c.options] or [1.0]
         # Leaving a job out costs (2 / lightest weight) x its priority weight x its dearest
@@ -176,6 +180,8 @@ class PreparedProblem:
         pending_weights = [self._priority_weight(j.priority) for j in problem.jobs] or [1.0]
         running_weight = max(pending_weights) * RUNNING_WEIGHT_FACTOR
         aggregate = self.settings.aggregate_identical_jobs
+        # Jobs of different owners may draw different pools only when a pool is user-scoped.
+        by_owner = any(pool.users is not None for pool in problem.pools)
         # First pass: jobs whose options are the very same candidate objects at the same cost
         # (built from one catalog answer), keyed with C-level maps only.
         by_identity: dict[tuple[object, ...], tuple[list[int], AssignmentJob]] = {}
@@ -185,6 +191,7 @@ class PreparedProblem:
                 options = job.options
                 key = (
                     job.project,
+                    job.owner_uid if by_owner else None,
                     job.priority,
                     job.num_nodes,
                     tuple(map(id, map(_CANDIDATE, options))),
@@ -221,6 +228,7 @@ class PreparedProblem:
             ):
                 key = (
                     template.project,
+                    template.owner_uid if by_owner else None,
                     template.priority,
                     template.num_nodes,
                     tuple(token(o.candidate) for o in template.options),
@@ -265,13 +273,16 @@ class PreparedProblem:
             moving = job.running_on is not None and option.key != job.running_on
             migration = job.migration_cost_micros if moving else 0
             offer = option.candidate.offer
-            pools_key = (offer.cloud, offer.region, option.expected_hours)
+            # which pools may pay depends on the job's project and owner only when a pool is
+            # scoped to them
+            scope = (job.project, job.owner_uid) if self._scoped_pools else None
+            pools_key = (offer.cloud, offer.region, option.expected_hours, scope)
             pools = self._pools_memo.get(pools_key)
             if pools is None:
                 pools = self._pools_memo[pools_key] = tuple(
                     i
                     for i, pool in self._pools_by_cloud.get(offer.cloud, ())
-                    if pool.covers(option)
+                    if pool.covers(option) and pool.may_pay_for(job)
                 )
             if not pools and not settings.allow_cash:
                 continue

@@ -252,6 +252,7 @@ class Planner:
             num_nodes=spec.num_nodes,
             running_on=current,
             migration_cost_micros=round(hourly * self._changeover_hours * spec.num_nodes),
+            owner_uid=job.owner_uid,
         )
 
     def _options_for(
@@ -361,6 +362,7 @@ class Planner:
                     project=job.project or "",
                     priority=job.priority,
                     num_nodes=max(1, _nodes(job)),
+                    owner_uid=job.owner_uid,
                 )
             )
 

@@ -404,3 +404,21 @@ def test_greedy_hint_and_presolve_reach_the_same_optimum() -> None:
     )
     assert hinted.status == plain.status == "OPTIMAL"
     assert hinted.objective == pytest.approx(plain.objective, rel=1e-9)
+
+
+def test_a_scoped_pool_is_planned_only_for_jobs_it_may_pay_for() -> None:
+    from skyd.optimizer import AssignmentJob, AssignmentProblem, CreditPool, solve_assignment
+
+    same = (option("10"),)
+    jobs = [
+        AssignmentJob(1, same, project="nlp", owner_uid=1000),
+        AssignmentJob(2, same, project="vision", owner_uid=1000),
+        AssignmentJob(3, same, project="vision", owner_uid=1001),
+    ]
+    pools = [
+        CreditPool("nlp-only", "aws", dollars_to_micros("100"), projects=("nlp",)),
+        CreditPool("bob-only", "aws", dollars_to_micros("100"), users=(1001,)),
+    ]
+    plan = solve_assignment(AssignmentProblem(jobs=jobs, pools=pools))
+    payers = {job: a.pool_id for job, a in plan.assignments.items()}
+    assert payers == {1: "nlp-only", 2: None, 3: "bob-only"}
