@@ -301,6 +301,9 @@ class Daemon:
             prices=MarketPrices(settings.accounting.stopped_hourly_micros),
         )
         scheduler.accountant = accountant
+        clusters.budgets = accountant
+        # before the API takes submits: a job naming no project charges the default one
+        accountant.ensure_default_project()
         ssh = providers.get("ssh")
         if ssh is not None or any(c in providers for c in CLOUDS_OVER_SSH):
             from skyd.providers.ssh import SshConnections

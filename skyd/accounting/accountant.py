@@ -64,6 +64,7 @@ class Accountant:
         self.settings = settings
         self.prices: PriceSeries = prices or RecordedPrices(settings.stopped_hourly_micros)
         self._last_actions: dict[int, str] = {}
+        self.actions_version = 0  # bumped when a running job's or cluster's action changes
         self.enforcer = BudgetEnforcer(store=store, clock=clock, settings=settings)
         self.hook = AlertHook(settings.budget_hook, attempts=settings.budget_hook_attempts)
         self._period_ms = round(settings.ledger_period_seconds * 1000)
@@ -222,6 +223,7 @@ class Accountant:
         current = dict(self.running_over_budget())
         current.update({-cid: action for cid, action in self.clusters_over_budget()})
         if any(self._last_actions.get(key) != action for key, action in current.items()):
+            self.actions_version += 1
             self.bus.changed.set()
         self._last_actions = current
 

@@ -131,10 +131,12 @@ def alert_lines_crossed(line: BudgetLine, lines_permille: Sequence[int]) -> list
 
 
 def budget_action(
-    line: BudgetLine, *, warn_permille: int, at_budget: BudgetAction
+    line: BudgetLine, *, warn_permille: int, at_budget: BudgetAction, ahead_micros: int = 0
 ) -> BudgetAction | None:
-    """What running jobs under `line` get at its level of spending (None = nothing)."""
-    if line.spent_micros >= line.budget_micros:
+    """What running jobs under `line` get at its level of spending (None = nothing): the
+    budget policy once it is spent, or would be after `ahead_micros` more; a warning from
+    `warn_permille` of it on."""
+    if line.spent_micros + ahead_micros >= line.budget_micros:
         return at_budget
     if line.spent_micros * 1000 >= warn_permille * line.budget_micros:
         return BudgetAction.WARN

@@ -289,14 +289,24 @@ class BudgetEnforcer:
         return self.standing().usage.get(uid, Usage())
 
     def _action(
-        self, standing: Standing, owner_uid: int, project: str | None
+        self,
+        standing: Standing,
+        owner_uid: int,
+        project: str | None,
+        ahead: Mapping[str, int],
     ) -> BudgetAction | None:
-        """The strongest action any budget of (owner, project) calls for (None = nothing)."""
+        """The strongest action any budget of (owner, project) calls for (None = nothing).
+
+        `ahead` is what each budget's running jobs and clusters will spend before the next
+        accrual pass: a budget that would be spent by then acts now, so what is spent past a
+        budget stays within one pass's worth even when stopping takes a moment."""
         at_budget = BudgetAction(self.settings.at_budget)
         warn = min(self.settings.warn_permille, default=1000)
         strongest: BudgetAction | None = None
         for line in standing.lines_for(owner_uid, project):
-            action = budget_action(line, warn_permille=warn, at_budget=at_budget)
+            action = budget_action(
+                line, warn_permille=warn, at_budget=at_budget, ahead_micros=ahead.get(line.scope, 0)
+            )
             if action is None:
                 continue
             if action != BudgetAction.WARN:
@@ -304,41 +314,73 @@ class BudgetEnforcer:
             strongest = action
         return strongest
 
+    def _spend_ahead(
+        self,
+        standing: Standing,
+        jobs: list[sqlite3.Row],
+        job_burn: Mapping[int, int],
+        clusters: list[sqlite3.Row],
+        cluster_burn: Mapping[int, int],
+    ) -> dict[str, int]:
+        """Per budget scope: micro-dollars its running jobs and clusters spend in one pass."""
+        hours = self.settings.accrual_interval_seconds / 3600
+        ahead: dict[str, int] = {}
+        payers = [(r["owner_uid"], r["project"], job_burn.get(r["id"], 0)) for r in jobs]
+        payers += [(r["owner_uid"], _project_of(r), cluster_burn.get(r["id"], 0)) for r in clusters]
+        for owner_uid, project, burn in payers:
+            if burn <= 0:
+                continue
+            for line in standing.lines_for(owner_uid, project):
+                ahead[line.scope] = ahead.get(line.scope, 0) + round(burn * hours)
+        return ahead
+
+    def _running(
+        self, conn: sqlite3.Connection
+    ) -> tuple[list[sqlite3.Row], dict[int, int], list[sqlite3.Row], dict[int, int]]:
+        jobs = credit_store.active_jobs(conn, HOLDING_STATES)
+        clusters = conn.execute(
+            "SELECT id, owner_uid, project, spec_json FROM clusters WHERE state IN ('UP', 'INIT')"
+        ).fetchall()
+        return (
+            jobs,
+            credit_store.hourly_burn_by_job(conn),
+            clusters,
+            credit_store.hourly_burn_by_cluster(conn),
+        )
+
     def running_over_budget(self) -> list[tuple[int, str]]:
         """(job id, action) for every placed job one of whose budgets is at ≥ its first warning
-        line: "warn", or at 100 % "stop" / "hold" per policy. Jobs with an admin override, and
-        jobs that cost nothing, are left alone."""
-        conn = self.store.conn
-        standing = self.standing(conn)
-        if not standing.every_line():
-            return []
-        burn = credit_store.hourly_burn_by_job(conn)
-        actions: list[tuple[int, str]] = []
-        for row in credit_store.active_jobs(conn, HOLDING_STATES):
-            if row["id"] in standing.overridden or burn.get(row["id"], 0) == 0:
-                continue
-            action = self._action(standing, row["owner_uid"], row["project"])
-            if action is not None:
-                actions.append((int(row["id"]), action.value))
-        return actions
+        line: "warn", or "stop" / "hold" per policy once it is spent (or would be by the next
+        pass). Jobs with an admin override, and jobs that cost nothing, are left alone."""
+        return self._over_budget()[0]
 
     def clusters_over_budget(self) -> list[tuple[int, str]]:
         """(cluster id, action) for every up cluster whose owner's, project's or the lab's
         budget is at ≥ the first warning line (clusters cost money like jobs do)."""
+        return self._over_budget()[1]
+
+    def _over_budget(self) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
         conn = self.store.conn
         standing = self.standing(conn)
         if not standing.every_line():
-            return []
-        rows = conn.execute(
-            "SELECT id, owner_uid, project, spec_json FROM clusters WHERE state IN ('UP', 'INIT')"
-        ).fetchall()
-        actions: list[tuple[int, str]] = []
-        for row in rows:
-            project = row["project"] or json.loads(row["spec_json"]).get("project")
-            action = self._action(standing, row["owner_uid"], project)
+            return [], []
+        jobs, job_burn, clusters, cluster_burn = self._running(conn)
+        ahead = self._spend_ahead(standing, jobs, job_burn, clusters, cluster_burn)
+        job_actions: list[tuple[int, str]] = []
+        for row in jobs:
+            if row["id"] in standing.overridden or job_burn.get(row["id"], 0) == 0:
+                continue
+            action = self._action(standing, row["owner_uid"], row["project"], ahead)
             if action is not None:
-                actions.append((int(row["id"]), action.value))
-        return actions
+                job_actions.append((int(row["id"]), action.value))
+        cluster_actions: list[tuple[int, str]] = []
+        for row in clusters:
+            if cluster_burn.get(row["id"], 0) == 0:
+                continue
+            action = self._action(standing, row["owner_uid"], _project_of(row), ahead)
+            if action is not None:
+                cluster_actions.append((int(row["id"]), action.value))
+        return job_actions, cluster_actions
 
     def new_alerts(self) -> list[BudgetAlert]:
         """Warning lines (and 100 %) crossed since they were last announced; each is recorded
@@ -362,3 +404,10 @@ class BudgetEnforcer:
                 if fresh:
                     alerts.append(BudgetAlert(line, max(fresh)))
         return alerts
+
+
+def _project_of(cluster: sqlite3.Row) -> str | None:
+    project = cluster["project"]
+    if project is None:  # a cluster from before projects were recorded on clusters
+        project = json.loads(cluster["spec_json"]).get("project")
+    return str(project) if project is not None else None

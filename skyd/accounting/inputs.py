@@ -38,7 +38,9 @@ def money_micros(field: str, value: Any, *, allow_zero: bool = True) -> int:
         raise AccountingInputError(f"{field}: {value!r} is not a finite amount", field)
     if amount > MAX_DOLLARS:
         raise AccountingInputError(
-            f"{field}: {value!r} is more than a lab spends (up to $1,000,000,000); give dollars, e.g. 1250.50", field
+            f"{field}: {value!r} is more than a lab spends (up to $1,000,000,000); "
+            "give dollars, e.g. 1250.50",
+            field,
         )
     if amount < 0:
         raise AccountingInputError(

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
+from skyd.accounting.errors import BudgetExceededError
 from skyd.clock import Clock
 from skyd.clusters.activity import (
     SESSION_ENV,
@@ -63,6 +64,55 @@ class ClusterTarget(NamedTuple):
     instances: list[InstanceRecord]
 
 
+class _Answer(Protocol):
+    @property
+    def hold(self) -> bool: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+class ClusterBudgets(Protocol):
+    """Admission and enforcement for clusters: the same budgets, limits and membership as
+    for jobs (the accountant)."""
+
+    def resolve_project(self, name: str | None, caller: Caller) -> str | None: ...
+
+    def check_submit(
+        self,
+        spec: TaskSpec,
+        caller: Caller,
+        estimated_hourly_micros: int | None,
+        *,
+        project: str | None = None,
+    ) -> _Answer: ...
+
+    def clusters_over_budget(self) -> list[tuple[int, str]]: ...
+
+
+class _Allowed:
+    hold = False
+    message = ""
+
+
+class NoClusterBudgets:
+    def resolve_project(self, name: str | None, caller: Caller) -> str | None:
+        return name
+
+    def check_submit(
+        self,
+        spec: TaskSpec,
+        caller: Caller,
+        estimated_hourly_micros: int | None,
+        *,
+        project: str | None = None,
+    ) -> _Answer:
+        return _Allowed()
+
+    def clusters_over_budget(self) -> list[tuple[int, str]]:
+        return []
+
+
 class ClusterService:
     """Commands on clusters (for the API), `target_for_job` / `job_env` (for the scheduler),
     and `run()` (for the daemon's TaskGroup): the boot and autostop loop.
@@ -105,6 +155,7 @@ class ClusterService:
         self._blocked: dict[str, float] = {}  # scope → skipped by cluster launches until
         self._launching: set[int] = set()
         self._autostop_failed: set[int] = set()  # failed autostops already reported
+        self.budgets: ClusterBudgets = NoClusterBudgets()
 
     # -- queries --------------------------------------------------------------------------
 
@@ -192,6 +243,16 @@ class ClusterService:
             raise SpecError(
                 f"idle_minutes must be 0 or more, got {idle_minutes}", field="idle_minutes"
             )
+        # a cluster is admitted like a job: a known project the caller may charge, and the
+        # budgets and limits of project, owner and lab; a cluster does not queue, so a hold
+        # refuses it with the reason
+        project = self.budgets.resolve_project(spec.project, caller)
+        hourly = outcome.candidate.hourly_price_micros * spec.num_nodes
+        decision = self.budgets.check_submit(spec, caller, hourly, project=project)
+        if decision.hold:
+            raise BudgetExceededError(f"cluster {name} is not launched: {decision.message}")
+        if project is not None:
+            spec = spec.model_copy(update={"project": project})
         autostop = spec.resources.autostop
         minutes = autostop.idle_minutes if autostop is not None and autostop.enabled else None
         stop_down = bool(autostop and autostop.down)
@@ -207,6 +268,7 @@ class ClusterService:
             autostop_minutes=minutes,
             autostop_down=stop_down,
             now=self.clock.now(),
+            project=project,
         )
         self._emit(*events)
         self._launching.add(cluster.id)
@@ -231,6 +293,10 @@ class ClusterService:
         _check_owner(cluster, caller, "run jobs on")
         if cluster.state == ClusterState.STOPPED:
             raise ConflictError(f"cluster {name} is stopped; `skyctl start {name}` first")
+        # an exec'd job charges its own (checked) project; its time is the cluster's
+        project = self.budgets.resolve_project(spec.project, caller)
+        if project is not None:
+            spec = spec.model_copy(update={"project": project})
         job, event = cluster_store.insert_cluster_job(
             self.store,
             cluster.id,
@@ -337,6 +403,7 @@ class ClusterService:
 
     async def check_once(self) -> None:
         """One pass: promote booted clusters to UP, and stop (or tear down) idle ones."""
+        await self._enforce_budgets()
         states = [ClusterState.INIT, ClusterState.UP]
         for cluster in cluster_store.list_clusters(self.store, states=states):
             lock = self._lock(cluster.id)
@@ -353,6 +420,23 @@ class ClusterService:
                 log.exception("checking cluster %s failed", cluster.name)
             # the store calls are synchronous: let API requests in between clusters
             await asyncio.sleep(0)
+
+    async def _enforce_budgets(self) -> None:
+        """Stop up clusters whose owner's, project's or the lab's budget is spent (a cluster
+        is never left running at 100 %; "hold" and "stop" both stop it, disks kept)."""
+        for cluster_id, action in self.budgets.clusters_over_budget():
+            if action == "warn":
+                continue
+            lock = self._lock(cluster_id)
+            async with lock:
+                cluster = cluster_store.get_cluster_by_id(self.store, cluster_id)
+                if cluster.state != ClusterState.UP:
+                    continue
+                await self._stop(
+                    cluster,
+                    kind="budget",
+                    reason="stopped: a budget it counts against is spent (skyctl budget)",
+                )
 
     # -- launching ------------------------------------------------------------------------
 

@@ -159,13 +159,17 @@ class Admission:
             raise InfeasibleError(f"{outcome.decision.reason}{hint}")
         chosen = outcome.decision.chosen
         hourly = chosen.hourly_price_micros * spec.num_nodes if chosen else None
-        decision = self.budgets.check_submit(spec, caller, hourly)  # may refuse
+        # every job belongs to a known project (its own, if the caller may charge it, or the
+        # default one), and is admitted against that project's, its owner's and the lab's
+        # budgets; may refuse
+        project = self.budgets.resolve_project(spec.project, caller)
+        decision = self.budgets.check_submit(spec, caller, hourly, project=project)
         hold = decision.message if decision.hold else None
         new_job = {
             "name": spec.name or "job",
             "owner_uid": caller.uid,
             "owner_name": caller.name,
-            "project": spec.project,
+            "project": project,
             "priority": spec.priority,
             "spec_json": spec.to_json(),
             "base_dir": base_dir,

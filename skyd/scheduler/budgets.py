@@ -27,10 +27,14 @@ def holds(decisions: Mapping[int, HoldAnswer]) -> dict[int, str]:
 
 
 def over_budget(action: str) -> tuple[JobState, str]:
-    """Where a running job goes at 100 % of its project's budget ("stop" or "hold"), and why."""
+    """Where a running job goes when a budget it counts against (its project's, its owner's or
+    the lab's) is spent ("stop" or "hold"), and why."""
     if action == "stop":
-        return JobState.FAILED, "stopped: its project's budget is spent"
-    return JobState.RECOVERING, "held until the budget allows: its project's budget is spent"
+        return JobState.FAILED, "stopped: a budget it counts against is spent (skyctl budget)"
+    return (
+        JobState.RECOVERING,
+        "held until the budget allows: a budget it counts against is spent (skyctl budget)",
+    )
 
 
-WARNING = "project budget nearly spent (warning line reached)"
+WARNING = "a budget it counts against passed its warning line (skyctl budget)"

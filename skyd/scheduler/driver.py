@@ -87,6 +87,10 @@ class JobScheduler:
         self.daemon_id = daemon_identity(settings.state_dir)
         self.last_reconcile: ReconcileReport | None = None
         self._next_budget_check = 0.0
+        self._budget_version = -1
+        # waiting jobs a budget holds, as of the last look: a step of theirs must not start an
+        # attempt (a step spawned while the job still ran may run after it was held)
+        self._held: set[int] = set()
         self._locks: dict[int, asyncio.Lock] = {}
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._budgets: BudgetGate = NoBudgets()
@@ -291,7 +295,11 @@ class JobScheduler:
         """
         for job in job_store.jobs_in_states(self.store, HOLDING):
             self._spawn_step(job.id)
-        if self.clock.now() >= self._next_budget_check:
+        # at the pass right after an accrual that changed a running job's action (the
+        # accountant wakes us), so a budget reached at one tick stops its jobs before the next
+        version = self._budgets.actions_version
+        if version != self._budget_version or self.clock.now() >= self._next_budget_check:
+            self._budget_version = version
             self._next_budget_check = self.clock.now() + budgets.BUDGET_CHECK_SECONDS
             await self.enforce_budgets()
         if not self.admission.accepting or not self.selector.any_capacity():
@@ -300,6 +308,8 @@ class JobScheduler:
         holds = (
             budgets.holds(self._budgets.check_jobs(budgets.waiting_prices(batch))) if batch else {}
         )
+        self._held.difference_update(job.id for job in batch)
+        self._held.update(holds)
         for job in batch:
             if not self.selector.any_capacity():
                 break
@@ -314,7 +324,9 @@ class JobScheduler:
         """Warn running jobs at the warning line; stop or hold them at 100 % (per policy)."""
         for job_id, action in self._budgets.running_over_budget():
             job = job_store.get_job(self.store, job_id)
-            if job.state.is_terminal or job.id in self._inflight:
+            # a running job always has a watch step in flight: wait for it (the lock) rather
+            # than skip the job, or it is never stopped
+            if job.state.is_terminal:
                 continue
             if action == "warn":
                 self.journal.note_waiting(job, budgets.WARNING)
@@ -327,6 +339,8 @@ class JobScheduler:
                     job, kill_grace=self.settings.local.cancel_grace_seconds
                 )
                 target, reason = budgets.over_budget(action)
+                if target in WAITING:
+                    self._held.add(job_id)
                 self.journal.move(job_id, target, kind="budget", reason=reason)
 
     def _spawn_step(self, job_id: int) -> None:
@@ -345,6 +359,8 @@ class JobScheduler:
     async def _step(self, job_id: int) -> None:
         async with self._lock(job_id):
             job = job_store.get_job(self.store, job_id)
+            if job.state in WAITING and job_id in self._held:
+                return  # the next pass looks at its budget again
             step = self.steps.get(job.state)
             if step is not None:
                 await step(job)

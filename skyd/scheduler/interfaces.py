@@ -42,8 +42,17 @@ class HoldAnswer(Protocol):
 
 
 class BudgetGate(Protocol):
+    def resolve_project(self, name: str | None, caller: Caller) -> str | None:
+        """The project a job of `caller` charges (its own, checked, or the default)."""
+        ...
+
     def check_submit(
-        self, spec: TaskSpec, caller: Caller, estimated_hourly_micros: int | None
+        self,
+        spec: TaskSpec,
+        caller: Caller,
+        estimated_hourly_micros: int | None,
+        *,
+        project: str | None = None,
     ) -> HoldAnswer:
         """May `caller` submit now? Raises to refuse; a hold keeps the job waiting."""
         ...
@@ -51,6 +60,11 @@ class BudgetGate(Protocol):
     def check_jobs(self, waiting: Mapping[int, int | None]) -> Mapping[int, HoldAnswer]: ...
 
     def running_over_budget(self) -> list[tuple[int, str]]: ...
+
+    @property
+    def actions_version(self) -> int:
+        """Changes whenever what running jobs should get (warn, stop, hold) changes."""
+        ...
 
     def accrue(self, now: float) -> int: ...
 
@@ -76,8 +90,18 @@ class NoClusters:
 
 
 class NoBudgets:
+    actions_version = 0
+
+    def resolve_project(self, name: str | None, caller: Caller) -> str | None:
+        return name
+
     def check_submit(
-        self, spec: TaskSpec, caller: Caller, estimated_hourly_micros: int | None
+        self,
+        spec: TaskSpec,
+        caller: Caller,
+        estimated_hourly_micros: int | None,
+        *,
+        project: str | None = None,
     ) -> HoldAnswer:
         return _Allow()
 

@@ -135,14 +135,16 @@ def insert_cluster(
     autostop_minutes: int | None,
     autostop_down: bool,
     now: float,
+    project: str | None = None,
 ) -> tuple[ClusterRecord, JobRecord, list[EventRecord]]:
-    """A new cluster in INIT and its first job (PENDING, bound to it), in one transaction."""
+    """A new cluster in INIT and its first job (PENDING, bound to it), in one transaction.
+    `project` is what the cluster's instances are charged to (with its owner)."""
     with store.transaction() as conn:
         try:
             cur = conn.execute(
                 "INSERT INTO clusters (name, owner_uid, owner_name, state, spec_json,"
-                " autostop_minutes, autostop_down, autostop_set_at, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " autostop_minutes, autostop_down, autostop_set_at, created_at, updated_at,"
+                " project) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     name,
                     owner_uid,
@@ -154,6 +156,7 @@ def insert_cluster(
                     now if autostop_minutes is not None else None,
                     now,
                     now,
+                    project,
                 ),
             )
         except sqlite3.IntegrityError:

@@ -382,6 +382,16 @@ def hourly_burn_by_job(conn: sqlite3.Connection) -> dict[int, int]:
     return {int(r[0]): int(r[1]) for r in rows}
 
 
+def hourly_burn_by_cluster(conn: sqlite3.Connection) -> dict[int, int]:
+    """The recorded hourly price of every running instance of a cluster, summed per cluster."""
+    rows = conn.execute(
+        "SELECT json_extract(data_json, '$.cluster_id'), SUM(hourly_price_micros)"
+        " FROM instances WHERE job_id IS NULL AND json_extract(data_json, '$.cluster_id')"
+        " IS NOT NULL AND state IN ('PENDING', 'RUNNING', 'STOPPING') GROUP BY 1"
+    ).fetchall()
+    return {int(r[0]): int(r[1]) for r in rows}
+
+
 def changes_log(conn: sqlite3.Connection, limit: int = 100) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT seq, at, by_uid, kind, subject, data_json FROM accounting_changes"

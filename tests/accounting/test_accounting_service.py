@@ -36,11 +36,15 @@ async def test_run_accrues_every_interval_and_wakes_the_scheduler_on_budget_acti
         assert books.running_over_budget() == [(job, "warn")]
         assert books.bus.changed.is_set()
         books.bus.changed.clear()
-        await clock.advance(60)  # still warned: no new wake-up
-        assert not books.bus.changed.is_set()
-        await clock.advance(60)  # $1.00: hold
+        await clock.advance(60)  # $0.90, and the next pass would spend the rest: hold now
         assert books.running_over_budget() == [(job, "hold")]
         assert books.bus.changed.is_set()
+        await clock.advance(60)  # $1.00: still held, and the spent budget is announced
+        assert books.running_over_budget() == [(job, "hold")]
+        reasons = [
+            r[0] for r in store.conn.execute("SELECT reason FROM events WHERE kind = 'budget'")
+        ]
+        assert any("is spent" in reason for reason in reasons), reasons
     finally:
         service.cancel()
         await asyncio.gather(service, return_exceptions=True)

@@ -138,4 +138,6 @@ def _nothing_changed(daemon: DaemonThread) -> None:
     assert request(sock, "GET", "/v1/jobs?all=1")[1]["jobs"] == []
     assert request(sock, "GET", "/v1/credits")[1]["pools"] == []
     assert request(sock, "GET", "/v1/limits")[1]["limits"] == []
-    assert request(sock, "GET", "/v1/projects")[1]["projects"] == []
+    # only the default project, which the daemon creates at start
+    projects = request(sock, "GET", "/v1/projects")[1]["projects"]
+    assert [p["name"] for p in projects] == ["default"]
