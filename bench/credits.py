@@ -27,6 +27,7 @@ import argparse
 import json
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +62,7 @@ MIX: list[tuple[int, tuple[tuple[str, int], ...], str | None]] = [
     (15, (), "8"),
 ]
 HOURS = (2.0, 6.0, 12.0, 24.0, 48.0)
-Explained = list[tuple[Candidate, ExclusionReason | None]]
+Explained = Sequence[tuple[Candidate, ExclusionReason | None]]
 
 
 @dataclass
