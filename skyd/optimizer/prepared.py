@@ -191,11 +191,11 @@ class PreparedProblem:
                 options = job.options
                 key = (
                     job.project,
-                    job.owner_uid if by_owner else None,
                     job.priority,
                     job.num_nodes,
                     tuple(map(id, map(_CANDIDATE, options))),
                     tuple(map(_COST_AND_HOURS, options)),
+                    job.owner_uid if by_owner else None,
                 )
             if key in by_identity:
                 by_identity[key][0].append(job.job_id)
@@ -205,7 +205,7 @@ class PreparedProblem:
         # Only groups that agree on everything else (project, priority, size, costs) can
         # merge, so only those have their candidates compared: with distinct jobs, none.
         agree: Counter[object] = Counter(
-            (t.project, t.priority, t.num_nodes, key[4])
+            (t.project, t.priority, t.num_nodes, key[4], key[5])
             for key, (_, t) in by_identity.items()
             if aggregate and t.running_on is None
         )
@@ -224,15 +224,16 @@ class PreparedProblem:
             if (
                 template.running_on is None
                 and aggregate
-                and agree[(template.project, template.priority, template.num_nodes, key[4])] > 1
+                and agree[(template.project, template.priority, template.num_nodes, key[4], key[5])]
+                > 1
             ):
                 key = (
                     template.project,
-                    template.owner_uid if by_owner else None,
                     template.priority,
                     template.num_nodes,
                     tuple(token(o.candidate) for o in template.options),
                     tuple(map(_COST_AND_HOURS, template.options)),
+                    template.owner_uid if by_owner else None,
                 )
             if key in groups:
                 groups[key][0].extend(job_ids)
