@@ -122,3 +122,38 @@ async def test_cancel_leaves_nothing_in_squeue(client: DaemonClient, tmp_path: P
     await asyncio.to_thread(
         wait_until, lambda: not (before & squeue_ids()), timeout=60, interval=0.2
     )
+
+
+async def test_restarted_daemon_picks_its_slurm_job_up(tmp_path: Path) -> None:
+    settings = settings_for_tests(tmp_path)
+    settings.local.enabled = False
+    settings.slurm = {
+        "clusters": [
+            {"name": CLUSTER, "work_dir": str(tmp_path / "cluster"), "python": sys.executable}
+        ]
+    }
+    release = tmp_path / "release"
+    task = (
+        "name: outlives\nresources: {infra: slurm}\n"
+        f"run: |\n  echo waiting\n  until [ -e {release} ]; do sleep 0.2; done\n  echo finished\n"
+    )
+    first = DaemonThread(settings)
+    await asyncio.to_thread(first.start)
+    try:
+        with DaemonClient(first.socket_path) as c:
+            job_id = await submit(c, task, tmp_path)
+            await until_job(c, job_id, ("RUNNING",))
+    finally:
+        await asyncio.to_thread(first.stop)
+    release.touch()  # the job goes on while no daemon watches it
+    second = DaemonThread(settings)
+    await asyncio.to_thread(second.start)
+    try:
+        with DaemonClient(second.socket_path) as c:
+            final = await until_job(c, job_id, ENDED)
+            log = await log_of(c, job_id)
+    finally:
+        await asyncio.to_thread(second.stop)
+    assert final["state"] == "SUCCEEDED", (final, log)
+    assert final["preemptions"] == 0 and final["restarts"] == 0
+    assert "waiting" in log and "finished" in log

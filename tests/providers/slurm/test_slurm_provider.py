@@ -23,6 +23,7 @@ from slurm_world import (
     until_states,
 )
 
+from skyd.clock import SystemClock
 from skyd.errors import CapacityError
 from skyd.model import InstanceState
 from skyd.providers.base import TAG_DAEMON, TAG_JOB
@@ -30,6 +31,9 @@ from skyd.providers.checks import check_clouds
 from skyd.providers.slurm import SlurmRunner
 from skyd.providers.slurm.provider import parse_instance_id
 from skyd.runner.process import RunPhase
+from skyd.scheduler.reconcile import reconcile
+from skyd.store import instances as instance_store
+from skyd.store import open_store
 
 RUNNING = {InstanceState.RUNNING}
 GONE = {InstanceState.TERMINATED}
@@ -198,3 +202,38 @@ async def test_check_names_each_cluster_and_what_it_offers(tmp_path: Path) -> No
         assert "[[slurm.clusters]]" in row.fix
     finally:
         await unreachable.aclose()
+
+
+async def test_reconcile_finds_skyds_slurm_jobs_by_their_tags(tmp_path: Path) -> None:
+    """After a restart: the recorded job is adopted, an unrecorded one of this daemon is
+    cancelled as an orphan, another daemon's job is left alone."""
+    provider = await make_provider(tmp_path / "cluster")
+    ours, theirs = f"skyd-t{uuid.uuid4().hex[:10]}", f"skyd-t{uuid.uuid4().hex[:10]}"
+    offer = offer_of(provider, "lab", 0)
+    [recorded] = await provider.launch(request(offer, "skyd-61-1", daemon=ours))
+    [orphan] = await provider.launch(request(offer, "skyd-62-1", daemon=ours))
+    [foreign] = await provider.launch(request(offer, "skyd-63-1", daemon=theirs))
+    store = open_store(tmp_path / "state")
+    try:
+        with store.transaction() as conn:
+            instance_store.insert_instance(
+                conn,
+                recorded,
+                job_id=None,
+                attempt=1,
+                client_token="skyd-61-1",
+                hourly_price_micros=0,
+                now=1.0,
+            )
+        report = await reconcile(store, {"slurm": provider}, SystemClock(), daemon_id=ours)
+    finally:
+        store.close()
+    assert report.errors == {} and report.adopted == 1
+    assert [(o.instance_id, o.action) for o in report.orphans] == [
+        (orphan.instance_id, "terminated")
+    ]
+    await until_states(provider, [orphan.instance_id], GONE)
+    states = await provider.describe([recorded.instance_id, foreign.instance_id])
+    assert set(states.values()) <= {InstanceState.PENDING, InstanceState.RUNNING}
+    await provider.terminate([recorded.instance_id, foreign.instance_id])
+    await until_states(provider, [recorded.instance_id, foreign.instance_id], GONE)
