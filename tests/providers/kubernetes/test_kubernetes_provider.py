@@ -19,11 +19,15 @@ from kube_world import (
 )
 from kubernetes_asyncio import client, watch
 
+from skyd.clock import SystemClock
 from skyd.errors import AuthError, CapacityError, QuotaError
 from skyd.model import InstanceState, RunPhase
 from skyd.providers.base import TAG_DAEMON, TAG_JOB
 from skyd.providers.checks import check_clouds
 from skyd.providers.kubernetes import KubernetesProvider, KubernetesRunner
+from skyd.scheduler.reconcile import reconcile
+from skyd.store import instances as instance_store
+from skyd.store import open_store
 from skyd.testing.fake_kube.server import FakeKubeServer
 
 RUNNING = {InstanceState.RUNNING}
@@ -209,3 +213,40 @@ async def test_watch_streams_the_pods_changes(
     conditions = {c.type for c in pod.status.conditions}
     assert "DisruptionTarget" in conditions
     await provider.terminate(ids)
+
+
+async def test_reconcile_finds_skyds_jobs_by_label(
+    provider: KubernetesProvider, tmp_path: Path
+) -> None:
+    offer = offer_of(provider, 0)
+    [recorded] = await provider.launch(request(offer, 61, daemon="skyd-ours"))
+    [orphan] = await provider.launch(request(offer, 62, daemon="skyd-ours"))
+    [foreign] = await provider.launch(request(offer, 63, daemon="skyd-theirs"))
+    store = open_store(tmp_path / "state")
+    try:
+        with store.transaction() as conn:
+            instance_store.insert_instance(
+                conn,
+                recorded,
+                job_id=None,
+                attempt=1,
+                client_token="skyd-61-1",
+                hourly_price_micros=0,
+                now=1.0,
+            )
+        report = await reconcile(
+            store, {"kubernetes": provider}, SystemClock(), daemon_id="skyd-ours"
+        )
+    finally:
+        store.close()
+    assert report.errors == {} and report.adopted == 1
+    assert [(o.instance_id, o.action) for o in report.orphans] == [
+        (orphan.instance_id, "terminated")
+    ]
+    states = await provider.describe(
+        [recorded.instance_id, orphan.instance_id, foreign.instance_id]
+    )
+    assert states[orphan.instance_id] == InstanceState.TERMINATED
+    assert states[recorded.instance_id] != InstanceState.TERMINATED
+    assert states[foreign.instance_id] != InstanceState.TERMINATED
+    await provider.terminate([recorded.instance_id, foreign.instance_id])
