@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,22 @@ def ensure_cluster() -> None:
     )
     if done.returncode != 0:
         pytest.fail(f"scripts/start-slurm.sh failed: {done.stderr.strip()[-2000:]}")
+
+
+# One cluster serves every test process on the machine (several checkouts may run the suite
+# at once); a test that preempts or fills it must not meet another's jobs. Tests take turns.
+LOCK = Path("/var/spool/skyd-slurm/tests.lock")
+
+
+@contextlib.contextmanager
+def cluster_to_myself() -> Iterator[None]:
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def provider_config(work_dir: Path, **cluster: object) -> SlurmProviderConfig:

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from slurm_world import CLUSTER, ensure_cluster, sbatch, squeue_ids, until_left_squeue
+from slurm_world import (
+    CLUSTER,
+    cluster_to_myself,
+    ensure_cluster,
+    sbatch,
+    squeue_ids,
+    until_left_squeue,
+)
 
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
@@ -21,6 +28,12 @@ ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
 @pytest.fixture(scope="module", autouse=True)
 def cluster() -> None:
     ensure_cluster()
+
+
+@pytest.fixture(autouse=True)
+def exclusive_cluster() -> Iterator[None]:
+    with cluster_to_myself():
+        yield
 
 
 @pytest.fixture

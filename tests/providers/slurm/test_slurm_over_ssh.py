@@ -11,7 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from slurm_world import SCRIPT, ensure_cluster, make_provider, offer_of, request, until_over
+from slurm_world import (
+    SCRIPT,
+    cluster_to_myself,
+    ensure_cluster,
+    make_provider,
+    offer_of,
+    request,
+    until_over,
+)
 from slurm_world import until_states as until_slurm_states
 
 from skyd.model import InstanceState, RunPhase
@@ -24,6 +32,12 @@ START_SSHD = SCRIPT.parent / "start-sshd.sh"
 @pytest.fixture(scope="module", autouse=True)
 def cluster() -> None:
     ensure_cluster()
+
+
+@pytest.fixture(autouse=True)
+def exclusive_cluster() -> Iterator[None]:
+    with cluster_to_myself():
+        yield
 
 
 def _free_port() -> int:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from slurm_world import (
+    cluster_to_myself,
     command,
     ensure_cluster,
     make_provider,
@@ -42,6 +44,12 @@ GONE = {InstanceState.TERMINATED}
 @pytest.fixture(scope="module", autouse=True)
 def cluster() -> None:
     ensure_cluster()
+
+
+@pytest.fixture(autouse=True)
+def exclusive_cluster() -> Iterator[None]:
+    with cluster_to_myself():
+        yield
 
 
 @pytest.fixture
