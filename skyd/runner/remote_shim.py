@@ -66,17 +66,26 @@ def _shell() -> str:
     return shutil.which("bash") or "/bin/sh"
 
 
-def _run_phase(command: str, cwd: str, env: dict[str, str], log: TextIO, label: str) -> int:
+def _run_phase(
+    command: str, cwd: str, env: dict[str, str], log: TextIO, label: str, umask: int = 0o022
+) -> int:
     log.write(f"--- skyd: {label} started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
     log.flush()
+    # the job gets the login's umask back (skyd's own files here are private); set in the
+    # shell rather than with Popen(umask=) so any python3 >= 3.6 on the machine will do
     proc = subprocess.Popen(
-        [_shell(), "-c", command], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
+        [_shell(), "-c", f"umask {umask:03o}; {command}"],
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     return proc.wait()
 
 
 def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
     """Runs in the detached child: setup, then run, recording each step."""
+    job_umask = os.umask(0o077)  # job.log and status only for the login skyd uses
     env = dict(os.environ)
     env.update({str(k): str(v) for k, v in dict(launch.get("env") or {}).items()})  # type: ignore[call-overload]
     cwd = os.path.abspath(str(launch["cwd"]))
@@ -105,7 +114,7 @@ def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
     with open(os.path.join(attempt_dir, "job.log"), "a", buffering=1) as log:
         setup = launch.get("setup")
         if setup:
-            rc = _run_phase(str(setup), cwd, env, log, "setup")
+            rc = _run_phase(str(setup), cwd, env, log, "setup", job_umask)
             status["setup_exit"] = rc
             if rc != 0:
                 log.write(f"--- skyd: setup exited with code {rc} ---\n")
@@ -116,7 +125,7 @@ def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
             status["setup_exit"] = 0
         status.update(phase="run", run_started_at=time.time())
         _write_status(attempt_dir, status)
-        rc = _run_phase(str(launch.get("run") or "true"), cwd, env, log, "run")
+        rc = _run_phase(str(launch.get("run") or "true"), cwd, env, log, "run", job_umask)
         log.write(f"--- skyd: run exited with code {rc} ---\n")
     status.update(phase="done", run_exit=rc, ended_at=time.time())
     _write_status(attempt_dir, status)

@@ -78,6 +78,10 @@ async def test_upload_setup_run_logs_and_exit_code(
     remote_workdir = box_a.home / nodes[0].remote_dir / "workdir"
     assert (remote_workdir / "train").is_symlink()
     assert os.access(remote_workdir / "pkg" / "train.sh", os.X_OK)
+    # skyd's files on the machine are the login's alone: launch.json holds the envs (#12)
+    remote_dir = box_a.home / nodes[0].remote_dir
+    for private in ("launch.json", "job.log", "status.json"):
+        assert (remote_dir / private).stat().st_mode & 0o077 == 0, private
     # Polling again neither repeats log lines nor changes the recorded outcome.
     again = await runner.status(attempt)
     assert again == status
