@@ -172,8 +172,12 @@ class Metrics:
         for name, provider in providers.items():
             for call in PROVIDER_CALLS:
                 method = getattr(provider, call, None)
-                if method is not None and asyncio.iscoroutinefunction(method):
+                if method is None or not asyncio.iscoroutinefunction(method):
+                    continue
+                try:
                     setattr(provider, call, self._counted(name, call, method))
+                except (AttributeError, TypeError):  # __slots__ or frozen: not counted
+                    log.warning("provider %s: %s calls are not counted", name, call)
 
     def _counted(
         self, provider: str, call: str, method: Callable[..., Awaitable[Any]]
