@@ -26,6 +26,7 @@ from skyd.api.schemas import (
     EventsQuery,
     EventView,
     Health,
+    Heartbeat,
     JobListQuery,
     JobPage,
     JobPath,
@@ -352,7 +353,7 @@ def _read_from(path: Path, offset: int, limit: int = 1 << 16) -> bytes:
     "Every event after `since`, then live, as NDJSON (a heartbeat line every 15 s)",
     tag="events",
     query=EventsQuery,
-    response=EventView,
+    response=EventView | Heartbeat,
     content_type="application/x-ndjson",
 )
 async def events_stream(request: web.Request) -> web.StreamResponse:

@@ -96,6 +96,12 @@ class PipelineStageView(BaseModel):
     stages: int
 
 
+class Heartbeat(BaseModel):
+    """A line of /v1/events sent every 15 s when nothing happens (keeps proxies from closing)."""
+
+    kind: str = Field(description='"heartbeat"')
+
+
 class JobView(BaseModel):
     id: int
     name: str
