@@ -4,6 +4,7 @@ In the daemon's config file (parsed by SlurmProviderConfig.from_mapping):
 
     [slurm]
     command_timeout_s = 30
+    squeue_cache_s = 2                 # one squeue serves every look for this long
 
     [[slurm.clusters]]
     name = "hpc"                       # the name in offers and `infra: slurm/hpc/<partition>`
@@ -146,12 +147,16 @@ class SlurmProviderConfig:
 
     clusters: Sequence[SlurmCluster]
     command_timeout_s: float = 30.0
+    # how long one squeue answer serves every look at a cluster's jobs
+    squeue_cache_s: float = 2.0
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.clusters]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"slurm.clusters: duplicate cluster name(s) {', '.join(dupes)}")
+        if self.squeue_cache_s < 0:
+            raise ValueError(f"slurm.squeue_cache_s must be >= 0, got {self.squeue_cache_s!r}")
         if self.command_timeout_s <= 0:
             raise ValueError(
                 f"slurm.command_timeout_s must be > 0 seconds, got {self.command_timeout_s!r}"
@@ -160,7 +165,7 @@ class SlurmProviderConfig:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> SlurmProviderConfig:
         """Build from the config file's `[slurm]` table (clusters as `[[slurm.clusters]]`)."""
-        allowed = {"clusters", "command_timeout_s", "enabled"}
+        allowed = {"clusters", "command_timeout_s", "squeue_cache_s", "enabled"}
         unknown = sorted(set(raw) - allowed)
         if unknown:
             raise ValueError(
@@ -173,13 +178,13 @@ class SlurmProviderConfig:
         for item in clusters:
             if not isinstance(item, Mapping):
                 raise ValueError("slurm.clusters must be a list of [[slurm.clusters]] tables")
-        timeout = raw.get("command_timeout_s", 30.0)
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool):
-            raise ValueError(f"slurm.command_timeout_s must be a number, got {timeout!r}")
-        return cls(
-            clusters=tuple(SlurmCluster.from_mapping(c) for c in clusters),
-            command_timeout_s=float(timeout),
-        )
+        numbers = {}
+        for key, default in (("command_timeout_s", 30.0), ("squeue_cache_s", 2.0)):
+            value = raw.get(key, default)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ValueError(f"slurm.{key} must be a number of seconds, got {value!r}")
+            numbers[key] = float(value)
+        return cls(clusters=tuple(SlurmCluster.from_mapping(c) for c in clusters), **numbers)
 
     def cluster(self, name: str) -> SlurmCluster | None:
         return next((c for c in self.clusters if c.name == name), None)

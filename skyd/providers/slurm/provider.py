@@ -154,6 +154,7 @@ class SlurmProvider:
         self._homes: dict[str, str] = {}
         self.refresh_errors: dict[str, str] = {}
         self._runner: SlurmRunner | None = None
+        self._squeue: dict[str, tuple[float, list[SlurmJob]]] = {}
 
     @property
     def attempt_runner(self) -> SlurmRunner:
@@ -235,7 +236,14 @@ class SlurmProvider:
 
     # -- jobs ------------------------------------------------------------------------
 
-    async def _jobs(self, cluster: str) -> list[SlurmJob]:
+    async def _jobs(self, cluster: str, *, fresh: bool = False) -> list[SlurmJob]:
+        """The account's jobs on `cluster`. One squeue answers every caller for
+        `squeue_cache_s` (each running job is looked at every tick; clusters ask users not
+        to poll their controller that hard); a launch or cancel asks afresh."""
+        now = self._clock.now()
+        cached = self._squeue.get(cluster)
+        if not fresh and cached is not None and now - cached[0] < self.config.squeue_cache_s:
+            return cached[1]
         result = await self.shell(cluster).run(
             ["squeue", "--me", "--states=all", "-h", "-O", format_option(SQUEUE_FIELDS)],
             timeout_s=self.timeout,
@@ -245,7 +253,9 @@ class SlurmProvider:
                 f"squeue on cluster {cluster} failed: {result.stderr.strip()[:300]}",
                 scope=f"{SLURM_CLOUD}/{cluster}",
             )
-        return parse_squeue(result.stdout)
+        jobs = parse_squeue(result.stdout)
+        self._squeue[cluster] = (now, jobs)
+        return jobs
 
     async def home(self, cluster: str) -> str:
         if cluster not in self._homes:
@@ -304,7 +314,7 @@ class SlurmProvider:
         daemon = tags.get(TAG_DAEMON, "")
         existing = [
             j
-            for j in await self._jobs(cluster.name)
+            for j in await self._jobs(cluster.name, fresh=True)
             if j.name == request.client_token
             and j.tags.get(TAG_DAEMON, "") == daemon
             # a job Slurm refused or that ended is kept in its records; it is no launch
@@ -333,6 +343,7 @@ class SlurmProvider:
         result = await shell.run(
             ["sbatch", "--parsable", f"{run_dir}/{SCRIPT_NAME}"], timeout_s=self.timeout
         )
+        self._squeue.pop(cluster.name, None)  # even a refused job may be listed now
         if result.exit_status != 0:
             raise sbatch_error(result.stderr, cluster=cluster.name, partition=offer.zone)
         job_id = result.stdout.strip().split(";")[0]
@@ -421,6 +432,7 @@ class SlurmProvider:
         if not job_ids:
             return
         result = await self.shell(cluster).run(["scancel", *job_ids], timeout_s=self.timeout)
+        self._squeue.pop(cluster, None)
         if result.exit_status != 0:
             text = result.stderr.lower()
             # gone already, or ending anyway: what terminate wanted

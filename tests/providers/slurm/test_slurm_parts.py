@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from skyd.clock import SystemClock
+from skyd.clock import SystemClock, VirtualClock
 from skyd.config import ConfigError, Settings
 from skyd.daemon import build_providers
 from skyd.errors import AuthError, CapacityError, ProviderError, QuotaError, TransientError
@@ -22,6 +23,7 @@ from skyd.providers.slurm.parse import (
 )
 from skyd.providers.slurm.provider import shapes_of
 from skyd.providers.slurm.script import batch_script, sbatch_error
+from skyd.providers.ssh.connection import CommandResult
 from skyd.spec.values import parse_infra
 
 
@@ -204,3 +206,45 @@ def test_daemon_builds_the_slurm_provider_from_its_table(tmp_path: Path) -> None
     settings.slurm = {"clusters": [{"name": "hpc", "work_dir": "$HOME/x"}]}
     with pytest.raises(ConfigError, match="work_dir must be a plain path"):
         build_providers(settings, SystemClock())
+
+
+class CountingShell:
+    """A login node that answers squeue with one running job and counts the calls."""
+
+    where = "a test double"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def run(self, argv: Sequence[str], *, timeout_s: float) -> CommandResult:
+        self.calls.append(argv[0])
+        if argv[0] == "squeue":
+            return CommandResult(0, "7|skyd-1-1|RUNNING|0|1|lab|n1|None|skyd-managed=1|\n", "")
+        return CommandResult(0, "", "")
+
+    async def write_text(self, path: str, text: str, *, timeout_s: float) -> None:
+        return None
+
+    async def read_from(self, path: str, offset: int, *, timeout_s: float) -> bytes:
+        return b""
+
+    async def home(self, *, timeout_s: float) -> str:
+        return "/home/skyd"
+
+
+async def test_one_squeue_serves_every_look_for_a_while() -> None:
+    shell = CountingShell()
+    clock = VirtualClock(start=100.0)
+    config = SlurmProviderConfig.from_mapping({"clusters": [{"name": "hpc"}], "squeue_cache_s": 2})
+    provider = SlurmProvider(config, clock, shells={"hpc": shell})
+    ids = ["slurm.hpc.7.0"]
+    for _ in range(3):
+        assert await provider.describe(ids) == {ids[0]: InstanceState.RUNNING}
+    assert shell.calls == ["squeue"]
+    clock.set(102.5)
+    await provider.describe(ids)
+    assert shell.calls == ["squeue", "squeue"]
+    await provider.terminate(ids)  # a cancel asks afresh next time
+    await provider.describe(ids)
+    assert shell.calls == ["squeue", "squeue", "scancel", "squeue"]
+    await provider.aclose()
