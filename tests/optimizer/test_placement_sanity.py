@@ -4,6 +4,7 @@ every size of the common AWS CPU families, and ties broken by region preference,
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -166,3 +167,23 @@ def test_bad_home_settings_are_refused_naming_the_field(
     path.write_text(text)
     with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
         load_settings(path)
+
+
+def test_configured_home_regions_reach_the_daemons_placements(tmp_path: Path) -> None:
+    from skyd.market.live import LiveMarket
+    from skyd.scheduler.placement import PlacementContext, Placer
+    from skyd.spec import parse_task
+
+    config = tmp_path / "skyd.toml"
+    config.write_text('[placement]\nhome_regions = ["lambda/europe-*"]\n')
+    settings = load_settings(config)
+    market = LiveMarket(Catalog.load(clouds=["lambda"]), {})
+    market.prefer_regions(settings.placement.home_regions, settings.placement.home_countries)
+    spec = parse_task("resources:\n  accelerators: A100:1\nrun: train\n", source="t.yaml")
+    outcome = Placer(market).decide(spec, context=PlacementContext(assume_all_providers=True))
+    assert outcome.decision.chosen is not None
+    assert outcome.decision.chosen.offer.region == "europe-central-1"
+    market.prefer_regions([], ["US"])
+    outcome = Placer(market).decide(spec, context=PlacementContext(assume_all_providers=True))
+    assert outcome.decision.chosen is not None
+    assert market.catalog.country_of("lambda", outcome.decision.chosen.offer.region) == "US"
