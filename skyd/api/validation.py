@@ -3,6 +3,7 @@ refusal a 400 `{code, message, field}` that names the field, the value and the f
 
 from __future__ import annotations
 
+import pwd
 import re
 from typing import Annotated, Any, TypeVar
 
@@ -27,7 +28,7 @@ UserRef = Annotated[
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-_DIGITS = re.compile(r"^[0-9]+$")  # ASCII only: str.isdigit() also accepts '¹' and '٣'
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts '¹' and '٣'
 _SHOWN = 60  # characters of a bad value quoted back
 _RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
@@ -118,9 +119,7 @@ async def json_body(request: web.Request, model: type[ModelT]) -> ModelT:
 
 def uid_of(field: str, text: str) -> int:
     """A user name or numeric uid (ASCII digits, within uid_t) as a uid."""
-    import pwd
-
-    if _DIGITS.match(text):
+    if _DIGITS.fullmatch(text):
         uid = int(text)
         if uid > UID_MAX:
             raise BadRequest(f"{field}: uid {_shown(text)} is out of range (0 to {UID_MAX})", field)
