@@ -16,6 +16,7 @@ from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 from skyd.testing.fake_kube.server import FakeKubeServer
 
 ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
+pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ async def until_job(client: DaemonClient, job_id: int, states: tuple[str, ...]) 
     return await asyncio.to_thread(
         wait_until,
         lambda: (j := client.get_job(job_id))["state"] in states and j,
-        timeout=60,
+        timeout=150,  # pods are processes; a machine shared by many test runs is slow
         interval=0.1,
     )
 
@@ -80,7 +81,7 @@ async def test_evicted_pod_is_recovered(
     job = await asyncio.to_thread(client.submit_task, task, str(tmp_path), None)
     job_id = int(job["id"])
     await until_job(client, job_id, ("RUNNING",))
-    await asyncio.to_thread(wait_until, Path(f"{marker}-0").exists, timeout=30)
+    await asyncio.to_thread(wait_until, Path(f"{marker}-0").exists, timeout=90)
     [first, *_] = cluster.pods(f"skyd-job={job_id}")
     cluster.evict("default", first["metadata"]["name"])
     final = await until_job(client, job_id, ENDED)

@@ -23,6 +23,7 @@ from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 
 ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
+pytestmark = pytest.mark.timeout(400)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,7 +64,7 @@ async def until_job(client: DaemonClient, job_id: int, states: tuple[str, ...]) 
     return await asyncio.to_thread(
         wait_until,
         lambda: (j := client.get_job(job_id))["state"] in states and j,
-        timeout=120,
+        timeout=240,  # Slurm schedules every few seconds; other test runs may hold the cluster
         interval=0.2,
     )
 
