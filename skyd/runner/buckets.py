@@ -54,6 +54,29 @@ def _keys(client: Any, bucket: str, prefix: str) -> list[tuple[str, str]]:
     return found
 
 
+def _ensure(client: Any, mount: Mapping[str, Any]) -> str:
+    """A bucket the task names (SkyPilot's `name:`): create it if missing, and upload its
+    local `source` (once: objects already there are kept)."""
+    bucket = mount["bucket"]
+    note = ""
+    try:
+        client.head_bucket(Bucket=bucket)
+    except client.exceptions.ClientError:
+        client.create_bucket(Bucket=bucket)
+        note = f"--- skyd: created bucket {mount['url']} ---\n"
+    source = mount.get("source_local")
+    if source:
+        root = Path(source)
+        have = {key for key, _ in _keys(client, bucket, "")}
+        files = [path for path in root.rglob("*") if path.is_file()] if root.is_dir() else []
+        for path in files:
+            key = str(path.relative_to(root))
+            if key not in have:
+                client.upload_file(str(path), bucket, key)
+        note += f"--- skyd: {source} uploaded to {mount['url']} ---\n"
+    return note
+
+
 def _snapshot(root: Path) -> dict[str, list[float]]:
     if root.is_file():
         stat = root.stat()
@@ -73,6 +96,8 @@ def fetch(mounts: Sequence[Mapping[str, Any]], env: Mapping[str, str], attempt_d
     for mount in mounts:
         target = Path(mount["target"])
         client = _client(mount, env)
+        if mount.get("owned"):
+            lines.append(_ensure(client, mount))
         keys = _keys(client, mount["bucket"], mount.get("prefix", ""))
         for key, relative in keys:
             path = target / relative if relative else target

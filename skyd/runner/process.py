@@ -68,6 +68,7 @@ class RunCommand:
     file_mounts: Mapping[str, str] | None = None
     # buckets fetched before setup (see skyd.runner.buckets): url, bucket, prefix, mode, target
     storage_mounts: Sequence[Mapping[str, Any]] = ()
+    workdir_git: Mapping[str, Any] | None = None  # {url, ref}: cloned as the workdir
     uid: int | None = None  # run as this user (when the daemon is root)
     gid: int | None = None
 
@@ -100,6 +101,7 @@ class ProcessRunner:
                 "workdir_source": str(command.workdir_source) if command.workdir_source else None,
                 "file_mounts": dict(command.file_mounts or {}),
                 "storage_mounts": [dict(mount) for mount in command.storage_mounts],
+                "workdir_git": dict(command.workdir_git) if command.workdir_git else None,
             }
             _write_private(attempt_dir / "launch.json", json.dumps(launch), command.uid)
             err_fd = os.open(

@@ -36,9 +36,13 @@ def _prepare(launch: dict[str, Any]) -> None:
     cwd = Path(launch["cwd"])
     cwd.mkdir(parents=True, exist_ok=True)
     source = launch.get("workdir_source")
+    git = launch.get("workdir_git")
     marker = cwd / ".skyd-synced"
     if source and not marker.exists():  # recoveries keep the first snapshot
         shutil.copytree(source, cwd, dirs_exist_ok=True, symlinks=True)
+        marker.touch()
+    if git and not marker.exists():
+        _clone(git, cwd, launch["env"])
         marker.touch()
     for dest, src in launch.get("file_mounts", {}).items():
         target = Path(dest)
@@ -47,6 +51,20 @@ def _prepare(launch: dict[str, Any]) -> None:
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target)
+
+
+def _clone(git: dict[str, Any], cwd: Path, env: dict[str, str]) -> None:
+    """SkyPilot's git workdir: fetch just `ref` (a branch, tag or commit) and check it out,
+    with the job's own environment (its HOME's keys and credential helpers)."""
+    ref = git.get("ref") or "HEAD"
+    for argv in (
+        ["git", "init", "-q", str(cwd)],
+        ["git", "-C", str(cwd), "fetch", "-q", "--depth", "1", "--", git["url"], ref],
+        ["git", "-C", str(cwd), "checkout", "-q", "FETCH_HEAD"],
+    ):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise OSError(f"git workdir {git['url']}@{ref}: {done.stderr.strip()}")
 
 
 def _run_phase(

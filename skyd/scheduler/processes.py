@@ -110,6 +110,8 @@ class Processes:
                 "prefix": mount.prefix,
                 "mode": mount.mode.value,
                 "target": str(mount_target(cwd, job_dir, dest)),
+                "owned": mount.owned,
+                "source_local": mount.source_local,
             }
             for dest, mount in spec.storage_mounts.items()
         ]
@@ -122,6 +124,7 @@ class Processes:
             workdir_source=Path(spec.workdir) if spec.workdir else None,
             file_mounts=mounts,
             storage_mounts=buckets,
+            workdir_git=spec.workdir_git.model_dump() if spec.workdir_git else None,
             uid=uid,
             gid=gid,
         )
@@ -136,6 +139,11 @@ class Processes:
     async def start_remote(self, job: JobRecord, spec: TaskSpec, command: RunCommand) -> None:
         """Run the attempt over SSH: on lab machines, or on the cloud VMs it launched.
         Raises ProviderError when it cannot run there."""
+        if spec.workdir_git is not None:
+            raise ProviderError(
+                f"a git workdir ({spec.workdir_git.url}) is cloned only for jobs on this host "
+                f"(local) so far, not on {(job.placement or {}).get('provider')} instances"
+            )
         if spec.storage_mounts:
             # never run without its data: the remote runner does not fetch buckets yet
             raise ProviderError(

@@ -39,6 +39,7 @@ from skyd.spec.storage import StorageMount, bucket_mount, is_bucket_url, storage
 from skyd.spec.task import (
     ANY_ACCELERATOR,
     DeadlineSpec,
+    GitWorkdir,
     JobRecoverySpec,
     Objective,
     PipelineSpec,
@@ -91,6 +92,7 @@ STRATEGY_NAMES = tuple(strategy.value for strategy in RecoveryStrategy)
 NAME_LIMIT = 200
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_GIT_URL = re.compile(r"^(https?://|ssh://|git://|file://|[\w.\-]+@[\w.\-]+:)\S+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +322,7 @@ class _TaskParser:
 
         steps: list[tuple[str, Callable[[Any], None]]] = [
             ("name", lambda v: task.update(name=self._name(v))),
-            ("workdir", lambda v: task.update(workdir=self._workdir(v))),
+            ("workdir", lambda v: self._workdir_field(v, task)),
             ("num_nodes", lambda v: task.update(num_nodes=self._num_nodes(v))),
             ("file_mounts", lambda v: self._file_mounts(v, envs, task)),
             ("deadline", lambda v: task.update(deadline=self._deadline(v))),
@@ -409,15 +411,31 @@ class _TaskParser:
 
     # -- task-level fields -------------------------------------------------------
 
-    # -- task-level fields -------------------------------------------------------
+    def _workdir_field(self, value: object, task: dict[str, Any]) -> None:
+        if isinstance(value, Mapping):
+            task["workdir_git"] = self._git_workdir(value)
+        else:
+            task["workdir"] = self._workdir(value)
+
+    def _git_workdir(self, value: Mapping[object, object]) -> GitWorkdir:
+        """SkyPilot's `workdir: {url: …, ref: …}`: the repository is cloned as the workdir."""
+        reader = FieldReader(self.problems, "workdir", value, ("url", "ref"))
+        url, ref = reader.take("url"), reader.take("ref")
+        reader.finish()
+        if not isinstance(url, str) or not _GIT_URL.match(url.strip()):
+            raise self.problems.at(
+                "workdir.url",
+                f"{describe(url)} is not a git repository URL; write https://…, ssh://…, "
+                "git@host:path or file://…",
+            )
+        if ref is not None and (not isinstance(ref, str | int) or not str(ref).strip()):
+            raise self.problems.at("workdir.ref", f"{describe(ref)} is not a branch, tag or commit")
+        for text in (str(url), str(ref or "")):
+            if (problem := text_problem(text, what="the value")) or text.startswith("-"):
+                raise self.problems.at("workdir", problem or f"{text!r} may not start with -")
+        return GitWorkdir(url=url.strip(), ref=str(ref).strip() if ref is not None else None)
 
     def _workdir(self, value: object) -> str:
-        if isinstance(value, Mapping):
-            raise self.problems.at(
-                "workdir",
-                "a git repository as workdir is not supported yet; clone it in setup: "
-                "(e.g. git clone URL .) or give a local directory",
-            )
         resolved = self._local_path("workdir", value, directory=True)
         if self.base_dir is not None and not self.options.lenient and Path(resolved).is_dir():
             limit = self.options.max_workdir_bytes

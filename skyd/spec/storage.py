@@ -43,6 +43,8 @@ class StorageMount(BaseModel):
     mode: StorageMode = StorageMode.MOUNT
     persistent: bool = True
     source_local: str | None = None
+    # named by `name:` rather than a URL: created if missing, and filled from source_local
+    owned: bool = False
 
     @property
     def url(self) -> str:
@@ -169,4 +171,6 @@ def storage_object(
         if not isinstance(source, str):
             raise problems.at(f"{path}.source", f"{describe(source)} is not a path or URL")
         local = resolve_local(f"{path}.source", source)
-    return StorageMount(store=chosen_store or "s3", bucket=bucket, source_local=local, **fields)
+    return StorageMount(
+        store=chosen_store or "s3", bucket=bucket, source_local=local, owned=True, **fields
+    )

@@ -46,6 +46,15 @@ class JobRecoverySpec(BaseModel):
     max_restarts_on_errors: int = Field(default=0, ge=0)
 
 
+class GitWorkdir(BaseModel):
+    """A git repository cloned as the job's workdir (`ref`: branch, tag or commit)."""
+
+    model_config = STORED_MODEL
+
+    url: str
+    ref: str | None = None
+
+
 class DeadlineSpec(BaseModel):
     """`deadline`: either relative to submission (`36h`) or an absolute time.
 
@@ -71,6 +80,7 @@ class TaskSpec(BaseModel):
 
     name: str | None = None
     workdir: str | None = None
+    workdir_git: GitWorkdir | None = None  # `workdir: {url, ref}`: cloned as the workdir
     num_nodes: int = Field(default=1, ge=1)
     # Everything the job's processes get, secrets included; `secret_names` says which
     # values are secrets (never shown: see `redacted_envs`).
@@ -127,7 +137,12 @@ class TaskSpec(BaseModel):
             "ports": list(resources.ports),
             "disk_tier": resources.disk_tier,
             "network_tier": resources.network_tier,
-            "workdir": self.workdir,
+            "workdir": self.workdir
+            or (
+                f"{self.workdir_git.url}@{self.workdir_git.ref or 'HEAD'}"
+                if self.workdir_git
+                else None
+            ),
             "file_mounts": dict(self.file_mounts),
             "storage_mounts": {
                 dest: {

@@ -134,3 +134,39 @@ def test_gcs_buckets_are_never_run_on_a_bare_host(client: DaemonClient, tmp_path
         client.submit_task("file_mounts: {/d: 'gs://x/y'}\nrun: ls /d\n", str(tmp_path), None)
     assert caught.value.status == 422
     assert "gcs bucket mounts are not fetched on this host" in caught.value.message
+
+
+def test_a_named_bucket_is_created_and_filled_from_its_local_source(
+    daemon: DaemonThread,
+    client: DaemonClient,
+    s3: object,
+    s3_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "step1.pt").write_text("weights\n")
+    (tmp_path / "t.yaml").write_text(
+        "envs: {BUCKET: lab-new-ckpts}\n"
+        "file_mounts:\n  /ckpt:\n    name: $BUCKET\n    source: ./ckpt\n    mode: MOUNT\n"
+        "run: cat ../mounts/ckpt/step1.pt && echo more > ../mounts/ckpt/step2.pt\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(
+        daemon,
+        "submit",
+        "t.yaml",
+        "--env",
+        f"AWS_ENDPOINT_URL={s3_url}",
+        "--secret",
+        "AWS_ACCESS_KEY_ID=testing",
+        "--secret",
+        "AWS_SECRET_ACCESS_KEY=testing",
+    )
+    assert code == 0, err
+    job = _finished(client, int(out))
+    log = _log(client, int(out))
+    assert job["state"] == "SUCCEEDED", log
+    assert "created bucket s3://lab-new-ckpts" in log and "weights" in log
+    listed = s3.list_objects_v2(Bucket="lab-new-ckpts")["Contents"]  # type: ignore[attr-defined]
+    assert sorted(item["Key"] for item in listed) == ["step1.pt", "step2.pt"]

@@ -177,3 +177,30 @@ def test_the_workdir_cap_comes_from_the_config(tmp_path: Path) -> None:
             assert ".skyignore" in caught.value.message
     finally:
         assert daemon.stop() == 0
+
+
+def test_a_git_workdir_is_cloned_at_its_ref(
+    daemon: DaemonThread, client: DaemonClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    (repo / "train.py").write_text("print('v1')\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "v1"], check=True)
+    subprocess.run([*git, "tag", "v1"], check=True)
+    (repo / "train.py").write_text("print('v2')\n")
+    subprocess.run([*git, "commit", "-qam", "v2"], check=True)
+    (tmp_path / "t.yaml").write_text(
+        f"workdir:\n  url: file://{repo}\n  ref: v1\nrun: python3 train.py\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(daemon, "submit", "t.yaml")
+    assert code == 0, err
+    job = _finished(client, int(out))
+    log = b"".join(client.job_logs(int(out), follow=False)).decode()
+    assert job["state"] == "SUCCEEDED", log
+    assert "v1" in log and "v2" not in log

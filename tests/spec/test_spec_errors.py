@@ -112,9 +112,9 @@ INVALID: list[tuple[str, str, str | None, tuple[str, ...]]] = [
     ("gs-workdir", "workdir: gs://bucket/code\nrun: x\n", "workdir", ("not supported yet",)),
     (
         "git-workdir",
-        "workdir: {url: https://github.com/x/y}\nrun: x\n",
-        "workdir",
-        ("git repository as workdir is not supported yet",),
+        "workdir: {url: 'not a url'}\nrun: x\n",
+        "workdir.url",
+        ("is not a git repository URL",),
     ),
     # -- scalar fields
     ("run-list", "run: [a, b]\n", "run", ("run: |",)),

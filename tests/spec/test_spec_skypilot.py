@@ -214,3 +214,12 @@ def test_pipeline_header_names_the_chain_and_each_document_is_a_stage() -> None:
     assert [stage.name for stage in pipeline.stages] == ["one", "two"]
     without_header = parse_file("name: one\nrun: a\n---\nrun: b\n").pipeline
     assert without_header.name is None and len(without_header.stages) == 2
+
+
+def test_a_git_workdir_is_carried() -> None:
+    spec = parse_task("workdir:\n  url: https://github.com/x/y.git\n  ref: main\nrun: x\n")
+    assert spec.workdir is None
+    assert spec.workdir_git is not None
+    assert (spec.workdir_git.url, spec.workdir_git.ref) == ("https://github.com/x/y.git", "main")
+    with pytest.raises(SpecError, match="may not start with -"):
+        parse_task("workdir: {url: 'https://h/x', ref: '--upload-pack=x'}\nrun: x\n")
