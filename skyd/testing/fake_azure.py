@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import itertools
 import ssl
 import time
@@ -17,8 +15,12 @@ from typing import Any
 
 from aiohttp import web
 
+from skyd.testing.arm_machines import ArmMachines, key_of
+from skyd.testing.arm_tls import StaticTokenCredential, write_self_signed_cert
 from skyd.testing.azure_schema import ArmError, check_put
 from skyd.testing.fake_vm import FakeVmHost
+
+__all__ = ["ArmFault", "FakeAzure", "StaticTokenCredential", "write_self_signed_cert"]
 
 RG = "/subscriptions/{sub}/resourceGroups/{rg}/providers"
 VMS = RG + "/Microsoft.Compute/virtualMachines"
@@ -63,83 +65,7 @@ class _AsyncOperation:
     on_failure: list[Callable[[], object]] = field(default_factory=list)
 
 
-class StaticTokenCredential:
-    """An AsyncTokenCredential that hands out a fixed bearer token (for local fakes only)."""
-
-    def __init__(self, token: str = "fake-arm-token") -> None:
-        self._token = token
-
-    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        from azure.core.credentials import AccessToken
-
-        expires = int(dt.datetime.now(dt.UTC).timestamp()) + 3600
-        return AccessToken(self._token, expires)
-
-    async def close(self) -> None:
-        return None
-
-    async def __aenter__(self) -> StaticTokenCredential:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-def write_self_signed_cert(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1/localhost and its key, made now (nothing checked in)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "skyd fake azure")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "fake-azure.pem", directory / "fake-azure.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-class FakeAzure:
+class FakeAzure(ArmMachines):
     """Resource Manager over HTTPS on 127.0.0.1; `ca_file` is what clients must trust.
 
     With `machines`, every VM is a real machine (skyd.testing.fake_vm): public IPs and NICs get
@@ -360,7 +286,7 @@ class FakeAzure:
         for nic in (
             body.get("properties", {}).get("networkProfile", {}).get("networkInterfaces", [])
         ):
-            if _key_of(nic["id"]) not in self.nics:
+            if key_of(nic["id"]) not in self.nics:
                 return _error(
                     400,
                     "InvalidResourceReference",
@@ -500,17 +426,17 @@ class FakeAzure:
                 props["ipAddress"] = self._address(table.get(key), f"20.1.0.{octet}")
             elif kind == "nic":
                 group = props.get("networkSecurityGroup")
-                if group is not None and _key_of(group["id"]) not in self.nsgs:
+                if group is not None and key_of(group["id"]) not in self.nsgs:
                     return _error(
                         400, "InvalidResourceReference", f"Resource {group['id']} not found."
                     )
                 for config in props.get("ipConfigurations", []):
                     ip = config.get("properties", {}).get("publicIPAddress")
-                    if ip is not None and _key_of(ip["id"]) not in self.ips:
+                    if ip is not None and key_of(ip["id"]) not in self.ips:
                         return _error(
                             400, "InvalidResourceReference", f"Resource {ip['id']} not found."
                         )
-                    shared = self.ips[_key_of(ip["id"])] if ip is not None else None
+                    shared = self.ips[key_of(ip["id"])] if ip is not None else None
                     address = (
                         shared["properties"]["ipAddress"]
                         if shared is not None and self.machines is not None
@@ -582,57 +508,6 @@ class FakeAzure:
 
         return handler
 
-    # -- fake machines ------------------------------------------------------------------
-
-    def _address(self, existing: dict[str, Any] | None, otherwise: str) -> str:
-        """A new IP resource's address: a fake machine's loopback address when there are any."""
-        if self.machines is None:
-            return otherwise
-        for config in (existing or {}).get("properties", {}).get("ipConfigurations", []):
-            if config.get("properties", {}).get("privateIPAddress"):
-                return str(config["properties"]["privateIPAddress"])
-        if existing is not None and existing["properties"].get("ipAddress"):
-            return str(existing["properties"]["ipAddress"])
-        return self.machines.allocate()
-
-    def _addresses_in_use(self) -> set[str]:
-        used = {ip["properties"].get("ipAddress") for ip in self.ips.values()}
-        used |= {_private_of(nic) for nic in self.nics.values()}
-        return {a for a in used if a}
-
-    def _drop_network(self, table: dict[tuple[str, str], dict[str, Any]], key: Any) -> None:
-        resource = table.pop(key, None)
-        if self.machines is None or resource is None:
-            return
-        for address in (resource["properties"].get("ipAddress"), _private_of(resource)):
-            if address and address not in self._addresses_in_use():
-                self.machines.release(address)
-
-    def _power(self, vm: dict[str, Any], power: str) -> None:
-        """Set a VM's power state; its machine runs sshd exactly while it is running."""
-        vm["_power"] = power
-        if self.machines is None:
-            return
-        vm_id = f"{_key_of(vm['id'])[0]}/{vm['name']}"
-        if power == "running":
-            address = self._vm_address(vm)
-            self.machines.create(vm_id, address=address)
-            self.machines.boot(vm_id, os_profile_logins(vm))
-        elif power in ("", "deallocating", "deallocated", "stopping", "stopped"):
-            self.machines.halt(vm_id)
-
-    def _drop_vm(self, key: tuple[str, str]) -> None:
-        vm = self.vms.pop(key, None)
-        if vm is not None and self.machines is not None:
-            self.machines.destroy(f"{key[0]}/{vm['name']}")
-
-    def _vm_address(self, vm: dict[str, Any]) -> str | None:
-        for ref in vm["properties"].get("networkProfile", {}).get("networkInterfaces", []):
-            nic = self.nics.get(_key_of(ref["id"]))
-            if nic is not None and _private_of(nic):
-                return _private_of(nic)
-        return None
-
     def _nsg_in_use(self, nsg_id: str) -> bool:
         return any(
             (nic["properties"].get("networkSecurityGroup") or {}).get("id", "").lower()
@@ -654,28 +529,6 @@ class FakeAzure:
             for nic in self.nics.values()
             for c in nic["properties"].get("ipConfigurations", [])
         )
-
-
-def os_profile_logins(vm: dict[str, Any]) -> dict[str, list[str]]:
-    """The admin user and the ssh public keys a VM's osProfile delivers."""
-    profile = vm["properties"].get("osProfile", {})
-    user = profile.get("adminUsername")
-    keys = profile.get("linuxConfiguration", {}).get("ssh", {}).get("publicKeys", [])
-    return {str(user): [str(k.get("keyData", "")) for k in keys]} if user else {}
-
-
-def _private_of(nic: dict[str, Any]) -> str | None:
-    for config in nic.get("properties", {}).get("ipConfigurations", []):
-        address = config.get("properties", {}).get("privateIPAddress")
-        if address:
-            return str(address)
-    return None
-
-
-def _key_of(resource_id: str) -> tuple[str, str]:
-    parts = resource_id.strip("/").split("/")
-    lowered = [p.lower() for p in parts]
-    return parts[lowered.index("resourcegroups") + 1], parts[-1]
 
 
 def _error(

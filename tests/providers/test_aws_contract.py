@@ -298,7 +298,7 @@ _PUBLIC_KEY = (
 def test_fast_timestamp_parser_matches_botocore() -> None:
     from botocore.utils import parse_timestamp as botocore_parse
 
-    from skyd.providers.aws.provider import parse_timestamp
+    from skyd.providers.aws.sdk import parse_timestamp
 
     for text in ("2026-11-22T10:50:46.000Z", "2026-11-22T10:50:46+00:00", "2026-11-22T10:50:46"):
         assert parse_timestamp(text) == botocore_parse(text)

@@ -8,20 +8,25 @@ import hashlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
-from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from skyd.clock import Clock, SystemClock
-from skyd.errors import CapacityError, ProviderError, RequestRefusedError
+from skyd.errors import CapacityError, ProviderError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 from skyd.providers.aws.config import AwsConfig
 from skyd.providers.aws.errors import CLOUD, translate_error_code, translate_exception
 from skyd.providers.aws.images import Image, login_user_for
+from skyd.providers.aws.network import (
+    ensure_key_pair,
+    ensure_security_group,
+    find_network,
+    groups_of,
+    tag_list,
+)
+from skyd.providers.aws.sdk import sdk_session
 from skyd.providers.base import (
     MANAGED,
     TAG_CLUSTER,
-    TAG_DAEMON,
-    TAG_JOB,
     TAG_MANAGED,
     TAG_TOKEN,
     launch_tags,
@@ -40,8 +45,6 @@ _EC2_STATES = {
 _SPOT_INTERRUPTION_CODES = frozenset(
     {"Server.SpotInstanceTermination", "Server.SpotInstanceShutdown"}
 )
-# Tags a security group or key pair shared by one cluster carries (not per-attempt ones).
-_SHARED_TAGS = (TAG_MANAGED, TAG_DAEMON, TAG_CLUSTER, TAG_JOB)
 _LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 
@@ -70,10 +73,6 @@ def resource_name(request: LaunchRequest) -> str:
     """Security group and key pair name shared by one cluster (or one job)."""
     cluster = request.tags.get(TAG_CLUSTER)
     return f"skyd-{cluster}" if cluster else f"skyd-job-{request.job_id}"
-
-
-def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
 class AwsProvider:
@@ -111,7 +110,7 @@ class AwsProvider:
                 if self._session is None:
                     # Importing the SDK and parsing EC2's service model take about a second:
                     # done in a thread, so the daemon's loop keeps serving meanwhile.
-                    self._session = await asyncio.to_thread(_session, self.config.profile)
+                    self._session = await asyncio.to_thread(sdk_session, self.config.profile)
                 from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
 
                 sdk_config = AioConfig(
@@ -166,10 +165,20 @@ class AwsProvider:
             return existing
         image = await self._image(region, gpu=offer.accelerator_count > 0)
         zone_name = await self._zone_name(region, zone_id) if zone_id else None
-        vpc_id, subnet_id = await self._network(region, zone_id, zone_name)
         tags = launch_tags(request)
-        group_id = await self._ensure_security_group(region, resource_name(request), tags, vpc_id)
-        key_name = await self._ensure_key_pair(region, resource_name(request), tags)
+        async with self._calls(region, zone_id) as ec2:
+            vpc_id, subnet_id = await find_network(
+                ec2, self.config.vpc_ids.get(region), region, zone_id, zone_name
+            )
+            name = resource_name(request)
+            group_id = await ensure_security_group(
+                ec2, name, tags, vpc_id, self.config.ssh_ingress_cidrs
+            )
+            key_name = (
+                await ensure_key_pair(ec2, name, tags, self.config.ssh_public_key)
+                if self.config.ssh_public_key
+                else None
+            )
         params: dict[str, Any] = {
             "ImageId": image.image_id,
             "InstanceType": offer.instance_type,
@@ -186,8 +195,8 @@ class AwsProvider:
                 }
             ],
             "TagSpecifications": [
-                {"ResourceType": "instance", "Tags": _tag_list(tags)},
-                {"ResourceType": "volume", "Tags": _tag_list(tags)},
+                {"ResourceType": "instance", "Tags": tag_list(tags)},
+                {"ResourceType": "volume", "Tags": tag_list(tags)},
             ],
         }
         if zone_name:
@@ -252,40 +261,6 @@ class AwsProvider:
         self._images[(region, image_id)] = image
         return image
 
-    async def _network(
-        self, region: str, zone_id: str | None, zone_name: str | None
-    ) -> tuple[str, str]:
-        """The VPC (configured, else the region's default one) and its subnet in the zone
-        with the most free addresses."""
-        scope = f"{CLOUD}/{region}"
-        async with self._calls(region) as ec2:
-            vpc_id = self.config.vpc_ids.get(region)
-            if vpc_id is None:
-                found = await ec2.describe_vpcs(
-                    Filters=[{"Name": "is-default", "Values": ["true"]}]
-                )
-                vpcs = found.get("Vpcs", [])
-                if not vpcs:
-                    raise RequestRefusedError(
-                        f"aws: region {region} has no default VPC; fix: set "
-                        f"aws.vpc_ids[{region!r}] to a VPC with a subnet in each zone to use",
-                        scope=scope,
-                    )
-                vpc_id = str(vpcs[0]["VpcId"])
-            filters = [{"Name": "vpc-id", "Values": [vpc_id]}]
-            if zone_name:
-                filters.append({"Name": "availability-zone", "Values": [zone_name]})
-            subnets = (await ec2.describe_subnets(Filters=filters)).get("Subnets", [])
-        if not subnets:
-            where = f"zone {zone_name}" if zone_name else f"region {region}"
-            # Other zones of the region may have one: block only this zone.
-            raise CapacityError(
-                f"aws: VPC {vpc_id} has no subnet in {where}; add one to launch there",
-                scope=f"{scope}/{zone_id}" if zone_id else scope,
-            )
-        best = max(subnets, key=lambda s: int(s.get("AvailableIpAddressCount", 0)))
-        return vpc_id, str(best["SubnetId"])
-
     async def _zone_map(self, region: str) -> dict[str, str]:
         """AZ id -> AZ name for this account (names are shuffled per account, ids are not)."""
         names = self._zone_names.get(region)
@@ -318,69 +293,6 @@ class AwsProvider:
             if name == zone_name:
                 return zone_id
         return zone_name
-
-    async def _ensure_security_group(
-        self, region: str, name: str, tags: Mapping[str, str], vpc_id: str
-    ) -> str:
-        group_tags = {k: v for k, v in tags.items() if k in _SHARED_TAGS}
-        in_vpc = [
-            {"Name": "group-name", "Values": [name]},
-            {"Name": "vpc-id", "Values": [vpc_id]},
-        ]
-        async with self._calls(region) as ec2:
-            found = await ec2.describe_security_groups(Filters=in_vpc)
-            if found.get("SecurityGroups"):
-                return str(found["SecurityGroups"][0]["GroupId"])
-            try:
-                created = await ec2.create_security_group(
-                    GroupName=name,
-                    VpcId=vpc_id,
-                    Description="skyd: ssh access to this job's instances",
-                    TagSpecifications=[
-                        {"ResourceType": "security-group", "Tags": _tag_list(group_tags)}
-                    ],
-                )
-            except Exception as exc:
-                if "InvalidGroup.Duplicate" not in str(exc):
-                    raise
-                # Another launch of the same cluster created it a moment ago.
-                found = await ec2.describe_security_groups(Filters=in_vpc)
-                return str(found["SecurityGroups"][0]["GroupId"])
-            group_id = str(created["GroupId"])
-            await ec2.authorize_security_group_ingress(
-                GroupId=group_id,
-                IpPermissions=[
-                    {
-                        "IpProtocol": "tcp",
-                        "FromPort": 22,
-                        "ToPort": 22,
-                        "IpRanges": [{"CidrIp": c} for c in self.config.ssh_ingress_cidrs],
-                    },
-                    # Nodes of one cluster talk freely (torchrun, NCCL pick their own ports).
-                    {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group_id}]},
-                ],
-            )
-            return group_id
-
-    async def _ensure_key_pair(self, region: str, name: str, tags: Mapping[str, str]) -> str | None:
-        if not self.config.ssh_public_key:
-            return None
-        key_tags = {k: v for k, v in tags.items() if k in _SHARED_TAGS}
-        async with self._calls(region) as ec2:
-            found = await ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [name]}])
-            if not found.get("KeyPairs"):
-                try:
-                    await ec2.import_key_pair(
-                        KeyName=name,
-                        PublicKeyMaterial=self.config.ssh_public_key.encode(),
-                        TagSpecifications=[
-                            {"ResourceType": "key-pair", "Tags": _tag_list(key_tags)}
-                        ],
-                    )
-                except Exception as exc:
-                    if "InvalidKeyPair.Duplicate" not in str(exc):
-                        raise
-        return name
 
     # -- describe -----------------------------------------------------------------------
 
@@ -511,7 +423,7 @@ class AwsProvider:
             groups = {
                 g["GroupId"]
                 for r in raws
-                for g in _groups_of(r)
+                for g in groups_of(r)
                 if g.get("GroupName", "").startswith("skyd-")
             }
             keys = {r["KeyName"] for r in raws if r.get("KeyName", "").startswith("skyd-")}
@@ -532,7 +444,7 @@ class AwsProvider:
                 region, [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
             )
             staying = [r for r in users if r.get("State", {}).get("Name") != "shutting-down"]
-            used_groups = {g["GroupId"] for r in staying for g in _groups_of(r)}
+            used_groups = {g["GroupId"] for r in staying for g in groups_of(r)}
             used_keys = {r.get("KeyName") for r in staying}
             blocked: set[str] = set()
             async with self._calls(region) as ec2:
@@ -560,7 +472,7 @@ class AwsProvider:
             users = await self._describe_raw(
                 region, [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
             )
-            used_groups = {g["GroupId"] for r in users for g in _groups_of(r)}
+            used_groups = {g["GroupId"] for r in users for g in groups_of(r)}
             used_keys = {r.get("KeyName") for r in users}
             managed = [{"Name": f"tag:{TAG_MANAGED}", "Values": [MANAGED]}]
             async with self._calls(region) as ec2:
@@ -583,52 +495,12 @@ class AwsProvider:
         await self._stack.aclose()
 
 
-def _session(profile: str | None) -> Any:
-    import aioboto3
-    from aiobotocore.session import get_session  # type: ignore[import-untyped]
-
-    core = get_session()
-    # dateutil parses every timestamp botocore meets; on a 1,000-instance DescribeInstances
-    # that is a third of the client's time. EC2 writes plain ISO 8601, which the stdlib reads.
-    core.get_component("response_parser_factory").set_parser_defaults(
-        timestamp_parser=parse_timestamp
-    )
-    # The loader caches what it parses; create_client and get_paginator then reuse it.
-    loader = core.get_component("data_loader")
-    for kind in ("service-2", "paginators-1", "endpoint-rule-set-1"):
-        loader.load_service_model("ec2", kind)
-    for name in ("endpoints", "partitions", "_retry", "sdk-default-configuration"):
-        loader.load_data(name)
-    return aioboto3.Session(botocore_session=core, profile_name=profile)
-
-
-def parse_timestamp(value: str) -> datetime:
-    """EC2's ISO 8601 timestamps, falling back to botocore's parser for anything else (SSM's
-    JSON protocol sends epoch seconds)."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except (ValueError, TypeError):
-        from botocore.utils import parse_timestamp as botocore_parse
-
-        return cast(datetime, botocore_parse(value))
-    return parsed
-
-
 def _state_of(raw: Mapping[str, Any]) -> InstanceState:
     name = raw.get("State", {}).get("Name", "")
     reason = raw.get("StateReason", {}).get("Code", "")
     if raw.get("InstanceLifecycle") == "spot" and reason in _SPOT_INTERRUPTION_CODES:
         return InstanceState.PREEMPTED
     return _EC2_STATES.get(name, InstanceState.PENDING)
-
-
-def _groups_of(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """An instance's security groups, also those of its network interfaces (EC2 lists a
-    launch's interface groups on the instance; moto only on the interface)."""
-    groups = list(raw.get("SecurityGroups", []))
-    for nic in raw.get("NetworkInterfaces", []):
-        groups.extend(nic.get("Groups", []))
-    return groups
 
 
 def _group_by_region(instance_ids: Sequence[str]) -> dict[str, list[str]]:

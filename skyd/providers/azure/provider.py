@@ -13,6 +13,7 @@ from typing import Any
 from skyd.clock import Clock, SystemClock
 from skyd.errors import AuthError, ProviderError, TransientError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
+from skyd.providers.azure.bodies import StaticToken, nsg_body, vm_body
 from skyd.providers.azure.config import AzureConfig
 from skyd.providers.azure.errors import CLOUD, translate_error_code, translate_exception
 from skyd.providers.base import launch_tags, managed_tags
@@ -94,7 +95,7 @@ class AzureProvider:
                 from azure.mgmt.compute.aio import ComputeManagementClient
 
                 if self._credential is None and self.config.static_token:
-                    self._credential = _StaticToken(self.config.static_token)
+                    self._credential = StaticToken(self.config.static_token)
                 if self._credential is None:
                     await asyncio.to_thread(importlib.import_module, "azure.identity.aio")
                     from azure.identity.aio import DefaultAzureCredential
@@ -297,7 +298,7 @@ class AzureProvider:
             public_ip = (ip or {}).get("properties", {}).get("ipAddress")
         nsg_path = self._network_path(group, "networkSecurityGroups", f"{name}-nsg")
         await self._arm_lro(
-            "PUT", nsg_path, region, self._nsg_body(region, tags), needs=lambda got: False
+            "PUT", nsg_path, region, nsg_body(self.config, region, tags), needs=lambda got: False
         )
         ip_config: dict[str, Any] = {
             "subnet": {"id": self.config.subnet_id},
@@ -321,7 +322,7 @@ class AzureProvider:
             needs=lambda got: _private_ip(got) is None,
         )
         private_ip = _private_ip(nic or {})
-        body = self._vm_body(request, name, nic_path, tags, zones)
+        body = vm_body(self.config, request, name, nic_path, tags, zones)
         client = await self._client()
         try:
             poller = await client.virtual_machines.begin_create_or_update(group, name, body)
@@ -333,102 +334,6 @@ class AzureProvider:
         raw = _as_json(vm)
         inst = self._instance(group, raw)
         return replace(inst, public_ip=public_ip, private_ip=private_ip)
-
-    def _image(self, offer: Offer) -> dict[str, str]:
-        cfg = self.config
-        if offer.accelerator_count:
-            return {
-                "publisher": cfg.gpu_image_publisher,
-                "offer": cfg.gpu_image_offer,
-                "sku": cfg.gpu_image_sku,
-                "version": "latest",
-            }
-        return {
-            "publisher": cfg.image_publisher,
-            "offer": cfg.image_offer,
-            "sku": cfg.image_sku,
-            "version": cfg.image_version,
-        }
-
-    def _nsg_body(self, region: str, tags: Mapping[str, str]) -> dict[str, Any]:
-        """SSH in from the configured CIDRs only; Azure's default rules deny other inbound."""
-        return {
-            "location": region,
-            "tags": dict(tags),
-            "properties": {
-                "securityRules": [
-                    {
-                        "name": "skyd-ssh",
-                        "properties": {
-                            "protocol": "Tcp",
-                            "sourcePortRange": "*",
-                            "destinationPortRange": "22",
-                            "sourceAddressPrefixes": list(self.config.ssh_ingress_cidrs),
-                            "destinationAddressPrefix": "*",
-                            "access": "Allow",
-                            "priority": 1000,
-                            "direction": "Inbound",
-                        },
-                    }
-                ]
-            },
-        }
-
-    def _vm_body(
-        self,
-        request: LaunchRequest,
-        name: str,
-        nic_path: str,
-        tags: Mapping[str, str],
-        zones: list[str],
-    ) -> dict[str, Any]:
-        cfg = self.config
-        os_disk: dict[str, Any] = {
-            "createOption": "FromImage",
-            "deleteOption": "Delete",
-            "managedDisk": {"storageAccountType": "StandardSSD_LRS"},
-        }
-        if request.disk_size_gib:
-            os_disk["diskSizeGB"] = request.disk_size_gib
-        properties: dict[str, Any] = {
-            "hardwareProfile": {"vmSize": request.offer.instance_type},
-            "storageProfile": {
-                "imageReference": self._image(request.offer),
-                "osDisk": os_disk,
-            },
-            "osProfile": {
-                "computerName": name,
-                "adminUsername": cfg.admin_username,
-                "linuxConfiguration": {
-                    "disablePasswordAuthentication": True,
-                    "ssh": {
-                        "publicKeys": [
-                            {
-                                "path": f"/home/{cfg.admin_username}/.ssh/authorized_keys",
-                                "keyData": cfg.ssh_public_key,
-                            }
-                        ]
-                    },
-                },
-            },
-            "networkProfile": {
-                "networkInterfaces": [
-                    {"id": nic_path, "properties": {"primary": True, "deleteOption": "Delete"}}
-                ]
-            },
-        }
-        if request.spot:
-            properties["priority"] = "Spot"
-            properties["evictionPolicy"] = cfg.eviction_policy
-            properties["billingProfile"] = {"maxPrice": cfg.spot_max_price}
-        body: dict[str, Any] = {
-            "location": request.offer.region,
-            "tags": dict(tags),
-            "properties": properties,
-        }
-        if zones:
-            body["zones"] = zones
-        return body
 
     # -- describe -----------------------------------------------------------------------
 
@@ -598,23 +503,6 @@ class AzureProvider:
         if self._owns_credential and self._credential is not None:
             await self._credential.close()
             self._credential = None
-
-
-class _StaticToken:
-    """An AsyncTokenCredential handing out azure.static_token (a local fake's endpoint)."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        import time
-
-        from azure.core.credentials import AccessToken
-
-        return AccessToken(self._token, int(time.time()) + 3600)
-
-    async def close(self) -> None:
-        return None
 
 
 def _private_ip(nic: Mapping[str, Any]) -> str | None:
