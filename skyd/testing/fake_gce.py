@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from skyd.testing.fake_vm import FakeVmHost
-from skyd.testing.gce_schema import GceError, check_insert
+from skyd.testing.gce_schema import GceError, check_insert, check_zone
 
 API = "/compute/v1/projects/{project}"
 # Self links look like the real API's whatever the fake's address, as clients compare them.
@@ -412,6 +412,9 @@ class FakeGce:
         self, method: str, zone: str | None
     ) -> tuple[web.Response | None, GceFault | None]:
         self.calls[method] += 1
+        unknown = check_zone(zone) if self.strict and zone is not None else None
+        if unknown is not None:
+            return _error(unknown.status, unknown.reason, unknown.message, unknown.field), None
         for fault in self.faults:
             if fault.matches(method, zone):
                 if fault.times is not None:

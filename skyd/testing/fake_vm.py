@@ -34,6 +34,7 @@ process whose working directory is inside the VM's directory; repeated until non
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pwd
@@ -198,6 +199,8 @@ class FakeVmHost:
         self._prefix = f"127.{random.randint(16, 250)}.{random.randint(0, 255)}."
         self._next_octet = 2
         self._reserved: set[str] = set()
+        # A test or script that forgets close() still leaves no sshd behind when it exits.
+        atexit.register(self.close)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -297,6 +300,7 @@ class FakeVmHost:
     def close(self) -> None:
         for vm_id in list(self.vms):
             self.destroy(vm_id)
+        atexit.unregister(self.close)
 
     # -- queries ------------------------------------------------------------------------
 

@@ -102,7 +102,6 @@ async def test_gce_instance_runs_sshd_for_its_ssh_keys_metadata(
             project="lab",
             endpoint=fake.endpoint,
             anonymous=True,
-            ssh_user="alice",
             ssh_public_key=client.public,
         )
     )
@@ -112,10 +111,10 @@ async def test_gce_instance_runs_sshd_for_its_ssh_keys_metadata(
         assert states
         [inst] = await provider.instances({"skyd-job": "1"})
         vm = await _up(machines, inst)
-        await _proves_machine(client, vm, "alice")
+        await _proves_machine(client, vm, "skyd")  # gcp.ssh_user's default
         zone, name = gce_key(inst.instance_id)
         fake.preempt("lab", zone, name)
-        await _gone(client, vm, "alice")
+        await _gone(client, vm, "skyd")
         assert vm.state == "destroyed"  # termination action DELETE
     finally:
         await provider.aclose()

@@ -150,6 +150,9 @@ async def test_mistakes_are_refused_in_gce_error_shape(
 async def test_unknown_zone_is_refused(fake: FakeGce) -> None:
     status, answer = await _insert(fake, BODY, zone="us-central1-z")
     assert status == 400 and "Unknown zone" in answer["error"]["message"]
+    url = f"{fake.endpoint}/compute/v1/projects/lab/zones/us-central1-z/instances/vm-1"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 400  # every zonal call, not only inserts
 
 
 async def test_n1_gpu_offer_launches_base_type_with_guest_accelerators(fake: FakeGce) -> None:
