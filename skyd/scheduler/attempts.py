@@ -49,21 +49,27 @@ class Attempts:
         self.budgets: BudgetGate = NoBudgets()
 
     async def start(self, job: JobRecord, spec: TaskSpec) -> None:
-        """Start the attempt's process where it was placed."""
-        command = self.processes.prepare(job, spec)
-        if not self.processes.runs_over_ssh(job):
-            await self.processes.start_local(job, command)
-            return
+        """Start the attempt's process where it was placed. An attempt that cannot start
+        ends here, FAILED with the cause: retried every pass it would hang in SETTING_UP."""
+        remote = self.processes.runs_over_ssh(job)
         try:
-            await self.processes.start_remote(job, spec, command)
+            command = self.processes.prepare(job, spec)
+            if remote:
+                await self.processes.start_remote(job, spec, command)
+            else:
+                await self.processes.start_local(job, command)
+            return
         except ProviderError as exc:
-            # cannot run where it was launched: give the instances back, say why
-            await self.release(job, kill_grace=0.0)
-            self.journal.move(
-                job.id,
-                JobState.FAILED,
-                reason=f"could not start the job on its instances: {exc.message}",
-            )
+            cause = exc.message
+        except Exception as exc:  # e.g. PermissionError exec'ing the runner as the job's owner
+            log.warning("job %d: its runner could not be started", job.id, exc_info=True)
+            cause = f"{type(exc).__name__}: {exc}"
+        # cannot run where it was launched: give the instances back, say why
+        await self.release(job, kill_grace=0.0)
+        where = "on its instances" if remote else "(its runner could not be launched)"
+        self.journal.move(
+            job.id, JobState.FAILED, reason=f"could not start the job {where}: {cause}"
+        )
 
     async def watch(self, job: JobRecord) -> None:
         """One look at a SETTING_UP or RUNNING job: its instances, then its process."""
