@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     setup_logging(settings.log_format, settings.log_level)
     try:
-        return asyncio.run(Daemon(settings).run())
+        return asyncio.run(Daemon(settings, force_exit=True).run())
     except SkydError as exc:
         print(f"skyd: error: {exc.message}", file=sys.stderr)
         return 1

@@ -45,6 +45,7 @@ from skyd.scheduler.planner import Planner
 from skyd.sdnotify import notify
 from skyd.store import Store, open_store
 from skyd.store.market import Observation
+from skyd.watchdog import ExitWatchdog
 
 log = logging.getLogger("skyd.daemon")
 
@@ -208,10 +209,14 @@ class Daemon:
         *,
         clock: Clock | None = None,
         providers: Mapping[str, Provider] | None = None,
+        force_exit: bool = False,
     ) -> None:
+        """`force_exit`: past the shutdown budget, end the process (for `skyd run` only)."""
         self.settings = settings
         self.clock = clock or SystemClock()
         self._providers = providers
+        self._watchdog = ExitWatchdog(settings.shutdown_budget_seconds) if force_exit else None
+        self._stop_at: float | None = None  # loop time of the stop signal
         self.stop_requested = asyncio.Event()
         self.ready = asyncio.Event()
         self.store: Store | None = None
@@ -230,7 +235,17 @@ class Daemon:
                 log.exception("WAL checkpoint failed; retrying later")
 
     def request_stop(self) -> None:
+        """Begin a graceful stop; the shutdown budget counts from here."""
+        if self._stop_at is None:
+            self._stop_at = asyncio.get_running_loop().time()
+            if self._watchdog is not None:
+                self._watchdog.arm()
         self.stop_requested.set()
+
+    def _budget_left(self) -> float:
+        """Seconds of the shutdown budget not yet spent since the stop signal."""
+        spent = asyncio.get_running_loop().time() - (self._stop_at or 0.0)
+        return max(0.0, self.settings.shutdown_budget_seconds - spent)
 
     async def run(self) -> int:
         settings = self.settings
@@ -394,6 +409,8 @@ class Daemon:
                         services.create_task(sim.watch(on_trace_change), name="sim-market")
                     )
                 await self.stop_requested.wait()
+                if self._stop_at is None:  # stopped by setting the event directly
+                    self._stop_at = loop.time()
                 notify("STOPPING=1")
                 log.info(
                     "stopping: no new requests; finishing in-flight transitions",
@@ -401,7 +418,7 @@ class Daemon:
                 )
                 for site_runner in runners:
                     await site_runner.cleanup()  # stop accepting first
-                await scheduler.drain(settings.shutdown_budget_seconds)
+                await scheduler.drain(self._budget_left())
                 scheduler_task.cancel()
                 for task in helpers:
                     task.cancel()

@@ -12,7 +12,6 @@ recovery, with every write going through transitions.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -273,19 +272,24 @@ class JobScheduler:
     # -- the loop --------------------------------------------------------------
 
     async def run(self) -> None:
-        """Reconcile on every change and at least once per tick, until cancelled."""
+        """Reconcile on every change and at least once per tick, until cancelled.
+
+        Never swallows its cancellation: `asyncio.wait_for` (3.11) returns the awaited
+        result when a cancel lands just as the change arrives, and the loop then ran on
+        while the daemon waited for it to stop. `asyncio.timeout` re-raises the cancel."""
         while True:
             self.bus.changed.clear()
             try:
                 await self.reconcile_once()
             except Exception:
                 log.exception("reconcile pass failed; retrying next tick")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self.bus.changed.wait(), timeout=self.settings.scheduler_tick_seconds
-                )
-                # a burst of submits or exits costs one pass, not one pass each
-                await asyncio.sleep(WAKE_DEBOUNCE_SECONDS)
+            try:
+                async with asyncio.timeout(self.settings.scheduler_tick_seconds):
+                    await self.bus.changed.wait()
+            except TimeoutError:
+                continue
+            # a burst of submits or exits costs one pass, not one pass each
+            await asyncio.sleep(WAKE_DEBOUNCE_SECONDS)
 
     async def reconcile_once(self) -> None:
         """Watch every job that holds resources; place waiting jobs only while capacity lasts.
