@@ -30,7 +30,7 @@ from skyd.market.advisor import SpotAdvisorSource
 from skyd.market.aws_spot import AwsSpotPriceSource
 from skyd.market.live import LiveMarket
 from skyd.market.pollers import MarketPoller
-from skyd.market.replay import TraceReplay
+from skyd.market.replay import TraceReplay, lasting_anchor
 from skyd.market.sources import MarketSource
 from skyd.market.traces import load_trace_set
 from skyd.metrics import Metrics, serve_tcp
@@ -184,11 +184,18 @@ def build_providers(
         providers["kubernetes"] = KubernetesProvider(kube_config, clock)
     if settings.sim.enabled:
         traces = settings.sim.traces or default_catalog_dir() / "traces" / "aws-v100-3zone"
+        setup = {
+            "traces": str(Path(traces).resolve()),
+            "start_offset": settings.sim.start_offset_seconds,
+            "speedup": settings.sim.speedup,
+        }
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
         replay = TraceReplay(
             load_trace_set(traces),
             clock,
             start_offset=settings.sim.start_offset_seconds,
             speedup=settings.sim.speedup,
+            anchor=lasting_anchor(settings.state_dir / "sim-replay.json", clock, setup),
         )
         providers["sim"] = SimProvider(
             replay,

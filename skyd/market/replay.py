@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -28,9 +31,9 @@ class MarketChange(NamedTuple):
 class TraceReplay:
     """Replays spot availability and prices, row by row, at the trace's own tick times.
 
-    Trace time `timestamps[0] + start_offset` corresponds to the clock time at
-    construction; trace time runs `speedup` times faster than the clock. After the last
-    row the last values hold forever.
+    Trace time `timestamps[0] + start_offset` corresponds to the clock time `anchor` (by
+    default: at construction); trace time runs `speedup` times faster than the clock.
+    After the last row the last values hold forever.
     """
 
     def __init__(
@@ -39,6 +42,8 @@ class TraceReplay:
         clock: Clock,
         start_offset: float = 0.0,
         speedup: float = 1.0,
+        *,
+        anchor: float | None = None,
     ) -> None:
         if speedup <= 0:
             raise TraceError(f"speedup must be > 0, got {speedup!r}")
@@ -49,7 +54,7 @@ class TraceReplay:
             )
         self._traces = traces
         self._clock = clock
-        self._anchor = clock.now()
+        self._anchor = clock.now() if anchor is None else anchor
         relative = traces.timestamps - traces.timestamps[0] - start_offset
         self._row_clock: npt.NDArray[np.float64] = self._anchor + relative / speedup
         # Rows at which a zone's availability or price differs from the row before.
@@ -116,3 +121,20 @@ class TraceReplay:
             for name, zone in self._traces.zones.items():
                 if self._next_change_row(name, row - 1) == row:
                     yield MarketChange(name, bool(zone.available[row]), float(zone.spot_price[row]))
+
+
+def lasting_anchor(path: Path, clock: Clock, replay: Mapping[str, object]) -> float:
+    """The clock time at which this replay began, kept in `path`: a restarted daemon resumes
+    the market where the clock says it is instead of rewinding to the start offset. A replay
+    set up differently (`replay`: trace, offset, speedup) begins afresh, now."""
+    try:
+        held = json.loads(path.read_text())
+        if held.get("replay") == dict(replay):
+            return float(held["anchor"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # none yet, or unreadable: begin now
+    anchor = clock.now()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"anchor": anchor, "replay": dict(replay)}))
+    os.replace(tmp, path)
+    return anchor
