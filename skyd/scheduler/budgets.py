@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from skyd.model import JobState
 from skyd.scheduler.interfaces import HoldAnswer
@@ -11,11 +12,14 @@ from skyd.store.records import JobRecord
 BUDGET_CHECK_SECONDS = 30.0
 
 
-def waiting_prices(batch: Sequence[JobRecord]) -> dict[int, int | None]:
-    """Waiting jobs → their placement's $/h in micro-dollars (None: not placed yet)."""
+def waiting_prices(
+    batch: Sequence[JobRecord], placement_of: Callable[[JobRecord], Mapping[str, Any] | None]
+) -> dict[int, int | None]:
+    """Waiting jobs → their placement's $/h in micro-dollars (None: not placed yet).
+    `placement_of` answers from the planner's memory first: a first plan is not stored."""
     waiting: dict[int, int | None] = {}
     for job in batch:
-        placement = job.placement or {}
+        placement = placement_of(job) or {}
         price = placement.get("hourly_price")
         waiting[job.id] = None if price is None else int(float(price) * 1_000_000)
     return waiting

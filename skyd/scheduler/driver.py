@@ -310,7 +310,11 @@ class JobScheduler:
             return
         batch = job_store.jobs_in_states(self.store, WAITING, limit=PLACEMENT_BATCH)
         holds = (
-            budgets.holds(self._budgets.check_jobs(budgets.waiting_prices(batch))) if batch else {}
+            budgets.holds(
+                self._budgets.check_jobs(budgets.waiting_prices(batch, self.planned_placement))
+            )
+            if batch
+            else {}
         )
         self._held.difference_update(job.id for job in batch)
         self._held.update(holds)
