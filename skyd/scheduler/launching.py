@@ -27,7 +27,7 @@ from skyd.errors import (
 from skyd.market.live import LiveMarket
 from skyd.model import Candidate, InstanceState, JobState, LaunchRequest
 from skyd.providers.base import Provider, job_tags
-from skyd.scheduler.attempts import Attempts
+from skyd.scheduler.attempts import GONE, Attempts
 from skyd.scheduler.blocks import ScopeBlocks
 from skyd.scheduler.interfaces import ClusterTargets, NoClusters, NoPlan, PlanView
 from skyd.scheduler.pipelines import pipeline_hold
@@ -253,6 +253,18 @@ class Launcher:
         )
         names = ", ".join(i.instance_id for i in instances)
         data = {"instances": [i.instance_id for i in instances]}
+        if any(i.state in GONE for i in instances):
+            # a relaunch after a crash (same token, same instance) finds it taken back
+            # before it ever ran: record it and recover, or every pass relaunches it again
+            self.journal.launched(job, rows, f"launched {names}; already gone", data)
+            recorded = [
+                i
+                for i in instance_store.instances_for_job(self.store, job.id)
+                if i.attempt == job.attempt
+            ]
+            states = {i.instance_id: i.state for i in instances}
+            await self.attempts.preempted(job, spec, recorded, states)
+            return
         if all(i.state == InstanceState.RUNNING for i in instances):
             job = self.journal.move(
                 job.id, JobState.SETTING_UP, reason=f"launched {names}", data=data, also=rows

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from skyd.clock import Clock
-from skyd.errors import ProviderError
+from skyd.errors import NotFoundError, ProviderError
 from skyd.model import Instance, InstanceState, JobState
 from skyd.providers.base import (
     MANAGED,
@@ -31,7 +31,7 @@ from skyd.providers.base import (
 from skyd.store import Store
 from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
-from skyd.store.records import EventRecord
+from skyd.store.records import EventRecord, InstanceRecord
 
 log = logging.getLogger("skyd.reconcile")
 
@@ -80,7 +80,11 @@ async def reconcile(
         now = clock.now()
         for instance_id, record in known.items():
             state = found.get(instance_id)
-            if state is None or state in _GONE:
+            if (state is None or state in _GONE) and _watched_by_its_job(store, record):
+                # the job's own step sees the loss and recovers (kill, terminate, record,
+                # RECOVERING); marked ended here, the job would never learn of it
+                report.adopted += 1
+            elif state is None or state in _GONE:
                 with store.transaction() as conn:
                     final = "PREEMPTED" if state == InstanceState.PREEMPTED else "TERMINATED"
                     instance_store.set_instance_state(conn, name, instance_id, final, now=now)
@@ -98,6 +102,20 @@ async def reconcile(
                 store, name, provider, instance_id, state, report, orphan_policy, busy_jobs, clock
             )
     return report
+
+
+_WATCHING = (JobState.PROVISIONING, JobState.SETTING_UP, JobState.RUNNING)
+
+
+def _watched_by_its_job(store: Store, record: InstanceRecord) -> bool:
+    """Whether the instance belongs to the current attempt of a job that holds it."""
+    if record.job_id is None:
+        return False
+    try:
+        job = job_store.get_job(store, record.job_id)
+    except NotFoundError:
+        return False
+    return job.state in _WATCHING and job.attempt == record.attempt
 
 
 async def _orphan(
