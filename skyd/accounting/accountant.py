@@ -107,7 +107,7 @@ class Accountant:
         pool spending, roll-up, job costs), so a crash at any point leaves the books exactly
         as the last pass did.
         """
-        now_ms = int(now * 1000)
+        now_ms = to_ms(now)  # as ended_at is converted: an end accrued at once settles
         period_ms = self._period_ms
         try:
             with self.store.transaction() as conn:
