@@ -172,9 +172,8 @@ def optimal_costs(
                 head = spot[z][:, :w]
                 np.minimum(head, launches[r] + blocked, out=head)
         # 3. Run through the row: states whose work ends inside it finish (at time C + u).
-        length = np.array(
-            [float(times[starts_list[s] + j + 1] - times[starts_list[s] + j]) for s in range(n)]
-        )[:, None]
+        # (Starts past their horizon read a clipped row: they are not live any more.)
+        length = (times[row + 1] - times[row]).astype(np.float64)[:, None]
         spot_unit = [market.spot_price[z, row][:, None] * unit_h for z in range(zones)]
         for s in live:
             t = t0[s]

@@ -126,6 +126,24 @@ def test_always_available_cheap_spot_costs_one_changeover_exactly() -> None:
     assert got[0, 0] == pytest.approx(1.2)
 
 
+def test_a_start_whose_deadline_ends_the_trace_goes_with_earlier_ones() -> None:
+    # Short rows first, long rows last: the late start needs far fewer rows than the
+    # early one, and its rows end with the trace.
+    gaps = [1] * 12 + [4] * 4
+    market = LatticeMarket(
+        available=np.array([[True, False] * 6 + [True] * 4]),
+        spot_price=np.full((1, 16), 1.0),
+        times=np.concatenate([[0], np.cumsum(gaps)]).astype(np.int64),
+        zone_region=(0,),
+        on_demand_price=(3.0,),
+        unit_seconds=60,
+    )
+    deadline = 9.5 * 60
+    got = optimal_costs(market, [0, 13], 4, 2, [deadline])
+    for si, start in enumerate([0, 13]):
+        assert got[si, 0] == pytest.approx(brute_force(market, start, 4, 2, deadline, 0.0))
+
+
 def test_rejects_bad_arguments() -> None:
     market = random_market(np.random.default_rng(2), 1, 1, 5)
     with pytest.raises(ValueError, match="changeover_units must be >= 1"):
