@@ -146,3 +146,11 @@ def launch_config_map(
             "num_nodes": str(len(ips)),
         },
     }
+
+
+def disrupted(pod: Any) -> bool:
+    """Evicted, preempted or drained: the pod carries a true DisruptionTarget condition."""
+    conditions = pod.status.conditions or [] if pod.status else []
+    if any(c.type == "DisruptionTarget" and c.status == "True" for c in conditions):
+        return True
+    return bool(pod.status and pod.status.reason in ("Evicted", "Preempting"))

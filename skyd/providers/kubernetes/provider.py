@@ -38,6 +38,7 @@ from skyd.providers.kubernetes.errors import (
 )
 from skyd.providers.kubernetes.manifests import (
     GPU_RESOURCE,
+    disrupted,
     job_manifest,
     job_name,
     label_tags,
@@ -450,11 +451,3 @@ class KubernetesProvider:
         for api in self._clients.values():
             await api.close()
         self._clients.clear()
-
-
-def disrupted(pod: Any) -> bool:
-    """Evicted, preempted or drained: the pod carries a true DisruptionTarget condition."""
-    conditions = pod.status.conditions or [] if pod.status else []
-    if any(c.type == "DisruptionTarget" and c.status == "True" for c in conditions):
-        return True
-    return bool(pod.status and pod.status.reason in ("Evicted", "Preempting"))

@@ -29,6 +29,7 @@ from skyd.providers.kubernetes.manifests import (
     RUN_EXITED,
     RUN_STARTED,
     SETUP_EXITED,
+    disrupted,
     launch_config_map,
 )
 from skyd.runner.process import RunCommand
@@ -184,6 +185,10 @@ class KubernetesRunner:
             statuses.append(node_status(text, alive))
         _write_json(attempt_dir / OFFSETS_FILE, offsets)
         status = combine(statuses)
+        if status.phase == RunPhase.LOST and any(disrupted(p) for p in pods):
+            # evicted or preempted (the other pods then fail with the Job): not the task's
+            # end; the provider reports the instances PREEMPTED and the scheduler recovers
+            return RunStatus(RunPhase.RUN, setup_exit=0)
         if saved.get("killed") and status.phase in (RunPhase.DONE, RunPhase.LOST):
             return replace(status, phase=RunPhase.KILLED)
         return status

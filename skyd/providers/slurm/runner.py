@@ -205,7 +205,10 @@ class SlurmRunner:
         status = _status(data, alive)
         if saved.get("killed") and status.phase in (RunPhase.DONE, RunPhase.LOST):
             return replace(status, phase=RunPhase.KILLED)
-        if status.phase == RunPhase.KILLED and not saved.get("killed"):
+        taken = status.phase == RunPhase.KILLED or (
+            status.phase == RunPhase.LOST and state == InstanceState.PREEMPTED
+        )
+        if taken and not saved.get("killed"):
             # Slurm took the allocation (preempted, requeued, cancelled by someone): not the
             # task's end. The job's state says what happened; the scheduler acts on that.
             return replace(status, phase=RunPhase.RUN)

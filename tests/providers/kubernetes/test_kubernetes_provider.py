@@ -124,12 +124,15 @@ async def test_failing_setup_reports_its_code(provider: KubernetesProvider, tmp_
 
 
 async def test_eviction_preempts_the_whole_gang(
-    provider: KubernetesProvider, cluster: FakeKubeServer
+    provider: KubernetesProvider, cluster: FakeKubeServer, tmp_path: Path
 ) -> None:
     ids = [
         i.instance_id for i in await provider.launch(request(offer_of(provider, 2), 33, nodes=2))
     ]
     await until_states(provider, ids, RUNNING)
+    runner = KubernetesRunner(provider)
+    attempt = tmp_path / "attempt"
+    await runner.start(attempt, command(attempt, "sleep 60"), ids)
     [first, _] = cluster.pods("batch.kubernetes.io/job-name=skyd-33-1")
     # through the real Eviction API, as a node drain does
     core = client.CoreV1Api(await provider.api(CONTEXT))
@@ -139,6 +142,9 @@ async def test_eviction_preempts_the_whole_gang(
         client.V1Eviction(metadata=client.V1ObjectMeta(name=first["metadata"]["name"])),
     )
     assert await provider.describe(ids) == dict.fromkeys(ids, InstanceState.PREEMPTED)
+    # a poll of the attempt between the provider's look and the eviction must not read the
+    # gang's end as the task's failure: the provider's PREEMPTED decides
+    assert (await runner.status(attempt)).phase == RunPhase.RUN
     await provider.terminate(ids)
 
 
