@@ -127,6 +127,11 @@ def build_cloud_providers(
         fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
         offers = [o for o in catalog.offers if o.cloud == cloud]
         try:
+            # Launches deliver the daemon's own login key unless the table names another.
+            if "ssh_public_key" not in fields and settings.cloud_ssh.key_path is not None:
+                from skyd.providers.ssh_key import public_key_of
+
+                fields["ssh_public_key"] = public_key_of(settings.cloud_ssh.key_path)
             if cloud == "aws":
                 from skyd.providers.aws import AwsConfig, AwsProvider
 

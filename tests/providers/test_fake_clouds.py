@@ -36,6 +36,10 @@ async def test_a_daemon_config_launches_real_machines_on_all_three(
     async with FakeClouds(tmp_path / "clouds") as clouds:
         settings = settings_for_tests(tmp_path)
         tables = clouds.daemon_tables(public)
+        for table in tables.values():
+            del table["ssh_public_key"]  # the daemon delivers its own [cloud_ssh] key
+        (tmp_path / "id_ed25519.pub").unlink()  # derived from the private key, then
+        settings.cloud_ssh.key_path = key
         settings.aws, settings.gcp, settings.azure = tables["aws"], tables["gcp"], tables["azure"]
         providers = build_cloud_providers(settings, SystemClock(), Catalog.load())
         try:
