@@ -191,12 +191,16 @@ class FakeVmHost:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         self.boot_delay_s = boot_delay_s
-        self.port = port if port is not None else (22 if os.geteuid() == 0 else 2222)
+        # A cloud VM's sshd listens on 22; that needs root, and no sshd of this machine's own
+        # on 0.0.0.0:22 (which would hold 22 on every loopback address too).
+        self._prefix = f"127.{random.randint(16, 250)}.{random.randint(0, 255)}."
+        if port is None:
+            port = 22 if os.geteuid() == 0 and _bindable(f"{self._prefix}1", 22) else 2222
+        self.port = port
         self.sshd = sshd
         self.vms: dict[str, FakeVm] = {}
         self._lock = threading.RLock()
-        # A random /24 of 127/8, so concurrent test runs on one machine rarely collide.
-        self._prefix = f"127.{random.randint(16, 250)}.{random.randint(0, 255)}."
+        # (The prefix is a random /24 of 127/8, so concurrent test runs rarely collide.)
         self._next_octet = 2
         self._reserved: set[str] = set()
         # A test or script that forgets close() still leaves no sshd behind when it exits.
