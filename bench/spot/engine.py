@@ -4,10 +4,10 @@ Time is counted in units of a lattice step g (seconds) that divides the probe
 intervals, the changeover delay and the job length, so nothing is rounded to a probe
 interval: d = 0.2 h is 0.2 h on 195 s or 10-minute probes. The loop asks the policy at
 a row boundary, applies its decision, then jumps straight to the next boundary at which
-anything can change (a zone's availability flips, the policy's `recheck_after_hours`
-is due, the deadline passes); a changeover ending or the work being done inside a row
-is accounted exactly. `every_row=True` asks at every boundary instead (tests use it to
-prove the jumps change nothing).
+anything can change (a zone's availability or spot price changes, the policy's
+`recheck_after_hours` is due, the deadline passes); a changeover ending or the work
+being done inside a row is accounted exactly. `every_row=True` asks at every boundary
+instead (tests use it to prove the jumps change nothing).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ HISTORY_HOURS = 7 * 24.0
 class ZoneLists(NamedTuple):
     available: list[bool]
     spot_price: list[float]
-    next_change: list[int]
+    next_change: list[int]  # first later row whose availability differs
+    next_price: list[int]  # first later row whose spot price differs
     price_cum: list[float]  # $ spent on spot from row 0 to the start of each row
     run_start: list[int]
     up_before: list[int]  # available units before each row
@@ -132,6 +133,8 @@ def prepare(traces: TraceSet, zones: list[str], label: str, unit_seconds: int) -
         flips = np.flatnonzero(np.diff(flags.astype(np.int8)) != 0) + 1
         flips = np.append(flips, rows)
         next_change = flips[np.searchsorted(flips, np.arange(rows), side="right")]
+        moves = np.append(np.flatnonzero(np.diff(prices[z]) != 0) + 1, rows)
+        next_price = moves[np.searchsorted(moves, np.arange(rows), side="right")]
         changed = np.ones(rows, dtype=bool)
         changed[1:] = flags[1:] != flags[:-1]
         run_start = np.maximum.accumulate(np.where(changed, np.arange(rows), 0))
@@ -145,6 +148,7 @@ def prepare(traces: TraceSet, zones: list[str], label: str, unit_seconds: int) -
                 flags.tolist(),
                 prices[z].tolist(),
                 next_change.tolist(),
+                next_price.tolist(),
                 price_cum.tolist(),
                 run_start.tolist(),
                 up_before.tolist(),
@@ -314,7 +318,10 @@ def simulate(
         # The next boundary at which something can change.
         nxt = row + 1
         if not every_row:
-            nxt = min(min(z.next_change[row] for z in lists), deadline_row, rows)
+            # Availability flips and spot price changes (a policy may avoid spot priced
+            # above on demand) are the market's events.
+            nxt = min(min(min(z.next_change[row], z.next_price[row]) for z in lists), deadline_row)
+            nxt = min(nxt, rows)
             if decision.recheck_after_hours is not None:
                 due = origin + t + decision.recheck_after_hours / unit_h - 1e-9
                 nxt = min(nxt, bisect_left(times, due))

@@ -22,6 +22,8 @@ drifts across it. This policy:
   once the spot run has lasted `spot_patience` changeovers, stretched as slack gets
   scarce (spot runs are heavy-tailed: most are short, one that has lasted tends to
   last), and only with room for the changeover back;
+* never enters spot priced above on demand, and leaves a spot instance whose price
+  spikes above it for on demand while the slack has room for that changeover;
 * has Uniform Progress' safety net: off spot with less than two changeovers of slack
   (plus a step's margin), on-demand to the end. No deadline is ever missed.
 
@@ -176,6 +178,12 @@ class SlackReserve:
         margin = step_margin(state)
         safety_net = 2 * d + margin
         if spot_still_available(state):
+            running = state.zone_market(str(state.current.zone))
+            pricier = running is not None and running.spot_price > _on_demand_price(state, running)
+            # Spot priced above on demand (a price spike): on demand is cheaper per hour
+            # from now on, if the slack still has room for its changeover.
+            if pricier and state.slack_hours >= safety_net + d - EPS:
+                return Decision(on_demand_target(state), reason="spot above on-demand price")
             return Decision(state.current, reason="stay on spot until preempted")
         if state.slack_hours < safety_net - EPS:
             return Decision(on_demand_target(state), reason="safety net")
@@ -184,7 +192,11 @@ class SlackReserve:
         slack = state.slack_hours
         current = state.current
         open_zones = [
-            z for z in rotated_zones(state) if z.available and spot_entry_is_safe(state, z)
+            z
+            for z in rotated_zones(state)
+            if z.available
+            and z.spot_price <= _on_demand_price(state, z)
+            and spot_entry_is_safe(state, z)
         ]
         if open_zones:
             zone = self._pick_zone(state, open_zones)
@@ -267,3 +279,11 @@ class SlackReserve:
             else:
                 low = middle
         return low
+
+
+def _on_demand_price(state: PolicyState, zone: ZoneMarket) -> float:
+    """On demand in the zone's region (else the cheapest region): what spot must undercut."""
+    prices = state.on_demand_prices
+    if zone.region in prices:
+        return prices[zone.region]
+    return min(prices.values()) if prices else float("inf")

@@ -20,6 +20,7 @@ def make_zones(
     jitter: bool = False,
     tick: int = TICK,
     unit: int = UNIT,
+    prices: np.ndarray | None = None,
 ) -> PreparedZones:
     n_zones, rows = available.shape
     regions = regions or [f"r{i}" for i in range(n_zones)]
@@ -29,7 +30,7 @@ def make_zones(
             f"z{i}",
             regions[i],
             available[i].astype(bool),
-            np.round(rng.uniform(0.8, 1.2, rows), 3),
+            np.round(rng.uniform(0.8, 1.2, rows), 3) if prices is None else prices[i],
             3.0,
         )
         for i in range(n_zones)
@@ -116,6 +117,21 @@ def test_policies_never_beat_the_optimum(zones: int) -> None:
                 assert cost >= best[si, di] - 1e-9, name
             on_demand = simulate(POLICIES["on_demand"], prepared, job)
             assert on_demand.cost == pytest.approx((work + k) * UNIT / 3600 * 3.0)
+
+
+def test_price_spikes_are_events_and_spot_above_on_demand_is_left() -> None:
+    # Spot always up at $1/h, but $6/h (twice on demand) from 2 h to 4 h in.
+    rows = 400
+    prices = np.where((np.arange(rows) >= 20) & (np.arange(rows) < 40), 6.0, 1.0)[None, :]
+    prepared = make_zones(np.ones((1, rows), dtype=bool), prices=prices)
+    job = Job(0, 600, 900 * UNIT, 12)
+    skyd = simulate(POLICIES["skyd"], prepared, job)
+    asked = simulate(POLICIES["skyd"], prepared, job, every_row=True)
+    assert skyd.cost == pytest.approx(asked.cost)
+    assert skyd.on_demand_hours > 0  # it left spot for the spike...
+    assert skyd.changeovers == 3  # ...and came back after it
+    up = simulate(POLICIES["up"], prepared, job)
+    assert skyd.cost < up.cost  # up rides the spike out
 
 
 def test_changeover_and_job_length_are_not_rounded_to_probes() -> None:

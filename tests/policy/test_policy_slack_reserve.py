@@ -159,3 +159,17 @@ def test_allowance_bridges_an_outage_longer_than_its_share_of_the_spare_slack() 
     assert bridged.target == ON_DEMAND and bridged.reason == "long outage: bridge"
     # Without an allowance it waits down to the reserve.
     assert SlackReserve(allowance=float("inf")).decide(state(slack=5.0)).target == IDLE
+
+
+def test_spot_priced_above_on_demand_is_left_and_not_entered() -> None:
+    lasting = np.concatenate([CYCLES, history([1] * 20)])
+    spike = ZoneMarket("za", "ra", True, 3.5, lasting, STEP)  # on demand is $3.00
+    left = POLICY.decide(state(slack=5.0, current=SPOT, zones=(spike,)))
+    assert left.target == ON_DEMAND and left.reason == "spot above on-demand price"
+    # Not entered either: with no spot worth having, it waits (above the reserve).
+    assert POLICY.decide(state(slack=5.0, zones=(spike,))).target == IDLE
+    # Under the price it is kept as before.
+    cheap = ZoneMarket("za", "ra", True, 1.0, lasting, STEP)
+    assert POLICY.decide(state(slack=5.0, current=SPOT, zones=(cheap,))).target == SPOT
+    # With no room for the changeover to on demand, it stays on spot.
+    assert POLICY.decide(state(slack=0.5, current=SPOT, zones=(spike,))).target == SPOT
