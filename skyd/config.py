@@ -76,6 +76,14 @@ class CloudSshSettings:
     key_path: Path | None = None
     known_hosts: Path | None = None
     remote_root: str = ".skyd"
+    # A VM whose sshd does not let skyd in this long after launch is terminated and its job
+    # placed again (or failed after boot_tries such VMs).
+    boot_timeout_s: float = 600.0
+    boot_tries: int = 3
+    # SSH probes of a booting VM back off from 1 s to this, with jitter.
+    probe_backoff_max_s: float = 15.0
+    # How often a running job's $SKYD_CHECKPOINT_DIR is copied back from its VM.
+    checkpoint_sync_s: float = 10.0
 
 
 @dataclass
@@ -215,7 +223,13 @@ def _apply(target: Any, values: dict[str, Any], where: str) -> None:
         elif isinstance(current, Path):
             setattr(target, key, Path(value).expanduser())
         elif current is None:
-            setattr(target, key, Path(value) if key.endswith(("_dir", "_file")) else value)
+            setattr(
+                target,
+                key,
+                Path(value).expanduser()
+                if key.endswith(("_dir", "_file", "_path")) or key == "known_hosts"
+                else value,
+            )
         elif not isinstance(value, type(current)):
             if isinstance(current, float) and isinstance(value, int):
                 setattr(target, key, float(value))

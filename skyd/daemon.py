@@ -115,6 +115,26 @@ def build_quotas(settings: Settings) -> list[Quota]:
     ]
 
 
+def cloud_public_key(settings: Settings) -> str | None:
+    """The public half of [cloud_ssh] key_path (its .pub file, else derived from the key)."""
+    key_path = settings.cloud_ssh.key_path
+    if key_path is None:
+        return None
+    public = Path(f"{key_path}.pub")
+    try:
+        if public.exists():
+            return public.read_text().strip()
+        import asyncssh
+
+        key = asyncssh.read_private_key(str(key_path))
+        return bytes(key.export_public_key("openssh")).decode().strip()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"[cloud_ssh] key_path {key_path}: cannot read the key ({exc}); point it at an "
+            "OpenSSH private key (ssh-keygen -t ed25519 -f KEY)"
+        ) from exc
+
+
 def build_cloud_providers(
     settings: Settings, clock: Clock, catalog: Catalog
 ) -> dict[str, Provider]:
@@ -125,6 +145,8 @@ def build_cloud_providers(
         if not raw.pop("enabled", False):
             continue
         fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        if "ssh_public_key" not in fields and (public := cloud_public_key(settings)):
+            fields["ssh_public_key"] = public  # the key skyd logs in with, delivered at launch
         offers = [o for o in catalog.offers if o.cloud == cloud]
         try:
             # Launches deliver the daemon's own login key unless the table names another.
@@ -337,7 +359,9 @@ class Daemon:
             from skyd.runner.ssh import SshRunner
 
             connections = getattr(ssh, "connections", None) or SshConnections()
-            scheduler.ssh_runner = SshRunner(connections)
+            scheduler.ssh_runner = SshRunner(
+                connections, checkpoint_sync_s=settings.cloud_ssh.checkpoint_sync_s
+            )
         poller = MarketPoller(
             store=self.store,
             bus=bus,

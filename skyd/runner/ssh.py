@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import shlex
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 from skyd.errors import ProviderError
 from skyd.model import Instance, RunPhase, RunStatus
-from skyd.providers.ssh.connection import SshConnections, SshTarget
+from skyd.providers.ssh.connection import HostKeyChangedError, SshConnections, SshTarget
 from skyd.providers.ssh.layout import SHIM_NAME, kill_command, run_dir, shim_command
-from skyd.runner import remote_shim
+from skyd.runner import remote_shim, sync
 from skyd.runner.process import RunCommand
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 NODES_FILE = "ssh-nodes.json"
 OFFSETS_FILE = "ssh-log-offsets.json"
 STATUS_FILE = "ssh-status.json"
+CHECKPOINT_FILE = "ssh-checkpoint-seen"  # fingerprint of the checkpoints last pulled
 # The daemon's paths mean nothing on the remote machine; the remote account's own apply.
 _LOCAL_ONLY_ENV = ("PATH", "HOME", "USER", "SKYD_CHECKPOINT_DIR")
 
@@ -108,25 +110,47 @@ def cloud_nodes(
     known_hosts: Path | None = None,
     remote_root: str = ".skyd",
     python: str = "python3",
+    host_keys: Mapping[str, str] | None = None,
 ) -> list[SshNode]:
     """The nodes of an attempt on cloud VMs: logged in at their public address (private
-    when they have none), reached by the others at their private one."""
+    when they have none) as the user the provider says the image has (else `user`), checked
+    against the host key pinned for each (`host_keys`, by instance id), and reached by the
+    others at their private address."""
     nodes = []
     for rank, inst in enumerate(instances):
-        address = inst.public_ip or inst.private_ip
-        if not address:
-            raise ProviderError(f"{inst.instance_id} has no IP address yet; describe it again")
         nodes.append(
             SshNode(
                 rank=rank,
                 instance_id=inst.instance_id,
-                target=SshTarget(inst.instance_id, address, 22, user, key_path, known_hosts),
-                ip=inst.private_ip or address,
+                target=cloud_target(
+                    inst,
+                    user=user,
+                    key_path=key_path,
+                    known_hosts=known_hosts,
+                    host_key=(host_keys or {}).get(inst.instance_id),
+                ),
+                ip=inst.private_ip or inst.public_ip or "",
                 remote_dir=run_dir(remote_root, inst.instance_id),
                 python=python,
             )
         )
     return nodes
+
+
+def cloud_target(
+    inst: Instance,
+    *,
+    user: str,
+    key_path: Path,
+    known_hosts: Path | None = None,
+    host_key: str | None = None,
+) -> SshTarget:
+    """How to log in to one cloud VM (public address first; the image's own user)."""
+    address = inst.public_ip or inst.private_ip
+    if not address:
+        raise ProviderError(f"{inst.instance_id} has no IP address yet; describe it again")
+    login = inst.ssh_user or user
+    return SshTarget(inst.instance_id, address, 22, login, key_path, known_hosts, host_key)
 
 
 def node_env(base: Mapping[str, str], node: SshNode, nodes: Sequence[SshNode]) -> dict[str, str]:
@@ -233,11 +257,18 @@ class SshRunner:
         command_timeout_s: float = 30.0,
         upload_timeout_s: float = 600.0,
         log_chunk_bytes: int = 4 * 1024 * 1024,
+        checkpoint_sync_s: float = 10.0,
     ) -> None:
+        self._sync_s = checkpoint_sync_s
+        self._pulled: dict[str, float] = {}  # attempt dir -> when its checkpoints were pulled
         self._connections = connections
         self._timeout = command_timeout_s
         self._upload_timeout = upload_timeout_s
         self._chunk = log_chunk_bytes
+
+    @property
+    def connections(self) -> SshConnections:
+        return self._connections
 
     # -- start -----------------------------------------------------------------------
 
@@ -254,7 +285,11 @@ class SshRunner:
         if saved is None:
             _write_json(
                 attempt_dir / NODES_FILE,
-                {"log_path": str(command.log_path), "nodes": [n.to_json() for n in nodes]},
+                {
+                    "log_path": str(command.log_path),
+                    "nodes": [n.to_json() for n in nodes],
+                    "checkpoint_dir": command.env.get("SKYD_CHECKPOINT_DIR"),
+                },
             )
         started = await asyncio.gather(*(self._start_node(n, command, nodes) for n in nodes))
         return sum(started)
@@ -301,12 +336,58 @@ class SshRunner:
             await sftp.makedirs(f"{directory}/workdir", exist_ok=True)
             await sftp.makedirs(f"{directory}/checkpoints", exist_ok=True)
             await _write_remote(sftp, f"{directory}/{SHIM_NAME}", _shim_source())
-            if command.workdir_source is not None:
-                await _upload(sftp, command.workdir_source, f"{directory}/workdir")
-            for dest, src in (command.file_mounts or {}).items():
-                await _upload(sftp, Path(src), mount_destination(dest, directory))
+        # trees go as one tar stream each (excludes from .skyignore / .gitignore applied)
+        if command.workdir_source is not None:
+            await self._send_tree(node, command.workdir_source, f"{directory}/workdir", True)
+        for dest, src in (command.file_mounts or {}).items():
+            await self._send_tree(node, Path(src), mount_destination(dest, directory), False)
+        checkpoint = command.env.get("SKYD_CHECKPOINT_DIR")
+        if checkpoint and node.rank == 0 and Path(checkpoint).is_dir():
+            # what the last attempt saved (pulled back while it ran) is where it resumes from
+            await self._send_tree(node, Path(checkpoint), f"{directory}/checkpoints", False)
+        async with self._connections.sftp(node.target, timeout_s=self._upload_timeout) as sftp:
             # last: a launch.json on the node means everything it names is there
             await _write_remote(sftp, f"{directory}/launch.json", json.dumps(launch).encode())
+
+    async def _send_tree(self, node: SshNode, source: Path, dest: str, excludes: bool) -> None:
+        """`source` (file or tree) lands at `dest` on the node, in one tar stream."""
+        parent, _, name = dest.rstrip("/").rpartition("/")
+        data = await asyncio.to_thread(sync.pack, source, name, excludes=excludes)
+        code, _, err = await self._connections.run_bytes(
+            node.target, sync.unpack_command(parent), timeout_s=self._upload_timeout, stdin=data
+        )
+        if code != 0:
+            raise ProviderError(
+                f"could not unpack {source} into {dest} on {node.target.name} (tar exited "
+                f"{code}): {err.strip()[:300]}"
+            )
+
+    async def pull_checkpoints(self, attempt_dir: Path, *, force: bool = False) -> bool:
+        """Copy node 0's $SKYD_CHECKPOINT_DIR back into the job's local checkpoint directory
+        when it changed since the last pull (so a preempted attempt's successor resumes from
+        it). Returns whether anything was copied."""
+        saved = _read_json(attempt_dir / NODES_FILE)
+        if saved is None or not saved.get("checkpoint_dir") or not saved["nodes"]:
+            return False
+        node = SshNode.from_json(saved["nodes"][0])
+        remote = f"{node.remote_dir}/checkpoints"
+        seen_file = attempt_dir / CHECKPOINT_FILE
+        result = await self._connections.run(
+            node.target, sync.fingerprint_command(remote), timeout_s=self._timeout
+        )
+        mark = result.stdout.strip()
+        if result.exit_status != 0 or mark == "none":
+            return False
+        if not force and seen_file.exists() and seen_file.read_text() == mark:
+            return False
+        code, data, err = await self._connections.run_bytes(
+            node.target, sync.pack_command(remote), timeout_s=self._upload_timeout
+        )
+        if code != 0:
+            raise ProviderError(f"could not read the checkpoints on {node.target.name}: {err}")
+        await asyncio.to_thread(sync.replace_contents, Path(saved["checkpoint_dir"]), data)
+        seen_file.write_text(mark)
+        return True
 
     # -- status ----------------------------------------------------------------------
 
@@ -336,13 +417,33 @@ class SshRunner:
                 known[str(node.rank)] = _status_json(answer)
                 statuses.append(answer)
                 continue
-            if not isinstance(answer, ProviderError):
-                raise answer
+            if not isinstance(answer, ProviderError) or isinstance(answer, HostKeyChangedError):
+                raise answer  # a changed host key is not a node that is slow to answer
             log.warning("node %d (%s) did not answer: %s", node.rank, node.target.name, answer)
             last = known.get(str(node.rank))
             statuses.append(_node_status(last, True) if last else RunStatus(RunPhase.SETUP))
         _write_json(attempt_dir / STATUS_FILE, known)
-        return combine(statuses)
+        combined = combine(statuses)
+        await self._maybe_pull(attempt_dir, combined)
+        return combined
+
+    async def _maybe_pull(self, attempt_dir: Path, status: RunStatus) -> None:
+        """Checkpoints come back every `checkpoint_sync_s` while the run goes, and once more
+        when it ends; a failed pull is retried on a later poll, never fatal."""
+        if status.phase not in (RunPhase.RUN, RunPhase.DONE):
+            return
+        now = time.monotonic()
+        key = str(attempt_dir)
+        last = self._pulled.get(key)
+        ended = status.phase == RunPhase.DONE
+        if last is not None and ((ended and last < 0) or (not ended and now - last < self._sync_s)):
+            return
+        try:
+            await self.pull_checkpoints(attempt_dir)
+        except ProviderError as exc:
+            log.warning("could not pull checkpoints of %s: %s", attempt_dir, exc)
+            return
+        self._pulled[key] = -1.0 if ended else now
 
     async def _poll_node(self, attempt_dir: Path, log_path: Path, node: SshNode) -> RunStatus:
         data, alive, log_size = await self._remote_status(node, shim_may_be_missing=True)

@@ -10,8 +10,10 @@ from skyd.clock import Clock
 from skyd.errors import ProviderError
 from skyd.model import InstanceState, JobState
 from skyd.providers.base import Provider
+from skyd.providers.ssh.connection import HostKeyChangedError
 from skyd.scheduler import recovery, watching
 from skyd.scheduler.blocks import PREEMPTION_BLOCK, ScopeBlocks
+from skyd.scheduler.describing import InstanceStates
 from skyd.scheduler.interfaces import BudgetGate, NoBudgets
 from skyd.scheduler.processes import Processes
 from skyd.scheduler.signals import ObservedRisk
@@ -38,6 +40,7 @@ class Attempts:
         processes: Processes,
         blocks: ScopeBlocks,
         risk: ObservedRisk,
+        describe_every_s: float = 1.0,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -47,6 +50,14 @@ class Attempts:
         self.blocks = blocks
         self.risk = risk
         self.budgets: BudgetGate = NoBudgets()
+        # one describe per (provider, region) per tick for every job's instances
+        self.states = InstanceStates(
+            store=store, clock=clock, providers=providers, max_age=describe_every_s
+        )
+
+    async def describe(self, instances: list[InstanceRecord]) -> dict[str, InstanceState]:
+        """States of the given instances from this tick's batched describes."""
+        return await self.states.states(instances)
 
     async def start(self, job: JobRecord, spec: TaskSpec) -> None:
         """Start the attempt's process where it was placed. An attempt that cannot start
@@ -81,16 +92,17 @@ class Attempts:
             and i.provider != "local"
         ]
         if remote:
-            states: dict[str, InstanceState] = {}
-            for name in {i.provider for i in remote}:
-                provider = self.providers.get(name)
-                if provider is not None:
-                    ids = [i.instance_id for i in remote if i.provider == name]
-                    states.update(await provider.describe(ids))
+            states = await self.describe(remote)
             if any(s in GONE for s in states.values()):
                 await self.preempted(job, TaskSpec.from_json(job.spec_json), remote, states)
                 return
-        status = await self.processes.status(job)
+        try:
+            status = await self.processes.status(job)
+        except HostKeyChangedError as exc:
+            # not the machine skyd launched: never run anything more there
+            await self.release(job, kill_grace=0.0)
+            self.journal.move(job.id, JobState.FAILED, reason=exc.message)
+            return
         now = self.clock.now()
 
         def max_restarts() -> int:

@@ -32,6 +32,7 @@ from skyd.scheduler import budgets
 from skyd.scheduler.admission import Admission
 from skyd.scheduler.attempts import Attempts
 from skyd.scheduler.blocks import ScopeBlocks
+from skyd.scheduler.booting import BootWait
 from skyd.scheduler.interfaces import (
     BudgetGate,
     ClusterTargets,
@@ -127,6 +128,7 @@ class JobScheduler:
             processes=self.processes,
             blocks=self.blocks,
             risk=self.risk,
+            describe_every_s=settings.scheduler_tick_seconds,
         )
         self.launcher = Launcher(
             store=store,
@@ -182,6 +184,19 @@ class JobScheduler:
     @ssh_runner.setter
     def ssh_runner(self, runner: SshRunner | None) -> None:
         self.processes.ssh_runner = runner
+        login = self.settings.cloud_ssh
+        self.launcher.boot_tries = login.boot_tries
+        self.launcher.boot = (
+            None
+            if runner is None
+            else BootWait(
+                clock=self.clock,
+                providers=self.providers,
+                journal=self.journal,
+                settings=login,
+                connections=runner.connections,
+            )
+        )
 
     @property
     def observe(self) -> Observe:
@@ -297,6 +312,7 @@ class JobScheduler:
         A long queue costs nothing per pass when nothing can start: waiting jobs are read
         in scheduling order, a bounded batch at a time, and only if some provider has room.
         """
+        self.attempts.states.new_pass()
         for job in job_store.jobs_in_states(self.store, HOLDING):
             self._spawn_step(job.id)
         # at the pass right after an accrual that changed a running job's action (the

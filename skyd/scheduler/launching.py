@@ -28,7 +28,8 @@ from skyd.market.live import LiveMarket
 from skyd.model import Candidate, InstanceState, JobState, LaunchRequest
 from skyd.providers.base import Provider, job_tags
 from skyd.scheduler.attempts import GONE, Attempts
-from skyd.scheduler.blocks import ScopeBlocks
+from skyd.scheduler.blocks import PREEMPTION_BLOCK, ScopeBlocks
+from skyd.scheduler.booting import SSH_CLOUDS, BootFailed, Booting, BootWait
 from skyd.scheduler.interfaces import ClusterTargets, NoClusters, NoPlan, PlanView
 from skyd.scheduler.pipelines import pipeline_hold
 from skyd.scheduler.selection import Choice, Selector, Wait
@@ -72,6 +73,8 @@ class Launcher:
         self.clusters: ClusterTargets = NoClusters()
         self.plan: PlanView = NoPlan()
         self._unknown_errors: dict[int, int] = {}  # job id -> unmapped launch errors so far
+        self.boot: BootWait | None = None  # set with the SSH runner: cloud VMs need it
+        self.boot_tries = 3  # VMs of one job that may miss their boot deadline before it fails
 
     async def start_attempt(self, job: JobRecord, spec: TaskSpec | None = None) -> None:
         """A PENDING or RECOVERING job: start its next attempt now, or record why it waits."""
@@ -265,7 +268,9 @@ class Launcher:
             states = {i.instance_id: i.state for i in instances}
             await self.attempts.preempted(job, spec, recorded, states)
             return
-        if all(i.state == InstanceState.RUNNING for i in instances):
+        if choice.provider not in SSH_CLOUDS and all(
+            i.state == InstanceState.RUNNING for i in instances
+        ):
             job = self.journal.move(
                 job.id, JobState.SETTING_UP, reason=f"launched {names}", data=data, also=rows
             )
@@ -279,20 +284,59 @@ class Launcher:
         by_provider: dict[str, list[str]] = {}
         for inst in instances:
             by_provider.setdefault(inst.provider, []).append(inst.instance_id)
-        states: dict[str, InstanceState] = {}
-        for name, ids in by_provider.items():
-            provider = self.providers.get(name)
-            if provider is None:
-                return
-            states.update(await provider.describe(ids))
+        if any(name not in self.providers for name in by_provider):
+            return
+        states = await self.attempts.describe(instances)
         if any(s in (InstanceState.PREEMPTED, InstanceState.TERMINATED) for s in states.values()):
             await self.attempts.preempted(job, spec, instances, states)
             return
-        if all(s == InstanceState.RUNNING for s in states.values()):
-            job = self.journal.move(
-                job.id, JobState.SETTING_UP, reason=f"{', '.join(states)} running"
+        if len(states) < len(instances) or any(s != InstanceState.RUNNING for s in states.values()):
+            return
+        if instances[0].provider in SSH_CLOUDS:
+            if self.boot is None:
+                outcome: object = BootFailed(
+                    f"no SSH runner for {instances[0].provider} VMs", final=True
+                )
+            else:
+                outcome = await self.boot.check(job, instances)
+            if isinstance(outcome, Booting):
+                self.journal.note_waiting(job, outcome.reason)
+                return
+            if isinstance(outcome, BootFailed):
+                await self._boot_failed(job, instances, outcome.reason, outcome.final)
+                return
+        job = self.journal.move(job.id, JobState.SETTING_UP, reason=f"{', '.join(states)} running")
+        await self.attempts.start(job, spec)
+
+    async def _boot_failed(
+        self, job: JobRecord, instances: list[InstanceRecord], reason: str, final: bool
+    ) -> None:
+        """VMs skyd could not log in to: give them back, then place the job elsewhere (the
+        zone is avoided for a while) or, after `boot_tries` such VMs, fail it with the cause."""
+        await self.attempts.release(job, kill_grace=0.0)
+        first = instances[0]
+        zone = f"{first.cloud}/{first.region}/{first.zone}"
+        tries = 1 + sum(
+            1 for e in job_store.job_events(self.store, job.id) if e.kind == "boot_failed"
+        )
+        data = {"zone": zone, "tries": tries}
+        if final or tries >= self.boot_tries:
+            self.journal.move(
+                job.id,
+                JobState.FAILED,
+                kind="boot_failed",
+                reason=f"{first.instance_id} in {zone}: {reason} ({tries} VMs failed so)",
+                data=data,
             )
-            await self.attempts.start(job, spec)
+            return
+        self.blocks.block(zone, self.clock.now() + PREEMPTION_BLOCK)
+        self.journal.move(
+            job.id,
+            JobState.PENDING,
+            kind="boot_failed",
+            reason=f"{first.instance_id} in {zone}: {reason}; placing it again (blocked {zone})",
+            data=data,
+        )
 
 
 def time_limit(job: JobRecord, spec: TaskSpec, now: float, accelerator: str) -> float | None:

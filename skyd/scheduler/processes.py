@@ -22,6 +22,7 @@ from skyd.providers.base import (
 )
 from skyd.runner.process import ProcessRunner, RunCommand, read_status
 from skyd.runner.ssh import SshRunner, cloud_nodes, ssh_nodes
+from skyd.scheduler.booting import with_launch_login
 from skyd.scheduler.interfaces import ClusterTargets, NoClusters
 from skyd.spec import TaskSpec
 from skyd.store import Store
@@ -188,12 +189,27 @@ class Processes:
             found = sorted(
                 await provider.instances({TAG_TOKEN: token}), key=lambda i: i.instance_id
             )
+            records = {
+                i.instance_id: i
+                for i in instance_store.instances_for_job(self.store, job.id)
+                if i.attempt == job.attempt
+            }
+            found = [
+                with_launch_login(i, records[i.instance_id])
+                for i in found
+                if i.instance_id in records
+            ]
+            # the host keys pinned when skyd first reached each VM (scheduler.booting)
+            pinned = {
+                iid: str(r.data["host_key"]) for iid, r in records.items() if r.data.get("host_key")
+            }
             nodes = cloud_nodes(
                 found,
                 user=login.user,
-                key_path=login.key_path,
+                key_path=Path(login.key_path),
                 known_hosts=login.known_hosts,
                 remote_root=login.remote_root,
+                host_keys=pinned,
             )
         await self.ssh_runner.start(attempt_dir, remote, nodes)
 

@@ -37,6 +37,13 @@ class Transition:
     also: Also | None = None  # runs inside the transaction (e.g. the launch's instance rows)
 
 
+def login_data(inst: Instance) -> dict[str, Any]:
+    """What the launch said about reaching the instance (some clouds only say it then:
+    Azure's addresses live on its NIC and public IP, not on the VM a later list returns)."""
+    data = {"public_ip": inst.public_ip, "private_ip": inst.private_ip, "ssh_user": inst.ssh_user}
+    return {k: v for k, v in data.items() if v}
+
+
 class Journal:
     """Writes what the scheduler decided, one transaction each, and announces it on the bus."""
 
@@ -109,6 +116,7 @@ class Journal:
                     client_token=token,
                     hourly_price_micros=hourly_micros,
                     now=self.clock.now(),
+                    data=login_data(inst),
                 )
 
         return record
@@ -121,6 +129,12 @@ class Journal:
                 conn, job_id=job.id, at=self.clock.now(), kind="launched", reason=reason, data=data
             )
         self.publish(event)
+
+    def pin_host_key(self, provider: str, instance_id: str, host_key: str) -> None:
+        """The SSH host key an instance presented the first time skyd reached it: from now on
+        only that key is accepted for it."""
+        with self.store.transaction() as conn:
+            instance_store.set_instance_data(conn, provider, instance_id, "host_key", host_key)
 
     def instances_ended(self, ended: Sequence[tuple[str, str, str]], now: float) -> None:
         """(provider, instance id, final state) for instances given back, in one transaction."""

@@ -31,7 +31,8 @@ def insert_instance(
         " data_json)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (provider, instance_id) DO UPDATE SET state = excluded.state,"
-        " data_json = excluded.data_json",
+        # merged, so a repeated insert keeps what was learnt since (the pinned host key)
+        " data_json = json_patch(instances.data_json, excluded.data_json)",
         (
             instance.provider,
             instance.instance_id,
@@ -60,6 +61,17 @@ def set_instance_state(
         "UPDATE instances SET state = ?, ended_at = COALESCE(ended_at, ?)"
         " WHERE provider = ? AND instance_id = ?",
         (state, ended, provider, instance_id),
+    )
+
+
+def set_instance_data(
+    conn: sqlite3.Connection, provider: str, instance_id: str, key: str, value: Any
+) -> None:
+    """Set one key of an instance's data (e.g. the SSH host key pinned on first contact)."""
+    conn.execute(
+        "UPDATE instances SET data_json = json_set(data_json, ?, json(?))"
+        " WHERE provider = ? AND instance_id = ?",
+        (f"$.{key}", json.dumps(value), provider, instance_id),
     )
 
 

@@ -127,6 +127,7 @@ class FakeSshServer:
             sftp_factory=lambda chan: _HomeSftp(chan, self.home),
             allow_scp=False,
             reuse_address=True,
+            encoding=None,  # bytes both ways: a tar stream on stdin must arrive intact
         )
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
@@ -218,14 +219,14 @@ class FakeSshServer:
 
     # -- commands --------------------------------------------------------------------
 
-    async def _handle(self, process: asyncssh.SSHServerProcess[str]) -> None:
+    async def _handle(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         command = process.command or ""
         self.calls["exec"] += 1
         self.commands.append(command)
         fault = self._take({"exec"}, command)
         if fault is not None:
-            process.stdout.write(fault.stdout)
-            process.stderr.write(fault.stderr)
+            process.stdout.write(fault.stdout.encode())
+            process.stderr.write(fault.stderr.encode())
             process.exit(fault.exit_status)
             return
         env = {
@@ -241,18 +242,41 @@ class FakeSshServer:
             command,
             cwd=self.home,
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
+        pump = asyncio.create_task(_pump(process.stdin, proc.stdin))
         try:
-            # Whole output at exit is enough for the short commands skyd sends.
-            out, err = await proc.communicate()
+            # stdin is streamed (a client may never close it); output is whole at exit, which
+            # is enough for what skyd sends
+            out, err = await asyncio.gather(_read_all(proc.stdout), _read_all(proc.stderr))
+            await proc.wait()
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
             raise
-        process.stdout.write(out.decode("utf-8", "replace"))
-        process.stderr.write(err.decode("utf-8", "replace"))
+        finally:
+            pump.cancel()
+        process.stdout.write(out)
+        process.stderr.write(err)
         process.exit(proc.returncode if proc.returncode is not None else -1)
+
+
+async def _pump(source: asyncssh.SSHReader[bytes], sink: asyncio.StreamWriter | None) -> None:
+    """Copy the session's stdin to the command's until either side ends."""
+    if sink is None:
+        return
+    try:
+        while chunk := await source.read(65536):
+            sink.write(chunk)
+            await sink.drain()
+    except (ConnectionError, asyncssh.Error):
+        pass
+    finally:
+        sink.close()
+
+
+async def _read_all(stream: asyncio.StreamReader | None) -> bytes:
+    return await stream.read() if stream is not None else b""

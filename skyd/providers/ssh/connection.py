@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ class SshTarget:
     user: str
     key_path: Path
     known_hosts: Path | None = None
+    # The host key pinned for this machine (OpenSSH "type base64"): only it is accepted.
+    # Cloud VMs are trusted on first use and pinned in the store (skyd.runner.cloud_login).
+    host_key: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -34,6 +38,7 @@ class SshTarget:
             "user": self.user,
             "key_path": str(self.key_path),
             "known_hosts": str(self.known_hosts) if self.known_hosts else None,
+            "host_key": self.host_key,
         }
 
     @classmethod
@@ -46,6 +51,7 @@ class SshTarget:
             user=str(data["user"]),
             key_path=Path(str(data["key_path"])),
             known_hosts=Path(str(known)) if known else None,
+            host_key=str(data["host_key"]) if data.get("host_key") else None,
         )
 
 
@@ -54,6 +60,18 @@ class CommandResult:
     exit_status: int
     stdout: str
     stderr: str
+
+
+class HostKeyChangedError(AuthError):
+    """The machine presented another host key than the one pinned when skyd first reached
+    it: whatever answers at that address is not the machine skyd launched."""
+
+
+def fingerprint(public_key: str) -> str:
+    """SHA256:… of an OpenSSH public key line, as `ssh-keygen -l` prints it."""
+    import asyncssh
+
+    return str(asyncssh.import_public_key(public_key).get_fingerprint("sha256"))
 
 
 def translate(exc: BaseException, target: SshTarget) -> ProviderError:
@@ -67,6 +85,12 @@ def translate(exc: BaseException, target: SshTarget) -> ProviderError:
         return AuthError(
             f"{where} refused the login with key {target.key_path}: add the public key to the "
             "account's ~/.ssh/authorized_keys or fix key_path/user"
+        )
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable) and target.host_key:
+        return HostKeyChangedError(
+            f"{where} presented a host key other than the one pinned when skyd first connected "
+            f"({fingerprint(target.host_key)}): refusing the connection. The machine at this "
+            "address is not the one skyd launched (or it was reinstalled); terminate it"
         )
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
         known = target.known_hosts or "~/.ssh/known_hosts"
@@ -101,7 +125,10 @@ class SshConnections:
             if conn is not None and not conn.is_closed():
                 return conn
             kwargs: dict[str, object] = {}
-            if target.known_hosts is not None:
+            if target.host_key is not None:
+                # (trusted host keys, trusted CA keys, revoked keys): the pin and nothing else
+                kwargs["known_hosts"] = ([asyncssh.import_public_key(target.host_key)], [], [])
+            elif target.known_hosts is not None:
                 kwargs["known_hosts"] = str(target.known_hosts)
             try:
                 async with asyncio.timeout(self._connect_timeout):
@@ -121,6 +148,67 @@ class SshConnections:
                 raise translate(exc, target) from exc
             self._conns[target] = conn
             return conn
+
+    async def first_contact(self, target: SshTarget) -> str:
+        """Log in to a machine seen for the first time, accepting whatever host key it
+        presents (trust on first use), and return that key to pin. The connection stays
+        cached for `replace(target, host_key=<the key>)`. A target with a pin is checked
+        against it instead (HostKeyChangedError on a mismatch)."""
+        import asyncssh
+
+        if target.host_key is not None:
+            await self.connection(target)
+            return target.host_key
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                conn = await asyncssh.connect(
+                    target.host,
+                    port=target.port,
+                    username=target.user,
+                    client_keys=[str(target.key_path)],
+                    agent_path=None,
+                    config=[],
+                    known_hosts=None,  # nothing known yet: this first key is the one pinned
+                    connect_timeout=self._connect_timeout,
+                    login_timeout=self._connect_timeout,
+                    keepalive_interval=self._keepalive,
+                )
+        except (asyncssh.Error, OSError, TimeoutError, EOFError) as exc:
+            raise translate(exc, target) from exc
+        key = conn.get_server_host_key()
+        if key is None:  # pragma: no cover - asyncssh always has one after a handshake
+            conn.close()
+            raise TransientError(f"{target.name} presented no host key")
+        pinned = key.export_public_key("openssh").decode().split()
+        line = f"{pinned[0]} {pinned[1]}"
+        self._conns[dataclasses.replace(target, host_key=line)] = conn
+        return line
+
+    async def run_bytes(
+        self, target: SshTarget, command: str, *, timeout_s: float, stdin: bytes | None = None
+    ) -> tuple[int, bytes, str]:
+        """Run `command` feeding it `stdin` (a tar stream, say); its stdout is returned as
+        bytes, its stderr as text. Not retried: a stream half sent must be sent again whole."""
+        conn = await self.connection(target)
+        import asyncssh
+
+        try:
+            async with asyncio.timeout(timeout_s):
+                result = await conn.run(
+                    command,
+                    check=False,
+                    input=stdin if stdin is not None else b"",
+                    encoding=None,
+                )
+        except (asyncssh.Error, OSError, EOFError, TimeoutError) as exc:
+            await self.forget(target)
+            raise translate(exc, target) from exc
+        out = result.stdout if isinstance(result.stdout, bytes) else b""
+        return (
+            result.exit_status if result.exit_status is not None else -1,
+            out,
+            _text(result.stderr),
+        )
 
     async def run(
         self, target: SshTarget, command: str, *, timeout_s: float, retry: bool = True
