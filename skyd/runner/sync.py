@@ -55,7 +55,7 @@ class Excludes:
 
 
 def _spec(path: Path) -> pathspec.PathSpec[Any]:
-    return pathspec.PathSpec.from_lines("gitwildmatch", path.read_text().splitlines())
+    return pathspec.GitIgnoreSpec.from_lines(path.read_text().splitlines())
 
 
 def walk(root: Path) -> Iterator[tuple[Path, str]]:

@@ -43,7 +43,9 @@ class CloudWorld:
         root.mkdir(parents=True, exist_ok=True)
         self.key_path = root / "id_ed25519"
         self.public_key = write_key_pair(self.key_path, "skyd-daemon")
-        self.machines = FakeVmHost(root / "vms", boot_delay_s=boot_delay_s)
+        # the VMs' disks in a fresh /tmp directory of their own: their login users must reach
+        # them, which a private parent (pytest's tmp_path is 0700) would forbid
+        self.machines = FakeVmHost(boot_delay_s=boot_delay_s)
         self.moto: Any = None
         self.ec2: Any = None
         self.gce: Any = None

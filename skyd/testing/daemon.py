@@ -24,7 +24,11 @@ T = TypeVar("T")
 
 
 def wait_until(
-    condition: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.05
+    condition: Callable[[], T | None],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    error: Callable[[], object] | None = None,
 ) -> T:
     """Poll a condition on real processes until it holds (a bounded wait, not an ordering sleep)."""
     deadline = time.monotonic() + timeout
@@ -33,7 +37,8 @@ def wait_until(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout}s")
+            detail = f": {error()}" if error is not None else ""
+            raise TimeoutError(f"condition not met within {timeout}s{detail}")
         time.sleep(interval)
 
 

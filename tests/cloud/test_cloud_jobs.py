@@ -6,10 +6,7 @@ task's env, streams the output back, records the exit code and terminates the VM
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from skyctl.client import DaemonClient
 from skyd.catalog import Catalog
@@ -40,15 +37,16 @@ run: |
 """
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[CloudWorld]:
+async def test_a_cpu_job_succeeds_on_each_fake_cloud(tmp_path: Path) -> None:
     world = CloudWorld(tmp_path / "world", boot_delay_s=1.0)
     await world.start()
-    yield world
-    await world.stop()
+    try:
+        await _cpu_jobs(world, tmp_path)
+    finally:
+        await world.stop()
 
 
-async def test_a_cpu_job_succeeds_on_each_fake_cloud(world: CloudWorld, tmp_path: Path) -> None:
+async def _cpu_jobs(world: CloudWorld, tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "data").mkdir(parents=True)
     (src / "data" / "input.txt").write_text("payload-line\n")
@@ -77,7 +75,8 @@ async def test_a_cpu_job_succeeds_on_each_fake_cloud(world: CloudWorld, tmp_path
                         in ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
                         and j
                     ),
-                    timeout=150,
+                    timeout=90,
+                    error=lambda job_id=job_id: client.get_job(job_id),
                 )
                 logs[cloud] = b"".join(
                     await asyncio.to_thread(
