@@ -76,6 +76,7 @@ class CloudSshSettings:
     key_path: Path | None = None
     known_hosts: Path | None = None
     remote_root: str = ".skyd"
+    port: int = 22  # the VMs' sshd port (22 on every cloud image)
     # A VM whose sshd does not let skyd in this long after launch is terminated and its job
     # placed again (or failed after boot_tries such VMs).
     boot_timeout_s: float = 600.0

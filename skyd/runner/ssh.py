@@ -111,6 +111,7 @@ def cloud_nodes(
     remote_root: str = ".skyd",
     python: str = "python3",
     host_keys: Mapping[str, str] | None = None,
+    port: int = 22,
 ) -> list[SshNode]:
     """The nodes of an attempt on cloud VMs: logged in at their public address (private
     when they have none) as the user the provider says the image has (else `user`), checked
@@ -128,6 +129,7 @@ def cloud_nodes(
                     key_path=key_path,
                     known_hosts=known_hosts,
                     host_key=(host_keys or {}).get(inst.instance_id),
+                    port=port,
                 ),
                 ip=inst.private_ip or inst.public_ip or "",
                 remote_dir=run_dir(remote_root, inst.instance_id),
@@ -144,13 +146,14 @@ def cloud_target(
     key_path: Path,
     known_hosts: Path | None = None,
     host_key: str | None = None,
+    port: int = 22,
 ) -> SshTarget:
     """How to log in to one cloud VM (public address first; the image's own user)."""
     address = inst.public_ip or inst.private_ip
     if not address:
         raise ProviderError(f"{inst.instance_id} has no IP address yet; describe it again")
     login = inst.ssh_user or user
-    return SshTarget(inst.instance_id, address, 22, login, key_path, known_hosts, host_key)
+    return SshTarget(inst.instance_id, address, port, login, key_path, known_hosts, host_key)
 
 
 def node_env(base: Mapping[str, str], node: SshNode, nodes: Sequence[SshNode]) -> dict[str, str]:

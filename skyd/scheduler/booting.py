@@ -121,6 +121,7 @@ class BootWait:
                     user=self.settings.user,
                     key_path=key_path,
                     known_hosts=self.settings.known_hosts,
+                    port=self.settings.port,
                 )
                 host_key = await self.connections.first_contact(target)
                 self.journal.pin_host_key(record.provider, record.instance_id, host_key)

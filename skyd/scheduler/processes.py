@@ -210,6 +210,7 @@ class Processes:
                 known_hosts=login.known_hosts,
                 remote_root=login.remote_root,
                 host_keys=pinned,
+                port=login.port,
             )
         await self.ssh_runner.start(attempt_dir, remote, nodes)
 

@@ -78,6 +78,7 @@ class CloudWorld:
     def settings(self, settings: Settings) -> Settings:
         """`settings` with [cloud_ssh] logging in with the world's key."""
         settings.cloud_ssh.key_path = self.key_path
+        settings.cloud_ssh.port = self.machines.port  # 2222 where the host's own sshd has 22
         settings.market.poll_aws_spot_prices = False
         return settings
 
