@@ -242,12 +242,20 @@ class Launcher:
             )
             return
         except (TransientError, ProviderError) as exc:
+            retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+            when = "will retry"
+            if retry_after:
+                # the cloud said when to come back (Retry-After after the SDK's own retries):
+                # nothing is launched in that scope before then
+                scope = exc.scope or choice.candidate.offer.cloud
+                self.blocks.block(scope, self.clock.now() + retry_after)
+                when = f"will retry after {retry_after:g} s as {choice.provider} asked"
             self.journal.move(
                 job.id,
                 JobState.PENDING,
                 kind="launch_failed",
-                reason=f"tried {offer_key}: {exc.message}; will retry",
-                data={"error": exc.code},
+                reason=f"tried {offer_key}: {exc.message}; {when}",
+                data={"error": exc.code, "retry_after": retry_after},
             )
             return
         self._unknown_errors.pop(job.id, None)
