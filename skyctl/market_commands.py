@@ -170,6 +170,8 @@ EXPLAIN_ROWS = 25
 def _explain_text(payload: dict[str, object]) -> str:
     candidates = payload.get("candidates")
     rows = candidates if isinstance(candidates, list) else []
+    # data-aware placement: the split of each expected cost, when the task moves data
+    moves_data = any(isinstance(r, dict) and r.get("egress_cost") for r in rows)
     header = [
         "",
         "CLOUD",
@@ -180,6 +182,7 @@ def _explain_text(payload: dict[str, object]) -> str:
         "MARKET",
         "$/h",
         "EXP. COST",
+        *(["COMPUTE", "EGRESS"] if moves_data else []),
         "EXP. h",
         "WHY NOT",
     ]
@@ -203,6 +206,11 @@ def _explain_text(payload: dict[str, object]) -> str:
                 "spot" if r.get("spot") else "on-demand",
                 format_money(r.get("hourly_price")),
                 format_money(r.get("expected_cost")),
+                *(
+                    [format_money(r.get("compute_cost")), format_money(r.get("egress_cost"))]
+                    if moves_data
+                    else []
+                ),
                 f"{float(r.get('expected_hours') or 0):.1f}",
                 (str(excluded) + (f": {note}" if note else "")) if excluded else str(note),
             ]
@@ -212,6 +220,7 @@ def _explain_text(payload: dict[str, object]) -> str:
     if isinstance(total, int) and total > EXPLAIN_ROWS:
         lines.append(f"... {total - EXPLAIN_ROWS} more candidates (--json shows them)")
     lines.append("")
+    lines.extend(_data_lines(payload.get("data")))
     lines.append(
         ("Chosen: " if payload.get("chosen") else "Not placed: ") + str(payload.get("reason"))
     )
@@ -228,6 +237,24 @@ def _explain_text(payload: dict[str, object]) -> str:
             f"at {price}/h, expected {cost} ({hypothetical.get('reason')})"
         )
     return "\n".join(lines)
+
+
+def _data_lines(moves: object) -> list[str]:
+    """The task's buckets as placement priced them: where, how big, how known."""
+    if not isinstance(moves, list) or not moves:
+        return []
+    lines = []
+    for move in moves:
+        if not isinstance(move, dict):
+            continue
+        where = f"{move.get('cloud')}/{move.get('region') or '?'}"
+        verb = "reads" if move.get("direction") == "in" else "writes"
+        size = float(move.get("gigabytes") or 0)
+        line = f"Data: {verb} {move.get('url')} ({where}), {size:g} GB from {move.get('size_from')}"
+        if move.get("note"):
+            line += f"; {move['note']}"
+        lines.append(line)
+    return lines
 
 
 def _write(out: TextIO, payload: object, as_json: bool) -> None:

@@ -123,6 +123,39 @@ class PlacementSettings:
 
 
 @dataclass
+class DataSettings:
+    """Where a task's buckets live and how big they are (data-aware placement).
+
+    `s3_endpoint_url`: S3 API endpoint for GetBucketLocation and listings ("" = AWS's, or
+    $AWS_ENDPOINT_URL); `gcs_endpoint_url`: a GCS JSON API endpoint for bucket metadata
+    ("" = no GCS lookups); `bucket_regions`: bucket URL → region, for buckets skyd cannot ask
+    about (e.g. {"gs://lab-data" = "us-central1"}). Lookups give up after
+    `lookup_timeout_seconds` and list at most `max_listed_objects` objects per bucket.
+    """
+
+    s3_endpoint_url: str = ""
+    gcs_endpoint_url: str = ""
+    bucket_regions: dict[str, str] = field(default_factory=dict)
+    lookup_timeout_seconds: float = 5.0
+    max_listed_objects: int = 100_000
+    cache_seconds: float = 3600.0
+
+    def validate(self) -> None:
+        for name in ("s3_endpoint_url", "gcs_endpoint_url"):
+            url = getattr(self, name)
+            if url and not url.startswith(("http://", "https://")):
+                raise ConfigError(f"data.{name}: {url!r} must start with http:// or https://")
+        if not 0 < self.lookup_timeout_seconds <= 300:
+            raise ConfigError(
+                f"data.lookup_timeout_seconds: {self.lookup_timeout_seconds!r} must be in (0, 300]"
+            )
+        if not 0 <= self.max_listed_objects <= 10_000_000:
+            raise ConfigError(
+                f"data.max_listed_objects: {self.max_listed_objects!r} must be 0 to 10000000"
+            )
+
+
+@dataclass
 class QuotaSetting:
     """One cloud quota the global plan must respect, e.g. 16 GPUs of aws/us-east-1."""
 
@@ -155,6 +188,7 @@ class Settings:
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     quotas: list[QuotaSetting] = field(default_factory=list)
     placement: PlacementSettings = field(default_factory=PlacementSettings)
+    data: DataSettings = field(default_factory=DataSettings)
     solver_time_limit_seconds: float = 2.0
     # a task's workdir is copied for every job: larger ones (after .skyignore) are refused
     max_workdir_bytes: int = 1024**3
@@ -261,6 +295,7 @@ def load_settings(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     settings.placement.validate()
+    settings.data.validate()
     if settings.orphans not in ("terminate", "report"):
         raise ConfigError(f"orphans: {settings.orphans!r} is not allowed; use terminate or report")
     if state_dir is not None:

@@ -21,6 +21,7 @@ from skyd.accounting.optimizer_inputs import optimizer_budgets, optimizer_pools
 from skyd.accounting.reports import credits_view
 from skyd.api.app import build_app, serve_unix
 from skyd.catalog import Catalog, default_catalog_dir
+from skyd.catalog.locate import candidate_dirs
 from skyd.clock import Clock, SystemClock
 from skyd.clusters import ClusterService, LocalSessionProbe, NvidiaSmiProbe
 from skyd.config import ConfigError, Settings
@@ -28,6 +29,7 @@ from skyd.errors import StateLockedError
 from skyd.events import EventBus
 from skyd.market.advisor import SpotAdvisorSource
 from skyd.market.aws_spot import AwsSpotPriceSource
+from skyd.market.data_location import locator_for
 from skyd.market.live import LiveMarket
 from skyd.market.pollers import MarketPoller
 from skyd.market.replay import TraceReplay, lasting_anchor
@@ -313,6 +315,11 @@ class Daemon:
             providers=providers,
             runner=runner,
             market=market,
+            data=locator_for(
+                settings.data,
+                [d for d in (settings.catalog_dir,) if d is not None] + candidate_dirs(),
+                self.clock,
+            ),
         )
         self.scheduler = scheduler
         quotas = build_quotas(settings)

@@ -189,6 +189,7 @@ class Placement:
     expected_cost_micros: int
     expected_hours: float
     reason: str = ""
+    egress_cost_micros: int = 0  # moving the job's data (part of expected_cost_micros)
 
 
 @dataclass(frozen=True, slots=True)

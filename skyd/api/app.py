@@ -158,6 +158,8 @@ async def submit(request: web.Request) -> web.Response:
         pipeline = parse_file(
             body.task_yaml, source=body.source or "task.yaml", options=options
         ).pipeline
+        # where the task's buckets are, before it is placed (bounded; cached)
+        await scheduler.learn_data(pipeline.stages)
         if pipeline.is_pipeline:
             jobs = scheduler.submit_pipeline(pipeline, caller=caller, base_dir=str(base_dir))
             views = [job_view(job) for job in jobs]

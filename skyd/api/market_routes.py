@@ -144,6 +144,8 @@ def _candidate_view(view: CandidateView, providers: LiveMarket) -> dict[str, Any
         "hourly_price": view.hourly_price_micros / 1_000_000,
         "expected_hours": view.expected_hours,
         "expected_cost": view.expected_cost_micros / 1_000_000,
+        "compute_cost": view.compute_cost_micros / 1_000_000,
+        "egress_cost": view.egress_cost_micros / 1_000_000,
         "preemptions_per_hour": view.preemptions_per_hour,
         "excluded": None if view.excluded is None else view.excluded.value,
         "note": view.note,
@@ -176,6 +178,9 @@ def explain_view(outcome: PlacementOutcome, market: LiveMarket) -> dict[str, Any
             "spot": placement.spot,
             "hourly_price": placement.hourly_price_micros / 1_000_000,
             "expected_cost": placement.expected_cost_micros / 1_000_000,
+            "compute_cost": (placement.expected_cost_micros - placement.egress_cost_micros)
+            / 1_000_000,
+            "egress_cost": placement.egress_cost_micros / 1_000_000,
             "expected_hours": placement.expected_hours,
             "provider": outcome.provider,
         }
@@ -269,6 +274,7 @@ async def optimize(request: web.Request) -> web.Response:
             lenient=True,
         ),
     )
+    await scheduler.learn_data(parsed.pipeline.stages)
     views = [_explain_stage(scheduler, spec) for spec in parsed.pipeline.stages]
     if not parsed.pipeline.is_pipeline:
         view = views[0]
@@ -294,6 +300,7 @@ def _explain_stage(scheduler: JobScheduler, spec: TaskSpec) -> dict[str, Any]:
     view = explain_view(outcome, market)
     view["name"] = spec.name
     view["task"] = spec.public_summary()
+    view["data"] = scheduler.data_moves(spec)
     if outcome.decision.chosen is None:
         # what would be chosen if every cloud's provider were enabled
         hypothetical = scheduler.decide(
@@ -310,6 +317,9 @@ def _explain_stage(scheduler: JobScheduler, spec: TaskSpec) -> dict[str, Any]:
                 "spot": chosen.spot,
                 "hourly_price": chosen.hourly_price_micros / 1_000_000,
                 "expected_cost": chosen.expected_cost_micros / 1_000_000,
+                "compute_cost": (chosen.expected_cost_micros - chosen.egress_cost_micros)
+                / 1_000_000,
+                "egress_cost": chosen.egress_cost_micros / 1_000_000,
                 "reason": hypothetical.decision.reason,
             }
     return view

@@ -74,6 +74,8 @@ class Chosen(BaseModel):
     spot: bool
     hourly_price: float
     expected_cost: float
+    compute_cost: float | None = Field(None, description="expected cost of the instances")
+    egress_cost: float | None = Field(None, description="expected cost of moving the data")
     expected_hours: float | None = None
     provider: str | None = None
     reason: str | None = None
@@ -90,12 +92,24 @@ class CandidateRow(BaseModel):
     hourly_price: float
     expected_hours: float | None
     expected_cost: float
+    compute_cost: float = Field(description="instances: price x expected hours x nodes")
+    egress_cost: float = Field(description="moving the task's data here (catalogs/egress.csv)")
     preemptions_per_hour: float | None
     excluded: str | None = Field(description="why it was not chosen (null: eligible)")
     note: str | None
     chosen: bool
     alternative: int = Field(description="index of the any_of alternative it serves")
     provider: str | None
+
+
+class DataMove(BaseModel):
+    url: str
+    cloud: str
+    region: str | None = Field(description="null: not known (priced as another region)")
+    gigabytes: float
+    direction: str = Field(description="in: read by the task; out: written by it")
+    size_from: str = Field(description="inputs, outputs or bucket listing")
+    note: str | None = None
 
 
 class Explain(BaseModel):
@@ -108,6 +122,9 @@ class Explain(BaseModel):
     )
     name: str | None = None
     task: dict[str, Any] | None = Field(None, description="what the task asked for, redacted")
+    data: list[DataMove] = Field(
+        default_factory=list, description="the buckets it reads and writes, where and how big"
+    )
     warnings: list[str] = Field(
         default_factory=list, description="what would refuse the task at submit"
     )

@@ -14,6 +14,7 @@ from skyd.errors import CatalogError
 from skyd.model import Candidate, ExclusionReason, Offer, OfferFilter
 
 REGIONS_FILE = "regions.csv"
+EGRESS_FILE = "egress.csv"  # data-transfer prices (skyd.optimizer.egress), not a cloud
 
 
 class Catalog:
@@ -290,7 +291,7 @@ class Catalog:
 
 
 def catalog_files(directory: Path) -> dict[str, Path]:
-    """cloud → `<cloud>.csv` in `directory` (regions.csv and hidden files excluded)."""
+    """cloud → `<cloud>.csv` in `directory` (regions.csv, egress.csv and hidden files excluded)."""
     if not directory.is_dir():
         raise CatalogError(
             f"catalog directory {directory} does not exist or is not a directory; "
@@ -299,7 +300,9 @@ def catalog_files(directory: Path) -> dict[str, Path]:
     files = {
         path.stem.lower(): path
         for path in sorted(directory.glob("*.csv"))
-        if path.name != REGIONS_FILE and not path.name.startswith(".") and path.is_file()
+        if path.name not in (REGIONS_FILE, EGRESS_FILE)
+        and not path.name.startswith(".")
+        and path.is_file()
     }
     if not files:
         raise CatalogError(f"no catalog files (<cloud>.csv) in {directory}")

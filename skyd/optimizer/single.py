@@ -5,7 +5,8 @@ DEFAULT_EXPECTED_HOURS. On spot, with preemptions at `rate` per hour each costin
 `restart_cost_hours` (lost progress + relaunch + setup), only 1 - rate * restart of the wall
 time is progress, so hours / (1 - rate * restart) are expected (to first order the
 hours + rate * hours * restart of the plain model); at rate * restart >= 1 spot is excluded.
-Expected cost = live hourly price x expected hours x nodes.
+Expected cost = live hourly price x expected hours x nodes, plus the egress of the job's data
+to (and from) the candidate's cloud and region (skyd.optimizer.egress): a per-region constant.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Literal
 
 from skyd.model import Candidate, ExclusionReason, Offer, OfferFilter, Placement
 from skyd.optimizer.describe import describe_filter, dollars
+from skyd.optimizer.egress import DataFootprint
 from skyd.optimizer.spot_risk import DEFAULT_PREEMPTIONS_PER_HOUR
 
 # When a spec gives no estimated runtime we price one hour: it ranks offerings by $/h, which is
@@ -81,6 +83,8 @@ class PlacementRequest:
     num_nodes: int = 1
     max_hourly_price_micros: int | None = None
     filters: Sequence[OfferFilter] = ()
+    # the job's buckets and their sizes: egress is added to each candidate's expected cost
+    data: DataFootprint | None = None
 
     def __post_init__(self) -> None:
         if self.objective not in ("cost", "time"):
@@ -124,12 +128,17 @@ class CandidateView:
     alternative: int
     hourly_price_micros: int
     expected_hours: float  # includes the expected preemption overhead on spot
-    expected_cost_micros: int  # hourly price x expected hours x nodes
+    expected_cost_micros: int  # hourly price x expected hours x nodes, plus egress
     preemptions_per_hour: float  # 0 on-demand
     excluded: ExclusionReason | None
     note: str = ""  # why excluded, or a warning (deadline at risk)
     meets_deadline: bool = True
     chosen: bool = False
+    egress_cost_micros: int = 0  # moving the job's data here (part of expected_cost_micros)
+
+    @property
+    def compute_cost_micros(self) -> int:
+        return self.expected_cost_micros - self.egress_cost_micros
 
     @property
     def offer(self) -> Offer:
@@ -230,6 +239,7 @@ def evaluate(request: PlacementRequest, signals: MarketSignals) -> list[Candidat
     live_spot = signals.spot_price_micros
     scoped_rates = bool(signals.preemptions_per_hour)
     default_rate = signals.default_preemptions_per_hour
+    data = request.data or None
     views: list[CandidateView] = []
     append = views.append
     for index, alternative in enumerate(request.alternatives):
@@ -255,6 +265,7 @@ def evaluate(request: PlacementRequest, signals: MarketSignals) -> list[Candidat
                 rate = 0.0
                 hours = base_hours
             cost = round(price * hours * nodes) if hours != math.inf else 0
+            egress = data.cost_micros(offer.cloud, offer.region) if data is not None else 0
             meets_deadline = deadline is None or hours <= deadline
             if reason is None:
                 if max_price is not None and price > max_price:
@@ -269,7 +280,17 @@ def evaluate(request: PlacementRequest, signals: MarketSignals) -> list[Candidat
                         note = at_risk_note(hours, deadline)
             append(
                 CandidateView(
-                    candidate, index, price, hours, cost, rate, reason, note, meets_deadline
+                    candidate,
+                    index,
+                    price,
+                    hours,
+                    cost + egress,
+                    rate,
+                    reason,
+                    note,
+                    meets_deadline,
+                    False,
+                    egress,
                 )
             )
     return views
@@ -306,6 +327,7 @@ def place_each(request: PlacementRequest, signals: MarketSignals) -> PlacementDe
         expected_cost_micros=winner.expected_cost_micros,
         expected_hours=winner.expected_hours,
         reason=reason,
+        egress_cost_micros=winner.egress_cost_micros,
     )
     return PlacementDecision(
         placement, views, reason, winner.alternative, request.ordered, tuple(feasible)
@@ -360,6 +382,11 @@ def why_chosen(
         f"{dollars(winner.hourly_price_micros)}/h, {winner.expected_hours:.2f} h expected, "
         f"{dollars(winner.expected_cost_micros)} expected"
     )
+    if winner.egress_cost_micros:
+        text += (
+            f" ({dollars(winner.compute_cost_micros)} compute +"
+            f" {dollars(winner.egress_cost_micros)} data egress)"
+        )
     if len(request.alternatives) > 1:
         mode = "ordered" if request.ordered else "any_of"
         text += f" (alternative {winner.alternative + 1} of {len(request.alternatives)}, {mode})"

@@ -101,6 +101,9 @@ def place_rows(
         hours = np.where(never, math.inf, base / np.where(never, 1.0, 1.0 - lost))
     nodes = request.num_nodes
     cost = np.where(never, 0.0, np.rint(price * hours * nodes)).astype(np.int64)
+    egress = _egress(request, table, rows)
+    if egress is not None:
+        cost += egress
     note = np.where(never, _NOTE_NEVER, _NOTE_NONE)
     codes = np.where((codes == 0) & never, _NO_SPOT, codes)
     deadline = request.deadline_hours
@@ -116,6 +119,7 @@ def place_rows(
         note = np.where(late, np.where(spot, _NOTE_SPOT_DEADLINE, _NOTE_AT_RISK), note)
     bars = _exclude_unrequested(request, table, rows, alt, codes, cost, meets, note)
     views = RowViews(table, rows, alt, codes, price, hours, cost, rate, meets, note, bars)
+    views.egress = egress
     views.restart, views.deadline, views.max_price = restart, deadline, max_price
     feasible = np.flatnonzero(codes == 0)
     if len(feasible) == 0:
@@ -143,10 +147,25 @@ def place_rows(
         expected_cost_micros=winner.expected_cost_micros,
         expected_hours=winner.expected_hours,
         reason=reason,
+        egress_cost_micros=winner.egress_cost_micros,
     )
     return PlacementDecision(
         placement, views, reason, winner.alternative, request.ordered, tuple(preferred.tolist())
     )
+
+
+def _egress(request: PlacementRequest, table: CandidateTable, rows: Any) -> Any:
+    """Egress cost per row: one constant per (cloud, region), looked up per region of the
+    table (a few hundred) and spread over the rows by their region code."""
+    data = request.data
+    if not data:
+        return None
+    per_region = np.fromiter(
+        (data.cost_micros(*scope.split("/", 1)) for scope in table.region_scopes),
+        np.int64,
+        len(table.region_scopes),
+    )
+    return per_region[table.region[rows]]
 
 
 def _keys(objective: Objective, *columns: Any) -> tuple[Any, ...]:
@@ -228,6 +247,7 @@ class RowViews(Sequence[CandidateView]):
         self.restart = 0.0
         self.deadline: float | None = None
         self.max_price: int | None = None
+        self.egress: Any = None  # egress cost per row (None: the job moves no data)
         self._built: dict[int, CandidateView] = {}
 
     def __len__(self) -> int:
@@ -278,6 +298,7 @@ class RowViews(Sequence[CandidateView]):
             note,
             bool(self.meets[i]),
             i == self.chosen,
+            0 if self.egress is None else int(self.egress[i]),
         )
 
     def pruned(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from skyd.scheduler.interfaces import (
     PlanView,
 )
 from skyd.scheduler.launching import Launcher
-from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer
+from skyd.scheduler.placement import DataSource, PlacementContext, PlacementOutcome, Placer
 from skyd.scheduler.processes import Processes
 from skyd.scheduler.reconcile import ReconcileReport, reconcile
 from skyd.scheduler.selection import Selector, planned_placement
@@ -75,6 +75,7 @@ class JobScheduler:
         providers: Mapping[str, Provider],
         runner: ProcessRunner,
         market: LiveMarket,
+        data: DataSource | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -83,7 +84,8 @@ class JobScheduler:
         self.providers = providers
         self.runner = runner
         self.market = market
-        self.placer = Placer(market)
+        self.data = data
+        self.placer = Placer(market, data)
         self.daemon_id = daemon_identity(settings.state_dir)
         self.last_reconcile: ReconcileReport | None = None
         self._next_budget_check = 0.0
@@ -263,6 +265,24 @@ class JobScheduler:
         """Where `spec` would go now, given blocks and free capacity (also for explain).
         With a `context` it touches no live state, so a worker thread may call it."""
         return self.selector.decide(spec, deadline, context)
+
+    async def learn_data(self, specs: Sequence[TaskSpec]) -> None:
+        """Look up where the tasks' buckets are and how big (bounded, cached) so that their
+        placement prices moving the data."""
+        if self.data is not None:
+            for spec in specs:
+                await self.data.prefetch(spec)
+
+    def data_moves(self, spec: TaskSpec) -> list[dict[str, object]]:
+        """The task's data as placement prices it (for explain)."""
+        footprint = self.data.footprint(spec) if self.data is not None else None
+        if footprint is None:
+            return []
+        moves = footprint.describe()
+        assert self.data is not None
+        for move in moves:
+            move["note"] = self.data.note(str(move["url"]))
+        return moves
 
     def planned_placement(self, job: JobRecord) -> dict[str, Any] | None:
         """Where a waiting job is planned to go (the planner's memory, else the store)."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from skyd.catalog.table import ExplainedRows
 from skyd.errors import SpecError, UnknownAcceleratorError
 from skyd.market.live import LiveMarket
 from skyd.model import Candidate, ExclusionReason, OfferFilter
 from skyd.optimizer import MarketSignals, PlacementDecision, PlacementRequest, place
+from skyd.optimizer.egress import DataFootprint
 from skyd.spec import TaskSpec
 
 
@@ -29,6 +31,7 @@ class PlacementContext:
     assume_all_providers: bool = False  # as if every cloud's provider were enabled
     market_version: int = 0  # LiveMarket.version when captured (for caching decisions)
     every_cloud: bool = False  # explain: list candidates of disabled clouds too
+    data_version: int = 0  # DataLocator.version when captured (what is known about buckets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +59,25 @@ def job_filters(spec: TaskSpec, market: LiveMarket) -> list[OfferFilter]:
         ) from None
 
 
+class DataSource(Protocol):
+    """What skyd knows about tasks' buckets (skyd.market.data_location.DataLocator)."""
+
+    version: int
+
+    def footprint(self, spec: TaskSpec) -> DataFootprint | None: ...
+
+    async def prefetch(self, spec: TaskSpec) -> None: ...
+
+    def note(self, url: str) -> str | None: ...
+
+
 class Placer:
-    def __init__(self, market: LiveMarket) -> None:
+    """`data` gives a task's data footprint (cache reads only, no I/O), so the egress of its
+    buckets is part of every candidate's expected cost."""
+
+    def __init__(self, market: LiveMarket, data: DataSource | None = None) -> None:
         self.market = market
+        self.data = data
 
     def decide(
         self,
@@ -111,6 +130,7 @@ class Placer:
             deadline_hours=deadline_hours,
             num_nodes=spec.num_nodes,
             filters=filters,
+            data=self.data.footprint(spec) if self.data is not None else None,
         )
         decision = place(request, context.signals or self.market.signals())
         provider = (

@@ -175,7 +175,12 @@ class Planner:
         if self._reader is None:
             self._reader = self.store.reader() if self.store.path is not None else self.store
         context = inputs.context
-        conditions = (context.market_version, context.blocked, context.full_providers)
+        conditions = (
+            context.market_version,
+            context.data_version,
+            context.blocked,
+            context.full_providers,
+        )
         coupled = bool(inputs.quotas or inputs.pools or inputs.budgets)
         # Nothing couples the jobs and nothing changed since the last full pass: the plans
         # made then still stand, so only jobs submitted since need one.
@@ -276,6 +281,10 @@ class Planner:
             spec.objective,
             tuple(sorted(spec.estimated_runtime.items())),
             keep,
+            # the same resources with other data: another egress term
+            tuple(m.url for m in spec.storage_mounts.values()),
+            tuple(sorted(spec.inputs.items())),
+            tuple(sorted(spec.outputs.items())),
         )
         shared = self._by_shape.get(shape) if job.deadline is None else None
         if shared is not None and shared[0] == conditions:
@@ -298,7 +307,12 @@ class Planner:
         job's own cheapest option is the optimum. Worked through on the loop a page at a
         time — a CPU-bound worker thread would starve the loop of the GIL (the convoy
         effect) and stall every request while it runs."""
-        conditions = (context.market_version, context.blocked, context.full_providers)
+        conditions = (
+            context.market_version,
+            context.data_version,
+            context.blocked,
+            context.full_providers,
+        )
         incremental = conditions == self._full_pass_conditions
         self._full_pass_conditions = conditions
         after = self._newest_planned if incremental else 0
@@ -344,7 +358,12 @@ class Planner:
         assignment_jobs = []
         feasible: dict[int, dict[str, int]] = {}  # job → option key → expected cost now
         context = inputs.context
-        conditions = (context.market_version, context.blocked, context.full_providers)
+        conditions = (
+            context.market_version,
+            context.data_version,
+            context.blocked,
+            context.full_providers,
+        )
         for running in inputs.running:
             moving = self._running_job(running, context)
             if moving is not None:

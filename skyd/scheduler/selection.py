@@ -109,6 +109,7 @@ class Selector:
             full_providers=frozenset(p for p in self.providers if self.is_full(p)),
             signals=self.market.signals(),
             market_version=self.market.version,
+            data_version=self.placer.data.version if self.placer.data is not None else 0,
         )
 
     def decide(

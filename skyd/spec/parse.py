@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from skyd.errors import SpecError
+from skyd.spec.data_sizes import data_sizes
 from skyd.spec.fields import FieldReader, Problems, as_text, check_value, combined
 from skyd.spec.limits import (
     DEFAULT_MAX_WORKDIR_BYTES,
@@ -75,6 +76,8 @@ TOP_FIELDS = (
     "priority",
     "objective",
     "migrate",
+    "inputs",
+    "outputs",
 )
 TOP_UNSUPPORTED = {
     "service": (
@@ -84,8 +87,6 @@ TOP_UNSUPPORTED = {
     "config": "per-task config overrides are not supported yet",
     "event_callback": "not supported yet",
     "volumes": "not supported yet; use file_mounts with local paths",
-    "inputs": "not supported yet; skyd does not use SkyPilot's data-transfer estimates",
-    "outputs": "not supported yet; skyd does not use SkyPilot's data-transfer estimates",
 }
 JOB_RECOVERY_FIELDS = ("strategy", "max_restarts_on_errors")
 STRATEGY_NAMES = tuple(strategy.value for strategy in RecoveryStrategy)
@@ -326,6 +327,8 @@ class _TaskParser:
             ("num_nodes", lambda v: task.update(num_nodes=self._num_nodes(v))),
             ("file_mounts", lambda v: self._file_mounts(v, envs, task)),
             ("deadline", lambda v: task.update(deadline=self._deadline(v))),
+            ("inputs", lambda v: task.update(inputs=data_sizes(problems, "inputs", v))),
+            ("outputs", lambda v: task.update(outputs=data_sizes(problems, "outputs", v))),
             (
                 "estimated_runtime",
                 lambda v: task.update(estimated_runtime=self._estimated_runtime(v)),

@@ -91,6 +91,10 @@ class TaskSpec(BaseModel):
     file_mounts: Mapping[str, str] = Field(default_factory=dict)
     # destination → bucket (plain `DEST: s3://…` mounts and SkyPilot storage objects)
     storage_mounts: Mapping[str, StorageMount] = Field(default_factory=dict)
+    # SkyPilot's size hints, bucket URL → GB read (`inputs`) and written (`outputs`): priced
+    # as egress by data-aware placement
+    inputs: Mapping[str, float] = Field(default_factory=dict)
+    outputs: Mapping[str, float] = Field(default_factory=dict)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     job_recovery: JobRecoverySpec = Field(default_factory=JobRecoverySpec)
     deadline: DeadlineSpec | None = None
@@ -153,6 +157,8 @@ class TaskSpec(BaseModel):
                 }
                 for dest, mount in self.storage_mounts.items()
             },
+            "inputs": dict(self.inputs),
+            "outputs": dict(self.outputs),
         }
         return {key: value for key, value in summary.items() if value not in (None, [], {})}
 

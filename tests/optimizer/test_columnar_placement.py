@@ -34,6 +34,7 @@ def both(request: PlacementRequest, signals: MarketSignals) -> tuple[PlacementDe
         num_nodes=request.num_nodes,
         max_hourly_price_micros=request.max_hourly_price_micros,
         filters=request.filters,
+        data=request.data,
     )
     return fast, place_each(plain, signals)
 
