@@ -20,7 +20,7 @@ from typing import Any
 
 from skyd.clock import Clock
 from skyd.config import Settings
-from skyd.errors import PermissionDeniedError
+from skyd.errors import PermissionDeniedError, SpecError
 from skyd.events import EventBus
 from skyd.identity import Caller, daemon_identity
 from skyd.market.live import LiveMarket
@@ -312,6 +312,32 @@ class JobScheduler:
         Never swallows its cancellation: `asyncio.wait_for` (3.11) returns the awaited
         result when a cancel lands just as the change arrives, and the loop then ran on
         while the daemon waited for it to stop. `asyncio.timeout` re-raises the cancel."""
+        # jobs left waiting by a previous daemon: learn where their buckets are meanwhile
+        learning = asyncio.create_task(self._learn_waiting_data(), name="learn-data")
+        try:
+            await self._loop()
+        finally:
+            learning.cancel()
+
+    async def _learn_waiting_data(self) -> None:
+        if self.data is None:
+            return
+        for index, job in enumerate(job_store.jobs_in_states(self.store, WAITING)):
+            if index % 256 == 0:
+                await asyncio.sleep(0)  # a long queue is read without holding the loop
+            text = job.spec_json
+            if not any(
+                f'"{name}":' in text and f'"{name}":{{}}' not in text
+                for name in ("storage_mounts", "inputs", "outputs")
+            ):
+                continue  # parsed only for jobs that name buckets
+            try:
+                spec = TaskSpec.from_json(job.spec_json)
+            except SpecError:
+                continue
+            await self.learn_data([spec])
+
+    async def _loop(self) -> None:
         while True:
             self.bus.changed.clear()
             try:

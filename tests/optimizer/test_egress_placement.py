@@ -212,3 +212,39 @@ def test_inputs_and_outputs_are_kept_in_gb() -> None:
     )
     assert dict(spec.inputs) == {"gs://lab/train": 2000.0}
     assert dict(spec.outputs) == {"s3://lab-out": 1.5}
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('[data]\ns3_endpoint_url = "localhost:9000"\n', "data.s3_endpoint_url"),
+        ("[data]\nlookup_timeout_seconds = 0\n", "data.lookup_timeout_seconds"),
+        ("[data]\nmax_listed_objects = -1\n", "data.max_listed_objects"),
+    ],
+)
+def test_bad_data_settings_name_the_setting(tmp_path: Path, text: str, match: str) -> None:
+    from skyd.config import ConfigError, load_settings
+
+    path = tmp_path / "skyd.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_settings(path)
+
+
+def test_configured_bucket_regions_place_a_bucket_skyd_cannot_ask_about(
+    table: EgressTable,
+) -> None:
+    from skyd.clock import SystemClock
+    from skyd.config import DataSettings
+    from skyd.market.data_location import DataLocator
+
+    settings = DataSettings(bucket_regions={"gs://lab-data": "us-central1"})
+    locator = DataLocator(settings, table, SystemClock())
+    spec = parse_task("inputs:\n  gs://lab-data/train: 100\nrun: x\n", source="t.yaml")
+    footprint = locator.footprint(spec)
+    assert footprint is not None
+    [move] = footprint.transfers
+    assert (move.cloud, move.region, move.gigabytes) == ("gcp", "us-central1", 100.0)
+    assert footprint.cost_micros("gcp", "us-central1") == 0
+    assert footprint.cost_micros("aws", "us-east-1") == 100 * table.rates["gcp"].internet_micros
+    assert locator.note("gs://lab-data/train") == "region from [data] bucket_regions"
