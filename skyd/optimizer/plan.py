@@ -22,8 +22,9 @@ class AssignmentOption:
     """One place a job could run, with what it is expected to cost there (all nodes)."""
 
     candidate: Candidate
-    expected_cost_micros: int
+    expected_cost_micros: int  # includes the egress of the job's data to this place
     expected_hours: float
+    egress_cost_micros: int = 0
 
     @property
     def key(self) -> str:
@@ -61,7 +62,10 @@ def options_from_decision(
         if decision.alternative is not None and decision.ordered:
             views = [v for v in views if v.alternative == decision.alternative]
     options = [
-        AssignmentOption(v.candidate, v.expected_cost_micros, v.expected_hours) for v in views
+        AssignmentOption(
+            v.candidate, v.expected_cost_micros, v.expected_hours, v.egress_cost_micros
+        )
+        for v in views
     ]
     return tuple(prune_options(options, per_group, max_options, keep_key))
 
@@ -304,6 +308,7 @@ class JobAssignment:
             hourly_price_micros=self.option.candidate.hourly_price_micros,
             expected_cost_micros=self.option.expected_cost_micros,
             expected_hours=self.option.expected_hours,
+            egress_cost_micros=self.option.egress_cost_micros,
             reason="global plan, paid by "
             + ", ".join(payers)
             + (", migrating" if self.migrate else ""),

@@ -232,8 +232,15 @@ class Planner:
         ran = max(0.0, self.clock.now() - (job.started_at or self.clock.now())) / 3600.0
         left = max(0.1, 1.0 - ran / estimate)
         outcome = self._decide(spec, job.deadline, context)
+        # moving copies the data again: its egress is paid in full, the compute for what is left
         options = [
-            AssignmentOption(o.candidate, round(o.expected_cost_micros * left), o.expected_hours)
+            AssignmentOption(
+                o.candidate,
+                round((o.expected_cost_micros - o.egress_cost_micros) * left)
+                + o.egress_cost_micros,
+                o.expected_hours,
+                o.egress_cost_micros,
+            )
             for o in options_from_decision(outcome.decision)
             if o.key != current
         ]

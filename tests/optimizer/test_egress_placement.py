@@ -248,3 +248,30 @@ def test_configured_bucket_regions_place_a_bucket_skyd_cannot_ask_about(
     assert footprint.cost_micros("gcp", "us-central1") == 0
     assert footprint.cost_micros("aws", "us-east-1") == 100 * table.rates["gcp"].internet_micros
     assert locator.note("gs://lab-data/train") == "region from [data] bucket_regions"
+
+
+def test_the_global_plan_keeps_a_2_tb_job_next_to_its_data_under_a_quota(
+    market: LiveMarket, table: EgressTable
+) -> None:
+    """Two V100 jobs, one with 2 TB in aws/us-east-1 and one without data, one aws V100
+    allowed by quota: the plan's option costs include the egress, so the job whose data is in
+    aws/us-east-1 gets it and the other goes to GCP's cheaper V100."""
+    from skyd.optimizer import AssignmentJob, AssignmentProblem, Quota, solve_assignment
+
+    heavy = decide(market, table, V100_TASK, 2000.0)
+    light = decide(
+        market, table, "resources:\n  accelerators: V100:1\nestimated_runtime: 10h\n", None
+    )
+    problem = AssignmentProblem(
+        jobs=[
+            AssignmentJob(job_id=1, options=options_from_decision(light)),  # type: ignore[arg-type]
+            AssignmentJob(job_id=2, options=options_from_decision(heavy)),  # type: ignore[arg-type]
+        ],
+        quotas=[Quota(name="aws V100", cloud="aws", resource="gpus", limit=1)],
+    )
+    plan = solve_assignment(problem)
+    placed = {job: a.option for job, a in plan.assignments.items()}
+    assert (placed[2].offer.cloud, placed[2].offer.region) == ("aws", "us-east-1")
+    assert placed[2].egress_cost_micros == 0
+    assert placed[1].offer.cloud == "gcp"
+    assert plan.assignments[2].placement.egress_cost_micros == 0
