@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from skyd.clock import Clock
 from skyd.config import DataSettings
@@ -183,7 +184,7 @@ class DataLocator:
                 )
             elif store == "gcs" and self.settings.gcs_endpoint_url:
                 facts = await asyncio.wait_for(
-                    self._gcs(bucket), self.settings.lookup_timeout_seconds
+                    self._gcs(bucket, prefix, need_size), self.settings.lookup_timeout_seconds
                 )
             else:
                 facts = BucketFacts(None, None, error=f"no {store} lookup configured")
@@ -231,17 +232,42 @@ class DataLocator:
                     break
             return BucketFacts(region, total / GB, complete)
 
-    async def _gcs(self, bucket: str) -> BucketFacts:
+    async def _gcs(self, bucket: str, prefix: str, need_size: bool) -> BucketFacts:
+        """Bucket metadata (`location`) and, if wanted, the objects' sizes from the GCS JSON
+        API at the configured endpoint."""
         import aiohttp
 
-        url = f"{self.settings.gcs_endpoint_url.rstrip('/')}/storage/v1/b/{bucket}"
-        async with aiohttp.ClientSession() as http, http.get(url) as response:
-            if response.status != 200:
-                raise RuntimeError(f"GCS answered {response.status} for bucket {bucket}")
-            body = await response.json()
-        location = str(body.get("location") or "").lower()
-        # a multi-region ("US", "EU") or dual-region bucket has no single region
-        return BucketFacts(location if "-" in location else None, None)
+        base = f"{self.settings.gcs_endpoint_url.rstrip('/')}/storage/v1/b/{quote(bucket)}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base) as response:
+                if response.status != 200:
+                    raise RuntimeError(f"GCS answered {response.status} for bucket {bucket}")
+                body = await response.json()
+            location = str(body.get("location") or "").lower()
+            # a multi-region ("US", "EU") or dual-region bucket has no single region
+            region = location if "-" in location else None
+            if not need_size:
+                return BucketFacts(region, None)
+            folder = prefix.rstrip("/") + "/" if prefix else ""
+            total, seen, token = 0, 0, ""
+            while True:
+                params = {"prefix": prefix, "fields": "items(name,size),nextPageToken"}
+                if token:
+                    params["pageToken"] = token
+                async with http.get(f"{base}/o", params=params) as response:
+                    if response.status != 200:
+                        raise RuntimeError(f"GCS answered {response.status} listing {bucket}")
+                    page = await response.json()
+                for item in page.get("items", []):
+                    name = str(item.get("name", ""))
+                    if not prefix or name == prefix or name.startswith(folder):
+                        total += int(item.get("size", 0))
+                    seen += 1
+                token = str(page.get("nextPageToken") or "")
+                if not token:
+                    return BucketFacts(region, total / GB)
+                if seen >= self.settings.max_listed_objects:
+                    return BucketFacts(region, total / GB, complete=False)
 
 
 def locator_for(settings: DataSettings, directories: Iterable[Any], clock: Clock) -> DataLocator:
