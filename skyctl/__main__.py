@@ -38,6 +38,14 @@ def job_id(text: str) -> int:
     return value
 
 
+def node_rank(text: str) -> int:
+    if not text.isdigit() or len(text) > 9:
+        raise argparse.ArgumentTypeError(
+            f"node ranks are 0, 1, 2, ... (0 is the head node), not {text!r}"
+        )
+    return int(text)
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -167,6 +175,13 @@ def _logs_arguments(sub: argparse.ArgumentParser) -> None:
         "--follow",
         action="store_true",
         help="keep printing until the job ends (Ctrl-C stops)",
+    )
+    sub.add_argument(
+        "--node",
+        metavar="K",
+        type=node_rank,
+        default=0,
+        help="the log of node K of a multi-node job (its SKYPILOT_NODE_RANK; default 0, the head)",
     )
 
 

@@ -228,8 +228,14 @@ class DaemonClient:
     def cancel_job(self, job_id: int) -> JsonObject:
         return _as_object(self.request("POST", job_path(job_id, "/cancel")))
 
-    def job_logs(self, job_id: int, *, follow: bool, offset: int = 0) -> Iterator[bytes]:
-        query: dict[str, QueryValue] = {"follow": follow, "offset": offset or None}
+    def job_logs(
+        self, job_id: int, *, follow: bool, offset: int = 0, node: int = 0
+    ) -> Iterator[bytes]:
+        query: dict[str, QueryValue] = {
+            "follow": follow,
+            "offset": offset or None,
+            "node": node or None,
+        }
         return self.stream(job_path(job_id, "/logs"), query=query)
 
     def events(self, since: int | None = None) -> Iterator[JsonObject]:

@@ -176,7 +176,7 @@ def logs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextI
     """Copy a job's log to stdout as it arrives; with --follow, until the job ends."""
     from skyctl.follow import copy_log
 
-    copy_log(client.job_logs(args.job, follow=args.follow), out)
+    copy_log(client.job_logs(args.job, follow=args.follow, node=args.node), out)
     return 0
 
 

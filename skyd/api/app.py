@@ -315,24 +315,48 @@ async def _job_logs(request: web.Request) -> web.StreamResponse:
     job = job_store.get_job(scheduler.store, job_id)
     if job.owner_uid != caller.uid and not caller.is_admin:
         raise PermissionDeniedError(f"the logs of job {job_id} are visible to its owner only")
-    path = scheduler.log_path(job_id)
+    nodes = TaskSpec.from_json(open_spec_json(job.spec_json)).num_nodes
+    if query.node >= nodes:
+        raise SpecError(
+            f"node: job {job_id} has {nodes} node(s), ranks 0 to {nodes - 1}; "
+            f"{query.node} is not one of them",
+            "node",
+        )
+    # a gang on this host writes one log per node; remote runners put rank K's lines into
+    # job.log prefixed "(node K) ", which are picked out (prefix dropped) for ?node=K
+    prefix = b""
+    path = scheduler.log_path(job_id, query.node)
+    if query.node and scheduler.processes.runs_over_ssh(job):
+        path, prefix = scheduler.log_path(job_id), b"(node %d) " % query.node
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
     response.enable_chunked_encoding()
     await response.prepare(request)
+    ended = job.state.is_terminal
     while True:
         chunk = _read_from(path, offset)
-        if chunk:
+        if prefix:
+            # whole lines only: a partial last line waits for its end (or for the job's)
+            whole = chunk if ended else chunk[: chunk.rfind(b"\n") + 1]
+            offset += len(whole)
+            chunk = b"".join(
+                line[len(prefix) :]
+                for line in whole.splitlines(keepends=True)
+                if line.startswith(prefix)
+            )
+            if chunk:
+                await response.write(chunk)
+            if whole:
+                continue
+        elif chunk:
             offset += len(chunk)
             await response.write(chunk)
             continue
-        if not follow:
+        if not follow or ended:
             break
         job = job_store.get_job(scheduler.store, job_id)
         if job.state.is_terminal:
-            tail = _read_from(path, offset)  # drain what was written before the end
-            if tail:
-                await response.write(tail)
-            break
+            ended = True  # one more read drains what was written before the end
+            continue
         await asyncio.sleep(LOG_POLL_SECONDS)  # a file has no change notification here
     await response.write_eof()
     return response

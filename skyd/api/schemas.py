@@ -47,6 +47,9 @@ class JobListQuery(Query):
 class LogsQuery(Query):
     follow: Flag = Field(False, description="stream until the job ends")
     offset: Int64 = Field(0, description="byte offset to start from")
+    node: Int64 = Field(
+        0, description="which node of a multi-node job (its SKYPILOT_NODE_RANK; 0: the head)"
+    )
 
 
 class EventsQuery(Query):

@@ -68,7 +68,7 @@ class Attempts:
             if remote:
                 await self.processes.start_remote(job, spec, command)
             else:
-                await self.processes.start_local(job, command)
+                await self.processes.start_local(job, spec, command)
             return
         except ProviderError as exc:
             cause = exc.message

@@ -298,8 +298,8 @@ class JobScheduler:
     def job_dir(self, job_id: int) -> Path:
         return self.processes.job_dir(job_id)
 
-    def log_path(self, job_id: int) -> Path:
-        return self.processes.log_path(job_id)
+    def log_path(self, job_id: int, rank: int = 0) -> Path:
+        return self.processes.log_path(job_id, rank)
 
     def attempt_dir(self, job: JobRecord) -> Path:
         return self.processes.attempt_dir(job)

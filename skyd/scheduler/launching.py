@@ -259,6 +259,23 @@ class Launcher:
             )
             return
         self._unknown_errors.pop(job.id, None)
+        if len({i.instance_id for i in instances}) < spec.num_nodes:
+            # all or nothing: never run a gang short of nodes; give back what did launch
+            got = len(instances)
+            if instances:
+                await provider.terminate([i.instance_id for i in instances])
+            self.blocks.block_after(
+                CapacityError("partial launch", scope=offer_key), offer_key, self.clock.now()
+            )
+            self.journal.move(
+                job.id,
+                JobState.PENDING,
+                kind="launch_failed",
+                reason=f"tried {offer_key}: {got} of {spec.num_nodes} nodes launched; "
+                f"terminated them (a gang starts with every node or not at all)",
+                data={"error": "partial_launch", "launched": got, "scope": offer_key},
+            )
+            return
         rows = self.journal.instance_rows(
             instances, job=job, token=token, hourly_micros=choice.candidate.hourly_price_micros
         )

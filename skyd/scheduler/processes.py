@@ -4,6 +4,7 @@ what its provider launched (a Slurm allocation, Kubernetes pods: the provider's 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from skyd.providers.base import (
     RunsItsAttempts,
 )
 from skyd.runner.process import ProcessRunner, RunCommand, read_status
-from skyd.runner.ssh import SshRunner, cloud_nodes, ssh_nodes
+from skyd.runner.ssh import SshRunner, cloud_nodes, combine, ssh_nodes
 from skyd.scheduler.booting import with_launch_login
 from skyd.scheduler.interfaces import ClusterTargets, NoClusters
 from skyd.spec import TaskSpec
@@ -62,11 +63,24 @@ class Processes:
     def job_dir(self, job_id: int) -> Path:
         return self.settings.jobs_dir / str(job_id)
 
-    def log_path(self, job_id: int) -> Path:
-        return self.job_dir(job_id) / "job.log"
+    def log_path(self, job_id: int, rank: int = 0) -> Path:
+        """Rank 0's output (and skyd's own lines); a local gang's rank K writes its own file."""
+        name = "job.log" if rank == 0 else f"job.node-{rank}.log"
+        return self.job_dir(job_id) / name
 
-    def attempt_dir(self, job: JobRecord) -> Path:
-        return self.job_dir(job.id) / f"attempt-{job.attempt}"
+    def attempt_dir(self, job: JobRecord, rank: int = 0) -> Path:
+        base = self.job_dir(job.id) / f"attempt-{job.attempt}"
+        return base if rank == 0 else base / f"node-{rank}"
+
+    def node_home(self, job_id: int, rank: int) -> Path:
+        """Where rank K keeps its own workdir and mounts (rank 0: the job's directory), as
+        each node of a real cluster has its own disk."""
+        job_dir = self.job_dir(job_id)
+        return job_dir if rank == 0 else job_dir / f"node-{rank}"
+
+    @staticmethod
+    def num_nodes(job: JobRecord) -> int:
+        return TaskSpec.from_json(job.spec_json).num_nodes
 
     def runs_over_ssh(self, job: JobRecord) -> bool:
         """Whether the attempt runs away from this host (over SSH or in its provider)."""
@@ -78,15 +92,17 @@ class Processes:
         provider = self.providers.get(str((job.placement or {}).get("provider")))
         return provider.attempt_runner if isinstance(provider, RunsItsAttempts) else None
 
-    def prepare(self, job: JobRecord, spec: TaskSpec) -> RunCommand:
+    def prepare(self, job: JobRecord, spec: TaskSpec, rank: int = 0) -> RunCommand:
         """Make the job's directories and log (owned by the job's user when skyd may switch
-        to it) and say what to run, where, with which environment."""
-        job_dir = self.job_dir(job.id)
+        to it) and say what to run, where, with which environment (for node `rank` of a
+        gang on this host)."""
+        job_dir = self.node_home(job.id, rank)
         checkpoint_dir = self.settings.checkpoints_dir / str(job.id)
-        for path in (job_dir, checkpoint_dir):  # private: the job's envs and output live here
+        for path in (self.job_dir(job.id), job_dir, checkpoint_dir):
+            # private: the job's envs and output live here
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
             path.chmod(0o700)
-        log_file = self.log_path(job.id)
+        log_file = self.log_path(job.id, rank)
         os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         log_file.chmod(0o600)
         may_switch = os.geteuid() == 0 or self.settings.local.run_as_owner
@@ -120,7 +136,7 @@ class Processes:
             setup=spec.setup,
             run=spec.run,
             cwd=cwd,
-            env=self.job_env(job, spec, checkpoint_dir, cwd),
+            env=self.job_env(job, spec, checkpoint_dir, cwd, rank),
             log_path=log_file,
             workdir_source=Path(spec.workdir) if spec.workdir else None,
             file_mounts=mounts,
@@ -130,12 +146,17 @@ class Processes:
             gid=gid,
         )
 
-    async def start_local(self, job: JobRecord, command: RunCommand) -> None:
-        attempt_dir = self.attempt_dir(job)
-        if command.uid is not None and command.gid is not None:
-            attempt_dir.mkdir(parents=True, exist_ok=True)
-            os.chown(attempt_dir, command.uid, command.gid)
-        await self.runner.start(attempt_dir, command)
+    async def start_local(self, job: JobRecord, spec: TaskSpec, command: RunCommand) -> None:
+        """Start the attempt on this host: one shim per node (rank 0 runs `command`), each
+        skipped when it already runs, so a start cut short is completed, never doubled."""
+        commands = [command] + [self.prepare(job, spec, r) for r in range(1, spec.num_nodes)]
+        for rank, each in enumerate(commands):
+            attempt_dir = self.attempt_dir(job, rank)
+            attempt_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if each.uid is not None and each.gid is not None:
+                os.chown(attempt_dir, each.uid, each.gid)
+        for rank, each in enumerate(commands):
+            await self.runner.start(self.attempt_dir(job, rank), each)
 
     async def start_remote(self, job: JobRecord, spec: TaskSpec, command: RunCommand) -> None:
         """Run the attempt over SSH: on lab machines, or on the cloud VMs it launched.
@@ -220,7 +241,11 @@ class Processes:
             return await own.status(self.attempt_dir(job))
         if self.runs_over_ssh(job) and self.ssh_runner is not None:
             return await self.ssh_runner.status(self.attempt_dir(job))
-        return read_status(self.attempt_dir(job))
+        nodes = self.num_nodes(job)
+        if nodes == 1:
+            return read_status(self.attempt_dir(job))
+        # a gang: the first node to fail fails it (the scheduler then kills the others)
+        return combine([read_status(self.attempt_dir(job, r)) for r in range(nodes)])
 
     async def kill(self, job: JobRecord, grace: float) -> None:
         own = self.own_runner(job)
@@ -229,15 +254,23 @@ class Processes:
         elif self.runs_over_ssh(job) and self.ssh_runner is not None:
             await self.ssh_runner.kill(self.attempt_dir(job), grace)
         else:
-            await self.runner.kill(self.attempt_dir(job), grace)
+            nodes = self.num_nodes(job)
+            if nodes > 1:
+                # the rest of a gang whose rank failed get SIGTERM and the grace to stop
+                # (the kill ends as soon as their groups are gone)
+                grace = grace or self.settings.local.cancel_grace_seconds
+            await asyncio.gather(
+                *(self.runner.kill(self.attempt_dir(job, r), grace) for r in range(nodes))
+            )
 
     def job_env(
-        self, job: JobRecord, spec: TaskSpec, checkpoint_dir: Path, cwd: Path
+        self, job: JobRecord, spec: TaskSpec, checkpoint_dir: Path, cwd: Path, rank: int = 0
     ) -> dict[str, str]:
         try:
             home = pwd.getpwuid(job.owner_uid).pw_dir
         except KeyError:
             home = str(cwd)
+        ips = "\n".join(["127.0.0.1"] * spec.num_nodes)
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": home,
@@ -247,13 +280,15 @@ class Processes:
             "SKYD_JOB_NAME": job.name,
             "SKYD_ATTEMPT": str(job.attempt),
             "SKYD_CHECKPOINT_DIR": str(checkpoint_dir),
-            "SKYD_NODE_RANK": "0",
+            # every node of a gang on this host is reached at the loopback address; remote
+            # runners put each node's own rank and address over these
+            "SKYD_NODE_RANK": str(rank),
             "SKYD_NUM_NODES": str(spec.num_nodes),
-            "SKYD_NODE_IPS": "127.0.0.1",
-            # SkyPilot's names, so scripts written for it run unchanged
-            "SKYPILOT_NODE_RANK": "0",
+            "SKYD_NODE_IPS": ips,
+            # SkyPilot's names (its NODE_IPS is newline-separated), so its scripts run unchanged
+            "SKYPILOT_NODE_RANK": str(rank),
             "SKYPILOT_NUM_NODES": str(spec.num_nodes),
-            "SKYPILOT_NODE_IPS": "127.0.0.1",
+            "SKYPILOT_NODE_IPS": ips,
             "SKYPILOT_TASK_ID": f"skyd-{job.id}-{job.attempt}",
             "PYTHONUNBUFFERED": "1",
         }

@@ -48,6 +48,11 @@ def total_memory_gib() -> float:
     return 0.0
 
 
+def node_instance_id(client_token: str, rank: int, nodes: int) -> str:
+    """A slot's id: `local-TOKEN` for a one-node job (as before gangs), `local-TOKEN-RANK`."""
+    return f"local-{client_token}" if nodes == 1 else f"local-{client_token}-{rank}"
+
+
 class LocalProvider:
     name = LOCAL_CLOUD
 
@@ -89,22 +94,37 @@ class LocalProvider:
     def free_slots(self) -> int:
         return self.slots - len(self.held())
 
+    def max_nodes(self, offer: Offer) -> int | None:
+        """The most nodes one job can have here: every slot of this host."""
+        return self.slots
+
     async def launch(self, request: LaunchRequest) -> list[Instance]:
-        instance_id = f"local-{request.client_token}"
-        path = self._slot_path(instance_id)
-        if not path.exists():
-            if self.free_slots() <= 0:
-                raise CapacityError(f"all {self.slots} local slots are busy", scope=LOCAL_CLOUD)
-            record = {"tags": request.tags, "launched_at": self._clock.now()}
+        """Hold `num_nodes` slots, all or none: a launch that cannot get every slot gives
+        back the ones it took (a retry with the same token finds the ones it holds)."""
+        nodes = max(1, request.num_nodes)
+        ids = [node_instance_id(request.client_token, rank, nodes) for rank in range(nodes)]
+        missing = [iid for iid in ids if not self._slot_path(iid).exists()]
+        if len(missing) > self.free_slots():
+            raise CapacityError(
+                f"{nodes} local slot(s) asked, {self.free_slots() + nodes - len(missing)} "
+                f"free of {self.slots}",
+                scope=LOCAL_CLOUD,
+            )
+        record = {"tags": request.tags, "launched_at": self._clock.now()}
+        taken: list[str] = []
+        for iid in missing:
             # O_EXCL: a concurrent or retried launch with the same token cannot take two slots
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fd = os.open(self._slot_path(iid), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "w") as fh:
-                    json.dump(record, fh)
-        return [self._instance(instance_id)]
+                continue
+            with os.fdopen(fd, "w") as fh:
+                json.dump(record, fh)
+            taken.append(iid)
+        if len(self.held()) > self.slots:  # another launch raced this one for the last slots
+            await self.terminate(taken)
+            raise CapacityError(f"all {self.slots} local slots are busy", scope=LOCAL_CLOUD)
+        return [self._instance(iid) for iid in ids]
 
     def _instance(self, instance_id: str) -> Instance:
         data = json.loads(self._slot_path(instance_id).read_text())

@@ -1,0 +1,100 @@
+"""Multi-node jobs as a gang on this host, through skyctl and a real daemon: N slots held
+together, one process per rank with its own rank's environment and log, and one rank failing
+fails the gang and kills the others."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+from skyctl.__main__ import main as skyctl
+from skyctl.client import DaemonClient
+from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+
+ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
+
+
+def _run(daemon: DaemonThread, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = skyctl(["--socket", daemon.socket_path, *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def _ended(client: DaemonClient, job_id: int) -> dict[str, object]:
+    def done() -> dict[str, object] | None:
+        job = client.get_job(job_id)
+        return job if job["state"] in ENDED else None
+
+    return wait_until(done, timeout=60)
+
+
+def _submit(daemon: DaemonThread, tmp_path: Path, task: str) -> int:
+    path = tmp_path / "gang.yaml"
+    path.write_text(task)
+    code, out, err = _run(daemon, "submit", str(path), "--json")
+    assert code == 0, err
+    return int(json.loads(out)["id"])
+
+
+def test_two_ranks_each_print_rank_size_and_ips(tmp_path: Path) -> None:
+    settings = settings_for_tests(tmp_path)
+    settings.local.slots = 2
+    daemon = DaemonThread(settings).start()
+    try:
+        task = (
+            "num_nodes: 2\n"
+            "setup: echo setup-on-$SKYPILOT_NODE_RANK\n"
+            "run: |\n"
+            '  echo "rank=$SKYPILOT_NODE_RANK n=$SKYPILOT_NUM_NODES '
+            'ips=$(echo "$SKYPILOT_NODE_IPS" | paste -sd,) skyd=$SKYD_NODE_RANK/$SKYD_NUM_NODES"\n'
+        )
+        job_id = _submit(daemon, tmp_path, task)
+        with DaemonClient(daemon.socket_path) as client:
+            job = _ended(client, job_id)
+        assert job["state"] == "SUCCEEDED", job
+        head = _run(daemon, "logs", str(job_id))
+        other = _run(daemon, "logs", str(job_id), "--node", "1")
+        beyond = _run(daemon, "logs", str(job_id), "--node", "2")
+    finally:
+        assert daemon.stop() == 0
+    assert head[0] == 0 and other[0] == 0, (head, other)
+    assert "rank=0 n=2 ips=127.0.0.1,127.0.0.1 skyd=0/2" in head[1], head[1]
+    assert "rank=1" not in head[1] and "setup-on-0" in head[1]
+    assert "rank=1 n=2 ips=127.0.0.1,127.0.0.1 skyd=1/2" in other[1], other[1]
+    assert "setup-on-1" in other[1] and "rank=0" not in other[1]
+    # a rank the job does not have: refused, naming the field and the ranks it has
+    assert beyond[0] != 0 and "node" in beyond[2] and "ranks 0 to 1" in beyond[2], beyond
+    # both slots were held together and are given back
+    instances = [e for e in job["events"] if "launched" in str(e.get("reason"))]  # type: ignore[union-attr]
+    assert instances and "local-skyd-" in str(instances[0]), instances
+
+
+def test_one_rank_failing_fails_the_gang_and_kills_the_others(tmp_path: Path) -> None:
+    settings = settings_for_tests(tmp_path)
+    settings.local.slots = 3
+    daemon = DaemonThread(settings).start()
+    try:
+        task = (
+            "num_nodes: 3\n"
+            "run: |\n"
+            '  if [ "$SKYPILOT_NODE_RANK" = 1 ]; then echo rank1-fails; exit 1; fi\n'
+            "  echo waiting-$SKYPILOT_NODE_RANK; sleep 120\n"
+        )
+        job_id = _submit(daemon, tmp_path, task)
+        with DaemonClient(daemon.socket_path) as client:
+            job = _ended(client, job_id)
+            slots = list((settings.state_dir / "local-slots").glob("*.json"))
+    finally:
+        assert daemon.stop() == 0
+    assert job["state"] == "FAILED", job
+    assert "run exited with code 1" in str(job["events"]), job
+    attempt = settings.jobs_dir / str(job_id) / "attempt-1"
+    for rank_dir in (attempt, attempt / "node-2"):
+        status = json.loads((rank_dir / "status.json").read_text())
+        assert status["phase"] == "killed", (rank_dir, status)
+    failed = json.loads((attempt / "node-1" / "status.json").read_text())
+    assert failed["phase"] == "done" and failed["run_exit"] == 1
+    assert slots == [], slots
