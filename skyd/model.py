@@ -177,6 +177,9 @@ class ExclusionReason(enum.StrEnum):
     # the job asked for no accelerator and an instance without one fits for less (or is free
     # but busy, and the job can wait): a GPU is not paid for, nor taken from jobs that need it
     UNREQUESTED_ACCELERATOR = "unrequested_accelerator"
+    # num_nodes is more than the provider can hold at once (its slots, hosts or nodes of the
+    # offer's shape): a gang never runs short of nodes
+    TOO_FEW_NODES = "too_few_nodes"
 
 
 @dataclass(frozen=True, slots=True)

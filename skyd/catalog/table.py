@@ -11,7 +11,7 @@ it the same way (skyd.optimizer.vectorized).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -220,6 +220,25 @@ class ExplainedRows(Sequence[tuple[Candidate, ExclusionReason | None]]):
         candidates = self.table.candidates
         for row, code in zip(self.rows.tolist(), self.codes.tolist(), strict=True):
             yield candidates[row], reason_of(code)
+
+    def with_offer_reasons(
+        self, clouds: Collection[str], reason_for: Callable[[Offer], ExclusionReason | None]
+    ) -> ExplainedRows:
+        """Feasible rows of `clouds` excluded with `reason_for(offer)`, where it gives one
+        (asked once per feasible row of those clouds only: meant for small pools)."""
+        indices = [self.table.clouds[c] for c in clouds if c in self.table.clouds]
+        if not indices:
+            return self
+        picked = np.flatnonzero((self.codes == 0) & np.isin(self.table.cloud[self.rows], indices))
+        if not len(picked):
+            return self
+        codes = self.codes.copy()
+        candidates = self.table.candidates
+        for i in picked.tolist():
+            reason = reason_for(candidates[int(self.rows[i])].offer)
+            if reason is not None:
+                codes[i] = CODE[reason]
+        return ExplainedRows(self.table, self.rows, codes)
 
     def with_cloud_reasons(self, reasons: Mapping[str, ExclusionReason]) -> ExplainedRows:
         """Feasible rows of the given clouds excluded with that cloud's reason."""

@@ -9,7 +9,7 @@ from skyd.catalog import Catalog
 from skyd.model import Offer
 from skyd.optimizer import MarketSignals
 from skyd.optimizer.preference import region_ranks
-from skyd.providers.base import Provider
+from skyd.providers.base import NodeLimited, Provider
 
 # A spot price move smaller than this is noise: no market event, no re-placement.
 SIGNIFICANT_PRICE_CHANGE = 0.05
@@ -33,6 +33,8 @@ class LiveMarket:
     def __init__(self, base: Catalog, providers: Mapping[str, Provider]) -> None:
         extra: list[Offer] = []
         self._cloud_provider: dict[str, str] = {}
+        # providers that hold a fixed number of machines, by the cloud they serve
+        self._node_limited: dict[str, NodeLimited] = {}
         for name, provider in providers.items():
             if name in base.clouds:
                 self._cloud_provider[name] = name
@@ -40,6 +42,8 @@ class LiveMarket:
             for offer in provider.offers():
                 extra.append(offer)
                 self._cloud_provider[offer.cloud] = name
+                if isinstance(provider, NodeLimited):
+                    self._node_limited[offer.cloud] = provider
         # everything known (explain, names, prices) …
         self.catalog = base.extended(extra, clouds=self._cloud_provider)
         # … and what can actually be launched (placement scans only this)
@@ -78,6 +82,16 @@ class LiveMarket:
     def provider_for(self, cloud: str) -> str | None:
         """The enabled provider that launches offerings of `cloud`, if any."""
         return self._cloud_provider.get(cloud)
+
+    @property
+    def node_limited_clouds(self) -> frozenset[str]:
+        """Clouds whose provider holds a fixed number of machines (see `max_nodes`)."""
+        return frozenset(self._node_limited)
+
+    def max_nodes(self, offer: Offer) -> int | None:
+        """How many nodes of `offer` one job can get at most (None: no known limit)."""
+        provider = self._node_limited.get(offer.cloud)
+        return None if provider is None else provider.max_nodes(offer)
 
     @property
     def enabled_clouds(self) -> frozenset[str]:

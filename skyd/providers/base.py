@@ -55,6 +55,14 @@ def launch_tags(request: LaunchRequest) -> dict[str, str]:
 
 
 @runtime_checkable
+class NodeLimited(Protocol):
+    """A provider with a fixed number of machines (slots, hosts, cluster nodes): how many
+    nodes of `offer` one job can get at most (None: no limit skyd knows of)."""
+
+    def max_nodes(self, offer: Offer) -> int | None: ...
+
+
+@runtime_checkable
 class Provider(Protocol):
     """Async adapter over one cloud or machine pool.
 

@@ -142,6 +142,7 @@ class Admission:
                 if disabled
                 else ""
             )
+            hint += self._too_many_nodes(spec, outcome)
             stores = sorted(
                 {m.store for m in spec.storage_mounts.values() if m.store not in ("s3",)}
             )
@@ -177,6 +178,25 @@ class Admission:
             "now": now,
         }
         return new_job, hold
+
+    def _too_many_nodes(self, spec: TaskSpec, outcome: PlacementOutcome) -> str:
+        """Why no provider can hold the gang, and the largest num_nodes that could run."""
+        most: tuple[int, str] | None = None
+        for view in outcome.decision.candidates:
+            if view.excluded != ExclusionReason.TOO_FEW_NODES:
+                continue
+            offer = view.candidate.offer
+            limit = self.market.max_nodes(offer)
+            if limit is not None and (most is None or limit > most[0]):
+                where = offer.instance_type + (f" in {offer.zone}" if offer.zone else "")
+                most = (limit, f"{self.market.provider_for(offer.cloud)} ({where})")
+        if most is None:
+            return ""
+        return (
+            f"; num_nodes: {spec.num_nodes} is more nodes than any enabled provider can run "
+            f"at once: at most {most[0]}, on {most[1]}; ask for num_nodes <= {most[0]} or "
+            "enable a cloud provider"
+        )
 
     def _feasibility(self, spec: TaskSpec) -> PlacementOutcome:
         key = (

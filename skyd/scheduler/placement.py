@@ -2,7 +2,8 @@
 
 Beyond the catalog's own reasons, a candidate is excluded here when no enabled provider
 serves its cloud (PROVIDER_DISABLED), when its scope is blocked after a failed launch
-(BLOCKED), or when its provider has no free capacity right now (NO_QUOTA).
+(BLOCKED), when its provider has no free capacity right now (NO_QUOTA), or when its
+provider can never hold the job's num_nodes machines at once (TOO_FEW_NODES).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Protocol
 from skyd.catalog.table import ExplainedRows
 from skyd.errors import SpecError, UnknownAcceleratorError
 from skyd.market.live import LiveMarket
-from skyd.model import Candidate, ExclusionReason, OfferFilter
+from skyd.model import Candidate, ExclusionReason, Offer, OfferFilter
 from skyd.optimizer import MarketSignals, PlacementDecision, PlacementRequest, place
 from skyd.optimizer.egress import DataFootprint
 from skyd.spec import TaskSpec
@@ -104,14 +105,26 @@ class Placer:
                     cloud_reasons[cloud] = ExclusionReason.PROVIDER_DISABLED
             elif provider in context.full_providers:
                 cloud_reasons[cloud] = ExclusionReason.NO_QUOTA
+        # a gang needs every node at once: pools with fixed machines may hold too few
+        nodes = spec.num_nodes
+        limited = self.market.node_limited_clouds if nodes > 1 else frozenset()
+
+        def too_few(offer: Offer) -> ExclusionReason | None:
+            most = self.market.max_nodes(offer)
+            return ExclusionReason.TOO_FEW_NODES if most is not None and most < nodes else None
+
         alternatives: list[Sequence[tuple[Candidate, ExclusionReason | None]]] = []
         for f in filters:
             explained = catalog.explain(f)
             if isinstance(explained, ExplainedRows):
+                # too few nodes first: it holds for good, a full provider only for now
+                explained = explained.with_offer_reasons(limited, too_few)
                 alternatives.append(explained.with_cloud_reasons(cloud_reasons))
                 continue
             rows = []
             for candidate, reason in explained:
+                if reason is None and candidate.offer.cloud in limited:
+                    reason = too_few(candidate.offer)
                 if reason is None:
                     reason = cloud_reasons.get(candidate.offer.cloud)
                 rows.append((candidate, reason))

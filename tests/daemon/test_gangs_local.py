@@ -98,3 +98,31 @@ def test_one_rank_failing_fails_the_gang_and_kills_the_others(tmp_path: Path) ->
     failed = json.loads((attempt / "node-1" / "status.json").read_text())
     assert failed["phase"] == "done" and failed["run_exit"] == 1
     assert slots == [], slots
+
+
+def test_gangs_no_provider_can_hold_are_refused_at_submit(tmp_path: Path) -> None:
+    settings = settings_for_tests(tmp_path)
+    settings.local.slots = 2
+    daemon = DaemonThread(settings).start()
+    results = {}
+    try:
+        for value in ("3", "0", "-1", "1.5", "two", "1000000000"):
+            path = tmp_path / "gang.yaml"
+            path.write_text(f"num_nodes: {value}\nrun: echo hi\n")
+            results[value] = _run(daemon, "submit", str(path))
+        optimize = _run(daemon, "optimize", str(path), "--json")
+        path.write_text("num_nodes: 3\nrun: echo hi\n")
+        explained = json.loads(_run(daemon, "optimize", str(path), "--json")[1])
+        with DaemonClient(daemon.socket_path) as client:
+            listed = client.request("GET", "/v1/jobs")
+    finally:
+        assert daemon.stop() == 0
+    code, _out, err = results["3"]
+    assert code != 0 and "num_nodes: 3" in err and "at most 2, on local (localhost)" in err, err
+    for value in ("0", "-1", "1.5", "two", "1000000000"):
+        code, _out, err = results[value]
+        assert code != 0 and "num_nodes: " in err and value in err, (value, err)
+    assert optimize[0] != 0
+    local = [c for c in explained["candidates"] if c["cloud"] == "local"]
+    assert [c["excluded"] for c in local] == ["too_few_nodes"], local
+    assert isinstance(listed, dict) and listed["jobs"] == [], listed  # nothing was stored

@@ -117,10 +117,18 @@ class SimProvider:
             )
         if request.spot and offer.spot_price_micros is None:
             raise ProviderError(f"the sim cloud sells {offer.instance_type} on demand only")
-        instance_id = f"sim-{request.client_token}"
-        record = self._read(instance_id)
-        if record is None:
+        nodes = max(1, request.num_nodes)
+        # one id per node (`sim-TOKEN` alone for a one-node job, as before gangs); a retry
+        # with the same token finds the records it wrote
+        ids = [
+            f"sim-{request.client_token}" if nodes == 1 else f"sim-{request.client_token}-{rank}"
+            for rank in range(nodes)
+        ]
+        records = {iid: self._read(iid) for iid in ids}
+        if any(r is None for r in records.values()):
+            # the zone's capacity is all or nothing in the trace: every node or none
             if request.spot and not self.replay.available(offer.zone):
+                await self.terminate([iid for iid, r in records.items() if r is not None])
                 raise CapacityError(
                     f"no spot capacity in {offer.zone} (trace)",
                     scope=f"{SIM_CLOUD}/{offer.region}/{offer.zone}",
@@ -132,10 +140,13 @@ class SimProvider:
                 "launched_at": self._clock.now(),
                 "tags": request.tags,
             }
-            tmp = self._path(instance_id).with_suffix(".tmp")
-            tmp.write_text(json.dumps(record))
-            os.replace(tmp, self._path(instance_id))
-        return [self._instance(instance_id, record)]
+            for iid, held in records.items():
+                if held is None:
+                    tmp = self._path(iid).with_suffix(".tmp")
+                    tmp.write_text(json.dumps(record))
+                    os.replace(tmp, self._path(iid))
+                    records[iid] = record
+        return [self._instance(iid, r) for iid, r in records.items() if r is not None]
 
     def _state(self, record: Mapping[str, object]) -> InstanceState:
         launched_at = float(record["launched_at"])  # type: ignore[arg-type]

@@ -110,6 +110,17 @@ class SshProvider:
     def offers(self) -> Sequence[Offer]:
         return list(self._offers)
 
+    def max_nodes(self, offer: Offer) -> int | None:
+        """The largest gang on this offer's host: its job slots, and per node the offer's
+        GPUs (a launch holds all of a gang's nodes on the offer's host)."""
+        host = self.config.host(offer.zone)
+        if host is None:
+            return 0
+        most = host.max_jobs
+        if offer.accelerator_count:
+            most = min(most, host.gpus.get(offer.accelerator_name, 0) // offer.accelerator_count)
+        return most
+
     def usage(self) -> dict[str, HostUsage]:
         held: dict[str, list[Claim]] = {h.name: [] for h in self.config.hosts}
         for claim in self._claims.all():
