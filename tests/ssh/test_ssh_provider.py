@@ -153,6 +153,28 @@ async def test_multi_node_request_must_fit_the_host(
     assert [i.instance_id.rsplit("-", 1)[1] for i in launched] == ["0", "1"]
 
 
+async def test_a_gang_spreads_over_the_pools_hosts_one_node_each_first(
+    box_a: FakeSshServer, box_b: FakeSshServer, make_provider: ProviderFactory
+) -> None:
+    small = host_for(box_b, "box-small", cpus=2, max_jobs=4)
+    provider = make_provider(
+        host_for(box_a, max_jobs=2), host_for(box_b, max_jobs=1), small
+    )
+    head = offer_of(list(provider.offers()), "box-a")
+    # box-small has fewer CPUs than box-a: it never takes a node of box-a's shape
+    assert provider.max_nodes(head) == 3
+    launched = await provider.launch(request(head, "gang", nodes=3))
+    hosts = [provider.host_config(i.instance_id).name for i in launched]
+    assert hosts == ["box-a", "box-b", "box-a"]
+    assert [i.instance_id.rsplit("-", 1)[1] for i in launched] == ["0", "1", "2"]
+    # the pool is full for this shape now: all or nothing, nothing more is held
+    with pytest.raises(CapacityError, match="box-b runs 1 of 1 jobs"):
+        await provider.launch(request(offer_of(list(provider.offers()), "box-b"), "more"))
+    assert provider.usage()["box-small"].jobs == 0
+    await provider.terminate([i.instance_id for i in launched])
+    assert provider.usage()["box-a"].jobs == provider.usage()["box-b"].jobs == 0
+
+
 async def test_a_host_that_stops_answering_is_marked_down_after_repeated_failures(
     box_a: FakeSshServer, box_b: FakeSshServer, make_provider: ProviderFactory
 ) -> None:

@@ -6,10 +6,12 @@ probes in a row is marked down and every slot on it reports PREEMPTED — the co
 it like a spot preemption and recovers the job elsewhere; the slot stays PREEMPTED until
 terminated, even if the host returns. Released (or never held) slots report TERMINATED.
 
-Capacity: each launch holds `num_nodes` of the host's `max_jobs` slots and, per node,
-the offer's GPUs; holds are files under `state_dir/claims`, so a restarted daemon keeps
-the counts. A launch probes the host first (unreachable → TransientError for its zone,
-refused key → AuthError for the whole pool, `REMOTE_ROOT/drain` present → CapacityError).
+Capacity: a launch of `num_nodes` puts rank 0 on the offer's host and the other ranks on
+other hosts at least as big (one per host before any host takes two), each node holding
+one of its host's `max_jobs` slots and the offer's GPUs; holds are files under
+`state_dir/claims`, so a restarted daemon keeps the counts. A launch probes its hosts
+first (unreachable → TransientError for its zone, refused key → AuthError for the pool,
+`REMOTE_ROOT/drain` present → CapacityError).
 Terminate kills the instance's remote process group through the remote shim; if the host
 does not answer, the kill is kept under `state_dir/pending-kills` and done when it does.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from skyd.clock import Clock
 from skyd.errors import AuthError, CapacityError, ProviderError, TransientError
@@ -34,6 +36,14 @@ SSH_CLOUD = "ssh"
 SSH_REGION = "lab"
 
 log = logging.getLogger(__name__)
+
+
+def _nodes_fit(host: SshHost, offer: Offer, slots: int, used_gpus: Mapping[str, int]) -> int:
+    """How many nodes of `offer` fit in `slots` job slots of `host` and its free GPUs."""
+    if not offer.accelerator_count:
+        return max(0, slots)
+    free = host.gpus.get(offer.accelerator_name, 0) - used_gpus.get(offer.accelerator_name, 0)
+    return max(0, min(slots, free // offer.accelerator_count))
 
 
 def target_of(host: SshHost) -> SshTarget:
@@ -111,15 +121,58 @@ class SshProvider:
         return list(self._offers)
 
     def max_nodes(self, offer: Offer) -> int | None:
-        """The largest gang on this offer's host: its job slots, and per node the offer's
-        GPUs (a launch holds all of a gang's nodes on the offer's host)."""
-        host = self.config.host(offer.zone)
-        if host is None:
+        """The largest gang of `offer`: a node on each host that can take one (the offer's
+        host and every host at least as big), several per host as their slots and GPUs
+        allow."""
+        head = self.config.host(offer.zone)
+        if head is None:
             return 0
-        most = host.max_jobs
-        if offer.accelerator_count:
-            most = min(most, host.gpus.get(offer.accelerator_name, 0) // offer.accelerator_count)
-        return most
+        return sum(_nodes_fit(h, offer, h.max_jobs, {}) for h in self._gang_hosts(head, offer))
+
+    def _gang_hosts(self, head: SshHost, offer: Offer) -> list[SshHost]:
+        """Hosts a node of `offer` may run on: its own host first, then, in the pool's
+        order, every other host with as many CPUs and memory and the offer's GPUs."""
+        fits = [
+            h
+            for h in self.config.hosts
+            if h.name != head.name
+            and h.cpus >= head.cpus
+            and h.memory_gib >= head.memory_gib
+            and h.gpus.get(offer.accelerator_name, 0) >= offer.accelerator_count
+        ]
+        return [head, *fits]
+
+    def _place_gang(self, head: SshHost, request: LaunchRequest) -> list[SshHost]:
+        """The host of each rank: rank 0 on the offer's host, then one node per other host
+        before any host takes a second (nodes of a gang are meant to be machines).
+        Raises CapacityError when the pool cannot hold every node now."""
+        hosts = self._gang_hosts(head, request.offer)
+        if len(hosts) == 1:
+            self._check_capacity(head, request)  # all on one host: say what is short there
+            return [head] * request.num_nodes
+        usage = self.usage()
+        free = {
+            h.name: 0
+            if usage[h.name].down
+            else _nodes_fit(h, request.offer, h.max_jobs - usage[h.name].jobs, usage[h.name].gpus)
+            for h in hosts
+        }
+        if free[head.name] < 1:
+            self._check_capacity(head, replace(request, num_nodes=1))
+        ranks: list[SshHost] = []
+        while len(ranks) < request.num_nodes:
+            room = [h for h in hosts if free[h.name] > 0]
+            if not room:
+                raise CapacityError(
+                    f"the pool holds {len(ranks)} of {request.num_nodes} nodes like "
+                    f"{request.offer.instance_type} now (hosts: "
+                    f"{', '.join(h.name for h in hosts)})",
+                    scope=self._zone_scope(head),
+                )
+            for host in room[: request.num_nodes - len(ranks)]:
+                ranks.append(host)
+                free[host.name] -= 1
+        return ranks
 
     def usage(self) -> dict[str, HostUsage]:
         held: dict[str, list[Claim]] = {h.name: [] for h in self.config.hosts}
@@ -176,18 +229,19 @@ class SshProvider:
                 f"host {host.name} has no {offer.accelerator_count}x {offer.accelerator_name}",
                 scope=self._zone_scope(host),
             )
-        await self._probe_for_launch(host)
+        for name in dict.fromkeys(h.name for h in self._place_gang(host, request)):
+            await self._probe_for_launch(self.config.host(name) or host)
         # From here to the writes nothing awaits, so two launches cannot both take the last slot.
         raced = self._claims.with_token(request.client_token)
         if raced:  # the same token launched while we probed
             return [self._instance(c) for c in raced]
-        self._check_capacity(host, request)
+        ranks = self._place_gang(host, request)
         now = self._clock.now()
         tags = launch_tags(request)
         claims = [
             Claim(
-                instance_id=instance_id_for(host.name, request.client_token, rank),
-                host=host.name,
+                instance_id=instance_id_for(on.name, request.client_token, rank),
+                host=on.name,
                 token=request.client_token,
                 rank=rank,
                 instance_type=offer.instance_type,
@@ -197,7 +251,7 @@ class SshProvider:
                 launched_at=now,
                 tags=tags,
             )
-            for rank in range(request.num_nodes)
+            for rank, on in enumerate(ranks)
         ]
         for claim in claims:
             self._claims.put(claim)
