@@ -20,7 +20,8 @@ resources:
   cloud: ssh
 setup: echo setup-on-$SKYPILOT_NODE_RANK
 run: |
-  echo "rank=$SKYPILOT_NODE_RANK n=$SKYPILOT_NUM_NODES ips=$(echo "$SKYPILOT_NODE_IPS" | paste -sd,)"
+  ips=$(echo "$SKYPILOT_NODE_IPS" | paste -sd,)
+  echo "rank=$SKYPILOT_NODE_RANK n=$SKYPILOT_NUM_NODES ips=$ips"
 """
 
 

@@ -157,9 +157,7 @@ async def test_a_gang_spreads_over_the_pools_hosts_one_node_each_first(
     box_a: FakeSshServer, box_b: FakeSshServer, make_provider: ProviderFactory
 ) -> None:
     small = host_for(box_b, "box-small", cpus=2, max_jobs=4)
-    provider = make_provider(
-        host_for(box_a, max_jobs=2), host_for(box_b, max_jobs=1), small
-    )
+    provider = make_provider(host_for(box_a, max_jobs=2), host_for(box_b, max_jobs=1), small)
     head = offer_of(list(provider.offers()), "box-a")
     # box-small has fewer CPUs than box-a: it never takes a node of box-a's shape
     assert provider.max_nodes(head) == 3
