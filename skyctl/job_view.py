@@ -249,6 +249,8 @@ def _placement_facts(placement: Mapping[str, Any]) -> list[tuple[str, str]]:
     price = f"{format_money(placement.get('hourly_price'))}/h"
     if placement.get("expected_cost") is not None:
         price += f", about {format_dollars(placement['expected_cost'])} in total"
+        if placement.get("egress_cost"):
+            price += f" (of which {format_dollars(placement['egress_cost'])} moving its data)"
     why = str(placement.get("why") or EMPTY)
     return [
         ("where", where or EMPTY),

@@ -79,6 +79,9 @@ class PlacementView(BaseModel):
     spot: bool | None = None
     hourly_price: float | None = None
     expected_cost: float | None = None
+    egress_cost: float | None = Field(
+        None, description="moving the task's data there (part of expected_cost)"
+    )
     why: str | None = None
 
 

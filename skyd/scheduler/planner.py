@@ -537,6 +537,7 @@ def _planned_placement(assignment: Any, plan: AssignmentPlan) -> dict[str, Any]:
         "spot": option.candidate.spot,
         "hourly_price": option.candidate.hourly_price_micros / 1_000_000,
         "expected_cost": option.expected_cost_micros / 1_000_000,
+        "egress_cost": option.egress_cost_micros / 1_000_000,
         "expected_hours": option.expected_hours,
         "why": assignment.placement.reason + f" ({plan.status.lower()})",
     }

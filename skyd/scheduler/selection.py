@@ -62,6 +62,8 @@ def placement_json(choice: Choice, outcome: PlacementOutcome) -> dict[str, Any]:
         "spot": choice.candidate.spot,
         "hourly_price": price,
         "expected_cost": chosen.expected_cost_micros / 1_000_000 if chosen else None,
+        # moving the task's data there (part of expected_cost; data-aware placement)
+        "egress_cost": chosen.egress_cost_micros / 1_000_000 if chosen else None,
         "expected_hours": chosen.expected_hours if chosen else None,
         "why": outcome.decision.reason,
     }

@@ -154,3 +154,27 @@ def test_an_unknown_bucket_is_priced_without_a_region_and_says_why(
     chosen = json.loads(out)["if_all_providers_enabled"]
     # not known to be in any region of AWS: moving it anywhere costs at least inter-region
     assert chosen["egress_cost"] >= 100 * 0.02 - 1e-9
+
+
+def test_a_submitted_job_records_the_egress_in_its_placement(
+    data_daemon: DaemonThread, tmp_path: Path
+) -> None:
+    from skyctl.client import DaemonClient
+    from skyd.testing.daemon import wait_until
+
+    text = (
+        "inputs:\n  s3://egress-data/train: 10\n"
+        "file_mounts:\n  /data: s3://egress-data/train\nrun: echo trained\n"
+    )
+    with DaemonClient(data_daemon.socket_path) as client:
+        job_id = int(client.submit_task(text, str(tmp_path), None)["id"])
+        job = wait_until(lambda: (j := client.get_job(job_id)).get("placement") and j)
+    placement = job["placement"]
+    # the lab's own host: the 10 GB leave AWS at its internet rate
+    assert placement["cloud"] == "local"
+    assert placement["egress_cost"] == pytest.approx(10 * 0.09)
+    assert "data egress" in placement["why"]
+    with DaemonClient(data_daemon.socket_path) as client:
+        wait_until(
+            lambda: client.get_job(job_id)["state"] in ("SUCCEEDED", "FAILED", "FAILED_SETUP")
+        )
