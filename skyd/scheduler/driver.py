@@ -320,22 +320,29 @@ class JobScheduler:
             learning.cancel()
 
     async def _learn_waiting_data(self) -> None:
+        """Keyset pages of the waiting jobs, yielding the loop between pages: a queue of
+        100,000 jobs is read without holding up requests or a shutdown."""
         if self.data is None:
             return
-        for index, job in enumerate(job_store.jobs_in_states(self.store, WAITING)):
-            if index % 256 == 0:
-                await asyncio.sleep(0)  # a long queue is read without holding the loop
-            text = job.spec_json
-            if not any(
-                f'"{name}":' in text and f'"{name}":{{}}' not in text
-                for name in ("storage_mounts", "inputs", "outputs")
-            ):
-                continue  # parsed only for jobs that name buckets
-            try:
-                spec = TaskSpec.from_json(job.spec_json)
-            except SpecError:
-                continue
-            await self.learn_data([spec])
+        after = 0
+        while True:
+            await asyncio.sleep(0)
+            page = job_store.waiting_jobs_page(self.store, after_id=after, limit=256)
+            if not page:
+                return
+            after = page[-1].id
+            for job in page:
+                text = job.spec_json
+                if not any(
+                    f'"{name}":' in text and f'"{name}":{{}}' not in text
+                    for name in ("storage_mounts", "inputs", "outputs")
+                ):
+                    continue  # parsed only for jobs that name buckets
+                try:
+                    spec = TaskSpec.from_json(text)
+                except SpecError:
+                    continue
+                await self.learn_data([spec])
 
     async def _loop(self) -> None:
         while True:
