@@ -39,7 +39,10 @@ def _prepare(launch: dict[str, Any]) -> None:
     git = launch.get("workdir_git")
     marker = cwd / ".skyd-synced"
     if source and not marker.exists():  # recoveries keep the first snapshot
-        shutil.copytree(source, cwd, dirs_exist_ok=True, symlinks=True)
+        from skyd.skyignore import copytree_ignore
+
+        ignore = copytree_ignore(Path(source))  # what the size check left out is not copied
+        shutil.copytree(source, cwd, dirs_exist_ok=True, symlinks=True, ignore=ignore)
         marker.touch()
     if git and not marker.exists():
         _clone(git, cwd, launch["env"])

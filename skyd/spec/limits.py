@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-import pathspec
+from skyd.skyignore import ignore_rules
 
 MAX_STRING_BYTES = 128 * 1024 - 1  # one script, argument or KEY=VALUE (MAX_ARG_STRLEN)
 MAX_ENVIRONMENT_BYTES = 1024 * 1024  # all of envs together; ARG_MAX is 2 MiB with the args
@@ -21,7 +20,6 @@ MAX_COMMAND_BYTES = 1024 * 1024
 # No provider here can launch more; a gang-scheduling check against capacity comes later.
 MAX_NUM_NODES = 512
 DEFAULT_MAX_WORKDIR_BYTES = 1024**3
-IGNORE_FILE = ".skyignore"
 
 
 def text_problem(text: str, *, what: str) -> str | None:
@@ -42,15 +40,6 @@ def human_bytes(size: int) -> str:
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
     return f"{size} bytes"
-
-
-def ignore_rules(directory: Path) -> pathspec.PathSpec[Any] | None:
-    """The directory's .skyignore (gitignore syntax, as SkyPilot reads it), if it has one."""
-    try:
-        lines = (directory / IGNORE_FILE).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return pathspec.PathSpec.from_lines("gitignore", lines)
 
 
 def directory_size(directory: Path, *, stop_after: int) -> int:

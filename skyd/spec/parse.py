@@ -21,11 +21,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from skyd.errors import SpecError
+from skyd.skyignore import IGNORE_FILE
 from skyd.spec.data_sizes import data_sizes
 from skyd.spec.fields import FieldReader, Problems, as_text, check_value, combined
 from skyd.spec.limits import (
     DEFAULT_MAX_WORKDIR_BYTES,
-    IGNORE_FILE,
     MAX_COMMAND_ARGS,
     MAX_COMMAND_BYTES,
     MAX_ENVIRONMENT_BYTES,

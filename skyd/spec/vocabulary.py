@@ -99,6 +99,9 @@ def suggest(name: str, known: Iterable[str], *, what: str, limit: int = 3) -> st
     return f"known {what}: {shown}" if names else f"no {what} are known"
 
 
+CATALOG_NOTE = " (from skyd's catalogs; `skyd catalog fetch CLOUD` refreshes them)"
+
+
 class OfferLike(Protocol):
     @property
     def cloud(self) -> str: ...
@@ -156,7 +159,7 @@ class Vocabulary:
         where = f" on {cloud}" if cloud else ""
         return (
             f"{region!r} is not a region skyd knows{where}; "
-            f"{suggest(region, self._known(self.regions, cloud), what='regions')}"
+            f"{suggest(region, self._known(self.regions, cloud), what='regions')}{CATALOG_NOTE}"
         )
 
     def zone_problem(self, zone: str, cloud: str | None) -> str | None:
@@ -165,7 +168,7 @@ class Vocabulary:
         where = f" on {cloud}" if cloud else ""
         return (
             f"{zone!r} is not a zone skyd knows{where}; "
-            f"{suggest(zone, self._known(self.zones, cloud), what='zones')}"
+            f"{suggest(zone, self._known(self.zones, cloud), what='zones')}{CATALOG_NOTE}"
         )
 
     def instance_type_problem(self, name: str, cloud: str | None) -> str | None:
@@ -175,7 +178,7 @@ class Vocabulary:
         where = f" on {cloud}" if cloud else ""
         return (
             f"{name!r} is not an instance type skyd knows{where}; "
-            f"{suggest(name, known, what='instance types')}"
+            f"{suggest(name, known, what='instance types')}{CATALOG_NOTE}"
         )
 
     def accelerator(self, name: str) -> tuple[str, str | None]:

@@ -204,3 +204,21 @@ def test_a_git_workdir_is_cloned_at_its_ref(
     log = b"".join(client.job_logs(int(out), follow=False)).decode()
     assert job["state"] == "SUCCEEDED", log
     assert "v1" in log and "v2" not in log
+
+
+def test_skyignored_files_are_not_copied_with_the_workdir(
+    daemon: DaemonThread, client: DaemonClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    (work / "data" / "huge.bin").write_bytes(b"x" * 1000)
+    (work / "ckpt.pt").write_text("old\n")
+    (work / "train.py").write_text("print('hi')\n")
+    (work / ".skyignore").write_text("data/\n*.pt\n")
+    (tmp_path / "t.yaml").write_text(
+        "workdir: work\nrun: test -f train.py && test ! -e data && test ! -e ckpt.pt\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(daemon, "submit", "t.yaml")
+    assert code == 0, err
+    assert _finished(client, int(out))["state"] == "SUCCEEDED"
