@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from skyctl.client import DaemonClient
-from skyd.runner.process import group_alive
 from skyd.testing.daemon import DaemonProcess, wait_until
 
 ZONES = ("sim-a", "sim-b", "sim-c")
@@ -236,10 +235,26 @@ def _audit(
                     report.preemptions_across_restart += 1
     finally:
         db.close()
-    for status in daemon.state_dir.glob("jobs/*/attempt-*/status.json"):
-        pid = json.loads(status.read_text()).get("pid")
-        if pid and group_alive(int(pid)):
-            report.leaked_processes.append(int(pid))
+    report.leaked_processes = processes_of(daemon.state_dir)
+
+
+def processes_of(state_dir: Path) -> list[int]:
+    """Live processes of this run's jobs: shims name their attempt directory, job processes
+    carry their checkpoint directory in the environment (a pid check alone would count an
+    unrelated process that reused a dead attempt's pid)."""
+    mark = str(state_dir).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            seen = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+            zombie = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except (OSError, IndexError):
+            continue
+        if mark in seen and not zombie:
+            found.append(int(entry.name))
+    return sorted(found)
 
 
 def main(argv: list[str] | None = None) -> int:
