@@ -162,6 +162,9 @@ class Attempts:
                 )
                 continue
             await provider.terminate([inst.instance_id])
+            # its end is when the cloud confirmed it, not when we asked: an accrual pass that
+            # ran while terminate() was awaited has charged up to then already
+            now = self.clock.now()
             self.journal.instances_ended([(inst.provider, inst.instance_id, "TERMINATED")], now)
         self.accrue(now)
 
@@ -173,7 +176,6 @@ class Attempts:
         states: Mapping[str, InstanceState],
     ) -> None:
         """The cloud took an instance back: stop what is left, record it, recover."""
-        now = self.clock.now()
         lost = [i for i in instances if states.get(i.instance_id) in GONE]
         if job.attempt > 0:
             await self.processes.kill(job, 0.0)
@@ -181,6 +183,7 @@ class Attempts:
             provider = self.providers.get(inst.provider)
             if provider is not None:
                 await provider.terminate([inst.instance_id])
+        now = self.clock.now()  # after terminate() returned (see release)
         self.journal.instances_ended(
             [
                 (i.provider, i.instance_id, "PREEMPTED" if i in lost else "TERMINATED")
