@@ -203,6 +203,10 @@ class Accountant:
         """May `caller` submit `spec` now? See BudgetEnforcer.check_submit."""
         return self.enforcer.check_submit(spec, caller, estimated_hourly_micros, project=project)
 
+    def binds(self) -> bool:
+        """Whether any budget or limit is set (else no job is ever held for money)."""
+        return credit_store.any_budget_or_limit(self.store.conn)
+
     def check_job(self, job_id: int, estimated_hourly_micros: int | None) -> HoldDecision:
         """May the waiting job `job_id` start now? (An admin override always lets it.)"""
         return self.check_jobs({job_id: estimated_hourly_micros})[job_id]

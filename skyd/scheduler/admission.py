@@ -198,6 +198,13 @@ class Admission:
             "enable a cloud provider"
         )
 
+    def estimated_hourly(self, job: JobRecord) -> int | None:
+        """What a waiting job would cost an hour where it would go now (all nodes; None if
+        nowhere), for budget checks before it has a placement: an unplaced job is not free."""
+        spec = TaskSpec.from_json(job.spec_json)
+        chosen = self._feasibility(spec).decision.chosen
+        return None if chosen is None else chosen.hourly_price_micros * spec.num_nodes
+
     def _feasibility(self, spec: TaskSpec) -> PlacementOutcome:
         key = (
             spec.resources.model_dump_json(),

@@ -13,15 +13,18 @@ BUDGET_CHECK_SECONDS = 30.0
 
 
 def waiting_prices(
-    batch: Sequence[JobRecord], placement_of: Callable[[JobRecord], Mapping[str, Any] | None]
+    batch: Sequence[JobRecord],
+    placement_of: Callable[[JobRecord], Mapping[str, Any] | None],
+    estimate: Callable[[JobRecord], int | None],
 ) -> dict[int, int | None]:
-    """Waiting jobs → their placement's $/h in micro-dollars (None: not placed yet).
-    `placement_of` answers from the planner's memory first: a first plan is not stored."""
+    """Waiting jobs → their $/h in micro-dollars: the placement's (`placement_of` answers
+    from the planner's memory first: a first plan is not stored), else what `estimate` says
+    it would cost now — never "unknown, so free" (None only where nothing could run it)."""
     waiting: dict[int, int | None] = {}
     for job in batch:
         placement = placement_of(job) or {}
         price = placement.get("hourly_price")
-        waiting[job.id] = None if price is None else int(float(price) * 1_000_000)
+        waiting[job.id] = estimate(job) if price is None else int(float(price) * 1_000_000)
     return waiting
 
 

@@ -380,9 +380,13 @@ class JobScheduler:
         batch = job_store.jobs_in_states(self.store, WAITING, limit=PLACEMENT_BATCH)
         holds = (
             budgets.holds(
-                self._budgets.check_jobs(budgets.waiting_prices(batch, self.planned_placement))
+                self._budgets.check_jobs(
+                    budgets.waiting_prices(
+                        batch, self.planned_placement, self.admission.estimated_hourly
+                    )
+                )
             )
-            if batch
+            if batch and self._budgets.binds()
             else {}
         )
         self._held.difference_update(job.id for job in batch)

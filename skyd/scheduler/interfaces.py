@@ -59,6 +59,10 @@ class BudgetGate(Protocol):
 
     def check_jobs(self, waiting: Mapping[int, int | None]) -> Mapping[int, HoldAnswer]: ...
 
+    def binds(self) -> bool:
+        """Whether any budget or limit is set (else no job is ever held for money)."""
+        ...
+
     def running_over_budget(self) -> list[tuple[int, str]]: ...
 
     @property
@@ -107,6 +111,9 @@ class NoBudgets:
 
     def check_jobs(self, waiting: Mapping[int, int | None]) -> Mapping[int, HoldAnswer]:
         return {}
+
+    def binds(self) -> bool:
+        return False
 
     def running_over_budget(self) -> list[tuple[int, str]]:
         return []

@@ -242,6 +242,19 @@ def get_user_limit(conn: sqlite3.Connection, uid: int) -> UserLimit | None:
     return None if row is None else UserLimit(row[0], row[1], row[2], row[3])
 
 
+def any_budget_or_limit(conn: sqlite3.Connection) -> bool:
+    """Whether any project, user or lab budget, or any user limit, is set: else nothing holds
+    a job for money."""
+    return (
+        conn.execute("SELECT 1 FROM user_limits LIMIT 1").fetchone() is not None
+        or conn.execute(
+            "SELECT 1 FROM projects WHERE monthly_budget_micros IS NOT NULL LIMIT 1"
+        ).fetchone()
+        is not None
+        or get_lab_budget(conn) is not None
+    )
+
+
 def has_user_limits(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM user_limits LIMIT 1").fetchone() is not None
 
