@@ -263,3 +263,5 @@ class RunStatus:
     run_started_at: float | None = None
     ended_at: float | None = None
     pid: int | None = None
+    # a gang's status: the node it is about (for a failure, the first node to fail)
+    node: int | None = None

@@ -133,6 +133,9 @@ class ProcessRunner:
                 f"see {attempt_dir / 'shim.err'}"
             )
         pid = int(output.strip())
+        # the shim's pid is its process group: kept here too, so a kill that comes before
+        # the shim wrote its first status (a gang's rank failing at once) still finds it
+        (attempt_dir / "shim.pid").write_text(str(pid))
         self._watch_exit(pid)
         return pid
 
@@ -158,8 +161,10 @@ class ProcessRunner:
 
     async def kill(self, attempt_dir: Path, grace_seconds: float) -> None:
         """SIGTERM the attempt's whole process group, then SIGKILL whatever is left."""
-        status = read_status(attempt_dir)
-        pgid = status.pid
+        pgid = read_status(attempt_dir).pid
+        if pgid is None and shim_alive(attempt_dir):
+            with contextlib.suppress(OSError, ValueError):
+                pgid = int((attempt_dir / "shim.pid").read_text())
         if pgid is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):

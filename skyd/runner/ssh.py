@@ -25,7 +25,7 @@ import os
 import shlex
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -208,10 +208,13 @@ def combine(statuses: Sequence[RunStatus]) -> RunStatus:
     if any(s.phase == RunPhase.NOT_STARTED for s in statuses):
         # a start interrupted half-way: starting again skips the nodes already going
         return RunStatus(RunPhase.NOT_STARTED, pid=first.pid)
-    failures = [s for s in statuses if _failed(s)]
+    failures = [(rank, s) for rank, s in enumerate(statuses) if _failed(s)]
     if failures:
         # the first to fail is the cause; the others were usually killed because of it
-        return min(failures, key=lambda s: s.ended_at if s.ended_at is not None else float("inf"))
+        rank, cause = min(
+            failures, key=lambda f: f[1].ended_at if f[1].ended_at is not None else float("inf")
+        )
+        return replace(cause, node=rank) if len(statuses) > 1 else cause
     started = [s.run_started_at for s in statuses if s.run_started_at is not None]
     if all(s.phase == RunPhase.DONE for s in statuses):
         ends = [s.ended_at for s in statuses if s.ended_at is not None]

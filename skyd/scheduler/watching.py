@@ -68,6 +68,13 @@ def judge(
 
 
 def _ending(status: RunStatus) -> tuple[JobState, str, int | None]:
+    target, reason, code = _how_it_ended(status)
+    if status.node is not None:  # one node of a gang ended it: say which
+        reason = f"node {status.node}: {reason}"
+    return target, reason, code
+
+
+def _how_it_ended(status: RunStatus) -> tuple[JobState, str, int | None]:
     if status.phase == RunPhase.DONE and status.setup_exit not in (0, None):
         return (
             JobState.FAILED_SETUP,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
+from skyd.model import RunPhase
+from skyd.runner.process import group_alive, read_status
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 
 ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
@@ -90,11 +92,14 @@ def test_one_rank_failing_fails_the_gang_and_kills_the_others(tmp_path: Path) ->
     finally:
         assert daemon.stop() == 0
     assert job["state"] == "FAILED", job
-    assert "run exited with code 1" in str(job["events"]), job
+    assert "node 1: run exited with code 1" in str(job["events"]), job
     attempt = settings.jobs_dir / str(job_id) / "attempt-1"
     for rank_dir in (attempt, attempt / "node-2"):
-        status = json.loads((rank_dir / "status.json").read_text())
-        assert status["phase"] == "killed", (rank_dir, status)
+        # killed (SIGTERM recorded; "lost" if it came before the shim could record it),
+        # and nothing of the rank's process group is left
+        status = read_status(rank_dir)
+        assert status.phase in (RunPhase.KILLED, RunPhase.LOST), (rank_dir, status)
+        assert not group_alive(int((rank_dir / "shim.pid").read_text())), rank_dir
     failed = json.loads((attempt / "node-1" / "status.json").read_text())
     assert failed["phase"] == "done" and failed["run_exit"] == 1
     assert slots == [], slots

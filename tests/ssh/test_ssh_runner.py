@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -236,7 +237,8 @@ def test_combine_gang_status() -> None:
     assert combine([run, done]).phase == RunPhase.RUN
     assert combine([done, done]) == RunStatus(RunPhase.DONE, 0, 0, 4.0, 9.0, 12)
     lost = RunStatus(RunPhase.LOST, 0, None, 5.0, None, 13)
-    assert combine([run, lost]) == lost
+    assert combine([run, lost]) == replace(lost, node=1)  # the node that failed, named
+    assert combine([lost]) == lost
     assert combine([RunStatus(RunPhase.SETUP), run]).phase == RunPhase.SETUP
     assert combine([RunStatus(RunPhase.NOT_STARTED), run]).phase == RunPhase.NOT_STARTED
 
