@@ -131,3 +131,31 @@ def test_gangs_no_provider_can_hold_are_refused_at_submit(tmp_path: Path) -> Non
     local = [c for c in explained["candidates"] if c["cloud"] == "local"]
     assert [c["excluded"] for c in local] == ["too_few_nodes"], local
     assert isinstance(listed, dict) and listed["jobs"] == [], listed  # nothing was stored
+
+
+def test_cancelling_a_gang_stops_every_rank(tmp_path: Path) -> None:
+    settings = settings_for_tests(tmp_path)
+    settings.local.slots = 2
+    daemon = DaemonThread(settings).start()
+    try:
+        job_id = _submit(
+            daemon, tmp_path, "num_nodes: 2\nrun: echo up-$SKYPILOT_NODE_RANK; sleep 120\n"
+        )
+        with DaemonClient(daemon.socket_path) as client:
+            wait_until(lambda: client.get_job(job_id)["state"] == "RUNNING", timeout=60)
+            logs = settings.jobs_dir / str(job_id)
+            wait_until(
+                lambda: "up-1" in (logs / "job.node-1.log").read_text(errors="replace"),
+                timeout=30,
+            )
+            code, _out, err = _run(daemon, "cancel", str(job_id))
+            job = _ended(client, job_id)
+            slots = list((settings.state_dir / "local-slots").glob("*.json"))
+    finally:
+        assert daemon.stop() == 0
+    assert code == 0, err
+    assert job["state"] == "CANCELLED", job
+    attempt = settings.jobs_dir / str(job_id) / "attempt-1"
+    for rank_dir in (attempt, attempt / "node-1"):
+        assert not group_alive(int((rank_dir / "shim.pid").read_text())), rank_dir
+    assert slots == []
