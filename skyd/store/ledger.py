@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from skyd.accounting.accrual import MS_PER_DAY, Accrual, LedgerRow
+from skyd.accounting.accrual import MS_PER_DAY, Accrual, LedgerRow, to_ms
 from skyd.accounting.records import ChargedInstance
 
 _SECONDS_PER_DAY = 86_400
@@ -101,13 +101,18 @@ def start_new_accruals(conn: sqlite3.Connection) -> int:
         "   ON i.job_id IS NULL AND c.id = json_extract(i.data_json, '$.cluster_id')"
     )
     if cur.rowcount:
-        conn.execute(
-            "INSERT OR IGNORE INTO accrual_progress (id, accrued_ms)"
-            " SELECT w.id, CAST(ROUND(i.launched_at * 1000) AS INTEGER)"
-            " FROM accounting_dirty AS d"
+        # The start is rounded to ms by the same rule as every end (`to_ms`, Python's round):
+        # SQLite's ROUND rounds half away from zero, Python's half to even, and a launch time
+        # on a half millisecond then charged an instance 1 ms more or less than its life.
+        starts = conn.execute(
+            "SELECT w.id, i.launched_at FROM accounting_dirty AS d"
             " JOIN accrual_watermarks AS w"
             "   ON w.provider = d.provider AND w.instance_id = d.instance_id"
             " JOIN instances AS i ON i.provider = d.provider AND i.instance_id = d.instance_id"
+        ).fetchall()
+        conn.executemany(
+            "INSERT OR IGNORE INTO accrual_progress (id, accrued_ms) VALUES (?, ?)",
+            [(row[0], to_ms(row[1])) for row in starts],
         )
     return cur.rowcount
 

@@ -225,3 +225,25 @@ def test_bad_budgets_limits_and_amounts_are_refused_naming_the_field(
     assert info.value.field == field
     after = store.conn.execute("SELECT COUNT(*) FROM accounting_changes").fetchone()[0]
     assert after == before, "a refused request changed nothing"
+
+
+def test_an_instance_launched_on_a_half_millisecond_is_charged_exactly_its_life(
+    tmp_path: Path,
+) -> None:
+    # SQLite's ROUND and Python's round disagree on halves; the start and the end of a
+    # charge must be rounded by one rule, or the ledger is 1 ms off the instance's life
+    store = new_store(tmp_path)
+    books = accountant(store, VirtualClock(START))
+    launched = START + 0.0125  # 12.5 ms: half-even rounds down, half-away-from-zero up
+    ended = START + 10.0
+    job = add_job(store)
+    launch(store, "i-half", job_id=job, hourly_micros=DOLLAR, at=launched)
+    from skyd.store import instances as instance_store
+
+    with store.transaction() as conn:
+        instance_store.set_instance_state(conn, "sim", "i-half", "TERMINATED", now=ended)
+    books.accrue(START + 60)
+    charged = store.conn.execute(
+        "SELECT SUM(end_ms - start_ms) FROM ledger WHERE instance_id = 'i-half'"
+    ).fetchone()[0]
+    assert charged == round(ended * 1000) - round(launched * 1000)
