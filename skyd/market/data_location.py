@@ -66,14 +66,16 @@ class DataLocator:
 
     @staticmethod
     def wanted(spec: TaskSpec) -> list[tuple[str, float | None, str]]:
-        """(url, size hint in GB, direction) per bucket the task reads or writes: its mounts
-        and its `inputs`/`outputs`; a mount also named in `inputs` takes that size."""
+        """(url, size hint in GB, "direction:how the size is known") per bucket the task
+        reads or writes: its mounts and its `inputs`/`outputs`; a mount also named in `inputs`
+        takes that size. A bucket skyd creates and fills from a local `source` is left out
+        (its data comes from the submitter's disk, uploaded whatever the placement)."""
         found: dict[tuple[str, str], tuple[str, float | None, str]] = {}
         for url, gigabytes in spec.inputs.items():
             found[(url.rstrip("/"), "in")] = (url, gigabytes, "inputs")
         for mount in spec.storage_mounts.values():
             if mount.owned and mount.source_local is not None:
-                continue  # filled from the submitter's disk: read in-region once created
+                continue  # filled from the submitter's disk, not moved between clouds
             url = mount.url
             if (url.rstrip("/"), "in") not in found:
                 found[(url.rstrip("/"), "in")] = (url, None, "bucket listing")
