@@ -99,6 +99,7 @@ def run_cloud_chaos(
     acked: list[int] = []
     starts: list[float] = []
     held: list[str] = []
+    stuck_detail: dict[int, list[str]] = {}
     vms_created = 0
     try:
         starts.append(time.time())
@@ -118,6 +119,14 @@ def run_cloud_chaos(
                 timeout=settle_seconds,
                 interval=0.25,
             )
+        with DaemonClient(str(daemon.socket_path)) as client:
+            for j in acked:
+                job = client.get_job(j)
+                if job["state"] not in TERMINAL:  # what an unfinished job was doing
+                    stuck_detail[j] = [
+                        f"{e['state'] or e['kind']}: {e['reason'][:160]}"
+                        for e in job["events"][-4:]
+                    ]
         assert daemon.terminate() == 0
         duplicates = root / "duplicates.log"
         duplicates.touch()
@@ -146,6 +155,7 @@ def run_cloud_chaos(
             "vms_created": vms_created,
             "attempts_recorded": int(tokens),
             "duplicate_launches": duplicate_launches,
+            "stuck_detail": stuck_detail,
             "clean": report.clean and duplicate_launches == 0,
         }
     )
