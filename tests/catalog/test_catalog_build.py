@@ -14,7 +14,8 @@ import pytest
 import skyd
 
 REPO = Path(skyd.__file__).resolve().parents[1]
-SOURCE = Path("/work/shared/data/catalog")
+# the shared reference data lies beside the checkout (../shared), as in CI
+SOURCE = REPO.parent / "shared" / "data" / "catalog"
 
 pytestmark = pytest.mark.skipif(
     not (SOURCE / "gcp.csv").is_file(), reason=f"reference data not present in {SOURCE}"
