@@ -224,8 +224,10 @@ class Accountant:
         return self.enforcer.clusters_over_budget()
 
     def _wake_scheduler_on_new_actions(self) -> None:
-        current = dict(self.running_over_budget())
-        current.update({-cid: action for cid, action in self.clusters_over_budget()})
+        # one read of the books for jobs and clusters together (cluster ids negated)
+        jobs, clusters = self.enforcer.over_budget()
+        current = dict(jobs)
+        current.update({-cid: action for cid, action in clusters})
         if any(self._last_actions.get(key) != action for key, action in current.items()):
             self.actions_version += 1
             self.bus.changed.set()

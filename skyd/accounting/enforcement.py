@@ -352,14 +352,15 @@ class BudgetEnforcer:
         """(job id, action) for every placed job one of whose budgets is at ≥ its first warning
         line: "warn", or "stop" / "hold" per policy once it is spent (or would be by the next
         pass). Jobs with an admin override, and jobs that cost nothing, are left alone."""
-        return self._over_budget()[0]
+        return self.over_budget()[0]
 
     def clusters_over_budget(self) -> list[tuple[int, str]]:
         """(cluster id, action) for every up cluster whose owner's, project's or the lab's
         budget is at ≥ the first warning line (clusters cost money like jobs do)."""
-        return self._over_budget()[1]
+        return self.over_budget()[1]
 
-    def _over_budget(self) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    def over_budget(self) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+        """(job actions, cluster actions) from one read of the books."""
         conn = self.store.conn
         standing = self.standing(conn)
         if not standing.every_line():

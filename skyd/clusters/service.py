@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from skyd.accounting.errors import BudgetExceededError
 from skyd.clock import Clock
@@ -22,6 +22,7 @@ from skyd.clusters.activity import (
     NoGpuReading,
     NoSessions,
 )
+from skyd.clusters.budgets import ClusterBudgets, NoClusterBudgets
 from skyd.clusters.idleness import IdleWatch
 from skyd.clusters.names import check_cluster_name
 from skyd.clusters.settings import ClusterSettings
@@ -62,55 +63,6 @@ class ClusterTarget(NamedTuple):
 
     provider: str
     instances: list[InstanceRecord]
-
-
-class _Answer(Protocol):
-    @property
-    def hold(self) -> bool: ...
-
-    @property
-    def message(self) -> str: ...
-
-
-class ClusterBudgets(Protocol):
-    """Admission and enforcement for clusters: the same budgets, limits and membership as
-    for jobs (the accountant)."""
-
-    def resolve_project(self, name: str | None, caller: Caller) -> str | None: ...
-
-    def check_submit(
-        self,
-        spec: TaskSpec,
-        caller: Caller,
-        estimated_hourly_micros: int | None,
-        *,
-        project: str | None = None,
-    ) -> _Answer: ...
-
-    def clusters_over_budget(self) -> list[tuple[int, str]]: ...
-
-
-class _Allowed:
-    hold = False
-    message = ""
-
-
-class NoClusterBudgets:
-    def resolve_project(self, name: str | None, caller: Caller) -> str | None:
-        return name
-
-    def check_submit(
-        self,
-        spec: TaskSpec,
-        caller: Caller,
-        estimated_hourly_micros: int | None,
-        *,
-        project: str | None = None,
-    ) -> _Answer:
-        return _Allowed()
-
-    def clusters_over_budget(self) -> list[tuple[int, str]]:
-        return []
 
 
 class ClusterService:
