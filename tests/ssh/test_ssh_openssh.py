@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ProviderFactory, until_over, until_phase
+from ssh_helpers import ProviderFactory, until_over, until_phase
 
 from skyd.model import LaunchRequest
 from skyd.providers.ssh import SshConnections, SshHost

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import ProviderFactory, host_for
+from ssh_helpers import ProviderFactory, host_for
 
 from skyd.errors import AuthError, CapacityError, ProviderError, TransientError
 from skyd.model import InstanceState, LaunchRequest, Offer

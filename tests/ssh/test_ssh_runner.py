@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import ProviderFactory, host_for, until_over, until_phase
+from ssh_helpers import ProviderFactory, host_for, until_over, until_phase
 
 from skyd.errors import ProviderError
 from skyd.model import LaunchRequest
