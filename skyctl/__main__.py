@@ -183,6 +183,11 @@ def _logs_arguments(sub: argparse.ArgumentParser) -> None:
         default=0,
         help="the log of node K of a multi-node job (its SKYPILOT_NODE_RANK; default 0, the head)",
     )
+    sub.add_argument(
+        "--all-nodes",
+        action="store_true",
+        help="every node's log of a multi-node job, node K's lines prefixed \"(node K) \"",
+    )
 
 
 def _cancel_arguments(sub: argparse.ArgumentParser) -> None:

@@ -229,12 +229,19 @@ class DaemonClient:
         return _as_object(self.request("POST", job_path(job_id, "/cancel")))
 
     def job_logs(
-        self, job_id: int, *, follow: bool, offset: int = 0, node: int = 0
+        self,
+        job_id: int,
+        *,
+        follow: bool,
+        offset: int = 0,
+        node: int = 0,
+        all_nodes: bool = False,
     ) -> Iterator[bytes]:
         query: dict[str, QueryValue] = {
             "follow": follow,
             "offset": offset or None,
             "node": node or None,
+            "all_nodes": all_nodes or None,
         }
         return self.stream(job_path(job_id, "/logs"), query=query)
 

@@ -176,7 +176,11 @@ def logs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextI
     """Copy a job's log to stdout as it arrives; with --follow, until the job ends."""
     from skyctl.follow import copy_log
 
-    copy_log(client.job_logs(args.job, follow=args.follow, node=args.node), out)
+    if args.node and args.all_nodes:
+        err.write("skyctl: error: --node and --all-nodes: give one of them\n")
+        return 2
+    chunks = client.job_logs(args.job, follow=args.follow, node=args.node, all_nodes=args.all_nodes)
+    copy_log(chunks, out)
     return 0
 
 

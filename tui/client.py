@@ -169,13 +169,14 @@ class DaemonApi:
 
     async def log_chunks(self, job_id: int, *, offset: int = 0) -> AsyncIterator[LogChunk]:
         """The job's log from byte `offset`, followed until the job ends and the log is drained.
-        Each chunk says where to resume should the stream break."""
+        Each chunk says where to resume should the stream break. Every node's lines: only
+        that view is the log file byte for byte, so a byte count is a place to resume from."""
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         decoder = _Utf8Stream()
         try:
             async with self._client().get(
                 f"/v1/jobs/{job_id}/logs",
-                params={"follow": "1", "offset": str(offset)},
+                params={"follow": "1", "offset": str(offset), "all_nodes": "1"},
                 timeout=timeout,
             ) as response:
                 if response.status >= 400:

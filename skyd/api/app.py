@@ -20,6 +20,7 @@ from skyd.api.check_routes import add_check_routes
 from skyd.api.cluster_routes import add_cluster_routes
 from skyd.api.contract import endpoint
 from skyd.api.identity import CallerDirectory, caller_of
+from skyd.api.log_views import log_sources, stream_sources
 from skyd.api.market_routes import add_market_routes
 from skyd.api.openapi import openapi_document
 from skyd.api.schemas import (
@@ -322,55 +323,34 @@ async def _job_logs(request: web.Request) -> web.StreamResponse:
             f"{query.node} is not one of them",
             "node",
         )
-    # a gang on this host writes one log per node; remote runners put rank K's lines into
-    # job.log prefixed "(node K) ", which are picked out (prefix dropped) for ?node=K
-    prefix = b""
-    path = scheduler.log_path(job_id, query.node)
-    if query.node and scheduler.processes.runs_over_ssh(job):
-        path, prefix = scheduler.log_path(job_id), b"(node %d) " % query.node
+    if query.node and query.all_nodes:
+        raise SpecError(
+            f"node: {query.node} with all_nodes asks for one node and for all of them;"
+            " drop one of the two",
+            "node",
+        )
+    sources = log_sources(
+        lambda rank: scheduler.log_path(job_id, rank),
+        nodes,
+        query.node,
+        query.all_nodes,
+        scheduler.processes.runs_over_ssh(job),
+    )
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    ended = job.state.is_terminal
-    while True:
-        chunk = _read_from(path, offset)
-        if prefix:
-            # whole lines only: a partial last line waits for its end (or for the job's)
-            whole = chunk if ended else chunk[: chunk.rfind(b"\n") + 1]
-            offset += len(whole)
-            chunk = b"".join(
-                line[len(prefix) :]
-                for line in whole.splitlines(keepends=True)
-                if line.startswith(prefix)
-            )
-            if chunk:
-                await response.write(chunk)
-            if whole:
-                continue
-        elif chunk:
-            offset += len(chunk)
-            await response.write(chunk)
-            continue
-        if not follow or ended:
-            break
-        job = job_store.get_job(scheduler.store, job_id)
-        if job.state.is_terminal:
-            ended = True  # one more read drains what was written before the end
-            continue
+
+    def has_ended() -> bool:
+        return job_store.get_job(scheduler.store, job_id).state.is_terminal
+
+    async def wait() -> None:
         await asyncio.sleep(LOG_POLL_SECONDS)  # a file has no change notification here
+
+    await stream_sources(
+        sources, offset, follow, job.state.is_terminal, response.write, has_ended, wait
+    )
     await response.write_eof()
     return response
-
-
-def _read_from(path: Path, offset: int, limit: int = 1 << 16) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            if offset >= os.fstat(fh.fileno()).st_size:
-                return b""  # nothing new (lseek refuses offsets beyond what a file can be)
-            fh.seek(offset)
-            return fh.read(limit)
-    except FileNotFoundError:
-        return b""
 
 
 @endpoint(

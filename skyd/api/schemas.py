@@ -50,6 +50,9 @@ class LogsQuery(Query):
     node: Int64 = Field(
         0, description="which node of a multi-node job (its SKYPILOT_NODE_RANK; 0: the head)"
     )
+    all_nodes: Flag = Field(
+        False, description="every node's output, rank K's lines prefixed \"(node K) \""
+    )
 
 
 class EventsQuery(Query):

@@ -60,6 +60,8 @@ def test_two_ranks_each_print_rank_size_and_ips(tmp_path: Path) -> None:
         head = _run(daemon, "logs", str(job_id))
         other = _run(daemon, "logs", str(job_id), "--node", "1")
         beyond = _run(daemon, "logs", str(job_id), "--node", "2")
+        every = _run(daemon, "logs", str(job_id), "--all-nodes")
+        both = _run(daemon, "logs", str(job_id), "--all-nodes", "--node", "1")
     finally:
         assert daemon.stop() == 0
     assert head[0] == 0 and other[0] == 0, (head, other)
@@ -67,6 +69,10 @@ def test_two_ranks_each_print_rank_size_and_ips(tmp_path: Path) -> None:
     assert "rank=1" not in head[1] and "setup-on-0" in head[1]
     assert "rank=1 n=2 ips=127.0.0.1,127.0.0.1 skyd=1/2" in other[1], other[1]
     assert "setup-on-1" in other[1] and "rank=0" not in other[1]
+    # every rank, as the remote runners show them: rank 1's lines prefixed "(node 1) "
+    assert every[0] == 0 and "rank=0 n=2" in every[1], every
+    assert "(node 1) rank=1 n=2 ips=127.0.0.1,127.0.0.1 skyd=1/2" in every[1], every[1]
+    assert both[0] == 2 and "--all-nodes" in both[2], both
     # a rank the job does not have: refused, naming the field and the ranks it has
     assert beyond[0] != 0 and "node" in beyond[2] and "ranks 0 to 1" in beyond[2], beyond
     # both slots were held together and are given back

@@ -67,6 +67,9 @@ async def test_two_node_job_runs_a_rank_on_each_lab_machine(tmp_path: Path) -> N
                 return b"".join(client.job_logs(job_id, follow=False, node=node)).decode()
 
             head, other = await asyncio.to_thread(log, 0), await asyncio.to_thread(log, 1)
+            every = await asyncio.to_thread(
+                lambda: b"".join(client.job_logs(job_id, follow=False, all_nodes=True)).decode()
+            )
     finally:
         await asyncio.to_thread(daemon.stop)
         for box in boxes:
@@ -76,5 +79,7 @@ async def test_two_node_job_runs_a_rank_on_each_lab_machine(tmp_path: Path) -> N
     assert f"rank=0 n=2 ips={ips}" in head and "setup-on-0" in head, head
     assert f"rank=1 n=2 ips={ips}" in other and "setup-on-1" in other, other
     assert not other.startswith("(node"), other
+    assert "rank=1" not in head and "setup-on-1" not in head, head  # rank 0 by default
+    assert f"rank=0 n=2 ips={ips}" in every and f"(node 1) rank=1 n=2 ips={ips}" in every, every
     launched = next(e for e in final["events"] if (e.get("data") or {}).get("instances"))
     assert [i.split("-")[2] for i in launched["data"]["instances"]] == ["a", "b"], launched

@@ -50,8 +50,12 @@ async def until_job(client: DaemonClient, job_id: int, states: tuple[str, ...]) 
     )
 
 
-async def log_of(client: DaemonClient, job_id: int) -> str:
-    chunks = await asyncio.to_thread(lambda: list(client.job_logs(job_id, follow=False)))
+async def log_of(
+    client: DaemonClient, job_id: int, *, node: int = 0, all_nodes: bool = False
+) -> str:
+    chunks = await asyncio.to_thread(
+        lambda: list(client.job_logs(job_id, follow=False, node=node, all_nodes=all_nodes))
+    )
     return b"".join(chunks).decode()
 
 
@@ -65,7 +69,10 @@ async def test_two_node_job_on_kubernetes(client: DaemonClient, tmp_path: Path) 
     log = await log_of(client, int(job["id"]))
     assert final["state"] == "SUCCEEDED", (final, log)
     assert final["placement"]["provider"] == "kubernetes"
-    assert "rank=0 size=2" in log and "(node 1) rank=1 size=2" in log
+    assert "rank=0 size=2" in log and "rank=1" not in log  # rank 0 only, by default
+    assert "rank=1 size=2" in await log_of(client, int(job["id"]), node=1)
+    every = await log_of(client, int(job["id"]), all_nodes=True)
+    assert "rank=0 size=2" in every and "(node 1) rank=1 size=2" in every
 
 
 async def test_evicted_pod_is_recovered(

@@ -69,8 +69,12 @@ async def until_job(client: DaemonClient, job_id: int, states: tuple[str, ...]) 
     )
 
 
-async def log_of(client: DaemonClient, job_id: int) -> str:
-    chunks = await asyncio.to_thread(lambda: list(client.job_logs(job_id, follow=False)))
+async def log_of(
+    client: DaemonClient, job_id: int, *, node: int = 0, all_nodes: bool = False
+) -> str:
+    chunks = await asyncio.to_thread(
+        lambda: list(client.job_logs(job_id, follow=False, node=node, all_nodes=all_nodes))
+    )
     return b"".join(chunks).decode()
 
 
@@ -87,7 +91,11 @@ async def test_two_node_job_runs_every_rank(client: DaemonClient, tmp_path: Path
     assert final["state"] == "SUCCEEDED", (final, log)
     assert final["placement"]["provider"] == "slurm"
     assert "rank=0 size=2 ips=127.0.0.1 127.0.0.1" in log
-    assert "(node 1) rank=1 size=2 ips=127.0.0.1 127.0.0.1" in log
+    assert "rank=1" not in log and "setup-1" not in log  # rank 0 only, by default
+    other = await log_of(client, job_id, node=1)
+    assert "rank=1 size=2 ips=127.0.0.1 127.0.0.1" in other and "rank=0" not in other
+    every = await log_of(client, job_id, all_nodes=True)
+    assert "rank=0 size=2" in every and "(node 1) rank=1 size=2 ips=127.0.0.1 127.0.0.1" in every
 
 
 async def test_gpu_job_gets_its_gres(client: DaemonClient, tmp_path: Path) -> None:
