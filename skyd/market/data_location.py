@@ -76,6 +76,8 @@ class DataLocator:
         for mount in spec.storage_mounts.values():
             if mount.owned and mount.source_local is not None:
                 continue  # filled from the submitter's disk, not moved between clouds
+            if mount.store == "azure" and mount.account is None:
+                continue  # a container skyd creates in the job's own storage account: new
             url = mount.url
             if (url.rstrip("/"), "in") not in found:
                 found[(url.rstrip("/"), "in")] = (url, None, "bucket listing")

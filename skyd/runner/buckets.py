@@ -3,8 +3,9 @@ downloaded before setup (COPY), and for MOUNT / MOUNT_CACHED what the job wrote 
 uploaded back when it ends, so a MOUNT bucket still receives the job's outputs.
 
 Runs inside the shim as the job's owner, with the job's own credentials (its envs and
-secrets: AWS_ACCESS_KEY_ID, …); without any, public buckets are read unsigned. The S3
-endpoint is the mount's `endpoint_url` (skyd's [aws] endpoint_url), else AWS_ENDPOINT_URL.
+secrets; see skyd.runner.stores for each store's). A bucket the task names with `name:` is
+created (tagged as skyd's) if missing; one skyd created with `persistent: false` is deleted
+when the job that uses it ends (SkyPilot's ephemeral storage).
 """
 
 from __future__ import annotations
@@ -14,65 +15,44 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from skyd.providers.base import MANAGED, TAG_MANAGED
+from skyd.runner.stores import TAG_PERSISTENT, Bucket, bucket_labels, open_bucket
+
 MANIFEST = "buckets.json"
 WRITES_BACK = ("MOUNT", "MOUNT_CACHED")
 
 
-def _client(mount: Mapping[str, Any], env: Mapping[str, str]) -> Any:
-    import boto3  # only paid for by jobs with bucket mounts
-    from botocore import UNSIGNED
-    from botocore.config import Config
-
-    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
-    session = boto3.session.Session(
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-        aws_session_token=env.get("AWS_SESSION_TOKEN"),
-        region_name=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1",
-    )
-    config = Config(signature_version=UNSIGNED) if not (key and secret) else None
-    endpoint = mount.get("endpoint_url") or env.get("AWS_ENDPOINT_URL") or None
-    return session.client("s3", endpoint_url=endpoint, config=config)
-
-
-def _keys(client: Any, bucket: str, prefix: str) -> list[tuple[str, str]]:
-    """(key, path relative to the mount) of every object the mount covers."""
-    if prefix:
-        try:
-            client.head_object(Bucket=bucket, Key=prefix)
-        except client.exceptions.ClientError:
-            pass
-        else:
-            return [(prefix, "")]  # the mount is one object
+def _keys(bucket: Bucket, prefix: str) -> list[tuple[str, str]]:
+    """(key, path relative to the mount) of every object the mount covers: the object
+    `prefix` itself, or everything under the folder `prefix/` (not `prefix-other/`)."""
     folder = prefix.rstrip("/") + "/" if prefix else ""
     found: list[tuple[str, str]] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
-        for item in page.get("Contents", []):
-            key = item["Key"]
-            if not key.endswith("/"):
-                found.append((key, key[len(folder) :]))
+    for key, _ in bucket.objects(prefix):
+        if prefix and key == prefix:
+            return [(key, "")]  # the mount is one object
+        if key.startswith(folder) and not key.endswith("/"):
+            found.append((key, key[len(folder) :]))
     return found
 
 
-def _ensure(client: Any, mount: Mapping[str, Any]) -> str:
-    """A bucket the task names (SkyPilot's `name:`): create it if missing, and upload its
-    local `source` (once: objects already there are kept)."""
-    bucket = mount["bucket"]
+def _ensure(bucket: Bucket, mount: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    """A bucket the task names (SkyPilot's `name:`): create it if missing, tagged as skyd's,
+    and upload its local `source` (once: objects already there are kept)."""
     note = ""
-    try:
-        client.head_bucket(Bucket=bucket)
-    except client.exceptions.ClientError:
-        client.create_bucket(Bucket=bucket)
+    if not bucket.exists():
+        owner = env.get("USER", "")
+        labels = bucket_labels(owner, env.get("SKYD_JOB_ID", ""), bool(mount.get("persistent")))
+        bucket.create(labels)
         note = f"--- skyd: created bucket {mount['url']} ---\n"
     source = mount.get("source_local")
     if source:
         root = Path(source)
-        have = {key for key, _ in _keys(client, bucket, "")}
+        have = {key for key, _ in bucket.objects("")}
         files = [path for path in root.rglob("*") if path.is_file()] if root.is_dir() else []
         for path in files:
             key = str(path.relative_to(root))
             if key not in have:
-                client.upload_file(str(path), bucket, key)
+                bucket.upload(path, key)
         note += f"--- skyd: {source} uploaded to {mount['url']} ---\n"
     return note
 
@@ -95,14 +75,14 @@ def fetch(mounts: Sequence[Mapping[str, Any]], env: Mapping[str, str], attempt_d
     lines = []
     for mount in mounts:
         target = Path(mount["target"])
-        client = _client(mount, env)
+        bucket = open_bucket(mount, env)
         if mount.get("owned"):
-            lines.append(_ensure(client, mount))
-        keys = _keys(client, mount["bucket"], mount.get("prefix", ""))
+            lines.append(_ensure(bucket, mount, env))
+        keys = _keys(bucket, mount.get("prefix", ""))
         for key, relative in keys:
             path = target / relative if relative else target
             path.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(mount["bucket"], key, str(path))
+            bucket.download(key, path)
         if not keys:
             target.mkdir(parents=True, exist_ok=True)
         manifest[mount["target"]] = _snapshot(target)
@@ -115,24 +95,36 @@ def fetch(mounts: Sequence[Mapping[str, Any]], env: Mapping[str, str], attempt_d
 def push_back(
     mounts: Sequence[Mapping[str, Any]], env: Mapping[str, str], attempt_dir: Path
 ) -> str:
-    """Upload what the job added or changed under its MOUNT / MOUNT_CACHED buckets."""
+    """Upload what the job added or changed under its MOUNT / MOUNT_CACHED buckets, then
+    delete the non-persistent buckets skyd created for it."""
     try:
         before = json.loads((attempt_dir / MANIFEST).read_text())
     except (OSError, ValueError):
         before = {}
     lines = []
     for mount in mounts:
-        if mount["mode"] not in WRITES_BACK:
-            continue
         target = Path(mount["target"])
-        if not target.exists():
+        if mount["mode"] not in WRITES_BACK or not target.exists():
             continue
-        client = _client(mount, env)
+        bucket = open_bucket(mount, env)
         known = before.get(mount["target"], {})
         prefix = mount.get("prefix", "")
         changed = [rel for rel, meta in _snapshot(target).items() if known.get(rel) != meta]
         for relative in changed:
             key = "/".join(part for part in (prefix.rstrip("/"), relative) if part)
-            client.upload_file(str(target / relative if relative else target), mount["bucket"], key)
+            bucket.upload(target / relative if relative else target, key)
         lines.append(f"--- skyd: {len(changed)} files written back to {mount['url']} ---\n")
+    for mount in mounts:
+        if mount.get("owned") and mount.get("persistent") is False:
+            lines.append(_drop(open_bucket(mount, env), mount["url"]))
     return "".join(lines)
+
+
+def _drop(bucket: Bucket, url: str) -> str:
+    """Delete an ephemeral bucket, only if skyd's labels say skyd made it non-persistent: a
+    bucket someone else made under that name is never touched."""
+    labels = bucket.labels() if bucket.exists() else {}
+    if labels.get(TAG_MANAGED) != MANAGED or labels.get(TAG_PERSISTENT) != "false":
+        return f"--- skyd: {url} kept (not created by skyd as non-persistent) ---\n"
+    bucket.delete()
+    return f"--- skyd: deleted non-persistent bucket {url} ---\n"

@@ -143,14 +143,6 @@ class Admission:
                 else ""
             )
             hint += self._too_many_nodes(spec, outcome)
-            stores = sorted(
-                {m.store for m in spec.storage_mounts.values() if m.store not in ("s3",)}
-            )
-            if stores:
-                hint += (
-                    f"; {', '.join(stores)} bucket mounts are not fetched on this host "
-                    "(local, ssh, sim fetch s3 only)"
-                )
             images = sorted({alt.docker_image for alt in spec.alternatives if alt.docker_image})
             if images:
                 hint += (

@@ -123,11 +123,14 @@ class Processes:
         buckets = [
             {
                 "url": mount.url,
+                "store": mount.store,
+                "account": mount.account,
                 "bucket": mount.bucket,
                 "prefix": mount.prefix,
                 "mode": mount.mode.value,
                 "target": str(mount_target(cwd, job_dir, dest)),
                 "owned": mount.owned,
+                "persistent": mount.persistent,
                 "source_local": mount.source_local,
             }
             for dest, mount in spec.storage_mounts.items()

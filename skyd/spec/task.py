@@ -17,7 +17,7 @@ from skyd.spec.vocabulary import is_skypilot_accelerator
 # Key of `TaskSpec.estimated_runtime` that applies to any accelerator (and to none).
 ANY_ACCELERATOR = "*"
 REDACTED = "<redacted>"
-HOST_FETCHABLE_STORES = frozenset({"s3"})
+HOST_FETCHABLE_STORES = frozenset({"s3", "gcs", "azure", "r2"})
 MOUNT_WITHOUT_FUSE = (
     "no FUSE mount on local jobs: copied before setup, and what the job writes there is "
     "uploaded when it ends"
@@ -194,7 +194,7 @@ class TaskSpec(BaseModel):
 
         filters = [alt.offer_filter(normalize) for alt in self.alternatives]
         if any(mount.store not in HOST_FETCHABLE_STORES for mount in self.storage_mounts.values()):
-            # a host running plain processes fetches only S3 buckets (skyd.runner.buckets)
+            # a store added later is fetched nowhere until skyd.runner.stores reads it
             filters = [replace(f, blocked=f.blocked | HOST_PROCESS_CLOUDS) for f in filters]
         return filters
 

@@ -1,6 +1,6 @@
 """Bucket file mounts on local jobs against moto's S3 server (a real S3 API over HTTP on
 loopback, real boto3): COPY downloads before setup; MOUNT is a COPY-style sync on this host
-(no FUSE) that writes the job's outputs back when it ends; other stores never run bare."""
+(no FUSE) that writes the job's outputs back when it ends (other stores: tests/storage)."""
 
 from __future__ import annotations
 
@@ -125,15 +125,6 @@ def test_a_missing_bucket_fails_the_job_before_setup_with_the_reason(
     assert ended["state"] == "FAILED_SETUP"
     assert "could not sync workdir/file_mounts" in log and "NoSuchBucket" in log
     assert "setup ran" not in log
-
-
-def test_gcs_buckets_are_never_run_on_a_bare_host(client: DaemonClient, tmp_path: Path) -> None:
-    from skyctl.client import ApiError
-
-    with pytest.raises(ApiError) as caught:
-        client.submit_task("file_mounts: {/d: 'gs://x/y'}\nrun: ls /d\n", str(tmp_path), None)
-    assert caught.value.status == 422
-    assert "gcs bucket mounts are not fetched on this host" in caught.value.message
 
 
 def test_a_named_bucket_is_created_and_filled_from_its_local_source(

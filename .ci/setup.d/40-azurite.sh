@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Microsoft's Azurite (Azure Blob emulator, npm) for the bucket tests, and rclone, the tool the
+# remote runner mounts or copies buckets with on VMs (the fake VMs are this host). Idempotent.
+set -euo pipefail
+if ! command -v npm >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+command -v azurite-blob >/dev/null || npm install -g --no-audit --no-fund azurite
+command -v rclone >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone

@@ -1,0 +1,131 @@
+"""Object-store emulators on loopback for tests and demos: moto's S3 server (also standing in
+for Cloudflare R2's S3-compatible endpoint), gcp-storage-emulator (PyPI) for GCS, and
+Microsoft's Azurite (npm, installed by .ci/setup.d/40-azurite.sh) for Azure Blob.
+
+Each is a real server speaking its store's HTTP API; tests reach them with the clouds' own
+SDK clients. AZURITE_CONNECTION is Azurite's documented development-account connection
+string (account devstoreaccount1 and its published key) pointed at the chosen port.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's well-known development key (public: it is in Azurite's README)
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"emulator exited with code {proc.returncode} before listening")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)  # polling a port that is coming up, not ordering work
+    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {timeout}s")
+
+
+@contextmanager
+def moto_s3() -> Iterator[str]:
+    """moto's S3 server; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@contextmanager
+def gcs_emulator() -> Iterator[str]:
+    """gcp-storage-emulator in this process (in memory); yields STORAGE_EMULATOR_HOST."""
+    from gcp_storage_emulator.server import create_server
+
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class Azurite:
+    port: int
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT};"
+        )
+
+
+def azurite_command() -> str:
+    found = shutil.which("azurite-blob")
+    if found is None:
+        raise RuntimeError(
+            "azurite-blob is not installed: run .ci/setup.d/40-azurite.sh (npm install -g azurite)"
+        )
+    return found
+
+
+@contextmanager
+def azurite() -> Iterator[Azurite]:
+    """Azurite's Blob service as a child process, data in a temporary directory."""
+    port = free_port()
+    with (
+        tempfile.TemporaryDirectory(prefix="azurite-") as data,
+        open(f"{data}.log", "wb") as log,
+    ):
+        proc = subprocess.Popen(
+            [
+                azurite_command(),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(port),
+                "--location",
+                data,
+                "--silent",
+                # the SDK on PyPI may speak a newer API version than this Azurite knows
+                "--skipApiVersionCheck",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_for_port(port, proc, timeout=60)
+            yield Azurite(port)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            Path(f"{data}.log").unlink(missing_ok=True)
