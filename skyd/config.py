@@ -182,6 +182,9 @@ class Settings:
     orphans: str = "terminate"  # what reconcile does with this daemon's unrecorded instances
     reconcile_interval_seconds: float = 300.0
     scheduler_tick_seconds: float = 1.0
+    # how often the loop-lag monitor wakes (skyd.looplag): a stall shorter than this can be
+    # missed, a longer one is reported to within it
+    loop_lag_interval_seconds: float = 0.02
     local: LocalProviderSettings = field(default_factory=LocalProviderSettings)
     market: MarketSettings = field(default_factory=MarketSettings)
     sim: SimProviderSettings = field(default_factory=SimProviderSettings)
@@ -296,6 +299,11 @@ def load_settings(
         raise ConfigError(str(exc)) from None
     settings.placement.validate()
     settings.data.validate()
+    if not 0.001 <= settings.loop_lag_interval_seconds <= 1.0:
+        raise ConfigError(
+            f"loop_lag_interval_seconds: {settings.loop_lag_interval_seconds!r} must be between"
+            " 0.001 and 1 (seconds between the loop-lag monitor's wake-ups)"
+        )
     if settings.orphans not in ("terminate", "report"):
         raise ConfigError(f"orphans: {settings.orphans!r} is not allowed; use terminate or report")
     if state_dir is not None:

@@ -27,6 +27,7 @@ from skyd.clusters import ClusterService, LocalSessionProbe, NvidiaSmiProbe
 from skyd.config import ConfigError, Settings
 from skyd.errors import StateLockedError
 from skyd.events import EventBus
+from skyd.looplag import LoopLagMonitor
 from skyd.market.advisor import SpotAdvisorSource
 from skyd.market.aws_spot import AwsSpotPriceSource
 from skyd.market.data_location import locator_for
@@ -302,7 +303,10 @@ class Daemon:
                 await provider.refresh()  # offers read from the lab's own systems
         market = LiveMarket(catalog, providers)
         metrics = Metrics(
-            self.store, bus, credits=lambda conn: credits_view(conn, self.clock.now())
+            self.store,
+            bus,
+            credits=lambda conn: credits_view(conn, self.clock.now()),
+            lag=LoopLagMonitor(interval=settings.loop_lag_interval_seconds),
         )
         metrics.instrument(providers)
         self.metrics = metrics
@@ -357,6 +361,17 @@ class Daemon:
             prices=MarketPrices(settings.accounting.stopped_hourly_micros),
         )
         scheduler.accountant = accountant
+        metrics.count(
+            "skyd_planner_passes",
+            "Re-optimization passes of the waiting queue",
+            lambda: planner.passes,
+        )
+        metrics.count(
+            "skyd_planner_global_solves",
+            "Passes that solved the global (coupled) model",
+            lambda: planner.global_solves,
+        )
+        metrics.count("skyd_accrual_passes", "Accrual passes committed", lambda: accountant.passes)
         clusters.budgets = accountant
         # before the API takes submits: a job naming no project charges the default one
         accountant.ensure_default_project()

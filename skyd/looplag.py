@@ -3,6 +3,10 @@
 Any callback that holds the loop (a slow query, a big JSON dump, CPU work) delays every other
 task by as much; this task sees that delay as lateness. Readers: /metrics (skyd/metrics.py) and
 the benchmarks, which can run a `LoopLagMonitor` beside their load and read `max_lag()`.
+
+A sample can only see a stall that covers one of its wake-ups, and sees it from the missed
+wake-up on: the worst lag reported is within `interval` of the longest stall, so the interval
+is small (`loop_lag_interval_seconds`, 20 ms by default; one wake-up costs tens of µs).
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ Observer = Callable[[float], None]
 
 class LoopLagMonitor:
     """Wakes every `interval` seconds; each wake-up's lateness is a sample. `max_lag()` is the
-    largest sample of the last `window` seconds; `observers` see every sample (a histogram)."""
+    largest sample of the last `window` seconds, `max_lag(seconds)` of a shorter recent span;
+    `observers` see every sample (a histogram)."""
 
     def __init__(
         self,
-        interval: float = 0.1,
+        interval: float = 0.02,
         window: float = 60.0,
         *,
         now: Callable[[], float] = time.monotonic,
@@ -50,10 +55,18 @@ class LoopLagMonitor:
         while self._samples and self._samples[0][0] < now - self.window:
             self._samples.popleft()
 
-    def max_lag(self) -> float:
-        """The worst lateness seen in the last `window` seconds (0 before any sample)."""
-        self._expire(self._now())
-        return self._samples[0][1] if self._samples else 0.0
+    def max_lag(self, seconds: float | None = None) -> float:
+        """The worst lateness seen in the last `seconds` (at most `window`; 0 if none).
+
+        Exact, not bucketed: the deque holds every sample that is the largest of all samples
+        after it, so the first one inside the span is the span's maximum."""
+        now = self._now()
+        self._expire(now)
+        since = now - (self.window if seconds is None else min(seconds, self.window))
+        for at, lag in self._samples:
+            if at >= since:
+                return lag
+        return 0.0
 
     async def run(self) -> None:
         while True:

@@ -36,6 +36,10 @@ Credits = Callable[[sqlite3.Connection], Mapping[str, Any]]  # the books, read o
 
 _LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600)
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+# the exact worst lag over these recent spans (the histogram only bounds it by bucket); a
+# scraper that polls more often than the shortest span sees every sample's maximum
+LAG_WINDOWS_SECONDS = (2.0, 10.0)
+Count = tuple[str, str, Callable[[], int]]  # name, help, how many so far
 
 
 class _StoreCollector(Collector):
@@ -46,6 +50,7 @@ class _StoreCollector(Collector):
         self.store = store
         self.credits = credits
         self.lag = lag
+        self.counts: list[Count] = []
         self._reader: Store | None = None
 
     def _conn(self) -> sqlite3.Connection:
@@ -83,6 +88,16 @@ class _StoreCollector(Collector):
             f"Worst event-loop lag over the last {self.lag.window:.0f} s",
             value=self.lag.max_lag(),
         )
+        recent = GaugeMetricFamily(
+            "skyd_loop_lag_window_max_seconds",
+            "Worst event-loop lag over the last `window` seconds (exact, not bucketed)",
+            labels=["window"],
+        )
+        for seconds in LAG_WINDOWS_SECONDS:
+            recent.add_metric([f"{seconds:g}"], self.lag.max_lag(seconds))
+        yield recent
+        for name, doc, read in self.counts:
+            yield CounterMetricFamily(name, doc, value=read())
         if self.credits is not None:
             yield from self._books(self.credits(conn))
 
@@ -157,6 +172,10 @@ class Metrics:
     def close(self) -> None:
         with self._scraping:
             self._collector.close()
+
+    def count(self, name: str, doc: str, read: Callable[[], int]) -> None:
+        """Export a counter that a service keeps itself (e.g. the planner's passes)."""
+        self._collector.counts.append((name, doc, read))
 
     def exposition(self) -> bytes:
         """The text format; call it off the loop (`scrape`), it reads the store."""

@@ -71,6 +71,7 @@ class Accountant:
         # Accrual state of unsettled instances as of the last committed pass; rebuilt from
         # the store when missing (start, or a failed pass).
         self._open: dict[int, Accrual] | None = None
+        self.passes = 0  # accrual passes committed since start
 
     # -- accrual ---------------------------------------------------------------------------
 
@@ -89,6 +90,7 @@ class Accountant:
         while True:
             try:
                 self.accrue(self.clock.now() - self.settings.price_settle_seconds)
+                self.passes += 1
                 failures = 0
                 self._wake_scheduler_on_new_actions()
                 self.announce_alerts()

@@ -114,7 +114,9 @@ class Planner:
             tuple[tuple[object, ...], tuple[AssignmentOption, ...], dict[str, int]],
         ] = {}
         self.last_plan: AssignmentPlan | None = None
-        self.solves = 0
+        self.solves = 0  # passes that produced a plan
+        self.passes = 0  # every re-optimization pass, whatever it found
+        self.global_solves = 0  # passes that solved the coupled (global) model off the loop
 
     def request(self) -> None:
         self._wake.set()
@@ -150,6 +152,7 @@ class Planner:
                 self._wake.set()
 
     async def replan_once(self) -> AssignmentPlan | None:
+        self.passes += 1
         if not (self._quotas() or self._pools() or self._budgets() or self._any_movable()):
             return await self._replan_uncoupled(self._context())
         inputs = PlanInputs(
@@ -166,6 +169,7 @@ class Planner:
         plan, feasible, jobs = outcome
         self.last_plan = plan
         self.solves += 1
+        self.global_solves += 1
         await self._apply(plan, {job.id: job for job in jobs}, feasible)
         return plan
 

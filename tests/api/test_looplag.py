@@ -51,3 +51,16 @@ def test_the_maximum_slides_out_of_the_window() -> None:
     time.now = 116.0
     assert monitor.max_lag() == 0.0
     assert monitor.count == 3
+
+
+def test_a_recent_span_reports_its_own_exact_maximum() -> None:
+    time = FakeTime()
+    monitor = LoopLagMonitor(window=60.0, now=time.clock)
+    monitor.record(100.0, 0.5)  # older than the 2 s span asked below
+    monitor.record(109.0, 0.0371)  # not a bucket bound: reported as it was
+    monitor.record(110.0, 0.01)
+    time.now = 110.5
+    assert monitor.max_lag(2.0) == 0.0371
+    assert monitor.max_lag(0.2) == 0.0
+    assert monitor.max_lag() == 0.5
+    assert monitor.max_lag(600.0) == 0.5  # never more than the window kept

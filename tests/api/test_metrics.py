@@ -56,6 +56,14 @@ def test_metrics_move_when_a_job_runs(daemon: DaemonThread) -> None:
     assert after[("skyd_events_total", (("kind", "state"),))] >= 3
     # the loop-lag monitor samples as the daemon runs
     assert after[("skyd_loop_lag_seconds_count", ())] > before[("skyd_loop_lag_seconds_count", ())]
+    for window in ("2", "10"):
+        key = ("skyd_loop_lag_window_max_seconds", (("window", window),))
+        assert 0 <= after[key] <= after[("skyd_loop_lag_max_seconds", ())]
+    # the submit woke the planner (after its debounce): its passes are counted
+    passes = ("skyd_planner_passes_total", ())
+    wait_until(lambda: scrape(sock)[passes] > before[passes])
+    assert ("skyd_planner_global_solves_total", ()) in after
+    assert ("skyd_accrual_passes_total", ()) in after
 
 
 def test_credit_pools_appear_with_balance(daemon: DaemonThread) -> None:
