@@ -253,6 +253,10 @@ class PreparedProblem:
             )
         return classes
 
+    def priority_weight(self, priority: int) -> float:
+        """What leaving one job of this priority out weighs against a priority-0 job."""
+        return self._priority_weight(priority)
+
     def _priority_weight(self, priority: int) -> float:
         return float(2.0 ** (priority / self.settings.priority_doubling))
 
