@@ -410,6 +410,12 @@ COMMANDS = (
         _jobs_arguments,
     ),
     Command(
+        "storage",
+        "buckets skyd created for tasks: ls, delete NAME… (persistent ones need --force)",
+        _handler_from("storage_commands", "storage"),
+        _arguments_from("storage_commands", "storage_arguments"),
+    ),
+    Command(
         "completion",
         "print a shell completion script: bash, zsh or fish",
         _completion,

@@ -37,7 +37,9 @@ from skyd.api.schemas import (
     SubmitRequest,
     job_view,
 )
+from skyd.api.storage_routes import add_storage_routes
 from skyd.api.validation import BadRequest, json_body, path_params, query_params, uid_of
+from skyd.buckets.registry import BucketRegistry
 from skyd.clusters import ClusterService
 from skyd.errors import (
     ConflictError,
@@ -477,6 +479,7 @@ def build_app(
     app[CALLERS] = CallerDirectory(admin_group)
     add_market_routes(app, scheduler)
     add_check_routes(app, dict(scheduler.providers))
+    add_storage_routes(app, BucketRegistry(scheduler.settings.data), admin_group)
     if clusters is not None:
         add_cluster_routes(app, clusters, admin_group)
     if accountant is not None:

@@ -181,7 +181,7 @@ def azure_metadata(labels: Mapping[str, str]) -> dict[str, str]:
     return {k.replace("-", "_"): v for k, v in labels.items()}
 
 
-def _s3_client(env: Mapping[str, str], endpoint: str | None, prefix: str = "AWS") -> Any:
+def s3_client(env: Mapping[str, str], endpoint: str | None, prefix: str = "AWS") -> Any:
     import boto3  # only paid for by jobs with bucket mounts
     from botocore import UNSIGNED
     from botocore.config import Config
@@ -211,7 +211,7 @@ def r2_endpoint(env: Mapping[str, str]) -> str:
     return f"https://{account}.r2.cloudflarestorage.com"
 
 
-def _gcs_client(env: Mapping[str, str]) -> Any:
+def gcs_client(env: Mapping[str, str]) -> Any:
     from google.cloud import storage  # type: ignore[attr-defined]
 
     project = env.get("GOOGLE_CLOUD_PROJECT") or env.get("CLOUDSDK_CORE_PROJECT")
@@ -229,7 +229,7 @@ def _gcs_client(env: Mapping[str, str]) -> Any:
     return storage.Client(project=project)
 
 
-def _azure_service(env: Mapping[str, str], account: str | None) -> Any:
+def azure_service(env: Mapping[str, str], account: str | None) -> Any:
     from azure.storage.blob import BlobServiceClient
 
     connection = env.get("AZURE_STORAGE_CONNECTION_STRING")
@@ -260,12 +260,12 @@ def open_bucket(mount: Mapping[str, Any], env: Mapping[str, str]) -> Bucket:
     store, name, url = mount.get("store", "s3"), mount["bucket"], mount["url"]
     if store == "s3":
         endpoint = mount.get("endpoint_url") or env.get("AWS_ENDPOINT_URL")
-        return S3Bucket(url, name, _s3_client(env, endpoint))
+        return S3Bucket(url, name, s3_client(env, endpoint))
     if store == "r2":
-        return S3Bucket(url, name, _s3_client(env, r2_endpoint(env), prefix="R2"))
+        return S3Bucket(url, name, s3_client(env, r2_endpoint(env), prefix="R2"))
     if store == "gcs":
-        return GcsBucket(url, name, _gcs_client(env))
+        return GcsBucket(url, name, gcs_client(env))
     if store == "azure":
-        service = _azure_service(env, mount.get("account"))
+        service = azure_service(env, mount.get("account"))
         return AzureContainer(url, service.get_container_client(name))
     raise StoreError(f"{url}: skyd does not read {store} buckets")

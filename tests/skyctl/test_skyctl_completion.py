@@ -50,7 +50,7 @@ def _bash_complete(script: Path, *words: str) -> list[str]:
 
 def test_bash_completes_commands_verbs_flags_and_values(tmp_path: Path) -> None:
     script = _script("bash", tmp_path)
-    assert _bash_complete(script, "st") == ["stop", "start", "status"]
+    assert _bash_complete(script, "st") == ["stop", "start", "status", "storage"]
     assert _bash_complete(script, "show-") == ["show-gpus"]
     assert "completion" in _bash_complete(script, "")
     assert _bash_complete(script, "--socket", "/tmp/s", "jobs", "l") == ["launch", "logs"]
