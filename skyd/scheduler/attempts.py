@@ -14,10 +14,11 @@ from skyd.providers.ssh.connection import HostKeyChangedError
 from skyd.scheduler import recovery, watching
 from skyd.scheduler.blocks import PREEMPTION_BLOCK, ScopeBlocks
 from skyd.scheduler.describing import InstanceStates
+from skyd.scheduler.giving_back import Terminations
 from skyd.scheduler.interfaces import BudgetGate, NoBudgets
 from skyd.scheduler.processes import Processes
 from skyd.scheduler.signals import ObservedRisk
-from skyd.scheduler.transitions import Journal
+from skyd.scheduler.transitions import Journal, Transition
 from skyd.spec import TaskSpec
 from skyd.store import Store
 from skyd.store import instances as instance_store
@@ -27,6 +28,8 @@ from skyd.store.records import InstanceRecord, JobRecord
 log = logging.getLogger("skyd.scheduler")
 
 GONE = (InstanceState.PREEMPTED, InstanceState.TERMINATED)
+# a VM the cloud is shutting down that skyd did not give back is lost all the same
+LOST = (*GONE, InstanceState.TERMINATING)
 
 
 class Attempts:
@@ -54,6 +57,9 @@ class Attempts:
         self.states = InstanceStates(
             store=store, clock=clock, providers=providers, max_age=describe_every_s
         )
+        self.terminations = Terminations(
+            store=store, clock=clock, providers=providers, journal=journal, accrue=self.accrue
+        )
 
     async def describe(self, instances: list[InstanceRecord]) -> dict[str, InstanceState]:
         """States of the given instances from this tick's batched describes."""
@@ -76,10 +82,11 @@ class Attempts:
             log.warning("job %d: its runner could not be started", job.id, exc_info=True)
             cause = f"{type(exc).__name__}: {exc}"
         # cannot run where it was launched: give the instances back, say why
-        await self.release(job, kill_grace=0.0)
         where = "on its instances" if remote else "(its runner could not be launched)"
-        self.journal.move(
-            job.id, JobState.FAILED, reason=f"could not start the job {where}: {cause}"
+        await self.release(
+            job,
+            kill_grace=0.0,
+            then=self.outcome(job, JobState.FAILED, f"could not start the job {where}: {cause}"),
         )
 
     async def watch(self, job: JobRecord) -> None:
@@ -93,15 +100,16 @@ class Attempts:
         ]
         if remote:
             states = await self.describe(remote)
-            if any(s in GONE for s in states.values()):
+            if any(s in LOST for s in states.values()):
                 await self.preempted(job, TaskSpec.from_json(job.spec_json), remote, states)
                 return
         try:
             status = await self.processes.status(job)
         except HostKeyChangedError as exc:
             # not the machine skyd launched: never run anything more there
-            await self.release(job, kill_grace=0.0)
-            self.journal.move(job.id, JobState.FAILED, reason=exc.message)
+            await self.release(
+                job, kill_grace=0.0, then=self.outcome(job, JobState.FAILED, exc.message)
+            )
             return
         now = self.clock.now()
 
@@ -126,47 +134,51 @@ class Attempts:
         )
 
     async def _ended(self, job: JobRecord, ended: watching.AttemptEnded, now: float) -> None:
-        # the attempt is over: give the instance back, then settle the job
-        await self.release(job, kill_grace=0.0)
+        # the attempt is over: the job's outcome and the instances' giving back commit
+        # together, then the instances are terminated
         if ended.restart is not None:
-            self.journal.move(
-                job.id, ended.target, now=now, reason=ended.reason, restarts=ended.restart
+            outcome = Transition(
+                job.id, ended.target, ended.reason, now, changes={"restarts": ended.restart}
             )
+            await self.release(job, kill_grace=0.0, then=outcome)
             return
         if ended.ran_unseen:
             job = self._run_started(job, now, ended.started_at)
         spot_s, on_demand_s = recovery.market_seconds(job_store.job_events(self.store, job.id), now)
-        self.journal.move(
+        outcome = Transition(
             job.id,
             ended.target,
-            now=now,
-            reason=ended.reason,
-            exit_code=ended.exit_code,
+            ended.reason,
+            now,
             data={"spot_seconds": round(spot_s, 3), "on_demand_seconds": round(on_demand_s, 3)},
+            changes={"exit_code": ended.exit_code},
         )
+        await self.release(job, kill_grace=0.0, then=outcome)
 
-    async def release(self, job: JobRecord, *, kill_grace: float) -> None:
-        """Stop the job's processes (if any) and give back every instance of the job."""
+    def outcome(
+        self, job: JobRecord, target: JobState, reason: str, **changes: object
+    ) -> Transition:
+        """The job's move to `target` now (to commit with its instances' giving back)."""
+        return Transition(job.id, target, reason, self.clock.now(), changes=changes)
+
+    async def release(
+        self, job: JobRecord, *, kill_grace: float, then: Transition | None = None
+    ) -> JobRecord | None:
+        """Stop the job's processes, mark every instance it holds TERMINATING in the same
+        commit as the job's outcome `then` (the move it returns), then terminate them and
+        record each end. A restart finishes what a kill interrupted (`Terminations`)."""
         if job.attempt > 0:
             await self.processes.kill(job, kill_grace)
-        now = self.clock.now()
-        for inst in instance_store.instances_for_job(self.store, job.id):
-            if inst.state not in instance_store.ACTIVE_INSTANCE_STATES:
-                continue
-            provider = self.providers.get(inst.provider)
-            if provider is None:
-                log.error(
-                    "instance %s of disabled provider %s left running",
-                    inst.instance_id,
-                    inst.provider,
-                )
-                continue
-            await provider.terminate([inst.instance_id])
-            # its end is when the cloud confirmed it, not when we asked: an accrual pass that
-            # ran while terminate() was awaited has charged up to then already
-            now = self.clock.now()
-            self.journal.instances_ended([(inst.provider, inst.instance_id, "TERMINATED")], now)
-        self.accrue(now)
+        held = [
+            i
+            for i in instance_store.instances_for_job(self.store, job.id)
+            if i.state in instance_store.ACTIVE_INSTANCE_STATES
+        ]
+        moved = self.journal.giving_back(
+            [(i.provider, i.instance_id, "TERMINATED") for i in held], then
+        )
+        await self.terminations.finish_for_job(job.id)
+        return moved
 
     async def preempted(
         self,
@@ -175,23 +187,12 @@ class Attempts:
         instances: list[InstanceRecord],
         states: Mapping[str, InstanceState],
     ) -> None:
-        """The cloud took an instance back: stop what is left, record it, recover."""
-        lost = [i for i in instances if states.get(i.instance_id) in GONE]
+        """The cloud took an instance back: stop what is left, give back all (the lost ones
+        end PREEMPTED) with the move to RECOVERING, recover."""
+        lost = [i for i in instances if states.get(i.instance_id) in LOST]
         if job.attempt > 0:
             await self.processes.kill(job, 0.0)
-        for inst in instances:
-            provider = self.providers.get(inst.provider)
-            if provider is not None:
-                await provider.terminate([inst.instance_id])
-        now = self.clock.now()  # after terminate() returned (see release)
-        self.journal.instances_ended(
-            [
-                (i.provider, i.instance_id, "PREEMPTED" if i in lost else "TERMINATED")
-                for i in instances
-            ],
-            now,
-        )
-        self.accrue(now)
+        now = self.clock.now()
         first = lost[0] if lost else instances[0]
         zone_scope = f"{first.cloud}/{first.region}/{first.zone}"
         if lost and first.spot:
@@ -200,21 +201,30 @@ class Attempts:
         for scope in recovery.avoid_after_preemption(strategy, first):
             self.blocks.block(scope, now + PREEMPTION_BLOCK)
         spot_s, on_demand_s = recovery.market_seconds(job_store.job_events(self.store, job.id), now)
-        self.journal.move(
+        outcome = Transition(
             job.id,
             JobState.RECOVERING,
-            now=now,
-            kind="preempted",
-            reason=f"{first.instance_id} in {zone_scope} was preempted; recovering "
+            f"{first.instance_id} in {zone_scope} was preempted; recovering "
             f"({strategy.value.lower()} strategy)",
+            now,
+            kind="preempted",
             data={
                 "instance": first.instance_id,
                 "zone": zone_scope,
                 "spot_seconds": round(spot_s, 3),
                 "on_demand_seconds": round(on_demand_s, 3),
             },
-            preemptions=job.preemptions + 1,
+            changes={"preemptions": job.preemptions + 1},
         )
+        # each is terminated all the same (a preempted GCE VM stays, stopped, until deleted)
+        self.journal.giving_back(
+            [
+                (i.provider, i.instance_id, "PREEMPTED" if i in lost else "TERMINATED")
+                for i in instances
+            ],
+            outcome,
+        )
+        await self.terminations.finish_for_job(job.id)
 
     def accrue(self, now: float) -> None:
         """Charge instances up to `now` right after one ended, so its last seconds are exact."""

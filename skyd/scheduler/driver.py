@@ -47,7 +47,7 @@ from skyd.scheduler.processes import Processes
 from skyd.scheduler.reconcile import ReconcileReport, reconcile
 from skyd.scheduler.selection import Selector, planned_placement
 from skyd.scheduler.signals import Observe, ObservedRisk
-from skyd.scheduler.transitions import Journal
+from skyd.scheduler.transitions import Journal, Transition
 from skyd.spec import PipelineSpec, TaskSpec
 from skyd.store import Store
 from skyd.store import jobs as job_store
@@ -247,11 +247,12 @@ class JobScheduler:
             job = job_store.get_job(self.store, job_id)
             if job.state.is_terminal:
                 return job
-            await self.attempts.release(job, kill_grace=self.settings.local.cancel_grace_seconds)
-            job = self.journal.move(
-                job_id, JobState.CANCELLED, reason=f"cancelled by {caller.name}"
+            moved = await self.attempts.release(
+                job,
+                kill_grace=self.settings.local.cancel_grace_seconds,
+                then=self.attempts.outcome(job, JobState.CANCELLED, f"cancelled by {caller.name}"),
             )
-        return job
+        return moved if moved is not None else job_store.get_job(self.store, job_id)
 
     # -- views -----------------------------------------------------------------
 
@@ -366,6 +367,8 @@ class JobScheduler:
         in scheduling order, a bounded batch at a time, and only if some provider has room.
         """
         self.attempts.states.new_pass()
+        # terminations a killed daemon marked but may not have made (or whose call failed)
+        self.attempts.terminations.sweep()
         for job in job_store.jobs_in_states(self.store, HOLDING):
             self._spawn_step(job.id)
         # at the pass right after an accrual that changed a running job's action (the
@@ -416,13 +419,13 @@ class JobScheduler:
                 job = job_store.get_job(self.store, job_id)
                 if job.state not in (JobState.SETTING_UP, JobState.RUNNING):
                     continue
-                await self.attempts.release(
-                    job, kill_grace=self.settings.local.cancel_grace_seconds
-                )
                 target, reason = budgets.over_budget(action)
                 if target in WAITING:
                     self._held.add(job_id)
-                self.journal.move(job_id, target, kind="budget", reason=reason)
+                outcome = Transition(job_id, target, reason, self.clock.now(), kind="budget")
+                await self.attempts.release(
+                    job, kill_grace=self.settings.local.cancel_grace_seconds, then=outcome
+                )
 
     def _spawn_step(self, job_id: int) -> None:
         if job_id in self._inflight or self._lock(job_id).locked():

@@ -34,7 +34,7 @@ from skyd.scheduler.interfaces import ClusterTargets, NoClusters, NoPlan, PlanVi
 from skyd.scheduler.pipelines import pipeline_hold
 from skyd.scheduler.selection import Choice, Selector, Wait
 from skyd.scheduler.signals import ObservedRisk
-from skyd.scheduler.transitions import Journal
+from skyd.scheduler.transitions import Journal, Transition
 from skyd.spec import TaskSpec
 from skyd.store import Store
 from skyd.store import instances as instance_store
@@ -338,30 +338,33 @@ class Launcher:
     ) -> None:
         """VMs skyd could not log in to: give them back, then place the job elsewhere (the
         zone is avoided for a while) or, after `boot_tries` such VMs, fail it with the cause."""
-        await self.attempts.release(job, kill_grace=0.0)
         first = instances[0]
         zone = f"{first.cloud}/{first.region}/{first.zone}"
         tries = 1 + sum(
             1 for e in job_store.job_events(self.store, job.id) if e.kind == "boot_failed"
         )
         data = {"zone": zone, "tries": tries}
+        now = self.clock.now()
         if final or tries >= self.boot_tries:
-            self.journal.move(
+            outcome = Transition(
                 job.id,
                 JobState.FAILED,
+                f"{first.instance_id} in {zone}: {reason} ({tries} VMs failed so)",
+                now,
                 kind="boot_failed",
-                reason=f"{first.instance_id} in {zone}: {reason} ({tries} VMs failed so)",
                 data=data,
             )
-            return
-        self.blocks.block(zone, self.clock.now() + PREEMPTION_BLOCK)
-        self.journal.move(
-            job.id,
-            JobState.PENDING,
-            kind="boot_failed",
-            reason=f"{first.instance_id} in {zone}: {reason}; placing it again (blocked {zone})",
-            data=data,
-        )
+        else:
+            self.blocks.block(zone, now + PREEMPTION_BLOCK)
+            outcome = Transition(
+                job.id,
+                JobState.PENDING,
+                f"{first.instance_id} in {zone}: {reason}; placing it again (blocked {zone})",
+                now,
+                kind="boot_failed",
+                data=data,
+            )
+        await self.attempts.release(job, kill_grace=0.0, then=outcome)
 
 
 def time_limit(job: JobRecord, spec: TaskSpec, now: float, accelerator: str) -> float | None:

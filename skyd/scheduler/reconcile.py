@@ -6,6 +6,8 @@
   job still PROVISIONING that same attempt, it is that launch's instance and is adopted —
   so a restart never launches a second instance for one attempt; otherwise it is
   terminated or only reported, per the `orphans` setting, and recorded as an event.
+- Marked TERMINATING in the store (skyd is giving it back): left to the scheduler's pass,
+  which finishes the termination and records the end (scheduler.giving_back).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from skyd.store.records import EventRecord, InstanceRecord
 log = logging.getLogger("skyd.reconcile")
 
 _GONE = (InstanceState.TERMINATED, InstanceState.PREEMPTED)
+_LOST = (*_GONE, InstanceState.TERMINATING)  # a watched job's step sees these as a loss
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +80,12 @@ async def reconcile(
             log.warning("reconcile: cannot list %s (%s); will retry", name, exc.message)
             continue
         known = {i.instance_id: i for i in instance_store.active_instances(store, name)}
+        # being given back (the scheduler's pass finishes it): neither lost nor an orphan
+        ending = {i.instance_id for i in instance_store.terminating_instances(store, name)}
         now = clock.now()
         for instance_id, record in known.items():
             state = found.get(instance_id)
-            if (state is None or state in _GONE) and _watched_by_its_job(store, record):
+            if (state is None or state in _LOST) and _watched_by_its_job(store, record):
                 # the job's own step sees the loss and recovers (kill, terminate, record,
                 # RECOVERING); marked ended here, the job would never learn of it
                 report.adopted += 1
@@ -96,7 +101,7 @@ async def reconcile(
             else:
                 report.adopted += 1
         for instance_id, state in sorted(found.items()):
-            if instance_id in known or state in _GONE:
+            if instance_id in known or instance_id in ending or state in _GONE:
                 continue
             await _orphan(
                 store, name, provider, instance_id, state, report, orphan_policy, busy_jobs, clock

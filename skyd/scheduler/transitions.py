@@ -7,6 +7,7 @@ reader looking for "who moves a job" finds one place. `lifecycle.check_transitio
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,6 +136,31 @@ class Journal:
         only that key is accepted for it."""
         with self.store.transaction() as conn:
             instance_store.set_instance_data(conn, provider, instance_id, "host_key", host_key)
+
+    def giving_back(
+        self, ends: Sequence[tuple[str, str, str]], then: Transition | None = None
+    ) -> JobRecord | None:
+        """(provider, instance id, final state) for instances about to be terminated, marked
+        TERMINATING before the call, in the same transaction as the job's outcome `then`: a
+        daemon killed between the call and its answer finds, after a restart, the job's real
+        outcome and a termination to finish, never a VM that vanished under a running job."""
+
+        def mark(conn: sqlite3.Connection) -> None:
+            for provider, instance_id, final in ends:
+                instance_store.mark_terminating(conn, provider, instance_id, final)
+
+        if then is None:
+            with self.store.transaction() as conn:
+                mark(conn)
+            return None
+        also = then.also
+
+        def both(conn: sqlite3.Connection) -> None:
+            if also is not None:
+                also(conn)
+            mark(conn)
+
+        return self.commit(dataclasses.replace(then, also=both))
 
     def instances_ended(self, ended: Sequence[tuple[str, str, str]], now: float) -> None:
         """(provider, instance id, final state) for instances given back, in one transaction."""

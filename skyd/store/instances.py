@@ -11,6 +11,11 @@ from skyd.store.db import Store
 from skyd.store.records import InstanceRecord
 
 ACTIVE_INSTANCE_STATES = ("PENDING", "RUNNING", "STOPPING", "STOPPED")
+# skyd decided to give the instance back and may not have heard the cloud confirm it yet: the
+# intent is written before the terminate call (with the job's outcome), so a daemon killed in
+# between finishes the termination after a restart instead of reading the end as a loss
+TERMINATING = "TERMINATING"
+ENDS_AS = "ends_as"  # data key: the final state (TERMINATED or PREEMPTED) once it is gone
 
 
 def insert_instance(
@@ -64,6 +69,18 @@ def set_instance_state(
     )
 
 
+def mark_terminating(conn: sqlite3.Connection, provider: str, instance_id: str, final: str) -> None:
+    """Record, inside the caller's transaction, that skyd is giving the instance back and
+    which final state it ends in (only an instance still held: an end already recorded
+    stays)."""
+    marks = ", ".join("?" for _ in ACTIVE_INSTANCE_STATES)
+    conn.execute(
+        "UPDATE instances SET state = ?, data_json = json_set(data_json, ?, ?)"
+        f" WHERE provider = ? AND instance_id = ? AND state IN ({marks})",
+        (TERMINATING, f"$.{ENDS_AS}", final, provider, instance_id, *ACTIVE_INSTANCE_STATES),
+    )
+
+
 def set_instance_data(
     conn: sqlite3.Connection, provider: str, instance_id: str, key: str, value: Any
 ) -> None:
@@ -79,6 +96,16 @@ def active_instances(store: Store, provider: str | None = None) -> list[Instance
     marks = ", ".join("?" for _ in ACTIVE_INSTANCE_STATES)
     sql = f"SELECT * FROM instances WHERE state IN ({marks})"
     params: list[Any] = list(ACTIVE_INSTANCE_STATES)
+    if provider is not None:
+        sql += " AND provider = ?"
+        params.append(provider)
+    return [InstanceRecord.from_row(r) for r in store.conn.execute(sql, params).fetchall()]
+
+
+def terminating_instances(store: Store, provider: str | None = None) -> list[InstanceRecord]:
+    """Instances skyd is giving back whose end is not recorded yet."""
+    sql = "SELECT * FROM instances WHERE state = ?"
+    params: list[Any] = [TERMINATING]
     if provider is not None:
         sql += " AND provider = ?"
         params.append(provider)
