@@ -116,10 +116,10 @@ async def _get(socket: str, path: str) -> Any:
         return await (resp.json() if path != "/metrics" else resp.text())
 
 
-def _start_daemon(root: Path) -> tuple[subprocess.Popen[bytes], float]:
+def start_daemon(root: Path, config_text: str = CONFIG) -> tuple[subprocess.Popen[bytes], float]:
     """Start `skyd run`; returns it and the seconds until /v1/health answered."""
     config = root / "skyd.toml"
-    config.write_text(CONFIG)
+    config.write_text(config_text)
     socket = root / "skyd.sock"
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         python_start = statistics.median(
             timed_run([sys.executable, "-c", "pass"]) for _ in range(5)
         )
-        daemon, start_empty = _start_daemon(root)
+        daemon, start_empty = start_daemon(root)
         try:
             blocker = {"task_yaml": BLOCKER, "base_dir": tmp}
             for _ in range(LOCAL_SLOTS):  # hold local's slots: local submits stay queued
@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             daemon.terminate()
             daemon.wait(60)
-        daemon, start_full = _start_daemon(root)
+        daemon, start_full = start_daemon(root)
         daemon.terminate()
         daemon.wait(60)
         kill_leftover_jobs(root / "state")  # the blocker (jobs outlive their daemon)
