@@ -209,6 +209,11 @@ class LaunchRequest:
     disk_size_gib: int | None = None
     # wall-clock limit of the attempt (batch systems cancel it then); None: no limit asked
     time_limit_s: float | None = None
+    # what the task asks of the machines beyond the offer (skyd.providers.extras maps them)
+    container_image: str | None = None  # image_id: docker:IMAGE (the pod image on Kubernetes)
+    ports: tuple[str, ...] = ()  # resources.ports: "8080" or "10000-10010", opened to all
+    disk_tier: str | None = None
+    network_tier: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

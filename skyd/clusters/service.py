@@ -43,6 +43,7 @@ from skyd.model import InstanceState, JobState, LaunchRequest
 from skyd.providers.base import MANAGED, TAG_CLUSTER, TAG_MANAGED, TAG_TOKEN, Provider
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer
 from skyd.spec import TaskSpec
+from skyd.spec.extras import launch_extras
 from skyd.store import Store
 from skyd.store import clusters as cluster_store
 from skyd.store import jobs as job_store
@@ -471,6 +472,7 @@ class ClusterService:
             num_nodes=spec.num_nodes,
             tags={TAG_MANAGED: MANAGED, TAG_CLUSTER: cluster.name, TAG_TOKEN: token},
             disk_size_gib=spec.resources.disk_size,
+            **launch_extras(spec, offer),
         )
         instances = await provider.launch(request)
         cluster, event = cluster_store.record_launched(

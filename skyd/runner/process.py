@@ -69,6 +69,9 @@ class RunCommand:
     # buckets fetched before setup (see skyd.runner.buckets): url, bucket, prefix, mode, target
     storage_mounts: Sequence[Mapping[str, Any]] = ()
     workdir_git: Mapping[str, Any] | None = None  # {url, ref}: cloned as the workdir
+    # image_id: docker:IMAGE — {"image", "gpus"}: setup and run go inside that container
+    # (remote_shim); a runner that cannot do that refuses the attempt, never runs it bare
+    container: Mapping[str, Any] | None = None
     uid: int | None = None  # run as this user (when the daemon is root)
     gid: int | None = None
 

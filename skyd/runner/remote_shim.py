@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 
@@ -66,21 +67,67 @@ def _shell() -> str:
     return shutil.which("bash") or "/bin/sh"
 
 
-def _run_phase(
-    command: str, cwd: str, env: dict[str, str], log: TextIO, label: str, umask: int = 0o022
-) -> int:
+def _run_phase(argv: list[str], cwd: str, env: dict[str, str], log: TextIO, label: str) -> int:
     log.write(f"--- skyd: {label} started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
     log.flush()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return proc.wait()
+
+
+def _host_argv(command: str, umask: int) -> list[str]:
     # the job gets the login's umask back (skyd's own files here are private); set in the
     # shell rather than with Popen(umask=) so any python3 >= 3.6 on the machine will do
-    proc = subprocess.Popen(
-        [_shell(), "-c", f"umask {umask:03o}; {command}"],
-        cwd=cwd,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return proc.wait()
+    return [_shell(), "-c", f"umask {umask:03o}; {command}"]
+
+
+# -- containers (image_id: docker:IMAGE) ---------------------------------------------------
+# One long-lived container per node and attempt, started before setup; setup and run are
+# `exec`s in it, so what setup installs is there for run. The home (workdir, checkpoints,
+# ~/ mounts) and absolute file-mount paths are bound at the same paths, the host network is
+# shared (ports, other nodes), and only the job's env goes in (`-e KEY`, values from the
+# exec's own environment, so none is on a command line).
+_IN_CONTAINER_SHELL = 'command -v bash >/dev/null 2>&1 && exec bash -c "$1"; exec sh -c "$1"'
+
+
+def _engine() -> str | None:
+    """docker if the machine has it, else podman (whichever the image has installed)."""
+    for name in ("docker", "podman"):
+        if shutil.which(name):
+            return name
+    return None
+
+
+def _container_start_argv(engine: str, spec: dict[str, object], home: str) -> list[str]:
+    argv = [engine, "run", "-d", "--name", str(spec["name"]), "--network", "host"]
+    if spec.get("gpus"):
+        # docker's NVIDIA runtime flag; podman reaches GPUs through CDI device names
+        argv += ["--gpus", "all"] if engine == "docker" else ["--device", "nvidia.com/gpu=all"]
+    for path in [home, *[str(b) for b in list(spec.get("binds") or [])]]:  # type: ignore[call-overload]
+        argv += ["-v", f"{path}:{path}"]
+    return [*argv, "--entrypoint", "sleep", str(spec["image"]), "infinity"]
+
+
+def _container_exec_argv(
+    engine: str, name: str, cwd: str, keys: list[str], command: str, umask: int
+) -> list[str]:
+    argv = [engine, "exec", "-w", cwd]
+    for key in keys:
+        argv += ["-e", key]
+    return [*argv, name, "sh", "-c", _IN_CONTAINER_SHELL, "skyd", f"umask {umask:03o}; {command}"]
+
+
+def _remove_container(launch: dict[str, object]) -> None:
+    spec = launch.get("container")
+    engine = _engine()
+    if not isinstance(spec, dict) or engine is None:
+        return
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(
+            [engine, "rm", "-f", str(spec["name"])],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
 
 
 def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
@@ -106,27 +153,89 @@ def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
         status["phase"] = "killed"
         status["ended_at"] = time.time()
         _write_status(attempt_dir, status)
+        _remove_container(launch)
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the SSH session ending must not stop the job
     _write_status(attempt_dir, status)
+    container = launch.get("container")
     with open(os.path.join(attempt_dir, "job.log"), "a", buffering=1) as log:
-        setup = launch.get("setup")
-        if setup:
-            rc = _run_phase(str(setup), cwd, env, log, "setup", job_umask)
-            status["setup_exit"] = rc
-            if rc != 0:
-                log.write(f"--- skyd: setup exited with code {rc} ---\n")
-                status.update(phase="done", ended_at=time.time())
-                _write_status(attempt_dir, status)
-                return
-        else:
-            status["setup_exit"] = 0
-        status.update(phase="run", run_started_at=time.time())
-        _write_status(attempt_dir, status)
-        rc = _run_phase(str(launch.get("run") or "true"), cwd, env, log, "run", job_umask)
-        log.write(f"--- skyd: run exited with code {rc} ---\n")
+        phase = (
+            _in_container(container, cwd, env, log, job_umask, launch)
+            if isinstance(container, dict)
+            else _on_host(cwd, env, log, job_umask)
+        )
+        try:
+            _setup_then_run(launch, status, attempt_dir, log, phase)
+        finally:
+            _remove_container(launch)
+
+
+def _on_host(cwd: str, env: dict[str, str], log: TextIO, umask: int) -> Callable[[str, str], int]:
+    return lambda command, label: _run_phase(_host_argv(command, umask), cwd, env, log, label)
+
+
+def _in_container(
+    container: dict[str, object],
+    cwd: str,
+    env: dict[str, str],
+    log: TextIO,
+    umask: int,
+    launch: dict[str, object],
+) -> Callable[[str, str], int] | int:
+    """Start the task's container and return how to run a phase in it, or the exit code
+    that ends the attempt before setup (127 with the reason logged when the machine has no
+    engine: the task is never run on the bare host)."""
+    engine = _engine()
+    image = container.get("image")
+    if engine is None:
+        log.write(
+            f"--- skyd: image_id docker:{image} needs docker or podman on this machine and "
+            "neither is installed; the task is not run on the bare host ---\n"
+        )
+        return 127
+    home = os.path.abspath(env.get("HOME") or os.path.expanduser("~"))
+    started = _run_phase(
+        _container_start_argv(engine, container, home), cwd, env, log, f"container {image}"
+    )
+    if started != 0:
+        log.write(f"--- skyd: {engine} could not start {image} (exit {started}) ---\n")
+        return started
+    keys = sorted({*dict(launch.get("env") or {}), *dict(launch.get("abs_env") or {}), "HOME"})  # type: ignore[call-overload]
+    name = str(container["name"])
+
+    def phase(command: str, label: str) -> int:
+        argv = _container_exec_argv(engine, name, cwd, keys, command, umask)
+        return _run_phase(argv, cwd, env, log, label)
+
+    return phase
+
+
+def _setup_then_run(
+    launch: dict[str, object],
+    status: dict[str, object],
+    attempt_dir: str,
+    log: TextIO,
+    phase: Callable[[str, str], int] | int,
+) -> None:
+    setup = launch.get("setup")
+    if isinstance(phase, int) or setup:
+        # a container that could not start fails the attempt as a failed setup would
+        rc = phase if isinstance(phase, int) else phase(str(setup), "setup")
+        status["setup_exit"] = rc
+        if rc != 0:
+            log.write(f"--- skyd: setup exited with code {rc} ---\n")
+            status.update(phase="done", ended_at=time.time())
+            _write_status(attempt_dir, status)
+            return
+    else:
+        status["setup_exit"] = 0
+    status.update(phase="run", run_started_at=time.time())
+    _write_status(attempt_dir, status)
+    assert not isinstance(phase, int)  # returned above
+    rc = phase(str(launch.get("run") or "true"), "run")
+    log.write(f"--- skyd: run exited with code {rc} ---\n")
     status.update(phase="done", run_exit=rc, ended_at=time.time())
     _write_status(attempt_dir, status)
 
@@ -218,6 +327,12 @@ def kill(attempt_dir: str, grace: float) -> dict[str, object]:
     settle = time.monotonic() + 2.0
     while _alive(attempt_dir) and time.monotonic() < settle:
         time.sleep(0.02)
+    # a wrapper killed before it could remove its container leaves it running: remove it
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open(os.path.join(attempt_dir, "launch.json")) as fh,
+    ):
+        _remove_container(json.load(fh))
     data = _read_status(attempt_dir)
     if data is not None and data.get("phase") in ("setup", "run") and not _alive(attempt_dir):
         data.update(phase="killed", ended_at=time.time())

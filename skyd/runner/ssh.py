@@ -307,13 +307,23 @@ class SshRunner:
         if data is not None or alive:
             return 0  # this node already runs (or ran) the attempt: never run it twice
         directory = node.remote_dir
-        launch = {
+        launch: dict[str, Any] = {
             "setup": command.setup,
             "run": command.run,
             "cwd": f"{directory}/workdir",
             "env": node_env(command.env, node, nodes),
             "abs_env": {"SKYD_CHECKPOINT_DIR": f"{directory}/checkpoints"},
         }
+        if command.container is not None:
+            # the shim runs setup and run inside it; named per attempt and node, so a kill
+            # (or a restarted daemon's) finds it again
+            task_id = command.env.get("SKYPILOT_TASK_ID", "skyd")
+            launch["container"] = {
+                **command.container,
+                "name": f"{task_id}-{node.rank}",
+                # absolute file-mount destinations are bound in too (the home always is)
+                "binds": sorted(d for d in (command.file_mounts or {}) if d.startswith("/")),
+            }
         try:
             await self._upload_all(node, command, launch)
         except OSError as exc:  # a local source went missing since the task was checked

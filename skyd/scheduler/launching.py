@@ -36,6 +36,7 @@ from skyd.scheduler.selection import Choice, Selector, Wait
 from skyd.scheduler.signals import ObservedRisk
 from skyd.scheduler.transitions import Journal, Transition
 from skyd.spec import TaskSpec
+from skyd.spec.extras import launch_extras
 from skyd.store import Store
 from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
@@ -193,6 +194,7 @@ class Launcher:
             time_limit_s=time_limit(
                 job, spec, self.clock.now(), choice.candidate.offer.accelerator_name
             ),
+            **launch_extras(spec, choice.candidate.offer),
         )
         offer_key = choice.candidate.offer.key
         try:

@@ -10,6 +10,7 @@ import pwd
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from skyd.config import Settings
 from skyd.errors import ProviderError
@@ -42,6 +43,16 @@ def mount_target(cwd: Path, job_dir: Path, dest: str) -> Path:
     if dest.startswith("/"):
         return job_dir / "mounts" / dest.lstrip("/")
     return cwd / dest
+
+
+def container_of(job: JobRecord, spec: TaskSpec) -> dict[str, Any] | None:
+    """The container an attempt runs in (image_id: docker:IMAGE), GPUs passed through when
+    its offer has any; None for a task without an image."""
+    placement = job.placement or {}
+    image = next((alt.docker_image for alt in spec.alternatives if alt.docker_image), None)
+    if image is None:
+        return None
+    return {"image": image, "gpus": int(placement.get("accelerator_count") or 0) > 0}
 
 
 class Processes:
@@ -145,6 +156,7 @@ class Processes:
             file_mounts=mounts,
             storage_mounts=buckets,
             workdir_git=spec.workdir_git.model_dump() if spec.workdir_git else None,
+            container=container_of(job, spec),
             uid=uid,
             gid=gid,
         )
@@ -152,6 +164,12 @@ class Processes:
     async def start_local(self, job: JobRecord, spec: TaskSpec, command: RunCommand) -> None:
         """Start the attempt on this host: one shim per node (rank 0 runs `command`), each
         skipped when it already runs, so a start cut short is completed, never doubled."""
+        if command.container is not None:
+            # placement keeps these jobs off this host; never run one on the bare host anyway
+            raise ProviderError(
+                f"image_id docker:{command.container['image']} needs a container engine; "
+                "jobs on this host run as plain processes, so it is not run here"
+            )
         commands = [command] + [self.prepare(job, spec, r) for r in range(1, spec.num_nodes)]
         for rank, each in enumerate(commands):
             attempt_dir = self.attempt_dir(job, rank)

@@ -10,7 +10,7 @@ pointed at them with that key delivered the cloud's own way. Used by `scripts/e2
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +38,16 @@ AZURE_GROUP = "lab"
 class CloudWorld:
     """The fakes and their VMs; `start()` in the event loop that will use the providers."""
 
-    def __init__(self, root: Path, *, boot_delay_s: float = 0.5) -> None:
+    def __init__(
+        self, root: Path, *, boot_delay_s: float = 0.5, tools: Mapping[str, str] | None = None
+    ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.key_path = root / "id_ed25519"
         self.public_key = write_key_pair(self.key_path, "skyd-daemon")
         # the VMs' disks in a fresh /tmp directory of their own: their login users must reach
         # them, which a private parent (pytest's tmp_path is 0700) would forbid
-        self.machines = FakeVmHost(boot_delay_s=boot_delay_s)
+        self.machines = FakeVmHost(boot_delay_s=boot_delay_s, tools=tools)
         self.moto: Any = None
         self.ec2: Any = None
         self.gce: Any = None

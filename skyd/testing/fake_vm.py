@@ -180,6 +180,7 @@ class FakeVmHost:
         boot_delay_s: float = 0.0,
         port: int | None = None,
         sshd: str = SSHD,
+        tools: Mapping[str, str] | None = None,
     ) -> None:
         if not Path(sshd).exists():
             raise FileNotFoundError(
@@ -191,6 +192,9 @@ class FakeVmHost:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         self.boot_delay_s = boot_delay_s
+        # executables every VM has on its PATH (name -> script text), as an image has its
+        # tools installed (e.g. a strict docker stand-in: skyd.testing.fake_docker)
+        self.tools = dict(tools or {})
         # A cloud VM's sshd listens on 22; that needs root, and no sshd of this machine's own
         # on 0.0.0.0:22 (which would hold 22 on every loopback address too).
         self._prefix = f"127.{random.randint(16, 250)}.{random.randint(0, 255)}."
@@ -235,6 +239,12 @@ class FakeVmHost:
             (root / "home").mkdir(exist_ok=True)
             for path in (root, root / "keys", root / "home"):
                 path.chmod(0o755)
+            if self.tools:
+                (root / "bin").mkdir(exist_ok=True)
+                (root / "bin").chmod(0o755)
+            for name, text in self.tools.items():
+                (root / "bin" / name).write_text(text)
+                (root / "bin" / name).chmod(0o755)
             host_key = write_key_pair(root / "ssh_host_ed25519_key", f"fake-vm-{_safe(vm_id)}")
             vm = FakeVm(
                 vm_id=vm_id,
@@ -377,6 +387,7 @@ class FakeVmHost:
             "# ForceCommand of a fake VM: the session's home is the VM's, not the account's.\n"
             f'HOME="{vm.root}/home/$(id -un)"; export HOME\n'
             f"{MARKER}='{vm.vm_id}'; export {MARKER}\n"
+            f'PATH="{vm.root}/bin:$PATH"; export PATH\n'
             'cd "$HOME" || exit 1\n'
             'if [ -n "$SSH_ORIGINAL_COMMAND" ]; then exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"; fi\n'
             "exec /bin/bash -l\n"

@@ -275,7 +275,8 @@ class KubernetesProvider:
             name=name,
             tags=tags,
             nodes=request.num_nodes,
-            image=self.config.image,
+            # image_id: docker:IMAGE is the pod's image (it needs bash, as the default does)
+            image=request.container_image or self.config.image,
             gpus=offer.accelerator_count,
             gpu_label=self.config.gpu_label,
             gpu_product=shape.gpu_product,

@@ -95,3 +95,22 @@ async def test_evicted_pod_is_recovered(
     log = await log_of(client, job_id)
     assert final["state"] == "SUCCEEDED", (final, log)
     assert final["preemptions"] == 1 and "done" in log, sorted(final)
+
+
+async def test_a_docker_image_is_the_pod_image(
+    client: DaemonClient, cluster: FakeKubeServer, tmp_path: Path
+) -> None:
+    task = (
+        "name: own-image\nresources: {infra: k8s, image_id: 'docker:ghcr.io/lab/trainer:1.2'}\n"
+        "run: echo in-the-lab-image\n"
+    )
+    job = await asyncio.to_thread(client.submit_task, task, str(tmp_path), None)
+    images: set[str] = set()
+    while (final := client.get_job(int(job["id"])))["state"] not in ENDED:
+        # the pod exists from launch until skyd deletes the Job after the run
+        images |= {c["image"] for p in cluster.pods() for c in p["spec"]["containers"]}
+        await asyncio.sleep(0.05)
+    log = await log_of(client, int(job["id"]))
+    assert final["state"] == "SUCCEEDED", (final, log)
+    assert "in-the-lab-image" in log
+    assert images == {"ghcr.io/lab/trainer:1.2"}  # never the configured default image
