@@ -247,3 +247,24 @@ def test_an_instance_launched_on_a_half_millisecond_is_charged_exactly_its_life(
         "SELECT SUM(end_ms - start_ms) FROM ledger WHERE instance_id = 'i-half'"
     ).fetchone()[0]
     assert charged == round(ended * 1000) - round(launched * 1000)
+
+
+def test_without_budgets_or_limits_a_submit_does_not_read_the_books(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = new_store(tmp_path)
+    books = accountant(store, VirtualClock(START))
+    books.ensure_default_project()
+    read: list[bool] = []
+    original = books.enforcer.standing
+
+    def counted(conn: object = None) -> object:
+        read.append(True)
+        return original()
+
+    monkeypatch.setattr(books.enforcer, "standing", counted)
+    assert not books.check_submit(spec(hours="1h"), ALICE, 50 * DOLLAR).hold
+    assert read == []  # nothing can hold it: the books are not read
+    books.set_project(ADMIN, "p1", {"monthly_budget": 1})
+    assert books.check_submit(spec(project="p1", hours="1h"), ALICE, 2 * DOLLAR).hold
+    assert read == [True]
