@@ -40,6 +40,7 @@ from skyd.api.schemas import (
 from skyd.api.storage_routes import add_storage_routes
 from skyd.api.validation import BadRequest, json_body, path_params, query_params, uid_of
 from skyd.buckets.registry import BucketRegistry
+from skyd.buckets.report import annotate_mounts
 from skyd.clusters import ClusterService
 from skyd.errors import (
     ConflictError,
@@ -272,6 +273,8 @@ async def show_job(request: web.Request) -> web.Response:
         envs = task.get("envs")
         if isinstance(envs, dict):
             task["envs"] = dict.fromkeys(envs, REDACTED)
+    # how each bucket got onto the machine (FUSE mount or copy), once the attempt placed it
+    annotate_mounts(task, scheduler.processes.attempt_dir(job))
     view["task"] = task
     _add_pipelines(scheduler, [view])
     return web.json_response(view)

@@ -19,6 +19,7 @@ from skyd.providers.base import MANAGED, TAG_MANAGED
 from skyd.runner.stores import TAG_PERSISTENT, Bucket, bucket_labels, open_bucket
 
 MANIFEST = "buckets.json"
+REPORT = "mounts.json"  # destination → how the bucket got there (read by `skyctl show`)
 WRITES_BACK = ("MOUNT", "MOUNT_CACHED")
 
 
@@ -72,6 +73,7 @@ def _snapshot(root: Path) -> dict[str, list[float]]:
 def fetch(mounts: Sequence[Mapping[str, Any]], env: Mapping[str, str], attempt_dir: Path) -> str:
     """Download every mount before setup; remember what was there for `push_back`."""
     manifest: dict[str, dict[str, list[float]]] = {}
+    report: dict[str, str] = {}
     lines = []
     for mount in mounts:
         target = Path(mount["target"])
@@ -88,7 +90,14 @@ def fetch(mounts: Sequence[Mapping[str, Any]], env: Mapping[str, str], attempt_d
         manifest[mount["target"]] = _snapshot(target)
         how = "copied" if mount["mode"] == "COPY" else "copied (no FUSE here; written back at end)"
         lines.append(f"--- skyd: {mount['url']} → {target}: {len(keys)} objects {how} ---\n")
+        report[mount.get("dest") or mount["target"]] = (
+            "copied before setup"
+            if mount["mode"] == "COPY"
+            else "copied before setup (no FUSE mount for jobs on this host); "
+            "written back when the job ends"
+        )
     (attempt_dir / MANIFEST).write_text(json.dumps(manifest))
+    (attempt_dir / REPORT).write_text(json.dumps(report))
     return "".join(lines)
 
 
@@ -128,3 +137,26 @@ def _drop(bucket: Bucket, url: str) -> str:
         return f"--- skyd: {url} kept (not created by skyd as non-persistent) ---\n"
     bucket.delete()
     return f"--- skyd: deleted non-persistent bucket {url} ---\n"
+
+
+def prepare_for_nodes(
+    mounts: Sequence[Mapping[str, Any]], env: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], str]:
+    """For a job on other machines (skyd.runner.remote_buckets mounts there): create the
+    buckets the task names and upload their local sources from this host, where the sources
+    are. The nodes then only mount or copy; a non-persistent bucket skyd created is marked
+    to be purged by the node when the job ends."""
+    prepared = []
+    notes = ""
+    for mount in mounts:
+        ready = {k: v for k, v in mount.items() if k != "source_local"}
+        if mount.get("owned"):
+            bucket = open_bucket(mount, env)
+            notes += _ensure(bucket, mount, env)
+            if mount.get("persistent") is False:
+                labels = bucket.labels()
+                ours = labels.get(TAG_MANAGED) == MANAGED
+                ready["purge_at_end"] = ours and labels.get(TAG_PERSISTENT) == "false"
+            ready["owned"] = False
+        prepared.append(ready)
+    return prepared, notes

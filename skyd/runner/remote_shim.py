@@ -130,6 +130,14 @@ def _remove_container(launch: dict[str, object]) -> None:
         )
 
 
+def _buckets(attempt_dir: str, action: str, env: dict[str, str], log: TextIO) -> int:
+    """remote_buckets.py (shipped beside this file) mounts or copies the buckets."""
+    log.flush()
+    helper = os.path.join(os.path.dirname(os.path.abspath(__file__)), "remote_buckets.py")
+    argv = [sys.executable, helper, action, attempt_dir]
+    return subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+
+
 def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
     """Runs in the detached child: setup, then run, recording each step."""
     job_umask = os.umask(0o077)  # job.log and status only for the login skyd uses
@@ -161,13 +169,26 @@ def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
     _write_status(attempt_dir, status)
     container = launch.get("container")
     with open(os.path.join(attempt_dir, "job.log"), "a", buffering=1) as log:
+        buckets = bool(launch.get("storage_mounts"))
+        if buckets and _buckets(attempt_dir, "fetch", env, log) != 0:
+            log.write("--- skyd: could not mount or copy the job's buckets ---\n")
+            status.update(phase="done", setup_exit=126, ended_at=time.time())
+            _write_status(attempt_dir, status)
+            return
+
+        def finish_buckets() -> None:
+            # before the attempt is reported done: the daemon may give the VM back then
+            if buckets and _buckets(attempt_dir, "finish", env, log) != 0:
+                # the job's result stands; what was not written back is in the log
+                log.write("--- skyd: could not write back to or clean up the buckets ---\n")
+
         phase = (
             _in_container(container, cwd, env, log, job_umask, launch)
             if isinstance(container, dict)
             else _on_host(cwd, env, log, job_umask)
         )
         try:
-            _setup_then_run(launch, status, attempt_dir, log, phase)
+            _setup_then_run(launch, status, attempt_dir, log, phase, finish_buckets)
         finally:
             _remove_container(launch)
 
@@ -218,6 +239,7 @@ def _setup_then_run(
     attempt_dir: str,
     log: TextIO,
     phase: Callable[[str, str], int] | int,
+    before_done: Callable[[], None],
 ) -> None:
     setup = launch.get("setup")
     if isinstance(phase, int) or setup:
@@ -226,6 +248,7 @@ def _setup_then_run(
         status["setup_exit"] = rc
         if rc != 0:
             log.write(f"--- skyd: setup exited with code {rc} ---\n")
+            before_done()
             status.update(phase="done", ended_at=time.time())
             _write_status(attempt_dir, status)
             return
@@ -236,6 +259,7 @@ def _setup_then_run(
     assert not isinstance(phase, int)  # returned above
     rc = phase(str(launch.get("run") or "true"), "run")
     log.write(f"--- skyd: run exited with code {rc} ---\n")
+    before_done()
     status.update(phase="done", run_exit=rc, ended_at=time.time())
     _write_status(attempt_dir, status)
 
@@ -278,7 +302,16 @@ def status(attempt_dir: str) -> dict[str, object]:
         log_size = os.path.getsize(os.path.join(attempt_dir, "job.log"))
     except OSError:
         log_size = 0
-    return {"status": _read_status(attempt_dir), "alive": _alive(attempt_dir), "log_size": log_size}
+    mounts = None
+    path = os.path.join(attempt_dir, "mounts.json")  # remote_buckets.py: how each got there
+    with contextlib.suppress(OSError, ValueError), open(path) as fh:
+        mounts = json.load(fh)
+    return {
+        "status": _read_status(attempt_dir),
+        "alive": _alive(attempt_dir),
+        "log_size": log_size,
+        "mounts": mounts,
+    }
 
 
 def _group_alive(pgid: int) -> bool:

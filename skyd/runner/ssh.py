@@ -33,7 +33,7 @@ from skyd.errors import ProviderError
 from skyd.model import Instance, RunPhase, RunStatus
 from skyd.providers.ssh.connection import HostKeyChangedError, SshConnections, SshTarget
 from skyd.providers.ssh.layout import SHIM_NAME, kill_command, run_dir, shim_command
-from skyd.runner import remote_shim, sync
+from skyd.runner import remote_buckets, remote_shim, sync
 from skyd.runner.process import RunCommand
 
 if TYPE_CHECKING:
@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 NODES_FILE = "ssh-nodes.json"
 OFFSETS_FILE = "ssh-log-offsets.json"
 STATUS_FILE = "ssh-status.json"
+# how each bucket of the job got onto rank 0 (FUSE mount or copy), read by `show`
+MOUNTS_FILE = "mounts.json"
+# beside the shim on the node: remote_shim runs it by its own directory
+BUCKETS_HELPER = "remote_buckets.py"
 CHECKPOINT_FILE = "ssh-checkpoint-seen"  # fingerprint of the checkpoints last pulled
 # The daemon's paths mean nothing on the remote machine; the remote account's own apply.
 _LOCAL_ONLY_ENV = ("PATH", "HOME", "USER", "SKYD_CHECKPOINT_DIR")
@@ -303,7 +307,7 @@ class SshRunner:
     async def _start_node(
         self, node: SshNode, command: RunCommand, nodes: Sequence[SshNode]
     ) -> int:
-        data, alive, _ = await self._remote_status(node, shim_may_be_missing=True)
+        data, alive, _, _ = await self._remote_status(node, shim_may_be_missing=True)
         if data is not None or alive:
             return 0  # this node already runs (or ran) the attempt: never run it twice
         directory = node.remote_dir
@@ -322,8 +326,21 @@ class SshRunner:
                 **command.container,
                 "name": f"{task_id}-{node.rank}",
                 # absolute file-mount destinations are bound in too (the home always is)
-                "binds": sorted(d for d in (command.file_mounts or {}) if d.startswith("/")),
+                "binds": sorted(
+                    d
+                    for d in [
+                        *(command.file_mounts or {}),
+                        *(str(m["dest"]) for m in command.storage_mounts),
+                    ]
+                    if d.startswith("/")
+                ),
             }
+        if command.storage_mounts:
+            # buckets land where the task says on the node (as its file mounts do)
+            launch["storage_mounts"] = [
+                {**m, "target": mount_destination(str(m["dest"]), directory)}
+                for m in command.storage_mounts
+            ]
         try:
             await self._upload_all(node, command, launch)
         except OSError as exc:  # a local source went missing since the task was checked
@@ -352,6 +369,8 @@ class SshRunner:
             await sftp.makedirs(f"{directory}/workdir", exist_ok=True)
             await sftp.makedirs(f"{directory}/checkpoints", exist_ok=True)
             await _write_remote(sftp, f"{directory}/{SHIM_NAME}", _shim_source())
+            if launch.get("storage_mounts"):
+                await _write_remote(sftp, f"{directory}/{BUCKETS_HELPER}", _buckets_source())
         # trees go as one tar stream each (excludes from .skyignore / .gitignore applied)
         if command.workdir_source is not None:
             await self._send_tree(node, command.workdir_source, f"{directory}/workdir", True)
@@ -462,8 +481,10 @@ class SshRunner:
         self._pulled[key] = -1.0 if ended else now
 
     async def _poll_node(self, attempt_dir: Path, log_path: Path, node: SshNode) -> RunStatus:
-        data, alive, log_size = await self._remote_status(node, shim_may_be_missing=True)
+        data, alive, log_size, mounts = await self._remote_status(node, shim_may_be_missing=True)
         status = _node_status(data, alive)
+        if mounts and node.rank == 0 and _read_json(attempt_dir / MOUNTS_FILE) != mounts:
+            _write_json(attempt_dir / MOUNTS_FILE, mounts)  # how each bucket got there, for show
         offsets: dict[str, int] = _read_json(attempt_dir / OFFSETS_FILE) or {}
         if status.phase != RunPhase.NOT_STARTED and log_size > offsets.get(str(node.rank), 0):
             # after the status, so a DONE node's output is complete when we copy it
@@ -472,9 +493,9 @@ class SshRunner:
 
     async def _remote_status(
         self, node: SshNode, *, shim_may_be_missing: bool
-    ) -> tuple[dict[str, Any] | None, bool, int]:
+    ) -> tuple[dict[str, Any] | None, bool, int, dict[str, str] | None]:
         """The node's status.json (None before the shim wrote one), whether the shim lives,
-        and the size of its remote job.log."""
+        the size of its remote job.log, and how its buckets were mounted (once they were)."""
         shim = shlex.quote(f"{node.remote_dir}/{SHIM_NAME}")
         command = shim_command(node.python, node.remote_dir, "status")
         if shim_may_be_missing:
@@ -487,8 +508,10 @@ class SshRunner:
             )
         answer = _last_json_line(result.stdout, node)
         if not isinstance(answer, dict):
-            return None, False, 0
-        return answer.get("status"), bool(answer.get("alive")), int(answer.get("log_size", 0))
+            return None, False, 0, None
+        mounts = answer.get("mounts") if isinstance(answer.get("mounts"), dict) else None
+        size = int(answer.get("log_size", 0))
+        return answer.get("status"), bool(answer.get("alive")), size, mounts
 
     async def _pull_log(
         self, attempt_dir: Path, log_path: Path, node: SshNode, *, final: bool
@@ -566,6 +589,10 @@ def _whole_lines(chunk: bytes, *, final: bool, full: bool) -> bytes:
 
 def _shim_source() -> bytes:
     return Path(remote_shim.__file__).read_bytes()
+
+
+def _buckets_source() -> bytes:
+    return Path(remote_buckets.__file__).read_bytes()
 
 
 async def _write_remote(sftp: asyncssh.SFTPClient, path: str, data: bytes) -> None:

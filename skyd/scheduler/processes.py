@@ -134,6 +134,7 @@ class Processes:
         buckets = [
             {
                 "url": mount.url,
+                "dest": dest,
                 "store": mount.store,
                 "account": mount.account,
                 "bucket": mount.bucket,
@@ -179,6 +180,22 @@ class Processes:
         for rank, each in enumerate(commands):
             await self.runner.start(self.attempt_dir(job, rank), each)
 
+    async def _buckets_for_nodes(self, command: RunCommand) -> list[dict[str, Any]]:
+        """Buckets the task names are created and filled from this host (where their local
+        sources are) before the nodes mount them; raises ProviderError when that fails."""
+        from skyd.runner.buckets import prepare_for_nodes  # the SDKs only for bucket jobs
+
+        try:
+            mounts, note = await asyncio.to_thread(
+                prepare_for_nodes, command.storage_mounts, command.env
+            )
+        except Exception as exc:  # any store's SDK error: the job cannot have its data
+            raise ProviderError(f"could not prepare the job's buckets: {exc}"[:500]) from exc
+        if note:
+            with open(command.log_path, "a") as log:
+                log.write(note)
+        return mounts
+
     async def start_remote(self, job: JobRecord, spec: TaskSpec, command: RunCommand) -> None:
         """Run the attempt over SSH: on lab machines, or on the cloud VMs it launched.
         Raises ProviderError when it cannot run there."""
@@ -187,15 +204,10 @@ class Processes:
                 f"a git workdir ({spec.workdir_git.url}) is cloned only for jobs on this host "
                 f"(local) so far, not on {(job.placement or {}).get('provider')} instances"
             )
-        if spec.storage_mounts:
-            # never run without its data: the remote runner does not fetch buckets yet
-            raise ProviderError(
-                "bucket file_mounts are fetched only for jobs on this host (local) so far; "
-                f"{next(iter(spec.storage_mounts.values())).url} cannot be mounted on "
-                f"{(job.placement or {}).get('provider')} instances yet"
-            )
         # remote machines: mounts land where the task says, relative to the remote job dir
         remote = replace(command, file_mounts=dict(spec.file_mounts), uid=None, gid=None)
+        if command.storage_mounts:
+            remote = replace(remote, storage_mounts=await self._buckets_for_nodes(command))
         attempt_dir = self.attempt_dir(job)
         attempt_dir.mkdir(parents=True, exist_ok=True)
         provider_name = str((job.placement or {}).get("provider"))

@@ -19,8 +19,8 @@ ANY_ACCELERATOR = "*"
 REDACTED = "<redacted>"
 HOST_FETCHABLE_STORES = frozenset({"s3", "gcs", "azure", "r2"})
 MOUNT_WITHOUT_FUSE = (
-    "no FUSE mount on local jobs: copied before setup, and what the job writes there is "
-    "uploaded when it ends"
+    "a FUSE mount (rclone mount) on machines where FUSE works; elsewhere (jobs on this host, "
+    "nodes without /dev/fuse) copied before setup and written back when the job ends"
 )
 
 

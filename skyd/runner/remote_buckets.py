@@ -1,0 +1,338 @@
+"""Bucket mounts on a remote machine (a cloud VM or a lab host), with rclone as the one tool:
+`rclone mount` (FUSE) for MOUNT / MOUNT_CACHED where FUSE works, else `rclone copy` before
+setup and back after run; `rclone copy` for COPY. Shipped over SFTP beside remote_shim.py and
+run by it, so stdlib only, for any python3 >= 3.6:
+
+    python3 remote_buckets.py fetch DIR    before setup: install rclone if missing, mount or
+                                           copy each bucket of DIR/launch.json; writes
+                                           DIR/mounts.json (per destination: how) for `show`
+    python3 remote_buckets.py finish DIR   after run: write fallback copies back, unmount,
+                                           purge the non-persistent buckets skyd created
+
+Each bucket is an rclone remote configured only through environment variables
+(RCLONE_CONFIG_SKYD<i>_*), filled from the job's own credentials (the same variables as
+skyd.runner.stores reads on a local host); nothing is written to an rclone config file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any, TextIO
+
+FUSE_MODES = ("MOUNT", "MOUNT_CACHED")
+# rclone's VFS cache: MOUNT writes through a write cache (what rclone needs for writes that
+# are not sequential); MOUNT_CACHED caches reads and writes and uploads in the background
+VFS_CACHE = {"MOUNT": "writes", "MOUNT_CACHED": "full"}
+MOUNT_WAIT_S = 15.0
+UPLOAD_WAIT_S = 1800.0  # after unmounting, for rclone to finish the uploads in flight
+PIDS = "rclone-pids.json"
+# the mounts this process started (fetch and finish in one process: tests), so they are waited
+# for as children rather than left as zombies
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def remote_name(index: int) -> str:
+    return f"skyd{index}"
+
+
+def _connection_parts(text: str) -> dict[str, str]:
+    parts: dict[str, str] = {}
+    for item in text.split(";"):
+        key, sep, value = item.partition("=")
+        if sep:
+            parts[key.strip()] = value.strip()
+    return parts
+
+
+def rclone_env(mount: dict[str, Any], index: int, env: dict[str, str]) -> dict[str, str]:
+    """RCLONE_CONFIG_SKYD<i>_* for one bucket, from the job's credentials."""
+    prefix = f"RCLONE_CONFIG_{remote_name(index).upper()}_"
+    store = mount.get("store", "s3")
+    conf: dict[str, str] = {}
+    if store in ("s3", "r2"):
+        conf["TYPE"] = "s3"
+        if store == "r2":
+            conf["PROVIDER"] = "Cloudflare"
+            account = env.get("CLOUDFLARE_ACCOUNT_ID", "")
+            conf["ENDPOINT"] = env.get("R2_ENDPOINT_URL") or (
+                f"https://{account}.r2.cloudflarestorage.com" if account else ""
+            )
+            key = env.get("R2_ACCESS_KEY_ID") or env.get("AWS_ACCESS_KEY_ID", "")
+            secret = env.get("R2_SECRET_ACCESS_KEY") or env.get("AWS_SECRET_ACCESS_KEY", "")
+        else:
+            endpoint = mount.get("endpoint_url") or env.get("AWS_ENDPOINT_URL", "")
+            conf["PROVIDER"] = "Other" if endpoint else "AWS"
+            if endpoint:
+                conf["ENDPOINT"] = endpoint
+            key = env.get("AWS_ACCESS_KEY_ID", "")
+            secret = env.get("AWS_SECRET_ACCESS_KEY", "")
+            if env.get("AWS_SESSION_TOKEN"):
+                conf["SESSION_TOKEN"] = env["AWS_SESSION_TOKEN"]
+            region = env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION")
+            conf["REGION"] = region or "us-east-1"
+        if key and secret:
+            conf.update(ACCESS_KEY_ID=key, SECRET_ACCESS_KEY=secret)
+        elif store == "s3":
+            conf["ENV_AUTH"] = "true"  # an instance profile, or a public bucket
+        conf["NO_CHECK_BUCKET"] = "true"  # the bucket exists: skyd created it or it was named
+    elif store == "gcs":
+        conf["TYPE"] = "google cloud storage"
+        emulator = env.get("STORAGE_EMULATOR_HOST")
+        if emulator:
+            conf.update(ENDPOINT=emulator.rstrip("/") + "/storage/v1/", ANONYMOUS="true")
+        elif env.get("GOOGLE_APPLICATION_CREDENTIALS"):
+            conf["SERVICE_ACCOUNT_FILE"] = env["GOOGLE_APPLICATION_CREDENTIALS"]
+        else:
+            conf["ENV_AUTH"] = "true"  # the VM's service account
+        if env.get("GOOGLE_CLOUD_PROJECT"):
+            conf["PROJECT_NUMBER"] = env["GOOGLE_CLOUD_PROJECT"]
+        conf["BUCKET_POLICY_ONLY"] = "true"
+    elif store == "azure":
+        conf["TYPE"] = "azureblob"
+        parts = _connection_parts(env.get("AZURE_STORAGE_CONNECTION_STRING", ""))
+        conf["ACCOUNT"] = parts.get("AccountName") or mount.get("account") or ""
+        key = parts.get("AccountKey") or env.get("AZURE_STORAGE_KEY", "")
+        if key:
+            conf["KEY"] = key
+        elif env.get("AZURE_STORAGE_SAS_URL"):
+            conf["SAS_URL"] = env["AZURE_STORAGE_SAS_URL"]
+        else:
+            conf["USE_MSI"] = "true"  # the VM's managed identity
+    return {prefix + k: v for k, v in conf.items()}
+
+
+def remote_path(mount: dict[str, Any], index: int) -> str:
+    path = "/".join(p for p in (mount["bucket"], mount.get("prefix", "").strip("/")) if p)
+    return f"{remote_name(index)}:{path}"
+
+
+def ca_flags(env: dict[str, str]) -> list[str]:
+    """rclone does not read AWS_CA_BUNDLE (its S3 client refuses it outright): pass it on."""
+    bundle = env.get("AWS_CA_BUNDLE")
+    return ["--ca-cert", bundle] if bundle else []
+
+
+def mount_argv(mount: dict[str, Any], index: int, env: dict[str, str]) -> list[str]:
+    """`rclone mount` of one bucket at its target. Run in the foreground of a child that
+    outlives this script (not --daemon), so `finish` can wait for it to exit: rclone finishes
+    the uploads in progress before it exits, but drops those still waiting for their
+    write-back delay, hence --vfs-write-back 0s (upload as soon as a file is closed)."""
+    mode = mount.get("mode", "MOUNT")
+    argv = ["rclone", "mount", remote_path(mount, index), mount["target"]]
+    argv += ["--vfs-cache-mode", VFS_CACHE.get(mode, "writes"), "--vfs-write-back", "0s"]
+    argv += ["--dir-cache-time", "10s"]  # see other nodes' writes soon
+    return argv + ca_flags(env)
+
+
+def copy_argv(
+    mount: dict[str, Any], index: int, env: dict[str, str], *, back: bool = False, one: bool = False
+) -> list[str]:
+    """`rclone copy` down (before setup) or, with `back`, up (after run). A mount of one
+    object (`s3://b/file.bin`, `one`) is `copyto`: the target is that file, not a folder."""
+    source, target = remote_path(mount, index), mount["target"]
+    pair = [target, source] if back else [source, target]
+    return ["rclone", "copyto" if one else "copy", *pair, *ca_flags(env)]
+
+
+def _is_object(
+    mount: dict[str, Any], index: int, env: dict[str, str], tool_env: dict[str, str]
+) -> bool:
+    """Whether the mount names one object rather than a folder (as skyd.runner.buckets)."""
+    if not mount.get("prefix"):
+        return False
+    argv = ["rclone", "lsjson", "--stat", remote_path(mount, index), *ca_flags(env)]
+    done = subprocess.run(argv, env=tool_env, capture_output=True, text=True)
+    try:
+        return done.returncode == 0 and not json.loads(done.stdout).get("IsDir", True)
+    except ValueError:
+        return False
+
+
+def fuse_problem() -> str:
+    """Why a FUSE mount cannot work here ("" = it may)."""
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse on this machine"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "/dev/fuse is not usable by this login"
+    if not (shutil.which("fusermount3") or shutil.which("fusermount")):
+        return "no fusermount (fuse3) installed"
+    return ""
+
+
+def install_rclone(log: TextIO) -> str:
+    """rclone from the distribution's packages if missing; '' on success, else why not."""
+    if shutil.which("rclone"):
+        return ""
+    sudo: list[str] = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    for argv in (
+        [*sudo, "apt-get", "install", "-y", "-qq", "rclone", "fuse3"],
+        [*sudo, "dnf", "install", "-y", "-q", "rclone", "fuse3"],
+    ):
+        if shutil.which(argv[len(sudo)]) is None:
+            continue
+        log.write("--- skyd: installing rclone: " + " ".join(argv) + " ---\n")
+        log.flush()
+        subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, check=False)
+        if shutil.which("rclone"):
+            return ""
+    return "rclone is not installed and could not be installed (apt-get/dnf with sudo -n)"
+
+
+def _run(argv: list[str], env: dict[str, str], log: TextIO) -> int:
+    log.flush()
+    return subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+
+
+def _wait_mounted(target: str, proc: subprocess.Popen[bytes]) -> bool:
+    deadline = time.time() + MOUNT_WAIT_S
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.ismount(target):
+            return True
+        time.sleep(0.1)  # rclone mounts a moment after it starts
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"  # a zombie has exited
+    except (OSError, IndexError):
+        return False
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    if pid in _STARTED:
+        try:
+            _STARTED.pop(pid).wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.2)  # rclone uploads what is in flight, then exits
+    return False
+
+
+def make_dir(path: str, log: TextIO) -> None:
+    """mkdir -p, with sudo for a path outside the login's reach (/data on a cloud image),
+    then owned by the login, as SkyPilot prepares mount points."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        return
+    except PermissionError:
+        if os.geteuid() == 0 or not shutil.which("sudo"):
+            raise
+    owner = f"{os.getuid()}:{os.getgid()}"
+    for argv in (["sudo", "-n", "mkdir", "-p", path], ["sudo", "-n", "chown", owner, path]):
+        if _run(argv, dict(os.environ), log) != 0:
+            raise PermissionError(f"cannot create {path} (not even with sudo -n)")
+
+
+def _tool_env(mounts: list[dict[str, Any]], env: dict[str, str]) -> dict[str, str]:
+    tool_env = dict(env)
+    tool_env.pop("AWS_CA_BUNDLE", None)  # handed to rclone as --ca-cert instead
+    for index, mount in enumerate(mounts):
+        tool_env.update(rclone_env(mount, index, env))
+    return tool_env
+
+
+def fetch(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, log: TextIO) -> int:
+    """Mount or copy every bucket; 0 when all are in place."""
+    problem = install_rclone(log)
+    if problem:
+        log.write(f"--- skyd: {problem} ---\n")
+        return 1
+    fuse = fuse_problem()
+    tool_env = _tool_env(mounts, env)
+    report: dict[str, str] = {}
+    pids: dict[str, int] = {}
+    for index, mount in enumerate(mounts):
+        target, url = mount["target"], mount["url"]
+        how = ""
+        if mount.get("mode") in FUSE_MODES and not fuse:
+            make_dir(target, log)
+            argv = mount_argv(mount, index, env)
+            log.flush()
+            # in the shim's process group: a cancelled job's mounts go with it
+            proc = subprocess.Popen(argv, env=tool_env, stdout=log, stderr=subprocess.STDOUT)
+            if _wait_mounted(target, proc):
+                how = f"FUSE mount (rclone mount, --vfs-cache-mode {argv[5]})"
+                pids[target] = proc.pid
+                _STARTED[proc.pid] = proc
+            else:
+                proc.kill()
+                fuse = "rclone mount failed (see the log above)"
+        if not how:
+            one = _is_object(mount, index, env, tool_env)
+            make_dir(os.path.dirname(target) if one else target, log)
+            if _run(copy_argv(mount, index, env, one=one), tool_env, log) != 0:
+                log.write(f"--- skyd: could not copy {url} to {target} ---\n")
+                return 1
+            how = "copied before setup"
+            if mount.get("mode") in FUSE_MODES:
+                how += f" (no FUSE: {fuse}); written back when the job ends"
+        report[mount.get("dest", target)] = how
+        log.write(f"--- skyd: {url} → {target}: {how} ---\n")
+    with open(os.path.join(attempt_dir, "mounts.json"), "w") as fh:
+        json.dump(report, fh)
+    with open(os.path.join(attempt_dir, PIDS), "w") as fh:
+        json.dump(pids, fh)
+    return 0
+
+
+def finish(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, log: TextIO) -> int:
+    """Write fallback copies back, unmount FUSE mounts, purge ephemeral buckets."""
+    tool_env = _tool_env(mounts, env)
+    failed = 0
+    pids: dict[str, int] = {}
+    with contextlib.suppress(OSError, ValueError), open(os.path.join(attempt_dir, PIDS)) as fh:
+        pids = json.load(fh)
+    for index, mount in enumerate(mounts):
+        target = mount["target"]
+        if os.path.ismount(target):
+            unmount = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount"
+            failed |= _run([unmount, "-u", target], tool_env, log)
+            pid = pids.get(target)
+            if pid and not _wait_gone(pid, UPLOAD_WAIT_S):
+                log.write(f"--- skyd: rclone still uploading to {mount['url']}; left running ---\n")
+                failed = 1
+        elif mount.get("mode") in FUSE_MODES and os.path.exists(target):
+            back = copy_argv(mount, index, env, back=True, one=os.path.isfile(target))
+            if _run(back, tool_env, log) == 0:
+                log.write(f"--- skyd: {target} written back to {mount['url']} ---\n")
+            else:
+                failed = 1
+        if mount.get("purge_at_end"):
+            bucket = f"{remote_name(index)}:{mount['bucket']}"
+            if _run(["rclone", "purge", bucket, *ca_flags(env)], tool_env, log) == 0:
+                log.write(f"--- skyd: deleted non-persistent bucket {mount['url']} ---\n")
+            else:
+                failed = 1
+    return failed
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] not in ("fetch", "finish"):
+        sys.stderr.write("usage: remote_buckets.py fetch|finish DIR\n")
+        return 2
+    attempt_dir = argv[1]
+    with open(os.path.join(attempt_dir, "launch.json")) as fh:
+        launch = json.load(fh)
+    env = dict(os.environ)
+    env.update({str(k): str(v) for k, v in dict(launch.get("env") or {}).items()})
+    mounts = list(launch.get("storage_mounts") or [])
+    action = fetch if argv[0] == "fetch" else finish
+    return action(mounts, env, attempt_dir, sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,130 @@
+"""The node side of bucket mounts (skyd/runner/remote_buckets.py): the rclone command lines
+and configuration skyd generates for each store, and a real `rclone mount` (FUSE) of a bucket
+on moto's S3 server, read and written through the kernel, unmounted and written back."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from skyd.runner import remote_buckets as rb
+from skyd.testing.storage_emulators import AZURITE_KEY, moto_s3
+
+
+def _mount(**extra: Any) -> dict[str, Any]:
+    return {
+        "store": "s3",
+        "bucket": "lab-data",
+        "prefix": "train",
+        "url": "s3://lab-data/train",
+    } | {
+        "target": "/data",
+        "mode": "MOUNT",
+        **extra,
+    }
+
+
+def test_mount_and_copy_command_lines() -> None:
+    env = {"AWS_CA_BUNDLE": "/etc/ca.pem"}
+    assert rb.mount_argv(_mount(), 0, env) == [
+        "rclone", "mount", "skyd0:lab-data/train", "/data",
+        "--vfs-cache-mode", "writes", "--vfs-write-back", "0s", "--dir-cache-time", "10s",
+        "--ca-cert", "/etc/ca.pem",
+    ]  # fmt: skip
+    cached = rb.mount_argv(_mount(mode="MOUNT_CACHED"), 3, {})
+    assert cached[:4] == ["rclone", "mount", "skyd3:lab-data/train", "/data"]
+    assert cached[4:6] == ["--vfs-cache-mode", "full"]
+    assert rb.copy_argv(_mount(), 1, {}) == ["rclone", "copy", "skyd1:lab-data/train", "/data"]
+    back = rb.copy_argv(_mount(prefix="w.bin"), 1, {}, back=True, one=True)
+    assert back == ["rclone", "copyto", "/data", "skyd1:lab-data/w.bin"]
+
+
+def test_each_store_is_configured_from_the_jobs_credentials() -> None:
+    s3 = rb.rclone_env(
+        _mount(),
+        0,
+        {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_ENDPOINT_URL": "http://x"},
+    )
+    assert s3["RCLONE_CONFIG_SKYD0_TYPE"] == "s3" and s3["RCLONE_CONFIG_SKYD0_PROVIDER"] == "Other"
+    assert s3["RCLONE_CONFIG_SKYD0_ENDPOINT"] == "http://x"
+    assert s3["RCLONE_CONFIG_SKYD0_ACCESS_KEY_ID"] == "k"
+    public = rb.rclone_env(_mount(), 0, {})
+    assert public["RCLONE_CONFIG_SKYD0_PROVIDER"] == "AWS"
+    assert public["RCLONE_CONFIG_SKYD0_ENV_AUTH"] == "true"
+    r2 = rb.rclone_env(
+        _mount(store="r2"), 1, {"CLOUDFLARE_ACCOUNT_ID": "acc", "R2_ACCESS_KEY_ID": "rk"}
+    )
+    assert r2["RCLONE_CONFIG_SKYD1_PROVIDER"] == "Cloudflare"
+    assert r2["RCLONE_CONFIG_SKYD1_ENDPOINT"] == "https://acc.r2.cloudflarestorage.com"
+    gcs = rb.rclone_env(_mount(store="gcs"), 2, {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:9"})
+    assert gcs["RCLONE_CONFIG_SKYD2_TYPE"] == "google cloud storage"
+    assert gcs["RCLONE_CONFIG_SKYD2_ENDPOINT"] == "http://127.0.0.1:9/storage/v1/"
+    connection = f"DefaultEndpointsProtocol=https;AccountName=labacct;AccountKey={AZURITE_KEY}"
+    azure = rb.rclone_env(
+        _mount(store="azure", account="labacct"),
+        4,
+        {"AZURE_STORAGE_CONNECTION_STRING": connection},
+    )
+    assert azure["RCLONE_CONFIG_SKYD4_ACCOUNT"] == "labacct"
+    assert azure["RCLONE_CONFIG_SKYD4_KEY"] == AZURITE_KEY
+    managed = rb.rclone_env(_mount(store="azure", account="labacct"), 5, {})
+    assert managed["RCLONE_CONFIG_SKYD5_USE_MSI"] == "true"
+
+
+@pytest.fixture
+def s3() -> Iterator[tuple[str, Any]]:
+    with moto_s3() as url:
+        client = boto3.client(
+            "s3",
+            endpoint_url=url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket="lab-fuse")
+        client.put_object(Bucket="lab-fuse", Key="train/a.txt", Body=b"alpha\n")
+        yield url, client
+
+
+def test_a_real_fuse_mount_with_rclone(s3: tuple[str, Any], tmp_path: Path) -> None:
+    """This machine (and CI's, as root) has /dev/fuse: the FUSE path runs for real here."""
+    assert rb.fuse_problem() == "", "this test needs a usable /dev/fuse and fusermount3"
+    url, client = s3
+    target = tmp_path / "mnt"
+    mount = {
+        "store": "s3",
+        "bucket": "lab-fuse",
+        "prefix": "train",
+        "url": "s3://lab-fuse/train",
+        "target": str(target),
+        "dest": "/data",
+        "mode": "MOUNT",
+    }
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": url,
+    }
+    log_path = tmp_path / "job.log"
+    log = log_path.open("a")
+    try:
+        assert rb.fetch([mount], env, str(tmp_path), log) == 0, log_path.read_text()
+        assert os.path.ismount(target)
+        report = json.loads((tmp_path / "mounts.json").read_text())
+        assert report["/data"] == "FUSE mount (rclone mount, --vfs-cache-mode writes)"
+        assert (target / "a.txt").read_text() == "alpha\n"  # read through the kernel
+        (target / "out.txt").write_text("written through FUSE\n")
+    finally:
+        assert rb.finish([mount], env, str(tmp_path), log) == 0, log_path.read_text()
+        log.close()
+    assert not os.path.ismount(target)
+    body = client.get_object(Bucket="lab-fuse", Key="train/out.txt")["Body"].read()
+    assert body == b"written through FUSE\n"

@@ -1,0 +1,145 @@
+"""Buckets on a cloud VM end to end (fake Compute Engine, the VM a real sshd on loopback):
+the daemon creates the task's named bucket and uploads its local source, the node's
+remote_buckets.py copies an s3:// COPY mount (moto), finds FUSE unusable for its login and
+syncs a gs:// MOUNT (gcp-storage-emulator) COPY-style, writing it back when the job ends,
+purges the non-persistent bucket, and `skyctl show` says per mount how it got there."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from skyctl.__main__ import main as skyctl
+from skyctl.client import DaemonClient
+from skyd.catalog import Catalog
+from skyd.daemon import Daemon
+from skyd.testing.cloud_world import CloudWorld
+from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.storage_emulators import gcs_emulator, moto_s3
+
+
+def _task(s3_url: str, gcs_host: str, data: str) -> str:
+    return f"""\
+resources:
+  cloud: gcp
+  zone: us-central1-a
+  instance_type: n2-standard-8
+envs:
+  AWS_ENDPOINT_URL: {s3_url}
+  STORAGE_EMULATOR_HOST: {gcs_host}
+file_mounts:
+  {data}: s3://lab-vm-data/train
+  ~/out:
+    source: gs://lab-vm-out
+    mode: MOUNT
+  scratch:
+    name: lab-vm-scratch
+    source: ./ckpt
+    persistent: false
+setup: test -s {data}/a.txt
+run: |
+  cat {data}/a.txt {data}/sub/b.txt
+  cat scratch/step1.pt
+  echo result > ~/out/model.txt
+"""
+
+
+def _skyctl(socket: str, *args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = skyctl(["--socket", socket, *args])
+    return code, out.getvalue()
+
+
+async def test_buckets_on_a_fake_vm_without_fuse(tmp_path: Path) -> None:
+    with moto_s3() as s3_url, gcs_emulator() as gcs_host:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=s3_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+        s3.create_bucket(Bucket="lab-vm-data")
+        s3.put_object(Bucket="lab-vm-data", Key="train/a.txt", Body=b"alpha\n")
+        s3.put_object(Bucket="lab-vm-data", Key="train/sub/b.txt", Body=b"beta\n")
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        gcs = storage.Client(
+            project="lab",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": gcs_host},
+        )
+        gcs.create_bucket("lab-vm-out")
+        (tmp_path / "ckpt").mkdir()
+        (tmp_path / "ckpt" / "step1.pt").write_text("weights\n")
+        world = CloudWorld(tmp_path / "world", boot_delay_s=0.5)
+        shared = Path(tempfile.mkdtemp(prefix="skyd-vm-abs-"))
+        await world.start()
+        try:
+            # an absolute path outside the VM's home is the host's own: one its login may make
+            shared.chmod(0o1777)
+            data = f"{shared}/data"
+            job, log, shown = await _run(world, tmp_path, _task(s3_url, gcs_host, data))
+        finally:
+            await world.stop()
+            shutil.rmtree(shared, ignore_errors=True)
+        assert job["state"] == "SUCCEEDED", (job["reason"], log)
+        assert "alpha\nbeta\n" in log and "weights" in log
+        assert "created bucket s3://lab-vm-scratch" in log
+        assert "deleted non-persistent bucket s3://lab-vm-scratch" in log
+        names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        assert "lab-vm-scratch" not in names
+        assert gcs.bucket("lab-vm-out").blob("model.txt").download_as_bytes() == b"result\n"
+        mounts = shown["task"]["storage_mounts"]
+        assert mounts[data]["how"] == "copied before setup"
+        # the VM's login is not root and /dev/fuse is root's alone here: say so, per mount
+        assert mounts["~/out"]["how"] == (
+            "copied before setup (no FUSE: /dev/fuse is not usable by this login); "
+            "written back when the job ends"
+        )
+        assert world.machines.running() == []
+
+
+async def _run(world: CloudWorld, tmp_path: Path, task: str) -> tuple[Any, str, Any]:
+    settings = world.settings(settings_for_tests(tmp_path))
+    catalog = Catalog.load(settings.catalog_dir)
+    daemon = DaemonThread(settings)
+    daemon.daemon = Daemon(settings, providers=world.providers(catalog))
+    await asyncio.to_thread(daemon.start)
+    try:
+        with DaemonClient(daemon.socket_path) as client:
+            secrets = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+            job = await asyncio.to_thread(
+                client.submit_task, task, str(tmp_path), None, None, {"secrets": secrets}
+            )
+            job_id = int(job["id"])
+            final = await asyncio.to_thread(
+                wait_until,
+                lambda: (
+                    (j := client.get_job(job_id))["state"]
+                    in ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
+                    and j
+                ),
+                timeout=120,
+                error=lambda: client.get_job(job_id),
+            )
+            log = b"".join(
+                await asyncio.to_thread(lambda: list(client.job_logs(job_id, follow=False)))
+            ).decode()
+            code, out = await asyncio.to_thread(
+                _skyctl, daemon.socket_path, "show", str(job_id), "--json"
+            )
+            assert code == 0
+            return final, log, json.loads(out)
+    finally:
+        await asyncio.to_thread(daemon.stop)
