@@ -2,8 +2,10 @@
 
 A bucket's cloud comes from its URL scheme; its region from the cloud (S3 GetBucketLocation
 through aioboto3, GCS bucket metadata from a configured JSON API endpoint) or from
-`[data] bucket_regions`; its size from the task's `inputs`/`outputs` hints, else from
-listing the bucket (S3, at most `max_listed_objects` objects: "at least" beyond that).
+`[data] bucket_regions` (the only source for Azure containers: their storage account's
+region is an ARM property; R2 needs none: its egress is free); its size from the task's
+`inputs`/`outputs` hints, else from listing the bucket (S3, at most `max_listed_objects`
+objects: "at least" beyond that).
 
 Lookups run on the event loop as coroutines (`prefetch`) with a timeout and are cached;
 placement, which may run in a worker thread, only reads the cache (`footprint`), so it never
@@ -30,6 +32,12 @@ from skyd.spec.storage import parse_bucket_url
 log = logging.getLogger(__name__)
 GB = 1e9  # SkyPilot's sizes are in GB
 FAILED_RETRY_SECONDS = 60.0  # a failed lookup is tried again after this long
+# a storage account's region is an ARM property (not a Blob API answer): skyd does not call
+# ARM for it, and an emulator such as Azurite has no ARM at all
+AZURE_NOT_LOOKED_UP = (
+    "an Azure storage account's region is an ARM property skyd does not look up; "
+    'set [data] bucket_regions = {"az://ACCOUNT" = "REGION"}'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,18 @@ class BucketFacts:
 def _bucket_key(url: str) -> tuple[str, str | None, str, str]:
     store, bucket, prefix, account = parse_bucket_url(url)
     return store, account, bucket, prefix
+
+
+def _canonical(url: str) -> str:
+    try:
+        store, bucket, prefix, account = parse_bucket_url(url)
+    except ValueError:
+        return url.rstrip("/")
+    if store == "azure":
+        # az://ACCOUNT alone names the storage account: every container in it
+        return "/".join(p for p in (f"az://{account}", bucket, prefix.rstrip("/")) if p)
+    scheme = {"gcs": "gs"}.get(store, store)
+    return "/".join(p for p in (f"{scheme}://{bucket}", prefix.rstrip("/")) if p)
 
 
 class DataLocator:
@@ -126,9 +146,11 @@ class DataLocator:
         regions = self.settings.bucket_regions
         if not regions:
             return None
-        text = url.rstrip("/")
+        # an Azure URL in either form (https://ACCOUNT.blob.core.windows.net/… or az://…)
+        # matches a key written in either
+        text = _canonical(url)
         best = max(
-            (k for k in regions if text == k.rstrip("/") or text.startswith(k.rstrip("/") + "/")),
+            (k for k in regions if text == _canonical(k) or text.startswith(_canonical(k) + "/")),
             key=len,
             default=None,
         )
@@ -190,6 +212,12 @@ class DataLocator:
                 facts = await asyncio.wait_for(
                     self._gcs(bucket, prefix, need_size), self.settings.lookup_timeout_seconds
                 )
+            elif store == "r2":
+                # Cloudflare places an R2 bucket itself and charges no egress from it (see
+                # catalogs/egress.csv): nothing to learn that would change a placement
+                facts = BucketFacts(None, None)
+            elif store == "azure":
+                facts = BucketFacts(None, None, error=AZURE_NOT_LOOKED_UP)
             else:
                 facts = BucketFacts(None, None, error=f"no {store} lookup configured")
         except TimeoutError:
