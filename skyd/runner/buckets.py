@@ -123,6 +123,8 @@ def push_back(
             key = "/".join(part for part in (prefix.rstrip("/"), relative) if part)
             bucket.upload(target / relative if relative else target, key)
         lines.append(f"--- skyd: {len(changed)} files written back to {mount['url']} ---\n")
+    if env.get("SKYD_NODE_RANK", "0") != "0":
+        return "".join(lines)  # a gang's bucket is deleted once, by rank 0
     for mount in mounts:
         if mount.get("owned") and mount.get("persistent") is False:
             lines.append(_drop(open_bucket(mount, env), mount["url"]))
@@ -151,7 +153,8 @@ def prepare_for_nodes(
     for mount in mounts:
         ready = {k: v for k, v in mount.items() if k != "source_local"}
         if mount.get("owned"):
-            bucket = open_bucket(mount, env)
+            # in the daemon: only the job's own credentials, never the daemon's
+            bucket = open_bucket(mount, env, ambient=False)
             notes += _ensure(bucket, mount, env)
             if mount.get("persistent") is False:
                 labels = bucket.labels()

@@ -311,7 +311,7 @@ def finish(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, 
                 log.write(f"--- skyd: {target} written back to {mount['url']} ---\n")
             else:
                 failed = 1
-        if mount.get("purge_at_end"):
+        if mount.get("purge_at_end") and env.get("SKYD_NODE_RANK", "0") == "0":
             bucket = f"{remote_name(index)}:{mount['bucket']}"
             if _run(["rclone", "purge", bucket, *ca_flags(env)], tool_env, log) == 0:
                 log.write(f"--- skyd: deleted non-persistent bucket {mount['url']} ---\n")

@@ -18,7 +18,6 @@ reads its buckets with its owner's credentials, never the daemon's):
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -211,7 +210,10 @@ def r2_endpoint(env: Mapping[str, str]) -> str:
     return f"https://{account}.r2.cloudflarestorage.com"
 
 
-def gcs_client(env: Mapping[str, str]) -> Any:
+def gcs_client(env: Mapping[str, str], *, ambient: bool = True) -> Any:
+    """`ambient`: whether this process's own Application Default Credentials may be used (the
+    job's shim, or the daemon listing its own buckets), or only what `env` gives (the daemon
+    acting for a job)."""
     from google.cloud import storage  # type: ignore[attr-defined]
 
     project = env.get("GOOGLE_CLOUD_PROJECT") or env.get("CLOUDSDK_CORE_PROJECT")
@@ -224,12 +226,22 @@ def gcs_client(env: Mapping[str, str]) -> Any:
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options={"api_endpoint": emulator},
         )
-    if env.get("GOOGLE_APPLICATION_CREDENTIALS"):
-        os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = env["GOOGLE_APPLICATION_CREDENTIALS"]
-    return storage.Client(project=project)
+    key_file = env.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if key_file:
+        from google.oauth2 import service_account
+
+        load: Any = service_account.Credentials.from_service_account_file
+        credentials = load(key_file)
+        return storage.Client(project=project or credentials.project_id, credentials=credentials)
+    if not ambient:
+        raise StoreError(
+            "gs:// buckets for a job on other machines are prepared by the daemon with the "
+            "job's own credentials: set GOOGLE_APPLICATION_CREDENTIALS (a key file) in its envs"
+        )
+    return storage.Client(project=project)  # Application Default Credentials
 
 
-def azure_service(env: Mapping[str, str], account: str | None) -> Any:
+def azure_service(env: Mapping[str, str], account: str | None, *, ambient: bool = True) -> Any:
     from azure.storage.blob import BlobServiceClient
 
     connection = env.get("AZURE_STORAGE_CONNECTION_STRING")
@@ -248,6 +260,11 @@ def azure_service(env: Mapping[str, str], account: str | None) -> Any:
             "AZURE_STORAGE_ACCOUNT or AZURE_STORAGE_CONNECTION_STRING in the task's envs"
         )
     credential: Any = env.get("AZURE_STORAGE_KEY") or env.get("AZURE_STORAGE_SAS_TOKEN")
+    if not credential and not ambient:
+        raise StoreError(
+            f"Azure account {account}: the daemon prepares a remote job's containers with the "
+            "job's own credentials: set AZURE_STORAGE_KEY or AZURE_STORAGE_CONNECTION_STRING"
+        )
     if not credential:
         from azure.identity import DefaultAzureCredential
 
@@ -255,8 +272,11 @@ def azure_service(env: Mapping[str, str], account: str | None) -> Any:
     return BlobServiceClient(f"https://{account}.blob.core.windows.net", credential=credential)
 
 
-def open_bucket(mount: Mapping[str, Any], env: Mapping[str, str]) -> Bucket:
-    """The bucket a mount names (store, bucket, account, url), with the job's credentials."""
+def open_bucket(
+    mount: Mapping[str, Any], env: Mapping[str, str], *, ambient: bool = True
+) -> Bucket:
+    """The bucket a mount names (store, bucket, account, url), with the job's credentials;
+    `ambient` False: never this process's own (see gcs_client)."""
     store, name, url = mount.get("store", "s3"), mount["bucket"], mount["url"]
     if store == "s3":
         endpoint = mount.get("endpoint_url") or env.get("AWS_ENDPOINT_URL")
@@ -264,8 +284,8 @@ def open_bucket(mount: Mapping[str, Any], env: Mapping[str, str]) -> Bucket:
     if store == "r2":
         return S3Bucket(url, name, s3_client(env, r2_endpoint(env), prefix="R2"))
     if store == "gcs":
-        return GcsBucket(url, name, gcs_client(env))
+        return GcsBucket(url, name, gcs_client(env, ambient=ambient))
     if store == "azure":
-        service = azure_service(env, mount.get("account"))
+        service = azure_service(env, mount.get("account"), ambient=ambient)
         return AzureContainer(url, service.get_container_client(name))
     raise StoreError(f"{url}: skyd does not read {store} buckets")
