@@ -19,10 +19,44 @@ from collections.abc import Awaitable, Callable
 Observer = Callable[[float], None]
 
 
+class SlidingMax:
+    """The largest value recorded in the last `window` seconds, or in any shorter recent span.
+
+    Exact, not bucketed: the deque keeps every sample that is the largest of all samples after
+    it, so the first one inside a span is that span's maximum."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, float]] = deque()  # (when, value), oldest first
+
+    def add(self, at: float, value: float) -> None:
+        while self._samples and self._samples[-1][1] <= value:
+            self._samples.pop()
+        self._samples.append((at, value))
+        self.expire(at)
+
+    def expire(self, now: float) -> None:
+        while self._samples and self._samples[0][0] < now - self.window:
+            self._samples.popleft()
+
+    def since(self, now: float, seconds: float | None) -> float:
+        self.expire(now)
+        start = now - (self.window if seconds is None else min(seconds, self.window))
+        for at, value in self._samples:
+            if at >= start:
+                return value
+        return 0.0
+
+
 class LoopLagMonitor:
     """Wakes every `interval` seconds; each wake-up's lateness is a sample. `max_lag()` is the
     largest sample of the last `window` seconds, `max_lag(seconds)` of a shorter recent span;
-    `observers` see every sample (a histogram)."""
+    `observers` see every sample (a histogram).
+
+    On a shared machine lateness also counts the time the kernel gave other processes. So
+    each sample also says how much of it the loop's own thread spent on the CPU: its CPU time
+    between going to sleep and waking, less the interval, at most the lateness
+    (`max_cpu_lag`). That is how late the loop's own work made it, whatever else ran."""
 
     def __init__(
         self,
@@ -31,46 +65,38 @@ class LoopLagMonitor:
         *,
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        cpu: Callable[[], float] = time.thread_time,
     ) -> None:
         self.interval = interval
         self.window = window
         self._now = now
         self._sleep = sleep
-        self._samples: deque[tuple[float, float]] = deque()  # (when, lag), oldest first
+        self._cpu = cpu
+        self._lags = SlidingMax(window)
+        self._cpu_lags = SlidingMax(window)
         self.observers: list[Observer] = []
         self.count = 0
 
-    def record(self, at: float, lag: float) -> None:
+    def record(self, at: float, lag: float, cpu_lag: float = 0.0) -> None:
         lag = max(0.0, lag)
         self.count += 1
-        # keep only samples that could still be the window's maximum: a monotonic deque
-        while self._samples and self._samples[-1][1] <= lag:
-            self._samples.pop()
-        self._samples.append((at, lag))
-        self._expire(at)
+        self._lags.add(at, lag)
+        self._cpu_lags.add(at, min(lag, max(0.0, cpu_lag)))
         for observe in self.observers:
             observe(lag)
 
-    def _expire(self, now: float) -> None:
-        while self._samples and self._samples[0][0] < now - self.window:
-            self._samples.popleft()
-
     def max_lag(self, seconds: float | None = None) -> float:
-        """The worst lateness seen in the last `seconds` (at most `window`; 0 if none).
+        """The worst lateness seen in the last `seconds` (at most `window`; 0 if none)."""
+        return self._lags.since(self._now(), seconds)
 
-        Exact, not bucketed: the deque holds every sample that is the largest of all samples
-        after it, so the first one inside the span is the span's maximum."""
-        now = self._now()
-        self._expire(now)
-        since = now - (self.window if seconds is None else min(seconds, self.window))
-        for at, lag in self._samples:
-            if at >= since:
-                return lag
-        return 0.0
+    def max_cpu_lag(self, seconds: float | None = None) -> float:
+        """The worst lateness the loop's own work caused in the last `seconds`."""
+        return self._cpu_lags.since(self._now(), seconds)
 
     async def run(self) -> None:
         while True:
             expected = self._now() + self.interval
+            busy_from = self._cpu()
             await self._sleep(self.interval)
             woke = self._now()
-            self.record(woke, woke - expected)
+            self.record(woke, woke - expected, self._cpu() - busy_from - self.interval)

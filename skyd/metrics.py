@@ -93,9 +93,17 @@ class _StoreCollector(Collector):
             "Worst event-loop lag over the last `window` seconds (exact, not bucketed)",
             labels=["window"],
         )
+        own = GaugeMetricFamily(
+            "skyd_loop_lag_cpu_window_max_seconds",
+            "Worst event-loop lag the loop's own work caused over the last `window` seconds "
+            "(its thread's CPU time while late; what a busy machine adds is left out)",
+            labels=["window"],
+        )
         for seconds in LAG_WINDOWS_SECONDS:
             recent.add_metric([f"{seconds:g}"], self.lag.max_lag(seconds))
+            own.add_metric([f"{seconds:g}"], self.lag.max_cpu_lag(seconds))
         yield recent
+        yield own
         for name, doc, read in self.counts:
             yield CounterMetricFamily(name, doc, value=read())
         if self.credits is not None:

@@ -64,3 +64,24 @@ def test_a_recent_span_reports_its_own_exact_maximum() -> None:
     assert monitor.max_lag(0.2) == 0.0
     assert monitor.max_lag() == 0.5
     assert monitor.max_lag(600.0) == 0.5  # never more than the window kept
+
+
+async def test_lateness_from_the_loops_own_work_is_told_apart_from_a_busy_machine() -> None:
+    time = FakeTime()
+    # two wake-ups 0.3 s late: in the first the loop's thread ran all 0.4 s (its own work
+    # made it late), in the second it ran 0.15 s (the kernel ran other processes)
+    time.oversleep = [0.3, 0.3, 0.0]
+    cpu_spent = iter([0.0, 0.4, 0.4, 0.55, 0.55])
+    monitor = LoopLagMonitor(
+        interval=0.1, window=10.0, now=time.clock, sleep=time.sleep, cpu=lambda: next(cpu_spent)
+    )
+    with pytest.raises(Stop):
+        await monitor.run()
+    assert monitor.count == 2
+    assert round(monitor.max_lag(), 6) == 0.3
+    assert round(monitor.max_cpu_lag(), 6) == 0.3  # the first
+    time.now += 5.0
+    monitor.record(time.now, 0.0)
+    # a span that holds only the second: as late, but only 0.05 s of it the loop's own work
+    assert round(monitor.max_lag(5.2), 6) == 0.3
+    assert round(monitor.max_cpu_lag(5.2), 6) == 0.05
