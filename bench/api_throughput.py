@@ -18,8 +18,8 @@ daemon's own monitor (skyd.looplag, a wake-up every 5 ms here): `loop_lag_ms_max
 worst sample during the submit and paging windows, read from
 `skyd_loop_lag_window_max_seconds{window="2"}` by a poller every second (the 10 s maximum
 where polls fell further apart: bench.daemon_probe). On a shared machine a late wake-up also
-holds time the kernel gave other processes: `loop_lag_own_work_ms_max` is the worst lateness
-the loop's own work caused (its thread's CPU time while late, skyd.looplag).
+holds time the kernel gave other processes: `loop_lag_own_work_ms_max` bounds the lateness the
+daemon's own work caused (its CPU time, all threads, while late: skyd.looplag).
 """
 
 from __future__ import annotations
@@ -257,8 +257,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "submits_per_s": submit["per_second"],
         "health_per_s": health["per_second"],
         "loop_lag_ms_max": max(during_submit.lag_max_ms, during_pages.lag_max_ms),
-        # of it, how late the loop's own work made it (its thread's CPU time while late): on a
-        # busy machine the rest is time the kernel gave other processes
+        # of it, at most how late the daemon's own work made it (its CPU time while late): on
+        # a busy machine the rest is time the kernel gave other processes
         "loop_lag_own_work_ms_max": max(during_submit.own_lag_max_ms, during_pages.own_lag_max_ms),
         "loop_lag_sample_interval_ms": 5.0,
         "skyctl_queue_ratio_to_python": cli["ratio"],

@@ -50,7 +50,7 @@ class Window:
     """Filled in when the `watch` block ends."""
 
     lag_max_ms: float = 0.0
-    own_lag_max_ms: float = 0.0  # the part of it the loop's own work caused
+    own_lag_max_ms: float = 0.0  # at most the part of it the daemon's own work caused
     polls: int = 0
     longest_poll_gap_s: float = 0.0
     covered: bool = False  # every moment of the window fell inside some poll's span

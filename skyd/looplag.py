@@ -54,9 +54,11 @@ class LoopLagMonitor:
     `observers` see every sample (a histogram).
 
     On a shared machine lateness also counts the time the kernel gave other processes. So
-    each sample also says how much of it the loop's own thread spent on the CPU: its CPU time
-    between going to sleep and waking, less the interval, at most the lateness
-    (`max_cpu_lag`). That is how late the loop's own work made it, whatever else ran."""
+    each sample also says how much of it the daemon itself spent on the CPU: the process's CPU
+    time (every thread) between going to sleep and waking, less the interval, at most the
+    lateness (`max_cpu_lag`). An upper bound of how late the daemon's own work made the loop
+    (the loop's thread alone would miss waits for the GIL behind the planner's worker thread;
+    the whole process may count a worker running beside the loop on another core)."""
 
     def __init__(
         self,
@@ -65,7 +67,7 @@ class LoopLagMonitor:
         *,
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        cpu: Callable[[], float] = time.thread_time,
+        cpu: Callable[[], float] = time.process_time,
     ) -> None:
         self.interval = interval
         self.window = window
@@ -90,7 +92,7 @@ class LoopLagMonitor:
         return self._lags.since(self._now(), seconds)
 
     def max_cpu_lag(self, seconds: float | None = None) -> float:
-        """The worst lateness the loop's own work caused in the last `seconds`."""
+        """At most how much of the worst lateness of the last `seconds` the daemon caused."""
         return self._cpu_lags.since(self._now(), seconds)
 
     async def run(self) -> None:

@@ -95,8 +95,8 @@ class _StoreCollector(Collector):
         )
         own = GaugeMetricFamily(
             "skyd_loop_lag_cpu_window_max_seconds",
-            "Worst event-loop lag the loop's own work caused over the last `window` seconds "
-            "(its thread's CPU time while late; what a busy machine adds is left out)",
+            "Worst event-loop lag over the last `window` seconds counting only the daemon's own "
+            "CPU time while late (an upper bound; what other processes took is left out)",
             labels=["window"],
         )
         for seconds in LAG_WINDOWS_SECONDS:

@@ -68,8 +68,8 @@ def test_a_recent_span_reports_its_own_exact_maximum() -> None:
 
 async def test_lateness_from_the_loops_own_work_is_told_apart_from_a_busy_machine() -> None:
     time = FakeTime()
-    # two wake-ups 0.3 s late: in the first the loop's thread ran all 0.4 s (its own work
-    # made it late), in the second it ran 0.15 s (the kernel ran other processes)
+    # two wake-ups 0.3 s late: in the first the daemon ran all 0.4 s (its own work made the
+    # loop late), in the second 0.15 s (the kernel ran other processes)
     time.oversleep = [0.3, 0.3, 0.0]
     cpu_spent = iter([0.0, 0.4, 0.4, 0.55, 0.55])
     monitor = LoopLagMonitor(
