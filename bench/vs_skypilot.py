@@ -187,7 +187,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         api = run_once([sky, "api", "start", "--host", "127.0.0.1"], sky_env, tmp)
         sky_start = time.perf_counter() - started
         if api.code:
-            raise SystemExit(f"sky api start failed: {api.last_line}")
+            log = home / ".sky" / "api_server" / "server.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+            raise SystemExit(f"sky api start failed: {api.last_line}\n{tail}")
         daemon, skyd_start = start_daemon(root, DAEMON_CONFIG)
         try:
             skyctl = [*skyctl_command(), "--socket", str(root / "skyd.sock")]
