@@ -237,6 +237,9 @@ def summary(single: dict[str, dict[str, float]], results: list[dict[str, Any]]) 
             "common_effective_cost_ratio_to_greedy"
         ]
         out[f"{name}_placed_vs_greedy"] = f"{r['placed']} vs {r['placed_greedy']}"
+        out[f"{name}_priority_weighted_placed_vs_greedy"] = r["versus_greedy"][
+            "priority_weighted_placed_ratio_to_greedy"
+        ]
     return out
 
 
