@@ -1,6 +1,22 @@
-"""kill -9 chaos on the cloud path (issue #13, point 4): `skyd run` against the fake EC2 and
-Compute Engine (VMs real sshd's) is killed again and again while its cloud jobs are being
-launched, recorded, booted, run and terminated; then it finishes the work.
+"""kill -9 chaos on the cloud path (issue #13, point 4): `skyd run` against the fake EC2,
+Compute Engine and Azure (VMs real sshd's) is killed again and again at chosen points of its
+cloud jobs' lives, then restarted; at the end it finishes the work.
+
+Each kill aims at one point, picked by a seeded RNG, and is sent the moment the harness sees
+it (the fakes run in this process, so it watches their API calls and machines, and reads
+the daemon's store):
+
+- launch_sent: a launch request (RunInstances, instances.insert, VM PUT) just reached a fake;
+- launched_not_recorded: a fake created a VM the store has no row for yet;
+- booting: a VM runs at the cloud but its sshd is not up yet;
+- running: a job is RUNNING on its VM;
+- terminating: a terminate request (TerminateInstances, instances.delete, VM DELETE) just
+  reached a fake.
+
+A point not seen within `aim_seconds` gets a kill at that moment anyway (counted `random`).
+Each start of the daemon is a fork of a process that imported skyd and the cloud SDKs once
+(skyd.testing.warm_daemon; `--cold` starts `python -m skyd run` each time instead), so the
+kills are spent on the jobs' lives rather than on imports.
 
 Counted at the end (bench.chaos's audit of the store, plus the fakes themselves): jobs lost
 or stuck, jobs not SUCCEEDED, instances any fake still holds, duplicate launches (VMs the
@@ -21,7 +37,8 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine
+from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,14 +46,26 @@ from typing import Any, TypeVar
 from bench.chaos import TERMINAL, Report, _audit
 from skyctl.client import DaemonClient
 from skyd.catalog import Catalog, default_catalog_dir
-from skyd.testing.cloud_world import AWS_ENV, AWS_IMAGE, GCP_PROJECT, CloudWorld
+from skyd.testing.cloud_world import (
+    AWS_ENV,
+    AWS_IMAGE,
+    AZURE_GROUP,
+    AZURE_SUBSCRIPTION,
+    GCP_PROJECT,
+    CloudWorld,
+)
 from skyd.testing.daemon import DaemonProcess, wait_until
+from skyd.testing.warm_daemon import WarmDaemonProcess
 
 T = TypeVar("T")
 PINS = (
     "cloud: aws\n  region: us-east-1\n  instance_type: c5.large",
     "cloud: gcp\n  zone: us-central1-a\n  instance_type: n2-standard-8",
+    "cloud: azure\n  region: eastus\n  instance_type: Standard_D4s_v5",
 )
+POINTS = ("launch_sent", "launched_not_recorded", "booting", "running", "terminating")
+LAUNCHES = (("ec2", "RunInstances"), ("gce", "insert"), ("azure", "vm.put"))
+TERMINATES = (("ec2", "TerminateInstances"), ("gce", "delete"), ("azure", "vm.delete"))
 
 
 class _Loop:
@@ -66,12 +95,16 @@ def _config(daemon: DaemonProcess, world: CloudWorld) -> None:
         f'default_image_id = "{AWS_IMAGE}"\ncleanup_timeout_s = 0.0\n'
         f'[gcp]\nenabled = true\nproject = "{GCP_PROJECT}"\nendpoint = "{world.gce.endpoint}"\n'
         "anonymous = true\n"
+        f'[azure]\nenabled = true\nsubscription_id = "{AZURE_SUBSCRIPTION}"\n'
+        f'resource_group = "{AZURE_GROUP}"\nbase_url = "{world.azure.base_url}"\n'
+        f'ca_file = "{world.azure.ca_file}"\nstatic_token = "fake-arm-token"\n'
+        "poll_interval_s = 0.0\n"
         f'[cloud_ssh]\nkey_path = "{world.key_path}"\nport = {world.machines.port}\n'
         "checkpoint_sync_s = 0.5\n"
     )
 
 
-def _task(n: int, pin: str, seconds: int) -> str:
+def _task(n: int, pin: str, seconds: float) -> str:
     return f"name: chaos-{n}\nresources:\n  {pin}\nrun: sleep {seconds}; echo finished {n}\n"
 
 
@@ -79,38 +112,112 @@ def _submit(daemon: DaemonProcess, rng: random.Random, n: int, acked: list[int])
     try:
         with DaemonClient(str(daemon.socket_path)) as client:
             for _ in range(n):
-                text = _task(len(acked), rng.choice(PINS), rng.randint(1, 4))
+                text = _task(len(acked), rng.choice(PINS), rng.choice((0.5, 1, 2, 3)))
                 acked.append(int(client.submit_task(text, str(daemon.root), None)["id"]))
     except (OSError, RuntimeError, ValueError):
         pass  # the daemon died under the submit: not acknowledged, not counted
 
 
+class _Watch:
+    """What the harness can see of a point of the jobs' lives, from the fakes and the store."""
+
+    def __init__(self, world: CloudWorld, db_path: Path) -> None:
+        self.world = world
+        self.db_path = db_path
+
+    def _calls(self, which: tuple[tuple[str, str], ...]) -> int:
+        return sum(getattr(self.world, fake).calls[name] for fake, name in which)
+
+    def _query(self, sql: str) -> int:
+        try:
+            db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=0.2)
+            try:
+                return int(db.execute(sql).fetchone()[0])
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return -1  # not created yet, or busy: not seen this time
+
+    def _unrecorded(self) -> int:
+        """VMs the fakes created minus instance rows the store has."""
+        rows = self._query("SELECT COUNT(*) FROM instances")
+        return -(10**9) if rows < 0 else len(self.world.machines.vms) - rows
+
+    def predicate(self, point: str) -> Callable[[], bool]:
+        """A check that is true once `point` is reached (counters taken from now on)."""
+        if point == "launch_sent":
+            base = self._calls(LAUNCHES)
+            return lambda: self._calls(LAUNCHES) > base
+        if point == "terminating":
+            base = self._calls(TERMINATES)
+            return lambda: self._calls(TERMINATES) > base
+        if point == "launched_not_recorded":
+            gap = self._unrecorded()
+            return lambda: self._unrecorded() > gap
+        if point == "booting":
+            return lambda: any(
+                vm.state == "booting" for vm in list(self.world.machines.vms.values())
+            )
+        if point == "running":
+            return lambda: self._query("SELECT COUNT(*) FROM jobs WHERE state = 'RUNNING'") > 0
+        raise ValueError(point)
+
+    def open_jobs(self) -> int:
+        states = ", ".join(f"'{s}'" for s in TERMINAL)
+        return self._query(f"SELECT COUNT(*) FROM jobs WHERE state NOT IN ({states})")
+
+
+def _aim(check: Callable[[], bool], seconds: float) -> bool:
+    """Poll until `check` holds (the kill goes out at once) or `seconds` passed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.003)  # a poll of the fakes' counters, not an ordering wait
+    return False
+
+
 def run_cloud_chaos(
-    root: Path, kills: int, *, seed: int = 13, jobs: int = 6, settle_seconds: float = 150.0
+    root: Path,
+    kills: int,
+    *,
+    seed: int = 13,
+    jobs: int = 6,
+    settle_seconds: float = 150.0,
+    aim_seconds: float = 3.0,
+    boot_delay_s: float = 0.5,
+    warm: bool = True,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     started = time.monotonic()
     loop = _Loop()
-    world = CloudWorld(root / "world", boot_delay_s=0.5)
+    world = CloudWorld(root / "world", boot_delay_s=boot_delay_s)
     loop.run(world.start())
-    daemon = DaemonProcess(root, env=AWS_ENV)
+    # warm: each start forks a process that imported skyd already (skyd.testing.warm_daemon)
+    daemon = (WarmDaemonProcess if warm else DaemonProcess)(root, env=AWS_ENV)
     _config(daemon, world)
+    watch = _Watch(world, daemon.state_dir / "skyd.db")
     report = Report()
     acked: list[int] = []
     starts: list[float] = []
     held: list[str] = []
     stuck_detail: dict[int, list[str]] = {}
+    points: Counter[str] = Counter()
     vms_created = 0
+    tokens = 0
+    clouds: list[str] = []
     try:
         starts.append(time.time())
         daemon.start()
         _submit(daemon, rng, jobs, acked)
-        for k in range(kills):
-            time.sleep(rng.uniform(0.05, 1.5))  # a random point of the jobs' lives
-            if k % 8 == 7:
-                _submit(daemon, rng, 1, acked)
+        for _ in range(kills):
+            point = rng.choice(POINTS)
+            if point in ("launch_sent", "launched_not_recorded") or watch.open_jobs() < 2:
+                _submit(daemon, rng, 1, acked)  # something to launch
+            hit = _aim(watch.predicate(point), aim_seconds)
             daemon.kill9()
             report.kills += 1
+            points[point if hit else "random"] += 1
             starts.append(time.time())
             daemon.start()
         with DaemonClient(str(daemon.socket_path)) as client, contextlib.suppress(TimeoutError):
@@ -138,7 +245,8 @@ def run_cloud_chaos(
             loop.run(provider.aclose())
         vms_created = len(world.machines.vms)
         db = sqlite3.connect(daemon.state_dir / "skyd.db")
-        tokens = db.execute("SELECT COUNT(DISTINCT client_token) FROM instances").fetchone()[0]
+        tokens = int(db.execute("SELECT COUNT(DISTINCT client_token) FROM instances").fetchone()[0])
+        clouds = sorted(r[0] for r in db.execute("SELECT DISTINCT provider FROM instances"))
         db.close()
     finally:
         daemon.close()
@@ -146,14 +254,17 @@ def run_cloud_chaos(
         loop.close()
     report.submitted = len(acked)
     report.leaked_instances = sorted(set(report.leaked_instances) | set(held))
-    duplicate_launches = max(0, vms_created - int(tokens))
+    duplicate_launches = max(0, vms_created - tokens)
     report.seconds = round(time.monotonic() - started, 1)
     result = asdict(report)
     result.update(
         {
             "benchmark": "cloud_chaos",
+            "seed": seed,
+            "kills_by_point": dict(sorted(points.items())),
+            "clouds": clouds,
             "vms_created": vms_created,
-            "attempts_recorded": int(tokens),
+            "attempts_recorded": tokens,
             "duplicate_launches": duplicate_launches,
             "stuck_detail": stuck_detail,
             "clean": report.clean and duplicate_launches == 0,
@@ -168,17 +279,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--cold", action="store_true", help="python -m skyd run every start")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="skyd-cloud-chaos-") as tmp:
-        result = run_cloud_chaos(Path(tmp), args.kills, seed=args.seed, jobs=args.jobs)
+        result = run_cloud_chaos(
+            Path(tmp), args.kills, seed=args.seed, jobs=args.jobs, warm=not args.cold
+        )
     if args.json:
         print(json.dumps(result))
     else:
         print(
-            f"{result['kills']} kills, {result['submitted']} jobs: lost {result['lost']}, "
-            f"stuck {result['stuck']}, leaked {result['leaked_instances']}, duplicate "
-            f"launches {result['duplicate_launches']}, ledger mismatches "
-            f"{result['ledger_mismatches']}"
+            f"{result['kills']} kills (seed {result['seed']}, {result['kills_by_point']}), "
+            f"{result['submitted']} jobs: lost {result['lost']}, stuck {result['stuck']}, "
+            f"leaked {result['leaked_instances']}, duplicate launches "
+            f"{result['duplicate_launches']}, ledger mismatches {result['ledger_mismatches']}"
         )
     return 0 if result["clean"] else 1
 

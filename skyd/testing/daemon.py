@@ -155,7 +155,11 @@ class DaemonProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
             )
+        return self._await_socket()
+
+    def _await_socket(self) -> DaemonProcess:
         proc = self.proc
+        assert proc is not None
         # a stale socket file may be left by a killed predecessor: wait until one answers
         wait_until(lambda: _accepts(self.socket_path) or proc.poll() is not None)
         if proc.poll() is not None:

@@ -334,6 +334,9 @@ async def test_restarted_adapter_reports_zone_ids(harness: AwsHarness) -> None:
         (found,) = await fresh.instances({"skyd-job": "24"})
         assert found.instance_id == launched[0].instance_id
         assert found.zone == ZONE_ID
+        # a daemon restarted between launch and record adopts the VM from this listing: it
+        # must log in as the image's user, as the launch would have said (#13 chaos)
+        assert found.ssh_user == "ubuntu"
     finally:
         await fresh.aclose()
     await harness.provider.terminate([launched[0].instance_id])

@@ -243,23 +243,27 @@ class AwsProvider:
         known = self._images.get((region, image_id))
         if known is not None:
             return known
-        async with self._calls(region) as ec2:
-            reply = await ec2.describe_images(ImageIds=[image_id])
-        images = reply.get("Images", [])
-        if not images:
+        await self._learn_images(region, [image_id])
+        image = self._images.get((region, image_id))
+        if image is None:
             raise translate_error_code(
                 "InvalidAMIID.NotFound", 400, f"The image id '[{image_id}]' does not exist",
                 region, None,
             )  # fmt: skip
-        raw = images[0]
-        image = Image(
-            image_id=image_id,
-            name=str(raw.get("Name", "")),
-            root_device_name=str(raw.get("RootDeviceName") or "/dev/sda1"),
-            login_user=login_user_for(str(raw.get("Name", "")), str(raw.get("Description", ""))),
-        )
-        self._images[(region, image_id)] = image
         return image
+
+    async def _learn_images(self, region: str, image_ids: Sequence[str]) -> None:
+        """What DescribeImages says of these AMIs (one call), remembered per (region, AMI)."""
+        async with self._calls(region) as ec2:
+            reply = await ec2.describe_images(ImageIds=sorted(set(image_ids)))
+        for raw in reply.get("Images", []):
+            name, description = str(raw.get("Name", "")), str(raw.get("Description", ""))
+            self._images[(region, str(raw["ImageId"]))] = Image(
+                image_id=str(raw["ImageId"]),
+                name=name,
+                root_device_name=str(raw.get("RootDeviceName") or "/dev/sda1"),
+                login_user=login_user_for(name, description),
+            )
 
     async def _zone_map(self, region: str) -> dict[str, str]:
         """AZ id -> AZ name for this account (names are shuffled per account, ids are not)."""
@@ -367,7 +371,16 @@ class AwsProvider:
         filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
         if live_only:
             filters.append({"Name": "instance-state-name", "Values": _LIVE_STATES})
-        return [self._instance(region, raw) for raw in await self._describe_raw(region, filters)]
+        raws = await self._describe_raw(region, filters)
+        if self.config.ssh_user is None:
+            # a daemon that restarted after the launch has not looked at the image yet: its
+            # login user (ubuntu, ec2-user, …) comes from what the AMI is
+            unknown = {str(r.get("ImageId", "")) for r in raws} - {""}
+            unknown -= {image for (where, image) in self._images if where == region}
+            if unknown:
+                with contextlib.suppress(ProviderError):  # then the default user is tried
+                    await self._learn_images(region, sorted(unknown))
+        return [self._instance(region, raw) for raw in raws]
 
     async def _describe_raw(self, region: str, filters: list[dict[str, Any]]) -> list[Any]:
         out: list[Any] = []
