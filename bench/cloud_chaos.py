@@ -13,7 +13,8 @@ the daemon's store):
 - terminating: a terminate request (TerminateInstances, instances.delete, VM DELETE) just
   reached a fake.
 
-A point not seen within `aim_seconds` gets a kill at that moment anyway (counted `random`).
+Every point gets the same share of the kills, in a seeded random order. A point not seen
+within its AIM_SECONDS gets a kill at that moment anyway (counted `random`).
 Each start of the daemon is a fork of a process that imported skyd and the cloud SDKs once
 (skyd.testing.warm_daemon; `--cold` starts `python -m skyd run` each time instead), so the
 kills are spent on the jobs' lives rather than on imports.
@@ -64,6 +65,15 @@ PINS = (
     "cloud: azure\n  region: eastus\n  instance_type: Standard_D4s_v5",
 )
 POINTS = ("launch_sent", "launched_not_recorded", "booting", "running", "terminating")
+# how long a kill waits for its point (seconds at aim_scale 1): the later points of a life
+# come after a boot, an SSH upload and the run, which take seconds on a busy machine
+AIM_SECONDS = {
+    "launch_sent": 4.0,
+    "launched_not_recorded": 4.0,
+    "booting": 4.0,
+    "running": 8.0,
+    "terminating": 8.0,
+}
 LAUNCHES = (("ec2", "RunInstances"), ("gce", "insert"), ("azure", "vm.put"))
 TERMINATES = (("ec2", "TerminateInstances"), ("gce", "delete"), ("azure", "vm.delete"))
 
@@ -184,7 +194,7 @@ def run_cloud_chaos(
     seed: int = 13,
     jobs: int = 6,
     settle_seconds: float = 150.0,
-    aim_seconds: float = 3.0,
+    aim_scale: float = 1.0,
     boot_delay_s: float = 0.5,
     warm: bool = True,
 ) -> dict[str, Any]:
@@ -210,11 +220,12 @@ def run_cloud_chaos(
         starts.append(time.time())
         daemon.start()
         _submit(daemon, rng, jobs, acked)
-        for _ in range(kills):
-            point = rng.choice(POINTS)
+        schedule = [POINTS[k % len(POINTS)] for k in range(kills)]
+        rng.shuffle(schedule)
+        for point in schedule:
             if point in ("launch_sent", "launched_not_recorded") or watch.open_jobs() < 2:
                 _submit(daemon, rng, 1, acked)  # something to launch
-            hit = _aim(watch.predicate(point), aim_seconds)
+            hit = _aim(watch.predicate(point), AIM_SECONDS[point] * aim_scale)
             daemon.kill9()
             report.kills += 1
             points[point if hit else "random"] += 1

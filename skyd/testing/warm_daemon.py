@@ -100,6 +100,8 @@ class _Zygote:
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         self.proc.wait(30)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 class _Forked:

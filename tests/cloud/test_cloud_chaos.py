@@ -24,8 +24,8 @@ def test_50_kills_through_cloud_jobs_lives_leave_nothing_behind(tmp_path: Path) 
     result = run_cloud_chaos(tmp_path, kills=KILLS, jobs=6, seed=seed, settle_seconds=240)
     print({k: result[k] for k in ("kills_by_point", "submitted", "vms_created", "seconds")})
     assert result["kills"] == KILLS
-    # every point was aimed at, and most kills landed on the point they aimed at
-    assert sum(result["kills_by_point"].get(p, 0) for p in POINTS) >= KILLS // 2, result
+    # each point got a tenth of the kills aimed at it; every one of them was hit
+    assert all(result["kills_by_point"].get(p, 0) >= 1 for p in POINTS), result
     assert result["clouds"] == ["aws", "azure", "gcp"], result
     assert result["lost"] == [] and result["stuck"] == [], result
     assert result["not_succeeded"] == {}, result
