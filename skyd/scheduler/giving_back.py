@@ -21,6 +21,8 @@ from skyd.store.records import InstanceRecord
 
 log = logging.getLogger("skyd.scheduler")
 
+RETRY_CAP_S = 60.0  # a failed terminate is tried again after 2, 4, … up to this many seconds
+
 
 class Terminations:
     """Finishes terminations; one call at a time per instance (a pass's sweep never races
@@ -41,6 +43,9 @@ class Terminations:
         self.journal = journal
         self.accrue = accrue
         self._busy: set[tuple[str, str]] = set()
+        # a terminate that failed is tried again after a backoff, not at every pass
+        self._failures: dict[tuple[str, str], int] = {}
+        self._retry_at: dict[tuple[str, str], float] = {}
         self._unowned: set[tuple[str, str]] = set()  # provider disabled: said once
         self._sweep: asyncio.Task[None] | None = None
 
@@ -66,14 +71,20 @@ class Terminations:
             try:
                 await provider.terminate([inst.instance_id])
             except ProviderError as exc:
+                failures = self._failures[key] = self._failures.get(key, 0) + 1
+                delay = min(RETRY_CAP_S, 2.0**failures)
+                self._retry_at[key] = self.clock.now() + delay
                 log.warning(
-                    "terminating %s failed (%s); retried at the next pass",
+                    "terminating %s failed (%s); tried again in %.0f s",
                     inst.instance_id,
                     exc.message,
+                    delay,
                 )
                 continue
             finally:
                 self._busy.discard(key)
+            self._failures.pop(key, None)
+            self._retry_at.pop(key, None)
             ended_at = self.clock.now()
             final = str(inst.data.get(instance_store.ENDS_AS, "TERMINATED"))
             self.journal.instances_ended([(inst.provider, inst.instance_id, final)], ended_at)
@@ -95,11 +106,13 @@ class Terminations:
         time): after a restart, these are the calls a killed daemon may not have made."""
         if self._sweep is not None and not self._sweep.done():
             return
+        now = self.clock.now()
         left = [
             i
             for i in instance_store.terminating_instances(self.store)
             if (i.provider, i.instance_id) not in self._busy
             and (i.provider, i.instance_id) not in self._unowned
+            and self._retry_at.get((i.provider, i.instance_id), 0.0) <= now
         ]
         if left:
             self._sweep = asyncio.create_task(self.finish(left), name="give-back")

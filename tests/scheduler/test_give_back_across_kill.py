@@ -195,3 +195,36 @@ async def test_ledger_seconds_equal_the_life_of_a_vm_given_back_across_a_kill(
 
 def _books(store: Store, clock: VirtualClock) -> Accountant:
     return Accountant(store=store, clock=clock, bus=EventBus(), settings=AccountingSettings())
+
+
+async def test_a_terminate_that_fails_is_retried_with_backoff_not_every_pass(
+    tmp_path: Path,
+) -> None:
+    """The job's outcome stands (the intent is on record); the termination is tried again
+    after 2 s, then 4 s, … of the injected clock, never at every pass, until the cloud takes it."""
+    clock = VirtualClock(START)
+    cloud = DyingCloud(clock)
+    store = open_store(tmp_path / "state")
+    try:
+        scheduler = _scheduler(tmp_path, store, clock, cloud)
+        job_id, vm = await _running_job(scheduler, cloud)
+        cloud.failing.add("terminate")
+        await scheduler.cancel(job_id, Caller(0, True))
+        assert job_store.get_job(store, job_id).state == JobState.CANCELLED
+        tries = [c for c in cloud.calls if c[0] == "terminate"]
+        await _settle(scheduler)  # same instant: no new try
+        assert [c for c in cloud.calls if c[0] == "terminate"] == tries
+        await clock.advance(2.0)
+        await _settle(scheduler)  # second failure: next try 4 s later
+        assert len([c for c in cloud.calls if c[0] == "terminate"]) == len(tries) + 1
+        await clock.advance(2.0)
+        await _settle(scheduler)
+        assert len([c for c in cloud.calls if c[0] == "terminate"]) == len(tries) + 1
+        cloud.failing.discard("terminate")
+        await clock.advance(2.0)
+        await _settle(scheduler)
+        (row,) = instance_store.instances_for_job(store, job_id)
+    finally:
+        store.close()
+    assert cloud.state_of(vm).value == "TERMINATED"
+    assert (row.state, row.ended_at) == ("TERMINATED", START + 6.0)
