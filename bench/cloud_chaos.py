@@ -8,7 +8,8 @@ the daemon's store):
 
 - launch_sent: a launch request (RunInstances, instances.insert, VM PUT) just reached a fake;
 - launched_not_recorded: a fake created a VM the store has no row for yet;
-- booting: a VM runs at the cloud but its sshd is not up yet;
+- booting: a launch is recorded but its job not started: the VM boots, or skyd waits for
+  its sshd;
 - running: a job is RUNNING on its VM;
 - terminating: a terminate request (TerminateInstances, instances.delete, VM DELETE) just
   reached a fake.
@@ -165,12 +166,20 @@ class _Watch:
             gap = self._unrecorded()
             return lambda: self._unrecorded() > gap
         if point == "booting":
-            return lambda: any(
-                vm.state == "booting" for vm in list(self.world.machines.vms.values())
-            )
+            return self._booting
         if point == "running":
             return lambda: self._query("SELECT COUNT(*) FROM jobs WHERE state = 'RUNNING'") > 0
         raise ValueError(point)
+
+    def _booting(self) -> bool:
+        """A launch is recorded but its job not started: the VM boots, or skyd waits for
+        its sshd."""
+        waiting = self._query(
+            "SELECT COUNT(*) FROM jobs AS j JOIN instances AS i"
+            " ON i.job_id = j.id AND i.attempt = j.attempt WHERE j.state = 'PROVISIONING'"
+        )
+        vms = list(self.world.machines.vms.values())
+        return waiting > 0 or any(vm.state == "booting" for vm in vms)
 
     def open_jobs(self) -> int:
         states = ", ".join(f"'{s}'" for s in TERMINAL)
@@ -223,7 +232,7 @@ def run_cloud_chaos(
         schedule = [POINTS[k % len(POINTS)] for k in range(kills)]
         rng.shuffle(schedule)
         for point in schedule:
-            if point in ("launch_sent", "launched_not_recorded") or watch.open_jobs() < 2:
+            if point in POINTS[:3] or watch.open_jobs() < 2:
                 _submit(daemon, rng, 1, acked)  # something to launch
             hit = _aim(watch.predicate(point), AIM_SECONDS[point] * aim_scale)
             daemon.kill9()
