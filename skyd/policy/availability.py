@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+FloatArray = npt.NDArray[np.float64]
+
 
 @dataclass(frozen=True, slots=True)
 class AvailabilityStats:
@@ -84,3 +86,60 @@ def resample_history(
     grid = now - step_seconds * np.arange(count - 1, -1, -1, dtype=np.float64)
     index = np.searchsorted(times, grid, side="right") - 1
     return values[np.clip(index, 0, None)]
+
+
+def run_lengths(history: npt.NDArray[np.bool_], step_hours: float, up: bool) -> FloatArray:
+    """Lengths (hours, sorted) of the up (or down) runs of a sampled series.
+
+    The first run may have begun before the history did; it is counted as seen.
+    """
+    if len(history) == 0 or step_hours <= 0:
+        return np.zeros(0)
+    as_int = history.astype(np.int8)
+    bounds = np.concatenate(([0], np.flatnonzero(np.diff(as_int)) + 1, [len(as_int)]))
+    lengths = np.diff(bounds) * step_hours
+    return np.sort(lengths[as_int[bounds[:-1]] == int(up)])
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutlook:
+    """What the runs seen so far say about one that has lasted `age` hours.
+
+    `residual_hours`: its expected remaining length (mean over the runs longer than
+    `age`, blended with a prior while they are few). `end_within`: the share of those
+    runs that ended within the window asked about. `next_change_hours`: how much longer
+    until either figure can change (a run length is crossed), None when never.
+    """
+
+    residual_hours: float
+    end_within: float
+    longer: int
+    next_change_hours: float | None
+
+
+def run_outlook(
+    runs: FloatArray,
+    age: float,
+    window: float = 0.0,
+    prior_residual: float = 0.0,
+    prior_runs: float = 0.0,
+) -> RunOutlook:
+    """Residual life and short-end probability of a run of age `age`, from sorted `runs`."""
+    first = int(np.searchsorted(runs, age, side="right"))
+    longer = runs[first:]
+    n = len(longer)
+    seen = float(longer.mean()) - age if n else 0.0
+    weight = n / (n + prior_runs) if n + prior_runs > 0 else 0.0
+    residual = weight * seen + (1 - weight) * prior_residual
+    ended = int(np.searchsorted(runs, age + window, side="right")) - first
+    changes = []
+    if n:
+        changes.append(float(longer[0]) - age)
+    if first + ended < len(runs):
+        changes.append(float(runs[first + ended]) - age - window)
+    return RunOutlook(
+        residual_hours=residual,
+        end_within=ended / n if n else 0.0,
+        longer=n,
+        next_change_hours=min(changes) if changes else None,
+    )

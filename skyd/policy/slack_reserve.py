@@ -17,13 +17,22 @@ drifts across it. This policy:
   zone's own availability history, blended with a prior while history is short, and
   never counted shorter than `min_cycle` changeovers: flickers do not each need a
   reserve), plus Uniform Progress' safety net;
-* below the reserve, bridges each outage on demand, to its end;
+* below the reserve, bridges each outage on demand, to its end, unless the zone's
+  past outages say this one is likely short: while at least `short_outage` of those
+  that lasted as long ended within one more changeover, it waits (bridging costs two
+  changeovers, waiting only the outage), up to `outage_patience` changeovers;
 * leaves on-demand for returning spot at once above the reserve, and below it only
   once the spot run has lasted `spot_patience` changeovers, stretched as slack gets
   scarce (spot runs are heavy-tailed: most are short, one that has lasted tends to
-  last), and only with room for the changeover back;
+  last), and only with room for the changeover back; either way only when the run's
+  expected rest (the mean rest of past runs that lasted as long) saves on spot
+  `switch_payback` times what the changeovers there and back cost;
+* never launches spot whose past runs of that age ended, on average, before a
+  changeover would be over; with slack scarce, picks among zones by that expected
+  rest rather than by the mean run;
 * never enters spot priced above on demand, and leaves a spot instance whose price
-  spikes above it for on demand while the slack has room for that changeover;
+  spikes above it while the slack has room for that changeover: with slack over
+  `spike_wait` times the reserve to wait the spike out idle, else for on demand;
 * has Uniform Progress' safety net: off spot with less than two changeovers of slack
   (plus a step's margin), on-demand to the end. No deadline is ever missed.
 
@@ -31,7 +40,8 @@ The constants are chosen by leave-one-zone-out cross-validation on the shipped V
 traces (`python -m bench.spot.cv`; figures in bench/spot/README.md).
 
 Everything it reads from the history is computed up to the last availability change,
-so between two changes its answer only moves with time, and it says when
+so between two changes its answer only moves with time (the slack, and the age of
+the current run or outage crossing a past run's length), and it says when
 (`recheck_after_hours`, never late).
 """
 
@@ -41,8 +51,16 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import numpy.typing as npt
 
-from skyd.policy.availability import AvailabilityStats, availability_stats, settled_history
+from skyd.policy.availability import (
+    AvailabilityStats,
+    RunOutlook,
+    availability_stats,
+    run_lengths,
+    run_outlook,
+    settled_history,
+)
 from skyd.policy.baselines import (
     EPS,
     on_demand_target,
@@ -63,7 +81,6 @@ class SlackReserve:
     def __init__(
         self,
         reserve_per_cycle: float = 5.0,
-        patience: float = 0.0,
         prior_cycle_hours: float = 4.0,
         prior_hours: float = 24.0,
         spot_patience: float = 2.0,
@@ -72,11 +89,14 @@ class SlackReserve:
         allowance: float = 5.0,
         min_cycle: float = 20.0,
         reserve_power: float = 0.75,
+        switch_payback: float = 1.0,
+        short_outage: float = 0.4,
+        outage_patience: float = 3.0,
+        prior_runs: float = 5.0,
+        spike_wait: float = 2.0,
     ) -> None:
         # Changeovers of slack kept per expected up/down cycle of the remaining work.
         self.reserve_per_cycle = reserve_per_cycle
-        # Outage age (in changeovers) idled through before bridging it on demand.
-        self.patience = patience
         # Cycle length assumed for a zone with no history yet, and how much
         # observed history it takes to trust the zone's own figure half-way.
         self.prior_cycle_hours = prior_cycle_hours
@@ -96,6 +116,19 @@ class SlackReserve:
         self.min_cycle = min_cycle
         # The reserve grows as cycles ** reserve_power (1: in proportion to them).
         self.reserve_power = reserve_power
+        # On demand is left for a returning spot run only if the run's expected rest
+        # saves `switch_payback` times what its two changeovers (there and back) cost.
+        self.switch_payback = switch_payback
+        # An outage is waited out rather than bridged while at least this share of
+        # the outages seen that lasted as long ended within one more changeover, ...
+        self.short_outage = short_outage
+        # ... up to an outage age of `outage_patience` changeovers.
+        self.outage_patience = outage_patience
+        # How many observed runs it takes to trust their mean half-way (vs the prior).
+        self.prior_runs = prior_runs
+        # A price spike (spot above on demand) has no age to cap its wait by: it is
+        # waited out idle only with slack over `spike_wait` times the reserve.
+        self.spike_wait = spike_wait
 
     def _stats(self, state: PolicyState) -> AvailabilityStats:
         zones = state.zones
@@ -104,10 +137,9 @@ class SlackReserve:
         # Several zones: the job can run while any of them is up, so outages are the
         # union's; but it runs in one zone at a time, and each preemption there costs a
         # changeover: spot runs are the zones' own (weighted by how often each is up).
-        shortest = min(len(z.history) for z in zones)
-        if shortest == 0:
+        history = self._outage_history(state)
+        if len(history) == 0:
             return AvailabilityStats(0.0, 0.0, 0.0, 0.0)
-        history = np.logical_or.reduce([z.history[len(z.history) - shortest :] for z in zones])
         union = availability_stats(settled_history(history), zones[0].history_step_hours)
         own = [z.settled_stats() for z in zones]
         weight = sum(o.fraction for o in own)
@@ -138,7 +170,8 @@ class SlackReserve:
         return 2 * d + step_margin(state) + planned
 
     def _outage_hours(self, state: PolicyState) -> float:
-        return min(z.run_hours() for z in state.zones)
+        # A zone that is up but priced above on demand has no outage age to go by.
+        return min(0.0 if z.available else z.run_hours() for z in state.zones)
 
     def _expected_up_hours(self, zone: ZoneMarket) -> float:
         stats = zone.settled_stats()
@@ -147,18 +180,89 @@ class SlackReserve:
         prior_up = self.prior_cycle_hours / 2
         return weight * stats.mean_up_hours + (1 - weight) * prior_up
 
-    def _pick_zone(self, state: PolicyState, candidates: list[ZoneMarket]) -> ZoneMarket:
+    def _up_outlook(self, zone: ZoneMarket) -> RunOutlook:
+        """The zone's current spot run as its past runs see it (by age)."""
+        runs = run_lengths(settled_history(zone.history), zone.history_step_hours, up=True)
+        return run_outlook(
+            runs,
+            zone.run_hours(),
+            # Few runs seen: a run is expected to last as long as the zone's mean one.
+            prior_residual=self._expected_up_hours(zone),
+            prior_runs=self.prior_runs,
+        )
+
+    def _pick_zone(
+        self, state: PolicyState, candidates: list[ZoneMarket], scarce: bool
+    ) -> ZoneMarket:
         d = state.changeover_hours
 
         def cost_per_useful_hour(zone: ZoneMarket) -> float:
-            # A run that has lasted tends to last (runs are heavy-tailed): expect at
-            # least as much again as its age.
-            expected = max(self._expected_up_hours(zone), zone.run_hours())
+            if scarce:
+                # Every changeover counts: plan with what the zone's runs of this age
+                # went on to last.
+                expected = self._up_outlook(zone).residual_hours
+            else:
+                # A run that has lasted tends to last (runs are heavy-tailed): expect
+                # at least as much again as its age.
+                expected = max(self._expected_up_hours(zone), zone.run_hours())
             run = min(expected, state.remaining_hours + d)
             useful = max(run - d, 0.1 * d)
             return (zone.spot_price * run + state.migration_cost_to(zone.region)) / useful
 
         return min(candidates, key=cost_per_useful_hour)
+
+    def _switch_wait(self, state: PolicyState, zone: ZoneMarket) -> float | None:
+        """None when leaving on demand for this spot run pays back its changeovers.
+
+        Otherwise the hours until that can change (None again: never, by age alone),
+        as inf. On spot the run's expected rest saves (on demand − spot) per hour; it
+        costs a changeover there and one back to on demand when the run ends (billed at
+        the on-demand price, the work they do not do is done on demand), plus egress.
+        """
+        outlook = self._up_outlook(zone)
+        on_demand = state.on_demand_prices.get(str(state.current.region), zone.spot_price)
+        saving = (on_demand - zone.spot_price) * outlook.residual_hours
+        cost = 2 * state.changeover_hours * on_demand + state.migration_cost_to(zone.region)
+        if saving >= self.switch_payback * cost - EPS:
+            return None
+        nxt = outlook.next_change_hours
+        return math.inf if nxt is None else nxt
+
+    def _outage_history(self, state: PolicyState) -> npt.NDArray[np.bool_]:
+        """The availability whose outages stop the job: the zone's, or the union of zones'."""
+        zones = state.zones
+        if len(zones) == 1:
+            return zones[0].history
+        shortest = min(len(z.history) for z in zones)
+        union: npt.NDArray[np.bool_] = np.logical_or.reduce(
+            [z.history[len(z.history) - shortest :] for z in zones]
+        )
+        return union
+
+    def _short_outage_wait(self, state: PolicyState, waited: float, net: float) -> float | None:
+        """Hours to idle on rather than bridge now, when this outage is likely short.
+
+        Bridging an outage costs two changeovers (on demand, then spot again) and on
+        demand through it; waiting costs only its length. While most past outages
+        that lasted this long ended within one more changeover, wait (up to
+        `outage_patience` changeovers, never into the safety net).
+        """
+        d = state.changeover_hours
+        limit = self.outage_patience * d
+        if waited >= limit - EPS or any(z.available for z in state.zones):
+            # (Spot that is up but priced above on demand is no outage to go by.)
+            return None
+        history = self._outage_history(state)
+        step = state.zones[0].history_step_hours
+        outages = run_lengths(settled_history(history), step, up=False)
+        outlook = run_outlook(outages, waited, window=d)
+        if outlook.longer < self.prior_runs or outlook.end_within < self.short_outage:
+            return None
+        wait = limit - waited
+        if outlook.next_change_hours is not None:
+            wait = min(wait, outlook.next_change_hours)
+        wait = min(wait, state.slack_hours - net)
+        return wait if wait > EPS else None
 
     def _wait_for_home(self, state: PolicyState, zone: ZoneMarket, spare: float) -> float | None:
         """Hours worth idling for the checkpoint's region to come back instead of moving."""
@@ -180,26 +284,71 @@ class SlackReserve:
         if spot_still_available(state):
             running = state.zone_market(str(state.current.zone))
             pricier = running is not None and running.spot_price > _on_demand_price(state, running)
-            # Spot priced above on demand (a price spike): on demand is cheaper per hour
-            # from now on, if the slack still has room for its changeover.
-            if pricier and state.slack_hours >= safety_net + d - EPS:
+            if not pricier:
+                return Decision(state.current, reason="stay on spot until preempted")
+            # Spot priced above on demand (a price spike) is left, if the slack still
+            # has room for the changeover that leaving costs: with slack well over the
+            # reserve to wait the spike out like an outage, else for on demand.
+            if state.slack_hours < safety_net + d - EPS:
+                return Decision(state.current, reason="spot above on demand: no room to leave")
+            reserve = self.reserve_hours(state, self._stats(state))
+            if state.slack_hours <= self.spike_wait * reserve + EPS:
                 return Decision(on_demand_target(state), reason="spot above on-demand price")
-            return Decision(state.current, reason="stay on spot until preempted")
+            state = replace(state, current=IDLE, overhead_left_hours=0.0)
         if state.slack_hours < safety_net - EPS:
             return Decision(on_demand_target(state), reason="safety net")
         stats = self._stats(state)
         reserve = self.reserve_hours(state, stats)
+        open_zones, skipped = self._open_zones(state)
+        decision = self._decide_off_spot(state, stats, reserve, open_zones)
+        if skipped is not None and decision.target.is_idle:
+            # A skipped zone's run may be worth entering once it has lasted longer.
+            recheck = decision.recheck_after_hours
+            decision = replace(
+                decision, recheck_after_hours=skipped if recheck is None else min(recheck, skipped)
+            )
+        return decision
+
+    def _open_zones(self, state: PolicyState) -> tuple[list[ZoneMarket], float | None]:
+        """Zones worth launching spot in now, and when a skipped one may become worth it.
+
+        Off on-demand, a zone whose runs of this age have ended on average before a
+        changeover is over is skipped: the launch would be paid for nothing (on
+        demand, the payback test of leaving it is stricter).
+        """
+        d = state.changeover_hours
+        open_zones: list[ZoneMarket] = []
+        skipped: float | None = None
+        for z in rotated_zones(state):
+            if not z.available or z.spot_price > _on_demand_price(state, z):
+                continue
+            if not spot_entry_is_safe(state, z):
+                continue
+            if not state.current.is_on_demand:
+                outlook = self._up_outlook(z)
+                if outlook.residual_hours < d - EPS:
+                    change = outlook.next_change_hours
+                    if change is not None:
+                        skipped = change if skipped is None else min(skipped, change)
+                    continue
+            open_zones.append(z)
+        return open_zones, skipped
+
+    def _decide_off_spot(
+        self,
+        state: PolicyState,
+        stats: AvailabilityStats,
+        reserve: float,
+        open_zones: list[ZoneMarket],
+    ) -> Decision:
+        """Idle or on demand (or on spot priced out): where to go next."""
+        d = state.changeover_hours
+        margin = step_margin(state)
+        safety_net = 2 * d + margin
         slack = state.slack_hours
         current = state.current
-        open_zones = [
-            z
-            for z in rotated_zones(state)
-            if z.available
-            and z.spot_price <= _on_demand_price(state, z)
-            and spot_entry_is_safe(state, z)
-        ]
         if open_zones:
-            zone = self._pick_zone(state, open_zones)
+            zone = self._pick_zone(state, open_zones, scarce=slack <= reserve + EPS)
             target = Target.spot(zone.zone, zone.region)
             if not current.is_on_demand:
                 wait = self._wait_for_home(state, zone, slack - reserve)
@@ -220,12 +369,20 @@ class SlackReserve:
                         recheck_after_hours=self._until_proven(state, stats, reserve, lasted),
                         reason="spot just back",
                     )
+            until = self._switch_wait(state, zone)
+            if until is not None:
+                return Decision(
+                    current,
+                    recheck_after_hours=None if math.isinf(until) else until,
+                    reason="spot run not expected to pay back its changeovers",
+                )
             return Decision(target, reason="spot is back")
         if current.is_on_demand:
             # An outage being bridged is bridged to its end: stopping half-way would
             # pay a changeover again if spot stays away.
             return Decision(current, reason="bridge the outage")
         waited = self._outage_hours(state)
+        reason = "bridge the outage"
         if slack > reserve + EPS:
             # Idle: slack falls one hour per hour; the reserve stays put.
             cap = math.inf
@@ -237,13 +394,11 @@ class SlackReserve:
             if cap > EPS:
                 recheck = min(slack - reserve, cap)
                 return Decision(IDLE, recheck_after_hours=recheck, reason="above reserve: wait")
-            return Decision(on_demand_target(state), reason="long outage: bridge")
-        patience = self.patience * d
-        if waited < patience - EPS and slack - (patience - waited) >= safety_net - EPS:
-            return Decision(
-                IDLE, recheck_after_hours=patience - waited, reason="short outage? wait"
-            )
-        return Decision(on_demand_target(state), reason="bridge the outage")
+            reason = "long outage: bridge"
+        wait = self._short_outage_wait(state, waited, safety_net)
+        if wait is not None:
+            return Decision(IDLE, recheck_after_hours=wait, reason="outage likely short: wait")
+        return Decision(on_demand_target(state), reason=reason)
 
     def _wanted_run(self, state: PolicyState, reserve: float, slack: float) -> float:
         """How long a returning spot run must have lasted before on-demand is left for it."""

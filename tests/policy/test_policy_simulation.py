@@ -128,10 +128,17 @@ def test_price_spikes_are_events_and_spot_above_on_demand_is_left() -> None:
     skyd = simulate(POLICIES["skyd"], prepared, job)
     asked = simulate(POLICIES["skyd"], prepared, job, every_row=True)
     assert skyd.cost == pytest.approx(asked.cost)
-    assert skyd.on_demand_hours > 0  # it left spot for the spike...
-    assert skyd.changeovers == 3  # ...and came back after it
+    # 5 h of slack: it leaves spot for the spike and waits it out idle...
+    assert skyd.idle_hours == pytest.approx(2.0) and skyd.on_demand_hours == 0
+    assert skyd.changeovers == 2  # ...and comes back after it
     up = simulate(POLICIES["up"], prepared, job)
     assert skyd.cost < up.cost  # up rides the spike out
+    # 1 h of slack: too little to idle 2 h; it bridges the spike on demand.
+    tight = Job(0, 600, 660 * UNIT, 12)
+    bridged = simulate(POLICIES["skyd"], prepared, tight)
+    assert bridged.cost == pytest.approx(simulate(POLICIES["skyd"], prepared, tight, True).cost)
+    assert bridged.on_demand_hours > 0 and bridged.changeovers == 3
+    assert bridged.cost < simulate(POLICIES["up"], prepared, tight).cost
 
 
 def test_changeover_and_job_length_are_not_rounded_to_probes() -> None:

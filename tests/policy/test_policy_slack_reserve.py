@@ -164,7 +164,14 @@ def test_allowance_bridges_an_outage_longer_than_its_share_of_the_spare_slack() 
 def test_spot_priced_above_on_demand_is_left_and_not_entered() -> None:
     lasting = np.concatenate([CYCLES, history([1] * 20)])
     spike = ZoneMarket("za", "ra", True, 3.5, lasting, STEP)  # on demand is $3.00
-    left = POLICY.decide(state(slack=5.0, current=SPOT, zones=(spike,)))
+    s = state(slack=5.0, current=SPOT, zones=(spike,))
+    reserve = POLICY.reserve_hours(s, POLICY._stats(s))
+    assert 2 * reserve < 5.0 < 3 * reserve
+    # With slack over twice the reserve, it is left to wait the spike out idle ...
+    waited = POLICY.decide(s)
+    assert waited.target == IDLE and waited.recheck_after_hours is not None
+    # ... with less, for on demand.
+    left = POLICY.decide(state(slack=4.0, current=SPOT, zones=(spike,)))
     assert left.target == ON_DEMAND and left.reason == "spot above on-demand price"
     # Not entered either: with no spot worth having, it waits (above the reserve).
     assert POLICY.decide(state(slack=5.0, zones=(spike,))).target == IDLE
