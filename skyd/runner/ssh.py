@@ -527,6 +527,10 @@ class SshRunner:
                     chunk: bytes = await fh.read(self._chunk)
             except asyncssh.SFTPNoSuchFile:
                 return
+            except (asyncssh.Error, OSError) as exc:
+                # the connection dropped under the read (the VM went, or the link did): the
+                # node did not answer this poll; its output is copied at a later one
+                raise ProviderError(f"reading the job's log on {node.target.name}: {exc}") from exc
         if node.rank == 0:
             taken, text = chunk, chunk
         else:

@@ -14,7 +14,7 @@ from skyd.errors import ProviderError
 from skyd.model import LaunchRequest
 from skyd.providers.ssh import SshConnections
 from skyd.runner.process import RunCommand, RunPhase
-from skyd.runner.ssh import SshNode, SshRunner, combine, ssh_nodes
+from skyd.runner.ssh import OFFSETS_FILE, SshNode, SshRunner, combine, ssh_nodes
 from skyd.testing.ssh_server import FakeSshServer
 
 
@@ -296,3 +296,39 @@ async def test_a_wrapper_that_cannot_record_its_end_is_recorded_killed(
     os.kill(running.pid, signal.SIGSTOP)  # the fake machine is this one: freeze the wrapper
     await runner.kill(attempt, grace_seconds=0.2)
     assert (await runner.status(attempt)).phase == RunPhase.KILLED
+
+
+async def test_a_link_dropped_while_reading_the_log_is_a_node_that_did_not_answer(
+    tmp_path: Path,
+    box_a: FakeSshServer,
+    make_provider: ProviderFactory,
+    runner: SshRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SFTP's "connection not open" under the log read (a VM going away, seen in the cloud
+    chaos run) keeps the node's last known status, as any other silence does: it no longer
+    escapes the scheduler's step as an unhandled asyncssh error."""
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    import asyncssh
+
+    nodes = await nodes_on(make_provider, box_a)
+    attempt = tmp_path / "a"
+    await runner.start(attempt, command(tmp_path, run="echo out; sleep 300"), nodes)
+    await until_phase(runner, attempt, RunPhase.RUN)
+
+    class Dropped:
+        def open(self, *args: object, **kwargs: object) -> object:
+            raise asyncssh.SFTPNoConnection("Connection not open")
+
+    @contextlib.asynccontextmanager
+    async def dropped(*args: object, **kwargs: object) -> AsyncIterator[Dropped]:
+        yield Dropped()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner._connections, "sftp", dropped)
+        # output not copied yet (so the next poll reads the log), whose read now fails
+        (attempt / OFFSETS_FILE).unlink(missing_ok=True)
+        assert (await runner.status(attempt)).phase == RunPhase.RUN
+    await runner.kill(attempt, grace_seconds=1.0)
