@@ -159,8 +159,12 @@ def _task_facts(task: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("num_nodes", "nodes"),
         ("image", "image"),
         ("ports", "ports"),
+        ("ports_open", "ports open"),
+        ("endpoints", "endpoints"),
         ("disk_tier", "disk tier"),
+        ("disk", "disk"),
         ("network_tier", "network tier"),
+        ("network", "network"),
         ("workdir", "workdir"),
     ):
         value = task.get(key)

@@ -21,6 +21,7 @@ from skyd.api.cluster_routes import add_cluster_routes
 from skyd.api.contract import endpoint
 from skyd.api.identity import CallerDirectory, caller_of
 from skyd.api.log_views import log_sources, stream_sources
+from skyd.api.machine_notes import machine_notes
 from skyd.api.market_routes import add_market_routes
 from skyd.api.openapi import openapi_document
 from skyd.api.schemas import (
@@ -57,6 +58,7 @@ from skyd.scheduler.driver import JobScheduler
 from skyd.spec import ParseOptions, TaskSpec, command_task, parse_file
 from skyd.spec.task import REDACTED
 from skyd.spec.vocabulary import vocabulary_of
+from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
 from skyd.store import pipelines as pipeline_store
 from skyd.store.sealing import open_spec_json
@@ -266,7 +268,8 @@ async def show_job(request: web.Request) -> web.Response:
         reason=scheduler.waiting_reason(job),
     )
     # what the task asked for, secrets redacted (ports, tiers and images are shown here)
-    task = TaskSpec.from_json(open_spec_json(job.spec_json)).public_summary()
+    spec = TaskSpec.from_json(open_spec_json(job.spec_json))
+    task = spec.public_summary()
     caller = _caller(request)
     if caller.uid != job.owner_uid and not caller.is_admin:
         # env values are the owner's business (tokens often sit in plain envs): names only
@@ -275,6 +278,7 @@ async def show_job(request: web.Request) -> web.Response:
             task["envs"] = dict.fromkeys(envs, REDACTED)
     # how each bucket got onto the machine (FUSE mount or copy), once the attempt placed it
     annotate_mounts(task, scheduler.processes.attempt_dir(job))
+    task.update(machine_notes(job, spec, instance_store.instances_for_job(scheduler.store, job.id)))
     view["task"] = task
     _add_pipelines(scheduler, [view])
     return web.json_response(view)

@@ -124,7 +124,9 @@ class BootWait:
                     port=self.settings.port,
                 )
                 host_key = await self.connections.first_contact(target)
-                self.journal.pin_host_key(record.provider, record.instance_id, host_key)
+                self.journal.pin_host_key(
+                    record.provider, record.instance_id, host_key, target.host
+                )
         except HostKeyChangedError as exc:
             return BootFailed(exc.message)
         except (AuthError, ProviderError) as exc:

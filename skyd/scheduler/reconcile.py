@@ -30,6 +30,7 @@ from skyd.providers.base import (
     Provider,
     managed_tags,
 )
+from skyd.providers.ports import PortSweeper
 from skyd.store import Store
 from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
@@ -58,6 +59,7 @@ class ReconcileReport:
     orphans: list[Orphan] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     events: list[EventRecord] = field(default_factory=list)
+    swept_port_rules: list[str] = field(default_factory=list)  # "provider:rule"
 
 
 async def reconcile(
@@ -106,6 +108,16 @@ async def reconcile(
             await _orphan(
                 store, name, provider, instance_id, state, report, orphan_policy, busy_jobs, clock
             )
+        if orphan_policy == "terminate" and isinstance(provider, PortSweeper):
+            # port rules whose machines are gone (a daemon killed between the two deletes)
+            try:
+                swept = await provider.sweep_ports(daemon_id, sorted(busy_jobs))
+            except ProviderError as exc:
+                report.errors[name] = exc.message
+                continue
+            report.swept_port_rules += [f"{name}:{rule}" for rule in swept]
+            if swept:
+                log.info("reconcile: removed %s port rules of ended machines: %s", name, swept)
     return report
 
 

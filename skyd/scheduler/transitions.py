@@ -131,11 +131,15 @@ class Journal:
             )
         self.publish(event)
 
-    def pin_host_key(self, provider: str, instance_id: str, host_key: str) -> None:
+    def pin_host_key(
+        self, provider: str, instance_id: str, host_key: str, address: str | None = None
+    ) -> None:
         """The SSH host key an instance presented the first time skyd reached it: from now on
-        only that key is accepted for it."""
+        only that key is accepted for it. `address`: where it was reached (its endpoints)."""
         with self.store.transaction() as conn:
             instance_store.set_instance_data(conn, provider, instance_id, "host_key", host_key)
+            if address:
+                instance_store.set_instance_data(conn, provider, instance_id, "address", address)
 
     def giving_back(
         self, ends: Sequence[tuple[str, str, str]], then: Transition | None = None

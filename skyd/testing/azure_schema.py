@@ -11,6 +11,7 @@ Read-only properties are ignored, as ARM ignores them. Errors come back as
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -146,7 +147,91 @@ def check_put(
             400, "LocationRequired", "The location property is required for this definition."
         )
     if kind == "virtualMachines":
-        return _check_image(body)
+        return _check_image(body) or _check_os_disk(body)
+    if kind == "networkSecurityGroups":
+        return _check_security_rules(body)
+    return None
+
+
+# OS disks may be Standard HDD, Standard SSD or Premium SSD (LRS/ZRS); Ultra and Premium v2
+# are data disks only. Premium needs a size with premium storage (an "s" in its features).
+_OS_DISK_TYPES = (
+    "Standard_LRS",
+    "StandardSSD_LRS",
+    "Premium_LRS",
+    "StandardSSD_ZRS",
+    "Premium_ZRS",
+)
+_PREMIUM_SIZE = re.compile(r"^Standard_[A-Z]+\d+[a-z]*s[a-z]*_", re.IGNORECASE)
+
+
+def _check_os_disk(body: dict[str, Any]) -> ArmError | None:
+    properties = body.get("properties", {})
+    disk = properties.get("storageProfile", {}).get("osDisk", {})
+    kind = disk.get("managedDisk", {}).get("storageAccountType")
+    if kind is None:
+        return None
+    if kind not in _OS_DISK_TYPES:
+        return ArmError(
+            400,
+            "InvalidParameter",
+            f"Managed disks of type {kind} cannot be used as an OS disk.",
+            {"target": "osDisk.managedDisk.storageAccountType"},
+        )
+    size = str(properties.get("hardwareProfile", {}).get("vmSize", ""))
+    if kind.startswith("Premium") and not _PREMIUM_SIZE.match(size):
+        return ArmError(
+            400,
+            "BadRequest",
+            f"Requested operation cannot be performed because the VM size {size} does not "
+            f"support the storage account type {kind} of disk. Consider updating the VM to "
+            "a size that supports Premium storage.",
+        )
+    return None
+
+
+_PORT_RANGE = re.compile(r"^(\*|(\d{1,5})(-(\d{1,5}))?)$")
+
+
+def _check_security_rules(body: dict[str, Any]) -> ArmError | None:
+    """Network's own rules for securityRules: priorities 100-4096, one rule per priority and
+    direction, port ranges `*`, `N` or `N-M` within 0-65535."""
+    seen: dict[tuple[object, object], str] = {}
+    for rule in body.get("properties", {}).get("securityRules", []) or []:
+        name = str(rule.get("name", ""))
+        props = rule.get("properties", {})
+        priority = props.get("priority")
+        if not isinstance(priority, int) or not 100 <= priority <= 4096:
+            return ArmError(
+                400,
+                "SecurityRuleInvalidPriority",
+                f"Security rule {name} has invalid Priority. Value provided: {priority}. "
+                "Allowed range 100-4096.",
+            )
+        key = (priority, props.get("direction"))
+        if key in seen:
+            return ArmError(
+                400,
+                "SecurityRuleConflict",
+                f"Security rule {name} conflicts with rule {seen[key]}. Rules cannot have the "
+                "same Priority and Direction.",
+            )
+        seen[key] = name
+        ranges = [props.get("destinationPortRange"), *(props.get("destinationPortRanges") or [])]
+        for value in (r for r in ranges if r is not None):
+            match = _PORT_RANGE.match(str(value))
+            ok = match is not None and (
+                match.group(1) == "*"
+                or (int(match.group(2)) <= int(match.group(4) or match.group(2)) <= 65535)
+            )
+            if not ok:
+                return ArmError(
+                    400,
+                    "SecurityRuleInvalidPortRange",
+                    f"Security rule has invalid Port range. Value provided: {value}. Value "
+                    "should be an integer OR integer range with '-' delimiter. Valid range "
+                    "0-65535.",
+                )
     return None
 
 

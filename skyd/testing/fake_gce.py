@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from skyd.testing.fake_gce_firewalls import FakeFirewalls
 from skyd.testing.fake_vm import FakeVmHost
 from skyd.testing.gce_schema import GceError, check_insert, check_zone
 
@@ -84,6 +85,7 @@ class FakeGce:
         self.refused: list[GceError] = []
         self.instances: dict[tuple[str, str, str], dict[str, Any]] = {}  # (project, zone, name)
         self.operations: dict[tuple[str, str, str], _Operation] = {}
+        self.firewalls = FakeFirewalls(_error, _matches, strict)
         self._requests: dict[str, tuple[str, str, str]] = {}  # requestId -> operation key
         self.faults: list[GceFault] = []
         self.calls: Counter[str] = Counter()
@@ -110,6 +112,7 @@ class FakeGce:
         r.add_get(zone + "/operations", self._op_list)
         r.add_get(zone + "/operations/{op}", self._op_get)
         r.add_post(zone + "/operations/{op}/wait", self._op_wait)
+        self.firewalls.routes(r)
         return app
 
     @web.middleware

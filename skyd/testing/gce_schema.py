@@ -175,6 +175,9 @@ def check_insert(body: dict[str, Any], zone: str) -> GceError | None:
             "resource.scheduling.onHostMaintenance",
         )
     for index, disk in enumerate(body.get("disks", [])):
+        error = check_disk_type(disk.get("initializeParams", {}), index, zone, machine)
+        if error is not None:
+            return error
         source = disk.get("initializeParams", {}).get("sourceImage")
         if disk.get("boot") and not source and not disk.get("source"):
             return _invalid(
@@ -186,4 +189,96 @@ def check_insert(body: dict[str, Any], zone: str) -> GceError | None:
             error = check_image(str(source))
             if error is not None:
                 return error
+    return None
+
+
+_PROTOCOLS = ("tcp", "udp", "icmp", "esp", "ah", "sctp", "ipip", "all")
+_PORT = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?")
+NETWORKS = ("default",)  # the networks a fake project has
+
+
+def check_firewall(body: dict[str, Any], project: str) -> GceError | None:
+    """Everything firewalls.insert refuses: schema, name, network, rules, ports, ranges."""
+    import ipaddress
+
+    error = _walk("Firewall", body, "resource")
+    if error is not None:
+        return error
+    name = str(body.get("name", ""))
+    if not _NAME.fullmatch(name):
+        return _invalid(
+            "resource.name", name, "Must be a match of regex '[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?'"
+        )
+    network = _tail(str(body.get("network", "global/networks/default")))
+    if network not in NETWORKS:
+        return GceError(
+            404,
+            "notFound",
+            f"The resource 'projects/{project}/global/networks/{network}' was not found",
+        )
+    allowed, denied = body.get("allowed") or [], body.get("denied") or []
+    if bool(allowed) == bool(denied):
+        return _invalid("resource", name, "Exactly one of allowed or denied must be specified.")
+    kind = "allowed" if allowed else "denied"
+    for index, rule in enumerate(allowed or denied):
+        protocol = str(rule.get("IPProtocol", ""))
+        if protocol not in _PROTOCOLS and not protocol.isdigit():
+            return _invalid(
+                f"resource.{kind}[{index}].IPProtocol",
+                protocol,
+                "Invalid IP protocol specification.",
+            )
+        for p_index, port in enumerate(rule.get("ports", [])):
+            match = _PORT.fullmatch(str(port))
+            ok = match is not None and int(match.group(1)) <= int(match.group(2) or match.group(1))
+            ok = ok and int((match.group(2) or match.group(1)) if match else 0) <= 65535
+            if not ok or protocol not in ("tcp", "udp", "sctp"):
+                return _invalid(
+                    f"resource.{kind}[{index}].ports[{p_index}]",
+                    str(port),
+                    "Invalid port specification.",
+                )
+    for index, cidr in enumerate(body.get("sourceRanges", [])):
+        try:
+            ipaddress.ip_network(str(cidr), strict=False)
+        except ValueError:
+            return _invalid(f"resource.sourceRanges[{index}]", str(cidr), "Invalid IPCidrRange.")
+    for index, tag in enumerate(body.get("targetTags", [])):
+        if not _NAME.fullmatch(str(tag)):
+            return _invalid(
+                f"resource.targetTags[{index}]",
+                str(tag),
+                "Must be a match of regex '[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?'",
+            )
+    return None
+
+
+# Persistent disk types every zone has (hyperdisks only on the machine series that take
+# them); pd-extreme only on large N2 and the memory-optimized M series.
+DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd", "pd-extreme")
+_PD_EXTREME = re.compile(r"^(n2-(standard|highmem)-(64|80|96|128)|m1-.*|m2-.*|m3-.*)$")
+
+
+def check_disk_type(params: dict[str, Any], index: int, zone: str, machine: str) -> GceError | None:
+    link = params.get("diskType")
+    if link is None:
+        return None
+    field = f"resource.disks[{index}].initializeParams.diskType"
+    kind = _tail(str(link))
+    if kind not in DISK_TYPES or f"zones/{zone}/diskTypes/" not in str(link):
+        return _invalid(field, str(link), "The referenced diskType resource cannot be found.")
+    if kind == "pd-extreme" and not _PD_EXTREME.match(machine):
+        return GceError(
+            400,
+            "badRequest",
+            f"[pd-extreme] features are not compatible for creating instance with "
+            f"machine type [{machine}].",
+            field,
+        )
+    if "provisionedIops" in params and kind != "pd-extreme":
+        return _invalid(
+            f"resource.disks[{index}].initializeParams.provisionedIops",
+            str(params["provisionedIops"]),
+            f"Provisioned IOPS is not supported for disk type {kind}.",
+        )
     return None

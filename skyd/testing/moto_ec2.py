@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from skyd.testing.ebs_rules import check_block_devices
 from skyd.testing.fake_vm import FakeVmHost
 
 MOTO_ACCOUNT_ID = "123456789012"
@@ -211,6 +212,7 @@ class MotoEc2:
         self._runs: dict[str, web.Response] = {}
         self.faults: list[Ec2Fault] = []
         self.calls: Counter[str] = Counter()
+        self.block_devices: list[dict[str, str]] = []  # each RunInstances' mappings
         # Time spent answering (moto's work plus this hop): what benchmarks subtract.
         self.server_seconds = 0.0
         self._runner: web.AppRunner | None = None
@@ -327,6 +329,15 @@ class MotoEc2:
                     text=error_xml(fault.code, fault.message),
                     content_type="text/xml",
                 )
+        if action == "RunInstances":
+            # moto keeps a gp3/io2 volume's type and size but not its Iops / Throughput:
+            # what each launch asked for is kept here for tests to read
+            self.block_devices.append(
+                {k: v for k, v in form.items() if k.startswith("BlockDeviceMapping.")}
+            )
+        refused = check_block_devices(form) if action == "RunInstances" else None
+        if refused is not None:  # what EC2 refuses of EBS volumes and moto lets through
+            return web.Response(status=400, text=error_xml(*refused), content_type="text/xml")
         response = await self._forward(request, body)
         if action in _STATE_ACTIONS:
             self.sync_machines()

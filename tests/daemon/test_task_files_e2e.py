@@ -226,3 +226,24 @@ def test_skyignored_files_are_not_copied_with_the_workdir(
     code, out, err = _run(daemon, "submit", "t.yaml")
     assert code == 0, err
     assert _finished(client, int(out))["state"] == "SUCCEEDED"
+
+
+def test_ports_and_tiers_on_local_are_shown_as_not_applicable(
+    daemon: DaemonThread, client: DaemonClient, tmp_path: Path
+) -> None:
+    job = client.submit_task(
+        "resources: {ports: [8080], disk_tier: high, network_tier: best}\nrun: echo hi\n",
+        str(tmp_path),
+        None,
+    )
+    final = _finished(client, int(job["id"]))
+    assert final["state"] == "SUCCEEDED", final
+    task = client.get_job(int(job["id"]))["task"]
+    assert task["ports"] == ["8080"]
+    assert task["ports_open"].startswith("not applicable on local")
+    assert "endpoints" not in task
+    assert task["disk"].startswith("not applicable on local")
+    assert task["network"].startswith("not applicable on local")
+    code, shown, _ = _run(daemon, "show", str(job["id"]))
+    assert code == 0
+    assert "ports open" in shown and "not applicable on local" in shown

@@ -23,6 +23,7 @@ from skyd.providers.aws.network import (
     groups_of,
     tag_list,
 )
+from skyd.providers.aws.ports import open_ports, stale_groups
 from skyd.providers.aws.sdk import sdk_session
 from skyd.providers.base import (
     MANAGED,
@@ -32,6 +33,7 @@ from skyd.providers.base import (
     launch_tags,
     managed_tags,
 )
+from skyd.providers.tiers import DEFAULT_TIER_DISK_GIB, aws_ebs
 
 _EC2_STATES = {
     "pending": InstanceState.PENDING,
@@ -174,6 +176,8 @@ class AwsProvider:
             group_id = await ensure_security_group(
                 ec2, name, tags, vpc_id, self.config.ssh_ingress_cidrs
             )
+            if request.ports:
+                await open_ports(ec2, group_id, request.ports)
             key_name = (
                 await ensure_key_pair(ec2, name, tags, self.config.ssh_public_key)
                 if self.config.ssh_public_key
@@ -211,11 +215,13 @@ class AwsProvider:
                     "InstanceInterruptionBehavior": "terminate",
                 },
             }
-        if request.disk_size_gib:
+        ebs = aws_ebs(request.disk_tier)  # disk_tier: skyd.providers.tiers
+        if request.disk_size_gib or ebs:
+            size = request.disk_size_gib or DEFAULT_TIER_DISK_GIB
             params["BlockDeviceMappings"] = [
                 {
                     "DeviceName": image.root_device_name,
-                    "Ebs": {"VolumeSize": request.disk_size_gib, "DeleteOnTermination": True},
+                    "Ebs": {"VolumeSize": size, "DeleteOnTermination": True, **(ebs or {})},
                 }
             ]
         try:
@@ -477,6 +483,22 @@ class AwsProvider:
             if not groups or self._clock.now() >= deadline:
                 return
             await self._clock.sleep(self.config.cleanup_poll_s)
+
+    async def sweep_ports(self, daemon_id: str, busy_jobs: Sequence[int]) -> list[str]:
+        """Delete this daemon's security groups (and the ports they open) that no live
+        instance uses any more: a daemon killed between terminating the instances and
+        deleting their group leaves it behind (see PortSweeper)."""
+        deleted: list[str] = []
+        for region in sorted(set(self.config.regions) | self._regions_used):
+            users = await self._describe_raw(
+                region, [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
+            )
+            used = {g["GroupId"] for r in users for g in groups_of(r)}
+            async with self._calls(region) as ec2:
+                stale = await stale_groups(ec2, used, daemon_id, busy_jobs)
+            await self._release_unused(region, set(stale), set())
+            deleted += [f"{region}/{g}" for g in stale]
+        return deleted
 
     async def orphaned_resources(self) -> list[str]:
         """Security groups and key pairs carrying skyd tags that no live instance uses."""

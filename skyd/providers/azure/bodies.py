@@ -3,11 +3,12 @@ settings) and its network security group (SSH from the configured CIDRs only).""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from skyd.model import LaunchRequest, Offer
 from skyd.providers.azure.config import AzureConfig
+from skyd.providers.tiers import azure_disk
 
 
 def image_reference(cfg: AzureConfig, offer: Offer) -> dict[str, str]:
@@ -27,9 +28,12 @@ def image_reference(cfg: AzureConfig, offer: Offer) -> dict[str, str]:
     }
 
 
-def nsg_body(cfg: AzureConfig, region: str, tags: Mapping[str, str]) -> dict[str, Any]:
-    """SSH in from the configured CIDRs only; Azure's default rules deny other inbound."""
-    return {
+def nsg_body(
+    cfg: AzureConfig, region: str, tags: Mapping[str, str], ports: Sequence[str] = ()
+) -> dict[str, Any]:
+    """SSH in from the configured CIDRs only, and the task's `resources.ports` from anywhere;
+    Azure's default rules deny other inbound."""
+    body = {
         "location": region,
         "tags": dict(tags),
         "properties": {
@@ -50,6 +54,24 @@ def nsg_body(cfg: AzureConfig, region: str, tags: Mapping[str, str]) -> dict[str
             ]
         },
     }
+    rules: list[dict[str, Any]] = body["properties"]["securityRules"]  # type: ignore[index]
+    for index, port in enumerate(ports):
+        rules.append(
+            {
+                "name": f"skyd-port-{port}",
+                "properties": {
+                    "protocol": "Tcp",
+                    "sourcePortRange": "*",
+                    "destinationPortRange": port,
+                    "sourceAddressPrefix": "*",
+                    "destinationAddressPrefix": "*",
+                    "access": "Allow",
+                    "priority": 1010 + index,
+                    "direction": "Inbound",
+                },
+            }
+        )
+    return body
 
 
 def vm_body(
@@ -63,7 +85,11 @@ def vm_body(
     os_disk: dict[str, Any] = {
         "createOption": "FromImage",
         "deleteOption": "Delete",
-        "managedDisk": {"storageAccountType": "StandardSSD_LRS"},
+        # disk_tier where the size takes it (skyd.providers.tiers), else Standard SSD
+        "managedDisk": {
+            "storageAccountType": azure_disk(request.disk_tier, request.offer.instance_type)
+            or "StandardSSD_LRS"
+        },
     }
     if request.disk_size_gib:
         os_disk["diskSizeGB"] = request.disk_size_gib

@@ -298,7 +298,11 @@ class AzureProvider:
             public_ip = (ip or {}).get("properties", {}).get("ipAddress")
         nsg_path = self._network_path(group, "networkSecurityGroups", f"{name}-nsg")
         await self._arm_lro(
-            "PUT", nsg_path, region, nsg_body(self.config, region, tags), needs=lambda got: False
+            "PUT",
+            nsg_path,
+            region,
+            nsg_body(self.config, region, tags, request.ports),
+            needs=lambda got: False,
         )
         ip_config: dict[str, Any] = {
             "subnet": {"id": self.config.subnet_id},

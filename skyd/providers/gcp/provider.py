@@ -23,7 +23,9 @@ from skyd.providers.gcp.errors import (
     translate_exception,
     translate_operation_errors,
 )
+from skyd.providers.gcp.firewalls import GceFirewalls, rule_name
 from skyd.providers.gcp.labels import instance_names, label_filter, labels_for
+from skyd.providers.tiers import gcp_disk
 
 T = TypeVar("T")
 
@@ -75,6 +77,11 @@ class GcpProvider:
         self._operations_client: Any = None
         self._client_lock = asyncio.Lock()
         self._retry: Any = None
+        self._firewall_clients: tuple[Any, Any] | None = None
+        # resources.ports: a firewall rule per launch (skyd.providers.gcp.firewalls)
+        self.firewalls = GceFirewalls(
+            config.project, config.network, self._firewalls, self._call, self._opts
+        )
 
     def offers(self) -> Sequence[Offer]:
         return self._offers
@@ -89,9 +96,26 @@ class GcpProvider:
                 )
         return self._instances_client, self._operations_client
 
-    def _build_clients(self) -> tuple[Any, Any]:
-        from google.api_core.client_options import ClientOptions
+    async def _firewalls(self) -> tuple[Any, Any]:
         from google.cloud import compute_v1
+
+        async with self._client_lock:
+            if self._firewall_clients is None:
+                kwargs = await self._call(self._client_kwargs, None)
+                self._firewall_clients = (
+                    compute_v1.FirewallsClient(**kwargs),
+                    compute_v1.GlobalOperationsClient(**kwargs),
+                )
+        return self._firewall_clients
+
+    def _build_clients(self) -> tuple[Any, Any]:
+        from google.cloud import compute_v1
+
+        kwargs = self._client_kwargs()
+        return compute_v1.InstancesClient(**kwargs), compute_v1.ZoneOperationsClient(**kwargs)
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        from google.api_core.client_options import ClientOptions
 
         credentials: Any = None
         if self.config.anonymous:
@@ -107,12 +131,7 @@ class GcpProvider:
                 scopes=["https://www.googleapis.com/auth/compute"],
             )
         options = ClientOptions(api_endpoint=self.config.endpoint) if self.config.endpoint else None
-        kwargs: dict[str, Any] = {
-            "transport": "rest",
-            "client_options": options,
-            "credentials": credentials,
-        }
-        return compute_v1.InstancesClient(**kwargs), compute_v1.ZoneOperationsClient(**kwargs)
+        return {"transport": "rest", "client_options": options, "credentials": credentials}
 
     async def _call(self, fn: Callable[..., T], where: str | None, /, *args: Any, **kw: Any) -> T:
         """Run one blocking SDK call in a thread, its failures as ProviderErrors (zone `where`)."""
@@ -216,6 +235,13 @@ class GcpProvider:
                 for n in names
             )
         )
+        if request.ports:
+            try:
+                await self.firewalls.open(names[0], request.ports, launch_tags(request))
+            except ProviderError:
+                with contextlib.suppress(ProviderError):  # never machines without their ports
+                    await self._delete_many(zone, names)
+                raise
         return [self._instance(raw) for raw in raws]
 
     async def _insert(self, request: LaunchRequest, zone: str, name: str) -> None:
@@ -250,11 +276,13 @@ class GcpProvider:
         if cfg.external_ip:
             nic["access_configs"] = [{"name": "External NAT", "type_": "ONE_TO_ONE_NAT"}]
         offer = request.offer
+        machine = gce_machine_type(offer.instance_type)
+        disk = gcp_disk(request.disk_tier, machine) or {"type": cfg.disk_type}
         body: dict[str, Any] = {
             "name": name,
             # Catalog N1+GPU offers read 'n1-standard-4+T4x1': the base machine type, with
             # the GPUs attached as guestAccelerators below.
-            "machine_type": f"zones/{zone}/machineTypes/{gce_machine_type(offer.instance_type)}",
+            "machine_type": f"zones/{zone}/machineTypes/{machine}",
             "labels": labels_for(tags),
             "disks": [
                 {
@@ -263,13 +291,16 @@ class GcpProvider:
                     "initialize_params": {
                         "source_image": cfg.gpu_image if offer.accelerator_count else cfg.image,
                         "disk_size_gb": request.disk_size_gib or cfg.disk_size_gib,
-                        "disk_type": f"zones/{zone}/diskTypes/{cfg.disk_type}",
+                        "disk_type": f"zones/{zone}/diskTypes/{disk['type']}",
+                        **({"provisioned_iops": disk["iops"]} if "iops" in disk else {}),
                         "labels": labels_for(tags),
                     },
                 }
             ],
             "network_interfaces": [nic],
         }
+        if request.ports:
+            body["tags"] = {"items": [rule_name(name)]}  # what the port rule targets
         if GCE_ATTACHED_GPU_SEPARATOR in offer.instance_type and offer.accelerator_count:
             body["guest_accelerators"] = [
                 {
@@ -470,19 +501,32 @@ class GcpProvider:
         await self._each("start_unary", instance_ids, missing_ok=False)
 
     async def terminate(self, instance_ids: Sequence[str]) -> None:
-        """Delete; boot disks go with the instance (auto_delete), NICs and IPs are inline."""
+        """Delete; boot disks go with the instance (auto_delete), NICs and IPs are inline;
+        then the instances' port rule, if they had one."""
         await self._each("delete_unary", instance_ids, missing_ok=True)
+        await self.firewalls.close([split_instance_key(k)[1] for k in instance_ids])
+
+    async def sweep_ports(self, daemon_id: str, busy_jobs: Sequence[int]) -> list[str]:
+        """Port rules of this daemon whose instances are gone (see PortSweeper)."""
+        live = await self.instances(managed_tags())
+        names = [split_instance_key(i.instance_id)[1] for i in live]
+        return await self.firewalls.sweep(names, daemon_id, busy_jobs)
 
     async def _delete_many(self, zone: str, names: Sequence[str]) -> None:
         if names:
             await self._each("delete_unary", [instance_key(zone, n) for n in names], True)
 
     async def aclose(self) -> None:
-        for client in (self._instances_client, self._operations_client):
+        for client in (
+            self._instances_client,
+            self._operations_client,
+            *(self._firewall_clients or ()),
+        ):
             transport = getattr(client, "transport", None)
             if transport is not None:
                 await asyncio.to_thread(transport.close)
         self._instances_client = self._operations_client = None
+        self._firewall_clients = None
 
 
 _RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "backendError"})

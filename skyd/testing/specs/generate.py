@@ -1,8 +1,9 @@
 """Regenerate the trimmed specs in this folder: `python -m skyd.testing.specs.generate`.
 
-- gce-compute-v1.json: the Instance resource of Compute Engine v1 (every message reachable
-  from it, with JSON field names, types and enum values) read from the protobuf descriptors
-  google-cloud-compute ships, which Google generates from the API's discovery document.
+- gce-compute-v1.json: the Instance and Firewall resources of Compute Engine v1 (every
+  message reachable from them, with JSON field names, types and enum values) read from the
+  protobuf descriptors google-cloud-compute ships, which Google generates from the API's
+  discovery document.
 - gce-zones.json: machine types and attachable accelerator types per zone, from the shipped
   catalog (catalogs/gcp.csv).
 - azure-*.json: the request bodies of Microsoft.Compute virtualMachines and
@@ -31,12 +32,11 @@ def _camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.rstrip("_").split("_"))
 
 
-def gce_messages(root: str = "Instance") -> dict[str, Any]:
+def gce_messages(roots: tuple[str, ...] = ("Instance", "Firewall")) -> dict[str, Any]:
     from google.cloud import compute_v1
 
-    start = getattr(compute_v1, root).pb().DESCRIPTOR
     messages: dict[str, Any] = {}
-    pending = [start]
+    pending = [getattr(compute_v1, root).pb().DESCRIPTOR for root in roots]
     while pending:
         desc = pending.pop()
         if desc.name in messages:
@@ -198,6 +198,7 @@ def main() -> None:
     gce: dict[str, Any] = {
         "source": f"google-cloud-compute {version} protobuf descriptors",
         "root": "Instance",
+        "roots": ["Instance", "Firewall"],
         "messages": gce_messages(),
     }
     (HERE / "gce-compute-v1.json").write_text(json.dumps(gce, indent=1, sort_keys=True) + "\n")
