@@ -13,6 +13,9 @@ from skyd.testing.daemon import DaemonThread, settings_for_tests
 
 REPO = Path(__file__).resolve().parents[1]
 
+# fixtures shared by test directories, kept with the fakes they set up
+pytest_plugins = ["skyd.testing.ec2_fixtures"]
+
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[DaemonThread]:

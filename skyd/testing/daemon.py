@@ -13,10 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from skyctl.client import DaemonClient
 from skyd.config import Settings
 from skyd.daemon import Daemon
 
@@ -109,6 +110,40 @@ class DaemonThread:
         if self.error is not None:
             raise self.error
         return self.exit_code
+
+
+@contextlib.asynccontextmanager
+async def daemon_thread(settings: Settings) -> AsyncIterator[DaemonThread]:
+    """A DaemonThread started and stopped off the test's event loop (its fakes serve on it)."""
+    daemon = DaemonThread(settings)
+    await asyncio.to_thread(daemon.start)
+    try:
+        yield daemon
+    finally:
+        await asyncio.to_thread(daemon.stop)
+
+
+async def run_job(
+    settings: Settings, task: str, workdir: Path, *, until: Collection[str], wait_s: float
+) -> dict[str, Any]:
+    """Start a daemon, submit `task`, wait for the job to reach a state in `until`, stop the
+    daemon: the job as the API last showed it (events included)."""
+    async with daemon_thread(settings) as daemon:
+        with DaemonClient(daemon.socket_path) as client:
+            job = await asyncio.to_thread(client.submit_task, task, str(workdir), None)
+            job_id = int(job["id"])
+
+            def reached() -> dict[str, Any] | None:
+                job = client.get_job(job_id)
+                return job if job["state"] in until else None
+
+            final = await asyncio.to_thread(
+                wait_until,
+                reached,
+                timeout=wait_s,
+                error=lambda: client.get_job(job_id)["state"],
+            )
+    return final
 
 
 def _accepts(path: Path) -> bool:

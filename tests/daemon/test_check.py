@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,39 +14,11 @@ from skyctl.__main__ import main as skyctl
 from skyd.clock import VirtualClock
 from skyd.providers.azure import AzureConfig, AzureProvider
 from skyd.providers.checks import check_clouds
-from skyd.testing.daemon import DaemonThread, settings_for_tests
+from skyd.testing.daemon import daemon_thread
+from skyd.testing.ec2_fixtures import settings_on_ec2
 from skyd.testing.fake_azure import ArmFault, FakeAzure, StaticTokenCredential
 from skyd.testing.fake_gce import FakeGce, GceFault
-from skyd.testing.moto_ec2 import MotoEc2, MotoServerThread
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoServerThread]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        server = MotoServerThread()
-        server.start()
-        yield server
-        server.stop()
-
-
-@pytest.fixture
-async def ec2(
-    moto_server: MotoServerThread, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[MotoEc2]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_CONFIG_FILE": "/nonexistent",
-        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    moto_server.reset()
-    proxy = MotoEc2(moto_server)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
+from skyd.testing.moto_ec2 import MotoEc2
 
 
 async def test_check_reports_each_cloud_with_reason_and_fix(
@@ -57,13 +28,7 @@ async def test_check_reports_each_cloud_with_reason_and_fix(
     await gce.start()
     # GCE answers the check call as it does a service account without Compute access.
     gce.add_fault(GceFault("aggregatedList", status=403, reason="forbidden", times=None))
-    settings = settings_for_tests(tmp_path)
-    settings.aws = {
-        "enabled": True,
-        "regions": ["us-east-1"],
-        "endpoint_url": ec2.endpoint_url,
-        "default_image_id": "ami-12c6146b",
-    }
+    settings = settings_on_ec2(tmp_path, ec2)
     settings.gcp = {
         "enabled": True,
         "project": "lab",
@@ -71,18 +36,17 @@ async def test_check_reports_each_cloud_with_reason_and_fix(
         "anonymous": True,
         "retry_deadline_s": 1.0,
     }
-    settings.market.poll_aws_spot_prices = False
-    daemon = DaemonThread(settings)
-    await asyncio.to_thread(daemon.start)
     try:
-        code = await asyncio.to_thread(
-            skyctl, ["--socket", str(daemon.socket_path), "check", "--json"]
-        )
-        rows = {r["cloud"]: r for r in json.loads(capsys.readouterr().out)}
-        text_code = await asyncio.to_thread(skyctl, ["--socket", str(daemon.socket_path), "check"])
-        text = capsys.readouterr().out
+        async with daemon_thread(settings) as daemon:
+            code = await asyncio.to_thread(
+                skyctl, ["--socket", str(daemon.socket_path), "check", "--json"]
+            )
+            rows = {r["cloud"]: r for r in json.loads(capsys.readouterr().out)}
+            text_code = await asyncio.to_thread(
+                skyctl, ["--socket", str(daemon.socket_path), "check"]
+            )
+            text = capsys.readouterr().out
     finally:
-        await asyncio.to_thread(daemon.stop)
         await gce.stop()
     assert code == text_code == 1  # a configured cloud cannot be used
     assert rows["aws"]["enabled"] and "DescribeAvailabilityZones" in rows["aws"]["reason"]

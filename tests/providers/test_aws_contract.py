@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import boto3
@@ -17,6 +17,7 @@ from skyd.providers.aws import AwsConfig, AwsProvider
 from skyd.providers.aws.errors import translate_error_code
 from skyd.providers.aws.provider import ec2_client_token, split_instance_key
 from skyd.providers.base import MANAGED, TAG_MANAGED
+from skyd.testing.ec2_fixtures import fresh_ec2
 from skyd.testing.moto_ec2 import Ec2Fault, MotoEc2, MotoServerThread
 
 REGION = "us-east-1"
@@ -92,41 +93,15 @@ class AwsHarness:
         return self._proxy.calls["RunInstances"]
 
 
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoServerThread]:
-    with pytest.MonkeyPatch.context() as env:
-        # Moto's stock AMI list makes every backend reset cost about a second; the adapter
-        # needs none (moto accepts any image id).
-        env.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        server = MotoServerThread()
-        server.start()
-        yield server
-        server.stop()
-
-
-@pytest.fixture
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The adapter reads the standard chain; tests feed it through the environment.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
 @pytest.fixture
 async def proxy(moto_server: MotoServerThread) -> AsyncIterator[MotoEc2]:
-    moto_server.reset()
-    proxy = MotoEc2(moto_server)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
+    async with fresh_ec2(moto_server) as proxy:
+        yield proxy
 
 
 @pytest.fixture
 async def harness(
-    proxy: MotoEc2, moto_server: MotoServerThread, aws_credentials: None
+    proxy: MotoEc2, moto_server: MotoServerThread, aws_test_credentials: None
 ) -> AsyncIterator[AwsHarness]:
     config = AwsConfig(
         regions=(REGION,),

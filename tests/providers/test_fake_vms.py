@@ -18,6 +18,7 @@ from skyd.providers.azure import AzureConfig, AzureProvider
 from skyd.providers.azure.provider import split_instance_key as azure_key
 from skyd.providers.gcp import GcpConfig, GcpProvider
 from skyd.providers.gcp.provider import split_instance_key as gce_key
+from skyd.testing.ec2_fixtures import AWS_TEST_IMAGE, fresh_ec2
 from skyd.testing.fake_azure import FakeAzure, StaticTokenCredential
 from skyd.testing.fake_gce import FakeGce
 from skyd.testing.fake_vm import FakeVm, FakeVmHost, write_key_pair
@@ -154,33 +155,13 @@ async def test_azure_vm_runs_sshd_for_its_os_profile(
         await fake.stop()
 
 
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoServerThread]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        server = MotoServerThread()
-        server.start()
-        yield server
-        server.stop()
-
-
 @pytest.fixture
 async def moto_proxy(
-    moto_server: MotoServerThread, machines: FakeVmHost, monkeypatch: pytest.MonkeyPatch
+    moto_server: MotoServerThread, machines: FakeVmHost, aws_test_credentials: None
 ) -> AsyncIterator[MotoEc2]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_CONFIG_FILE": "/nonexistent",
-        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    moto_server.reset()
-    proxy = MotoEc2(moto_server, machines=machines, image_users={"ami-12c6146b": "ubuntu"})
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
+    users = {AWS_TEST_IMAGE: "ubuntu"}
+    async with fresh_ec2(moto_server, machines=machines, image_users=users) as proxy:
+        yield proxy
 
 
 async def test_ec2_instance_runs_sshd_for_its_key_pair_and_image_user(
@@ -189,7 +170,7 @@ async def test_ec2_instance_runs_sshd_for_its_key_pair_and_image_user(
     provider = AwsProvider(
         AwsConfig(
             endpoint_url=moto_proxy.endpoint_url,
-            default_image_id="ami-12c6146b",
+            default_image_id=AWS_TEST_IMAGE,
             ssh_public_key=client.public,
             cleanup_timeout_s=0,
         ),

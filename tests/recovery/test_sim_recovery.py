@@ -3,15 +3,11 @@ from its checkpoint and it finishes before its deadline, with its spot time on r
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from pathlib import Path
 
-from skyctl.client import DaemonClient
-from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.sim_replay import OFFERING, ZONE_A, replaying
 
-TICK = 2  # seconds per trace row (real time: the replay runs at speedup 1)
-# row → spot capacity in zone a; zone b never has any
+# row → spot capacity in zone a (2 s a row); zone b never has any
 AVAILABLE_A = [1] * 4 + [0] * 2 + [1] * 4 + [0] * 2 + [1] * 40
 
 TASK = """\
@@ -37,52 +33,12 @@ run: |
 """
 
 
-def write_trace(root: Path) -> Path:
-    root.mkdir()
-    start = dt.datetime(2026, 1, 1)
-    stamps = [
-        (start + dt.timedelta(seconds=TICK * i)).strftime("%Y-%m-%d %H:%M:%S")
-        for i in range(len(AVAILABLE_A))
-    ]
-    for zone, values in (("sim-a", AVAILABLE_A), ("sim-b", [0] * len(AVAILABLE_A))):
-        lines = ["date,availability", *(f"{s},{v}" for s, v in zip(stamps, values, strict=True))]
-        (root / f"{zone}.csv").write_text("\n".join(lines) + "\n")
-    meta = {
-        "name": "two-preemptions",
-        "cloud": "aws",
-        "instance_type": "p3.2xlarge",
-        "accelerator": "V100:1",
-        "on_demand_price": 3.0,
-        "zones": {
-            "sim-a": {"region": "r1", "availability_file": "sim-a.csv", "spot_price": 1.0},
-            "sim-b": {"region": "r1", "availability_file": "sim-b.csv", "spot_price": 0.5},
-        },
-    }
-    (root / "meta.json").write_text(json.dumps(meta))
-    return root
-
-
 def test_spot_job_survives_two_preemptions_and_meets_its_deadline(tmp_path: Path) -> None:
-    settings = settings_for_tests(tmp_path)
-    settings.sim.enabled = True
-    settings.sim.traces = write_trace(tmp_path / "trace")
-    settings.sim.speedup = 1.0
-    settings.sim.provisioning_delay_seconds = 0.3
-    settings.recovery.changeover_hours = 1.0 / 3600
-    daemon = DaemonThread(settings).start()
-    try:
-        with DaemonClient(daemon.socket_path) as client:
-            job_id = int(client.submit_task(TASK, str(tmp_path), None)["id"])
-            job = wait_until(
-                lambda: (j := client.get_job(job_id))["state"] in ("SUCCEEDED", "FAILED") and j,
-                timeout=110,
-            )
-            log = b"".join(client.job_logs(job_id, follow=False)).decode()
-            history = client.request(
-                "GET", "/v1/prices/history", query={"offering": "sim/r1/sim-a/p3.2xlarge"}
-            )["history"]
-    finally:
-        assert daemon.stop() == 0
+    with replaying(tmp_path, "two-preemptions", AVAILABLE_A) as sim:
+        job = sim.run_to_end(TASK)
+        log = sim.log(job["id"])
+        prices = sim.client.request("GET", "/v1/prices/history", query={"offering": OFFERING})
+    history = prices["history"]
     assert job["state"] == "SUCCEEDED", (job, log)
     assert job["ended_at"] <= job["deadline"]
     assert job["preemptions"] == 2
@@ -90,7 +46,7 @@ def test_spot_job_survives_two_preemptions_and_meets_its_deadline(tmp_path: Path
     assert log.count("resuming after step") == 2 and "finished at step 80" in log
     events = job["events"]
     preempted = [e for e in events if e["kind"] == "preempted"]
-    assert [e["data"]["zone"] for e in preempted] == ["sim/r1/sim-a", "sim/r1/sim-a"]
+    assert [e["data"]["zone"] for e in preempted] == [ZONE_A, ZONE_A]
     final = events[-1]
     assert final["state"] == "SUCCEEDED"
     spot, on_demand = final["data"]["spot_seconds"], final["data"]["on_demand_seconds"]

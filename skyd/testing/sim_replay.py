@@ -1,0 +1,91 @@
+"""A daemon whose `sim` cloud replays a spot trace written by the test, in real time.
+
+Two zones of one region: `sim-a` has the spot capacity the test gives row by row, `sim-b`
+never has any (and is cheaper, so a placement that picks it would show). Recovery is quick:
+a changeover of one second, and a launch takes 0.3 s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from skyctl.client import DaemonClient
+from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+
+TICK_S = 2  # seconds per trace row (real time: the replay runs at speedup 1)
+OFFERING = "sim/r1/sim-a/p3.2xlarge"
+ZONE_A = "sim/r1/sim-a"
+
+
+def write_trace(root: Path, name: str, available_a: Sequence[int]) -> Path:
+    """A V100 spot trace: `available_a[i]` is zone a's capacity during row i."""
+    root.mkdir()
+    start = dt.datetime(2026, 1, 1)
+    stamps = [
+        (start + dt.timedelta(seconds=TICK_S * i)).strftime("%Y-%m-%d %H:%M:%S")
+        for i in range(len(available_a))
+    ]
+    for zone, values in (("sim-a", available_a), ("sim-b", [0] * len(available_a))):
+        lines = ["date,availability", *(f"{s},{v}" for s, v in zip(stamps, values, strict=True))]
+        (root / f"{zone}.csv").write_text("\n".join(lines) + "\n")
+    meta = {
+        "name": name,
+        "cloud": "aws",
+        "instance_type": "p3.2xlarge",
+        "accelerator": "V100:1",
+        "on_demand_price": 3.0,
+        "zones": {
+            "sim-a": {"region": "r1", "availability_file": "sim-a.csv", "spot_price": 1.0},
+            "sim-b": {"region": "r1", "availability_file": "sim-b.csv", "spot_price": 0.5},
+        },
+    }
+    (root / "meta.json").write_text(json.dumps(meta))
+    return root
+
+
+@contextmanager
+def replaying(root: Path, name: str, available_a: Sequence[int]) -> Iterator[SimDaemon]:
+    """A daemon on the trace under `root`; it must stop cleanly (exit 0) when the block ends."""
+    settings = settings_for_tests(root)
+    settings.sim.enabled = True
+    settings.sim.traces = write_trace(root / "trace", name, available_a)
+    settings.sim.speedup = 1.0
+    settings.sim.provisioning_delay_seconds = 0.3
+    settings.recovery.changeover_hours = 1.0 / 3600
+    daemon = DaemonThread(settings).start()
+    try:
+        with DaemonClient(daemon.socket_path) as client:
+            yield SimDaemon(daemon, client, root)
+    finally:
+        assert daemon.stop() == 0
+
+
+class SimDaemon:
+    """The running daemon, a client of it, and the directory jobs are submitted from."""
+
+    def __init__(self, daemon: DaemonThread, client: DaemonClient, workdir: Path) -> None:
+        self.daemon = daemon
+        self.client = client
+        self.workdir = workdir
+
+    @property
+    def state_dir(self) -> Path:
+        return self.daemon.settings.state_dir
+
+    def run_to_end(self, task: str, wait_s: float = 110) -> dict[str, Any]:
+        """Submit `task` and wait until it has SUCCEEDED or FAILED: the job with its events."""
+        job_id = int(self.client.submit_task(task, str(self.workdir), None)["id"])
+
+        def ended() -> dict[str, Any] | None:
+            job = self.client.get_job(job_id)
+            return job if job["state"] in ("SUCCEEDED", "FAILED") else None
+
+        return wait_until(ended, timeout=wait_s)
+
+    def log(self, job_id: int, node: int = 0) -> str:
+        return b"".join(self.client.job_logs(job_id, follow=False, node=node)).decode()
