@@ -13,9 +13,10 @@ import sys
 import threading
 from pathlib import Path
 
-from test_cloud_failover import TASK, ec2, moto_server  # noqa: F401  (fixtures)
+from test_cloud_failover import TASK
 
-from skyd.testing.daemon import DaemonThread, settings_for_tests
+from skyd.testing.daemon import daemon_thread
+from skyd.testing.ec2_fixtures import settings_on_ec2
 from skyd.testing.moto_ec2 import Ec2Fault, MotoEc2
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -57,31 +58,19 @@ def _follow_on_a_terminal(socket_path: str, task: Path) -> tuple[int, str, str]:
 
 
 async def test_progress_shows_zones_tried_and_the_failover_on_a_terminal(
-    ec2: MotoEc2,  # noqa: F811
+    ec2: MotoEc2,
     tmp_path: Path,
 ) -> None:
     # EC2 answers a stockout with HTTP 500, which botocore retries: out of capacity for all
     # three attempts of the first zone.
     ec2.add_fault(Ec2Fault("RunInstances", "InsufficientInstanceCapacity", 500, times=3))
-    settings = settings_for_tests(tmp_path)
-    settings.aws = {
-        "enabled": True,
-        "regions": ["us-east-1"],
-        "endpoint_url": ec2.endpoint_url,
-        "default_image_id": "ami-12c6146b",
-        "request_timeout_s": 10.0,
-        "cleanup_timeout_s": 0.0,
-        "sdk_max_attempts": 3,
-    }
-    settings.market.poll_aws_spot_prices = False
+    settings = settings_on_ec2(
+        tmp_path, ec2, request_timeout_s=10.0, cleanup_timeout_s=0.0, sdk_max_attempts=3
+    )
     task = tmp_path / "v100.yaml"
     task.write_text(TASK)
-    daemon = DaemonThread(settings)
-    await asyncio.to_thread(daemon.start)
-    try:
+    async with daemon_thread(settings) as daemon:
         code, _out, raw = await asyncio.to_thread(_follow_on_a_terminal, daemon.socket_path, task)
-    finally:
-        await asyncio.to_thread(daemon.stop)
     assert "\x1b[" in raw  # colour and status-line redraws: this is a terminal
     lines = [_ANSI.sub("", part) for part in raw.replace("\r\n", "\n").split("\n")]
     # a line's last redraw (after \r) is what stays on the screen
