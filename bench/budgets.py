@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from skyctl.client import DaemonClient
+from skyd.store import ledger as ledger_store
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 
 
@@ -46,6 +47,24 @@ def task(project: str, estimate_seconds: float) -> str:
         f"name: over\nproject: {project}\nresources:\n  accelerators: V100:1\n"
         f"  use_spot: false\nestimated_runtime: {estimate_seconds:g}s\nrun: sleep 600\n"
     )
+
+
+def books_final(daemon: DaemonThread, job_id: int) -> bool:
+    """Whether every instance of the job is charged to its end (read beside the daemon)."""
+    assert daemon.daemon.store is not None
+    reader = daemon.daemon.store.reader()
+    try:
+        return ledger_store.job_settled(reader.conn, job_id)
+    finally:
+        reader.close()
+
+
+def started_again(job: dict[str, Any], acted: tuple[str, ...]) -> bool:
+    """Whether the job left its budget state, or launched again after the budget acted."""
+    events = job["events"]
+    acted_at = max(i for i, e in enumerate(events) if e["kind"] == "budget")
+    launched = {"PROVISIONING", "SETTING_UP", "RUNNING"}
+    return job["state"] not in acted or any(e.get("state") in launched for e in events[acted_at:])
 
 
 def measure(
@@ -87,10 +106,15 @@ def measure(
                 events = [(e["kind"], e.get("state"), e["reason"][:90]) for e in job["events"]]
                 raise TimeoutError(f"job {job_id} not {acted} by its budget: {events}") from None
             stopped_after = time.monotonic() - started
-            # let accrual post the instance's last seconds (it is charged to its end), and
-            # show a held job is not started again while the budget is spent
-            time.sleep(3 * accrual)
-            relaunched = client.get_job(job_id)["state"] not in acted
+            # the job's cost is final once accrual has charged its instances to their ends
+            # (their watermarks reached the end: settled); by then the accountant has run
+            # its budget actions again on the spent budget, and the scheduler has seen them
+            wait_until(
+                lambda: books_final(daemon, job_id) or client.get_job(job_id)["state"] not in acted,
+                timeout=60,
+            )
+            job = client.get_job(job_id)
+            relaunched = started_again(job, acted)
             rows = client.request("GET", "/v1/costs", query={"by": "project"})["rows"]
             budgets = client.request("GET", "/v1/budgets")
     finally:

@@ -290,3 +290,13 @@ def watermark_of(conn: sqlite3.Connection, provider: str, instance_id: str) -> f
         (provider, instance_id),
     ).fetchone()
     return None if row is None else row[0] / 1000
+
+
+def job_settled(conn: sqlite3.Connection, job_id: int) -> bool:
+    """Whether accrual has charged every instance the job ever had up to that instance's end
+    (its books are final until it launches again); False before its first instance accrues."""
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(settled = 0), 0) FROM accrual_watermarks WHERE job_id = ?",
+        (job_id,),
+    ).fetchone()
+    return bool(row[0]) and not row[1]

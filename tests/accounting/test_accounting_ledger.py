@@ -433,3 +433,23 @@ def test_a_stretch_across_midnight_is_posted_per_day(tmp_path: Path) -> None:
     assert sum(per_day.values()) == exact_micros([(midnight - 1800, end, 1_000_003)])
     report = books.costs(ADMIN, by="job", since=midnight)
     assert report[0]["amount_micros"] == sum(per_day.values()) - per_day[first_day]
+
+
+def test_a_jobs_books_are_final_once_every_instance_is_charged_to_its_end(
+    tmp_path: Path,
+) -> None:
+    store = new_store(tmp_path)
+    books = accountant(store, VirtualClock(START))
+    job = add_job(store)
+    assert not ledger_store.job_settled(store.conn, job)  # nothing launched yet
+    launch(store, "i-1", job_id=job, hourly_micros=3_600_000, at=START)
+    launch(store, "i-2", job_id=job, hourly_micros=3_600_000, at=START)
+    books.accrue(START + 10)
+    assert not ledger_store.job_settled(store.conn, job)  # running: still charging
+    set_state(store, "i-1", "TERMINATED", START + 20)
+    set_state(store, "i-2", "TERMINATED", START + 30)
+    books.accrue(START + 25)
+    assert not ledger_store.job_settled(store.conn, job)  # i-2 ended after this pass's moment
+    books.accrue(START + 31)
+    assert ledger_store.job_settled(store.conn, job)
+    assert books.job_cost_micros([job]) == {job: 50_000}  # 20 s + 30 s at 1,000 µ$ a second
