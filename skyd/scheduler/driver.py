@@ -20,7 +20,7 @@ from typing import Any
 
 from skyd.clock import Clock
 from skyd.config import Settings
-from skyd.errors import PermissionDeniedError, SpecError
+from skyd.errors import PermissionDeniedError, ProviderError, SpecError
 from skyd.events import EventBus
 from skyd.identity import Caller, daemon_identity
 from skyd.market.live import LiveMarket
@@ -47,6 +47,7 @@ from skyd.scheduler.processes import Processes
 from skyd.scheduler.reconcile import ReconcileReport, reconcile
 from skyd.scheduler.selection import Selector, planned_placement
 from skyd.scheduler.signals import Observe, ObservedRisk
+from skyd.scheduler.step_errors import StepErrors
 from skyd.scheduler.transitions import Journal, Transition
 from skyd.spec import PipelineSpec, TaskSpec
 from skyd.store import Store
@@ -143,6 +144,12 @@ class JobScheduler:
             attempts=self.attempts,
             blocks=self.blocks,
             risk=self.risk,
+        )
+        self.step_errors = StepErrors(
+            store=store,
+            journal=self.journal,
+            attempts=self.attempts,
+            kill_grace=settings.local.cancel_grace_seconds,
         )
         # one step per non-terminal state: what a pass does for a job in that state
         self.steps: dict[JobState, Step] = {
@@ -446,8 +453,18 @@ class JobScheduler:
             if job.state in WAITING and job_id in self._held:
                 return  # the next pass looks at its budget again
             step = self.steps.get(job.state)
-            if step is not None:
+            if step is None:
+                return
+            try:
                 await step(job)
+            except ProviderError as exc:
+                # the cloud's own trouble (e.g. a describe that failed after the SDK's
+                # retries): the next pass looks again, however long the outage lasts
+                log.warning("job %d: %s step: %s; retrying next pass", job_id, job.state, exc)
+            except Exception as exc:
+                await self.step_errors.failed(job_id, job.state, exc)
+            else:
+                self.step_errors.succeeded(job_id)
 
     async def reconcile_now(self) -> ReconcileReport:
         """Compare every provider's skyd resources with the store (see scheduler.reconcile)."""

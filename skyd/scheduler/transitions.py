@@ -98,6 +98,14 @@ class Journal:
         )
         self.publish(event)
 
+    def note(self, job_id: int, kind: str, reason: str, data: dict[str, Any] | None = None) -> None:
+        """Record (and announce) something that happened to a job without changing its state."""
+        self.publish(
+            job_store.record_event(
+                self.store, job_id, now=self.clock.now(), kind=kind, reason=reason, data=data
+            )
+        )
+
     def placed(self, job_id: int) -> None:
         """The job stopped waiting: a later wait is news again."""
         self._waiting.pop(job_id, None)
