@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from skyd.accounting.errors import BudgetExceededError
 from skyd.clock import Clock
@@ -24,26 +24,23 @@ from skyd.clusters.activity import (
 )
 from skyd.clusters.budgets import ClusterBudgets, NoClusterBudgets
 from skyd.clusters.idleness import IdleWatch
+from skyd.clusters.launching import ClusterLauncher
 from skyd.clusters.names import check_cluster_name
 from skyd.clusters.settings import ClusterSettings
 from skyd.errors import (
-    AuthError,
-    CapacityError,
     ConflictError,
     InfeasibleError,
     NotFoundError,
     PermissionDeniedError,
     ProviderError,
-    QuotaError,
     SpecError,
 )
 from skyd.events import EventBus
 from skyd.identity import Caller
-from skyd.model import InstanceState, JobState, LaunchRequest
-from skyd.providers.base import MANAGED, TAG_CLUSTER, TAG_MANAGED, TAG_TOKEN, Provider
-from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer
+from skyd.model import InstanceState, JobState
+from skyd.providers.base import Provider
+from skyd.scheduler.placement import PlacementContext, Placer
 from skyd.spec import TaskSpec
-from skyd.spec.extras import launch_extras
 from skyd.store import Store
 from skyd.store import clusters as cluster_store
 from skyd.store import jobs as job_store
@@ -51,9 +48,6 @@ from skyd.store.clusters import ClusterRecord, ClusterState, NewJob
 from skyd.store.records import EventRecord, InstanceRecord, JobRecord
 
 log = logging.getLogger("skyd.clusters")
-
-_GONE = (InstanceState.PREEMPTED, InstanceState.TERMINATED)
-_BLOCKING_ERRORS = (CapacityError, QuotaError, AuthError)
 
 # How a forced stop/down cancels a cluster's jobs: the scheduler's `cancel` (kills processes).
 JobCanceller = Callable[[int, Caller], Awaitable[object]]
@@ -103,9 +97,17 @@ class ClusterService:
             gpu_busy_percent=self.settings.gpu_busy_percent,
             started_at=clock.now(),
         )
-        self._placement_context = placement_context
+        self.launcher = ClusterLauncher(
+            store=store,
+            clock=clock,
+            placer=placer,
+            settings=self.settings,
+            provider_of=self._provider,
+            retire=self._retire,
+            emit=self._emit,
+            placement_context=placement_context,
+        )
         self._locks: dict[int, asyncio.Lock] = {}
-        self._blocked: dict[str, float] = {}  # scope → skipped by cluster launches until
         self._launching: set[int] = set()
         self._autostop_failed: set[int] = set()  # failed autostops already reported
         self.budgets: ClusterBudgets = NoClusterBudgets()
@@ -189,7 +191,7 @@ class ClusterService:
         if existing is not None:
             job = self.exec(name, spec, caller=caller, base_dir=base_dir, job_name=job_name)
             return self.get(name), job
-        outcome = self._decide(spec, set())
+        outcome = self.launcher.decide(spec, set())
         if outcome.candidate is None or outcome.provider is None:
             raise InfeasibleError(f"cluster {name} cannot be placed: {outcome.decision.reason}")
         if idle_minutes is not None and idle_minutes < 0:
@@ -227,7 +229,7 @@ class ClusterService:
         self._launching.add(cluster.id)
         try:
             async with self._lock(cluster.id):
-                cluster = await self._launch_instances(cluster, spec, outcome)
+                cluster = await self.launcher.launch_instances(cluster, spec, outcome)
         finally:
             self._launching.discard(cluster.id)
         return cluster, job_store.get_job(self.store, job.id)
@@ -301,7 +303,7 @@ class ClusterService:
                 instance_state=InstanceState.PENDING.value,
             )
             self._emit(event)
-            return await self._check_boot(cluster)
+            return await self.launcher.check_boot(cluster)
 
     async def down(self, name: str, caller: Caller, *, force: bool = False) -> ClusterRecord:
         """Terminate the instances and retire the cluster (its name is free again). Refused
@@ -366,7 +368,7 @@ class ClusterService:
                 async with lock:
                     current = cluster_store.get_cluster_by_id(self.store, cluster.id)
                     if current.state == ClusterState.INIT:
-                        await self._check_boot(current)
+                        await self.launcher.check_boot(current)
                     elif current.state == ClusterState.UP:
                         await self._check_idle(current)
             except Exception:
@@ -390,149 +392,6 @@ class ClusterService:
                     kind="budget",
                     reason="stopped: a budget it counts against is spent (skyctl budget)",
                 )
-
-    # -- launching ------------------------------------------------------------------------
-
-    def _decide(self, spec: TaskSpec, blocked: set[str]) -> PlacementOutcome:
-        context = self._placement_context() if self._placement_context else PlacementContext()
-        now = self.clock.now()
-        self._blocked = {s: t for s, t in self._blocked.items() if t > now}
-        context = PlacementContext(
-            blocked=context.blocked | frozenset(self._blocked) | frozenset(blocked),
-            full_providers=context.full_providers,
-            signals=context.signals,
-        )
-        return self.placer.decide(spec, context=context)
-
-    async def _launch_instances(
-        self, cluster: ClusterRecord, spec: TaskSpec, outcome: PlacementOutcome
-    ) -> ClusterRecord:
-        """Launch where `outcome` says; on a refusal block its scope and try the next offering."""
-        tried: list[str] = []
-        blocked: set[str] = set()
-        for attempt in range(1, self.settings.launch_attempts + 1):
-            if attempt > 1:
-                outcome = self._decide(spec, blocked)
-            candidate, provider_name = outcome.candidate, outcome.provider
-            if candidate is None or provider_name is None:
-                tried.append(f"nothing else fits: {outcome.decision.reason}")
-                break
-            token = f"skyd-cluster-{cluster.id}-{attempt}"
-            placement = _placement_json(provider_name, outcome)
-            cluster, event = cluster_store.record_plan(
-                self.store,
-                cluster.id,
-                provider=provider_name,
-                placement=placement,
-                launch_token=token,
-                now=self.clock.now(),
-                reason=f"placed on {provider_name}: {outcome.decision.reason}",
-            )
-            self._emit(event)
-            try:
-                return await self._launch_with_token(cluster, spec, token)
-            except ProviderError as exc:
-                scope = exc.scope or candidate.offer.cloud
-                if isinstance(exc, _BLOCKING_ERRORS):
-                    self._blocked[scope] = self.clock.now() + self.settings.block_seconds
-                else:
-                    scope = candidate.key  # a transient failure: try elsewhere this time
-                blocked.add(scope)
-                note = f"tried {candidate.offer.key}: {exc.message} (blocked {scope})"
-                tried.append(note)
-                self._emit(
-                    cluster_store.append_cluster_event(
-                        self.store,
-                        cluster,
-                        now=self.clock.now(),
-                        kind="cluster_launch_failed",
-                        reason=note,
-                    )
-                )
-        reason = "could not launch: " + "; ".join(tried)
-        await self._retire(cluster, kind="cluster_failed", reason=reason, terminate=False)
-        raise InfeasibleError(f"cluster {cluster.name} {reason}")
-
-    async def _launch_with_token(
-        self, cluster: ClusterRecord, spec: TaskSpec, token: str
-    ) -> ClusterRecord:
-        """The provider call itself; idempotent by `token`, so a restart may repeat it."""
-        placement = cluster.placement or {}
-        offer = self.placer.market.catalog.offer_by_key(str(placement.get("offer_key")))
-        if offer is None:
-            raise ProviderError(f"offering {placement.get('offer_key')} is no longer offered")
-        spot = bool(placement.get("spot"))
-        provider = self._provider(cluster)
-        request = LaunchRequest(
-            job_id=0,
-            attempt=0,
-            client_token=token,
-            offer=offer,
-            spot=spot,
-            num_nodes=spec.num_nodes,
-            tags={TAG_MANAGED: MANAGED, TAG_CLUSTER: cluster.name, TAG_TOKEN: token},
-            disk_size_gib=spec.resources.disk_size,
-            **launch_extras(spec, offer),
-        )
-        instances = await provider.launch(request)
-        cluster, event = cluster_store.record_launched(
-            self.store,
-            cluster.id,
-            instances,
-            hourly_price_micros=int(placement.get("hourly_price_micros") or 0),
-            launch_token=token,
-            up=all(i.state == InstanceState.RUNNING for i in instances),
-            now=self.clock.now(),
-        )
-        self._emit(event)
-        return cluster
-
-    async def _check_boot(self, cluster: ClusterRecord) -> ClusterRecord:
-        """An INIT cluster: UP once all its instances run; DOWN if one is gone. With no
-        instances recorded (the daemon stopped mid-launch) the launch is repeated with the
-        same token, which adopts what the provider already made."""
-        if not cluster.instance_ids:
-            if not cluster.launch_token:
-                return await self._retire(
-                    cluster,
-                    kind="cluster_failed",
-                    reason="the launch was interrupted before it was placed",
-                    terminate=False,
-                )
-            try:
-                spec = TaskSpec.from_json(cluster.spec_json)
-                cluster = await self._launch_with_token(cluster, spec, cluster.launch_token)
-            except (ProviderError, SpecError) as exc:
-                return await self._retire(
-                    cluster,
-                    kind="cluster_failed",
-                    reason=f"the launch interrupted by a restart could not resume: {exc.message}",
-                    terminate=False,
-                )
-            if cluster.state != ClusterState.INIT:
-                return cluster
-        provider = self._provider(cluster)
-        states = await provider.describe(list(cluster.instance_ids))
-        gone = [iid for iid, state in states.items() if state in _GONE]
-        if gone:
-            return await self._retire(
-                cluster,
-                kind="cluster_lost",
-                reason=f"instance {gone[0]} is {states[gone[0]].value.lower()}",
-                terminate=True,
-            )
-        if states and all(s == InstanceState.RUNNING for s in states.values()):
-            cluster, event = cluster_store.set_cluster_state(
-                self.store,
-                cluster.id,
-                ClusterState.UP,
-                now=self.clock.now(),
-                kind="cluster_up",
-                reason=f"{', '.join(sorted(states))} running",
-                instance_state=InstanceState.RUNNING.value,
-            )
-            self._emit(event)
-        return cluster
 
     # -- stopping -------------------------------------------------------------------------
 
@@ -679,22 +538,3 @@ def _check_owner(cluster: ClusterRecord, caller: Caller, action: str) -> None:
             f"cluster {cluster.name} belongs to {cluster.owner_name}; "
             f"only its owner or an admin may {action} it"
         )
-
-
-def _placement_json(provider: str, outcome: PlacementOutcome) -> dict[str, Any]:
-    candidate = outcome.candidate
-    assert candidate is not None
-    offer = candidate.offer
-    return {
-        "provider": provider,
-        "offer_key": offer.key,
-        "cloud": offer.cloud,
-        "region": offer.region,
-        "zone": offer.zone,
-        "instance_type": offer.instance_type,
-        "accelerator_name": offer.accelerator_name or None,
-        "accelerator_count": offer.accelerator_count,
-        "spot": candidate.spot,
-        "hourly_price_micros": candidate.hourly_price_micros,
-        "why": outcome.decision.reason,
-    }
