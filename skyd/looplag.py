@@ -56,9 +56,10 @@ class LoopLagMonitor:
     On a shared machine lateness also counts the time the kernel gave other processes. So
     each sample also says how much of it the daemon itself spent on the CPU: the process's CPU
     time (every thread) between going to sleep and waking, less the interval, at most the
-    lateness (`max_cpu_lag`). An upper bound of how late the daemon's own work made the loop
-    (the loop's thread alone would miss waits for the GIL behind the planner's worker thread;
-    the whole process may count a worker running beside the loop on another core)."""
+    lateness (`max_cpu_lag`): an upper bound of how late the daemon's own work made the loop
+    (it may count a worker thread running beside the loop on another core). The loop thread's
+    own CPU time, counted the same way (`max_cpu_lag(thread=True)`), is a lower bound (it
+    misses waits for the GIL behind the daemon's worker threads)."""
 
     def __init__(
         self,
@@ -68,22 +69,28 @@ class LoopLagMonitor:
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         cpu: Callable[[], float] = time.process_time,
+        thread_cpu: Callable[[], float] = time.thread_time,
     ) -> None:
         self.interval = interval
         self.window = window
         self._now = now
         self._sleep = sleep
         self._cpu = cpu
+        self._thread_cpu = thread_cpu
         self._lags = SlidingMax(window)
         self._cpu_lags = SlidingMax(window)
+        self._thread_lags = SlidingMax(window)
         self.observers: list[Observer] = []
         self.count = 0
 
-    def record(self, at: float, lag: float, cpu_lag: float = 0.0) -> None:
+    def record(
+        self, at: float, lag: float, cpu_lag: float = 0.0, thread_cpu_lag: float = 0.0
+    ) -> None:
         lag = max(0.0, lag)
         self.count += 1
         self._lags.add(at, lag)
         self._cpu_lags.add(at, min(lag, max(0.0, cpu_lag)))
+        self._thread_lags.add(at, min(lag, max(0.0, thread_cpu_lag)))
         for observe in self.observers:
             observe(lag)
 
@@ -91,14 +98,20 @@ class LoopLagMonitor:
         """The worst lateness seen in the last `seconds` (at most `window`; 0 if none)."""
         return self._lags.since(self._now(), seconds)
 
-    def max_cpu_lag(self, seconds: float | None = None) -> float:
-        """At most how much of the worst lateness of the last `seconds` the daemon caused."""
-        return self._cpu_lags.since(self._now(), seconds)
+    def max_cpu_lag(self, seconds: float | None = None, *, thread: bool = False) -> float:
+        """At most (at least, with `thread`) how much of the worst lateness of the last
+        `seconds` the daemon's own work caused."""
+        return (self._thread_lags if thread else self._cpu_lags).since(self._now(), seconds)
 
     async def run(self) -> None:
         while True:
             expected = self._now() + self.interval
-            busy_from = self._cpu()
+            busy_from, thread_from = self._cpu(), self._thread_cpu()
             await self._sleep(self.interval)
             woke = self._now()
-            self.record(woke, woke - expected, self._cpu() - busy_from - self.interval)
+            self.record(
+                woke,
+                woke - expected,
+                self._cpu() - busy_from - self.interval,
+                self._thread_cpu() - thread_from - self.interval,
+            )

@@ -95,13 +95,16 @@ class _StoreCollector(Collector):
         )
         own = GaugeMetricFamily(
             "skyd_loop_lag_cpu_window_max_seconds",
-            "Worst event-loop lag over the last `window` seconds counting only the daemon's own "
-            "CPU time while late (an upper bound; what other processes took is left out)",
-            labels=["window"],
+            "Worst event-loop lag over the last `window` seconds counting only CPU time the "
+            "daemon spent while late: cpu=process an upper bound of what its own work caused, "
+            "cpu=loop_thread a lower bound (time other processes took is left out of both)",
+            labels=["window", "cpu"],
         )
         for seconds in LAG_WINDOWS_SECONDS:
-            recent.add_metric([f"{seconds:g}"], self.lag.max_lag(seconds))
-            own.add_metric([f"{seconds:g}"], self.lag.max_cpu_lag(seconds))
+            window = f"{seconds:g}"
+            recent.add_metric([window], self.lag.max_lag(seconds))
+            own.add_metric([window, "process"], self.lag.max_cpu_lag(seconds))
+            own.add_metric([window, "loop_thread"], self.lag.max_cpu_lag(seconds, thread=True))
         yield recent
         yield own
         for name, doc, read in self.counts:

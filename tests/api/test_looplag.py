@@ -72,14 +72,21 @@ async def test_lateness_from_the_loops_own_work_is_told_apart_from_a_busy_machin
     # loop late), in the second 0.15 s (the kernel ran other processes)
     time.oversleep = [0.3, 0.3, 0.0]
     cpu_spent = iter([0.0, 0.4, 0.4, 0.55, 0.55])
+    loop_thread_spent = iter([0.0, 0.3, 0.3, 0.35, 0.35])  # a worker ran the rest
     monitor = LoopLagMonitor(
-        interval=0.1, window=10.0, now=time.clock, sleep=time.sleep, cpu=lambda: next(cpu_spent)
+        interval=0.1,
+        window=10.0,
+        now=time.clock,
+        sleep=time.sleep,
+        cpu=lambda: next(cpu_spent),
+        thread_cpu=lambda: next(loop_thread_spent),
     )
     with pytest.raises(Stop):
         await monitor.run()
     assert monitor.count == 2
     assert round(monitor.max_lag(), 6) == 0.3
     assert round(monitor.max_cpu_lag(), 6) == 0.3  # the first
+    assert round(monitor.max_cpu_lag(thread=True), 6) == 0.2  # of it, the loop thread's
     time.now += 5.0
     monitor.record(time.now, 0.0)
     # a span that holds only the second: as late, but only 0.05 s of it the loop's own work
