@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import random
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -300,11 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--cold", action="store_true", help="python -m skyd run every start")
+    parser.add_argument("--keep", type=Path, help="keep the run's directory here if not clean")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="skyd-cloud-chaos-") as tmp:
         result = run_cloud_chaos(
             Path(tmp), args.kills, seed=args.seed, jobs=args.jobs, warm=not args.cold
         )
+        if args.keep is not None and not result["clean"]:
+            # the store and the daemon's log, to see what an unfinished job was doing
+            shutil.copytree(tmp, args.keep, ignore=shutil.ignore_patterns("*.sock"))
     if args.json:
         print(json.dumps(result))
     else:

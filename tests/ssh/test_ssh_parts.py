@@ -148,3 +148,29 @@ async def test_missing_key_or_unknown_host_key_is_an_auth_error(
     with pytest.raises(AuthError, match="host key not listed"):
         await connections.run(stranger, "true", timeout_s=5)
     assert (await connections.run(base, "echo ok", timeout_s=5)).stdout == "ok\n"
+
+
+async def test_a_broken_sftp_link_is_a_transient_error_and_reopens(tmp_path: Path) -> None:
+    """SFTP's "connection not open" / "connection lost" under a session mean the cached
+    connection is dead: a TransientError naming the host, and the next call connects
+    afresh instead of reusing the dead link (asyncssh raises them as SFTPError subclasses,
+    which otherwise pass through as the remote file's own errors)."""
+    import asyncssh
+
+    fake = FakeSshServer(tmp_path / "m", name="m")
+    await fake.start()
+    conns = SshConnections(connect_timeout_s=1.0)
+    target = SshTarget(
+        "m", fake.host, fake.port, fake.user, fake.client_key_path, fake.known_hosts_path
+    )
+    try:
+        first = await conns.connection(target)
+        with pytest.raises(TransientError, match="m"):
+            async with conns.sftp(target, timeout_s=5):
+                raise asyncssh.SFTPNoConnection("Connection not open")
+        assert await conns.connection(target) is not first
+        async with conns.sftp(target, timeout_s=5) as sftp:
+            assert await sftp.exists(str(fake.home))
+    finally:
+        await conns.aclose()
+        await fake.stop()

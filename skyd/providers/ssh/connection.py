@@ -251,6 +251,10 @@ class SshConnections:
         try:
             async with asyncio.timeout(timeout_s), conn.start_sftp_client() as client:
                 yield client
+        except (asyncssh.SFTPNoConnection, asyncssh.SFTPConnectionLost) as exc:
+            # SFTP's own words for a link that broke: the cached connection is dead too
+            await self.forget(target)
+            raise translate(exc, target) from exc
         except asyncssh.SFTPError:
             raise
         except (asyncssh.Error, ConnectionError, EOFError, TimeoutError) as exc:
