@@ -184,14 +184,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         skyd_env = dict(os.environ)
         version = run_once([sky, "--version"], sky_env, tmp)
         started = time.perf_counter()
-        api = run_once([sky, "api", "start", "--host", "127.0.0.1"], sky_env, tmp)
-        sky_start = time.perf_counter() - started
-        if api.code:
-            log = home / ".sky" / "api_server" / "server.log"
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
-            raise SystemExit(f"sky api start failed: {api.last_line}\n{tail}")
-        daemon, skyd_start = start_daemon(root, DAEMON_CONFIG)
+        daemon: subprocess.Popen[bytes] | None = None
         try:
+            api = run_once([sky, "api", "start", "--host", "127.0.0.1"], sky_env, tmp)
+            sky_start = time.perf_counter() - started
+            if api.code:
+                log = home / ".sky" / "api_server" / "server.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+                raise SystemExit(f"sky api start failed: {api.last_line}\n{tail}")
+            daemon, skyd_start = start_daemon(root, DAEMON_CONFIG)
             skyctl = [*skyctl_command(), "--socket", str(root / "skyd.sock")]
             pairs = {
                 "python_c_pass": (
@@ -216,9 +217,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "skypilot_api_server": tree_memory(server) if server else None,
             }
         finally:
-            daemon.terminate()
-            daemon.wait(60)
-            kill_leftover_jobs(root / "state")
+            if daemon is not None:
+                daemon.terminate()
+                daemon.wait(60)
+                kill_leftover_jobs(root / "state")
             stop = run_once([sky, "api", "stop"], sky_env, tmp)
             left = _server_pid(port)
             if left is not None:  # only the server this run started, by its own port
