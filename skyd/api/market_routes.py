@@ -27,6 +27,7 @@ from skyd.market.live import LiveMarket
 from skyd.model import ExclusionReason, Offer
 from skyd.optimizer import CandidateView
 from skyd.scheduler.driver import JobScheduler
+from skyd.scheduler.pipelines import chain_upstream
 from skyd.scheduler.placement import PlacementOutcome, job_filters
 from skyd.spec import Overrides, ParseOptions, TaskSpec, parse_file
 from skyd.spec.vocabulary import vocabulary_of
@@ -275,7 +276,16 @@ async def optimize(request: web.Request) -> web.Response:
         ),
     )
     await scheduler.learn_data(parsed.pipeline.stages)
-    views = [_explain_stage(scheduler, spec) for spec in parsed.pipeline.stages]
+    views: list[dict[str, Any]] = []
+    before: tuple[TaskSpec, Offer | None] | None = None  # the stage before, where it'd run
+    for index, spec in enumerate(parsed.pipeline.stages):
+        if before is not None and before[1] is not None:
+            # a later stage reads what the one before wrote where that one is planned
+            offer = before[1]
+            spec = chain_upstream(spec, before[0], index - 1, None, offer.cloud, offer.region)
+        view, chosen = _explain_stage(scheduler, spec)
+        views.append(view)
+        before = (spec, chosen)
     if not parsed.pipeline.is_pipeline:
         view = views[0]
     else:
@@ -291,7 +301,8 @@ async def optimize(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
-def _explain_stage(scheduler: JobScheduler, spec: TaskSpec) -> dict[str, Any]:
+def _explain_stage(scheduler: JobScheduler, spec: TaskSpec) -> tuple[dict[str, Any], Offer | None]:
+    """The stage's explain view, and the offer it would run on (None: nowhere)."""
     market = scheduler.market
     job_filters(spec, market)  # unknown accelerators → a spec error naming the field
     now = scheduler.clock.now()
@@ -301,6 +312,8 @@ def _explain_stage(scheduler: JobScheduler, spec: TaskSpec) -> dict[str, Any]:
     view["name"] = spec.name
     view["task"] = spec.public_summary()
     view["data"] = scheduler.data_moves(spec)
+    if spec.upstream is not None:
+        view["inputs_from"] = spec.upstream.model_dump()
     if outcome.decision.chosen is None:
         # what would be chosen if every cloud's provider were enabled
         hypothetical = scheduler.decide(
@@ -322,7 +335,7 @@ def _explain_stage(scheduler: JobScheduler, spec: TaskSpec) -> dict[str, Any]:
                 "egress_cost": chosen.egress_cost_micros / 1_000_000,
                 "reason": hypothetical.decision.reason,
             }
-    return view
+    return view, outcome.decision.chosen.offer if outcome.decision.chosen else None
 
 
 def add_market_routes(app: web.Application, scheduler: JobScheduler) -> None:

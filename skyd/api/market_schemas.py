@@ -125,6 +125,11 @@ class Explain(BaseModel):
     data: list[DataMove] = Field(
         default_factory=list, description="the buckets it reads and writes, where and how big"
     )
+    inputs_from: dict[str, Any] | None = Field(
+        None,
+        description="a pipeline stage: where the stage before runs (stage, job, cloud, region) "
+        "and the GB of its outputs this one reads from there",
+    )
     warnings: list[str] = Field(
         default_factory=list, description="what would refuse the task at submit"
     )

@@ -110,11 +110,28 @@ class DataLocator:
     def footprint(self, spec: TaskSpec) -> DataFootprint | None:
         """The task's data as the cache knows it now (None: the task moves no data)."""
         wanted = self.wanted(spec)
-        if not wanted:
+        upstream = spec.upstream
+        if not wanted and upstream is None:
             return None
         transfers = []
+        from_before = {u.rstrip("/") for u in upstream.gigabytes} if upstream else set()
+        if upstream is not None:
+            # what the stage before wrote is where it ran (skyd.scheduler.pipelines)
+            transfers += [
+                DataTransfer(
+                    url=url,
+                    cloud=upstream.cloud,
+                    region=upstream.region,
+                    gigabytes=gigabytes,
+                    size_from=f"stage {upstream.stage + 1} wrote it there"
+                    + (f" (job {upstream.job_id})" if upstream.job_id is not None else ""),
+                )
+                for url, gigabytes in upstream.gigabytes.items()
+            ]
         for url, hint, how in wanted:
             direction, _, size_from = how.partition(":")
+            if direction == "in" and url.rstrip("/") in from_before:
+                continue  # priced from the stage before's location above
             store, account, bucket, prefix = _bucket_key(url)
             facts = self._facts.get((store, account, bucket, prefix)) or self._facts.get(
                 (store, account, bucket, "")

@@ -31,7 +31,7 @@ from skyd.scheduler.attempts import GONE, Attempts
 from skyd.scheduler.blocks import PREEMPTION_BLOCK, ScopeBlocks
 from skyd.scheduler.booting import SSH_CLOUDS, BootFailed, Booting, BootWait
 from skyd.scheduler.interfaces import ClusterTargets, NoClusters, NoPlan, PlanView
-from skyd.scheduler.pipelines import pipeline_hold
+from skyd.scheduler.pipelines import pipeline_hold, with_upstream
 from skyd.scheduler.selection import Choice, Selector, Wait
 from skyd.scheduler.signals import ObservedRisk
 from skyd.scheduler.transitions import Journal, Transition
@@ -86,6 +86,8 @@ class Launcher:
             else:
                 self.journal.note_waiting(job, held.reason)
             return
+        # a later stage is placed with its inputs where the stage before actually ran
+        spec = with_upstream(self.store, job, spec)
         if await self._start_on_cluster(job, spec):
             return
         picked = self.selector.select(

@@ -3,9 +3,12 @@ any other way, the later stages are cancelled (they would run without their inpu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from skyd.model import JobState
+from skyd.spec import TaskSpec
+from skyd.spec.upstream import UpstreamData
 from skyd.store import Store
 from skyd.store import jobs as job_store
 from skyd.store import pipelines as pipeline_store
@@ -39,3 +42,47 @@ def pipeline_hold(store: Store, job: JobRecord) -> Held | None:
             cancel=True,
         )
     return Held(f"waiting for {which}{of} to succeed (it is {previous.state.value})")
+
+
+def with_upstream(store: Store, job: JobRecord, spec: TaskSpec) -> TaskSpec:
+    """`spec` with its inputs from the stage before, priced from where that stage ran: the
+    inputs it names that the stage before wrote (its `outputs`), or — naming none — all that
+    stage wrote (SkyPilot's chain DAG: a child reads its parent's outputs). Unchanged for a
+    first stage, or when the stage before wrote nothing or never ran anywhere."""
+    stage = pipeline_store.stage_of(store, job.id)
+    if stage is None or stage.stage == 0:
+        return spec
+    before = pipeline_store.stage_job(store, stage.pipeline_id, stage.stage - 1)
+    if before is None:
+        return spec
+    previous = job_store.get_job(store, before)
+    placement = previous.placement or {}
+    cloud, region = placement.get("cloud"), placement.get("region")
+    if previous.state != JobState.SUCCEEDED or not cloud or not region:
+        return spec
+    before_spec = TaskSpec.from_json(previous.spec_json)
+    return chain_upstream(spec, before_spec, stage.stage - 1, previous.id, str(cloud), str(region))
+
+
+def chain_upstream(
+    spec: TaskSpec,
+    before: TaskSpec,
+    stage: int,
+    job_id: int | None,
+    cloud: str,
+    region: str,
+) -> TaskSpec:
+    """`spec` reading what `before` (stage `stage`, in `cloud`/`region`) wrote."""
+    wrote = before.outputs
+    shared = {u: gb for u, gb in spec.inputs.items() if _same(u, wrote)}
+    gigabytes = shared if spec.inputs else dict(wrote)
+    if not gigabytes:
+        return spec
+    upstream = UpstreamData(
+        stage=stage, job_id=job_id, cloud=cloud, region=region, gigabytes=gigabytes
+    )
+    return spec.model_copy(update={"upstream": upstream})
+
+
+def _same(url: str, urls: Mapping[str, float]) -> bool:
+    return url.rstrip("/") in {u.rstrip("/") for u in urls}

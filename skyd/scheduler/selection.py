@@ -133,10 +133,14 @@ class Selector:
         plan: PlanView,
         events: Callable[[], Sequence[EventRecord]],
     ) -> Start | Wait:
-        """Where `job` starts now, or why it waits (`events`: its history, read on demand)."""
-        deadline_choice = self.deadline_choice(job, spec, events)
+        """Where `job` starts now, or why it waits (`events`: its history, read on demand).
+
+        A pipeline stage whose inputs come from where the stage before ran is placed now,
+        with that egress (the plan was made before that stage had run anywhere)."""
+        upstream = spec.upstream is not None
+        deadline_choice = None if upstream else self.deadline_choice(job, spec, events)
         planned = None
-        if deadline_choice is None:
+        if deadline_choice is None and not upstream:
             if job.id in plan.unplaced_reason:
                 return Wait(f"waiting: {plan.unplaced_reason[job.id]}")
             planned = self.planned_choice(job, plan)
@@ -158,7 +162,18 @@ class Selector:
         if busy is not None:
             return Wait(busy)
         choice = Choice(outcome.provider, candidate)
-        return Start(choice, placement_json(choice, outcome))
+        placement = placement_json(choice, outcome)
+        if spec.upstream is not None:
+            # shown by `skyctl show` and in the job's events: whose data it priced, and where
+            up = spec.upstream
+            placement["inputs_from"] = {
+                "stage": up.stage,
+                "job": up.job_id,
+                "cloud": up.cloud,
+                "region": up.region,
+                "gigabytes": sum(up.gigabytes.values()),
+            }
+        return Start(choice, placement)
 
     def planned_choice(self, job: JobRecord, plan: PlanView) -> Choice | None:
         """The planner's choice for a waiting job, if it is still possible right now."""

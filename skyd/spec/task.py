@@ -12,6 +12,7 @@ from skyd.errors import SpecError, UnknownAcceleratorError
 from skyd.model import OfferFilter
 from skyd.spec.resources import HOST_PROCESS_CLOUDS, STORED_MODEL, ResourcesSpec, keep_name
 from skyd.spec.storage import StorageMode, StorageMount
+from skyd.spec.upstream import UpstreamData
 from skyd.spec.vocabulary import is_skypilot_accelerator
 
 # Key of `TaskSpec.estimated_runtime` that applies to any accelerator (and to none).
@@ -94,6 +95,8 @@ class TaskSpec(BaseModel):
     # SkyPilot's size hints, bucket URL → GB read (`inputs`) and written (`outputs`): priced
     # as egress by data-aware placement
     inputs: Mapping[str, float] = Field(default_factory=dict)
+    # a pipeline stage's inputs from the stage before it, once that one ran (scheduler's)
+    upstream: UpstreamData | None = None
     outputs: Mapping[str, float] = Field(default_factory=dict)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     job_recovery: JobRecoverySpec = Field(default_factory=JobRecoverySpec)
