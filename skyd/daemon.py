@@ -42,6 +42,7 @@ from skyd.providers.base import OfferRefresher, Provider
 from skyd.providers.local import LocalProvider
 from skyd.providers.sim import SimProvider
 from skyd.providers.sim.provider import sim_cpu_offers
+from skyd.runner.engines import working_engine
 from skyd.runner.process import ProcessRunner
 from skyd.scheduler.driver import JobScheduler
 from skyd.scheduler.planner import Planner
@@ -302,6 +303,11 @@ class Daemon:
             if isinstance(provider, OfferRefresher):
                 await provider.refresh()  # offers read from the lab's own systems
         market = LiveMarket(catalog, providers)
+        if "local" in providers:
+            # docker images run on this host only under an engine that answers
+            engine = await asyncio.to_thread(working_engine)
+            market.container_clouds = frozenset({"local"}) if engine else frozenset()
+            log.info("container engine on this host: %s", engine or "none (docker jobs refused)")
         metrics = Metrics(
             self.store,
             bus,

@@ -57,6 +57,8 @@ class LiveMarket:
         # spot markets (Candidate keys, `<offer key>/spot`) known to have no capacity now
         self.unavailable: set[str] = set()
         self.version = 0  # bumped on every change: cached placements older than it are stale
+        # host-process clouds that can run `image_id: docker:` jobs (a working engine here)
+        self.container_clouds: frozenset[str] = frozenset()
         self.region_rank: dict[str, int] = {}
         self.default_region_rank = 0
         self.prefer_regions((), ())

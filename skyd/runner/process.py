@@ -106,6 +106,12 @@ class ProcessRunner:
                 "storage_mounts": [dict(mount) for mount in command.storage_mounts],
                 "workdir_git": dict(command.workdir_git) if command.workdir_git else None,
             }
+            if command.container is not None:
+                # run inside it (skyd.runner.shim): the job's directory and checkpoints bound
+                env = command.env
+                name = f"{env.get('SKYPILOT_TASK_ID', 'skyd')}-{env.get('SKYD_NODE_RANK', '0')}"
+                binds = [env["SKYD_CHECKPOINT_DIR"]] if env.get("SKYD_CHECKPOINT_DIR") else []
+                launch["container"] = {**command.container, "name": name, "binds": binds}
             _write_private(attempt_dir / "launch.json", json.dumps(launch), command.uid)
             err_fd = os.open(
                 attempt_dir / "shim.err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from skyd.runner import local_container as container_argv
+
 
 def write_status(attempt_dir: Path, status: dict[str, Any]) -> None:
     """Atomic replace + fsync, so a reader never sees a half-written status."""
@@ -71,12 +73,24 @@ def _clone(git: dict[str, Any], cwd: Path, env: dict[str, str]) -> None:
 
 
 def _run_phase(
-    command: str, *, cwd: str, env: dict[str, str], log: Any, label: str, umask: int = -1
+    command: str,
+    *,
+    cwd: str,
+    env: dict[str, str],
+    log: Any,
+    label: str,
+    umask: int = -1,
+    container: dict[str, Any] | None = None,
 ) -> int:
     log.write(f"--- skyd: {label} started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
     log.flush()
+    argv = ["/bin/bash", "-c", command]
+    if container is not None:
+        # inside the task's image: only the job's own env goes in (the image keeps its PATH)
+        keys = sorted(k for k in env if k not in ("PATH", "HOME"))
+        argv = container_argv.exec_argv(container, cwd, keys, command, umask)
     proc = subprocess.Popen(
-        ["/bin/bash", "-c", command],
+        argv,
         cwd=cwd,
         env=env,
         stdout=log,
@@ -108,10 +122,13 @@ def main(argv: list[str]) -> int:
         status["phase"] = "killed"
         status["ended_at"] = time.time()
         write_status(attempt_dir, status)
+        if launch.get("container"):
+            container_argv.remove(launch["container"])
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
     write_status(attempt_dir, status)
+    container = launch.get("container")
     buckets = list(launch.get("storage_mounts") or [])
     with open(launch["log_path"], "a", buffering=1) as log:
         try:
@@ -125,15 +142,29 @@ def main(argv: list[str]) -> int:
             status.update(phase="done", setup_exit=126, ended_at=time.time())
             write_status(attempt_dir, status)
             return 0
+        if container is not None:
+            started = container_argv.start(container, launch["cwd"], env, log)
+            if started != 0:
+                status.update(phase="done", setup_exit=started, ended_at=time.time())
+                write_status(attempt_dir, status)
+                return 0
         if launch.get("setup"):
             rc = _run_phase(
-                launch["setup"], cwd=launch["cwd"], env=env, log=log, label="setup", umask=job_umask
+                launch["setup"],
+                cwd=launch["cwd"],
+                env=env,
+                log=log,
+                label="setup",
+                umask=job_umask,
+                container=container,
             )
             status["setup_exit"] = rc
             if rc != 0:
                 log.write(f"--- skyd: setup exited with code {rc} ---\n")
                 status.update(phase="done", ended_at=time.time())
                 write_status(attempt_dir, status)
+                if container is not None:
+                    container_argv.remove(container)
                 return 0
         else:
             status["setup_exit"] = 0
@@ -146,7 +177,10 @@ def main(argv: list[str]) -> int:
             log=log,
             label="run",
             umask=job_umask,
+            container=container,
         )
+        if container is not None:
+            container_argv.remove(container)
         log.write(f"--- skyd: run exited with code {rc} ---\n")
         if buckets:
             try:

@@ -148,6 +148,12 @@ class Admission:
                 hint += (
                     f"; image_id docker:{images[0]} needs a provider that runs containers: "
                     "skyd never runs it on the bare host (local, ssh, sim)"
+                    + (
+                        "; this host has no container engine that answers (docker or podman)"
+                        if "local" in self.providers
+                        and "local" not in self.placer.market.container_clouds
+                        else ""
+                    )
                 )
             raise InfeasibleError(f"{outcome.decision.reason}{hint}")
         chosen = outcome.decision.chosen

@@ -53,7 +53,9 @@ def job_filters(spec: TaskSpec, market: LiveMarket) -> list[OfferFilter]:
 
     An unknown accelerator is a spec error naming the field, with the catalog's suggestion."""
     try:
-        return spec.offer_filters(market.catalog.normalize_accelerator)
+        return spec.offer_filters(
+            market.catalog.normalize_accelerator, runs_containers=market.container_clouds
+        )
     except UnknownAcceleratorError as exc:
         raise SpecError(
             f"resources.accelerators: {exc.message}", "resources.accelerators"

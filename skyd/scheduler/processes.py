@@ -22,6 +22,7 @@ from skyd.providers.base import (
     Provider,
     RunsItsAttempts,
 )
+from skyd.runner.engines import working_engine
 from skyd.runner.process import ProcessRunner, RunCommand, read_status
 from skyd.runner.ssh import SshRunner, cloud_nodes, combine, ssh_nodes
 from skyd.scheduler.booting import with_launch_login
@@ -165,11 +166,11 @@ class Processes:
     async def start_local(self, job: JobRecord, spec: TaskSpec, command: RunCommand) -> None:
         """Start the attempt on this host: one shim per node (rank 0 runs `command`), each
         skipped when it already runs, so a start cut short is completed, never doubled."""
-        if command.container is not None:
-            # placement keeps these jobs off this host; never run one on the bare host anyway
+        if command.container is not None and await asyncio.to_thread(working_engine) is None:
+            # placement keeps these jobs off a host without an engine; never run one bare
             raise ProviderError(
-                f"image_id docker:{command.container['image']} needs a container engine; "
-                "jobs on this host run as plain processes, so it is not run here"
+                f"image_id docker:{command.container['image']} needs a container engine "
+                "(docker or podman) that answers on this host; it is not run bare"
             )
         commands = [command] + [self.prepare(job, spec, r) for r in range(1, spec.num_nodes)]
         for rank, each in enumerate(commands):

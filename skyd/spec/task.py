@@ -178,7 +178,9 @@ class TaskSpec(BaseModel):
         return self.resources.alternatives
 
     def offer_filters(
-        self, normalize_accelerator: Callable[[str], str] = keep_name
+        self,
+        normalize_accelerator: Callable[[str], str] = keep_name,
+        runs_containers: frozenset[str] = frozenset(),
     ) -> list[OfferFilter]:
         """One catalog query per alternative, in file order.
 
@@ -196,6 +198,9 @@ class TaskSpec(BaseModel):
                 raise
 
         filters = [alt.offer_filter(normalize) for alt in self.alternatives]
+        if runs_containers:
+            # host-process providers with a working container engine take docker images
+            filters = [replace(f, blocked=f.blocked - runs_containers) for f in filters]
         if any(mount.store not in HOST_FETCHABLE_STORES for mount in self.storage_mounts.values()):
             # a store added later is fetched nowhere until skyd.runner.stores reads it
             filters = [replace(f, blocked=f.blocked | HOST_PROCESS_CLOUDS) for f in filters]

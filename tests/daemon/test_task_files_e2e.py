@@ -95,6 +95,7 @@ def test_a_docker_image_is_never_run_on_the_bare_host(client: DaemonClient, tmp_
     # the reason says why: local runs plain processes, and the image is never run bare
     assert "image_id docker:alpine:3.20 needs a provider that runs containers" in str(caught.value)
     assert "never runs it on the bare host" in str(caught.value)
+    assert "this host has no container engine that answers" in str(caught.value)
     assert client.list_jobs(include_terminal=True)[0] == []  # nothing was submitted
 
 
