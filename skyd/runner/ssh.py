@@ -600,12 +600,17 @@ def _buckets_source() -> bytes:
 
 
 async def _write_remote(sftp: asyncssh.SFTPClient, path: str, data: bytes) -> None:
-    """Write a file only its owner can read (launch.json holds the task's env values)."""
+    """Write a file only its owner can read (launch.json holds the task's env values),
+    whole or not at all: written beside, then renamed over. A daemon killed mid-write used
+    to leave a truncated shim.py, which a restarted daemon then ran: it printed nothing and
+    the job failed with "the remote shim gave no answer"."""
     import asyncssh  # imported when SSH is in use (it is slow to import)
 
-    async with sftp.open(path, "wb", asyncssh.SFTPAttrs(permissions=0o600)) as fh:
+    partial = f"{path}.partial"
+    async with sftp.open(partial, "wb", asyncssh.SFTPAttrs(permissions=0o600)) as fh:
         await fh.write(data)
-    await sftp.chmod(path, 0o600)  # an existing file keeps its mode on open
+    await sftp.chmod(partial, 0o600)  # an existing file keeps its mode on open
+    await sftp.posix_rename(partial, path)
 
 
 async def _upload(sftp: asyncssh.SFTPClient, source: Path, dest: str) -> None:

@@ -332,3 +332,43 @@ async def test_a_link_dropped_while_reading_the_log_is_a_node_that_did_not_answe
         (attempt / OFFSETS_FILE).unlink(missing_ok=True)
         assert (await runner.status(attempt)).phase == RunPhase.RUN
     await runner.kill(attempt, grace_seconds=1.0)
+
+
+async def test_a_start_killed_mid_upload_leaves_no_half_written_shim(
+    tmp_path: Path,
+    box_a: FakeSshServer,
+    make_provider: ProviderFactory,
+    runner: SshRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A daemon killed while it wrote the shim to a node: the restarted daemon's start
+    finds no shim there (never half of one, which it would run: it printed nothing and the
+    job failed with "the remote shim gave no answer" in the cloud chaos run) and runs it."""
+    import asyncssh
+
+    class Killed(BaseException):
+        """The daemon died here."""
+
+    nodes = await nodes_on(make_provider, box_a)
+    attempt = tmp_path / "a"
+    real_write = asyncssh.SFTPClientFile.write
+
+    async def half_then_killed(
+        self: asyncssh.SFTPClientFile, data: bytes, offset: int | None = None
+    ) -> int:
+        await real_write(self, data[: len(data) // 2], offset)
+        raise Killed()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(asyncssh.SFTPClientFile, "write", half_then_killed)
+        with pytest.raises(Killed):
+            await runner.start(attempt, command(tmp_path, run="echo again"), nodes)
+    restarted = SshConnections(connect_timeout_s=2.0)
+    try:
+        fresh = SshRunner(restarted, command_timeout_s=5.0)
+        await fresh.start(attempt, command(tmp_path, run="echo again"), nodes)
+        final = await until_over(fresh, attempt)
+    finally:
+        await restarted.aclose()
+    assert (final.phase, final.run_exit) == (RunPhase.DONE, 0)
+    assert "\nagain\n" in (tmp_path / "job.log").read_text()
