@@ -107,6 +107,16 @@ class InstanceLister(Protocol):
 
 
 @runtime_checkable
+class PlacementSweeper(Protocol):
+    """Providers that create a placement resource per gang (an AWS placement group, a GCE
+    resource policy, an Azure proximity placement group): delete those carrying `tags` that
+    no live instance uses and no launch in flight holds, and say which. Reconcile calls it,
+    so a crash between creating one and launching into it leaks nothing."""
+
+    async def sweep_placement(self, tags: Mapping[str, str]) -> list[str]: ...
+
+
+@runtime_checkable
 class OfferRefresher(Protocol):
     """Providers whose offerings are read from the system itself (Slurm partitions,
     Kubernetes nodes): the daemon awaits `refresh()` before it places anything."""

@@ -27,6 +27,7 @@ from skyd.providers.base import (
     TAG_MANAGED,
     TAG_TOKEN,
     InstanceLister,
+    PlacementSweeper,
     Provider,
     managed_tags,
 )
@@ -118,6 +119,19 @@ async def reconcile(
             report.swept_port_rules += [f"{name}:{rule}" for rule in swept]
             if swept:
                 log.info("reconcile: removed %s port rules of ended machines: %s", name, swept)
+        if isinstance(provider, PlacementSweeper):
+            # a gang's placement group left by a crash between creating it and launching
+            try:
+                swept = await provider.sweep_placement(
+                    {TAG_MANAGED: MANAGED, TAG_DAEMON: daemon_id}
+                )
+            except ProviderError as exc:
+                report.errors[f"{name}/placement"] = exc.message
+            else:
+                for item in swept:
+                    log.info(
+                        "reconcile: deleted %s placement resource %s (no live instance)", name, item
+                    )
     return report
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from skyd.testing.arm_machines import ArmMachines, key_of
 from skyd.testing.arm_tls import StaticTokenCredential, write_self_signed_cert
+from skyd.testing.azure_placement import ProximityGroups
 from skyd.testing.azure_schema import ArmError, check_put
 from skyd.testing.fake_vm import FakeVmHost
 
@@ -80,6 +81,8 @@ class FakeAzure(ArmMachines):
         self.nics: dict[tuple[str, str], dict[str, Any]] = {}
         self.ips: dict[tuple[str, str], dict[str, Any]] = {}
         self.nsgs: dict[tuple[str, str], dict[str, Any]] = {}
+        # proximity placement groups of gangs: skyd.testing.azure_placement
+        self.placement = ProximityGroups(self.vms, _error)
         # Every PUT is checked against the vendored Compute/Network specs for the
         # api-version the SDK sends (skyd.testing.azure_schema); `refused` keeps what was
         # turned away.
@@ -115,6 +118,7 @@ class FakeAzure(ArmMachines):
             "/subscriptions/{sub}/providers/{ns}/locations/{loc}/operationResults/{op}",
             self._op_result,
         )
+        self.placement.routes(app)
         return app
 
     async def start(self) -> str:
@@ -283,6 +287,9 @@ class FakeAzure(ArmMachines):
         )
         if refused is not None:
             return refused
+        misplaced = self.placement.check_vm(body, name)
+        if misplaced is not None:
+            return misplaced
         for nic in (
             body.get("properties", {}).get("networkProfile", {}).get("networkInterfaces", [])
         ):

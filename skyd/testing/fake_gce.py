@@ -17,6 +17,7 @@ from aiohttp import web
 
 from skyd.testing.fake_gce_firewalls import FakeFirewalls
 from skyd.testing.fake_vm import FakeVmHost
+from skyd.testing.gce_policies import Policies
 from skyd.testing.gce_schema import GceError, check_insert, check_zone
 
 API = "/compute/v1/projects/{project}"
@@ -92,6 +93,8 @@ class FakeGce:
         # Time spent inside request handlers: the "cloud latency" benchmarks subtract.
         self.server_seconds = 0.0
         self._ids = itertools.count(1_000_000_000_000)
+        # regional resource policies (compact placement of a gang): skyd.testing.gce_policies
+        self.policies = Policies(_error, _now, lambda: next(self._ids))
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self.endpoint = ""
@@ -113,6 +116,7 @@ class FakeGce:
         r.add_get(zone + "/operations/{op}", self._op_get)
         r.add_post(zone + "/operations/{op}/wait", self._op_wait)
         self.firewalls.routes(r)
+        self.policies.routes(app, API)
         return app
 
     @web.middleware
@@ -149,8 +153,7 @@ class FakeGce:
         key = (project, zone, name)
         inst = self.instances[key]
         if inst["scheduling"].get("instanceTerminationAction") == "DELETE":
-            del self.instances[key]
-            self._vm_sync(key, None)
+            self._remove(key)
         else:
             inst["status"] = "TERMINATED"
             inst["lastStopTimestamp"] = _now()
@@ -180,6 +183,8 @@ class FakeGce:
         except ValueError:
             return _error(400, "parseError", "Parse Error")
         refused = check_insert(body, zone) if self.strict else None
+        if refused is None and self.strict:
+            refused = self.policies.check_instance(project, zone, body)
         if refused is not None:
             self.refused.append(refused)
             return _error(
@@ -201,6 +206,7 @@ class FakeGce:
             op.body["httpErrorStatusCode"] = 403 if "QUOTA" in fault.operation_error else 503
         else:
             self.instances[(project, zone, name)] = inst
+            self.policies.attach(project, inst)
         if request_id:
             self._requests[request_id] = _op_key(op.body)
         return web.json_response(op.body)
@@ -328,7 +334,9 @@ class FakeGce:
         return dict(inst, status=status)
 
     def _remove(self, key: tuple[str, str, str]) -> None:
-        self.instances.pop(key, None)
+        inst = self.instances.pop(key, None)
+        if inst is not None:
+            self.policies.detach(inst["selfLink"])
         self._vm_sync(key, None)
 
     def _vm_sync(self, key: tuple[str, str, str], inst: dict[str, Any] | None) -> None:

@@ -282,3 +282,69 @@ def check_disk_type(params: dict[str, Any], index: int, zone: str, machine: str)
             f"Provisioned IOPS is not supported for disk type {kind}.",
         )
     return None
+
+
+# Machine series that take a compact placement policy, as Compute Engine's documentation
+# of placement policies lists them (written by hand; E2, N1, N4, T2D and others do not).
+COMPACT_SERIES = frozenset({"a2", "a3", "c2", "c2d", "c3", "c3d", "g2", "h3", "n2", "n2d"})
+_POLICY_KINDS = (
+    "groupPlacementPolicy",
+    "snapshotSchedulePolicy",
+    "instanceSchedulePolicy",
+    "diskConsistencyGroupPolicy",
+    "workloadPolicy",
+)
+
+
+def check_region(region: str) -> GceError | None:
+    if not any(zone.rsplit("-", 1)[0] == region for zone in _spec("gce-zones.json")):
+        return _invalid("region", region, "Unknown region.")
+    return None
+
+
+def check_policy_insert(body: dict[str, Any], region: str) -> GceError | None:
+    """Everything resourcePolicies.insert refuses before creating anything."""
+    error = check_region(region) or _walk("ResourcePolicy", body, "resource")
+    if error is not None:
+        return error
+    name = str(body.get("name", ""))
+    if not _NAME.fullmatch(name):
+        return _invalid(
+            "resource.name", name, "Must be a match of regex '[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?'"
+        )
+    kinds = [k for k in _POLICY_KINDS if k in body]
+    if len(kinds) != 1:
+        return _invalid(
+            "resource",
+            ", ".join(kinds) or "none",
+            "Exactly one of " + ", ".join(_POLICY_KINDS) + " must be set.",
+        )
+    placement = body.get("groupPlacementPolicy")
+    if (
+        placement is not None
+        and "collocation" in placement
+        and "availabilityDomainCount" in placement
+    ):
+        return _invalid(
+            "resource.groupPlacementPolicy",
+            "collocation",
+            "availabilityDomainCount (spread) cannot be combined with collocation (compact).",
+        )
+    return None
+
+
+def compact_refusal(placement: dict[str, Any], machine_link: str, at: str) -> GceError | None:
+    """A compact placement policy on a machine series that cannot be packed close."""
+    if placement.get("collocation") != "COLLOCATED":
+        return None
+    machine = _tail(machine_link)
+    series = machine.split("-", 1)[0]
+    if series not in COMPACT_SERIES:
+        return GceError(
+            400,
+            "invalid",
+            f"Invalid value for field '{at}'. Compact placement policies are not supported "
+            f"for machine type '{machine}'.",
+            at,
+        )
+    return None

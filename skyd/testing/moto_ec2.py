@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 import time
 import urllib.parse
@@ -16,6 +17,7 @@ from typing import Any
 from aiohttp import ClientSession, ClientTimeout, web
 
 from skyd.testing.ebs_rules import check_block_devices
+from skyd.testing.ec2_placement import PlacementGroups
 from skyd.testing.fake_vm import FakeVmHost
 
 MOTO_ACCOUNT_ID = "123456789012"
@@ -213,6 +215,8 @@ class MotoEc2:
         self.faults: list[Ec2Fault] = []
         self.calls: Counter[str] = Counter()
         self.block_devices: list[dict[str, str]] = []  # each RunInstances' mappings
+        # moto has no placement groups: this proxy keeps them (skyd.testing.ec2_placement)
+        self.placement_groups = PlacementGroups(_alive)
         # Time spent answering (moto's work plus this hop): what benchmarks subtract.
         self.server_seconds = 0.0
         self._runner: web.AppRunner | None = None
@@ -338,10 +342,36 @@ class MotoEc2:
         refused = check_block_devices(form) if action == "RunInstances" else None
         if refused is not None:  # what EC2 refuses of EBS volumes and moto lets through
             return web.Response(status=400, text=error_xml(*refused), content_type="text/xml")
+        region = _region_of(request)
+        if self.placement_groups.handles(action):
+            status, text = self.placement_groups.answer(action, form, region)
+            return web.Response(status=status, text=text, content_type="text/xml")
+        misplaced = (
+            self.placement_groups.check_launch(form, region) if action == "RunInstances" else None
+        )
+        if misplaced is not None:  # moto has no placement groups: checked here
+            text = error_xml(misplaced.code, misplaced.message)
+            return web.Response(status=misplaced.status, text=text, content_type="text/xml")
         response = await self._forward(request, body)
+        if action == "RunInstances" and response.status == 200 and response.body:
+            self._join_group(form, region, bytes(response.body))  # type: ignore[arg-type]
         if action in _STATE_ACTIONS:
             self.sync_machines()
         return response
+
+    def _join_group(self, form: Mapping[str, str], region: str, answer: bytes) -> None:
+        """Record the launched instances in their placement group, and set moto's own
+        placement field so DescribeInstances shows Placement.GroupName as EC2 does."""
+        name = form.get("Placement.GroupName")
+        if not name:
+            return
+        from moto.ec2.models import ec2_backends
+
+        ids = re.findall(r"<instanceId>(i-[0-9a-f]+)</instanceId>", answer.decode())
+        self.placement_groups.launched(form, region, ids)
+        backend = ec2_backends[MOTO_ACCOUNT_ID][region]
+        for instance_id in ids:
+            backend.get_instance(instance_id).placement.group_name = name
 
     async def _forward(self, request: web.Request, body: bytes) -> web.Response:
         response = await self._relay(request, body)
@@ -362,6 +392,25 @@ class MotoEc2:
                 k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS
             }
             return web.Response(status=upstream.status, body=payload, headers=out_headers)
+
+
+def _alive(region: str, instance_id: str) -> bool:
+    """Whether moto still runs the instance (anything but terminated holds its group)."""
+    from moto.ec2.models import ec2_backends
+
+    try:
+        instance = ec2_backends[MOTO_ACCOUNT_ID][region].get_instance(instance_id)
+    except Exception:
+        return False
+    return bool(instance.state != "terminated")
+
+
+def _region_of(request: web.Request) -> str:
+    """The region a SigV4-signed call is for (its credential scope), as moto reads it."""
+    found = re.search(
+        r"Credential=[^/]+/\d+/([a-z0-9-]+)/", request.headers.get("Authorization", "")
+    )
+    return found.group(1) if found else "us-east-1"
 
 
 def _form(body: bytes, query: str) -> dict[str, str]:

@@ -1,6 +1,8 @@
 """A 2-node job on a fake cloud end to end: one launch request for both VMs in the offer's
-zone, each VM a real sshd; each rank runs with its own rank and both VMs' private
-addresses, rank 1's output comes back with ?node=1, and both VMs are terminated."""
+zone, each VM a real sshd, both placed close together by the cloud's own means (an EC2
+cluster placement group, a GCE compact placement policy, an Azure proximity placement
+group); each rank runs with its own rank and both VMs' private addresses, rank 1's output
+comes back with ?node=1, and both VMs are terminated with their placement group."""
 
 from __future__ import annotations
 
@@ -68,6 +70,7 @@ async def test_a_two_node_job_runs_a_rank_on_each_vm(tmp_path: Path, cloud: str)
         finally:
             await asyncio.to_thread(daemon.stop)
         running = world.machines.running()
+        placed, groups_left = placement_of(world, cloud)
     finally:
         await world.stop()
     assert final["state"] == "SUCCEEDED", (final["reason"], head, other)
@@ -80,3 +83,19 @@ async def test_a_two_node_job_runs_a_rank_on_each_vm(tmp_path: Path, cloud: str)
     assert "rank=0 n=2" in head and "setup-on-0" in head
     assert "rank=1 n=2" in other and "setup-on-1" in other
     assert running == []  # both VMs were terminated
+    # both VMs went into one placement group of the gang's own, which went with them
+    assert len(placed) == 2 and len({group for group, _ in placed}) == 1, placed
+    assert {vm for _, vm in placed} == {i.rsplit("/", 1)[-1] for i in launched["data"]["instances"]}
+    assert groups_left == [], groups_left
+
+
+def placement_of(world: CloudWorld, cloud: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(group, VM) pairs the fake cloud placed, and the placement groups it still holds."""
+    if cloud == "aws":
+        groups = world.ec2.placement_groups
+        return list(groups.placed), [name for _, name in groups.groups]
+    if cloud == "gcp":
+        policies = world.gce.policies
+        return list(policies.placed), [name for *_, name in policies.policies]
+    ppgs = world.azure.placement
+    return list(ppgs.placed), [name for _, name in ppgs.groups]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence, Set
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -23,6 +24,14 @@ from skyd.providers.aws.network import (
     groups_of,
     tag_list,
 )
+from skyd.providers.aws.placement import (
+    delete_group,
+    ensure_group,
+    group_name,
+    groups_in_use,
+    tagged_groups,
+    why_not_cluster,
+)
 from skyd.providers.aws.ports import open_ports, stale_groups
 from skyd.providers.aws.sdk import sdk_session
 from skyd.providers.base import (
@@ -34,6 +43,8 @@ from skyd.providers.base import (
     managed_tags,
 )
 from skyd.providers.tiers import DEFAULT_TIER_DISK_GIB, aws_ebs
+
+log = logging.getLogger(__name__)
 
 _EC2_STATES = {
     "pending": InstanceState.PENDING,
@@ -100,6 +111,8 @@ class AwsProvider:
         self._images: dict[tuple[str, str], Image] = {}  # (region, AMI id) -> what it is
         self._ssm_clients: dict[str, Any] = {}
         self._regions_used: set[str] = set()
+        # placement groups of launches in flight in this process: a sweep leaves them be
+        self._launching_groups: set[str] = set()
 
     def offers(self) -> Sequence[Offer]:
         return self._offers
@@ -168,6 +181,27 @@ class AwsProvider:
         image = await self._image(region, gpu=offer.accelerator_count > 0)
         zone_name = await self._zone_name(region, zone_id) if zone_id else None
         tags = launch_tags(request)
+        token = ec2_client_token(request.client_token)
+        why_not = why_not_cluster(offer.instance_type, request.num_nodes)
+        placement_group = group_name(token) if why_not is None else None
+        if why_not is not None and request.num_nodes > 1:
+            log.info("aws: job %s attempt %s: %s", request.job_id, request.attempt, why_not)
+        try:
+            return await self._launch(request, image, zone_name, tags, token, placement_group)
+        finally:
+            self._launching_groups.discard(placement_group or "")
+
+    async def _launch(
+        self,
+        request: LaunchRequest,
+        image: Image,
+        zone_name: str | None,
+        tags: dict[str, str],
+        token: str,
+        placement_group: str | None,
+    ) -> list[Instance]:
+        offer = request.offer
+        region, zone_id = offer.region, offer.zone
         async with self._calls(region, zone_id) as ec2:
             vpc_id, subnet_id = await find_network(
                 ec2, self.config.vpc_ids.get(region), region, zone_id, zone_name
@@ -183,12 +217,15 @@ class AwsProvider:
                 if self.config.ssh_public_key
                 else None
             )
+            if placement_group is not None:
+                self._launching_groups.add(placement_group)
+                await ensure_group(ec2, placement_group, tags)
         params: dict[str, Any] = {
             "ImageId": image.image_id,
             "InstanceType": offer.instance_type,
             "MinCount": request.num_nodes,
             "MaxCount": request.num_nodes,
-            "ClientToken": ec2_client_token(request.client_token),
+            "ClientToken": token,
             "NetworkInterfaces": [
                 {
                     "DeviceIndex": 0,
@@ -205,6 +242,8 @@ class AwsProvider:
         }
         if zone_name:
             params["Placement"] = {"AvailabilityZone": zone_name}
+        if placement_group is not None:
+            params.setdefault("Placement", {})["GroupName"] = placement_group
         if key_name:
             params["KeyName"] = key_name
         if request.spot:
@@ -230,7 +269,12 @@ class AwsProvider:
         except ProviderError:
             # A failed attempt must not strand the group and key it created for itself.
             with contextlib.suppress(ProviderError):
-                await self._release_unused(region, {group_id}, {key_name} if key_name else set())
+                await self._release_unused(
+                    region,
+                    {group_id},
+                    {key_name} if key_name else set(),
+                    {placement_group} if placement_group else set(),
+                )
             raise
         return [self._instance(region, raw) for raw in reply.get("Instances", [])]
 
@@ -449,16 +493,21 @@ class AwsProvider:
             if live:
                 async with self._calls(region) as ec2:
                     await ec2.terminate_instances(InstanceIds=live)
-            await self._release_unused(region, groups, keys)
+            await self._release_unused(region, groups, keys, groups_in_use(raws))
 
-    async def _release_unused(self, region: str, groups: set[str], keys: set[str]) -> None:
-        """Delete skyd's groups/keys once no live instance uses them.
+    async def _release_unused(
+        self, region: str, groups: set[str], keys: set[str], placement: Set[str] = frozenset()
+    ) -> None:
+        """Delete skyd's security groups, keys and placement groups once no live instance
+        uses them.
 
         EC2 refuses to delete a group while an instance is still shutting down with it
-        attached (DependencyViolation), so those are retried until cleanup_timeout_s.
+        attached (DependencyViolation; InvalidPlacementGroup.InUse for a placement group),
+        so those are retried until cleanup_timeout_s.
         """
         deadline = self._clock.now() + self.config.cleanup_timeout_s
-        while groups or keys:
+        placement = set(placement)
+        while groups or keys or placement:
             users = await self._describe_raw(
                 region, [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
             )
@@ -470,6 +519,12 @@ class AwsProvider:
                 for key in keys - used_keys:
                     await ec2.delete_key_pair(KeyName=key)
                 keys = set()
+                # one still holding a staying instance is left to that one's terminate
+                waiting: set[str] = set()
+                for name in placement - groups_in_use(staying):
+                    if not await delete_group(ec2, name):
+                        waiting.add(name)
+                placement = waiting
                 for group in groups - used_groups:
                     try:
                         await ec2.delete_security_group(GroupId=group)
@@ -480,7 +535,7 @@ class AwsProvider:
                             raise
                         blocked.add(group)
             groups = blocked
-            if not groups or self._clock.now() >= deadline:
+            if (not groups and not placement) or self._clock.now() >= deadline:
                 return
             await self._clock.sleep(self.config.cleanup_poll_s)
 
@@ -523,7 +578,28 @@ class AwsProvider:
                 for k in kps.get("KeyPairs", [])
                 if k["KeyName"] not in used_keys
             ]
+            async with self._calls(region) as ec2:
+                placement = await tagged_groups(ec2, managed_tags())
+            out += [f"{region}/{n}" for n in placement if n not in groups_in_use(users)]
         return out
+
+    async def sweep_placement(self, tags: Mapping[str, str]) -> list[str]:
+        """Delete the placement groups carrying `tags` that no live instance is in and no
+        launch of this process is filling (a crash between creating one and launching)."""
+        deleted: list[str] = []
+        for region in sorted(set(self.config.regions) | self._regions_used):
+            async with self._calls(region) as ec2:
+                names = set(await tagged_groups(ec2, tags)) - self._launching_groups
+            if not names:
+                continue  # the common case: one cheap call, no instance listing
+            users = await self._describe_raw(
+                region, [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
+            )
+            async with self._calls(region) as ec2:
+                for name in sorted(names - groups_in_use(users)):
+                    if await delete_group(ec2, name):
+                        deleted.append(f"{region}/{name}")
+        return deleted
 
     async def aclose(self) -> None:
         self._clients.clear()

@@ -16,6 +16,7 @@ from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 from skyd.providers.azure.bodies import StaticToken, nsg_body, vm_body
 from skyd.providers.azure.config import AzureConfig
 from skyd.providers.azure.errors import CLOUD, translate_error_code, translate_exception
+from skyd.providers.azure.placement import PREFIX, ProximityGroups, group_name
 from skyd.providers.base import launch_tags, managed_tags
 
 # Set while skyd itself keeps a VM deallocated; a deallocated Spot VM without it was evicted.
@@ -81,6 +82,7 @@ class AzureProvider:
         self._compute: Any = None
         self._session: Any = None  # our own aiohttp session when trusting an extra CA
         self._lock = asyncio.Lock()
+        self.placement = ProximityGroups(config.resource_group, self._client)
 
     def offers(self) -> Sequence[Offer]:
         return self._offers
@@ -255,18 +257,34 @@ class AzureProvider:
             )
         group = self.config.resource_group
         names = vm_names(request.job_id, request.client_token, request.num_nodes)
-        outcomes = await asyncio.gather(
-            *(self._launch_one(request, group, n) for n in names), return_exceptions=True
-        )
-        failures = [o for o in outcomes if isinstance(o, BaseException)]
-        if failures:
-            # All nodes or none: remove what this call created or found for the gang.
-            with contextlib.suppress(ProviderError):
-                await self.terminate([instance_key(group, n) for n in names])
-            raise failures[0]
+        # a gang's VMs share a proximity placement group (one datacenter, low latency)
+        ppg = group_name(request.job_id, request.client_token) if len(names) > 1 else None
+        if ppg is not None:
+            self.placement.launching.add(ppg)
+        try:
+            ppg_id = await self.placement.ensure(ppg, request) if ppg else None
+            outcomes = await asyncio.gather(
+                *(self._launch_one(request, group, n, ppg_id) for n in names),
+                return_exceptions=True,
+            )
+            failures = [o for o in outcomes if isinstance(o, BaseException)]
+            if failures:
+                # All nodes or none: remove what this call created or found for the gang.
+                with contextlib.suppress(ProviderError):
+                    await self.terminate([instance_key(group, n) for n in names])
+                    if ppg is not None:
+                        await self.placement.release(ppg)
+                raise failures[0]
+        finally:
+            self.placement.launching.discard(ppg or "")
         return [o for o in outcomes if isinstance(o, Instance)]
 
-    async def _launch_one(self, request: LaunchRequest, group: str, name: str) -> Instance:
+    async def sweep_placement(self, tags: Mapping[str, str]) -> list[str]:
+        return await self.placement.sweep(tags)
+
+    async def _launch_one(
+        self, request: LaunchRequest, group: str, name: str, ppg_id: str | None
+    ) -> Instance:
         region = request.offer.region
         scope = capacity_scope(request.offer)
         existing = await self._get_vm(group, name, region)
@@ -327,6 +345,8 @@ class AzureProvider:
         )
         private_ip = _private_ip(nic or {})
         body = vm_body(self.config, request, name, nic_path, tags, zones)
+        if ppg_id is not None:
+            body["properties"]["proximityPlacementGroup"] = {"id": ppg_id}
         client = await self._client()
         try:
             poller = await client.virtual_machines.begin_create_or_update(group, name, body)
@@ -496,6 +516,10 @@ class AzureProvider:
         await self._arm_lro(
             "DELETE", self._network_path(group, "networkSecurityGroups", f"{name}-nsg"), region
         )
+        ppg = ((vm or {}).get("properties", {}).get("proximityPlacementGroup") or {}).get("id")
+        if ppg and str(ppg).rsplit("/", 1)[-1].startswith(PREFIX):
+            # the gang's last VM takes its placement group along
+            await self.placement.release(str(ppg).rsplit("/", 1)[-1])
 
     async def aclose(self) -> None:
         if self._compute is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,7 @@ from skyd.errors import ProviderError, TransientError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 from skyd.providers.base import TAG_TOKEN, launch_tags, managed_tags
 from skyd.providers.gcp.accelerators import accelerator_type
+from skyd.providers.gcp.clients import client_kwargs
 from skyd.providers.gcp.config import GcpConfig
 from skyd.providers.gcp.errors import (
     CLOUD,
@@ -25,9 +27,11 @@ from skyd.providers.gcp.errors import (
 )
 from skyd.providers.gcp.firewalls import GceFirewalls, rule_name
 from skyd.providers.gcp.labels import instance_names, label_filter, labels_for
+from skyd.providers.gcp.placement import CompactPolicies, policy_name, why_not_compact
 from skyd.providers.tiers import gcp_disk
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _GCE_STATES = {
     "PROVISIONING": InstanceState.PENDING,
@@ -82,6 +86,8 @@ class GcpProvider:
         self.firewalls = GceFirewalls(
             config.project, config.network, self._firewalls, self._call, self._opts
         )
+        self._policy_clients: tuple[Any, Any] | None = None
+        self.policies = CompactPolicies(config.project, self._policy_client, self._call, self._opts)
 
     def offers(self) -> Sequence[Offer]:
         return self._offers
@@ -108,6 +114,20 @@ class GcpProvider:
                 )
         return self._firewall_clients
 
+    async def _policy_client(self) -> tuple[Any, Any]:
+        async with self._client_lock:
+            if self._policy_clients is None:
+                self._policy_clients = await self._call(self._build_policy_clients, None)
+        return self._policy_clients
+
+    def _build_policy_clients(self) -> tuple[Any, Any]:
+        from google.cloud import compute_v1
+
+        kwargs = self._client_kwargs()
+        return compute_v1.ResourcePoliciesClient(**kwargs), compute_v1.RegionOperationsClient(
+            **kwargs
+        )
+
     def _build_clients(self) -> tuple[Any, Any]:
         from google.cloud import compute_v1
 
@@ -115,23 +135,7 @@ class GcpProvider:
         return compute_v1.InstancesClient(**kwargs), compute_v1.ZoneOperationsClient(**kwargs)
 
     def _client_kwargs(self) -> dict[str, Any]:
-        from google.api_core.client_options import ClientOptions
-
-        credentials: Any = None
-        if self.config.anonymous:
-            from google.auth.credentials import AnonymousCredentials
-
-            credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
-        elif self.config.credentials_file:
-            from google.oauth2 import service_account
-
-            from_file = service_account.Credentials.from_service_account_file
-            credentials = from_file(  # type: ignore[no-untyped-call]
-                self.config.credentials_file,
-                scopes=["https://www.googleapis.com/auth/compute"],
-            )
-        options = ClientOptions(api_endpoint=self.config.endpoint) if self.config.endpoint else None
-        return {"transport": "rest", "client_options": options, "credentials": credentials}
+        return client_kwargs(self.config)
 
     async def _call(self, fn: Callable[..., T], where: str | None, /, *args: Any, **kw: Any) -> T:
         """Run one blocking SDK call in a thread, its failures as ProviderErrors (zone `where`)."""
@@ -204,7 +208,24 @@ class GcpProvider:
                 f"gcp: offer {request.offer.key} has no zone; GCE launches need one",
                 scope=f"{CLOUD}/{request.offer.region}",
             )
+        why_not = why_not_compact(gce_machine_type(request.offer.instance_type), request.num_nodes)
+        policy = (region_of(zone), policy_name(request.job_id, request.client_token))
+        if why_not is not None:
+            if request.num_nodes > 1:
+                log.info("gcp: job %s attempt %s: %s", request.job_id, request.attempt, why_not)
+            return await self._launch(request, zone, None)
+        self.policies.launching.add(policy)
+        try:
+            return await self._launch(request, zone, policy)
+        finally:
+            self.policies.launching.discard(policy)
+
+    async def _launch(
+        self, request: LaunchRequest, zone: str, policy: tuple[str, str] | None
+    ) -> list[Instance]:
         names = instance_names(request.job_id, request.client_token, request.num_nodes)
+        if policy is not None:
+            await self.policies.ensure(*policy, launch_tags(request))
         existing = {
             _tail(raw.name): raw
             for raw in await self._list_zone(zone, {TAG_TOKEN: request.client_token})
@@ -212,7 +233,8 @@ class GcpProvider:
         missing = [n for n in names if n not in existing]
         if missing:
             outcomes = await asyncio.gather(
-                *(self._insert(request, zone, n) for n in missing), return_exceptions=True
+                *(self._insert(request, zone, n, policy) for n in missing),
+                return_exceptions=True,
             )
             failures = [o for o in outcomes if isinstance(o, BaseException)]
             if failures:
@@ -220,6 +242,8 @@ class GcpProvider:
                 # name goes, since a timed-out insert may still have created its instance.
                 with contextlib.suppress(ProviderError):
                     await self._delete_many(zone, names)
+                    if policy is not None:
+                        await self.policies.delete(*policy)
                 raise failures[0]
         instances, _ = await self._clients()
         raws = await asyncio.gather(
@@ -241,14 +265,24 @@ class GcpProvider:
             except ProviderError:
                 with contextlib.suppress(ProviderError):  # never machines without their ports
                     await self._delete_many(zone, names)
+                    if policy is not None:
+                        await self.policies.delete(*policy)
                 raise
-        return [self._instance(raw) for raw in raws]
+        launched = [self._instance(raw) for raw in raws]
+        if policy is not None:
+            self.policies.used_by.update((i.instance_id, policy) for i in launched)
+        return launched
 
-    async def _insert(self, request: LaunchRequest, zone: str, name: str) -> None:
+    async def _insert(
+        self, request: LaunchRequest, zone: str, name: str, policy: tuple[str, str] | None
+    ) -> None:
         from google.cloud import compute_v1
 
         instances, _ = await self._clients()
-        resource = compute_v1.Instance(self._instance_body(request, zone, name))
+        body = self._instance_body(request, zone, name)
+        if policy is not None:
+            body["resource_policies"] = [self.policies.link(*policy)]
+        resource = compute_v1.Instance(body)
         insert = compute_v1.InsertInstanceRequest(
             project=self.config.project,
             zone=zone,
@@ -502,9 +536,11 @@ class GcpProvider:
 
     async def terminate(self, instance_ids: Sequence[str]) -> None:
         """Delete; boot disks go with the instance (auto_delete), NICs and IPs are inline;
-        then the instances' port rule, if they had one."""
+        then the instances' port rule, if they had one, and a gang's placement policy with
+        its last instance."""
         await self._each("delete_unary", instance_ids, missing_ok=True)
         await self.firewalls.close([split_instance_key(k)[1] for k in instance_ids])
+        await self.policies.release_after(instance_ids)
 
     async def sweep_ports(self, daemon_id: str, busy_jobs: Sequence[int]) -> list[str]:
         """Port rules of this daemon whose instances are gone (see PortSweeper)."""
@@ -512,16 +548,22 @@ class GcpProvider:
         names = [split_instance_key(i.instance_id)[1] for i in live]
         return await self.firewalls.sweep(names, daemon_id, busy_jobs)
 
+    async def sweep_placement(self, tags: Mapping[str, str]) -> list[str]:
+        return await self.policies.sweep(tags)
+
     async def _delete_many(self, zone: str, names: Sequence[str]) -> None:
         if names:
             await self._each("delete_unary", [instance_key(zone, n) for n in names], True)
 
     async def aclose(self) -> None:
-        for client in (
+        clients = (
             self._instances_client,
             self._operations_client,
             *(self._firewall_clients or ()),
-        ):
+            *(self._policy_clients or ()),
+        )
+        self._policy_clients = None
+        for client in clients:
             transport = getattr(client, "transport", None)
             if transport is not None:
                 await asyncio.to_thread(transport.close)
