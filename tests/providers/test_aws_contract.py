@@ -85,6 +85,8 @@ class AwsHarness:
             for g in self._direct.describe_security_groups(Filters=managed)["SecurityGroups"]
         ]
         out += [k["KeyName"] for k in self._direct.describe_key_pairs(Filters=managed)["KeyPairs"]]
+        # placement groups live in the proxy (moto has none)
+        out += [f"pg:{name}" for _, name in self._proxy.placement_groups.groups]
         volumes = self._direct.describe_volumes(Filters=managed)["Volumes"]
         out += [v["VolumeId"] for v in volumes if v["State"] != "deleted"]
         return out

@@ -80,6 +80,7 @@ class AzureHarness:
             "nic": self.fake.nics,
             "ip": self.fake.ips,
             "nsg": self.fake.nsgs,
+            "ppg": self.fake.placement.groups,  # a gang's proximity placement group
         }
         return [
             f"{kind}:{name}"

@@ -67,7 +67,9 @@ class GcpHarness:
         self.fake.preempt(PROJECT, zone, name)
 
     async def leftovers(self) -> list[str]:
-        return [f"{zone}/{name}" for (_, zone, name) in self.fake.instances]
+        instances = [f"{zone}/{name}" for (_, zone, name) in self.fake.instances]
+        # a gang's compact placement policy must go with it too
+        return instances + [f"policy:{name}" for (*_, name) in self.fake.policies.policies]
 
     def create_calls(self) -> int:
         return self.fake.calls["insert"]
