@@ -67,6 +67,13 @@ async def test_a_two_node_job_runs_a_rank_on_each_vm(tmp_path: Path, cloud: str)
                     return b"".join(chunks).decode()
 
                 head, other = await asyncio.to_thread(log, 0), await asyncio.to_thread(log, 1)
+                # the job's outcome commits before its VMs are given back: wait for those too
+                await asyncio.to_thread(
+                    wait_until,
+                    lambda: not world.machines.running() and not placement_of(world, cloud)[1],
+                    timeout=60,
+                    error=lambda: (world.machines.running(), placement_of(world, cloud)),
+                )
         finally:
             await asyncio.to_thread(daemon.stop)
         running = world.machines.running()
@@ -93,9 +100,9 @@ def placement_of(world: CloudWorld, cloud: str) -> tuple[list[tuple[str, str]], 
     """(group, VM) pairs the fake cloud placed, and the placement groups it still holds."""
     if cloud == "aws":
         groups = world.ec2.placement_groups
-        return list(groups.placed), [name for _, name in groups.groups]
+        return list(groups.placed), [name for _, name in list(groups.groups)]
     if cloud == "gcp":
         policies = world.gce.policies
-        return list(policies.placed), [name for *_, name in policies.policies]
+        return list(policies.placed), [name for *_, name in list(policies.policies)]
     ppgs = world.azure.placement
-    return list(ppgs.placed), [name for _, name in ppgs.groups]
+    return list(ppgs.placed), [name for _, name in list(ppgs.groups)]
