@@ -9,7 +9,9 @@ The daemon is not idle while it is measured: `local` (2 slots, held by two long 
 the global model (skyd.optimizer.solve_assignment, in the planner's worker thread), accrual
 runs every second, and one submit in
 `--placeable-every` (50) is a sim CPU job that is placed, launched, run and charged while the
-burst goes on. What happened during the measured submit window (placements, launches, planner
+burst goes on. Those jobs have priority 10: the scheduler looks at the first 64 waiting jobs
+per pass, so at equal priority they would wait behind the thousands of local jobs that cannot
+start (a limit of the scheduler, not of this benchmark). What happened during the measured submit window (placements, launches, planner
 passes, global solves, accrual passes) is reported beside the figures (`activity`).
 
 Baselines: GET /v1/health on the same stack (throughput), the finished-history page (`all=1`,
