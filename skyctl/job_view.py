@@ -172,6 +172,14 @@ def _task_facts(task: Mapping[str, Any]) -> list[tuple[str, str]]:
             value = ", ".join(str(item) for item in value)
         if value not in (None, ""):
             facts.append((label, str(value)))
+    mounts = task.get("storage_mounts")
+    if isinstance(mounts, Mapping):
+        for dest, mount in mounts.items():
+            if isinstance(mount, Mapping):
+                # how it got onto the machine once placed (FUSE mount or copy), else the plan
+                how = mount.get("how") or mount.get("note")
+                text = f"{mount.get('url')} ({mount.get('mode')})" + (f": {how}" if how else "")
+                facts.append((f"bucket {dest}", text))
     envs = task.get("envs")
     if isinstance(envs, Mapping):
         facts += [(f"env {key}", str(value)) for key, value in envs.items()]

@@ -140,6 +140,11 @@ async def _run(world: CloudWorld, tmp_path: Path, task: str) -> tuple[Any, str, 
                 _skyctl, daemon.socket_path, "show", str(job_id), "--json"
             )
             assert code == 0
+            code, text = await asyncio.to_thread(_skyctl, daemon.socket_path, "show", str(job_id))
+            assert code == 0
+            # the human view says it too, one line per bucket
+            line = next(t for t in text.splitlines() if "bucket ~/out" in t)
+            assert "gs://lab-vm-out (MOUNT): copied before setup (no FUSE:" in line, text
             return final, log, json.loads(out)
     finally:
         await asyncio.to_thread(daemon.stop)
