@@ -117,6 +117,14 @@ class PlacementSweeper(Protocol):
 
 
 @runtime_checkable
+class GangPlacer(Protocol):
+    """Providers that pack a gang's machines close (placement group, compact policy): how
+    this request's nodes are placed, or why they go without (the launch event says it)."""
+
+    def placement_note(self, request: LaunchRequest) -> str: ...
+
+
+@runtime_checkable
 class OfferRefresher(Protocol):
     """Providers whose offerings are read from the system itself (Slurm partitions,
     Kubernetes nodes): the daemon awaits `refresh()` before it places anything."""

@@ -26,7 +26,7 @@ from skyd.errors import (
 )
 from skyd.market.live import LiveMarket
 from skyd.model import Candidate, InstanceState, JobState, LaunchRequest
-from skyd.providers.base import Provider, job_tags
+from skyd.providers.base import GangPlacer, Provider, job_tags
 from skyd.scheduler.attempts import GONE, Attempts
 from skyd.scheduler.blocks import PREEMPTION_BLOCK, ScopeBlocks
 from skyd.scheduler.booting import SSH_CLOUDS, BootFailed, Booting, BootWait
@@ -284,7 +284,11 @@ class Launcher:
             instances, job=job, token=token, hourly_micros=choice.candidate.hourly_price_micros
         )
         names = ", ".join(i.instance_id for i in instances)
-        data = {"instances": [i.instance_id for i in instances]}
+        data: dict[str, object] = {"instances": [i.instance_id for i in instances]}
+        if spec.num_nodes > 1 and isinstance(provider, GangPlacer):
+            # how the gang's machines were packed close, or why they were not
+            data["placement"] = provider.placement_note(request)
+            names = f"{names} ({data['placement']})"
         if any(i.state in GONE for i in instances):
             # a relaunch after a crash (same token, same instance) finds it taken back
             # before it ever ran: record it and recover, or every pass relaunches it again

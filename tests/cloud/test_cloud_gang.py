@@ -94,6 +94,9 @@ async def test_a_two_node_job_runs_a_rank_on_each_vm(tmp_path: Path, cloud: str)
     assert len(placed) == 2 and len({group for group, _ in placed}) == 1, placed
     assert {vm for _, vm in placed} == {i.rsplit("/", 1)[-1] for i in launched["data"]["instances"]}
     assert groups_left == [], groups_left
+    # the launch event says how the gang was placed
+    [group] = {group for group, _ in placed}
+    assert group in launched["data"]["placement"] and group in launched["reason"], launched
 
 
 def placement_of(world: CloudWorld, cloud: str) -> tuple[list[tuple[str, str]], list[str]]:

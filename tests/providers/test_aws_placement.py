@@ -183,6 +183,13 @@ async def test_types_a_cluster_group_refuses_launch_without_one(
     proxy: MotoEc2, provider: AwsProvider
 ) -> None:
     ec2 = sdk(proxy)
+    # what the launch event records: the group, or why there is none
+    assert provider.placement_note(gang("t3.micro", job_id=6)).startswith(
+        "no placement group: t3.micro cannot join a cluster placement group"
+    )
+    assert provider.placement_note(gang("c5.large", job_id=6)) == (
+        "in cluster placement group skyd-pg-skyd-6-1"
+    )
     launched = await provider.launch(gang("t3.micro", job_id=6))
     assert len(launched) == 2
     assert (await ec2.describe_placement_groups())["PlacementGroups"] == []

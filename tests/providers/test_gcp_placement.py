@@ -146,6 +146,14 @@ async def test_a_gang_runs_under_its_own_compact_policy_which_goes_with_it(
 async def test_machines_that_cannot_be_packed_launch_without_a_policy(
     fake: FakeGce, provider: GcpProvider
 ) -> None:
+    # what the launch event records: the policy, or why there is none
+    assert provider.placement_note(gang("n1-standard-8", job_id=6)) == (
+        "no placement policy: machine series n1 does not support compact placement policies; "
+        "launched without one"
+    )
+    assert provider.placement_note(gang("n2-standard-8", job_id=6)).startswith(
+        "under compact placement policy skyd-pg-6-"
+    )
     launched = await provider.launch(gang("n1-standard-8", job_id=6))
     assert len(launched) == 2 and fake.policies.policies == {}
     assert all("resourcePolicies" not in i for i in fake.instances.values())

@@ -171,6 +171,12 @@ class AwsProvider:
 
     # -- launch -------------------------------------------------------------------------
 
+    def placement_note(self, request: LaunchRequest) -> str:
+        why_not = why_not_cluster(request.offer.instance_type, request.num_nodes)
+        if why_not is not None:
+            return f"no placement group: {why_not}"
+        return f"in cluster placement group {group_name(ec2_client_token(request.client_token))}"
+
     async def launch(self, request: LaunchRequest) -> list[Instance]:
         offer = request.offer
         region, zone_id = offer.region, offer.zone

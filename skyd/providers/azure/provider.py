@@ -249,6 +249,12 @@ class AzureProvider:
 
     # -- launch -------------------------------------------------------------------------
 
+    def placement_note(self, request: LaunchRequest) -> str:
+        if request.num_nodes < 2:
+            return "no placement group: a single node needs none"
+        name = group_name(request.job_id, request.client_token)
+        return f"in proximity placement group {name}"
+
     async def launch(self, request: LaunchRequest) -> list[Instance]:
         if not self.config.ssh_public_key:
             raise AuthError(

@@ -201,6 +201,14 @@ class GcpProvider:
 
     # -- launch -------------------------------------------------------------------------
 
+    def placement_note(self, request: LaunchRequest) -> str:
+        machine = gce_machine_type(request.offer.instance_type)
+        why_not = why_not_compact(machine, request.num_nodes)
+        if why_not is not None:
+            return f"no placement policy: {why_not}"
+        name = policy_name(request.job_id, request.client_token)
+        return f"under compact placement policy {name} (COLLOCATED)"
+
     async def launch(self, request: LaunchRequest) -> list[Instance]:
         zone = request.offer.zone
         if not zone:
