@@ -179,3 +179,35 @@ async def test_restarted_daemon_picks_its_slurm_job_up(tmp_path: Path) -> None:
     assert final["state"] == "SUCCEEDED", (final, log)
     assert final["preemptions"] == 0 and final["restarts"] == 0
     assert "waiting" in log and "finished" in log
+
+
+async def test_check_prices_and_optimize_show_partitions_beside_the_clouds(
+    client: DaemonClient, tmp_path: Path
+) -> None:
+    """The lab's partitions next to the clouds, with why each was or was not chosen."""
+
+    def ask() -> tuple[Any, Any, Any, Any]:
+        checks = client.request("GET", "/v1/check")
+        prices = client.request("GET", "/v1/prices", query={"cloud": "slurm"})
+        gpu = "name: g\nnum_nodes: 2\nresources: {cpus: 2}\nrun: echo hi\n"
+        fits = client.request("POST", "/v1/optimize", body={"task_yaml": gpu})
+        too_many = client.request(
+            "POST", "/v1/optimize", body={"task_yaml": gpu.replace("num_nodes: 2", "num_nodes: 3")}
+        )
+        return checks, prices, fits, too_many
+
+    checks, prices, fits, too_many = await asyncio.to_thread(ask)
+    assert [c["cloud"] for c in checks] == ["aws", "gcp", "azure", "slurm"]
+    [slurm] = [c for c in checks if c["cloud"] == "slurm"]
+    assert slurm["enabled"] and "partitions lab (2 nodes), urgent (2 nodes)" in slurm["reason"]
+    assert {p["zone"] for p in prices} >= {"lab"} and {p["price"] for p in prices} == {0.0}
+    # a 2-node gang: a partition at the internal price; the clouds' offers are there too,
+    # each saying why not (disabled here)
+    assert fits["chosen"]["cloud"] == "slurm", fits["reason"]
+    clouds = [c for c in fits["candidates"] if c["cloud"] in ("aws", "gcp", "azure")]
+    assert clouds and all(c["excluded"] for c in clouds)
+    assert "provider_disabled" in {c["excluded"] for c in clouds}
+    # three nodes: more than either partition has, and it says so
+    lab = [c for c in too_many["candidates"] if c["cloud"] == "slurm"]
+    assert too_many["chosen"] is None and lab
+    assert {c["excluded"] for c in lab} == {"too_few_nodes"}, lab
