@@ -90,7 +90,7 @@ class SlackReserve:
         min_cycle: float = 20.0,
         reserve_power: float = 0.75,
         switch_payback: float = 1.0,
-        short_outage: float = 0.4,
+        short_outage: float = 0.3,
         outage_patience: float = 3.0,
         prior_runs: float = 5.0,
         spike_wait: float = 2.0,
