@@ -14,6 +14,8 @@ from typing import Any
 from skyd.clock import Clock, SystemClock
 from skyd.errors import CapacityError, ProviderError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
+from skyd.providers.aws.cleanup import LIVE_STATES as _LIVE_STATES
+from skyd.providers.aws.cleanup import AwsCleanup
 from skyd.providers.aws.config import AwsConfig
 from skyd.providers.aws.errors import CLOUD, translate_error_code, translate_exception
 from skyd.providers.aws.images import Image, login_user_for
@@ -25,19 +27,15 @@ from skyd.providers.aws.network import (
     tag_list,
 )
 from skyd.providers.aws.placement import (
-    delete_group,
     ensure_group,
     group_name,
     groups_in_use,
-    tagged_groups,
     why_not_cluster,
 )
-from skyd.providers.aws.ports import open_ports, stale_groups
+from skyd.providers.aws.ports import open_ports
 from skyd.providers.aws.sdk import sdk_session
 from skyd.providers.base import (
-    MANAGED,
     TAG_CLUSTER,
-    TAG_MANAGED,
     TAG_TOKEN,
     launch_tags,
     managed_tags,
@@ -58,7 +56,6 @@ _EC2_STATES = {
 _SPOT_INTERRUPTION_CODES = frozenset(
     {"Server.SpotInstanceTermination", "Server.SpotInstanceShutdown"}
 )
-_LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 
 def instance_key(region: str, ec2_id: str) -> str:
@@ -111,8 +108,13 @@ class AwsProvider:
         self._images: dict[tuple[str, str], Image] = {}  # (region, AMI id) -> what it is
         self._ssm_clients: dict[str, Any] = {}
         self._regions_used: set[str] = set()
-        # placement groups of launches in flight in this process: a sweep leaves them be
-        self._launching_groups: set[str] = set()
+        self.cleanup = AwsCleanup(
+            config, self._clock, self._regions, self._calls, self._describe_raw
+        )
+
+    def _regions(self) -> list[str]:
+        """The configured regions and any this adapter launched in."""
+        return sorted(set(self.config.regions) | self._regions_used)
 
     def offers(self) -> Sequence[Offer]:
         return self._offers
@@ -195,7 +197,7 @@ class AwsProvider:
         try:
             return await self._launch(request, image, zone_name, tags, token, placement_group)
         finally:
-            self._launching_groups.discard(placement_group or "")
+            self.cleanup.launching_groups.discard(placement_group or "")
 
     async def _launch(
         self,
@@ -224,7 +226,7 @@ class AwsProvider:
                 else None
             )
             if placement_group is not None:
-                self._launching_groups.add(placement_group)
+                self.cleanup.launching_groups.add(placement_group)
                 await ensure_group(ec2, placement_group, tags)
         params: dict[str, Any] = {
             "ImageId": image.image_id,
@@ -504,108 +506,19 @@ class AwsProvider:
     async def _release_unused(
         self, region: str, groups: set[str], keys: set[str], placement: Set[str] = frozenset()
     ) -> None:
-        """Delete skyd's security groups, keys and placement groups once no live instance
-        uses them.
-
-        EC2 refuses to delete a group while an instance is still shutting down with it
-        attached (DependencyViolation; InvalidPlacementGroup.InUse for a placement group),
-        so those are retried until cleanup_timeout_s.
-        """
-        deadline = self._clock.now() + self.config.cleanup_timeout_s
-        placement = set(placement)
-        while groups or keys or placement:
-            users = await self._describe_raw(
-                region, [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
-            )
-            staying = [r for r in users if r.get("State", {}).get("Name") != "shutting-down"]
-            used_groups = {g["GroupId"] for r in staying for g in groups_of(r)}
-            used_keys = {r.get("KeyName") for r in staying}
-            blocked: set[str] = set()
-            async with self._calls(region) as ec2:
-                for key in keys - used_keys:
-                    await ec2.delete_key_pair(KeyName=key)
-                keys = set()
-                # one still holding a staying instance is left to that one's terminate
-                waiting: set[str] = set()
-                for name in placement - groups_in_use(staying):
-                    if not await delete_group(ec2, name):
-                        waiting.add(name)
-                placement = waiting
-                for group in groups - used_groups:
-                    try:
-                        await ec2.delete_security_group(GroupId=group)
-                    except Exception as exc:
-                        if "InvalidGroup.NotFound" in str(exc):
-                            continue  # already gone: a repeated terminate
-                        if "DependencyViolation" not in str(exc):
-                            raise
-                        blocked.add(group)
-            groups = blocked
-            if (not groups and not placement) or self._clock.now() >= deadline:
-                return
-            await self._clock.sleep(self.config.cleanup_poll_s)
+        await self.cleanup.release_unused(region, groups, keys, placement)
 
     async def sweep_ports(self, daemon_id: str, busy_jobs: Sequence[int]) -> list[str]:
-        """Delete this daemon's security groups (and the ports they open) that no live
-        instance uses any more: a daemon killed between terminating the instances and
-        deleting their group leaves it behind (see PortSweeper)."""
-        deleted: list[str] = []
-        for region in sorted(set(self.config.regions) | self._regions_used):
-            users = await self._describe_raw(
-                region, [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
-            )
-            used = {g["GroupId"] for r in users for g in groups_of(r)}
-            async with self._calls(region) as ec2:
-                stale = await stale_groups(ec2, used, daemon_id, busy_jobs)
-            await self._release_unused(region, set(stale), set())
-            deleted += [f"{region}/{g}" for g in stale]
-        return deleted
+        """This daemon's security groups no live instance uses (see PortSweeper)."""
+        return await self.cleanup.sweep_ports(daemon_id, busy_jobs)
 
     async def orphaned_resources(self) -> list[str]:
-        """Security groups and key pairs carrying skyd tags that no live instance uses."""
-        out: list[str] = []
-        for region in sorted(set(self.config.regions) | self._regions_used):
-            users = await self._describe_raw(
-                region, [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
-            )
-            used_groups = {g["GroupId"] for r in users for g in groups_of(r)}
-            used_keys = {r.get("KeyName") for r in users}
-            managed = [{"Name": f"tag:{TAG_MANAGED}", "Values": [MANAGED]}]
-            async with self._calls(region) as ec2:
-                sgs = await ec2.describe_security_groups(Filters=managed)
-                kps = await ec2.describe_key_pairs(Filters=managed)
-            out += [
-                f"{region}/{g['GroupId']}"
-                for g in sgs.get("SecurityGroups", [])
-                if g["GroupId"] not in used_groups
-            ]
-            out += [
-                f"{region}/{k['KeyName']}"
-                for k in kps.get("KeyPairs", [])
-                if k["KeyName"] not in used_keys
-            ]
-            async with self._calls(region) as ec2:
-                placement = await tagged_groups(ec2, managed_tags())
-            out += [f"{region}/{n}" for n in placement if n not in groups_in_use(users)]
-        return out
+        """Security groups, key pairs and placement groups with skyd tags nothing uses."""
+        return await self.cleanup.orphaned_resources()
 
     async def sweep_placement(self, tags: Mapping[str, str]) -> list[str]:
-        """Delete the placement groups carrying `tags` that no live instance is in and no
-        launch of this process is filling (a crash between creating one and launching)."""
-        deleted: list[str] = []
-        for region in sorted(set(self.config.regions) | self._regions_used):
-            async with self._calls(region) as ec2:
-                names = set(await tagged_groups(ec2, tags)) - self._launching_groups
-            if not names:
-                continue  # the common case: one cheap call, no instance listing
-            users = await self._describe_raw(
-                region, [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
-            )
-            async with self._calls(region) as ec2:
-                for name in sorted(names - groups_in_use(users)):
-                    if await delete_group(ec2, name):
-                        deleted.append(f"{region}/{name}")
-        return deleted
+        """Placement groups of `tags` a crash left (see PlacementSweeper)."""
+        return await self.cleanup.sweep_placement(tags)
 
     async def aclose(self) -> None:
         self._clients.clear()
