@@ -19,6 +19,7 @@ from skyd.scheduler.interfaces import BudgetGate, NoBudgets
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer
 from skyd.scheduler.transitions import Journal
 from skyd.spec import PipelineSpec, TaskSpec
+from skyd.spec.task import NO_BUCKET_CLOUDS
 from skyd.store import Store
 from skyd.store import jobs as job_store
 from skyd.store import pipelines as pipeline_store
@@ -143,6 +144,12 @@ class Admission:
                 else ""
             )
             hint += self._too_many_nodes(spec, outcome)
+            pinned = {str(alt.cloud) for alt in spec.alternatives if alt.cloud} & NO_BUCKET_CLOUDS
+            if spec.storage_mounts and pinned:
+                hint += (
+                    f"; bucket file_mounts are not mounted on {', '.join(sorted(pinned))} "
+                    "jobs yet (VMs, lab hosts and this host mount them)"
+                )
             images = sorted({alt.docker_image for alt in spec.alternatives if alt.docker_image})
             if images:
                 hint += (

@@ -208,6 +208,13 @@ class Processes:
         # remote machines: mounts land where the task says, relative to the remote job dir
         remote = replace(command, file_mounts=dict(spec.file_mounts), uid=None, gid=None)
         if command.storage_mounts:
+            if self.own_runner(job) is not None:
+                # placement keeps such tasks off these providers (NO_BUCKET_CLOUDS); never
+                # run without the data if one gets here
+                raise ProviderError(
+                    f"bucket file_mounts are not mounted on "
+                    f"{(job.placement or {}).get('provider')} jobs yet"
+                )
             remote = replace(remote, storage_mounts=await self._buckets_for_nodes(command))
         attempt_dir = self.attempt_dir(job)
         attempt_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from skyd.errors import SpecError, UnknownAcceleratorError
 from skyd.model import OfferFilter
-from skyd.spec.resources import HOST_PROCESS_CLOUDS, STORED_MODEL, ResourcesSpec, keep_name
+from skyd.spec.resources import STORED_MODEL, ResourcesSpec, keep_name
 from skyd.spec.storage import StorageMode, StorageMount
 from skyd.spec.upstream import UpstreamData
 from skyd.spec.vocabulary import is_skypilot_accelerator
@@ -18,7 +18,9 @@ from skyd.spec.vocabulary import is_skypilot_accelerator
 # Key of `TaskSpec.estimated_runtime` that applies to any accelerator (and to none).
 ANY_ACCELERATOR = "*"
 REDACTED = "<redacted>"
-HOST_FETCHABLE_STORES = frozenset({"s3", "gcs", "azure", "r2"})
+# providers whose own runners (pods, Slurm batch jobs) do not mount buckets yet: a task with
+# bucket file_mounts is never placed there, rather than run without its data
+NO_BUCKET_CLOUDS = frozenset({"kubernetes", "slurm"})
 MOUNT_WITHOUT_FUSE = (
     "a FUSE mount (rclone mount) on machines where FUSE works; elsewhere (jobs on this host, "
     "nodes without /dev/fuse) copied before setup and written back when the job ends"
@@ -201,9 +203,8 @@ class TaskSpec(BaseModel):
         if runs_containers:
             # host-process providers with a working container engine take docker images
             filters = [replace(f, blocked=f.blocked - runs_containers) for f in filters]
-        if any(mount.store not in HOST_FETCHABLE_STORES for mount in self.storage_mounts.values()):
-            # a store added later is fetched nowhere until skyd.runner.stores reads it
-            filters = [replace(f, blocked=f.blocked | HOST_PROCESS_CLOUDS) for f in filters]
+        if self.storage_mounts:
+            filters = [replace(f, blocked=f.blocked | NO_BUCKET_CLOUDS) for f in filters]
         return filters
 
     @property
