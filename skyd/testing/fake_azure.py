@@ -110,6 +110,7 @@ class FakeAzure(ArmMachines):
         r.add_post(VMS + "/{name}/deallocate", self._vm_deallocate)
         r.add_post(VMS + "/{name}/start", self._vm_start)
         for base, kind in ((NICS, "nic"), (IPS, "ip"), (NSGS, "nsg")):
+            r.add_get(base, self._network_list(kind))
             r.add_put(base + "/{name}", self._network_put(kind))
             r.add_get(base + "/{name}", self._network_get(kind))
             r.add_delete(base + "/{name}", self._network_delete(kind))
@@ -466,6 +467,17 @@ class FakeAzure(ArmMachines):
                 request, "Microsoft.Network", resource["location"], fault, done
             )
             return web.json_response(resource, status=200 if existed else 201, headers=headers)
+
+        return handler
+
+    def _network_list(self, kind: str) -> Callable[[web.Request], Any]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            failure, _ = await self._fault(f"{kind}.list")
+            if failure is not None:
+                return failure
+            group = request.match_info["rg"]
+            items = [r for (rg, _), r in self._table(kind).items() if rg == group]
+            return web.json_response({"value": items})
 
         return handler
 

@@ -164,12 +164,13 @@ async def test_reconcile_sweeps_port_rules_whose_machines_are_gone(tmp_path: Pat
         settings = world.settings(settings_for_tests(tmp_path))
         catalog = Catalog.load(settings.catalog_dir)
         providers = world.providers(catalog)
-        gcp, aws = providers["gcp"], providers["aws"]
+        gcp, aws, azure = providers["gcp"], providers["aws"], providers["azure"]
         launched = []
         for name, provider, key, daemon in (
             ("gcp", gcp, "gcp/us-central1/us-central1-a/n2-standard-8", "me"),
             ("gcp", gcp, "gcp/us-central1/us-central1-a/n2-standard-8", "another-daemon"),
             ("aws", aws, "aws/us-east-1/use1-az1/c5.large", "me"),
+            ("azure", azure, "azure/eastus//Standard_D4s_v5", "me"),
         ):
             offer = next(o for o in catalog.offers if o.key == key)
             job_id = len(launched) + 1
@@ -185,11 +186,16 @@ async def test_reconcile_sweeps_port_rules_whose_machines_are_gone(tmp_path: Pat
             )
             launched.append((name, await provider.launch(request)))
         assert len(gcp_rules(world)) == 2 and await asyncio.to_thread(aws_open, world, 3)
+        assert azure_port_rules(world) == ["8080"]
         # the machines end behind skyd's back, as if it died before deleting their rules
         for name, instances in launched:
             ids = [i.instance_id for i in instances]
             if name == "gcp":
                 await gcp._each("delete_unary", ids, missing_ok=True)  # type: ignore[attr-defined]
+            elif name == "azure":
+                for key in ids:  # the VM only: its NIC, IP and NSG stay, as after a kill
+                    group, _, vm_name = key.partition("/")
+                    world.azure._drop_vm((group, vm_name))
             else:
                 await asyncio.to_thread(
                     ec2_at(world).terminate_instances,
@@ -203,7 +209,9 @@ async def test_reconcile_sweeps_port_rules_whose_machines_are_gone(tmp_path: Pat
     finally:
         await world.stop()
     assert report.errors == {}
-    aws_swept, gcp_swept = sorted(report.swept_port_rules)
+    aws_swept, azure_swept, gcp_swept = sorted(report.swept_port_rules)
+    assert azure_swept.startswith("azure:") and azure_swept.endswith("-nsg")
+    assert azure_port_rules(world) == [] and world.azure.nics == {}
     assert aws_swept.startswith("aws:us-east-1/sg-")
     assert gcp_swept == f"gcp:skyd-1-{_digest('skyd-1-1')}-ports"  # this daemon's only
     assert [r["name"] for r in gcp_rules(world)] == [f"skyd-2-{_digest('skyd-2-1')}-ports"]
