@@ -17,7 +17,8 @@ from skyd.providers.azure.bodies import StaticToken, nsg_body, vm_body
 from skyd.providers.azure.config import AzureConfig
 from skyd.providers.azure.errors import CLOUD, translate_error_code, translate_exception
 from skyd.providers.azure.placement import PREFIX, ProximityGroups, group_name
-from skyd.providers.base import TAG_DAEMON, TAG_JOB, launch_tags, managed_tags
+from skyd.providers.azure.ports import stale_vm_names
+from skyd.providers.base import launch_tags, managed_tags
 
 # Set while skyd itself keeps a VM deallocated; a deallocated Spot VM without it was evicted.
 TAG_STOPPED = "skyd-stopped"
@@ -528,27 +529,16 @@ class AzureProvider:
             await self.placement.release(str(ppg).rsplit("/", 1)[-1])
 
     async def sweep_ports(self, daemon_id: str, busy_jobs: Sequence[int]) -> list[str]:
-        """This daemon's network security groups (with the ports they open) whose VM is
-        gone: a daemon killed between deleting the VM and its NIC/IP/NSG left them behind;
-        the rest of the VM's conventional resources go with them (see PortSweeper)."""
+        """Delete the NSGs (and leftover NIC and IP) of this daemon's ended VMs, which a
+        daemon killed mid-teardown leaves behind (skyd.providers.azure.ports, PortSweeper)."""
         group = self.config.resource_group
-        response = await self._arm(
-            "GET", f"{self._rg_path(group)}/providers/Microsoft.Network/networkSecurityGroups"
-        )
+        path = f"{self._rg_path(group)}/providers/Microsoft.Network/networkSecurityGroups"
+        response = await self._arm("GET", path)
         self._raise_for(response, "")
         live = {split_instance_key(i.instance_id)[1] for i in await self.instances({})}
-        busy = {str(j) for j in busy_jobs}
-        stale = []
-        for nsg in response.json().get("value", []):
-            tags = nsg.get("tags") or {}
-            name = str(nsg.get("name", ""))
-            if not name.endswith("-nsg") or tags.get(TAG_DAEMON) != daemon_id:
-                continue
-            if name[: -len("-nsg")] in live or tags.get(TAG_JOB) in busy:
-                continue
-            stale.append(name[: -len("-nsg")])
-        await asyncio.gather(*(self._terminate_one(instance_key(group, n)) for n in stale))
-        return [f"{group}/{n}-nsg" for n in stale]
+        stale = stale_vm_names(response.json().get("value", []), live, daemon_id, busy_jobs)
+        await asyncio.gather(*(self._terminate_one(instance_key(group, vm)) for vm in stale))
+        return [f"{group}/{vm}-nsg" for vm in stale]
 
     async def aclose(self) -> None:
         if self._compute is not None:
