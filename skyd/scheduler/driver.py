@@ -59,7 +59,11 @@ log = logging.getLogger("skyd.scheduler")
 
 HOLDING = (JobState.PROVISIONING, JobState.SETTING_UP, JobState.RUNNING)
 WAITING = (JobState.RECOVERING, JobState.PENDING)
-PLACEMENT_BATCH = 64  # waiting jobs considered per pass
+PLACEMENT_BATCH = 64  # waiting jobs at the head of the queue considered per pass
+# and as many again further back, from a cursor that moves on every pass: a head that waits
+# for capacity one provider lacks (a busy `local`) must not keep jobs behind it that another
+# provider could start now from ever being looked at (backfill)
+BACKFILL_BATCH = 64
 WAKE_DEBOUNCE_SECONDS = 0.01
 
 Step = Callable[[JobRecord], Awaitable[None]]
@@ -99,6 +103,8 @@ class JobScheduler:
         self._budgets: BudgetGate = NoBudgets()
         self._plan: PlanView = NoPlan()
         self._clusters: ClusterTargets = NoClusters()
+        # (priority, id) of the last job the backfill window looked at; None = start over
+        self._backfill_after: tuple[int, int] | None = None
 
         self.journal = Journal(store, bus, clock)
         self.blocks = ScopeBlocks()
@@ -387,7 +393,7 @@ class JobScheduler:
             await self.enforce_budgets()
         if not self.admission.accepting or not self.selector.any_capacity():
             return
-        batch = job_store.jobs_in_states(self.store, WAITING, limit=PLACEMENT_BATCH)
+        batch = self._waiting_batch()
         holds = (
             budgets.holds(
                 self._budgets.check_jobs(
@@ -410,6 +416,25 @@ class JobScheduler:
             self._spawn_step(job.id)
             # let the step claim its slot before the next job looks for one
             await asyncio.sleep(0)
+
+    def _waiting_batch(self) -> list[JobRecord]:
+        """The queue's head, then a window further back that moves on at every pass."""
+        head = job_store.jobs_in_states(self.store, WAITING, limit=PLACEMENT_BATCH)
+        if len(head) < PLACEMENT_BATCH:
+            self._backfill_after = None
+            return head
+        last = head[-1]
+        after = self._backfill_after
+        if after is None or (after[0], -after[1]) > (last.priority, -last.id):
+            after = (last.priority, last.id)  # the window starts behind the head
+        window = job_store.jobs_in_states_after(
+            self.store, WAITING, after=after, limit=BACKFILL_BATCH
+        )
+        # at the queue's end, start again right behind the head on the next pass
+        self._backfill_after = (
+            (window[-1].priority, window[-1].id) if len(window) == BACKFILL_BATCH else None
+        )
+        return head + window
 
     async def enforce_budgets(self) -> None:
         """Warn running jobs at the warning line; stop or hold them at 100 % (per policy)."""

@@ -259,6 +259,25 @@ def jobs_in_states(
     return [JobRecord.from_row(r) for r in store.conn.execute(sql, params).fetchall()]
 
 
+def jobs_in_states_after(
+    store: Store,
+    states: Sequence[JobState],
+    *,
+    after: tuple[int, int],
+    limit: int,
+) -> list[JobRecord]:
+    """Jobs in `states` that come after (priority, id) `after` in scheduling order."""
+    priority, job_id = after
+    marks = ", ".join("?" for _ in states)
+    rows = store.conn.execute(
+        f"SELECT * FROM jobs WHERE state IN ({marks})"
+        " AND (priority < ? OR (priority = ? AND id > ?))"
+        " ORDER BY priority DESC, id ASC LIMIT ?",
+        [*(s.value for s in states), priority, priority, job_id, limit],
+    ).fetchall()
+    return [JobRecord.from_row(r) for r in rows]
+
+
 def waiting_jobs_page(store: Store, *, after_id: int, limit: int) -> list[JobRecord]:
     """PENDING and RECOVERING jobs with id > `after_id`, oldest first (keyset pages)."""
     rows = store.conn.execute(
