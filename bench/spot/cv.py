@@ -18,6 +18,7 @@ optimum divided by `up`'s, then the mean gap.
 from __future__ import annotations
 
 import argparse
+import inspect
 import itertools
 import json
 import multiprocessing
@@ -34,9 +35,21 @@ from skyd.policy.state import SpotPolicy
 
 # The constants searched, around the defaults; each tuple is one candidate's overrides.
 GRID: dict[str, tuple[float, ...]] = {
-    "reserve_per_cycle": (2.0, 3.0, 4.0),
-    "patience": (0.0, 0.5, 1.0),
+    "switch_payback": (0.5, 1.0, 1.5),
+    "short_outage": (0.3, 0.4, 0.5, 1.1),
 }
+
+
+def grid_error(grid: dict[str, tuple[float, ...]]) -> str | None:
+    """Why a grid cannot be searched (a name SlackReserve does not take), else None."""
+    known = [n for n in inspect.signature(SlackReserve).parameters]
+    unknown = [n for n in grid if n not in known]
+    if unknown:
+        return (
+            f"--grid: {', '.join(unknown)} is not a constant of SlackReserve; "
+            f"use some of: {', '.join(known)}"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     grid = GRID if args.grid is None else {k: tuple(v) for k, v in json.loads(args.grid).items()}
+    error = grid_error(grid)
+    if error is not None:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     cands = candidates(grid)
     fractions = tuple(float(f) for f in args.job_fraction.split(","))
     zones = load_trace_set(args.traces).zone_names

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.spot.cv import candidates, cross_validate, score
+from bench.spot.cv import GRID, candidates, cross_validate, grid_error, main, score
 
 
 def result(zone: str, up: list[float], gaps: list[list[float]]) -> dict[str, object]:
@@ -44,3 +44,13 @@ def test_held_out_zone_is_scored_with_the_choice_of_the_others() -> None:
     report = cross_validate(results, cands)
     assert report["held_out_choice"] == {"a": {"k": 2.0}, "b": {"k": 1.0}, "c": {"k": 2.0}}
     assert report["held_out"] == pytest.approx([(0.6 + 0.8 + 0.4) / 3])
+
+
+def test_a_grid_naming_no_constant_of_the_policy_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert grid_error(GRID) is None  # the built-in grid searches real constants
+    code = main(["--traces", "unused", "--grid", '{"patience": [0, 1]}'])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "patience is not a constant of SlackReserve" in err and "short_outage" in err
