@@ -23,6 +23,8 @@ from skyd.testing import fake_docker
 from skyd.testing.cloud_world import CloudWorld
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 
+# VMs boot and jobs run for real: on a machine shared by many test runs this is slow
+pytestmark = pytest.mark.timeout(300)
 TERMINAL = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
 
 CPU_TASK = """\

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
 from skyd.catalog import Catalog
@@ -20,6 +22,8 @@ from skyd.daemon import Daemon
 from skyd.testing.cloud_world import CloudWorld
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 
+# VMs boot and jobs run for real: on a machine shared by many test runs this is slow
+pytestmark = pytest.mark.timeout(300)
 TERMINAL = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
 FIRST = {
     "aws": "{infra: aws/us-east-1, instance_type: c5.large}",
@@ -128,4 +132,4 @@ def _submit_and_wait(daemon: DaemonThread, path: Path) -> tuple[dict[str, Any], 
             jobs = [client.get_job(i) for i in ids]
             return jobs if all(j["state"] in TERMINAL for j in jobs) else None
 
-        return tuple(wait_until(ended, timeout=120))
+        return tuple(wait_until(ended, timeout=240))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 
 from skyctl.client import DaemonClient
 from skyd.catalog import Catalog
@@ -23,6 +24,8 @@ from skyd.store.db import open_store
 from skyd.testing.cloud_world import AZURE_GROUP, GCP_PROJECT, CloudWorld
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 
+# VMs boot and jobs run for real: on a machine shared by many test runs this is slow
+pytestmark = pytest.mark.timeout(300)
 TERMINAL = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
 PINS = {
     "aws": "cloud: aws\n  region: us-east-1\n  instance_type: c5.large",
