@@ -9,10 +9,10 @@ The daemon is not idle while it is measured: `local` (2 slots, held by two long 
 the global model (skyd.optimizer.solve_assignment, in the planner's worker thread), accrual
 runs every second, and one submit in
 `--placeable-every` (50) is a sim CPU job that is placed, launched, run and charged while the
-burst goes on. Those jobs have priority 10: the scheduler looks at the first 64 waiting jobs
-per pass, so at equal priority they would wait behind the thousands of local jobs that cannot
-start (a limit of the scheduler, not of this benchmark). What happened during the measured submit window (placements, launches, planner
-passes, global solves, accrual passes) is reported beside the figures (`activity`).
+burst goes on, at the same priority as the rest: the scheduler's backfill window reaches them
+behind the thousands of local jobs that cannot start. What happened during the measured
+submit window (placements, launches, planner passes, global solves, accrual passes) is
+reported beside the figures (`activity`).
 
 Baselines: GET /v1/health on the same stack (throughput), the finished-history page (`all=1`,
 what the README measured before), `python -c pass` (CLI and daemon start). Loop lag is the
@@ -47,10 +47,9 @@ from bench.skyctl_startup import skyctl_command, timed_run
 from skyd.testing.daemon import kill_leftover_jobs
 
 TASK = "name: bench\nresources:\n  cloud: local\nrun: echo hi\n"
-# placeable at once: a CPU instance type on the sim cloud, priced from the AWS catalog. Its
-# priority puts it in the scheduler's batch (the first 64 waiting jobs in priority order): at
-# equal priority it would wait behind thousands of local jobs that cannot start
-PLACEABLE = "name: bench-sim\npriority: 10\nresources:\n  cloud: sim\n  cpus: 2\nrun: 'true'\n"
+# placeable at once: a CPU instance type on the sim cloud, priced from the AWS catalog, and
+# at the local jobs' priority: the scheduler's moving backfill window finds it behind them
+PLACEABLE = "name: bench-sim\nresources:\n  cloud: sim\n  cpus: 2\nrun: 'true'\n"
 BLOCKER = "name: blocker\nresources:\n  cloud: local\nrun: sleep 3600\n"
 LOCAL_SLOTS = 2
 CONFIG = f"""\
