@@ -7,12 +7,8 @@ one task per document.
 
 from __future__ import annotations
 
-import datetime as dt
-import os.path
 import re
 import shlex
-import stat
-import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,40 +17,29 @@ from typing import Any
 from pydantic import ValidationError
 
 from skyd.errors import SpecError
-from skyd.skyignore import IGNORE_FILE
 from skyd.spec.data_sizes import data_sizes
-from skyd.spec.fields import FieldReader, Problems, as_text, check_value, combined
+from skyd.spec.fields import FieldReader, Problems, as_text, combined
 from skyd.spec.limits import (
     DEFAULT_MAX_WORKDIR_BYTES,
     MAX_COMMAND_ARGS,
     MAX_COMMAND_BYTES,
     MAX_ENVIRONMENT_BYTES,
     MAX_NUM_NODES,
-    directory_size,
     human_bytes,
     text_problem,
 )
 from skyd.spec.overrides import Overrides, apply_overrides
+from skyd.spec.parse_files import FileFields
 from skyd.spec.parse_resources import ResourcesParser
-from skyd.spec.storage import StorageMount, bucket_mount, is_bucket_url, storage_object
+from skyd.spec.parse_schedule import ScheduleFields
 from skyd.spec.task import (
-    ANY_ACCELERATOR,
-    DeadlineSpec,
-    GitWorkdir,
     JobRecoverySpec,
-    Objective,
     PipelineSpec,
-    RecoveryStrategy,
     TaskSpec,
 )
 from skyd.spec.values import (
-    DURATION_HINT,
     describe,
     is_number,
-    parse_duration,
-    parse_duration_text,
-    parse_instant,
-    parse_strategy_name,
 )
 from skyd.spec.vocabulary import Vocabulary
 from skyd.spec.yaml_source import SourceMap, load_yaml_documents
@@ -88,12 +73,8 @@ TOP_UNSUPPORTED = {
     "event_callback": "not supported yet",
     "volumes": "not supported yet; use file_mounts with local paths",
 }
-JOB_RECOVERY_FIELDS = ("strategy", "max_restarts_on_errors")
-STRATEGY_NAMES = tuple(strategy.value for strategy in RecoveryStrategy)
 NAME_LIMIT = 200
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-_GIT_URL = re.compile(r"^(https?://|ssh://|git://|file://|[\w.\-]+@[\w.\-]+:)\S+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,8 +236,10 @@ def _checked_name(value: str, fail: Callable[[str], SpecError]) -> str:
     return value
 
 
-class _TaskParser:
+class _TaskParser(ScheduleFields, FileFields):
     """One parse of one document; holds the source map so every complaint can be located."""
+
+    options: ParseOptions
 
     def __init__(self, data: object, sources: SourceMap, options: ParseOptions) -> None:
         self.data = data
@@ -404,86 +387,7 @@ class _TaskParser:
             raise self.problems.at(path, problem)
         return value if value.strip() else None
 
-    def _objective(self, value: object) -> Objective:
-        allowed = ", ".join(objective.value for objective in Objective)
-        if isinstance(value, str) and value.strip().lower() in {o.value for o in Objective}:
-            return Objective(value.strip().lower())
-        raise self.problems.at(
-            "objective", f"{describe(value)} is not allowed; use one of: {allowed}"
-        )
-
     # -- task-level fields -------------------------------------------------------
-
-    def _workdir_field(self, value: object, task: dict[str, Any]) -> None:
-        if isinstance(value, Mapping):
-            task["workdir_git"] = self._git_workdir(value)
-        else:
-            task["workdir"] = self._workdir(value)
-
-    def _git_workdir(self, value: Mapping[object, object]) -> GitWorkdir:
-        """SkyPilot's `workdir: {url: …, ref: …}`: the repository is cloned as the workdir."""
-        reader = FieldReader(self.problems, "workdir", value, ("url", "ref"))
-        url, ref = reader.take("url"), reader.take("ref")
-        reader.finish()
-        if not isinstance(url, str) or not _GIT_URL.match(url.strip()):
-            raise self.problems.at(
-                "workdir.url",
-                f"{describe(url)} is not a git repository URL; write https://…, ssh://…, "
-                "git@host:path or file://…",
-            )
-        if ref is not None and (not isinstance(ref, str | int) or not str(ref).strip()):
-            raise self.problems.at("workdir.ref", f"{describe(ref)} is not a branch, tag or commit")
-        for text in (str(url), str(ref or "")):
-            if (problem := text_problem(text, what="the value")) or text.startswith("-"):
-                raise self.problems.at("workdir", problem or f"{text!r} may not start with -")
-        return GitWorkdir(url=url.strip(), ref=str(ref).strip() if ref is not None else None)
-
-    def _workdir(self, value: object) -> str:
-        resolved = self._local_path("workdir", value, directory=True)
-        if self.base_dir is not None and not self.options.lenient and Path(resolved).is_dir():
-            limit = self.options.max_workdir_bytes
-            size = directory_size(Path(resolved), stop_after=limit)
-            if size > limit:
-                raise self.problems.at(
-                    "workdir",
-                    f"{resolved} holds more than {human_bytes(limit)} (counted "
-                    f"{human_bytes(size)} before stopping); the workdir is copied for every "
-                    f"job: list what the job does not need (data, checkpoints, virtualenvs) "
-                    f"in {resolved}/{IGNORE_FILE}, or put data in file_mounts",
-                )
-        return resolved
-
-    def _local_path(self, path: str, value: object, *, directory: bool) -> str:
-        text = as_text(self.problems, path, value, what="a local path")
-        problem = text_problem(text, what="the path")
-        if problem:
-            raise self.problems.at(path, problem)
-        if _URL.match(text):
-            raise self.problems.at(
-                path,
-                f"{text!r}: cloud storage and URLs are not supported yet; use a local path",
-            )
-        if self.base_dir is None:
-            return text
-        resolved = Path(text).expanduser()
-        if not resolved.is_absolute():
-            resolved = self.base_dir / resolved
-        resolved = Path(_normalized(resolved))
-        try:
-            found = resolved.stat()
-        except FileNotFoundError:
-            self.problems.at_run_time(
-                self.problems.at(path, f"{text!r} does not exist (looked at {resolved})")
-            )
-            return str(resolved)
-        except (OSError, ValueError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-            raise self.problems.at(
-                path, f"{text!r} cannot be read (looked at {resolved}): {reason}"
-            ) from None
-        if directory and not stat.S_ISDIR(found.st_mode):
-            raise self.problems.at(path, f"{text!r} is not a directory (looked at {resolved})")
-        return str(resolved)
 
     def _variables(self, section: str, value: object, *, option: str) -> dict[str, str]:
         """`envs` or `secrets`: names checked; a name without a value needs `option`."""
@@ -543,171 +447,4 @@ class _TaskParser:
                 "data in a file (workdir or file_mounts)",
             )
 
-    def _file_mounts(self, value: object, envs: Mapping[str, str], task: dict[str, Any]) -> None:
-        """Local copies into `task["file_mounts"]`, buckets into `task["storage_mounts"]`."""
-        problems = self.problems
-        if not isinstance(value, Mapping):
-            raise problems.at(
-                "file_mounts", f"{describe(value)} is not a mapping; write REMOTE_PATH: LOCAL_PATH"
-            )
-        mounts: dict[str, str] = {}
-        buckets: dict[str, StorageMount] = {}
-        for remote, local in value.items():
-            path = f"file_mounts.{remote}"
-            with problems.guard():
-                if not isinstance(remote, str) or not remote.strip():
-                    raise problems.at(
-                        path, f"{describe(remote)} is not a remote path; quote it", of_key=True
-                    )
-                dest = _destination(problems, path, _substitute(remote.strip(), envs))
-                if dest in mounts or dest in buckets:
-                    raise problems.at(path, f"{dest!r} is mounted twice; keep one", of_key=True)
-                if isinstance(local, Mapping):
-                    substituted = {
-                        key: _substitute(item, envs) if isinstance(item, str) else item
-                        for key, item in local.items()
-                    }
-                    buckets[dest] = storage_object(
-                        problems,
-                        path,
-                        substituted,
-                        lambda where, text: self._local_path(where, text, directory=True),
-                    )
-                    continue
-                if isinstance(local, str):
-                    local = _substitute(local, envs)
-                    if is_bucket_url(local.strip()):
-                        buckets[dest] = bucket_mount(problems, path, local.strip())
-                        continue
-                mounts[dest] = self._local_path(path, local, directory=False)
-        task["file_mounts"] = mounts
-        if buckets:
-            task["storage_mounts"] = buckets
-
-    def _deadline(self, value: object) -> DeadlineSpec:
-        hint = f"use a duration ({DURATION_HINT}) or a time with timezone (e.g. 2026-12-01T18:00Z)"
-        text = self.problems.sources.scalar_text("deadline") or str(value)
-        if isinstance(value, str) and (seconds := parse_duration_text(value)) is not None:
-            if seconds <= 0:
-                raise self.problems.at("deadline", f"{value!r} must be longer than 0; {hint}")
-            return DeadlineSpec(text=value.strip(), within_seconds=seconds)
-        if is_number(value):
-            raise self.problems.at("deadline", f"{describe(value)} has no unit; {hint}")
-        if isinstance(value, str | dt.date):
-            at = check_value(self.problems, "deadline", parse_instant, value, hint)
-            return DeadlineSpec(text=text.strip(), at_epoch=at)
-        raise self.problems.at("deadline", f"{describe(value)} is not a deadline; {hint}")
-
-    def _estimated_runtime(self, value: object) -> dict[str, float]:
-        hint = (
-            f"use a duration ({DURATION_HINT}), a number of seconds, or a mapping "
-            "ACCELERATOR: DURATION (e.g. {A100: 2h, V100: 5h})"
-        )
-        if not isinstance(value, Mapping):
-            seconds = check_value(
-                self.problems,
-                "estimated_runtime",
-                parse_duration,
-                value,
-                bare_number_unit=1.0,
-                hint=hint,
-            )
-            return {ANY_ACCELERATOR: seconds}
-        if not value:
-            raise self.problems.at("estimated_runtime", f"the mapping is empty; {hint}")
-        estimates: dict[str, float] = {}
-        for key, item in value.items():
-            path = f"estimated_runtime.{key}"
-            if not isinstance(key, str) or not re.match(r"^(\*|[A-Za-z0-9][A-Za-z0-9_.\-]*)$", key):
-                raise self.problems.at(
-                    path,
-                    f"{describe(key)} is not an accelerator name (or * for any)",
-                    of_key=True,
-                )
-            estimates[key] = check_value(
-                self.problems, path, parse_duration, item, bare_number_unit=1.0, hint=hint
-            )
-        return estimates
-
-    def _job_recovery(self, path: str, value: object) -> JobRecoverySpec | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            if value.strip().lower() == "none":
-                return JobRecoverySpec()
-            name = check_value(self.problems, path, parse_strategy_name, value, STRATEGY_NAMES)
-            return JobRecoverySpec(strategy=RecoveryStrategy(name))
-        if not isinstance(value, Mapping):
-            raise self.problems.at(
-                path,
-                f"{describe(value)} is not allowed; use a strategy name "
-                f"({', '.join(STRATEGY_NAMES)}) or a mapping with strategy: and "
-                "max_restarts_on_errors:",
-            )
-        reader = FieldReader(self.problems, path, value, JOB_RECOVERY_FIELDS)
-        strategy, restarts = reader.take("strategy"), reader.take("max_restarts_on_errors")
-        reader.finish()
-        spec: dict[str, Any] = {}
-        if strategy is not None and not (
-            isinstance(strategy, str) and strategy.strip().lower() == "none"
-        ):
-            spec["strategy"] = RecoveryStrategy(
-                check_value(
-                    self.problems,
-                    f"{path}.strategy",
-                    parse_strategy_name,
-                    strategy,
-                    STRATEGY_NAMES,
-                )
-            )
-        if restarts is not None:
-            spec["max_restarts_on_errors"] = self.resources.integer(
-                f"{path}.max_restarts_on_errors", restarts, low=0, hint="e.g. 0 or 3"
-            )
-        return JobRecoverySpec(**spec)
-
     # -- resources ---------------------------------------------------------------
-
-
-def _substitute(text: str, envs: Mapping[str, str]) -> str:
-    """`$VAR` / `${VAR}` from the task's envs, as SkyPilot fills file_mounts at parse time."""
-    return string.Template(text).safe_substitute(envs) if "$" in text else text
-
-
-def _destination(problems: Problems, path: str, dest: str) -> str:
-    """A file mount's destination, normalized; relative ones (`x`, `~/x`) stay inside the
-    job's directory, so `../../x` is refused rather than written outside it."""
-    problem = text_problem(dest, what="the destination")
-    if problem:
-        raise problems.at(path, problem, of_key=True)
-    home = dest == "~" or dest.startswith("~/")
-    if dest.startswith("~") and not home:
-        raise problems.at(
-            path, f"{dest!r}: another user's home (~name) is not allowed; use ~/PATH", of_key=True
-        )
-    relative = dest[2:] if home else dest
-    if relative.startswith("/"):
-        normalized = os.path.normpath(relative)
-        if normalized in ("/", "//"):
-            raise problems.at(
-                path, "the destination cannot be / itself; name a directory", of_key=True
-            )
-        return normalized
-    normalized = os.path.normpath(relative or ".")
-    if normalized == ".." or normalized.startswith("../"):
-        raise problems.at(
-            path,
-            f"{dest!r} leads outside the job's directory; write a path inside it "
-            "(e.g. data/x) or an absolute one (/data/x)",
-            of_key=True,
-        )
-    if normalized == ".":
-        raise problems.at(
-            path, f"{dest!r} is the workdir itself; name a path inside it", of_key=True
-        )
-    return f"~/{normalized}" if home else normalized
-
-
-def _normalized(path: Path) -> str:
-    # Collapse `..` without resolving symlinks: the user named this path, not its target.
-    return os.path.normpath(path)
