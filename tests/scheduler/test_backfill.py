@@ -13,20 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from skyd.catalog import Catalog
-from skyd.clock import VirtualClock
-from skyd.daemon import build_providers
-from skyd.events import EventBus
-from skyd.identity import Caller
-from skyd.market.live import LiveMarket
 from skyd.model import JobState
-from skyd.runner.process import ProcessRunner
 from skyd.scheduler.driver import BACKFILL_BATCH, PLACEMENT_BATCH, JobScheduler
-from skyd.spec import parse_task
-from skyd.store import Store, open_store
+from skyd.store import Store
 from skyd.store import jobs as job_store
 from skyd.store.records import JobRecord
 from skyd.testing.daemon import settings_for_tests
+from skyd.testing.scheduler_world import one_pass, scheduler_world, submit_yaml
 
 WAIT_LIMIT_S = 30.0  # the local job's process is real: this only bounds how long we wait
 
@@ -37,36 +30,12 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[JobScheduler, Store]]:
     settings.local.slots = 1
     settings.local.cancel_grace_seconds = 0.5
     settings.sim.enabled = True
-    clock = VirtualClock(1_800_000_000.0)
-    providers = build_providers(settings, clock)
-    store = open_store(settings.state_dir)
-    runner = ProcessRunner()
-    scheduler = JobScheduler(
-        store=store,
-        bus=EventBus(),
-        clock=clock,
-        settings=settings,
-        providers=providers,
-        runner=runner,
-        market=LiveMarket(Catalog.load(settings.catalog_dir), providers),
-    )
-    try:
-        yield scheduler, store
-    finally:
-        for job in job_store.jobs_in_states(store, tuple(s for s in JobState if not s.is_terminal)):
-            await scheduler.attempts.release(job, kill_grace=0.0)
-        await runner.aclose()
-        store.close()
+    async with scheduler_world(settings) as world:
+        yield world
 
 
 def submit(scheduler: JobScheduler, infra: str, run: str) -> JobRecord:
-    spec = parse_task(f"name: t\nresources:\n  infra: {infra}\nrun: {run}\n")
-    return scheduler.submit(spec, caller=Caller(0, True), base_dir="/tmp")
-
-
-async def one_pass(scheduler: JobScheduler) -> None:
-    await scheduler.reconcile_once()
-    await asyncio.gather(*scheduler._inflight.values())
+    return submit_yaml(scheduler, f"name: t\nresources:\n  infra: {infra}\nrun: {run}\n")
 
 
 async def test_a_sim_job_behind_a_full_local_queue_is_placed(

@@ -10,22 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from skyd.catalog import Catalog
-from skyd.clock import VirtualClock
-from skyd.daemon import build_providers
-from skyd.events import EventBus
-from skyd.identity import Caller
-from skyd.market.live import LiveMarket
 from skyd.model import JobState
-from skyd.runner.process import ProcessRunner, group_alive, read_status
+from skyd.runner.process import group_alive, read_status
 from skyd.scheduler.driver import JobScheduler
 from skyd.scheduler.step_errors import STEP_ERROR_TRIES
-from skyd.spec import parse_task
-from skyd.store import Store, open_store
+from skyd.store import Store
 from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
 from skyd.store.records import JobRecord
 from skyd.testing.daemon import settings_for_tests
+from skyd.testing.scheduler_world import one_pass, scheduler_world, submit_yaml
 
 WAIT_LIMIT_S = 30.0  # the job's process is real: this only bounds how long a test waits
 
@@ -34,31 +28,12 @@ WAIT_LIMIT_S = 30.0  # the job's process is real: this only bounds how long a te
 async def world(tmp_path: Path) -> AsyncIterator[tuple[JobScheduler, Store]]:
     settings = settings_for_tests(tmp_path)
     settings.local.cancel_grace_seconds = 0.5
-    clock = VirtualClock(1_800_000_000.0)
-    providers = build_providers(settings, clock)
-    store = open_store(settings.state_dir)
-    runner = ProcessRunner()
-    scheduler = JobScheduler(
-        store=store,
-        bus=EventBus(),
-        clock=clock,
-        settings=settings,
-        providers=providers,
-        runner=runner,
-        market=LiveMarket(Catalog.load(settings.catalog_dir), providers),
-    )
-    try:
-        yield scheduler, store
-    finally:
-        for job in job_store.jobs_in_states(store, tuple(s for s in JobState if not s.is_terminal)):
-            await scheduler.attempts.release(job, kill_grace=0.0)
-        await runner.aclose()
-        store.close()
+    async with scheduler_world(settings) as world:
+        yield world
 
 
 def submit(scheduler: JobScheduler, run: str) -> JobRecord:
-    spec = parse_task(f"name: t\nrun: {run}\n")
-    return scheduler.submit(spec, caller=Caller(0, True), base_dir="/tmp")
+    return submit_yaml(scheduler, f"name: t\nrun: {run}\n")
 
 
 async def passes_until(
@@ -68,8 +43,7 @@ async def passes_until(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT_LIMIT_S
     while True:
-        await scheduler.reconcile_once()
-        await asyncio.gather(*scheduler._inflight.values())
+        await one_pass(scheduler)
         job = job_store.get_job(store, job_id)
         if job.state in states:
             return job
