@@ -28,7 +28,8 @@ from skyd.providers.ssh import SshConnections, SshHost, SshProvider, SshProvider
 from skyd.providers.ssh.layout import probe_command
 from skyd.providers.ssh.provider import target_of
 from skyd.runner.process import RunCommand, RunPhase
-from skyd.runner.ssh import SshRunner, ssh_nodes
+from skyd.runner.ssh import SshRunner
+from skyd.runner.ssh_node import ssh_nodes
 from skyd.testing.ssh_server import FakeSshServer
 
 

@@ -18,7 +18,7 @@ from skyd.errors import AuthError, ProviderError
 from skyd.model import Instance
 from skyd.providers.base import TAG_TOKEN, InstanceLister, Provider
 from skyd.providers.ssh.connection import HostKeyChangedError, SshConnections
-from skyd.runner.ssh import cloud_target
+from skyd.runner.ssh_node import cloud_target
 from skyd.scheduler.transitions import Journal
 from skyd.store.records import InstanceRecord, JobRecord
 

@@ -24,7 +24,9 @@ from skyd.providers.base import (
 )
 from skyd.runner.engines import working_engine
 from skyd.runner.process import ProcessRunner, RunCommand, read_status
-from skyd.runner.ssh import SshRunner, cloud_nodes, combine, ssh_nodes
+from skyd.runner.ssh import SshRunner
+from skyd.runner.ssh_node import cloud_nodes, ssh_nodes
+from skyd.runner.ssh_status import combine
 from skyd.scheduler.booting import with_launch_login
 from skyd.scheduler.interfaces import ClusterTargets, NoClusters
 from skyd.spec import TaskSpec

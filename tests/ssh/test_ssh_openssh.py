@@ -21,7 +21,8 @@ from ssh_helpers import ProviderFactory, until_over, until_phase
 from skyd.model import LaunchRequest
 from skyd.providers.ssh import SshConnections, SshHost
 from skyd.runner.process import RunCommand, RunPhase
-from skyd.runner.ssh import SshRunner, ssh_nodes
+from skyd.runner.ssh import SshRunner
+from skyd.runner.ssh_node import ssh_nodes
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "start-sshd.sh"
 

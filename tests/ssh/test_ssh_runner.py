@@ -14,7 +14,10 @@ from skyd.errors import ProviderError
 from skyd.model import LaunchRequest
 from skyd.providers.ssh import SshConnections
 from skyd.runner.process import RunCommand, RunPhase
-from skyd.runner.ssh import OFFSETS_FILE, SshNode, SshRunner, combine, ssh_nodes
+from skyd.runner.ssh import SshRunner
+from skyd.runner.ssh_node import SshNode, ssh_nodes
+from skyd.runner.ssh_state import OFFSETS_FILE
+from skyd.runner.ssh_status import combine
 from skyd.testing.ssh_server import FakeSshServer
 
 

@@ -33,7 +33,7 @@ from skyd.providers.kubernetes.manifests import (
     launch_config_map,
 )
 from skyd.runner.process import RunCommand
-from skyd.runner.ssh import combine
+from skyd.runner.ssh_status import combine
 
 JOB_FILE = "k8s-job.json"
 OFFSETS_FILE = "k8s-log-offsets.json"

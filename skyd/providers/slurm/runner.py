@@ -169,7 +169,7 @@ class SlurmRunner:
         if isinstance(shell, LocalShell):
             await asyncio.to_thread(_copy_local, sources)
             return
-        from skyd.runner.ssh import _upload
+        from skyd.runner.ssh_upload import upload
 
         target = getattr(shell, "target", None)
         if target is None:
@@ -177,7 +177,7 @@ class SlurmRunner:
         connections = self._provider.connections
         async with connections.sftp(target, timeout_s=600.0) as sftp:
             for source, dest in sources:
-                await _upload(sftp, source, dest)
+                await upload(sftp, source, dest)
 
     # -- status ----------------------------------------------------------------------
 
