@@ -6,17 +6,15 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 
-from skyd.catalog.instance_types import GCE_ATTACHED_GPU_SEPARATOR, gce_machine_type
+from skyd.catalog.instance_types import gce_machine_type
 from skyd.clock import Clock, SystemClock
 from skyd.errors import ProviderError, TransientError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 from skyd.providers.base import TAG_TOKEN, launch_tags, managed_tags
-from skyd.providers.gcp.accelerators import accelerator_type
+from skyd.providers.gcp.body import instance_body
 from skyd.providers.gcp.clients import client_kwargs
 from skyd.providers.gcp.config import GcpConfig
 from skyd.providers.gcp.errors import (
@@ -25,41 +23,26 @@ from skyd.providers.gcp.errors import (
     translate_exception,
     translate_operation_errors,
 )
-from skyd.providers.gcp.firewalls import GceFirewalls, rule_name
-from skyd.providers.gcp.labels import instance_names, label_filter, labels_for
+from skyd.providers.gcp.firewalls import GceFirewalls
+from skyd.providers.gcp.instances import (
+    PREEMPTED_OPERATION,
+    instance_key,
+    mark_preempted,
+    preemption_suspects,
+    split_instance_key,
+    state_of,
+    tail,
+    to_instance,
+    with_state,
+)
+from skyd.providers.gcp.labels import instance_names, label_filter
 from skyd.providers.gcp.placement import CompactPolicies, policy_name, why_not_compact
-from skyd.providers.tiers import gcp_disk
+from skyd.providers.gcp.retry import sdk_retry
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-_GCE_STATES = {
-    "PROVISIONING": InstanceState.PENDING,
-    "STAGING": InstanceState.PENDING,
-    "RUNNING": InstanceState.RUNNING,
-    "REPAIRING": InstanceState.RUNNING,
-    "STOPPING": InstanceState.STOPPING,
-    "SUSPENDING": InstanceState.STOPPING,
-    "SUSPENDED": InstanceState.STOPPED,
-    "TERMINATED": InstanceState.STOPPED,  # GCE's TERMINATED means stopped, not deleted
-}
-PREEMPTED_OPERATION = "compute.instances.preempted"
-
-
-def instance_key(zone: str, name: str) -> str:
-    """skyd's id of a GCE instance: zone and name, which GCE makes unique per project."""
-    return f"{zone}/{name}"
-
-
-def split_instance_key(key: str) -> tuple[str, str]:
-    zone, sep, name = key.partition("/")
-    if not sep or not zone or not name:
-        raise ValueError(f"not a gcp instance id: {key!r}; expected 'ZONE/NAME' from launch()")
-    return zone, name
-
-
-def _tail(link: str) -> str:
-    return link.rsplit("/", 1)[-1]
+__all__ = ["GcpProvider", "instance_key", "split_instance_key"]
 
 
 class GcpProvider:
@@ -148,15 +131,7 @@ class GcpProvider:
 
     def _opts(self) -> dict[str, Any]:
         if self._retry is None:
-            from google.api_core.retry import Retry
-
-            self._retry = Retry(
-                predicate=sdk_retryable,
-                initial=self.config.retry_initial_s,
-                maximum=max(self.config.retry_initial_s, 30.0),
-                multiplier=2.0,
-                timeout=self.config.retry_deadline_s,
-            )
+            self._retry = sdk_retry(self.config)
         return {"timeout": self.config.request_timeout_s, "retry": self._retry}
 
     async def _wait(self, operation: Any, zone: str) -> None:
@@ -235,7 +210,7 @@ class GcpProvider:
         if policy is not None:
             await self.policies.ensure(*policy, launch_tags(request))
         existing = {
-            _tail(raw.name): raw
+            tail(raw.name): raw
             for raw in await self._list_zone(zone, {TAG_TOKEN: request.client_token})
         }
         missing = [n for n in names if n not in existing]
@@ -287,7 +262,7 @@ class GcpProvider:
         from google.cloud import compute_v1
 
         instances, _ = await self._clients()
-        body = self._instance_body(request, zone, name)
+        body = instance_body(self.config, request, zone, name)
         if policy is not None:
             body["resource_policies"] = [self.policies.link(*policy)]
         resource = compute_v1.Instance(body)
@@ -308,65 +283,6 @@ class GcpProvider:
                 return  # a concurrent or earlier insert of the same name won: not a double
             raise
         await self._wait(op, zone)
-
-    def _instance_body(self, request: LaunchRequest, zone: str, name: str) -> dict[str, Any]:
-        cfg = self.config
-        tags = launch_tags(request)
-        nic: dict[str, Any] = {"network": cfg.network}
-        if cfg.subnetwork:
-            nic["subnetwork"] = cfg.subnetwork
-        if cfg.external_ip:
-            nic["access_configs"] = [{"name": "External NAT", "type_": "ONE_TO_ONE_NAT"}]
-        offer = request.offer
-        machine = gce_machine_type(offer.instance_type)
-        disk = gcp_disk(request.disk_tier, machine) or {"type": cfg.disk_type}
-        body: dict[str, Any] = {
-            "name": name,
-            # Catalog N1+GPU offers read 'n1-standard-4+T4x1': the base machine type, with
-            # the GPUs attached as guestAccelerators below.
-            "machine_type": f"zones/{zone}/machineTypes/{machine}",
-            "labels": labels_for(tags),
-            "disks": [
-                {
-                    "boot": True,
-                    "auto_delete": True,
-                    "initialize_params": {
-                        "source_image": cfg.gpu_image if offer.accelerator_count else cfg.image,
-                        "disk_size_gb": request.disk_size_gib or cfg.disk_size_gib,
-                        "disk_type": f"zones/{zone}/diskTypes/{disk['type']}",
-                        **({"provisioned_iops": disk["iops"]} if "iops" in disk else {}),
-                        "labels": labels_for(tags),
-                    },
-                }
-            ],
-            "network_interfaces": [nic],
-        }
-        if request.ports:
-            body["tags"] = {"items": [rule_name(name)]}  # what the port rule targets
-        if GCE_ATTACHED_GPU_SEPARATOR in offer.instance_type and offer.accelerator_count:
-            body["guest_accelerators"] = [
-                {
-                    "accelerator_type": (
-                        f"zones/{zone}/acceleratorTypes/{accelerator_type(offer.accelerator_name)}"
-                    ),
-                    "accelerator_count": offer.accelerator_count,
-                }
-            ]
-        if cfg.ssh_public_key:
-            body["metadata"] = {
-                "items": [{"key": "ssh-keys", "value": f"{cfg.ssh_user}:{cfg.ssh_public_key}"}]
-            }
-        if request.spot:
-            body["scheduling"] = {
-                "provisioning_model": "SPOT",
-                "instance_termination_action": cfg.spot_termination_action,
-                "automatic_restart": False,
-                "on_host_maintenance": "TERMINATE",
-            }
-        elif offer.accelerator_count:
-            # GPU VMs cannot live-migrate.
-            body["scheduling"] = {"on_host_maintenance": "TERMINATE"}
-        return body
 
     # -- describe -----------------------------------------------------------------------
 
@@ -424,7 +340,7 @@ class GcpProvider:
         return [
             inst
             if states[inst.instance_id] == inst.state
-            else _with_state(inst, states[inst.instance_id])
+            else with_state(inst, states[inst.instance_id])
             for inst in found
         ]
 
@@ -446,14 +362,7 @@ class GcpProvider:
         self, states: dict[str, InstanceState], raws: Mapping[str, Any]
     ) -> None:
         """Spot VMs that are stopped or gone: GCE says why only in its operations log."""
-        suspects: dict[str, list[str]] = defaultdict(list)
-        for key, state in states.items():
-            raw = raws.get(key)
-            spot = raw is not None and raw.scheduling.provisioning_model == "SPOT"
-            if (raw is None and state == InstanceState.TERMINATED) or (
-                spot and state == InstanceState.STOPPED
-            ):
-                suspects[split_instance_key(key)[0]].append(key)
+        suspects = preemption_suspects(states, raws)
         if not suspects:
             return
         _, ops = await self._clients()
@@ -471,41 +380,13 @@ class GcpProvider:
                 return list(pager)
 
             preemptions = await self._call(listing, zone)
-            for key in keys:
-                name = split_instance_key(key)[1]
-                raw = raws.get(key)
-                started = _timestamp(raw.last_start_timestamp) if raw is not None else None
-                for op in preemptions:
-                    if _tail(op.target_link) != name:
-                        continue
-                    when = _timestamp(op.insert_time)
-                    if started is None or when is None or when >= started:
-                        states[key] = InstanceState.PREEMPTED
+            mark_preempted(states, keys, raws, preemptions)
 
     def _state_of(self, raw: Any) -> InstanceState:
-        return _GCE_STATES.get(str(raw.status), InstanceState.PENDING)
+        return state_of(raw)
 
     def _instance(self, raw: Any) -> Instance:
-        zone = _tail(raw.zone)
-        nic = raw.network_interfaces[0] if raw.network_interfaces else None
-        public_ip = None
-        if nic is not None and nic.access_configs:
-            public_ip = nic.access_configs[0].nat_i_p or None
-        return Instance(
-            instance_id=instance_key(zone, raw.name),
-            provider=self.name,
-            cloud=CLOUD,
-            region=region_of(zone),
-            zone=zone,
-            instance_type=_tail(raw.machine_type),
-            spot=raw.scheduling.provisioning_model == "SPOT",
-            state=self._state_of(raw),
-            tags=dict(raw.labels),
-            public_ip=public_ip,
-            private_ip=(nic.network_i_p or None) if nic is not None else None,
-            launched_at=_timestamp(raw.creation_timestamp),
-            ssh_user=self.config.ssh_user,  # the user of the ssh-keys metadata skyd writes
-        )
+        return to_instance(raw, self.name, self.config.ssh_user)
 
     # -- stop / start / terminate -------------------------------------------------------
 
@@ -577,34 +458,3 @@ class GcpProvider:
                 await asyncio.to_thread(transport.close)
         self._instances_client = self._operations_client = None
         self._firewall_clients = None
-
-
-_RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "backendError"})
-
-
-def sdk_retryable(exc: BaseException) -> bool:
-    """What google-api-core's Retry retries: throttling, the service's 5xx and transport
-    failures. Everything else (a 409 name clash, a quota, a bad field) goes to the caller."""
-    import requests
-    from google.api_core import exceptions as gexc
-
-    if isinstance(exc, gexc.GoogleAPICallError):
-        status = int(exc.code or 0)
-        reasons = {str(e.get("reason", "")) for e in (exc.errors or []) if isinstance(e, dict)}
-        return status == 429 or status >= 500 or bool(reasons & _RATE_REASONS)
-    return isinstance(exc, requests.ConnectionError | requests.Timeout)
-
-
-def _timestamp(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _with_state(inst: Instance, state: InstanceState) -> Instance:
-    from dataclasses import replace
-
-    return replace(inst, state=state)
