@@ -26,6 +26,7 @@ from skyd.errors import UnknownAcceleratorError
 from skyd.market.live import LiveMarket
 from skyd.model import ExclusionReason, Offer
 from skyd.optimizer import CandidateView
+from skyd.optimizer.vectorized import RowViews
 from skyd.scheduler.driver import JobScheduler
 from skyd.scheduler.pipelines import chain_upstream
 from skyd.scheduler.placement import PlacementOutcome, job_filters
@@ -37,7 +38,7 @@ MAX_EXPLAIN_ROWS = 500
 
 # Explain lists candidates that would run but for a condition of the moment (a disabled
 # provider, a quota, a block, the price cap) before ones that simply do not fit the task.
-_EXCLUSION_RANK = {
+EXCLUSION_RANK = {
     ExclusionReason.PROVIDER_DISABLED: 1,
     ExclusionReason.NO_QUOTA: 2,
     ExclusionReason.OVER_BUDGET: 2,
@@ -156,16 +157,21 @@ def _candidate_view(view: CandidateView, providers: LiveMarket) -> dict[str, Any
     }
 
 
+def explain_order(view: CandidateView) -> tuple[bool, int, int]:
+    """Chosen first, then feasible, then by how final the exclusion is; cheaper first."""
+    excluded = view.excluded
+    rank = EXCLUSION_RANK.get(excluded, 0) if excluded is not None else -1
+    return (not view.chosen, rank, view.expected_cost_micros)
+
+
 def explain_view(outcome: PlacementOutcome, market: LiveMarket) -> dict[str, Any]:
     decision = outcome.decision
-    views = sorted(
-        decision.candidates,
-        key=lambda v: (
-            not v.chosen,
-            _EXCLUSION_RANK.get(v.excluded, 0) if v.excluded is not None else -1,
-            v.expected_cost_micros,
-        ),
-    )
+    candidates = decision.candidates
+    if isinstance(candidates, RowViews):
+        # thousands of rows over the full catalogs: sort the columns, build only those shown
+        shown = candidates.ranked(EXCLUSION_RANK, MAX_EXPLAIN_ROWS)
+    else:
+        shown = sorted(candidates, key=explain_order)[:MAX_EXPLAIN_ROWS]
     chosen: dict[str, Any] | None = None
     if decision.chosen is not None:
         placement = decision.chosen
@@ -188,8 +194,8 @@ def explain_view(outcome: PlacementOutcome, market: LiveMarket) -> dict[str, Any
     return {
         "chosen": chosen,
         "reason": decision.reason,
-        "total_candidates": len(views),
-        "candidates": [_candidate_view(v, market) for v in views[:MAX_EXPLAIN_ROWS]],
+        "total_candidates": len(candidates),
+        "candidates": [_candidate_view(v, market) for v in shown],
     }
 
 

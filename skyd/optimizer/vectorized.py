@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, overload
 
 import numpy as np
@@ -300,6 +300,23 @@ class RowViews(Sequence[CandidateView]):
             i == self.chosen,
             0 if self.egress is None else int(self.egress[i]),
         )
+
+    def ranked(self, rank_of: Mapping[ExclusionReason, int], limit: int) -> list[CandidateView]:
+        """The first `limit` views by (chosen first, rank of the exclusion, expected cost).
+
+        Sorted on the columns, so a request over the whole catalog builds only the views it
+        shows; feasible rows rank -1, an exclusion missing from `rank_of` ranks 0. Stable,
+        like `sorted` over the views in row order.
+        """
+        if len(self) == 0:
+            return []
+        by_code = np.array([-1, *(rank_of.get(reason, 0) for reason in REASONS)], np.int64)
+        rank = by_code[np.asarray(self.codes, np.int64)]
+        not_chosen = np.ones(len(self), np.int8)
+        if self.chosen is not None:
+            not_chosen[self.chosen] = 0
+        order = np.lexsort((np.asarray(self.cost), rank, not_chosen))  # last key sorts first
+        return [self[int(i)] for i in order[:limit]]
 
     def pruned(
         self, preferred: Sequence[int], per_group: int, max_options: int

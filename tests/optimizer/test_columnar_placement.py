@@ -7,11 +7,13 @@ from collections.abc import Sequence
 
 import pytest
 
+from skyd.api.market_routes import EXCLUSION_RANK, explain_order
 from skyd.catalog import Catalog
 from skyd.catalog.table import ExplainedRows
 from skyd.model import Amount, Candidate, ExclusionReason, OfferFilter
 from skyd.optimizer import MarketSignals, PlacementRequest, options_from_decision, place
 from skyd.optimizer.single import PlacementDecision, place_each
+from skyd.optimizer.vectorized import RowViews
 
 Rows = Sequence[tuple[Candidate, ExclusionReason | None]]
 
@@ -46,6 +48,12 @@ def same(fast: PlacementDecision, slow: PlacementDecision) -> None:
     assert list(fast.candidates) == list(slow.candidates)
     assert fast.preferred == slow.preferred
     assert fast.chosen_view == slow.chosen_view
+    # what `skyctl optimize` lists: ranked on the columns, equal to sorting every view
+    assert isinstance(fast.candidates, RowViews)
+    assert (
+        fast.candidates.ranked(EXCLUSION_RANK, 40)
+        == sorted(slow.candidates, key=explain_order)[:40]
+    )
     for per_group, most in ((1, 16), (2, 48)):
         assert options_from_decision(fast, per_group, most) == options_from_decision(
             slow, per_group, most
