@@ -36,6 +36,7 @@ from skyd.api.accounting_schemas import (
 )
 from skyd.api.contract import endpoint
 from skyd.api.identity import caller_of
+from skyd.api.jsonio import json_response
 from skyd.api.validation import (
     INT64_MAX,
     BadRequest,
@@ -152,7 +153,7 @@ def _limit_view(limit: UserLimit) -> dict[str, Any]:
 )  # fmt: skip
 async def list_credits(request: web.Request) -> web.Response:
     _caller(request)  # identify, so an unknown peer is refused like everywhere else
-    return web.json_response(request.app[ACCOUNTANT].credits())
+    return json_response(request.app[ACCOUNTANT].credits())
 
 
 @endpoint(
@@ -163,7 +164,7 @@ async def add_pool(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
     pool = accountant.add_pool(caller, await _body(request, NewPool))
-    return web.json_response(_pool_view(accountant, pool), status=201)
+    return json_response(_pool_view(accountant, pool), status=201)
 
 
 @endpoint(
@@ -175,7 +176,7 @@ async def set_pool(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
     pool = accountant.set_pool(caller, _pool_ref(request), await _body(request, PoolChange))
-    return web.json_response(_pool_view(accountant, pool))
+    return json_response(_pool_view(accountant, pool))
 
 
 @endpoint(
@@ -186,7 +187,7 @@ async def top_up_pool(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
     pool = accountant.top_up_pool(caller, _pool_ref(request), await _body(request, TopUp))
-    return web.json_response(_pool_view(accountant, pool))
+    return json_response(_pool_view(accountant, pool))
 
 
 @endpoint(
@@ -197,7 +198,7 @@ async def retire_pool(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
     pool = accountant.retire_pool(caller, _pool_ref(request))
-    return web.json_response(_pool_view(accountant, pool))
+    return json_response(_pool_view(accountant, pool))
 
 
 @endpoint(
@@ -217,7 +218,7 @@ async def costs(request: web.Request) -> web.Response:
     if query.format == "csv":
         return web.Response(text=as_csv(rows), content_type="text/csv")
     total = sum(int(r["amount_micros"]) for r in rows)
-    return web.json_response(
+    return json_response(
         {"by": by, "since": since, "rows": rows, "total": total / 1_000_000, "currency": "USD"}
     )
 
@@ -229,7 +230,7 @@ async def costs(request: web.Request) -> web.Response:
 async def list_projects(request: web.Request) -> web.Response:
     _caller(request)
     projects = request.app[ACCOUNTANT].projects()
-    return web.json_response({"projects": [_project_view(p) for p in projects]})
+    return json_response({"projects": [_project_view(p) for p in projects]})
 
 
 @endpoint(
@@ -244,7 +245,7 @@ async def set_project(request: web.Request) -> web.Response:
         if body.get(key) is not None:
             body[key] = [uid_of(key, str(m)) for m in body[key]]
     project = request.app[ACCOUNTANT].set_project(caller, name, body)
-    return web.json_response(_project_view(project))
+    return json_response(_project_view(project))
 
 
 @endpoint(
@@ -254,7 +255,7 @@ async def set_project(request: web.Request) -> web.Response:
 async def show_project(request: web.Request) -> web.Response:
     _caller(request)
     name = path_params(request, ProjectPath).name
-    return web.json_response(request.app[ACCOUNTANT].project_view(name))
+    return json_response(request.app[ACCOUNTANT].project_view(name))
 
 
 @endpoint(
@@ -263,7 +264,7 @@ async def show_project(request: web.Request) -> web.Response:
 )  # fmt: skip
 async def list_budgets(request: web.Request) -> web.Response:
     _caller(request)
-    return web.json_response(request.app[ACCOUNTANT].budgets())
+    return json_response(request.app[ACCOUNTANT].budgets())
 
 
 @endpoint(
@@ -274,7 +275,7 @@ async def set_lab_budget(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
     accountant.set_lab_budget(caller, await _body(request, LabBudgetChange))
-    return web.json_response(accountant.budgets())
+    return json_response(accountant.budgets())
 
 
 @endpoint(
@@ -283,7 +284,7 @@ async def set_lab_budget(request: web.Request) -> web.Response:
 async def list_limits(request: web.Request) -> web.Response:
     _caller(request)
     limits = request.app[ACCOUNTANT].user_limits()
-    return web.json_response({"limits": [_limit_view(limit) for limit in limits]})
+    return json_response({"limits": [_limit_view(limit) for limit in limits]})
 
 
 @endpoint(
@@ -296,7 +297,7 @@ async def set_limit(request: web.Request) -> web.Response:
     uid = uid_of("user", path_params(request, UserPath).user)
     body = await _body(request, LimitChange)
     limit = request.app[ACCOUNTANT].set_user_limit(caller, str(uid), body)
-    return web.json_response(_limit_view(limit))
+    return json_response(_limit_view(limit))
 
 
 @endpoint(
@@ -309,4 +310,4 @@ async def override_job(request: web.Request) -> web.Response:
     job_id = path_params(request, OverridePath).job_id
     note = (await json_body(request, OverrideNote)).note
     request.app[ACCOUNTANT].override_job(caller, job_id, note)
-    return web.json_response({"job_id": job_id, "override": True})
+    return json_response({"job_id": job_id, "override": True})

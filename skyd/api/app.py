@@ -20,6 +20,7 @@ from skyd.api.check_routes import add_check_routes
 from skyd.api.cluster_routes import add_cluster_routes
 from skyd.api.contract import endpoint
 from skyd.api.identity import CallerDirectory, caller_of
+from skyd.api.jsonio import json_response
 from skyd.api.log_views import log_sources, stream_sources
 from skyd.api.machine_notes import machine_notes
 from skyd.api.market_routes import add_market_routes
@@ -95,7 +96,7 @@ def error_response(exc: SkydError) -> web.Response:
     details = getattr(exc, "details", ())
     if details:
         body["errors"] = [{"message": d.message, "field": d.field} for d in details]
-    return web.json_response(body, status=status)
+    return json_response(body, status=status)
 
 
 @web.middleware
@@ -109,7 +110,7 @@ async def errors_as_json(
     except web.HTTPException as exc:
         if exc.status >= 400:
             allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-            return web.json_response(
+            return json_response(
                 {"code": "not_found" if exc.status == 404 else "http_error", "message": exc.reason},
                 status=exc.status,
                 headers=allow,
@@ -117,7 +118,7 @@ async def errors_as_json(
         raise
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        return web.json_response(
+        return json_response(
             {"code": "internal", "message": "internal error; see the daemon's log"}, status=500
         )
 
@@ -171,7 +172,7 @@ async def submit(request: web.Request) -> web.Response:
             views = [job_view(job) for job in jobs]
             _add_pipelines(scheduler, views)
             # the first stage stands for the pipeline; every stage is listed
-            return web.json_response({**views[0], "stages": views}, status=201)
+            return json_response({**views[0], "stages": views}, status=201)
         spec = pipeline.stages[0]
         if body.name:
             spec = spec.model_copy(update={"name": body.name})
@@ -181,7 +182,7 @@ async def submit(request: web.Request) -> web.Response:
             raise BadRequest("command: give the command to run after `--`", "command")
         spec = command_task(body.command, base_dir=base_dir, name=body.name)
     job = await scheduler.submit_grouped(spec, caller=caller, base_dir=str(base_dir))
-    return web.json_response(job_view(job), status=201)
+    return json_response(job_view(job), status=201)
 
 
 @endpoint(
@@ -225,7 +226,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         for j in jobs
     ]
     _add_pipelines(scheduler, views)
-    return web.json_response({"jobs": views, "next_cursor": next_cursor})
+    return json_response({"jobs": views, "next_cursor": next_cursor})
 
 
 def _add_pipelines(scheduler: JobScheduler, views: list[dict[str, Any]]) -> None:
@@ -281,7 +282,7 @@ async def show_job(request: web.Request) -> web.Response:
     task.update(machine_notes(job, spec, instance_store.instances_for_job(scheduler.store, job.id)))
     view["task"] = task
     _add_pipelines(scheduler, [view])
-    return web.json_response(view)
+    return json_response(view)
 
 
 @endpoint(
@@ -296,7 +297,7 @@ async def show_job(request: web.Request) -> web.Response:
 async def cancel_job(request: web.Request) -> web.Response:
     scheduler = request.app[SCHEDULER]
     job = await scheduler.cancel(_job_id(request), _caller(request))
-    return web.json_response(job_view(job))
+    return json_response(job_view(job))
 
 
 @endpoint(
@@ -423,8 +424,8 @@ async def orphans(request: web.Request) -> web.Response:
     scheduler = request.app[SCHEDULER]
     report = scheduler.last_reconcile
     if report is None:
-        return web.json_response({"at": None, "orphans": [], "errors": {}})
-    return web.json_response(
+        return json_response({"at": None, "orphans": [], "errors": {}})
+    return json_response(
         {
             "at": report.at,
             "adopted": report.adopted,
@@ -447,7 +448,7 @@ async def orphans(request: web.Request) -> web.Response:
 @endpoint("GET", "/v1/health", "Daemon status", tag="operations", response=Health, errors=())
 async def health(request: web.Request) -> web.Response:
     scheduler = request.app[SCHEDULER]
-    return web.json_response(
+    return json_response(
         {
             "ok": True,
             "version": skyd.__version__,
@@ -459,7 +460,7 @@ async def health(request: web.Request) -> web.Response:
 
 @endpoint("GET", "/v1/openapi.json", "This document", tag="operations", errors=())
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    return json_response(openapi_document())
 
 
 prometheus_metrics = endpoint(

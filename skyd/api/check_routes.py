@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from skyd.api.contract import endpoint
+from skyd.api.jsonio import json_response
 from skyd.providers.base import Provider
 from skyd.providers.checks import check_clouds
 
@@ -29,7 +30,7 @@ class CloudStatus(BaseModel):
 async def check(request: web.Request) -> web.Response:
     providers: dict[str, Provider] = request.app[CHECK_PROVIDERS]
     results = await check_clouds(providers)
-    return web.json_response([asdict(r) for r in results])
+    return json_response([asdict(r) for r in results])
 
 
 def add_check_routes(app: web.Application, providers: dict[str, Provider]) -> None:

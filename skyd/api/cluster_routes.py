@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from skyd.api.contract import endpoint
 from skyd.api.identity import CallerDirectory, caller_of
+from skyd.api.jsonio import json_response
 from skyd.api.schemas import EventView, Flag, JobView, job_view
 from skyd.api.validation import BadRequest, Query, Strict, json_body, path_params, query_params
 from skyd.clusters import ClusterService
@@ -160,7 +161,7 @@ class ClusterRoutes:
     async def list_clusters(self, request: web.Request) -> web.Response:
         include_down = query_params(request, ClustersQuery).all
         clusters = self.service.all_clusters(include_down=include_down)
-        return web.json_response({"clusters": [cluster_view(self.service, c) for c in clusters]})
+        return json_response({"clusters": [cluster_view(self.service, c) for c in clusters]})
 
     @endpoint(
         "GET", "/v1/clusters/{name}", "One cluster with its jobs and events", tag="clusters",
@@ -168,7 +169,7 @@ class ClusterRoutes:
     )  # fmt: skip
     async def show_cluster(self, request: web.Request) -> web.Response:
         cluster = self.service.get(_name(request))
-        return web.json_response(cluster_view(self.service, cluster, detail=True))
+        return json_response(cluster_view(self.service, cluster, detail=True))
 
     @endpoint(
         "POST", "/v1/clusters", "Launch a cluster and queue the task as its first job",
@@ -188,7 +189,7 @@ class ClusterRoutes:
             idle_minutes=body.idle_minutes,
             down=body.down,
         )
-        return web.json_response(
+        return json_response(
             {"cluster": cluster_view(self.service, cluster), "job": job_view(job)}, status=201
         )
 
@@ -207,7 +208,7 @@ class ClusterRoutes:
             base_dir=body.base_dir,
             job_name=body.job_name,
         )
-        return web.json_response(job_view(job), status=201)
+        return json_response(job_view(job), status=201)
 
     @endpoint(
         "POST", "/v1/clusters/{name}/stop", "Stop a cluster's instances (owner or admin)",
@@ -218,7 +219,7 @@ class ClusterRoutes:
         caller = self._caller(request)
         body = await json_body(request, StopBody)
         cluster = await self.service.stop(_name(request), caller, force=body.force)
-        return web.json_response(cluster_view(self.service, cluster))
+        return json_response(cluster_view(self.service, cluster))
 
     @endpoint(
         "POST", "/v1/clusters/{name}/start", "Start a stopped cluster (owner or admin)",
@@ -228,7 +229,7 @@ class ClusterRoutes:
     async def start(self, request: web.Request) -> web.Response:
         caller = self._caller(request)
         cluster = await self.service.start(_name(request), caller)
-        return web.json_response(cluster_view(self.service, cluster))
+        return json_response(cluster_view(self.service, cluster))
 
     @endpoint(
         "POST", "/v1/clusters/{name}/down", "Tear a cluster down (owner or admin)",
@@ -239,7 +240,7 @@ class ClusterRoutes:
         caller = self._caller(request)
         body = await json_body(request, StopBody)
         cluster = await self.service.down(_name(request), caller, force=body.force)
-        return web.json_response(cluster_view(self.service, cluster))
+        return json_response(cluster_view(self.service, cluster))
 
     @endpoint(
         "POST", "/v1/clusters/{name}/autostop", "Set or cancel a cluster's autostop",
@@ -261,7 +262,7 @@ class ClusterRoutes:
             idle_minutes=None if body.cancel else body.idle_minutes,
             down=body.down,
         )
-        return web.json_response(cluster_view(self.service, cluster))
+        return json_response(cluster_view(self.service, cluster))
 
 
 def add_cluster_routes(app: web.Application, service: ClusterService, admin_group: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from skyd.api.contract import endpoint
+from skyd.api.jsonio import json_response
 from skyd.api.market_schemas import (
     Explain,
     HistoryQuery,
@@ -219,7 +220,7 @@ async def prices(request: web.Request) -> web.Response:
         spot=query.spot,
         all_regions=query.all_regions,
     )
-    return web.json_response(rows)
+    return json_response(rows)
 
 
 @endpoint(
@@ -238,7 +239,7 @@ async def history(request: web.Request) -> web.Response:
             "offering",
         )
     series = market_store.history(scheduler.store, key)
-    return web.json_response(
+    return json_response(
         {
             "offering": offering_view(offer, market),
             "catalog_spot_price": None
@@ -304,7 +305,7 @@ async def optimize(request: web.Request) -> web.Response:
             ),
         }
     view["warnings"] = parsed.warnings
-    return web.json_response(view)
+    return json_response(view)
 
 
 def _explain_stage(scheduler: JobScheduler, spec: TaskSpec) -> tuple[dict[str, Any], Offer | None]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from skyd.api.contract import endpoint
 from skyd.api.identity import caller_of
+from skyd.api.jsonio import json_response
 from skyd.api.validation import Strict, json_body
 from skyd.buckets.registry import BucketRegistry, BucketRow
 from skyd.errors import ConflictError, NotFoundError, PermissionDeniedError
@@ -56,7 +57,7 @@ class Deleted(BaseModel):
 )  # fmt: skip
 async def list_storage(request: web.Request) -> web.Response:
     rows, unlisted = await asyncio.to_thread(request.app[REGISTRY].listing)
-    return web.json_response({"buckets": [r.as_dict() for r in rows], "unlisted": unlisted})
+    return json_response({"buckets": [r.as_dict() for r in rows], "unlisted": unlisted})
 
 
 def _chosen(rows: list[BucketRow], body: DeleteBody) -> list[BucketRow]:
@@ -109,7 +110,7 @@ async def delete_storage(request: web.Request) -> web.Response:
     for row in chosen:
         await asyncio.to_thread(registry.delete, row)
         deleted.append(row.url)
-    return web.json_response({"deleted": deleted})
+    return json_response({"deleted": deleted})
 
 
 def add_storage_routes(app: web.Application, registry: BucketRegistry, admin_group: str) -> None:
