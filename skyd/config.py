@@ -93,6 +93,35 @@ class RecoverySettings:
 
     policy: str = "skyd"  # a name in skyd.policy.POLICIES
     changeover_hours: float = 0.2  # launch + setup + work lost since the last checkpoint
+    # The spot availability history the policy learns run and outage lengths from: the
+    # `history_hours` before a job was submitted and everything since (bench.spot shows the
+    # simulator's policy a week the same way; 0 = no history), on a grid of
+    # `history_step_seconds` (0 = the sim trace's probe interval on the daemon's clock
+    # when the sim cloud is on, else 600 s). Observations older than `history_keep_days`
+    # are pruned from the store.
+    history_hours: float = 168.0
+    history_step_seconds: float = 0.0
+    history_keep_days: float = 30.0
+
+    def validate(self) -> None:
+        if not 0 <= self.history_hours <= 24 * 365:
+            raise ConfigError(
+                f"recovery.history_hours: {self.history_hours!r} must be between 0 and 8760"
+                " (hours of spot availability before a job's submission its policy sees;"
+                " 168 = a week, 0 = none)"
+            )
+        if self.history_step_seconds < 0:
+            raise ConfigError(
+                f"recovery.history_step_seconds: {self.history_step_seconds!r} must be >= 0"
+                " (seconds between the history's samples; 0 = the sim trace's probe interval,"
+                " else 600)"
+            )
+        if self.history_keep_days * 24 < self.history_hours or self.history_keep_days > 3650:
+            raise ConfigError(
+                f"recovery.history_keep_days: {self.history_keep_days!r} must cover"
+                f" recovery.history_hours ({self.history_hours!r} h) and be at most 3650;"
+                " e.g. 30"
+            )
 
 
 @dataclass
@@ -299,6 +328,7 @@ def load_settings(
         raise ConfigError(str(exc)) from None
     settings.placement.validate()
     settings.data.validate()
+    settings.recovery.validate()
     if not 0.001 <= settings.loop_lag_interval_seconds <= 1.0:
         raise ConfigError(
             f"loop_lag_interval_seconds: {settings.loop_lag_interval_seconds!r} must be between"

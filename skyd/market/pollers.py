@@ -19,6 +19,7 @@ from skyd.events import EventBus
 from skyd.market.live import LiveMarket, MarketChange
 from skyd.market.sources import MarketSource, SourceUnavailableError
 from skyd.store import Store
+from skyd.store import availability as availability_store
 from skyd.store import jobs as job_store
 from skyd.store import market as market_store
 from skyd.store.market import Observation
@@ -74,6 +75,10 @@ class MarketPoller:
         if changed:
             with self.store.transaction() as conn:
                 market_store.record(conn, changed, observed_at=now)
+                # what the spot policy learns run and outage lengths from (only changes)
+                for o in changed:
+                    if o.available is not None:
+                        availability_store.record(conn, o.scope, o.at, o.available, o.source)
                 events = [
                     job_store.append_event(
                         conn,

@@ -95,6 +95,24 @@ class TraceReplay:
     def clock_time_of_row(self, row: int) -> float:
         return float(self._row_clock[row])
 
+    @property
+    def tick_clock_seconds(self) -> float:
+        """The trace's nominal probe interval on the clock (the median gap, over speedup)."""
+        if len(self._row_clock) < 2:
+            return 0.0
+        return float(np.median(np.diff(self._row_clock)))
+
+    def availability_rows(self, zone: str, since: float) -> list[tuple[float, bool]]:
+        """(clock time, available) of `zone` from the row in force at `since` to the one in
+        force now, keeping only rows whose availability differs from the row before."""
+        available = self._traces.zone(zone).available
+        first, last = self.row_at(since), self.current_row()
+        if first > last:
+            return []
+        window = available[first : last + 1]
+        rows = np.concatenate(([0], np.flatnonzero(window[1:] != window[:-1]) + 1)) + first
+        return [(self.clock_time_of_row(int(r)), bool(available[r])) for r in rows]
+
     def _next_change_row(self, zone: str, after_row: int) -> int | None:
         rows = self._change_rows[zone]
         index = int(np.searchsorted(rows, after_row, side="right"))

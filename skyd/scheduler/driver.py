@@ -23,6 +23,7 @@ from skyd.config import Settings
 from skyd.errors import PermissionDeniedError, ProviderError, SpecError
 from skyd.events import EventBus
 from skyd.identity import Caller, daemon_identity
+from skyd.market.availability_log import AvailabilityLog
 from skyd.market.live import LiveMarket
 from skyd.model import JobState
 from skyd.providers.base import Provider
@@ -108,8 +109,12 @@ class JobScheduler:
 
         self.journal = Journal(store, bus, clock)
         self.blocks = ScopeBlocks()
-        self.risk = ObservedRisk(market, clock)
+        self.risk = ObservedRisk(market, clock, store)
+        self.availability = AvailabilityLog(
+            store=store, clock=clock, settings=settings.recovery, providers=providers
+        )
         self.selector = Selector(
+            availability=self.availability,
             placer=self.placer,
             market=market,
             clock=clock,

@@ -263,6 +263,8 @@ class Launcher:
             )
             return
         self._unknown_errors.pop(job.id, None)
+        if choice.candidate.spot and instances:
+            self.risk.spot_availability(offer_key, True, "skyd-launch")
         if len({i.instance_id for i in instances}) < spec.num_nodes:
             # all or nothing: never run a gang short of nodes; give back what did launch
             got = len(instances)

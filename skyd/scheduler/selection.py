@@ -1,4 +1,5 @@
-"""Which offer a waiting job starts on now, or why it waits. Pure: no store, no I/O.
+"""Which offer a waiting job starts on now, or why it waits. Pure: no store, no I/O (the
+spot availability history comes through an injected view).
 
 The order of questions is the scheduler's policy: a deadline job asks the spot policy; a
 job the planner could not place waits with the planner's reason; a planned placement is
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from skyd.clock import Clock
 from skyd.config import RecoverySettings
+from skyd.market.availability_grid import ZoneHistory
 from skyd.market.live import LiveMarket
 from skyd.model import Candidate, ExclusionReason, JobState
 from skyd.policy import POLICIES
@@ -24,6 +26,12 @@ from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer,
 from skyd.spec import TaskSpec
 from skyd.spec.task import RecoveryStrategy
 from skyd.store.records import EventRecord, JobRecord
+
+
+class AvailabilityView(Protocol):
+    """Recorded spot availability per offering key (skyd.market.availability_log)."""
+
+    def zone_history(self, scope: str, since: float) -> ZoneHistory: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +92,10 @@ class Selector:
         providers: Mapping[str, object],
         recovery_settings: RecoverySettings,
         step_seconds: float,
+        availability: AvailabilityView | None = None,
     ) -> None:
         self.placer = placer
+        self.availability = availability
         self.market = market
         self.clock = clock
         self.blocks = blocks
@@ -227,6 +237,17 @@ class Selector:
             "(give the job a deadline to let skyd pay)"
         )
 
+    def _history_since(self, submitted: float) -> Callable[[str], ZoneHistory] | None:
+        """Each offering's recorded availability from `history_hours` before the job was
+        submitted until now (the window's start stays put, as in bench.spot, so the
+        history only changes when availability does); None: the policy gets none."""
+        view = self.availability
+        hours = self.recovery.history_hours
+        if view is None or hours <= 0:
+            return None
+        since = submitted - hours * 3600.0
+        return lambda scope: view.zone_history(scope, since)
+
     def deadline_choice(
         self, job: JobRecord, spec: TaskSpec, events: Callable[[], Sequence[EventRecord]]
     ) -> tuple[Choice, dict[str, Any]] | str | None:
@@ -251,6 +272,7 @@ class Selector:
         last_region = (job.placement or {}).get("region")
         last_cloud = (job.placement or {}).get("cloud")
         state = recovery.policy_state(
+            history=self._history_since(job.created_at),
             views=views,
             unavailable=frozenset(self.market.unavailable),
             job_hours=job_hours,
@@ -264,8 +286,10 @@ class Selector:
         if state is None:
             return None
         picked = recovery.choose(POLICIES[self.recovery.policy], state, views)
+        facts = recovery.history_facts(state)
+        history = recovery.history_text(facts)
         if picked.view is None:
-            return picked.reason
+            return f"{picked.reason}; {history}"
         candidate = picked.view.candidate
         provider = self.market.provider_for(candidate.offer.cloud)
         if provider is None:
@@ -273,7 +297,8 @@ class Selector:
         choice = Choice(provider, candidate)
         placement = placement_json(choice, outcome)
         placement.update(
-            why=picked.reason,
+            why=f"{picked.reason}; {history}",
+            spot_history=facts,
             expected_cost=picked.view.expected_cost_micros / 1_000_000,
             expected_hours=picked.view.expected_hours,
         )

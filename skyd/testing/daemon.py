@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from skyctl.client import DaemonClient
+from skyd.clock import Clock
 from skyd.config import Settings
 from skyd.daemon import Daemon
 
@@ -68,9 +69,9 @@ def kill_leftover_jobs(state_dir: Path) -> None:
 class DaemonThread:
     """A Daemon running its own event loop in a thread of the test process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
-        self.daemon = Daemon(settings)
+        self.daemon = Daemon(settings, clock=clock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._main, name="skyd-daemon", daemon=True)
         self._started = threading.Event()

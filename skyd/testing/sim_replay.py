@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,26 @@ ZONE_A = "sim/r1/sim-a"
 
 def write_trace(root: Path, name: str, available_a: Sequence[int]) -> Path:
     """A V100 spot trace: `available_a[i]` is zone a's capacity during row i."""
+    zones = {"sim-a": (available_a, 1.0), "sim-b": ([0] * len(available_a), 0.5)}
+    return write_zone_trace(root, name, zones, TICK_S)
+
+
+def write_zone_trace(
+    root: Path,
+    name: str,
+    zones: Mapping[str, tuple[Sequence[int], float]],
+    tick_s: float,
+    on_demand_price: float = 3.0,
+) -> Path:
+    """A V100 spot trace of zones in region r1: zone → (capacity per row, spot price)."""
     root.mkdir()
     start = dt.datetime(2026, 1, 1)
+    rows = len(next(iter(zones.values()))[0])
     stamps = [
-        (start + dt.timedelta(seconds=TICK_S * i)).strftime("%Y-%m-%d %H:%M:%S")
-        for i in range(len(available_a))
+        (start + dt.timedelta(seconds=tick_s * i)).strftime("%Y-%m-%d %H:%M:%S")
+        for i in range(rows)
     ]
-    for zone, values in (("sim-a", available_a), ("sim-b", [0] * len(available_a))):
+    for zone, (values, _price) in zones.items():
         lines = ["date,availability", *(f"{s},{v}" for s, v in zip(stamps, values, strict=True))]
         (root / f"{zone}.csv").write_text("\n".join(lines) + "\n")
     meta = {
@@ -38,10 +51,10 @@ def write_trace(root: Path, name: str, available_a: Sequence[int]) -> Path:
         "cloud": "aws",
         "instance_type": "p3.2xlarge",
         "accelerator": "V100:1",
-        "on_demand_price": 3.0,
+        "on_demand_price": on_demand_price,
         "zones": {
-            "sim-a": {"region": "r1", "availability_file": "sim-a.csv", "spot_price": 1.0},
-            "sim-b": {"region": "r1", "availability_file": "sim-b.csv", "spot_price": 0.5},
+            zone: {"region": "r1", "availability_file": f"{zone}.csv", "spot_price": price}
+            for zone, (_values, price) in zones.items()
         },
     }
     (root / "meta.json").write_text(json.dumps(meta))

@@ -90,6 +90,20 @@ class SimProvider:
             )
         return found
 
+    @property
+    def availability_step_seconds(self) -> float:
+        """Clock seconds between the trace's probes (its spot availability history's grid)."""
+        return self.replay.tick_clock_seconds
+
+    def availability_since(self, since: float) -> list[tuple[str, float, bool]]:
+        """The trace's spot availability change points since `since` (its recorded past,
+        which a daemon started mid-trace has not watched), by offer key."""
+        return [
+            (offer.key, at, available)
+            for zone, offer in self._by_zone.items()
+            for at, available in self.replay.availability_rows(zone, since)
+        ]
+
     async def watch(self, on_change: Callable[[list[Observation]], None]) -> None:
         """Report every trace change as it happens (preemptions are seen at once)."""
         on_change(self.observations())
