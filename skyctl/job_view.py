@@ -263,13 +263,19 @@ def _placement_facts(placement: Mapping[str, Any]) -> list[tuple[str, str]]:
         price += f", about {format_dollars(placement['expected_cost'])} in total"
         if placement.get("egress_cost"):
             price += f" (of which {format_dollars(placement['egress_cost'])} moving its data)"
-    why = str(placement.get("why") or EMPTY)
-    return [
+    facts = [
         ("where", where or EMPTY),
         ("what", what),
         ("price", price),
-        ("why", why.replace("\n", "\n" + " " * 9)),
+        ("why", str(placement.get("why") or EMPTY)),
     ]
+    history = placement.get("history")
+    if isinstance(history, list) and history:
+        # the spot availability history the deadline policy decided on, one zone a line
+        facts.append(("history", "\n".join(str(line) for line in history)))
+    # continuation lines under their value (key_values indents by 2, pads keys, adds 2)
+    pad = "\n" + " " * (4 + max(len(key) for key, _ in facts))
+    return [(key, value.replace("\n", pad)) for key, value in facts]
 
 
 def _indent(text: str, prefix: str) -> str:

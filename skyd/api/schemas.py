@@ -86,6 +86,16 @@ class PlacementView(BaseModel):
         None, description="moving the task's data there (part of expected_cost)"
     )
     why: str | None = None
+    history: list[str] | None = Field(
+        None,
+        description="the deadline policy's placements: the spot availability history each"
+        " zone showed it, one line per zone",
+    )
+    spot_history: list[dict[str, Any]] | None = Field(
+        None,
+        description="the same as figures per zone: zone, observed_hours, up_fraction,"
+        " mean_up_hours, mean_outage_hours, step_seconds",
+    )
 
 
 class EventView(BaseModel):

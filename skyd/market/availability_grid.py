@@ -68,11 +68,10 @@ def resample(
     if known == 0:
         return empty(step_hours)
     times, values = times[:known], values[:known]
-    first = max(since, float(times[0]))
-    if first > now + TIME_TOLERANCE:
+    count = sample_count(float(times[0]), now=now, since=since, step_seconds=step_seconds)
+    if count == 0:
         return empty(step_hours)
-    count = math.floor((now - first + TIME_TOLERANCE) / step_seconds) + 1
-    count = max(1, min(count, max_samples))
+    count = min(count, max_samples)
     grid = now - step_seconds * np.arange(count - 1, -1, -1, dtype=np.float64)
     index = np.searchsorted(times, grid + TIME_TOLERANCE, side="right") - 1
     history = values[np.clip(index, 0, None)]
@@ -80,6 +79,29 @@ def resample(
     began = float(times[int(changes[-1]) + 1]) if len(changes) else float(times[0])
     current_run = max(0.0, now - max(began, float(grid[0]))) / 3600.0
     return ZoneHistory(history, step_hours, current_run)
+
+
+def sample_count(first_seen: float, *, now: float, since: float, step_seconds: float) -> int:
+    """How many grid samples a window from `since` (no earlier than the first change point,
+    seen at `first_seen`) to `now` holds."""
+    first = max(since, first_seen)
+    if first > now + TIME_TOLERANCE:
+        return 0
+    return math.floor((now - first + TIME_TOLERANCE) / step_seconds) + 1
+
+
+def narrow(full: ZoneHistory, count: int) -> ZoneHistory:
+    """The last `count` samples of `full`: the same grid seen from a later window start
+    (its current run is cut at that start too)."""
+    if count >= len(full.history):
+        return full
+    span = (count - 1) * full.step_hours
+    run = full.current_run_hours
+    return ZoneHistory(
+        full.history[len(full.history) - count :],
+        full.step_hours,
+        None if run is None else min(run, span),
+    )
 
 
 def summary(zone: str, history: ZoneHistory) -> dict[str, object]:

@@ -20,7 +20,16 @@ import numpy as np
 
 from skyd.clock import Clock
 from skyd.config import RecoverySettings
-from skyd.market.availability_grid import BoolArray, FloatArray, ZoneHistory, empty, resample
+from skyd.market.availability_grid import (
+    MAX_SAMPLES,
+    BoolArray,
+    FloatArray,
+    ZoneHistory,
+    empty,
+    narrow,
+    resample,
+    sample_count,
+)
 from skyd.store import Store
 from skyd.store import availability as availability_store
 
@@ -75,6 +84,7 @@ class AvailabilityLog:
         self.step_seconds = history_step_seconds(settings, providers)
         self._points: dict[str, list[tuple[float, int, bool]]] = {}  # (at, id, available)
         self._arrays: dict[str, tuple[FloatArray, BoolArray]] = {}
+        self._grids: dict[str, tuple[float, ZoneHistory]] = {}  # scope → (now, widest grid)
         self._after_id = 0
         self._past_loaded = False
         self._pruned_at = -math.inf
@@ -97,6 +107,7 @@ class AvailabilityLog:
             if pruned:
                 self._points.clear()
                 self._arrays.clear()
+                self._grids.clear()
                 self._after_id = 0
         since = now - self.keep_seconds
         rows = availability_store.rows_after(self.store.conn, self._after_id, since)
@@ -104,12 +115,12 @@ class AvailabilityLog:
             points = self._points.setdefault(row.scope, [])
             bisect.insort(points, (row.at, row.id, row.available))
             self._arrays.pop(row.scope, None)
+            self._grids.pop(row.scope, None)
             self._after_id = max(self._after_id, row.id)
 
     def load_past(self, now: float) -> int:
-        """Record the providers' past that the store does not hold: change points before
-        the first one recorded for a scope, and after its last one (a daemon that was
-        down). Returns the rows written."""
+        """Record the providers' past that the store does not hold (before this daemon
+        first watched, or while it was down). Returns the rows written."""
         written = 0
         since = now - self.keep_seconds
         for provider in self.providers.values():
@@ -140,29 +151,34 @@ class AvailabilityLog:
             )
             self._arrays[scope] = arrays
         times, values = arrays
-        return resample(times, values, now=now, since=since, step_seconds=self.step_seconds)
+        # Jobs submitted at different times ask for windows on the same grid (it ends at
+        # now): one resample per offering and instant serves them all, each a suffix of it.
+        step = self.step_seconds
+        count = sample_count(float(times[0]), now=now, since=since, step_seconds=step)
+        if count == 0:
+            return empty(step / 3600.0)
+        held = self._grids.get(scope)
+        if held is None or held[0] != now or len(held[1].history) < min(count, MAX_SAMPLES):
+            held = (now, resample(times, values, now=now, since=since, step_seconds=step))
+            self._grids[scope] = held
+        return narrow(held[1], count)
 
 
 def _fill(conn: sqlite3.Connection, scope: str, points: Sequence[tuple[float, bool]]) -> int:
-    """Write the change points of `points` that fall outside what is recorded for `scope`."""
-    first, last = conn.execute(
-        "SELECT MIN(at), MAX(at) FROM spot_availability WHERE scope = ?", (scope,)
-    ).fetchone()
-    if first is None:
-        first, last = math.inf, math.inf  # nothing recorded: all of it is "before"
-    written = 0
-    before: bool | None = None
-    for at, available in points:
-        if at >= first:
-            break
-        if available != before:
-            conn.execute(
-                "INSERT INTO spot_availability (scope, at, available, source) VALUES (?, ?, ?, ?)",
-                (scope, at, int(available), PAST_SOURCE),
-            )
-            written += 1
-            before = available
-    for at, available in points:
-        if at > last and availability_store.record(conn, scope, at, available, PAST_SOURCE):
-            written += 1
-    return written
+    """Write the change points of `points` the store does not hold for `scope` yet: the
+    past before the daemon first watched, and what changed while it was down."""
+    if not points:
+        return 0
+    held = {
+        (round(float(at), 3), bool(available))
+        for at, available in conn.execute(
+            "SELECT at, available FROM spot_availability WHERE scope = ? AND at >= ?",
+            (scope, points[0][0] - 1.0),
+        )
+    }
+    fresh = [(at, a) for at, a in points if (round(at, 3), a) not in held]
+    conn.executemany(
+        "INSERT INTO spot_availability (scope, at, available, source) VALUES (?, ?, ?, ?)",
+        [(scope, at, int(available), PAST_SOURCE) for at, available in fresh],
+    )
+    return len(fresh)

@@ -99,10 +99,13 @@ class Launcher:
         self.journal.placed(job.id)
         self.plan.planned.pop(job.id, None)  # from now on the store says where it is
         attempt = job.attempt + 1
+        reason = f"placed on {picked.choice.provider}: {picked.placement['why']}"
+        if picked.placement.get("history"):  # the spot policy's: what history it used
+            reason += "; history: " + "; ".join(picked.placement["history"])
         job = self.journal.move(
             job.id,
             JobState.PROVISIONING,
-            reason=f"placed on {picked.choice.provider}: {picked.placement['why']}",
+            reason=reason,
             data={"attempt": attempt, "placement": picked.placement},
             attempt=attempt,
             placement_json=json.dumps(picked.placement),

@@ -181,11 +181,16 @@ def history_facts(state: PolicyState) -> list[dict[str, object]]:
     ]
 
 
-def history_text(facts: Sequence[dict[str, object]]) -> str:
+def history_lines(facts: Sequence[dict[str, object]]) -> list[str]:
     """One line per zone: `zone Z: 7.0 days, up 92 %, mean run 5.1 h, mean outage 0.30 h`."""
     if not any(float(str(f.get("observed_hours") or 0)) > 0 for f in facts):
-        return "no spot availability history"
-    return "; ".join(summary_text(f) for f in facts)
+        return ["no spot availability history"]
+    return [summary_text(f) for f in facts]
+
+
+def history_text(lines: Sequence[str]) -> str:
+    """The lines as one clause of an event's reason."""
+    return "history: " + "; ".join(lines)
 
 
 def choose(

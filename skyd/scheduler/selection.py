@@ -287,9 +287,9 @@ class Selector:
             return None
         picked = recovery.choose(POLICIES[self.recovery.policy], state, views)
         facts = recovery.history_facts(state)
-        history = recovery.history_text(facts)
+        history = recovery.history_lines(facts)
         if picked.view is None:
-            return f"{picked.reason}; {history}"
+            return f"{picked.reason}; {recovery.history_text(history)}"
         candidate = picked.view.candidate
         provider = self.market.provider_for(candidate.offer.cloud)
         if provider is None:
@@ -297,7 +297,9 @@ class Selector:
         choice = Choice(provider, candidate)
         placement = placement_json(choice, outcome)
         placement.update(
-            why=f"{picked.reason}; {history}",
+            why=picked.reason,
+            # what availability history each zone showed the policy (skyctl show, events)
+            history=history,
             spot_history=facts,
             expected_cost=picked.view.expected_cost_micros / 1_000_000,
             expected_hours=picked.view.expected_hours,

@@ -125,3 +125,53 @@ def test_bad_history_settings_are_refused_naming_the_field(tmp_path: Path) -> No
     config.write_text("[recovery]\nhistory_hours = 720.0\nhistory_keep_days = 7.0\n")
     with pytest.raises(ConfigError, match=r"recovery.history_keep_days: 7.0 must cover"):
         load_settings(config)
+
+
+def test_jobs_with_different_windows_share_one_grid_and_see_their_own_window(
+    tmp_path: Path,
+) -> None:
+    store = open_store(tmp_path)
+    clock = VirtualClock(T0 + 3000)
+    log = AvailabilityLog(
+        store=store,
+        clock=clock,
+        settings=RecoverySettings(history_step_seconds=100.0),
+        providers={},
+    )
+    points = [(T0, True), (T0 + 450, False), (T0 + 800, True), (T0 + 2100, False)]
+    try:
+        with store.transaction() as conn:
+            for at, value in points:
+                availability_store.record(conn, KEY, at, value, "sim-trace")
+        times = np.array([t for t, _ in points])
+        values = np.array([v for _, v in points])
+        # the wider window first, then narrower ones (served from its grid), then wider again
+        for since in (T0 - 500, T0 + 1000, T0 + 2500, T0 + 2950, T0 - 100):
+            got = log.zone_history(KEY, since)
+            want = resample(times, values, now=clock.now(), since=since, step_seconds=100.0)
+            assert got.history.tolist() == want.history.tolist(), since
+            assert got.current_run_hours == pytest.approx(want.current_run_hours), since
+    finally:
+        store.close()
+
+
+def test_a_restarted_daemon_fills_in_what_changed_while_it_was_down(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    past = _Past([(T0, True), (T0 + 1020, False), (T0 + 1500, True)])
+    try:
+        with store.transaction() as conn:  # the first daemon saw T0 .. T0 + 600
+            availability_store.record(conn, KEY, T0, True, "sim-trace")
+        # restarted at T0 + 2000: the sim's first report of "now" lands before the past
+        clock = VirtualClock(T0 + 2000)
+        with store.transaction() as conn:
+            availability_store.record(conn, KEY, T0 + 2000, True, "sim-trace")
+        log = AvailabilityLog(
+            store=store, clock=clock, settings=RecoverySettings(), providers={"sim": past}
+        )
+        got = log.zone_history(KEY, since=T0)
+        # 60 s grid from T0 + 20 (the first grid point at or after T0, counting back from now)
+        samples = got.history.tolist()
+        assert samples == [True] * 17 + [False] * 8 + [True] * 9
+        assert got.current_run_hours == pytest.approx(500 / 3600)
+    finally:
+        store.close()

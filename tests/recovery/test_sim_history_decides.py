@@ -60,9 +60,9 @@ run: echo trained
 """
 
 
-def _placed(root: Path, history_hours: float) -> tuple[dict[str, Any], str, int]:
-    """Run the scenario: the job's first placement, `skyctl show`'s page, and how many
-    availability rows the store holds for sim-a."""
+def _placed(root: Path, history_hours: float) -> tuple[dict[str, Any], str, str, int]:
+    """Run the scenario: the job's first placement and its event's reason, `skyctl show`'s
+    page, and how many availability rows the store holds for sim-a."""
     root.mkdir()
     short = _short_runs()
     now_row = _now_row(short)
@@ -85,10 +85,10 @@ def _placed(root: Path, history_hours: float) -> tuple[dict[str, Any], str, int]
                 for event in job["events"]:
                     placement = (event.get("data") or {}).get("placement")
                     if event.get("state") == "PROVISIONING" and placement:
-                        return dict(placement)
+                        return dict(event)
                 return None
 
-            placement = wait_until(placed, timeout=60, error=lambda: client.get_job(job_id))
+            event = wait_until(placed, timeout=60, error=lambda: client.get_job(job_id))
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
                 assert skyctl(["--socket", daemon.socket_path, "show", str(job_id)]) == 0
@@ -98,11 +98,11 @@ def _placed(root: Path, history_hours: float) -> tuple[dict[str, Any], str, int]
         (rows,) = db.execute(
             "SELECT COUNT(*) FROM spot_availability WHERE scope = 'sim/r1/sim-a/p3.2xlarge'"
         ).fetchone()
-    return placement, out.getvalue(), int(rows)
+    return event["data"]["placement"], str(event["reason"]), out.getvalue(), int(rows)
 
 
 def test_a_zone_whose_runs_are_short_is_avoided_only_with_its_history(tmp_path: Path) -> None:
-    placement, page, rows = _placed(tmp_path / "with", 168.0)
+    placement, reason, page, rows = _placed(tmp_path / "with", 168.0)
     assert placement["spot"] is True
     assert placement["zone"] == "sim-b", placement
     # a week of sim-a's recorded runs (every change point of the trace's past) in the store
@@ -111,10 +111,22 @@ def test_a_zone_whose_runs_are_short_is_avoided_only_with_its_history(tmp_path: 
     assert facts["sim/r1/sim-a"]["mean_up_hours"] == 0.333
     # a week before the submission, and the sample at now (as bench.spot shows it)
     assert facts["sim/r1/sim-a"]["observed_hours"] == 168.167
-    assert "zone sim/r1/sim-a: 7.0 days, up 50 %, mean run 0.33 h, mean outage 0.33 h" in page
-    assert "zone sim/r1/sim-b: 7.0 days, up 98 %" in page
+    assert placement["history"][0] == (
+        "zone sim/r1/sim-a: 7.0 days, up 50 %, mean run 0.33 h, mean outage 0.33 h"
+    )
+    # `skyctl show`: one zone a line under the placement, and the event says it too
+    assert (
+        "  history  zone sim/r1/sim-a: 7.0 days, up 50 %, mean run 0.33 h, mean outage 0.33 h\n"
+        "           zone sim/r1/sim-b: 7.0 days, up 98 %, mean run 32.8 h, mean outage 1.0 h\n"
+    ) in page
+    assert reason == (
+        "placed on sim: skyd: spot:sim/r1/sim-b (take spot); history: zone sim/r1/sim-a: 7.0 days,"
+        " up 50 %, mean run 0.33 h, mean outage 0.33 h; zone sim/r1/sim-b: 7.0 days, up 98 %,"
+        " mean run 32.8 h, mean outage 1.0 h"
+    )
 
-    blind, page, _rows = _placed(tmp_path / "without", 0.0)
+    blind, reason, page, _rows = _placed(tmp_path / "without", 0.0)
     assert blind["spot"] is True
     assert blind["zone"] == "sim-a", blind  # the cheaper spot, its short runs unseen
-    assert "no spot availability history" in page
+    assert reason.endswith("(take spot); history: no spot availability history")
+    assert "  history  no spot availability history\n" in page
