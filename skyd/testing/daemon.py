@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -102,6 +102,13 @@ class DaemonThread:
         if self.error is not None:
             raise self.error
         return self
+
+    def run_on_loop(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run `coro` on the daemon's event loop (e.g. advance its injected VirtualClock)."""
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("the daemon's loop is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def stop(self) -> int | None:
         if self._loop is not None and self._thread.is_alive():

@@ -1,13 +1,18 @@
-"""End to end: the spot availability history the daemon recorded changes where a deadline
-job goes, and `skyctl show` says what history the policy used.
+"""End to end: the spot availability history the daemon recorded changes what a deadline
+job does, and `skyctl show` and the job's events say what history the policy used.
 
 A real daemon on a real SQLite file, its `sim` cloud replaying a trace written here on an
-injected clock, held still at the row the replay starts from. Zone sim-a is the cheaper
-spot but for a week its runs have lasted twenty minutes; sim-b's have lasted days. Both
-are up now, sim-a for ten minutes. With its history (loaded from the trace's past into
-the store at start) the policy skips sim-a, whose runs of that age ended before a
-changeover would be over, and takes sim-b; with `history_hours = 0` it sees only prices
-and takes sim-a.
+injected clock, held still at the row the replay starts from (and moved on by the test).
+The trace's week before that row is the history, loaded into the store at start; the
+same scenario with `[recovery] history_hours = 0` shows the policy no history, and it
+decides otherwise:
+
+* zone sim-a is the cheaper spot, but its runs have lasted twenty minutes; sim-b's last
+  days. With the history the policy skips sim-a (its runs of this age ended before a
+  changeover would be over) for sim-b; blind, it takes sim-a.
+* a zone whose outages last ten minutes goes down as a job with an hour of slack arrives:
+  with the history the job waits the outage out and takes spot when it returns; blind,
+  it pays a changeover to on demand at once.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,17 +66,15 @@ run: echo trained
 """
 
 
-def _placed(root: Path, history_hours: float) -> tuple[dict[str, Any], str, str, int]:
-    """Run the scenario: the job's first placement and its event's reason, `skyctl show`'s
-    page, and how many availability rows the store holds for sim-a."""
+@contextlib.contextmanager
+def _daemon(
+    root: Path, zones: dict[str, tuple[list[int], float]], now_row: int, history_hours: float
+) -> Iterator[tuple[DaemonThread, DaemonClient, VirtualClock]]:
+    """A daemon whose sim cloud replays `zones` from `now_row`, on a clock held still."""
     root.mkdir()
-    short = _short_runs()
-    now_row = _now_row(short)
     settings = settings_for_tests(root)
     settings.sim.enabled = True
-    settings.sim.traces = write_zone_trace(
-        root / "trace", "history", {"sim-a": (short, 1.0), "sim-b": (_long_runs(), 1.3)}, TICK_S
-    )
+    settings.sim.traces = write_zone_trace(root / "trace", "history", zones, TICK_S)
     settings.sim.speedup = 1.0
     settings.sim.start_offset_seconds = float(now_row * TICK_S)
     settings.recovery.history_hours = history_hours
@@ -78,27 +82,44 @@ def _placed(root: Path, history_hours: float) -> tuple[dict[str, Any], str, str,
     daemon = DaemonThread(settings, clock=clock).start()
     try:
         with DaemonClient(daemon.socket_path) as client:
-            job_id = int(client.submit_task(TASK, str(root), None)["id"])
-
-            def placed() -> dict[str, Any] | None:
-                job = client.get_job(job_id)
-                for event in job["events"]:
-                    placement = (event.get("data") or {}).get("placement")
-                    if event.get("state") == "PROVISIONING" and placement:
-                        return dict(event)
-                return None
-
-            event = wait_until(placed, timeout=60, error=lambda: client.get_job(job_id))
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out):
-                assert skyctl(["--socket", daemon.socket_path, "show", str(job_id)]) == 0
+            yield daemon, client, clock
     finally:
         assert daemon.stop() == 0
-    with contextlib.closing(sqlite3.connect(settings.db_path)) as db:
+
+
+def _event(client: DaemonClient, job_id: int, kind: str, state: str | None) -> dict[str, Any]:
+    """The job's first event of `kind` (and `state`), once there is one."""
+
+    def found() -> dict[str, Any] | None:
+        for event in client.get_job(job_id)["events"]:
+            if event["kind"] == kind and (state is None or event["state"] == state):
+                return dict(event)
+        return None
+
+    return wait_until(found, timeout=60, error=lambda: client.get_job(job_id))
+
+
+def _show(daemon: DaemonThread, job_id: int) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert skyctl(["--socket", daemon.socket_path, "show", str(job_id)]) == 0
+    return out.getvalue()
+
+
+def _placed(root: Path, history_hours: float) -> tuple[dict[str, Any], str, str, int]:
+    """Run the scenario: the job's first placement and its event's reason, `skyctl show`'s
+    page, and how many availability rows the store holds for sim-a."""
+    short = _short_runs()
+    zones = {"sim-a": (short, 1.0), "sim-b": (_long_runs(), 1.3)}
+    with _daemon(root, zones, _now_row(short), history_hours) as (daemon, client, _clock):
+        job_id = int(client.submit_task(TASK, str(root), None)["id"])
+        event = _event(client, job_id, "state", "PROVISIONING")
+        page = _show(daemon, job_id)
+    with contextlib.closing(sqlite3.connect(daemon.settings.db_path)) as db:
         (rows,) = db.execute(
             "SELECT COUNT(*) FROM spot_availability WHERE scope = 'sim/r1/sim-a/p3.2xlarge'"
         ).fetchone()
-    return event["data"]["placement"], str(event["reason"]), out.getvalue(), int(rows)
+    return event["data"]["placement"], str(event["reason"]), page, int(rows)
 
 
 def test_a_zone_whose_runs_are_short_is_avoided_only_with_its_history(tmp_path: Path) -> None:
@@ -130,3 +151,45 @@ def test_a_zone_whose_runs_are_short_is_avoided_only_with_its_history(tmp_path: 
     assert blind["zone"] == "sim-a", blind  # the cheaper spot, its short runs unseen
     assert reason.endswith("(take spot); history: no spot availability history")
     assert "  history  no spot availability history\n" in page
+
+
+def _flickering() -> list[int]:
+    """Up nearly always: a ten-minute outage every five hours."""
+    return [0 if row % 30 == 0 and row else 1 for row in range(ROWS)]
+
+
+TIGHT_TASK = TASK.replace("deadline: 24h", "deadline: 5h")
+
+
+def test_a_short_outage_is_waited_out_only_with_a_record_of_short_outages(
+    tmp_path: Path,
+) -> None:
+    """Submitted at the start of one of sim-a's outages with an hour of slack: its record
+    says outages end within ten minutes, so the policy waits rather than pay a changeover
+    to on demand and another back; when spot returns it takes spot. Blind, it bridges the
+    outage on demand at once."""
+    flicker = _flickering()
+    now_row = 7 * 144 + (-(7 * 144) % 30)  # an outage begins
+    assert flicker[now_row] == 0 and flicker[now_row - 1] == 1
+    with _daemon(tmp_path / "with", {"sim-a": (flicker, 1.0)}, now_row, 168.0) as running:
+        daemon, client, clock = running
+        job_id = int(client.submit_task(TIGHT_TASK, str(tmp_path), None)["id"])
+        waiting = _event(client, job_id, "waiting", None)
+        assert waiting["reason"].startswith("waiting: skyd: wait (outage likely short: wait)")
+        assert "history: zone sim/r1/sim-a: 7.0 days, up 97 %" in waiting["reason"]
+        assert "mean outage 0.17 h" in waiting["reason"]
+        assert client.get_job(job_id)["state"] == "PENDING"
+        # ten minutes on, the trace's next row: spot is back
+        daemon.run_on_loop(clock.advance(TICK_S))
+        placed = _event(client, job_id, "state", "PROVISIONING")
+    placement = placed["data"]["placement"]
+    assert placement["spot"] is True and placement["zone"] == "sim-a", placement
+    assert placed["at"] == START + TICK_S
+
+    with _daemon(tmp_path / "without", {"sim-a": (flicker, 1.0)}, now_row, 0.0) as running:
+        daemon, client, _clock = running
+        job_id = int(client.submit_task(TIGHT_TASK, str(tmp_path), None)["id"])
+        blind = _event(client, job_id, "state", "PROVISIONING")
+    placement = blind["data"]["placement"]
+    assert placement["spot"] is False, placement  # on demand through the outage
+    assert "(bridge the outage); history: no spot availability history" in blind["reason"]
