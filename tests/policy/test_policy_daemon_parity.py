@@ -28,7 +28,7 @@ from skyd.market.availability_log import AvailabilityLog
 from skyd.market.live import LiveMarket
 from skyd.market.pollers import MarketPoller
 from skyd.market.replay import TraceReplay
-from skyd.market.traces import TraceSet, ZoneTrace
+from skyd.market.traces import TraceSet, ZoneTrace, shipped_trace_dir
 from skyd.policy import POLICIES, Decision, PolicyState, Target, ZoneMarket
 from skyd.policy.state import IDLE
 from skyd.providers.sim import SimProvider
@@ -190,3 +190,12 @@ async def test_daemon_and_simulator_decide_alike_on_the_same_history(tmp_path: P
     assert compared >= 100
     # the history mattered: without it the policy decides otherwise at some of these points
     assert differs_without_history >= 5, differs_without_history
+
+
+def test_history_cost_bench_runs_on_the_shipped_trace() -> None:
+    from bench import spot_history
+
+    result = spot_history.run(shipped_trace_dir(), decisions=5, start_row=12_000)
+    assert result["zones"] == 3 and result["decisions"] == 5
+    assert result["store_rows"] > 0 and result["history_samples_per_zone_at_start"] == 3101
+    assert spot_history.main(["--decisions", "0"]) == 2
