@@ -199,3 +199,5 @@ def test_history_cost_bench_runs_on_the_shipped_trace() -> None:
     assert result["zones"] == 3 and result["decisions"] == 5
     assert result["store_rows"] > 0 and result["history_samples_per_zone_at_start"] == 3101
     assert spot_history.main(["--decisions", "0"]) == 2
+    agree = spot_history.parity(shipped_trace_dir())
+    assert agree["decisions"] > 1000 and agree["share_same"] >= 0.99, agree
