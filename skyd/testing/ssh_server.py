@@ -155,6 +155,12 @@ class FakeSshServer:
         for pgid in self.process_groups():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGKILL)
+        # SIGKILL is asynchronous: a process can still be running for a moment after
+        # killpg returns. Powered off means gone, so wait (bounded) until none is left.
+        for _ in range(200):
+            if not self.process_groups():
+                return
+            await asyncio.sleep(0.01)
 
     def process_groups(self) -> set[int]:
         """Groups of live processes whose working directory is inside the home."""
