@@ -220,6 +220,7 @@ def _explain_text(payload: dict[str, object]) -> str:
     if isinstance(total, int) and total > EXPLAIN_ROWS:
         lines.append(f"... {total - EXPLAIN_ROWS} more candidates (--json shows them)")
     lines.append("")
+    lines.extend(_excluded_lines(payload.get("excluded_counts")))
     lines.extend(_data_lines(payload.get("data")))
     lines.append(
         ("Chosen: " if payload.get("chosen") else "Not placed: ") + str(payload.get("reason"))
@@ -237,6 +238,27 @@ def _explain_text(payload: dict[str, object]) -> str:
             f"at {price}/h, expected {cost} ({hypothetical.get('reason')})"
         )
     return "\n".join(lines)
+
+
+# what a reason means, for the ones whose name alone does not say what to change
+_REASON_MEANING = {
+    "resources_mismatch": "cpus/memory: a cloud instance type must have exactly the amount "
+    "asked, as SkyPilot reads it (write N+ for at least N); a node of local, ssh, slurm or "
+    "kubernetes must have at least that much",
+    "provider_disabled": "its provider is not enabled in this daemon's config",
+    "unrequested_accelerator": "the task asks for no GPU and a machine without one fits",
+}
+
+
+def _excluded_lines(counts: object) -> list[str]:
+    """One line per reason candidates were left out, most common first."""
+    if not isinstance(counts, dict):
+        return []
+    lines = []
+    for reason, count in counts.items():
+        meaning = _REASON_MEANING.get(str(reason))
+        lines.append(f"Not chosen: {count} {reason}" + (f" ({meaning})" if meaning else ""))
+    return lines
 
 
 def _data_lines(moves: object) -> list[str]:

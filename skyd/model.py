@@ -88,6 +88,12 @@ class InstanceState(enum.StrEnum):
     PREEMPTED = "PREEMPTED"  # gone because the cloud took the spot capacity back
 
 
+# Providers whose nodes are shared capacity (this host, lab machines, Slurm partitions,
+# Kubernetes nodes): `cpus: N` / `memory: M` ask for that much of a node, as SkyPilot and
+# these systems read it, rather than for an instance type of exactly that size.
+POOL_CLOUDS = frozenset({"local", "ssh", "slurm", "kubernetes"})
+
+
 @dataclass(frozen=True, slots=True)
 class Amount:
     """A resource quantity from a task spec: `4` (exactly) or `4+` (at least)."""
@@ -95,8 +101,13 @@ class Amount:
     value: float
     or_more: bool = False
 
-    def admits(self, offered: float) -> bool:
-        return offered >= self.value if self.or_more else offered == self.value
+    def admits(self, offered: float, *, pool: bool = False) -> bool:
+        """Whether a machine of `offered` size satisfies this ask. A cloud instance type
+        must match it (`4` is exactly 4, as SkyPilot reads it); on a capacity pool
+        (`POOL_CLOUDS`) the ask is a request out of the node, so any node that big fits."""
+        if pool or self.or_more:
+            return offered >= self.value
+        return offered == self.value
 
     def __str__(self) -> str:
         text = f"{self.value:g}"
@@ -214,6 +225,10 @@ class LaunchRequest:
     ports: tuple[str, ...] = ()  # resources.ports: "8080" or "10000-10010", opened to all
     disk_tier: str | None = None
     network_tier: str | None = None
+    # the task's `cpus` / `memory` ask: what a capacity pool (POOL_CLOUDS) hands each node
+    # out of the offer's node; None: the task did not say (the provider's default share)
+    cpus: float | None = None
+    memory_gib: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

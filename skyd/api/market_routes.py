@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import difflib
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 
 from skyd.api.contract import endpoint
@@ -23,9 +26,10 @@ from skyd.api.market_schemas import (
     PricesQuery,
 )
 from skyd.api.validation import BadRequest, json_body, query_params
+from skyd.catalog.table import REASONS
 from skyd.errors import UnknownAcceleratorError
 from skyd.market.live import LiveMarket
-from skyd.model import ExclusionReason, Offer
+from skyd.model import POOL_CLOUDS, ExclusionReason, Offer
 from skyd.optimizer import CandidateView
 from skyd.optimizer.vectorized import RowViews
 from skyd.scheduler.driver import JobScheduler
@@ -134,8 +138,20 @@ def cheapest_offerings(
     return [offering_view(candidate.offer, market) for candidate in cheapest]
 
 
+def _size_note(offer: Offer) -> str:
+    """Why a machine's size did not fit: a cloud type must match the ask exactly, a pool's
+    node must have at least as much (Amount.admits)."""
+    size = f"{offer.instance_type} has {offer.vcpus:g} vCPUs, {offer.memory_gib:g} GiB"
+    if offer.cloud in POOL_CLOUDS:
+        return f"{size}: less than the task asks of one node"
+    return f"{size}: a cloud instance type must have exactly the cpus/memory asked (N+: at least)"
+
+
 def _candidate_view(view: CandidateView, providers: LiveMarket) -> dict[str, Any]:
     offer = view.candidate.offer
+    note = view.note
+    if view.excluded is ExclusionReason.RESOURCES_TOO_SMALL and not note:
+        note = _size_note(offer)
     return {
         "cloud": offer.cloud,
         "region": offer.region,
@@ -151,7 +167,7 @@ def _candidate_view(view: CandidateView, providers: LiveMarket) -> dict[str, Any
         "egress_cost": view.egress_cost_micros / 1_000_000,
         "preemptions_per_hour": view.preemptions_per_hour,
         "excluded": None if view.excluded is None else view.excluded.value,
-        "note": view.note,
+        "note": note,
         "chosen": view.chosen,
         "alternative": view.alternative,
         "provider": providers.provider_for(offer.cloud),
@@ -163,6 +179,17 @@ def explain_order(view: CandidateView) -> tuple[bool, int, int]:
     excluded = view.excluded
     rank = EXCLUSION_RANK.get(excluded, 0) if excluded is not None else -1
     return (not view.chosen, rank, view.expected_cost_micros)
+
+
+def excluded_counts(candidates: Sequence[CandidateView]) -> dict[str, int]:
+    """How many candidates each reason left out, most first (on the columns when the
+    decision has them, so no view is built for it)."""
+    if isinstance(candidates, RowViews):
+        codes = np.bincount(np.asarray(candidates.codes, np.int64), minlength=len(REASONS) + 1)
+        counts = Counter({REASONS[i - 1].value: int(n) for i, n in enumerate(codes) if i and n})
+    else:
+        counts = Counter(v.excluded.value for v in candidates if v.excluded is not None)
+    return dict(counts.most_common())
 
 
 def explain_view(outcome: PlacementOutcome, market: LiveMarket) -> dict[str, Any]:
@@ -196,6 +223,7 @@ def explain_view(outcome: PlacementOutcome, market: LiveMarket) -> dict[str, Any
         "chosen": chosen,
         "reason": decision.reason,
         "total_candidates": len(candidates),
+        "excluded_counts": excluded_counts(candidates),
         "candidates": [_candidate_view(v, market) for v in shown],
     }
 

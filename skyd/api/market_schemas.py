@@ -117,6 +117,9 @@ class Explain(BaseModel):
     reason: str
     total_candidates: int
     candidates: list[CandidateRow]
+    excluded_counts: dict[str, int] = Field(
+        default_factory=dict, description="how many candidates each reason excluded, most first"
+    )
     if_all_providers_enabled: Chosen | None = Field(
         None, description="where it would go if every cloud's provider were enabled"
     )

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from skyd.model import Candidate, ExclusionReason, Offer, OfferFilter
+from skyd.model import POOL_CLOUDS, Candidate, ExclusionReason, Offer, OfferFilter
 
 # An AWS availability-zone *name* (us-east-1a), as opposed to the AZ IDs the catalog holds.
 _AWS_AZ_NAME = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+[a-z]")
@@ -127,8 +127,9 @@ class CompiledFilter:
             and (offer.accelerator_name, offer.accelerator_count) not in self.accelerators
         ):
             return ExclusionReason.ACCELERATOR_MISMATCH
-        if (f.cpus is not None and not f.cpus.admits(offer.vcpus)) or (
-            f.memory_gib is not None and not f.memory_gib.admits(offer.memory_gib)
+        pool = offer.cloud in POOL_CLOUDS
+        if (f.cpus is not None and not f.cpus.admits(offer.vcpus, pool=pool)) or (
+            f.memory_gib is not None and not f.memory_gib.admits(offer.memory_gib, pool=pool)
         ):
             return ExclusionReason.RESOURCES_TOO_SMALL
         if self.countries and country not in self.countries:

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from skyd.catalog.matching import CompiledFilter, candidate_order, markets
-from skyd.model import Candidate, ExclusionReason, Offer
+from skyd.model import POOL_CLOUDS, Candidate, ExclusionReason, Offer
 
 # code 0 = feasible; code i = REASONS[i - 1]
 REASONS: tuple[ExclusionReason, ...] = tuple(ExclusionReason)
@@ -167,9 +167,14 @@ class CandidateTable:
             wanted = self.region_scopes
             allowed = np.asarray([s.split("/", 1)[1] == f.region for s in wanted], np.bool_)
             exclude(~allowed[self.region], ExclusionReason.PINNED_ELSEWHERE)
+        pool = np.isin(self.cloud, [self.clouds[c] for c in POOL_CLOUDS if c in self.clouds])
         for amount, column in ((f.cpus, self.vcpus), (f.memory_gib, self.memory)):
             if amount is not None:
-                fits = column >= amount.value if amount.or_more else column == amount.value
+                # a capacity pool's node fits any ask up to its size (Amount.admits)
+                big_enough = column >= amount.value
+                fits = (
+                    big_enough if amount.or_more else big_enough & (pool | (column == amount.value))
+                )
                 exclude(~fits, ExclusionReason.RESOURCES_TOO_SMALL)
         if compiled.countries:
             allowed = np.zeros(len(self.countries), np.bool_)

@@ -74,6 +74,8 @@ class RunCommand:
     container: Mapping[str, Any] | None = None
     uid: int | None = None  # run as this user (when the daemon is root)
     gid: int | None = None
+    # the CPUs setup and run are pinned to (a local task's `cpus:` slots); None: all
+    cpu_affinity: tuple[int, ...] | None = None
 
 
 class ProcessRunner:
@@ -105,13 +107,17 @@ class ProcessRunner:
                 "file_mounts": dict(command.file_mounts or {}),
                 "storage_mounts": [dict(mount) for mount in command.storage_mounts],
                 "workdir_git": dict(command.workdir_git) if command.workdir_git else None,
+                "cpu_affinity": list(command.cpu_affinity) if command.cpu_affinity else None,
             }
             if command.container is not None:
                 # run inside it (skyd.runner.shim): the job's directory and checkpoints bound
                 env = command.env
                 name = f"{env.get('SKYPILOT_TASK_ID', 'skyd')}-{env.get('SKYD_NODE_RANK', '0')}"
                 binds = [env["SKYD_CHECKPOINT_DIR"]] if env.get("SKYD_CHECKPOINT_DIR") else []
-                launch["container"] = {**command.container, "name": name, "binds": binds}
+                container: dict[str, Any] = {**command.container, "name": name, "binds": binds}
+                if command.cpu_affinity:  # the engine starts it: pin it there too
+                    container["cpuset"] = ",".join(map(str, command.cpu_affinity))
+                launch["container"] = container
             _write_private(attempt_dir / "launch.json", json.dumps(launch), command.uid)
             err_fd = os.open(
                 attempt_dir / "shim.err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600

@@ -102,6 +102,8 @@ def _container_start_argv(engine: str, spec: dict[str, object], home: str) -> li
     if spec.get("gpus"):
         # docker's NVIDIA runtime flag; podman reaches GPUs through CDI device names
         argv += ["--gpus", "all"] if engine == "docker" else ["--device", "nvidia.com/gpu=all"]
+    if spec.get("cpuset"):
+        argv += ["--cpuset-cpus", str(spec["cpuset"])]
     for path in [home, *[str(b) for b in list(spec.get("binds") or [])]]:  # type: ignore[call-overload]
         argv += ["-v", f"{path}:{path}"]
     return [*argv, "--entrypoint", "sleep", str(spec["image"]), "infinity"]

@@ -107,6 +107,9 @@ def main(argv: list[str]) -> int:
     job_umask = os.umask(0o077)
     launch = json.loads((attempt_dir / "launch.json").read_text())
     env = dict(launch["env"])
+    if launch.get("cpu_affinity"):
+        # the task's `cpus:` on this host: setup, run and all they start inherit it
+        os.sched_setaffinity(0, launch["cpu_affinity"])
     status: dict[str, Any] = {
         "pid": os.getpid(),
         "phase": "setup",

@@ -22,6 +22,7 @@ from skyd.providers.base import (
     Provider,
     RunsItsAttempts,
 )
+from skyd.providers.local.provider import node_instance_id
 from skyd.runner.engines import working_engine
 from skyd.runner.process import ProcessRunner, RunCommand, read_status
 from skyd.runner.ssh import SshRunner
@@ -175,6 +176,10 @@ class Processes:
                 "(docker or podman) that answers on this host; it is not run bare"
             )
         commands = [command] + [self.prepare(job, spec, r) for r in range(1, spec.num_nodes)]
+        commands = [
+            replace(each, cpu_affinity=self._pinned_cpus(job, rank))
+            for rank, each in enumerate(commands)
+        ]
         for rank, each in enumerate(commands):
             attempt_dir = self.attempt_dir(job, rank)
             attempt_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -182,6 +187,24 @@ class Processes:
                 os.chown(attempt_dir, each.uid, each.gid)
         for rank, each in enumerate(commands):
             await self.runner.start(self.attempt_dir(job, rank), each)
+
+    def _pinned_cpus(self, job: JobRecord, rank: int) -> tuple[int, ...] | None:
+        """The CPUs the local provider holds for rank `rank` of the job's attempt (a task
+        that asked `cpus:`), or None: then the process may use every CPU of this host."""
+        local = self.providers.get(str((job.placement or {}).get("provider")))
+        pinned = getattr(local, "pinned_cpus", None)
+        if pinned is None:
+            return None
+        tokens = {
+            i.client_token
+            for i in instance_store.instances_for_job(self.store, job.id)
+            if i.attempt == job.attempt and i.provider == "local"
+        }
+        if len(tokens) != 1:
+            return None
+        nodes = TaskSpec.from_json(job.spec_json).num_nodes
+        cpus = pinned(node_instance_id(tokens.pop(), rank, nodes))
+        return tuple(cpus) if cpus else None
 
     async def _buckets_for_nodes(self, command: RunCommand) -> list[dict[str, Any]]:
         """Buckets the task names are created and filled from this host (where their local

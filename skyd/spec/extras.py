@@ -32,4 +32,6 @@ def launch_extras(spec: TaskSpec, offer: Offer) -> dict[str, Any]:
         "ports": alt.ports,
         "disk_tier": alt.disk_tier,
         "network_tier": alt.network_tier,
+        "cpus": alt.cpus.value if alt.cpus is not None else None,
+        "memory_gib": alt.memory_gib.value if alt.memory_gib is not None else None,
     }

@@ -12,7 +12,7 @@ from skyd.errors import AuthError, CapacityError, ProviderError, TransientError
 from skyd.model import InstanceState, LaunchRequest, Offer
 from skyd.providers.base import MANAGED, TAG_JOB, TAG_MANAGED, TAG_TOKEN
 from skyd.providers.ssh import SshHost, SshProviderConfig
-from skyd.providers.ssh.provider import host_offers
+from skyd.providers.ssh.capacity import host_offers
 from skyd.testing.ssh_server import FakeSshServer, SshFault
 
 

@@ -9,6 +9,7 @@ Job through a podFailurePolicy rule: the gang is lost together and skyd recovers
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Mapping
@@ -73,9 +74,14 @@ def job_manifest(
     gpu_product: str,
     time_limit_s: float | None,
     linger_s: float,
+    cpus: float | None = None,
+    memory_gib: float | None = None,
 ) -> dict[str, Any]:
     labels = label_tags(tags)
-    limits = {"cpu": "1"}
+    # the task's `cpus:` / `memory:` out of the node (one CPU when it asks for none)
+    limits = {"cpu": f"{cpus:g}" if cpus else "1"}
+    if memory_gib:
+        limits["memory"] = f"{math.ceil(memory_gib * 1024)}Mi"
     if gpus:
         limits[GPU_RESOURCE] = str(gpus)
     pod_spec: dict[str, Any] = {

@@ -282,6 +282,8 @@ class KubernetesProvider:
             gpu_product=shape.gpu_product,
             time_limit_s=request.time_limit_s,
             linger_s=self.config.linger_s,
+            cpus=request.cpus,
+            memory_gib=request.memory_gib,
         )
         try:
             job = await batch.create_namespaced_job(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
 import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from skyd.clock import Clock
 from skyd.errors import CapacityError, ProviderError
@@ -91,39 +94,93 @@ class LocalProvider:
     def held(self) -> list[str]:
         return sorted(p.stem for p in self._dir.glob("local-*.json"))
 
+    def _records(self) -> dict[str, dict[str, Any]]:
+        records: dict[str, dict[str, Any]] = {}
+        for iid in self.held():
+            try:
+                records[iid] = json.loads(self._slot_path(iid).read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                continue  # released, or still being written by a racing launch
+        return records
+
+    def _free_slot_numbers(self) -> list[int]:
+        """Slot numbers no held node has. A slot file from before CPU requests holds one
+        slot without a number: it takes the last free number out of the count."""
+        numbered: set[int] = set()
+        unnumbered = 0
+        for record in self._records().values():
+            if "slots" in record:
+                numbered.update(int(n) for n in record["slots"])
+            else:
+                unnumbered += 1
+        free = [n for n in range(self.slots) if n not in numbered]
+        return free[: max(0, len(free) - unnumbered)]
+
     def free_slots(self) -> int:
-        return self.slots - len(self.held())
+        return len(self._free_slot_numbers())
+
+    def free_memory_gib(self) -> float:
+        """This host's memory less what held slots asked for (`memory:` of their tasks)."""
+        held = sum(float(r.get("memory_gib") or 0.0) for r in self._records().values())
+        return self._offer.memory_gib - held
+
+    def pinned_cpus(self, instance_id: str) -> list[int] | None:
+        """The CPUs a slot's process is pinned to: one per slot it holds, for a task that
+        asked `cpus:`; None when it asked for none (the process may use every CPU)."""
+        try:
+            record = json.loads(self._slot_path(instance_id).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        if record.get("cpus") is None or not record.get("slots"):
+            return None
+        count = os.cpu_count() or 1
+        return sorted({int(s) % count for s in record["slots"]})
 
     def max_nodes(self, offer: Offer) -> int | None:
         """The most nodes one job can have here: every slot of this host."""
         return self.slots
 
     async def launch(self, request: LaunchRequest) -> list[Instance]:
-        """Hold `num_nodes` slots, all or none: a launch that cannot get every slot gives
-        back the ones it took (a retry with the same token finds the ones it holds)."""
+        """Hold `num_nodes` nodes, all or none, each `ceil(cpus)` slots (one slot per CPU
+        the task asks for; one when it asks for none) and its `memory`; a retry with the
+        same token finds the ones it holds."""
         nodes = max(1, request.num_nodes)
         ids = [node_instance_id(request.client_token, rank, nodes) for rank in range(nodes)]
-        missing = [iid for iid in ids if not self._slot_path(iid).exists()]
-        if len(missing) > self.free_slots():
-            raise CapacityError(
-                f"{nodes} local slot(s) asked, {self.free_slots() + nodes - len(missing)} "
-                f"free of {self.slots}",
-                scope=LOCAL_CLOUD,
-            )
-        record = {"tags": request.tags, "launched_at": self._clock.now()}
-        taken: list[str] = []
-        for iid in missing:
-            # O_EXCL: a concurrent or retried launch with the same token cannot take two slots
-            try:
-                fd = os.open(self._slot_path(iid), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                continue
-            with os.fdopen(fd, "w") as fh:
-                json.dump(record, fh)
-            taken.append(iid)
-        if len(self.held()) > self.slots:  # another launch raced this one for the last slots
-            await self.terminate(taken)
-            raise CapacityError(f"all {self.slots} local slots are busy", scope=LOCAL_CLOUD)
+        per_node = max(1, math.ceil(request.cpus)) if request.cpus else 1
+        memory = request.memory_gib or 0.0
+        # the lock makes choosing slot numbers and writing them one step (two daemons,
+        # or a racing retry, cannot take the same slots)
+        with open(self._dir / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            missing = [iid for iid in ids if not self._slot_path(iid).exists()]
+            free = self._free_slot_numbers()
+            if per_node * len(missing) > len(free):
+                raise CapacityError(
+                    f"{nodes} local node(s) of {per_node} slot(s) asked, {len(free)} "
+                    f"free of {self.slots}",
+                    scope=LOCAL_CLOUD,
+                )
+            if memory * len(missing) > self.free_memory_gib():
+                raise CapacityError(
+                    f"{nodes} local node(s) of {memory:g} GiB asked, "
+                    f"{max(0.0, self.free_memory_gib()):.1f} GiB of "
+                    f"{self._offer.memory_gib:g} not held by other jobs",
+                    scope=LOCAL_CLOUD,
+                )
+            for n, iid in enumerate(missing):
+                record = {
+                    "tags": request.tags,
+                    "launched_at": self._clock.now(),
+                    "slots": free[n * per_node : (n + 1) * per_node],
+                    "cpus": request.cpus,
+                    "memory_gib": request.memory_gib,
+                }
+                try:
+                    fd = os.open(self._slot_path(iid), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileExistsError:  # written by a launch that did not lock (older skyd)
+                    continue
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(record, fh)
         return [self._instance(iid) for iid in ids]
 
     def _instance(self, instance_id: str) -> Instance:

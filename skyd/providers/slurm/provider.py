@@ -17,6 +17,7 @@ Terminate = `scancel`. Reconcile finds skyd's jobs by the tags in their comments
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,7 +330,9 @@ class SlurmProvider:
             comment=encode_tags({**tags, "skyd-shape": offer.instance_type}),
             partition=offer.zone,
             nodes=request.num_nodes,
-            cpus_per_node=shape.cpus,
+            # the task's `cpus:` out of the node (Slurm shares nodes); the whole node if unsaid
+            cpus_per_node=math.ceil(request.cpus) if request.cpus else shape.cpus,
+            memory_mb=math.ceil(request.memory_gib * 1024) if request.memory_gib else None,
             gpu_type=shape.gpu_type,
             gpus_per_node=offer.accelerator_count,
             time_limit_s=time_limit or None,

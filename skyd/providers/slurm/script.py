@@ -23,6 +23,7 @@ def batch_script(
     time_limit_s: float | None,
     run_dir: str,
     python: str,
+    memory_mb: int | None = None,
 ) -> str:
     """A batch script whose one step is the shim: the allocation waits for skyd's launch."""
     lines = [
@@ -36,6 +37,8 @@ def batch_script(
         f"#SBATCH --chdir={run_dir}",
         f"#SBATCH --output={run_dir}/slurm-%j.out",
     ]
+    if memory_mb:  # the task's `memory:`; without it Slurm's default share of the node
+        lines.append(f"#SBATCH --mem={memory_mb}M")
     if gpus_per_node:
         kind = f"{gpu_type}:" if gpu_type else ""
         lines.append(f"#SBATCH --gres=gpu:{kind}{gpus_per_node}")

@@ -34,6 +34,8 @@ class Claim:
     tags: Mapping[str, str] = field(default_factory=dict)
     stopped: bool = False
     lost: bool = False
+    cpus: float = 0.0  # the task's `cpus:` / `memory:` held on the host (0: it asked none)
+    memory_gib: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,8 @@ class Claim:
             "tags": dict(self.tags),
             "stopped": self.stopped,
             "lost": self.lost,
+            "cpus": self.cpus,
+            "memory_gib": self.memory_gib,
         }
 
     @classmethod
@@ -66,6 +70,8 @@ class Claim:
             tags={str(k): str(v) for k, v in dict(data.get("tags", {})).items()},
             stopped=bool(data.get("stopped", False)),
             lost=bool(data.get("lost", False)),
+            cpus=float(data.get("cpus", 0.0)),
+            memory_gib=float(data.get("memory_gib", 0.0)),
         )
 
 

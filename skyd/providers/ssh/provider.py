@@ -8,7 +8,8 @@ terminated, even if the host returns. Released (or never held) slots report TERM
 
 Capacity: a launch of `num_nodes` puts rank 0 on the offer's host and the other ranks on
 other hosts at least as big (one per host before any host takes two), each node holding
-one of its host's `max_jobs` slots and the offer's GPUs; holds are files under
+one of its host's `max_jobs` slots, the offer's GPUs and the CPUs and memory its task asks
+for (skyd.providers.ssh.capacity); holds are files under
 `state_dir/claims`, so a restarted daemon keeps the counts. A launch probes its hosts
 first (unreachable → TransientError for its zone, refused key → AuthError for the pool,
 `REMOTE_ROOT/drain` present → CapacityError).
@@ -21,80 +22,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from skyd.clock import Clock
 from skyd.errors import AuthError, CapacityError, ProviderError, TransientError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 from skyd.providers.base import launch_tags
+from skyd.providers.ssh.capacity import (
+    SSH_CLOUD,
+    SSH_REGION,
+    HostUsage,
+    host_offers,
+    nodes_fit,
+    target_of,
+)
 from skyd.providers.ssh.claims import Claim, ClaimStore, PendingKills, instance_id_for
 from skyd.providers.ssh.config import SshHost, SshProviderConfig
 from skyd.providers.ssh.connection import SshConnections, SshTarget
 from skyd.providers.ssh.layout import kill_command, probe_command, run_dir
 
-SSH_CLOUD = "ssh"
-SSH_REGION = "lab"
-
 log = logging.getLogger(__name__)
-
-
-def _nodes_fit(host: SshHost, offer: Offer, slots: int, used_gpus: Mapping[str, int]) -> int:
-    """How many nodes of `offer` fit in `slots` job slots of `host` and its free GPUs."""
-    if not offer.accelerator_count:
-        return max(0, slots)
-    free = host.gpus.get(offer.accelerator_name, 0) - used_gpus.get(offer.accelerator_name, 0)
-    return max(0, min(slots, free // offer.accelerator_count))
-
-
-def target_of(host: SshHost) -> SshTarget:
-    return SshTarget(
-        name=host.name,
-        host=host.host,
-        port=host.port,
-        user=host.user,
-        key_path=host.key_path,
-        known_hosts=host.known_hosts,
-    )
-
-
-def host_offers(host: SshHost) -> list[Offer]:
-    """The whole host, plus a share per GPU count below the total (and a CPU-only share),
-    because a catalog match needs the exact accelerator count a job asks for."""
-
-    def offer(instance_type: str, gpu: str, count: int) -> Offer:
-        return Offer(
-            cloud=SSH_CLOUD,
-            region=SSH_REGION,
-            zone=host.name,
-            instance_type=instance_type,
-            accelerator_name=gpu,
-            accelerator_count=count,
-            vcpus=host.cpus,
-            memory_gib=host.memory_gib,
-            price_micros=host.hourly_price_micros,
-            spot_price_micros=None,
-        )
-
-    offers = [offer(host.name, gpu, count) for gpu, count in host.gpus.items()]
-    if not offers or len(host.gpus) > 1:
-        offers.insert(0, offer(host.name, "", 0))
-    for gpu, count in host.gpus.items():
-        offers.extend(offer(f"{host.name}-{gpu}x{k}", gpu, k) for k in range(1, count))
-    if host.gpus:
-        offers.append(offer(f"{host.name}-cpu", "", 0))
-    return offers
-
-
-@dataclass(frozen=True, slots=True)
-class HostUsage:
-    """What is held on one host right now."""
-
-    host: str
-    jobs: int
-    max_jobs: int
-    gpus: Mapping[str, int]
-    gpus_total: Mapping[str, int]
-    down: bool
 
 
 class SshProvider:
@@ -127,7 +74,7 @@ class SshProvider:
         head = self.config.host(offer.zone)
         if head is None:
             return 0
-        return sum(_nodes_fit(h, offer, h.max_jobs, {}) for h in self._gang_hosts(head, offer))
+        return sum(nodes_fit(h, offer, h.max_jobs, {}) for h in self._gang_hosts(head, offer))
 
     def _gang_hosts(self, head: SshHost, offer: Offer) -> list[SshHost]:
         """Hosts a node of `offer` may run on: its own host first, then, in the pool's
@@ -154,7 +101,14 @@ class SshProvider:
         free = {
             h.name: 0
             if usage[h.name].down
-            else _nodes_fit(h, request.offer, h.max_jobs - usage[h.name].jobs, usage[h.name].gpus)
+            else nodes_fit(
+                h,
+                request.offer,
+                h.max_jobs - usage[h.name].jobs,
+                usage[h.name].gpus,
+                request,
+                usage[h.name],
+            )
             for h in hosts
         }
         if free[head.name] < 1:
@@ -191,6 +145,8 @@ class SshProvider:
                 gpus=gpus,
                 gpus_total=dict(host.gpus),
                 down=self._failures.get(host.name, 0) >= self.config.down_after_failures,
+                cpus=sum(c.cpus for c in held[host.name]),
+                memory_gib=sum(c.memory_gib for c in held[host.name]),
             )
         return result
 
@@ -250,6 +206,8 @@ class SshProvider:
                 gpu_count=offer.accelerator_count,
                 launched_at=now,
                 tags=tags,
+                cpus=request.cpus or 0.0,
+                memory_gib=request.memory_gib or 0.0,
             )
             for rank, on in enumerate(ranks)
         ]
@@ -266,6 +224,16 @@ class SshProvider:
                 f"{nodes} more do not fit",
                 scope=self._zone_scope(host),
             )
+        for asked, size, held, what in (
+            (request.cpus, host.cpus, usage.cpus, "CPUs"),
+            (request.memory_gib, host.memory_gib, usage.memory_gib, "GiB of memory"),
+        ):
+            if asked and held + asked * nodes > size:
+                raise CapacityError(
+                    f"host {host.name} has {size - held:g} of {size:g} {what} free; "
+                    f"{asked * nodes:g} asked",
+                    scope=self._zone_scope(host),
+                )
         gpu, count = request.offer.accelerator_name, request.offer.accelerator_count
         if count:
             free = host.gpus.get(gpu, 0) - usage.gpus.get(gpu, 0)

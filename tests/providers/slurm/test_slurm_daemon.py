@@ -110,6 +110,22 @@ async def test_gpu_job_gets_its_gres(client: DaemonClient, tmp_path: Path) -> No
     assert "gpus=0" in log
 
 
+async def test_cpus_and_memory_are_a_share_of_a_bigger_node(
+    client: DaemonClient, tmp_path: Path
+) -> None:
+    # the test nodes have 2 CPUs and 2 GiB: `cpus: 1` is one of them, not a 1-CPU type
+    task = (
+        "name: share\nresources: {infra: slurm, cpus: 1, memory: 1}\n"
+        'run: echo "cpt=$SLURM_CPUS_PER_TASK mem=$SLURM_MEM_PER_NODE"\n'
+    )
+    job_id = await submit(client, task, tmp_path)
+    final = await until_job(client, job_id, ENDED)
+    log = await log_of(client, job_id)
+    assert final["state"] == "SUCCEEDED", (final, log)
+    assert "-2cpu-2gb" in final["placement"]["instance_type"], final["placement"]
+    assert "cpt=1 mem=1024" in log, log
+
+
 async def test_preempted_job_is_recovered(client: DaemonClient, tmp_path: Path) -> None:
     marker = tmp_path / "first-attempt-ran"
     task = (

@@ -1,0 +1,103 @@
+"""`cpus: N` on this host is a request for N CPUs out of its slots, not an instance type of
+exactly N vCPUs (tested through skyctl and a real daemon): two `cpus: 1` jobs share a
+2-slot host at the same time, each pinned to a CPU of its own, and `optimize` says why no
+cloud type was chosen."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+
+from skyctl.__main__ import main as skyctl
+from skyctl.client import DaemonClient
+from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+
+ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
+
+
+def _run(daemon: DaemonThread, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = skyctl(["--socket", daemon.socket_path, *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def _ended(client: DaemonClient, job_id: int) -> dict[str, object]:
+    def done() -> dict[str, object] | None:
+        job = client.get_job(job_id)
+        return job if job["state"] in ENDED else None
+
+    return wait_until(done, timeout=90)
+
+
+def test_two_one_cpu_jobs_share_a_two_slot_host_each_on_its_own_cpu(tmp_path: Path) -> None:
+    settings = settings_for_tests(tmp_path)
+    settings.local.slots = 2
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    # each job says it is here and waits (bounded) for the other: both succeed only if
+    # they ran at the same time
+    task = (
+        "resources:\n  cpus: 1\n"
+        "run: |\n"
+        f"  touch {meet}/$SKYD_JOB_ID\n"
+        f"  for i in $(seq 600); do [ $(ls {meet} | wc -l) -ge 2 ] && break; sleep 0.1; done\n"
+        f"  [ $(ls {meet} | wc -l) -ge 2 ] || {{ echo alone; exit 3; }}\n"
+        '  echo "nproc=$(nproc)"\n'
+        "  grep Cpus_allowed_list /proc/self/status\n"
+    )
+    (tmp_path / "one.yaml").write_text(task)
+    daemon = DaemonThread(settings).start()
+    try:
+        ids = []
+        for _ in range(2):
+            code, out, err = _run(daemon, "submit", str(tmp_path / "one.yaml"), "--json")
+            assert code == 0, err
+            ids.append(int(json.loads(out)["id"]))
+        with DaemonClient(daemon.socket_path) as client:
+            jobs = [_ended(client, i) for i in ids]
+            logs = [b"".join(client.job_logs(i, follow=False)).decode() for i in ids]
+        # both slots given back once the jobs ended
+        wait_until(lambda: not list((settings.state_dir / "local-slots").glob("local-*")) or None)
+    finally:
+        assert daemon.stop() == 0
+    assert [j["state"] for j in jobs] == ["SUCCEEDED", "SUCCEEDED"], (jobs, logs)
+    assert all((j["placement"] or {})["provider"] == "local" for j in jobs)  # type: ignore[index]
+    assert all("nproc=1" in log for log in logs), logs
+    allowed = [
+        next(line.split(":")[1].strip() for line in log.splitlines() if "Cpus_allowed" in line)
+        for log in logs
+    ]
+    # slots 0 and 1 are CPUs 0 and 1 (modulo this host's count)
+    assert sorted(allowed) == sorted({str(s % (os.cpu_count() or 1)) for s in (0, 1)}) or (
+        (os.cpu_count() or 1) == 1 and allowed == ["0", "0"]
+    ), allowed
+
+
+def test_optimize_places_one_cpu_on_local_and_says_why_not_on_clouds(tmp_path: Path) -> None:
+    daemon = DaemonThread(settings_for_tests(tmp_path)).start()
+    try:
+        (tmp_path / "t.yaml").write_text("resources:\n  cpus: 1\nrun: echo hi\n")
+        text = _run(daemon, "optimize", str(tmp_path / "t.yaml"))
+        as_json = _run(daemon, "optimize", str(tmp_path / "t.yaml"), "--json")
+        (tmp_path / "exact.yaml").write_text(
+            "resources:\n  cloud: aws\n  cpus: 1\nrun: echo hi\n"
+        )
+        pinned = _run(daemon, "optimize", str(tmp_path / "exact.yaml"), "--json")
+    finally:
+        assert daemon.stop() == 0
+    assert text[0] == 0 and as_json[0] == 0, (text, as_json)
+    payload = json.loads(as_json[1])
+    assert payload["chosen"]["cloud"] == "local"
+    counts = payload["excluded_counts"]
+    assert counts.get("resources_mismatch", 0) > 0, counts
+    aws = next(c for c in payload["candidates"] if c["cloud"] == "aws")
+    assert aws["excluded"] == "resources_mismatch"
+    assert "exactly the cpus/memory asked" in aws["note"], aws
+    assert f"Not chosen: {counts['resources_mismatch']} resources_mismatch" in text[1]
+    assert "a cloud instance type must have exactly the amount asked" in text[1], text[1]
+    # on a cloud it stays SkyPilot's exact type: no AWS type has exactly 1 vCPU
+    assert pinned[0] != 0 and json.loads(pinned[1])["chosen"] is None, pinned
