@@ -83,9 +83,7 @@ def test_optimize_places_one_cpu_on_local_and_says_why_not_on_clouds(tmp_path: P
         (tmp_path / "t.yaml").write_text("resources:\n  cpus: 1\nrun: echo hi\n")
         text = _run(daemon, "optimize", str(tmp_path / "t.yaml"))
         as_json = _run(daemon, "optimize", str(tmp_path / "t.yaml"), "--json")
-        (tmp_path / "exact.yaml").write_text(
-            "resources:\n  cloud: aws\n  cpus: 1\nrun: echo hi\n"
-        )
+        (tmp_path / "exact.yaml").write_text("resources:\n  cloud: aws\n  cpus: 1\nrun: echo hi\n")
         pinned = _run(daemon, "optimize", str(tmp_path / "exact.yaml"), "--json")
     finally:
         assert daemon.stop() == 0
