@@ -221,6 +221,11 @@ def _explain_text(payload: dict[str, object]) -> str:
         lines.append(f"... {total - EXPLAIN_ROWS} more candidates (--json shows them)")
     lines.append("")
     lines.extend(_excluded_lines(payload.get("excluded_counts")))
+    task = payload.get("task")
+    if isinstance(task, dict):
+        for tier, note in (("disk_tier", "disk"), ("network_tier", "network")):
+            if task.get(note):
+                lines.append(f"{tier} {task.get(tier)} there: {task[note]}")
     lines.extend(_data_lines(payload.get("data")))
     lines.append(
         ("Chosen: " if payload.get("chosen") else "Not placed: ") + str(payload.get("reason"))

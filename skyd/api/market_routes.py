@@ -32,6 +32,7 @@ from skyd.market.live import LiveMarket
 from skyd.model import POOL_CLOUDS, ExclusionReason, Offer
 from skyd.optimizer import CandidateView
 from skyd.optimizer.vectorized import RowViews
+from skyd.providers.tiers import disk_note, network_note
 from skyd.scheduler.driver import JobScheduler
 from skyd.scheduler.pipelines import chain_upstream
 from skyd.scheduler.placement import PlacementOutcome, job_filters
@@ -370,7 +371,22 @@ def _explain_stage(scheduler: JobScheduler, spec: TaskSpec) -> tuple[dict[str, A
                 "egress_cost": chosen.egress_cost_micros / 1_000_000,
                 "reason": hypothetical.decision.reason,
             }
+    _tier_notes(view, spec)
     return view, outcome.decision.chosen.offer if outcome.decision.chosen else None
+
+
+def _tier_notes(view: dict[str, Any], spec: TaskSpec) -> None:
+    """What disk_tier / network_tier become where the task would run (never silently
+    dropped): the chosen machine, else the one it would get with every provider enabled."""
+    target = view.get("chosen") or view.get("if_all_providers_enabled")
+    if not isinstance(target, dict):
+        return
+    where = str(target.get("provider") or target["cloud"])
+    tiers = next((a for a in spec.alternatives if a.disk_tier or a.network_tier), spec.resources)
+    disk = disk_note(where, tiers.disk_tier, str(target["instance_type"]))
+    network = network_note(where, tiers.network_tier)
+    view["task"].update({"disk": disk} if disk else {})
+    view["task"].update({"network": network} if network else {})
 
 
 def add_market_routes(app: web.Application, scheduler: JobScheduler) -> None:

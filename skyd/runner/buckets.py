@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from skyd.providers.base import MANAGED, TAG_MANAGED
+from skyd.runner.azure_rclone import SAS_LIFETIME, rclone_sas_url
 from skyd.runner.stores import TAG_PERSISTENT, Bucket, bucket_labels, open_bucket
 
 MANIFEST = "buckets.json"
@@ -161,5 +162,15 @@ def prepare_for_nodes(
                 ours = labels.get(TAG_MANAGED) == MANAGED
                 ready["purge_at_end"] = ours and labels.get(TAG_PERSISTENT) == "false"
             ready["owned"] = False
+        if mount.get("store") == "azure":
+            sas = rclone_sas_url(env)
+            if sas is not None:
+                ready["sas_url"] = sas
+                endpoint = sas.split("?", 1)[0]
+                notes += (
+                    f"--- skyd: {mount.get('url')}: the nodes' rclone reaches {endpoint} "
+                    f"through an account SAS valid {SAS_LIFETIME.days} days (rclone cannot "
+                    "use a key with a path-style endpoint) ---\n"
+                )
         prepared.append(ready)
     return prepared, notes

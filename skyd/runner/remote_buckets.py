@@ -98,7 +98,15 @@ def rclone_env(mount: dict[str, Any], index: int, env: dict[str, str]) -> dict[s
         parts = _connection_parts(env.get("AZURE_STORAGE_CONNECTION_STRING", ""))
         conf["ACCOUNT"] = parts.get("AccountName") or mount.get("account") or ""
         key = parts.get("AccountKey") or env.get("AZURE_STORAGE_KEY", "")
-        if key:
+        # a host-style endpoint of another Azure cloud: rclone puts the account before it
+        endpoint = parts.get("BlobEndpoint", "").rstrip("/")
+        suffix = endpoint.split("://", 1)[-1].partition(".")[2]
+        if endpoint.startswith("https://" + conf["ACCOUNT"] + ".") and "/" not in suffix:
+            conf["ENDPOINT"] = suffix
+        if mount.get("sas_url"):
+            # made by the daemon (skyd.runner.azure_rclone) for a path-style endpoint
+            conf = {"TYPE": "azureblob", "SAS_URL": mount["sas_url"]}
+        elif key:
             conf["KEY"] = key
         elif env.get("AZURE_STORAGE_SAS_URL"):
             conf["SAS_URL"] = env["AZURE_STORAGE_SAS_URL"]

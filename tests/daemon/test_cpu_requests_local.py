@@ -99,3 +99,28 @@ def test_optimize_places_one_cpu_on_local_and_says_why_not_on_clouds(tmp_path: P
     assert "a cloud instance type must have exactly the amount asked" in text[1], text[1]
     # on a cloud it stays SkyPilot's exact type: no AWS type has exactly 1 vCPU
     assert pinned[0] != 0 and json.loads(pinned[1])["chosen"] is None, pinned
+
+
+def test_optimize_says_what_the_tiers_become_where_the_task_would_run(tmp_path: Path) -> None:
+    daemon = DaemonThread(settings_for_tests(tmp_path)).start()
+    shown = {}
+    try:
+        for where in ("", "cloud: gcp\n  instance_type: n2-standard-8\n  "):
+            (tmp_path / "t.yaml").write_text(
+                f"resources:\n  {where}disk_tier: high\n  network_tier: best\nrun: echo hi\n"
+            )
+            text = _run(daemon, "optimize", str(tmp_path / "t.yaml"))
+            as_json = _run(daemon, "optimize", str(tmp_path / "t.yaml"), "--json")
+            assert text[0] == 0 or where, text  # gcp is not enabled here
+            shown[where or "local"] = (text[1], json.loads(as_json[1])["task"])
+    finally:
+        assert daemon.stop() == 0
+    local_text, local = shown["local"]
+    assert local["network_tier"] == "best"
+    assert local["network"].startswith("not applicable on local"), local
+    assert local["disk"].startswith("not applicable on local"), local
+    assert "network_tier best there: not applicable on local" in local_text, local_text
+    gcp_text, gcp = next(v for k, v in shown.items() if k != "local")
+    # gcp would be chosen with its provider enabled: its disk is mapped, its network not
+    assert gcp["disk"] == "pd-ssd" and gcp["network"].startswith("not applicable on gcp"), gcp
+    assert "disk_tier high there: pd-ssd" in gcp_text, gcp_text

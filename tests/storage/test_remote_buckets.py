@@ -14,7 +14,8 @@ import boto3
 import pytest
 
 from skyd.runner import remote_buckets as rb
-from skyd.testing.storage_emulators import AZURITE_KEY, moto_s3
+from skyd.runner.azure_rclone import rclone_sas_url
+from skyd.testing.storage_emulators import AZURITE_ACCOUNT, AZURITE_KEY, azurite, moto_s3
 
 
 def _mount(**extra: Any) -> dict[str, Any]:
@@ -128,3 +129,58 @@ def test_a_real_fuse_mount_with_rclone(s3: tuple[str, Any], tmp_path: Path) -> N
     assert not os.path.ismount(target)
     body = client.get_object(Bucket="lab-fuse", Key="train/out.txt")["Body"].read()
     assert body == b"written through FUSE\n"
+
+
+def test_a_real_fuse_mount_of_an_azurite_container(tmp_path: Path) -> None:
+    """Azurite's path-style endpoint through the account SAS the daemon makes for the nodes
+    (rclone cannot use a key there), mounted through the kernel, written and written back."""
+    assert rb.fuse_problem() == "", "this test needs a usable /dev/fuse and fusermount3"
+    from azure.storage.blob import BlobServiceClient
+
+    with azurite() as blob:
+        container = BlobServiceClient.from_connection_string(
+            blob.connection_string
+        ).create_container("lab-fuse-az")
+        container.upload_blob("train/a.txt", b"alpha\n")
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "AZURE_STORAGE_CONNECTION_STRING": blob.connection_string,
+        }
+        target = tmp_path / "mnt"
+        url = f"az://{AZURITE_ACCOUNT}/lab-fuse-az/train"
+        mount = {"store": "azure", "account": AZURITE_ACCOUNT, "bucket": "lab-fuse-az"}
+        mount |= {"prefix": "train", "url": url, "target": str(target), "dest": "/data"}
+        mount |= {"mode": "MOUNT", "sas_url": rclone_sas_url(env)}
+        assert str(mount["sas_url"]).startswith(f"http://127.0.0.1:{blob.port}/{AZURITE_ACCOUNT}?")
+        log_path = tmp_path / "job.log"
+        log = log_path.open("a")
+        try:
+            assert rb.fetch([mount], env, str(tmp_path), log) == 0, log_path.read_text()
+            assert os.path.ismount(target)
+            assert (target / "a.txt").read_text() == "alpha\n"  # read through the kernel
+            (target / "out.txt").write_text("written through FUSE\n")
+        finally:
+            assert rb.finish([mount], env, str(tmp_path), log) == 0, log_path.read_text()
+            log.close()
+        assert not os.path.ismount(target)
+        assert container.download_blob("train/out.txt").readall() == b"written through FUSE\n"
+
+
+def test_only_a_path_style_blob_endpoint_needs_a_sas() -> None:
+    key = f"AccountKey={AZURITE_KEY}"
+    azurite_style = f"AccountName=acct;{key};BlobEndpoint=http://127.0.0.1:10000/acct"
+    assert rclone_sas_url({"AZURE_STORAGE_CONNECTION_STRING": azurite_style}) is not None
+    china = f"AccountName=acct;{key};BlobEndpoint=https://acct.blob.core.chinacloudapi.cn/"
+    assert rclone_sas_url({"AZURE_STORAGE_CONNECTION_STRING": china}) is None
+    assert rclone_sas_url({"AZURE_STORAGE_CONNECTION_STRING": f"AccountName=acct;{key}"}) is None
+    conf = rb.rclone_env(
+        {"store": "azure", "account": "acct"}, 0, {"AZURE_STORAGE_CONNECTION_STRING": china}
+    )
+    assert conf["RCLONE_CONFIG_SKYD0_ENDPOINT"] == "blob.core.chinacloudapi.cn"
+    assert conf["RCLONE_CONFIG_SKYD0_KEY"] == AZURITE_KEY
+    sas = rb.rclone_env({"store": "azure", "sas_url": "http://h/acct?sig=x"}, 1, {})
+    assert sas == {
+        "RCLONE_CONFIG_SKYD1_TYPE": "azureblob",
+        "RCLONE_CONFIG_SKYD1_SAS_URL": "http://h/acct?sig=x",
+    }
