@@ -76,6 +76,8 @@ class RunCommand:
     gid: int | None = None
     # the CPUs setup and run are pinned to (a local task's `cpus:` slots); None: all
     cpu_affinity: tuple[int, ...] | None = None
+    # absolute mount path → where the job's copy is: shown at that path (path_binds)
+    path_binds: Mapping[str, str] | None = None
 
 
 class ProcessRunner:
@@ -108,6 +110,7 @@ class ProcessRunner:
                 "storage_mounts": [dict(mount) for mount in command.storage_mounts],
                 "workdir_git": dict(command.workdir_git) if command.workdir_git else None,
                 "cpu_affinity": list(command.cpu_affinity) if command.cpu_affinity else None,
+                "path_binds": dict(command.path_binds or {}),
             }
             if command.container is not None:
                 # run inside it (skyd.runner.shim): the job's directory and checkpoints bound

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from skyd.runner import local_container as container_argv
+from skyd.runner import path_binds
 
 
 def write_status(attempt_dir: Path, status: dict[str, Any]) -> None:
@@ -81,10 +82,11 @@ def _run_phase(
     label: str,
     umask: int = -1,
     container: dict[str, Any] | None = None,
+    view: list[str] | None = None,
 ) -> int:
     log.write(f"--- skyd: {label} started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
     log.flush()
-    argv = ["/bin/bash", "-c", command]
+    argv = [*(view or []), "/bin/bash", "-c", command]
     if container is not None:
         # inside the task's image: only the job's own env goes in (the image keeps its PATH)
         keys = sorted(k for k in env if k not in ("PATH", "HOME"))
@@ -98,6 +100,27 @@ def _run_phase(
         umask=umask,
     )
     return proc.wait()
+
+
+def _path_view(launch: dict[str, Any], log: Any) -> list[str] | None:
+    """The bwrap prefix that shows each absolute mount at its own path (skyd.runner.path_binds),
+    or None: no such mount, or (said in the log) no bubblewrap to show them there."""
+    binds: dict[str, str] = dict(launch.get("path_binds") or {})
+    if not binds:
+        return None
+    for source in binds.values():
+        if not os.path.exists(source):
+            os.makedirs(source, exist_ok=True)  # an empty bucket or folder: still a mount
+    tool = path_binds.bwrap()
+    why = "bubblewrap (bwrap) is not installed on this host"
+    if tool is not None:
+        try:
+            return path_binds.view_argv(binds, tool)
+        except (OSError, ValueError) as exc:
+            why = str(exc)
+    for dest, source in sorted(binds.items()):
+        log.write(f"--- skyd: {dest} is at {source}, not at {dest}: {why} ---\n")
+    return None
 
 
 def main(argv: list[str]) -> int:
@@ -145,6 +168,7 @@ def main(argv: list[str]) -> int:
             status.update(phase="done", setup_exit=126, ended_at=time.time())
             write_status(attempt_dir, status)
             return 0
+        view = None if container is not None else _path_view(launch, log)
         if container is not None:
             started = container_argv.start(container, launch["cwd"], env, log)
             if started != 0:
@@ -160,6 +184,7 @@ def main(argv: list[str]) -> int:
                 label="setup",
                 umask=job_umask,
                 container=container,
+                view=view,
             )
             status["setup_exit"] = rc
             if rc != 0:
@@ -181,6 +206,7 @@ def main(argv: list[str]) -> int:
             label="run",
             umask=job_umask,
             container=container,
+            view=view,
         )
         if container is not None:
             container_argv.remove(container)

@@ -151,6 +151,12 @@ class Processes:
             }
             for dest, mount in spec.storage_mounts.items()
         ]
+        # the job's commands name /abs paths as SkyPilot's do: shown there (path_binds)
+        path_binds = {
+            dest: str(mount_target(cwd, job_dir, dest))
+            for dest in [*spec.file_mounts, *spec.storage_mounts]
+            if dest.startswith("/")
+        }
         return RunCommand(
             setup=spec.setup,
             run=spec.run,
@@ -164,6 +170,7 @@ class Processes:
             container=container_of(job, spec),
             uid=uid,
             gid=gid,
+            path_binds=path_binds,
         )
 
     async def start_local(self, job: JobRecord, spec: TaskSpec, command: RunCommand) -> None:
@@ -231,7 +238,9 @@ class Processes:
                 f"(local) so far, not on {(job.placement or {}).get('provider')} instances"
             )
         # remote machines: mounts land where the task says, relative to the remote job dir
-        remote = replace(command, file_mounts=dict(spec.file_mounts), uid=None, gid=None)
+        remote = replace(
+            command, file_mounts=dict(spec.file_mounts), uid=None, gid=None, path_binds=None
+        )
         if command.storage_mounts:
             if self.own_runner(job) is not None:
                 # placement keeps such tasks off these providers (NO_BUCKET_CLOUDS); never

@@ -15,17 +15,13 @@ import pytest
 from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread, wait_until
+from skyd.testing.storage_emulators import moto_s3
 
 
 @pytest.fixture(scope="module")
 def s3_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_s3() as url:
+        yield url
 
 
 @pytest.fixture
