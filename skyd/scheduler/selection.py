@@ -24,6 +24,7 @@ from skyd.scheduler.blocks import ScopeBlocks
 from skyd.scheduler.interfaces import PlanView
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer, job_filters
 from skyd.spec import TaskSpec
+from skyd.spec.extras import alternative_for
 from skyd.spec.task import RecoveryStrategy
 from skyd.store.records import EventRecord, JobRecord
 
@@ -157,7 +158,9 @@ class Selector:
         if isinstance(deadline_choice, str):
             return Wait(f"waiting: {deadline_choice}")
         if planned is not None:
-            busy = self.free_capacity_busy(spec, job, planned.candidate)
+            busy = self.free_capacity_busy(spec, job, planned.candidate) or self.no_room_now(
+                spec, planned
+            )
             if busy is not None:
                 return Wait(busy)
             placement = dict(planned_placement(job, plan) or {}, provider=planned.provider)
@@ -168,10 +171,12 @@ class Selector:
         candidate = outcome.candidate
         if candidate is None or outcome.provider is None:
             return Wait(f"waiting: {outcome.decision.reason}")
-        busy = self.free_capacity_busy(spec, job, candidate, outcome)
+        choice = Choice(outcome.provider, candidate)
+        busy = self.free_capacity_busy(spec, job, candidate, outcome) or self.no_room_now(
+            spec, choice
+        )
         if busy is not None:
             return Wait(busy)
-        choice = Choice(outcome.provider, candidate)
         placement = placement_json(choice, outcome)
         if spec.upstream is not None:
             # shown by `skyctl show` and in the job's events: whose data it priced, and where
@@ -210,6 +215,21 @@ class Selector:
             return None
         live = self.market.spot_prices.get(offer.key) if spot else None
         return Choice(provider, Candidate(offer, spot, live or price))
+
+    def no_room_now(self, spec: TaskSpec, choice: Choice) -> str | None:
+        """Why a pool that is not full still cannot take this job now (a `cpus: 2` task
+        and one free local slot), or None. The job waits for room rather than launching
+        into a capacity error, which would block the whole pool for every job."""
+        room = getattr(self.providers[choice.provider], "no_room_for", None)
+        if room is None:
+            return None
+        alt = alternative_for(spec, choice.candidate.offer)
+        why = room(
+            alt.cpus.value if alt.cpus is not None else None,
+            alt.memory_gib.value if alt.memory_gib is not None else None,
+            spec.num_nodes,
+        )
+        return None if why is None else f"waiting: {why}"
 
     def free_capacity_busy(
         self,

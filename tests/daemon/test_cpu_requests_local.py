@@ -124,3 +124,44 @@ def test_optimize_says_what_the_tiers_become_where_the_task_would_run(tmp_path: 
     # gcp would be chosen with its provider enabled: its disk is mapped, its network not
     assert gcp["disk"] == "pd-ssd" and gcp["network"].startswith("not applicable on gcp"), gcp
     assert "disk_tier high there: pd-ssd" in gcp_text, gcp_text
+
+
+def test_a_two_cpu_job_waits_for_both_slots_without_blocking_local(tmp_path: Path) -> None:
+    settings = settings_for_tests(tmp_path)
+    settings.local.slots = 2
+    go = tmp_path / "go"
+    hold = f"resources:\n  cpus: 1\nrun: while [ ! -e {go} ]; do sleep 0.05; done\n"
+    (tmp_path / "hold.yaml").write_text(hold)
+    (tmp_path / "two.yaml").write_text("resources:\n  cpus: 2\nrun: nproc\n")
+    (tmp_path / "one.yaml").write_text("resources:\n  cpus: 1\nrun: echo small\n")
+    daemon = DaemonThread(settings).start()
+
+    def submit(name: str) -> int:
+        code, out, err = _run(daemon, "submit", str(tmp_path / name), "--json")
+        assert code == 0, err
+        return int(json.loads(out)["id"])
+
+    try:
+        with DaemonClient(daemon.socket_path) as client:
+            holder = submit("hold.yaml")
+            wait_until(lambda: client.get_job(holder)["state"] == "RUNNING" or None)
+            two = submit("two.yaml")
+            waiting = wait_until(
+                lambda: [
+                    e
+                    for e in client.get_job(two)["events"]
+                    if e["kind"] == "waiting" and "1 of 2 slots free" in str(e["reason"])
+                ],
+                error=lambda: client.get_job(two),
+            )
+            # local is not blocked by it: a 1-CPU job still starts in the free slot
+            small = _ended(client, submit("one.yaml"))
+            go.touch()
+            done = _ended(client, two)
+            log = b"".join(client.job_logs(two, follow=False)).decode()
+            events = client.get_job(two)["events"]
+    finally:
+        assert daemon.stop() == 0
+    assert waiting and small["state"] == "SUCCEEDED", small
+    assert done["state"] == "SUCCEEDED" and "\n2\n" in f"\n{log}", (done, log)
+    assert not [e for e in events if e.get("kind") == "launch_failed"], events

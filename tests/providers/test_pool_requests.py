@@ -132,3 +132,17 @@ def test_kubernetes_pods_and_slurm_jobs_ask_for_the_tasks_share() -> None:
     assert "--cpus-per-task=1\n" in script(cpus_per_node=1, memory_mb=1024)
     assert "#SBATCH --mem=1024M" in script(cpus_per_node=1, memory_mb=1024)
     assert "--mem" not in script(cpus_per_node=2)
+
+
+def test_local_says_a_task_waits_for_slots_it_fits_in_but_are_held(tmp_path: Path) -> None:
+    local = LocalProvider(tmp_path, VirtualClock(), slots=2, gpus=0)
+    assert local.no_room_for(2, None, 1) is None
+    asyncio.run(local.launch(_request("a", cpus=1)))
+    assert local.no_room_for(1, None, 1) is None
+    assert "1 of 2 slots free; the task holds 2" in str(local.no_room_for(2, None, 1))
+    assert local.no_room_for(3, None, 1) is None  # never here: placement and launch say so
+    total = local.offers()[0].memory_gib
+    asyncio.run(local.launch(_request("b", memory=total * 0.9)))
+    assert local.no_room_for(None, None, 1) == (
+        "local has 0 of 2 slots free; the task holds 1 (one per CPU asked, per node)"
+    )

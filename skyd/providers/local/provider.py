@@ -79,7 +79,8 @@ class LocalProvider:
             instance_type="localhost",
             accelerator_name=gpu_name if gpu_count else "",
             accelerator_count=gpu_count,
-            vcpus=float(os.cpu_count() or 1),
+            # the CPUs a task may ask for here: this host's, or fewer slots if so configured
+            vcpus=float(min(os.cpu_count() or 1, self.slots)),
             memory_gib=total_memory_gib(),
             price_micros=0,
             spot_price_micros=None,
@@ -123,6 +124,26 @@ class LocalProvider:
         """This host's memory less what held slots asked for (`memory:` of their tasks)."""
         held = sum(float(r.get("memory_gib") or 0.0) for r in self._records().values())
         return self._offer.memory_gib - held
+
+    def no_room_for(self, cpus: float | None, memory_gib: float | None, nodes: int) -> str | None:
+        """Why a task asking this much per node cannot start here now although it fits this
+        host (None: it can, or it never fits, which placement says)."""
+        slots = max(1, math.ceil(cpus)) if cpus else 1
+        free = self.free_slots()
+        if slots * nodes > self.slots or (memory_gib or 0.0) * nodes > self._offer.memory_gib:
+            return None  # never here (a gang bigger than this host): the launch says so
+        if slots * nodes > free:
+            return (
+                f"local has {free} of {self.slots} slots free; the task holds {slots * nodes} "
+                "(one per CPU asked, per node)"
+            )
+        memory = (memory_gib or 0.0) * nodes
+        if memory > self.free_memory_gib():
+            return (
+                f"local has {max(0.0, self.free_memory_gib()):.1f} GiB not held by other jobs; "
+                f"the task asks {memory:g}"
+            )
+        return None
 
     def pinned_cpus(self, instance_id: str) -> list[int] | None:
         """The CPUs a slot's process is pinned to: one per slot it holds, for a task that
