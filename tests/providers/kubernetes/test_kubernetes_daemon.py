@@ -114,3 +114,20 @@ async def test_a_docker_image_is_the_pod_image(
     assert final["state"] == "SUCCEEDED", (final, log)
     assert "in-the-lab-image" in log
     assert images == {"ghcr.io/lab/trainer:1.2"}  # never the configured default image
+
+
+async def test_cpus_and_memory_are_the_pods_share_of_a_bigger_node(
+    client: DaemonClient, cluster: FakeKubeServer, tmp_path: Path
+) -> None:
+    # the fake nodes are bigger than this: on a pool `cpus: 2` asks for 2 of a node's CPUs
+    task = "name: share\nresources: {infra: k8s, cpus: 2, memory: 3}\nrun: echo shared\n"
+    job = await asyncio.to_thread(client.submit_task, task, str(tmp_path), None)
+    asked: list[Any] = []
+    while (final := client.get_job(int(job["id"])))["state"] not in ENDED:
+        asked += [c["resources"] for p in cluster.pods() for c in p["spec"]["containers"]]
+        await asyncio.sleep(0.05)
+    log = await log_of(client, int(job["id"]))
+    assert final["state"] == "SUCCEEDED", (final, log)
+    assert asked and all(
+        r["limits"] == r["requests"] == {"cpu": "2", "memory": "3072Mi"} for r in asked
+    ), asked
