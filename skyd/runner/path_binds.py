@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Mapping
 
 # kernel filesystems bound as they are (a fresh /proc needs a PID namespace of its own)
@@ -21,6 +22,20 @@ _AS_IS = {"/dev": "--dev-bind", "/proc": "--bind"}
 
 def bwrap() -> str | None:
     return shutil.which("bwrap")
+
+
+def unusable(tool: str) -> str:
+    """Why bwrap cannot make a view for this user here ("" when it can): it needs a user
+    namespace, which some hosts forbid to unprivileged users."""
+    try:
+        done = subprocess.run(
+            [tool, "--dev-bind", "/", "/", "true"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"bubblewrap cannot run here: {exc}"
+    if done.returncode != 0:
+        return f"bubblewrap cannot run here: {done.stderr.strip()[:200]}"
+    return ""
 
 
 def _ancestors(path: str) -> list[str]:

@@ -115,7 +115,10 @@ def _path_view(launch: dict[str, Any], log: Any) -> list[str] | None:
     why = "bubblewrap (bwrap) is not installed on this host"
     if tool is not None:
         try:
-            return path_binds.view_argv(binds, tool)
+            view = path_binds.view_argv(binds, tool)
+            why = path_binds.unusable(tool)  # e.g. user namespaces are not allowed here
+            if not why:
+                return view
         except (OSError, ValueError) as exc:
             why = str(exc)
     for dest, source in sorted(binds.items()):

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import boto3
+import pytest
 
 from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
@@ -111,3 +112,21 @@ def test_the_view_refuses_kernel_paths_and_binds_the_hosts_entries_as_they_are()
     assert ("--dir", "/skyd-none") in pairs and ("--bind", "/tmp") in pairs
     assert ("--dev-bind", "/dev") in pairs and ("--bind", "/proc") in pairs
     assert argv[-3:] == ["--bind", "/tmp", "/skyd-none/data"]
+
+
+def test_without_a_usable_bubblewrap_the_log_says_where_the_copy_is(tmp_path: Path) -> None:
+    from skyd.runner.shim import _path_view
+
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'setting up uid map: Permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    log = io.StringIO()
+    launch = {"path_binds": {"/data": str(tmp_path / "copy")}}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("skyd.runner.path_binds.bwrap", lambda: str(fake))
+        assert _path_view(launch, log) is None
+    assert f"/data is at {tmp_path / 'copy'}, not at /data: bubblewrap cannot run here" in (
+        log.getvalue()
+    )
+    assert "uid map: Permission denied" in log.getvalue()
+    assert (tmp_path / "copy").is_dir()  # an empty mount is still a folder
