@@ -100,8 +100,6 @@ def test_the_corpus_airflow_task_runs_on_local_with_its_bucket(tmp_path: Path) -
 
 
 def test_the_view_refuses_kernel_paths_and_binds_the_hosts_entries_as_they_are() -> None:
-    import pytest
-
     from skyd.runner.path_binds import view_argv
 
     for bad in ("/proc/x", "/dev/shm/data", "relative/x"):
