@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,24 @@ async def test_slots_and_gpus_are_counted_per_host_and_survive_a_restart(
     t1 = [i for i in await restarted.describe() if "-t1-" in i]
     await restarted.terminate(t1)
     assert dict(restarted.usage()["box-a"].gpus) == {"A100": 1}
+
+
+async def test_cpus_and_memory_asked_are_held_on_the_host_and_survive_a_restart(
+    box_a: FakeSshServer, make_provider: ProviderFactory
+) -> None:
+    host = host_for(box_a, max_jobs=4)  # 8 CPUs, 32 GiB
+    provider = make_provider(host)
+    offer = provider.offers()[0]
+    five = replace(request(offer, "five"), cpus=5.0, memory_gib=8.0)
+    await provider.launch(five)
+    with pytest.raises(CapacityError, match="has 3 of 8 CPUs free; 4 asked"):
+        await provider.launch(replace(request(offer, "four"), cpus=4.0))
+    with pytest.raises(CapacityError, match="has 24 of 32 GiB of memory free; 30 asked"):
+        await provider.launch(replace(request(offer, "big"), memory_gib=30.0))
+    await provider.launch(replace(request(offer, "three"), cpus=3.0))
+    usage = make_provider(host).usage()["box-a"]  # a restarted daemon keeps the counts
+    assert (usage.jobs, usage.cpus, usage.memory_gib) == (2, 8.0, 8.0)
+    await provider.launch(request(offer, "no-ask"))  # asks nothing: only a job slot
 
 
 async def test_multi_node_request_must_fit_the_host(
