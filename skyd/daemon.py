@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import gc
 import logging
 import os
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +31,23 @@ from skyd.events import EventBus
 from skyd.looplag import LoopLagMonitor
 from skyd.market.advisor import SpotAdvisorSource
 from skyd.market.aws_spot import AwsSpotPriceSource
-from skyd.market.data_location import locator_for
+from skyd.market.data_location import DataLocator, locator_for
 from skyd.market.live import LiveMarket
 from skyd.market.pollers import MarketPoller
 from skyd.market.replay import TraceReplay, lasting_anchor
 from skyd.market.sources import MarketSource
 from skyd.market.traces import load_trace_set
 from skyd.metrics import Metrics, serve_tcp
-from skyd.optimizer import Quota
+from skyd.optimizer import Quota, SolverLimits
 from skyd.providers.base import OfferRefresher, Provider
 from skyd.providers.local import LocalProvider
 from skyd.providers.sim import SimProvider
 from skyd.providers.sim.provider import sim_cpu_offers
-from skyd.runner.engines import working_engine
+from skyd.runner.engines import probe_in_background, working_engine
 from skyd.runner.process import ProcessRunner
 from skyd.scheduler.driver import JobScheduler
+from skyd.scheduler.plan_child import PlanWorld
+from skyd.scheduler.plan_process import ChildPlanner, provider_shapes
 from skyd.scheduler.planner import Planner
 from skyd.sdnotify import notify
 from skyd.store import Store, open_store
@@ -238,6 +241,13 @@ def build_providers(
     return providers
 
 
+def _engine_known(market: LiveMarket, probe: asyncio.Future[str | None]) -> None:
+    engine = None if probe.cancelled() or probe.exception() else probe.result()
+    market.container_clouds = frozenset({"local"}) if engine else frozenset()
+    market.version += 1  # placements decided without the answer are stale
+    log.info("container engine on this host: %s", engine or "none (docker jobs refused)")
+
+
 class Daemon:
     """Everything one running skyd owns; `run()` returns the process exit code."""
 
@@ -248,9 +258,12 @@ class Daemon:
         clock: Clock | None = None,
         providers: Mapping[str, Provider] | None = None,
         force_exit: bool = False,
+        engine_probe: Callable[[], str | None] = working_engine,
     ) -> None:
-        """`force_exit`: past the shutdown budget, end the process (for `skyd run` only)."""
+        """`force_exit`: past the shutdown budget, end the process (for `skyd run` only);
+        `engine_probe`: which container engine answers on this host (tests slow it down)."""
         self.settings = settings
+        self._engine_probe = engine_probe
         self.clock = clock or SystemClock()
         self._providers = providers
         self._watchdog = ExitWatchdog(settings.shutdown_budget_seconds) if force_exit else None
@@ -303,11 +316,15 @@ class Daemon:
             if isinstance(provider, OfferRefresher):
                 await provider.refresh()  # offers read from the lab's own systems
         market = LiveMarket(catalog, providers)
-        if "local" in providers:
-            # docker images run on this host only under an engine that answers
-            engine = await asyncio.to_thread(working_engine)
-            market.container_clouds = frozenset({"local"}) if engine else frozenset()
-            log.info("container engine on this host: %s", engine or "none (docker jobs refused)")
+        # docker images run on this host only under an engine that answers: asked in the
+        # background (a dead engine's client can take 15 s), awaited only by docker submits
+        engine_probe = (
+            probe_in_background(asyncio.get_running_loop(), self._engine_probe)
+            if "local" in providers
+            else None
+        )
+        if engine_probe is not None:
+            engine_probe.add_done_callback(functools.partial(_engine_known, market))
         metrics = Metrics(
             self.store,
             bus,
@@ -317,6 +334,7 @@ class Daemon:
         metrics.instrument(providers)
         self.metrics = metrics
         market.prefer_regions(settings.placement.home_regions, settings.placement.home_countries)
+        data_dirs = [d for d in (settings.catalog_dir,) if d is not None] + candidate_dirs()
         scheduler = JobScheduler(
             store=self.store,
             bus=bus,
@@ -325,13 +343,10 @@ class Daemon:
             providers=providers,
             runner=runner,
             market=market,
-            data=locator_for(
-                settings.data,
-                [d for d in (settings.catalog_dir,) if d is not None] + candidate_dirs(),
-                self.clock,
-            ),
+            data=locator_for(settings.data, data_dirs, self.clock),
         )
         self.scheduler = scheduler
+        scheduler.engine_probe = engine_probe
         quotas = build_quotas(settings)
         planner = Planner(
             store=self.store,
@@ -345,6 +360,21 @@ class Daemon:
             time_limit_seconds=settings.solver_time_limit_seconds,
             changeover_hours=settings.recovery.changeover_hours,
             offer_of=lambda placement: market.catalog.offer_by_key(str(placement.get("offer_key"))),
+            backend=ChildPlanner(
+                PlanWorld(
+                    db_path=self.store.path or settings.state_dir / "skyd.db",
+                    catalog_dir=settings.catalog_dir,
+                    providers=provider_shapes(providers, catalog.clouds),
+                    limits=SolverLimits(time_limit_seconds=settings.solver_time_limit_seconds),
+                    changeover_hours=settings.recovery.changeover_hours,
+                    home_regions=tuple(settings.placement.home_regions),
+                    home_countries=tuple(settings.placement.home_countries),
+                    data=settings.data if isinstance(scheduler.data, DataLocator) else None,
+                    data_dirs=tuple(data_dirs),
+                ),
+                container_clouds=lambda: market.container_clouds,
+                data=scheduler.data if isinstance(scheduler.data, DataLocator) else None,
+            ),
         )
         scheduler.planner = planner
         clusters = ClusterService(

@@ -167,6 +167,7 @@ async def submit(request: web.Request) -> web.Response:
         ).pipeline
         # where the task's buckets are, before it is placed (bounded; cached)
         await scheduler.learn_data(pipeline.stages)
+        await scheduler.engine_known(pipeline.stages)
         if pipeline.is_pipeline:
             jobs = scheduler.submit_pipeline(pipeline, caller=caller, base_dir=str(base_dir))
             views = [job_view(job) for job in jobs]

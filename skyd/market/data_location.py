@@ -82,6 +82,16 @@ class DataLocator:
         self._footprints: dict[tuple[object, ...], DataFootprint] = {}
         self._session: Any = None
 
+    def snapshot(self) -> tuple[int, dict[tuple[str, str | None, str, str], BucketFacts]]:
+        """What placement reads, as of now (for the planner's process to price data)."""
+        return self.version, dict(self._facts)
+
+    def restore(
+        self, snapshot: tuple[int, dict[tuple[str, str | None, str, str], BucketFacts]]
+    ) -> None:
+        """Take another locator's `snapshot()` (the planner's process; no lookups here)."""
+        self.version, self._facts = snapshot[0], dict(snapshot[1])
+
     # -- what placement reads (no I/O) ----------------------------------------------------
 
     @staticmethod

@@ -12,6 +12,7 @@ recovery, with every write going through transitions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -104,6 +105,9 @@ class JobScheduler:
         self._budgets: BudgetGate = NoBudgets()
         self._plan: PlanView = NoPlan()
         self._clusters: ClusterTargets = NoClusters()
+        # which container engine answers here (daemon start asks it in the background)
+        self.engine_probe: asyncio.Future[str | None] | None = None
+        self.waiting_for_engine = 0  # submits waiting for its answer
         # (priority, id) of the last job the backfill window looked at; None = start over
         self._backfill_after: tuple[int, int] | None = None
 
@@ -284,6 +288,20 @@ class JobScheduler:
         """Where `spec` would go now, given blocks and free capacity (also for explain).
         With a `context` it touches no live state, so a worker thread may call it."""
         return self.selector.decide(spec, deadline, context)
+
+    async def engine_known(self, specs: Sequence[TaskSpec]) -> None:
+        """A docker job is admitted only once the container-engine probe (started in the
+        background at daemon start) has answered: where it may run depends on it."""
+        probe = self.engine_probe
+        if probe is None or probe.done():
+            return
+        if any(alt.docker_image for spec in specs for alt in spec.alternatives):
+            self.waiting_for_engine += 1
+            try:
+                with contextlib.suppress(Exception):  # a failed probe reads as "no engine"
+                    await asyncio.shield(probe)
+            finally:
+                self.waiting_for_engine -= 1
 
     async def learn_data(self, specs: Sequence[TaskSpec]) -> None:
         """Look up where the tasks' buckets are and how big (bounded, cached) so that their

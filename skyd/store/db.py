@@ -60,12 +60,7 @@ class Store:
         lets it read while the loop's connection writes. Not the writer; no lock."""
         if self.path is None:
             raise StoreError("this store has no file to open a reader on")
-        conn = sqlite3.connect(
-            f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, timeout=10.0
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout=10000")
-        return Store(conn, None, self.path)
+        return open_reader(self.path)
 
     def checkpoint(self) -> None:
         """Copy the WAL back into the database on a connection of its own (call it from a
@@ -88,6 +83,15 @@ class Store:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def open_reader(path: Path) -> Store:
+    """A read-only connection to the database file at `path` (another thread or process
+    reads while the daemon writes: WAL). Not the writer; no lock."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=10.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout=10000")
+    return Store(conn, None, path)
 
 
 def _take_lock(state_dir: Path) -> int:
