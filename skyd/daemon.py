@@ -241,6 +241,12 @@ def build_providers(
     return providers
 
 
+async def _warm(market: LiveMarket) -> None:
+    await asyncio.to_thread(market.warm)
+    # the columns live as long as the daemon: out of the collector's passes, like the rest
+    gc.freeze()
+
+
 def _engine_known(market: LiveMarket, probe: asyncio.Future[str | None]) -> None:
     engine = None if probe.cancelled() or probe.exception() else probe.result()
     market.container_clouds = frozenset({"local"}) if engine else frozenset()
@@ -490,7 +496,7 @@ class Daemon:
                     services.create_task(metrics.run(), name="metrics"),
                     # the catalogs' columns (skyd.catalog.table), built off the loop once
                     # rather than by the first placement on it
-                    services.create_task(asyncio.to_thread(market.warm), name="catalog-columns"),
+                    services.create_task(_warm(market), name="catalog-columns"),
                 ]
                 sim = providers.get("sim")
                 if isinstance(sim, SimProvider):

@@ -36,7 +36,8 @@ that greedy places in exchange for 159 larger low-priority ones (priority-weight
 
 The greedy cheapest-first plan (`greedy`) is the baseline and the fallback when no solver
 finishes in time. ortools is imported only inside the solvers, so importing this package
-stays cheap. Solves run in the planner's worker thread, off the event loop.
+stays cheap. Solves run in the planner's own process (skyd.scheduler.plan_child), off the
+event loop and its GIL.
 """
 
 from skyd.optimizer.assignment import SolverLimits, solve_assignment

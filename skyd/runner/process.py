@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,27 @@ from pathlib import Path
 from typing import Any
 
 from skyd.model import RunPhase, RunStatus
+
+
+def _launch_shim(
+    attempt_dir: Path, command: RunCommand, lock_fd: int, err_fd: int
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the shim's launcher (on a worker thread); closes both descriptors when done."""
+    try:
+        with open(err_fd, "ab") as err:
+            return subprocess.run(
+                [sys.executable, "-m", "skyd.runner.shim", "--detach", str(attempt_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                pass_fds=(lock_fd,),  # the shim inherits the held lock
+                user=command.uid,
+                group=command.gid,
+                extra_groups=[] if command.uid is not None else None,
+                check=False,
+            )
+    finally:
+        os.close(lock_fd)
 
 
 def shim_alive(attempt_dir: Path) -> bool:
@@ -125,26 +147,18 @@ class ProcessRunner:
             err_fd = os.open(
                 attempt_dir / "shim.err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
             )
-            with open(err_fd, "ab") as err:
-                # The launcher forks the shim off and exits: the shim (in its own session,
-                # so cancel can kill its whole group) is never this daemon's child.
-                launcher = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "skyd.runner.shim",
-                    "--detach",
-                    str(attempt_dir),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=err,
-                    pass_fds=(lock_fd,),  # the shim inherits the held lock
-                    user=command.uid,
-                    group=command.gid,
-                    extra_groups=[] if command.uid is not None else None,
-                )
-                output, _ = await launcher.communicate()
+            # The launcher forks the shim off and exits: the shim (in its own session, so
+            # cancel can kill its whole group) is never this daemon's child. Forked and
+            # awaited on a worker thread — on the loop, the fork of a large daemon and
+            # asyncio's per-child watcher thread held every request for tens of ms — which
+            # owns both descriptors from here: a cancelled start cannot close the lock
+            # under a fork still to happen.
+            owned, lock_fd = lock_fd, -1
+            launcher = await asyncio.to_thread(_launch_shim, attempt_dir, command, owned, err_fd)
+            output = launcher.stdout
         finally:
-            os.close(lock_fd)  # the shim's copy keeps the lock for as long as it lives
+            if lock_fd >= 0:
+                os.close(lock_fd)  # the shim's copy keeps the lock for as long as it lives
         if launcher.returncode != 0 or not output.strip().isdigit():
             raise RuntimeError(
                 f"the job runner did not start (exit {launcher.returncode}); "

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,10 @@ class JobScheduler:
         # waiting jobs a budget holds, as of the last look: a step of theirs must not start an
         # attempt (a step spawned while the job still ran may run after it was held)
         self._held: set[int] = set()
+        # a job's lock lives while someone holds or waits for it: kept for every job ever
+        # stepped, 100,000 waiting jobs left as many objects for each GC pass to walk
         self._locks: dict[int, asyncio.Lock] = {}
+        self._lock_users: dict[int, int] = {}
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._budgets: BudgetGate = NoBudgets()
         self._plan: PlanView = NoPlan()
@@ -265,7 +268,7 @@ class JobScheduler:
             )
         if job.state.is_terminal:
             return job
-        async with self._lock(job_id):
+        async with self._locked(job_id):
             job = job_store.get_job(self.store, job_id)
             if job.state.is_terminal:
                 return job
@@ -470,7 +473,7 @@ class JobScheduler:
             if action == "warn":
                 self.journal.note_waiting(job, budgets.WARNING)
                 continue
-            async with self._lock(job_id):
+            async with self._locked(job_id):
                 job = job_store.get_job(self.store, job_id)
                 if job.state not in (JobState.SETTING_UP, JobState.RUNNING):
                     continue
@@ -483,7 +486,8 @@ class JobScheduler:
                 )
 
     def _spawn_step(self, job_id: int) -> None:
-        if job_id in self._inflight or self._lock(job_id).locked():
+        lock = self._locks.get(job_id)
+        if job_id in self._inflight or (lock is not None and lock.locked()):
             return
         task = asyncio.create_task(self._step(job_id), name=f"job-{job_id}")
         self._inflight[job_id] = task
@@ -492,11 +496,23 @@ class JobScheduler:
     def _forget(self, job_id: int, _task: asyncio.Task[None]) -> None:
         self._inflight.pop(job_id, None)
 
-    def _lock(self, job_id: int) -> asyncio.Lock:
-        return self._locks.setdefault(job_id, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def _locked(self, job_id: int) -> AsyncIterator[None]:
+        """Hold the job's lock; the last one out drops it."""
+        lock = self._locks.setdefault(job_id, asyncio.Lock())
+        self._lock_users[job_id] = self._lock_users.get(job_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users = self._lock_users.pop(job_id) - 1
+            if users:
+                self._lock_users[job_id] = users
+            else:
+                del self._locks[job_id]
 
     async def _step(self, job_id: int) -> None:
-        async with self._lock(job_id):
+        async with self._locked(job_id):
             job = job_store.get_job(self.store, job_id)
             if job.state in WAITING and job_id in self._held:
                 return  # the next pass looks at its budget again

@@ -181,7 +181,13 @@ def open_store(state_dir: Path, *, lock: bool = True) -> Store:
         conn.sealer = Sealer.for_state_dir(state_dir)
         if lock:
             conn.execute("BEGIN IMMEDIATE")
-            seal_existing(conn, conn.sealer)  # specs stored before env values were sealed
+            done = conn.execute("SELECT 1 FROM store_flags WHERE name = 'envs_sealed'")
+            if done.fetchone() is None:
+                seal_existing(conn, conn.sealer)  # specs stored before env values were sealed
+                conn.execute(
+                    "INSERT INTO store_flags (name, set_at) VALUES ('envs_sealed', ?)",
+                    (time.time(),),
+                )
             conn.execute("COMMIT")
             # the daemon's writer never checkpoints inline (a checkpoint fsyncs the database
             # and would stall every request behind it): Store.checkpoint() does, off the loop

@@ -246,6 +246,12 @@ def jobs_in_states(
     after_id: int | None = None,
 ) -> list[JobRecord]:
     """Jobs in `states` (newer than `after_id`), in scheduling order (priority, then age)."""
+    if limit is not None and len(states) > 1:
+        # one index range per state, merged here: with `state IN (…)` SQLite sorts every
+        # matching row (100,000 waiting jobs) to return the first few
+        newer = "" if after_id is None else " AND id > ?"
+        extra = [] if after_id is None else [after_id]
+        return _first_in_order(store, [(state, newer, extra) for state in states], limit)
     marks = ", ".join("?" for _ in states)
     params: list[Any] = [s.value for s in states]
     newer = ""
@@ -268,14 +274,28 @@ def jobs_in_states_after(
 ) -> list[JobRecord]:
     """Jobs in `states` that come after (priority, id) `after` in scheduling order."""
     priority, job_id = after
-    marks = ", ".join("?" for _ in states)
-    rows = store.conn.execute(
-        f"SELECT * FROM jobs WHERE state IN ({marks})"
-        " AND (priority < ? OR (priority = ? AND id > ?))"
-        " ORDER BY priority DESC, id ASC LIMIT ?",
-        [*(s.value for s in states), priority, priority, job_id, limit],
-    ).fetchall()
-    return [JobRecord.from_row(r) for r in rows]
+    # per state, two index ranges (the rest of this priority, then lower priorities): each
+    # reads at most `limit` rows, where one query over both would sort the whole queue
+    ranges: list[tuple[JobState, str, list[Any]]] = []
+    for state in states:
+        ranges.append((state, " AND priority = ? AND id > ?", [priority, job_id]))
+        ranges.append((state, " AND priority < ?", [priority]))
+    return _first_in_order(store, ranges, limit)
+
+
+def _first_in_order(
+    store: Store, ranges: Sequence[tuple[JobState, str, list[Any]]], limit: int
+) -> list[JobRecord]:
+    """The first `limit` jobs in scheduling order over several single-state index ranges
+    (jobs_queue_order: state, priority DESC, id)."""
+    rows: list[Any] = []
+    for state, where, params in ranges:
+        rows += store.conn.execute(
+            f"SELECT * FROM jobs WHERE state = ?{where} ORDER BY priority DESC, id ASC LIMIT ?",
+            [state.value, *params, limit],
+        ).fetchall()
+    rows.sort(key=lambda r: (-r["priority"], r["id"]))
+    return [JobRecord.from_row(r) for r in rows[:limit]]
 
 
 def waiting_jobs_page(store: Store, *, after_id: int, limit: int) -> list[JobRecord]:

@@ -94,6 +94,9 @@ def test_specs_stored_before_sealing_are_sealed_when_the_store_opens(tmp_path: P
         " '/tmp', 1, 1)",
         (json.dumps({"name": "old", "envs": {"K": "plain-value"}}, separators=(",", ":")),),
     )
+    # an older skyd's store: without the table that remembers sealing was done
+    store.conn.execute("DROP TABLE store_flags")
+    store.conn.execute("DELETE FROM schema_migrations WHERE name LIKE '0009_%'")
     store.close()
     store = open_store(tmp_path)
     (spec_json,) = store.conn.execute("SELECT spec_json FROM jobs").fetchone()
@@ -103,6 +106,24 @@ def test_specs_stored_before_sealing_are_sealed_when_the_store_opens(tmp_path: P
     assert mode(tmp_path / KEY_FILE) == 0o600
     # the key is kept: a reopen reads the same one, values still open
     assert open_value(json.loads(spec_json)["envs"]["K"]) == "plain-value"
+
+
+def test_sealing_old_specs_is_done_once_not_at_every_start(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.close()
+    store = open_store(tmp_path)
+    # a row written behind the store's back after that (no skyd writes plain values now)
+    store.conn.execute(
+        "INSERT INTO jobs (name, owner_uid, owner_name, project, priority, state, spec_json,"
+        " base_dir, created_at, updated_at) VALUES ('x', 0, 'root', NULL, 0, 'PENDING', ?,"
+        " '/tmp', 1, 1)",
+        (json.dumps({"name": "x", "envs": {"K": "plain-value"}}, separators=(",", ":")),),
+    )
+    store.close()
+    store = open_store(tmp_path)
+    (spec_json,) = store.conn.execute("SELECT spec_json FROM jobs").fetchone()
+    store.close()
+    assert "plain-value" in spec_json  # the start did not scan the jobs again
 
 
 def test_a_value_sealed_with_an_unknown_key_is_a_clear_error() -> None:
