@@ -331,6 +331,7 @@ class Daemon:
         )
         if engine_probe is not None:
             engine_probe.add_done_callback(functools.partial(_engine_known, market))
+        market.engine_probe = engine_probe
         metrics = Metrics(
             self.store,
             bus,
@@ -352,7 +353,6 @@ class Daemon:
             data=locator_for(settings.data, data_dirs, self.clock),
         )
         self.scheduler = scheduler
-        scheduler.engine_probe = engine_probe
         quotas = build_quotas(settings)
         planner = Planner(
             store=self.store,

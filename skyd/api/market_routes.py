@@ -312,6 +312,7 @@ async def optimize(request: web.Request) -> web.Response:
         ),
     )
     await scheduler.learn_data(parsed.pipeline.stages)
+    await scheduler.engine_known(parsed.pipeline.stages)
     views: list[dict[str, Any]] = []
     before: tuple[TaskSpec, Offer | None] | None = None  # the stage before, where it'd run
     for index, spec in enumerate(parsed.pipeline.stages):

@@ -39,7 +39,7 @@ from skyd.events import EventBus
 from skyd.identity import Caller
 from skyd.model import InstanceState, JobState
 from skyd.providers.base import Provider
-from skyd.scheduler.placement import PlacementContext, Placer
+from skyd.scheduler.placement import PlacementContext, Placer, containers_known
 from skyd.spec import TaskSpec
 from skyd.store import Store
 from skyd.store import clusters as cluster_store
@@ -191,6 +191,7 @@ class ClusterService:
         if existing is not None:
             job = self.exec(name, spec, caller=caller, base_dir=base_dir, job_name=job_name)
             return self.get(name), job
+        await containers_known(self.placer.market, [spec])
         outcome = self.launcher.decide(spec, set())
         if outcome.candidate is None or outcome.provider is None:
             raise InfeasibleError(f"cluster {name} cannot be placed: {outcome.decision.reason}")

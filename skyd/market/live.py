@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -59,6 +61,10 @@ class LiveMarket:
         self.version = 0  # bumped on every change: cached placements older than it are stale
         # host-process clouds that can run `image_id: docker:` jobs (a working engine here)
         self.container_clouds: frozenset[str] = frozenset()
+        # the container-engine probe (daemon start asks it in the background) and how many
+        # requests wait for its answer
+        self.engine_probe: asyncio.Future[str | None] | None = None
+        self.waiting_for_engine = 0
         self.region_rank: dict[str, int] = {}
         self.default_region_rank = 0
         self.prefer_regions((), ())
@@ -74,6 +80,19 @@ class LiveMarket:
         )
         self.default_region_rank = len(home_regions) + 1
         self.version += 1
+
+    async def engine_known(self, wants_containers: bool) -> None:
+        """A request about a container job waits for the engine probe's answer: where the
+        job may run depends on it (`container_clouds`). Others never wait."""
+        probe = self.engine_probe
+        if not wants_containers or probe is None or probe.done():
+            return
+        self.waiting_for_engine += 1
+        try:
+            with contextlib.suppress(Exception):  # a failed probe reads as "no engine"
+                await asyncio.shield(probe)
+        finally:
+            self.waiting_for_engine -= 1
 
     def warm(self) -> None:
         """Build what placement queries use, so the first decision does not (a thread may

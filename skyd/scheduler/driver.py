@@ -44,7 +44,13 @@ from skyd.scheduler.interfaces import (
     PlanView,
 )
 from skyd.scheduler.launching import Launcher
-from skyd.scheduler.placement import DataSource, PlacementContext, PlacementOutcome, Placer
+from skyd.scheduler.placement import (
+    DataSource,
+    PlacementContext,
+    PlacementOutcome,
+    Placer,
+    containers_known,
+)
 from skyd.scheduler.processes import Processes
 from skyd.scheduler.reconcile import ReconcileReport, reconcile
 from skyd.scheduler.selection import Selector, planned_placement
@@ -108,9 +114,6 @@ class JobScheduler:
         self._budgets: BudgetGate = NoBudgets()
         self._plan: PlanView = NoPlan()
         self._clusters: ClusterTargets = NoClusters()
-        # which container engine answers here (daemon start asks it in the background)
-        self.engine_probe: asyncio.Future[str | None] | None = None
-        self.waiting_for_engine = 0  # submits waiting for its answer
         # (priority, id) of the last job the backfill window looked at; None = start over
         self._backfill_after: tuple[int, int] | None = None
 
@@ -293,18 +296,9 @@ class JobScheduler:
         return self.selector.decide(spec, deadline, context)
 
     async def engine_known(self, specs: Sequence[TaskSpec]) -> None:
-        """A docker job is admitted only once the container-engine probe (started in the
-        background at daemon start) has answered: where it may run depends on it."""
-        probe = self.engine_probe
-        if probe is None or probe.done():
-            return
-        if any(alt.docker_image for spec in specs for alt in spec.alternatives):
-            self.waiting_for_engine += 1
-            try:
-                with contextlib.suppress(Exception):  # a failed probe reads as "no engine"
-                    await asyncio.shield(probe)
-            finally:
-                self.waiting_for_engine -= 1
+        """A docker job is admitted (or explained) only once the container-engine probe,
+        started in the background at daemon start, has answered."""
+        await containers_known(self.market, specs)
 
     async def learn_data(self, specs: Sequence[TaskSpec]) -> None:
         """Look up where the tasks' buckets are and how big (bounded, cached) so that their

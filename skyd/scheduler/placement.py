@@ -8,7 +8,7 @@ provider can never hold the job's num_nodes machines at once (TOO_FEW_NODES).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -60,6 +60,11 @@ def job_filters(spec: TaskSpec, market: LiveMarket) -> list[OfferFilter]:
         raise SpecError(
             f"resources.accelerators: {exc.message}", "resources.accelerators"
         ) from None
+
+
+async def containers_known(market: LiveMarket, specs: Iterable[TaskSpec]) -> None:
+    """Wait for the container-engine probe if any spec runs a docker image."""
+    await market.engine_known(any(alt.docker_image for s in specs for alt in s.alternatives))
 
 
 class DataSource(Protocol):

@@ -43,7 +43,7 @@ def test_health_answers_while_the_engine_probe_is_pending(tmp_path: Path) -> Non
         submitter.start()
         scheduler = daemon.daemon.scheduler
         assert scheduler is not None
-        wait_until(lambda: scheduler.waiting_for_engine == 1)  # the submit waits for it
+        wait_until(lambda: scheduler.market.waiting_for_engine == 1)  # the submit waits for it
         release.set()
         submitter.join(60)
     finally:
