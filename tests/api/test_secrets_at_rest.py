@@ -96,7 +96,7 @@ def test_specs_stored_before_sealing_are_sealed_when_the_store_opens(tmp_path: P
     )
     # an older skyd's store: without the table that remembers sealing was done
     store.conn.execute("DROP TABLE store_flags")
-    store.conn.execute("DELETE FROM schema_migrations WHERE name LIKE '0009_%'")
+    store.conn.execute("DELETE FROM schema_migrations WHERE name = '0010_store_flags'")
     store.close()
     store = open_store(tmp_path)
     (spec_json,) = store.conn.execute("SELECT spec_json FROM jobs").fetchone()
