@@ -87,10 +87,10 @@ def test_below_the_reserve_a_returning_spot_run_must_prove_itself() -> None:
     s = state(slack=1.5, past=just_back, current=ON_DEMAND)
     held = POLICY.decide(s)
     assert held.target == ON_DEMAND and held.recheck_after_hours is not None
-    # Patience: 2 changeovers, stretched by sqrt(reserve / slack) as slack is scarce;
-    # the run has lasted one 0.05 h sample.
+    # Patience: spot_patience changeovers, stretched by (reserve / slack) **
+    # scarcity_power as slack is scarce; the run has lasted one 0.05 h sample.
     reserve = POLICY.reserve_hours(s, POLICY._stats(s))
-    wanted = 2 * D * (reserve / 1.5) ** 0.5
+    wanted = POLICY.spot_patience * D * (reserve / 1.5) ** POLICY.scarcity_power
     # The reserve shrinks while on demand, so the run is proven a bit sooner than that.
     assert 0.3 < held.recheck_after_hours <= wanted - 0.05 + 1e-9
     lasting = np.concatenate([CYCLES, history([1] * 20)])
@@ -99,9 +99,15 @@ def test_below_the_reserve_a_returning_spot_run_must_prove_itself() -> None:
     assert POLICY.decide(state(slack=5.0, past=just_back, current=ON_DEMAND)).target == SPOT
 
 
-def test_no_room_to_leave_on_demand_below_three_changeovers() -> None:
-    lasting = np.concatenate([CYCLES, history([1] * 20)])
-    assert POLICY.decide(state(slack=0.59, past=lasting, current=ON_DEMAND)).target == ON_DEMAND
+def test_the_last_two_changeovers_of_slack_may_still_leave_on_demand() -> None:
+    # Slack for one more spot launch and the on-demand one after it (2d = 0.4 h), and
+    # not 3d: a spot run that has proven itself (up 4 h) is taken with the last switch
+    # the job can afford, rather than riding on demand to the end beside it.
+    lasting = np.concatenate([CYCLES, history([1] * 80)])
+    assert POLICY.decide(state(slack=0.59, past=lasting, current=ON_DEMAND)).target == SPOT
+    # Below two changeovers it never leaves on demand, however long the run.
+    kept = POLICY.decide(state(slack=0.39, past=lasting, current=ON_DEMAND))
+    assert kept.target == ON_DEMAND
 
 
 def test_safety_net() -> None:
