@@ -24,12 +24,16 @@ drifts across it. This policy:
 * leaves on-demand for returning spot at once above the reserve, and below it only
   once the spot run has lasted `spot_patience` changeovers, stretched as slack gets
   scarce (spot runs are heavy-tailed: most are short, one that has lasted tends to
-  last), and only with room for the changeover back; either way only when the run's
-  expected rest (the mean rest of past runs that lasted as long) saves on spot
-  `switch_payback` times what the changeovers there and back cost;
+  last), and only with room for the changeover there and the one back, no more:
+  the last switch a job can afford is kept usable, so a job that spent its slack
+  early is not held on demand beside a long spot run; either way only when the
+  run's expected rest (the mean rest of past runs that lasted as long) saves on
+  spot `switch_payback` times what the changeovers there and back cost;
 * never launches spot whose past runs of that age ended, on average, before a
-  changeover would be over; with slack scarce, picks among zones by that expected
-  rest rather than by the mean run;
+  changeover would be over; among several zones, picks the one whose run costs
+  least per useful hour, expecting it to last what the zone's runs of its age went
+  on to last but at least `age_trust` times its age, and pricing the changeover
+  its preemption will force at `changeover_value` changeovers on demand;
 * never enters spot priced above on demand, and leaves a spot instance whose price
   spikes above it while the slack has room for that changeover: with slack over
   `spike_wait` times the reserve to wait the spike out idle, else for on demand;
@@ -90,7 +94,7 @@ class SlackReserve:
         min_cycle: float = 35.0,
         reserve_power: float = 0.75,
         switch_payback: float = 1.0,
-        short_outage: float = 0.5,
+        short_outage: float = 1.1,
         outage_patience: float = 3.0,
         prior_runs: float = 5.0,
         spike_wait: float = 2.0,
@@ -131,12 +135,10 @@ class SlackReserve:
         # A price spike (spot above on demand) has no age to cap its wait by: it is
         # waited out idle only with slack over `spike_wait` times the reserve.
         self.spike_wait = spike_wait
-        # Several zones, slack below the reserve: every preemption costs a changeover of
-        # slack that the endgame needs, so a zone is picked as if its run's next
-        # preemption cost `changeover_value` times a changeover on demand, and its
-        # run is expected to last at least `age_trust` times as long as it already
-        # has (runs are heavy-tailed; a zone's few runs longer than this one say
-        # little about it). Both only rank zones: one zone alone is never affected.
+        # Several zones: a zone is picked as if its run's next preemption cost
+        # `changeover_value` times a changeover on demand, and its run is expected to
+        # last at least `age_trust` times as long as it already has (_pick_zone). Both
+        # only rank zones: one zone alone is never affected.
         self.changeover_value = changeover_value
         self.age_trust = age_trust
 
@@ -201,27 +203,23 @@ class SlackReserve:
             prior_runs=self.prior_runs,
         )
 
-    def _pick_zone(
-        self, state: PolicyState, candidates: list[ZoneMarket], scarce: bool
-    ) -> ZoneMarket:
+    def _pick_zone(self, state: PolicyState, candidates: list[ZoneMarket]) -> ZoneMarket:
+        """The zone with the lowest expected cost per useful hour of its current run.
+
+        Every preemption costs a changeover of slack the endgame may need, so the run
+        is priced with the changeover its end will force (`changeover_value` times one
+        on demand) and expected to last what the zone's runs of this age went on to
+        last, but at least `age_trust` times its age (runs are heavy-tailed; the few
+        longer runs a zone has shown say little about one that has lasted long).
+        """
         d = state.changeover_hours
 
         def cost_per_useful_hour(zone: ZoneMarket) -> float:
-            if scarce:
-                # Every changeover counts: plan with what the zone's runs of this age
-                # went on to last.
-                expected = max(
-                    self._up_outlook(zone).residual_hours, self.age_trust * zone.run_hours()
-                )
-            else:
-                # A run that has lasted tends to last (runs are heavy-tailed): expect
-                # at least as much again as its age.
-                expected = max(self._expected_up_hours(zone), zone.run_hours())
+            expected = max(self._up_outlook(zone).residual_hours, self.age_trust * zone.run_hours())
             run = min(expected, state.remaining_hours + d)
             useful = max(run - d, 0.1 * d)
-            # The changeover its preemption will force, priced by what slack is worth.
-            token = self.changeover_value * _on_demand_price(state, zone) * d if scarce else 0.0
-            return (zone.spot_price * run + state.migration_cost_to(zone.region) + token) / useful
+            forced = self.changeover_value * _on_demand_price(state, zone) * d
+            return (zone.spot_price * run + state.migration_cost_to(zone.region) + forced) / useful
 
         return min(candidates, key=cost_per_useful_hour)
 
@@ -362,7 +360,7 @@ class SlackReserve:
         slack = state.slack_hours
         current = state.current
         if open_zones:
-            zone = self._pick_zone(state, open_zones, scarce=slack <= reserve + EPS)
+            zone = self._pick_zone(state, open_zones)
             target = Target.spot(zone.zone, zone.region)
             if not current.is_on_demand:
                 wait = self._wait_for_home(state, zone, slack - reserve)

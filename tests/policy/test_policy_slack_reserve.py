@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from skyd.policy import IDLE, PolicyState, SlackReserve, Target, ZoneMarket
 
@@ -55,9 +56,13 @@ def test_reserve_grows_with_the_cycles_left_plus_the_net() -> None:
     assert stats.mean_up_hours + stats.mean_down_hours == 4.0
     cycle = POLICY.cycle_hours(stats)
     assert 3.9 < cycle <= 4.0  # 8 days of history outweigh the prior
-    # Cycles are counted no shorter than min_cycle = 20 changeovers = 4 h: 10 h of work
-    # left = 2.5 cycles; 5 changeovers of slack per cycle ** 0.75; + 2d.
-    assert POLICY.reserve_hours(s, stats) == 2 * D + 5 * D * (10.0 / 4.0) ** 0.75
+    # Cycles are counted no shorter than min_cycle changeovers (7 h at 35, longer than
+    # this 4 h one): 10 h of work left = 10 / 7 cycles; 5 changeovers of slack per
+    # cycle ** 0.75; + 2d.
+    counted = max(cycle, POLICY.min_cycle * D)
+    assert counted == POLICY.min_cycle * D
+    expected = 2 * D + POLICY.reserve_per_cycle * D * (10.0 / counted) ** POLICY.reserve_power
+    assert POLICY.reserve_hours(s, stats) == pytest.approx(expected)
     linear = SlackReserve(reserve_per_cycle=3.0, reserve_power=1.0, min_cycle=1.0)
     assert linear.reserve_hours(s, stats) == 2 * D + 3 * D * 10.0 / cycle
 
@@ -84,17 +89,17 @@ def test_spot_is_taken_whenever_idle() -> None:
 
 def test_below_the_reserve_a_returning_spot_run_must_prove_itself() -> None:
     just_back = np.concatenate([CYCLES, history([1])])
-    s = state(slack=1.5, past=just_back, current=ON_DEMAND)
+    s = state(slack=1.0, past=just_back, current=ON_DEMAND)
     held = POLICY.decide(s)
     assert held.target == ON_DEMAND and held.recheck_after_hours is not None
     # Patience: spot_patience changeovers, stretched by (reserve / slack) **
     # scarcity_power as slack is scarce; the run has lasted one 0.05 h sample.
     reserve = POLICY.reserve_hours(s, POLICY._stats(s))
-    wanted = POLICY.spot_patience * D * (reserve / 1.5) ** POLICY.scarcity_power
+    wanted = POLICY.spot_patience * D * (reserve / 1.0) ** POLICY.scarcity_power
     # The reserve shrinks while on demand, so the run is proven a bit sooner than that.
-    assert 0.3 < held.recheck_after_hours <= wanted - 0.05 + 1e-9
+    assert 0.2 < held.recheck_after_hours <= wanted - 0.05 + 1e-9
     lasting = np.concatenate([CYCLES, history([1] * 20)])
-    assert POLICY.decide(state(slack=1.5, past=lasting, current=ON_DEMAND)).target == SPOT
+    assert POLICY.decide(state(slack=1.0, past=lasting, current=ON_DEMAND)).target == SPOT
     # Above the reserve it leaves on-demand at once.
     assert POLICY.decide(state(slack=5.0, past=just_back, current=ON_DEMAND)).target == SPOT
 
@@ -144,7 +149,8 @@ def _fields(s: PolicyState, migration: float) -> PolicyState:
 def test_allowance_bridges_an_outage_longer_than_its_share_of_the_spare_slack() -> None:
     # 10 h of work over 4-hour cycles: 2.5 outages ahead; the spare slack over the
     # reserve is shared between them, `allowance` shares for one outage at most.
-    policy = SlackReserve(allowance=1.0)
+    # (Cycles counted as they are: min_cycle = 20 changeovers = 4 h does not stretch them.)
+    policy = SlackReserve(allowance=1.0, min_cycle=20.0)
     one_hour_in = np.concatenate([history([1] * 40 + [0] * 40, 48), history([1] * 40 + [0] * 20)])
     s = state(slack=5.0, past=one_hour_in)
     stats = policy._stats(s)
@@ -164,25 +170,43 @@ def test_allowance_bridges_an_outage_longer_than_its_share_of_the_spare_slack() 
     bridged = policy.decide(state(slack=5.0))
     assert bridged.target == ON_DEMAND and bridged.reason == "long outage: bridge"
     # Without an allowance it waits down to the reserve.
-    assert SlackReserve(allowance=float("inf")).decide(state(slack=5.0)).target == IDLE
+    endless = SlackReserve(allowance=float("inf"), min_cycle=20.0)
+    assert endless.decide(state(slack=5.0)).target == IDLE
 
 
 def test_spot_priced_above_on_demand_is_left_and_not_entered() -> None:
     lasting = np.concatenate([CYCLES, history([1] * 20)])
     spike = ZoneMarket("za", "ra", True, 3.5, lasting, STEP)  # on demand is $3.00
-    s = state(slack=5.0, current=SPOT, zones=(spike,))
-    reserve = POLICY.reserve_hours(s, POLICY._stats(s))
-    assert 2 * reserve < 5.0 < 3 * reserve
+    # The reserve depends on the work left, not on the slack.
+    reserve = POLICY.reserve_hours(state(slack=5.0), POLICY._stats(state(slack=5.0)))
+    high, low = 2.5 * reserve, 1.5 * reserve
+    s = state(slack=high, current=SPOT, zones=(spike,))
     # With slack over twice the reserve, it is left to wait the spike out idle ...
     waited = POLICY.decide(s)
     assert waited.target == IDLE and waited.recheck_after_hours is not None
     # ... with less, for on demand.
-    left = POLICY.decide(state(slack=4.0, current=SPOT, zones=(spike,)))
+    left = POLICY.decide(state(slack=low, current=SPOT, zones=(spike,)))
     assert left.target == ON_DEMAND and left.reason == "spot above on-demand price"
     # Not entered either: with no spot worth having, it waits (above the reserve).
-    assert POLICY.decide(state(slack=5.0, zones=(spike,))).target == IDLE
+    assert POLICY.decide(state(slack=high, zones=(spike,))).target == IDLE
     # Under the price it is kept as before.
     cheap = ZoneMarket("za", "ra", True, 1.0, lasting, STEP)
-    assert POLICY.decide(state(slack=5.0, current=SPOT, zones=(cheap,))).target == SPOT
+    assert POLICY.decide(state(slack=high, current=SPOT, zones=(cheap,))).target == SPOT
     # With no room for the changeover to on demand, it stays on spot.
     assert POLICY.decide(state(slack=0.5, current=SPOT, zones=(spike,))).target == SPOT
+
+
+def test_several_zones_the_run_that_has_lasted_is_picked_over_a_fresh_one() -> None:
+    # Zone "long" has long runs (up 10 h, down 2 h) but its run came back 3 minutes
+    # ago; zone "short" has 1-hour runs but its run has lasted 3 h. Runs are
+    # heavy-tailed: a run that has outlasted every one its zone has shown is the
+    # better bet, and each preemption costs a changeover the job may need later.
+    fresh = np.concatenate([history([1] * 200 + [0] * 40, 20), history([0] * 40 + [1])])
+    old = np.concatenate([history([1] * 20 + [0] * 20, 120), history([0] * 20 + [1] * 60)])
+    zones = (
+        ZoneMarket("long", "ra", True, 1.0, fresh[-len(old) :], STEP),
+        ZoneMarket("short", "ra", True, 1.0, old, STEP),
+    )
+    for slack in (1.0, 5.0):  # below and above the reserve
+        decision = POLICY.decide(state(slack=slack, zones=zones))
+        assert decision.target == Target.spot("short", "ra"), slack
