@@ -36,7 +36,6 @@ from skyd.policy.state import SpotPolicy
 # The constants searched, around the defaults; each tuple is one candidate's overrides.
 GRID: dict[str, tuple[float, ...]] = {
     "min_cycle": (20.0, 30.0, 35.0, 40.0),
-    "short_outage": (0.3, 0.5, 1.1),
     "scarcity_power": (1.0, 1.5),
 }
 

@@ -83,10 +83,8 @@ def test_on_demand_is_kept_when_spot_runs_end_before_the_changeover_pays_back() 
 
 def test_a_short_outage_is_waited_out_rather_than_bridged() -> None:
     # Outages here last 0.1 h (under one changeover); one began 0.05 h ago, below
-    # the reserve, where an outage is otherwise bridged at once. The rule is a
-    # setting: leave-one-zone-out CV on the shipped V100 set turned it off
-    # (short_outage = 1.1: no share of outages can reach it), so it is asked for here.
-    policy = SlackReserve(short_outage=0.3)
+    # the reserve, where an outage is otherwise bridged at once.
+    policy = POLICY
     flicker = np.concatenate([pattern(40, 2, 60), pattern(40, 1, 1)])
     waited = policy.decide(state(flicker, slack=1.5))
     assert waited.target == IDLE and waited.reason == "outage likely short: wait"
@@ -96,8 +94,8 @@ def test_a_short_outage_is_waited_out_rather_than_bridged() -> None:
     assert policy.decide(state(long, slack=1.5)).target == ON_DEMAND
     # Never into the safety net: with slack for no wait, it bridges.
     assert policy.decide(state(flicker, slack=0.4)).target == ON_DEMAND
-    # The shipped setting bridges even the flicker.
-    assert POLICY.decide(state(flicker, slack=1.5)).target == ON_DEMAND
+    # Off (short_outage above 1: no share of outages reaches it), the flicker is bridged.
+    assert SlackReserve(short_outage=1.1).decide(state(flicker, slack=1.5)).target == ON_DEMAND
 
 
 def test_scarce_slack_picks_the_zone_whose_runs_last() -> None:
