@@ -31,9 +31,10 @@ drifts across it. This policy:
   spot `switch_payback` times what the changeovers there and back cost;
 * never launches spot whose past runs of that age ended, on average, before a
   changeover would be over; among several zones, picks the one whose run costs
-  least per useful hour, expecting it to last what the zone's runs of its age went
-  on to last but at least `age_trust` times its age, and pricing the changeover
-  its preemption will force at `changeover_value` changeovers on demand;
+  least per useful hour; with slack below the reserve, expecting it to last what
+  the zone's runs of its age went on to last but at least `age_trust` times its
+  age, and pricing the changeover its preemption will force at `changeover_value`
+  changeovers on demand;
 * never enters spot priced above on demand, and leaves a spot instance whose price
   spikes above it while the slack has room for that changeover: with slack over
   `spike_wait` times the reserve to wait the spike out idle, else for on demand;
@@ -140,10 +141,11 @@ class SlackReserve:
         # A price spike (spot above on demand) has no age to cap its wait by: it is
         # waited out idle only with slack over `spike_wait` times the reserve.
         self.spike_wait = spike_wait
-        # Several zones: a zone is picked as if its run's next preemption cost
-        # `changeover_value` times a changeover on demand, and its run is expected to
-        # last at least `age_trust` times as long as it already has (_pick_zone). Both
-        # only rank zones: one zone alone is never affected.
+        # Several zones, slack below the reserve: a zone is picked as if its run's
+        # next preemption cost `changeover_value` times a changeover on demand, and
+        # its run is expected to last at least `age_trust` times as long as it
+        # already has (_pick_zone). Both only rank zones: one zone alone is never
+        # affected.
         self.changeover_value = changeover_value
         self.age_trust = age_trust
 
@@ -208,22 +210,31 @@ class SlackReserve:
             prior_runs=self.prior_runs,
         )
 
-    def _pick_zone(self, state: PolicyState, candidates: list[ZoneMarket]) -> ZoneMarket:
+    def _pick_zone(
+        self, state: PolicyState, candidates: list[ZoneMarket], scarce: bool
+    ) -> ZoneMarket:
         """The zone with the lowest expected cost per useful hour of its current run.
 
-        Every preemption costs a changeover of slack the endgame may need, so the run
-        is priced with the changeover its end will force (`changeover_value` times one
-        on demand) and expected to last what the zone's runs of this age went on to
-        last, but at least `age_trust` times its age (runs are heavy-tailed; the few
-        longer runs a zone has shown say little about one that has lasted long).
+        With slack below the reserve every preemption costs a changeover of slack the
+        endgame needs, so the run is priced with the changeover its end will force
+        (`changeover_value` times one on demand) and expected to last what the zone's
+        runs of this age went on to last, but at least `age_trust` times its age
+        (runs are heavy-tailed; the few longer runs a zone has shown say little about
+        one that has lasted long). Above the reserve, a run is expected to last at
+        least its zone's mean run, and at least as long again as its age.
         """
         d = state.changeover_hours
 
         def cost_per_useful_hour(zone: ZoneMarket) -> float:
-            expected = max(self._up_outlook(zone).residual_hours, self.age_trust * zone.run_hours())
+            forced = 0.0
+            if scarce:
+                outlook = self._up_outlook(zone)
+                expected = max(outlook.residual_hours, self.age_trust * zone.run_hours())
+                forced = self.changeover_value * _on_demand_price(state, zone) * d
+            else:
+                expected = max(self._expected_up_hours(zone), zone.run_hours())
             run = min(expected, state.remaining_hours + d)
             useful = max(run - d, 0.1 * d)
-            forced = self.changeover_value * _on_demand_price(state, zone) * d
             return (zone.spot_price * run + state.migration_cost_to(zone.region) + forced) / useful
 
         return min(candidates, key=cost_per_useful_hour)
@@ -365,7 +376,7 @@ class SlackReserve:
         slack = state.slack_hours
         current = state.current
         if open_zones:
-            zone = self._pick_zone(state, open_zones)
+            zone = self._pick_zone(state, open_zones, scarce=slack <= reserve + EPS)
             target = Target.spot(zone.zone, zone.region)
             if not current.is_on_demand:
                 wait = self._wait_for_home(state, zone, slack - reserve)
