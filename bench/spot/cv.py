@@ -35,8 +35,8 @@ from skyd.policy.state import SpotPolicy
 
 # The constants searched, around the defaults; each tuple is one candidate's overrides.
 GRID: dict[str, tuple[float, ...]] = {
-    "min_cycle": (20.0, 30.0, 35.0, 40.0),
-    "scarcity_power": (1.0, 1.5),
+    "min_cycle": (30.0, 35.0, 40.0),
+    "reserve_power": (0.75, 0.85),
 }
 
 

@@ -93,7 +93,7 @@ class SlackReserve:
         scarcity_power: float = 1.5,
         allowance: float = 5.0,
         min_cycle: float = 35.0,
-        reserve_power: float = 0.75,
+        reserve_power: float = 0.85,
         switch_payback: float = 1.0,
         short_outage: float = 0.5,
         outage_patience: float = 3.0,

@@ -149,8 +149,8 @@ def _fields(s: PolicyState, migration: float) -> PolicyState:
 def test_allowance_bridges_an_outage_longer_than_its_share_of_the_spare_slack() -> None:
     # 10 h of work over 4-hour cycles: 2.5 outages ahead; the spare slack over the
     # reserve is shared between them, `allowance` shares for one outage at most.
-    # (Cycles counted as they are: min_cycle = 20 changeovers = 4 h does not stretch them.)
-    policy = SlackReserve(allowance=1.0, min_cycle=20.0)
+    # (Cycles counted as they are, min_cycle = 20 changeovers = 4 h; reserve as cycles ** 0.75.)
+    policy = SlackReserve(allowance=1.0, min_cycle=20.0, reserve_power=0.75)
     one_hour_in = np.concatenate([history([1] * 40 + [0] * 40, 48), history([1] * 40 + [0] * 20)])
     s = state(slack=5.0, past=one_hour_in)
     stats = policy._stats(s)
@@ -170,7 +170,7 @@ def test_allowance_bridges_an_outage_longer_than_its_share_of_the_spare_slack() 
     bridged = policy.decide(state(slack=5.0))
     assert bridged.target == ON_DEMAND and bridged.reason == "long outage: bridge"
     # Without an allowance it waits down to the reserve.
-    endless = SlackReserve(allowance=float("inf"), min_cycle=20.0)
+    endless = SlackReserve(allowance=float("inf"), min_cycle=20.0, reserve_power=0.75)
     assert endless.decide(state(slack=5.0)).target == IDLE
 
 
