@@ -252,6 +252,9 @@ _REASON_MEANING = {
     "kubernetes must have at least that much",
     "provider_disabled": "its provider is not enabled in this daemon's config",
     "unrequested_accelerator": "the task asks for no GPU and a machine without one fits",
+    "no_faster_network": "network_tier: best, and skyd cannot give this offering a faster "
+    "network (EFA on AWS, gVNIC + Tier_1 on GCP, accelerated networking on Azure); lab pools "
+    "(local, ssh, slurm, kubernetes) keep their own network and are not left out",
 }
 
 

@@ -167,6 +167,8 @@ class OfferFilter:
     spot: bool | None = None
     max_hourly_price_micros: int | None = None
     blocked: frozenset[str] = frozenset()
+    # network_tier: best: only offerings skyd can give a faster network (catalog.network_tier)
+    faster_network: bool = False
 
 
 class ExclusionReason(enum.StrEnum):
@@ -191,6 +193,8 @@ class ExclusionReason(enum.StrEnum):
     # num_nodes is more than the provider can hold at once (its slots, hosts or nodes of the
     # offer's shape): a gang never runs short of nodes
     TOO_FEW_NODES = "too_few_nodes"
+    # network_tier: best, and skyd cannot give this offering a faster network
+    NO_FASTER_NETWORK = "no_faster_network"
 
 
 @dataclass(frozen=True, slots=True)

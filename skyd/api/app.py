@@ -280,7 +280,9 @@ async def show_job(request: web.Request) -> web.Response:
             task["envs"] = dict.fromkeys(envs, REDACTED)
     # how each bucket got onto the machine (FUSE mount or copy), once the attempt placed it
     annotate_mounts(task, scheduler.processes.attempt_dir(job))
-    task.update(machine_notes(job, spec, instance_store.instances_for_job(scheduler.store, job.id)))
+    placed = scheduler.market.catalog.offer_by_key(str((job.placement or {}).get("offer_key")))
+    machines = instance_store.instances_for_job(scheduler.store, job.id)
+    task.update(machine_notes(job, spec, machines, placed))
     view["task"] = task
     _add_pipelines(scheduler, [view])
     return json_response(view)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from skyd.model import Offer
 from skyd.providers.ports import OPENS_PORTS
 from skyd.providers.tiers import disk_note, network_note
 from skyd.spec import TaskSpec
@@ -19,8 +20,12 @@ _HOW = {
 
 
 def machine_notes(
-    job: JobRecord, spec: TaskSpec, instances: Sequence[InstanceRecord]
+    job: JobRecord,
+    spec: TaskSpec,
+    instances: Sequence[InstanceRecord],
+    offer: Offer | None = None,
 ) -> dict[str, object]:
+    """`offer`: the placed offering (from the catalog), to say what network_tier became."""
     placement = job.placement or {}
     provider = placement.get("provider")
     if not isinstance(provider, str):
@@ -53,7 +58,7 @@ def machine_notes(
     disk = disk_note(provider, tiers.disk_tier, str(placement.get("instance_type") or ""))
     if disk:
         notes["disk"] = disk
-    network = network_note(provider, tiers.network_tier)
+    network = network_note(str(placement.get("cloud") or provider), tiers.network_tier, offer)
     if network:
         notes["network"] = network
     return notes

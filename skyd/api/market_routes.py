@@ -26,6 +26,7 @@ from skyd.api.market_schemas import (
     PricesQuery,
 )
 from skyd.api.validation import BadRequest, json_body, query_params
+from skyd.catalog import Catalog
 from skyd.catalog.table import REASONS
 from skyd.errors import UnknownAcceleratorError
 from skyd.market.live import LiveMarket
@@ -56,6 +57,7 @@ EXCLUSION_RANK = {
     ExclusionReason.NO_SPOT_MARKET: 7,
     ExclusionReason.NOT_PRICED: 7,
     ExclusionReason.PINNED_ELSEWHERE: 8,
+    ExclusionReason.NO_FASTER_NETWORK: 8,
     ExclusionReason.RESOURCES_TOO_SMALL: 9,
     ExclusionReason.ACCELERATOR_MISMATCH: 9,
 }
@@ -372,11 +374,11 @@ def _explain_stage(scheduler: JobScheduler, spec: TaskSpec) -> tuple[dict[str, A
                 "egress_cost": chosen.egress_cost_micros / 1_000_000,
                 "reason": hypothetical.decision.reason,
             }
-    _tier_notes(view, spec)
+    _tier_notes(view, spec, market.catalog)
     return view, outcome.decision.chosen.offer if outcome.decision.chosen else None
 
 
-def _tier_notes(view: dict[str, Any], spec: TaskSpec) -> None:
+def _tier_notes(view: dict[str, Any], spec: TaskSpec, catalog: Catalog) -> None:
     """What disk_tier / network_tier become where the task would run (never silently
     dropped): the chosen machine, else the one it would get with every provider enabled."""
     target = view.get("chosen") or view.get("if_all_providers_enabled")
@@ -385,7 +387,8 @@ def _tier_notes(view: dict[str, Any], spec: TaskSpec) -> None:
     where = str(target.get("provider") or target["cloud"])
     tiers = next((a for a in spec.alternatives if a.disk_tier or a.network_tier), spec.resources)
     disk = disk_note(where, tiers.disk_tier, str(target["instance_type"]))
-    network = network_note(where, tiers.network_tier)
+    key = "/".join(str(target.get(k) or "") for k in ("cloud", "region", "zone", "instance_type"))
+    network = network_note(str(target["cloud"]), tiers.network_tier, catalog.offer_by_key(key))
     view["task"].update({"disk": disk} if disk else {})
     view["task"].update({"network": network} if network else {})
 

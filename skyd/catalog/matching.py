@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from skyd.catalog.network_tier import best_network
 from skyd.model import POOL_CLOUDS, Candidate, ExclusionReason, Offer, OfferFilter
 
 # An AWS availability-zone *name* (us-east-1a), as opposed to the AZ IDs the catalog holds.
@@ -105,7 +106,8 @@ class CompiledFilter:
     ) -> ExclusionReason | None:
         """The first reason this (offer, market) is excluded, or None when it is feasible.
 
-        Order: pins, accelerators, resources, country, market, max price, blocked.
+        Order: pins, accelerators, resources, country, faster network, market, max price,
+        blocked.
         """
         reason = self.offer_exclusion(offer, country)
         if reason is not None:
@@ -134,6 +136,8 @@ class CompiledFilter:
             return ExclusionReason.RESOURCES_TOO_SMALL
         if self.countries and country not in self.countries:
             return ExclusionReason.COUNTRY_NOT_ALLOWED
+        if f.faster_network and best_network(offer) is None:
+            return ExclusionReason.NO_FASTER_NETWORK
         return None
 
     def market_exclusion(

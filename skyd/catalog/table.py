@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from skyd.catalog.matching import CompiledFilter, candidate_order, markets
+from skyd.catalog.network_tier import best_network
 from skyd.model import POOL_CLOUDS, Candidate, ExclusionReason, Offer
 
 # code 0 = feasible; code i = REASONS[i - 1]
@@ -45,6 +46,7 @@ class CandidateTable:
         ]
         pairs.sort(key=candidate_order)
         self.candidates: tuple[Candidate, ...] = tuple(pairs)
+        self._faster_network: BoolArray | None = None
         n = len(pairs)
         self.clouds: dict[str, int] = {}
         self.regions: dict[str, int] = {}  # "cloud/region"
@@ -139,6 +141,19 @@ class CandidateTable:
                     )
         return mask
 
+    def faster_network(self) -> BoolArray:
+        """Rows skyd can give a faster network (`network_tier: best`), worked out once."""
+        if self._faster_network is None:
+            verdicts: dict[int, bool] = {}
+            for candidate in self.candidates:
+                offer = candidate.offer
+                if id(offer) not in verdicts:
+                    verdicts[id(offer)] = best_network(offer) is not None
+            self._faster_network = np.fromiter(
+                (verdicts[id(c.offer)] for c in self.candidates), np.bool_, len(self.candidates)
+            )
+        return self._faster_network
+
     def explain(self, compiled: CompiledFilter) -> ExplainedRows:
         """What `Catalog.explain` answers for a filter without a zone pin: every candidate
         with the requested accelerators and instance type (all of them when none is asked
@@ -181,6 +196,8 @@ class CandidateTable:
             for name, index in self.countries.items():
                 allowed[index] = name in compiled.countries and name != ""
             exclude(~allowed[self.country], ExclusionReason.COUNTRY_NOT_ALLOWED)
+        if f.faster_network:
+            exclude(~self.faster_network(), ExclusionReason.NO_FASTER_NETWORK)
         keep = np.ones(n, np.bool_)
         if f.spot is True:
             # on-demand rows show offers that have no spot market at all

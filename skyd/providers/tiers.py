@@ -6,14 +6,28 @@ magnetic `standard` for low (SkyPilot's choices). GCE: pd-standard / pd-balanced
 pd-extreme (pd-extreme only on the machine types that can attach it; `best` falls back to
 pd-ssd on the others). Azure: Standard_LRS / StandardSSD_LRS / Premium_LRS (Premium only on
 sizes with premium storage); Azure's Ultra disks cannot be OS disks, so `ultra` does not
-apply there. `network_tier: best` (placement groups, gVNIC Tier_1, accelerated networking)
-is not mapped on any provider yet: it is recorded and shown as not applied.
+apply there.
+
+`network_tier: best` (skyd.catalog.network_tier says where it can be had; placement leaves
+the other offerings out): AWS attaches the primary interface as an EFA (`InterfaceType:
+efa`); GCE boots with a gVNIC and `networkPerformanceConfig.totalEgressBandwidthTier:
+TIER_1`; Azure creates the NIC with `enableAcceleratedNetworking`. Lab pools (local, ssh,
+slurm, kubernetes) keep the cluster's own network. `standard` (the default) changes nothing.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from skyd.catalog.network_tier import (
+    POOL_BEST,
+    aws_efa,
+    azure_accelerated,
+    best_network,
+    gcp_tier1,
+)
+from skyd.model import POOL_CLOUDS, Offer
 
 DEFAULT_TIER_DISK_GIB = 256  # SkyPilot's default disk size, when a tier is asked without one
 _AWS: dict[str, dict[str, Any]] = {
@@ -82,7 +96,28 @@ def disk_note(provider: str, tier: str | None, instance_type: str) -> str | None
     return f"not applicable on {provider} (skyd does not choose its disks)"
 
 
-def network_note(provider: str, tier: str | None) -> str | None:
+def wants_efa(tier: str | None, offer: Offer) -> bool:
+    """AWS: attach the primary network interface as an EFA."""
+    return tier == "best" and aws_efa(offer.instance_type)
+
+
+def wants_tier1(tier: str | None, offer: Offer) -> bool:
+    """GCE: boot with a gVNIC and Tier_1 egress bandwidth."""
+    return tier == "best" and gcp_tier1(offer.instance_type, offer.vcpus)
+
+
+def wants_accelerated(tier: str | None, offer: Offer) -> bool:
+    """Azure: create the NIC with accelerated networking."""
+    return tier == "best" and azure_accelerated(offer.instance_type, offer.vcpus)
+
+
+def network_note(provider: str, tier: str | None, offer: Offer | None = None) -> str | None:
+    """What the network tier became on this provider and offering, in words."""
     if tier is None or tier == "standard":
         return None if tier is None else "standard (the provider's default networking)"
-    return f"not applicable on {provider} yet: the default networking is used"
+    if provider in POOL_CLOUDS or (offer is not None and offer.cloud in POOL_CLOUDS):
+        return POOL_BEST
+    became = best_network(offer) if offer is not None else None
+    if became is not None:
+        return became
+    return f"not applicable on {provider}: the default networking is used"

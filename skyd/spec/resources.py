@@ -93,4 +93,5 @@ class ResourcesSpec(BaseModel):
             spot=bool(self.use_spot),
             max_hourly_price_micros=self.max_hourly_cost_micros,
             blocked=HOST_PROCESS_CLOUDS if self.docker_image else frozenset(),
+            faster_network=self.network_tier == "best",
         )

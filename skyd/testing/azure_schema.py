@@ -17,6 +17,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from skyd.catalog.network_tier import azure_accelerated
+
 SPECS = Path(__file__).parent / "specs"
 _FILES = {"Microsoft.Compute": "azure-compute.json", "Microsoft.Network": "azure-network.json"}
 
@@ -250,3 +252,25 @@ def _check_image(body: dict[str, Any]) -> ArmError | None:
             "Verify that all fields in the storage profile are correct.",
         )
     return None
+
+
+_SIZE_VCPUS = re.compile(r"^(?:Standard|Basic)_[A-Za-z]+(\d+)")
+
+
+def accelerated_refusal(vm_size: str, nics: list[str]) -> ArmError | None:
+    """A VM whose NIC has accelerated networking on a size that cannot take it: refused with
+    ARM's code for it (VMSizeIsNotPermittedToEnableAcceleratedNetworking; message wording
+    approximated). Which sizes take it: skyd.catalog.network_tier (the documented rule, vCPUs
+    read from the size name as Azure spells it: Standard_D4s_v5 has 4)."""
+    if not nics:
+        return None
+    found = _SIZE_VCPUS.match(vm_size)
+    if found is not None and azure_accelerated(vm_size, int(found.group(1))):
+        return None
+    return ArmError(
+        400,
+        "VMSizeIsNotPermittedToEnableAcceleratedNetworking",
+        f"VM size {vm_size} is not compatible with enabling accelerated networking on "
+        f"NIC(s) {', '.join(nics)}. Please disable accelerated networking or choose a VM "
+        "size that supports it.",
+    )

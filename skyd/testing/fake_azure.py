@@ -18,7 +18,7 @@ from aiohttp import web
 from skyd.testing.arm_machines import ArmMachines, key_of
 from skyd.testing.arm_tls import StaticTokenCredential, write_self_signed_cert
 from skyd.testing.azure_placement import ProximityGroups
-from skyd.testing.azure_schema import ArmError, check_put
+from skyd.testing.azure_schema import ArmError, accelerated_refusal, check_put
 from skyd.testing.fake_vm import FakeVmHost
 
 __all__ = ["ArmFault", "FakeAzure", "StaticTokenCredential", "write_self_signed_cert"]
@@ -300,6 +300,17 @@ class FakeAzure(ArmMachines):
                     "InvalidResourceReference",
                     f"Resource {nic['id']} referenced by VM {name} was not found.",
                 )
+        size = str(body.get("properties", {}).get("hardwareProfile", {}).get("vmSize", ""))
+        accelerated = [
+            nic["id"]
+            for nic in body.get("properties", {})
+            .get("networkProfile", {})
+            .get("networkInterfaces", [])
+            if self.nics[key_of(nic["id"])].get("properties", {}).get("enableAcceleratedNetworking")
+        ]
+        slow = accelerated_refusal(size, accelerated)
+        if slow is not None:
+            return web.json_response(slow.body(), status=slow.status)
         existed = (rg, name) in self.vms
         vm = {
             "id": self._vm_id(request),

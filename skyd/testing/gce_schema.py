@@ -12,6 +12,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from skyd.catalog.network_tier import gcp_tier1
+
 SPECS = Path(__file__).parent / "specs"
 _NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
@@ -174,6 +176,9 @@ def check_insert(body: dict[str, Any], zone: str) -> GceError | None:
             "Instances with guest accelerators do not support live migration.",
             "resource.scheduling.onHostMaintenance",
         )
+    error = check_tier1(body, machine)
+    if error is not None:
+        return error
     for index, disk in enumerate(body.get("disks", [])):
         error = check_disk_type(disk.get("initializeParams", {}), index, zone, machine)
         if error is not None:
@@ -189,6 +194,24 @@ def check_insert(body: dict[str, Any], zone: str) -> GceError | None:
             error = check_image(str(source))
             if error is not None:
                 return error
+    return None
+
+
+def check_tier1(body: dict[str, Any], machine: str) -> GceError | None:
+    """Tier_1 networking: only N2, N2D, C2, C2D and C3 with 30+ vCPUs, and only with a gVNIC
+    ("Configure per VM Tier_1 networking performance", Requirements; the series and the
+    minimum are kept with their source in skyd.catalog.network_tier). Wording approximated."""
+    tier = body.get("networkPerformanceConfig", {}).get("totalEgressBandwidthTier")
+    if tier != "TIER_1":
+        return None
+    field = "resource.networkPerformanceConfig.totalEgressBandwidthTier"
+    size = machine.rsplit("-", 1)[-1]
+    if not (size.isdigit() and gcp_tier1(machine, int(size))):
+        why = f"Tier_1 networking is not supported for machine type '{machine}'."
+        return _invalid(field, tier, why)
+    nics = body.get("networkInterfaces", [])
+    if not nics or any(nic.get("nicType") != "GVNIC" for nic in nics):
+        return _invalid(field, tier, "Tier_1 networking requires the GVNIC network interface.")
     return None
 
 

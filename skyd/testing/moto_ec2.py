@@ -18,6 +18,7 @@ from aiohttp import ClientSession, ClientTimeout, web
 
 from skyd.testing.ebs_rules import check_block_devices
 from skyd.testing.ec2_placement import PlacementGroups
+from skyd.testing.efa_rules import check_network_interfaces
 from skyd.testing.fake_vm import FakeVmHost
 
 MOTO_ACCOUNT_ID = "123456789012"
@@ -215,6 +216,7 @@ class MotoEc2:
         self.faults: list[Ec2Fault] = []
         self.calls: Counter[str] = Counter()
         self.block_devices: list[dict[str, str]] = []  # each RunInstances' mappings
+        self.network_interfaces: list[dict[str, str]] = []  # and its interfaces
         # moto has no placement groups: this proxy keeps them (skyd.testing.ec2_placement)
         self.placement_groups = PlacementGroups(_alive)
         # Time spent answering (moto's work plus this hop): what benchmarks subtract.
@@ -339,7 +341,15 @@ class MotoEc2:
             self.block_devices.append(
                 {k: v for k, v in form.items() if k.startswith("BlockDeviceMapping.")}
             )
-        refused = check_block_devices(form) if action == "RunInstances" else None
+            # moto ignores InterfaceType: what each launch asked of its interfaces
+            self.network_interfaces.append(
+                {k: v for k, v in form.items() if k.startswith("NetworkInterface.")}
+            )
+        refused = (
+            check_block_devices(form) or check_network_interfaces(form)
+            if action == "RunInstances"
+            else None
+        )
         if refused is not None:  # what EC2 refuses of EBS volumes and moto lets through
             return web.Response(status=400, text=error_xml(*refused), content_type="text/xml")
         region = _region_of(request)

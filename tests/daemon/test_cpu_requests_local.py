@@ -105,25 +105,38 @@ def test_optimize_says_what_the_tiers_become_where_the_task_would_run(tmp_path: 
     daemon = DaemonThread(settings_for_tests(tmp_path)).start()
     shown = {}
     try:
-        for where in ("", "cloud: gcp\n  instance_type: n2-standard-8\n  "):
+        for where in (
+            "",
+            "cloud: gcp\n  instance_type: g2-standard-32\n  ",
+            "cloud: gcp\n  instance_type: n2-standard-8\n  ",
+        ):
+            tier = "network_tier: best" if "g2-" not in where else "network_tier: standard"
             (tmp_path / "t.yaml").write_text(
-                f"resources:\n  {where}disk_tier: high\n  network_tier: best\nrun: echo hi\n"
+                f"resources:\n  {where}disk_tier: high\n  {tier}\nrun: echo hi\n"
             )
             text = _run(daemon, "optimize", str(tmp_path / "t.yaml"))
             as_json = _run(daemon, "optimize", str(tmp_path / "t.yaml"), "--json")
             assert text[0] == 0 or where, text  # gcp is not enabled here
-            shown[where or "local"] = (text[1], json.loads(as_json[1])["task"])
+            assert as_json[1], (text, as_json)
+            shown[where or "local"] = (text[1], json.loads(as_json[1]))
     finally:
         assert daemon.stop() == 0
-    local_text, local = shown["local"]
+    local_text, local = shown["local"][0], shown["local"][1]["task"]
     assert local["network_tier"] == "best"
-    assert local["network"].startswith("not applicable on local"), local
+    # a lab pool keeps its own network: not left out, and said so
+    assert local["network"].startswith("the cluster's own network"), local
     assert local["disk"].startswith("not applicable on local"), local
-    assert "network_tier best there: not applicable on local" in local_text, local_text
-    gcp_text, gcp = next(v for k, v in shown.items() if k != "local")
-    # gcp would be chosen with its provider enabled: its disk is mapped, its network not
-    assert gcp["disk"] == "pd-ssd" and gcp["network"].startswith("not applicable on gcp"), gcp
+    assert "network_tier best there: the cluster's own network" in local_text, local_text
+    gcp_text, gcp_json = next(v for k, v in shown.items() if "g2-standard-32" in k)
+    gcp = gcp_json["task"]
+    # gcp would be chosen with its provider enabled: its disk is mapped
+    assert gcp["disk"] == "pd-ssd" and gcp["network"].startswith("standard"), gcp
     assert "disk_tier high there: pd-ssd" in gcp_text, gcp_text
+    # n2-standard-8 has no Tier_1 networking (30+ vCPUs only): left out, with the reason
+    small_text, small = next(v for k, v in shown.items() if "n2-standard-8" in k)
+    assert small["chosen"] is None and "if_all_providers_enabled" not in small, small
+    assert small["excluded_counts"] == {"no_faster_network": len(small["candidates"])}, small
+    assert "no_faster_network (network_tier: best, and skyd cannot give" in small_text
 
 
 def test_a_two_cpu_job_waits_for_both_slots_without_blocking_local(tmp_path: Path) -> None:

@@ -244,7 +244,7 @@ def test_ports_and_tiers_on_local_are_shown_as_not_applicable(
     assert task["ports_open"].startswith("not applicable on local")
     assert "endpoints" not in task
     assert task["disk"].startswith("not applicable on local")
-    assert task["network"].startswith("not applicable on local")
+    assert task["network"].startswith("the cluster's own network")
     code, shown, _ = _run(daemon, "show", str(job["id"]))
     assert code == 0
     assert "ports open" in shown and "not applicable on local" in shown

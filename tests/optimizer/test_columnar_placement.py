@@ -82,6 +82,7 @@ FILTERS = [
     OfferFilter(cloud="aws", region="us-east-1", max_hourly_price_micros=400_000),
     OfferFilter(countries=("DE", "JP"), blocked=frozenset({"gcp", "aws/eu-central-1"})),
     OfferFilter(cpus=Amount(1000.0, or_more=True)),  # nothing fits
+    OfferFilter(faster_network=True, cpus=Amount(32.0, or_more=True)),  # network_tier: best
 ]
 
 
@@ -147,6 +148,7 @@ def test_several_alternatives_and_busy_clouds_agree(catalog: Catalog, ordered: b
         OfferFilter(instance_type="c5.xlarge", blocked=frozenset({"aws/us-east-1"})),
         OfferFilter(accelerators=(("L4", 1),), countries=("US",), max_hourly_price_micros=900_000),
         OfferFilter(accelerators=(("NO-SUCH-GPU", 1),)),
+        OfferFilter(accelerators=(("H100", 2), ("A100", 8)), faster_network=True),
     ],
 )
 def test_columnar_explain_lists_what_the_per_offer_scan_lists(

@@ -40,7 +40,7 @@ from skyd.providers.base import (
     launch_tags,
     managed_tags,
 )
-from skyd.providers.tiers import DEFAULT_TIER_DISK_GIB, aws_ebs
+from skyd.providers.tiers import DEFAULT_TIER_DISK_GIB, aws_ebs, wants_efa
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +248,8 @@ class AwsProvider:
                 {"ResourceType": "volume", "Tags": tag_list(tags)},
             ],
         }
+        if wants_efa(request.network_tier, offer):  # network_tier: best (tiers.py)
+            params["NetworkInterfaces"][0]["InterfaceType"] = "efa"
         if zone_name:
             params["Placement"] = {"AvailabilityZone": zone_name}
         if placement_group is not None:

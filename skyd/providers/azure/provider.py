@@ -19,6 +19,7 @@ from skyd.providers.azure.errors import CLOUD, translate_error_code, translate_e
 from skyd.providers.azure.placement import PREFIX, ProximityGroups, group_name
 from skyd.providers.azure.ports import stale_vm_names
 from skyd.providers.base import launch_tags, managed_tags
+from skyd.providers.tiers import wants_accelerated
 
 # Set while skyd itself keeps a VM deallocated; a deallocated Spot VM without it was evicted.
 TAG_STOPPED = "skyd-stopped"
@@ -346,6 +347,12 @@ class AzureProvider:
                 "properties": {
                     "ipConfigurations": [{"name": "ipconfig1", "properties": ip_config}],
                     "networkSecurityGroup": {"id": nsg_path},
+                    # network_tier: best (skyd.providers.tiers)
+                    **(
+                        {"enableAcceleratedNetworking": True}
+                        if wants_accelerated(request.network_tier, request.offer)
+                        else {}
+                    ),
                 },
             },
             needs=lambda got: _private_ip(got) is None,

@@ -11,7 +11,7 @@ from skyd.providers.gcp.accelerators import accelerator_type
 from skyd.providers.gcp.config import GcpConfig
 from skyd.providers.gcp.firewalls import rule_name
 from skyd.providers.gcp.labels import labels_for
-from skyd.providers.tiers import gcp_disk
+from skyd.providers.tiers import gcp_disk, wants_tier1
 
 
 def instance_body(cfg: GcpConfig, request: LaunchRequest, zone: str, name: str) -> dict[str, Any]:
@@ -46,6 +46,9 @@ def instance_body(cfg: GcpConfig, request: LaunchRequest, zone: str, name: str) 
         ],
         "network_interfaces": [nic],
     }
+    if wants_tier1(request.network_tier, offer):  # network_tier: best (tiers.py)
+        nic["nic_type"] = "GVNIC"
+        body["network_performance_config"] = {"total_egress_bandwidth_tier": "TIER_1"}
     if request.ports:
         body["tags"] = {"items": [rule_name(name)]}  # what the port rule targets
     if GCE_ATTACHED_GPU_SEPARATOR in offer.instance_type and offer.accelerator_count:
