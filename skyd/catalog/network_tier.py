@@ -94,17 +94,3 @@ def best_network(offer: Offer) -> str | None:
     if offer.cloud == "azure":
         return AZURE_BEST if azure_accelerated(offer.instance_type, offer.vcpus) else None
     return None
-
-
-def why_not(offer: Offer) -> str:
-    """Why `best` cannot be had on `offer`, in words (for `skyctl optimize` notes)."""
-    if offer.cloud == "aws":
-        return f"{offer.instance_type} takes no EFA interface"
-    if offer.cloud == "gcp":
-        return (
-            f"{offer.instance_type} has no Tier_1 networking "
-            f"(N2, N2D, C2, C2D or C3 with {GCP_TIER1_MIN_VCPUS}+ vCPUs only)"
-        )
-    if offer.cloud == "azure":
-        return f"{offer.instance_type} has no accelerated networking"
-    return f"skyd cannot choose a faster network on {offer.cloud}"
