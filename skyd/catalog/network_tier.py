@@ -5,8 +5,12 @@ Sources (read 2026-12-06):
 - AWS: the EC2 user guide's "Elastic Fabric Adapter" page, section "Supported instance
   types" (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa.html#efa-instance-types),
   as published in awsdocs/amazon-ec2-user-guide doc_source/efa.md at commit 0147f87 (the
-  last version of that repository). Families AWS added after it (p5, g6, trn2, …) are not
-  in the table, so those types are left out for `best` rather than launched without EFA.
+  last version of that repository); and p5.48xlarge and p5e.48xlarge from the user guide's
+  "Maximize network bandwidth on accelerated computing instances with EFA"
+  (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/p5-efa.html: P5 and P5e take an
+  EFA on each of up to 32 network cards). Other families AWS added later (g6, g6e, p5en,
+  trn2, …) are not in the table, so they are left out for `best` rather than launched
+  without EFA.
 - GCP: "Configure per VM Tier_1 networking performance"
   (https://cloud.google.com/compute/docs/networking/configure-vm-with-high-bandwidth-configuration),
   Requirements: N2, N2D, C2, C2D or C3 VMs with at least 30 vCPUs, using gVNIC.
@@ -49,6 +53,8 @@ AWS_EFA_TYPES = frozenset(
         # accelerated computing
         *("dl1.24xlarge", "g4dn.8xlarge", "g4dn.12xlarge", "g4dn.metal", "g5.48xlarge"),
         *("inf1.24xlarge", "p3dn.24xlarge", "p4d.24xlarge", "trn1.32xlarge"),
+        # p5-efa.html
+        *("p5.48xlarge", "p5e.48xlarge"),
     }
 )
 GCP_TIER1_SERIES = frozenset({"n2", "n2d", "c2", "c2d", "c3"})

@@ -42,6 +42,8 @@ def _offer(cloud: str, instance_type: str, vcpus: float) -> Offer:
     [
         ("aws", "p4d.24xlarge", 96, AWS_BEST),
         ("aws", "c5n.18xlarge", 72, AWS_BEST),
+        ("aws", "p5.48xlarge", 192, AWS_BEST),  # p5-efa.html
+        ("aws", "g6e.48xlarge", 192, None),  # not in the tables read
         ("aws", "c5.xlarge", 4, None),
         ("gcp", "n2-standard-32", 32, GCP_BEST),
         ("gcp", "n2-standard-16", 16, None),  # Tier_1 needs 30+ vCPUs
