@@ -74,6 +74,9 @@ class CloudWorld:
             if fake is not None:
                 await fake.stop()
         if self.moto is not None:
+            # moto's state is process-global: leave no EC2 resources to a later world (an
+            # instance left there answers a later launch with the same client token)
+            self.moto.reset()
             self.moto.stop()
         self.machines.close()
 
