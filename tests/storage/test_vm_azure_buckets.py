@@ -8,22 +8,14 @@ test_remote_buckets.py."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import io
 import json
 from pathlib import Path
-from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
-from skyctl.__main__ import main as skyctl
-from skyctl.client import DaemonClient
-from skyd.catalog import Catalog
-from skyd.daemon import Daemon
 from skyd.testing.cloud_world import CloudWorld
-from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 from skyd.testing.storage_emulators import AZURITE_ACCOUNT, azurite
+from tests.storage.vm_job import run_task
 
 TASK = f"""\
 resources:
@@ -44,13 +36,6 @@ run: |
 """
 
 
-def _skyctl(socket: str, *args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = skyctl(["--socket", socket, *args])
-    return code, out.getvalue()
-
-
 async def test_azure_containers_on_a_fake_azure_vm(tmp_path: Path) -> None:
     with azurite() as blob:
         service = BlobServiceClient.from_connection_string(blob.connection_string)
@@ -62,7 +47,7 @@ async def test_azure_containers_on_a_fake_azure_vm(tmp_path: Path) -> None:
         await world.start()
         try:
             secrets = {"AZURE_STORAGE_CONNECTION_STRING": blob.connection_string}
-            job, log, shown, text = await _run(world, tmp_path, secrets)
+            job, log, shown, text = await run_task(world, tmp_path, TASK, secrets)
         finally:
             await world.stop()
         assert job["state"] == "SUCCEEDED", (job["reason"], log)
@@ -81,41 +66,3 @@ async def test_azure_containers_on_a_fake_azure_vm(tmp_path: Path) -> None:
         # neither the key nor the SAS made from it is shown
         assert "sig=" not in json.dumps(shown) and blob.connection_string not in json.dumps(shown)
         assert world.machines.running() == []
-
-
-async def _run(
-    world: CloudWorld, tmp_path: Path, secrets: dict[str, str]
-) -> tuple[Any, str, Any, str]:
-    settings = world.settings(settings_for_tests(tmp_path))
-    catalog = Catalog.load(settings.catalog_dir)
-    daemon = DaemonThread(settings)
-    daemon.daemon = Daemon(settings, providers=world.providers(catalog))
-    await asyncio.to_thread(daemon.start)
-    try:
-        with DaemonClient(daemon.socket_path) as client:
-            job = await asyncio.to_thread(
-                client.submit_task, TASK, str(tmp_path), None, None, {"secrets": secrets}
-            )
-            job_id = int(job["id"])
-            final = await asyncio.to_thread(
-                wait_until,
-                lambda: (
-                    (j := client.get_job(job_id))["state"]
-                    in ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
-                    and j
-                ),
-                timeout=120,
-                error=lambda: client.get_job(job_id),
-            )
-            log = b"".join(
-                await asyncio.to_thread(lambda: list(client.job_logs(job_id, follow=False)))
-            ).decode()
-            code, shown = await asyncio.to_thread(
-                _skyctl, daemon.socket_path, "show", str(job_id), "--json"
-            )
-            assert code == 0
-            code, text = await asyncio.to_thread(_skyctl, daemon.socket_path, "show", str(job_id))
-            assert code == 0
-            return final, log, json.loads(shown), text
-    finally:
-        await asyncio.to_thread(daemon.stop)

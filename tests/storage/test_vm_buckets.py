@@ -6,24 +6,15 @@ purges the non-persistent bucket, and `skyctl show` says per mount how it got th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import io
-import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import boto3
 
-from skyctl.__main__ import main as skyctl
-from skyctl.client import DaemonClient
-from skyd.catalog import Catalog
-from skyd.daemon import Daemon
 from skyd.testing.cloud_world import CloudWorld
-from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 from skyd.testing.storage_emulators import gcs_emulator, moto_s3
+from tests.storage.vm_job import run_task
 
 
 def _task(s3_url: str, gcs_host: str, data: str) -> str:
@@ -50,13 +41,6 @@ run: |
   cat scratch/step1.pt
   echo result > ~/out/model.txt
 """
-
-
-def _skyctl(socket: str, *args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = skyctl(["--socket", socket, *args])
-    return code, out.getvalue()
 
 
 async def test_buckets_on_a_fake_vm_without_fuse(tmp_path: Path) -> None:
@@ -89,7 +73,10 @@ async def test_buckets_on_a_fake_vm_without_fuse(tmp_path: Path) -> None:
             # an absolute path outside the VM's home is the host's own: one its login may make
             shared.chmod(0o1777)
             data = f"{shared}/data"
-            job, log, shown = await _run(world, tmp_path, _task(s3_url, gcs_host, data))
+            secrets = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+            job, log, shown, text = await run_task(
+                world, tmp_path, _task(s3_url, gcs_host, data), secrets
+            )
         finally:
             await world.stop()
             shutil.rmtree(shared, ignore_errors=True)
@@ -107,44 +94,7 @@ async def test_buckets_on_a_fake_vm_without_fuse(tmp_path: Path) -> None:
             "copied before setup (no FUSE: /dev/fuse is not usable by this login); "
             "written back when the job ends"
         )
+        # the human view says it too, one line per bucket
+        line = next(t for t in text.splitlines() if "bucket ~/out" in t)
+        assert "gs://lab-vm-out (MOUNT): copied before setup (no FUSE:" in line, text
         assert world.machines.running() == []
-
-
-async def _run(world: CloudWorld, tmp_path: Path, task: str) -> tuple[Any, str, Any]:
-    settings = world.settings(settings_for_tests(tmp_path))
-    catalog = Catalog.load(settings.catalog_dir)
-    daemon = DaemonThread(settings)
-    daemon.daemon = Daemon(settings, providers=world.providers(catalog))
-    await asyncio.to_thread(daemon.start)
-    try:
-        with DaemonClient(daemon.socket_path) as client:
-            secrets = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-            job = await asyncio.to_thread(
-                client.submit_task, task, str(tmp_path), None, None, {"secrets": secrets}
-            )
-            job_id = int(job["id"])
-            final = await asyncio.to_thread(
-                wait_until,
-                lambda: (
-                    (j := client.get_job(job_id))["state"]
-                    in ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
-                    and j
-                ),
-                timeout=120,
-                error=lambda: client.get_job(job_id),
-            )
-            log = b"".join(
-                await asyncio.to_thread(lambda: list(client.job_logs(job_id, follow=False)))
-            ).decode()
-            code, out = await asyncio.to_thread(
-                _skyctl, daemon.socket_path, "show", str(job_id), "--json"
-            )
-            assert code == 0
-            code, text = await asyncio.to_thread(_skyctl, daemon.socket_path, "show", str(job_id))
-            assert code == 0
-            # the human view says it too, one line per bucket
-            line = next(t for t in text.splitlines() if "bucket ~/out" in t)
-            assert "gs://lab-vm-out (MOUNT): copied before setup (no FUSE:" in line, text
-            return final, log, json.loads(out)
-    finally:
-        await asyncio.to_thread(daemon.stop)

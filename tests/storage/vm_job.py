@@ -1,0 +1,63 @@
+"""One task through a real daemon on a CloudWorld's fake VMs: its end, log and `show` views."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from skyctl.__main__ import main as skyctl
+from skyctl.client import DaemonClient
+from skyd.catalog import Catalog
+from skyd.daemon import Daemon
+from skyd.testing.cloud_world import CloudWorld
+from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+
+ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
+
+
+def run_skyctl(socket: str, *args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = skyctl(["--socket", socket, *args])
+    return code, out.getvalue()
+
+
+async def run_task(
+    world: CloudWorld, tmp_path: Path, task: str, secrets: dict[str, str]
+) -> tuple[Any, str, Any, str]:
+    """Submit `task` and wait for its end: (job, log, `show --json`, `show` text)."""
+    settings = world.settings(settings_for_tests(tmp_path))
+    catalog = Catalog.load(settings.catalog_dir)
+    daemon = DaemonThread(settings)
+    daemon.daemon = Daemon(settings, providers=world.providers(catalog))
+    await asyncio.to_thread(daemon.start)
+    try:
+        with DaemonClient(daemon.socket_path) as client:
+            job = await asyncio.to_thread(
+                client.submit_task, task, str(tmp_path), None, None, {"secrets": secrets}
+            )
+            job_id = int(job["id"])
+            final = await asyncio.to_thread(
+                wait_until,
+                lambda: (j := client.get_job(job_id))["state"] in ENDED and j,
+                timeout=120,
+                error=lambda: client.get_job(job_id),
+            )
+            log = b"".join(
+                await asyncio.to_thread(lambda: list(client.job_logs(job_id, follow=False)))
+            ).decode()
+            code, shown = await asyncio.to_thread(
+                run_skyctl, daemon.socket_path, "show", str(job_id), "--json"
+            )
+            assert code == 0
+            code, text = await asyncio.to_thread(
+                run_skyctl, daemon.socket_path, "show", str(job_id)
+            )
+            assert code == 0
+            return final, log, json.loads(shown), text
+    finally:
+        await asyncio.to_thread(daemon.stop)
