@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 
 from skyd.clock import VirtualClock
-from skyd.model import LaunchRequest
+from skyd.model import LaunchRequest, RunPhase
 from skyd.providers.ssh import SshConnections, SshHost, SshProvider, SshProviderConfig
 from skyd.providers.ssh.capacity import target_of
 from skyd.providers.ssh.layout import probe_command
-from skyd.runner.process import RunCommand, RunPhase
+from skyd.runner.process import RunCommand
 from skyd.runner.ssh import SshRunner
 from skyd.runner.ssh_node import ssh_nodes
 from skyd.testing.ssh_server import FakeSshServer

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 MICROS_PER_DOLLAR = 1_000_000
 
@@ -289,3 +291,21 @@ class RunStatus:
     pid: int | None = None
     # a gang's status: the node it is about (for a failure, the first node to fail)
     node: int | None = None
+
+    @staticmethod
+    def from_shim(data: Mapping[str, Any] | None, alive: bool) -> RunStatus:
+        """What a shim's status record says (None: not written yet). A setup or run whose
+        shim is no longer alive is LOST: it ended without recording how."""
+        if data is None:
+            return RunStatus(RunPhase.SETUP if alive else RunPhase.NOT_STARTED)
+        phase = RunPhase(str(data["phase"]))
+        if phase in (RunPhase.SETUP, RunPhase.RUN) and not alive:
+            phase = RunPhase.LOST
+        return RunStatus(
+            phase,
+            data.get("setup_exit"),
+            data.get("run_exit"),
+            data.get("run_started_at"),
+            data.get("ended_at"),
+            data.get("pid"),
+        )

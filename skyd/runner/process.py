@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skyd.model import RunPhase, RunStatus
+from skyd.model import RunStatus
 
 
 def _launch_shim(
@@ -62,19 +62,7 @@ def read_status(attempt_dir: Path) -> RunStatus:
         data: dict[str, Any] | None = json.loads((attempt_dir / "status.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         data = None
-    if data is None:
-        return RunStatus(RunPhase.SETUP if alive else RunPhase.NOT_STARTED)
-    phase = RunPhase(data["phase"])
-    if phase in (RunPhase.SETUP, RunPhase.RUN) and not alive:
-        phase = RunPhase.LOST
-    return RunStatus(
-        phase,
-        data.get("setup_exit"),
-        data.get("run_exit"),
-        data.get("run_started_at"),
-        data.get("ended_at"),
-        data.get("pid"),
-    )
+    return RunStatus.from_shim(data, alive)
 
 
 @dataclass(frozen=True, slots=True)

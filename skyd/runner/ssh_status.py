@@ -13,19 +13,7 @@ from skyd.runner.ssh_node import SshNode
 
 
 def node_status(data: Mapping[str, Any] | None, alive: bool) -> RunStatus:
-    if data is None:
-        return RunStatus(RunPhase.SETUP if alive else RunPhase.NOT_STARTED)
-    phase = RunPhase(str(data["phase"]))
-    if phase in (RunPhase.SETUP, RunPhase.RUN) and not alive:
-        phase = RunPhase.LOST
-    return RunStatus(
-        phase,
-        data.get("setup_exit"),
-        data.get("run_exit"),
-        data.get("run_started_at"),
-        data.get("ended_at"),
-        data.get("pid"),
-    )
+    return RunStatus.from_shim(data, alive)
 
 
 def _failed(status: RunStatus) -> bool:

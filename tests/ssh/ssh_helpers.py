@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from skyd.model import RunPhase, RunStatus
 from skyd.providers.ssh import SshHost, SshProvider
-from skyd.runner.process import RunPhase, RunStatus
 from skyd.runner.ssh import SshRunner
 from skyd.testing.ssh_server import FakeSshServer
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from ssh_helpers import ProviderFactory, until_over, until_phase
 
-from skyd.model import LaunchRequest
+from skyd.model import LaunchRequest, RunPhase
 from skyd.providers.ssh import SshConnections, SshHost
-from skyd.runner.process import RunCommand, RunPhase
+from skyd.runner.process import RunCommand
 from skyd.runner.ssh import SshRunner
 from skyd.runner.ssh_node import ssh_nodes
 

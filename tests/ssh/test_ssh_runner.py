@@ -11,9 +11,9 @@ import pytest
 from ssh_helpers import ProviderFactory, host_for, until_over, until_phase
 
 from skyd.errors import ProviderError
-from skyd.model import LaunchRequest
+from skyd.model import LaunchRequest, RunPhase
 from skyd.providers.ssh import SshConnections
-from skyd.runner.process import RunCommand, RunPhase
+from skyd.runner.process import RunCommand
 from skyd.runner.ssh import SshRunner
 from skyd.runner.ssh_node import SshNode, ssh_nodes
 from skyd.runner.ssh_state import OFFSETS_FILE

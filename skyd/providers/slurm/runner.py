@@ -84,17 +84,7 @@ def _write_json(path: Path, data: object) -> None:
 
 
 def _status(data: Mapping[str, Any], alive: bool) -> RunStatus:
-    phase = RunPhase(str(data.get("phase", "setup")))
-    if phase in (RunPhase.SETUP, RunPhase.RUN) and not alive:
-        phase = RunPhase.LOST
-    return RunStatus(
-        phase,
-        data.get("setup_exit"),
-        data.get("run_exit"),
-        data.get("run_started_at"),
-        data.get("ended_at"),
-        data.get("pid"),
-    )
+    return RunStatus.from_shim({"phase": RunPhase.SETUP.value, **data}, alive)
 
 
 def mount_target(dest: str, run_dir: str, home: str) -> str:

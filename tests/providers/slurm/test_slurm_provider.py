@@ -27,12 +27,11 @@ from slurm_world import (
 
 from skyd.clock import SystemClock
 from skyd.errors import CapacityError
-from skyd.model import InstanceState
+from skyd.model import InstanceState, RunPhase
 from skyd.providers.base import TAG_DAEMON, TAG_JOB
 from skyd.providers.checks import check_clouds
 from skyd.providers.slurm import SlurmRunner
 from skyd.providers.slurm.provider import parse_instance_id
-from skyd.runner.process import RunPhase
 from skyd.scheduler.reconcile import reconcile
 from skyd.store import instances as instance_store
 from skyd.store import open_store
