@@ -6,29 +6,22 @@ from __future__ import annotations
 import logging
 import os
 import select
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from skyd.catalog import Catalog
-from skyd.clock import VirtualClock
-from skyd.config import Settings
-from skyd.events import EventBus
-from skyd.market.live import LiveMarket
 from skyd.model import JobState
 from skyd.optimizer import Quota, SolverLimits
-from skyd.providers.aws import AwsConfig, AwsProvider
-from skyd.runner.process import ProcessRunner
 from skyd.scheduler.plan_child import PlanWorld, ProviderShape
 from skyd.scheduler.plan_process import ChildPlanner
 from skyd.scheduler.planner import Planner
 from skyd.scheduler.service import Caller, JobScheduler
 from skyd.spec import parse_task
-from skyd.store import Store, open_store
+from skyd.store import Store
 from skyd.store import jobs as job_store
 from skyd.testing.daemon import DaemonProcess, wait_until
 from skyd.testing.unix_http import request
+from tests.scheduler.aws_scheduler import aws_scheduler
 
 TASK = """\
 name: train
@@ -43,27 +36,8 @@ run: python train.py
 QUOTA = Quota("aws gpus", "aws", "gpus", 8)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(tmp_path / "state")
-    yield s
-    s.close()
-
-
 def _planner(store: Store, tmp_path: Path) -> tuple[JobScheduler, Planner, ChildPlanner]:
-    clock = VirtualClock(1_800_000_000.0)
-    providers = {"aws": AwsProvider(AwsConfig(), clock=clock)}
-    market = LiveMarket(Catalog.load(clouds=["aws"]), providers)  # type: ignore[arg-type]
-    bus = EventBus()
-    scheduler = JobScheduler(
-        store=store,
-        bus=bus,
-        clock=clock,
-        settings=Settings(state_dir=tmp_path / "state", socket_path=tmp_path / "s.sock"),
-        providers=providers,  # type: ignore[arg-type]
-        runner=ProcessRunner(),
-        market=market,
-    )
+    scheduler, _, bus, clock = aws_scheduler(store, tmp_path)
     assert store.path is not None
     child = ChildPlanner(
         PlanWorld(

@@ -5,25 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from skyd.catalog import Catalog
-from skyd.clock import VirtualClock
-from skyd.config import Settings
-from skyd.events import EventBus
 from skyd.market.live import LiveMarket
 from skyd.model import JobState
-from skyd.providers.aws import AwsConfig, AwsProvider
-from skyd.runner.process import ProcessRunner
 from skyd.scheduler.placement import job_filters
 from skyd.scheduler.planner import Planner
 from skyd.scheduler.service import Caller, JobScheduler
 from skyd.spec import parse_task
-from skyd.store import Store, open_store
+from skyd.store import Store
 from skyd.store import jobs as job_store
+from tests.scheduler.aws_scheduler import aws_scheduler
 
 TASK = """\
 name: train
@@ -37,28 +29,8 @@ run: python train.py
 """
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(tmp_path / "state")
-    yield s
-    s.close()
-
-
 def _scheduler(store: Store, tmp_path: Path) -> tuple[JobScheduler, Planner, LiveMarket]:
-    clock = VirtualClock(1_800_000_000.0)
-    aws = Catalog.load(clouds=["aws"])
-    providers = {"aws": AwsProvider(AwsConfig(), clock=clock)}
-    market = LiveMarket(aws, providers)  # type: ignore[arg-type]
-    bus = EventBus()
-    scheduler = JobScheduler(
-        store=store,
-        bus=bus,
-        clock=clock,
-        settings=Settings(state_dir=tmp_path / "state", socket_path=tmp_path / "s.sock"),
-        providers=providers,  # type: ignore[arg-type]
-        runner=ProcessRunner(),
-        market=market,
-    )
+    scheduler, market, bus, clock = aws_scheduler(store, tmp_path)
     planner = Planner(
         store=store,
         bus=bus,
