@@ -6,7 +6,6 @@ model back into the bucket."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import json
@@ -16,20 +15,12 @@ from pathlib import Path
 import boto3
 import pytest
 
-from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 from skyd.testing.storage_emulators import moto_s3
+from tests.daemon_calls import ENDED, run_skyctl
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "skypilot_corpus"
-ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
-
-
-def _run(daemon: DaemonThread, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = skyctl(["--socket", daemon.socket_path, *args])
-    return code, out.getvalue(), err.getvalue()
 
 
 def _ended(daemon: DaemonThread, job_id: int) -> tuple[dict[str, object], str]:
@@ -50,7 +41,9 @@ def test_a_local_job_sees_its_absolute_mounts_at_their_paths(tmp_path: Path) -> 
     )
     daemon = DaemonThread(settings_for_tests(tmp_path)).start()
     try:
-        code, out, err = _run(daemon, "submit", str(tmp_path / "t.yaml"), "--json")
+        code, out, err = run_skyctl(
+            daemon.socket_path, "submit", str(tmp_path / "t.yaml"), "--json"
+        )
         assert code == 0, err
         job_id = int(json.loads(out)["id"])
         job, log = _ended(daemon, job_id)
@@ -78,8 +71,8 @@ def test_the_corpus_airflow_task_runs_on_local_with_its_bucket(tmp_path: Path) -
         settings.local.slots = 2
         daemon = DaemonThread(settings).start()
         try:
-            code, out, err = _run(
-                daemon,
+            code, out, err = run_skyctl(
+                daemon.socket_path,
                 "submit",
                 str(CORPUS / "airflow_train.yaml"),
                 "--env", f"AWS_ENDPOINT_URL={url}",

@@ -4,18 +4,16 @@ loopback, real boto3): COPY downloads before setup; MOUNT is a COPY-style sync o
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
-from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
-from skyd.testing.daemon import DaemonThread, wait_until
+from skyd.testing.daemon import DaemonThread
 from skyd.testing.storage_emulators import moto_s3
+from tests.daemon_calls import run_skyctl, wait_ended
 
 
 @pytest.fixture(scope="module")
@@ -39,22 +37,6 @@ def s3(s3_url: str) -> object:
     client.put_object(Bucket="lab-data", Key="training-other/c.txt", Body=b"not mine\n")
     client.create_bucket(Bucket="lab-out")
     return client
-
-
-def _run(daemon: DaemonThread, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = skyctl(["--socket", daemon.socket_path, *args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def _finished(client: DaemonClient, job_id: int) -> dict[str, object]:
-    def done() -> dict[str, object] | None:
-        job = client.get_job(job_id)
-        ended = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
-        return job if job["state"] in ended else None
-
-    return wait_until(done, timeout=60)
 
 
 def _log(client: DaemonClient, job_id: int) -> str:
@@ -81,8 +63,8 @@ def test_copy_and_mount_buckets_on_a_local_job(
         "  echo result > out/model.txt\n"
     )
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(
-        daemon,
+    code, out, err = run_skyctl(
+        daemon.socket_path,
         "submit",
         "t.yaml",
         "--env",
@@ -94,7 +76,7 @@ def test_copy_and_mount_buckets_on_a_local_job(
     )
     assert code == 0, err
     job_id = int(out)
-    job = _finished(client, job_id)
+    job = wait_ended(client, job_id)
     log = _log(client, job_id)
     assert job["state"] == "SUCCEEDED", log
     assert "alpha\nbeta\n" in log
@@ -102,7 +84,7 @@ def test_copy_and_mount_buckets_on_a_local_job(
     assert "written back to s3://lab-out" in log
     body = s3.get_object(Bucket="lab-out", Key="model.txt")["Body"].read()  # type: ignore[attr-defined]
     assert body == b"result\n"
-    code, shown, _ = _run(daemon, "show", str(job_id))
+    code, shown, _ = run_skyctl(daemon.socket_path, "show", str(job_id))
     assert "testing" not in shown  # the credentials were secrets
 
 
@@ -116,7 +98,7 @@ def test_a_missing_bucket_fails_the_job_before_setup_with_the_reason(
         str(tmp_path),
         None,
     )
-    ended = _finished(client, int(job["id"]))
+    ended = wait_ended(client, int(job["id"]))
     log = _log(client, int(job["id"]))
     assert ended["state"] == "FAILED_SETUP"
     assert "could not sync workdir/file_mounts" in log and "NoSuchBucket" in log
@@ -139,8 +121,8 @@ def test_a_named_bucket_is_created_and_filled_from_its_local_source(
         "run: cat ../mounts/ckpt/step1.pt && echo more > ../mounts/ckpt/step2.pt\n"
     )
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(
-        daemon,
+    code, out, err = run_skyctl(
+        daemon.socket_path,
         "submit",
         "t.yaml",
         "--env",
@@ -151,7 +133,7 @@ def test_a_named_bucket_is_created_and_filled_from_its_local_source(
         "AWS_SECRET_ACCESS_KEY=testing",
     )
     assert code == 0, err
-    job = _finished(client, int(out))
+    job = wait_ended(client, int(out))
     log = _log(client, int(out))
     assert job["state"] == "SUCCEEDED", log
     assert "created bucket s3://lab-new-ckpts" in log and "weights" in log

@@ -5,32 +5,13 @@ cloud type was chosen."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 from pathlib import Path
 
-from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
-
-ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
-
-
-def _run(daemon: DaemonThread, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = skyctl(["--socket", daemon.socket_path, *args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def _ended(client: DaemonClient, job_id: int) -> dict[str, object]:
-    def done() -> dict[str, object] | None:
-        job = client.get_job(job_id)
-        return job if job["state"] in ENDED else None
-
-    return wait_until(done, timeout=90)
+from tests.daemon_calls import run_skyctl, wait_ended
 
 
 def test_two_one_cpu_jobs_share_a_two_slot_host_each_on_its_own_cpu(tmp_path: Path) -> None:
@@ -54,11 +35,13 @@ def test_two_one_cpu_jobs_share_a_two_slot_host_each_on_its_own_cpu(tmp_path: Pa
     try:
         ids = []
         for _ in range(2):
-            code, out, err = _run(daemon, "submit", str(tmp_path / "one.yaml"), "--json")
+            code, out, err = run_skyctl(
+                daemon.socket_path, "submit", str(tmp_path / "one.yaml"), "--json"
+            )
             assert code == 0, err
             ids.append(int(json.loads(out)["id"]))
         with DaemonClient(daemon.socket_path) as client:
-            jobs = [_ended(client, i) for i in ids]
+            jobs = [wait_ended(client, i, timeout=90) for i in ids]
             logs = [b"".join(client.job_logs(i, follow=False)).decode() for i in ids]
         # both slots given back once the jobs ended
         wait_until(lambda: not list((settings.state_dir / "local-slots").glob("local-*")) or None)
@@ -81,10 +64,10 @@ def test_optimize_places_one_cpu_on_local_and_says_why_not_on_clouds(tmp_path: P
     daemon = DaemonThread(settings_for_tests(tmp_path)).start()
     try:
         (tmp_path / "t.yaml").write_text("resources:\n  cpus: 1\nrun: echo hi\n")
-        text = _run(daemon, "optimize", str(tmp_path / "t.yaml"))
-        as_json = _run(daemon, "optimize", str(tmp_path / "t.yaml"), "--json")
+        text = run_skyctl(daemon.socket_path, "optimize", str(tmp_path / "t.yaml"))
+        as_json = run_skyctl(daemon.socket_path, "optimize", str(tmp_path / "t.yaml"), "--json")
         (tmp_path / "exact.yaml").write_text("resources:\n  cloud: aws\n  cpus: 1\nrun: echo hi\n")
-        pinned = _run(daemon, "optimize", str(tmp_path / "exact.yaml"), "--json")
+        pinned = run_skyctl(daemon.socket_path, "optimize", str(tmp_path / "exact.yaml"), "--json")
     finally:
         assert daemon.stop() == 0
     assert text[0] == 0 and as_json[0] == 0, (text, as_json)
@@ -114,8 +97,8 @@ def test_optimize_says_what_the_tiers_become_where_the_task_would_run(tmp_path: 
             (tmp_path / "t.yaml").write_text(
                 f"resources:\n  {where}disk_tier: high\n  {tier}\nrun: echo hi\n"
             )
-            text = _run(daemon, "optimize", str(tmp_path / "t.yaml"))
-            as_json = _run(daemon, "optimize", str(tmp_path / "t.yaml"), "--json")
+            text = run_skyctl(daemon.socket_path, "optimize", str(tmp_path / "t.yaml"))
+            as_json = run_skyctl(daemon.socket_path, "optimize", str(tmp_path / "t.yaml"), "--json")
             assert text[0] == 0 or where, text  # gcp is not enabled here
             assert as_json[1], (text, as_json)
             shown[where or "local"] = (text[1], json.loads(as_json[1]))
@@ -150,7 +133,7 @@ def test_a_two_cpu_job_waits_for_both_slots_without_blocking_local(tmp_path: Pat
     daemon = DaemonThread(settings).start()
 
     def submit(name: str) -> int:
-        code, out, err = _run(daemon, "submit", str(tmp_path / name), "--json")
+        code, out, err = run_skyctl(daemon.socket_path, "submit", str(tmp_path / name), "--json")
         assert code == 0, err
         return int(json.loads(out)["id"])
 
@@ -168,9 +151,9 @@ def test_a_two_cpu_job_waits_for_both_slots_without_blocking_local(tmp_path: Pat
                 error=lambda: client.get_job(two),
             )
             # local is not blocked by it: a 1-CPU job still starts in the free slot
-            small = _ended(client, submit("one.yaml"))
+            small = wait_ended(client, submit("one.yaml"), timeout=90)
             go.touch()
-            done = _ended(client, two)
+            done = wait_ended(client, two, timeout=90)
             log = b"".join(client.job_logs(two, follow=False)).decode()
             events = client.get_job(two)["events"]
     finally:

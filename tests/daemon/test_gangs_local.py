@@ -4,39 +4,20 @@ fails the gang and kills the others."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
-from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
 from skyd.model import RunPhase
 from skyd.runner.process import group_alive, read_status
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
-
-ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
-
-
-def _run(daemon: DaemonThread, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = skyctl(["--socket", daemon.socket_path, *args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def _ended(client: DaemonClient, job_id: int) -> dict[str, object]:
-    def done() -> dict[str, object] | None:
-        job = client.get_job(job_id)
-        return job if job["state"] in ENDED else None
-
-    return wait_until(done, timeout=60)
+from tests.daemon_calls import run_skyctl, wait_ended
 
 
 def _submit(daemon: DaemonThread, tmp_path: Path, task: str) -> int:
     path = tmp_path / "gang.yaml"
     path.write_text(task)
-    code, out, err = _run(daemon, "submit", str(path), "--json")
+    code, out, err = run_skyctl(daemon.socket_path, "submit", str(path), "--json")
     assert code == 0, err
     return int(json.loads(out)["id"])
 
@@ -55,13 +36,13 @@ def test_two_ranks_each_print_rank_size_and_ips(tmp_path: Path) -> None:
         )
         job_id = _submit(daemon, tmp_path, task)
         with DaemonClient(daemon.socket_path) as client:
-            job = _ended(client, job_id)
+            job = wait_ended(client, job_id)
         assert job["state"] == "SUCCEEDED", job
-        head = _run(daemon, "logs", str(job_id))
-        other = _run(daemon, "logs", str(job_id), "--node", "1")
-        beyond = _run(daemon, "logs", str(job_id), "--node", "2")
-        every = _run(daemon, "logs", str(job_id), "--all-nodes")
-        both = _run(daemon, "logs", str(job_id), "--all-nodes", "--node", "1")
+        head = run_skyctl(daemon.socket_path, "logs", str(job_id))
+        other = run_skyctl(daemon.socket_path, "logs", str(job_id), "--node", "1")
+        beyond = run_skyctl(daemon.socket_path, "logs", str(job_id), "--node", "2")
+        every = run_skyctl(daemon.socket_path, "logs", str(job_id), "--all-nodes")
+        both = run_skyctl(daemon.socket_path, "logs", str(job_id), "--all-nodes", "--node", "1")
     finally:
         assert daemon.stop() == 0
     assert head[0] == 0 and other[0] == 0, (head, other)
@@ -93,7 +74,7 @@ def test_one_rank_failing_fails_the_gang_and_kills_the_others(tmp_path: Path) ->
         )
         job_id = _submit(daemon, tmp_path, task)
         with DaemonClient(daemon.socket_path) as client:
-            job = _ended(client, job_id)
+            job = wait_ended(client, job_id)
             slots = list((settings.state_dir / "local-slots").glob("*.json"))
     finally:
         assert daemon.stop() == 0
@@ -120,10 +101,10 @@ def test_gangs_no_provider_can_hold_are_refused_at_submit(tmp_path: Path) -> Non
         for value in ("3", "0", "-1", "1.5", "two", "1000000000"):
             path = tmp_path / "gang.yaml"
             path.write_text(f"num_nodes: {value}\nrun: echo hi\n")
-            results[value] = _run(daemon, "submit", str(path))
-        optimize = _run(daemon, "optimize", str(path), "--json")
+            results[value] = run_skyctl(daemon.socket_path, "submit", str(path))
+        optimize = run_skyctl(daemon.socket_path, "optimize", str(path), "--json")
         path.write_text("num_nodes: 3\nrun: echo hi\n")
-        explained = json.loads(_run(daemon, "optimize", str(path), "--json")[1])
+        explained = json.loads(run_skyctl(daemon.socket_path, "optimize", str(path), "--json")[1])
         with DaemonClient(daemon.socket_path) as client:
             listed = client.request("GET", "/v1/jobs")
     finally:
@@ -154,8 +135,8 @@ def test_cancelling_a_gang_stops_every_rank(tmp_path: Path) -> None:
                 lambda: "up-1" in (logs / "job.node-1.log").read_text(errors="replace"),
                 timeout=30,
             )
-            code, _out, err = _run(daemon, "cancel", str(job_id))
-            job = _ended(client, job_id)
+            code, _out, err = run_skyctl(daemon.socket_path, "cancel", str(job_id))
+            job = wait_ended(client, job_id)
             slots = list((settings.state_dir / "local-slots").glob("*.json"))
     finally:
         assert daemon.stop() == 0

@@ -4,25 +4,16 @@ cancelling the pipeline cancels every stage; queue shows the pipeline and its st
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
 
-from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread, wait_until
+from tests.daemon_calls import run_skyctl
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
-
-
-def _run(daemon: DaemonThread, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = skyctl(["--socket", daemon.socket_path, *args])
-    return code, out.getvalue(), err.getvalue()
 
 
 def _all_ended(client: DaemonClient, ids: list[int]) -> list[dict[str, object]]:
@@ -46,21 +37,21 @@ def test_stages_run_in_order_each_after_the_previous_succeeded(
         "name: chain\n---\nname: make\nrun: echo one; sleep 0.3\n---\nname: use\nrun: echo two\n"
     )
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(daemon, "submit", "chain.yaml")
+    code, out, err = run_skyctl(daemon.socket_path, "submit", "chain.yaml")
     assert code == 0, err
     ids = [int(line) for line in out.split()]
     assert len(ids) == 2
-    code, queue, _ = _run(daemon, "queue", "--json")
+    code, queue, _ = run_skyctl(daemon.socket_path, "queue", "--json")
     listed = {job["id"]: job for job in json.loads(queue)}
     assert listed[ids[1]]["pipeline"] == {"id": ids[0], "name": "chain", "stage": 2, "stages": 2}
-    code, table, _ = _run(daemon, "queue", "--all")
+    code, table, _ = run_skyctl(daemon.socket_path, "queue", "--all")
     assert "make [chain 1/2]" in table and "use [chain 2/2]" in table
     first, second = _all_ended(client, ids)
     assert (first["state"], second["state"]) == ("SUCCEEDED", "SUCCEEDED")
     assert _started_at(second) >= float(first["ended_at"])  # type: ignore[arg-type]
     reasons = [event["reason"] for event in second["events"]]  # type: ignore[union-attr]
     assert any(f"waiting for stage 1 (job {ids[0]}) of pipeline chain" in r for r in reasons)
-    code, shown, _ = _run(daemon, "show", str(ids[1]))
+    code, shown, _ = run_skyctl(daemon.socket_path, "show", str(ids[1]))
     assert f"stage 2/2 of pipeline chain (#{ids[0]})" in shown
 
 
@@ -69,7 +60,7 @@ def test_a_failed_stage_cancels_the_rest(
 ) -> None:
     (tmp_path / "p.yaml").write_text("run: exit 3\n---\nrun: echo never\n---\nrun: echo never\n")
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(daemon, "submit", "p.yaml")
+    code, out, err = run_skyctl(daemon.socket_path, "submit", "p.yaml")
     assert code == 0, err
     ids = [int(line) for line in out.split()]
     jobs = _all_ended(client, ids)
@@ -82,10 +73,10 @@ def test_cancelling_the_pipeline_cancels_every_stage(
 ) -> None:
     (tmp_path / "p.yaml").write_text("name: p\n---\nrun: sleep 60\n---\nrun: echo never\n")
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(daemon, "submit", "p.yaml")
+    code, out, err = run_skyctl(daemon.socket_path, "submit", "p.yaml")
     assert code == 0, err
     ids = [int(line) for line in out.split()]
-    code, _, err = _run(daemon, "cancel", str(ids[0]))
+    code, _, err = run_skyctl(daemon.socket_path, "cancel", str(ids[0]))
     assert code == 0, err
     assert [job["state"] for job in _all_ended(client, ids)] == ["CANCELLED", "CANCELLED"]
 
@@ -97,6 +88,6 @@ def test_a_stage_that_can_never_run_refuses_the_whole_pipeline(
         "run: echo ok\n---\nname: big\nresources: {accelerators: H100:8}\nrun: echo no\n"
     )
     monkeypatch.chdir(tmp_path)
-    code, _, err = _run(daemon, "submit", "p.yaml")
+    code, _, err = run_skyctl(daemon.socket_path, "submit", "p.yaml")
     assert code == 1 and "stage 2 (big):" in err
     assert client.list_jobs(include_terminal=True)[0] == []

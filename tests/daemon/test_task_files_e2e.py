@@ -4,31 +4,14 @@ secrets that run but are never shown, and what a bare host must refuse."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
 
-from skyctl.__main__ import main as skyctl
 from skyctl.client import ApiError, DaemonClient
-from skyd.testing.daemon import DaemonThread, wait_until
-
-
-def _run(daemon: DaemonThread, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = skyctl(["--socket", daemon.socket_path, *args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def _finished(client: DaemonClient, job_id: int) -> dict[str, object]:
-    def done() -> dict[str, object] | None:
-        job = client.get_job(job_id)
-        return job if job["state"] in ("SUCCEEDED", "FAILED", "CANCELLED") else None
-
-    return wait_until(done, timeout=60)
+from skyd.testing.daemon import DaemonThread
+from tests.daemon_calls import run_skyctl, wait_ended
 
 
 def test_optimize_reports_every_error_with_the_file_name_and_one_exit_status(
@@ -38,12 +21,14 @@ def test_optimize_reports_every_error_with_the_file_name_and_one_exit_status(
     bad = tmp_path / "examples" / "bad.yaml"
     bad.write_text("resources:\n  accelerators: A1000\n  cpus: many\nnum_nodes: 0\nrun: x\n")
     monkeypatch.chdir(tmp_path)
-    code, _out, err = _run(daemon, "optimize", "examples/bad.yaml")
+    code, _out, err = run_skyctl(daemon.socket_path, "optimize", "examples/bad.yaml")
     lines = err.splitlines()
     assert code == 1 and len(lines) == 3, err
     assert all(line.startswith("skyctl: error: examples/bad.yaml:") for line in lines)
     assert "did you mean 'A100'" in err
-    json_code, _json_out, json_err = _run(daemon, "optimize", "examples/bad.yaml", "--json")
+    json_code, _json_out, json_err = run_skyctl(
+        daemon.socket_path, "optimize", "examples/bad.yaml", "--json"
+    )
     assert json_code == code and json_err == err
 
 
@@ -53,7 +38,7 @@ def test_relative_paths_resolve_against_the_working_directory(
     (tmp_path / "examples" / "y").mkdir(parents=True)
     (tmp_path / "examples" / "x.yaml").write_text("workdir: examples/y\nrun: ls\n")
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(daemon, "optimize", "examples/x.yaml", "--json")
+    code, out, err = run_skyctl(daemon.socket_path, "optimize", "examples/x.yaml", "--json")
     assert code == 0, err
     answer = json.loads(out)
     assert answer["warnings"] == []
@@ -69,18 +54,18 @@ def test_env_overrides_and_secrets_reach_the_job_but_are_never_shown(
         'run: test "$MODEL" = llama && test "$HF_TOKEN" = hf_s3cret && echo ok\n'
     )
     monkeypatch.chdir(tmp_path)
-    code, _, err = _run(daemon, "submit", "task.yaml")
+    code, _, err = run_skyctl(daemon.socket_path, "submit", "task.yaml")
     assert code == 1 and "--env MODEL=VALUE" in err and "--secret HF_TOKEN=VALUE" in err
     monkeypatch.setenv("HF_TOKEN", "hf_s3cret")
-    code, out, err = _run(
-        daemon, "submit", "task.yaml", "--env", "MODEL=llama", "--secret", "HF_TOKEN"
+    code, out, err = run_skyctl(
+        daemon.socket_path, "submit", "task.yaml", "--env", "MODEL=llama", "--secret", "HF_TOKEN"
     )
     assert code == 0, err
-    job = _finished(client, int(out))
+    job = wait_ended(client, int(out))
     assert job["state"] == "SUCCEEDED", job
-    code, shown, _ = _run(daemon, "show", out.strip())
+    code, shown, _ = run_skyctl(daemon.socket_path, "show", out.strip())
     assert "llama" in shown and "<redacted>" in shown and "hf_s3cret" not in shown
-    code, shown_json, _ = _run(daemon, "show", out.strip(), "--json")
+    code, shown_json, _ = run_skyctl(daemon.socket_path, "show", out.strip(), "--json")
     assert "hf_s3cret" not in shown_json
     assert json.loads(shown_json)["task"]["secrets"] == ["HF_TOKEN"]
 
@@ -122,13 +107,23 @@ def test_overrides_on_optimize_pick_the_cloud_and_gpus(
 ) -> None:
     (tmp_path / "t.yaml").write_text("resources: {accelerators: V100}\nrun: x\n")
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(
-        daemon, "optimize", "t.yaml", "--json", "--gpus", "A100:8", "--infra", "gcp", "--use-spot"
+    code, out, err = run_skyctl(
+        daemon.socket_path,
+        "optimize",
+        "t.yaml",
+        "--json",
+        "--gpus",
+        "A100:8",
+        "--infra",
+        "gcp",
+        "--use-spot",
     )
     assert code == 0, err
     placed = json.loads(out)["if_all_providers_enabled"]
     assert placed["cloud"] == "gcp" and placed["spot"] is True
-    code, _, err = _run(daemon, "optimize", "t.yaml", "--region", "us-east-9", "--cloud", "aws")
+    code, _, err = run_skyctl(
+        daemon.socket_path, "optimize", "t.yaml", "--region", "us-east-9", "--cloud", "aws"
+    )
     assert code == 1 and "--region: resources.region: 'us-east-9'" in err
     assert "did you mean 'us-east-2' or 'us-east-1'" in err
 
@@ -138,9 +133,9 @@ def test_the_runners_launch_file_holding_secrets_is_private(
 ) -> None:
     (tmp_path / "t.yaml").write_text("secrets: {TOKEN: null}\nrun: echo done\n")
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(daemon, "submit", "t.yaml", "--secret", "TOKEN=abc123")
+    code, out, err = run_skyctl(daemon.socket_path, "submit", "t.yaml", "--secret", "TOKEN=abc123")
     assert code == 0, err
-    assert _finished(client, int(out))["state"] == "SUCCEEDED"
+    assert wait_ended(client, int(out))["state"] == "SUCCEEDED"
     (launch,) = daemon.settings.jobs_dir.glob(f"{out.strip()}/attempt-*/launch.json")
     assert launch.stat().st_mode & 0o077 == 0
 
@@ -150,7 +145,7 @@ def test_bucket_mounts_are_planned_and_shown(
 ) -> None:
     (tmp_path / "t.yaml").write_text("file_mounts:\n  /data: s3://lab-data/train\nrun: ls /data\n")
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(daemon, "optimize", "t.yaml", "--json")
+    code, out, err = run_skyctl(daemon.socket_path, "optimize", "t.yaml", "--json")
     assert code == 0, err
     shown = json.loads(out)["task"]["storage_mounts"]["/data"]
     assert shown == {"url": "s3://lab-data/train", "mode": "COPY", "persistent": True}
@@ -161,7 +156,7 @@ def test_dryrun_shows_the_plan_and_submits_nothing(
 ) -> None:
     (tmp_path / "t.yaml").write_text("run: echo hi\n")
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(daemon, "submit", "--dryrun", "t.yaml")
+    code, out, err = run_skyctl(daemon.socket_path, "submit", "--dryrun", "t.yaml")
     assert code == 0, err
     assert "Chosen:" in out and "local" in out
     assert client.list_jobs(include_terminal=True)[0] == []
@@ -203,9 +198,9 @@ def test_a_git_workdir_is_cloned_at_its_ref(
         f"workdir:\n  url: file://{repo}\n  ref: v1\nrun: python3 train.py\n"
     )
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(daemon, "submit", "t.yaml")
+    code, out, err = run_skyctl(daemon.socket_path, "submit", "t.yaml")
     assert code == 0, err
-    job = _finished(client, int(out))
+    job = wait_ended(client, int(out))
     log = b"".join(client.job_logs(int(out), follow=False)).decode()
     assert job["state"] == "SUCCEEDED", log
     assert "v1" in log and "v2" not in log
@@ -224,9 +219,9 @@ def test_skyignored_files_are_not_copied_with_the_workdir(
         "workdir: work\nrun: test -f train.py && test ! -e data && test ! -e ckpt.pt\n"
     )
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(daemon, "submit", "t.yaml")
+    code, out, err = run_skyctl(daemon.socket_path, "submit", "t.yaml")
     assert code == 0, err
-    assert _finished(client, int(out))["state"] == "SUCCEEDED"
+    assert wait_ended(client, int(out))["state"] == "SUCCEEDED"
 
 
 def test_ports_and_tiers_on_local_are_shown_as_not_applicable(
@@ -237,7 +232,7 @@ def test_ports_and_tiers_on_local_are_shown_as_not_applicable(
         str(tmp_path),
         None,
     )
-    final = _finished(client, int(job["id"]))
+    final = wait_ended(client, int(job["id"]))
     assert final["state"] == "SUCCEEDED", final
     task = client.get_job(int(job["id"]))["task"]
     assert task["ports"] == ["8080"]
@@ -245,6 +240,6 @@ def test_ports_and_tiers_on_local_are_shown_as_not_applicable(
     assert "endpoints" not in task
     assert task["disk"].startswith("not applicable on local")
     assert task["network"].startswith("the cluster's own network")
-    code, shown, _ = _run(daemon, "show", str(job["id"]))
+    code, shown, _ = run_skyctl(daemon.socket_path, "show", str(job["id"]))
     assert code == 0
     assert "ports open" in shown and "not applicable on local" in shown

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
 from skyd.catalog import Catalog
 from skyd.daemon import Daemon
 from skyd.testing.cloud_world import CloudWorld
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
-
-ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
-
-
-def run_skyctl(socket: str, *args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = skyctl(["--socket", socket, *args])
-    return code, out.getvalue()
+from tests.daemon_calls import ENDED, run_skyctl
 
 
 async def run_task(
@@ -50,11 +39,11 @@ async def run_task(
             log = b"".join(
                 await asyncio.to_thread(lambda: list(client.job_logs(job_id, follow=False)))
             ).decode()
-            code, shown = await asyncio.to_thread(
+            code, shown, _ = await asyncio.to_thread(
                 run_skyctl, daemon.socket_path, "show", str(job_id), "--json"
             )
             assert code == 0
-            code, text = await asyncio.to_thread(
+            code, text, _ = await asyncio.to_thread(
                 run_skyctl, daemon.socket_path, "show", str(job_id)
             )
             assert code == 0
