@@ -10,17 +10,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from skyd.runner.remote_buckets import connection_parts
+
 # long enough for a job's MOUNT to be written back at its end; the job holds the key anyway
 SAS_LIFETIME = timedelta(days=7)
-
-
-def connection_parts(text: str) -> dict[str, str]:
-    parts: dict[str, str] = {}
-    for item in text.split(";"):
-        key, sep, value = item.partition("=")
-        if sep:
-            parts[key.strip()] = value.strip()
-    return parts
 
 
 def needs_sas(parts: Mapping[str, str]) -> bool:

@@ -41,7 +41,8 @@ def remote_name(index: int) -> str:
     return f"skyd{index}"
 
 
-def _connection_parts(text: str) -> dict[str, str]:
+def connection_parts(text: str) -> dict[str, str]:
+    """An Azure connection string's `Key=Value;…` parts (skyd.runner.azure_rclone reads it too)."""
     parts: dict[str, str] = {}
     for item in text.split(";"):
         key, sep, value = item.partition("=")
@@ -95,7 +96,7 @@ def rclone_env(mount: dict[str, Any], index: int, env: dict[str, str]) -> dict[s
         conf["BUCKET_POLICY_ONLY"] = "true"
     elif store == "azure":
         conf["TYPE"] = "azureblob"
-        parts = _connection_parts(env.get("AZURE_STORAGE_CONNECTION_STRING", ""))
+        parts = connection_parts(env.get("AZURE_STORAGE_CONNECTION_STRING", ""))
         conf["ACCOUNT"] = parts.get("AccountName") or mount.get("account") or ""
         key = parts.get("AccountKey") or env.get("AZURE_STORAGE_KEY", "")
         # a host-style endpoint of another Azure cloud: rclone puts the account before it
