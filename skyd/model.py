@@ -147,6 +147,18 @@ class Offer:
         micros = self.hourly_micros(spot)
         return None if micros is None else micros / MICROS_PER_DOLLAR
 
+    def placement_fields(self) -> dict[str, Any]:
+        """Where a placement record (a job's or a cluster's) says the offering is."""
+        return {
+            "offer_key": self.key,
+            "cloud": self.cloud,
+            "region": self.region,
+            "zone": self.zone,
+            "instance_type": self.instance_type,
+            "accelerator_name": self.accelerator_name or None,
+            "accelerator_count": self.accelerator_count,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class OfferFilter:

@@ -225,13 +225,7 @@ def placement_json(provider: str, outcome: PlacementOutcome) -> dict[str, Any]:
     offer = candidate.offer
     return {
         "provider": provider,
-        "offer_key": offer.key,
-        "cloud": offer.cloud,
-        "region": offer.region,
-        "zone": offer.zone,
-        "instance_type": offer.instance_type,
-        "accelerator_name": offer.accelerator_name or None,
-        "accelerator_count": offer.accelerator_count,
+        **offer.placement_fields(),
         "spot": candidate.spot,
         "hourly_price_micros": candidate.hourly_price_micros,
         "why": outcome.decision.reason,
