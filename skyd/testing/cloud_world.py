@@ -9,10 +9,11 @@ pointed at them with that key delivered the cloud's own way. Used by `scripts/e2
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skyd.catalog import Catalog
 from skyd.clock import Clock
@@ -20,6 +21,9 @@ from skyd.config import Settings
 from skyd.model import Instance, InstanceState, Offer
 from skyd.providers.base import Provider, managed_tags
 from skyd.testing.fake_vm import FakeVmHost, write_key_pair
+
+if TYPE_CHECKING:
+    from skyd.testing.daemon import DaemonThread
 
 AWS_IMAGE = "ami-12c6146b"  # an Ubuntu AMI moto knows: its login user is `ubuntu`
 AWS_ENV = {
@@ -86,6 +90,19 @@ class CloudWorld:
         settings.cloud_ssh.port = self.machines.port  # 2222 where the host's own sshd has 22
         settings.market.poll_aws_spot_prices = False
         return settings
+
+    async def start_daemon(self, settings: Settings) -> DaemonThread:
+        """A daemon on `settings` (already passed through `self.settings`) whose aws, gcp
+        and azure providers are the world's, started in its thread."""
+        from skyd.daemon import Daemon
+        from skyd.testing.daemon import DaemonThread
+
+        daemon = DaemonThread(settings)
+        daemon.daemon = Daemon(
+            settings, providers=self.providers(Catalog.load(settings.catalog_dir))
+        )
+        await asyncio.to_thread(daemon.start)
+        return daemon
 
     def providers(self, catalog: Catalog, clock: Clock | None = None) -> dict[str, Provider]:
         """aws, gcp and azure providers against the fakes, the key delivered at launch."""

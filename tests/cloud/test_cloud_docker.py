@@ -17,11 +17,9 @@ from typing import Any
 import pytest
 
 from skyctl.client import DaemonClient
-from skyd.catalog import Catalog
-from skyd.daemon import Daemon
 from skyd.testing import fake_docker
 from skyd.testing.cloud_world import CloudWorld
-from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.daemon import settings_for_tests, wait_until
 
 # VMs boot and jobs run for real: on a machine shared by many test runs this is slow
 pytestmark = pytest.mark.timeout(300)
@@ -169,10 +167,7 @@ async def _run(
     world: CloudWorld, tmp_path: Path, task: str, cancel_on: str | None = None
 ) -> tuple[dict[str, Any], str]:
     settings = world.settings(settings_for_tests(tmp_path / f"d{len(list(tmp_path.iterdir()))}"))
-    catalog = Catalog.load(settings.catalog_dir)
-    daemon = DaemonThread(settings)
-    daemon.daemon = Daemon(settings, providers=world.providers(catalog))
-    await asyncio.to_thread(daemon.start)
+    daemon = await world.start_daemon(settings)
     try:
         with DaemonClient(daemon.socket_path) as client:
             job = await asyncio.to_thread(client.submit_task, task, str(tmp_path), None)

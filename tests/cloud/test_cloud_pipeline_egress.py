@@ -17,8 +17,6 @@ import pytest
 
 from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
-from skyd.catalog import Catalog
-from skyd.daemon import Daemon
 from skyd.testing.cloud_world import CloudWorld
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 
@@ -66,10 +64,7 @@ async def test_the_second_stage_follows_the_data_the_first_wrote(tmp_path: Path)
     try:
         settings = world.settings(settings_for_tests(tmp_path))
         settings.data.s3_endpoint_url = world.moto.url  # the bucket is looked up, not found
-        catalog = Catalog.load(settings.catalog_dir)
-        daemon = DaemonThread(settings)
-        daemon.daemon = Daemon(settings, providers=world.providers(catalog))
-        await asyncio.to_thread(daemon.start)
+        daemon = await world.start_daemon(settings)
         try:
             finals = {}
             for first_on in ("gcp", "aws"):

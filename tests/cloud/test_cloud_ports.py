@@ -16,13 +16,12 @@ import pytest
 from skyctl.client import DaemonClient
 from skyd.catalog import Catalog
 from skyd.clock import SystemClock
-from skyd.daemon import Daemon
 from skyd.model import LaunchRequest
 from skyd.providers.base import job_tags
 from skyd.scheduler.reconcile import reconcile
 from skyd.store.db import open_store
 from skyd.testing.cloud_world import AZURE_GROUP, GCP_PROJECT, CloudWorld
-from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.daemon import settings_for_tests, wait_until
 
 # VMs boot and jobs run for real: on a machine shared by many test runs this is slow
 pytestmark = pytest.mark.timeout(300)
@@ -92,10 +91,7 @@ async def test_ports_open_while_the_job_runs_and_close_after(tmp_path: Path) -> 
 
 async def _each_cloud(world: CloudWorld, tmp_path: Path) -> None:
     settings = world.settings(settings_for_tests(tmp_path))
-    catalog = Catalog.load(settings.catalog_dir)
-    daemon = DaemonThread(settings)
-    daemon.daemon = Daemon(settings, providers=world.providers(catalog))
-    await asyncio.to_thread(daemon.start)
+    daemon = await world.start_daemon(settings)
     try:
         with DaemonClient(daemon.socket_path) as client:
             for cloud in PINS:

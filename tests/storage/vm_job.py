@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from skyctl.client import DaemonClient
-from skyd.catalog import Catalog
-from skyd.daemon import Daemon
 from skyd.testing.cloud_world import CloudWorld
-from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.daemon import settings_for_tests, wait_until
 from tests.daemon_calls import ENDED, run_skyctl
 
 
@@ -20,10 +18,7 @@ async def run_task(
 ) -> tuple[Any, str, Any, str]:
     """Submit `task` and wait for its end: (job, log, `show --json`, `show` text)."""
     settings = world.settings(settings_for_tests(tmp_path))
-    catalog = Catalog.load(settings.catalog_dir)
-    daemon = DaemonThread(settings)
-    daemon.daemon = Daemon(settings, providers=world.providers(catalog))
-    await asyncio.to_thread(daemon.start)
+    daemon = await world.start_daemon(settings)
     try:
         with DaemonClient(daemon.socket_path) as client:
             job = await asyncio.to_thread(
