@@ -119,22 +119,6 @@ class Solution:
     actions: npt.NDArray[np.int8] | None
 
 
-def expected_costs(
-    model: RenewalModel,
-    work_ticks: int,
-    slack_ticks: int,
-    changeover_ticks: int,
-    spot_price: float,
-    on_demand_price: float,
-) -> FloatArray:
-    """Expected cost of the best online policy from (idle, availability state), per state.
-
-    Availability states: 0..cap up with that age, cap+1..2cap+1 down with that age.
-    """
-    costs = solve(model, work_ticks, slack_ticks, changeover_ticks, spot_price, on_demand_price)
-    return costs.idle_costs
-
-
 def solve(
     model: RenewalModel,
     work_ticks: int,
@@ -146,6 +130,8 @@ def solve(
 ) -> Solution:
     """The DP over (work, slack, mode, availability); with `record`, its actions too.
 
+    `idle_costs[a]`: the best online policy's expected cost from idle in availability
+    state a (0..cap up with that age in ticks, cap+1..2cap+1 down with that age).
     Modes: 0 idle; 1..k+1 spot with k..0 ticks of changeover left; k+2..2k+2 on demand.
     """
     cap = len(model.up_hazard) - 1

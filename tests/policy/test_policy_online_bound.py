@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.spot.online_bound import INFEASIBLE, RenewalModel, expected_costs, hazards, main
+from bench.spot.online_bound import INFEASIBLE, RenewalModel, hazards, main, solve
 from skyd.market import shipped_trace_dir
 
 CAP = 3
@@ -35,27 +35,27 @@ def test_hazards_by_age_and_pooled_tail() -> None:
 
 
 def test_spot_that_never_ends_is_taken_at_once() -> None:
-    costs = expected_costs(model(0.0, 0.0), work_ticks=6, slack_ticks=4, changeover_ticks=2,
-                           spot_price=SPOT, on_demand_price=ON_DEMAND)  # fmt: skip
+    costs = solve(model(0.0, 0.0), work_ticks=6, slack_ticks=4, changeover_ticks=2,
+                           spot_price=SPOT, on_demand_price=ON_DEMAND).idle_costs  # fmt: skip
     # One launch: its changeover and the work, at the spot price.
     assert costs[up()] == pytest.approx(SPOT * 0.5 * (6 + 2))
 
 
 def test_an_outage_that_never_ends_is_run_on_demand_or_infeasible() -> None:
-    costs = expected_costs(model(0.0, 0.0), 6, 4, 2, SPOT, ON_DEMAND)
+    costs = solve(model(0.0, 0.0), 6, 4, 2, SPOT, ON_DEMAND).idle_costs
     assert costs[down()] == pytest.approx(ON_DEMAND * 0.5 * (6 + 2))
     # Less slack than one changeover: the deadline cannot be met.
-    assert expected_costs(model(0.0, 0.0), 6, 1, 2, SPOT, ON_DEMAND)[down()] >= INFEASIBLE
+    assert solve(model(0.0, 0.0), 6, 1, 2, SPOT, ON_DEMAND).idle_costs[down()] >= INFEASIBLE
 
 
 def test_waits_out_an_outage_it_knows_ends_now_only_with_the_slack_for_it() -> None:
     ends_next_tick = RenewalModel(0.5, np.zeros(CAP + 1), np.ones(CAP + 1))
     # Idle one tick, then spot: the wait costs a tick of slack and no money.
-    assert expected_costs(ends_next_tick, 6, 3, 2, SPOT, ON_DEMAND)[down()] == pytest.approx(
+    assert solve(ends_next_tick, 6, 3, 2, SPOT, ON_DEMAND).idle_costs[down()] == pytest.approx(
         SPOT * 0.5 * 8
     )
     # Slack for the changeover only: on demand, there is no tick to wait.
-    assert expected_costs(ends_next_tick, 6, 2, 2, SPOT, ON_DEMAND)[down()] == pytest.approx(
+    assert solve(ends_next_tick, 6, 2, 2, SPOT, ON_DEMAND).idle_costs[down()] == pytest.approx(
         ON_DEMAND * 0.5 * 8
     )
 
@@ -64,7 +64,7 @@ def test_more_slack_never_costs_more_and_never_more_than_on_demand() -> None:
     flaky = RenewalModel(0.5, np.array([0.6, 0.3, 0.1, 0.05]), np.array([0.8, 0.5, 0.2, 0.1]))
     previous = None
     for slack in range(2, 12):
-        costs = expected_costs(flaky, 10, slack, 2, SPOT, ON_DEMAND)
+        costs = solve(flaky, 10, slack, 2, SPOT, ON_DEMAND).idle_costs
         assert np.all(costs <= ON_DEMAND * 0.5 * 12 + 1e-9)
         if previous is not None:
             assert np.all(costs <= previous + 1e-9)
@@ -111,7 +111,7 @@ def test_the_dp_replayed_is_a_safe_policy_that_matches_its_model(
 
 
 def test_the_recorded_actions_follow_the_values() -> None:
-    from bench.spot.online_bound import LAUNCH_SPOT, solve
+    from bench.spot.online_bound import LAUNCH_SPOT
 
     never_ends = RenewalModel(0.5, np.zeros(CAP + 1), np.zeros(CAP + 1))
     solution = solve(never_ends, 6, 4, 2, SPOT, ON_DEMAND, record=True)
