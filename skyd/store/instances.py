@@ -72,12 +72,24 @@ def set_instance_state(
 def mark_terminating(conn: sqlite3.Connection, provider: str, instance_id: str, final: str) -> None:
     """Record, inside the caller's transaction, that skyd is giving the instance back and
     which final state it ends in (only an instance still held: an end already recorded
-    stays)."""
+    stays). A row written already PREEMPTED or TERMINATED by the launch that found it
+    so has no end recorded yet (no `ended_at`): it is given back too, since the cloud may
+    still hold it (a preempted GCE VM stays, stopped, until deleted; a sim record stays)."""
     marks = ", ".join("?" for _ in ACTIVE_INSTANCE_STATES)
     conn.execute(
         "UPDATE instances SET state = ?, data_json = json_set(data_json, ?, ?)"
-        f" WHERE provider = ? AND instance_id = ? AND state IN ({marks})",
-        (TERMINATING, f"$.{ENDS_AS}", final, provider, instance_id, *ACTIVE_INSTANCE_STATES),
+        f" WHERE provider = ? AND instance_id = ? AND (state IN ({marks})"
+        " OR (state IN (?, ?) AND ended_at IS NULL))",
+        (
+            TERMINATING,
+            f"$.{ENDS_AS}",
+            final,
+            provider,
+            instance_id,
+            *ACTIVE_INSTANCE_STATES,
+            "PREEMPTED",
+            "TERMINATED",
+        ),
     )
 
 
