@@ -33,7 +33,7 @@ def _accountant(store: Store, clock: VirtualClock) -> Accountant:
 def _add_pools(accountant: Accountant, per_cloud: int, dollars: int, horizon_days: int) -> None:
     for cloud in CLOUDS:
         for n in range(per_cloud):
-            accountant.add_pool(
+            accountant.admin.add_pool(
                 ADMIN,
                 {
                     "name": f"{cloud}-{n}",

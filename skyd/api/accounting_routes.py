@@ -163,7 +163,7 @@ async def list_credits(request: web.Request) -> web.Response:
 async def add_pool(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
-    pool = accountant.add_pool(caller, await _body(request, NewPool))
+    pool = accountant.admin.add_pool(caller, await _body(request, NewPool))
     return json_response(_pool_view(accountant, pool), status=201)
 
 
@@ -175,7 +175,7 @@ async def add_pool(request: web.Request) -> web.Response:
 async def set_pool(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
-    pool = accountant.set_pool(caller, _pool_ref(request), await _body(request, PoolChange))
+    pool = accountant.admin.set_pool(caller, _pool_ref(request), await _body(request, PoolChange))
     return json_response(_pool_view(accountant, pool))
 
 
@@ -186,7 +186,7 @@ async def set_pool(request: web.Request) -> web.Response:
 async def top_up_pool(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
-    pool = accountant.top_up_pool(caller, _pool_ref(request), await _body(request, TopUp))
+    pool = accountant.admin.top_up_pool(caller, _pool_ref(request), await _body(request, TopUp))
     return json_response(_pool_view(accountant, pool))
 
 
@@ -197,7 +197,7 @@ async def top_up_pool(request: web.Request) -> web.Response:
 async def retire_pool(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
-    pool = accountant.retire_pool(caller, _pool_ref(request))
+    pool = accountant.admin.retire_pool(caller, _pool_ref(request))
     return json_response(_pool_view(accountant, pool))
 
 
@@ -244,7 +244,7 @@ async def set_project(request: web.Request) -> web.Response:
     for key in ("members", "add_members", "remove_members"):
         if body.get(key) is not None:
             body[key] = [uid_of(key, str(m)) for m in body[key]]
-    project = request.app[ACCOUNTANT].set_project(caller, name, body)
+    project = request.app[ACCOUNTANT].admin.set_project(caller, name, body)
     return json_response(_project_view(project))
 
 
@@ -274,7 +274,7 @@ async def list_budgets(request: web.Request) -> web.Response:
 async def set_lab_budget(request: web.Request) -> web.Response:
     caller = _caller(request)
     accountant = request.app[ACCOUNTANT]
-    accountant.set_lab_budget(caller, await _body(request, LabBudgetChange))
+    accountant.admin.set_lab_budget(caller, await _body(request, LabBudgetChange))
     return json_response(accountant.budgets())
 
 
@@ -296,7 +296,7 @@ async def set_limit(request: web.Request) -> web.Response:
     caller = _caller(request)
     uid = uid_of("user", path_params(request, UserPath).user)
     body = await _body(request, LimitChange)
-    limit = request.app[ACCOUNTANT].set_user_limit(caller, str(uid), body)
+    limit = request.app[ACCOUNTANT].admin.set_user_limit(caller, str(uid), body)
     return json_response(_limit_view(limit))
 
 
@@ -309,5 +309,5 @@ async def override_job(request: web.Request) -> web.Response:
     caller = _caller(request)
     job_id = path_params(request, OverridePath).job_id
     note = (await json_body(request, OverrideNote)).note
-    request.app[ACCOUNTANT].override_job(caller, job_id, note)
+    request.app[ACCOUNTANT].admin.override_job(caller, job_id, note)
     return json_response({"job_id": job_id, "override": True})

@@ -50,7 +50,9 @@ def prepare(store: Store) -> None:
         ("aws-late", "aws", "40", START + 86_400),
         ("gcp", "gcp", "30", START + 86_400),
     ):
-        books.add_pool(admin, {"name": name, "cloud": cloud, "amount": amount, "expires": expires})
+        books.admin.add_pool(
+            admin, {"name": name, "cloud": cloud, "amount": amount, "expires": expires}
+        )
     job, _ = job_store.insert_job(
         store, name="j", owner_uid=1000, owner_name="u", project="p", priority=0,
         spec_json="{}", base_dir="/", deadline=None, now=START,

@@ -49,9 +49,9 @@ def lab(
     store = new_store(tmp_path)
     clock = VirtualClock(START)
     books = accountant(store, clock, settings=settings)
-    books.set_user_limit(ADMIN, "1000", {"max_gpus": 4, "max_hourly": 5})
-    books.set_project(ADMIN, "vision", {"monthly_budget": 10, "members": [1000]})
-    books.set_project(ADMIN, "nlp", {"monthly_budget": "100", "members": [1000, 1001]})
+    books.admin.set_user_limit(ADMIN, "1000", {"max_gpus": 4, "max_hourly": 5})
+    books.admin.set_project(ADMIN, "vision", {"monthly_budget": 10, "members": [1000]})
+    books.admin.set_project(ADMIN, "nlp", {"monthly_budget": "100", "members": [1000, 1001]})
     spent = add_job(store, owner_uid=1000, project="vision")
     launch(store, "i-vision", job_id=spent, hourly_micros=DOLLAR, at=START - 10 * 3600)
     set_state(store, "i-vision", "TERMINATED", START)
@@ -136,9 +136,9 @@ def test_an_admin_override_lets_a_held_job_start(tmp_path: Path) -> None:
     waiting = add_job(store, owner_uid=1000, project="vision")
     assert books.check_job(waiting, DOLLAR).hold
     with pytest.raises(PermissionDeniedError, match="only admins"):
-        books.override_job(ALICE, waiting)
+        books.admin.override_job(ALICE, waiting)
     assert books.check_job(waiting, DOLLAR).hold
-    books.override_job(ADMIN, waiting, "deadline on Friday")
+    books.admin.override_job(ADMIN, waiting, "deadline on Friday")
     assert books.check_job(waiting, DOLLAR) == HoldDecision.allow()
 
 
@@ -148,7 +148,7 @@ def test_running_jobs_are_warned_at_80_percent_and_held_or_stopped_at_100(
     store = new_store(tmp_path)
     clock = VirtualClock(START)
     books = accountant(store, clock)
-    books.set_project(ADMIN, "nlp", {"monthly_budget": 10})
+    books.admin.set_project(ADMIN, "nlp", {"monthly_budget": 10})
     big = add_job(store, project="nlp")
     small = add_job(store, project="nlp")
     free = add_job(store, project="nlp")
@@ -163,7 +163,7 @@ def test_running_jobs_are_warned_at_80_percent_and_held_or_stopped_at_100(
     assert books.running_over_budget() == [(big, "warn"), (small, "warn")]
     books.accrue(START + 2.5 * 3600)  # $10
     assert books.running_over_budget() == [(big, "hold"), (small, "hold")]
-    books.override_job(ADMIN, small)
+    books.admin.override_job(ADMIN, small)
     assert books.running_over_budget() == [(big, "hold")]
     stopping = accountant(store, clock, settings=AccountingSettings(at_budget="stop"))
     assert stopping.running_over_budget() == [(big, "stop")]
@@ -197,7 +197,7 @@ def test_a_batch_of_waiting_jobs_lets_through_only_what_fits_together(tmp_path: 
                 .model_dump(mode="json")),  # $60 + $30: fits
     ]  # fmt: skip
     overridden = add_job(store, owner_uid=1000, spec=two_gpus.model_dump(mode="json"))
-    books.override_job(ADMIN, overridden)
+    books.admin.override_job(ADMIN, overridden)
     decisions = books.check_jobs(
         {
             overridden: DOLLAR // 10,  # runs whatever the limits say, and counts against them

@@ -120,7 +120,7 @@ def test_pools_pay_soonest_expiring_first_within_the_cloud_then_cash(tmp_path: P
         "expires": START + 30 * DAY,
     }
     for body in (later, sooner, gcp, other_region):
-        books.add_pool(ADMIN, body)
+        books.admin.add_pool(ADMIN, body)
     # $1/h on aws us-east-1 for 10 hours
     launch(store, "i-1", job_id=add_job(store), hourly_micros=1_000_000, at=START)
     books.accrue(START + 1800)
@@ -152,7 +152,7 @@ def test_a_pool_starting_mid_run_pays_from_its_start_and_a_retired_pool_stops(
     store = new_store(tmp_path)
     clock = VirtualClock(START)
     books = accountant(store, clock)
-    books.add_pool(
+    books.admin.add_pool(
         ADMIN,
         {
             "name": "grant",
@@ -165,7 +165,7 @@ def test_a_pool_starting_mid_run_pays_from_its_start_and_a_retired_pool_stops(
     launch(store, "i-1", job_id=add_job(store), hourly_micros=1_000_000, at=START)
     books.accrue(START + 2 * 3600)
     clock.set(START + 2 * 3600)
-    books.retire_pool(ADMIN, "grant")
+    books.admin.retire_pool(ADMIN, "grant")
     books.accrue(START + 4 * 3600)
     assert ledger_by_payer(store) == {None: 3_000_000, "grant": 1_000_000}
 
@@ -212,8 +212,12 @@ def _run(
     store = new_store(tmp_path)
     clock = VirtualClock(START)
     books = accountant(store, clock, prices=history)
-    books.add_pool(ADMIN, {"name": "p1", "cloud": "aws", "amount": "1.5", "expires": START + DAY})
-    books.add_pool(ADMIN, {"name": "p2", "cloud": "aws", "amount": 3, "expires": START + 9 * DAY})
+    books.admin.add_pool(
+        ADMIN, {"name": "p1", "cloud": "aws", "amount": "1.5", "expires": START + DAY}
+    )
+    books.admin.add_pool(
+        ADMIN, {"name": "p2", "cloud": "aws", "amount": 3, "expires": START + 9 * DAY}
+    )
     job = add_job(store)
     launch(store, "i-1", job_id=job, hourly_micros=400_000, at=START, spot=True)
     launch(store, "i-2", job_id=job, hourly_micros=250_000, at=START + 77.5)
@@ -282,7 +286,7 @@ def test_a_crash_inside_a_pass_leaves_the_books_as_the_last_pass_left_them(
     clock = VirtualClock(START)
     prices = CrashingPrices(crash_on_call=8)
     books = accountant(store, clock, prices=prices)
-    books.add_pool(ADMIN, {"name": "p", "cloud": "aws", "amount": 2, "expires": START + DAY})
+    books.admin.add_pool(ADMIN, {"name": "p", "cloud": "aws", "amount": 2, "expires": START + DAY})
     jobs = [add_job(store) for _ in range(5)]
     for n, job in enumerate(jobs):
         launch(store, f"i-{n}", job_id=job, hourly_micros=1_000_000, at=START)
@@ -312,7 +316,9 @@ def test_costs_report_groups_posted_and_open_charges(tmp_path: Path) -> None:
     store = new_store(tmp_path)
     clock = VirtualClock(START)
     books = accountant(store, clock)
-    books.add_pool(ADMIN, {"name": "gcp1", "cloud": "gcp", "amount": 1, "expires": START + DAY})
+    books.admin.add_pool(
+        ADMIN, {"name": "gcp1", "cloud": "gcp", "amount": 1, "expires": START + DAY}
+    )
     a = add_job(store, owner_uid=1000, project="vision")
     b = add_job(store, owner_uid=1001, project="nlp")
     launch(store, "i-a", job_id=a, hourly_micros=2_000_000, at=START)
@@ -340,8 +346,12 @@ def _books_after(tmp_path: Path, prices: PriceSeries | None) -> list[tuple[objec
     store = new_store(tmp_path)
     clock = VirtualClock(START)
     books = accountant(store, clock, prices=prices)
-    books.add_pool(ADMIN, {"name": "a", "cloud": "aws", "amount": "3.3", "expires": START + DAY})
-    books.add_pool(ADMIN, {"name": "b", "cloud": "aws", "amount": 7, "expires": START + 3 * DAY})
+    books.admin.add_pool(
+        ADMIN, {"name": "a", "cloud": "aws", "amount": "3.3", "expires": START + DAY}
+    )
+    books.admin.add_pool(
+        ADMIN, {"name": "b", "cloud": "aws", "amount": 7, "expires": START + 3 * DAY}
+    )
     job = add_job(store)
     for n in range(6):
         launch(store, f"i-{n}", job_id=job, hourly_micros=150_000 * (n + 1), at=START + 61 * n)

@@ -17,8 +17,10 @@ def test_pools_that_can_pay_now_and_budgets_left(tmp_path: Path) -> None:
     store = new_store(tmp_path)
     clock = VirtualClock(START)
     books = accountant(store, clock)
-    books.add_pool(ADMIN, {"name": "soon", "cloud": "aws", "amount": 2, "expires": START + DAY})
-    books.add_pool(
+    books.admin.add_pool(
+        ADMIN, {"name": "soon", "cloud": "aws", "amount": 2, "expires": START + DAY}
+    )
+    books.admin.add_pool(
         ADMIN,
         {
             "name": "west",
@@ -28,7 +30,7 @@ def test_pools_that_can_pay_now_and_budgets_left(tmp_path: Path) -> None:
             "expires": START + 10 * DAY,
         },
     )
-    books.add_pool(
+    books.admin.add_pool(
         ADMIN,
         {
             "name": "later",
@@ -38,10 +40,12 @@ def test_pools_that_can_pay_now_and_budgets_left(tmp_path: Path) -> None:
             "expires": START + 9 * DAY,
         },
     )
-    books.add_pool(ADMIN, {"name": "gone", "cloud": "azure", "amount": 9, "expires": START + DAY})
-    books.retire_pool(ADMIN, "gone")
-    books.set_project(ADMIN, "nlp", {"monthly_budget": 5})
-    books.set_project(ADMIN, "free", {"monthly_budget": None})
+    books.admin.add_pool(
+        ADMIN, {"name": "gone", "cloud": "azure", "amount": 9, "expires": START + DAY}
+    )
+    books.admin.retire_pool(ADMIN, "gone")
+    books.admin.set_project(ADMIN, "nlp", {"monthly_budget": 5})
+    books.admin.set_project(ADMIN, "free", {"monthly_budget": None})
     launch(store, "i-1", job_id=add_job(store, project="nlp"), hourly_micros=1_000_000, at=START)
     books.accrue(START + 1.5 * 3600)
     clock.set(START + 1.5 * 3600)

@@ -21,7 +21,7 @@ async def test_run_accrues_every_interval_and_wakes_the_scheduler_on_budget_acti
     store = new_store(tmp_path)
     clock = VirtualClock(START)
     books = accountant(store, clock, settings=AccountingSettings(accrual_interval_seconds=60))
-    books.set_project(ADMIN, "nlp", {"monthly_budget": 1})
+    books.admin.set_project(ADMIN, "nlp", {"monthly_budget": 1})
     job = add_job(store, project="nlp")
     run_job(store, job, gpus=0, hourly_micros=6 * DOLLAR)  # $0.10 a minute
     service = asyncio.create_task(books.run())

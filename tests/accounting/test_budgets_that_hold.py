@@ -38,7 +38,7 @@ def test_a_job_without_a_runtime_estimate_is_counted_at_the_assumed_runtime(
 ) -> None:
     store = new_store(tmp_path)
     books = accountant(store, VirtualClock(START), settings=AccountingSettings())
-    books.set_project(ADMIN, "p1", {"monthly_budget": 1})
+    books.admin.set_project(ADMIN, "p1", {"monthly_budget": 1})
     # $2/h for the assumed 1 h passes a $1 budget: held, not let through as free
     held = books.check_submit(spec(project="p1"), ALICE, 2 * DOLLAR)
     assert held.hold and "expected to cost $2.00" in held.message
@@ -58,7 +58,7 @@ def test_user_and_lab_budgets_bind_like_project_budgets(tmp_path: Path) -> None:
     clock = VirtualClock(START)
     books = accountant(store, clock)
     books.ensure_default_project()
-    books.set_user_limit(ADMIN, "1000", {"monthly_budget": 5})
+    books.admin.set_user_limit(ADMIN, "1000", {"monthly_budget": 5})
     job = add_job(store, owner_uid=1000, project="default")
     run_job(store, job, gpus=0, hourly_micros=2 * DOLLAR)
     books.accrue(START + 2 * 3600)  # alice: $4 of $5
@@ -67,9 +67,9 @@ def test_user_and_lab_budgets_bind_like_project_budgets(tmp_path: Path) -> None:
     assert not books.check_submit(spec(hours="1h"), BOB, 2 * DOLLAR).hold
     books.accrue(START + 2.5 * 3600)  # $5: spent
     assert books.running_over_budget() == [(job, "hold")]
-    books.set_user_limit(ADMIN, "1000", {"monthly_budget": None})
+    books.admin.set_user_limit(ADMIN, "1000", {"monthly_budget": None})
     assert books.running_over_budget() == []
-    books.set_lab_budget(ADMIN, {"monthly_budget": 5})
+    books.admin.set_lab_budget(ADMIN, {"monthly_budget": 5})
     assert books.running_over_budget() == [(job, "hold")]
     decision = books.check_submit(spec(hours="1h"), BOB, DOLLAR)
     assert decision.hold and "the lab's monthly budget" in decision.message
@@ -82,14 +82,14 @@ def test_a_pool_pays_only_for_the_projects_and_users_it_is_scoped_to(tmp_path: P
     store = new_store(tmp_path)
     clock = VirtualClock(START)
     books = accountant(store, clock)
-    books.set_project(ADMIN, "nlp", {})
-    books.set_project(ADMIN, "vision", {})
-    books.add_pool(
+    books.admin.set_project(ADMIN, "nlp", {})
+    books.admin.set_project(ADMIN, "vision", {})
+    books.admin.add_pool(
         ADMIN,
         {"name": "nlp-grant", "cloud": "aws", "amount": 100, "expires": START + 86_400 * 30,
          "projects": ["nlp"]},
     )  # fmt: skip
-    books.add_pool(
+    books.admin.add_pool(
         ADMIN,
         {"name": "bob-grant", "cloud": "aws", "amount": 100, "expires": START + 86_400 * 30,
          "users": ["1001"]},
@@ -109,7 +109,7 @@ def test_a_pool_pays_only_for_the_projects_and_users_it_is_scoped_to(tmp_path: P
     )
     assert payers == {"i-nlp": "nlp-grant", "i-vision": "cash", "i-bob": "bob-grant"}
     with pytest.raises(AccountingInputError, match="projects: no project 'nlpp'"):
-        books.set_pool(ADMIN, "nlp-grant", {"projects": ["nlpp"]})
+        books.admin.set_pool(ADMIN, "nlp-grant", {"projects": ["nlpp"]})
 
 
 def test_rows_split_between_payers_count_each_millisecond_once(tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ def test_rows_split_between_payers_count_each_millisecond_once(tmp_path: Path) -
     clock = VirtualClock(START)
     books = accountant(store, clock)
     # $0.50 of credit for an instance at $1/h: the pool runs dry half-way through the hour
-    books.add_pool(
+    books.admin.add_pool(
         ADMIN, {"name": "small", "cloud": "aws", "amount": "0.5", "expires": START + 86_400}
     )
     job = add_job(store)
@@ -138,7 +138,7 @@ def test_each_warning_line_is_announced_once_even_across_restarts(tmp_path: Path
     store = new_store(tmp_path)
     clock = VirtualClock(START)
     books = accountant(store, clock)
-    books.set_project(ADMIN, "nlp", {"monthly_budget": 10})
+    books.admin.set_project(ADMIN, "nlp", {"monthly_budget": 10})
     job = add_job(store, project="nlp")
     run_job(store, job, gpus=0, hourly_micros=4 * DOLLAR)
     books.accrue(START + 1.0 * 3600)  # $4: nothing
@@ -181,32 +181,32 @@ async def test_the_hook_is_retried_until_it_takes_the_alert(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("call", "field"),
     [
-        (lambda b: b.set_project(ADMIN, "p", {"monthly_budget": -1}), "monthly_budget"),
-        (lambda b: b.set_project(ADMIN, "p", {"monthly_budget": "NaN"}), "monthly_budget"),
-        (lambda b: b.set_project(ADMIN, "p", {"monthly_budget": 1e10}), "monthly_budget"),
-        (lambda b: b.set_user_limit(ADMIN, "1000", {"max_hourly": 1e308}), "max_hourly"),
-        (lambda b: b.set_user_limit(ADMIN, "nosuchuser-xyz", {"max_gpus": 1}), "user"),
-        (lambda b: b.set_lab_budget(ADMIN, {"monthly_budget": "-5"}), "monthly_budget"),
+        (lambda b: b.admin.set_project(ADMIN, "p", {"monthly_budget": -1}), "monthly_budget"),
+        (lambda b: b.admin.set_project(ADMIN, "p", {"monthly_budget": "NaN"}), "monthly_budget"),
+        (lambda b: b.admin.set_project(ADMIN, "p", {"monthly_budget": 1e10}), "monthly_budget"),
+        (lambda b: b.admin.set_user_limit(ADMIN, "1000", {"max_hourly": 1e308}), "max_hourly"),
+        (lambda b: b.admin.set_user_limit(ADMIN, "nosuchuser-xyz", {"max_gpus": 1}), "user"),
+        (lambda b: b.admin.set_lab_budget(ADMIN, {"monthly_budget": "-5"}), "monthly_budget"),
         (
-            lambda b: b.add_pool(
+            lambda b: b.admin.add_pool(
                 ADMIN, {"name": "x", "cloud": "aws", "amount": 1e20, "expires": START + 9}
             ),
             "amount",
         ),
         (
-            lambda b: b.add_pool(
+            lambda b: b.admin.add_pool(
                 ADMIN, {"name": "x", "cloud": "aws", "amount": 5, "expires": 1e300}
             ),
             "expires",
         ),
         (
-            lambda b: b.add_pool(
+            lambda b: b.admin.add_pool(
                 ADMIN, {"name": "x", "cloud": "aws", "amount": 5, "expires": START - 1}
             ),
             "expires",
         ),
         (
-            lambda b: b.add_pool(
+            lambda b: b.admin.add_pool(
                 ADMIN,
                 {"name": "x", "cloud": "aws", "amount": 5, "expires": START + 9, "users": ["?"]},
             ),
@@ -265,6 +265,6 @@ def test_without_budgets_or_limits_a_submit_does_not_read_the_books(
     monkeypatch.setattr(books.enforcer, "standing", counted)
     assert not books.check_submit(spec(hours="1h"), ALICE, 50 * DOLLAR).hold
     assert read == []  # nothing can hold it: the books are not read
-    books.set_project(ADMIN, "p1", {"monthly_budget": 1})
+    books.admin.set_project(ADMIN, "p1", {"monthly_budget": 1})
     assert books.check_submit(spec(project="p1", hours="1h"), ALICE, 2 * DOLLAR).hold
     assert read == [True]
