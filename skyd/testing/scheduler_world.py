@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, MutableMapping
 from skyd.catalog import Catalog
 from skyd.clock import VirtualClock
 from skyd.config import Settings
-from skyd.daemon import build_providers
+from skyd.daemon_providers import build_providers
 from skyd.events import EventBus
 from skyd.identity import Caller
 from skyd.market.live import LiveMarket

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from skyd.clock import VirtualClock
-from skyd.daemon import build_providers
+from skyd.daemon_providers import build_providers
 from skyd.providers.sim import SimProvider
 from skyd.testing.daemon import settings_for_tests
 

@@ -12,7 +12,7 @@ from contract import request_for, until_state
 
 from skyd.catalog import Catalog
 from skyd.clock import SystemClock
-from skyd.daemon import build_cloud_providers
+from skyd.daemon_providers import build_cloud_providers
 from skyd.model import InstanceState, Offer
 from skyd.providers.base import TAG_JOB, InstanceLister
 from skyd.testing.daemon import settings_for_tests

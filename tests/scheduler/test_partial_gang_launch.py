@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from skyd.clock import VirtualClock
-from skyd.daemon import build_providers
+from skyd.daemon_providers import build_providers
 from skyd.model import Instance, JobState, LaunchRequest
 from skyd.providers.local.provider import LocalProvider
 from skyd.store import jobs as job_store

@@ -9,7 +9,7 @@ import pytest
 
 from skyd.clock import SystemClock, VirtualClock
 from skyd.config import ConfigError, Settings
-from skyd.daemon import build_providers
+from skyd.daemon_providers import build_providers
 from skyd.errors import AuthError, CapacityError, ProviderError, QuotaError, TransientError
 from skyd.model import InstanceState
 from skyd.providers.slurm import SlurmProvider, SlurmProviderConfig
