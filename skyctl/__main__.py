@@ -1,7 +1,7 @@
 """skyctl's entry point: parse the command line and hand it to the command's module.
 
-Command modules are imported only once a command is chosen, so that `submit` never pays for
-what `prices` or `dashboard` need (and `--help` pays for none of them).
+Each command's module declares its arguments and runs it, and is imported only once that
+command is chosen, so that `submit` never pays for what `prices` or `dashboard` need.
 """
 
 from __future__ import annotations
@@ -25,35 +25,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NO_DAEMON = 3
 EXIT_INTERRUPTED = 130
-MAX_LIMIT = 100_000
-
-
-def job_id(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"job ids are positive numbers like 12, not {text!r}")
-    return value
-
-
-def node_rank(text: str) -> int:
-    if not text.isdigit() or len(text) > 9:
-        raise argparse.ArgumentTypeError(
-            f"node ranks are 0, 1, 2, ... (0 is the head node), not {text!r}"
-        )
-    return int(text)
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 0 < value <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"expected a number from 1 to {MAX_LIMIT}, not {text!r}")
-    return value
 
 
 def _handler_from(module: str, name: str) -> Handler:
@@ -99,6 +70,10 @@ def _cluster_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
     return _arguments_from("cluster_commands", name)
 
 
+def _job_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
+    return _arguments_from("job_commands", name)
+
+
 def _sky_command(name: str) -> Handler:
     return _handler_from("sky_commands", name)
 
@@ -115,10 +90,11 @@ def _completion_arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def _jobs_arguments(sub: argparse.ArgumentParser) -> None:
+    from skyctl import job_commands
     from skyctl.job_aliases import declare_jobs_verbs
 
-    declarers = {"launch": _submit_arguments, "queue": _queue_arguments}
-    declarers.update(cancel=_cancel_arguments, logs=_logs_arguments)
+    declarers = {"launch": job_commands.submit_arguments, "queue": job_commands.queue_arguments}
+    declarers.update(cancel=job_commands.cancel_arguments, logs=job_commands.logs_arguments)
     declare_jobs_verbs(sub, declarers)
 
 
@@ -126,101 +102,6 @@ def _dashboard(args: argparse.Namespace, client: DaemonClient, out: TextIO, err:
     from skyctl import cluster_commands
 
     return cluster_commands.dashboard(args, client, out, err)
-
-
-def _json_flag(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--json", action="store_true", help="print JSON for scripts")
-
-
-def _submit_arguments(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("files", nargs="*", metavar="FILE", help="SkyPilot-style task YAML")
-    sub.add_argument("--name", metavar="N", help="the job's name (overrides the task's)")
-    sub.add_argument(
-        "-f", "--follow", action="store_true", help="show its progress and logs until it ends"
-    )
-    _json_flag(sub)
-    _override_arguments(sub, with_name=False)
-
-
-def _override_arguments(sub: argparse.ArgumentParser, *, with_name: bool) -> None:
-    from skyctl.task_overrides import add_override_arguments
-
-    add_override_arguments(sub, with_name=with_name)
-
-
-def _queue_arguments(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--all", action="store_true", help="include finished jobs")
-    sub.add_argument("--user", metavar="U", help="only this user's jobs (name or uid)")
-    sub.add_argument(
-        "--state",
-        metavar="S",
-        action="append",
-        help="only jobs in this state (repeatable or comma-separated, e.g. RUNNING,PENDING)",
-    )
-    sub.add_argument(
-        "--limit", metavar="N", type=positive_int, default=100, help="at most N jobs (100)"
-    )
-    _json_flag(sub)
-
-
-def _show_arguments(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("job", metavar="JOB", type=job_id, help="job id")
-    _json_flag(sub)
-
-
-def _logs_arguments(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("job", metavar="JOB", type=job_id, help="job id")
-    sub.add_argument(
-        "-f",
-        "--follow",
-        action="store_true",
-        help="keep printing until the job ends (Ctrl-C stops)",
-    )
-    sub.add_argument(
-        "--node",
-        metavar="K",
-        type=node_rank,
-        default=0,
-        help="the log of node K of a multi-node job (its SKYPILOT_NODE_RANK; default 0, the head)",
-    )
-    sub.add_argument(
-        "--all-nodes",
-        action="store_true",
-        help="every node's log of a multi-node job, node K's lines prefixed \"(node K) \"",
-    )
-
-
-def _cancel_arguments(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("jobs", nargs="+", metavar="JOB", type=job_id, help="job id")
-    _json_flag(sub)
-
-
-def _prices_arguments(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--gpu", metavar="NAME", help="accelerator, e.g. A100 or A100:8")
-    sub.add_argument("--cloud", metavar="CLOUD", help="only this cloud")
-    sub.add_argument("--region", metavar="REGION", help="only this region")
-    market = sub.add_mutually_exclusive_group()
-    market.add_argument(
-        "--spot", dest="spot", action="store_const", const=True, help="spot prices only"
-    )
-    market.add_argument(
-        "--on-demand", dest="spot", action="store_const", const=False, help="on-demand only"
-    )
-    sub.add_argument(
-        "--all-regions", action="store_true", help="every region, not only the cheapest"
-    )
-    sub.add_argument(
-        "--history",
-        metavar="OFFERING",
-        help="price history of one offering (cloud/region/zone/type)",
-    )
-    _json_flag(sub)
-
-
-def _optimize_arguments(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("file", metavar="FILE", help="task YAML (- for standard input)")
-    _json_flag(sub)
-    _override_arguments(sub, with_name=True)
 
 
 def _no_arguments(sub: argparse.ArgumentParser) -> None:
@@ -268,31 +149,42 @@ COMMANDS = (
         "submit",
         "submit task files (a job each), or -- COMMAND as a one-line job",
         _submit,
-        _submit_arguments,
+        _job_arguments("submit_arguments"),
         usage="skyctl submit [--json] [--name N] FILE...\n"
         "       skyctl submit [--json] [--name N] -- COMMAND...",
         epilog="Prints each new job's id. FILE may be - to read the task from standard input.",
     ),
     Command(
-        "queue", "list jobs, newest first (active ones unless --all)", _queue, _queue_arguments
+        "queue",
+        "list jobs, newest first (active ones unless --all)",
+        _queue,
+        _job_arguments("queue_arguments"),
     ),
     Command(
-        "show", "one job: its placement and why, and its event timeline", _show, _show_arguments
+        "show",
+        "one job: its placement and why, and its event timeline",
+        _show,
+        _job_arguments("show_arguments"),
     ),
-    Command("logs", "print a job's output", _logs, _logs_arguments),
-    Command("cancel", "cancel jobs (your own, unless you are root)", _cancel, _cancel_arguments),
+    Command("logs", "print a job's output", _logs, _job_arguments("logs_arguments")),
+    Command(
+        "cancel",
+        "cancel jobs (your own, unless you are root)",
+        _cancel,
+        _job_arguments("cancel_arguments"),
+    ),
     Command("version", "print skyctl's version and the daemon's", _version, _no_arguments),
     Command(
         "prices",
         "current prices of offerings, or one offering's history",
         _prices,
-        _prices_arguments,
+        _arguments_from("market_commands", "prices_arguments"),
     ),
     Command(
         "optimize",
         "where a task would run and what it would cost (dry run)",
         _optimize,
-        _optimize_arguments,
+        _arguments_from("market_commands", "optimize_arguments"),
     ),
     Command(
         "credits",
@@ -376,13 +268,13 @@ COMMANDS = (
         "orphans",
         "instances found running under this daemon's tags with no record",
         _orphans,
-        _json_flag,
+        _arguments_from("render", "json_flag"),
     ),
     Command(
         "check",
         "each cloud: one cheap authenticated call; enabled, or why not and the fix",
         _check,
-        _json_flag,
+        _arguments_from("render", "json_flag"),
     ),
     Command("dashboard", "open the live terminal dashboard", _dashboard, _no_arguments),
     Command(

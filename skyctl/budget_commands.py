@@ -8,11 +8,7 @@ from urllib.parse import quote
 
 from skyctl.client import DaemonClient
 from skyctl.optional_endpoint import call_optional
-from skyctl.render import format_money, format_table, key_values, write_json
-
-
-def _json_flag(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--json", action="store_true", help="print JSON for scripts")
+from skyctl.render import format_money, format_table, json_flag, key_values, write_json
 
 
 def _segment(text: str) -> str:
@@ -33,7 +29,7 @@ def _budget_cell(value: float | None) -> str:
 
 def projects_arguments(sub: argparse.ArgumentParser) -> None:
     """`projects [add|set|show|members …]`: no action lists them."""
-    _json_flag(sub)
+    json_flag(sub)
     actions = sub.add_subparsers(dest="action", metavar="ACTION")
     add = actions.add_parser("add", help="create a project (admins)")
     add.add_argument("name", metavar="NAME")
@@ -51,7 +47,7 @@ def projects_arguments(sub: argparse.ArgumentParser) -> None:
     members.add_argument("--add", metavar="USERS", help="comma-separated users to add")
     members.add_argument("--remove", metavar="USERS", help="comma-separated users to remove")
     for parser in (add, change, show, members):
-        _json_flag(parser)
+        json_flag(parser)
 
 
 def _users(text: str | None) -> list[str]:
@@ -119,11 +115,11 @@ def _show_project(out: TextIO, project: dict[str, Any], as_json: bool) -> int:
 
 def budget_arguments(sub: argparse.ArgumentParser) -> None:
     """`budget [set --lab DOLLARS]`: no action shows every budget and this month's spending."""
-    _json_flag(sub)
+    json_flag(sub)
     actions = sub.add_subparsers(dest="action", metavar="ACTION")
     change = actions.add_parser("set", help="set the whole lab's monthly budget (admins)")
     change.add_argument("--lab", metavar="DOLLARS", required=True, help="dollars, or 'none'")
-    _json_flag(change)
+    json_flag(change)
 
 
 def budget(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
@@ -167,14 +163,14 @@ def budget(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Tex
 
 def limits_arguments(sub: argparse.ArgumentParser) -> None:
     """`limits [set USER …]`: no action lists every user's limits."""
-    _json_flag(sub)
+    json_flag(sub)
     actions = sub.add_subparsers(dest="action", metavar="ACTION")
     change = actions.add_parser("set", help="set a user's limits and monthly budget (admins)")
     change.add_argument("user", metavar="USER", help="user name or uid")
     change.add_argument("--max-gpus", metavar="N", help="GPUs at once, or 'none'")
     change.add_argument("--max-hourly", metavar="DOLLARS", help="$/h at once, or 'none'")
     change.add_argument("--monthly-budget", metavar="DOLLARS", help="dollars a month, or 'none'")
-    _json_flag(change)
+    json_flag(change)
 
 
 def limits(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
@@ -222,7 +218,7 @@ def _count(text: str) -> int | str:
 def override_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("job", metavar="JOB", help="the job's id")
     sub.add_argument("--note", default="", help="why (kept in the audit log)")
-    _json_flag(sub)
+    json_flag(sub)
 
 
 def override(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:

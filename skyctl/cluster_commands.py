@@ -21,6 +21,7 @@ from skyctl.render import (
     format_money,
     format_relative,
     format_table,
+    json_flag,
     parse_time,
     write_json,
 )
@@ -37,10 +38,6 @@ TASK_SUFFIXES = (".yaml", ".yml")
 # -- arguments -------------------------------------------------------------------------------
 
 
-def _json_flag(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--json", action="store_true", help="print JSON for scripts")
-
-
 def launch_arguments(sub: argparse.ArgumentParser) -> None:
     """`launch -c NAME FILE`: a cluster that stays up, running FILE's setup and run first."""
     sub.add_argument("-c", "--cluster", required=True, metavar="NAME", help="the cluster's name")
@@ -55,7 +52,7 @@ def launch_arguments(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--down", action="store_true", help="with -i: tear down instead of stopping")
     _detach_flag(sub)
-    _json_flag(sub)
+    json_flag(sub)
     from skyctl.task_overrides import add_override_arguments
 
     add_override_arguments(sub, with_name=False)
@@ -78,12 +75,12 @@ def exec_arguments(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--name", metavar="N", help="the job's name")
     _detach_flag(sub)
-    _json_flag(sub)
+    json_flag(sub)
 
 
 def clusters_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--all", action="store_true", help="include torn-down clusters")
-    _json_flag(sub)
+    json_flag(sub)
 
 
 def stop_arguments(sub: argparse.ArgumentParser) -> None:
@@ -92,12 +89,12 @@ def stop_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--force", action="store_true", help="cancel the cluster's running and pending jobs first"
     )
-    _json_flag(sub)
+    json_flag(sub)
 
 
 def start_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("cluster", metavar="NAME", help="the cluster")
-    _json_flag(sub)
+    json_flag(sub)
 
 
 def autostop_arguments(sub: argparse.ArgumentParser) -> None:
@@ -111,7 +108,7 @@ def autostop_arguments(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--down", action="store_true", help="tear down instead of stopping")
     sub.add_argument("--cancel", action="store_true", help="turn autostop off")
-    _json_flag(sub)
+    json_flag(sub)
 
 
 def _minutes(text: str) -> int:

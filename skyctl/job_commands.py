@@ -1,4 +1,4 @@
-"""The job commands: submit, queue, show, logs, cancel, and version."""
+"""The job commands: submit, queue, show, logs, cancel, and version, with their arguments."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 from skyctl.client import ApiError, DaemonClient, DaemonUnavailableError
 from skyctl.messages import UsageError, api_error_text, error_line
-from skyctl.render import write_json
+from skyctl.render import json_flag, write_json
 
 # skyctl's hot paths never import typing (~3 ms at startup); these names are for mypy only.
 TYPE_CHECKING = False
@@ -19,6 +19,100 @@ if TYPE_CHECKING:
     from skyctl.client import JsonObject
 
 MAX_PAGE = 1000
+MAX_LIMIT = 100_000
+
+
+# -- arguments -------------------------------------------------------------------------------
+
+
+def job_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"job ids are positive numbers like 12, not {text!r}")
+    return value
+
+
+def node_rank(text: str) -> int:
+    if not text.isdigit() or len(text) > 9:
+        raise argparse.ArgumentTypeError(
+            f"node ranks are 0, 1, 2, ... (0 is the head node), not {text!r}"
+        )
+    return int(text)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 0 < value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to {MAX_LIMIT}, not {text!r}")
+    return value
+
+
+def submit_arguments(sub: argparse.ArgumentParser) -> None:
+    from skyctl.task_overrides import add_override_arguments
+
+    sub.add_argument("files", nargs="*", metavar="FILE", help="SkyPilot-style task YAML")
+    sub.add_argument("--name", metavar="N", help="the job's name (overrides the task's)")
+    sub.add_argument(
+        "-f", "--follow", action="store_true", help="show its progress and logs until it ends"
+    )
+    json_flag(sub)
+    add_override_arguments(sub, with_name=False)
+
+
+def queue_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--all", action="store_true", help="include finished jobs")
+    sub.add_argument("--user", metavar="U", help="only this user's jobs (name or uid)")
+    sub.add_argument(
+        "--state",
+        metavar="S",
+        action="append",
+        help="only jobs in this state (repeatable or comma-separated, e.g. RUNNING,PENDING)",
+    )
+    sub.add_argument(
+        "--limit", metavar="N", type=positive_int, default=100, help="at most N jobs (100)"
+    )
+    json_flag(sub)
+
+
+def show_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("job", metavar="JOB", type=job_id, help="job id")
+    json_flag(sub)
+
+
+def logs_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("job", metavar="JOB", type=job_id, help="job id")
+    sub.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing until the job ends (Ctrl-C stops)",
+    )
+    sub.add_argument(
+        "--node",
+        metavar="K",
+        type=node_rank,
+        default=0,
+        help="the log of node K of a multi-node job (its SKYPILOT_NODE_RANK; default 0, the head)",
+    )
+    sub.add_argument(
+        "--all-nodes",
+        action="store_true",
+        help="every node's log of a multi-node job, node K's lines prefixed \"(node K) \"",
+    )
+
+
+def cancel_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("jobs", nargs="+", metavar="JOB", type=job_id, help="job id")
+    json_flag(sub)
+
+
+# -- commands --------------------------------------------------------------------------------
 
 
 def read_task_file(path: str) -> tuple[str, str]:

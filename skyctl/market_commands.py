@@ -1,4 +1,4 @@
-"""The market commands: `prices` (current offers and price history) and `optimize` (dry run)."""
+"""The market commands and their arguments: `prices` (offers, price history), `optimize`."""
 
 from __future__ import annotations
 
@@ -16,12 +16,43 @@ from skyctl.render import (
     format_relative,
     format_table,
     format_timestamp,
+    json_flag,
     parse_time,
     write_json,
 )
 
 if TYPE_CHECKING:
     from skyctl.client import QueryValue
+
+
+def prices_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--gpu", metavar="NAME", help="accelerator, e.g. A100 or A100:8")
+    sub.add_argument("--cloud", metavar="CLOUD", help="only this cloud")
+    sub.add_argument("--region", metavar="REGION", help="only this region")
+    market = sub.add_mutually_exclusive_group()
+    market.add_argument(
+        "--spot", dest="spot", action="store_const", const=True, help="spot prices only"
+    )
+    market.add_argument(
+        "--on-demand", dest="spot", action="store_const", const=False, help="on-demand only"
+    )
+    sub.add_argument(
+        "--all-regions", action="store_true", help="every region, not only the cheapest"
+    )
+    sub.add_argument(
+        "--history",
+        metavar="OFFERING",
+        help="price history of one offering (cloud/region/zone/type)",
+    )
+    json_flag(sub)
+
+
+def optimize_arguments(sub: argparse.ArgumentParser) -> None:
+    from skyctl.task_overrides import add_override_arguments
+
+    sub.add_argument("file", metavar="FILE", help="task YAML (- for standard input)")
+    json_flag(sub)
+    add_override_arguments(sub, with_name=True)
 
 
 def prices(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 # skyctl's hot paths never import typing (~3 ms at startup); these names are for mypy only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any, TextIO
 
 _ELLIPSIS = "…"
@@ -240,6 +241,11 @@ def key_values(pairs: Sequence[tuple[str, str]], indent: str = "") -> str:
         return ""
     width = max(len(key) for key, _ in pairs)
     return "\n".join(f"{indent}{key.ljust(width)}  {value}".rstrip() for key, value in pairs)
+
+
+def json_flag(sub: argparse.ArgumentParser) -> None:
+    """`--json`: the command prints what `write_json` writes instead of its text."""
+    sub.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
 def write_json(out: TextIO, value: Any) -> None:
