@@ -41,6 +41,7 @@ from typing import Any
 
 from skyd.optimizer.greedy import greedy_picks
 from skyd.optimizer.plan import AssignmentPlan, AssignmentProblem
+from skyd.optimizer.plan_building import build_plan
 from skyd.optimizer.prepared import Charges, Picks, PreparedProblem, pool_sets
 from skyd.optimizer.relaxation import solve_by_relaxation
 
@@ -91,7 +92,7 @@ def solve_assignment(
     start = time.perf_counter()
     prep = PreparedProblem(problem)
     if not any(c.options for c in prep.classes):
-        return prep.build_plan({}, {}, "OPTIMAL", best_bound=prep.objective_micros({}, {}))
+        return build_plan(prep, {}, {}, "OPTIMAL", best_bound=prep.objective_micros({}, {}))
     if sum(len(c.options) for c in prep.classes) > limits.cp_sat_max_variables:
         plan = solve_by_relaxation(prep, start + limits.time_limit_seconds, limits)
         if plan is not None:
@@ -116,7 +117,8 @@ def solve_assignment(
     params.absolute_gap_limit = limits.gap_limit * built.units(greedy_spend)
     status = solver.solve(built.model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return prep.build_plan(
+        return build_plan(
+            prep,
             greedy,
             greedy_charges,
             "GREEDY_FALLBACK",
@@ -132,7 +134,8 @@ def solve_assignment(
     proven = (
         status == cp_model.OPTIMAL and solver.objective_value - solver.best_objective_bound < 1.0
     )
-    return prep.build_plan(
+    return build_plan(
+        prep,
         picks,
         prep.charge_credit(picks, caps),
         "OPTIMAL" if proven else "FEASIBLE",

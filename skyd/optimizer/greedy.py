@@ -9,13 +9,14 @@ taken if credit covers it). It is also the CP-SAT search's first hint and its fa
 from __future__ import annotations
 
 from skyd.optimizer.plan import AssignmentPlan, AssignmentProblem
+from skyd.optimizer.plan_building import build_plan
 from skyd.optimizer.prepared import Charges, Picks, PreparedProblem
 
 
 def greedy_assignment(problem: AssignmentProblem) -> AssignmentPlan:
     prep = PreparedProblem(problem)
     picks, charges = greedy_picks(prep)
-    return prep.build_plan(picks, charges, "GREEDY")
+    return build_plan(prep, picks, charges, "GREEDY")
 
 
 def greedy_picks(prep: PreparedProblem) -> tuple[Picks, Charges]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from skyd.optimizer.plan import AssignmentPlan
+from skyd.optimizer.plan_building import build_plan
 from skyd.optimizer.prepared import Charges, Picks, PreparedProblem, pool_sets
 from skyd.optimizer.repair import Mover
 
@@ -407,7 +408,8 @@ def solve_by_relaxation(
     assert best is not None
     objective, picks, charges = best
     proven = objective <= relaxation.bound
-    return prep.build_plan(
+    return build_plan(
+        prep,
         picks,
         charges,
         "OPTIMAL" if proven else "FEASIBLE",
