@@ -10,7 +10,8 @@ import pytest
 
 from skyd.catalog.fetch import CatalogFetchError
 from skyd.catalog.fetch.output import replace_catalog
-from skyd.catalog.fetch.rows import CATALOG_COLUMNS, CatalogRow, decimal_text
+from skyd.catalog.fetch.rows import CatalogRow, decimal_text
+from skyd.catalog.reader import OFFER_COLUMNS
 
 GOOD = CatalogRow(
     cloud="aws",
@@ -48,7 +49,7 @@ def test_rows_are_written_sorted_with_the_shared_header(tmp_path: Path) -> None:
     path = tmp_path / "aws.csv"
     assert replace_catalog([GOOD, CPU], path, "aws") == 2
     lines = path.read_bytes().decode().split("\n")
-    assert lines[0] == ",".join(CATALOG_COLUMNS)
+    assert lines[0] == ",".join(OFFER_COLUMNS)
     assert lines[1] == "aws,m5.large,,,2,0.5,0.096,,us-east-1,use1-az6"
     assert lines[2] == "aws,p3.2xlarge,V100,1,8,61,3.06,0.918,us-east-1,use1-az6"
     assert lines[3] == ""

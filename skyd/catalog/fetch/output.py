@@ -10,8 +10,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from skyd.catalog.fetch.errors import CatalogFetchError
-from skyd.catalog.fetch.rows import CATALOG_COLUMNS, CatalogRow
-from skyd.catalog.reader import read_offers
+from skyd.catalog.fetch.rows import CatalogRow
+from skyd.catalog.reader import OFFER_COLUMNS, read_offers
 from skyd.errors import CatalogError
 
 
@@ -32,7 +32,7 @@ def replace_catalog(rows: Sequence[CatalogRow], path: Path, cloud: str) -> int:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
-            writer = csv.DictWriter(out, fieldnames=CATALOG_COLUMNS, lineterminator="\n")
+            writer = csv.DictWriter(out, fieldnames=OFFER_COLUMNS, lineterminator="\n")
             writer.writeheader()
             for row in sorted(rows, key=CatalogRow.sort_key):
                 writer.writerow(row.as_record())
@@ -52,9 +52,9 @@ def validate_catalog_file(path: Path, cloud: str) -> int:
     """Check a catalog CSV row by row; return its row count or raise CatalogFetchError."""
     with path.open(newline="", encoding="utf-8") as src:
         reader = csv.DictReader(src)
-        if tuple(reader.fieldnames or ()) != CATALOG_COLUMNS:
+        if tuple(reader.fieldnames or ()) != OFFER_COLUMNS:
             raise CatalogFetchError(
-                f"{path}: header is {reader.fieldnames}, expected {list(CATALOG_COLUMNS)}"
+                f"{path}: header is {reader.fieldnames}, expected {list(OFFER_COLUMNS)}"
             )
         count = 0
         for count, record in enumerate(reader, start=1):

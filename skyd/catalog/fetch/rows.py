@@ -5,19 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-CATALOG_COLUMNS = (
-    "cloud",
-    "instance_type",
-    "accelerator_name",
-    "accelerator_count",
-    "vcpus",
-    "memory_gib",
-    "price",
-    "spot_price",
-    "region",
-    "zone",
-)
-
 
 def decimal_text(value: Decimal | None) -> str:
     """Plain decimal notation without trailing zeros (`0.0960000000` → `0.096`); None → ``."""
