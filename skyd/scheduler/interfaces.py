@@ -41,7 +41,10 @@ class HoldAnswer(Protocol):
     def message(self) -> str: ...
 
 
-class BudgetGate(Protocol):
+class SubmitGate(Protocol):
+    """Admission of new work, jobs and clusters alike: which project it charges, and whether
+    it may start."""
+
     def resolve_project(self, name: str | None, caller: Caller) -> str | None:
         """The project a job of `caller` charges (its own, checked, or the default)."""
         ...
@@ -57,6 +60,8 @@ class BudgetGate(Protocol):
         """May `caller` submit now? Raises to refuse; a hold keeps the job waiting."""
         ...
 
+
+class BudgetGate(SubmitGate, Protocol):
     def check_jobs(self, waiting: Mapping[int, int | None]) -> Mapping[int, HoldAnswer]: ...
 
     def binds(self) -> bool:
@@ -93,8 +98,8 @@ class NoClusters:
         return {}
 
 
-class NoBudgets:
-    actions_version = 0
+class AdmitAll:
+    """The SubmitGate of a daemon without accounting: the project as named, every submit let in."""
 
     def resolve_project(self, name: str | None, caller: Caller) -> str | None:
         return name
@@ -108,6 +113,10 @@ class NoBudgets:
         project: str | None = None,
     ) -> HoldAnswer:
         return _Allow()
+
+
+class NoBudgets(AdmitAll):
+    actions_version = 0
 
     def check_jobs(self, waiting: Mapping[int, int | None]) -> Mapping[int, HoldAnswer]:
         return {}
