@@ -3,7 +3,7 @@ INIT cluster boot until it is UP, resuming a launch a restart cut short.
 
 A refusal blocks its scope (capacity, quota and auth, for `block_seconds`; anything else
 only for this launch) and the next offering is tried, up to `launch_attempts`. What ends a
-cluster (retiring it DOWN) belongs to the service: it is handed in as `retire`.
+cluster (retiring it DOWN) belongs to skyd.clusters.stopping: it is handed in as `retire`.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from skyd.clusters.idleness import IdleWatch
 from skyd.clusters.launching import ClusterLauncher
 from skyd.clusters.names import check_cluster_name
 from skyd.clusters.settings import ClusterSettings
+from skyd.clusters.stopping import ClusterStopper
 from skyd.errors import (
     ConflictError,
     InfeasibleError,
@@ -37,7 +38,7 @@ from skyd.errors import (
 )
 from skyd.events import EventBus
 from skyd.identity import Caller
-from skyd.model import InstanceState, JobState
+from skyd.model import InstanceState
 from skyd.providers.base import Provider
 from skyd.scheduler.placement import PlacementContext, Placer, containers_known
 from skyd.spec import TaskSpec
@@ -97,19 +98,25 @@ class ClusterService:
             gpu_busy_percent=self.settings.gpu_busy_percent,
             started_at=clock.now(),
         )
+        self.stopper = ClusterStopper(
+            store=store,
+            clock=clock,
+            idle=self.idle,
+            provider_of=self._provider,
+            emit=self._emit,
+        )
         self.launcher = ClusterLauncher(
             store=store,
             clock=clock,
             placer=placer,
             settings=self.settings,
             provider_of=self._provider,
-            retire=self._retire,
+            retire=self.stopper.retire,
             emit=self._emit,
             placement_context=placement_context,
         )
         self._locks: dict[int, asyncio.Lock] = {}
         self._launching: set[int] = set()
-        self._autostop_failed: set[int] = set()  # failed autostops already reported
         self.budgets: ClusterBudgets = NoClusterBudgets()
 
     # -- queries --------------------------------------------------------------------------
@@ -259,7 +266,7 @@ class ClusterService:
             self._new_job(spec, caller, base_dir, job_name or spec.name or f"{name}-exec"),
             now=self.clock.now(),
         )
-        self._autostop_failed.discard(cluster.id)
+        self.stopper.autostop_failed.discard(cluster.id)
         self._emit(event)
         return job
 
@@ -277,7 +284,7 @@ class ClusterService:
                     f"cluster {name} is still being launched or started; stop it once it is UP"
                 )
             await self._settle_jobs(cluster, caller, force=force, action="stop")
-            return await self._stop(
+            return await self.stopper.stop(
                 cluster, kind="cluster_stopped", reason=f"stopped by {caller.name}"
             )
 
@@ -316,7 +323,7 @@ class ClusterService:
         async with self._lock(cluster.id):
             cluster = self.get(name)
             await self._settle_jobs(cluster, caller, force=force, action="tear down")
-            return await self._teardown(
+            return await self.stopper.teardown(
                 cluster, kind="cluster_down", reason=f"torn down by {caller.name}"
             )
 
@@ -341,7 +348,7 @@ class ClusterService:
             by_name=caller.name,
             now=self.clock.now(),
         )
-        self._autostop_failed.discard(cluster.id)
+        self.stopper.autostop_failed.discard(cluster.id)
         self.idle.forget(cluster.id)
         self._emit(event)
         return cluster
@@ -371,7 +378,7 @@ class ClusterService:
                     if current.state == ClusterState.INIT:
                         await self.launcher.check_boot(current)
                     elif current.state == ClusterState.UP:
-                        await self._check_idle(current)
+                        await self.stopper.check_idle(current)
             except Exception:
                 log.exception("checking cluster %s failed", cluster.name)
             # the store calls are synchronous: let API requests in between clusters
@@ -388,7 +395,7 @@ class ClusterService:
                 cluster = cluster_store.get_cluster_by_id(self.store, cluster_id)
                 if cluster.state != ClusterState.UP:
                     continue
-                await self._stop(
+                await self.stopper.stop(
                     cluster,
                     kind="budget",
                     reason="stopped: a budget it counts against is spent (skyctl budget)",
@@ -410,98 +417,6 @@ class ClusterService:
             )
         for job in active:
             await self._cancel_job(job.id, caller)
-
-    async def _stop(self, cluster: ClusterRecord, *, kind: str, reason: str) -> ClusterRecord:
-        provider = self._provider(cluster)
-        try:
-            await provider.stop(list(cluster.instance_ids))
-        except ProviderError as exc:
-            raise ConflictError(
-                f"cannot stop cluster {cluster.name}: {exc.message}; "
-                f"`skyctl down {cluster.name}` tears it down instead"
-            ) from None
-        cluster, event = cluster_store.set_cluster_state(
-            self.store,
-            cluster.id,
-            ClusterState.STOPPED,
-            now=self.clock.now(),
-            kind=kind,
-            reason=reason,
-            instance_state=InstanceState.STOPPED.value,
-        )
-        self._emit(event)
-        return cluster
-
-    async def _teardown(self, cluster: ClusterRecord, *, kind: str, reason: str) -> ClusterRecord:
-        return await self._retire(cluster, kind=kind, reason=reason, terminate=True)
-
-    async def _retire(
-        self, cluster: ClusterRecord, *, kind: str, reason: str, terminate: bool
-    ) -> ClusterRecord:
-        """DOWN: terminate what is left, and fail the jobs that were waiting for the cluster."""
-        if terminate and cluster.instance_ids:
-            provider = self._provider(cluster)
-            try:
-                await provider.terminate(list(cluster.instance_ids))
-            except ProviderError as exc:
-                raise ConflictError(
-                    f"cannot tear down cluster {cluster.name}: {exc.message}; try again"
-                ) from None
-        cluster, event = cluster_store.set_cluster_state(
-            self.store,
-            cluster.id,
-            ClusterState.DOWN,
-            now=self.clock.now(),
-            kind=kind,
-            reason=reason,
-            instance_state=InstanceState.TERMINATED.value,
-        )
-        self._emit(event)
-        for job in self.jobs(cluster, active_only=True):
-            if job.state == JobState.PENDING:
-                _job, failed = job_store.transition(
-                    self.store,
-                    job.id,
-                    JobState.FAILED,
-                    now=self.clock.now(),
-                    reason=f"cluster {cluster.name} is down: {reason}",
-                )
-                self._emit(failed)
-        self.idle.forget(cluster.id)
-        self._autostop_failed.discard(cluster.id)
-        return cluster
-
-    # -- autostop -------------------------------------------------------------------------
-
-    async def _check_idle(self, cluster: ClusterRecord) -> None:
-        minutes = cluster.autostop_minutes
-        if minutes is None:
-            return
-        now = self.clock.now()
-        idle_since = await self.idle.idle_since(cluster, now)
-        if idle_since is None:
-            self._autostop_failed.discard(cluster.id)
-            return
-        if now - idle_since < minutes * 60:
-            return
-        idle_for = (now - idle_since) / 60
-        action = "tearing it down" if cluster.autostop_down else "stopping it"
-        reason = f"autostop: idle for {idle_for:.0f} min (no jobs, sessions or GPU load); {action}"
-        try:
-            if cluster.autostop_down:
-                await self._teardown(cluster, kind="autostop", reason=reason)
-            else:
-                await self._stop(cluster, kind="autostop", reason=reason)
-        except ConflictError as exc:
-            # tried again on every pass, but reported once per idle stretch
-            if cluster.id in self._autostop_failed:
-                return
-            self._autostop_failed.add(cluster.id)
-            self._emit(
-                cluster_store.append_cluster_event(
-                    self.store, cluster, now=now, kind="autostop_failed", reason=exc.message
-                )
-            )
 
     # -- plumbing -------------------------------------------------------------------------
 
