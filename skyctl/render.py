@@ -91,7 +91,11 @@ def format_duration(seconds: float | None) -> str:
     """A short human duration with its two largest units: `42s`, `4m05s`, `3h07m`, `2d04h`."""
     if seconds is None:
         return EMPTY
-    total = max(int(seconds), 0)
+    return two_units(max(int(seconds), 0))
+
+
+def two_units(total: int) -> str:
+    """`total` (>= 0) seconds in their two largest units: `42s`, `4m05s`, `3h07m`, `2d04h`."""
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)

@@ -5,23 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from skyctl.render import two_units
+
 
 def duration(seconds: float | None) -> str:
     """A compact duration: 45s, 12m05s, 3h07m, 2d04h; negative durations keep their sign."""
     if seconds is None:
         return "-"
     sign = "-" if seconds < 0 else ""
-    whole = int(abs(seconds))
-    days, rest = divmod(whole, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{sign}{days}d{hours:02d}h"
-    if hours:
-        return f"{sign}{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{sign}{minutes}m{secs:02d}s"
-    return f"{sign}{secs}s"
+    return sign + two_units(int(abs(seconds)))
 
 
 def dollars(amount: float | None, *, estimated: bool = False) -> str:

@@ -18,6 +18,14 @@ Moment = Annotated[
 ]
 Name = Annotated[str, Field(max_length=200, description="letters, digits, '.', '_' or '-'")]
 Text = Annotated[str, Field(max_length=200)]
+PoolProjects = Annotated[
+    list[Name] | None,
+    Field(description="only jobs of these projects may draw the pool (null: any)"),
+]
+PoolUsers = Annotated[
+    list[int | str] | None,
+    Field(description="only jobs of these users (names or uids) may draw it (null: any)"),
+]
 
 
 class PoolPath(Query):
@@ -51,12 +59,8 @@ class NewPool(Strict):
     starts: Moment | None = None
     account: Text | None = None
     region: Text | None = None
-    projects: list[Name] | None = Field(
-        None, description="only jobs of these projects may draw the pool (null: any)"
-    )
-    users: list[int | str] | None = Field(
-        None, description="only jobs of these users (names or uids) may draw it (null: any)"
-    )
+    projects: PoolProjects = None
+    users: PoolUsers = None
 
 
 class PoolChange(Strict):
@@ -65,12 +69,8 @@ class PoolChange(Strict):
     starts: Moment | None = None
     account: Text | None = None
     region: Text | None = None
-    projects: list[Name] | None = Field(
-        None, description="only jobs of these projects may draw the pool (null: any)"
-    )
-    users: list[int | str] | None = Field(
-        None, description="only jobs of these users (names or uids) may draw it (null: any)"
-    )
+    projects: PoolProjects = None
+    users: PoolUsers = None
 
 
 class TopUp(Strict):

@@ -6,7 +6,6 @@ This module does not import skyd.api.app, so the app can import it without a cyc
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -16,7 +15,15 @@ from skyd.api.contract import endpoint
 from skyd.api.identity import CallerDirectory, caller_of
 from skyd.api.jsonio import json_response
 from skyd.api.schemas import EventView, Flag, JobView, job_view
-from skyd.api.validation import BadRequest, Query, Strict, json_body, path_params, query_params
+from skyd.api.validation import (
+    BadRequest,
+    Query,
+    Strict,
+    json_body,
+    path_params,
+    query_params,
+    task_base_dir,
+)
 from skyd.clusters import ClusterService
 from skyd.identity import Caller
 from skyd.model import MICROS_PER_DOLLAR
@@ -287,13 +294,7 @@ def _name(request: web.Request) -> str:
 
 
 def _spec_of(body: TaskBody, *, require_run: bool = True) -> TaskSpec:
-    base_dir = Path(body.base_dir)
-    if not base_dir.is_absolute():
-        raise BadRequest(
-            f"base_dir: must be an absolute path, got {body.base_dir[:80]!r}", "base_dir"
-        )
-    if (body.task_yaml is None) == (body.command is None):
-        raise BadRequest("task_yaml: give exactly one of task_yaml and command", "task_yaml")
+    base_dir = task_base_dir(body.base_dir, body.task_yaml, body.command)
     if body.task_yaml is not None:
         # a cluster may be launched with only setup (SkyPilot's `sky launch`); exec needs run
         options = ParseOptions(base_dir=base_dir, overrides=body.overrides, require_run=require_run)

@@ -6,7 +6,6 @@ Handlers raise skyd errors; the app's JSON error middleware turns them into resp
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -26,7 +25,14 @@ from skyd.api.schemas import (
     SubmitRequest,
     job_view,
 )
-from skyd.api.validation import BadRequest, json_body, path_params, query_params, uid_of
+from skyd.api.validation import (
+    BadRequest,
+    json_body,
+    path_params,
+    query_params,
+    task_base_dir,
+    uid_of,
+)
 from skyd.buckets.report import annotate_mounts
 from skyd.errors import PermissionDeniedError, SpecError
 from skyd.identity import Caller
@@ -85,13 +91,7 @@ async def submit(request: web.Request) -> web.Response:
     caller = _caller(request)
     scheduler = request.app[SCHEDULER]
     body = await json_body(request, SubmitRequest)
-    base_dir = Path(body.base_dir)
-    if not base_dir.is_absolute():
-        raise BadRequest(
-            f"base_dir: must be an absolute path, got {body.base_dir[:80]!r}", "base_dir"
-        )
-    if (body.task_yaml is None) == (body.command is None):
-        raise BadRequest("task_yaml: give exactly one of task_yaml and command", "task_yaml")
+    base_dir = task_base_dir(body.base_dir, body.task_yaml, body.command)
     if body.task_yaml is not None:
         options = ParseOptions(
             base_dir=base_dir,

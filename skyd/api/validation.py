@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pwd
 import re
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
@@ -130,3 +131,14 @@ def uid_of(field: str, text: str) -> int:
         raise BadRequest(
             f"{field}: no such user {_shown(text)}; give a user name or a numeric uid", field
         ) from None
+
+
+def task_base_dir(base_dir: str, task_yaml: str | None, command: list[str] | None) -> Path:
+    """A task body's `base_dir`, once it is absolute and the body gives exactly one of a task
+    file's text and a command."""
+    path = Path(base_dir)
+    if not path.is_absolute():
+        raise BadRequest(f"base_dir: must be an absolute path, got {base_dir[:80]!r}", "base_dir")
+    if (task_yaml is None) == (command is None):
+        raise BadRequest("task_yaml: give exactly one of task_yaml and command", "task_yaml")
+    return path

@@ -17,6 +17,7 @@ from skyctl.render import (
     format_timestamp,
     records_table,
 )
+from skyd.testing.canned_daemon import fake_job
 
 T0 = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 
@@ -113,28 +114,7 @@ def test_document_text_is_for_people_dollars_and_local_times_no_micros() -> None
 
 
 def _job(**fields: Any) -> dict[str, Any]:
-    job: dict[str, Any] = {
-        "id": 7,
-        "name": "train",
-        "state": "RUNNING",
-        "owner": "alice",
-        "owner_uid": 1000,
-        "project": None,
-        "priority": 0,
-        "created_at": T0,
-        "updated_at": T0,
-        "started_at": None,
-        "ended_at": None,
-        "exit_code": None,
-        "reason": None,
-        "placement": None,
-        "deadline": None,
-        "preemptions": 0,
-        "restarts": 0,
-        "cost": 0.0,
-    }
-    job.update(fields)
-    return job
+    return fake_job(7, at=T0, **{"name": "train", "state": "RUNNING", "owner": "alice", **fields})
 
 
 PLACEMENT = {
