@@ -174,7 +174,7 @@ async def measure(jobs: int, ticks: int) -> dict[str, Any]:
             await clock.advance(settings.scheduler_tick_seconds)
             before = sum(c.describe_calls for c in clouds)
             await scheduler.reconcile_once()
-            await asyncio.gather(*list(scheduler._inflight.values()))
+            await asyncio.gather(*list(scheduler.tasks.inflight.values()))
             per_tick.append(sum(c.describe_calls for c in clouds) - before)
         running = len(job_store.jobs_in_states(store, (JobState.RUNNING,)))
         # the baseline of the same run: each job's instances described on their own

@@ -12,16 +12,14 @@ recovery, with every write going through transitions.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from skyd.clock import Clock
 from skyd.config import Settings
-from skyd.errors import PermissionDeniedError, ProviderError, SpecError
+from skyd.errors import PermissionDeniedError, ProviderError
 from skyd.events import EventBus
 from skyd.identity import Caller, daemon_identity
 from skyd.market.availability_log import AvailabilityLog
@@ -56,7 +54,9 @@ from skyd.scheduler.reconcile import ReconcileReport, reconcile
 from skyd.scheduler.selection import Selector, planned_placement
 from skyd.scheduler.signals import Observe, ObservedRisk
 from skyd.scheduler.step_errors import StepErrors
+from skyd.scheduler.step_tasks import StepTasks
 from skyd.scheduler.transitions import Journal, Transition
+from skyd.scheduler.waiting_queue import WAITING, WaitingQueue, learn_waiting_data
 from skyd.spec import PipelineSpec, TaskSpec
 from skyd.store import Store
 from skyd.store import jobs as job_store
@@ -66,12 +66,6 @@ from skyd.store.records import JobRecord
 log = logging.getLogger("skyd.scheduler")
 
 HOLDING = (JobState.PROVISIONING, JobState.SETTING_UP, JobState.RUNNING)
-WAITING = (JobState.RECOVERING, JobState.PENDING)
-PLACEMENT_BATCH = 64  # waiting jobs at the head of the queue considered per pass
-# and as many again further back, from a cursor that moves on every pass: a head that waits
-# for capacity one provider lacks (a busy `local`) must not keep jobs behind it that another
-# provider could start now from ever being looked at (backfill)
-BACKFILL_BATCH = 64
 WAKE_DEBOUNCE_SECONDS = 0.01
 
 Step = Callable[[JobRecord], Awaitable[None]]
@@ -106,16 +100,11 @@ class JobScheduler:
         # waiting jobs a budget holds, as of the last look: a step of theirs must not start an
         # attempt (a step spawned while the job still ran may run after it was held)
         self._held: set[int] = set()
-        # a job's lock lives while someone holds or waits for it: kept for every job ever
-        # stepped, 100,000 waiting jobs left as many objects for each GC pass to walk
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._lock_users: dict[int, int] = {}
-        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self.tasks = StepTasks()
         self._budgets: BudgetGate = NoBudgets()
         self._plan: PlanView = NoPlan()
         self._clusters: ClusterTargets = NoClusters()
-        # (priority, id) of the last job the backfill window looked at; None = start over
-        self._backfill_after: tuple[int, int] | None = None
+        self.waiting = WaitingQueue(store)
 
         self.journal = Journal(store, bus, clock)
         self.blocks = ScopeBlocks()
@@ -236,11 +225,6 @@ class JobScheduler:
     def observe(self, observe: Observe) -> None:
         self.risk.observe = observe
 
-    @property
-    def _blocked(self) -> dict[str, float]:
-        """Scope → blocked until (tests block a zone by hand)."""
-        return self.blocks.until
-
     # -- commands --------------------------------------------------------------
 
     def submit(self, spec: TaskSpec, *, caller: Caller, base_dir: str) -> JobRecord:
@@ -271,7 +255,7 @@ class JobScheduler:
             )
         if job.state.is_terminal:
             return job
-        async with self._locked(job_id):
+        async with self.tasks.locked(job_id):
             job = job_store.get_job(self.store, job_id)
             if job.state.is_terminal:
                 return job
@@ -347,36 +331,16 @@ class JobScheduler:
         result when a cancel lands just as the change arrives, and the loop then ran on
         while the daemon waited for it to stop. `asyncio.timeout` re-raises the cancel."""
         # jobs left waiting by a previous daemon: learn where their buckets are meanwhile
-        learning = asyncio.create_task(self._learn_waiting_data(), name="learn-data")
+        learning = (
+            None
+            if self.data is None
+            else asyncio.create_task(learn_waiting_data(self.store, self.data), name="learn-data")
+        )
         try:
             await self._loop()
         finally:
-            learning.cancel()
-
-    async def _learn_waiting_data(self) -> None:
-        """Keyset pages of the waiting jobs, yielding the loop between pages: a queue of
-        100,000 jobs is read without holding up requests or a shutdown."""
-        if self.data is None:
-            return
-        after = 0
-        while True:
-            await asyncio.sleep(0)
-            page = job_store.waiting_jobs_page(self.store, after_id=after, limit=256)
-            if not page:
-                return
-            after = page[-1].id
-            for job in page:
-                text = job.spec_json
-                if not any(
-                    f'"{name}":' in text and f'"{name}":{{}}' not in text
-                    for name in ("storage_mounts", "inputs", "outputs")
-                ):
-                    continue  # parsed only for jobs that name buckets
-                try:
-                    spec = TaskSpec.from_json(text)
-                except SpecError:
-                    continue
-                await self.learn_data([spec])
+            if learning is not None:
+                learning.cancel()
 
     async def _loop(self) -> None:
         while True:
@@ -403,7 +367,7 @@ class JobScheduler:
         # terminations a killed daemon marked but may not have made (or whose call failed)
         self.attempts.terminations.sweep()
         for job in job_store.jobs_in_states(self.store, HOLDING):
-            self._spawn_step(job.id)
+            self.tasks.spawn(job.id, self._step)
         # at the pass right after an accrual that changed a running job's action (the
         # accountant wakes us), so a budget reached at one tick stops its jobs before the next
         version = self._budgets.actions_version
@@ -413,7 +377,7 @@ class JobScheduler:
             await self.enforce_budgets()
         if not self.admission.accepting or not self.selector.any_capacity():
             return
-        batch = self._waiting_batch()
+        batch = self.waiting.batch()
         holds = (
             budgets.holds(
                 self._budgets.check_jobs(
@@ -433,28 +397,9 @@ class JobScheduler:
             if job.id in holds:
                 self.journal.note_waiting(job, f"held for budget: {holds[job.id]}")
                 continue
-            self._spawn_step(job.id)
+            self.tasks.spawn(job.id, self._step)
             # let the step claim its slot before the next job looks for one
             await asyncio.sleep(0)
-
-    def _waiting_batch(self) -> list[JobRecord]:
-        """The queue's head, then a window further back that moves on at every pass."""
-        head = job_store.jobs_in_states(self.store, WAITING, limit=PLACEMENT_BATCH)
-        if len(head) < PLACEMENT_BATCH:
-            self._backfill_after = None
-            return head
-        last = head[-1]
-        after = self._backfill_after
-        if after is None or (after[0], -after[1]) > (last.priority, -last.id):
-            after = (last.priority, last.id)  # the window starts behind the head
-        window = job_store.jobs_in_states_after(
-            self.store, WAITING, after=after, limit=BACKFILL_BATCH
-        )
-        # at the queue's end, start again right behind the head on the next pass
-        self._backfill_after = (
-            (window[-1].priority, window[-1].id) if len(window) == BACKFILL_BATCH else None
-        )
-        return head + window
 
     async def enforce_budgets(self) -> None:
         """Warn running jobs at the warning line; stop or hold them at 100 % (per policy)."""
@@ -467,7 +412,7 @@ class JobScheduler:
             if action == "warn":
                 self.journal.note_waiting(job, budgets.WARNING)
                 continue
-            async with self._locked(job_id):
+            async with self.tasks.locked(job_id):
                 job = job_store.get_job(self.store, job_id)
                 if job.state not in (JobState.SETTING_UP, JobState.RUNNING):
                     continue
@@ -479,34 +424,8 @@ class JobScheduler:
                     job, kill_grace=self.settings.local.cancel_grace_seconds, then=outcome
                 )
 
-    def _spawn_step(self, job_id: int) -> None:
-        lock = self._locks.get(job_id)
-        if job_id in self._inflight or (lock is not None and lock.locked()):
-            return
-        task = asyncio.create_task(self._step(job_id), name=f"job-{job_id}")
-        self._inflight[job_id] = task
-        task.add_done_callback(functools.partial(self._forget, job_id))
-
-    def _forget(self, job_id: int, _task: asyncio.Task[None]) -> None:
-        self._inflight.pop(job_id, None)
-
-    @contextlib.asynccontextmanager
-    async def _locked(self, job_id: int) -> AsyncIterator[None]:
-        """Hold the job's lock; the last one out drops it."""
-        lock = self._locks.setdefault(job_id, asyncio.Lock())
-        self._lock_users[job_id] = self._lock_users.get(job_id, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users = self._lock_users.pop(job_id) - 1
-            if users:
-                self._lock_users[job_id] = users
-            else:
-                del self._locks[job_id]
-
     async def _step(self, job_id: int) -> None:
-        async with self._locked(job_id):
+        async with self.tasks.locked(job_id):
             job = job_store.get_job(self.store, job_id)
             if job.state in WAITING and job_id in self._held:
                 return  # the next pass looks at its budget again
@@ -532,7 +451,7 @@ class JobScheduler:
             self.clock,
             daemon_id=self.daemon_id,
             orphan_policy=self.settings.orphans,
-            busy_jobs=frozenset(self._inflight),
+            busy_jobs=frozenset(self.tasks.inflight),
         )
         self.last_reconcile = report
         for event in report.events:
@@ -550,7 +469,7 @@ class JobScheduler:
     async def drain(self, budget_seconds: float) -> None:
         """Stop starting new work; let in-flight transitions finish within the budget."""
         self.admission.accepting = False
-        pending = [t for t in self._inflight.values() if not t.done()]
+        pending = [t for t in self.tasks.inflight.values() if not t.done()]
         if pending:
             _done, late = await asyncio.wait(pending, timeout=budget_seconds)
             for task in late:

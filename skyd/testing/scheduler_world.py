@@ -61,7 +61,7 @@ async def scheduler_world(
 async def one_pass(scheduler: JobScheduler) -> None:
     """One scheduler pass, every step it spawned run to its end."""
     await scheduler.reconcile_once()
-    await asyncio.gather(*scheduler._inflight.values())
+    await asyncio.gather(*scheduler.tasks.inflight.values())
 
 
 def submit_yaml(scheduler: JobScheduler, task_yaml: str) -> JobRecord:

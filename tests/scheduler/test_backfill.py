@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from skyd.model import JobState
-from skyd.scheduler.driver import BACKFILL_BATCH, PLACEMENT_BATCH, JobScheduler
+from skyd.scheduler.driver import JobScheduler
+from skyd.scheduler.waiting_queue import BACKFILL_BATCH, PLACEMENT_BATCH
 from skyd.store import Store
 from skyd.store import jobs as job_store
 from skyd.store.records import JobRecord
@@ -74,7 +75,7 @@ async def test_the_backfill_window_starts_over_at_the_queue_end(
     seen: set[int] = set()
     windows = []
     for _ in range(3):
-        batch = scheduler._waiting_batch()
+        batch = scheduler.waiting.batch()
         head, window = batch[:PLACEMENT_BATCH], batch[PLACEMENT_BATCH:]
         assert [j.id for j in head] == [j.id for j in jobs[:PLACEMENT_BATCH]]
         windows.append([j.id for j in window])

@@ -68,7 +68,7 @@ async def test_price_jump_and_blocked_zone_move_a_waiting_job(store: Store, tmp_
 
     # its zone is blocked after a failed launch: it moves again
     zone_scope = "/".join(second.split("/")[:3])
-    scheduler._blocked[zone_scope] = scheduler.clock.now() + 600
+    scheduler.blocks.until[zone_scope] = scheduler.clock.now() + 600
     await planner.replan_once()
     third = _placed_key(store, job.id, planner)
     assert not third.startswith(zone_scope + "/")

@@ -67,4 +67,4 @@ async def test_a_steps_lock_is_dropped_when_the_step_is_done(tmp_path: Path) -> 
         await one_pass(scheduler)
         await one_pass(scheduler)
         # 100,000 waiting jobs would otherwise leave as many locks for every GC pass to walk
-        assert scheduler._locks == {} and scheduler._lock_users == {}
+        assert scheduler.tasks.locks == {} and scheduler.tasks.lock_users == {}
