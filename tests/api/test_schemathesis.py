@@ -36,11 +36,14 @@ def session() -> Iterator[requests_unixsocket.Session]:
         yield s
 
 
+@pytest.fixture(scope="module")
+def base_url(fuzzed_daemon: DaemonThread) -> str:
+    return "http://" + urllib.parse.quote(fuzzed_daemon.socket_path, safe="")
+
+
 events_only = schema.include(path="/v1/events")
-
-
-@schema.exclude(path="/v1/events").parametrize()
-@settings(
+# Bounded and repeatable: the same 35 examples per operation on every run.
+BOUNDED = settings(
     max_examples=35,
     deadline=None,
     derandomize=True,
@@ -48,17 +51,20 @@ events_only = schema.include(path="/v1/events")
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
+
+
+@schema.exclude(path="/v1/events").parametrize()
+@BOUNDED
 def test_api_conforms_and_never_fails(
     case: schemathesis.Case,
-    fuzzed_daemon: DaemonThread,
+    base_url: str,
     session: requests_unixsocket.Session,
 ) -> None:
-    base = "http://" + urllib.parse.quote(fuzzed_daemon.socket_path, safe="")
     # Schema-valid is not always acceptable: what a task file means, whether a date is in the
     # future or a user exists is checked past the schema (a 400 naming the field), so
     # positive_data_acceptance does not apply; every other check does.
     case.call_and_validate(
-        base_url=base,
+        base_url=base_url,
         session=session,
         timeout=30,
         excluded_checks=[schemathesis.checks.positive_data_acceptance],
@@ -66,17 +72,10 @@ def test_api_conforms_and_never_fails(
 
 
 @events_only.parametrize()
-@settings(
-    max_examples=35,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
+@BOUNDED
 def test_event_stream_conforms(
     case: schemathesis.Case,
-    fuzzed_daemon: DaemonThread,
+    base_url: str,
     session: requests_unixsocket.Session,
 ) -> None:
     # /v1/events streams forever unless follow=0: ask for the past only; a generated invalid
@@ -84,9 +83,8 @@ def test_event_stream_conforms(
     query = case.query if isinstance(case.query, dict) else {}
     if query.get("follow", "true") in ("true", "True", True, "1"):
         case.query = {**query, "follow": "false"}
-    base = "http://" + urllib.parse.quote(fuzzed_daemon.socket_path, safe="")
     case.call_and_validate(
-        base_url=base,
+        base_url=base_url,
         session=session,
         timeout=30,
         excluded_checks=[schemathesis.checks.positive_data_acceptance],

@@ -89,22 +89,18 @@ async def test_table_keys_move_the_cursor_and_enter_opens_the_job(running: Runni
     app, pilot = running
     table = app.jobs_pane.table
     assert table.cursor_job_id == 3
-    await pilot.press("down")
-    assert table.cursor_job_id == 2
-    await pilot.press("up")
-    assert table.cursor_job_id == 3
-    await pilot.press("end")
-    assert table.cursor_job_id == 1
-    await pilot.press("home")
-    assert table.cursor_job_id == 3
-    await pilot.press("pagedown")
-    assert table.cursor_job_id == 1
-    await pilot.press("pageup")
-    assert table.cursor_job_id == 3
-    await pilot.press("ctrl+end")
-    assert table.cursor_job_id == 1
-    await pilot.press("ctrl+home")
-    assert table.cursor_job_id == 3
+    for key, on_job in (
+        ("down", 2),
+        ("up", 3),
+        ("end", 1),
+        ("home", 3),
+        ("pagedown", 1),
+        ("pageup", 3),
+        ("ctrl+end", 1),
+        ("ctrl+home", 3),
+    ):
+        await pilot.press(key)
+        assert table.cursor_job_id == on_job, key
     await pilot.press("enter")
     assert isinstance(app.screen, JobDetailScreen) and app.screen.job_id == 3
 
