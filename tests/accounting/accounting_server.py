@@ -3,15 +3,20 @@ requests to it as any uid (see skyd.testing.unix_http)."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from aiohttp import web
 
+from skyctl.client import DaemonClient
 from skyd.accounting import Accountant
 from skyd.api.accounting_routes import add_accounting_routes
 from skyd.testing.unix_http import ThreadedUnixApp, request, request_as
 
-__all__ = ["AccountingServer", "request", "request_as"]
+__all__ = ["AccountingServer", "request", "request_as", "serving_client"]
 
 
 class AccountingServer:
@@ -31,3 +36,17 @@ class AccountingServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self._server.stop()
+
+
+@contextlib.contextmanager
+def serving_client(books: Accountant, prefix: str) -> Iterator[DaemonClient]:
+    """skyctl's client of `books` served as admin group skyd-admin, on a short socket path."""
+    short = Path(tempfile.mkdtemp(prefix=prefix))  # socket paths must stay short
+    try:
+        with (
+            AccountingServer(books, short / "skyd.sock", "skyd-admin") as server,
+            DaemonClient(str(server.socket_path)) as daemon,
+        ):
+            yield daemon
+    finally:
+        shutil.rmtree(short, ignore_errors=True)

@@ -6,15 +6,13 @@ import argparse
 import csv
 import io
 import json
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from accounting_books import START, accountant, add_job, launch, new_store
-from accounting_server import AccountingServer
+from accounting_server import serving_client
 
 from skyctl.accounting_commands import costs, costs_arguments, credits, credits_arguments
 from skyctl.client import ApiError, DaemonClient
@@ -24,19 +22,12 @@ from skyd.clock import VirtualClock
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[DaemonClient]:
-    short = Path(tempfile.mkdtemp(prefix="skyd-acct-"))  # socket paths must stay short
     store = new_store(tmp_path)
     books = accountant(store, VirtualClock(START))
     launch(store, "i-1", job_id=add_job(store), hourly_micros=2_000_000, at=START - 3600)
     books.accrue(START)
-    try:
-        with (
-            AccountingServer(books, short / "skyd.sock", "skyd-admin") as server,
-            DaemonClient(str(server.socket_path)) as daemon,
-        ):
-            yield daemon
-    finally:
-        shutil.rmtree(short, ignore_errors=True)
+    with serving_client(books, "skyd-acct-") as daemon:
+        yield daemon
 
 
 def _credits(client: DaemonClient, *argv: str) -> dict[str, Any]:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 import pytest
 from accounting_books import START, accountant, add_job, launch, new_store
-from accounting_server import AccountingServer
+from accounting_server import serving_client
 
 from skyctl import budget_commands
 from skyctl.client import ApiError, DaemonClient
@@ -25,21 +23,14 @@ Handler = Callable[[argparse.Namespace, DaemonClient, TextIO, TextIO], int]
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[DaemonClient]:
-    short = Path(tempfile.mkdtemp(prefix="skyd-bud-"))  # socket paths must stay short
     store = new_store(tmp_path)
     books = accountant(store, VirtualClock(START))
     books.ensure_default_project()
     job = add_job(store, owner_uid=0, project="default")
     launch(store, "i-1", job_id=job, hourly_micros=2_000_000, at=START - 3600)
     books.accrue(START)
-    try:
-        with (
-            AccountingServer(books, short / "skyd.sock", "skyd-admin") as server,
-            DaemonClient(str(server.socket_path)) as daemon,
-        ):
-            yield daemon
-    finally:
-        shutil.rmtree(short, ignore_errors=True)
+    with serving_client(books, "skyd-bud-") as daemon:
+        yield daemon
 
 
 def run(client: DaemonClient, declare: Declare, handler: Handler, *argv: str) -> str:
