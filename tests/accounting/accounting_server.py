@@ -3,11 +3,14 @@ requests to it as any uid (see skyd.testing.unix_http)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import io
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from aiohttp import web
 
@@ -16,7 +19,10 @@ from skyd.accounting import Accountant
 from skyd.api.accounting_routes import add_accounting_routes
 from skyd.testing.unix_http import ThreadedUnixApp, request, request_as
 
-__all__ = ["AccountingServer", "request", "request_as", "serving_client"]
+__all__ = ["AccountingServer", "request", "request_as", "serving_client", "skyctl_output"]
+
+Declare = Callable[[argparse.ArgumentParser], None]
+Handler = Callable[[argparse.Namespace, DaemonClient, TextIO, TextIO], int]
 
 
 class AccountingServer:
@@ -50,3 +56,12 @@ def serving_client(books: Accountant, prefix: str) -> Iterator[DaemonClient]:
             yield daemon
     finally:
         shutil.rmtree(short, ignore_errors=True)
+
+
+def skyctl_output(client: DaemonClient, declare: Declare, handler: Handler, *argv: str) -> str:
+    """What one skyctl command (its `declare`d arguments, its `handler`) prints; it must exit 0."""
+    parser = argparse.ArgumentParser(prog="skyctl")
+    declare(parser)
+    out = io.StringIO()
+    assert handler(parser.parse_args(list(argv)), client, out, io.StringIO()) == 0
+    return out.getvalue()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -12,7 +11,7 @@ from typing import Any
 
 import pytest
 from accounting_books import START, accountant, add_job, launch, new_store
-from accounting_server import serving_client
+from accounting_server import serving_client, skyctl_output
 
 from skyctl.accounting_commands import costs, costs_arguments, credits, credits_arguments
 from skyctl.client import ApiError, DaemonClient
@@ -31,11 +30,9 @@ def client(tmp_path: Path) -> Iterator[DaemonClient]:
 
 
 def _credits(client: DaemonClient, *argv: str) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="skyctl credits")
-    credits_arguments(parser)
-    out = io.StringIO()
-    assert credits(parser.parse_args(["--json", *argv]), client, out, io.StringIO()) == 0
-    answer: dict[str, Any] = json.loads(out.getvalue())
+    answer: dict[str, Any] = json.loads(
+        skyctl_output(client, credits_arguments, credits, "--json", *argv)
+    )
     return answer
 
 
@@ -64,11 +61,7 @@ def test_credits_errors_name_the_field(client: DaemonClient) -> None:
 
 
 def _costs(client: DaemonClient, *argv: str) -> str:
-    parser = argparse.ArgumentParser(prog="skyctl costs")
-    costs_arguments(parser)
-    out = io.StringIO()
-    assert costs(parser.parse_args(list(argv)), client, out, io.StringIO()) == 0
-    return out.getvalue()
+    return skyctl_output(client, costs_arguments, costs, *argv)
 
 
 def test_costs_as_json_csv_and_text(client: DaemonClient) -> None:
@@ -84,11 +77,7 @@ def test_costs_as_json_csv_and_text(client: DaemonClient) -> None:
 
 
 def _credits_text(client: DaemonClient, *argv: str) -> str:
-    parser = argparse.ArgumentParser(prog="skyctl credits")
-    credits_arguments(parser)
-    out = io.StringIO()
-    assert credits(parser.parse_args(list(argv)), client, out, io.StringIO()) == 0
-    return out.getvalue()
+    return skyctl_output(client, credits_arguments, credits, *argv)
 
 
 def test_credits_and_costs_are_for_people(client: DaemonClient) -> None:

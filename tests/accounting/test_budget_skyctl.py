@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import pytest
 from accounting_books import START, accountant, add_job, launch, new_store
-from accounting_server import serving_client
+from accounting_server import serving_client, skyctl_output
 
 from skyctl import budget_commands
 from skyctl.client import ApiError, DaemonClient
 from skyd.clock import VirtualClock
-
-Declare = Callable[[argparse.ArgumentParser], None]
-Handler = Callable[[argparse.Namespace, DaemonClient, TextIO, TextIO], int]
 
 
 @pytest.fixture
@@ -33,16 +28,10 @@ def client(tmp_path: Path) -> Iterator[DaemonClient]:
         yield daemon
 
 
-def run(client: DaemonClient, declare: Declare, handler: Handler, *argv: str) -> str:
-    parser = argparse.ArgumentParser(prog="skyctl")
-    declare(parser)
-    out = io.StringIO()
-    assert handler(parser.parse_args(list(argv)), client, out, io.StringIO()) == 0
-    return out.getvalue()
-
-
 def projects(client: DaemonClient, *argv: str) -> str:
-    return run(client, budget_commands.projects_arguments, budget_commands.projects, *argv)
+    return skyctl_output(
+        client, budget_commands.projects_arguments, budget_commands.projects, *argv
+    )
 
 
 def as_json(text: str) -> Any:
@@ -67,13 +56,13 @@ def test_projects_add_show_members_and_set(client: DaemonClient) -> None:
 
 
 def test_budget_and_limits_in_dollars(client: DaemonClient) -> None:
-    empty = run(client, budget_commands.budget_arguments, budget_commands.budget)
+    empty = skyctl_output(client, budget_commands.budget_arguments, budget_commands.budget)
     assert "no budgets are set" in empty
-    text = run(
+    text = skyctl_output(
         client, budget_commands.budget_arguments, budget_commands.budget, "set", "--lab", "4"
     )
     assert "the lab" in text and "$4.00" in text and "$2.00" in text and "50 %" in text
-    limits = run(
+    limits = skyctl_output(
         client,
         budget_commands.limits_arguments,
         budget_commands.limits,
@@ -86,7 +75,7 @@ def test_budget_and_limits_in_dollars(client: DaemonClient) -> None:
     )
     assert "root" in limits and "$100.00" in limits
     with pytest.raises(ApiError) as info:
-        run(
+        skyctl_output(
             client,
             budget_commands.limits_arguments,
             budget_commands.limits,
@@ -99,8 +88,8 @@ def test_budget_and_limits_in_dollars(client: DaemonClient) -> None:
 
 
 def test_budget_override_names_the_job(client: DaemonClient) -> None:
-    text = run(client, budget_commands.override_arguments, budget_commands.override, "1")
+    text = skyctl_output(client, budget_commands.override_arguments, budget_commands.override, "1")
     assert "job 1 may now start" in text
     with pytest.raises(ApiError) as info:
-        run(client, budget_commands.override_arguments, budget_commands.override, "99")
+        skyctl_output(client, budget_commands.override_arguments, budget_commands.override, "99")
     assert info.value.status == 404
