@@ -148,6 +148,18 @@ class CandidateView:
     def spot(self) -> bool:
         return self.candidate.spot
 
+    def placement(self, reason: str) -> Placement:
+        """This candidate as the decision's chosen placement, for `reason`."""
+        return Placement(
+            offer=self.candidate.offer,
+            spot=self.spot,
+            hourly_price_micros=self.hourly_price_micros,
+            expected_cost_micros=self.expected_cost_micros,
+            expected_hours=self.expected_hours,
+            reason=reason,
+            egress_cost_micros=self.egress_cost_micros,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class PlacementDecision:
@@ -320,15 +332,7 @@ def place_each(request: PlacementRequest, signals: MarketSignals) -> PlacementDe
     # plan's options keep this order, so its ties go the way a single placement's do
     by_cost = rank_key(request.objective, signals)
     feasible.sort(key=lambda i: by_cost(views[i]))
-    placement = Placement(
-        offer=winner.candidate.offer,
-        spot=winner.spot,
-        hourly_price_micros=winner.hourly_price_micros,
-        expected_cost_micros=winner.expected_cost_micros,
-        expected_hours=winner.expected_hours,
-        reason=reason,
-        egress_cost_micros=winner.egress_cost_micros,
-    )
+    placement = winner.placement(reason)
     return PlacementDecision(
         placement, views, reason, winner.alternative, request.ordered, tuple(feasible)
     )

@@ -16,7 +16,7 @@ from typing import Any, overload
 import numpy as np
 
 from skyd.catalog.table import CODE, REASONS, CandidateTable, ExplainedRows, reason_of
-from skyd.model import ExclusionReason, Placement
+from skyd.model import ExclusionReason
 from skyd.optimizer.single import (
     CandidateView,
     HoursByAccelerator,
@@ -140,15 +140,7 @@ def place_rows(
     reason = why_chosen(request, winner, len(pool), objective, bool(len(on_time)))
     by_cost = _keys(request.objective, cost, hours, rate, region_rank, table.name_rank[rows], alt)
     preferred = feasible[np.lexsort(tuple(k[feasible] for k in by_cost))]
-    placement = Placement(
-        offer=winner.candidate.offer,
-        spot=winner.spot,
-        hourly_price_micros=winner.hourly_price_micros,
-        expected_cost_micros=winner.expected_cost_micros,
-        expected_hours=winner.expected_hours,
-        reason=reason,
-        egress_cost_micros=winner.egress_cost_micros,
-    )
+    placement = winner.placement(reason)
     return PlacementDecision(
         placement, views, reason, winner.alternative, request.ordered, tuple(preferred.tolist())
     )

@@ -39,6 +39,23 @@ def s3(s3_url: str) -> object:
     return client
 
 
+def _submit_with_moto_keys(daemon: DaemonThread, s3_url: str) -> int:
+    """`skyctl submit t.yaml` with moto's endpoint and keys (the keys as secrets): the job id."""
+    code, out, err = run_skyctl(
+        daemon.socket_path,
+        "submit",
+        "t.yaml",
+        "--env",
+        f"AWS_ENDPOINT_URL={s3_url}",
+        "--secret",
+        "AWS_ACCESS_KEY_ID=testing",
+        "--secret",
+        "AWS_SECRET_ACCESS_KEY=testing",
+    )
+    assert code == 0, err
+    return int(out)
+
+
 def _log(client: DaemonClient, job_id: int) -> str:
     return b"".join(client.job_logs(job_id, follow=False)).decode()
 
@@ -63,19 +80,7 @@ def test_copy_and_mount_buckets_on_a_local_job(
         "  echo result > out/model.txt\n"
     )
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_skyctl(
-        daemon.socket_path,
-        "submit",
-        "t.yaml",
-        "--env",
-        f"AWS_ENDPOINT_URL={s3_url}",
-        "--secret",
-        "AWS_ACCESS_KEY_ID=testing",
-        "--secret",
-        "AWS_SECRET_ACCESS_KEY=testing",
-    )
-    assert code == 0, err
-    job_id = int(out)
+    job_id = _submit_with_moto_keys(daemon, s3_url)
     job = wait_ended(client, job_id)
     log = _log(client, job_id)
     assert job["state"] == "SUCCEEDED", log
@@ -84,7 +89,7 @@ def test_copy_and_mount_buckets_on_a_local_job(
     assert "written back to s3://lab-out" in log
     body = s3.get_object(Bucket="lab-out", Key="model.txt")["Body"].read()  # type: ignore[attr-defined]
     assert body == b"result\n"
-    code, shown, _ = run_skyctl(daemon.socket_path, "show", str(job_id))
+    _code, shown, _ = run_skyctl(daemon.socket_path, "show", str(job_id))
     assert "testing" not in shown  # the credentials were secrets
 
 
@@ -121,20 +126,9 @@ def test_a_named_bucket_is_created_and_filled_from_its_local_source(
         "run: cat ../mounts/ckpt/step1.pt && echo more > ../mounts/ckpt/step2.pt\n"
     )
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_skyctl(
-        daemon.socket_path,
-        "submit",
-        "t.yaml",
-        "--env",
-        f"AWS_ENDPOINT_URL={s3_url}",
-        "--secret",
-        "AWS_ACCESS_KEY_ID=testing",
-        "--secret",
-        "AWS_SECRET_ACCESS_KEY=testing",
-    )
-    assert code == 0, err
-    job = wait_ended(client, int(out))
-    log = _log(client, int(out))
+    job_id = _submit_with_moto_keys(daemon, s3_url)
+    job = wait_ended(client, job_id)
+    log = _log(client, job_id)
     assert job["state"] == "SUCCEEDED", log
     assert "created bucket s3://lab-new-ckpts" in log and "weights" in log
     listed = s3.list_objects_v2(Bucket="lab-new-ckpts")["Contents"]  # type: ignore[attr-defined]

@@ -5,13 +5,14 @@ with `?node=1`."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
-from typing import Any
+
+from lab_box_hosts import ssh_host_entry
 
 from skyctl.client import DaemonClient
-from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.daemon import DaemonThread, settings_for_tests
 from skyd.testing.ssh_server import FakeSshServer
+from tests.daemon_calls import wait_ended
 
 TASK = """\
 name: gang
@@ -25,43 +26,20 @@ run: |
 """
 
 
-def _host(box: FakeSshServer) -> dict[str, Any]:
-    return {
-        "name": box.name,
-        "host": box.host,
-        "port": box.port,
-        "user": box.user,
-        "key_path": str(box.client_key_path),
-        "known_hosts": str(box.known_hosts_path),
-        "cpus": 8,
-        "memory_gib": 32,
-        "max_jobs": 1,
-        "python": sys.executable,
-    }
-
-
 async def test_two_node_job_runs_a_rank_on_each_lab_machine(tmp_path: Path) -> None:
     boxes = [FakeSshServer(tmp_path / n, name=n) for n in ("box-a", "box-b")]
     for box in boxes:
         await box.start()
     settings = settings_for_tests(tmp_path)
     settings.local.enabled = False
-    settings.ssh = {"hosts": [_host(b) for b in boxes]}
+    settings.ssh = {"hosts": [ssh_host_entry(b, max_jobs=1) for b in boxes]}
     daemon = DaemonThread(settings)
     await asyncio.to_thread(daemon.start)
     try:
         with DaemonClient(daemon.socket_path) as client:
             job = await asyncio.to_thread(client.submit_task, TASK, str(tmp_path), None)
             job_id = int(job["id"])
-            final = await asyncio.to_thread(
-                wait_until,
-                lambda: (
-                    (j := client.get_job(job_id))["state"]
-                    in ("SUCCEEDED", "FAILED", "FAILED_SETUP")
-                    and j
-                ),
-                timeout=90,
-            )
+            final = await asyncio.to_thread(wait_ended, client, job_id, 90)
 
             def log(node: int) -> str:
                 return b"".join(client.job_logs(job_id, follow=False, node=node)).decode()

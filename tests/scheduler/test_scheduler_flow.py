@@ -4,21 +4,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
-from skyd.catalog import Catalog
-from skyd.clock import VirtualClock
-from skyd.config import Settings
 from skyd.errors import CapacityError, QuotaError
-from skyd.events import EventBus
-from skyd.market.live import LiveMarket
 from skyd.model import ALLOWED_TRANSITIONS, JobState, RunPhase, RunStatus
-from skyd.runner.process import ProcessRunner
 from skyd.scheduler import recovery, watching
 from skyd.scheduler.blocks import ScopeBlocks
 from skyd.scheduler.driver import JobScheduler
 from skyd.spec.task import RecoveryStrategy
-from skyd.store import open_store
 from skyd.store.records import InstanceRecord, JobRecord
 
 JOB = JobRecord(
@@ -46,20 +38,8 @@ JOB = JobRecord(
 )
 
 
-def test_every_non_terminal_state_has_exactly_one_step(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "state")
-    try:
-        scheduler = JobScheduler(
-            store=store,
-            bus=EventBus(),
-            clock=VirtualClock(1_800_000_000.0),
-            settings=Settings(state_dir=tmp_path / "state", socket_path=tmp_path / "s.sock"),
-            providers={},
-            runner=ProcessRunner(),
-            market=LiveMarket(Catalog.load(clouds=["aws"]), {}),
-        )
-    finally:
-        store.close()
+def test_every_non_terminal_state_has_exactly_one_step(bare_scheduler: JobScheduler) -> None:
+    scheduler = bare_scheduler
     non_terminal = {s for s in ALLOWED_TRANSITIONS if not s.is_terminal}
     assert set(scheduler.steps) == non_terminal
     assert all(not s.is_terminal for s in scheduler.steps)

@@ -14,8 +14,8 @@ import boto3
 import pytest
 
 from skyctl.client import DaemonClient
-from skyd.testing.daemon import wait_until
 from skyd.testing.storage_emulators import AZURITE_ACCOUNT, Azurite, azurite, gcs_emulator, moto_s3
+from tests.daemon_calls import wait_ended
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +51,13 @@ def _blob_service(running: Azurite) -> Any:
     return BlobServiceClient.from_connection_string(running.connection_string)
 
 
-def _finished(client: DaemonClient, job_id: int) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        job = client.get_job(job_id)
-        ended = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
-        return job if job["state"] in ended else None
-
-    return wait_until(done, timeout=90)
-
-
-def _run(client: DaemonClient, task: str, cwd: Path) -> tuple[dict[str, Any], str]:
-    job = client.submit_task(task, str(cwd), None)
-    ended = _finished(client, int(job["id"]))
+def _run(
+    client: DaemonClient, task: str, cwd: Path, secrets: dict[str, str] | None = None
+) -> tuple[dict[str, Any], str]:
+    """Submit `task` (with `secrets`), wait until it ends: the job and its log."""
+    overrides = {"secrets": secrets} if secrets is not None else None
+    job = client.submit_task(task, str(cwd), None, overrides=overrides)
+    ended = wait_ended(client, int(job["id"]), timeout=90)
     log = b"".join(client.job_logs(int(job["id"]), follow=False)).decode()
     return ended, log
 
@@ -121,14 +116,9 @@ def test_azure_blob_copy_and_mount_against_azurite(
         f"  /out:\n    source: az://{account}/out-{style}\n    mode: MOUNT\n" + RUN
     )
     # the connection string holds the account key: a secret, as a user would pass it
-    job = client.submit_task(
-        task,
-        str(tmp_path),
-        None,
-        overrides={"secrets": {"AZURE_STORAGE_CONNECTION_STRING": blob.connection_string}},
+    ended, log = _run(
+        client, task, tmp_path, secrets={"AZURE_STORAGE_CONNECTION_STRING": blob.connection_string}
     )
-    ended = _finished(client, int(job["id"]))
-    log = b"".join(client.job_logs(int(job["id"]), follow=False)).decode()
     assert ended["state"] == "SUCCEEDED", log
     assert "alpha\nbeta\n" in log and "2 objects copied" in log
     got = service.get_container_client(f"out-{style}").download_blob("model.txt").readall()
@@ -154,11 +144,7 @@ def test_r2_through_an_s3_compatible_endpoint(
         "file_mounts:\n  /data: r2://lab-r2/train\n"
         "  /out:\n    source: r2://lab-r2-out\n    mode: MOUNT\n" + RUN
     )
-    job = client.submit_task(
-        task, str(tmp_path), None, overrides={"secrets": {"R2_SECRET_ACCESS_KEY": "r2secret"}}
-    )
-    ended = _finished(client, int(job["id"]))
-    log = b"".join(client.job_logs(int(job["id"]), follow=False)).decode()
+    ended, log = _run(client, task, tmp_path, secrets={"R2_SECRET_ACCESS_KEY": "r2secret"})
     assert ended["state"] == "SUCCEEDED", log
     assert "r2://lab-r2/train" in log and "2 objects copied" in log
     assert s3.get_object(Bucket="lab-r2-out", Key="model.txt")["Body"].read() == b"result\n"
@@ -188,19 +174,14 @@ def test_created_buckets_are_tagged_and_ephemeral_ones_deleted_at_the_end(
         "run: |\n  cat ../mounts/keep/in.txt\n"
         "  echo tmp > ../mounts/scratch/t && echo a > ../mounts/az/a\n"
     )
-    job = client.submit_task(
-        task,
-        str(tmp_path),
-        None,
-        overrides={"secrets": {"AZURE_STORAGE_CONNECTION_STRING": blob.connection_string}},
+    ended, log = _run(
+        client, task, tmp_path, secrets={"AZURE_STORAGE_CONNECTION_STRING": blob.connection_string}
     )
-    ended = _finished(client, int(job["id"]))
-    log = b"".join(client.job_logs(int(job["id"]), follow=False)).decode()
     assert ended["state"] == "SUCCEEDED", log
     gcs = _gcs(gcs_host)
     kept = gcs.get_bucket("lab-keep-gcs")
     assert kept.labels["skyd-managed"] == "1" and kept.labels["skyd-persistent"] == "true"
-    assert kept.labels["skyd-job"] == str(job["id"])
+    assert kept.labels["skyd-job"] == str(ended["id"])
     assert "deleted non-persistent bucket gs://lab-scratch-gcs" in log
     assert gcs.lookup_bucket("lab-scratch-gcs") is None
     meta = _blob_service(blob).get_container_client("lab-keep-az").get_container_properties()
