@@ -12,6 +12,7 @@ from skyd.spec.upstream import UpstreamData
 from skyd.store import Store
 from skyd.store import jobs as job_store
 from skyd.store import pipelines as pipeline_store
+from skyd.store.pipelines import StageRecord
 from skyd.store.records import JobRecord
 
 
@@ -25,14 +26,11 @@ class Held:
 
 def pipeline_hold(store: Store, job: JobRecord) -> Held | None:
     """Why a PENDING job may not start yet because of its pipeline (None: it may)."""
-    stage = pipeline_store.stage_of(store, job.id)
-    if stage is None or stage.stage == 0:
+    found = _stage_before(store, job)
+    if found is None:
         return None
-    before = pipeline_store.stage_job(store, stage.pipeline_id, stage.stage - 1)
-    if before is None:
-        return None
-    previous = job_store.get_job(store, before)
-    which = f"stage {stage.stage} (job {before})"
+    stage, previous = found
+    which = f"stage {stage.stage} (job {previous.id})"
     of = f" of pipeline {stage.name}" if stage.name else f" of pipeline {stage.pipeline_id}"
     if previous.state == JobState.SUCCEEDED:
         return None
@@ -49,13 +47,10 @@ def with_upstream(store: Store, job: JobRecord, spec: TaskSpec) -> TaskSpec:
     inputs it names that the stage before wrote (its `outputs`), or — naming none — all that
     stage wrote (SkyPilot's chain DAG: a child reads its parent's outputs). Unchanged for a
     first stage, or when the stage before wrote nothing or never ran anywhere."""
-    stage = pipeline_store.stage_of(store, job.id)
-    if stage is None or stage.stage == 0:
+    found = _stage_before(store, job)
+    if found is None:
         return spec
-    before = pipeline_store.stage_job(store, stage.pipeline_id, stage.stage - 1)
-    if before is None:
-        return spec
-    previous = job_store.get_job(store, before)
+    stage, previous = found
     placement = previous.placement or {}
     cloud, region = placement.get("cloud"), placement.get("region")
     if previous.state != JobState.SUCCEEDED or not cloud or not region:
@@ -82,6 +77,18 @@ def chain_upstream(
         stage=stage, job_id=job_id, cloud=cloud, region=region, gigabytes=gigabytes
     )
     return spec.model_copy(update={"upstream": upstream})
+
+
+def _stage_before(store: Store, job: JobRecord) -> tuple[StageRecord, JobRecord] | None:
+    """The job's pipeline stage and the job of the stage before it (None: not in a pipeline,
+    or its first stage)."""
+    stage = pipeline_store.stage_of(store, job.id)
+    if stage is None or stage.stage == 0:
+        return None
+    before = pipeline_store.stage_job(store, stage.pipeline_id, stage.stage - 1)
+    if before is None:
+        return None
+    return stage, job_store.get_job(store, before)
 
 
 def _same(url: str, urls: Mapping[str, float]) -> bool:

@@ -39,8 +39,11 @@ def s3(s3_url: str) -> object:
     return client
 
 
-def _submit_with_moto_keys(daemon: DaemonThread, s3_url: str) -> int:
-    """`skyctl submit t.yaml` with moto's endpoint and keys (the keys as secrets): the job id."""
+def _run_with_moto_keys(
+    daemon: DaemonThread, client: DaemonClient, s3_url: str
+) -> tuple[dict[str, object], str]:
+    """`skyctl submit t.yaml` with moto's endpoint and keys (the keys as secrets), waited
+    until it ends: the job's record and log."""
     code, out, err = run_skyctl(
         daemon.socket_path,
         "submit",
@@ -53,7 +56,8 @@ def _submit_with_moto_keys(daemon: DaemonThread, s3_url: str) -> int:
         "AWS_SECRET_ACCESS_KEY=testing",
     )
     assert code == 0, err
-    return int(out)
+    job_id = int(out)
+    return wait_ended(client, job_id), _log(client, job_id)
 
 
 def _log(client: DaemonClient, job_id: int) -> str:
@@ -80,16 +84,14 @@ def test_copy_and_mount_buckets_on_a_local_job(
         "  echo result > out/model.txt\n"
     )
     monkeypatch.chdir(tmp_path)
-    job_id = _submit_with_moto_keys(daemon, s3_url)
-    job = wait_ended(client, job_id)
-    log = _log(client, job_id)
+    job, log = _run_with_moto_keys(daemon, client, s3_url)
     assert job["state"] == "SUCCEEDED", log
     assert "alpha\nbeta\n" in log
     assert "s3://lab-data/train" in log and "2 objects copied" in log
     assert "written back to s3://lab-out" in log
     body = s3.get_object(Bucket="lab-out", Key="model.txt")["Body"].read()  # type: ignore[attr-defined]
     assert body == b"result\n"
-    _code, shown, _ = run_skyctl(daemon.socket_path, "show", str(job_id))
+    _code, shown, _ = run_skyctl(daemon.socket_path, "show", str(job["id"]))
     assert "testing" not in shown  # the credentials were secrets
 
 
@@ -126,9 +128,7 @@ def test_a_named_bucket_is_created_and_filled_from_its_local_source(
         "run: cat ../mounts/ckpt/step1.pt && echo more > ../mounts/ckpt/step2.pt\n"
     )
     monkeypatch.chdir(tmp_path)
-    job_id = _submit_with_moto_keys(daemon, s3_url)
-    job = wait_ended(client, job_id)
-    log = _log(client, job_id)
+    job, log = _run_with_moto_keys(daemon, client, s3_url)
     assert job["state"] == "SUCCEEDED", log
     assert "created bucket s3://lab-new-ckpts" in log and "weights" in log
     listed = s3.list_objects_v2(Bucket="lab-new-ckpts")["Contents"]  # type: ignore[attr-defined]
