@@ -263,9 +263,11 @@ async def bench_azure(launches: int, tagged: int) -> dict[str, Any]:
         offer = Offer("azure", "eastus", "", "Standard_D2s_v5", "", 0, 2, 8, 1, 1)
         try:
             cold, stall, sample = await measure_launches(provider, fake, offer, launches)
-            client = await provider._client()
-            nic = provider._network_path("bench", "networkInterfaces", "raw-nic")
-            await provider._arm_lro("PUT", nic, "eastus", {"location": "eastus", "properties": {}})
+            client = await provider.arm.compute()
+            nic = provider.arm.network_path("bench", "networkInterfaces", "raw-nic")
+            await provider.arm.long_running(
+                "PUT", nic, "eastus", {"location": "eastus", "properties": {}}
+            )
             raw = Sample()
 
             async def create(n: int) -> None:
@@ -286,7 +288,7 @@ async def bench_azure(launches: int, tagged: int) -> dict[str, Any]:
             fake.vms.clear()
             for n in range(tagged):
                 fake.vms[("bench", f"t-{n}")] = {
-                    "id": f"{provider._rg_path('bench')}/providers/Microsoft.Compute/t-{n}",
+                    "id": f"{provider.arm.rg_path('bench')}/providers/Microsoft.Compute/t-{n}",
                     "name": f"t-{n}",
                     "location": "eastus",
                     "tags": {TAG_MANAGED: MANAGED, TAG_JOB: "9"},

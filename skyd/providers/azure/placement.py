@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from skyd.model import LaunchRequest
+from skyd.providers.azure.arm import as_json
 from skyd.providers.azure.errors import CLOUD, translate_exception
 from skyd.providers.base import launch_tags
 
@@ -36,13 +37,6 @@ def group_body(region: str, zone: str, vm_size: str, tags: Mapping[str, str]) ->
     if zone:
         body["zones"] = [zone]
     return body
-
-
-def as_json(model: Any) -> dict[str, Any]:
-    if isinstance(model, dict):
-        return model
-    result: dict[str, Any] = model.as_dict()
-    return result
 
 
 def holds_vms(group: Mapping[str, Any]) -> bool:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from skyd.clock import Clock, SystemClock
-from skyd.errors import AuthError, ProviderError, TransientError
+from skyd.errors import AuthError, ProviderError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
-from skyd.providers.azure.bodies import StaticToken, nsg_body, vm_body
+from skyd.providers.azure.arm import ArmConnection, as_json
+from skyd.providers.azure.bodies import nsg_body, vm_body
 from skyd.providers.azure.config import AzureConfig
-from skyd.providers.azure.errors import CLOUD, translate_error_code, translate_exception
+from skyd.providers.azure.errors import CLOUD, translate_exception
 from skyd.providers.azure.placement import PREFIX, ProximityGroups, group_name
 from skyd.providers.azure.ports import stale_vm_names
 from skyd.providers.base import launch_tags, managed_tags
@@ -77,171 +77,17 @@ class AzureProvider:
         offers: Sequence[Offer] = (),
     ) -> None:
         self.config = config
-        self._credential = credential
-        self._owns_credential = credential is None
-        self._clock = clock or SystemClock()
         self._offers = tuple(offers)
-        self._compute: Any = None
-        self._session: Any = None  # our own aiohttp session when trusting an extra CA
-        self._lock = asyncio.Lock()
-        self.placement = ProximityGroups(config.resource_group, self._client)
+        self.arm = ArmConnection(config, credential, clock or SystemClock())
+        self.placement = ProximityGroups(config.resource_group, self.arm.compute)
 
     def offers(self) -> Sequence[Offer]:
         return self._offers
 
-    # -- plumbing -----------------------------------------------------------------------
-
-    async def _client(self) -> Any:
-        async with self._lock:
-            if self._compute is None:
-                # The SDK takes about a second to import: keep that off the daemon's loop.
-                await asyncio.to_thread(importlib.import_module, "azure.mgmt.compute.aio")
-                from azure.mgmt.compute.aio import ComputeManagementClient
-
-                if self._credential is None and self.config.static_token:
-                    self._credential = StaticToken(self.config.static_token)
-                if self._credential is None:
-                    await asyncio.to_thread(importlib.import_module, "azure.identity.aio")
-                    from azure.identity.aio import DefaultAzureCredential
-
-                    self._credential = DefaultAzureCredential()
-                kwargs: dict[str, Any] = {
-                    "retry_total": self.config.retry_total,
-                    "retry_backoff_factor": self.config.retry_backoff_factor,
-                    "retry_backoff_max": self.config.retry_backoff_max_s,
-                    "polling_interval": self.config.poll_interval_s,
-                    "connection_timeout": self.config.connect_timeout_s,
-                    "read_timeout": self.config.request_timeout_s,
-                }
-                if self.config.ca_file:
-                    kwargs["transport"] = self._transport_trusting(self.config.ca_file)
-                if self.config.base_url:
-                    kwargs["base_url"] = self.config.base_url
-                self._compute = ComputeManagementClient(
-                    self._credential, self.config.subscription_id, **kwargs
-                )
-        return self._compute
-
-    def _transport_trusting(self, ca_file: str) -> Any:
-        """An HTTP transport that trusts `ca_file` with one TLS context for every request.
-
-        azure-core's `connection_verify=<path>` builds a fresh SSL context per request, which
-        defeats connection pooling: every ARM call would pay a new TLS handshake.
-        """
-        import ssl
-
-        import aiohttp
-        from azure.core.pipeline.transport import AioHttpTransport
-
-        context = ssl.create_default_context(cafile=ca_file)
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
-        return AioHttpTransport(
-            session=self._session,
-            session_owner=False,
-            connection_timeout=self.config.connect_timeout_s,
-            read_timeout=self.config.request_timeout_s,
-        )
-
-    async def _arm(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        """One ARM REST call through the SDK's pipeline; returns the response."""
-        from azure.core.rest import HttpRequest
-
-        client = await self._client()
-        request = HttpRequest(
-            method,
-            path,
-            params={"api-version": self.config.network_api_version},
-            json=dict(body) if body is not None else None,
-        )
-        # Not streamed: the pipeline has read the body already.
-        return await client.send_request(request)
-
-    async def _arm_lro(
-        self,
-        method: str,
-        path: str,
-        region: str,
-        body: Mapping[str, Any] | None = None,
-        needs: Callable[[dict[str, Any]], bool] | None = None,
-    ) -> dict[str, Any] | None:
-        """PUT/DELETE with ARM's long-running-operation protocol, polled to the end.
-
-        Returns the resource body (PUT) or None (DELETE, or already gone). The final GET
-        is skipped when `needs` says the PUT's own answer already holds what the caller uses.
-        """
-        response = await self._arm(method, path, body)
-        if method == "DELETE" and response.status_code in (204, 404):
-            return None
-        self._raise_for(response, region)
-        initial: dict[str, Any] = response.json() if method == "PUT" else {}
-        poll_url = response.headers.get("Azure-AsyncOperation")
-        deadline = self._clock.now() + self.config.operation_timeout_s
-        while poll_url:
-            await self._clock.sleep(self._retry_after(response))
-            if self._clock.now() > deadline:
-                raise TransientError(
-                    f"azure: {method} {path} not done after {self.config.operation_timeout_s}s",
-                    scope=f"{CLOUD}/{region}",
-                )
-            from azure.core.rest import HttpRequest
-
-            client = await self._client()
-            response = await client.send_request(HttpRequest("GET", poll_url))
-            self._raise_for(response, region)
-            status = response.json().get("status", "")
-            if status == "Succeeded":
-                break
-            if status in ("Failed", "Canceled"):
-                error = response.json().get("error") or {}
-                raise translate_error_code(
-                    str(error.get("code", status)),
-                    200,
-                    str(error.get("message", "")),
-                    region,
-                    None,
-                )
-        if method == "DELETE":
-            return None
-        if needs is not None and not needs(initial):
-            return initial
-        final = await self._arm("GET", path)
-        self._raise_for(final, region)
-        result: dict[str, Any] = final.json()
-        return result
-
-    def _retry_after(self, response: Any) -> float:
-        header = response.headers.get("Retry-After")
-        if header is not None and header.isdigit():
-            return float(header)
-        return self.config.poll_interval_s
-
-    def _raise_for(self, response: Any, region: str, scope: str | None = None) -> None:
-        if response.status_code < 400:
-            return
-        try:
-            error = response.json().get("error") or {}
-        except ValueError:
-            error = {}
-        header = response.headers.get("Retry-After")
-        raise translate_error_code(
-            str(error.get("code", "")),
-            int(response.status_code),
-            str(error.get("message", response.text())),
-            region,
-            scope,
-            float(header) if header and header.isdigit() else None,
-        )
-
-    def _rg_path(self, resource_group: str) -> str:
-        return f"/subscriptions/{self.config.subscription_id}/resourceGroups/{resource_group}"
-
-    def _network_path(self, resource_group: str, kind: str, name: str) -> str:
-        return f"{self._rg_path(resource_group)}/providers/Microsoft.Network/{kind}/{name}"
-
     async def check(self) -> str:
         """One cheap authenticated call (`skyctl check`): the resource group's VM list."""
         group = self.config.resource_group
-        client = await self._client()
+        client = await self.arm.compute()
         try:
             async for _ in client.virtual_machines.list(group):
                 break
@@ -306,8 +152,8 @@ class AzureProvider:
         ip_id = None
         public_ip = None
         if self.config.public_ip:
-            ip_path = self._network_path(group, "publicIPAddresses", f"{name}-ip")
-            ip = await self._arm_lro(
+            ip_path = self.arm.network_path(group, "publicIPAddresses", f"{name}-ip")
+            ip = await self.arm.long_running(
                 "PUT",
                 ip_path,
                 region,
@@ -322,8 +168,8 @@ class AzureProvider:
             )
             ip_id = ip_path
             public_ip = (ip or {}).get("properties", {}).get("ipAddress")
-        nsg_path = self._network_path(group, "networkSecurityGroups", f"{name}-nsg")
-        await self._arm_lro(
+        nsg_path = self.arm.network_path(group, "networkSecurityGroups", f"{name}-nsg")
+        await self.arm.long_running(
             "PUT",
             nsg_path,
             region,
@@ -336,8 +182,8 @@ class AzureProvider:
         }
         if ip_id:
             ip_config["publicIPAddress"] = {"id": ip_id}
-        nic_path = self._network_path(group, "networkInterfaces", f"{name}-nic")
-        nic = await self._arm_lro(
+        nic_path = self.arm.network_path(group, "networkInterfaces", f"{name}-nic")
+        nic = await self.arm.long_running(
             "PUT",
             nic_path,
             region,
@@ -361,7 +207,7 @@ class AzureProvider:
         body = vm_body(self.config, request, name, nic_path, tags, zones)
         if ppg_id is not None:
             body["properties"]["proximityPlacementGroup"] = {"id": ppg_id}
-        client = await self._client()
+        client = await self.arm.compute()
         try:
             poller = await client.virtual_machines.begin_create_or_update(group, name, body)
             vm = await poller.result()
@@ -369,7 +215,7 @@ class AzureProvider:
             raise
         except Exception as exc:
             raise translate_exception(exc, region, scope) from exc
-        raw = _as_json(vm)
+        raw = as_json(vm)
         inst = self._instance(group, raw)
         return replace(inst, public_ip=public_ip, private_ip=private_ip)
 
@@ -378,14 +224,14 @@ class AzureProvider:
     async def _get_vm(self, group: str, name: str, region: str | None) -> dict[str, Any] | None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        client = await self._client()
+        client = await self.arm.compute()
         try:
             vm = await client.virtual_machines.get(group, name, expand="instanceView")
         except ResourceNotFoundError:
             return None
         except Exception as exc:
             raise translate_exception(exc, region, None) from exc
-        return _as_json(vm)
+        return as_json(vm)
 
     async def describe(
         self, instance_ids: Sequence[str] | None = None, tags: Mapping[str, str] | None = None
@@ -403,12 +249,12 @@ class AzureProvider:
 
     async def instances(self, tags: Mapping[str, str]) -> list[Instance]:
         """Every VM in the resource group carrying all of `tags` (ARM lists, skyd filters)."""
-        client = await self._client()
+        client = await self.arm.compute()
         group = self.config.resource_group
         raws: list[dict[str, Any]] = []
         try:
             async for vm in client.virtual_machines.list(group, expand="instanceView"):
-                raw = _as_json(vm)
+                raw = as_json(vm)
                 vm_tags = raw.get("tags") or {}
                 if all(vm_tags.get(k) == v for k, v in tags.items()):
                     raws.append(raw)
@@ -428,16 +274,16 @@ class AzureProvider:
         if not refs:
             return None, None
         region = str(raw.get("location", ""))
-        nic_response = await self._arm("GET", str(refs[0]["id"]))
+        nic_response = await self.arm.request("GET", str(refs[0]["id"]))
         if nic_response.status_code == 404:
             return None, None
-        self._raise_for(nic_response, region)
+        self.arm.raise_for(nic_response, region)
         nic = nic_response.json()
         public = None
         for config in nic.get("properties", {}).get("ipConfigurations", []):
             ip_ref = config.get("properties", {}).get("publicIPAddress")
             if ip_ref:
-                ip_response = await self._arm("GET", str(ip_ref["id"]))
+                ip_response = await self.arm.request("GET", str(ip_ref["id"]))
                 if ip_response.status_code < 400:
                     public = ip_response.json().get("properties", {}).get("ipAddress")
                 break
@@ -463,9 +309,9 @@ class AzureProvider:
     # -- stop / start / terminate -------------------------------------------------------
 
     async def _set_stopped_tag(self, group: str, name: str, stopped: bool) -> None:
-        client = await self._client()
+        client = await self.arm.compute()
         vm = await client.virtual_machines.get(group, name)
-        tags = dict(_as_json(vm).get("tags") or {})
+        tags = dict(as_json(vm).get("tags") or {})
         if stopped:
             tags[TAG_STOPPED] = "true"
         else:
@@ -478,7 +324,7 @@ class AzureProvider:
 
         async def one(key: str) -> None:
             group, name = split_instance_key(key)
-            client = await self._client()
+            client = await self.arm.compute()
             try:
                 await self._set_stopped_tag(group, name, True)
                 poller = await client.virtual_machines.begin_deallocate(group, name)
@@ -491,7 +337,7 @@ class AzureProvider:
     async def start(self, instance_ids: Sequence[str]) -> None:
         async def one(key: str) -> None:
             group, name = split_instance_key(key)
-            client = await self._client()
+            client = await self.arm.compute()
             try:
                 poller = await client.virtual_machines.begin_start(group, name)
                 await poller.result()
@@ -512,7 +358,7 @@ class AzureProvider:
         vm = await self._get_vm(group, name, None)
         region = str(vm.get("location", "")) if vm is not None else ""
         if vm is not None:
-            client = await self._client()
+            client = await self.arm.compute()
             try:
                 poller = await client.virtual_machines.begin_delete(group, name)
                 await poller.result()
@@ -521,14 +367,14 @@ class AzureProvider:
             except Exception as exc:
                 raise translate_exception(exc, region or None, None) from exc
         # Conventional names cover a VM that never got created or is already gone.
-        await self._arm_lro(
-            "DELETE", self._network_path(group, "networkInterfaces", f"{name}-nic"), region
+        await self.arm.long_running(
+            "DELETE", self.arm.network_path(group, "networkInterfaces", f"{name}-nic"), region
         )
-        await self._arm_lro(
-            "DELETE", self._network_path(group, "publicIPAddresses", f"{name}-ip"), region
+        await self.arm.long_running(
+            "DELETE", self.arm.network_path(group, "publicIPAddresses", f"{name}-ip"), region
         )
-        await self._arm_lro(
-            "DELETE", self._network_path(group, "networkSecurityGroups", f"{name}-nsg"), region
+        await self.arm.long_running(
+            "DELETE", self.arm.network_path(group, "networkSecurityGroups", f"{name}-nsg"), region
         )
         ppg = ((vm or {}).get("properties", {}).get("proximityPlacementGroup") or {}).get("id")
         if ppg and str(ppg).rsplit("/", 1)[-1].startswith(PREFIX):
@@ -539,24 +385,16 @@ class AzureProvider:
         """Delete the NSGs (and leftover NIC and IP) of this daemon's ended VMs, which a
         daemon killed mid-teardown leaves behind (skyd.providers.azure.ports, PortSweeper)."""
         group = self.config.resource_group
-        path = f"{self._rg_path(group)}/providers/Microsoft.Network/networkSecurityGroups"
-        response = await self._arm("GET", path)
-        self._raise_for(response, "")
+        path = f"{self.arm.rg_path(group)}/providers/Microsoft.Network/networkSecurityGroups"
+        response = await self.arm.request("GET", path)
+        self.arm.raise_for(response, "")
         live = {split_instance_key(i.instance_id)[1] for i in await self.instances({})}
         stale = stale_vm_names(response.json().get("value", []), live, daemon_id, busy_jobs)
         await asyncio.gather(*(self._terminate_one(instance_key(group, vm)) for vm in stale))
         return [f"{group}/{vm}-nsg" for vm in stale]
 
     async def aclose(self) -> None:
-        if self._compute is not None:
-            await self._compute.close()
-            self._compute = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._owns_credential and self._credential is not None:
-            await self._credential.close()
-            self._credential = None
+        await self.arm.aclose()
 
 
 def _private_ip(nic: Mapping[str, Any]) -> str | None:
@@ -565,14 +403,6 @@ def _private_ip(nic: Mapping[str, Any]) -> str | None:
         if address:
             return str(address)
     return None
-
-
-def _as_json(model: Any) -> dict[str, Any]:
-    if isinstance(model, dict):
-        return model
-    as_dict = getattr(model, "as_dict", None)
-    result: dict[str, Any] = as_dict() if as_dict is not None else dict(model)
-    return result
 
 
 def _state_of(raw: Mapping[str, Any]) -> InstanceState:
