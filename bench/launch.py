@@ -147,7 +147,7 @@ async def bench_aws(launches: int, tagged: int) -> dict[str, Any]:
     try:
         cold, stall, sample = await measure_launches(provider, proxy, offer, launches)
         raw = Sample()
-        client = await provider._client("us-east-1")  # the same SDK client, bare call
+        client = await provider.clients.client("us-east-1")  # the same SDK client, bare call
         for n in range(launches):
             await timed(
                 proxy,

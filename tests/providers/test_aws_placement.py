@@ -217,7 +217,9 @@ async def test_a_sweep_deletes_a_group_a_crash_left_and_keeps_the_used_ones(
     # a daemon killed between creating a gang's group and launching into it
     crashed = {TAG_MANAGED: MANAGED, TAG_DAEMON: "lab-a", TAG_JOB: "10"}
     other_daemon = {TAG_MANAGED: MANAGED, TAG_DAEMON: "lab-b", TAG_JOB: "11"}
-    await ensure_group(ec2_async := await provider._client(REGION), "skyd-pg-skyd-10-1", crashed)
+    await ensure_group(
+        ec2_async := await provider.clients.client(REGION), "skyd-pg-skyd-10-1", crashed
+    )
     await ensure_group(ec2_async, "skyd-pg-skyd-11-1", other_daemon)
     assert sorted(await provider.orphaned_resources()) == [
         f"{REGION}/skyd-pg-skyd-10-1",
@@ -245,7 +247,7 @@ async def test_reconcile_deletes_the_group_a_killed_daemon_left(
     ec2 = sdk(proxy)
     # killed (kill -9) after CreatePlacementGroup, before RunInstances: nothing records it
     await ensure_group(
-        await provider._client(REGION),
+        await provider.clients.client(REGION),
         "skyd-pg-skyd-12-1",
         {TAG_MANAGED: MANAGED, TAG_DAEMON: "lab-a", TAG_JOB: "12"},
     )

@@ -7,15 +7,16 @@ import contextlib
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence, Set
-from contextlib import AsyncExitStack
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 from skyd.clock import Clock, SystemClock
 from skyd.errors import CapacityError, ProviderError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
+from skyd.providers.aws.body import run_instances_params
 from skyd.providers.aws.cleanup import LIVE_STATES as _LIVE_STATES
 from skyd.providers.aws.cleanup import AwsCleanup
+from skyd.providers.aws.clients import Ec2Clients
 from skyd.providers.aws.config import AwsConfig
 from skyd.providers.aws.errors import CLOUD, translate_error_code, translate_exception
 from skyd.providers.aws.images import Image, login_user_for
@@ -24,7 +25,6 @@ from skyd.providers.aws.network import (
     ensure_security_group,
     find_network,
     groups_of,
-    tag_list,
 )
 from skyd.providers.aws.placement import (
     ensure_group,
@@ -33,14 +33,12 @@ from skyd.providers.aws.placement import (
     why_not_cluster,
 )
 from skyd.providers.aws.ports import open_ports
-from skyd.providers.aws.sdk import sdk_session
 from skyd.providers.base import (
     TAG_CLUSTER,
     TAG_TOKEN,
     launch_tags,
     managed_tags,
 )
-from skyd.providers.tiers import DEFAULT_TIER_DISK_GIB, aws_ebs, wants_efa
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +98,12 @@ class AwsProvider:
         self.config = config
         self._clock = clock or SystemClock()
         self._offers = tuple(offers)
-        self._stack = AsyncExitStack()
-        self._clients: dict[str, Any] = {}
-        self._client_lock = asyncio.Lock()
-        self._session: Any = None
+        self.clients = Ec2Clients(config)
         self._zone_names: dict[str, dict[str, str]] = {}  # region -> {AZ id: AZ name}
         self._images: dict[tuple[str, str], Image] = {}  # (region, AMI id) -> what it is
-        self._ssm_clients: dict[str, Any] = {}
         self._regions_used: set[str] = set()
         self.cleanup = AwsCleanup(
-            config, self._clock, self._regions, self._calls, self._describe_raw
+            config, self._clock, self._regions, self.clients.calls, self.clients.describe_instances
         )
 
     def _regions(self) -> list[str]:
@@ -119,54 +113,10 @@ class AwsProvider:
     def offers(self) -> Sequence[Offer]:
         return self._offers
 
-    async def _client(self, region: str, service: str = "ec2") -> Any:
-        async with self._client_lock:
-            cache = self._clients if service == "ec2" else self._ssm_clients
-            client = cache.get(region)
-            if client is None:
-                if self._session is None:
-                    # Importing the SDK and parsing EC2's service model take about a second:
-                    # done in a thread, so the daemon's loop keeps serving meanwhile.
-                    self._session = await asyncio.to_thread(sdk_session, self.config.profile)
-                from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
-
-                sdk_config = AioConfig(
-                    connect_timeout=self.config.connect_timeout_s,
-                    read_timeout=self.config.request_timeout_s,
-                    retries={
-                        "total_max_attempts": self.config.sdk_max_attempts,
-                        "mode": "adaptive",
-                    },
-                )
-                try:
-                    endpoint = self.config.endpoint_url
-                    if service == "ssm":
-                        endpoint = self.config.ssm_endpoint_url or endpoint
-                    client = await self._stack.enter_async_context(
-                        self._session.client(
-                            service, region_name=region, endpoint_url=endpoint, config=sdk_config
-                        )
-                    )
-                except Exception as exc:
-                    raise translate_exception(exc, region, None) from exc
-                cache[region] = client
-            return client
-
-    @contextlib.asynccontextmanager
-    async def _calls(self, region: str, zone: str | None = None) -> AsyncIterator[Any]:
-        """An EC2 client whose failures come out as skyd ProviderErrors."""
-        client = await self._client(region)
-        try:
-            yield client
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise translate_exception(exc, region, zone) from exc
-
     async def check(self) -> str:
         """One cheap authenticated call (`skyctl check`): the first region's zones."""
         region = self.config.regions[0]
-        async with self._calls(region) as ec2:
+        async with self.clients.calls(region) as ec2:
             reply = await ec2.describe_availability_zones()
         zones = len(reply.get("AvailabilityZones", []))
         return f"DescribeAvailabilityZones in {region} answered: {zones} zones"
@@ -210,7 +160,7 @@ class AwsProvider:
     ) -> list[Instance]:
         offer = request.offer
         region, zone_id = offer.region, offer.zone
-        async with self._calls(region, zone_id) as ec2:
+        async with self.clients.calls(region, zone_id) as ec2:
             vpc_id, subnet_id = await find_network(
                 ec2, self.config.vpc_ids.get(region), region, zone_id, zone_name
             )
@@ -228,53 +178,20 @@ class AwsProvider:
             if placement_group is not None:
                 self.cleanup.launching_groups.add(placement_group)
                 await ensure_group(ec2, placement_group, tags)
-        params: dict[str, Any] = {
-            "ImageId": image.image_id,
-            "InstanceType": offer.instance_type,
-            "MinCount": request.num_nodes,
-            "MaxCount": request.num_nodes,
-            "ClientToken": token,
-            "NetworkInterfaces": [
-                {
-                    "DeviceIndex": 0,
-                    "SubnetId": subnet_id,
-                    "Groups": [group_id],
-                    "AssociatePublicIpAddress": self.config.public_ip,
-                    "DeleteOnTermination": True,
-                }
-            ],
-            "TagSpecifications": [
-                {"ResourceType": "instance", "Tags": tag_list(tags)},
-                {"ResourceType": "volume", "Tags": tag_list(tags)},
-            ],
-        }
-        if wants_efa(request.network_tier, offer):  # network_tier: best (tiers.py)
-            params["NetworkInterfaces"][0]["InterfaceType"] = "efa"
-        if zone_name:
-            params["Placement"] = {"AvailabilityZone": zone_name}
-        if placement_group is not None:
-            params.setdefault("Placement", {})["GroupName"] = placement_group
-        if key_name:
-            params["KeyName"] = key_name
-        if request.spot:
-            params["InstanceMarketOptions"] = {
-                "MarketType": "spot",
-                "SpotOptions": {
-                    "SpotInstanceType": "one-time",
-                    "InstanceInterruptionBehavior": "terminate",
-                },
-            }
-        ebs = aws_ebs(request.disk_tier)  # disk_tier: skyd.providers.tiers
-        if request.disk_size_gib or ebs:
-            size = request.disk_size_gib or DEFAULT_TIER_DISK_GIB
-            params["BlockDeviceMappings"] = [
-                {
-                    "DeviceName": image.root_device_name,
-                    "Ebs": {"VolumeSize": size, "DeleteOnTermination": True, **(ebs or {})},
-                }
-            ]
+        params = run_instances_params(
+            request,
+            image,
+            token=token,
+            tags=tags,
+            subnet_id=subnet_id,
+            group_id=group_id,
+            public_ip=self.config.public_ip,
+            zone_name=zone_name,
+            placement_group=placement_group,
+            key_name=key_name,
+        )
         try:
-            async with self._calls(region, zone_id) as ec2:
+            async with self.clients.calls(region, zone_id) as ec2:
                 reply = await ec2.run_instances(**params)
         except ProviderError:
             # A failed attempt must not strand the group and key it created for itself.
@@ -294,7 +211,7 @@ class AwsProvider:
         image_id = self.config.image_for(region, gpu)
         if image_id is None:
             name = self.config.gpu_image_parameter if gpu else self.config.image_parameter
-            ssm = await self._client(region, "ssm")
+            ssm = await self.clients.client(region, "ssm")
             try:
                 reply = await ssm.get_parameter(Name=name)
             except Exception as exc:
@@ -314,7 +231,7 @@ class AwsProvider:
 
     async def _learn_images(self, region: str, image_ids: Sequence[str]) -> None:
         """What DescribeImages says of these AMIs (one call), remembered per (region, AMI)."""
-        async with self._calls(region) as ec2:
+        async with self.clients.calls(region) as ec2:
             reply = await ec2.describe_images(ImageIds=sorted(set(image_ids)))
         for raw in reply.get("Images", []):
             name, description = str(raw.get("Name", "")), str(raw.get("Description", ""))
@@ -329,7 +246,7 @@ class AwsProvider:
         """AZ id -> AZ name for this account (names are shuffled per account, ids are not)."""
         names = self._zone_names.get(region)
         if names is None:
-            async with self._calls(region) as ec2:
+            async with self.clients.calls(region) as ec2:
                 reply = await ec2.describe_availability_zones()
             names = {
                 z["ZoneId"]: z["ZoneName"]
@@ -369,7 +286,7 @@ class AwsProvider:
                 key: InstanceState.TERMINATED for key in instance_ids
             }
             for region, ec2_ids in by_region.items():
-                for raw in await self._describe_raw(
+                for raw in await self.clients.describe_instances(
                     region, [{"Name": "instance-id", "Values": ec2_ids}]
                 ):
                     states[instance_key(region, raw["InstanceId"])] = _state_of(raw)
@@ -391,7 +308,7 @@ class AwsProvider:
         """
         ids: set[str] | None = None
         states: dict[str, InstanceState] = {}
-        async with self._calls(region) as ec2:
+        async with self.clients.calls(region) as ec2:
             for key, value in tags.items():
                 found: set[str] = set()
                 pages = ec2.get_paginator("describe_tags").paginate(
@@ -416,7 +333,9 @@ class AwsProvider:
         unsure = sorted(i for i in ids if states.get(i, InstanceState.TERMINATED) in ended)
         for start in range(0, len(unsure), 200):
             chunk = unsure[start : start + 200]
-            for raw in await self._describe_raw(region, [{"Name": "instance-id", "Values": chunk}]):
+            for raw in await self.clients.describe_instances(
+                region, [{"Name": "instance-id", "Values": chunk}]
+            ):
                 states[raw["InstanceId"]] = _state_of(raw)
         return {instance_key(region, i): state for i, state in states.items()}
 
@@ -431,7 +350,7 @@ class AwsProvider:
         filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
         if live_only:
             filters.append({"Name": "instance-state-name", "Values": _LIVE_STATES})
-        raws = await self._describe_raw(region, filters)
+        raws = await self.clients.describe_instances(region, filters)
         if self.config.ssh_user is None:
             # a daemon that restarted after the launch has not looked at the image yet: its
             # login user (ubuntu, ec2-user, …) comes from what the AMI is
@@ -441,15 +360,6 @@ class AwsProvider:
                 with contextlib.suppress(ProviderError):  # then the default user is tried
                     await self._learn_images(region, sorted(unknown))
         return [self._instance(region, raw) for raw in raws]
-
-    async def _describe_raw(self, region: str, filters: list[dict[str, Any]]) -> list[Any]:
-        out: list[Any] = []
-        async with self._calls(region) as ec2:
-            paginator = ec2.get_paginator("describe_instances")
-            async for page in paginator.paginate(Filters=filters):
-                for reservation in page.get("Reservations", []):
-                    out.extend(reservation.get("Instances", []))
-        return out
 
     def _instance(self, region: str, raw: Mapping[str, Any]) -> Instance:
         zone_name = raw.get("Placement", {}).get("AvailabilityZone", "")
@@ -480,18 +390,20 @@ class AwsProvider:
 
     async def stop(self, instance_ids: Sequence[str]) -> None:
         for region, ec2_ids in _group_by_region(instance_ids).items():
-            async with self._calls(region) as ec2:
+            async with self.clients.calls(region) as ec2:
                 await ec2.stop_instances(InstanceIds=ec2_ids)
 
     async def start(self, instance_ids: Sequence[str]) -> None:
         for region, ec2_ids in _group_by_region(instance_ids).items():
-            async with self._calls(region) as ec2:
+            async with self.clients.calls(region) as ec2:
                 await ec2.start_instances(InstanceIds=ec2_ids)
 
     async def terminate(self, instance_ids: Sequence[str]) -> None:
         """Terminate, then delete the security groups and key pairs nothing else uses."""
         for region, ec2_ids in _group_by_region(instance_ids).items():
-            raws = await self._describe_raw(region, [{"Name": "instance-id", "Values": ec2_ids}])
+            raws = await self.clients.describe_instances(
+                region, [{"Name": "instance-id", "Values": ec2_ids}]
+            )
             live = [r["InstanceId"] for r in raws if r.get("State", {}).get("Name") != "terminated"]
             groups = {
                 g["GroupId"]
@@ -501,7 +413,7 @@ class AwsProvider:
             }
             keys = {r["KeyName"] for r in raws if r.get("KeyName", "").startswith("skyd-")}
             if live:
-                async with self._calls(region) as ec2:
+                async with self.clients.calls(region) as ec2:
                     await ec2.terminate_instances(InstanceIds=live)
             await self._release_unused(region, groups, keys, groups_in_use(raws))
 
@@ -523,8 +435,7 @@ class AwsProvider:
         return await self.cleanup.sweep_placement(tags)
 
     async def aclose(self) -> None:
-        self._clients.clear()
-        await self._stack.aclose()
+        await self.clients.aclose()
 
 
 def _state_of(raw: Mapping[str, Any]) -> InstanceState:
