@@ -37,7 +37,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import pwd
 import random
 import shutil
 import signal
@@ -50,9 +49,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SSHD = "/usr/sbin/sshd"
-MARKER = "SKYD_FAKE_VM"
-_USERS_LOCK = threading.Lock()
+from skyd.testing.vm_sshd import MARKER, SSHD, wait_listening, write_sshd_config
 
 
 def write_key_pair(private_path: Path, comment: str = "skyd") -> str:
@@ -75,32 +72,6 @@ def write_key_pair(private_path: Path, comment: str = "skyd") -> str:
     private_path.chmod(0o600)
     Path(f"{private_path}.pub").write_text(line + "\n")
     return line
-
-
-def ensure_user(name: str) -> None:
-    """Create the local account `name` (key login only) unless it exists; needs root."""
-    with _USERS_LOCK:
-        try:
-            pwd.getpwnam(name)
-            return
-        except KeyError:
-            pass
-        if os.geteuid() != 0:
-            raise PermissionError(
-                f"fake VM login user {name!r} does not exist on this machine and only root can "
-                f"create it; run as root or `useradd -m -p '*' {name}` first"
-            )
-        # '*' (not the default '!') so sshd does not treat the key-only account as locked.
-        done = subprocess.run(
-            ["useradd", "--create-home", "--shell", "/bin/bash", "--password", "*", name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            raise RuntimeError(f"useradd {name} failed: {done.stderr.strip()}") from None
 
 
 @dataclass
@@ -345,7 +316,14 @@ class FakeVmHost:
             if vm.state != "booting" or vm._sshd is not None:
                 return
             try:
-                config = self._configure(vm)
+                config = write_sshd_config(
+                    self.sshd,
+                    vm_id=vm.vm_id,
+                    root=vm.root,
+                    address=vm.address,
+                    port=vm.port,
+                    logins=vm.logins,
+                )
                 log = vm.root / "sshd.log"
                 vm._sshd = subprocess.Popen(
                     [self.sshd, "-D", "-f", str(config), "-E", str(log)],
@@ -354,7 +332,7 @@ class FakeVmHost:
                     stderr=subprocess.DEVNULL,
                     start_new_session=True,
                 )
-                _wait_listening(vm, vm._sshd, log)
+                wait_listening(vm.vm_id, vm.address, vm.port, vm._sshd, log)
             except Exception as exc:
                 vm.error = str(exc)
                 _kill_all(vm)
@@ -362,65 +340,6 @@ class FakeVmHost:
                 vm.state = "up"
                 vm.boots += 1
             vm._up.set()
-
-    def _configure(self, vm: FakeVm) -> Path:
-        if not vm.logins:
-            raise RuntimeError(
-                f"fake VM {vm.vm_id}: its launch delivered no login user and public key, so "
-                "nobody could ever log in (EC2 KeyName, GCE metadata ssh-keys, Azure osProfile)"
-            )
-        Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege separation needs it
-        keys = vm.root / "keys"
-        for stale in keys.iterdir():
-            stale.unlink()
-        for user, public_keys in vm.logins.items():
-            ensure_user(user)
-            entry = pwd.getpwnam(user)
-            home = vm.home(user)
-            home.mkdir(parents=True, exist_ok=True)
-            os.chown(home, entry.pw_uid, entry.pw_gid)
-            (keys / user).write_text("".join(f"{k}\n" for k in public_keys))
-            (keys / user).chmod(0o644)
-        shell = vm.root / "vm-shell"
-        shell.write_text(
-            "#!/bin/sh\n"
-            "# ForceCommand of a fake VM: the session's home is the VM's, not the account's.\n"
-            f'HOME="{vm.root}/home/$(id -un)"; export HOME\n'
-            f"{MARKER}='{vm.vm_id}'; export {MARKER}\n"
-            f'PATH="{vm.root}/bin:$PATH"; export PATH\n'
-            'cd "$HOME" || exit 1\n'
-            'if [ -n "$SSH_ORIGINAL_COMMAND" ]; then exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"; fi\n'
-            "exec /bin/bash -l\n"
-        )
-        shell.chmod(0o755)
-        config = vm.root / "sshd_config"
-        config.write_text(
-            f"Port {vm.port}\n"
-            f"ListenAddress {vm.address}\n"
-            f"HostKey {vm.root}/ssh_host_ed25519_key\n"
-            f"PidFile {vm.root}/sshd.pid\n"
-            f"AuthorizedKeysFile {keys}/%u\n"
-            f"AllowUsers {' '.join(sorted(vm.logins))}\n"
-            f"ForceCommand {shell}\n"
-            f"SetEnv {MARKER}={vm.vm_id}\n"
-            "PubkeyAuthentication yes\n"
-            "PasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\n"
-            "PermitRootLogin no\n"
-            "StrictModes no\n"
-            "UsePAM no\n"
-            "UseDNS no\n"
-            "PrintMotd no\n"
-            "X11Forwarding no\n"
-            "MaxStartups 64:30:128\n"
-            "Subsystem sftp /usr/lib/openssh/sftp-server\n"
-        )
-        check = subprocess.run(
-            [self.sshd, "-t", "-f", str(config)], capture_output=True, text=True, check=False
-        )
-        if check.returncode != 0:
-            raise RuntimeError(f"sshd rejects the fake VM's config: {check.stderr.strip()}")
-        return config
 
 
 def _safe(vm_id: str) -> str:
@@ -435,20 +354,6 @@ def _bindable(address: str, port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _wait_listening(vm: FakeVm, sshd: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if sshd.poll() is not None:
-            detail = log.read_text()[-500:] if log.exists() else ""
-            raise RuntimeError(f"sshd exited with {sshd.returncode}: {detail}")
-        with socket.socket() as probe:
-            probe.settimeout(0.5)
-            if probe.connect_ex((vm.address, vm.port)) == 0:
-                return
-        time.sleep(0.01)  # polling a child process's readiness, not ordering a test
-    raise RuntimeError(f"sshd for {vm.vm_id} not listening on {vm.address}:{vm.port}")
 
 
 def _proc_table() -> dict[int, tuple[int, str]]:
