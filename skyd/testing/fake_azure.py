@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import ssl
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from skyd.testing.arm_machines import ArmMachines, key_of
+from skyd.testing.arm_operations import ArmOperations
 from skyd.testing.arm_tls import StaticTokenCredential, write_self_signed_cert
 from skyd.testing.azure_placement import ProximityGroups
 from skyd.testing.azure_schema import ArmError, accelerated_refusal, check_put
 from skyd.testing.fake_vm import FakeVmHost
+from skyd.testing.loopback_fake import LoopbackFake
 
 __all__ = ["ArmFault", "FakeAzure", "StaticTokenCredential", "write_self_signed_cert"]
 
@@ -57,16 +57,7 @@ class ArmFault:
         return operation == self.operation
 
 
-@dataclass
-class _AsyncOperation:
-    status: str = "InProgress"
-    error: dict[str, str] | None = None
-    polls: int = 0
-    on_success: list[Callable[[], object]] = field(default_factory=list)
-    on_failure: list[Callable[[], object]] = field(default_factory=list)
-
-
-class FakeAzure(ArmMachines):
+class FakeAzure(LoopbackFake, ArmMachines):
     """Resource Manager over HTTPS on 127.0.0.1; `ca_file` is what clients must trust.
 
     With `machines`, every VM is a real machine (skyd.testing.fake_vm): public IPs and NICs get
@@ -75,6 +66,7 @@ class FakeAzure(ArmMachines):
     """
 
     def __init__(self, cert_dir: Path, machines: FakeVmHost | None = None) -> None:
+        super().__init__()
         self.machines = machines
         self.ca_file, self._key_file = write_self_signed_cert(cert_dir)
         self.vms: dict[tuple[str, str], dict[str, Any]] = {}  # (resource group, name)
@@ -87,20 +79,17 @@ class FakeAzure(ArmMachines):
         # api-version the SDK sends (skyd.testing.azure_schema); `refused` keeps what was
         # turned away.
         self.refused: list[ArmError] = []
-        self.operations: dict[str, _AsyncOperation] = {}
+        # long-running calls' Azure-AsyncOperation polls: skyd.testing.arm_operations
+        self.operations = ArmOperations(self._fault, _error, lambda: self.base_url)
         self.faults: list[ArmFault] = []
         self.calls: Counter[str] = Counter()
-        # Time spent inside request handlers: the "cloud latency" benchmarks subtract.
-        self.server_seconds = 0.0
         self._octets = itertools.count(4)
-        self._runner: web.AppRunner | None = None
-        self._closing = asyncio.Event()
         self.base_url = ""
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._auth])
+        app = web.Application(middlewares=[self._timed, self._auth])
         r = app.router
         r.add_get(VMS, self._vm_list)
         r.add_put(VMS + "/{name}", self._vm_put)
@@ -114,28 +103,15 @@ class FakeAzure(ArmMachines):
             r.add_put(base + "/{name}", self._network_put(kind))
             r.add_get(base + "/{name}", self._network_get(kind))
             r.add_delete(base + "/{name}", self._network_delete(kind))
-        r.add_get("/subscriptions/{sub}/providers/{ns}/locations/{loc}/operations/{op}", self._op)
-        r.add_get(
-            "/subscriptions/{sub}/providers/{ns}/locations/{loc}/operationResults/{op}",
-            self._op_result,
-        )
+        self.operations.routes(app)
         self.placement.routes(app)
         return app
 
     async def start(self) -> str:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.ca_file, self._key_file)
-        self._runner = web.AppRunner(self.app(), shutdown_timeout=0.5, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
-        await site.start()
-        self.base_url = f"https://127.0.0.1:{int(self._runner.addresses[0][1])}"
+        self.base_url = f"https://127.0.0.1:{await self._serve(self.app(), context)}"
         return self.base_url
-
-    async def stop(self) -> None:
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # -- knobs --------------------------------------------------------------------------
 
@@ -157,16 +133,10 @@ class FakeAzure(ArmMachines):
     async def _auth(
         self, request: web.Request, handler: Callable[[web.Request], Any]
     ) -> web.StreamResponse:
-        started = time.perf_counter()
-        try:
-            if not request.headers.get("Authorization", "").startswith("Bearer "):
-                return _error(
-                    401, "AuthenticationFailed", "Authentication failed: no bearer token."
-                )
-            response: web.StreamResponse = await handler(request)
-            return response
-        finally:
-            self.server_seconds += time.perf_counter() - started
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return _error(401, "AuthenticationFailed", "Authentication failed: no bearer token.")
+        response: web.StreamResponse = await handler(request)
+        return response
 
     async def _fault(self, operation: str) -> tuple[web.Response | None, ArmFault | None]:
         self.calls[operation] += 1
@@ -175,8 +145,7 @@ class FakeAzure(ArmMachines):
                 if fault.times is not None:
                     fault.times -= 1
                 if fault.hang:
-                    await self._closing.wait()
-                    return web.Response(status=503), fault
+                    return await self._hang(), fault
                 if fault.status:
                     headers = (
                         {"Retry-After": str(fault.retry_after)}
@@ -186,70 +155,6 @@ class FakeAzure(ArmMachines):
                     return _error(fault.status, fault.code, fault.message, headers), fault
                 return None, fault
         return None, None
-
-    def _start_operation(
-        self,
-        request: web.Request,
-        namespace: str,
-        location: str,
-        fault: ArmFault | None,
-        on_success: Callable[[], object] | None = None,
-        on_failure: Callable[[], object] | None = None,
-    ) -> dict[str, str]:
-        op_id = str(uuid.uuid4())
-        op = _AsyncOperation()
-        if fault is not None and fault.async_error:
-            op.error = {"code": fault.async_error, "message": fault.message}
-        if on_success is not None:
-            op.on_success.append(on_success)
-        if on_failure is not None:
-            op.on_failure.append(on_failure)
-        self.operations[op_id] = op
-        sub = request.match_info["sub"]
-        base = f"{self.base_url}/subscriptions/{sub}/providers/{namespace}/locations/{location}"
-        version = request.query.get("api-version", "")
-        return {
-            "Azure-AsyncOperation": f"{base}/operations/{op_id}?api-version={version}",
-            "Location": f"{base}/operationResults/{op_id}?api-version={version}",
-            "Retry-After": "0",
-        }
-
-    def _advance(self, op: _AsyncOperation) -> None:
-        # One poll in progress, the next one terminal: clients must really poll.
-        op.polls += 1
-        if op.status != "InProgress" or op.polls < 2:
-            return
-        if op.error is not None:
-            op.status = "Failed"
-            for callback in op.on_failure:
-                callback()
-        else:
-            op.status = "Succeeded"
-            for callback in op.on_success:
-                callback()
-
-    async def _op(self, request: web.Request) -> web.StreamResponse:
-        failure, _ = await self._fault("operation.get")
-        if failure is not None:
-            return failure
-        op_id = request.match_info["op"]
-        op = self.operations.get(op_id)
-        if op is None:
-            return _error(404, "NotFound", f"operation {op_id} not found")
-        self._advance(op)
-        body: dict[str, Any] = {"id": request.path, "name": op_id, "status": op.status}
-        if op.status == "Failed" and op.error is not None:
-            body["error"] = op.error
-        return web.json_response(body, headers={"Retry-After": "0"})
-
-    async def _op_result(self, request: web.Request) -> web.StreamResponse:
-        op = self.operations.get(request.match_info["op"])
-        if op is None:
-            return _error(404, "NotFound", "operation not found")
-        if op.status == "InProgress":
-            self._advance(op)
-            return web.Response(status=202, headers={"Retry-After": "0"})
-        return web.Response(status=204)
 
     # -- virtual machines ---------------------------------------------------------------
 
@@ -333,7 +238,7 @@ class FakeAzure(ArmMachines):
             vm["properties"]["provisioningState"] = "Failed"
             self._power(vm, "")
 
-        headers = self._start_operation(
+        headers = self.operations.start(
             request, "Microsoft.Compute", vm["location"], fault, done, failed
         )
         headers.pop("Location")
@@ -389,7 +294,7 @@ class FakeAzure(ArmMachines):
         def done() -> None:
             self._power(vm, final)
 
-        headers = self._start_operation(request, "Microsoft.Compute", vm["location"], fault, done)
+        headers = self.operations.start(request, "Microsoft.Compute", vm["location"], fault, done)
         return web.Response(status=202, headers=headers)
 
     async def _vm_deallocate(self, request: web.Request) -> web.StreamResponse:
@@ -407,7 +312,7 @@ class FakeAzure(ArmMachines):
         if vm is None:
             return web.Response(status=204)
         vm["properties"]["provisioningState"] = "Deleting"
-        headers = self._start_operation(
+        headers = self.operations.start(
             request, "Microsoft.Compute", vm["location"], fault, lambda: self._drop_vm(key)
         )
         return web.Response(status=202, headers=headers)
@@ -474,7 +379,7 @@ class FakeAzure(ArmMachines):
             def done() -> None:
                 resource["properties"]["provisioningState"] = "Succeeded"
 
-            headers = self._start_operation(
+            headers = self.operations.start(
                 request, "Microsoft.Network", resource["location"], fault, done
             )
             return web.json_response(resource, status=200 if existed else 201, headers=headers)
@@ -527,7 +432,7 @@ class FakeAzure(ArmMachines):
                 return _error(
                     400, "PublicIPAddressCannotBeDeleted", f"Public IP {resource['id']} is in use."
                 )
-            headers = self._start_operation(
+            headers = self.operations.start(
                 request,
                 "Microsoft.Network",
                 resource["location"],

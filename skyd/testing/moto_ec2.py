@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import threading
-import time
 import urllib.parse
 import uuid
 from collections import Counter
@@ -20,6 +18,7 @@ from skyd.testing.ebs_rules import check_block_devices
 from skyd.testing.ec2_placement import PlacementGroups
 from skyd.testing.efa_rules import check_network_interfaces
 from skyd.testing.fake_vm import FakeVmHost
+from skyd.testing.loopback_fake import LoopbackFake
 
 MOTO_ACCOUNT_ID = "123456789012"
 
@@ -190,7 +189,7 @@ class MotoServerThread:
                 ]
 
 
-class MotoEc2:
+class MotoEc2(LoopbackFake):
     """The fault-injecting EC2 endpoint tests point the AWS adapter at.
 
     Every call is forwarded to moto unless a registered Ec2Fault matches its Action;
@@ -208,6 +207,7 @@ class MotoEc2:
         machines: FakeVmHost | None = None,
         image_users: Mapping[str, str] | None = None,
     ) -> None:
+        super().__init__()
         self._moto = moto
         self.machines = machines
         self.image_users = dict(image_users or {})
@@ -219,21 +219,14 @@ class MotoEc2:
         self.network_interfaces: list[dict[str, str]] = []  # and its interfaces
         # moto has no placement groups: this proxy keeps them (skyd.testing.ec2_placement)
         self.placement_groups = PlacementGroups(_alive)
-        # Time spent answering (moto's work plus this hop): what benchmarks subtract.
-        self.server_seconds = 0.0
-        self._runner: web.AppRunner | None = None
+        # server_seconds: time spent answering (moto's work plus this hop)
         self._session: ClientSession | None = None
-        self._closing = asyncio.Event()
         self.endpoint_url = ""
 
     async def start(self) -> str:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = int(self._runner.addresses[0][1])
+        app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[self._timed])
+        app.router.add_route("*", "/{tail:.*}", self._answer)
+        port = await self._serve(app)
         self._session = ClientSession(timeout=ClientTimeout(total=60), auto_decompress=False)
         self.endpoint_url = f"http://127.0.0.1:{port}"
         return self.endpoint_url
@@ -242,8 +235,7 @@ class MotoEc2:
         self._closing.set()
         if self._session is not None:
             await self._session.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await super().stop()
 
     def add_fault(self, fault: Ec2Fault) -> Ec2Fault:
         self.faults.append(fault)
@@ -305,13 +297,6 @@ class MotoEc2:
         name = f"{getattr(image, 'name', '')} {getattr(image, 'description', '')}".lower()
         return next((user for word, user in _IMAGE_USERS if word in name), "ubuntu")
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        started = time.perf_counter()
-        try:
-            return await self._answer(request)
-        finally:
-            self.server_seconds += time.perf_counter() - started
-
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         form = _form(body, request.query_string)
@@ -328,8 +313,7 @@ class MotoEc2:
                 if fault.hang:
                     if fault.after_forward:
                         await self._forward(request, body)
-                    await self._closing.wait()
-                    return web.Response(status=503)
+                    return await self._hang()
                 return web.Response(
                     status=fault.status,
                     text=error_xml(fault.code, fault.message),
