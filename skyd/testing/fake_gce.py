@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import re
-import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -18,11 +13,9 @@ from aiohttp import web
 from skyd.testing.fake_gce_firewalls import FakeFirewalls
 from skyd.testing.fake_vm import FakeVmHost
 from skyd.testing.gce_policies import Policies
+from skyd.testing.gce_rest import API, PUBLIC_BASE, error, matches, now
 from skyd.testing.gce_schema import GceError, check_insert, check_zone
-
-API = "/compute/v1/projects/{project}"
-# Self links look like the real API's whatever the fake's address, as clients compare them.
-PUBLIC_BASE = "https://www.googleapis.com/compute/v1"
+from skyd.testing.loopback_fake import LoopbackFake
 
 # One observation (GET/list) moves an instance one step along these paths.
 _NEXT_STATUS = {
@@ -30,7 +23,6 @@ _NEXT_STATUS = {
     "STAGING": "RUNNING",
     "STOPPING": "TERMINATED",
 }
-_FILTER_TERM = re.compile(r'\(?\s*([\w.\-]+)\s*(=|!=|eq|ne)\s*"?([^")]*)"?\s*\)?')
 
 
 @dataclass
@@ -67,7 +59,7 @@ class _Operation:
     on_done: list[Any] = field(default_factory=list)
 
 
-class FakeGce:
+class FakeGce(LoopbackFake):
     """Compute Engine instances and zone operations for one or more projects, in memory.
 
     With `machines`, every instance is a real machine (skyd.testing.fake_vm): its networkIP and
@@ -79,6 +71,7 @@ class FakeGce:
     """
 
     def __init__(self, machines: FakeVmHost | None = None, *, strict: bool = True) -> None:
+        super().__init__()
         self.machines = machines
         # Every insert is checked as GCE checks it (skyd.testing.gce_schema); `refused`
         # keeps what was turned away. strict=False only for benchmarks of bulk inserts.
@@ -86,17 +79,13 @@ class FakeGce:
         self.refused: list[GceError] = []
         self.instances: dict[tuple[str, str, str], dict[str, Any]] = {}  # (project, zone, name)
         self.operations: dict[tuple[str, str, str], _Operation] = {}
-        self.firewalls = FakeFirewalls(_error, _matches, strict)
+        self.firewalls = FakeFirewalls(strict)
         self._requests: dict[str, tuple[str, str, str]] = {}  # requestId -> operation key
         self.faults: list[GceFault] = []
         self.calls: Counter[str] = Counter()
-        # Time spent inside request handlers: the "cloud latency" benchmarks subtract.
-        self.server_seconds = 0.0
         self._ids = itertools.count(1_000_000_000_000)
         # regional resource policies (compact placement of a gang): skyd.testing.gce_policies
-        self.policies = Policies(_error, _now, lambda: next(self._ids))
-        self._runner: web.AppRunner | None = None
-        self._closing = asyncio.Event()
+        self.policies = Policies(lambda: next(self._ids))
         self.endpoint = ""
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -119,28 +108,9 @@ class FakeGce:
         self.policies.routes(app, API)
         return app
 
-    @web.middleware
-    async def _timed(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        started = time.perf_counter()
-        try:
-            return await handler(request)
-        finally:
-            self.server_seconds += time.perf_counter() - started
-
     async def start(self) -> str:
-        self._runner = web.AppRunner(self.app(), shutdown_timeout=0.5, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.endpoint = f"http://127.0.0.1:{int(self._runner.addresses[0][1])}"
+        self.endpoint = f"http://127.0.0.1:{await self._serve(self.app())}"
         return self.endpoint
-
-    async def stop(self) -> None:
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # -- knobs --------------------------------------------------------------------------
 
@@ -156,11 +126,11 @@ class FakeGce:
             self._remove(key)
         else:
             inst["status"] = "TERMINATED"
-            inst["lastStopTimestamp"] = _now()
+            inst["lastStopTimestamp"] = now()
             self._vm_sync(key, inst)
         op = self._new_operation(project, zone, "compute.instances.preempted", inst, "system")
         op.body["status"] = "DONE"
-        op.body["endTime"] = _now()
+        op.body["endTime"] = now()
 
     # -- instances ----------------------------------------------------------------------
 
@@ -170,8 +140,7 @@ class FakeGce:
         if late is not None:
             self.faults.remove(late)
             await self._insert(request)
-            await self._closing.wait()
-            return web.Response(status=503)
+            return await self._hang()
         failure, fault = await self._fault("insert", zone)
         if failure is not None:
             return failure
@@ -181,18 +150,18 @@ class FakeGce:
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, "parseError", "Parse Error")
+            return error(400, "parseError", "Parse Error")
         refused = check_insert(body, zone) if self.strict else None
         if refused is None and self.strict:
             refused = self.policies.check_instance(project, zone, body)
         if refused is not None:
             self.refused.append(refused)
-            return _error(
+            return error(
                 refused.status, refused.reason, refused.message, refused.field, refused.grpc_status
             )
         name = body.get("name", "")
         if (project, zone, name) in self.instances:
-            return _error(
+            return error(
                 409,
                 "alreadyExists",
                 f"The resource 'projects/{project}/zones/{zone}/instances/{name}' already exists",
@@ -220,7 +189,7 @@ class FakeGce:
             {
                 "kind": "compute#instance",
                 "id": str(number),
-                "creationTimestamp": _now(),
+                "creationTimestamp": now(),
                 "status": "PROVISIONING",
                 "zone": zone_link,
                 "machineType": f"{zone_link}/machineTypes/{machine}",
@@ -260,7 +229,7 @@ class FakeGce:
         items = [
             self._observe(inst)
             for (p, z, _), inst in sorted(self.instances.items())
-            if p == project and z == zone and _matches(inst, request.query.get("filter", ""))
+            if p == project and z == zone and matches(inst, request.query.get("filter", ""))
         ]
         return web.json_response(
             {
@@ -277,7 +246,7 @@ class FakeGce:
             return failure
         by_zone: dict[str, list[dict[str, Any]]] = {}
         for (p, z, _), inst in sorted(self.instances.items()):
-            if p == project and _matches(inst, request.query.get("filter", "")):
+            if p == project and matches(inst, request.query.get("filter", "")):
                 by_zone.setdefault(f"zones/{z}", []).append(self._observe(inst))
         return web.json_response(
             {
@@ -316,12 +285,12 @@ class FakeGce:
         if inst is None:
             return _not_found(key)
         if method == "start" and inst["status"] != "TERMINATED":
-            return _error(400, "resourceNotReady", f"Instance {key[2]} is not stopped")
+            return error(400, "resourceNotReady", f"Instance {key[2]} is not stopped")
         inst["status"] = status
         if method == "start":
-            inst["lastStartTimestamp"] = _now()
+            inst["lastStartTimestamp"] = now()
         else:
-            inst["lastStopTimestamp"] = _now()
+            inst["lastStopTimestamp"] = now()
         self._vm_sync(key, inst)
         op = self._new_operation(key[0], key[1], method, inst, "skyd-test@example.com")
         return web.json_response(op.body)
@@ -368,8 +337,8 @@ class FakeGce:
             "status": "RUNNING",
             "user": user,
             "progress": 0,
-            "insertTime": _now(),
-            "startTime": _now(),
+            "insertTime": now(),
+            "startTime": now(),
             "selfLink": f"{PUBLIC_BASE}/projects/{project}/zones/{zone}/operations/{name}",
         }
         op = _Operation(body)
@@ -378,7 +347,7 @@ class FakeGce:
 
     def _finish(self, op: _Operation) -> None:
         if op.body["status"] != "DONE":
-            op.body.update(status="DONE", progress=100, endTime=_now())
+            op.body.update(status="DONE", progress=100, endTime=now())
             for callback in op.on_done:
                 callback()
 
@@ -388,7 +357,7 @@ class FakeGce:
             return failure
         op = self.operations.get(_operation_key(request))
         if op is None:
-            return _error(404, "notFound", "operation not found")
+            return error(404, "notFound", "operation not found")
         # A polled operation needs one more look before it is done.
         if op.body.get("_seen"):
             self._finish(op)
@@ -401,7 +370,7 @@ class FakeGce:
             return failure
         op = self.operations.get(_operation_key(request))
         if op is None:
-            return _error(404, "notFound", "operation not found")
+            return error(404, "notFound", "operation not found")
         self._finish(op)
         return web.json_response(_public(op.body))
 
@@ -413,7 +382,7 @@ class FakeGce:
         items = [
             _public(op.body)
             for (p, z, _), op in self.operations.items()
-            if p == project and z == zone and _matches(op.body, request.query.get("filter", ""))
+            if p == project and z == zone and matches(op.body, request.query.get("filter", ""))
         ]
         return web.json_response({"kind": "compute#operationList", "items": items})
 
@@ -425,16 +394,15 @@ class FakeGce:
         self.calls[method] += 1
         unknown = check_zone(zone) if self.strict and zone is not None else None
         if unknown is not None:
-            return _error(unknown.status, unknown.reason, unknown.message, unknown.field), None
+            return error(unknown.status, unknown.reason, unknown.message, unknown.field), None
         for fault in self.faults:
             if fault.matches(method, zone):
                 if fault.times is not None:
                     fault.times -= 1
                 if fault.hang:
-                    await self._closing.wait()
-                    return web.Response(status=503), fault
+                    return await self._hang(), fault
                 if fault.status:
-                    return _error(fault.status, fault.reason, _msg(fault)), fault
+                    return error(fault.status, fault.reason, _msg(fault)), fault
                 return None, fault
         return None, None
 
@@ -461,10 +429,6 @@ def _msg(fault: GceFault) -> str:
     return f"{fault.operation_error or fault.reason}: {fault.message}"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def _public(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if not k.startswith("_")}
 
@@ -484,48 +448,9 @@ def _operation_key(request: web.Request) -> tuple[str, str, str]:
     return m["project"], m["zone"], m["op"]
 
 
-def _lookup(resource: dict[str, Any], path: str) -> Any:
-    value: Any = resource
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
-def _matches(resource: dict[str, Any], expression: str) -> bool:
-    """GCE list filters as skyd writes them: `(a.b = "v") (c != "w")`, implicitly ANDed."""
-    for path, op, expected in _FILTER_TERM.findall(expression.replace(" AND ", " ")):
-        actual = _lookup(resource, path)
-        equal = actual is not None and str(actual) == expected
-        if equal != (op in ("=", "eq")):
-            return False
-    return True
-
-
-def _error(
-    status: int, reason: str, message: str, field: str = "", grpc_status: str = ""
-) -> web.Response:
-    error: dict[str, Any] = {
-        "code": status,
-        "message": message,
-        "errors": [{"message": message, "domain": "global", "reason": reason}],
-    }
-    if grpc_status:
-        # What the API's JSON decoder answers (a field it cannot parse).
-        error["status"] = grpc_status
-        error["details"] = [
-            {
-                "@type": "type.googleapis.com/google.rpc.BadRequest",
-                "fieldViolations": [{"field": field, "description": message}],
-            }
-        ]
-    return web.json_response({"error": error}, status=status)
-
-
 def _not_found(key: tuple[str, str, str]) -> web.Response:
     project, zone, name = key
-    return _error(
+    return error(
         404,
         "notFound",
         f"The resource 'projects/{project}/zones/{zone}/instances/{name}' was not found",

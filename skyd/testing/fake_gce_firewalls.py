@@ -11,18 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
+from skyd.testing.gce_rest import API, PUBLIC_BASE, error, matches
 from skyd.testing.gce_schema import GceError, check_firewall
-
-API = "/compute/v1/projects/{project}"
-PUBLIC_BASE = "https://www.googleapis.com/compute/v1"
 
 
 class FakeFirewalls:
     """The firewalls of every project the fake serves, by (project, name)."""
 
-    def __init__(self, errors: Any, matches: Any, strict: bool = True) -> None:
-        self._error = errors  # fake_gce._error: GCE's error body
-        self._matches = matches  # fake_gce._matches: list filters
+    def __init__(self, strict: bool = True) -> None:
         self.strict = strict
         self.rules: dict[tuple[str, str], dict[str, Any]] = {}
         self.operations: dict[tuple[str, str], dict[str, Any]] = {}
@@ -42,7 +38,7 @@ class FakeFirewalls:
         return f"{PUBLIC_BASE}/projects/{project}/global/firewalls/{name}"
 
     def _not_found(self, project: str, name: str) -> web.Response:
-        return self._error(  # type: ignore[no-any-return]
+        return error(
             404,
             "notFound",
             f"The resource 'projects/{project}/global/firewalls/{name}' was not found",
@@ -53,16 +49,16 @@ class FakeFirewalls:
         try:
             body = await request.json()
         except ValueError:
-            return self._error(400, "parseError", "Parse Error")  # type: ignore[no-any-return]
+            return error(400, "parseError", "Parse Error")
         refused = check_firewall(body, project) if self.strict else None
         if refused is not None:
             self.refused.append(refused)
-            return self._error(  # type: ignore[no-any-return]
+            return error(
                 refused.status, refused.reason, refused.message, refused.field, refused.grpc_status
             )
         name = str(body["name"])
         if (project, name) in self.rules:
-            return self._error(  # type: ignore[no-any-return]
+            return error(
                 409,
                 "alreadyExists",
                 f"The resource 'projects/{project}/global/firewalls/{name}' already exists",
@@ -89,7 +85,7 @@ class FakeFirewalls:
     async def _list(self, request: web.Request) -> web.StreamResponse:
         project = request.match_info["project"]
         query = request.query.get("filter", "")
-        items = [r for (p, _), r in self.rules.items() if p == project and self._matches(r, query)]
+        items = [r for (p, _), r in self.rules.items() if p == project and matches(r, query)]
         return web.json_response({"kind": "compute#firewallList", "items": items})
 
     async def _delete(self, request: web.Request) -> web.StreamResponse:
@@ -118,5 +114,5 @@ class FakeFirewalls:
     async def _op(self, request: web.Request) -> web.StreamResponse:
         op = self.operations.get((request.match_info["project"], request.match_info["op"]))
         if op is None:
-            return self._error(404, "notFound", "operation not found")  # type: ignore[no-any-return]
+            return error(404, "notFound", "operation not found")
         return web.json_response(op)

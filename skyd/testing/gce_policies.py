@@ -21,9 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
+from skyd.testing.gce_rest import PUBLIC_BASE, error, now
 from skyd.testing.gce_schema import GceError, check_policy_insert, compact_refusal
 
-PUBLIC_BASE = "https://www.googleapis.com/compute/v1"
 _LINK = re.compile(r"(?:projects/([^/]+)/)?regions/([^/]+)/resourcePolicies/([^/]+)$")
 
 
@@ -31,8 +31,6 @@ _LINK = re.compile(r"(?:projects/([^/]+)/)?regions/([^/]+)/resourcePolicies/([^/
 class Policies:
     """Policies by (project, region, name), and the operations their calls made."""
 
-    error: Callable[..., web.Response]
-    now: Callable[[], str]
     next_id: Callable[[], int]
     policies: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     operations: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
@@ -112,24 +110,24 @@ class Policies:
         try:
             body = await request.json()
         except ValueError:
-            return self.error(400, "parseError", "Parse Error")
+            return error(400, "parseError", "Parse Error")
         refused = check_policy_insert(body, region)
         if refused is not None:
             self.refused.append(refused)
-            return self.error(
+            return error(
                 refused.status, refused.reason, refused.message, refused.field, refused.grpc_status
             )
         key = (project, region, str(body["name"]))
         link = f"{PUBLIC_BASE}/projects/{project}/regions/{region}/resourcePolicies/{key[2]}"
         if key in self.policies:
-            return self.error(
+            return error(
                 409, "alreadyExists", f"The resource '{link.split('/v1/')[1]}' already exists"
             )
         policy = dict(body)
         policy.update(
             kind="compute#resourcePolicy",
             id=str(self.next_id()),
-            creationTimestamp=self.now(),
+            creationTimestamp=now(),
             region=f"{PUBLIC_BASE}/projects/{project}/regions/{region}",
             selfLink=link,
             status="READY",
@@ -173,7 +171,7 @@ class Policies:
         if users:
             path = f"projects/{key[0]}/regions/{key[1]}/resourcePolicies/{key[2]}"
             user = users[0].split("/v1/")[-1]
-            return self.error(
+            return error(
                 400,
                 "resourceInUseByAnotherResource",
                 f"The resource_policy resource '{path}' is already being used by '{user}'",
@@ -185,8 +183,8 @@ class Policies:
         m = request.match_info
         op = self.operations.get((m["project"], m["region"], m["op"]))
         if op is None:
-            return self.error(404, "notFound", "operation not found")
-        op.update(status="DONE", progress=100, endTime=self.now())
+            return error(404, "notFound", "operation not found")
+        op.update(status="DONE", progress=100, endTime=now())
         return web.json_response(op)
 
     def _operation(self, project: str, region: str, kind: str, policy: dict[str, Any]) -> Any:
@@ -202,8 +200,8 @@ class Policies:
             "targetId": policy["id"],
             "status": "RUNNING",
             "progress": 0,
-            "insertTime": self.now(),
-            "startTime": self.now(),
+            "insertTime": now(),
+            "startTime": now(),
             "selfLink": f"{region_link}/operations/{name}",
         }
         self.operations[(project, region, name)] = op
@@ -211,7 +209,7 @@ class Policies:
 
     def _not_found(self, key: tuple[str, str, str]) -> web.Response:
         path = f"projects/{key[0]}/regions/{key[1]}/resourcePolicies/{key[2]}"
-        return self.error(404, "notFound", f"The resource '{path}' was not found")
+        return error(404, "notFound", f"The resource '{path}' was not found")
 
 
 def _key(request: web.Request) -> tuple[str, str, str]:
