@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from skyd.providers.settings import reject_unknown
+
 IN_CLUSTER = "in-cluster"
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -60,13 +62,7 @@ class KubernetesConfig:
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> KubernetesConfig:
-        allowed = set(cls.__dataclass_fields__) | {"enabled"}
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise ValueError(
-                f"kubernetes: unknown setting(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
+        reject_unknown(raw, set(cls.__dataclass_fields__) | {"enabled"}, "kubernetes")
         values = {k: v for k, v in raw.items() if k != "enabled"}
         contexts = values.get("contexts", ())
         if isinstance(contexts, str) or not isinstance(contexts, Sequence):

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skyd.providers.settings import reject_duplicates, reject_unknown
+
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _PARTITION = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -46,13 +48,7 @@ class SlurmLogin:
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], where: str) -> SlurmLogin:
-        allowed = {"host", "user", "key_path", "port", "known_hosts"}
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise ValueError(
-                f"{where}: unknown setting(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
+        reject_unknown(raw, {"host", "user", "key_path", "port", "known_hosts"}, where)
         for required in ("host", "user", "key_path"):
             if not raw.get(required):
                 raise ValueError(f"{where}.{required} is required")
@@ -115,13 +111,7 @@ class SlurmCluster:
     def from_mapping(cls, raw: Mapping[str, Any]) -> SlurmCluster:
         name = raw.get("name", "?")
         where = f"slurm.clusters[{name!r}]"
-        allowed = set(cls.__dataclass_fields__)
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise ValueError(
-                f"{where}: unknown setting(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
+        reject_unknown(raw, set(cls.__dataclass_fields__), where)
         if "name" not in raw:
             raise ValueError("slurm.clusters: every cluster needs a name, e.g. name = 'hpc'")
         values = dict(raw)
@@ -151,10 +141,7 @@ class SlurmProviderConfig:
     squeue_cache_s: float = 2.0
 
     def __post_init__(self) -> None:
-        names = [c.name for c in self.clusters]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"slurm.clusters: duplicate cluster name(s) {', '.join(dupes)}")
+        reject_duplicates([c.name for c in self.clusters], "slurm.clusters", "cluster")
         if self.squeue_cache_s < 0:
             raise ValueError(f"slurm.squeue_cache_s must be >= 0, got {self.squeue_cache_s!r}")
         if self.command_timeout_s <= 0:
@@ -165,13 +152,7 @@ class SlurmProviderConfig:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> SlurmProviderConfig:
         """Build from the config file's `[slurm]` table (clusters as `[[slurm.clusters]]`)."""
-        allowed = {"clusters", "command_timeout_s", "squeue_cache_s", "enabled"}
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise ValueError(
-                f"slurm: unknown setting(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
+        reject_unknown(raw, {"clusters", "command_timeout_s", "squeue_cache_s", "enabled"}, "slurm")
         clusters = raw.get("clusters", [])
         if isinstance(clusters, str) or not isinstance(clusters, Sequence):
             raise ValueError("slurm.clusters must be a list of [[slurm.clusters]] tables")

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skyd.providers.settings import reject_duplicates, reject_unknown
+
 # Host names become zones, instance-id parts and file names: keep them plain.
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _GPU = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -93,13 +95,7 @@ class SshHost:
     def from_mapping(cls, raw: Mapping[str, Any]) -> SshHost:
         """Build from one `[[ssh.hosts]]` table of the config file; errors name the field."""
         name = raw.get("name", "?")
-        allowed = set(cls.__dataclass_fields__)
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise ValueError(
-                f"ssh.hosts[{name!r}]: unknown setting(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
+        reject_unknown(raw, set(cls.__dataclass_fields__), f"ssh.hosts[{name!r}]")
         for required in ("name", "host", "user", "key_path"):
             if required not in raw:
                 raise ValueError(f"ssh.hosts[{name!r}].{required} is required")
@@ -126,10 +122,7 @@ class SshProviderConfig:
     kill_grace_s: float = 5.0
 
     def __post_init__(self) -> None:
-        names = [h.name for h in self.hosts]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"ssh.hosts: duplicate host name(s) {', '.join(dupes)}")
+        reject_duplicates([h.name for h in self.hosts], "ssh.hosts", "host")
         if self.probe_timeout_s <= 0:
             raise ValueError(
                 f"ssh.probe_timeout_s must be > 0 seconds, got {self.probe_timeout_s!r}"
@@ -144,13 +137,11 @@ class SshProviderConfig:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], state_dir: Path) -> SshProviderConfig:
         """Build from the config file's `[ssh]` table (hosts as `[[ssh.hosts]]`)."""
-        allowed = {"hosts", "probe_timeout_s", "down_after_failures", "kill_grace_s", "enabled"}
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise ValueError(
-                f"ssh: unknown setting(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
+        reject_unknown(
+            raw,
+            {"hosts", "probe_timeout_s", "down_after_failures", "kill_grace_s", "enabled"},
+            "ssh",
+        )
         hosts = raw.get("hosts", [])
         if not isinstance(hosts, Sequence) or isinstance(hosts, str):
             raise ValueError("ssh.hosts must be a list of [[ssh.hosts]] tables")
