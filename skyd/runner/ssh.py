@@ -34,6 +34,7 @@ from skyd.model import RunPhase, RunStatus
 from skyd.providers.ssh.connection import HostKeyChangedError, SshConnections
 from skyd.providers.ssh.layout import SHIM_NAME, kill_command, shim_command
 from skyd.runner import sync
+from skyd.runner.json_files import read_json, write_json
 from skyd.runner.process import RunCommand
 from skyd.runner.ssh_logs import pull_log
 from skyd.runner.ssh_node import SshNode, mount_destination, node_env
@@ -43,8 +44,6 @@ from skyd.runner.ssh_state import (
     NODES_FILE,
     OFFSETS_FILE,
     STATUS_FILE,
-    read_json,
-    write_json,
 )
 from skyd.runner.ssh_status import combine, last_json_line, node_status, status_json
 from skyd.runner.ssh_upload import upload_all

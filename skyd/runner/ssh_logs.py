@@ -7,8 +7,9 @@ from pathlib import Path
 
 from skyd.errors import ProviderError
 from skyd.providers.ssh.connection import SshConnections
+from skyd.runner.json_files import read_json, write_json
 from skyd.runner.ssh_node import SshNode
-from skyd.runner.ssh_state import OFFSETS_FILE, read_json, write_json
+from skyd.runner.ssh_state import OFFSETS_FILE
 
 
 async def pull_log(

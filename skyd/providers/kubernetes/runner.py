@@ -9,8 +9,6 @@ into job.log as is; other ranks' lines with a "(node N) " prefix.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -32,6 +30,7 @@ from skyd.providers.kubernetes.manifests import (
     disrupted,
     launch_config_map,
 )
+from skyd.runner.json_files import read_json, write_json
 from skyd.runner.process import RunCommand
 from skyd.runner.ssh_status import combine
 
@@ -54,19 +53,6 @@ class KubeJobs(Protocol):
     async def pods_of(self, context: str, job: str) -> list[Any]: ...
 
     async def delete_job(self, context: str, name: str) -> None: ...
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
 
 
 def node_status(log: str, alive: bool) -> RunStatus:
@@ -107,7 +93,7 @@ class KubernetesRunner:
         if parsed is None:
             raise ValueError("KubernetesRunner.start needs the attempt's instances")
         attempt_dir.mkdir(parents=True, exist_ok=True)
-        saved = _read_json(attempt_dir / JOB_FILE)
+        saved = read_json(attempt_dir / JOB_FILE)
         if saved is not None and saved.get("started"):
             return 0
         context, job, _ = parsed
@@ -127,7 +113,7 @@ class KubernetesRunner:
             "log_path": str(command.log_path),
             "started": False,
         }
-        _write_json(attempt_dir / JOB_FILE, record)
+        write_json(attempt_dir / JOB_FILE, record)
         env = {
             k: v
             for k, v in command.env.items()
@@ -152,17 +138,17 @@ class KubernetesRunner:
             if exc.status != 409:  # 409: handed over already (a retried start)
                 raise translate(exc, context) from exc
         record["started"] = True
-        _write_json(attempt_dir / JOB_FILE, record)
+        write_json(attempt_dir / JOB_FILE, record)
         return 1
 
     async def status(self, attempt_dir: Path) -> RunStatus:
-        saved = _read_json(attempt_dir / JOB_FILE)
+        saved = read_json(attempt_dir / JOB_FILE)
         if saved is None or not saved.get("started"):
             return RunStatus(RunPhase.NOT_STARTED)
         context, job = str(saved["context"]), str(saved["job"])
         pods = await self._provider.pods_of(context, job)
         core = client.CoreV1Api(await self._provider.api(context))
-        offsets: dict[str, int] = _read_json(attempt_dir / OFFSETS_FILE) or {}
+        offsets: dict[str, int] = read_json(attempt_dir / OFFSETS_FILE) or {}
         statuses = []
         for rank in range(int(saved["num_nodes"])):
             pod = pods[rank] if rank < len(pods) else None
@@ -183,7 +169,7 @@ class KubernetesRunner:
                 text = ""
             self._append(Path(str(saved["log_path"])), rank, text, offsets, final=not alive)
             statuses.append(node_status(text, alive))
-        _write_json(attempt_dir / OFFSETS_FILE, offsets)
+        write_json(attempt_dir / OFFSETS_FILE, offsets)
         status = combine(statuses)
         if status.phase == RunPhase.LOST and any(disrupted(p) for p in pods):
             # evicted or preempted (the other pods then fail with the Job): not the task's
@@ -212,13 +198,13 @@ class KubernetesRunner:
         offsets[str(rank)] = offset + len(chunk)
 
     async def kill(self, attempt_dir: Path, grace_seconds: float) -> None:
-        saved = _read_json(attempt_dir / JOB_FILE)
+        saved = read_json(attempt_dir / JOB_FILE)
         if saved is None:
             return
         before = await self.status(attempt_dir) if saved.get("started") else None
         if before is not None and before.phase in (RunPhase.SETUP, RunPhase.RUN):
             saved["killed"] = True
-            _write_json(attempt_dir / JOB_FILE, saved)
+            write_json(attempt_dir / JOB_FILE, saved)
         await self._provider.delete_job(str(saved["context"]), str(saved["job"]))
 
     async def aclose(self) -> None:

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -29,6 +28,7 @@ from skyd.errors import ProviderError
 from skyd.model import InstanceState, RunPhase, RunStatus
 from skyd.providers.slurm.shell import LocalShell, SlurmShell
 from skyd.providers.ssh.connection import SshConnections
+from skyd.runner.json_files import read_json, write_json
 from skyd.runner.process import RunCommand
 
 log = logging.getLogger(__name__)
@@ -70,19 +70,6 @@ class SlurmJobs(Protocol):
     async def cancel(self, cluster: str, job_ids: Sequence[str]) -> None: ...
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
-
-
 def _status(data: Mapping[str, Any], alive: bool) -> RunStatus:
     return RunStatus.from_shim({"phase": RunPhase.SETUP.value, **data}, alive)
 
@@ -112,7 +99,7 @@ class SlurmRunner:
         if not instance_ids:
             raise ValueError("SlurmRunner.start needs the attempt's instances")
         attempt_dir.mkdir(parents=True, exist_ok=True)
-        saved = _read_json(attempt_dir / JOB_FILE)
+        saved = read_json(attempt_dir / JOB_FILE)
         if saved is not None and saved.get("started"):
             return 0
         ref = await self._provider.job_ref(instance_ids[0])
@@ -124,7 +111,7 @@ class SlurmRunner:
             "log_path": str(command.log_path),
             "started": False,
         }
-        _write_json(attempt_dir / JOB_FILE, record)
+        write_json(attempt_dir / JOB_FILE, record)
         shell = self._provider.shell(ref.cluster)
         timeout = self._provider.timeout
         try:
@@ -142,7 +129,7 @@ class SlurmRunner:
         # last: a launch.json in the directory means everything it needs is there
         await shell.write_text(f"{ref.run_dir}/launch.json", json.dumps(launch), timeout_s=timeout)
         record["started"] = True
-        _write_json(attempt_dir / JOB_FILE, record)
+        write_json(attempt_dir / JOB_FILE, record)
         return 1
 
     async def _upload(self, ref: SlurmJobRef, command: RunCommand) -> None:
@@ -173,7 +160,7 @@ class SlurmRunner:
 
     async def status(self, attempt_dir: Path) -> RunStatus:
         """How the attempt is doing; also appends new output to the job's log."""
-        saved = _read_json(attempt_dir / JOB_FILE)
+        saved = read_json(attempt_dir / JOB_FILE)
         if saved is None or not saved.get("started"):
             return RunStatus(RunPhase.NOT_STARTED)
         cluster, run_dir = str(saved["cluster"]), str(saved["run_dir"])
@@ -206,7 +193,7 @@ class SlurmRunner:
 
     async def _pull_logs(self, attempt_dir: Path, saved: Mapping[str, Any], *, final: bool) -> None:
         shell = self._provider.shell(str(saved["cluster"]))
-        offsets: dict[str, int] = _read_json(attempt_dir / OFFSETS_FILE) or {}
+        offsets: dict[str, int] = read_json(attempt_dir / OFFSETS_FILE) or {}
         log_path = Path(str(saved["log_path"]))
         changed = False
         for rank in range(int(saved.get("num_nodes", 1))):
@@ -227,13 +214,13 @@ class SlurmRunner:
             offsets[str(rank)] = offset + len(taken)
             changed = True
         if changed:
-            _write_json(attempt_dir / OFFSETS_FILE, offsets)
+            write_json(attempt_dir / OFFSETS_FILE, offsets)
 
     # -- kill ------------------------------------------------------------------------
 
     async def kill(self, attempt_dir: Path, grace_seconds: float) -> None:
         """scancel the allocation (Slurm signals every step, then kills after KillWait)."""
-        saved = _read_json(attempt_dir / JOB_FILE)
+        saved = read_json(attempt_dir / JOB_FILE)
         if saved is None:
             return
         before = await self.status(attempt_dir) if saved.get("started") else None
@@ -241,7 +228,7 @@ class SlurmRunner:
             # Slurm signals the steps before the batch shim: the shim may see its srun end
             # and record "done" with the signal's exit code. The cancel is what happened.
             saved["killed"] = True
-            _write_json(attempt_dir / JOB_FILE, saved)
+            write_json(attempt_dir / JOB_FILE, saved)
         await self._provider.cancel(str(saved["cluster"]), [str(saved["job_id"])])
         with contextlib.suppress(ProviderError):
             await self.status(attempt_dir)  # the last output, recorded
