@@ -13,7 +13,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 from skyd.spec import parse_task
 from skyd.store import jobs as job_store
 from skyd.store import open_store
-from skyd.testing.daemon import kill_leftover_jobs
+from skyd.testing.daemon import kill_leftover_jobs, socket_accepts
 
 BUDGET_SECONDS = 2.0
 SLACK_SECONDS = 1.0  # the promise: exit within the budget plus this
@@ -76,15 +75,6 @@ def fill_store(state_dir: Path, jobs: int, chunk: int = 5000) -> None:
         store.close()
 
 
-def _answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
-
-
 def one_trial(root: Path, label: str, rng: random.Random) -> Trial:
     """Start `skyd run`, wait until it answers, SIGTERM it 0.5–0.8 s later, time the exit."""
     config = root / "skyd.toml"
@@ -105,7 +95,7 @@ def one_trial(root: Path, label: str, rng: random.Random) -> Trial:
         )
     try:
         deadline = time.monotonic() + 120
-        while not _answers(sock):
+        while not socket_accepts(sock):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
                     f"skyd did not start: {(root / 'daemon.log').read_text()[-2000:]}"

@@ -154,7 +154,8 @@ async def run_job(
     return final
 
 
-def _accepts(path: Path) -> bool:
+def socket_accepts(path: Path) -> bool:
+    """Whether something accepts connections on the Unix socket `path` (a daemon up)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
             probe.connect(str(path))
@@ -204,7 +205,7 @@ class DaemonProcess:
         proc = self.proc
         assert proc is not None
         # a stale socket file may be left by a killed predecessor: wait until one answers
-        wait_until(lambda: _accepts(self.socket_path) or proc.poll() is not None)
+        wait_until(lambda: socket_accepts(self.socket_path) or proc.poll() is not None)
         if proc.poll() is not None:
             raise RuntimeError(f"skyd exited early: {self.log_path.read_text()[-2000:]}")
         return self
