@@ -101,6 +101,13 @@ def _invalid(field: str, value: str, why: str) -> GceError:
     return GceError(400, "invalid", f"Invalid value for field '{field}': '{value}'. {why}", field)
 
 
+def _bad_name(field: str, value: str) -> GceError | None:
+    """A resource name (or network tag) GCE refuses: RFC 1035, at most 63 characters."""
+    if _NAME.fullmatch(value):
+        return None
+    return _invalid(field, value, "Must be a match of regex '[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?'")
+
+
 def _tail(link: str) -> str:
     return link.rstrip("/").rsplit("/", 1)[-1]
 
@@ -132,10 +139,9 @@ def check_insert(body: dict[str, Any], zone: str) -> GceError | None:
     if error is not None:
         return error
     name = str(body.get("name", ""))
-    if not _NAME.fullmatch(name):
-        return _invalid(
-            "resource.name", name, "Must be a match of regex '[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?'"
-        )
+    error = _bad_name("resource.name", name)
+    if error is not None:
+        return error
     offered = _spec("gce-zones.json")[zone]
     machine_link = str(body.get("machineType", ""))
     machine = _tail(machine_link)
@@ -228,10 +234,9 @@ def check_firewall(body: dict[str, Any], project: str) -> GceError | None:
     if error is not None:
         return error
     name = str(body.get("name", ""))
-    if not _NAME.fullmatch(name):
-        return _invalid(
-            "resource.name", name, "Must be a match of regex '[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?'"
-        )
+    error = _bad_name("resource.name", name)
+    if error is not None:
+        return error
     network = _tail(str(body.get("network", "global/networks/default")))
     if network not in NETWORKS:
         return GceError(
@@ -267,12 +272,9 @@ def check_firewall(body: dict[str, Any], project: str) -> GceError | None:
         except ValueError:
             return _invalid(f"resource.sourceRanges[{index}]", str(cidr), "Invalid IPCidrRange.")
     for index, tag in enumerate(body.get("targetTags", [])):
-        if not _NAME.fullmatch(str(tag)):
-            return _invalid(
-                f"resource.targetTags[{index}]",
-                str(tag),
-                "Must be a match of regex '[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?'",
-            )
+        error = _bad_name(f"resource.targetTags[{index}]", str(tag))
+        if error is not None:
+            return error
     return None
 
 
@@ -331,10 +333,9 @@ def check_policy_insert(body: dict[str, Any], region: str) -> GceError | None:
     if error is not None:
         return error
     name = str(body.get("name", ""))
-    if not _NAME.fullmatch(name):
-        return _invalid(
-            "resource.name", name, "Must be a match of regex '[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?'"
-        )
+    error = _bad_name("resource.name", name)
+    if error is not None:
+        return error
     kinds = [k for k in _POLICY_KINDS if k in body]
     if len(kinds) != 1:
         return _invalid(
