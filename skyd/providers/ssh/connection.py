@@ -130,51 +130,42 @@ class SshConnections:
                 kwargs["known_hosts"] = ([asyncssh.import_public_key(target.host_key)], [], [])
             elif target.known_hosts is not None:
                 kwargs["known_hosts"] = str(target.known_hosts)
-            try:
-                async with asyncio.timeout(self._connect_timeout):
-                    conn = await asyncssh.connect(
-                        target.host,
-                        port=target.port,
-                        username=target.user,
-                        client_keys=[str(target.key_path)],
-                        agent_path=None,
-                        config=[],  # the daemon's behaviour must not depend on ~/.ssh/config
-                        connect_timeout=self._connect_timeout,
-                        login_timeout=self._connect_timeout,
-                        keepalive_interval=self._keepalive,
-                        **kwargs,
-                    )
-            except (asyncssh.Error, OSError, TimeoutError, EOFError) as exc:
-                raise translate(exc, target) from exc
+            conn = await self._login(target, **kwargs)
             self._conns[target] = conn
             return conn
+
+    async def _login(self, target: SshTarget, **host_keys: object) -> asyncssh.SSHClientConnection:
+        """One asyncssh login to `target` with skyd's key; `host_keys` says how its host key
+        is checked (asyncssh's default known_hosts when not given)."""
+        import asyncssh
+
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                return await asyncssh.connect(
+                    target.host,
+                    port=target.port,
+                    username=target.user,
+                    client_keys=[str(target.key_path)],
+                    agent_path=None,
+                    config=[],  # the daemon's behaviour must not depend on ~/.ssh/config
+                    connect_timeout=self._connect_timeout,
+                    login_timeout=self._connect_timeout,
+                    keepalive_interval=self._keepalive,
+                    **host_keys,
+                )
+        except (asyncssh.Error, OSError, TimeoutError, EOFError) as exc:
+            raise translate(exc, target) from exc
 
     async def first_contact(self, target: SshTarget) -> str:
         """Log in to a machine seen for the first time, accepting whatever host key it
         presents (trust on first use), and return that key to pin. The connection stays
         cached for `replace(target, host_key=<the key>)`. A target with a pin is checked
         against it instead (HostKeyChangedError on a mismatch)."""
-        import asyncssh
-
         if target.host_key is not None:
             await self.connection(target)
             return target.host_key
-        try:
-            async with asyncio.timeout(self._connect_timeout):
-                conn = await asyncssh.connect(
-                    target.host,
-                    port=target.port,
-                    username=target.user,
-                    client_keys=[str(target.key_path)],
-                    agent_path=None,
-                    config=[],
-                    known_hosts=None,  # nothing known yet: this first key is the one pinned
-                    connect_timeout=self._connect_timeout,
-                    login_timeout=self._connect_timeout,
-                    keepalive_interval=self._keepalive,
-                )
-        except (asyncssh.Error, OSError, TimeoutError, EOFError) as exc:
-            raise translate(exc, target) from exc
+        # nothing known yet: this first key is the one pinned
+        conn = await self._login(target, known_hosts=None)
         key = conn.get_server_host_key()
         if key is None:  # pragma: no cover - asyncssh always has one after a handshake
             conn.close()
