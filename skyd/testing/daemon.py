@@ -139,19 +139,40 @@ async def run_job(
     async with daemon_thread(settings) as daemon:
         with DaemonClient(daemon.socket_path) as client:
             job = await asyncio.to_thread(client.submit_task, task, str(workdir), None)
-            job_id = int(job["id"])
+            return await job_when(client, int(job["id"]), until, wait_s=wait_s)
 
-            def reached() -> dict[str, Any] | None:
-                job = client.get_job(job_id)
-                return job if job["state"] in until else None
 
-            final = await asyncio.to_thread(
-                wait_until,
-                reached,
-                timeout=wait_s,
-                error=lambda: client.get_job(job_id)["state"],
-            )
-    return final
+async def job_when(
+    client: DaemonClient,
+    job_id: int,
+    states: Collection[str],
+    *,
+    wait_s: float,
+    interval: float = 0.05,
+) -> dict[str, Any]:
+    """The job as the API shows it once its state is one of `states` (polled off the loop)."""
+
+    def reached() -> dict[str, Any] | None:
+        job = client.get_job(job_id)
+        return job if job["state"] in states else None
+
+    return await asyncio.to_thread(
+        wait_until,
+        reached,
+        timeout=wait_s,
+        interval=interval,
+        error=lambda: client.get_job(job_id)["state"],
+    )
+
+
+async def job_log(
+    client: DaemonClient, job_id: int, *, node: int = 0, all_nodes: bool = False
+) -> str:
+    """The job's log so far (rank `node`'s, or every node's), read off the test's loop."""
+    chunks = await asyncio.to_thread(
+        lambda: list(client.job_logs(job_id, follow=False, node=node, all_nodes=all_nodes))
+    )
+    return b"".join(chunks).decode()
 
 
 def socket_accepts(path: Path) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from kube_world import CONTEXT, start_cluster
 
 from skyctl.client import DaemonClient
-from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.daemon import daemon_thread, job_log, job_when, settings_for_tests, wait_until
 from skyd.testing.fake_kube.server import FakeKubeServer
 
 ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
@@ -32,31 +32,14 @@ async def client(tmp_path: Path, cluster: FakeKubeServer) -> AsyncIterator[Daemo
     settings = settings_for_tests(tmp_path)
     settings.local.enabled = False
     settings.kubernetes = {"enabled": True, "contexts": [CONTEXT], "linger_s": 60}
-    daemon = DaemonThread(settings)
-    await asyncio.to_thread(daemon.start)
-    try:
+    async with daemon_thread(settings) as daemon:
         with DaemonClient(daemon.socket_path) as c:
             yield c
-    finally:
-        await asyncio.to_thread(daemon.stop)
 
 
 async def until_job(client: DaemonClient, job_id: int, states: tuple[str, ...]) -> Any:
-    return await asyncio.to_thread(
-        wait_until,
-        lambda: (j := client.get_job(job_id))["state"] in states and j,
-        timeout=150,  # pods are processes; a machine shared by many test runs is slow
-        interval=0.1,
-    )
-
-
-async def log_of(
-    client: DaemonClient, job_id: int, *, node: int = 0, all_nodes: bool = False
-) -> str:
-    chunks = await asyncio.to_thread(
-        lambda: list(client.job_logs(job_id, follow=False, node=node, all_nodes=all_nodes))
-    )
-    return b"".join(chunks).decode()
+    # pods are processes; a machine shared by many test runs is slow
+    return await job_when(client, job_id, states, wait_s=150, interval=0.1)
 
 
 async def test_two_node_job_on_kubernetes(client: DaemonClient, tmp_path: Path) -> None:
@@ -66,12 +49,12 @@ async def test_two_node_job_on_kubernetes(client: DaemonClient, tmp_path: Path) 
     )
     job = await asyncio.to_thread(client.submit_task, task, str(tmp_path), None)
     final = await until_job(client, int(job["id"]), ENDED)
-    log = await log_of(client, int(job["id"]))
+    log = await job_log(client, int(job["id"]))
     assert final["state"] == "SUCCEEDED", (final, log)
     assert final["placement"]["provider"] == "kubernetes"
     assert "rank=0 size=2" in log and "rank=1" not in log  # rank 0 only, by default
-    assert "rank=1 size=2" in await log_of(client, int(job["id"]), node=1)
-    every = await log_of(client, int(job["id"]), all_nodes=True)
+    assert "rank=1 size=2" in await job_log(client, int(job["id"]), node=1)
+    every = await job_log(client, int(job["id"]), all_nodes=True)
     assert "rank=0 size=2" in every and "(node 1) rank=1 size=2" in every
 
 
@@ -92,7 +75,7 @@ async def test_evicted_pod_is_recovered(
     [first, *_] = cluster.pods(f"skyd-job={job_id}")
     cluster.evict("default", first["metadata"]["name"])
     final = await until_job(client, job_id, ENDED)
-    log = await log_of(client, job_id)
+    log = await job_log(client, job_id)
     assert final["state"] == "SUCCEEDED", (final, log)
     assert final["preemptions"] == 1 and "done" in log, sorted(final)
 
@@ -110,7 +93,7 @@ async def test_a_docker_image_is_the_pod_image(
         # the pod exists from launch until skyd deletes the Job after the run
         images |= {c["image"] for p in cluster.pods() for c in p["spec"]["containers"]}
         await asyncio.sleep(0.05)
-    log = await log_of(client, int(job["id"]))
+    log = await job_log(client, int(job["id"]))
     assert final["state"] == "SUCCEEDED", (final, log)
     assert "in-the-lab-image" in log
     assert images == {"ghcr.io/lab/trainer:1.2"}  # never the configured default image
@@ -126,7 +109,7 @@ async def test_cpus_and_memory_are_the_pods_share_of_a_bigger_node(
     while (final := client.get_job(int(job["id"])))["state"] not in ENDED:
         asked += [c["resources"] for p in cluster.pods() for c in p["spec"]["containers"]]
         await asyncio.sleep(0.05)
-    log = await log_of(client, int(job["id"]))
+    log = await job_log(client, int(job["id"]))
     assert final["state"] == "SUCCEEDED", (final, log)
     assert asked and all(
         r["limits"] == r["requests"] == {"cpu": "2", "memory": "3072Mi"} for r in asked

@@ -20,7 +20,7 @@ from slurm_world import (
 )
 
 from skyctl.client import DaemonClient
-from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.daemon import daemon_thread, job_log, job_when, settings_for_tests, wait_until
 
 ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
 pytestmark = pytest.mark.timeout(400)
@@ -46,13 +46,9 @@ async def client(tmp_path: Path) -> AsyncIterator[DaemonClient]:
             {"name": CLUSTER, "work_dir": str(tmp_path / "cluster"), "python": sys.executable}
         ]
     }
-    daemon = DaemonThread(settings)
-    await asyncio.to_thread(daemon.start)
-    try:
+    async with daemon_thread(settings) as daemon:
         with DaemonClient(daemon.socket_path) as c:
             yield c
-    finally:
-        await asyncio.to_thread(daemon.stop)
 
 
 async def submit(client: DaemonClient, task: str, base: Path) -> int:
@@ -61,21 +57,8 @@ async def submit(client: DaemonClient, task: str, base: Path) -> int:
 
 
 async def until_job(client: DaemonClient, job_id: int, states: tuple[str, ...]) -> Any:
-    return await asyncio.to_thread(
-        wait_until,
-        lambda: (j := client.get_job(job_id))["state"] in states and j,
-        timeout=240,  # Slurm schedules every few seconds; other test runs may hold the cluster
-        interval=0.2,
-    )
-
-
-async def log_of(
-    client: DaemonClient, job_id: int, *, node: int = 0, all_nodes: bool = False
-) -> str:
-    chunks = await asyncio.to_thread(
-        lambda: list(client.job_logs(job_id, follow=False, node=node, all_nodes=all_nodes))
-    )
-    return b"".join(chunks).decode()
+    # Slurm schedules every few seconds; other test runs may hold the cluster
+    return await job_when(client, job_id, states, wait_s=240, interval=0.2)
 
 
 async def test_two_node_job_runs_every_rank(client: DaemonClient, tmp_path: Path) -> None:
@@ -87,14 +70,14 @@ async def test_two_node_job_runs_every_rank(client: DaemonClient, tmp_path: Path
     )
     job_id = await submit(client, task, tmp_path)
     final = await until_job(client, job_id, ENDED)
-    log = await log_of(client, job_id)
+    log = await job_log(client, job_id)
     assert final["state"] == "SUCCEEDED", (final, log)
     assert final["placement"]["provider"] == "slurm"
     assert "rank=0 size=2 ips=127.0.0.1 127.0.0.1" in log
     assert "rank=1" not in log and "setup-1" not in log  # rank 0 only, by default
-    other = await log_of(client, job_id, node=1)
+    other = await job_log(client, job_id, node=1)
     assert "rank=1 size=2 ips=127.0.0.1 127.0.0.1" in other and "rank=0" not in other
-    every = await log_of(client, job_id, all_nodes=True)
+    every = await job_log(client, job_id, all_nodes=True)
     assert "rank=0 size=2" in every and "(node 1) rank=1 size=2 ips=127.0.0.1 127.0.0.1" in every
 
 
@@ -105,7 +88,7 @@ async def test_gpu_job_gets_its_gres(client: DaemonClient, tmp_path: Path) -> No
     )
     job_id = await submit(client, task, tmp_path)
     final = await until_job(client, job_id, ENDED)
-    log = await log_of(client, job_id)
+    log = await job_log(client, job_id)
     assert final["state"] == "SUCCEEDED", (final, log)
     assert "gpus=0" in log
 
@@ -120,7 +103,7 @@ async def test_cpus_and_memory_are_a_share_of_a_bigger_node(
     )
     job_id = await submit(client, task, tmp_path)
     final = await until_job(client, job_id, ENDED)
-    log = await log_of(client, job_id)
+    log = await job_log(client, job_id)
     assert final["state"] == "SUCCEEDED", (final, log)
     assert "-2cpu-2gb" in final["placement"]["instance_type"], final["placement"]
     assert "cpt=1 mem=1024" in log, log
@@ -143,7 +126,7 @@ async def test_preempted_job_is_recovered(client: DaemonClient, tmp_path: Path) 
     )
     final = await until_job(client, job_id, ENDED)
     await until_left_squeue(urgent)
-    log = await log_of(client, job_id)
+    log = await job_log(client, job_id)
     assert final["state"] == "SUCCEEDED", (final, log)
     assert final["preemptions"] >= 1
     assert "done" in log
@@ -175,23 +158,15 @@ async def test_restarted_daemon_picks_its_slurm_job_up(tmp_path: Path) -> None:
         "name: outlives\nresources: {infra: slurm}\n"
         f"run: |\n  echo waiting\n  until [ -e {release} ]; do sleep 0.2; done\n  echo finished\n"
     )
-    first = DaemonThread(settings)
-    await asyncio.to_thread(first.start)
-    try:
+    async with daemon_thread(settings) as first:
         with DaemonClient(first.socket_path) as c:
             job_id = await submit(c, task, tmp_path)
             await until_job(c, job_id, ("RUNNING",))
-    finally:
-        await asyncio.to_thread(first.stop)
     release.touch()  # the job goes on while no daemon watches it
-    second = DaemonThread(settings)
-    await asyncio.to_thread(second.start)
-    try:
+    async with daemon_thread(settings) as second:
         with DaemonClient(second.socket_path) as c:
             final = await until_job(c, job_id, ENDED)
-            log = await log_of(c, job_id)
-    finally:
-        await asyncio.to_thread(second.stop)
+            log = await job_log(c, job_id)
     assert final["state"] == "SUCCEEDED", (final, log)
     assert final["preemptions"] == 0 and final["restarts"] == 0
     assert "waiting" in log and "finished" in log
