@@ -8,6 +8,7 @@ from pathlib import Path
 from skyd.errors import ProviderError
 from skyd.providers.ssh.connection import SshConnections
 from skyd.runner.json_files import read_json, write_json
+from skyd.runner.node_logs import node_output
 from skyd.runner.ssh_node import SshNode
 from skyd.runner.ssh_state import OFFSETS_FILE
 
@@ -39,11 +40,7 @@ async def pull_log(
             # the connection dropped under the read (the VM went, or the link did): the
             # node did not answer this poll; its output is copied at a later one
             raise ProviderError(f"reading the job's log on {node.target.name}: {exc}") from exc
-    if node.rank == 0:
-        taken, text = chunk, chunk
-    else:
-        taken = whole_lines(chunk, final=final, full=len(chunk) >= chunk_bytes)
-        text = b"".join(b"(node %d) %s\n" % (node.rank, line) for line in taken.splitlines())
+    taken, text = node_output(node.rank, chunk, final=final, full=len(chunk) >= chunk_bytes)
     if not taken:
         return
     with open(log_path, "ab") as out:
@@ -52,14 +49,3 @@ async def pull_log(
         os.fsync(out.fileno())
     offsets[str(node.rank)] = offset + len(taken)
     write_json(attempt_dir / OFFSETS_FILE, offsets)
-
-
-def whole_lines(chunk: bytes, *, final: bool, full: bool) -> bytes:
-    """The prefix of `chunk` made of complete lines: a partial last line waits for the rest,
-    unless the node has ended (nothing more will come) or one line fills a whole chunk."""
-    if final and not full:
-        return chunk
-    end = chunk.rfind(b"\n")
-    if end < 0:
-        return chunk if full else b""
-    return chunk[: end + 1]

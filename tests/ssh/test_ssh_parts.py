@@ -14,7 +14,7 @@ from skyd.model import Instance, InstanceState
 from skyd.providers.ssh import SshConnections, SshTarget
 from skyd.providers.ssh.claims import instance_id_for
 from skyd.providers.ssh.layout import kill_command, normalize_root, run_dir
-from skyd.runner.ssh_logs import whole_lines as _whole_lines
+from skyd.runner.node_logs import whole_lines as _whole_lines
 from skyd.runner.ssh_node import SshNode, cloud_nodes, mount_destination, node_env
 from skyd.testing.ssh_server import FakeSshServer, SshFault
 

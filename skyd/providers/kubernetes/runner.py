@@ -31,6 +31,7 @@ from skyd.providers.kubernetes.manifests import (
     launch_config_map,
 )
 from skyd.runner.json_files import read_json, write_json
+from skyd.runner.node_logs import node_output
 from skyd.runner.process import RunCommand
 from skyd.runner.ssh_status import combine
 
@@ -182,20 +183,13 @@ class KubernetesRunner:
     def _append(
         self, log_path: Path, rank: int, text: str, offsets: dict[str, int], *, final: bool
     ) -> None:
-        data = text.encode()
         offset = offsets.get(str(rank), 0)
-        chunk = data[offset:]
-        if rank:
-            end = len(chunk) if final else chunk.rfind(b"\n") + 1
-            chunk = chunk[:end]
-            out = b"".join(b"(node %d) %s\n" % (rank, line) for line in chunk.splitlines())
-        else:
-            out = chunk
-        if not chunk:
+        taken, out = node_output(rank, text.encode()[offset:], final=final)
+        if not taken:
             return
         with open(log_path, "ab") as fh:
             fh.write(out)
-        offsets[str(rank)] = offset + len(chunk)
+        offsets[str(rank)] = offset + len(taken)
 
     async def kill(self, attempt_dir: Path, grace_seconds: float) -> None:
         saved = read_json(attempt_dir / JOB_FILE)

@@ -29,6 +29,7 @@ from skyd.model import InstanceState, RunPhase, RunStatus
 from skyd.providers.slurm.shell import LocalShell, SlurmShell
 from skyd.providers.ssh.connection import SshConnections
 from skyd.runner.json_files import read_json, write_json
+from skyd.runner.node_logs import node_output
 from skyd.runner.process import RunCommand
 
 log = logging.getLogger(__name__)
@@ -202,11 +203,7 @@ class SlurmRunner:
                 f"{saved['run_dir']}/node-{rank}.log", offset, timeout_s=self._provider.timeout
             )
             chunk = chunk[:LOG_CHUNK]
-            if rank == 0:
-                taken, text = chunk, chunk
-            else:
-                taken = _whole_lines(chunk, final=final)
-                text = b"".join(b"(node %d) %s\n" % (rank, line) for line in taken.splitlines())
+            taken, text = node_output(rank, chunk, final=final)
             if not taken:
                 continue
             with open(log_path, "ab") as out:
@@ -235,13 +232,6 @@ class SlurmRunner:
 
     async def aclose(self) -> None:
         return None
-
-
-def _whole_lines(chunk: bytes, *, final: bool) -> bytes:
-    if final:
-        return chunk
-    end = chunk.rfind(b"\n")
-    return chunk[: end + 1] if end >= 0 else b""
 
 
 def _copy_local(sources: Sequence[tuple[Path, str]]) -> None:
