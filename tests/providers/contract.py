@@ -11,7 +11,6 @@ from typing import Protocol
 
 import pytest
 
-from skyd.clock import SystemClock
 from skyd.errors import AuthError, CapacityError, ProviderError, QuotaError, TransientError
 from skyd.model import Instance, InstanceState, LaunchRequest, Offer
 from skyd.providers.base import (
@@ -23,9 +22,9 @@ from skyd.providers.base import (
     Provider,
     job_tags,
 )
-from skyd.scheduler.reconcile import reconcile
 from skyd.store import instances as instance_store
 from skyd.store import open_store
+from skyd.testing.restarts import reconcile_after_restart
 
 # Fakes move an instance one step per observation; this bounds how many it may take.
 MAX_OBSERVATIONS = 20
@@ -302,26 +301,21 @@ class ProviderContract:
         orphan = await launch("skyd-ours", 22)
         foreign = await launch("skyd-theirs", 23)
         await until_state(provider, [recorded.instance_id], InstanceState.RUNNING)
+        report = await reconcile_after_restart(
+            provider,
+            recorded,
+            tmp_path,
+            client_token="skyd-21-1",
+            daemon_id="skyd-ours",
+            hourly_price_micros=1,
+        )
+        assert report.errors == {}
+        assert report.gone == 0 and report.adopted == 1
+        assert [(o.instance_id, o.action) for o in report.orphans] == [
+            (orphan.instance_id, "terminated")
+        ]
         store = open_store(tmp_path)
         try:
-            with store.transaction() as conn:
-                instance_store.insert_instance(
-                    conn,
-                    recorded,
-                    job_id=None,
-                    attempt=1,
-                    client_token="skyd-21-1",
-                    hourly_price_micros=1,
-                    now=1.0,
-                )
-            report = await reconcile(
-                store, {provider.name: provider}, SystemClock(), daemon_id="skyd-ours"
-            )
-            assert report.errors == {}
-            assert report.gone == 0 and report.adopted == 1
-            assert [(o.instance_id, o.action) for o in report.orphans] == [
-                (orphan.instance_id, "terminated")
-            ]
             [row] = instance_store.active_instances(store, provider.name)
             assert (row.instance_id, row.state) == (recorded.instance_id, "RUNNING")
         finally:

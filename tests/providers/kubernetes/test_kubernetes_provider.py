@@ -19,16 +19,13 @@ from kube_world import (
 )
 from kubernetes_asyncio import client, watch
 
-from skyd.clock import SystemClock
 from skyd.errors import AuthError, CapacityError, QuotaError
 from skyd.model import InstanceState, RunPhase
 from skyd.providers.base import TAG_DAEMON, TAG_JOB
 from skyd.providers.checks import check_clouds
 from skyd.providers.kubernetes import KubernetesProvider, KubernetesRunner
-from skyd.scheduler.reconcile import reconcile
-from skyd.store import instances as instance_store
-from skyd.store import open_store
 from skyd.testing.fake_kube.server import FakeKubeServer
+from skyd.testing.restarts import reconcile_after_restart
 
 RUNNING = {InstanceState.RUNNING}
 
@@ -228,23 +225,9 @@ async def test_reconcile_finds_skyds_jobs_by_label(
     [recorded] = await provider.launch(request(offer, 61, daemon="skyd-ours"))
     [orphan] = await provider.launch(request(offer, 62, daemon="skyd-ours"))
     [foreign] = await provider.launch(request(offer, 63, daemon="skyd-theirs"))
-    store = open_store(tmp_path / "state")
-    try:
-        with store.transaction() as conn:
-            instance_store.insert_instance(
-                conn,
-                recorded,
-                job_id=None,
-                attempt=1,
-                client_token="skyd-61-1",
-                hourly_price_micros=0,
-                now=1.0,
-            )
-        report = await reconcile(
-            store, {"kubernetes": provider}, SystemClock(), daemon_id="skyd-ours"
-        )
-    finally:
-        store.close()
+    report = await reconcile_after_restart(
+        provider, recorded, tmp_path / "state", client_token="skyd-61-1", daemon_id="skyd-ours"
+    )
     assert report.errors == {} and report.adopted == 1
     assert [(o.instance_id, o.action) for o in report.orphans] == [
         (orphan.instance_id, "terminated")

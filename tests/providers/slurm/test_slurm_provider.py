@@ -25,16 +25,13 @@ from slurm_world import (
     until_states,
 )
 
-from skyd.clock import SystemClock
 from skyd.errors import CapacityError
 from skyd.model import InstanceState, RunPhase
 from skyd.providers.base import TAG_DAEMON, TAG_JOB
 from skyd.providers.checks import check_clouds
 from skyd.providers.slurm import SlurmRunner
 from skyd.providers.slurm.provider import parse_instance_id
-from skyd.scheduler.reconcile import reconcile
-from skyd.store import instances as instance_store
-from skyd.store import open_store
+from skyd.testing.restarts import reconcile_after_restart
 
 RUNNING = {InstanceState.RUNNING}
 GONE = {InstanceState.TERMINATED}
@@ -220,21 +217,9 @@ async def test_reconcile_finds_skyds_slurm_jobs_by_their_tags(tmp_path: Path) ->
     [recorded] = await provider.launch(request(offer, "skyd-61-1", daemon=ours))
     [orphan] = await provider.launch(request(offer, "skyd-62-1", daemon=ours))
     [foreign] = await provider.launch(request(offer, "skyd-63-1", daemon=theirs))
-    store = open_store(tmp_path / "state")
-    try:
-        with store.transaction() as conn:
-            instance_store.insert_instance(
-                conn,
-                recorded,
-                job_id=None,
-                attempt=1,
-                client_token="skyd-61-1",
-                hourly_price_micros=0,
-                now=1.0,
-            )
-        report = await reconcile(store, {"slurm": provider}, SystemClock(), daemon_id=ours)
-    finally:
-        store.close()
+    report = await reconcile_after_restart(
+        provider, recorded, tmp_path / "state", client_token="skyd-61-1", daemon_id=ours
+    )
     assert report.errors == {} and report.adopted == 1
     assert [(o.instance_id, o.action) for o in report.orphans] == [
         (orphan.instance_id, "terminated")
