@@ -3,14 +3,14 @@ through a kubeconfig found by the standard chain ($KUBECONFIG)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from skyd.clock import SystemClock
-from skyd.model import InstanceState, LaunchRequest, Offer, RunPhase, RunStatus
+from skyd.model import InstanceState, LaunchRequest, Offer, RunStatus
 from skyd.providers.base import job_tags
 from skyd.providers.kubernetes import KubernetesConfig, KubernetesProvider, KubernetesRunner
 from skyd.runner.process import RunCommand
+from skyd.testing import polling
 from skyd.testing.fake_kube.kubelet import FakeNode
 from skyd.testing.fake_kube.server import FakeKubeServer
 
@@ -54,22 +54,13 @@ def request(offer: Offer, job: int, *, nodes: int = 1, daemon: str = "skyd-test"
 async def until_states(
     provider: KubernetesProvider, ids: list[str], want: set[InstanceState]
 ) -> dict[str, InstanceState]:
-    states: dict[str, InstanceState] = {}
-    async with asyncio.timeout(WAIT_LIMIT_S):
-        while True:
-            states = await provider.describe(ids)
-            if all(s in want for s in states.values()):
-                return states
-            await asyncio.sleep(0.1)  # polling real processes, not ordering
+    return await polling.until_states(provider, ids, want, limit_s=WAIT_LIMIT_S, every_s=0.1)
 
 
 async def until_over(runner: KubernetesRunner, attempt_dir: Path) -> RunStatus:
-    async with asyncio.timeout(WAIT_LIMIT_S):
-        while True:
-            status = await runner.status(attempt_dir)
-            if status.phase in (RunPhase.DONE, RunPhase.KILLED, RunPhase.LOST):
-                return status
-            await asyncio.sleep(0.1)  # polling real processes, not ordering
+    return await polling.until_phase(
+        runner, attempt_dir, polling.OVER, limit_s=WAIT_LIMIT_S, every_s=0.1
+    )
 
 
 def command(attempt_dir: Path, run: str, setup: str | None = None) -> RunCommand:

@@ -18,6 +18,7 @@ from skyd.model import InstanceState, LaunchRequest, Offer, RunPhase, RunStatus
 from skyd.providers.base import job_tags
 from skyd.providers.slurm import SlurmProvider, SlurmProviderConfig, SlurmRunner
 from skyd.runner.process import RunCommand
+from skyd.testing import polling
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "start-slurm.sh"
 # Real Slurm schedules every couple of seconds; this only bounds how long a test waits.
@@ -90,26 +91,15 @@ def request(
 async def until_states(
     provider: SlurmProvider, ids: list[str], want: set[InstanceState]
 ) -> dict[str, InstanceState]:
-    states: dict[str, InstanceState] = {}
-    async with asyncio.timeout(WAIT_LIMIT_S):
-        while True:
-            states = await provider.describe(ids)
-            if all(s in want for s in states.values()):
-                return states
-            await asyncio.sleep(0.3)  # polling a real scheduler, not ordering
+    return await polling.until_states(provider, ids, want, limit_s=WAIT_LIMIT_S, every_s=0.3)
 
 
 async def until_phase(runner: SlurmRunner, attempt_dir: Path, *phases: RunPhase) -> RunStatus:
-    async with asyncio.timeout(WAIT_LIMIT_S):
-        while True:
-            status = await runner.status(attempt_dir)
-            if status.phase in phases:
-                return status
-            await asyncio.sleep(0.3)  # polling a real scheduler, not ordering
+    return await polling.until_phase(runner, attempt_dir, phases, limit_s=WAIT_LIMIT_S, every_s=0.3)
 
 
 async def until_over(runner: SlurmRunner, attempt_dir: Path) -> RunStatus:
-    return await until_phase(runner, attempt_dir, RunPhase.DONE, RunPhase.KILLED, RunPhase.LOST)
+    return await until_phase(runner, attempt_dir, *polling.OVER)
 
 
 def sbatch(*args: str) -> str:
