@@ -38,7 +38,7 @@ from skyd.providers.ssh.capacity import (
 )
 from skyd.providers.ssh.claims import Claim, ClaimStore, PendingKills, instance_id_for
 from skyd.providers.ssh.config import SshHost, SshProviderConfig
-from skyd.providers.ssh.connection import SshConnections, SshTarget
+from skyd.providers.ssh.connection import CommandResult, SshConnections, SshTarget
 from skyd.providers.ssh.layout import kill_command, probe_command, run_dir
 
 log = logging.getLogger(__name__)
@@ -243,13 +243,15 @@ class SshProvider:
                     scope=self._zone_scope(host),
                 )
 
+    async def _run_probe(self, host: SshHost) -> CommandResult:
+        """The probe script (skyd.providers.ssh.layout.probe_command) run on `host`."""
+        return await self.connections.run(
+            target_of(host), probe_command(host.remote_root), timeout_s=self.config.probe_timeout_s
+        )
+
     async def _probe_for_launch(self, host: SshHost) -> None:
         try:
-            result = await self.connections.run(
-                target_of(host),
-                probe_command(host.remote_root),
-                timeout_s=self.config.probe_timeout_s,
-            )
+            result = await self._run_probe(host)
         except ProviderError as exc:
             raise self._scoped(exc, host) from exc
         if "skyd-probe drained" in result.stdout:
@@ -349,11 +351,7 @@ class SshProvider:
 
     async def _probe(self, host: SshHost) -> ProviderError | None:
         try:
-            result = await self.connections.run(
-                target_of(host),
-                probe_command(host.remote_root),
-                timeout_s=self.config.probe_timeout_s,
-            )
+            result = await self._run_probe(host)
         except ProviderError as exc:
             return exc
         if result.exit_status != 0:
