@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_world import CONTEXT, start_cluster
+from kube_world import CONTEXT
 
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import daemon_thread, job_log, job_when, settings_for_tests, wait_until
@@ -17,14 +17,6 @@ from skyd.testing.fake_kube.server import FakeKubeServer
 
 ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeKubeServer]:
-    server = await start_cluster(tmp_path)
-    monkeypatch.setenv("KUBECONFIG", str(server.write_kubeconfig(tmp_path / "kubeconfig", CONTEXT)))
-    yield server
-    await server.aclose()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from kube_world import (
     make_provider,
     offer_of,
     request,
-    start_cluster,
     until_over,
     until_states,
 )
@@ -28,15 +27,6 @@ from skyd.testing.fake_kube.server import FakeKubeServer
 from skyd.testing.restarts import reconcile_after_restart
 
 RUNNING = {InstanceState.RUNNING}
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeKubeServer]:
-    server = await start_cluster(tmp_path)
-    # the standard chain: $KUBECONFIG names the file, its context names the cluster
-    monkeypatch.setenv("KUBECONFIG", str(server.write_kubeconfig(tmp_path / "kubeconfig", CONTEXT)))
-    yield server
-    await server.aclose()
 
 
 @pytest.fixture

@@ -4,46 +4,32 @@ beside the clouds, with why each was or was not chosen (the fake Kubernetes clus
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_world import CONTEXT, start_cluster
+from kube_world import CONTEXT
 
-from skyctl.__main__ import main as skyctl
-from skyd.testing.daemon import DaemonThread, settings_for_tests
+from skyd.testing.daemon import DaemonThread, daemon_thread, settings_for_tests
+from skyd.testing.fake_kube.server import FakeKubeServer
+from tests.daemon_calls import run_skyctl
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture
-async def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DaemonThread]:
-    server = await start_cluster(tmp_path)
-    monkeypatch.setenv("KUBECONFIG", str(server.write_kubeconfig(tmp_path / "kubeconfig", CONTEXT)))
+async def daemon(tmp_path: Path, cluster: FakeKubeServer) -> AsyncIterator[DaemonThread]:
     settings = settings_for_tests(tmp_path)
     settings.local.enabled = False
     settings.kubernetes = {"enabled": True, "contexts": [CONTEXT]}
-    thread = DaemonThread(settings)
-    await asyncio.to_thread(thread.start)
-    try:
+    async with daemon_thread(settings) as thread:
         yield thread
-    finally:
-        await asyncio.to_thread(thread.stop)
-        await server.aclose()
 
 
 async def run(daemon: DaemonThread, *args: str) -> tuple[int, str, str]:
-    def call() -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = skyctl(["--socket", daemon.socket_path, *args])
-        return code, out.getvalue(), err.getvalue()
-
-    return await asyncio.to_thread(call)
+    return await asyncio.to_thread(run_skyctl, str(daemon.socket_path), *args)
 
 
 async def test_check_prices_and_optimize_show_the_context_beside_the_clouds(

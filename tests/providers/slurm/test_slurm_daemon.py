@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from slurm_world import (
     CLUSTER,
-    cluster_to_myself,
-    ensure_cluster,
     sbatch,
     squeue_ids,
     until_left_squeue,
@@ -23,18 +21,7 @@ from skyctl.client import DaemonClient
 from skyd.testing.daemon import daemon_thread, job_log, job_when, settings_for_tests, wait_until
 
 ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
-pytestmark = pytest.mark.timeout(400)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cluster() -> None:
-    ensure_cluster()
-
-
-@pytest.fixture(autouse=True)
-def exclusive_cluster() -> Iterator[None]:
-    with cluster_to_myself():
-        yield
+pytestmark = [pytest.mark.timeout(400), pytest.mark.usefixtures("slurm_cluster")]
 
 
 @pytest.fixture

@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 from slurm_world import (
     SCRIPT,
-    cluster_to_myself,
-    ensure_cluster,
     make_provider,
     offer_of,
     request,
@@ -29,15 +27,7 @@ from skyd.runner.process import RunCommand
 START_SSHD = SCRIPT.parent / "start-sshd.sh"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster() -> None:
-    ensure_cluster()
-
-
-@pytest.fixture(autouse=True)
-def exclusive_cluster() -> Iterator[None]:
-    with cluster_to_myself():
-        yield
+pytestmark = pytest.mark.usefixtures("slurm_cluster")
 
 
 def _free_port() -> int:

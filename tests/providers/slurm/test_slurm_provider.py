@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from slurm_world import (
-    cluster_to_myself,
     command,
-    ensure_cluster,
     make_provider,
     offer_of,
     request,
@@ -37,15 +34,7 @@ RUNNING = {InstanceState.RUNNING}
 GONE = {InstanceState.TERMINATED}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster() -> None:
-    ensure_cluster()
-
-
-@pytest.fixture(autouse=True)
-def exclusive_cluster() -> Iterator[None]:
-    with cluster_to_myself():
-        yield
+pytestmark = pytest.mark.usefixtures("slurm_cluster")
 
 
 @pytest.fixture
