@@ -24,11 +24,17 @@ drifts across it. This policy:
 * leaves on-demand for returning spot at once above the reserve, and below it only
   once the spot run has lasted `spot_patience` changeovers, stretched as slack gets
   scarce (spot runs are heavy-tailed: most are short, one that has lasted tends to
-  last), and only with room for the changeover there and the one back, no more:
-  the last switch a job can afford is kept usable, so a job that spent its slack
-  early is not held on demand beside a long spot run; either way only when the
-  run's expected rest (the mean rest of past runs that lasted as long) saves on
-  spot `switch_payback` times what the changeovers there and back cost;
+  last) and by the time of day (below), and only with room for the changeover there
+  and the one back, no more: the last switch a job can afford is kept usable, so a
+  job that spent its slack early is not held on demand beside a long spot run;
+  either way only when the run's expected rest (the mean rest of past runs that
+  lasted as long) saves on spot `switch_payback` times what the changeovers there
+  and back cost;
+* reads the time of day: spot is taken back more at some hours than others (demand
+  follows the working day), so a run's expected rest is divided by how much likelier
+  than usual the zone's runs ended in the `day_window_hours` after its start time on
+  earlier days, and its proof is stretched by that ratio ** `day_proof_power`
+  (`SpotRunModel`);
 * never launches spot whose past runs of that age ended, on average, before a
   changeover would be over; among several zones, picks the one whose run costs
   least per useful hour; with slack below the reserve, expecting it to last what
@@ -60,7 +66,6 @@ import numpy.typing as npt
 
 from skyd.policy.availability import (
     AvailabilityStats,
-    RunOutlook,
     availability_stats,
     run_lengths,
     run_outlook,
@@ -74,6 +79,7 @@ from skyd.policy.baselines import (
     spot_still_available,
     step_margin,
 )
+from skyd.policy.spot_run import SpotRunModel
 from skyd.policy.state import IDLE, Decision, PolicyState, Target, ZoneMarket
 
 
@@ -101,6 +107,8 @@ class SlackReserve:
         spike_wait: float = 2.0,
         changeover_value: float = 20.0,
         age_trust: float = 5.0,
+        day_window_hours: float = 2.0,
+        day_proof_power: float = 0.5,
     ) -> None:
         # Changeovers of slack kept per expected up/down cycle of the remaining work.
         self.reserve_per_cycle = reserve_per_cycle
@@ -148,6 +156,13 @@ class SlackReserve:
         # affected.
         self.changeover_value = changeover_value
         self.age_trust = age_trust
+        # Spot is taken back more often at some hours of the day than others: a run's
+        # expected rest is divided by how much likelier its zone's runs ended in the
+        # `day_window_hours` after that clock time on earlier days (0: off), and the
+        # proof asked of it below the reserve stretched by that ratio ** power.
+        self.day_window_hours = day_window_hours
+        self.day_proof_power = day_proof_power
+        self.runs = SpotRunModel(prior_cycle_hours, prior_hours, prior_runs, day_window_hours)
 
     def _stats(self, state: PolicyState) -> AvailabilityStats:
         zones = state.zones
@@ -192,24 +207,6 @@ class SlackReserve:
         # A zone that is up but priced above on demand has no outage age to go by.
         return min(0.0 if z.available else z.run_hours() for z in state.zones)
 
-    def _expected_up_hours(self, zone: ZoneMarket) -> float:
-        stats = zone.settled_stats()
-        seen = stats.observed_hours
-        weight = seen / (seen + self.prior_hours)
-        prior_up = self.prior_cycle_hours / 2
-        return weight * stats.mean_up_hours + (1 - weight) * prior_up
-
-    def _up_outlook(self, zone: ZoneMarket) -> RunOutlook:
-        """The zone's current spot run as its past runs see it (by age)."""
-        runs = run_lengths(settled_history(zone.history), zone.history_step_hours, up=True)
-        return run_outlook(
-            runs,
-            zone.run_hours(),
-            # Few runs seen: a run is expected to last as long as the zone's mean one.
-            prior_residual=self._expected_up_hours(zone),
-            prior_runs=self.prior_runs,
-        )
-
     def _pick_zone(
         self, state: PolicyState, candidates: list[ZoneMarket], scarce: bool
     ) -> ZoneMarket:
@@ -228,11 +225,11 @@ class SlackReserve:
         def cost_per_useful_hour(zone: ZoneMarket) -> float:
             forced = 0.0
             if scarce:
-                outlook = self._up_outlook(zone)
+                outlook = self.runs.outlook(zone)
                 expected = max(outlook.residual_hours, self.age_trust * zone.run_hours())
                 forced = self.changeover_value * _on_demand_price(state, zone) * d
             else:
-                expected = max(self._expected_up_hours(zone), zone.run_hours())
+                expected = max(self.runs.expected_up_hours(zone), zone.run_hours())
             run = min(expected, state.remaining_hours + d)
             useful = max(run - d, 0.1 * d)
             return (zone.spot_price * run + state.migration_cost_to(zone.region) + forced) / useful
@@ -247,7 +244,7 @@ class SlackReserve:
         costs a changeover there and one back to on demand when the run ends (billed at
         the on-demand price, the work they do not do is done on demand), plus egress.
         """
-        outlook = self._up_outlook(zone)
+        outlook = self.runs.outlook(zone)
         on_demand = state.on_demand_prices.get(str(state.current.region), zone.spot_price)
         saving = (on_demand - zone.spot_price) * outlook.residual_hours
         cost = 2 * state.changeover_hours * on_demand + state.migration_cost_to(zone.region)
@@ -353,7 +350,7 @@ class SlackReserve:
             if not spot_entry_is_safe(state, z):
                 continue
             if not state.current.is_on_demand:
-                outlook = self._up_outlook(z)
+                outlook = self.runs.outlook(z)
                 if outlook.residual_hours < d - EPS:
                     change = outlook.next_change_hours
                     if change is not None:
@@ -394,10 +391,13 @@ class SlackReserve:
             if slack <= reserve + EPS:
                 # Short spot runs are common: below the reserve, let it prove itself.
                 lasted = zone.run_hours()
-                if lasted < self._wanted_run(state, reserve, slack) - EPS:
+                stretch = self.runs.time_of_day_hazard(zone) ** self.day_proof_power
+                if lasted < stretch * self._wanted_run(state, reserve, slack) - EPS:
                     return Decision(
                         current,
-                        recheck_after_hours=self._until_proven(state, stats, reserve, lasted),
+                        recheck_after_hours=self._until_proven(
+                            state, stats, reserve, lasted, stretch
+                        ),
                         reason="spot just back",
                     )
             until = self._switch_wait(state, zone)
@@ -432,12 +432,20 @@ class SlackReserve:
         return Decision(on_demand_target(state), reason=reason)
 
     def _wanted_run(self, state: PolicyState, reserve: float, slack: float) -> float:
-        """How long a returning spot run must have lasted before on-demand is left for it."""
+        """How long a returning spot run must have lasted before on-demand is left for it.
+
+        (Before its time-of-day stretch: `SpotRunModel.time_of_day_hazard`.)
+        """
         scarcity = float((reserve / max(slack, EPS)) ** self.scarcity_power)
         return self.spot_patience * state.changeover_hours * max(1.0, scarcity)
 
     def _until_proven(
-        self, state: PolicyState, stats: AvailabilityStats, reserve: float, lasted: float
+        self,
+        state: PolicyState,
+        stats: AvailabilityStats,
+        reserve: float,
+        lasted: float,
+        stretch: float,
     ) -> float:
         """Hours on demand until the spot run counts as proven (a lower bound, so never late).
 
@@ -455,9 +463,9 @@ class SlackReserve:
             shrunk = self._reserve_for(state, stats, max(0.0, left - h))
             if shrunk < slack:
                 return True
-            return lasted + h >= self._wanted_run(state, shrunk, slack) - EPS
+            return lasted + h >= stretch * self._wanted_run(state, shrunk, slack) - EPS
 
-        low, high = 0.0, max(0.0, self._wanted_run(state, reserve, slack) - lasted)
+        low, high = 0.0, max(0.0, stretch * self._wanted_run(state, reserve, slack) - lasted)
         for _ in range(40):
             middle = (low + high) / 2
             if proven(middle):

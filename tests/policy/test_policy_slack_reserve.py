@@ -96,8 +96,13 @@ def test_below_the_reserve_a_returning_spot_run_must_prove_itself() -> None:
     # scarcity_power as slack is scarce; the run has lasted one 0.05 h sample.
     reserve = POLICY.reserve_hours(s, POLICY._stats(s))
     wanted = POLICY.spot_patience * D * (reserve / 1.0) ** POLICY.scarcity_power
+    # CYCLES repeats every 4 h, so every day at this hour a run was 1 h from its end:
+    # 8 ends in the 3 h windows over 160 up samples, against 1 per 40 overall, shrunk
+    # by 3 prior ends: the proof is stretched by (11 / 7) ** day_proof_power.
+    stretch = POLICY.runs.time_of_day_hazard(s.zones[0]) ** POLICY.day_proof_power
+    assert stretch == pytest.approx((11 / 7) ** POLICY.day_proof_power)
     # The reserve shrinks while on demand, so the run is proven a bit sooner than that.
-    assert 0.2 < held.recheck_after_hours <= wanted - 0.05 + 1e-9
+    assert 0.2 < held.recheck_after_hours <= stretch * wanted - 0.05 + 1e-9
     lasting = np.concatenate([CYCLES, history([1] * 20)])
     assert POLICY.decide(state(slack=1.0, past=lasting, current=ON_DEMAND)).target == SPOT
     # Above the reserve it leaves on-demand at once.
@@ -207,7 +212,45 @@ def test_several_zones_the_run_that_has_lasted_is_picked_over_a_fresh_one() -> N
         ZoneMarket("long", "ra", True, 1.0, fresh[-len(old) :], STEP),
         ZoneMarket("short", "ra", True, 1.0, old, STEP),
     )
+    # These runs repeat every 12 h and 2 h, so the time of day would speak too (at this
+    # hour "long" was up for 8 more hours every day): age alone is what is tested here.
+    by_age = SlackReserve(day_window_hours=0.0)
     # Below the reserve (every changeover counts) the run that has lasted is taken ...
-    assert POLICY.decide(state(slack=1.0, zones=zones)).target == Target.spot("short", "ra")
+    assert by_age.decide(state(slack=1.0, zones=zones)).target == Target.spot("short", "ra")
     # ... above it, the zone whose runs last on average.
-    assert POLICY.decide(state(slack=8.0, zones=zones)).target == Target.spot("long", "ra")
+    assert by_age.decide(state(slack=8.0, zones=zones)).target == Target.spot("long", "ra")
+
+
+def _day(ends_at: list[float]) -> list[int]:
+    """One day of 0.05 h samples, up but for a 0.5 h outage from each hour in `ends_at`."""
+    day = [1] * 480
+    for hour in ends_at:
+        start = int(hour / STEP)
+        day[start : start + 10] = [0] * 10
+    return day
+
+
+def test_a_run_begun_at_an_hour_when_runs_end_must_prove_itself_longer() -> None:
+    # For a week, spot was taken back every day at 10:00 and 20:00. Today it was also
+    # down for a while before the run now starting: at 09:00, a run of earlier days
+    # ended within the hour; at 14:00 none did for 6 h.
+    week = history(_day([10.0, 20.0]), 7)
+
+    def returning_at(hour: float) -> PolicyState:
+        today = _day([10.0, 20.0])[: int(hour / STEP)]
+        today[-10:] = [0] * 10  # down for the last 0.5 h
+        past = np.concatenate([week, history(today), history([1])])
+        return state(slack=1.0, past=past, current=ON_DEMAND)
+
+    risky, safe = POLICY.decide(returning_at(9.0)), POLICY.decide(returning_at(14.0))
+    assert risky.target == safe.target == ON_DEMAND  # both must prove themselves ...
+    assert risky.recheck_after_hours is not None and safe.recheck_after_hours is not None
+    assert risky.recheck_after_hours > 1.5 * safe.recheck_after_hours  # ... 09:00 longer
+    # Without the time of day, the two runs look alike (today's extra outage before
+    # 14:00 moves the week's statistics a little).
+    blind = SlackReserve(day_window_hours=0.0)
+    a, b = blind.decide(returning_at(9.0)), blind.decide(returning_at(14.0))
+    assert a.recheck_after_hours is not None and b.recheck_after_hours is not None
+    assert a.recheck_after_hours == pytest.approx(b.recheck_after_hours, rel=0.1)
+    assert safe.recheck_after_hours < min(a.recheck_after_hours, b.recheck_after_hours)
+    assert risky.recheck_after_hours > max(a.recheck_after_hours, b.recheck_after_hours)

@@ -1,0 +1,71 @@
+"""What a zone's own history says about its current spot run: how long it will last."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from skyd.policy.availability import (
+    RunOutlook,
+    run_lengths,
+    run_outlook,
+    settled_history,
+    time_of_day_hazard,
+)
+from skyd.policy.state import ZoneMarket
+
+# Ends assumed in a time-of-day window on top of those seen, at the zone's usual
+# rate (a week of such windows holds only a few), and the most the ratio may say.
+PRIOR_ENDS = 3.0
+HAZARD_CLIP = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class SpotRunModel:
+    """Expected rest of a zone's spot run from the lengths of its past runs and the hour.
+
+    `prior_cycle_hours` is the up/down cycle assumed with no history, trusted half-way
+    after `prior_hours` of it; `prior_runs` past runs as long as the current one are
+    trusted half-way against that prior; `day_window_hours` (0: off) is how far ahead
+    the same clock hours of earlier days are read.
+    """
+
+    prior_cycle_hours: float
+    prior_hours: float
+    prior_runs: float
+    day_window_hours: float
+
+    def expected_up_hours(self, zone: ZoneMarket) -> float:
+        """The zone's mean spot run, blended with the prior while its history is short."""
+        stats = zone.settled_stats()
+        seen = stats.observed_hours
+        weight = seen / (seen + self.prior_hours)
+        prior_up = self.prior_cycle_hours / 2
+        return weight * stats.mean_up_hours + (1 - weight) * prior_up
+
+    def outlook(self, zone: ZoneMarket) -> RunOutlook:
+        """The zone's current spot run as its past runs see it (by age and time of day)."""
+        runs = run_lengths(settled_history(zone.history), zone.history_step_hours, up=True)
+        outlook = run_outlook(
+            runs,
+            zone.run_hours(),
+            # Few runs seen: a run is expected to last as long as the zone's mean one.
+            prior_residual=self.expected_up_hours(zone),
+            prior_runs=self.prior_runs,
+        )
+        hazard = self.time_of_day_hazard(zone)
+        return replace(outlook, residual_hours=outlook.residual_hours / hazard)
+
+    def time_of_day_hazard(self, zone: ZoneMarket) -> float:
+        """How much likelier than usual the zone's runs ended at this run's start time of day.
+
+        Read at the start of the current run (not now), so it holds for the whole run
+        and the policy's answer still only changes when availability does. Kept within
+        1/4..4: a week holds only seven such windows.
+        """
+        if not zone.available or self.day_window_hours <= 0:
+            return 1.0
+        start = len(settled_history(zone.history))
+        ratio = time_of_day_hazard(
+            zone.history, zone.history_step_hours, start, self.day_window_hours, PRIOR_ENDS
+        )
+        return min(max(ratio, 1 / HAZARD_CLIP), HAZARD_CLIP)
