@@ -34,7 +34,7 @@ drifts across it. This policy:
   follows the working day), so a run's expected rest is divided by how much likelier
   than usual the zone's runs ended in the `day_window_hours` after its start time on
   earlier days, and its proof is stretched by that ratio ** `day_proof_power`
-  (`SpotRunModel`);
+  (`SpotRunModel`; not when ranking zones, whose runs may be far older);
 * never launches spot whose past runs of that age ended, on average, before a
   changeover would be over; among several zones, picks the one whose run costs
   least per useful hour; with slack below the reserve, expecting it to last what
@@ -225,7 +225,10 @@ class SlackReserve:
         def cost_per_useful_hour(zone: ZoneMarket) -> float:
             forced = 0.0
             if scarce:
-                outlook = self.runs.outlook(zone)
+                # Not by the hour: the runs ranked are of any age, and the hours after
+                # an old run's start say nothing about now (with it, 9 zones at 0.95
+                # were 9.5 % above the optimum instead of 7.8 %, 300 starts).
+                outlook = self.runs.outlook(zone, by_hour=False)
                 expected = max(outlook.residual_hours, self.age_trust * zone.run_hours())
                 forced = self.changeover_value * _on_demand_price(state, zone) * d
             else:

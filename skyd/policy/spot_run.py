@@ -42,8 +42,8 @@ class SpotRunModel:
         prior_up = self.prior_cycle_hours / 2
         return weight * stats.mean_up_hours + (1 - weight) * prior_up
 
-    def outlook(self, zone: ZoneMarket) -> RunOutlook:
-        """The zone's current spot run as its past runs see it (by age and time of day)."""
+    def outlook(self, zone: ZoneMarket, by_hour: bool = True) -> RunOutlook:
+        """The zone's current spot run as its past runs see it (by age, and time of day)."""
         runs = run_lengths(settled_history(zone.history), zone.history_step_hours, up=True)
         outlook = run_outlook(
             runs,
@@ -52,6 +52,8 @@ class SpotRunModel:
             prior_residual=self.expected_up_hours(zone),
             prior_runs=self.prior_runs,
         )
+        if not by_hour:
+            return outlook
         hazard = self.time_of_day_hazard(zone)
         return replace(outlook, residual_hours=outlook.residual_hours / hazard)
 

@@ -212,13 +212,14 @@ def test_several_zones_the_run_that_has_lasted_is_picked_over_a_fresh_one() -> N
         ZoneMarket("long", "ra", True, 1.0, fresh[-len(old) :], STEP),
         ZoneMarket("short", "ra", True, 1.0, old, STEP),
     )
-    # These runs repeat every 12 h and 2 h, so the time of day would speak too (at this
-    # hour "long" was up for 8 more hours every day): age alone is what is tested here.
-    by_age = SlackReserve(day_window_hours=0.0)
+    # (These runs repeat every 12 h and 2 h, so at this hour "long" was up for 8 more
+    # hours every day; the pick ranks runs of any age, and the hours after an old run's
+    # start say nothing about now, so it does not read the time of day.)
+    assert POLICY.runs.time_of_day_hazard(zones[0]) < 1.0
     # Below the reserve (every changeover counts) the run that has lasted is taken ...
-    assert by_age.decide(state(slack=1.0, zones=zones)).target == Target.spot("short", "ra")
+    assert POLICY.decide(state(slack=1.0, zones=zones)).target == Target.spot("short", "ra")
     # ... above it, the zone whose runs last on average.
-    assert by_age.decide(state(slack=8.0, zones=zones)).target == Target.spot("long", "ra")
+    assert POLICY.decide(state(slack=8.0, zones=zones)).target == Target.spot("long", "ra")
 
 
 def _day(ends_at: list[float]) -> list[int]:
