@@ -1,5 +1,4 @@
-"""The waiting queue as the scheduler reads it: a bounded head and a backfill window that
-moves on at every pass, and keyset pages of it for learning where the jobs' data is."""
+"""The waiting queue as the scheduler reads it: per pass, and in pages at start."""
 
 from __future__ import annotations
 
