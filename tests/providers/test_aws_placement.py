@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from gangs import gang_request
 
 from skyd.model import LaunchRequest, Offer
 from skyd.providers.aws import AwsConfig, AwsProvider
@@ -86,15 +87,7 @@ def sdk(proxy: MotoEc2) -> Any:
 
 def gang(instance_type: str, job_id: int, nodes: int = 2) -> LaunchRequest:
     offer = Offer("aws", REGION, "use1-az1", instance_type, "", 0, 2, 4.0, 96_000, 30_000)
-    return LaunchRequest(
-        job_id=job_id,
-        attempt=1,
-        client_token=f"skyd-{job_id}-1",
-        offer=offer,
-        spot=False,
-        num_nodes=nodes,
-        tags={TAG_DAEMON: "lab-a"},
-    )
+    return gang_request(offer, job_id, nodes)
 
 
 async def code_of(call: Any) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from gangs import gang_request
 
 from skyd.clock import VirtualClock
 from skyd.model import LaunchRequest, Offer
@@ -55,15 +56,7 @@ async def provider(fake: FakeAzure) -> AsyncIterator[AzureProvider]:
 
 def gang(job_id: int, nodes: int = 2) -> LaunchRequest:
     offer = Offer("azure", "eastus", "", "Standard_D4s_v5", "", 0, 4, 16, 192_000, 38_000)
-    return LaunchRequest(
-        job_id=job_id,
-        attempt=1,
-        client_token=f"skyd-{job_id}-1",
-        offer=offer,
-        spot=False,
-        num_nodes=nodes,
-        tags={TAG_DAEMON: "lab-a"},
-    )
+    return gang_request(offer, job_id, nodes)
 
 
 async def arm(fake: FakeAzure, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from gangs import gang_request
 
 from skyd.model import LaunchRequest, Offer
 from skyd.providers.base import MANAGED, TAG_DAEMON, TAG_JOB, TAG_MANAGED
@@ -41,15 +42,7 @@ async def provider(fake: FakeGce) -> AsyncIterator[GcpProvider]:
 
 def gang(machine: str, job_id: int, nodes: int = 2) -> LaunchRequest:
     offer = Offer("gcp", REGION, ZONE, machine, "", 0, 8, 32.0, 97_100, 23_500)
-    return LaunchRequest(
-        job_id=job_id,
-        attempt=1,
-        client_token=f"skyd-{job_id}-1",
-        offer=offer,
-        spot=False,
-        num_nodes=nodes,
-        tags={TAG_DAEMON: "lab-a"},
-    )
+    return gang_request(offer, job_id, nodes)
 
 
 async def rest(fake: FakeGce, method: str, path: str, body: Any = None) -> tuple[int, Any]:
