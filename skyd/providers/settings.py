@@ -1,5 +1,4 @@
-"""Checks the lab providers' config tables ([ssh], [slurm], [kubernetes]) share: settings
-nobody reads and names given twice, each refused naming the table and what is allowed."""
+"""Checks the lab providers' config tables share: unknown settings and names given twice."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""An attempt's JSON state files, whole or nothing: written beside and renamed into place
-(synced first), read as None while missing or unreadable."""
+"""An attempt's JSON state files, whole or nothing: synced and renamed in, None when unreadable."""
 
 from __future__ import annotations
 

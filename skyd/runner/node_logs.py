@@ -1,5 +1,4 @@
-"""How a node's new output joins an attempt's log (SSH, Slurm and Kubernetes runners alike):
-rank 0's bytes as they are, every other rank's in whole lines prefixed "(node N) "."""
+"""How a node's new output joins the attempt's log: rank 0 as is, others as "(node N)" lines."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The fake Azure Resource Manager's async operations: the Azure-AsyncOperation and Location
-URLs a long-running call answers with, and their polls (in progress once, then terminal)."""
+"""The fake Resource Manager's async operations: Azure-AsyncOperation URLs and their polls."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Compute Engine's REST conventions the fake GCE's parts share: paths, self links, its error
-body, list filters and timestamps."""
+"""Compute Engine REST conventions the fake GCE's parts share: paths, error body, filters, times."""
 
 from __future__ import annotations
 

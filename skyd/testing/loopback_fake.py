@@ -1,5 +1,4 @@
-"""What the cloud fakes (moto_ec2, fake_gce, fake_azure) share as servers: aiohttp on
-127.0.0.1, the time spent answering, and the hung call that only stop() ends."""
+"""The cloud fakes' shared server: aiohttp on 127.0.0.1, time spent answering, hung calls."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Bounded polls of what a provider or runner reports (real processes, a real scheduler):
-until instances reach some states, or an attempt some phases. Not ordering sleeps."""
+"""Bounded polls until instances reach some states or an attempt some phases (not ordering)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""A daemon's restart as the provider tests stage it: a fresh store that recorded one launched
-instance, reconciled against what the provider really holds."""
+"""A daemon's restart for provider tests: a store that recorded one instance, reconciled."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""How a fake VM's sshd is set up: real local login accounts, the VM's own keys, users and
-config (a ForceCommand wrapper gives each session the VM's home), and its wait to listen."""
+"""How a fake VM's sshd is set up: login accounts, its keys and config, and the wait to listen."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The gang launch the placement tests make on every cloud: attempt 1 of a job, several nodes
-of one offer, launched by daemon lab-a."""
+"""The gang launch request the placement tests make on every cloud (attempt 1, daemon lab-a)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The RunInstances parameters of an AWS launch: image, network interface, tags, placement,
-key, spot options and the root volume (disk size and tier)."""
+"""The RunInstances parameters of an AWS launch (network, tags, placement, spot, root volume)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The AWS adapter's SDK clients: one aioboto3 session, an EC2 (and SSM) client per region
-made on first use and closed together, their failures turned into skyd's errors."""
+"""The AWS adapter's SDK clients: per-region EC2 and SSM clients, errors made skyd's."""
 
 from __future__ import annotations
 

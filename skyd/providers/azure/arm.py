@@ -1,5 +1,4 @@
-"""The Azure adapter's connection to Resource Manager: the compute SDK client and plain ARM REST
-calls through its pipeline, long-running operations polled to the end."""
+"""The Azure adapter's Resource Manager connection: compute client, ARM REST, long operations."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Fixtures of the Kubernetes tests: the fake cluster, reached the standard way ($KUBECONFIG
-names the file, its context names the cluster)."""
+"""Fixtures of the Kubernetes tests: the fake cluster, reached through $KUBECONFIG."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Fixtures of the Slurm tests that need the real test cluster: started once per module and
-held by one test run at a time (`pytestmark = pytest.mark.usefixtures("slurm_cluster")`)."""
+"""Fixtures of the Slurm tests: the real test cluster, started per module, held by one run."""
 
 from __future__ import annotations
 
@@ -16,5 +15,6 @@ def slurm_started() -> None:
 
 @pytest.fixture
 def slurm_cluster(slurm_started: None) -> Iterator[None]:
+    """The cluster, to this test alone: `pytestmark = pytest.mark.usefixtures("slurm_cluster")`."""
     with cluster_to_myself():
         yield
