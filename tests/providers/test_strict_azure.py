@@ -142,22 +142,24 @@ async def test_an_api_version_without_a_spec_is_refused(fake: FakeAzure) -> None
     assert status == 400 and answer["error"]["code"] == "NoRegisteredProviderFound"
 
 
+def _provider(fake: FakeAzure, **settings: Any) -> AzureProvider:
+    """skyd's adapter on the fake, with these settings beside the connection and key."""
+    config = AzureConfig(
+        subscription_id=SUB,
+        resource_group="lab",
+        base_url=fake.base_url,
+        ca_file=str(fake.ca_file),
+        ssh_public_key="ssh-ed25519 AAAA k",
+        poll_interval_s=0,
+        **settings,
+    )
+    return AzureProvider(config, credential=StaticTokenCredential(), clock=VirtualClock())
+
+
 async def test_skyd_opens_ssh_from_the_configured_cidr_and_boots_gpus_on_the_hpc_image(
     fake: FakeAzure,
 ) -> None:
-    provider = AzureProvider(
-        AzureConfig(
-            subscription_id=SUB,
-            resource_group="lab",
-            base_url=fake.base_url,
-            ca_file=str(fake.ca_file),
-            ssh_public_key="ssh-ed25519 AAAA k",
-            ssh_ingress_cidrs=("198.51.100.0/24",),
-            poll_interval_s=0,
-        ),
-        credential=StaticTokenCredential(),
-        clock=VirtualClock(),
-    )
+    provider = _provider(fake, ssh_ingress_cidrs=("198.51.100.0/24",))
     offer = Offer("azure", "eastus", "", "Standard_NC6s_v3", "V100", 1, 6, 112, 1, 1)
     try:
         [inst] = await provider.launch(request_for(offer, spot=False, job_id=8))
@@ -177,19 +179,7 @@ async def test_skyd_opens_ssh_from_the_configured_cidr_and_boots_gpus_on_the_hpc
 
 
 async def test_a_refused_image_fails_the_job_with_the_fix(fake: FakeAzure) -> None:
-    provider = AzureProvider(
-        AzureConfig(
-            subscription_id=SUB,
-            resource_group="lab",
-            base_url=fake.base_url,
-            ca_file=str(fake.ca_file),
-            ssh_public_key="ssh-ed25519 AAAA k",
-            image_offer="ubuntu-99_04-lts",
-            poll_interval_s=0,
-        ),
-        credential=StaticTokenCredential(),
-        clock=VirtualClock(),
-    )
+    provider = _provider(fake, image_offer="ubuntu-99_04-lts")
     offer = Offer("azure", "eastus", "", "Standard_D2s_v5", "", 0, 2, 8, 1, 1)
     try:
         with pytest.raises(RequestRefusedError, match=r"fix: set azure\.image_publisher"):
