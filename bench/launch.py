@@ -130,8 +130,9 @@ async def bench_aws(launches: int, tagged: int) -> dict[str, Any]:
     import boto3
 
     from skyd.providers.aws import AwsConfig, AwsProvider
-    from skyd.testing.moto_ec2 import MotoEc2, MotoServerThread
+    from skyd.testing.moto_ec2 import STOCK_IMAGES, MotoEc2, MotoServerThread
 
+    image = STOCK_IMAGES[0].ami_id  # an AMI the fake region has: it refuses unknown ones
     moto = MotoServerThread()
     moto.start()
     proxy = MotoEc2(moto)
@@ -139,7 +140,7 @@ async def bench_aws(launches: int, tagged: int) -> dict[str, Any]:
     provider = AwsProvider(
         # Moto takes tens of seconds to render 1,000 instances on a busy machine.
         AwsConfig(
-            endpoint_url=proxy.endpoint_url, default_image_id="ami-bench", request_timeout_s=600
+            endpoint_url=proxy.endpoint_url, default_image_id=image, request_timeout_s=600
         ),
         clock=VirtualClock(),
     )
@@ -154,7 +155,7 @@ async def bench_aws(launches: int, tagged: int) -> dict[str, Any]:
                 raw,
                 partial(
                     client.run_instances,
-                    ImageId="ami-bench",
+                    ImageId=image,
                     InstanceType="t3.micro",
                     MinCount=1,
                     MaxCount=1,
@@ -163,9 +164,11 @@ async def bench_aws(launches: int, tagged: int) -> dict[str, Any]:
                 ),
             )
         direct = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto.url)
+        # Only live ones: terminating one already terminated is refused (its ENI is gone).
+        live = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
         ids = [
             i["InstanceId"]
-            for r in direct.describe_instances()["Reservations"]
+            for r in direct.describe_instances(Filters=live)["Reservations"]
             for i in r["Instances"]
         ]
         direct.terminate_instances(InstanceIds=ids)
@@ -173,7 +176,7 @@ async def bench_aws(launches: int, tagged: int) -> dict[str, Any]:
         for start in range(0, tagged, 250):
             count = min(250, tagged - start)
             direct.run_instances(
-                ImageId="ami-bench",
+                ImageId=image,
                 InstanceType="t3.micro",
                 MinCount=count,
                 MaxCount=count,
