@@ -69,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="catalog load/query benchmark")
     parser.add_argument("--loads", type=int, default=9, help="fresh-process cold loads")
     parser.add_argument("--queries", type=int, default=200, help="repetitions per query")
+    parser.add_argument("--json", action="store_true", help="print one JSON object, no table")
     args = parser.parse_args(argv)
+    if args.loads < 1 or args.queries < 1:
+        parser.error("--loads and --queries must be at least 1")
 
     from skyd.catalog import Catalog, default_catalog_dir
     from skyd.model import Amount, OfferFilter
@@ -115,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         "query_ms_median": query_ms,
         "query_target_ms": 5.0,
     }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
     cold = result["cold_load_ms"]
     assert isinstance(cold, dict)
     print(f"{'measure':<48} {'median':>10}")

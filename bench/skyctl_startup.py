@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python -m bench.skyctl_startup                 # against a scripted stdlib responder
+    python -m bench.skyctl_startup [--runs N] [--json]  # against a scripted stdlib responder
     python -m bench.skyctl_startup --socket PATH   # against a running daemon (submits real jobs)
 
 Runs are interleaved (baseline, submit, queue, --help, baseline, …) so that load from other
@@ -13,6 +13,7 @@ submit ≤ 5× the bare interpreter.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -95,12 +96,28 @@ def report(samples: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
+def as_json(samples: dict[str, list[float]], where: str) -> dict[str, object]:
+    """Medians and each command's ratio to the bare interpreter measured in the same run."""
+    baseline = statistics.median(samples["python -c pass"])
+    return {
+        "bench": "bench.skyctl_startup",
+        "against": where,
+        "runs": len(samples["python -c pass"]),
+        "median_ms": {name: statistics.median(v) * 1000 for name, v in samples.items()},
+        "ratio_to_python": {name: statistics.median(v) / baseline for name, v in samples.items()},
+        "target_submit_ratio": TARGET_RATIO,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.skyctl_startup", description=__doc__)
     parser.add_argument("--socket", metavar="PATH", help="a running daemon's socket")
     parser.add_argument("--task", metavar="FILE", help="task file to submit (a tiny echo job)")
     parser.add_argument("--runs", type=int, default=20, help="runs per command (20)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error(f"--runs {args.runs}: at least 1")
     workdir = tempfile.mkdtemp(prefix="skyctl-bench-", dir="/tmp")
     responder = None
     try:
@@ -113,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             responder = scripted_daemon(os.path.join(workdir, "skyd.sock"))
             socket_path = responder.socket_path
         where = f"the daemon at {socket_path}" if args.socket else "a scripted stdlib responder"
+        if args.json:
+            print(json.dumps(as_json(measure(socket_path, task_path, args.runs), where), indent=2))
+            return 0
         print(f"skyctl startup, {args.runs} interleaved runs each, against {where}")
         print(report(measure(socket_path, task_path, args.runs)))
     finally:

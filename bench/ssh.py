@@ -1,6 +1,6 @@
 """Benchmark: control-plane cost of the ssh provider and runner against in-process SSH machines.
 
-    python -m bench.ssh [--launches 100] [--instances 1000] [--json out.json]
+    python -m bench.ssh [--launches 100] [--instances 1000] [--json]
 
 Launch: median of `SshProvider.launch()` for new tokens, next to the median of the one
 probe round trip it makes; the difference is skyd's own overhead (target <= 50 ms).
@@ -133,15 +133,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--launches", type=int, default=100)
     parser.add_argument("--instances", type=int, default=1000)
-    parser.add_argument("--json", type=Path)
+    # one JSON object on stdout like every benchmark (it used to take a file to write)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    if args.launches < 1:
+        parser.error(f"--launches {args.launches}: at least 1")
     if args.instances < args.launches:
         parser.error("--instances must be >= --launches (the launched ones are counted in)")
     result = asyncio.run(run(args.launches, args.instances))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
     for key, value in result.items():
         print(f"{key:30} {value}")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

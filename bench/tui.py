@@ -1,7 +1,7 @@
 """Dashboard under load: 10,000 queued jobs and a stream of state changes; how long an event takes
 to show in its row, and how long a frame takes while scrolling.
 
-    python -m bench.tui [--jobs 10000] [--rate 50] [--seconds 8] [--keys 200]
+    python -m bench.tui [--jobs 10000] [--rate 50] [--seconds 8] [--keys 200] [--json]
 
 The daemon is the canned one (skyd.testing.canned_daemon, the real wire protocol) in a
 separate process, so the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import random
 import statistics
@@ -60,18 +61,25 @@ def serve_fake(socket_path: str, jobs: int, rate: float, go: ProcessEvent) -> No
     asyncio.run(main())
 
 
-def summary(name: str, seconds: list[float]) -> str:
+def figures(seconds: list[float]) -> dict[str, float]:
+    """Sample count, median, p95 and max in ms (only the count when there are no samples)."""
     ms = sorted(s * 1000 for s in seconds)
     if not ms:
-        return f"{name}: no samples"
+        return {"n": 0}
     p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+    return {"n": len(ms), "median_ms": statistics.median(ms), "p95_ms": p95, "max_ms": ms[-1]}
+
+
+def summary(name: str, seconds: dict[str, float]) -> str:
+    if not seconds["n"]:
+        return f"{name}: no samples"
     return (
-        f"{name}: n={len(ms)} median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, "
-        f"max {ms[-1]:.1f} ms"
+        f"{name}: n={seconds['n']:.0f} median {seconds['median_ms']:.1f} ms, "
+        f"p95 {seconds['p95_ms']:.1f} ms, max {seconds['max_ms']:.1f} ms"
     )
 
 
-async def measure(socket_path: str, args: argparse.Namespace, go: ProcessEvent) -> list[str]:
+async def measure(socket_path: str, args: argparse.Namespace, go: ProcessEvent) -> dict[str, Any]:
     from tui.app import SkydDashboard
 
     class MeasuredDashboard(SkydDashboard):
@@ -89,17 +97,17 @@ async def measure(socket_path: str, args: argparse.Namespace, go: ProcessEvent) 
                 self.call_after_refresh(lambda: self.latencies.append(time.time() - at))
 
     app = MeasuredDashboard(socket_path)
-    lines: list[str] = []
+    result: dict[str, Any] = {"jobs": args.jobs, "rate": args.rate, "keys": args.keys}
     async with app.run_test(size=(80, 24)) as pilot:
         started = time.monotonic()
         while app.jobs_pane.table.row_count < args.jobs:
             await pilot.pause(0.05)
-        lines.append(f"initial load of {args.jobs} jobs: {time.monotonic() - started:.2f} s")
+        result["initial_load_s"] = time.monotonic() - started
 
         app.recording = True
         go.set()
         await pilot.pause(args.seconds)
-        lines.append(summary(f"event -> row repainted ({args.rate:g}/s, idle)", app.latencies))
+        result["event_to_row_idle"] = figures(app.latencies)
 
         app.latencies.clear()
         table = app.jobs_pane.table
@@ -129,11 +137,24 @@ async def measure(socket_path: str, args: argparse.Namespace, go: ProcessEvent) 
             frames.append(await done)
         scrolling = False
         await watcher
-        lines.append(summary(f"cursor move -> frame drawn ({args.keys} moves)", frames))
-        lines.append(summary("event loop stalls while scrolling", stalls))
-        lines.append(summary("event -> row repainted while scrolling", app.latencies))
-        lines.append(f"rows in the table at the end: {app.jobs_pane.table.row_count}")
-    return lines
+        result["move_to_frame"] = figures(frames)
+        result["loop_stalls_scrolling"] = figures(stalls)
+        result["event_to_row_scrolling"] = figures(app.latencies)
+        result["rows_at_end"] = app.jobs_pane.table.row_count
+    return result
+
+
+def report(result: dict[str, Any]) -> list[str]:
+    return [
+        f"initial load of {result['jobs']} jobs: {result['initial_load_s']:.2f} s",
+        summary(
+            f"event -> row repainted ({result['rate']:g}/s, idle)", result["event_to_row_idle"]
+        ),
+        summary(f"cursor move -> frame drawn ({result['keys']} moves)", result["move_to_frame"]),
+        summary("event loop stalls while scrolling", result["loop_stalls_scrolling"]),
+        summary("event -> row repainted while scrolling", result["event_to_row_scrolling"]),
+        f"rows in the table at the end: {result['rows_at_end']}",
+    ]
 
 
 def main() -> None:
@@ -142,7 +163,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="state changes per second")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of the idle phase")
     parser.add_argument("--keys", type=int, default=200, help="cursor moves while scrolling")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    if args.jobs < 1 or args.keys < 1 or args.rate <= 0 or args.seconds <= 0:
+        parser.error("--jobs, --keys, --rate and --seconds must be positive")
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
         socket_path = str(Path(tmp) / "fake.sock")
@@ -154,8 +178,11 @@ def main() -> None:
         try:
             while not Path(socket_path).exists():
                 time.sleep(0.05)
-            for line in asyncio.run(measure(socket_path, args, go)):
-                print(line)
+            result = asyncio.run(measure(socket_path, args, go))
+            if args.json:
+                print(json.dumps(result, indent=2))
+            else:
+                print("\n".join(report(result)))
         finally:
             server.terminate()
             server.join(10)
