@@ -139,9 +139,7 @@ async def bench_aws(launches: int, tagged: int) -> dict[str, Any]:
     await proxy.start()
     provider = AwsProvider(
         # Moto takes tens of seconds to render 1,000 instances on a busy machine.
-        AwsConfig(
-            endpoint_url=proxy.endpoint_url, default_image_id=image, request_timeout_s=600
-        ),
+        AwsConfig(endpoint_url=proxy.endpoint_url, default_image_id=image, request_timeout_s=600),
         clock=VirtualClock(),
     )
     offer = Offer("aws", "us-east-1", "use1-az1", "t3.micro", "", 0, 2, 1.0, 10_400, 3_100)
