@@ -72,6 +72,18 @@ def run_skypilot(venv: Path, home: Path, tasks: list[dict[str, Any]], runs: int)
         "HOME": str(home),
         "SKYPILOT_DISABLE_USAGE_COLLECTION": "1",
         "LANG": "C.UTF-8",
+        # Offline on purpose. A task with an AWS image_id makes SkyPilot describe the image:
+        # with no credentials boto looked for them at the instance metadata address and SkyPilot
+        # retried with back-off for minutes per task. A dummy key, a closed loopback endpoint
+        # and one attempt make it fail at once, which the driver reports as that task's error.
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ACCESS_KEY_ID": "offline",
+        "AWS_SECRET_ACCESS_KEY": "offline",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_MAX_ATTEMPTS": "1",
+        "NO_GCE_CHECK": "True",
+        "GCE_METADATA_HOST": "127.0.0.1:9",
+        "GCE_METADATA_IP": "127.0.0.1:9",
     }
     done = subprocess.run(
         [str(venv / "bin" / "python"), str(DRIVER)],
@@ -224,6 +236,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="warm calls per task and side")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error(f"--runs {args.runs}: at least 1")
+    if not (Path(args.skypilot_venv) / "bin" / "python").exists():
+        parser.error(
+            f"--skypilot-venv {args.skypilot_venv}: no bin/python there; create it with "
+            "python -m venv PATH && PATH/bin/pip install skypilot==0.14.1"
+        )
     result = run(args)
     if args.json:
         print(json.dumps(result))
