@@ -380,7 +380,10 @@ class Daemon:
 
                     def on_trace_change(observations: list[Observation]) -> None:
                         poller.apply(observations)
-                        bus.changed.set()  # a preemption is acted on now, not at the next tick
+                        # a preemption is acted on now, not at the next tick: the pass this
+                        # wakes must describe the instances again, not reuse the tick's states
+                        scheduler.attempts.states.expire()
+                        bus.changed.set()
 
                     helpers.append(
                         services.create_task(sim.watch(on_trace_change), name="sim-market")

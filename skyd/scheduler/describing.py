@@ -68,6 +68,11 @@ class InstanceStates:
         """The driver started a pass: the snapshot may be taken again if it is old."""
         self._new_pass = True
 
+    def expire(self) -> None:
+        """A provider told of a change to its instances (the sim trace withdrew capacity): the
+        next need takes a new snapshot, not one from earlier in the tick that predates it."""
+        self._taken_at = None
+
     async def _refresh_if_old(self) -> None:
         async with self._refreshing:
             now = self.clock.now()
