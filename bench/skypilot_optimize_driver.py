@@ -3,9 +3,12 @@
 Reads {"tasks": [{"name", "resources", "num_nodes"}], "runs": N} on stdin and prints one
 JSON object: per task, the first call's seconds (cold: catalogs load), the median of N
 more, and what SkyPilot chose (cloud, region, zone, instance type, spot, $/h per node) or
-its error. The only change to SkyPilot is which clouds count as enabled: `sky check` needs
+its error. The changes to SkyPilot are which clouds count as enabled: `sky check` needs
 each cloud's API, unreachable here, so its cached answer is replaced by AWS, GCP, Azure
-and Lambda — the clouds whose catalogs bench.skypilot_catalog wrote.
+and Lambda — the clouds whose catalogs bench.skypilot_catalog wrote; and how often it
+retries making an AWS client without credentials: once, not five times with back-off
+(minutes per task with an AWS image_id, whose size it asks EC2), after which it takes its
+default image size, as it does for any user without AWS credentials.
 """
 
 import copy
@@ -17,6 +20,7 @@ import time
 import sky  # type: ignore[import-not-found]
 from sky import check as sky_check  # type: ignore[import-not-found]
 from sky import clouds  # type: ignore[import-not-found]
+from sky.adaptors import aws as aws_adaptor  # type: ignore[import-not-found]
 from sky.optimizer import Optimizer  # type: ignore[import-not-found]
 
 ENABLED = [clouds.AWS(), clouds.GCP(), clouds.Azure(), clouds.Lambda()]
@@ -27,6 +31,7 @@ def enabled_clouds(*_args, **_kwargs):  # type: ignore[no-untyped-def]
 
 
 sky_check.get_cached_enabled_clouds_or_refresh = enabled_clouds
+aws_adaptor._MAX_ATTEMPT_FOR_CREATION = 1
 
 
 def optimize_once(resources, num_nodes):  # type: ignore[no-untyped-def]
