@@ -109,6 +109,7 @@ class SlackReserve:
         age_trust: float = 5.0,
         day_window_hours: float = 2.0,
         day_proof_power: float = 0.5,
+        day_prior_ends: float = 1.0,
     ) -> None:
         # Changeovers of slack kept per expected up/down cycle of the remaining work.
         self.reserve_per_cycle = reserve_per_cycle
@@ -159,10 +160,15 @@ class SlackReserve:
         # Spot is taken back more often at some hours of the day than others: a run's
         # expected rest is divided by how much likelier its zone's runs ended in the
         # `day_window_hours` after that clock time on earlier days (0: off), and the
-        # proof asked of it below the reserve stretched by that ratio ** power.
+        # proof asked of it below the reserve stretched by that ratio ** power. A week
+        # holds only seven such windows: `day_prior_ends` ends at the zone's usual rate
+        # are assumed there on top of those seen, pulling the ratio towards 1.
         self.day_window_hours = day_window_hours
         self.day_proof_power = day_proof_power
-        self.runs = SpotRunModel(prior_cycle_hours, prior_hours, prior_runs, day_window_hours)
+        self.day_prior_ends = day_prior_ends
+        self.runs = SpotRunModel(
+            prior_cycle_hours, prior_hours, prior_runs, day_window_hours, day_prior_ends
+        )
 
     def _stats(self, state: PolicyState) -> AvailabilityStats:
         zones = state.zones

@@ -13,9 +13,7 @@ from skyd.policy.availability import (
 )
 from skyd.policy.state import ZoneMarket
 
-# Ends assumed in a time-of-day window on top of those seen, at the zone's usual
-# rate (a week of such windows holds only a few), and the most the ratio may say.
-PRIOR_ENDS = 3.0
+# The most the time-of-day ratio may say either way: a week holds only seven windows.
 HAZARD_CLIP = 4.0
 
 
@@ -26,13 +24,15 @@ class SpotRunModel:
     `prior_cycle_hours` is the up/down cycle assumed with no history, trusted half-way
     after `prior_hours` of it; `prior_runs` past runs as long as the current one are
     trusted half-way against that prior; `day_window_hours` (0: off) is how far ahead
-    the same clock hours of earlier days are read.
+    the same clock hours of earlier days are read, with `day_prior_ends` ends at the
+    zone's usual rate assumed there on top of those seen.
     """
 
     prior_cycle_hours: float
     prior_hours: float
     prior_runs: float
     day_window_hours: float
+    day_prior_ends: float
 
     def expected_up_hours(self, zone: ZoneMarket) -> float:
         """The zone's mean spot run, blended with the prior while its history is short."""
@@ -68,6 +68,6 @@ class SpotRunModel:
             return 1.0
         start = len(settled_history(zone.history))
         ratio = time_of_day_hazard(
-            zone.history, zone.history_step_hours, start, self.day_window_hours, PRIOR_ENDS
+            zone.history, zone.history_step_hours, start, self.day_window_hours, self.day_prior_ends
         )
         return min(max(ratio, 1 / HAZARD_CLIP), HAZARD_CLIP)

@@ -97,10 +97,10 @@ def test_below_the_reserve_a_returning_spot_run_must_prove_itself() -> None:
     reserve = POLICY.reserve_hours(s, POLICY._stats(s))
     wanted = POLICY.spot_patience * D * (reserve / 1.0) ** POLICY.scarcity_power
     # CYCLES repeats every 4 h, so every day at this hour a run was 1 h from its end:
-    # 8 ends in the 3 h windows over 160 up samples, against 1 per 40 overall, shrunk
-    # by 3 prior ends: the proof is stretched by (11 / 7) ** day_proof_power.
+    # 8 ends in the 2 h windows over 160 up samples, against 1 per 40 overall, shrunk
+    # by 1 prior end: the proof is stretched by (9 / 5) ** day_proof_power.
     stretch = POLICY.runs.time_of_day_hazard(s.zones[0]) ** POLICY.day_proof_power
-    assert stretch == pytest.approx((11 / 7) ** POLICY.day_proof_power)
+    assert stretch == pytest.approx((9 / 5) ** POLICY.day_proof_power)
     # The reserve shrinks while on demand, so the run is proven a bit sooner than that.
     assert 0.2 < held.recheck_after_hours <= stretch * wanted - 0.05 + 1e-9
     lasting = np.concatenate([CYCLES, history([1] * 20)])
