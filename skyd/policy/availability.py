@@ -152,8 +152,11 @@ def time_of_day_hazard(
     window_hours: float,
     prior_ends: float,
     day_hours: float = 24.0,
+    up: bool = True,
 ) -> float:
     """How much likelier spot is to be taken back in the `window_hours` after sample `at`.
+
+    (With `up` false: how much likelier an outage is to end there.)
 
     Spot capacity follows the working day (on the V100 traces the us-east-1 zones
     lose a running instance 2–5× as often in US business hours as at night), so the
@@ -164,10 +167,10 @@ def time_of_day_hazard(
     """
     if step_hours <= 0 or at < 2 or window_hours <= 0:
         return 1.0
-    seen = history[:at]
-    up = seen[:-1]
-    ends = up & ~seen[1:]
-    up_samples = int(np.count_nonzero(up))
+    seen = history[:at] if up else ~history[:at]
+    in_run = seen[:-1]
+    ends = in_run & ~seen[1:]
+    up_samples = int(np.count_nonzero(in_run))
     all_ends = int(np.count_nonzero(ends))
     if up_samples == 0 or all_ends == 0:
         return 1.0
@@ -179,6 +182,9 @@ def time_of_day_hazard(
     window_up = window_ends = 0
     for start in starts:
         stop = min(int(start) + width, at - 1)
-        window_up += int(np.count_nonzero(up[start:stop]))
+        window_up += int(np.count_nonzero(in_run[start:stop]))
         window_ends += int(np.count_nonzero(ends[start:stop]))
-    return (window_ends + prior_ends) / (rate * window_up + prior_ends)
+    expected = rate * window_up + prior_ends
+    if expected <= 0:  # never in that state at that hour, and no prior: nothing to say
+        return 1.0
+    return (window_ends + prior_ends) / expected

@@ -34,7 +34,10 @@ drifts across it. This policy:
   follows the working day), so a run's expected rest is divided by how much likelier
   than usual the zone's runs ended in the `day_window_hours` after its start time on
   earlier days, and its proof is stretched by that ratio ** `day_proof_power`
-  (`SpotRunModel`; not when ranking zones, whose runs may be far older);
+  (`SpotRunModel`; not when ranking zones, whose runs may be far older); and the
+  share of the slack one outage may take above the reserve is scaled by how much
+  likelier than usual outages ended in that window after its start time
+  (** `day_outage_power`);
 * never launches spot whose past runs of that age ended, on average, before a
   changeover would be over; among several zones, picks the one whose run costs
   least per useful hour; with slack below the reserve, expecting it to last what
@@ -61,14 +64,9 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-import numpy as np
-import numpy.typing as npt
-
 from skyd.policy.availability import (
     AvailabilityStats,
     availability_stats,
-    run_lengths,
-    run_outlook,
     settled_history,
 )
 from skyd.policy.baselines import (
@@ -78,6 +76,12 @@ from skyd.policy.baselines import (
     spot_entry_is_safe,
     spot_still_available,
     step_margin,
+)
+from skyd.policy.outages import (
+    outage_age_hours,
+    outage_history,
+    outage_hour_ratio,
+    short_outage_wait,
 )
 from skyd.policy.spot_run import SpotRunModel
 from skyd.policy.state import IDLE, Decision, PolicyState, Target, ZoneMarket
@@ -110,6 +114,7 @@ class SlackReserve:
         day_window_hours: float = 2.0,
         day_proof_power: float = 0.5,
         day_prior_ends: float = 1.0,
+        day_outage_power: float = 1.0,
     ) -> None:
         # Changeovers of slack kept per expected up/down cycle of the remaining work.
         self.reserve_per_cycle = reserve_per_cycle
@@ -166,6 +171,10 @@ class SlackReserve:
         self.day_window_hours = day_window_hours
         self.day_proof_power = day_proof_power
         self.day_prior_ends = day_prior_ends
+        # Outages end sooner at some hours too: above the reserve, the share of the
+        # slack one outage may take is scaled by (how much likelier than usual outages
+        # ended in the window after this one's start time) ** `day_outage_power`.
+        self.day_outage_power = day_outage_power
         self.runs = SpotRunModel(
             prior_cycle_hours, prior_hours, prior_runs, day_window_hours, day_prior_ends
         )
@@ -177,7 +186,7 @@ class SlackReserve:
         # Several zones: the job can run while any of them is up, so outages are the
         # union's; but it runs in one zone at a time, and each preemption there costs a
         # changeover: spot runs are the zones' own (weighted by how often each is up).
-        history = self._outage_history(state)
+        history = outage_history(state)
         if len(history) == 0:
             return AvailabilityStats(0.0, 0.0, 0.0, 0.0)
         union = availability_stats(settled_history(history), zones[0].history_step_hours)
@@ -208,10 +217,6 @@ class SlackReserve:
         cycles = left / self.counted_cycle(stats, d)
         planned = self.reserve_per_cycle * d * float(cycles**self.reserve_power)
         return 2 * d + step_margin(state) + planned
-
-    def _outage_hours(self, state: PolicyState) -> float:
-        # A zone that is up but priced above on demand has no outage age to go by.
-        return min(0.0 if z.available else z.run_hours() for z in state.zones)
 
     def _pick_zone(
         self, state: PolicyState, candidates: list[ZoneMarket], scarce: bool
@@ -262,41 +267,10 @@ class SlackReserve:
         nxt = outlook.next_change_hours
         return math.inf if nxt is None else nxt
 
-    def _outage_history(self, state: PolicyState) -> npt.NDArray[np.bool_]:
-        """The availability whose outages stop the job: the zone's, or the union of zones'."""
-        zones = state.zones
-        if len(zones) == 1:
-            return zones[0].history
-        shortest = min(len(z.history) for z in zones)
-        union: npt.NDArray[np.bool_] = np.logical_or.reduce(
-            [z.history[len(z.history) - shortest :] for z in zones]
-        )
-        return union
-
-    def _short_outage_wait(self, state: PolicyState, waited: float, net: float) -> float | None:
-        """Hours to idle on rather than bridge now, when this outage is likely short.
-
-        Bridging an outage costs two changeovers (on demand, then spot again) and on
-        demand through it; waiting costs only its length. While most past outages
-        that lasted this long ended within one more changeover, wait (up to
-        `outage_patience` changeovers, never into the safety net).
-        """
-        d = state.changeover_hours
-        limit = self.outage_patience * d
-        if waited >= limit - EPS or any(z.available for z in state.zones):
-            # (Spot that is up but priced above on demand is no outage to go by.)
-            return None
-        history = self._outage_history(state)
-        step = state.zones[0].history_step_hours
-        outages = run_lengths(settled_history(history), step, up=False)
-        outlook = run_outlook(outages, waited, window=d)
-        if outlook.longer < self.prior_runs or outlook.end_within < self.short_outage:
-            return None
-        wait = limit - waited
-        if outlook.next_change_hours is not None:
-            wait = min(wait, outlook.next_change_hours)
-        wait = min(wait, state.slack_hours - net)
-        return wait if wait > EPS else None
+    def _outage_hour_ratio(self, state: PolicyState) -> float:
+        if self.day_window_hours <= 0:
+            return 1.0
+        return outage_hour_ratio(state, self.day_window_hours, self.day_prior_ends)
 
     def _wait_for_home(self, state: PolicyState, zone: ZoneMarket, spare: float) -> float | None:
         """Hours worth idling for the checkpoint's region to come back instead of moving."""
@@ -421,7 +395,7 @@ class SlackReserve:
             # An outage being bridged is bridged to its end: stopping half-way would
             # pay a changeover again if spot stays away.
             return Decision(current, reason="bridge the outage")
-        waited = self._outage_hours(state)
+        waited = outage_age_hours(state)
         reason = "bridge the outage"
         if slack > reserve + EPS:
             # Idle: slack falls one hour per hour; the reserve stays put.
@@ -429,13 +403,17 @@ class SlackReserve:
             if math.isfinite(self.allowance):
                 outages = max(1.0, state.remaining_hours / self.counted_cycle(stats, d))
                 k = self.allowance / outages
+                if self.day_outage_power:
+                    k *= self._outage_hour_ratio(state) ** self.day_outage_power
                 # The share falls as the slack does: waited + x = k * (slack - x - reserve).
                 cap = min(cap, (k * (slack - reserve) - waited) / (1 + k))
             if cap > EPS:
                 recheck = min(slack - reserve, cap)
                 return Decision(IDLE, recheck_after_hours=recheck, reason="above reserve: wait")
             reason = "long outage: bridge"
-        wait = self._short_outage_wait(state, waited, safety_net)
+        wait = short_outage_wait(
+            state, waited, safety_net, self.short_outage, self.outage_patience, self.prior_runs
+        )
         if wait is not None:
             return Decision(IDLE, recheck_after_hours=wait, reason="outage likely short: wait")
         return Decision(on_demand_target(state), reason=reason)

@@ -80,3 +80,18 @@ def test_time_of_day_hazard_is_neutral_without_evidence() -> None:
     flicker = np.array([1, 0] * 24 * 5, dtype=bool)
     for at in (100, 101, 150):
         assert time_of_day_hazard(flicker, 1.0, at, 3.0, 0.0) == pytest.approx(1.0)
+
+
+def test_time_of_day_hazard_of_outages_reads_their_ends() -> None:
+    # Outages from 14:00 to 18:00: one beginning at 16:00 ends within 3 h every day;
+    # at 06:00 spot was never down, so there is nothing to say (1, not a division by 0).
+    week = _days(WORKDAY, 7)
+    at_four = 7 * 24 + 16
+    later = np.concatenate([week, _days(WORKDAY, 1)[:16]])
+    four = time_of_day_hazard(later, 1.0, at_four, 3.0, prior_ends=0.0, up=False)
+    # 7 ends over 7 × 2 down hours (16:00-18:00) against 7 over 7 × 4 (+2 today, before
+    # the last sample): 2 × 30/28.
+    assert four == pytest.approx((7 / 14) / (7 / 29))
+    assert time_of_day_hazard(later[: 7 * 24 + 7], 1.0, 7 * 24 + 6, 3.0, 0.0, up=False) == 1.0
+    # The same as the up-run hazard of the inverted series.
+    assert four == time_of_day_hazard(~later, 1.0, at_four, 3.0, 0.0)

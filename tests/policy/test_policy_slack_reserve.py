@@ -243,15 +243,47 @@ def test_a_run_begun_at_an_hour_when_runs_end_must_prove_itself_longer() -> None
         past = np.concatenate([week, history(today), history([1])])
         return state(slack=1.0, past=past, current=ON_DEMAND)
 
-    risky, safe = POLICY.decide(returning_at(9.0)), POLICY.decide(returning_at(14.0))
-    assert risky.target == safe.target == ON_DEMAND  # both must prove themselves ...
-    assert risky.recheck_after_hours is not None and safe.recheck_after_hours is not None
-    assert risky.recheck_after_hours > 1.5 * safe.recheck_after_hours  # ... 09:00 longer
-    # Without the time of day, the two runs look alike (today's extra outage before
-    # 14:00 moves the week's statistics a little).
-    blind = SlackReserve(day_window_hours=0.0)
-    a, b = blind.decide(returning_at(9.0)), blind.decide(returning_at(14.0))
-    assert a.recheck_after_hours is not None and b.recheck_after_hours is not None
-    assert a.recheck_after_hours == pytest.approx(b.recheck_after_hours, rel=0.1)
-    assert safe.recheck_after_hours < min(a.recheck_after_hours, b.recheck_after_hours)
-    assert risky.recheck_after_hours > max(a.recheck_after_hours, b.recheck_after_hours)
+    assert POLICY.decide(returning_at(9.0)).target == ON_DEMAND  # both must prove ...
+    assert POLICY.decide(returning_at(14.0)).target == ON_DEMAND  # ... themselves
+    # ... 09:00 longer. Without the time of day, the two runs look alike (today's extra
+    # outage before 14:00 moves the week's statistics a little).
+    _the_hour_decides(
+        returning_at(9.0), returning_at(14.0), SlackReserve(day_window_hours=0.0), 1.5, 0.1
+    )
+
+
+def _the_hour_decides(
+    longer: PolicyState, shorter: PolicyState, blind: SlackReserve, factor: float, alike: float
+) -> None:
+    """POLICY waits `factor`× longer in `longer` than `shorter`; `blind` about the same."""
+    long, short = (
+        POLICY.decide(longer).recheck_after_hours,
+        POLICY.decide(shorter).recheck_after_hours,
+    )
+    a, b = blind.decide(longer).recheck_after_hours, blind.decide(shorter).recheck_after_hours
+    assert long is not None and short is not None and a is not None and b is not None
+    assert long > factor * short
+    assert a == pytest.approx(b, rel=alike)
+    assert short < min(a, b) and long > max(a, b)
+
+
+def test_an_outage_begun_at_an_hour_when_outages_end_soon_is_waited_out_longer() -> None:
+    # For a week, spot was down every day from 10:00 for a quarter of an hour and from
+    # 20:00 for three hours. Above the reserve, an outage beginning today at 10:00 may
+    # take a larger share of the slack before it is bridged than one beginning at 20:00.
+    day = [1] * 480
+    day[200:205] = [0] * 5  # 10:00-10:15
+    day[400:460] = [0] * 60  # 20:00-23:00
+    week = history(day, 7)
+
+    def outage_from(hour: float) -> PolicyState:
+        today = day[: int(hour / STEP)]
+        past = np.concatenate([week, history(today), history([0])])
+        return state(slack=3.0, past=past)
+
+    assert POLICY.decide(outage_from(10.0)).target == IDLE
+    assert POLICY.decide(outage_from(20.0)).target == IDLE
+    # Without the time of day the two outages are given the same.
+    _the_hour_decides(
+        outage_from(10.0), outage_from(20.0), SlackReserve(day_outage_power=0.0), 1.2, 0.05
+    )
