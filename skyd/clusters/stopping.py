@@ -50,14 +50,25 @@ class ClusterStopper:
                 f"cannot stop cluster {cluster.name}: {exc.message}; "
                 f"`skyctl down {cluster.name}` tears it down instead"
             ) from None
+        return self._record(cluster, ClusterState.STOPPED, InstanceState.STOPPED, kind, reason)
+
+    def _record(
+        self,
+        cluster: ClusterRecord,
+        state: ClusterState,
+        instances: InstanceState,
+        kind: str,
+        reason: str,
+    ) -> ClusterRecord:
+        """Write the cluster's new state (after the provider call) and tell the watchers."""
         cluster, event = cluster_store.set_cluster_state(
             self.store,
             cluster.id,
-            ClusterState.STOPPED,
+            state,
             now=self.clock.now(),
             kind=kind,
             reason=reason,
-            instance_state=InstanceState.STOPPED.value,
+            instance_state=instances.value,
         )
         self._emit(event)
         return cluster
@@ -77,16 +88,7 @@ class ClusterStopper:
                 raise ConflictError(
                     f"cannot tear down cluster {cluster.name}: {exc.message}; try again"
                 ) from None
-        cluster, event = cluster_store.set_cluster_state(
-            self.store,
-            cluster.id,
-            ClusterState.DOWN,
-            now=self.clock.now(),
-            kind=kind,
-            reason=reason,
-            instance_state=InstanceState.TERMINATED.value,
-        )
-        self._emit(event)
+        cluster = self._record(cluster, ClusterState.DOWN, InstanceState.TERMINATED, kind, reason)
         for job in cluster_store.cluster_jobs(self.store, cluster.id, active_only=True):
             if job.state == JobState.PENDING:
                 _job, failed = job_store.transition(

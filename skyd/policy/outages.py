@@ -12,7 +12,7 @@ from skyd.policy.availability import (
     time_of_day_hazard,
 )
 from skyd.policy.baselines import EPS
-from skyd.policy.spot_run import HAZARD_CLIP
+from skyd.policy.spot_run import clipped_hazard
 from skyd.policy.state import PolicyState
 
 
@@ -49,7 +49,7 @@ def outage_hour_ratio(state: PolicyState, window_hours: float, prior_ends: float
         prior_ends,
         up=False,
     )
-    return min(max(ratio, 1 / HAZARD_CLIP), HAZARD_CLIP)
+    return clipped_hazard(ratio)
 
 
 def short_outage_wait(

@@ -17,6 +17,11 @@ from skyd.policy.state import ZoneMarket
 HAZARD_CLIP = 4.0
 
 
+def clipped_hazard(ratio: float) -> float:
+    """A time-of-day ratio kept within 1/HAZARD_CLIP..HAZARD_CLIP."""
+    return min(max(ratio, 1 / HAZARD_CLIP), HAZARD_CLIP)
+
+
 @dataclass(frozen=True, slots=True)
 class SpotRunModel:
     """Expected rest of a zone's spot run from the lengths of its past runs and the hour.
@@ -70,4 +75,4 @@ class SpotRunModel:
         ratio = time_of_day_hazard(
             zone.history, zone.history_step_hours, start, self.day_window_hours, self.day_prior_ends
         )
-        return min(max(ratio, 1 / HAZARD_CLIP), HAZARD_CLIP)
+        return clipped_hazard(ratio)
