@@ -65,6 +65,8 @@ def describe(event: Mapping[str, Any]) -> tuple[str, str] | None:
         return "✗", f"Failover: {reason}"
     if kind == "preempted":
         return "⚠", f"Preempted: {reason}"
+    if kind == "moved":
+        return "⚙", f"Moving: {reason}"
     if kind == "launched":
         return "⚙", reason[:1].upper() + reason[1:]
     if kind == "waiting":

@@ -16,6 +16,7 @@ from skyd.scheduler.blocks import PREEMPTION_BLOCK, ScopeBlocks
 from skyd.scheduler.describing import InstanceStates
 from skyd.scheduler.giving_back import Terminations
 from skyd.scheduler.interfaces import BudgetGate, NoBudgets
+from skyd.scheduler.moving import Move, PolicyMoves
 from skyd.scheduler.processes import Processes
 from skyd.scheduler.signals import ObservedRisk
 from skyd.scheduler.transitions import Journal, Transition
@@ -44,6 +45,7 @@ class Attempts:
         blocks: ScopeBlocks,
         risk: ObservedRisk,
         describe_every_s: float = 1.0,
+        move_grace_s: float = 5.0,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -53,6 +55,9 @@ class Attempts:
         self.blocks = blocks
         self.risk = risk
         self.budgets: BudgetGate = NoBudgets()
+        # the spot policy's say on running deadline jobs (the driver wires it in)
+        self.moves: PolicyMoves | None = None
+        self.move_grace_s = move_grace_s
         # one describe per (provider, region) per tick for every job's instances
         self.states = InstanceStates(
             store=store, clock=clock, providers=providers, max_age=describe_every_s
@@ -123,6 +128,30 @@ class Attempts:
             self._run_started(job, now, verdict.started_at)
         elif isinstance(verdict, watching.AttemptEnded):
             await self._ended(job, verdict, now)
+        elif verdict is None and self.moves is not None:
+            move = self.moves.check(job, lambda: job_store.job_events(self.store, job.id))
+            if move is not None:
+                await self._move(job, move)
+
+    async def _move(self, job: JobRecord, move: Move) -> None:
+        """Stop the attempt as a cancel would (the process may checkpoint in its grace) and
+        give its instances back with the move to RECOVERING; placing it again carries the
+        policy's decision out."""
+        now = self.clock.now()
+        spot_s, on_demand_s = recovery.market_seconds(job_store.job_events(self.store, job.id), now)
+        outcome = Transition(
+            job.id,
+            JobState.RECOVERING,
+            move.reason,
+            now,
+            kind="moved",
+            data={
+                **move.data,
+                "spot_seconds": round(spot_s, 3),
+                "on_demand_seconds": round(on_demand_s, 3),
+            },
+        )
+        await self.release(job, kill_grace=self.move_grace_s, then=outcome)
 
     def _run_started(self, job: JobRecord, now: float, started_at: float) -> JobRecord:
         return self.journal.move(

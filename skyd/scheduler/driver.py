@@ -42,6 +42,7 @@ from skyd.scheduler.interfaces import (
     PlanView,
 )
 from skyd.scheduler.launching import Launcher
+from skyd.scheduler.moving import PolicyMoves
 from skyd.scheduler.placement import (
     DataSource,
     PlacementContext,
@@ -142,7 +143,9 @@ class JobScheduler:
             blocks=self.blocks,
             risk=self.risk,
             describe_every_s=settings.scheduler_tick_seconds,
+            move_grace_s=settings.local.cancel_grace_seconds,
         )
+        self.attempts.moves = PolicyMoves(selector=self.selector, clock=clock)
         self.launcher = Launcher(
             store=store,
             clock=clock,

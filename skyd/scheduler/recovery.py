@@ -9,14 +9,15 @@ checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from skyd.market.availability_grid import ZoneHistory, summary, summary_text
 from skyd.optimizer import CandidateView
-from skyd.policy import PolicyState, SpotPolicy, Target, ZoneMarket
+from skyd.policy import Decision, PolicyState, SpotPolicy, Target, ZoneMarket
 from skyd.spec.task import RecoveryStrategy
 from skyd.store.records import EventRecord, InstanceRecord
 
@@ -113,6 +114,55 @@ def zone_market(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RunningOn:
+    """Where a running job's instance is, from its placement record."""
+
+    target: Target
+    offer_key: str
+    hourly_price: float
+
+    @staticmethod
+    def of(placement: Mapping[str, Any] | None) -> RunningOn | None:
+        """None when the record does not say where (an older record, a cluster)."""
+        if not placement:
+            return None
+        try:
+            cloud, region = str(placement["cloud"]), str(placement["region"])
+            key, price = str(placement["offer_key"]), float(placement["hourly_price"])
+            spot, zone = bool(placement["spot"]), placement.get("zone")
+        except (KeyError, TypeError, ValueError):
+            return None
+        if spot and not zone:
+            return None
+        target = (
+            Target.spot(f"{cloud}/{region}/{zone}", f"{cloud}/{region}")
+            if spot
+            else Target.on_demand(f"{cloud}/{region}")
+        )
+        return RunningOn(target, key, price)
+
+    def add_to(
+        self,
+        zones: dict[str, ZoneMarket],
+        on_demand: dict[str, float],
+        history: Callable[[str], ZoneHistory] | None,
+    ) -> None:
+        """Put the running offering into the policy's view as up: its instance is alive (the
+        watch step just saw it), though its own instance may fill a quota or a block may
+        keep new launches off it."""
+        region = str(self.target.region)
+        if self.target.is_on_demand:
+            on_demand.setdefault(region, self.hourly_price)
+            return
+        zone = str(self.target.zone)
+        held = zones.get(zone)
+        price = self.hourly_price if held is None else held.spot_price
+        zones[zone] = zone_market(
+            zone, region, True, price, None if history is None else history(self.offer_key)
+        )
+
+
 def policy_state(
     *,
     views: Sequence[CandidateView],
@@ -125,12 +175,15 @@ def policy_state(
     step_hours: float,
     checkpoint_region: str | None,
     history: Callable[[str], ZoneHistory] | None = None,
+    running: RunningOn | None = None,
 ) -> PolicyState | None:
     """The policy's view of the job's choices; None when there is nothing to choose between.
 
     `history(offer_key)`: that offering's recorded spot availability on the policy's grid
     (one step for every zone, ending now); each zone is represented by its cheapest spot
-    offering, and shows that offering's history.
+    offering, and shows that offering's history. `running`: where the job runs now (None:
+    nowhere); its own offering counts as up, whatever blocks or quotas its instance
+    leaves on it.
     """
     zones: dict[str, ZoneMarket] = {}
     on_demand: dict[str, float] = {}
@@ -152,6 +205,8 @@ def policy_state(
         elif view.excluded is None:
             rid = region_id(view)
             on_demand[rid] = min(price, on_demand.get(rid, price))
+    if running is not None:
+        running.add_to(zones, on_demand, history)
     if not zones or not on_demand:
         return None
     # Progress is measured by time in RUNNING, the work by the user's estimate; both are
@@ -165,7 +220,7 @@ def policy_state(
         deadline_hours=deadline_hours,
         elapsed_hours=elapsed_hours,
         changeover_hours=changeover_hours,
-        current=Target.idle(),
+        current=Target.idle() if running is None else running.target,
         zones=tuple(sorted(zones.values(), key=lambda z: (z.spot_price, z.zone))),
         on_demand_prices=on_demand,
         step_hours=step_hours,
@@ -194,9 +249,23 @@ def history_text(lines: Sequence[str]) -> str:
 
 
 def choose(
-    policy: SpotPolicy, state: PolicyState, views: Sequence[CandidateView]
+    policy: SpotPolicy,
+    state: PolicyState,
+    views: Sequence[CandidateView],
+    decided: Decision | None = None,
 ) -> RecoveryChoice:
-    decision = policy.decide(state)
+    """The candidate the policy's decision names. `decided`: a decision the policy made
+    moments ago, while the job still ran, that this placement carries out (asked again
+    from idle, it could differ: the simulator switches at once, with no idle in between);
+    should its target not be launchable now, the policy is asked afresh."""
+    if decided is not None:
+        carried = _pick(policy, decided, views)
+        if carried.view is not None or decided.target.is_idle:
+            return carried
+    return _pick(policy, policy.decide(state), views)
+
+
+def _pick(policy: SpotPolicy, decision: Decision, views: Sequence[CandidateView]) -> RecoveryChoice:
     target = decision.target
     recheck = (
         None if decision.recheck_after_hours is None else decision.recheck_after_hours * 3600.0

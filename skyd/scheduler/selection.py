@@ -18,7 +18,7 @@ from skyd.config import RecoverySettings
 from skyd.market.availability_grid import ZoneHistory
 from skyd.market.live import LiveMarket
 from skyd.model import Candidate, ExclusionReason, JobState
-from skyd.policy import POLICIES
+from skyd.policy import POLICIES, Decision, PolicyState
 from skyd.scheduler import recovery
 from skyd.scheduler.blocks import ScopeBlocks
 from skyd.scheduler.interfaces import PlanView
@@ -97,6 +97,8 @@ class Selector:
         self.providers = providers
         self.recovery = recovery_settings
         self.step_seconds = step_seconds
+        # decisions made while a job still ran, for its next placement to carry out
+        self._carried: dict[int, Decision] = {}
 
     def is_full(self, provider: str) -> bool:
         free = getattr(self.providers[provider], "free_slots", None)
@@ -262,11 +264,15 @@ class Selector:
         since = submitted - hours * 3600.0
         return lambda scope: view.zone_history(scope, since)
 
-    def deadline_choice(
-        self, job: JobRecord, spec: TaskSpec, events: Callable[[], Sequence[EventRecord]]
-    ) -> tuple[Choice, dict[str, Any]] | str | None:
-        """For a job with a deadline and the `deadline` strategy, the spot policy decides
-        spot-or-on-demand and where; None when it does not apply, a reason when it waits."""
+    def deadline_state(
+        self,
+        job: JobRecord,
+        spec: TaskSpec,
+        events: Callable[[], Sequence[EventRecord]],
+        running: recovery.RunningOn | None = None,
+    ) -> tuple[PolicyState, PlacementOutcome] | None:
+        """The spot policy's view of `job` now (`running`: where it runs), and the placement
+        decision it was built from; None when the policy does not own the job's timing."""
         job_hours = spec.estimated_hours()
         if (
             spec.recovery_strategy != RecoveryStrategy.DEADLINE
@@ -276,12 +282,10 @@ class Selector:
             return None
         now = self.clock.now()
         filters = [replace(f, spot=None) for f in job_filters(spec, self.market)]
-        outcome = self.placer.decide(
-            spec,
-            deadline_hours=max(0.0, (job.deadline - now) / 3600.0),
-            context=self.context(),
-            filters=filters,
-        )
+        # No deadline for the placer: it would hold the whole estimate against the time
+        # left, and once a job is part done, rule spot out as too late (every offer, near
+        # the end). The policy owns the deadline, from the work actually left.
+        outcome = self.placer.decide(spec, context=self.context(), filters=filters)
         views = outcome.decision.candidates
         last_region = (job.placement or {}).get("region")
         last_cloud = (job.placement or {}).get("cloud")
@@ -296,10 +300,26 @@ class Selector:
             changeover_hours=self.recovery.changeover_hours,
             step_hours=self.step_seconds / 3600.0,
             checkpoint_region=f"{last_cloud}/{last_region}" if last_region else None,
+            running=running,
         )
-        if state is None:
+        return None if state is None else (state, outcome)
+
+    def carry(self, job_id: int, decision: Decision) -> None:
+        """Have the job's next placement carry out `decision`, made while it still ran."""
+        self._carried[job_id] = decision
+
+    def deadline_choice(
+        self, job: JobRecord, spec: TaskSpec, events: Callable[[], Sequence[EventRecord]]
+    ) -> tuple[Choice, dict[str, Any]] | str | None:
+        """For a job with a deadline and the `deadline` strategy, the spot policy decides
+        spot-or-on-demand and where; None when it does not apply, a reason when it waits."""
+        built = self.deadline_state(job, spec, events)
+        carried = self._carried.pop(job.id, None)
+        if built is None:
             return None
-        picked = recovery.choose(POLICIES[self.recovery.policy], state, views)
+        state, outcome = built
+        views = outcome.decision.candidates
+        picked = recovery.choose(POLICIES[self.recovery.policy], state, views, carried)
         facts = recovery.history_facts(state)
         history = recovery.history_lines(facts)
         if picked.view is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from skyctl.client import DaemonClient
+from skyd.clock import VirtualClock
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 
 TICK_S = 2  # seconds per trace row (real time: the replay runs at speedup 1)
@@ -59,6 +60,50 @@ def write_zone_trace(
     }
     (root / "meta.json").write_text(json.dumps(meta))
     return root
+
+
+@contextmanager
+def held_replay(
+    root: Path,
+    zones: Mapping[str, tuple[Sequence[int], float]],
+    tick_s: float,
+    now_row: int,
+    start: float,
+    history_hours: float,
+    boot_seconds: float = 1.0,
+) -> Iterator[tuple[DaemonThread, DaemonClient, VirtualClock]]:
+    """A daemon whose sim cloud replays `zones` from `now_row`, on a clock held still at
+    `start` (the test moves it on); the trace's rows before `now_row` are its past.
+    `boot_seconds` on that clock: 0 for instances that boot while it stands still."""
+    root.mkdir()
+    settings = settings_for_tests(root)
+    settings.sim.enabled = True
+    settings.sim.traces = write_zone_trace(root / "trace", "history", zones, tick_s)
+    settings.sim.speedup = 1.0
+    settings.sim.start_offset_seconds = float(now_row * tick_s)
+    settings.recovery.history_hours = history_hours
+    settings.sim.provisioning_delay_seconds = boot_seconds
+    clock = VirtualClock(start)
+    daemon = DaemonThread(settings, clock=clock).start()
+    try:
+        with DaemonClient(daemon.socket_path) as client:
+            yield daemon, client, clock
+    finally:
+        assert daemon.stop() == 0
+
+
+def first_event(
+    client: DaemonClient, job_id: int, kind: str, state: str | None, timeout: float = 60
+) -> dict[str, Any]:
+    """The job's first event of `kind` (and `state`), once there is one."""
+
+    def found() -> dict[str, Any] | None:
+        for event in client.get_job(job_id)["events"]:
+            if event["kind"] == kind and (state is None or event["state"] == state):
+                return dict(event)
+        return None
+
+    return wait_until(found, timeout=timeout, error=lambda: client.get_job(job_id))
 
 
 @contextmanager

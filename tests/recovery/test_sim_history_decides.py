@@ -27,8 +27,8 @@ from typing import Any
 from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
 from skyd.clock import VirtualClock
-from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
-from skyd.testing.sim_replay import write_zone_trace
+from skyd.testing.daemon import DaemonThread
+from skyd.testing.sim_replay import first_event, held_replay
 
 TICK_S = 600
 START = 1_800_000_000.0
@@ -71,32 +71,8 @@ def _daemon(
     root: Path, zones: dict[str, tuple[list[int], float]], now_row: int, history_hours: float
 ) -> Iterator[tuple[DaemonThread, DaemonClient, VirtualClock]]:
     """A daemon whose sim cloud replays `zones` from `now_row`, on a clock held still."""
-    root.mkdir()
-    settings = settings_for_tests(root)
-    settings.sim.enabled = True
-    settings.sim.traces = write_zone_trace(root / "trace", "history", zones, TICK_S)
-    settings.sim.speedup = 1.0
-    settings.sim.start_offset_seconds = float(now_row * TICK_S)
-    settings.recovery.history_hours = history_hours
-    clock = VirtualClock(START)  # held still: the market stays at the starting row
-    daemon = DaemonThread(settings, clock=clock).start()
-    try:
-        with DaemonClient(daemon.socket_path) as client:
-            yield daemon, client, clock
-    finally:
-        assert daemon.stop() == 0
-
-
-def _event(client: DaemonClient, job_id: int, kind: str, state: str | None) -> dict[str, Any]:
-    """The job's first event of `kind` (and `state`), once there is one."""
-
-    def found() -> dict[str, Any] | None:
-        for event in client.get_job(job_id)["events"]:
-            if event["kind"] == kind and (state is None or event["state"] == state):
-                return dict(event)
-        return None
-
-    return wait_until(found, timeout=60, error=lambda: client.get_job(job_id))
+    with held_replay(root, zones, TICK_S, now_row, START, history_hours) as running:
+        yield running
 
 
 def _show(daemon: DaemonThread, job_id: int) -> str:
@@ -113,7 +89,7 @@ def _placed(root: Path, history_hours: float) -> tuple[dict[str, Any], str, str,
     zones = {"sim-a": (short, 1.0), "sim-b": (_long_runs(), 1.3)}
     with _daemon(root, zones, _now_row(short), history_hours) as (daemon, client, _clock):
         job_id = int(client.submit_task(TASK, str(root), None)["id"])
-        event = _event(client, job_id, "state", "PROVISIONING")
+        event = first_event(client, job_id, "state", "PROVISIONING")
         page = _show(daemon, job_id)
     with contextlib.closing(sqlite3.connect(daemon.settings.db_path)) as db:
         (rows,) = db.execute(
@@ -174,14 +150,14 @@ def test_a_short_outage_is_waited_out_only_with_a_record_of_short_outages(
     with _daemon(tmp_path / "with", {"sim-a": (flicker, 1.0)}, now_row, 168.0) as running:
         daemon, client, clock = running
         job_id = int(client.submit_task(TIGHT_TASK, str(tmp_path), None)["id"])
-        waiting = _event(client, job_id, "waiting", None)
+        waiting = first_event(client, job_id, "waiting", None)
         assert waiting["reason"].startswith("waiting: skyd: wait (outage likely short: wait)")
         assert "history: zone sim/r1/sim-a: 7.0 days, up 97 %" in waiting["reason"]
         assert "mean outage 0.17 h" in waiting["reason"]
         assert client.get_job(job_id)["state"] == "PENDING"
         # ten minutes on, the trace's next row: spot is back
         daemon.run_on_loop(clock.advance(TICK_S))
-        placed = _event(client, job_id, "state", "PROVISIONING")
+        placed = first_event(client, job_id, "state", "PROVISIONING")
     placement = placed["data"]["placement"]
     assert placement["spot"] is True and placement["zone"] == "sim-a", placement
     assert placed["at"] == START + TICK_S
@@ -189,7 +165,7 @@ def test_a_short_outage_is_waited_out_only_with_a_record_of_short_outages(
     with _daemon(tmp_path / "without", {"sim-a": (flicker, 1.0)}, now_row, 0.0) as running:
         daemon, client, _clock = running
         job_id = int(client.submit_task(TIGHT_TASK, str(tmp_path), None)["id"])
-        blind = _event(client, job_id, "state", "PROVISIONING")
+        blind = first_event(client, job_id, "state", "PROVISIONING")
     placement = blind["data"]["placement"]
     assert placement["spot"] is False, placement  # on demand through the outage
     assert "(bridge the outage); history: no spot availability history" in blind["reason"]
