@@ -6,7 +6,9 @@ only zone begins, with less slack than the policy's reserve: it is bridged on de
 once. Spot comes back; once the run has lasted long enough, the policy would leave on
 demand for it, and the daemon moves the running job: its on-demand attempt is stopped
 and given back, and it is placed on spot. Before this, a deadline job placed on demand
-stayed there to its end, whatever the policy said.
+stayed there to its end, whatever the policy said; and once a deadline job was part done
+(time left under its whole estimate, as here at the move) the placement ruled every spot
+offer out as too late, so the policy never saw spot again.
 """
 
 from __future__ import annotations
