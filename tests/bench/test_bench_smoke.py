@@ -110,3 +110,19 @@ def test_tui_shows_every_job_and_draws_a_frame_per_key() -> None:
     assert result["move_to_frame"]["n"] == 3 and positive(result["move_to_frame"]["median_ms"])
     assert result["event_to_row_idle"]["n"] >= 1
     assert positive(result["initial_load_s"])
+
+
+def test_spot_daemon_replay_runs_the_policy_through_the_daemon_as_simulated() -> None:
+    """A deadline job through the real daemon costs what bench.spot's simulator says the
+    same policy costs on the same starts (on demand left for spot: the daemon moves it)."""
+    result = run_bench(
+        "spot.daemon_replay",
+        "--zones", "us-east-1c", "--job-hours", "12", "--job-fraction", "0.9", "--starts", "2",
+        timeout=300,
+    )  # fmt: skip
+    assert result["succeeded"] == 2 and result["missed_deadline"] == 0
+    assert result["moves"] >= 1  # bridged on demand, then moved back onto returning spot
+    for run in result["runs"]:
+        assert run["worked_hours"] >= 12.0
+        assert 0.95 <= run["daemon_vs_simulated"] <= 1.05, run
+        assert run["cost"] >= run["optimum_cost"] - 0.05

@@ -1,0 +1,246 @@
+"""The spot policy end to end: a deadline job through the real daemon, against bench.spot.
+
+bench.spot replays the policy in a simulator. This runs the same job from the same start
+rows through the daemon itself: a real Daemon (store on a SQLite file, scheduler,
+market, availability log, the `sim` cloud replaying the trace, a real job process) on a
+virtual clock the benchmark moves on one scheduler tick at a time, running a pass after
+each. The job is a process that runs until told its work is done: when its time in
+RUNNING (the daemon's own measure of progress) reaches the job length. Its cost is what
+the daemon's ledger charged. Beside it, per start: bench.spot's simulated cost of the same
+policy, the omniscient optimum, and what the daemon did (placements, preemptions, moves).
+
+    python -m bench.spot.daemon_replay --zones us-east-1c --job-hours 12 \\
+        --job-fraction 0.8 --starts 6 --json
+
+The daemon cannot match the simulator to the cent: it bills each instance at its launch
+price (the simulator at every probe's), acts on a tick (the simulator at exact times),
+and counts a changeover as the sim cloud's boot delay plus the job's start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.spot.engine import Job, prepare, simulate
+from bench.spot.sweep import cached_optimum, lengths, start_rows, zone_set_label
+from skyd.clock import VirtualClock
+from skyd.daemon import Daemon
+from skyd.identity import Caller
+from skyd.market.traces import TraceSet, load_trace_set
+from skyd.model import JobState
+from skyd.policy import POLICIES
+from skyd.scheduler import recovery
+from skyd.spec.parse import parse_task
+from skyd.store import jobs as job_store
+from skyd.testing.daemon import settings_for_tests
+
+SHIPPED = Path(__file__).resolve().parents[2].parent / "shared/data/spot-traces/aws-v100-2023"
+TERMINAL = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+def zone_subset(traces_dir: Path, zones: Sequence[str], out: Path) -> Path:
+    """A trace directory holding only `zones` (the sim cloud replays every zone it is given)."""
+    meta = json.loads((traces_dir / "meta.json").read_text())
+    unknown = [z for z in zones if z not in meta["zones"]]
+    if unknown:
+        raise SystemExit(f"error: --zones: {', '.join(unknown)} not in {traces_dir}/meta.json")
+    meta["zones"] = {z: meta["zones"][z] for z in zones}
+    out.mkdir(parents=True)
+    for entry in traces_dir.iterdir():
+        if entry.name != "meta.json":
+            (out / entry.name).symlink_to(entry.resolve())
+    (out / "meta.json").write_text(json.dumps(meta))
+    return out
+
+
+def task_yaml(job_hours: float, deadline_hours: float, done_file: Path) -> str:
+    return (
+        "name: daemon-replay\n"
+        "resources:\n  accelerators: V100:1\n"
+        f"estimated_runtime: {job_hours * 3600:.0f}s\n"
+        f"deadline: {deadline_hours * 3600:.0f}s\n"
+        "job_recovery:\n  strategy: deadline\n"
+        f'run: while [ ! -f "{done_file}" ]; do sleep 0.02; done\n'
+    )
+
+
+async def run_daemon(
+    root: Path,
+    traces_dir: Path,
+    offset_seconds: float,
+    clock_start: float,
+    job_hours: float,
+    deadline_hours: float,
+    changeover_hours: float,
+    tick_seconds: float,
+) -> dict[str, Any]:
+    """One job through the daemon from the trace's `offset_seconds`: its cost and story."""
+    settings = settings_for_tests(root)
+    settings.sim.enabled = True
+    settings.sim.traces = traces_dir
+    settings.sim.speedup = 1.0
+    settings.sim.start_offset_seconds = offset_seconds
+    settings.sim.provisioning_delay_seconds = changeover_hours * 3600.0
+    settings.recovery.changeover_hours = changeover_hours
+    settings.scheduler_tick_seconds = tick_seconds
+    clock = VirtualClock(clock_start)
+    daemon = Daemon(settings, clock=clock)
+    running = asyncio.create_task(daemon.run())
+    await daemon.ready.wait()
+    scheduler = daemon.scheduler
+    assert scheduler is not None
+    done_file = root / "done"
+    spec = parse_task(task_yaml(job_hours, deadline_hours, done_file), base_dir=root)
+    job = scheduler.submit(spec, caller=Caller(os.getuid(), True), base_dir=str(root))
+    store = scheduler.store
+    horizon = clock.now() + deadline_hours * 3600.0 + 3600.0
+    worked = 0.0
+    try:
+        while True:
+            record = job_store.get_job(store, job.id)
+            if record.state in TERMINAL:
+                break
+            if not done_file.exists():
+                worked = recovery.running_seconds(job_store.job_events(store, job.id), clock.now())
+                if worked >= job_hours * 3600.0:
+                    done_file.write_text("done\n")  # the process exits; time stands still
+                elif clock.now() >= horizon:
+                    raise RuntimeError(f"job {job.id} still {record.state} after its deadline")
+                else:
+                    await clock.advance(tick_seconds)
+            else:
+                await asyncio.sleep(0.01)  # real time, for the process to notice and exit
+            await scheduler.reconcile_once()
+            await asyncio.gather(*list(scheduler.tasks.inflight.values()))
+        events = job_store.job_events(store, job.id)
+        record = job_store.get_job(store, job.id)
+    finally:
+        daemon.request_stop()
+        await running
+    placements = [e.data["placement"] for e in events if e.state == "PROVISIONING" and e.data]
+    return {
+        "state": record.state.value,
+        "cost": record.cost_micros / 1_000_000,
+        "worked_hours": round(worked / 3600.0, 3),
+        "finished_hours": round((record.ended_at or clock.now()) - record.created_at, 1) / 3600,
+        "missed_deadline": (record.ended_at or math.inf) > (record.deadline or math.inf),
+        "placements": [
+            ("spot:" if p.get("spot") else "on_demand:") + str(p.get("zone")) for p in placements
+        ],
+        "preemptions": record.preemptions,
+        "moves": sum(1 for e in events if e.kind == "moved"),
+    }
+
+
+def simulated(
+    traces: TraceSet, zones: list[str], job_hours: float, fraction: float, d: float, count: int
+) -> tuple[list[int], list[float], list[float], list[float], Any]:
+    """bench.spot's starts for this zone set, and the policy's and the optimum's costs."""
+    sizes = lengths(traces.tick_seconds, job_hours, (fraction,), d)
+    label = zone_set_label(traces, zones)
+    prepared = prepare(traces, zones, label, sizes.unit_seconds)
+    horizon = math.ceil(max(sizes.deadline_seconds) / sizes.unit_seconds) + 1
+    starts = start_rows(prepared.times, horizon, count, 0, label)
+    job = [Job(s, sizes.job, sizes.deadline_seconds[0], sizes.changeover, 1.0) for s in starts]
+    costs = [simulate(POLICIES["skyd"], prepared, j).cost for j in job]
+    optimum = [float(o[0]) for o in cached_optimum(prepared, starts, sizes, 1.0)]
+    offsets = [float(prepared.times[s] * prepared.unit_seconds) for s in starts]
+    return starts, costs, optimum, offsets, prepared
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.spot.daemon_replay", description=__doc__.splitlines()[0]
+    )
+    p.add_argument("--traces", type=Path, default=SHIPPED, help="a trace directory")
+    p.add_argument("--zones", default="us-east-1c", help="comma-separated zone set")
+    p.add_argument("--job-hours", type=float, default=12.0)
+    p.add_argument("--job-fraction", type=float, default=0.8)
+    p.add_argument("--changeover-hours", type=float, default=0.2)
+    p.add_argument("--starts", type=int, default=6)
+    p.add_argument("--tick-seconds", type=float, default=60.0, help="the daemon's tick")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    if not 0 < args.job_fraction <= 1:
+        p.error(f"--job-fraction {args.job_fraction}: must be in (0, 1]")
+    if args.starts < 1 or args.tick_seconds <= 0 or args.job_hours <= 0:
+        p.error("--starts, --tick-seconds and --job-hours must be positive")
+    zones = [z for z in args.zones.split(",") if z]
+    traces = load_trace_set(args.traces)
+    deadline_hours = args.job_hours / args.job_fraction
+    starts, sim_costs, optimum, offsets, _prepared = simulated(
+        traces, zones, args.job_hours, args.job_fraction, args.changeover_hours, args.starts
+    )
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="skyd-daemon-replay-") as tmp:
+        subset = zone_subset(args.traces, zones, Path(tmp) / "trace")
+        for i, (start, offset) in enumerate(zip(starts, offsets, strict=True)):
+            root = Path(tmp) / f"run-{i}"
+            root.mkdir()
+            outcome = asyncio.run(
+                run_daemon(
+                    root,
+                    subset,
+                    offset,
+                    float(traces.timestamps[0]) + offset,
+                    args.job_hours,
+                    deadline_hours,
+                    args.changeover_hours,
+                    args.tick_seconds,
+                )
+            )
+            outcome.update(
+                start_row=start,
+                simulated_cost=round(sim_costs[i], 3),
+                optimum_cost=round(optimum[i], 3),
+                daemon_vs_simulated=round(outcome["cost"] / sim_costs[i], 4),
+            )
+            rows.append(outcome)
+            if not args.json:
+                print(json.dumps(outcome), file=sys.stderr)
+    ratios = [r["daemon_vs_simulated"] for r in rows]
+
+    def gap(costs: Iterable[float]) -> float:
+        return round(statistics.fmean(costs) / statistics.fmean(optimum) - 1, 4)
+
+    summary = {
+        "benchmark": "spot.daemon_replay",
+        "zones": zones,
+        "job_hours": args.job_hours,
+        "job_fraction": args.job_fraction,
+        "changeover_hours": args.changeover_hours,
+        "tick_seconds": args.tick_seconds,
+        "starts": len(rows),
+        "succeeded": sum(1 for r in rows if r["state"] == "SUCCEEDED"),
+        "missed_deadline": sum(1 for r in rows if r["missed_deadline"]),
+        "mean_daemon_cost": round(statistics.fmean(r["cost"] for r in rows), 3),
+        "mean_simulated_cost": round(statistics.fmean(sim_costs), 3),
+        "mean_optimum_cost": round(statistics.fmean(optimum), 3),
+        "daemon_vs_simulated_mean": round(statistics.fmean(ratios), 4),
+        "daemon_vs_simulated_range": [min(ratios), max(ratios)],
+        "daemon_gap_to_optimum": round(
+            statistics.fmean(r["cost"] for r in rows) / statistics.fmean(optimum) - 1, 4
+        ),
+        "simulated_gap_to_optimum": round(
+            statistics.fmean(sim_costs) / statistics.fmean(optimum) - 1, 4
+        ),
+        "moves": sum(r["moves"] for r in rows),
+        "preemptions": sum(r["preemptions"] for r in rows),
+        "runs": rows,
+    }
+    print(json.dumps(summary, indent=None if args.json else 2))
+    return 0 if summary["succeeded"] == len(rows) and not summary["missed_deadline"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
