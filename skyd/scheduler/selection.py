@@ -282,10 +282,18 @@ class Selector:
             return None
         now = self.clock.now()
         filters = [replace(f, spot=None) for f in job_filters(spec, self.market)]
-        # No deadline for the placer: it would hold the whole estimate against the time
-        # left, and once a job is part done, rule spot out as too late (every offer, near
-        # the end). The policy owns the deadline, from the work actually left.
-        outcome = self.placer.decide(spec, context=self.context(), filters=filters)
+        # The placer only lists the offers and their prices here: the policy owns the
+        # deadline (from the work actually left; with the job's whole estimate held against
+        # the time left, a part-done job's spot offers were all ruled too late) and spot's
+        # risk (from each zone's recorded availability; with the placer's preemption rate,
+        # raised by every preemption it saw, spot was ruled "never finishes" after four).
+        context = self.context()
+        if context.signals is not None:
+            neutral = replace(
+                context.signals, preemptions_per_hour={}, default_preemptions_per_hour=0.0
+            )
+            context = replace(context, signals=neutral)
+        outcome = self.placer.decide(spec, context=context, filters=filters)
         views = outcome.decision.candidates
         last_region = (job.placement or {}).get("region")
         last_cloud = (job.placement or {}).get("cloud")
