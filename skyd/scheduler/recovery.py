@@ -209,10 +209,12 @@ def policy_state(
         running.add_to(zones, on_demand, history)
     if not zones or not on_demand:
         return None
-    # Progress is measured by time in RUNNING, the work by the user's estimate; both are
-    # rough. A job that is still not finished is never "done": once the time it ran nears
-    # the estimate, take it as 90 % through and stretch the estimate to match.
-    if done_hours >= ASSUMED_PROGRESS_CAP * job_hours:
+    # Progress is measured by time in RUNNING, the work by the user's estimate. The
+    # estimate is trusted until the job outruns it (stretching it earlier, from 90 % of
+    # it, inflated the work left near the end up to twice over: a 48 h job at 0.95 was
+    # sent to on demand by the safety net with two hours of slack left); a job that
+    # still runs past it is never "done": take it as 90 % through.
+    if done_hours >= job_hours:
         job_hours = done_hours / ASSUMED_PROGRESS_CAP
     return PolicyState(
         job_hours=job_hours,
