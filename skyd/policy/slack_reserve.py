@@ -8,10 +8,12 @@ drifts across it. This policy:
 
 * above a slack reserve, waits for spot: idle through outages, spot whenever it is
   up (with several regions, it idles a while for the checkpoint's region rather than
-  paying egress at once, and picks the zone with the lowest expected cost per useful
-  hour); but one outage may only take `allowance` times its share of the slack over
-  the reserve (that slack shared between the outages still expected), so a long
-  outage is bridged on demand before it drains what later short ones need;
+  paying egress at once, a price spike there for as long as the slack over the
+  reserve keeps room for that while, and picks the zone with the lowest expected
+  cost per useful hour); but one outage may only take `allowance` times its share
+  of the slack over the reserve (that slack shared between the outages still
+  expected), so a long outage is bridged on demand before it drains what later
+  short ones need;
 * sizes the reserve to what the endgame needs to keep using spot: `reserve_per_cycle`
   changeovers per expected up/down cycle of the remaining work (cycle lengths from the
   zone's own availability history, blended with a prior while history is short, and
@@ -46,7 +48,9 @@ drifts across it. This policy:
   changeovers on demand;
 * never enters spot priced above on demand, and leaves a spot instance whose price
   spikes above it while the slack has room for that changeover: with slack over
-  `spike_wait` times the reserve to wait the spike out idle, else for on demand;
+  `spike_wait` times the reserve to wait the spike out idle (with several regions,
+  idle rather than in another region while the slack over the reserve keeps room
+  for `migrate_patience` changeovers), else for on demand;
 * has Uniform Progress' safety net: off spot with less than two changeovers of slack
   (plus a step's margin), on-demand to the end. No deadline is ever missed.
 
@@ -54,9 +58,10 @@ The constants are chosen by leave-one-zone-out cross-validation on the shipped V
 traces (`python -m bench.spot.cv`; figures in bench/spot/README.md).
 
 Everything it reads from the history is computed up to the last availability change,
-so between two changes its answer only moves with time (the slack, and the age of
-the current run or outage crossing a past run's length), and it says when
-(`recheck_after_hours`, never late).
+and prices are read as they are now, so between two availability or price changes
+its answer only moves with time (the slack, and the age of the current run or
+outage crossing a past run's length), and it says when (`recheck_after_hours`,
+never late).
 """
 
 from __future__ import annotations
@@ -273,14 +278,29 @@ class SlackReserve:
         return outage_hour_ratio(state, self.day_window_hours, self.day_prior_ends)
 
     def _wait_for_home(self, state: PolicyState, zone: ZoneMarket, spare: float) -> float | None:
-        """Hours worth idling for the checkpoint's region to come back instead of moving."""
+        """Hours worth idling for the checkpoint's region to come back instead of moving.
+
+        A home zone whose spot is priced above on demand is out too, but a spike has no
+        age the policy can see (it reads the price now; it is asked again at every price
+        change): it is waited out for as long as the spare slack keeps room for
+        `migrate_patience` changeovers after it, like an outage that has just begun.
+        Moving instead pays egress and a changeover there, and both again to come back
+        to the zone once its price is down (with slack to spare, a synthetic zone set
+        whose cheapest zone spikes three times a day was 12 % above the optimum at job
+        fraction 0.6 with moving, 7.8 % with waiting; bench/spot/README.md).
+        """
         if state.migration_cost_to(zone.region) <= 0:
             return None
         home = [z for z in state.zones if z.region == state.checkpoint_region]
         if not home:
             return None
+        patience = self.migrate_patience * state.changeover_hours
+        if any(z.available and z.spot_price > _on_demand_price(state, z) for z in home):
+            # Idle, the spare slack falls an hour per hour: look again when only the
+            # patience is left of it (the answer then turns to moving).
+            return spare - patience if spare > patience + EPS else None
         waited = min(z.run_hours() for z in home)
-        wait = self.migrate_patience * state.changeover_hours - waited
+        wait = patience - waited
         return wait if 0 < wait <= spare else None
 
     def decide(self, state: PolicyState) -> Decision:

@@ -141,6 +141,29 @@ def test_price_spikes_are_events_and_spot_above_on_demand_is_left() -> None:
     assert bridged.cost < simulate(POLICIES["up"], prepared, tight).cost
 
 
+@pytest.mark.parametrize(("spike_rows", "idle", "moves"), [(15, 1.5, 0), (20, 1.7, 1)])
+def test_several_regions_a_spike_at_home_is_waited_out_while_the_slack_has_room(
+    spike_rows: int, idle: float, moves: int
+) -> None:
+    # Two zones always up: $1/h in ra, but $6/h (twice on demand) for 1.5 or 2 h from
+    # 2 h in; $1.2/h in rb. Moving to rb costs $1 of egress, and again to come back.
+    rows = 400
+    at = np.arange(rows)
+    home = np.where((at >= 20) & (at < 20 + spike_rows), 6.0, 1.0)
+    prices = np.stack([home, np.full(rows, 1.2)])
+    prepared = make_zones(np.ones((2, rows), dtype=bool), regions=["ra", "rb"], prices=prices)
+    job = Job(0, 600, 900 * UNIT, 12, migration_cost=1.0)  # 5 h of slack
+    skyd = simulate(POLICIES["skyd"], prepared, job)
+    asked = simulate(POLICIES["skyd"], prepared, job, every_row=True)
+    assert skyd.cost == pytest.approx(asked.cost) and skyd.changeovers == asked.changeovers
+    assert skyd.policy_calls < asked.policy_calls
+    # The spike is waited out idle while the slack over the reserve keeps room for
+    # `migrate_patience` changeovers (1.6 h): a 1.5 h spike wholly, then back home
+    # with no egress paid; a 2 h one for 1.7 h, then it moves to rb.
+    assert skyd.idle_hours == pytest.approx(idle) and skyd.migrations == moves
+    assert skyd.changeovers == 2
+
+
 def test_changeover_and_job_length_are_not_rounded_to_probes() -> None:
     # 195 s probes, d = 0.2 h, a 10 h job: on a 15 s lattice, nothing rounds to 195 s.
     prepared = make_zones(np.ones((1, 400), dtype=bool), tick=195, unit=15)

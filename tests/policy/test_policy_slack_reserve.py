@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -199,6 +201,31 @@ def test_spot_priced_above_on_demand_is_left_and_not_entered() -> None:
     assert POLICY.decide(state(slack=high, current=SPOT, zones=(cheap,))).target == SPOT
     # With no room for the changeover to on demand, it stays on spot.
     assert POLICY.decide(state(slack=0.5, current=SPOT, zones=(spike,))).target == SPOT
+
+
+def test_a_price_spike_in_the_checkpoints_region_is_waited_out_rather_than_moved_away_from() -> (
+    None
+):
+    lasting = np.concatenate([CYCLES, history([1] * 20)])
+    spike = ZoneMarket("za", "ra", True, 3.5, lasting, STEP)  # on demand is $3.00
+    away = ZoneMarket("zb", "rb", True, 1.0, lasting, STEP)
+    s = replace(state(slack=8.0, zones=(spike, away), checkpoint="ra"), migration_cost=1.0)
+    spare = 8.0 - POLICY.reserve_hours(s, POLICY._stats(s))
+    patience = POLICY.migrate_patience * D
+    # The spike has no age to go by: it is waited out idle (no egress, no changeover
+    # there and back) while the spare slack has room for `migrate_patience` changeovers ...
+    waited = POLICY.decide(s)
+    assert waited.target == IDLE and waited.reason == "wait: moving costs egress"
+    assert waited.recheck_after_hours == pytest.approx(spare - patience)
+    # ... on spot there when it began, too (with slack over twice the reserve) ...
+    on_it = POLICY.decide(replace(s, current=SPOT))
+    assert on_it.target == IDLE
+    # ... and with less spare slack than that, the other region's spot is taken.
+    short = replace(s, deadline_hours=s.deadline_hours - spare + patience - 0.1)
+    assert POLICY.decide(short).target == Target.spot("zb", "rb")
+    # A home outage that has lasted 3 h (over the patience): it moves, as before.
+    calm = replace(s, zones=(ZoneMarket("za", "ra", False, 1.0, CYCLES, STEP), away))
+    assert POLICY.decide(calm).target == Target.spot("zb", "rb")
 
 
 def test_several_zones_the_run_that_has_lasted_is_picked_over_a_fresh_one() -> None:
