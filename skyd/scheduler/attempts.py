@@ -138,20 +138,14 @@ class Attempts:
         give its instances back with the move to RECOVERING; placing it again carries the
         policy's decision out."""
         now = self.clock.now()
-        spot_s, on_demand_s = recovery.market_seconds(job_store.job_events(self.store, job.id), now)
-        outcome = Transition(
-            job.id,
-            JobState.RECOVERING,
-            move.reason,
-            now,
-            kind="moved",
-            data={
-                **move.data,
-                "spot_seconds": round(spot_s, 3),
-                "on_demand_seconds": round(on_demand_s, 3),
-            },
-        )
+        data = {**move.data, **self._market_time(job, now)}
+        outcome = Transition(job.id, JobState.RECOVERING, move.reason, now, kind="moved", data=data)
         await self.release(job, kill_grace=self.move_grace_s, then=outcome)
+
+    def _market_time(self, job: JobRecord, now: float) -> dict[str, object]:
+        """The job's spot and on-demand seconds so far, for the event that ends an attempt."""
+        spot_s, on_demand_s = recovery.market_seconds(job_store.job_events(self.store, job.id), now)
+        return {"spot_seconds": round(spot_s, 3), "on_demand_seconds": round(on_demand_s, 3)}
 
     def _run_started(self, job: JobRecord, now: float, started_at: float) -> JobRecord:
         return self.journal.move(
@@ -173,13 +167,12 @@ class Attempts:
             return
         if ended.ran_unseen:
             job = self._run_started(job, now, ended.started_at)
-        spot_s, on_demand_s = recovery.market_seconds(job_store.job_events(self.store, job.id), now)
         outcome = Transition(
             job.id,
             ended.target,
             ended.reason,
             now,
-            data={"spot_seconds": round(spot_s, 3), "on_demand_seconds": round(on_demand_s, 3)},
+            data=self._market_time(job, now),
             changes={"exit_code": ended.exit_code},
         )
         await self.release(job, kill_grace=0.0, then=outcome)
@@ -229,7 +222,6 @@ class Attempts:
         strategy = spec.recovery_strategy
         for scope in recovery.avoid_after_preemption(strategy, first):
             self.blocks.block(scope, now + PREEMPTION_BLOCK)
-        spot_s, on_demand_s = recovery.market_seconds(job_store.job_events(self.store, job.id), now)
         outcome = Transition(
             job.id,
             JobState.RECOVERING,
@@ -240,8 +232,7 @@ class Attempts:
             data={
                 "instance": first.instance_id,
                 "zone": zone_scope,
-                "spot_seconds": round(spot_s, 3),
-                "on_demand_seconds": round(on_demand_s, 3),
+                **self._market_time(job, now),
             },
             changes={"preemptions": job.preemptions + 1},
         )

@@ -16,6 +16,7 @@ from skyd.scheduler.moving import LOOK_AGAIN_SECONDS, PolicyMoves
 from skyd.scheduler.selection import Selector
 from skyd.spec import TaskSpec
 from skyd.store.records import EventRecord, JobRecord
+from skyd.testing.records import job_record
 
 ON_DEMAND_HERE = {
     "cloud": "sim",
@@ -26,28 +27,12 @@ ON_DEMAND_HERE = {
     "hourly_price": 3.0,
 }
 SPOT_A = Target.spot("sim/r1/sim-a", "sim/r1")
-JOB = JobRecord(
-    id=7,
-    name="j",
-    owner_uid=0,
-    owner_name="root",
-    project=None,
-    priority=0,
+JOB = job_record(
     state=JobState.RUNNING,
     spec_json='{"name": "j", "run": "true"}',
-    base_dir="/tmp",
-    created_at=0.0,
-    updated_at=0.0,
     started_at=0.0,
-    ended_at=None,
     deadline=30 * 3600.0,
-    exit_code=None,
-    reason=None,
     placement=ON_DEMAND_HERE,
-    attempt=1,
-    preemptions=0,
-    restarts=0,
-    cost_micros=0,
 )
 
 

@@ -12,30 +12,9 @@ from skyd.scheduler.blocks import ScopeBlocks
 from skyd.scheduler.driver import JobScheduler
 from skyd.spec.task import RecoveryStrategy
 from skyd.store.records import InstanceRecord, JobRecord
+from skyd.testing.records import job_record
 
-JOB = JobRecord(
-    id=7,
-    name="j",
-    owner_uid=0,
-    owner_name="root",
-    project=None,
-    priority=0,
-    state=JobState.SETTING_UP,
-    spec_json="{}",
-    base_dir="/tmp",
-    created_at=0.0,
-    updated_at=0.0,
-    started_at=None,
-    ended_at=None,
-    deadline=None,
-    exit_code=None,
-    reason=None,
-    placement=None,
-    attempt=1,
-    preemptions=0,
-    restarts=0,
-    cost_micros=0,
-)
+JOB = job_record()
 
 
 def test_every_non_terminal_state_has_exactly_one_step(bare_scheduler: JobScheduler) -> None:
