@@ -6,7 +6,7 @@ to the store, so a refusal leaves the cluster as it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from skyd.clock import Clock
 from skyd.clusters.idleness import IdleWatch
@@ -43,13 +43,11 @@ class ClusterStopper:
     async def stop(self, cluster: ClusterRecord, *, kind: str, reason: str) -> ClusterRecord:
         """STOPPED: the provider stops the instances (disks kept, compute not billed)."""
         provider = self._provider(cluster)
-        try:
-            await provider.stop(list(cluster.instance_ids))
-        except ProviderError as exc:
-            raise ConflictError(
-                f"cannot stop cluster {cluster.name}: {exc.message}; "
-                f"`skyctl down {cluster.name}` tears it down instead"
-            ) from None
+        await _refused_as_conflict(
+            provider.stop(list(cluster.instance_ids)),
+            f"cannot stop cluster {cluster.name}",
+            f"`skyctl down {cluster.name}` tears it down instead",
+        )
         return self._record(cluster, ClusterState.STOPPED, InstanceState.STOPPED, kind, reason)
 
     def _record(
@@ -82,12 +80,11 @@ class ClusterStopper:
         """DOWN: terminate what is left, and fail the jobs that were waiting for the cluster."""
         if terminate and cluster.instance_ids:
             provider = self._provider(cluster)
-            try:
-                await provider.terminate(list(cluster.instance_ids))
-            except ProviderError as exc:
-                raise ConflictError(
-                    f"cannot tear down cluster {cluster.name}: {exc.message}; try again"
-                ) from None
+            await _refused_as_conflict(
+                provider.terminate(list(cluster.instance_ids)),
+                f"cannot tear down cluster {cluster.name}",
+                "try again",
+            )
         cluster = self._record(cluster, ClusterState.DOWN, InstanceState.TERMINATED, kind, reason)
         for job in cluster_store.cluster_jobs(self.store, cluster.id, active_only=True):
             if job.state == JobState.PENDING:
@@ -133,3 +130,11 @@ class ClusterStopper:
                     self.store, cluster, now=now, kind="autostop_failed", reason=exc.message
                 )
             )
+
+
+async def _refused_as_conflict(call: Awaitable[object], what: str, then: str) -> None:
+    """Run a provider call; its refusal is the caller's conflict, said with what to do."""
+    try:
+        await call
+    except ProviderError as exc:
+        raise ConflictError(f"{what}: {exc.message}; {then}") from None

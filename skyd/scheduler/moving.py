@@ -26,6 +26,7 @@ from skyd.store.records import EventRecord, JobRecord
 # time named, look again this often all the same (the job's own progress moves the slack).
 LOOK_AGAIN_SECONDS = 600.0
 MAX_REMEMBERED = 10_000
+NEVER = -1  # in place of a market version: a job the policy does not own
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,19 +54,21 @@ class PolicyMoves:
         now = self.clock.now()
         version = self.selector.market.version
         looked = self._looked.get(job.id)
-        if looked is not None and now < looked[0] and version == looked[1]:
-            return None
-        running = recovery.RunningOn.of(job.placement)
-        built = None
-        if running is not None:
-            spec = TaskSpec.from_json(job.spec_json)
-            built = self.selector.deadline_state(job, spec, events, running)
-        if running is None or built is None:
-            # not the policy's to move (no deadline, another strategy, an older record)
-            self._looked[job.id] = (float("inf"), version)
+        if looked is not None and now < looked[0] and looked[1] in (version, NEVER):
             return None
         if len(self._looked) > MAX_REMEMBERED:
             self._looked.clear()  # ended jobs' entries: forgetting costs one more look each
+        running = recovery.RunningOn.of(job.placement)
+        spec = TaskSpec.from_json(job.spec_json)
+        if running is None or not recovery.policy_driven(spec, job):
+            # never the policy's to move (no deadline, another strategy, an older record):
+            # not looked at again, whatever the market does
+            self._looked[job.id] = (float("inf"), NEVER)
+            return None
+        built = self.selector.deadline_state(job, spec, events, running)
+        if built is None:  # nothing to choose between now: look again when the market moves
+            self._looked[job.id] = (float("inf"), version)
+            return None
         state, _outcome = built
         policy = POLICIES[self.selector.recovery.policy]
         decision = policy.decide(state)

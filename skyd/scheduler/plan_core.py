@@ -30,9 +30,9 @@ from skyd.optimizer import (
     options_from_decision,
     solve_assignment,
 )
+from skyd.scheduler import recovery
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome
 from skyd.spec import TaskSpec
-from skyd.spec.task import RecoveryStrategy
 from skyd.store import Store
 from skyd.store import jobs as job_store
 from skyd.store.records import JobRecord
@@ -254,7 +254,7 @@ class PlanCore:
         if cached is not None and cached[0] == (*conditions, keep):
             return cached[1], cached[2]
         spec = TaskSpec.from_json(job.spec_json)
-        if policy_driven(spec, job):
+        if recovery.policy_driven(spec, job):
             return None
         # jobs of a sweep ask for the same resources: decide those once
         shape = (
@@ -353,15 +353,6 @@ def _nodes(job: JobRecord) -> int:
         return int(json.loads(job.spec_json).get("num_nodes", 1))
     except (ValueError, AttributeError):
         return 1
-
-
-def policy_driven(spec: TaskSpec, job: JobRecord) -> bool:
-    """Jobs whose spot/on-demand timing the deadline policy owns (not the global plan)."""
-    return (
-        spec.recovery_strategy == RecoveryStrategy.DEADLINE
-        and job.deadline is not None
-        and spec.estimated_hours() is not None
-    )
 
 
 def planned_placement_of(assignment: Any, plan: AssignmentPlan) -> dict[str, Any]:

@@ -18,8 +18,9 @@ import numpy as np
 from skyd.market.availability_grid import ZoneHistory, summary, summary_text
 from skyd.optimizer import CandidateView
 from skyd.policy import Decision, PolicyState, SpotPolicy, Target, ZoneMarket
+from skyd.spec import TaskSpec
 from skyd.spec.task import RecoveryStrategy
-from skyd.store.records import EventRecord, InstanceRecord
+from skyd.store.records import EventRecord, InstanceRecord, JobRecord
 
 ASSUMED_PROGRESS_CAP = 0.9
 
@@ -111,6 +112,15 @@ def zone_market(
         history=samples,
         history_step_hours=history.step_hours,
         current_run=current_run,
+    )
+
+
+def policy_driven(spec: TaskSpec, job: JobRecord) -> bool:
+    """Jobs whose spot/on-demand timing the deadline policy owns (not the global plan)."""
+    return (
+        spec.recovery_strategy == RecoveryStrategy.DEADLINE
+        and job.deadline is not None
+        and spec.estimated_hours() is not None
     )
 
 

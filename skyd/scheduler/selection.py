@@ -25,7 +25,6 @@ from skyd.scheduler.interfaces import PlanView
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer, job_filters
 from skyd.spec import TaskSpec
 from skyd.spec.extras import alternative_for
-from skyd.spec.task import RecoveryStrategy
 from skyd.store.records import EventRecord, JobRecord
 
 
@@ -274,11 +273,7 @@ class Selector:
         """The spot policy's view of `job` now (`running`: where it runs), and the placement
         decision it was built from; None when the policy does not own the job's timing."""
         job_hours = spec.estimated_hours()
-        if (
-            spec.recovery_strategy != RecoveryStrategy.DEADLINE
-            or job.deadline is None
-            or job_hours is None
-        ):
+        if not recovery.policy_driven(spec, job) or job_hours is None or job.deadline is None:
             return None
         now = self.clock.now()
         filters = [replace(f, spot=None) for f in job_filters(spec, self.market)]

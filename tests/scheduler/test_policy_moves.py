@@ -15,6 +15,7 @@ from skyd.scheduler import recovery
 from skyd.scheduler.moving import LOOK_AGAIN_SECONDS, PolicyMoves
 from skyd.scheduler.selection import Selector
 from skyd.spec import TaskSpec
+from skyd.spec.parse import parse_task
 from skyd.store.records import EventRecord, JobRecord
 from skyd.testing.records import job_record
 
@@ -27,9 +28,13 @@ ON_DEMAND_HERE = {
     "hourly_price": 3.0,
 }
 SPOT_A = Target.spot("sim/r1/sim-a", "sim/r1")
+DEADLINE_TASK = parse_task(
+    "name: j\nestimated_runtime: 10h\ndeadline: 30h\njob_recovery:\n  strategy: deadline\n"
+    "run: 'true'\n"
+)
 JOB = job_record(
     state=JobState.RUNNING,
-    spec_json='{"name": "j", "run": "true"}',
+    spec_json=DEADLINE_TASK.to_json(),
     started_at=0.0,
     deadline=30 * 3600.0,
     placement=ON_DEMAND_HERE,
@@ -121,6 +126,11 @@ def test_only_running_jobs_with_a_known_placement_are_asked() -> None:
     moves = _moves(selector, clock)
     assert moves.check(replace(_running(), state=JobState.SETTING_UP), list) is None
     assert moves.check(_running({"cloud": "sim"}), list) is None  # an older record
+    no_deadline = replace(JOB, id=8, spec_json='{"name": "j", "run": "true"}')
+    assert moves.check(no_deadline, list) is None
+    selector.market.version += 1
+    clock.set(2 * LOOK_AGAIN_SECONDS)
+    assert moves.check(no_deadline, list) is None  # never the policy's: not looked at again
     assert selector.asked == 0
 
 
