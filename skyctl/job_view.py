@@ -273,6 +273,8 @@ def _placement_facts(placement: Mapping[str, Any]) -> list[tuple[str, str]]:
     if isinstance(history, list) and history:
         # the spot availability history the deadline policy decided on, one zone a line
         facts.append(("history", "\n".join(str(line) for line in history)))
+    if placement.get("changeover"):  # the changeover the deadline policy planned with
+        facts.append(("changeover", str(placement["changeover"]).removeprefix("changeover ")))
     # continuation lines under their value (key_values indents by 2, pads keys, adds 2)
     pad = "\n" + " " * (4 + max(len(key) for key, _ in facts))
     return [(key, value.replace("\n", pad)) for key, value in facts]

@@ -92,7 +92,11 @@ class RecoverySettings:
     """Deadline-aware recovery: which policy decides, and what a changeover costs."""
 
     policy: str = "skyd"  # a name in skyd.policy.POLICIES
-    changeover_hours: float = 0.2  # launch + setup + work lost since the last checkpoint
+    # The least changeover the policy plans with: launch + boot + setup + work lost since
+    # the last checkpoint. The daemon measures its launches (placement to run start, p90 of
+    # the newest 20 on the job's clouds, + checkpoint_sync_s / 2 on SSH clouds) and plans
+    # with that when it is longer (skyd.scheduler.changeover); this figure stays the floor.
+    changeover_hours: float = 0.2
     # The spot availability history the policy learns run and outage lengths from: the
     # `history_hours` before a job was submitted and everything since (bench.spot shows the
     # simulator's policy a week the same way; 0 = no history), on a grid of

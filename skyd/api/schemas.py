@@ -96,6 +96,16 @@ class PlacementView(BaseModel):
         description="the same as figures per zone: zone, observed_hours, up_fraction,"
         " mean_up_hours, mean_outage_hours, step_seconds",
     )
+    changeover: str | None = Field(
+        None,
+        description="the deadline policy's placements: the changeover it planned with and"
+        " where that came from (configured, or measured of recent launches)",
+    )
+    changeover_figures: dict[str, Any] | None = Field(
+        None,
+        description="the same as figures: hours (used), configured_hours, measured_hours"
+        " (null: no launch measured), launches",
+    )
 
 
 class EventView(BaseModel):

@@ -24,6 +24,7 @@ from skyd.spec import TaskSpec
 from skyd.store import Store
 from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
+from skyd.store.changeovers import RAN_UNSEEN
 from skyd.store.records import InstanceRecord, JobRecord
 
 log = logging.getLogger("skyd.scheduler")
@@ -147,12 +148,17 @@ class Attempts:
         spot_s, on_demand_s = recovery.market_seconds(job_store.job_events(self.store, job.id), now)
         return {"spot_seconds": round(spot_s, 3), "on_demand_seconds": round(on_demand_s, 3)}
 
-    def _run_started(self, job: JobRecord, now: float, started_at: float) -> JobRecord:
+    def _run_started(
+        self, job: JobRecord, now: float, started_at: float, *, unseen: bool = False
+    ) -> JobRecord:
         return self.journal.move(
             job.id,
             JobState.RUNNING,
             now=now,
             reason="setup finished; run started",
+            # a run seen only once it had ended: the time up to this event is not the
+            # attempt's changeover (skyd.scheduler.changeover leaves it out)
+            data={RAN_UNSEEN: True} if unseen else None,
             started_at=started_at,
         )
 
@@ -166,7 +172,7 @@ class Attempts:
             await self.release(job, kill_grace=0.0, then=outcome)
             return
         if ended.ran_unseen:
-            job = self._run_started(job, now, ended.started_at)
+            job = self._run_started(job, now, ended.started_at, unseen=True)
         outcome = Transition(
             job.id,
             ended.target,

@@ -33,6 +33,7 @@ from skyd.scheduler.admission import Admission
 from skyd.scheduler.attempts import Attempts
 from skyd.scheduler.blocks import ScopeBlocks
 from skyd.scheduler.booting import BootWait
+from skyd.scheduler.changeover_log import ChangeoverLog
 from skyd.scheduler.interfaces import (
     BudgetGate,
     ClusterTargets,
@@ -122,6 +123,11 @@ class JobScheduler:
             providers=providers,
             recovery_settings=settings.recovery,
             step_seconds=settings.scheduler_tick_seconds,
+            changeovers=ChangeoverLog(
+                store=store,
+                configured_hours=settings.recovery.changeover_hours,
+                checkpoint_sync_s=settings.cloud_ssh.checkpoint_sync_s,
+            ),
         )
         self.admission = Admission(
             store=store,

@@ -100,6 +100,8 @@ class Launcher:
         self.plan.planned.pop(job.id, None)  # from now on the store says where it is
         attempt = job.attempt + 1
         reason = f"placed on {picked.choice.provider}: {picked.placement['why']}"
+        if picked.placement.get("changeover"):  # the spot policy's: what changeover it used
+            reason += f"; {picked.placement['changeover']}"
         if picked.placement.get("history"):  # the spot policy's: what history it used
             reason += "; history: " + "; ".join(picked.placement["history"])
         job = self.journal.move(

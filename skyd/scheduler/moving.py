@@ -69,7 +69,7 @@ class PolicyMoves:
         if built is None:  # nothing to choose between now: look again when the market moves
             self._looked[job.id] = (float("inf"), version)
             return None
-        state, _outcome = built
+        state = built.state
         policy = POLICIES[self.selector.recovery.policy]
         decision = policy.decide(state)
         wait = decision.recheck_after_hours
@@ -85,5 +85,10 @@ class PolicyMoves:
         return Move(
             decision,
             reason,
-            {"from": str(running.target), "to": str(decision.target), "why": decision.reason},
+            {
+                "from": str(running.target),
+                "to": str(decision.target),
+                "why": decision.reason,
+                "changeover": built.changeover.text(),
+            },
         )

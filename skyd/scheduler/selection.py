@@ -9,9 +9,9 @@ choice still waits while the lab's own free machines fit and are only busy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from skyd.clock import Clock
 from skyd.config import RecoverySettings
@@ -21,6 +21,7 @@ from skyd.model import Candidate, ExclusionReason, JobState
 from skyd.policy import POLICIES, Decision, PolicyState
 from skyd.scheduler import recovery
 from skyd.scheduler.blocks import ScopeBlocks
+from skyd.scheduler.changeover import Changeover, configured
 from skyd.scheduler.interfaces import PlanView
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer, job_filters
 from skyd.spec import TaskSpec
@@ -32,6 +33,21 @@ class AvailabilityView(Protocol):
     """Recorded spot availability per offering key (skyd.market.availability_log)."""
 
     def zone_history(self, scope: str, since: float) -> ZoneHistory: ...
+
+
+class ChangeoverView(Protocol):
+    """The changeover measured of recent launches (skyd.scheduler.changeover)."""
+
+    def for_clouds(self, clouds: Iterable[str]) -> Changeover: ...
+
+
+class DeadlineView(NamedTuple):
+    """The spot policy's view of a job, the placement decision it was built from, and the
+    changeover it plans with (and where that came from)."""
+
+    state: PolicyState
+    outcome: PlacementOutcome
+    changeover: Changeover
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +103,11 @@ class Selector:
         recovery_settings: RecoverySettings,
         step_seconds: float,
         availability: AvailabilityView | None = None,
+        changeovers: ChangeoverView | None = None,
     ) -> None:
         self.placer = placer
         self.availability = availability
+        self.changeovers = changeovers
         self.market = market
         self.clock = clock
         self.blocks = blocks
@@ -269,7 +287,7 @@ class Selector:
         spec: TaskSpec,
         events: Callable[[], Sequence[EventRecord]],
         running: recovery.RunningOn | None = None,
-    ) -> tuple[PolicyState, PlacementOutcome] | None:
+    ) -> DeadlineView | None:
         """The spot policy's view of `job` now (`running`: where it runs), and the placement
         decision it was built from; None when the policy does not own the job's timing."""
         job_hours = spec.estimated_hours()
@@ -305,7 +323,19 @@ class Selector:
             checkpoint_region=f"{last_cloud}/{last_region}" if last_region else None,
             running=running,
         )
-        return None if state is None else (state, outcome)
+        if state is None:
+            return None
+        changeover = self.changeover_for(state)
+        state = replace(state, changeover_hours=changeover.hours)
+        return DeadlineView(state, outcome, changeover)
+
+    def changeover_for(self, state: PolicyState) -> Changeover:
+        """The changeover to plan with: the configured one, or the one measured of recent
+        launches on the clouds the policy may choose between (`state`'s), if longer."""
+        if self.changeovers is None:
+            return configured(self.recovery.changeover_hours)
+        places = [z.zone for z in state.zones] + list(state.on_demand_prices)
+        return self.changeovers.for_clouds({place.split("/", 1)[0] for place in places})
 
     def carry(self, job_id: int, decision: Decision) -> None:
         """Have the job's next placement carry out `decision`, made while it still ran."""
@@ -320,13 +350,13 @@ class Selector:
         carried = self._carried.pop(job.id, None)
         if built is None:
             return None
-        state, outcome = built
+        state, outcome, changeover = built
         views = outcome.decision.candidates
         picked = recovery.choose(POLICIES[self.recovery.policy], state, views, carried)
         facts = recovery.history_facts(state)
         history = recovery.history_lines(facts)
         if picked.view is None:
-            return f"{picked.reason}; {recovery.history_text(history)}"
+            return f"{picked.reason}; {changeover.text()}; {recovery.history_text(history)}"
         candidate = picked.view.candidate
         provider = self.market.provider_for(candidate.offer.cloud)
         if provider is None:
@@ -338,6 +368,9 @@ class Selector:
             # what availability history each zone showed the policy (skyctl show, events)
             history=history,
             spot_history=facts,
+            # the changeover the policy planned with, and whether it was measured
+            changeover=changeover.text(),
+            changeover_figures=changeover.figures(),
             expected_cost=picked.view.expected_cost_micros / 1_000_000,
             expected_hours=picked.view.expected_hours,
         )

@@ -71,10 +71,12 @@ def held_replay(
     start: float,
     history_hours: float,
     boot_seconds: float = 1.0,
+    changeover_hours: float | None = None,
 ) -> Iterator[tuple[DaemonThread, DaemonClient, VirtualClock]]:
     """A daemon whose sim cloud replays `zones` from `now_row`, on a clock held still at
     `start` (the test moves it on); the trace's rows before `now_row` are its past.
-    `boot_seconds` on that clock: 0 for instances that boot while it stands still."""
+    `boot_seconds` on that clock: 0 for instances that boot while it stands still.
+    `changeover_hours`: `[recovery] changeover_hours` (None: the default)."""
     root.mkdir()
     settings = settings_for_tests(root)
     settings.sim.enabled = True
@@ -83,6 +85,8 @@ def held_replay(
     settings.sim.start_offset_seconds = float(now_row * tick_s)
     settings.recovery.history_hours = history_hours
     settings.sim.provisioning_delay_seconds = boot_seconds
+    if changeover_hours is not None:
+        settings.recovery.changeover_hours = changeover_hours
     clock = VirtualClock(start)
     daemon = DaemonThread(settings, clock=clock).start()
     try:

@@ -24,6 +24,7 @@ PURE_SCHEDULER = {
     "skyd.scheduler.watching",
     "skyd.scheduler.recovery",
     "skyd.scheduler.budgets",
+    "skyd.scheduler.changeover",
 }
 IMPURE = ("skyd.store", "skyd.providers", "skyd.runner", "asyncio")
 RECORDS = {"skyd.store.records"}  # plain records the store returns: no I/O in them

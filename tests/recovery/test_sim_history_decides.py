@@ -113,11 +113,14 @@ def test_a_zone_whose_runs_are_short_is_avoided_only_with_its_history(tmp_path: 
     )
     # `skyctl show`: one zone a line under the placement, and the event says it too
     assert (
-        "  history  zone sim/r1/sim-a: 7.0 days, up 50 %, mean run 0.33 h, mean outage 0.33 h\n"
-        "           zone sim/r1/sim-b: 7.0 days, up 98 %, mean run 32.8 h, mean outage 1.0 h\n"
+        "  history     zone sim/r1/sim-a: 7.0 days, up 50 %, mean run 0.33 h, mean outage 0.33 h\n"
+        "              zone sim/r1/sim-b: 7.0 days, up 98 %, mean run 32.8 h, mean outage 1.0 h\n"
+        "  changeover  0.20 h (configured; no launch measured yet)\n"
     ) in page
+    # and the changeover it planned with: the configured one, as nothing was launched yet
     assert reason == (
-        "placed on sim: skyd: spot:sim/r1/sim-b (take spot); history: zone sim/r1/sim-a: 7.0 days,"
+        "placed on sim: skyd: spot:sim/r1/sim-b (take spot); changeover 0.20 h (configured;"
+        " no launch measured yet); history: zone sim/r1/sim-a: 7.0 days,"
         " up 50 %, mean run 0.33 h, mean outage 0.33 h; zone sim/r1/sim-b: 7.0 days, up 98 %,"
         " mean run 32.8 h, mean outage 1.0 h"
     )
@@ -125,8 +128,8 @@ def test_a_zone_whose_runs_are_short_is_avoided_only_with_its_history(tmp_path: 
     blind, reason, page, _rows = _placed(tmp_path / "without", 0.0)
     assert blind["spot"] is True
     assert blind["zone"] == "sim-a", blind  # the cheaper spot, its short runs unseen
-    assert reason.endswith("(take spot); history: no spot availability history")
-    assert "  history  no spot availability history\n" in page
+    assert reason.endswith("; history: no spot availability history")
+    assert "  history     no spot availability history\n" in page
 
 
 def _flickering() -> list[int]:
@@ -168,4 +171,5 @@ def test_a_short_outage_is_waited_out_only_with_a_record_of_short_outages(
         blind = first_event(client, job_id, "state", "PROVISIONING")
     placement = blind["data"]["placement"]
     assert placement["spot"] is False, placement  # on demand through the outage
-    assert "(bridge the outage); history: no spot availability history" in blind["reason"]
+    assert "(bridge the outage); changeover 0.20 h" in blind["reason"]
+    assert blind["reason"].endswith("; history: no spot availability history")

@@ -12,8 +12,10 @@ from skyd.config import RecoverySettings
 from skyd.model import JobState
 from skyd.policy import Decision, PolicyState, Target, ZoneMarket
 from skyd.scheduler import recovery
+from skyd.scheduler.changeover import configured
 from skyd.scheduler.moving import LOOK_AGAIN_SECONDS, PolicyMoves
-from skyd.scheduler.selection import Selector
+from skyd.scheduler.placement import PlacementOutcome
+from skyd.scheduler.selection import DeadlineView, Selector
 from skyd.spec import TaskSpec
 from skyd.spec.parse import parse_task
 from skyd.store.records import EventRecord, JobRecord
@@ -63,7 +65,7 @@ class FakeSelector:
         spec: TaskSpec,
         events: Callable[[], Sequence[EventRecord]],
         running: recovery.RunningOn | None = None,
-    ) -> tuple[PolicyState, Any] | None:
+    ) -> DeadlineView | None:
         self.asked += 1
         assert running is not None
         zone = ZoneMarket("sim/r1/sim-a", "sim/r1", self.spot_up, 1.0)
@@ -77,7 +79,7 @@ class FakeSelector:
             zones=(zone,),
             on_demand_prices={"sim/r1": 3.0},
         )
-        return state, None
+        return DeadlineView(state, cast(PlacementOutcome, None), configured(0.2))
 
     def carry(self, job_id: int, decision: Decision) -> None:
         self.carried[job_id] = decision
@@ -100,6 +102,7 @@ def test_on_demand_is_left_for_spot_with_ample_slack_and_the_decision_is_carried
         "from": "on_demand:sim/r1",
         "to": "spot:sim/r1/sim-a",
         "why": "spot is back",
+        "changeover": "changeover 0.20 h (configured; no launch measured yet)",
     }
     assert move.reason == "skyd: moving from on_demand:sim/r1 to spot:sim/r1/sim-a (spot is back)"
     assert selector.carried[JOB.id] == move.decision
