@@ -289,8 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "moves": sum(r["moves"] for r in rows),
         "preemptions": sum(r["preemptions"] for r in rows),
         "changeover_seconds_mean": round(
-            statistics.fmean(c for r in rows for c in r.pop("changeover_seconds")), 1
+            statistics.fmean(c for r in rows for c in r["changeover_seconds"]), 1
         ),
+        "changeover_seconds_max": max(c for r in rows for c in r.pop("changeover_seconds")),
         "planned_changeover_seconds_max": max(
             c for r in rows for c in r["planned_changeover_seconds"]
         ),

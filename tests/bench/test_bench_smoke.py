@@ -122,10 +122,12 @@ def test_spot_daemon_replay_runs_the_policy_through_the_daemon_as_simulated() ->
     )  # fmt: skip
     assert result["succeeded"] == 2 and result["missed_deadline"] == 0
     assert result["moves"] >= 1  # bridged on demand, then moved back onto returning spot
-    # the sim boots a tick short of d: the changeovers the daemon measured stay within the
-    # configured 0.2 h, which every placement planned with
-    assert result["changeover_seconds_mean"] <= 720.0
-    assert result["planned_changeover_seconds_max"] == 720.0
+    # every placement planned with the configured 0.2 h, or the longer changeover the daemon
+    # measured: the sim boots a tick short of d, but on a loaded machine a job's process
+    # may start too late for the pass and be seen running a tick later
+    planned = [c for run in result["runs"] for c in run["planned_changeover_seconds"]]
+    assert planned and min(planned) == 720.0
+    assert result["planned_changeover_seconds_max"] <= max(720.0, result["changeover_seconds_max"])
     for run in result["runs"]:
         assert run["worked_hours"] >= 12.0
         assert 0.95 <= run["daemon_vs_simulated"] <= 1.05, run
