@@ -36,7 +36,7 @@ class AvailabilityView(Protocol):
 
 
 class ChangeoverView(Protocol):
-    """The changeover measured of recent launches (skyd.scheduler.changeover)."""
+    """The changeover measured of recent launches (skyd.scheduler.changeover_log)."""
 
     def for_clouds(self, clouds: Iterable[str]) -> Changeover: ...
 
