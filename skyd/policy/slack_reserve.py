@@ -45,12 +45,14 @@ drifts across it. This policy:
   least per useful hour; with slack below the reserve, expecting it to last what
   the zone's runs of its age went on to last but at least `age_trust` times its
   age, and pricing the changeover its preemption will force at `changeover_value`
-  changeovers on demand;
+  changeovers on demand; above the reserve, idles for a cheaper zone that is out
+  rather than take a pricier one, while its outage is younger than
+  `cheaper_patience` changeovers (`ZoneChoice`);
 * never enters spot priced above on demand, and leaves a spot instance whose price
   spikes above it while the slack has room for that changeover: with slack over
-  `spike_wait` times the reserve to wait the spike out idle (with several regions,
-  idle rather than in another region while the slack over the reserve keeps room
-  for `migrate_patience` changeovers), else for on demand;
+  `spike_wait` times the reserve to wait the spike out idle (even with other zones
+  up; with several regions, idle rather than in another region while the slack over
+  the reserve keeps room for `migrate_patience` changeovers), else for on demand;
 * has Uniform Progress' safety net: off spot with less than two changeovers of slack
   (plus a step's margin), on-demand to the end. No deadline is ever missed.
 
@@ -90,6 +92,7 @@ from skyd.policy.outages import (
 )
 from skyd.policy.spot_run import SpotRunModel
 from skyd.policy.state import IDLE, Decision, PolicyState, Target, ZoneMarket
+from skyd.policy.zone_choice import ZoneChoice, on_demand_price
 
 
 class SlackReserve:
@@ -120,6 +123,7 @@ class SlackReserve:
         day_proof_power: float = 0.5,
         day_prior_ends: float = 1.0,
         day_outage_power: float = 1.0,
+        cheaper_patience: float = 2.0,
     ) -> None:
         # Changeovers of slack kept per expected up/down cycle of the remaining work.
         self.reserve_per_cycle = reserve_per_cycle
@@ -163,7 +167,7 @@ class SlackReserve:
         # Several zones, slack below the reserve: a zone is picked as if its run's
         # next preemption cost `changeover_value` times a changeover on demand, and
         # its run is expected to last at least `age_trust` times as long as it
-        # already has (_pick_zone). Both only rank zones: one zone alone is never
+        # already has (ZoneChoice.pick). Both only rank zones: one zone alone is never
         # affected.
         self.changeover_value = changeover_value
         self.age_trust = age_trust
@@ -180,8 +184,14 @@ class SlackReserve:
         # slack one outage may take is scaled by (how much likelier than usual outages
         # ended in the window after this one's start time) ** `day_outage_power`.
         self.day_outage_power = day_outage_power
+        # Above the reserve, a cheaper zone's outage younger than `cheaper_patience`
+        # changeovers is waited out rather than a pricier zone taken (ZoneChoice).
+        self.cheaper_patience = cheaper_patience
         self.runs = SpotRunModel(
             prior_cycle_hours, prior_hours, prior_runs, day_window_hours, day_prior_ends
+        )
+        self.zones = ZoneChoice(
+            self.runs, age_trust, changeover_value, migrate_patience, cheaper_patience
         )
 
     def _stats(self, state: PolicyState) -> AvailabilityStats:
@@ -223,38 +233,6 @@ class SlackReserve:
         planned = self.reserve_per_cycle * d * float(cycles**self.reserve_power)
         return 2 * d + step_margin(state) + planned
 
-    def _pick_zone(
-        self, state: PolicyState, candidates: list[ZoneMarket], scarce: bool
-    ) -> ZoneMarket:
-        """The zone with the lowest expected cost per useful hour of its current run.
-
-        With slack below the reserve every preemption costs a changeover of slack the
-        endgame needs, so the run is priced with the changeover its end will force
-        (`changeover_value` times one on demand) and expected to last what the zone's
-        runs of this age went on to last, but at least `age_trust` times its age
-        (runs are heavy-tailed; the few longer runs a zone has shown say little about
-        one that has lasted long). Above the reserve, a run is expected to last at
-        least its zone's mean run, and at least as long again as its age.
-        """
-        d = state.changeover_hours
-
-        def cost_per_useful_hour(zone: ZoneMarket) -> float:
-            forced = 0.0
-            if scarce:
-                # Not by the hour: the runs ranked are of any age, and the hours after
-                # an old run's start say nothing about now (with it, 9 zones at 0.95
-                # were 9.5 % above the optimum instead of 7.8 %, 300 starts).
-                outlook = self.runs.outlook(zone, by_hour=False)
-                expected = max(outlook.residual_hours, self.age_trust * zone.run_hours())
-                forced = self.changeover_value * _on_demand_price(state, zone) * d
-            else:
-                expected = max(self.runs.expected_up_hours(zone), zone.run_hours())
-            run = min(expected, state.remaining_hours + d)
-            useful = max(run - d, 0.1 * d)
-            return (zone.spot_price * run + state.migration_cost_to(zone.region) + forced) / useful
-
-        return min(candidates, key=cost_per_useful_hour)
-
     def _switch_wait(self, state: PolicyState, zone: ZoneMarket) -> float | None:
         """None when leaving on demand for this spot run pays back its changeovers.
 
@@ -277,32 +255,6 @@ class SlackReserve:
             return 1.0
         return outage_hour_ratio(state, self.day_window_hours, self.day_prior_ends)
 
-    def _wait_for_home(self, state: PolicyState, zone: ZoneMarket, spare: float) -> float | None:
-        """Hours worth idling for the checkpoint's region to come back instead of moving.
-
-        A home zone whose spot is priced above on demand is out too, but a spike has no
-        age the policy can see (it reads the price now; it is asked again at every price
-        change): it is waited out for as long as the spare slack keeps room for
-        `migrate_patience` changeovers after it, like an outage that has just begun.
-        Moving instead pays egress and a changeover there, and both again to come back
-        to the zone once its price is down (with slack to spare, a synthetic zone set
-        whose cheapest zone spikes three times a day was 12 % above the optimum at job
-        fraction 0.6 with moving, 7.8 % with waiting; bench/spot/README.md).
-        """
-        if state.migration_cost_to(zone.region) <= 0:
-            return None
-        home = [z for z in state.zones if z.region == state.checkpoint_region]
-        if not home:
-            return None
-        patience = self.migrate_patience * state.changeover_hours
-        if any(z.available and z.spot_price > _on_demand_price(state, z) for z in home):
-            # Idle, the spare slack falls an hour per hour: look again when only the
-            # patience is left of it (the answer then turns to moving).
-            return spare - patience if spare > patience + EPS else None
-        waited = min(z.run_hours() for z in home)
-        wait = patience - waited
-        return wait if 0 < wait <= spare else None
-
     def decide(self, state: PolicyState) -> Decision:
         if state.finished:
             return Decision(IDLE, reason="done")
@@ -311,7 +263,7 @@ class SlackReserve:
         safety_net = 2 * d + margin
         if spot_still_available(state):
             running = state.zone_market(str(state.current.zone))
-            pricier = running is not None and running.spot_price > _on_demand_price(state, running)
+            pricier = running is not None and running.spot_price > on_demand_price(state, running)
             if not pricier:
                 return Decision(state.current, reason="stay on spot until preempted")
             # Spot priced above on demand (a price spike) is left, if the slack still
@@ -348,7 +300,7 @@ class SlackReserve:
         open_zones: list[ZoneMarket] = []
         skipped: float | None = None
         for z in rotated_zones(state):
-            if not z.available or z.spot_price > _on_demand_price(state, z):
+            if not z.available or z.spot_price > on_demand_price(state, z):
                 continue
             if not spot_entry_is_safe(state, z):
                 continue
@@ -376,15 +328,10 @@ class SlackReserve:
         slack = state.slack_hours
         current = state.current
         if open_zones:
-            zone = self._pick_zone(state, open_zones, scarce=slack <= reserve + EPS)
+            zone = self.zones.pick(state, open_zones, scarce=slack <= reserve + EPS)
             target = Target.spot(zone.zone, zone.region)
             if not current.is_on_demand:
-                wait = self._wait_for_home(state, zone, slack - reserve)
-                if wait is not None:
-                    return Decision(
-                        IDLE, recheck_after_hours=wait, reason="wait: moving costs egress"
-                    )
-                return Decision(target, reason="take spot")
+                return self._take_or_wait(state, reserve, zone)
             # Leaving on-demand costs this changeover and, likely, one back later: the
             # open zones all leave room for both (spot_entry_is_safe), and no more is
             # kept back. The last switch a job can afford is its most valuable one: it
@@ -438,6 +385,30 @@ class SlackReserve:
             return Decision(IDLE, recheck_after_hours=wait, reason="outage likely short: wait")
         return Decision(on_demand_target(state), reason=reason)
 
+    def _take_or_wait(self, state: PolicyState, reserve: float, zone: ZoneMarket) -> Decision:
+        """Off on demand, with `zone` the best one up: take it, or idle for a better one."""
+        slack = state.slack_hours
+        target = Target.spot(zone.zone, zone.region)
+        if slack > self.spike_wait * reserve + EPS and self.zones.spiked_last_zone(state):
+            # The spike is waited out idle, as it would be with no other zone up: another
+            # zone taken now is ridden until preempted, at its price (synthetic zone sets
+            # at job fraction 0.6: 0.5-0.7 points closer to the optimum this way).
+            return Decision(
+                IDLE,
+                recheck_after_hours=slack - self.spike_wait * reserve,
+                reason="wait: spot priced above on demand",
+            )
+        if slack > reserve + EPS:
+            wait = self.zones.wait_for_cheaper(state, zone, slack - reserve)
+            if wait is not None:
+                return Decision(
+                    IDLE, recheck_after_hours=wait, reason="wait: a cheaper zone is briefly out"
+                )
+        wait = self.zones.wait_for_home(state, zone, slack - reserve)
+        if wait is not None:
+            return Decision(IDLE, recheck_after_hours=wait, reason="wait: moving costs egress")
+        return Decision(target, reason="take spot")
+
     def _wanted_run(self, state: PolicyState, reserve: float, slack: float) -> float:
         """How long a returning spot run must have lasted before on-demand is left for it.
 
@@ -480,11 +451,3 @@ class SlackReserve:
             else:
                 low = middle
         return low
-
-
-def _on_demand_price(state: PolicyState, zone: ZoneMarket) -> float:
-    """On demand in the zone's region (else the cheapest region): what spot must undercut."""
-    prices = state.on_demand_prices
-    if zone.region in prices:
-        return prices[zone.region]
-    return min(prices.values()) if prices else float("inf")

@@ -132,6 +132,11 @@ class RunningOn:
     offer_key: str
     hourly_price: float
 
+    @property
+    def spot_zone(self) -> str | None:
+        """The spot zone it runs in (None: on demand)."""
+        return self.target.zone if self.target.is_spot else None
+
     @staticmethod
     def of(placement: Mapping[str, Any] | None) -> RunningOn | None:
         """None when the record does not say where (an older record, a cluster)."""
@@ -186,6 +191,7 @@ def policy_state(
     checkpoint_region: str | None,
     history: Callable[[str], ZoneHistory] | None = None,
     running: RunningOn | None = None,
+    last_zone: str | None = None,
 ) -> PolicyState | None:
     """The policy's view of the job's choices; None when there is nothing to choose between.
 
@@ -193,7 +199,8 @@ def policy_state(
     (one step for every zone, ending now); each zone is represented by its cheapest spot
     offering, and shows that offering's history. `running`: where the job runs now (None:
     nowhere); its own offering counts as up, whatever blocks or quotas its instance
-    leaves on it.
+    leaves on it. `last_zone`: the spot zone the job last ran in (a price spike there is
+    waited out rather than another zone's price paid).
     """
     zones: dict[str, ZoneMarket] = {}
     on_demand: dict[str, float] = {}
@@ -237,6 +244,7 @@ def policy_state(
         on_demand_prices=on_demand,
         step_hours=step_hours,
         checkpoint_region=checkpoint_region,
+        last_zone=last_zone,
     )
 
 

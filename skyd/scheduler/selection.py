@@ -310,6 +310,7 @@ class Selector:
         views = outcome.decision.candidates
         last_region = (job.placement or {}).get("region")
         last_cloud = (job.placement or {}).get("cloud")
+        last = recovery.RunningOn.of(job.placement)
         state = recovery.policy_state(
             history=self._history_since(job.created_at),
             views=views,
@@ -322,6 +323,7 @@ class Selector:
             step_hours=self.step_seconds / 3600.0,
             checkpoint_region=f"{last_cloud}/{last_region}" if last_region else None,
             running=running,
+            last_zone=None if last is None else last.spot_zone,
         )
         if state is None:
             return None

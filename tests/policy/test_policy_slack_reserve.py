@@ -314,3 +314,48 @@ def test_an_outage_begun_at_an_hour_when_outages_end_soon_is_waited_out_longer()
     _the_hour_decides(
         outage_from(10.0), outage_from(20.0), SlackReserve(day_outage_power=0.0), 1.2, 0.05
     )
+
+
+def test_a_spike_on_the_last_zone_is_waited_out_even_with_another_zone_up() -> None:
+    lasting = np.concatenate([CYCLES, history([1] * 20)])
+    spiked = ZoneMarket("za", "ra", True, 3.5, lasting, STEP)  # on demand is $3.00
+    other = ZoneMarket("zb", "ra", True, 1.2, lasting, STEP)  # same region: no egress
+    s = replace(state(slack=8.0, zones=(spiked, other)), last_zone="za")
+    reserve = POLICY.reserve_hours(s, POLICY._stats(s))
+    assert POLICY.spike_wait * reserve < 8.0
+    # Left (or not yet re-entered) for the spike: idle until the slack is down to
+    # `spike_wait` reserves, rather than riding the pricier zone until it is preempted.
+    waited = POLICY.decide(s)
+    assert waited.target == IDLE and waited.reason == "wait: spot priced above on demand"
+    assert waited.recheck_after_hours == pytest.approx(8.0 - POLICY.spike_wait * reserve)
+    assert POLICY.decide(replace(s, current=SPOT)).target == IDLE
+    # With less slack than that, the other zone is taken; so it is when the spiked
+    # zone is not where the job last ran.
+    tight = replace(s, deadline_hours=s.deadline_hours - 8.0 + 1.5 * reserve)
+    assert POLICY.decide(tight).target == Target.spot("zb", "ra")
+    assert POLICY.decide(replace(s, last_zone="zb")).target == Target.spot("zb", "ra")
+
+
+def test_above_the_reserve_a_cheaper_zone_briefly_out_is_waited_for() -> None:
+    lasting = np.concatenate([CYCLES, history([1] * 20)])
+    # The cheap zone went out 0.1 h ago (2 samples) after a 2 h run.
+    just_out = np.concatenate([CYCLES, history([1] * 40 + [0] * 2)])
+    cheap = ZoneMarket("za", "ra", False, 0.8, just_out, STEP)
+    pricier = ZoneMarket("zb", "ra", True, 1.2, lasting, STEP)
+    s = state(slack=8.0, zones=(cheap, pricier))
+    patience = POLICY.cheaper_patience * D
+    waited = POLICY.decide(s)
+    assert waited.target == IDLE and waited.reason == "wait: a cheaper zone is briefly out"
+    assert waited.recheck_after_hours == pytest.approx(patience - 0.1)
+    # Out for longer than the patience: the pricier zone is taken.
+    long_out = np.concatenate([CYCLES, history([1] * 40 + [0] * 10)])
+    late = replace(s, zones=(replace(cheap, history=long_out), pricier))
+    assert POLICY.decide(late).target == Target.spot("zb", "ra")
+    # Below the reserve slack is worth more than the price difference: taken at once.
+    reserve = POLICY.reserve_hours(s, POLICY._stats(s))
+    scarce = replace(s, deadline_hours=s.deadline_hours - 8.0 + 0.9 * reserve)
+    assert POLICY.decide(scarce).target == Target.spot("zb", "ra")
+    # A pricier zone that is out is not waited for, nor is any with the rule off.
+    dear = replace(s, zones=(replace(cheap, spot_price=1.5), pricier))
+    assert POLICY.decide(dear).target == Target.spot("zb", "ra")
+    assert SlackReserve(cheaper_patience=0).decide(s).target == Target.spot("zb", "ra")

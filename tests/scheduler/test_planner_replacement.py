@@ -171,3 +171,36 @@ async def test_concurrent_submits_each_get_their_own_stored_job(
         stored = job_store.get_job(store, job_id)
         assert stored.state == JobState.PENDING
         assert [e.kind for e in job_store.job_events(store, job_id)] == ["submitted"]
+
+
+def test_the_last_spot_zone_from_a_placement_names_a_zone_the_policy_sees() -> None:
+    from skyd.scheduler.recovery import RunningOn, policy_state
+
+    views = _views_one_spot_one_on_demand()
+    spot_record = {
+        "cloud": "sim",
+        "region": "r1",
+        "zone": "a",
+        "offer_key": "k",
+        "hourly_price": 1.0,
+        "spot": True,
+    }
+    last = RunningOn.of(spot_record)
+    assert last is not None and last.spot_zone is not None
+    state = policy_state(
+        views=views,
+        unavailable=frozenset(),
+        job_hours=1.0,
+        done_hours=0.2,
+        deadline_hours=10.0,
+        elapsed_hours=3.0,
+        changeover_hours=0.1,
+        step_hours=0.01,
+        checkpoint_region="sim/r1",
+        last_zone=last.spot_zone,
+    )
+    assert state is not None and state.last_zone == "sim/r1/a"
+    # the policy finds it among its zones (a spike there is waited out by name)
+    assert state.zone_market(state.last_zone) is not None
+    on_demand = RunningOn.of({**spot_record, "spot": False})
+    assert on_demand is not None and on_demand.spot_zone is None

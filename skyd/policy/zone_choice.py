@@ -1,0 +1,136 @@
+"""Several zones: which spot zone to take, and when to idle for a better one instead."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from skyd.policy.baselines import EPS
+from skyd.policy.spot_run import SpotRunModel
+from skyd.policy.state import PolicyState, ZoneMarket
+
+
+def on_demand_price(state: PolicyState, zone: ZoneMarket) -> float:
+    """On demand in the zone's region (else the cheapest region): what spot must undercut."""
+    prices = state.on_demand_prices
+    if zone.region in prices:
+        return prices[zone.region]
+    return min(prices.values()) if prices else float("inf")
+
+
+def priced_out(state: PolicyState, zone: ZoneMarket) -> bool:
+    """Up, but its spot priced above on demand (a price spike)."""
+    return zone.available and zone.spot_price > on_demand_price(state, zone)
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneChoice:
+    """The zone ranking and the waits for a better zone of `SlackReserve` (its constants)."""
+
+    runs: SpotRunModel
+    age_trust: float
+    changeover_value: float
+    migrate_patience: float
+    cheaper_patience: float
+
+    def pick(self, state: PolicyState, candidates: list[ZoneMarket], scarce: bool) -> ZoneMarket:
+        """The zone with the lowest expected cost per useful hour of its current run.
+
+        With slack below the reserve every preemption costs a changeover of slack the
+        endgame needs, so the run is priced with the changeover its end will force
+        (`changeover_value` times one on demand) and expected to last what the zone's
+        runs of this age went on to last, but at least `age_trust` times its age
+        (runs are heavy-tailed; the few longer runs a zone has shown say little about
+        one that has lasted long). Above the reserve, a run is expected to last at
+        least its zone's mean run, and at least as long again as its age.
+        """
+        d = state.changeover_hours
+
+        def cost_per_useful_hour(zone: ZoneMarket) -> float:
+            if not scarce:
+                return self._cost_per_useful_hour(state, zone, fresh=False)
+            # Not by the hour: the runs ranked are of any age, and the hours after
+            # an old run's start say nothing about now (with it, 9 zones at 0.95
+            # were 9.5 % above the optimum instead of 7.8 %, 300 starts).
+            outlook = self.runs.outlook(zone, by_hour=False)
+            expected = max(outlook.residual_hours, self.age_trust * zone.run_hours())
+            forced = self.changeover_value * on_demand_price(state, zone) * d
+            return self._per_useful_hour(state, zone, expected, forced)
+
+        return min(candidates, key=cost_per_useful_hour)
+
+    def _cost_per_useful_hour(self, state: PolicyState, zone: ZoneMarket, fresh: bool) -> float:
+        """Above the reserve: a run lasts its zone's mean run (a fresh one), or, begun
+        already, at least as long again as its age."""
+        expected = self.runs.expected_up_hours(zone)
+        if not fresh:
+            expected = max(expected, zone.run_hours())
+        return self._per_useful_hour(state, zone, expected, 0.0)
+
+    @staticmethod
+    def _per_useful_hour(
+        state: PolicyState, zone: ZoneMarket, expected: float, forced: float
+    ) -> float:
+        d = state.changeover_hours
+        run = min(expected, state.remaining_hours + d)
+        useful = max(run - d, 0.1 * d)
+        return (zone.spot_price * run + state.migration_cost_to(zone.region) + forced) / useful
+
+    def wait_for_home(self, state: PolicyState, zone: ZoneMarket, spare: float) -> float | None:
+        """Hours worth idling for the checkpoint's region to come back instead of moving.
+
+        A home zone whose spot is priced above on demand is out too, but a spike has no
+        age the policy can see (it reads the price now; it is asked again at every price
+        change): it is waited out for as long as the spare slack keeps room for
+        `migrate_patience` changeovers after it, like an outage that has just begun.
+        Moving instead pays egress and a changeover there, and both again to come back
+        to the zone once its price is down (with slack to spare, a synthetic zone set
+        whose cheapest zone spikes three times a day was 12 % above the optimum at job
+        fraction 0.6 with moving, 7.8 % with waiting; bench/spot/README.md).
+        """
+        if state.migration_cost_to(zone.region) <= 0:
+            return None
+        home = [z for z in state.zones if z.region == state.checkpoint_region]
+        if not home:
+            return None
+        patience = self.migrate_patience * state.changeover_hours
+        if any(priced_out(state, z) for z in home):
+            # Idle, the spare slack falls an hour per hour: look again when only the
+            # patience is left of it (the answer then turns to moving).
+            return spare - patience if spare > patience + EPS else None
+        waited = min(z.run_hours() for z in home)
+        wait = patience - waited
+        return wait if 0 < wait <= spare else None
+
+    def wait_for_cheaper(self, state: PolicyState, zone: ZoneMarket, spare: float) -> float | None:
+        """Hours worth idling for a zone that is out now but cheaper than `zone`, the best up.
+
+        Above the reserve slack costs no money, but a pricier zone taken now is ridden
+        until it is preempted (a running zone is not left for a cheaper one). So an
+        outage of a zone whose fresh run would cost less per useful hour is waited out
+        idle while it is younger than `cheaper_patience` changeovers: taking the pricier
+        zone now and coming back to the cheap one later would spend that much slack on
+        the two changeovers anyway. (Synthetic zone sets at job fraction 0.6: 6.8–7.8 %
+        above the optimum without it, 5.8–6.9 % with it; bench/spot/README.md.)
+        """
+        if self.cheaper_patience <= 0:
+            return None
+        best = self._cost_per_useful_hour(state, zone, fresh=False)
+        patience = self.cheaper_patience * state.changeover_hours
+        wait: float | None = None
+        for other in state.zones:
+            if other.available or other.spot_price > on_demand_price(state, other):
+                continue
+            if self._cost_per_useful_hour(state, other, fresh=True) >= best - EPS:
+                continue
+            left = patience - other.run_hours()
+            if EPS < left <= spare:
+                wait = left if wait is None else max(wait, left)
+        return wait
+
+    @staticmethod
+    def spiked_last_zone(state: PolicyState) -> ZoneMarket | None:
+        """The zone the job last ran spot in, if a price spike priced it out."""
+        if state.last_zone is None:
+            return None
+        last = state.zone_market(state.last_zone)
+        return last if last is not None and priced_out(state, last) else None
