@@ -268,13 +268,19 @@ class SlackReserve:
                 return Decision(state.current, reason="stay on spot until preempted")
             # Spot priced above on demand (a price spike) is left, if the slack still
             # has room for the changeover that leaving costs: with slack well over the
-            # reserve to wait the spike out like an outage, else for on demand.
+            # reserve to wait the spike out like an outage; else for another zone's
+            # spot as after a preemption, or, with none up, for on demand. (Straight
+            # to on demand beside zones that were up, a synthetic zone set's jobs
+            # at 0.95 paid two changeovers to come back to spot minutes later.)
             if state.slack_hours < safety_net + d - EPS:
                 return Decision(state.current, reason="spot above on demand: no room to leave")
             reserve = self.reserve_hours(state, self._stats(state))
-            if state.slack_hours <= self.spike_wait * reserve + EPS:
+            left = replace(state, current=IDLE, overhead_left_hours=0.0)
+            if state.slack_hours <= self.spike_wait * reserve + EPS and not any(
+                self._open_zones(left)[0]
+            ):
                 return Decision(on_demand_target(state), reason="spot above on-demand price")
-            state = replace(state, current=IDLE, overhead_left_hours=0.0)
+            state = left
         if state.slack_hours < safety_net - EPS:
             return Decision(on_demand_target(state), reason="safety net")
         stats = self._stats(state)
