@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from skyd.policy.availability import (
     RunOutlook,
     run_lengths,
@@ -61,6 +63,18 @@ class SpotRunModel:
             return outlook
         hazard = self.time_of_day_hazard(zone)
         return replace(outlook, residual_hours=outlook.residual_hours / hazard)
+
+    def heavy_tailed(self, zone: ZoneMarket) -> bool:
+        """Whether the zone's past runs vary more than memoryless ones would (CV > 1).
+
+        Exponential run lengths have a coefficient of variation of 1, and a run's age
+        says nothing of its rest; heavier tails (the V100 zones' 1.5–2.6) mean a run
+        that has lasted tends to last. With under three runs seen, assumed so.
+        """
+        runs = run_lengths(settled_history(zone.history), zone.history_step_hours, up=True)
+        if len(runs) < 3:
+            return True
+        return float(np.std(runs)) > float(np.mean(runs))
 
     def time_of_day_hazard(self, zone: ZoneMarket) -> float:
         """How much likelier than usual the zone's runs ended at this run's start time of day.

@@ -38,10 +38,13 @@ class ZoneChoice:
         With slack below the reserve every preemption costs a changeover of slack the
         endgame needs, so the run is priced with the changeover its end will force
         (`changeover_value` times one on demand) and expected to last what the zone's
-        runs of this age went on to last, but at least `age_trust` times its age
-        (runs are heavy-tailed; the few longer runs a zone has shown say little about
-        one that has lasted long). Above the reserve, a run is expected to last at
-        least its zone's mean run, and at least as long again as its age.
+        runs of this age went on to last, but, where its runs are heavy-tailed, at
+        least `age_trust` times its age (the few longer runs a zone has shown say
+        little about one that has lasted long; a memoryless zone's age says nothing:
+        with the floor on its runs too, synthetic zone sets at 0.95 were 6.8 / 12.1 /
+        14.4 % above the optimum, 5.6 / 11.1 / 11.3 % without). Above the reserve, a
+        run is expected to last at least its zone's mean run, and at least as long
+        again as its age.
         """
         d = state.changeover_hours
 
@@ -52,7 +55,9 @@ class ZoneChoice:
             # an old run's start say nothing about now (with it, 9 zones at 0.95
             # were 9.5 % above the optimum instead of 7.8 %, 300 starts).
             outlook = self.runs.outlook(zone, by_hour=False)
-            expected = max(outlook.residual_hours, self.age_trust * zone.run_hours())
+            expected = outlook.residual_hours
+            if self.runs.heavy_tailed(zone):
+                expected = max(expected, self.age_trust * zone.run_hours())
             forced = self.changeover_value * on_demand_price(state, zone) * d
             return self._per_useful_hour(state, zone, expected, forced)
 

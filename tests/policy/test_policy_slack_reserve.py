@@ -230,11 +230,15 @@ def test_a_price_spike_in_the_checkpoints_region_is_waited_out_rather_than_moved
 
 def test_several_zones_the_run_that_has_lasted_is_picked_over_a_fresh_one() -> None:
     # Zone "long" has long runs (up 10 h, down 2 h) but its run came back 3 minutes
-    # ago; zone "short" has 1-hour runs but its run has lasted 3 h. Runs are
-    # heavy-tailed: a run that has outlasted every one its zone has shown is the
-    # better bet, and each preemption costs a changeover the job may need later.
+    # ago; zone "short" has short runs (four of 0.1 h, then one of 2.5 h: heavy-
+    # tailed, their spread twice a memoryless zone's) but its run has lasted 3 h. A
+    # run that has outlasted every one its zone has shown is the better bet there,
+    # and each preemption costs a changeover the job may need later. (Where runs are
+    # not heavy-tailed its age says nothing: tests/policy/test_policy_zone_choice.py.)
     fresh = np.concatenate([history([1] * 200 + [0] * 40, 20), history([0] * 40 + [1])])
-    old = np.concatenate([history([1] * 20 + [0] * 20, 120), history([0] * 20 + [1] * 60)])
+    cycle = [1] * 2 + [0] * 20
+    old = np.concatenate([history(cycle * 4 + [1] * 50 + [0] * 20, 30), history([1] * 60)])
+    assert POLICY.runs.heavy_tailed(ZoneMarket("short", "ra", True, 1.0, old, STEP))
     zones = (
         ZoneMarket("long", "ra", True, 1.0, fresh[-len(old) :], STEP),
         ZoneMarket("short", "ra", True, 1.0, old, STEP),
