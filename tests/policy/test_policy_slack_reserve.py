@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from skyd.policy import IDLE, PolicyState, SlackReserve, Target, ZoneMarket
+from skyd.policy.spot_run import SpotRunModel
 
 D = 0.2
 STEP = 0.05
@@ -89,6 +90,14 @@ def test_spot_is_taken_whenever_idle() -> None:
     assert POLICY.decide(state(slack=5.0, past=up)).target == SPOT
 
 
+@pytest.fixture
+def heavy_tails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zones count as heavy-tailed whatever their runs: these tests' regular cycles
+    (every run alike) would otherwise be ruled memoryless, which skips the proof."""
+    monkeypatch.setattr(SpotRunModel, "heavy_tailed", lambda self, zone: True)
+
+
+@pytest.mark.usefixtures("heavy_tails")
 def test_below_the_reserve_a_returning_spot_run_must_prove_itself() -> None:
     just_back = np.concatenate([CYCLES, history([1])])
     s = state(slack=1.0, past=just_back, current=ON_DEMAND)
@@ -109,6 +118,20 @@ def test_below_the_reserve_a_returning_spot_run_must_prove_itself() -> None:
     assert POLICY.decide(state(slack=1.0, past=lasting, current=ON_DEMAND)).target == SPOT
     # Above the reserve it leaves on-demand at once.
     assert POLICY.decide(state(slack=5.0, past=just_back, current=ON_DEMAND)).target == SPOT
+
+
+def test_where_runs_are_memoryless_a_returning_run_is_not_asked_to_prove_itself() -> None:
+    # Every run of CYCLES lasts 2 h: no wider spread than a memoryless zone's, so a run's
+    # age says nothing of its rest, and holding on demand to see it last learns nothing.
+    just_back = np.concatenate([CYCLES, history([1])])
+    assert not POLICY.runs.heavy_tailed(ZoneMarket("za", "ra", True, 1.0, just_back, STEP))
+    s = state(slack=1.0, past=just_back, current=ON_DEMAND)
+    assert POLICY.decide(s).target == SPOT  # the payback test alone decides
+    # A rest too short to pay back the changeovers there and back is still not taken.
+    nearly_over = np.concatenate([CYCLES, history([1] * 38)])
+    held = POLICY.decide(state(slack=1.0, past=nearly_over, current=ON_DEMAND))
+    assert held.target == ON_DEMAND
+    assert held.reason == "spot run not expected to pay back its changeovers"
 
 
 def test_the_last_two_changeovers_of_slack_may_still_leave_on_demand() -> None:
@@ -262,6 +285,7 @@ def _day(ends_at: list[float]) -> list[int]:
     return day
 
 
+@pytest.mark.usefixtures("heavy_tails")
 def test_a_run_begun_at_an_hour_when_runs_end_must_prove_itself_longer() -> None:
     # For a week, spot was taken back every day at 10:00 and 20:00. Today it was also
     # down for a while before the run now starting: at 09:00, a run of earlier days
