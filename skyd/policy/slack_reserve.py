@@ -26,11 +26,11 @@ drifts across it. This policy:
 * leaves on-demand for returning spot at once above the reserve, and below it, where
   the zone's runs are heavy-tailed (their spread over their mean above 1; a memoryless
   run's age says nothing), only once the spot run has lasted `spot_patience`
-  changeovers, stretched as slack gets
-  scarce (spot runs are heavy-tailed: most are short, one that has lasted tends to
-  last) and by the time of day (below), and only with room for the changeover there
-  and the one back, no more: the last switch a job can afford is kept usable, so a
-  job that spent its slack early is not held on demand beside a long spot run;
+  changeovers, stretched as slack gets scarce (heavy-tailed runs: most are short, one
+  that has lasted tends to last) and by the time of day (below), and only with room
+  for the changeover there and the one back, no more: the last switch a job can
+  afford is kept usable, so a job that spent its slack early is not held on demand
+  beside a long spot run;
   either way only when the run's expected rest (the mean rest of past runs that
   lasted as long) saves on spot `switch_payback` times what the changeovers there
   and back cost;
@@ -54,7 +54,8 @@ drifts across it. This policy:
   spikes above it while the slack has room for that changeover: with slack over
   `spike_wait` times the reserve to wait the spike out idle (even with other zones
   up; with several regions, idle rather than in another region while the slack over
-  the reserve keeps room for `migrate_patience` changeovers), else for on demand;
+  the reserve keeps room for `migrate_patience` changeovers), else for another
+  zone's spot that is up, or with none, for on demand;
 * has Uniform Progress' safety net: off spot with less than two changeovers of slack
   (plus a step's margin), on-demand to the end. No deadline is ever missed.
 
@@ -169,8 +170,8 @@ class SlackReserve:
         # Several zones, slack below the reserve: a zone is picked as if its run's
         # next preemption cost `changeover_value` times a changeover on demand, and
         # its run is expected to last at least `age_trust` times as long as it
-        # already has (ZoneChoice.pick). Both only rank zones: one zone alone is never
-        # affected.
+        # already has where its zone's runs are heavy-tailed (ZoneChoice.pick). Both
+        # only rank zones: one zone alone is never affected.
         self.changeover_value = changeover_value
         self.age_trust = age_trust
         # Spot is taken back more often at some hours of the day than others: a run's
