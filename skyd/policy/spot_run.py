@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from skyd.policy.availability import (
     RunOutlook,
@@ -51,7 +52,7 @@ class SpotRunModel:
 
     def outlook(self, zone: ZoneMarket, by_hour: bool = True) -> RunOutlook:
         """The zone's current spot run as its past runs see it (by age, and time of day)."""
-        runs = run_lengths(settled_history(zone.history), zone.history_step_hours, up=True)
+        runs = _past_runs(zone)
         outlook = run_outlook(
             runs,
             zone.run_hours(),
@@ -71,7 +72,7 @@ class SpotRunModel:
         says nothing of its rest; heavier tails (the V100 zones' 1.5–2.6) mean a run
         that has lasted tends to last. With under three runs seen, assumed so.
         """
-        runs = run_lengths(settled_history(zone.history), zone.history_step_hours, up=True)
+        runs = _past_runs(zone)
         if len(runs) < 3:
             return True
         return float(np.std(runs)) > float(np.mean(runs))
@@ -90,3 +91,8 @@ class SpotRunModel:
             zone.history, zone.history_step_hours, start, self.day_window_hours, self.day_prior_ends
         )
         return clipped_hazard(ratio)
+
+
+def _past_runs(zone: ZoneMarket) -> npt.NDArray[np.float64]:
+    """The lengths of the zone's spot runs before the current one (hours)."""
+    return run_lengths(settled_history(zone.history), zone.history_step_hours, up=True)
