@@ -50,7 +50,14 @@ def describe(event: Mapping[str, Any]) -> tuple[str, str] | None:
     state = event.get("state")
     reason = str(event.get("reason") or "")
     data = event.get("data") or {}
-    if kind in ("heartbeat", "market", "credit", "placement", "migration_proposed"):
+    if kind in (
+        "heartbeat",
+        "market",
+        "credit",
+        "placement",
+        "migration_proposed",
+        "migration_declined",
+    ):
         return None
     if kind.startswith("cluster_"):
         name = data.get("cluster", "?")

@@ -124,7 +124,8 @@ def job_page(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None = None) ->
     placement = job.get("placement")
     sections.append("")
     if placement:
-        sections += ["Placement", key_values(_placement_facts(placement), indent="  ")]
+        facts = _placement_facts(placement, _move_facts(job))
+        sections += ["Placement", key_values(facts, indent="  ")]
     else:
         sections.append("Placement: not placed yet")
     attempts = job_attempts(job, now)
@@ -245,7 +246,31 @@ def _attempts_table(attempts: Sequence[Attempt], tz: dt.tzinfo | None) -> str:
     return format_table(_ATTEMPT_HEADERS, rows)
 
 
-def _placement_facts(placement: Mapping[str, Any]) -> list[tuple[str, str]]:
+_MOVES = {"migration_proposed": "proposed", "migration_declined": "declined"}
+
+
+def _move_facts(job: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The planner's latest word on moving the running job (a `migrate: true` one): proposed
+    or declined, where to, what the move costs and the changeover it was priced with."""
+    if job.get("state") != "RUNNING":
+        return []
+    since = job.get("started_at") or 0.0
+    for event in reversed(job.get("events") or []):
+        verdict = _MOVES.get(str(event.get("kind")))
+        if verdict is None or (event.get("at") or 0.0) < since:
+            continue
+        data = event.get("data") or {}
+        cost = format_dollars(data.get("move_cost"))
+        text = f"{verdict}: to {data.get('to')}, the move costs {cost}"
+        if data.get("changeover"):
+            text += f"\n{data['changeover']}"
+        return [("move", text)]
+    return []
+
+
+def _placement_facts(
+    placement: Mapping[str, Any], extra: Sequence[tuple[str, str]] = ()
+) -> list[tuple[str, str]]:
     where = "/".join(
         str(placement[key]) for key in ("cloud", "region", "zone") if placement.get(key)
     )
@@ -275,6 +300,7 @@ def _placement_facts(placement: Mapping[str, Any]) -> list[tuple[str, str]]:
         facts.append(("history", "\n".join(str(line) for line in history)))
     if placement.get("changeover"):  # the changeover the deadline policy planned with
         facts.append(("changeover", str(placement["changeover"]).removeprefix("changeover ")))
+    facts += extra
     # continuation lines under their value (key_values indents by 2, pads keys, adds 2)
     pad = "\n" + " " * (4 + max(len(key) for key, _ in facts))
     return [(key, value.replace("\n", pad)) for key, value in facts]

@@ -242,6 +242,7 @@ class Daemon:
             budgets=lambda: optimizer_budgets(accountant),
             time_limit_seconds=settings.solver_time_limit_seconds,
             changeover_hours=settings.recovery.changeover_hours,
+            checkpoint_sync_s=settings.cloud_ssh.checkpoint_sync_s,
             offer_of=lambda placement: market.catalog.offer_by_key(str(placement.get("offer_key"))),
             backend=ChildPlanner(
                 PlanWorld(
@@ -250,6 +251,7 @@ class Daemon:
                     providers=provider_shapes(providers, catalog.clouds),
                     limits=SolverLimits(time_limit_seconds=settings.solver_time_limit_seconds),
                     changeover_hours=settings.recovery.changeover_hours,
+                    checkpoint_sync_s=settings.cloud_ssh.checkpoint_sync_s,
                     home_regions=tuple(settings.placement.home_regions),
                     home_countries=tuple(settings.placement.home_countries),
                     data=settings.data if isinstance(scheduler.data, DataLocator) else None,

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from skyd.clock import SystemClock
-from skyd.config import DataSettings
+from skyd.config import CloudSshSettings, DataSettings
 from skyd.model import Offer
 from skyd.optimizer import SolverLimits
+from skyd.scheduler.changeover_log import ChangeoverLog
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome, Placer
 from skyd.scheduler.plan_core import PlanCore, PlanRequest, PlanResult
 from skyd.spec import TaskSpec
@@ -56,6 +57,7 @@ class PlanWorld:
     providers: dict[str, ProviderShape]
     limits: SolverLimits
     changeover_hours: float
+    checkpoint_sync_s: float = CloudSshSettings.checkpoint_sync_s  # [cloud_ssh]
     home_regions: tuple[str, ...] = ()
     home_countries: tuple[str, ...] = ()
     data: DataSettings | None = None  # None: no data-aware pricing
@@ -132,11 +134,19 @@ class ChildWorld:
             self.data = locator_for(world.data, world.data_dirs, SystemClock())
         self.placer = Placer(self.market, self.data)
         self.now = 0.0
+        reader = open_reader(world.db_path)
+        # a running job's move is priced with the changeover the spot policy plans with:
+        # measured of the launches the daemon recorded, the configured figure a floor
+        self.changeovers = ChangeoverLog(
+            store=reader,
+            configured_hours=world.changeover_hours,
+            checkpoint_sync_s=world.checkpoint_sync_s,
+        )
         self.core = PlanCore(
-            open_reader(world.db_path),
+            reader,
             self._decide,
             limits=world.limits,
-            changeover_hours=world.changeover_hours,
+            changeover_for_clouds=self.changeovers.for_clouds,
             offer_of=lambda placement: self.market.catalog.offer_by_key(
                 str(placement.get("offer_key"))
             ),

@@ -4,15 +4,19 @@ assignment and say what changed — never on the event loop.
 `PlanCore` runs in the planner's own process (skyd.scheduler.plan_child) or, for a store
 without a file, in a worker thread. It reads the store on a connection of its own and
 writes nothing: it returns a `PlanResult` (new planned placements, re-placements to
-record, migration proposals, why jobs stay unplaced), small enough for the loop to apply
-in a few milliseconds. Its caches (decisions per market state, per resource shape) and its
-copy of the planned placements live here, next to the work that uses them.
+record, running jobs' moves proposed or declined, why jobs stay unplaced), small enough
+for the loop to apply in a few milliseconds. A running job's move is priced with the
+changeover the spot policy plans with (`changeover_for_clouds`, a `ChangeoverLog` over
+the same store: measured of recent launches), and the plan's verdict on it names that
+changeover (skyd.scheduler.plan_moves). Its caches (decisions per market state, per
+resource shape) and its copy of the planned placements live here, next to the work that
+uses them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +35,9 @@ from skyd.optimizer import (
     solve_assignment,
 )
 from skyd.scheduler import recovery
+from skyd.scheduler.changeover import Changeover
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome
+from skyd.scheduler.plan_moves import MoveNote, MoveNotes, MovePrice
 from skyd.spec import TaskSpec
 from skyd.store import Store
 from skyd.store import jobs as job_store
@@ -44,6 +50,8 @@ MAX_PLANNED_JOBS = 2000
 Decide = Callable[[TaskSpec, float | None, PlacementContext], PlacementOutcome]
 Options = tuple[tuple[AssignmentOption, ...], dict[str, int]]
 Decided = tuple[tuple[object, ...], tuple[AssignmentOption, ...], dict[str, int]]
+# the changeover a job that may run on these clouds plans with (ChangeoverLog.for_clouds)
+ChangeoverFor = Callable[[Iterable[str]], Changeover]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +74,8 @@ class PlanResult:
     planned: dict[int, dict[str, Any]] = field(default_factory=dict)  # new planned placements
     # re-placements to record: (job, placement, event reason)
     writes: tuple[tuple[int, dict[str, Any], str], ...] = ()
-    # running jobs worth moving: (job, offering key, event reason)
-    proposals: tuple[tuple[int, str, str], ...] = ()
+    # running jobs' moves proposed, or declined as not worth their cost
+    moves: tuple[MoveNote, ...] = ()
     assigned: tuple[int, ...] = ()
     unplaced: dict[int, str] = field(default_factory=dict)
     forgotten: tuple[int, ...] = ()  # waiting no more (started, ended, cancelled)
@@ -75,7 +83,8 @@ class PlanResult:
 
 class PlanCore:
     """The planner's work and memory (see the module docstring). `decide` places one spec
-    under a captured context; `offer_of` finds a running job's offering by its placement."""
+    under a captured context; `offer_of` finds a running job's offering by its placement;
+    `changeover_for_clouds` prices a running job's move."""
 
     def __init__(
         self,
@@ -83,13 +92,13 @@ class PlanCore:
         decide: Decide,
         *,
         limits: SolverLimits,
-        changeover_hours: float,
+        changeover_for_clouds: ChangeoverFor,
         offer_of: Callable[[dict[str, Any]], Offer | None],
     ) -> None:
         self._reader = reader
         self._decide = decide
         self._limits = limits
-        self._changeover_hours = changeover_hours
+        self._changeover_for = changeover_for_clouds
         self._offer_of = offer_of
         self.planned: dict[int, dict[str, Any]] = {}
         # job → (conditions it was decided under, its options, feasible option costs)
@@ -97,13 +106,15 @@ class PlanCore:
         self._by_shape: dict[tuple[object, ...], Decided] = {}
         self._full_pass_conditions: tuple[object, ...] | None = None
         self._newest_planned = 0
-        self._proposed: dict[int, str] = {}
+        self._notes = MoveNotes()
+        self._prices: dict[int, MovePrice] = {}  # this pass's running jobs
 
     def compute(self, request: PlanRequest) -> PlanResult | None:
         """One pass; None when there is nothing to plan."""
         context = request.context
         conditions = _conditions(context)
         movable = self._movable_jobs()
+        self._notes.keep_only(job.id for job in movable)
         coupled = bool(request.quotas or request.pools or request.budgets or movable)
         # Nothing couples the jobs and nothing changed since the last full pass: the plans
         # made then still stand, so only jobs submitted since need one.
@@ -134,7 +145,7 @@ class PlanCore:
             coupled,
             planned=result[0],
             writes=result[1],
-            proposals=result[2],
+            moves=result[2],
             assigned=tuple(plan.assignments),
             unplaced={job_id: u.reason for job_id, u in plan.unplaced.items()},
             forgotten=tuple(forgotten),
@@ -163,6 +174,7 @@ class PlanCore:
         feasible: dict[int, dict[str, int]] = {}  # job → option key → expected cost now
         context = request.context
         conditions = _conditions(context)
+        self._prices.clear()
         for job in running:
             moving = self._running_job(job, context, request.now)
             if moving is not None:
@@ -199,7 +211,9 @@ class PlanCore:
         self, job: JobRecord, context: PlacementContext, now: float
     ) -> AssignmentJob | None:
         """A running job as the optimizer sees it: options priced for the runtime it has
-        left, staying put free, moving at the cost of one changeover (plus hysteresis)."""
+        left, staying put free, moving at the cost of one changeover (plus hysteresis): the
+        one measured of recent launches on the clouds the job may run on (where it runs
+        and where its options are), as the spot policy pools the clouds it chooses between."""
         spec = TaskSpec.from_json(job.spec_json)
         placement = job.placement or {}
         current = str(placement.get("key"))
@@ -228,9 +242,14 @@ class PlanCore:
             # a spot job pays the price of the moment, not the one it launched at
             hourly = context.signals.spot_price_micros.get(offer.key, hourly)
         stay = Candidate(offer, spot, hourly)
-        options.append(
-            AssignmentOption(stay, round(hourly * estimate * left * spec.num_nodes), estimate)
+        others = tuple(options)
+        stay_micros = round(hourly * estimate * left * spec.num_nodes)
+        options.append(AssignmentOption(stay, stay_micros, estimate))
+        changeover = self._changeover_for(
+            {str(placement.get("cloud") or offer.cloud)} | {o.offer.cloud for o in others}
         )
+        migration_micros = round(hourly * changeover.hours * spec.num_nodes)
+        self._prices[job.id] = MovePrice(current, stay_micros, migration_micros, changeover, others)
         return AssignmentJob(
             job_id=job.id,
             options=tuple(options),
@@ -238,7 +257,7 @@ class PlanCore:
             priority=job.priority,
             num_nodes=spec.num_nodes,
             running_on=current,
-            migration_cost_micros=round(hourly * self._changeover_hours * spec.num_nodes),
+            migration_cost_micros=migration_micros,
             owner_uid=job.owner_uid,
         )
 
@@ -292,25 +311,19 @@ class PlanCore:
     ) -> tuple[
         dict[int, dict[str, Any]],
         tuple[tuple[int, dict[str, Any], str], ...],
-        tuple[tuple[int, str, str], ...],
+        tuple[MoveNote, ...],
     ]:
         """The plan's changes: new planned placements (kept in memory), re-placements worth
-        recording, and migration proposals for running jobs."""
+        recording, and what it says of running jobs' moves (proposed or declined)."""
         planned: dict[int, dict[str, Any]] = {}
         writes: list[tuple[int, dict[str, Any], str]] = []
-        proposals: list[tuple[int, str, str]] = []
+        moves: list[MoveNote] = []
         for job_id, assignment in plan.assignments.items():
-            if job_id not in jobs:  # a running job: it only ever gets a proposal
-                if assignment.migrate and self._proposed.get(job_id) != assignment.option.key:
-                    self._proposed[job_id] = assignment.option.key
-                    proposals.append(
-                        (
-                            job_id,
-                            assignment.option.key,
-                            f"moving to {assignment.option.key} would save more than the "
-                            f"move costs ({assignment.placement.reason})",
-                        )
-                    )
+            if job_id not in jobs:  # a running job: it only ever gets a proposal (or not)
+                price = self._prices.get(job_id)
+                note = None if price is None else self._notes.note(job_id, price, assignment)
+                if note is not None:
+                    moves.append(note)
                 continue
             job = jobs[job_id]
             old = self.planned.get(job_id) or job.placement or {}
@@ -336,7 +349,7 @@ class PlanCore:
             if old.get("key") != new_key:
                 why = f"{why}; was {old.get('key')} at ${old.get('hourly_price', 0):.4f}/h"
             writes.append((job_id, placement, f"re-placed on {new_key}: {why}"))
-        return planned, tuple(writes), tuple(proposals)
+        return planned, tuple(writes), tuple(moves)
 
 
 def _conditions(context: PlacementContext) -> tuple[object, ...]:

@@ -21,9 +21,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from skyd.clock import Clock
+from skyd.config import CloudSshSettings, RecoverySettings
 from skyd.events import EventBus
 from skyd.model import TERMINAL_STATES, JobState, Offer
 from skyd.optimizer import CreditPool, ProjectBudget, Quota, SolverLimits
+from skyd.scheduler.changeover_log import ChangeoverLog
 from skyd.scheduler.placement import PlacementContext, PlacementOutcome
 from skyd.scheduler.plan_core import PlanCore, PlanRequest, PlanResult
 from skyd.scheduler.plan_process import PlanBackend, PlannerCrashed, ThreadPlanner
@@ -59,7 +61,8 @@ class Planner:
         pools: Callable[[], Sequence[CreditPool]] = lambda: (),
         budgets: Callable[[], Sequence[ProjectBudget]] = lambda: (),
         time_limit_seconds: float = 2.0,
-        changeover_hours: float = 0.2,
+        changeover_hours: float = RecoverySettings.changeover_hours,
+        checkpoint_sync_s: float = CloudSshSettings.checkpoint_sync_s,
         offer_of: Callable[[dict[str, Any]], Offer | None] = lambda _placement: None,
         backend: PlanBackend | None = None,
     ) -> None:
@@ -80,11 +83,17 @@ class Planner:
 
         def core() -> PlanCore:
             reader = store.reader() if store.path is not None else store
+            # a move is priced with the changeover measured of the launches in the store
+            changeovers = ChangeoverLog(
+                store=reader,
+                configured_hours=changeover_hours,
+                checkpoint_sync_s=checkpoint_sync_s,
+            )
             return PlanCore(
                 reader,
                 decide,
                 limits=limits,
-                changeover_hours=changeover_hours,
+                changeover_for_clouds=changeovers.for_clouds,
                 offer_of=lambda placement: self._offer_of(placement),
             )
 
@@ -171,14 +180,14 @@ class Planner:
         """Record the pass's changes. A burst of re-placements means many writes: they go in
         chunks, each one transaction, with the loop free to serve requests between them."""
         now = self.clock.now()
-        for job_id, key, reason in result.proposals:
+        for move in result.moves:
             event = job_store.record_event(
                 self.store,
-                job_id,
+                move.job_id,
                 now=now,
-                kind="migration_proposed",
-                reason=reason,
-                data={"to": key},
+                kind=move.kind,
+                reason=move.reason,
+                data=move.data,
             )
             self.bus.publish(event)
         self.planned.update(result.planned)

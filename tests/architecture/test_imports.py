@@ -25,6 +25,7 @@ PURE_SCHEDULER = {
     "skyd.scheduler.recovery",
     "skyd.scheduler.budgets",
     "skyd.scheduler.changeover",
+    "skyd.scheduler.plan_moves",
 }
 IMPURE = ("skyd.store", "skyd.providers", "skyd.runner", "asyncio")
 RECORDS = {"skyd.store.records"}  # plain records the store returns: no I/O in them

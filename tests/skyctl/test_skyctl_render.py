@@ -263,3 +263,30 @@ def test_price_history_shows_local_times_and_dollars() -> None:
     assert "e+09" not in text
     assert "on-demand $3.06/h, spot $0.92/h now" in text.splitlines()[0]
     assert "3h00m ago" in text and "1m00s ago" in text and "0.5" in text
+
+
+def test_job_page_says_the_planners_latest_word_on_moving_a_running_job() -> None:
+    changeover = "changeover 0.51 h (p90 of 1 launch; configured 0.20 h)"
+    declined = {
+        "seq": 3,
+        "at": T0 + 20,
+        "kind": "migration_declined",
+        "state": None,
+        "reason": "staying on ...",
+        "data": {"to": "sim/r1/sim-b/p3.2xlarge/spot", "move_cost": 0.51, "changeover": changeover},
+    }
+    events = [
+        {"seq": 1, "at": T0, "kind": "submitted", "state": "PENDING", "reason": ""},
+        {"seq": 2, "at": T0 + 10, "kind": "state", "state": "RUNNING", "reason": ""},
+        declined,
+    ]
+    job = _job(started_at=T0 + 10, placement=PLACEMENT, events=events)
+    page = job_page(job, T0 + 70, dt.UTC)
+    assert (
+        "  move   declined: to sim/r1/sim-b/p3.2xlarge/spot, the move costs $0.51\n"
+        f"         {changeover}\n"
+    ) in page, page
+    # an ended job, or a word said before the job's current run started, is not shown
+    assert "  move " not in job_page({**job, "state": "SUCCEEDED"}, T0 + 70, dt.UTC)
+    restarted = {**job, "started_at": T0 + 30}
+    assert "  move " not in job_page(restarted, T0 + 70, dt.UTC)
