@@ -20,11 +20,12 @@ On a zone whose traces are themselves a renewal process (the synthetic set), the
 result bounds every online policy from below, up to the tick. On real traces, whose
 runs are correlated, it bounds the policies that plan with run-length statistics.
 
-    python -m bench.spot.online_bound --traces DIR --zone Z --out DIR [--json]
+    python -m bench.spot.online_bound --traces DIR --zone Z[,Z2,...|all] [--replay MODE] [--json]
 
 Prints, per job fraction, the mean cost of the optimum, `up`, `skyd` (same starts as
 bench.spot) and the bound's expected cost over the same start states, and each gap as
-a ratio of means (cost / optimum − 1).
+a ratio of means (cost / optimum − 1). With several zones, each on its own and then
+pooled: dollars above the optimum summed over the zones, over `up`'s.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
 
@@ -42,12 +43,13 @@ import numpy.typing as npt
 
 from bench.spot.engine import HISTORY_HOURS, Job, PreparedZones, prepare, simulate
 from bench.spot.sweep import Lengths, cached_optimum, lengths, start_rows, zone_set_label
-from skyd.market.traces import load_trace_set
+from skyd.market.traces import TraceSet, load_trace_set
 from skyd.policy import POLICIES
 from skyd.policy.baselines import EPS, on_demand_target, spot_still_available, step_margin
 from skyd.policy.state import IDLE, Decision, PolicyState, SpotPolicy, Target
 
 FloatArray = npt.NDArray[np.float64]
+Row = dict[str, float]  # one job fraction's figures
 
 # Cost of an infeasible state (the deadline would be missed): finite so that a zero
 # probability times it stays zero, and far above any job's cost.
@@ -293,55 +295,26 @@ def replay_costs(
     return costs
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.spot.online_bound", description=__doc__)
-    p.add_argument("--traces", required=True)
-    p.add_argument("--zone", required=True)
-    p.add_argument("--job-hours", type=float, default=48.0)
-    p.add_argument("--job-fraction", default="0.8,0.9,0.95")
-    p.add_argument("--changeover-hours", type=float, default=0.2)
-    p.add_argument("--tick-hours", type=float, default=0.05)
-    p.add_argument("--age-cap-hours", type=float, default=4.0)
-    p.add_argument("--starts", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--replay",
-        choices=("none", "in-sample", "history"),
-        default="none",
-        help="also replay the DP's policy on the trace, its model fitted on the whole "
-        "trace (in-sample) or, per start, on the history before it (as skyd sees it)",
-    )
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
-    traces = load_trace_set(args.traces)
-    if args.zone not in traces.zones:
-        print(
-            f"error: --zone {args.zone!r} is not in {args.traces}; use one of: "
-            f"{', '.join(traces.zone_names)}",
-            file=sys.stderr,
-        )
-        return 2
+def zone_report(args: argparse.Namespace, traces: TraceSet, zone_name: str) -> dict[str, Row]:
+    """Per job fraction: the optimum, the bound, `up`, `skyd` (and the DP replayed) on one zone."""
     k = round(args.changeover_hours / args.tick_hours)
-    if abs(k * args.tick_hours - args.changeover_hours) > 1e-9 or k < 1:
-        print("error: --tick-hours must divide --changeover-hours", file=sys.stderr)
-        return 2
     fractions = tuple(float(f) for f in args.job_fraction.split(","))
-    zone = traces.zone(args.zone)
+    zone = traces.zone(zone_name)
     available = np.asarray(zone.available, dtype=np.bool_)
     times_h = (traces.timestamps - traces.timestamps[0]) / 3600.0
     tick = args.tick_hours
     cap = int(args.age_cap_hours / tick)
     model = fit_model(times_h, available, tick, cap)
-    label = zone_set_label(traces, [args.zone])
+    label = zone_set_label(traces, [zone_name])
     sizes = lengths(traces.tick_seconds, args.job_hours, fractions, args.changeover_hours)
-    prepared = prepare(traces, [args.zone], label, sizes.unit_seconds)
+    prepared = prepare(traces, [zone_name], label, sizes.unit_seconds)
     horizon = math.ceil(max(sizes.deadline_seconds) / sizes.unit_seconds) + 1
     starts = start_rows(prepared.times, horizon, args.starts, args.seed, label)
     optimum = cached_optimum(prepared, starts, sizes, 1.0)
     spot_price = float(np.mean(prepared.market.spot_price[0]))
     on_demand = float(prepared.market.on_demand_price[0])
     states = [start_state(available, times_h, s, tick, cap) for s in starts]
-    report: dict[str, dict[str, float]] = {}
+    report: dict[str, Row] = {}
     for fi, fraction in enumerate(fractions):
         work = round(args.job_hours / tick)
         slack = int((args.job_hours / fraction - args.job_hours) / tick + 1e-9)
@@ -377,21 +350,95 @@ def main(argv: Sequence[str] | None = None) -> int:
             row[f"{name}_over_up"] = row[f"{name}_gap"] / up_gap if up_gap > 0 else math.nan
         report[f"{fraction:g}"] = row
         if not args.json:
-            extra = ""
-            if "renewal_dp" in row:
-                extra = (
-                    f"  renewal DP replayed {100 * row['renewal_dp_gap']:.1f}% "
-                    f"({row['renewal_dp_over_up']:.2f} of up)"
-                )
-            print(
-                f"{fraction:g}: optimum {opt:.2f}  online bound {bound:.2f} "
-                f"(gap {100 * row['online_bound_gap']:.1f}%, "
-                f"{row['online_bound_over_up']:.2f} of up)  up {100 * up_gap:.1f}%  "
-                f"skyd {100 * row['skyd_gap']:.1f}% ({row['skyd_over_up']:.2f} of up){extra}",
-                flush=True,
-            )
+            print(f"{zone_name} {fraction:g}: {_summary(row)}", flush=True)
+    return report
+
+
+def pooled(reports: Mapping[str, Mapping[str, Row]]) -> dict[str, Row]:
+    """Per fraction, over all zones: each policy's dollars above the optimum over `up`'s.
+
+    (Each zone has the same number of starts, so this is the ratio of the zones' mean
+    gaps weighted by their optimum's cost, as `bench.spot` pools a sweep's runs.)
+    """
+    out: dict[str, Row] = {}
+    for fraction in next(iter(reports.values())):
+        rows = [report[fraction] for report in reports.values()]
+        opt = sum(r["optimum"] for r in rows)
+        up_excess = sum(r["up"] for r in rows) - opt
+        row: Row = {"optimum": opt / len(rows), "up_gap": up_excess / opt}
+        for name in ("online_bound", "skyd", "renewal_dp"):
+            if name in rows[0]:
+                excess = sum(r[name] for r in rows) - opt
+                row[f"{name}_gap"] = excess / opt
+                row[f"{name}_over_up"] = excess / up_excess if up_excess > 0 else math.nan
+        out[fraction] = row
+    return out
+
+
+def _summary(row: Row) -> str:
+    extra = ""
+    if "renewal_dp_over_up" in row:
+        extra = (
+            f"  renewal DP replayed {100 * row['renewal_dp_gap']:.1f}% "
+            f"({row['renewal_dp_over_up']:.2f} of up)"
+        )
+    return (
+        f"online bound gap {100 * row['online_bound_gap']:.1f}% "
+        f"({row['online_bound_over_up']:.2f} of up)  up {100 * row['up_gap']:.1f}%  "
+        f"skyd {100 * row['skyd_gap']:.1f}% ({row['skyd_over_up']:.2f} of up){extra}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.spot.online_bound", description=__doc__)
+    p.add_argument("--traces", required=True)
+    p.add_argument(
+        "--zone",
+        required=True,
+        help="a zone, several separated by commas (each on its own, then pooled), or 'all'",
+    )
+    p.add_argument("--job-hours", type=float, default=48.0)
+    p.add_argument("--job-fraction", default="0.8,0.9,0.95")
+    p.add_argument("--changeover-hours", type=float, default=0.2)
+    p.add_argument("--tick-hours", type=float, default=0.05)
+    p.add_argument("--age-cap-hours", type=float, default=4.0)
+    p.add_argument("--starts", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--replay",
+        choices=("none", "in-sample", "history"),
+        default="none",
+        help="also replay the DP's policy on the trace, its model fitted on the whole "
+        "trace (in-sample) or, per start, on the history before it (as skyd sees it)",
+    )
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    traces = load_trace_set(args.traces)
+    zones = list(traces.zone_names) if args.zone == "all" else args.zone.split(",")
+    unknown = [z for z in zones if z not in traces.zones]
+    if unknown:
+        print(
+            f"error: --zone {unknown[0]!r} is not in {args.traces}; use one of: "
+            f"{', '.join(traces.zone_names)} (or 'all')",
+            file=sys.stderr,
+        )
+        return 2
+    k = round(args.changeover_hours / args.tick_hours)
+    if abs(k * args.tick_hours - args.changeover_hours) > 1e-9 or k < 1:
+        print("error: --tick-hours must divide --changeover-hours", file=sys.stderr)
+        return 2
+    reports = {zone: zone_report(args, traces, zone) for zone in zones}
+    if len(zones) == 1:
+        out: dict[str, object] = {"zone": zones[0], "replay": args.replay}
+        out["fractions"] = reports[zones[0]]
+    else:
+        together = pooled(reports)
+        out = {"zones": reports, "replay": args.replay, "pooled": together}
+        if not args.json:
+            for fraction, row in together.items():
+                print(f"pooled {fraction}: {_summary(row)}")
     if args.json:
-        print(json.dumps({"zone": args.zone, "replay": args.replay, "fractions": report}))
+        print(json.dumps(out))
     return 0
 
 

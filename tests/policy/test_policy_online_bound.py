@@ -118,3 +118,25 @@ def test_the_recorded_actions_follow_the_values() -> None:
     assert solution.actions is not None
     # Idle with spot up and lasting: launch spot, at any work and slack left.
     assert np.all(solution.actions[1:, 2:, 0, up()] == LAUNCH_SPOT)
+
+
+def test_cli_pools_several_zones_as_bench_spot_pools_a_sweep(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    zones = ["us-east-1c", "us-west-2a"]
+    code = main(
+        ["--traces", str(shipped_trace_dir()), "--zone", ",".join(zones), "--job-hours", "3",
+         "--job-fraction", "0.8", "--starts", "3", "--tick-hours", "0.1", "--json"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(report["zones"]) == zones
+    rows = [report["zones"][z]["0.8"] for z in zones]
+    together = report["pooled"]["0.8"]
+    # Dollars above the optimum summed over the zones, over up's: not a mean of ratios.
+    opt = sum(r["optimum"] for r in rows)
+    up_excess = sum(r["up"] for r in rows) - opt
+    for name in ("online_bound", "skyd"):
+        excess = sum(r[name] for r in rows) - opt
+        assert together[f"{name}_over_up"] == pytest.approx(excess / up_excess)
+    assert together["up_gap"] == pytest.approx(up_excess / opt)
