@@ -22,6 +22,7 @@ from skyd.store import Store
 from skyd.store import jobs as job_store
 from skyd.store.records import EventRecord
 from tests.scheduler.aws_scheduler import aws_scheduler
+from tests.scheduler.launch_history import History
 
 TASK = """\
 name: train
@@ -37,34 +38,6 @@ run: python train.py
 CONFIGURED_H = 0.2  # the planner's default, as [recovery] changeover_hours
 SLOW_LAUNCH_S = 7200.0
 PRICE_RISE = 1.5  # what the running job's zone comes to cost, times what it cost at start
-
-
-def _record_launch(store: Store, cloud: str, at: float, seconds: float) -> None:
-    """An earlier job's attempt on `cloud`, placed at `at` and running `seconds` later,
-    recorded through the store's transitions as the scheduler records them."""
-    job, _ = job_store.insert_job(
-        store,
-        name="earlier",
-        owner_uid=0,
-        owner_name="root",
-        project=None,
-        priority=0,
-        spec_json="{}",
-        base_dir="/",
-        deadline=None,
-        now=at,
-    )
-    placement = {"cloud": cloud, "region": "r", "zone": "z", "spot": True}
-    job_store.transition(
-        store,
-        job.id,
-        JobState.PROVISIONING,
-        now=at,
-        reason="placed",
-        data={"attempt": 1, "placement": placement},
-    )
-    job_store.transition(store, job.id, JobState.SETTING_UP, now=at + 60, reason="booted")
-    job_store.transition(store, job.id, JobState.RUNNING, now=at + seconds, reason="started")
 
 
 async def _moves_after_price_rise(
@@ -84,7 +57,7 @@ async def _moves_after_price_rise(
     )
     scheduler.planner = planner
     for cloud, seconds in launches.items():
-        _record_launch(store, cloud, clock.now() - 86_400.0, seconds)
+        History(store).ran(cloud, clock.now() - 86_400.0, seconds)
     job = scheduler.submit(parse_task(TASK), caller=Caller(0, True), base_dir="/tmp")
     await planner.replan_once()
     placed = planner.planned[job.id]
