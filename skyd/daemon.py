@@ -241,9 +241,8 @@ class Daemon:
             pools=lambda: optimizer_pools(accountant),
             budgets=lambda: optimizer_budgets(accountant),
             time_limit_seconds=settings.solver_time_limit_seconds,
-            changeover_hours=settings.recovery.changeover_hours,
-            checkpoint_sync_s=settings.cloud_ssh.checkpoint_sync_s,
             offer_of=lambda placement: market.catalog.offer_by_key(str(placement.get("offer_key"))),
+            # the planner's process prices moves with the changeover its PlanWorld carries
             backend=ChildPlanner(
                 PlanWorld(
                     db_path=self.store.path or settings.state_dir / "skyd.db",
