@@ -49,7 +49,8 @@ drifts across it. This policy:
   age, and pricing the changeover its preemption will force at `changeover_value`
   changeovers on demand; above the reserve, idles for a cheaper zone that is out
   rather than take a pricier one, while its outage is younger than
-  `cheaper_patience` changeovers (`ZoneChoice`);
+  `cheaper_patience` changeovers or still within the share of the slack an
+  outage of the job's only zone would get (`allowance`, above) (`ZoneChoice`);
 * never enters spot priced above on demand, and leaves a spot instance whose price
   spikes above it while the slack has room for that changeover: with slack over
   `spike_wait` times the reserve to wait the spike out idle (even with other zones
@@ -380,14 +381,7 @@ class SlackReserve:
         reason = "bridge the outage"
         if slack > reserve + EPS:
             # Idle: slack falls one hour per hour; the reserve stays put.
-            cap = math.inf
-            if math.isfinite(self.allowance):
-                outages = max(1.0, state.remaining_hours / self.counted_cycle(stats, d))
-                k = self.allowance / outages
-                if self.day_outage_power:
-                    k *= self._outage_hour_ratio(state) ** self.day_outage_power
-                # The share falls as the slack does: waited + x = k * (slack - x - reserve).
-                cap = min(cap, (k * (slack - reserve) - waited) / (1 + k))
+            cap = self._outage_cap(state, stats, reserve, waited)
             if cap > EPS:
                 recheck = min(slack - reserve, cap)
                 return Decision(IDLE, recheck_after_hours=recheck, reason="above reserve: wait")
@@ -398,6 +392,24 @@ class SlackReserve:
         if wait is not None:
             return Decision(IDLE, recheck_after_hours=wait, reason="outage likely short: wait")
         return Decision(on_demand_target(state), reason=reason)
+
+    def _outage_cap(
+        self,
+        state: PolicyState,
+        stats: AvailabilityStats,
+        reserve: float,
+        waited: float,
+    ) -> float:
+        """Hours more an outage `waited` old may be waited out idle above the reserve."""
+        if not math.isfinite(self.allowance):
+            return math.inf
+        d = state.changeover_hours
+        outages = max(1.0, state.remaining_hours / self.counted_cycle(stats, d))
+        k = self.allowance / outages
+        if self.day_outage_power:
+            k *= self._outage_hour_ratio(state) ** self.day_outage_power
+        # The share falls as the slack does: waited + x = k * (slack - x - reserve).
+        return (k * (state.slack_hours - reserve) - waited) / (1 + k)
 
     def _take_or_wait(self, state: PolicyState, reserve: float, zone: ZoneMarket) -> Decision:
         """Off on demand, with `zone` the best one up: take it, or idle for a better one."""
@@ -413,7 +425,13 @@ class SlackReserve:
                 reason="wait: spot priced above on demand",
             )
         if slack > reserve + EPS:
-            wait = self.zones.wait_for_cheaper(state, zone, slack - reserve)
+            stats = self._stats(state)
+            wait = self.zones.wait_for_cheaper(
+                state,
+                zone,
+                slack - reserve,
+                lambda age: self._outage_cap(state, stats, reserve, age),
+            )
             if wait is not None:
                 return Decision(
                     IDLE, recheck_after_hours=wait, reason="wait: a cheaper zone is briefly out"

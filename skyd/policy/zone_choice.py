@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from skyd.policy.baselines import EPS
@@ -106,16 +107,26 @@ class ZoneChoice:
         wait = patience - waited
         return wait if 0 < wait <= spare else None
 
-    def wait_for_cheaper(self, state: PolicyState, zone: ZoneMarket, spare: float) -> float | None:
+    def wait_for_cheaper(
+        self,
+        state: PolicyState,
+        zone: ZoneMarket,
+        spare: float,
+        allowed: Callable[[float], float],
+    ) -> float | None:
         """Hours worth idling for a zone that is out now but cheaper than `zone`, the best up.
 
         Above the reserve slack costs no money, but a pricier zone taken now is ridden
         until it is preempted (a running zone is not left for a cheaper one). So an
         outage of a zone whose fresh run would cost less per useful hour is waited out
-        idle while it is younger than `cheaper_patience` changeovers: taking the pricier
+        idle while it is younger than `cheaper_patience` changeovers (taking the pricier
         zone now and coming back to the cheap one later would spend that much slack on
-        the two changeovers anyway. (Synthetic zone sets at job fraction 0.6: 6.8–7.8 %
-        above the optimum without it, 5.8–6.9 % with it; bench/spot/README.md.)
+        the two changeovers anyway), or while `allowed(age)`, the hours more an outage of
+        that age may take of the slack over the reserve, is left: the share a single
+        zone's outage gets before it is bridged on demand. Ample slack is worth less
+        than riding the pricier zone until it is preempted (synthetic zone sets at job
+        fraction 0.6: 5.8–6.9 % above the optimum with the patience alone, 4.9–5.4 %
+        with the share too; the 9 V100 zones 3.37 % and 2.47 %; bench/spot/README.md).
         """
         if self.cheaper_patience <= 0:
             return None
@@ -127,7 +138,7 @@ class ZoneChoice:
                 continue
             if self._cost_per_useful_hour(state, other, fresh=True) >= best - EPS:
                 continue
-            left = patience - other.run_hours()
+            left = max(patience - other.run_hours(), allowed(other.run_hours()))
             if EPS < left <= spare:
                 wait = left if wait is None else max(wait, left)
         return wait

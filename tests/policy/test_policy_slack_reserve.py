@@ -157,7 +157,9 @@ def test_waits_for_its_home_region_rather_than_paying_egress_early() -> None:
     # Home's outage began 1 h ago (20 samples) after a 2-hour up run.
     home_past = np.concatenate([history([1] * 40 + [0] * 40, 48), history([1] * 40 + [0] * 20)])
     home = ZoneMarket("za", "ra", False, 1.0, home_past, STEP)
-    away = ZoneMarket("zb", "rb", True, 1.0, np.concatenate([CYCLES, history([1])]), STEP)
+    # Away's spot is cheap enough to cost less per useful hour than home's even with the
+    # egress: home is waited for as home, not as a cheaper zone.
+    away = ZoneMarket("zb", "rb", True, 0.4, np.concatenate([CYCLES, history([1])]), STEP)
     s = state(slack=8.0, zones=(home, away), checkpoint="ra")
     s = _fields(s, migration=1.0)
     decision = POLICY.decide(s)
@@ -246,8 +248,11 @@ def test_a_price_spike_in_the_checkpoints_region_is_waited_out_rather_than_moved
     # ... and with less spare slack than that, the other region's spot is taken.
     short = replace(s, deadline_hours=s.deadline_hours - spare + patience - 0.1)
     assert POLICY.decide(short).target == Target.spot("zb", "rb")
-    # A home outage that has lasted 3 h (over the patience): it moves, as before.
-    calm = replace(s, zones=(ZoneMarket("za", "ra", False, 1.0, CYCLES, STEP), away))
+    # A home outage that has lasted 3 h (over the patience): it moves, as before, where
+    # the other region costs less per useful hour even with the egress (were home the
+    # cheaper, its outage could take a single zone's share of the slack).
+    cheap_away = replace(away, spot_price=0.4)
+    calm = replace(s, zones=(ZoneMarket("za", "ra", False, 1.0, CYCLES, STEP), cheap_away))
     assert POLICY.decide(calm).target == Target.spot("zb", "rb")
 
 
@@ -370,17 +375,31 @@ def test_above_the_reserve_a_cheaper_zone_briefly_out_is_waited_for() -> None:
     just_out = np.concatenate([CYCLES, history([1] * 40 + [0] * 2)])
     cheap = ZoneMarket("za", "ra", False, 0.8, just_out, STEP)
     pricier = ZoneMarket("zb", "ra", True, 1.2, lasting, STEP)
-    s = state(slack=8.0, zones=(cheap, pricier))
     patience = POLICY.cheaper_patience * D
+
+    def share_left(s: PolicyState, age: float) -> float:
+        return POLICY._outage_cap(
+            s, POLICY._stats(s), POLICY.reserve_hours(s, POLICY._stats(s)), age
+        )
+
+    # Ample slack: the outage may take the share of the slack a single zone's would,
+    # hours more than the patience.
+    s = state(slack=8.0, zones=(cheap, pricier))
     waited = POLICY.decide(s)
     assert waited.target == IDLE and waited.reason == "wait: a cheaper zone is briefly out"
-    assert waited.recheck_after_hours == pytest.approx(patience - 0.1)
-    # Out for longer than the patience: the pricier zone is taken.
-    long_out = np.concatenate([CYCLES, history([1] * 40 + [0] * 10)])
-    late = replace(s, zones=(replace(cheap, history=long_out), pricier))
+    assert share_left(s, 0.1) > patience
+    assert waited.recheck_after_hours == pytest.approx(share_left(s, 0.1))
+    # Just over the reserve, the share is less than the patience, which then decides.
+    reserve = POLICY.reserve_hours(s, POLICY._stats(s))
+    near = replace(s, deadline_hours=s.deadline_hours - 8.0 + reserve + 0.32)
+    assert share_left(near, 0.1) < patience - 0.1
+    assert POLICY.decide(near).recheck_after_hours == pytest.approx(patience - 0.1)
+    # Out for longer than both: the pricier zone is taken.
+    long_out = np.concatenate([CYCLES, history([1] * 40 + [0] * 30)])
+    late = replace(near, zones=(replace(cheap, history=long_out), pricier))
+    assert share_left(late, 1.5) < 0
     assert POLICY.decide(late).target == Target.spot("zb", "ra")
     # Below the reserve slack is worth more than the price difference: taken at once.
-    reserve = POLICY.reserve_hours(s, POLICY._stats(s))
     scarce = replace(s, deadline_hours=s.deadline_hours - 8.0 + 0.9 * reserve)
     assert POLICY.decide(scarce).target == Target.spot("zb", "ra")
     # A pricier zone that is out is not waited for, nor is any with the rule off.
