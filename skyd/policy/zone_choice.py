@@ -138,7 +138,10 @@ class ZoneChoice:
                 continue
             if self._cost_per_useful_hour(state, other, fresh=True) >= best - EPS:
                 continue
-            left = max(patience - other.run_hours(), allowed(other.run_hours()))
+            left = patience - other.run_hours()
+            if other.settled_stats().fraction > 0:
+                # (Not for a zone never seen up: its outage may be for good.)
+                left = max(left, allowed(other.run_hours()))
             if EPS < left <= spare:
                 wait = left if wait is None else max(wait, left)
         return wait

@@ -399,6 +399,9 @@ def test_above_the_reserve_a_cheaper_zone_briefly_out_is_waited_for() -> None:
     late = replace(near, zones=(replace(cheap, history=long_out), pricier))
     assert share_left(late, 1.5) < 0
     assert POLICY.decide(late).target == Target.spot("zb", "ra")
+    # A cheaper zone never seen up may be out for good: only the patience is given it.
+    never_up = replace(s, zones=(replace(cheap, history=history([0] * len(just_out))), pricier))
+    assert POLICY.decide(never_up).target == Target.spot("zb", "ra")
     # Below the reserve slack is worth more than the price difference: taken at once.
     scarce = replace(s, deadline_hours=s.deadline_hours - 8.0 + 0.9 * reserve)
     assert POLICY.decide(scarce).target == Target.spot("zb", "ra")
