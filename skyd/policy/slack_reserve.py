@@ -214,7 +214,11 @@ class SlackReserve:
         if weight <= 0:
             return union
         mean_up = sum(o.fraction * o.mean_up_hours for o in own) / weight
-        return replace(union, mean_up_hours=mean_up)
+        # Observed for as long as the zones have been: the union's own settled history
+        # is empty while some zone has been up all along, which would leave the cycle
+        # to the prior however much of the zones' runs has been seen.
+        seen = max(union.observed_hours, max(o.observed_hours for o in own))
+        return replace(union, mean_up_hours=mean_up, observed_hours=seen)
 
     def cycle_hours(self, stats: AvailabilityStats) -> float:
         seen = stats.observed_hours

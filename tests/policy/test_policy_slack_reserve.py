@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from skyd.policy import IDLE, PolicyState, SlackReserve, Target, ZoneMarket
+from skyd.policy.outages import outage_history
 from skyd.policy.spot_run import SpotRunModel
 
 D = 0.2
@@ -409,3 +410,23 @@ def test_above_the_reserve_a_cheaper_zone_briefly_out_is_waited_for() -> None:
     dear = replace(s, zones=(replace(cheap, spot_price=1.5), pricier))
     assert POLICY.decide(dear).target == Target.spot("zb", "ra")
     assert SlackReserve(cheaper_patience=0).decide(s).target == Target.spot("zb", "ra")
+
+
+def test_several_zones_whose_union_never_went_out_plan_with_their_own_runs() -> None:
+    # Two zones with 10 h runs, out by turns, so that one of them is always up: the
+    # union has no outage to learn from, but the zones' runs have been seen for days.
+    a = history([1] * 200 + [0] * 20, 16)
+    b = np.roll(a, 110)
+    s = state(
+        slack=8.0,
+        zones=(
+            ZoneMarket("za", "ra", bool(a[-1]), 1.0, a, STEP),
+            ZoneMarket("zb", "ra", bool(b[-1]), 1.0, b, STEP),
+        ),
+    )
+    assert outage_history(s).all()
+    stats = POLICY._stats(s)
+    assert stats.observed_hours > 100
+    assert stats.mean_up_hours == pytest.approx(10.0, rel=0.1)
+    # The cycle is the zones' (blended with the prior by days seen), not the prior's 4 h.
+    assert POLICY.cycle_hours(stats) > 8.0
