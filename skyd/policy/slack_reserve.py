@@ -438,7 +438,7 @@ class SlackReserve:
             )
             if wait is not None:
                 return Decision(
-                    IDLE, recheck_after_hours=wait, reason="wait: a cheaper zone is briefly out"
+                    IDLE, recheck_after_hours=wait, reason="wait: a cheaper zone is out"
                 )
         wait = self.zones.wait_for_home(state, zone, slack - reserve)
         if wait is not None:

@@ -125,7 +125,7 @@ class ZoneChoice:
         that age may take of the slack over the reserve, is left: the share a single
         zone's outage gets before it is bridged on demand. Ample slack is worth less
         than riding the pricier zone until it is preempted (synthetic zone sets at job
-        fraction 0.6: 5.8–6.9 % above the optimum with the patience alone, 4.9–5.4 %
+        fraction 0.6: 5.8–6.9 % above the optimum with the patience alone, 4.9–5.5 %
         with the share too; the 9 V100 zones 3.37 % and 2.47 %; bench/spot/README.md).
         """
         if self.cheaper_patience <= 0:

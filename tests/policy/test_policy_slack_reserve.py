@@ -387,7 +387,7 @@ def test_above_the_reserve_a_cheaper_zone_briefly_out_is_waited_for() -> None:
     # hours more than the patience.
     s = state(slack=8.0, zones=(cheap, pricier))
     waited = POLICY.decide(s)
-    assert waited.target == IDLE and waited.reason == "wait: a cheaper zone is briefly out"
+    assert waited.target == IDLE and waited.reason == "wait: a cheaper zone is out"
     assert share_left(s, 0.1) > patience
     assert waited.recheck_after_hours == pytest.approx(share_left(s, 0.1))
     # Just over the reserve, the share is less than the patience, which then decides.
