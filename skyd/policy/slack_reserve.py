@@ -49,8 +49,9 @@ drifts across it. This policy:
   age, and pricing the changeover its preemption will force at `changeover_value`
   changeovers on demand; above the reserve, idles for a cheaper zone that is out
   rather than take a pricier one, while its outage is younger than
-  `cheaper_patience` changeovers or still within the share of the slack an
-  outage of the job's only zone would get (`allowance`, above) (`ZoneChoice`);
+  `cheaper_patience` changeovers or, if it is cheaper by more than
+  `cheaper_margin`, still within the share of the slack an outage of the job's
+  only zone would get (`allowance`, above) (`ZoneChoice`);
 * never enters spot priced above on demand, and leaves a spot instance whose price
   spikes above it while the slack has room for that changeover: with slack over
   `spike_wait` times the reserve to wait the spike out idle (even with other zones
@@ -128,6 +129,7 @@ class SlackReserve:
         day_prior_ends: float = 1.0,
         day_outage_power: float = 1.0,
         cheaper_patience: float = 2.0,
+        cheaper_margin: float = 0.05,
     ) -> None:
         # Changeovers of slack kept per expected up/down cycle of the remaining work.
         self.reserve_per_cycle = reserve_per_cycle
@@ -191,11 +193,19 @@ class SlackReserve:
         # Above the reserve, a cheaper zone's outage younger than `cheaper_patience`
         # changeovers is waited out rather than a pricier zone taken (ZoneChoice).
         self.cheaper_patience = cheaper_patience
+        # ... and one cheaper per useful hour by more than `cheaper_margin` is waited for
+        # while its outage is within the share of the slack a single zone's would get.
+        self.cheaper_margin = cheaper_margin
         self.runs = SpotRunModel(
             prior_cycle_hours, prior_hours, prior_runs, day_window_hours, day_prior_ends
         )
         self.zones = ZoneChoice(
-            self.runs, age_trust, changeover_value, migrate_patience, cheaper_patience
+            self.runs,
+            age_trust,
+            changeover_value,
+            migrate_patience,
+            cheaper_patience,
+            cheaper_margin,
         )
 
     def _stats(self, state: PolicyState) -> AvailabilityStats:

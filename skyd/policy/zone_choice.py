@@ -32,6 +32,7 @@ class ZoneChoice:
     changeover_value: float
     migrate_patience: float
     cheaper_patience: float
+    cheaper_margin: float
 
     def pick(self, state: PolicyState, candidates: list[ZoneMarket], scarce: bool) -> ZoneMarket:
         """The zone with the lowest expected cost per useful hour of its current run.
@@ -121,12 +122,11 @@ class ZoneChoice:
         outage of a zone whose fresh run would cost less per useful hour is waited out
         idle while it is younger than `cheaper_patience` changeovers (taking the pricier
         zone now and coming back to the cheap one later would spend that much slack on
-        the two changeovers anyway), or while `allowed(age)`, the hours more an outage of
-        that age may take of the slack over the reserve, is left: the share a single
-        zone's outage gets before it is bridged on demand. Ample slack is worth less
-        than riding the pricier zone until it is preempted (synthetic zone sets at job
-        fraction 0.6: 5.8–6.9 % above the optimum with the patience alone, 4.9–5.5 %
-        with the share too; the 9 V100 zones 3.37 % and 2.47 %; bench/spot/README.md).
+        the two changeovers anyway), or, where it is cheaper by more than
+        `cheaper_margin`, while `allowed(age)`, the hours more an outage of that age may
+        take of the slack over the reserve, is left: the share a single zone's outage
+        gets before it is bridged on demand. Ample slack is worth less than riding the
+        pricier zone until it is preempted (bench/spot/README.md, "Several zones").
         """
         if self.cheaper_patience <= 0:
             return None
@@ -136,11 +136,14 @@ class ZoneChoice:
         for other in state.zones:
             if other.available or other.spot_price > on_demand_price(state, other):
                 continue
-            if self._cost_per_useful_hour(state, other, fresh=True) >= best - EPS:
+            cost = self._cost_per_useful_hour(state, other, fresh=True)
+            if cost >= best - EPS:
                 continue
             left = patience - other.run_hours()
-            if other.settled_stats().fraction > 0:
-                # (Not for a zone never seen up: its outage may be for good.)
+            # The share only for a zone seen up (one never seen up may be out for good)
+            # and cheaper by a margin: idling for a zone a few per cent cheaper spent
+            # slack that later outages of every zone needed (bench/spot/README.md).
+            if other.settled_stats().fraction > 0 and cost < best * (1 - self.cheaper_margin):
                 left = max(left, allowed(other.run_hours()))
             if EPS < left <= spare:
                 wait = left if wait is None else max(wait, left)

@@ -390,6 +390,9 @@ def test_above_the_reserve_a_cheaper_zone_briefly_out_is_waited_for() -> None:
     assert waited.target == IDLE and waited.reason == "wait: a cheaper zone is out"
     assert share_left(s, 0.1) > patience
     assert waited.recheck_after_hours == pytest.approx(share_left(s, 0.1))
+    # A zone only a little cheaper (within `cheaper_margin`) is given the patience alone.
+    slightly = replace(s, zones=(replace(cheap, spot_price=1.19), pricier))
+    assert POLICY.decide(slightly).recheck_after_hours == pytest.approx(patience - 0.1)
     # Just over the reserve, the share is less than the patience, which then decides.
     reserve = POLICY.reserve_hours(s, POLICY._stats(s))
     near = replace(s, deadline_hours=s.deadline_hours - 8.0 + reserve + 0.32)
