@@ -355,7 +355,7 @@ class SlackReserve:
             zone = self.zones.pick(state, open_zones, scarce=slack <= reserve + EPS)
             target = Target.spot(zone.zone, zone.region)
             if not current.is_on_demand:
-                return self._take_or_wait(state, reserve, zone)
+                return self._take_or_wait(state, stats, reserve, zone)
             # Leaving on-demand costs this changeover and, likely, one back later: the
             # open zones all leave room for both (spot_entry_is_safe), and no more is
             # kept back. The last switch a job can afford is its most valuable one: it
@@ -425,7 +425,9 @@ class SlackReserve:
         # The share falls as the slack does: waited + x = k * (slack - x - reserve).
         return (k * (state.slack_hours - reserve) - waited) / (1 + k)
 
-    def _take_or_wait(self, state: PolicyState, reserve: float, zone: ZoneMarket) -> Decision:
+    def _take_or_wait(
+        self, state: PolicyState, stats: AvailabilityStats, reserve: float, zone: ZoneMarket
+    ) -> Decision:
         """Off on demand, with `zone` the best one up: take it, or idle for a better one."""
         slack = state.slack_hours
         target = Target.spot(zone.zone, zone.region)
@@ -439,7 +441,6 @@ class SlackReserve:
                 reason="wait: spot priced above on demand",
             )
         if slack > reserve + EPS:
-            stats = self._stats(state)
             wait = self.zones.wait_for_cheaper(
                 state,
                 zone,
