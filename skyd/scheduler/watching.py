@@ -45,7 +45,7 @@ def judge(
         return StartProcess()
     if status.phase == RunPhase.SETUP:
         return None
-    started_at = status.run_started_at or now
+    started_at = _on_daemon_clock(job, status.run_started_at, now)
     if status.phase == RunPhase.RUN:
         return RunStarted(started_at) if job.state == JobState.SETTING_UP else None
     target, reason, code = _ending(status)
@@ -65,6 +65,18 @@ def judge(
         JobState.FAILED,
     )
     return AttemptEnded(target, reason, code, None, ran_unseen, started_at)
+
+
+def _on_daemon_clock(job: JobRecord, reported: float | None, now: float) -> float:
+    """When the run began, as its process reported it, kept between the moment the job
+    entered its current state (SETTING_UP: the attempt's setup began) and now.
+
+    The process stamps the start with its own machine's clock, and a VM's clock can be off
+    by minutes or, unsynchronised, hours: a start in the future, or before setup began,
+    would skew the job's recorded start and the planner's estimate of the work done."""
+    if reported is None:
+        return now
+    return min(max(reported, job.updated_at), now)
 
 
 def _ending(status: RunStatus) -> tuple[JobState, str, int | None]:

@@ -51,6 +51,20 @@ def test_watching_maps_each_run_phase_to_one_verdict() -> None:
     assert isinstance(lost, watching.AttemptEnded) and "disappeared" in lost.reason
 
 
+def test_a_run_start_stamped_by_a_skewed_vm_clock_is_kept_within_the_daemons_view() -> None:
+    # setup began at 40 on the daemon's clock; the poll is at 100
+    job = replace(JOB, updated_at=40.0)
+    ahead = _judge(job, RunStatus(RunPhase.RUN, run_started_at=3_700.0))  # VM clock 1 h fast
+    behind = _judge(job, RunStatus(RunPhase.RUN, run_started_at=-7_100.0))  # 2 h slow
+    honest = _judge(job, RunStatus(RunPhase.RUN, run_started_at=70.0))
+    assert ahead == watching.RunStarted(100.0)
+    assert behind == watching.RunStarted(40.0)
+    assert honest == watching.RunStarted(70.0)
+    ended = _judge(job, RunStatus(RunPhase.DONE, run_exit=0, run_started_at=9_999.0))
+    assert isinstance(ended, watching.AttemptEnded) and ended.ran_unseen
+    assert ended.started_at == 100.0
+
+
 def test_watching_restarts_failures_within_the_allowance() -> None:
     running = replace(JOB, state=JobState.RUNNING, restarts=1)
     again = _judge(running, RunStatus(RunPhase.KILLED), restarts=2)
