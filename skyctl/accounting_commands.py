@@ -126,7 +126,8 @@ def costs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: Text
 def _write_csv(out: TextIO, payload: Any) -> None:
     rows = payload.get("rows", []) if isinstance(payload, dict) else []
     columns = ["key", "name", *(["owner"] if any("owner" in r for r in rows) else [])]
-    columns += ["amount", "amount_micros"]
+    columns += ["amount", "amount_micros", "data_transfer", "data_transfer_micros"]
+    columns.append("data_transfer_bytes")
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)

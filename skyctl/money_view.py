@@ -99,8 +99,10 @@ def costs_text(payload: Mapping[str, Any], now: float) -> str:
         return f"{title}: nothing spent."
     total = float(payload.get("total") or 0)
     with_owner = any("owner" in row for row in rows)
+    # data sent out of clouds (checkpoint pulls), a column once any was charged
+    with_transfer = any(row.get("data_transfer_bytes") for row in rows)
     headers = [by.upper(), *(["NAME"] if by == "job" else []), *(["OWNER"] if with_owner else [])]
-    headers += ["AMOUNT", "SHARE"]
+    headers += ["AMOUNT", *(["DATA OUT (OF AMOUNT)"] if with_transfer else []), "SHARE"]
     table = []
     for row in rows:
         amount = float(row.get("amount") or 0)
@@ -109,7 +111,18 @@ def costs_text(payload: Mapping[str, Any], now: float) -> str:
             cells.append(str(row.get("name") or EMPTY))
         if with_owner:
             cells.append(str(row.get("owner") or EMPTY))
+        cells.append(format_dollars(amount))
+        if with_transfer:
+            cells.append(_transfer_cell(row))
         share = f"{100 * amount / total:.0f}%" if total > 0 else EMPTY
-        table.append([*cells, format_dollars(amount), share])
+        table.append([*cells, share])
     currency = payload.get("currency") or "USD"
     return f"{title}\n{format_table(headers, table)}\nTotal: {format_dollars(total)} {currency}"
+
+
+def _transfer_cell(row: Mapping[str, Any]) -> str:
+    """`$0.27 / 3.00 GB`: what the row paid for data leaving clouds, and how much left."""
+    size = int(row.get("data_transfer_bytes") or 0)
+    if not size:
+        return EMPTY
+    return f"{format_dollars(float(row.get('data_transfer') or 0))} / {size / 1e9:.2f} GB"

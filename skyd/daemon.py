@@ -19,6 +19,7 @@ from aiohttp import web
 from skyd.accounting import Accountant, MarketPrices
 from skyd.accounting.optimizer_inputs import optimizer_budgets, optimizer_pools
 from skyd.accounting.reports import credits_view
+from skyd.accounting.transfers import TransferCharges
 from skyd.api.app import build_app, serve_unix
 from skyd.catalog import Catalog, default_catalog_dir
 from skyd.catalog.locate import candidate_dirs
@@ -37,6 +38,7 @@ from skyd.market.pollers import MarketPoller
 from skyd.market.sources import MarketSource
 from skyd.metrics import Metrics, serve_tcp
 from skyd.optimizer import Quota, SolverLimits
+from skyd.optimizer.egress import find_egress_table
 from skyd.providers.base import OfferRefresher, Provider
 from skyd.providers.sim import SimProvider
 from skyd.runner.engines import probe_in_background, working_engine
@@ -301,8 +303,17 @@ class Daemon:
             from skyd.runner.ssh import SshRunner
 
             connections = getattr(ssh, "connections", None) or SshConnections()
+            # checkpoints pulled out of a cloud are charged at the egress table placement
+            # prices data with (the internet rate: the daemon host is in no cloud)
+            table = (
+                scheduler.data.table
+                if isinstance(scheduler.data, DataLocator)
+                else find_egress_table(data_dirs)
+            )
             scheduler.ssh_runner = SshRunner(
-                connections, checkpoint_sync_s=settings.cloud_ssh.checkpoint_sync_s
+                connections,
+                checkpoint_sync_s=settings.cloud_ssh.checkpoint_sync_s,
+                meter=TransferCharges(store=self.store, clock=self.clock, table=table),
             )
         poller = MarketPoller(
             store=self.store,

@@ -44,7 +44,7 @@ def costs_report(
     totals = ledger_store.costs_by(conn, by, since)
     if by == "job":
         totals = _jobs_visible_to(conn, totals, viewer_uid, viewer_is_admin or others_jobs_in_full)
-    labels = _labels(conn, by, [key for key, _owner, _amount in totals])
+    labels = _labels(conn, by, [row[0] for row in totals])
     return [
         {
             "key": key,
@@ -52,27 +52,35 @@ def costs_report(
             **({"owner": user_label(owner)} if by == "job" else {}),
             "amount": micros_to_dollars(amount),
             "amount_micros": amount,
+            # the part of `amount` that is data sent out of clouds (checkpoint pulls)
+            "data_transfer": micros_to_dollars(transfer),
+            "data_transfer_micros": transfer,
+            "data_transfer_bytes": transfer_bytes,
         }
-        for key, owner, amount in totals
+        for key, owner, amount, transfer, transfer_bytes in totals
     ]
+
+
+_Total = tuple[Any, int | None, int, int, int]  # key, owner, amount, transfer, its bytes
 
 
 def _jobs_visible_to(
     conn: sqlite3.Connection,
-    totals: list[tuple[Any, int | None, int]],
+    totals: list[_Total],
     viewer_uid: int,
     in_full: bool,
-) -> list[tuple[Any, int | None, int]]:
+) -> list[_Total]:
     if in_full:
         return totals
-    shown: list[tuple[Any, int | None, int]] = []
-    others: dict[int | None, int] = {}
-    for key, owner, amount in totals:
+    shown: list[_Total] = []
+    others: dict[int | None, tuple[int, int, int]] = {}
+    for key, owner, amount, transfer, transfer_bytes in totals:
         if owner == viewer_uid:
-            shown.append((key, owner, amount))
+            shown.append((key, owner, amount, transfer, transfer_bytes))
         else:
-            others[owner] = others.get(owner, 0) + amount
-    shown.extend((f"other:{user_label(o)}", o, amount) for o, amount in others.items())
+            a, t, b = others.get(owner, (0, 0, 0))
+            others[owner] = (a + amount, t + transfer, b + transfer_bytes)
+    shown.extend((f"other:{user_label(o)}", o, *sums) for o, sums in others.items())
     shown.sort(key=lambda row: (-row[2], str(row[0])))
     return shown
 
@@ -103,7 +111,7 @@ def _labels(conn: sqlite3.Connection, by: str, keys: list[Any]) -> dict[Any, str
 def as_csv(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     columns = ["key", "name", *(["owner"] if rows and "owner" in rows[0] else []), "amount"]
-    columns.append("amount_micros")
+    columns += ["amount_micros", "data_transfer", "data_transfer_micros", "data_transfer_bytes"]
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:

@@ -144,6 +144,9 @@ class CostRow(BaseModel):
     owner: str | None = Field(None, description="by=job only")
     amount: float
     amount_micros: int
+    data_transfer: float = Field(0.0, description="the part of amount that is egress")
+    data_transfer_micros: int = 0
+    data_transfer_bytes: int = Field(0, description="bytes sent out of clouds (checkpoints)")
 
 
 class CostReport(BaseModel):

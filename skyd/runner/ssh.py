@@ -36,6 +36,7 @@ from skyd.providers.ssh.layout import SHIM_NAME, kill_command, shim_command
 from skyd.runner import sync
 from skyd.runner.json_files import read_json, write_json
 from skyd.runner.process import RunCommand
+from skyd.runner.pulls import CheckpointPull, TransferMeter
 from skyd.runner.ssh_logs import pull_log
 from skyd.runner.ssh_node import SshNode, mount_destination, node_env
 from skyd.runner.ssh_state import (
@@ -62,8 +63,10 @@ class SshRunner:
         upload_timeout_s: float = 600.0,
         log_chunk_bytes: int = 4 * 1024 * 1024,
         checkpoint_sync_s: float = 10.0,
+        meter: TransferMeter | None = None,
     ) -> None:
         self._sync_s = checkpoint_sync_s
+        self._meter = meter  # told the bytes of every checkpoint pull (egress is billed)
         self._pulled: dict[str, float] = {}  # attempt dir -> when its checkpoints were pulled
         self._connections = connections
         self._timeout = command_timeout_s
@@ -76,11 +79,19 @@ class SshRunner:
 
     # -- start -----------------------------------------------------------------------
 
-    async def start(self, attempt_dir: Path, command: RunCommand, nodes: Sequence[SshNode]) -> int:
+    async def start(
+        self,
+        attempt_dir: Path,
+        command: RunCommand,
+        nodes: Sequence[SshNode],
+        *,
+        provider: str | None = None,
+    ) -> int:
         """Upload and start every node that has not started yet; returns how many it started.
 
         `command.file_mounts` maps destinations as written in the task (`~/x`, `/abs/x`, `x`)
         to local sources; `command.cwd` is ignored (the remote workdir is REMOTE_DIR/workdir).
+        `provider` (whose instances the nodes are) is kept for the checkpoint pulls' meter.
         """
         if not nodes:
             raise ValueError("SshRunner.start needs at least one node")
@@ -93,6 +104,7 @@ class SshRunner:
                     "log_path": str(command.log_path),
                     "nodes": [n.to_json() for n in nodes],
                     "checkpoint_dir": command.env.get("SKYD_CHECKPOINT_DIR"),
+                    "provider": provider,
                 },
             )
         started = await asyncio.gather(*(self._start_node(n, command, nodes) for n in nodes))
@@ -160,7 +172,11 @@ class SshRunner:
     async def pull_checkpoints(self, attempt_dir: Path, *, force: bool = False) -> bool:
         """Copy node 0's $SKYD_CHECKPOINT_DIR back into the job's local checkpoint directory
         when it changed since the last pull (so a preempted attempt's successor resumes from
-        it). Returns whether anything was copied."""
+        it). Returns whether anything was copied.
+
+        The meter hears of the pull (its bytes) after the copy is in place and before the
+        pull is marked done: a daemon killed in between pulls again and reports the same
+        checkpoint version, which the meter recognises by its key."""
         saved = read_json(attempt_dir / NODES_FILE)
         if saved is None or not saved.get("checkpoint_dir") or not saved["nodes"]:
             return False
@@ -181,6 +197,20 @@ class SshRunner:
         if code != 0:
             raise ProviderError(f"could not read the checkpoints on {node.target.name}: {err}")
         await asyncio.to_thread(sync.replace_contents, Path(saved["checkpoint_dir"]), data)
+        if self._meter is not None:
+            pull = CheckpointPull(
+                attempt_dir=attempt_dir,
+                provider=saved.get("provider"),
+                instance_id=node.instance_id,
+                nbytes=len(data),
+                key=f"checkpoint:{attempt_dir}:{mark}",
+            )
+            try:
+                self._meter(pull)
+            except Exception:
+                # not marked done: the next sync pulls and reports it again (same key)
+                log.exception("could not meter the checkpoint pull of %s", attempt_dir)
+                return True
         seen_file.write_text(mark)
         return True
 

@@ -308,7 +308,7 @@ class Processes:
                 host_keys=pinned,
                 port=login.port,
             )
-        await self.ssh_runner.start(attempt_dir, remote, nodes)
+        await self.ssh_runner.start(attempt_dir, remote, nodes, provider=provider_name)
 
     async def status(self, job: JobRecord) -> RunStatus:
         own = self.own_runner(job)

@@ -18,14 +18,16 @@ from skyd.accounting.records import ChargedInstance
 
 _SECONDS_PER_DAY = 86_400
 
-# Every charge, posted or open, as (day, job_id, cloud, pool_id, owner_uid, project, amount);
+# Every charge, posted or open, as (day, job_id, cloud, pool_id, owner_uid, project, amount,
+# transfer_micros, transfer_bytes) — the last two the data-transfer share of the amount;
 # job 0 = no job, pool 0 = cash. Parameters: the first day, twice.
 _ALL_CHARGES = (
-    "SELECT day, job_id, cloud, pool_id, owner_uid, project, amount_micros"
+    "SELECT day, job_id, cloud, pool_id, owner_uid, project, amount_micros,"
+    " transfer_micros, transfer_bytes"
     " FROM cost_daily WHERE day >= ?"
     " UNION ALL"
     " SELECT w.open_start_ms / 86400000, COALESCE(w.job_id, 0), w.cloud,"
-    " COALESCE(w.open_pool_id, 0), w.owner_uid, w.project, p.open_amount"
+    " COALESCE(w.open_pool_id, 0), w.owner_uid, w.project, p.open_amount, 0, 0"
     " FROM accrual_watermarks AS w JOIN accrual_progress AS p ON p.id = w.id"
     " WHERE w.settled = 0 AND p.open_amount > 0 AND w.open_start_ms >= ? * 86400000"
 )
@@ -129,7 +131,7 @@ def record_charges(
     Also adds to the pools' spent totals, and posts the new rows to the daily roll-up and to
     their jobs' cost.
     """
-    before = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger").fetchone()[0]
+    before = last_seq(conn)
     conn.executemany(
         "INSERT INTO ledger (provider, instance_id, job_id, owner_uid, project, cloud, region,"
         " pool_id, start_ms, end_ms, hourly_price_micros, stopped, amount_micros)"
@@ -157,19 +159,37 @@ def record_charges(
             if a.reshaped
         ],
     )
+    add_pool_spending(conn, pool_spent)
+    if rows:
+        post_rollup(conn, before)
+
+
+def last_seq(conn: sqlite3.Connection) -> int:
+    """The newest ledger row's seq (0 when empty): what `post_rollup` counts from."""
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger").fetchone()[0])
+
+
+def add_pool_spending(conn: sqlite3.Connection, pool_spent: dict[int, int]) -> None:
     conn.executemany(
         "UPDATE credit_pools SET spent_micros = spent_micros + ? WHERE id = ?",
         [(amount, pool_id) for pool_id, amount in pool_spent.items()],
     )
-    if not rows:
-        return
+
+
+def post_rollup(conn: sqlite3.Connection, before: int) -> None:
+    """Add the ledger rows after seq `before` to the daily roll-up (data transfers also to
+    its transfer columns) and to their jobs' posted cost, in the caller's transaction."""
     conn.execute(
-        "INSERT INTO cost_daily (day, job_id, cloud, pool_id, owner_uid, project, amount_micros)"
+        "INSERT INTO cost_daily (day, job_id, cloud, pool_id, owner_uid, project, amount_micros,"
+        " transfer_micros, transfer_bytes)"
         " SELECT start_ms / ?, COALESCE(job_id, 0), cloud, COALESCE(pool_id, 0),"
-        " MAX(owner_uid), MAX(project), SUM(amount_micros)"
+        " MAX(owner_uid), MAX(project), SUM(amount_micros),"
+        " SUM(CASE WHEN kind = 'transfer' THEN amount_micros ELSE 0 END), SUM(bytes)"
         " FROM ledger WHERE seq > ? GROUP BY 1, 2, 3, 4"
         " ON CONFLICT (day, job_id, cloud, pool_id)"
-        " DO UPDATE SET amount_micros = amount_micros + excluded.amount_micros",
+        " DO UPDATE SET amount_micros = amount_micros + excluded.amount_micros,"
+        " transfer_micros = transfer_micros + excluded.transfer_micros,"
+        " transfer_bytes = transfer_bytes + excluded.transfer_bytes",
         (MS_PER_DAY, before),
     )
     conn.execute(
@@ -198,17 +218,18 @@ def _first_day(since: float | None) -> int:
 
 def costs_by(
     conn: sqlite3.Connection, by: str, since: float | None
-) -> list[tuple[Any, int | None, int]]:
-    """(key, an owner uid, total) per `by` key: user uid, project, cloud, pool id (0 = cash) or
-    job id (0 = no job), from the UTC day of `since` on; the owner matters for users and jobs."""
+) -> list[tuple[Any, int | None, int, int, int]]:
+    """(key, an owner uid, total, data-transfer part of the total, bytes transferred) per `by`
+    key: user uid, project, cloud, pool id (0 = cash) or job id (0 = no job), from the UTC day
+    of `since` on; the owner matters for users and jobs."""
     column = _GROUP_COLUMN[by]
     day = _first_day(since)
     rows = conn.execute(
-        f"SELECT {column}, MAX(owner_uid), SUM(amount_micros) FROM ({_ALL_CHARGES})"
-        f" GROUP BY {column} ORDER BY 3 DESC, 1",
+        f"SELECT {column}, MAX(owner_uid), SUM(amount_micros), SUM(transfer_micros),"
+        f" SUM(transfer_bytes) FROM ({_ALL_CHARGES}) GROUP BY {column} ORDER BY 3 DESC, 1",
         (day, day),
     ).fetchall()
-    return [(r[0], r[1], int(r[2])) for r in rows]
+    return [(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
 
 def spent_by_project(conn: sqlite3.Connection, since: float) -> dict[str, int]:
