@@ -49,6 +49,11 @@ _prices = _handler_from("market_commands", "prices")
 _optimize = _handler_from("market_commands", "optimize")
 _credits = _handler_from("accounting_commands", "credits")
 _costs = _handler_from("accounting_commands", "costs")
+_COSTS_EPILOG = (
+    "An amount is instance time at the price in force plus data sent out of clouds "
+    "(checkpoints pulled home from cloud VMs, at catalogs/egress.csv's internet rate per GB); "
+    "DATA OUT is that part and its bytes (--json: data_transfer, data_transfer_bytes)."
+)
 _orphans = _handler_from("admin_commands", "orphans")
 _check = _handler_from("check_command", "check")
 
@@ -194,9 +199,10 @@ COMMANDS = (
     ),
     Command(
         "costs",
-        "what has been spent, grouped",
+        "what has been spent, grouped (instance time and data out of clouds: egress)",
         _costs,
         _arguments_from("accounting_commands", "costs_arguments"),
+        epilog=_COSTS_EPILOG,
     ),
     Command(
         "projects",
@@ -294,6 +300,7 @@ COMMANDS = (
         "what each job cost (as `costs --by job`)",
         _costs,
         _arguments_from("accounting_commands", "cost_report_arguments"),
+        epilog=_COSTS_EPILOG,
     ),
     Command(
         "jobs",

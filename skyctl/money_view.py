@@ -102,7 +102,7 @@ def costs_text(payload: Mapping[str, Any], now: float) -> str:
     # data sent out of clouds (checkpoint pulls), a column once any was charged
     with_transfer = any(row.get("data_transfer_bytes") for row in rows)
     headers = [by.upper(), *(["NAME"] if by == "job" else []), *(["OWNER"] if with_owner else [])]
-    headers += ["AMOUNT", *(["DATA OUT (OF AMOUNT)"] if with_transfer else []), "SHARE"]
+    headers += ["AMOUNT", *(["DATA OUT"] if with_transfer else []), "SHARE"]
     table = []
     for row in rows:
         amount = float(row.get("amount") or 0)

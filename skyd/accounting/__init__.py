@@ -16,7 +16,8 @@ loses one. A stretch becomes an append-only ledger row when its hourly period en
 are staggered per instance), its price or payer changes, or the instance ends. Pools pay in
 order of expiry within the instance's cloud (and scope), each up to its balance; the rest is
 cash. Reports and budgets add the open stretches to the posted rows, so they are exact to
-the last pass.
+the last pass. Data leaving a cloud (checkpoints pulled to the daemon host) is posted at once
+as ledger rows of kind 'transfer' (`skyd.accounting.transfers`), once per checkpoint version.
 """
 
 from skyd.accounting.accountant import Accountant

@@ -193,3 +193,16 @@ def test_other_users_jobs_summed_keep_their_transfer_share(tmp_path: Path) -> No
     assert [
         (r["amount_micros"], r["data_transfer_micros"], r["data_transfer_bytes"]) for r in rows
     ] == [(180_000, 180_000, 2 * GB)]
+
+
+def test_skyctl_costs_shows_data_out_only_when_some_was_charged() -> None:
+    from skyctl.money_view import costs_text
+
+    row = {"key": "nlp", "name": "nlp", "amount": 1.09, "amount_micros": 1_090_000}
+    plain = costs_text({"by": "project", "rows": [row], "total": 1.09}, START)
+    assert "DATA OUT" not in plain
+    with_egress = {**row, "data_transfer": 1.08, "data_transfer_bytes": 12 * GB}
+    text = costs_text({"by": "project", "rows": [with_egress], "total": 1.09}, START)
+    header, line = text.splitlines()[1:3]
+    assert header.split() == ["PROJECT", "AMOUNT", "DATA", "OUT", "SHARE"]
+    assert line.split() == ["nlp", "$1.09", "$1.08", "/", "12.00", "GB", "100%"]

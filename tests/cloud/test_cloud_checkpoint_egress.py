@@ -1,0 +1,155 @@
+"""A job on a fake AWS VM (a real sshd on loopback) writes a checkpoint; the daemon pulls it
+home and charges the bytes that left the cloud at egress.csv's internet rate: one
+data-transfer row on the ledger, attributed to the job, shown by `skyctl costs`, counted by
+the project's budget."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from skyctl.client import DaemonClient
+from skyd.accounting import Accountant, AccountingSettings
+from skyd.accounting.transfers import DAEMON_HOST
+from skyd.catalog import Catalog
+from skyd.catalog.locate import candidate_dirs
+from skyd.clock import VirtualClock
+from skyd.daemon import Daemon
+from skyd.events import EventBus
+from skyd.optimizer.egress import find_egress_table
+from skyd.store import open_store
+from skyd.testing.cloud_world import CloudWorld
+from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+
+CHECKPOINT_BYTES = 2_000_000
+TASK = f"""\
+name: egress-checkpoint
+resources:
+  cloud: aws
+  region: us-east-1
+  instance_type: c5.large
+setup: |
+  mkdir -p "$SKYD_CHECKPOINT_DIR"
+  head -c {CHECKPOINT_BYTES} /dev/zero > "$SKYD_CHECKPOINT_DIR/model.bin"
+run: echo trained
+"""
+
+
+def skyctl(socket: str, *argv: str) -> Any:
+    done = subprocess.run(
+        [sys.executable, "-m", "skyctl", "--socket", socket, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def tar_stream_bytes(tmp_path: Path) -> int:
+    """What `tar -c` (the node's side of a pull) sends for the same checkpoint directory."""
+    copy = tmp_path / "checkpoint-copy"
+    copy.mkdir()
+    (copy / "model.bin").write_bytes(b"\0" * CHECKPOINT_BYTES)
+    packed = subprocess.run(
+        ["tar", "-c", "-f", "-", "-C", str(copy), "."], capture_output=True, check=True
+    )
+    return len(packed.stdout)
+
+
+async def test_a_checkpoint_pulled_from_aws_is_charged_as_egress(tmp_path: Path) -> None:
+    world = CloudWorld(tmp_path / "world", boot_delay_s=1.0)
+    await world.start()
+    try:
+        await _run(world, tmp_path)
+    finally:
+        await world.stop()
+
+
+async def _run(world: CloudWorld, tmp_path: Path) -> None:
+    settings = world.settings(settings_for_tests(tmp_path))
+    providers = world.providers(Catalog.load(settings.catalog_dir))
+    daemon = DaemonThread(settings)
+    daemon.daemon = Daemon(settings, providers=providers)
+    await asyncio.to_thread(daemon.start)
+    socket = daemon.socket_path
+    try:
+        await asyncio.to_thread(
+            skyctl, socket, "projects", "set", "default", "--budget", "50", "--json"
+        )
+        with DaemonClient(socket) as client:
+            job_id = int(
+                (await asyncio.to_thread(client.submit_task, TASK, str(tmp_path), None))["id"]
+            )
+            final = await asyncio.to_thread(
+                wait_until,
+                lambda: (
+                    (j := client.get_job(job_id))["state"]
+                    in ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
+                    and j
+                ),
+                timeout=90,
+                error=lambda: client.get_job(job_id),
+            )
+        assert final["state"] == "SUCCEEDED", final
+        report = await asyncio.to_thread(skyctl, socket, "costs", "--by", "job", "--json")
+    finally:
+        await asyncio.to_thread(daemon.stop)
+    # the checkpoint came home
+    local = settings.state_dir / "checkpoints" / str(job_id) / "model.bin"
+    assert local.stat().st_size == CHECKPOINT_BYTES
+    sent = tar_stream_bytes(tmp_path)
+    assert CHECKPOINT_BYTES < sent < CHECKPOINT_BYTES + 20_480
+    rate = find_egress_table(candidate_dirs()).rates["aws"].internet_micros
+    assert rate == 90_000  # catalogs/egress.csv: $0.09/GB out of AWS
+    amount = (sent * rate + 500_000_000) // 1_000_000_000
+    row = next(r for r in report["rows"] if r["key"] == job_id)
+    assert (row["data_transfer_bytes"], row["data_transfer_micros"]) == (sent, amount)
+    assert row["amount_micros"] >= amount
+    store = open_store(settings.state_dir, lock=False)
+    try:
+        ledger = store.conn.execute(
+            "SELECT job_id, owner_uid, project, provider, cloud, region, bytes, per_gb_micros,"
+            " amount_micros FROM ledger WHERE kind = 'transfer'"
+        ).fetchall()
+        vm = store.conn.execute(
+            "SELECT instance_id FROM instances WHERE job_id = ?", (job_id,)
+        ).fetchone()[0]
+        assert [tuple(r) for r in ledger] == [
+            (job_id, os.getuid(), "default", "aws", "aws", "us-east-1", sent, rate, amount)
+        ]
+        assert (
+            store.conn.execute("SELECT instance_id FROM ledger WHERE kind = 'transfer'").fetchone()[
+                0
+            ]
+            == vm
+        )
+        assert rate == find_egress_table(candidate_dirs()).per_gb_micros(
+            "aws", "us-east-1", DAEMON_HOST, ""
+        )
+        books = Accountant(
+            store=store,
+            clock=VirtualClock(time.time()),  # this month
+            bus=EventBus(),
+            settings=AccountingSettings(),
+        )
+        spent = books.enforcer.standing().spent_by_project["default"]
+        instance_part = (
+            store.conn.execute(
+                "SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE kind = 'instance'"
+            ).fetchone()[0]
+            + store.conn.execute(
+                "SELECT COALESCE(SUM(open_amount), 0) FROM accrual_progress"
+            ).fetchone()[0]
+        )
+        assert spent == instance_part + amount  # the budget counts the transfer
+        line = next(b for b in books.budgets()["budgets"] if b["scope"] == "project:default")
+        assert round(line["spent"] * 1_000_000) == spent
+    finally:
+        store.close()
