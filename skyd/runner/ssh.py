@@ -67,6 +67,7 @@ class SshRunner:
     ) -> None:
         self._sync_s = checkpoint_sync_s
         self._meter = meter  # told the bytes of every checkpoint pull (egress is billed)
+        self._unmetered: dict[str, CheckpointPull] = {}  # attempt dir -> pull the meter refused
         self._pulled: dict[str, float] = {}  # attempt dir -> when its checkpoints were pulled
         self._connections = connections
         self._timeout = command_timeout_s
@@ -176,7 +177,8 @@ class SshRunner:
 
         The meter hears of the pull (its bytes) after the copy is in place and before the
         pull is marked done: a daemon killed in between pulls again and reports the same
-        checkpoint version, which the meter recognises by its key."""
+        checkpoint version, which the meter recognises by its key. A pull the meter failed to
+        take is reported again at the next sync, before anything is pulled again."""
         saved = read_json(attempt_dir / NODES_FILE)
         if saved is None or not saved.get("checkpoint_dir") or not saved["nodes"]:
             return False
@@ -189,6 +191,16 @@ class SshRunner:
         mark = result.stdout.strip()
         if result.exit_status != 0 or mark == "none":
             return False
+        key = f"checkpoint:{attempt_dir}:{mark}"
+        waiting = self._unmetered.pop(str(attempt_dir), None)
+        if waiting is not None:
+            # a pull the meter failed to take: report it again before pulling anything more
+            # (its bytes already crossed; pulling them again would be billed again)
+            if not self._report(waiting):
+                return False
+            if waiting.key == key:
+                seen_file.write_text(mark)
+                return False
         if not force and seen_file.exists() and seen_file.read_text() == mark:
             return False
         code, data, err = await self._connections.run_bytes(
@@ -197,21 +209,21 @@ class SshRunner:
         if code != 0:
             raise ProviderError(f"could not read the checkpoints on {node.target.name}: {err}")
         await asyncio.to_thread(sync.replace_contents, Path(saved["checkpoint_dir"]), data)
-        if self._meter is not None:
-            pull = CheckpointPull(
-                attempt_dir=attempt_dir,
-                provider=saved.get("provider"),
-                instance_id=node.instance_id,
-                nbytes=len(data),
-                key=f"checkpoint:{attempt_dir}:{mark}",
-            )
-            try:
-                self._meter(pull)
-            except Exception:
-                # not marked done: the next sync pulls and reports it again (same key)
-                log.exception("could not meter the checkpoint pull of %s", attempt_dir)
-                return True
-        seen_file.write_text(mark)
+        pull = CheckpointPull(attempt_dir, saved.get("provider"), node.instance_id, len(data), key)
+        if self._report(pull):
+            seen_file.write_text(mark)
+        return True
+
+    def _report(self, pull: CheckpointPull) -> bool:
+        """Tell the meter of `pull`; False (kept to report at the next sync) if it failed."""
+        if self._meter is None:
+            return True
+        try:
+            self._meter(pull)
+        except Exception:
+            log.exception("could not meter the checkpoint pull of %s", pull.attempt_dir)
+            self._unmetered[str(pull.attempt_dir)] = pull
+            return False
         return True
 
     # -- status ----------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """kill -9 of a process that pulls a checkpoint from a node and charges its egress: the pull is
 charged exactly once whether the process dies just after the charge commits (before the pull
-is marked done) or just before it; the restarted process pulls again and the books agree."""
+is marked done) or just before it; the restarted process pulls again and the books agree.
+A meter that fails is asked again at the next sync, with no second pull (no second egress)."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from test_ssh_runner import command, nodes_on
 
 from skyd.accounting.transfers import transfer_micros
 from skyd.model import Instance, InstanceState, RunPhase
+from skyd.providers.ssh import SshConnections
+from skyd.runner.pulls import CheckpointPull
 from skyd.runner.ssh import SshRunner
 from skyd.runner.ssh_state import CHECKPOINT_FILE
 from skyd.store import Store, open_store
@@ -85,16 +89,12 @@ def transfer_books(state_dir: Path) -> tuple[list[tuple[object, ...]], int, tupl
         store.close()
 
 
-@pytest.mark.parametrize("when", ["after-charge", "before-charge"])
-async def test_kill_9_around_the_charge_charges_the_pull_exactly_once(
-    tmp_path: Path,
-    box_a: FakeSshServer,
-    make_provider: ProviderFactory,
-    runner: SshRunner,
-    when: str,
-) -> None:
-    state_dir = tmp_path / "state"
-    store = open_store(state_dir, lock=False)
+async def ended_attempt(
+    tmp_path: Path, box_a: FakeSshServer, make_provider: ProviderFactory, runner: SshRunner
+) -> tuple[Path, Path, int]:
+    """A job on "aws" (the node a real SSH server) that wrote a checkpoint and ended, its
+    checkpoint not pulled yet: (attempt dir, local checkpoint dir, job id)."""
+    store = open_store(tmp_path / "state", lock=False)
     nodes = await nodes_on(make_provider, box_a)
     job = record_job_on_aws(store, nodes[0].instance_id)
     store.close()
@@ -107,6 +107,19 @@ async def test_kill_9_around_the_charge_charges_the_pull_exactly_once(
     assert (status.phase, status.run_exit) == (RunPhase.DONE, 0)
     (attempt / CHECKPOINT_FILE).unlink()  # as if the checkpoint had not been pulled yet
     (local / "model.bin").unlink()
+    return attempt, local, job
+
+
+@pytest.mark.parametrize("when", ["after-charge", "before-charge"])
+async def test_kill_9_around_the_charge_charges_the_pull_exactly_once(
+    tmp_path: Path,
+    box_a: FakeSshServer,
+    make_provider: ProviderFactory,
+    runner: SshRunner,
+    when: str,
+) -> None:
+    state_dir = tmp_path / "state"
+    attempt, local, job = await ended_attempt(tmp_path, box_a, make_provider, runner)
 
     assert await run_child(state_dir, attempt, when) == "stopped"
     rows, _, _ = transfer_books(state_dir)
@@ -126,3 +139,33 @@ async def test_kill_9_around_the_charge_charges_the_pull_exactly_once(
     # and once marked done, nothing changed on the node: no pull, no charge
     assert await run_child(state_dir, attempt, "never") == "pulled=False"
     assert transfer_books(state_dir)[0] == rows
+
+
+async def test_a_meter_that_fails_is_asked_again_before_anything_is_pulled_again(
+    tmp_path: Path,
+    box_a: FakeSshServer,
+    make_provider: ProviderFactory,
+    runner: SshRunner,
+    connections: SshConnections,
+) -> None:
+    attempt, local, _job = await ended_attempt(tmp_path, box_a, make_provider, runner)
+    told: list[CheckpointPull] = []
+
+    def flaky(pull: CheckpointPull) -> None:
+        told.append(pull)
+        if len(told) == 1:
+            raise sqlite3.OperationalError("database is locked")
+
+    metered = SshRunner(connections, command_timeout_s=5.0, meter=flaky)
+    assert await metered.pull_checkpoints(attempt)
+    assert (local / "model.bin").stat().st_size == SIZE
+    assert not (attempt / CHECKPOINT_FILE).exists()
+    (local / "model.bin").unlink()
+    # the next sync reports the same pull again and copies nothing (no second egress)
+    assert not await metered.pull_checkpoints(attempt)
+    assert not (local / "model.bin").exists()
+    assert len(told) == 2 and told[0] == told[1] and told[0].nbytes > SIZE
+    assert (told[0].provider, told[0].key.startswith(f"checkpoint:{attempt}:")) == ("aws", True)
+    assert (attempt / CHECKPOINT_FILE).exists()
+    assert not await metered.pull_checkpoints(attempt)
+    assert len(told) == 2
