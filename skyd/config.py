@@ -54,6 +54,9 @@ class MarketSettings:
     aws_endpoint_url: str = ""  # e.g. a private EC2 endpoint; "" = the public one
     aws_spot_interval_seconds: float = 600.0
     advisor_interval_seconds: float = 3600.0
+    # How often offerings read from the lab's own systems (Slurm partitions, Kubernetes
+    # nodes) are read again: a cluster down when skyd started is placed on once it answers.
+    offers_refresh_seconds: float = 300.0
 
 
 @dataclass
@@ -337,6 +340,12 @@ def load_settings(
         raise ConfigError(
             f"loop_lag_interval_seconds: {settings.loop_lag_interval_seconds!r} must be between"
             " 0.001 and 1 (seconds between the loop-lag monitor's wake-ups)"
+        )
+    refresh = settings.market.offers_refresh_seconds
+    if not 1.0 <= refresh <= 86_400.0:
+        raise ConfigError(
+            f"market.offers_refresh_seconds: {refresh!r} must be between 1 and 86400 (how"
+            " often Slurm partitions and Kubernetes nodes are read again; default 300)"
         )
     if settings.orphans not in ("terminate", "report"):
         raise ConfigError(f"orphans: {settings.orphans!r} is not allowed; use terminate or report")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import gc
@@ -34,6 +35,7 @@ from skyd.market.advisor import SpotAdvisorSource
 from skyd.market.aws_spot import AwsSpotPriceSource
 from skyd.market.data_location import DataLocator, locator_for
 from skyd.market.live import LiveMarket
+from skyd.market.offer_refresh import OfferRefresh
 from skyd.market.pollers import MarketPoller
 from skyd.market.sources import MarketSource
 from skyd.metrics import Metrics, serve_tcp
@@ -157,6 +159,7 @@ class Daemon:
         self.ready = asyncio.Event()
         self.store: Store | None = None
         self.scheduler: JobScheduler | None = None
+        self.offer_refresh: OfferRefresh | None = None
         self.web_app: web.Application | None = None
         self.metrics: Metrics | None = None
 
@@ -233,6 +236,24 @@ class Daemon:
         )
         self.scheduler = scheduler
         quotas = build_quotas(settings)
+        world = PlanWorld(
+            db_path=self.store.path or settings.state_dir / "skyd.db",
+            catalog_dir=settings.catalog_dir,
+            providers=provider_shapes(providers, catalog.clouds),
+            limits=SolverLimits(time_limit_seconds=settings.solver_time_limit_seconds),
+            changeover_hours=settings.recovery.changeover_hours,
+            checkpoint_sync_s=settings.cloud_ssh.checkpoint_sync_s,
+            home_regions=tuple(settings.placement.home_regions),
+            home_countries=tuple(settings.placement.home_countries),
+            data=settings.data if isinstance(scheduler.data, DataLocator) else None,
+            data_dirs=tuple(data_dirs),
+        )
+        # the planner's process prices moves with the changeover its PlanWorld carries
+        child = ChildPlanner(
+            world,
+            container_clouds=lambda: market.container_clouds,
+            data=scheduler.data if isinstance(scheduler.data, DataLocator) else None,
+        )
         planner = Planner(
             store=self.store,
             bus=bus,
@@ -244,24 +265,22 @@ class Daemon:
             budgets=lambda: optimizer_budgets(accountant),
             time_limit_seconds=settings.solver_time_limit_seconds,
             offer_of=lambda placement: market.catalog.offer_by_key(str(placement.get("offer_key"))),
-            # the planner's process prices moves with the changeover its PlanWorld carries
-            backend=ChildPlanner(
-                PlanWorld(
-                    db_path=self.store.path or settings.state_dir / "skyd.db",
-                    catalog_dir=settings.catalog_dir,
-                    providers=provider_shapes(providers, catalog.clouds),
-                    limits=SolverLimits(time_limit_seconds=settings.solver_time_limit_seconds),
-                    changeover_hours=settings.recovery.changeover_hours,
-                    checkpoint_sync_s=settings.cloud_ssh.checkpoint_sync_s,
-                    home_regions=tuple(settings.placement.home_regions),
-                    home_countries=tuple(settings.placement.home_countries),
-                    data=settings.data if isinstance(scheduler.data, DataLocator) else None,
-                    data_dirs=tuple(data_dirs),
-                ),
-                container_clouds=lambda: market.container_clouds,
-                data=scheduler.data if isinstance(scheduler.data, DataLocator) else None,
-            ),
+            backend=child,
         )
+
+        def offers_changed() -> None:
+            # the planner's process builds its market from the world it was started with
+            shapes = provider_shapes(providers, catalog.clouds)
+            child.new_world(dataclasses.replace(world, providers=shapes))
+            bus.changed.set()  # jobs waiting for a place may have one now
+
+        offer_refresh = OfferRefresh(
+            providers,
+            market,
+            interval_seconds=settings.market.offers_refresh_seconds,
+            on_change=offers_changed,
+        )
+        self.offer_refresh = offer_refresh
         scheduler.planner = planner
         clusters = ClusterService(
             store=self.store,
@@ -382,6 +401,7 @@ class Daemon:
                     services.create_task(accountant.run(), name="accounting"),
                     services.create_task(self._checkpoints(), name="wal-checkpoints"),
                     services.create_task(poller.run(), name="market-poller"),
+                    services.create_task(offer_refresh.run(), name="offer-refresh"),
                     services.create_task(metrics.run(), name="metrics"),
                     # the catalogs' columns (skyd.catalog.table), built off the loop once
                     # rather than by the first placement on it

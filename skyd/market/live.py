@@ -33,32 +33,14 @@ class LiveMarket:
     are not catalog clouds (local, sim, ssh) bring their own offerings."""
 
     def __init__(self, base: Catalog, providers: Mapping[str, Provider]) -> None:
-        extra: list[Offer] = []
-        self._cloud_provider: dict[str, str] = {}
-        # providers that hold a fixed number of machines, by the cloud they serve
-        self._node_limited: dict[str, NodeLimited] = {}
-        for name, provider in providers.items():
-            if name in base.clouds:
-                self._cloud_provider[name] = name
-                continue
-            for offer in provider.offers():
-                extra.append(offer)
-                self._cloud_provider[offer.cloud] = name
-                if isinstance(provider, NodeLimited):
-                    self._node_limited[offer.cloud] = provider
-        # everything known (explain, names, prices) …
-        self.catalog = base.extended(extra, clouds=self._cloud_provider)
-        # … and what can actually be launched (placement scans only this)
-        self.enabled_catalog = Catalog(
-            (o for o in self.catalog.offers if o.cloud in self._cloud_provider),
-            {},
-            clouds=self._cloud_provider,
-        ).with_regions_of(self.catalog)
+        self._base = base
+        self.version = 0  # bumped on every change: cached placements older than it are stale
+        self._home: tuple[Sequence[str], Sequence[str]] = ((), ())
+        self._load(providers)
         self.spot_prices: dict[str, int] = {}
         self.preemptions_per_hour: dict[str, float] = {}
         # spot markets (Candidate keys, `<offer key>/spot`) known to have no capacity now
         self.unavailable: set[str] = set()
-        self.version = 0  # bumped on every change: cached placements older than it are stale
         # host-process clouds that can run `image_id: docker:` jobs (a working engine here)
         self.container_clouds: frozenset[str] = frozenset()
         # the container-engine probe (daemon start asks it in the background) and how many
@@ -69,8 +51,43 @@ class LiveMarket:
         self.default_region_rank = 0
         self.prefer_regions((), ())
 
+    def _load(self, providers: Mapping[str, Provider]) -> None:
+        """The catalog from the base one and the offerings of providers that bring their own."""
+        base = self._base
+        extra: list[Offer] = []
+        cloud_provider: dict[str, str] = {}
+        # providers that hold a fixed number of machines, by the cloud they serve
+        node_limited: dict[str, NodeLimited] = {}
+        for name, provider in providers.items():
+            if name in base.clouds:
+                cloud_provider[name] = name
+                continue
+            for offer in provider.offers():
+                extra.append(offer)
+                cloud_provider[offer.cloud] = name
+                if isinstance(provider, NodeLimited):
+                    node_limited[offer.cloud] = provider
+        self._cloud_provider = cloud_provider
+        self._node_limited = node_limited
+        # everything known (explain, names, prices) …
+        self.catalog = base.extended(extra, clouds=cloud_provider)
+        # … and what can actually be launched (placement scans only this)
+        self.enabled_catalog = Catalog(
+            (o for o in self.catalog.offers if o.cloud in cloud_provider),
+            {},
+            clouds=cloud_provider,
+        ).with_regions_of(self.catalog)
+        self.version += 1
+
+    def reload_providers(self, providers: Mapping[str, Provider]) -> None:
+        """Take the providers' offerings again (a lab cluster read anew): placements cached
+        before are stale, and regions are ranked again with the same home preference."""
+        self._load(providers)
+        self.prefer_regions(*self._home)
+
     def prefer_regions(self, home_regions: Sequence[str], home_countries: Sequence[str]) -> None:
         """Rank regions for ties between equal candidates (skyd.optimizer.preference)."""
+        self._home = (tuple(home_regions), tuple(home_countries))
         catalog = self.catalog
         regions = {(o.cloud, o.region) for o in catalog.offers}
         self.region_rank = region_ranks(

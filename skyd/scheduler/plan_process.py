@@ -86,8 +86,14 @@ class ChildPlanner:
         self._proc: asyncio.subprocess.Process | None = None
         self._data_version_sent: int | None = None
         self._deadline = world.limits.time_limit_seconds + DEADLINE_SLACK_SECONDS
+        self._stale = False  # `new_world` was given: the running process has an old one
         self.crash_next = False  # tests: the next request makes the child exit at once
         self.started = 0  # processes started (the first, then one per crash)
+
+    @property
+    def world(self) -> PlanWorld:
+        """The world the next process starts from."""
+        return self._world
 
     @property
     def pid(self) -> int | None:
@@ -98,7 +104,16 @@ class ChildPlanner:
         if self._proc is None or self._proc.returncode is not None:
             await self._spawn()
 
+    def new_world(self, world: PlanWorld) -> None:
+        """What placement sees changed (a lab cluster read again): the next pass starts a
+        process on `world` (the running one ends first; never mid-pass, the loop runs this)."""
+        self._world = world
+        self._stale = True
+
     async def compute(self, request: PlanRequest) -> PlanResult | None:
+        if self._stale:
+            self._stale = False
+            await self.close()
         await self.start()
         proc = self._proc
         assert proc is not None

@@ -32,6 +32,7 @@ def test_command_line_overrides_the_file(tmp_path: Path) -> None:
         ("[local]\nslots = 'many'\n", "local.slots: expected int"),
         ("log_format = \n", "skyd.toml"),
         ("[locale]\nx = 1\n", "locale: unknown setting"),
+        ("[market]\noffers_refresh_seconds = 0\n", "offers_refresh_seconds: 0.0 must be"),
     ],
 )
 def test_bad_config_is_refused_with_the_key_named(tmp_path: Path, text: str, message: str) -> None:

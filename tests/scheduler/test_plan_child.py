@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -36,14 +37,16 @@ run: python train.py
 QUOTA = Quota("aws gpus", "aws", "gpus", 8)
 
 
-def _planner(store: Store, tmp_path: Path) -> tuple[JobScheduler, Planner, ChildPlanner]:
+def _planner(
+    store: Store, tmp_path: Path, providers: dict[str, ProviderShape] | None = None
+) -> tuple[JobScheduler, Planner, ChildPlanner]:
     scheduler, _, bus, clock = aws_scheduler(store, tmp_path)
     assert store.path is not None
     child = ChildPlanner(
         PlanWorld(
             db_path=store.path,
             catalog_dir=None,
-            providers={"aws": ProviderShape()},
+            providers={"aws": ProviderShape()} if providers is None else providers,
             limits=SolverLimits(time_limit_seconds=2.0),
             changeover_hours=0.2,
         )
@@ -75,6 +78,24 @@ async def test_a_plan_made_in_the_planners_process_is_applied(store: Store, tmp_
         assert planner.global_solves == 1
         # and the scheduler launches from it
         assert scheduler.planned_placement(job_store.get_job(store, job.id)) == placed
+    finally:
+        await child.close()
+
+
+async def test_a_new_world_is_planned_with_from_the_next_pass(store: Store, tmp_path: Path) -> None:
+    """What placement sees changed (a lab cluster read again): the next pass runs in a new
+    process built from the new world."""
+    scheduler, planner, child = _planner(store, tmp_path, providers={})
+    try:
+        job = scheduler.submit(parse_task(TASK), caller=Caller(0, True), base_dir="/tmp")
+        await planner.replan_once()
+        first = child.pid
+        assert job.id not in planner.planned  # no provider: nothing to place on
+        child.new_world(replace(child.world, providers={"aws": ProviderShape()}))
+        assert child.pid == first  # not mid-pass: the old process ends at the next one
+        await planner.replan_once()
+        assert child.started == 2 and child.pid not in (None, first)
+        assert str(planner.planned[job.id]["offer_key"]).startswith("aws/us-east-1")
     finally:
         await child.close()
 

@@ -98,6 +98,7 @@ class KubernetesProvider:
         self._clock = clock
         self._clients: dict[str, client.ApiClient] = {}
         self._offers: list[Offer] = []
+        self._last_read: dict[str, list[NodeShape]] = {}  # context -> shapes it last answered
         self._shapes: dict[tuple[str, str], NodeShape] = {}
         self.contexts: list[str] = list(config.contexts)
         self.refresh_errors: dict[str, str] = {}
@@ -169,7 +170,11 @@ class KubernetesProvider:
             except (ProviderError, kube_config.ConfigException) as exc:
                 errors[context] = str(exc)
                 log.warning("kubernetes context %s: %s", context, exc)
-                continue
+                # one that stops answering keeps what it offered (a running pod's offering
+                # must not vanish); one never read offers nothing until it answers
+                found = self._last_read.get(context, [])
+            else:
+                self._last_read[context] = found
             for shape in found:
                 for kind in shape.instance_types():
                     shapes[(context, kind)] = shape

@@ -154,6 +154,7 @@ class SlurmProvider:
         self._shapes: dict[tuple[str, str, str], NodeShape] = {}  # (cluster, zone, type)
         self._homes: dict[str, str] = {}
         self.refresh_errors: dict[str, str] = {}
+        self._last_read: dict[str, list[NodeShape]] = {}  # cluster -> shapes it last answered
         self._runner: SlurmRunner | None = None
         self._squeue: dict[str, tuple[float, list[SlurmJob]]] = {}
 
@@ -177,8 +178,9 @@ class SlurmProvider:
     # -- offers ----------------------------------------------------------------------
 
     async def refresh(self) -> None:
-        """Read every cluster's partitions and nodes; a cluster that does not answer offers
-        nothing (its error is kept in `refresh_errors` for `skyctl check`)."""
+        """Read every cluster's partitions and nodes (at start, then every
+        `offers_refresh_seconds`); a cluster that does not answer offers what it did when it
+        last answered, or nothing (its error is kept in `refresh_errors` for `skyctl check`)."""
         offers: list[Offer] = []
         shapes: dict[tuple[str, str, str], NodeShape] = {}
         errors: dict[str, str] = {}
@@ -188,7 +190,12 @@ class SlurmProvider:
             except ProviderError as exc:
                 errors[cluster.name] = exc.message
                 log.warning("slurm cluster %s: %s", cluster.name, exc.message)
-                continue
+                # one that stops answering keeps what it offered (its controller may be
+                # restarting; a running job's offering must not vanish); one never read
+                # offers nothing until it answers
+                found = self._last_read.get(cluster.name, [])
+            else:
+                self._last_read[cluster.name] = found
             for shape in found:
                 for kind in shape.instance_types():
                     shapes[(cluster.name, shape.partition, kind)] = shape

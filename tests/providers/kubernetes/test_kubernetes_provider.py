@@ -229,3 +229,20 @@ async def test_reconcile_finds_skyds_jobs_by_label(
     assert states[recorded.instance_id] != InstanceState.TERMINATED
     assert states[foreign.instance_id] != InstanceState.TERMINATED
     await provider.terminate([recorded.instance_id, foreign.instance_id])
+
+
+async def test_a_context_that_stops_answering_keeps_the_nodes_it_last_showed(
+    cluster: FakeKubeServer,
+) -> None:
+    """Read again (the daemon's `offers_refresh_seconds`) while the API server is gone: the
+    error is kept for `skyctl check`, and placement keeps the nodes it knew."""
+    provider = await make_provider()
+    try:
+        known = list(provider.offers())
+        assert known and provider.refresh_errors == {}
+        await cluster.aclose()
+        await provider.refresh()
+        assert CONTEXT in provider.refresh_errors
+        assert list(provider.offers()) == known
+    finally:
+        await provider.aclose()
