@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +13,10 @@ class CheckpointPull:
     """One copy of an attempt's checkpoint directory from a node to the daemon host.
 
     `nbytes` is the length of the tar stream that crossed the network (what a cloud bills as
-    egress). `key` names the checkpoint version pulled (the attempt directory and the
-    directory's fingerprint), so reporting the same pull twice (a retry, a daemon restarted
-    before it marked the pull done) can be recognised. `provider` is None for attempts
-    started before skyd recorded it.
+    egress): only the files new or changed since the last pull. `key` names the checkpoint
+    version pulled (the attempt directory and the directory's fingerprint), so reporting the
+    same pull twice (a retry, a daemon restarted before it marked the pull done) can be
+    recognised. `provider` is None for attempts started before skyd recorded it.
     """
 
     attempt_dir: Path
@@ -28,3 +29,36 @@ class CheckpointPull:
 # Told of every pull that brought bytes back; runs on the event loop, before the pull is
 # marked done (so a daemon killed in between reports it again, under the same key).
 TransferMeter = Callable[[CheckpointPull], None]
+
+
+def save_pending(path: Path, pull: CheckpointPull) -> None:
+    """Record a pull whose bytes crossed but which the meter has not taken yet, so a daemon
+    killed before it did reports it after its restart (a later incremental pull of the same
+    version would move nothing, hence charge nothing)."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(
+        json.dumps(
+            {
+                "attempt_dir": str(pull.attempt_dir),
+                "provider": pull.provider,
+                "instance_id": pull.instance_id,
+                "nbytes": pull.nbytes,
+                "key": pull.key,
+            }
+        )
+    )
+    partial.replace(path)
+
+
+def load_pending(path: Path) -> CheckpointPull | None:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return CheckpointPull(
+        Path(data["attempt_dir"]),
+        data["provider"],
+        str(data["instance_id"]),
+        int(data["nbytes"]),
+        str(data["key"]),
+    )

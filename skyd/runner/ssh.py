@@ -33,10 +33,10 @@ from skyd.errors import ProviderError
 from skyd.model import RunPhase, RunStatus
 from skyd.providers.ssh.connection import HostKeyChangedError, SshConnections
 from skyd.providers.ssh.layout import SHIM_NAME, kill_command, shim_command
-from skyd.runner import sync
+from skyd.runner import checkpoint_pull, sync
 from skyd.runner.json_files import read_json, write_json
 from skyd.runner.process import RunCommand
-from skyd.runner.pulls import CheckpointPull, TransferMeter
+from skyd.runner.pulls import CheckpointPull, TransferMeter, load_pending, save_pending
 from skyd.runner.ssh_logs import pull_log
 from skyd.runner.ssh_node import SshNode, mount_destination, node_env
 from skyd.runner.ssh_state import (
@@ -45,6 +45,7 @@ from skyd.runner.ssh_state import (
     NODES_FILE,
     OFFSETS_FILE,
     STATUS_FILE,
+    UNMETERED_FILE,
 )
 from skyd.runner.ssh_status import combine, last_json_line, node_status, status_json
 from skyd.runner.ssh_upload import upload_all
@@ -67,7 +68,7 @@ class SshRunner:
     ) -> None:
         self._sync_s = checkpoint_sync_s
         self._meter = meter  # told the bytes of every checkpoint pull (egress is billed)
-        self._unmetered: dict[str, CheckpointPull] = {}  # attempt dir -> pull the meter refused
+        self._unmetered: set[str] = set()  # attempt dirs whose last pull the meter refused
         self._pulled: dict[str, float] = {}  # attempt dir -> when its checkpoints were pulled
         self._connections = connections
         self._timeout = command_timeout_s
@@ -173,18 +174,21 @@ class SshRunner:
     async def pull_checkpoints(self, attempt_dir: Path, *, force: bool = False) -> bool:
         """Copy node 0's $SKYD_CHECKPOINT_DIR back into the job's local checkpoint directory
         when it changed since the last pull (so a preempted attempt's successor resumes from
-        it). Returns whether anything was copied.
+        it), fetching only the files new or changed since (skyd.runner.checkpoint_pull).
+        Returns whether it synced.
 
-        The meter hears of the pull (its bytes) after the copy is in place and before the
-        pull is marked done: a daemon killed in between pulls again and reports the same
-        checkpoint version, which the meter recognises by its key. A pull the meter failed to
-        take is reported again at the next sync, before anything is pulled again."""
+        The meter hears of the pull (the bytes that crossed) after the copy is in place and
+        before the pull is marked done; the pull is also recorded in UNMETERED_FILE before
+        the swap, so a daemon killed in between reports it after its restart, under the same
+        key (the meter charges a key once). A pull the meter failed to take is reported
+        again at the next sync, before anything is pulled again."""
         saved = read_json(attempt_dir / NODES_FILE)
         if saved is None or not saved.get("checkpoint_dir") or not saved["nodes"]:
             return False
         node = SshNode.from_json(saved["nodes"][0])
         remote = f"{node.remote_dir}/checkpoints"
         seen_file = attempt_dir / CHECKPOINT_FILE
+        unmetered = attempt_dir / UNMETERED_FILE
         result = await self._connections.run(
             node.target, sync.fingerprint_command(remote), timeout_s=self._timeout
         )
@@ -192,26 +196,40 @@ class SshRunner:
         if result.exit_status != 0 or mark == "none":
             return False
         key = f"checkpoint:{attempt_dir}:{mark}"
-        waiting = self._unmetered.pop(str(attempt_dir), None)
+        waiting = load_pending(unmetered)
         if waiting is not None:
-            # a pull the meter failed to take: report it again before pulling anything more
-            # (its bytes already crossed; pulling them again would be billed again)
+            # its bytes already crossed: report them before pulling anything more
+            # ours: swapped in by this process; else a killed daemon's, maybe never swapped in
+            ours = str(attempt_dir) in self._unmetered
             if not self._report(waiting):
                 return False
-            if waiting.key == key:
+            self._unmetered.discard(str(attempt_dir))
+            if ours and waiting.key == key:
                 seen_file.write_text(mark)
+                unmetered.unlink()
                 return False
+            unmetered.unlink()
         if not force and seen_file.exists() and seen_file.read_text() == mark:
             return False
-        code, data, err = await self._connections.run_bytes(
-            node.target, sync.pack_command(remote), timeout_s=self._upload_timeout
+
+        def staged(nbytes: int) -> None:
+            pull = CheckpointPull(attempt_dir, saved.get("provider"), node.instance_id, nbytes, key)
+            save_pending(unmetered, pull)
+
+        await checkpoint_pull.pull(
+            self._connections,
+            node.target,
+            remote,
+            Path(saved["checkpoint_dir"]),
+            timeout_s=self._upload_timeout,
+            staged=staged,
         )
-        if code != 0:
-            raise ProviderError(f"could not read the checkpoints on {node.target.name}: {err}")
-        await asyncio.to_thread(sync.replace_contents, Path(saved["checkpoint_dir"]), data)
-        pull = CheckpointPull(attempt_dir, saved.get("provider"), node.instance_id, len(data), key)
-        if self._report(pull):
+        pull = load_pending(unmetered)
+        if pull is None or self._report(pull):
             seen_file.write_text(mark)
+            unmetered.unlink(missing_ok=True)
+        else:
+            self._unmetered.add(str(attempt_dir))
         return True
 
     def _report(self, pull: CheckpointPull) -> bool:
@@ -222,7 +240,6 @@ class SshRunner:
             self._meter(pull)
         except Exception:
             log.exception("could not meter the checkpoint pull of %s", pull.attempt_dir)
-            self._unmetered[str(pull.attempt_dir)] = pull
             return False
         return True
 

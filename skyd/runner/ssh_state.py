@@ -9,3 +9,4 @@ STATUS_FILE = "ssh-status.json"
 MOUNTS_FILE = "mounts.json"
 # beside the shim on the node: remote_shim runs it by its own directory
 CHECKPOINT_FILE = "ssh-checkpoint-seen"  # fingerprint of the checkpoints last pulled
+UNMETERED_FILE = "ssh-checkpoint-unmetered.json"  # a pull whose bytes crossed, not yet metered

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from skyd.errors import ProviderError
 from skyd.providers.ssh.connection import SshConnections
 from skyd.providers.ssh.layout import SHIM_NAME
-from skyd.runner import remote_buckets, remote_shim, sync
+from skyd.providers.ssh.streams import StreamFailed, write_stream
+from skyd.runner import checkpoint_pull, remote_buckets, remote_shim, sync
 from skyd.runner.process import RunCommand
 from skyd.runner.ssh_node import SshNode, mount_destination
 
@@ -50,6 +51,9 @@ async def upload_all(
             connections, node, Path(src), mount_destination(dest, directory), False, timeout_s
         )
     checkpoint = command.env.get("SKYD_CHECKPOINT_DIR")
+    if checkpoint and node.rank == 0:
+        # a daemon killed mid-swap of a pull left the last complete copy aside: put it back
+        await asyncio.to_thread(checkpoint_pull.recover, Path(checkpoint))
     if checkpoint and node.rank == 0 and Path(checkpoint).is_dir():
         # what the last attempt saved (pulled back while it ran) is where it resumes from
         await send_tree(
@@ -68,12 +72,19 @@ async def send_tree(
     excludes: bool,
     timeout_s: float,
 ) -> None:
-    """`source` (file or tree) lands at `dest` on the node, in one tar stream."""
+    """`source` (file or tree) lands at `dest` on the node, in one tar stream written from
+    disk as it is sent (a checkpoint of any size costs the daemon a bounded buffer)."""
     parent, _, name = dest.rstrip("/").rpartition("/")
-    data = await asyncio.to_thread(sync.pack, source, name, excludes=excludes)
-    code, _, err = await connections.run_bytes(
-        node.target, sync.unpack_command(parent), timeout_s=timeout_s, stdin=data
-    )
+    try:
+        code, err = await write_stream(
+            connections,
+            node.target,
+            sync.unpack_command(parent),
+            lambda out: sync.write_tar(out, source, name, excludes=excludes),
+            timeout_s=timeout_s,
+        )
+    except StreamFailed as exc:  # a local source unreadable (the caller says which job)
+        raise OSError(f"{source}: {exc}") from exc
     if code != 0:
         raise ProviderError(
             f"could not unpack {source} into {dest} on {node.target.name} (tar exited "

@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pathspec
 
@@ -82,17 +82,22 @@ def walk(root: Path) -> Iterator[tuple[Path, str]]:
 
 
 def pack(source: Path, arcname: str, *, excludes: bool = True) -> bytes:
-    """A tar of `source` (file or tree) whose top entry is named `arcname`."""
+    """A tar of `source` (file or tree) whose top entry is named `arcname`, in memory (for
+    small trees and tests; uploads stream it with `write_tar`)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        if not source.is_dir():
-            tar.add(source, arcname=arcname, recursive=False)
-        else:
-            tar.add(source, arcname=arcname, recursive=False)
+    write_tar(buffer, source, arcname, excludes=excludes)
+    return buffer.getvalue()
+
+
+def write_tar(out: IO[bytes], source: Path, arcname: str, *, excludes: bool = True) -> None:
+    """Write a tar of `source` to `out` as a stream (tarfile's "w|": a record at a time, each
+    file read in chunks), so a tree of any size costs the writer a bounded buffer."""
+    with tarfile.open(fileobj=out, mode="w|") as tar:
+        tar.add(source, arcname=arcname, recursive=False)
+        if source.is_dir():
             entries = walk(source) if excludes else _everything(source)
             for path, rel in entries:
                 tar.add(path, arcname=f"{arcname}/{rel}", recursive=False)
-    return buffer.getvalue()
 
 
 def _everything(root: Path) -> Iterator[tuple[Path, str]]:

@@ -1,0 +1,223 @@
+"""Brings a job's checkpoint directory home from its node, moving only what changed.
+
+The node lists its directory (type, size, mtime, path of every entry). A file whose size
+and mtime are what they were at the last pull, and whose local copy is untouched since, is
+hard-linked from the local copy into a staging directory beside it; only new or changed
+files cross the network, as one `tar -c` of just those, extracted as it arrives (tarfile's
+streaming mode, through skyd.providers.ssh.streams), so the daemon never holds more than a
+chunk of it whatever the checkpoint's size. Files gone from the node are not staged, so
+they disappear. The staging directory is then swapped in by two renames; a pull cut short
+(an error, the daemon killed) leaves the previous complete copy: `recover` puts it back if
+the daemon died between the two renames.
+
+Beside the local directory `.NAME.pulled.json` records, per file, the node's size and
+mtime it was pulled at and the local copy's size, mtime and inode then: a file counts as
+unchanged only if both still match (a manifest older than the directory, after a crash
+between the swap and its write, matches only the files it really describes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from skyd.errors import ProviderError
+from skyd.providers.ssh.connection import SshConnections, SshTarget
+from skyd.providers.ssh.streams import StreamFailed, read_stream
+
+# the node's entry kinds (find's %y) that are copied; others (sockets, fifos) are not
+_COPIED = ("f", "l")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry of the node's directory: find's %y kind and "size mtime" as it printed them."""
+
+    kind: str
+    stamp: str
+
+
+def listing_command(directory: str) -> str:
+    """Every entry under `directory`, NUL-terminated: kind, size, mtime, relative path."""
+    where = shlex.quote(directory)
+    return f"if [ -d {where} ]; then find {where} -mindepth 1 -printf '%y %s %T@ %P\\0'; fi"
+
+
+def parse_listing(out: bytes) -> dict[str, Entry]:
+    entries = {}
+    for record in out.split(b"\0"):
+        if not record:
+            continue
+        kind, size, mtime, rel = record.split(b" ", 3)
+        entries[os.fsdecode(rel)] = Entry(kind.decode(), f"{size.decode()} {mtime.decode()}")
+    return entries
+
+
+def fetch_command(directory: str, *, everything: bool) -> str:
+    """A tar of the listed files (relative paths on stdin, NUL-terminated) or of the whole
+    directory. A listed file deleted since the listing is skipped (it is gone: it will not be
+    staged); a file changed while read fails the pull, as a torn copy must not be kept."""
+    where = shlex.quote(directory)
+    if everything:
+        return f"tar -c -f - -C {where} ."
+    return f"tar -c -f - -C {where} --no-recursion --ignore-failed-read --null -T -"
+
+
+def manifest_path(local: Path) -> Path:
+    return local.with_name(f".{local.name}.pulled.json")
+
+
+def staging_path(local: Path) -> Path:
+    return local.with_name(f".{local.name}-pulling")
+
+
+def old_path(local: Path) -> Path:
+    return local.with_name(f".{local.name}-old")
+
+
+def recover(local: Path) -> None:
+    """Undo what a daemon killed mid-swap left: the previous copy back in place if the new
+    one was not there yet, a half-made staging directory removed."""
+    old = old_path(local)
+    if not local.exists() and old.is_dir():
+        old.rename(local)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staging_path(local), ignore_errors=True)
+
+
+def _stat(path: Path) -> list[int] | None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _load_manifest(local: Path) -> dict[str, list[object]]:
+    try:
+        data = json.loads(manifest_path(local).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def plan(local: Path, remote: dict[str, Entry]) -> tuple[list[str], list[str]]:
+    """(files kept from the local copy, files to fetch), by relative path."""
+    manifest = _load_manifest(local) if local.is_dir() else {}
+    keep, fetch = [], []
+    for rel, entry in sorted(remote.items()):
+        if entry.kind not in _COPIED:
+            continue
+        known = manifest.get(rel)
+        if (
+            isinstance(known, list)
+            and known[:1] == [entry.stamp]
+            and known[1:] == _stat(local / rel)
+        ):
+            keep.append(rel)
+        else:
+            fetch.append(rel)
+    return keep, fetch
+
+
+def stage_kept(local: Path, staging: Path, remote: dict[str, Entry], keep: list[str]) -> None:
+    """The staging directory with the node's directories and the unchanged files (hard links
+    to the local copy: no bytes copied; a copy where links are not supported)."""
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(mode=0o700)
+    for rel, entry in sorted(remote.items()):
+        if entry.kind == "d":
+            (staging / rel).mkdir(parents=True, exist_ok=True)
+    for rel in keep:
+        target = staging / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(local / rel, target, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(local / rel, target, follow_symlinks=False)
+
+
+def extract(staging: Path, stream: IO[bytes]) -> None:
+    """Unpack a tar as it arrives (tarfile's stream mode: one record at a time), then read
+    the stream to its end (tar pads it past the archive's end marker)."""
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        tar.extractall(staging, filter="data")
+    while stream.read(1 << 16):
+        pass
+
+
+def swap(local: Path, staging: Path, remote: dict[str, Entry]) -> None:
+    """Put the staged copy in place of the local one and record what it holds."""
+    manifest = {}
+    for rel, entry in remote.items():
+        if entry.kind in _COPIED and (stat := _stat(staging / rel)) is not None:
+            manifest[rel] = [entry.stamp, *stat]
+    staging.chmod(0o700)
+    old = old_path(local)
+    shutil.rmtree(old, ignore_errors=True)
+    if local.exists():
+        local.rename(old)
+    staging.rename(local)  # renames keep inodes: the manifest describes `local` now
+    partial = manifest_path(local).with_suffix(".partial")
+    partial.write_text(json.dumps(manifest))
+    partial.replace(manifest_path(local))
+    shutil.rmtree(old, ignore_errors=True)
+
+
+async def pull(
+    connections: SshConnections,
+    target: SshTarget,
+    remote_dir: str,
+    local: Path,
+    *,
+    timeout_s: float,
+    staged: Callable[[int], None],
+) -> int:
+    """Make `local` hold what `remote_dir` on the node holds, fetching only new and changed
+    files; returns the bytes that crossed the network. `staged(bytes)` is called once those
+    bytes are on disk and before the swap (when any crossed)."""
+    import asyncio
+
+    local.parent.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(recover, local)
+    code, out, err = await connections.run_bytes(
+        target, listing_command(remote_dir), timeout_s=timeout_s
+    )
+    if code != 0:
+        raise ProviderError(f"could not list the checkpoints on {target.name}: {err[:300]}")
+    remote = parse_listing(out)
+    keep, fetch = await asyncio.to_thread(plan, local, remote)
+    staging = staging_path(local)
+    await asyncio.to_thread(stage_kept, local, staging, remote, keep)
+    received = 0
+    try:
+        if fetch:
+            names = b"".join(b"./" + os.fsencode(rel) + b"\0" for rel in fetch)
+            try:
+                code, _, received, err = await read_stream(
+                    connections,
+                    target,
+                    fetch_command(remote_dir, everything=not keep),
+                    lambda stream: extract(staging, stream),
+                    timeout_s=timeout_s,
+                    stdin=names,
+                )
+            except StreamFailed as exc:
+                raise ProviderError(f"bad checkpoint stream from {target.name}: {exc}") from exc
+            if code != 0:
+                raise ProviderError(
+                    f"could not read the checkpoints on {target.name} (tar exited {code}): "
+                    f"{err.strip()[:300]}"
+                )
+            staged(received)
+        await asyncio.to_thread(swap, local, staging, remote)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, staging, True)
+    return received
