@@ -153,9 +153,60 @@ def extract(staging: Path, stream: IO[bytes]) -> None:
         pass
 
 
+def local_stats(local: Path) -> dict[str, list[int]]:
+    """Size, mtime and inode of every file (and link) under `local`, by relative path."""
+    stats = {}
+    for path in local.rglob("*"):
+        if not path.is_dir() or path.is_symlink():
+            stat = _stat(path)
+            if stat is not None:
+                stats[path.relative_to(local).as_posix()] = stat
+    return stats
+
+
+def _write_manifest(local: Path, manifest: dict[str, list[object]]) -> None:
+    partial = manifest_path(local).with_suffix(".partial")
+    partial.write_text(json.dumps(manifest))
+    partial.replace(manifest_path(local))
+
+
+async def seed(
+    connections: SshConnections,
+    target: SshTarget,
+    remote_dir: str,
+    local: Path,
+    before: dict[str, list[int]],
+    *,
+    timeout_s: float,
+) -> None:
+    """After `local` was uploaded to a new node (`before`: its files' stats then), record
+    the node's size and mtime of each file it now holds, so the first pull from that node
+    moves only what the job changes (not, again, the whole checkpoint it was given)."""
+    import asyncio
+
+    code, out, _ = await connections.run_bytes(
+        target, listing_command(remote_dir), timeout_s=timeout_s
+    )
+    if code != 0:
+        return  # the first pull fetches everything: slower, not wrong
+    remote = parse_listing(out)
+    after = await asyncio.to_thread(local_stats, local)
+    manifest: dict[str, list[object]] = {}
+    for rel, entry in remote.items():
+        stat = after.get(rel)
+        if (
+            entry.kind in _COPIED
+            and stat is not None
+            and before.get(rel) == stat  # the local file did not change during the upload
+            and entry.stamp.split(" ", 1)[0] == str(stat[0])  # and all of it got there
+        ):
+            manifest[rel] = [entry.stamp, *stat]
+    await asyncio.to_thread(_write_manifest, local, manifest)
+
+
 def swap(local: Path, staging: Path, remote: dict[str, Entry]) -> None:
     """Put the staged copy in place of the local one and record what it holds."""
-    manifest = {}
+    manifest: dict[str, list[object]] = {}
     for rel, entry in remote.items():
         if entry.kind in _COPIED and (stat := _stat(staging / rel)) is not None:
             manifest[rel] = [entry.stamp, *stat]
@@ -165,9 +216,7 @@ def swap(local: Path, staging: Path, remote: dict[str, Entry]) -> None:
     if local.exists():
         local.rename(old)
     staging.rename(local)  # renames keep inodes: the manifest describes `local` now
-    partial = manifest_path(local).with_suffix(".partial")
-    partial.write_text(json.dumps(manifest))
-    partial.replace(manifest_path(local))
+    _write_manifest(local, manifest)
     shutil.rmtree(old, ignore_errors=True)
 
 

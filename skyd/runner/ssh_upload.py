@@ -56,8 +56,12 @@ async def upload_all(
         await asyncio.to_thread(checkpoint_pull.recover, Path(checkpoint))
     if checkpoint and node.rank == 0 and Path(checkpoint).is_dir():
         # what the last attempt saved (pulled back while it ran) is where it resumes from
-        await send_tree(
-            connections, node, Path(checkpoint), f"{directory}/checkpoints", False, timeout_s
+        local = Path(checkpoint)
+        before = await asyncio.to_thread(checkpoint_pull.local_stats, local)
+        remote = f"{directory}/checkpoints"
+        await send_tree(connections, node, local, remote, False, timeout_s)
+        await checkpoint_pull.seed(
+            connections, node.target, remote, local, before, timeout_s=timeout_s
         )
     async with connections.sftp(node.target, timeout_s=timeout_s) as sftp:
         # last: a launch.json on the node means everything it names is there
