@@ -1,6 +1,7 @@
 """Checkpoint pulls against a real OpenSSH server on loopback: only new or changed files cross
 (and are counted), deleted ones disappear, memory stays bounded whatever the checkpoint's size
-(both ways), and a pull cut short leaves the previous complete copy."""
+(both ways), and a pull cut short leaves the previous complete copy; and (on the in-process
+fake, as the egress crash tests) a pull cut short after its bytes crossed is still metered."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ssh_helpers import ProviderFactory
+from test_egress_crash import SIZE, ended_attempt
 from test_ssh_openssh import openssh  # noqa: F401  (the real sshd fixture)
 
 from skyd.errors import ProviderError
@@ -18,8 +21,12 @@ from skyd.providers.ssh import SshConnections
 from skyd.providers.ssh import streams as streams_module
 from skyd.providers.ssh.connection import SshTarget
 from skyd.runner import checkpoint_pull
+from skyd.runner.pulls import CheckpointPull
+from skyd.runner.ssh import SshRunner
 from skyd.runner.ssh_node import SshNode
+from skyd.runner.ssh_state import CHECKPOINT_FILE, UNMETERED_FILE
 from skyd.runner.ssh_upload import send_tree
+from skyd.testing.ssh_server import FakeSshServer
 
 MB = 1_000_000
 TAR_SLACK = 20_480  # headers, end marker, padding to tar's 10240-byte records
@@ -217,3 +224,37 @@ def test_a_daemon_killed_between_the_two_renames_finds_its_previous_copy(
     checkpoint_pull.recover(local)
     assert contents(local) == {"step": b"7"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints"]
+
+
+async def test_a_pull_cut_short_before_its_swap_is_reported_after_a_restart(
+    tmp_path: Path,
+    box_a: FakeSshServer,
+    make_provider: ProviderFactory,
+    runner: SshRunner,
+    connections: SshConnections,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its bytes crossed before the daemon died: the restarted one reports them (then pulls
+    again under the same key, which the meter charges once) instead of forgetting them."""
+    attempt, local, _job = await ended_attempt(tmp_path, box_a, make_provider, runner)
+    told: list[CheckpointPull] = []
+
+    class Killed(Exception):
+        pass
+
+    def die(*args: object) -> None:
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint_pull, "swap", die)
+        with pytest.raises(Killed):
+            await SshRunner(connections, meter=told.append).pull_checkpoints(attempt)
+    assert told == [] and not (local / "model.bin").exists()  # not swapped in, not metered
+
+    restarted = SshRunner(connections, meter=told.append)
+    assert await restarted.pull_checkpoints(attempt)
+    assert (local / "model.bin").stat().st_size == SIZE
+    assert len(told) == 2 and told[0].key == told[1].key and told[0].nbytes > SIZE
+    assert (attempt / CHECKPOINT_FILE).exists() and not (attempt / UNMETERED_FILE).exists()
+    assert not await restarted.pull_checkpoints(attempt)
+    assert len(told) == 2
