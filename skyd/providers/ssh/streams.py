@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, TypeVar
 
 from skyd.providers.ssh.connection import SshConnections, SshTarget, translate
@@ -30,6 +31,11 @@ T = TypeVar("T")
 # that took less than a window per read let its buffer grow without bound (a 50 MB pull held
 # ~40 MB). 2 MiB is asyncssh's default window: ~20 MB/s at 100 ms round trips.
 CHUNK = 2 * 1024 * 1024
+
+# The workers' own threads: a transfer holds one for as long as it lasts (minutes for a big
+# checkpoint), which must not starve the event loop's default executor that the rest of the
+# daemon's blocking calls share.
+_WORKERS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="skyd-stream")
 
 
 class StreamFailed(Exception):
@@ -59,7 +65,7 @@ async def read_stream(
     sink = os.fdopen(write_fd, "wb", buffering=0)
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, sink)
     pipe = asyncio.StreamWriter(transport, protocol, None, loop)
-    worker = asyncio.ensure_future(asyncio.to_thread(_closing, consume, source))
+    worker = loop.run_in_executor(_WORKERS, _closing, consume, source)
     received = 0
     process: asyncssh.SSHClientProcess[bytes] | None = None
     try:
@@ -73,19 +79,20 @@ async def read_stream(
             received += len(chunk)
             pipe.write(chunk)
             await _timed(pipe.drain(), timeout_s)  # the worker is behind: the pipe bounds it
-        transport.close()  # the end of the stream, for the worker
+        transport.close()  # the end of the stream, for the worker (once the pipe drained)
         done = await _timed(proc.wait(check=False), timeout_s)
     except (asyncssh.Error, OSError, EOFError, TimeoutError) as exc:
         # the worker stopped reading first (a broken pipe): its own error says why
         first = worker.done() or isinstance(exc, BrokenPipeError | ConnectionResetError)
-        transport.close()
+        transport.abort()  # now, unflushed: the worker sees the stream end short of its end
         await _settle(worker)
         if first and worker.exception() is not None:
             raise StreamFailed(str(worker.exception())) from worker.exception()
         await connections.forget(target)
         raise translate(exc, target) from exc
     finally:
-        transport.close()
+        if not transport.is_closing():  # cancelled midway
+            transport.abort()
         if process is not None:
             await _close(process, timeout_s)
         await _settle(worker)
@@ -119,7 +126,7 @@ async def write_stream(
     transport, _ = await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader, loop=loop), source
     )
-    worker = asyncio.ensure_future(asyncio.to_thread(_closing, produce, sink))
+    worker = loop.run_in_executor(_WORKERS, _closing, produce, sink)
     process: asyncssh.SSHClientProcess[bytes] | None = None
     try:
         conn = await connections.connection(target)
