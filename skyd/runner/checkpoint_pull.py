@@ -244,11 +244,12 @@ async def pull(
     remote = parse_listing(out)
     keep, fetch = await asyncio.to_thread(plan, local, remote)
     staging = staging_path(local)
-    await asyncio.to_thread(stage_kept, local, staging, remote, keep)
     received = 0
     try:
+        await asyncio.to_thread(stage_kept, local, staging, remote, keep)
         if fetch:
-            names = b"".join(b"./" + os.fsencode(rel) + b"\0" for rel in fetch)
+            # nothing to keep: the whole directory, as one `tar -c .` (no list to send)
+            names = b"".join(b"./" + os.fsencode(rel) + b"\0" for rel in fetch) if keep else b""
             try:
                 code, _, received, err = await read_stream(
                     connections,
