@@ -10,8 +10,9 @@ pointed at them with that key delivered the cloud's own way. Used by `scripts/e2
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,16 +92,37 @@ class CloudWorld:
         settings.market.poll_aws_spot_prices = False
         return settings
 
-    async def start_daemon(self, settings: Settings) -> DaemonThread:
+    async def __aenter__(self) -> CloudWorld:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @contextlib.asynccontextmanager
+    async def daemon(
+        self, settings: Settings, providers: Mapping[str, Provider] | None = None
+    ) -> AsyncIterator[DaemonThread]:
+        """`start_daemon`, stopped on the way out."""
+        daemon = await self.start_daemon(settings, providers)
+        try:
+            yield daemon
+        finally:
+            await asyncio.to_thread(daemon.stop)
+
+    async def start_daemon(
+        self, settings: Settings, providers: Mapping[str, Provider] | None = None
+    ) -> DaemonThread:
         """A daemon on `settings` (already passed through `self.settings`) whose aws, gcp
-        and azure providers are the world's, started in its thread."""
+        and azure providers are the world's (`providers`, if the caller holds them),
+        started in its thread."""
         from skyd.daemon import Daemon
         from skyd.testing.daemon import DaemonThread
 
         daemon = DaemonThread(settings)
-        daemon.daemon = Daemon(
-            settings, providers=self.providers(Catalog.load(settings.catalog_dir))
-        )
+        if providers is None:
+            providers = self.providers(Catalog.load(settings.catalog_dir))
+        daemon.daemon = Daemon(settings, providers=providers)
         await asyncio.to_thread(daemon.start)
         return daemon
 

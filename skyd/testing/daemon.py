@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from skyctl.client import DaemonClient
 from skyd.clock import Clock
 from skyd.config import Settings
 from skyd.daemon import Daemon
+from skyd.providers.base import Provider
 
 T = TypeVar("T")
 
@@ -247,3 +248,18 @@ class DaemonProcess:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
+
+
+@contextlib.asynccontextmanager
+async def daemon_with(
+    settings: Settings, providers: Mapping[str, Provider]
+) -> AsyncIterator[DaemonThread]:
+    """A daemon (in a thread) on `providers` (e.g. a CloudWorld's, reaching its fake APIs
+    and VMs), stopped on the way out."""
+    daemon = DaemonThread(settings)
+    daemon.daemon = Daemon(settings, providers=providers)
+    await asyncio.to_thread(daemon.start)
+    try:
+        yield daemon
+    finally:
+        await asyncio.to_thread(daemon.stop)

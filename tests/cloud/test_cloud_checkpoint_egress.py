@@ -17,15 +17,15 @@ from typing import Any
 from skyctl.client import DaemonClient
 from skyd.accounting import Accountant, AccountingSettings
 from skyd.accounting.transfers import DAEMON_HOST
-from skyd.catalog import Catalog
 from skyd.catalog.locate import candidate_dirs
 from skyd.clock import VirtualClock
-from skyd.daemon import Daemon
 from skyd.events import EventBus
 from skyd.optimizer.egress import find_egress_table
 from skyd.store import open_store
 from skyd.testing.cloud_world import CloudWorld
-from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.daemon import job_when, settings_for_tests
+
+ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
 
 CHECKPOINT_BYTES = 2_000_000
 TASK = f"""\
@@ -64,22 +64,14 @@ def tar_stream_bytes(tmp_path: Path) -> int:
 
 
 async def test_a_checkpoint_pulled_from_aws_is_charged_as_egress(tmp_path: Path) -> None:
-    world = CloudWorld(tmp_path / "world", boot_delay_s=1.0)
-    await world.start()
-    try:
+    async with CloudWorld(tmp_path / "world", boot_delay_s=1.0) as world:
         await _run(world, tmp_path)
-    finally:
-        await world.stop()
 
 
 async def _run(world: CloudWorld, tmp_path: Path) -> None:
     settings = world.settings(settings_for_tests(tmp_path))
-    providers = world.providers(Catalog.load(settings.catalog_dir))
-    daemon = DaemonThread(settings)
-    daemon.daemon = Daemon(settings, providers=providers)
-    await asyncio.to_thread(daemon.start)
-    socket = daemon.socket_path
-    try:
+    async with world.daemon(settings) as daemon:
+        socket = daemon.socket_path
         await asyncio.to_thread(
             skyctl, socket, "projects", "set", "default", "--budget", "50", "--json"
         )
@@ -87,20 +79,9 @@ async def _run(world: CloudWorld, tmp_path: Path) -> None:
             job_id = int(
                 (await asyncio.to_thread(client.submit_task, TASK, str(tmp_path), None))["id"]
             )
-            final = await asyncio.to_thread(
-                wait_until,
-                lambda: (
-                    (j := client.get_job(job_id))["state"]
-                    in ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
-                    and j
-                ),
-                timeout=90,
-                error=lambda: client.get_job(job_id),
-            )
+            final = await job_when(client, job_id, ENDED, wait_s=90)
         assert final["state"] == "SUCCEEDED", final
         report = await asyncio.to_thread(skyctl, socket, "costs", "--by", "job", "--json")
-    finally:
-        await asyncio.to_thread(daemon.stop)
     # the checkpoint came home
     local = settings.state_dir / "checkpoints" / str(job_id) / "model.bin"
     assert local.stat().st_size == CHECKPOINT_BYTES

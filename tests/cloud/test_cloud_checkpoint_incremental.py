@@ -12,11 +12,10 @@ from pathlib import Path
 
 from skyctl.client import DaemonClient
 from skyd.catalog import Catalog
-from skyd.daemon import Daemon
 from skyd.providers.base import TAG_JOB, InstanceLister
 from skyd.store import open_store
 from skyd.testing.cloud_world import CloudWorld
-from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.daemon import settings_for_tests, wait_until
 
 MB = 1_000_000
 TAR_SLACK = 20_480  # tar headers, end marker, padding to 10240-byte records
@@ -75,12 +74,8 @@ def cksums(directory: Path, *names: str) -> str:
 async def test_pulls_move_only_new_files_and_the_resumed_attempt_sees_them(
     tmp_path: Path,
 ) -> None:
-    world = CloudWorld(tmp_path / "world", boot_delay_s=1.0)
-    await world.start()
-    try:
+    async with CloudWorld(tmp_path / "world", boot_delay_s=1.0) as world:
         await _run(world, tmp_path)
-    finally:
-        await world.stop()
 
 
 async def _run(world: CloudWorld, tmp_path: Path) -> None:
@@ -91,11 +86,8 @@ async def _run(world: CloudWorld, tmp_path: Path) -> None:
     settings.scheduler_tick_seconds = 0.5
     settings.cloud_ssh.checkpoint_sync_s = 0.2
     providers = world.providers(Catalog.load(settings.catalog_dir))
-    daemon = DaemonThread(settings)
-    daemon.daemon = Daemon(settings, providers=providers)
-    await asyncio.to_thread(daemon.start)
     state = settings.state_dir
-    try:
+    async with world.daemon(settings, providers) as daemon:
         with DaemonClient(daemon.socket_path) as client:
             job_id = int(
                 (await asyncio.to_thread(client.submit_task, task(signals), str(tmp_path), None))[
@@ -183,8 +175,6 @@ async def _run(world: CloudWorld, tmp_path: Path) -> None:
                 check=True,
             )
             logs = done.stdout
-    finally:
-        await asyncio.to_thread(daemon.stop)
     assert "resumed with: ckpt-a.pt ckpt-b.pt \n" in logs, logs
     assert held in logs, logs
     # the new VM was given the checkpoint, not made to send it back: nothing more was charged

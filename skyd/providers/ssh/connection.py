@@ -198,7 +198,7 @@ class SshConnections:
         return (
             result.exit_status if result.exit_status is not None else -1,
             out,
-            _text(result.stderr),
+            text_of(result.stderr),
         )
 
     async def run(
@@ -223,8 +223,8 @@ class SshConnections:
                 raise translate(exc, target) from exc
             return CommandResult(
                 exit_status=result.exit_status if result.exit_status is not None else -1,
-                stdout=_text(result.stdout),
-                stderr=_text(result.stderr),
+                stdout=text_of(result.stdout),
+                stderr=text_of(result.stderr),
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -265,7 +265,8 @@ class SshConnections:
             await self.forget(target)
 
 
-def _text(value: object) -> str:
+def text_of(value: object) -> str:
+    """A command's stdout or stderr as text, whatever asyncssh returned (None, bytes, str)."""
     if value is None:
         return ""
     if isinstance(value, bytes):

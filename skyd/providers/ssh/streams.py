@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, TypeVar
 
-from skyd.providers.ssh.connection import SshConnections, SshTarget, translate
+from skyd.providers.ssh.connection import SshConnections, SshTarget, text_of, translate
 
 if TYPE_CHECKING:
     import asyncssh
@@ -97,7 +97,7 @@ async def read_stream(
             await _close(process, timeout_s)
         await _settle(worker)
     code = done.exit_status if done.exit_status is not None else -1
-    err = _text(done.stderr)
+    err = text_of(done.stderr)
     if code != 0:
         return code, None, received, err
     if worker.exception() is not None:
@@ -148,7 +148,7 @@ async def write_stream(
             await _close(process, timeout_s)
         await _settle(worker)
     code = done.exit_status if done.exit_status is not None else -1
-    return code, _text(done.stderr)
+    return code, text_of(done.stderr)
 
 
 async def _close(process: asyncssh.SSHClientProcess[bytes], timeout_s: float) -> None:
@@ -173,11 +173,3 @@ async def _settle(worker: asyncio.Future[T]) -> None:
 def _closing(work: Callable[[IO[bytes]], T], file: IO[bytes]) -> T:
     with file:
         return work(file)
-
-
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
