@@ -38,7 +38,8 @@ def clock_time(epoch: float | None, *, now: float | None = None) -> str:
 
 def json_cell(key: str, value: Any) -> str:
     """A JSON value from an endpoint whose exact shape the dashboard does not know in advance,
-    written by what its key says it is (…_at → a date, …_micros → dollars, cost/price → $)."""
+    written by what its key says it is (…_at → a date, …_micros → dollars, …_bytes → GB,
+    cost/price/transfer → $)."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -47,13 +48,15 @@ def json_cell(key: str, value: Any) -> str:
     if isinstance(value, int | float):
         if lowered.endswith("_micros"):
             return dollars(value / 1_000_000)
+        if lowered.endswith("_bytes"):
+            return f"{value / 1e9:.2f} GB"  # decimal gigabytes, as clouds bill egress
         if lowered.endswith("_at") or lowered in {"at", "time", "since", "until"}:
             return clock_time(float(value))
         if lowered.endswith(("_seconds", "_s")):
             return duration(float(value))
         if any(
             word in lowered
-            for word in ("cost", "price", "usd", "spen", "balance", "burn", "amount")
+            for word in ("cost", "price", "usd", "spen", "balance", "burn", "amount", "transfer")
         ):
             return dollars(float(value))
         if isinstance(value, float):

@@ -92,7 +92,7 @@ class SpendPane(Vertical):
             ("/v1/costs",),
             title=self._costs_title(),
             query={"by": self.grouping},
-            hide=frozenset({"key", "amount_micros"}),
+            hide=frozenset({"key", "amount_micros", "data_transfer_micros"}),
             caption=costs_caption,
             id="spend-costs",
         )

@@ -41,6 +41,8 @@ def test_hidden_columns_are_left_out() -> None:
         ("amount_micros", 1_500_000, "$1.50"),
         ("hourly_price", 0.004, "$0.0040"),
         ("burn_per_hour", 2, "$2.00"),
+        ("data_transfer", 1.08, "$1.08"),  # checkpoint egress, beside what instances cost
+        ("data_transfer_bytes", 12_000_000_000, "12.00 GB"),
         ("idle_seconds", 125, "2m05s"),
         ("spot", True, "yes"),
         ("autostop", None, "-"),
