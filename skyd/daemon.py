@@ -46,7 +46,7 @@ from skyd.providers.sim import SimProvider
 from skyd.runner.engines import probe_in_background, working_engine
 from skyd.runner.process import ProcessRunner
 from skyd.scheduler.driver import JobScheduler
-from skyd.scheduler.plan_child import PlanWorld
+from skyd.scheduler.plan_child import PlanWorld, ProviderShape
 from skyd.scheduler.plan_process import ChildPlanner, provider_shapes
 from skyd.scheduler.planner import Planner
 from skyd.sdnotify import notify
@@ -159,7 +159,7 @@ class Daemon:
         self.ready = asyncio.Event()
         self.store: Store | None = None
         self.scheduler: JobScheduler | None = None
-        self.offer_refresh: OfferRefresh | None = None
+        self.offer_refresh: OfferRefresh[dict[str, ProviderShape]] | None = None
         self.web_app: web.Application | None = None
         self.metrics: Metrics | None = None
 
@@ -268,9 +268,8 @@ class Daemon:
             backend=child,
         )
 
-        def offers_changed() -> None:
+        def offers_changed(shapes: dict[str, ProviderShape]) -> None:
             # the planner's process builds its market from the world it was started with
-            shapes = provider_shapes(providers, catalog.clouds)
             child.new_world(dataclasses.replace(world, providers=shapes))
             bus.changed.set()  # jobs waiting for a place may have one now
 
@@ -278,6 +277,7 @@ class Daemon:
             providers,
             market,
             interval_seconds=settings.market.offers_refresh_seconds,
+            seen=lambda: provider_shapes(providers, catalog.clouds),
             on_change=offers_changed,
         )
         self.offer_refresh = offer_refresh

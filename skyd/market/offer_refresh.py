@@ -7,34 +7,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from typing import Generic, TypeVar
 
 from skyd.market.live import LiveMarket
-from skyd.model import Offer
-from skyd.providers.base import NodeLimited, OfferRefresher, Provider
+from skyd.providers.base import OfferRefresher, Provider
 
 log = logging.getLogger("skyd.market")
 
-# What placement sees of one provider: its offerings and, for fixed pools, each one's node cap.
-Shape = tuple[tuple[Offer, ...], tuple[int | None, ...]]
+Seen = TypeVar("Seen")
 
 
-def offer_shapes(providers: Mapping[str, Provider]) -> dict[str, Shape]:
-    """Each self-describing provider's offerings and node caps as of now (for comparison)."""
-    shapes: dict[str, Shape] = {}
-    for name, provider in providers.items():
-        if not isinstance(provider, OfferRefresher):
-            continue
-        offers = tuple(provider.offers())
-        caps = tuple(
-            provider.max_nodes(o) if isinstance(provider, NodeLimited) else None for o in offers
-        )
-        shapes[name] = (offers, caps)
-    return shapes
-
-
-class OfferRefresh:
-    """Reads the self-describing providers again on an interval; on any change the market
-    takes their offerings anew and `on_change` runs (the planner's process and a pass)."""
+class OfferRefresh(Generic[Seen]):
+    """Reads the self-describing providers again on an interval. `seen()` is what placement
+    sees of all providers (the planner's process gets the same); when a refresh changes it,
+    the market takes the offerings anew and `on_change(seen)` runs (the planner's process
+    and a pass)."""
 
     def __init__(
         self,
@@ -42,13 +29,15 @@ class OfferRefresh:
         market: LiveMarket,
         *,
         interval_seconds: float,
-        on_change: Callable[[], None],
+        seen: Callable[[], Seen],
+        on_change: Callable[[Seen], None],
     ) -> None:
         self.providers = providers
         self.market = market
         self.interval_seconds = interval_seconds
+        self.seen = seen
         self.on_change = on_change
-        self._seen = offer_shapes(providers)
+        self._seen = seen()
         self.reads = 0  # refreshes done
         self.changes = 0  # how many of them changed what placement sees
 
@@ -62,19 +51,21 @@ class OfferRefresh:
             except Exception as exc:  # a provider's bug must not stop the others' refresh
                 log.warning("offers of %s not read again: %s", name, exc)
         self.reads += 1
-        now = offer_shapes(self.providers)
+        now = self.seen()
         if now == self._seen:
             return False
-        before = sum(len(offers) for offers, _ in self._seen.values())
-        after = sum(len(offers) for offers, _ in now.values())
         self._seen = now
+        before = len(self.market.enabled_catalog.offers)
         self.market.reload_providers(self.providers)
         self.changes += 1
         log.info(
             "offerings of the lab's own systems changed",
-            extra={"offers_before": before, "offers_after": after},
+            extra={
+                "offers_before": before,
+                "offers_after": len(self.market.enabled_catalog.offers),
+            },
         )
-        self.on_change()
+        self.on_change(now)
         return True
 
     async def run(self) -> None:

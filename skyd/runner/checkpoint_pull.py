@@ -18,6 +18,7 @@ between the swap and its write, matches only the files it really describes).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shlex
@@ -182,8 +183,6 @@ async def seed(
     """After `local` was uploaded to a new node (`before`: its files' stats then), record
     the node's size and mtime of each file it now holds, so the first pull from that node
     moves only what the job changes (not, again, the whole checkpoint it was given)."""
-    import asyncio
-
     code, out, _ = await connections.run_bytes(
         target, listing_command(remote_dir), timeout_s=timeout_s
     )
@@ -232,8 +231,6 @@ async def pull(
     """Make `local` hold what `remote_dir` on the node holds, fetching only new and changed
     files; returns the bytes that crossed the network. `staged(bytes)` is called once those
     bytes are on disk and before the swap (when any crossed)."""
-    import asyncio
-
     local.parent.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(recover, local)
     code, out, err = await connections.run_bytes(

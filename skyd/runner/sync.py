@@ -1,5 +1,5 @@
-"""Ship a workdir or a file mount to a remote machine as one tar stream over SSH (and bring a
-checkpoint directory back the same way), honouring `.skyignore` / `.gitignore` excludes.
+"""Ship a workdir or a file mount to a remote machine as one tar stream over SSH, honouring
+`.skyignore` / `.gitignore` excludes (checkpoints come back through skyd.runner.checkpoint_pull).
 
 One stream per tree instead of one SFTP round trip per file: a workdir of thousands of small
 files costs one `tar -x` on the far side. Excludes follow SkyPilot: a `.skyignore` at the
@@ -12,9 +12,7 @@ from __future__ import annotations
 import io
 import os
 import shlex
-import shutil
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -113,13 +111,6 @@ def unpack_command(parent: str) -> str:
     return f"mkdir -p {where} && tar -x -m -f - -C {where}"
 
 
-def pack_command(directory: str) -> str:
-    """The remote side of a pull: the directory's contents as a tar on stdout (empty if it
-    does not exist)."""
-    where = shlex.quote(directory)
-    return f"if [ -d {where} ]; then tar -c -f - -C {where} .; fi"
-
-
 def fingerprint_command(directory: str) -> str:
     """A line that changes whenever anything in the directory does (names, sizes, mtimes)."""
     where = shlex.quote(directory)
@@ -127,23 +118,3 @@ def fingerprint_command(directory: str) -> str:
         f"if [ -d {where} ]; then find {where} -printf '%P %s %T@\\n' | sort | cksum; "
         "else echo none; fi"
     )
-
-
-def replace_contents(directory: Path, tar_bytes: bytes) -> None:
-    """Make `directory` hold exactly what the tar holds: extracted beside it, then swapped in,
-    so a pull cut short never leaves half a checkpoint behind."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
-        if tar_bytes:
-            with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r") as tar:
-                tar.extractall(staging, filter="data")
-        staging.chmod(0o700)
-        old = directory.with_name(f".{directory.name}-old")
-        shutil.rmtree(old, ignore_errors=True)
-        if directory.exists():
-            directory.rename(old)
-        staging.rename(directory)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -74,18 +74,3 @@ def test_skyignore_replaces_gitignore(tmp_path: Path) -> None:
     (src / ".skyignore").write_text("*.bin\n")
     names = _names(sync.pack(src, "w"))
     assert "w/build/a.o" in names and "w/data.bin" not in names
-
-
-def test_checkpoints_are_replaced_whole(tmp_path: Path) -> None:
-    remote = tmp_path / "remote"
-    remote.mkdir()
-    (remote / "step").write_text("7")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        tar.add(remote / "step", arcname="./step")
-    local = tmp_path / "local"
-    local.mkdir()
-    (local / "stale").write_text("old")
-    sync.replace_contents(local, buffer.getvalue())
-    assert sorted(p.name for p in local.iterdir()) == ["step"]
-    assert (local / "step").read_text() == "7"

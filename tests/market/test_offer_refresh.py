@@ -11,6 +11,7 @@ from skyd.clock import VirtualClock
 from skyd.market.live import LiveMarket
 from skyd.market.offer_refresh import OfferRefresh
 from skyd.model import Offer
+from skyd.scheduler.plan_process import provider_shapes
 from skyd.testing.memory_cloud import MemoryCloud, memory_offers
 
 
@@ -45,11 +46,13 @@ async def test_a_change_reaches_placement_once_and_a_broken_provider_stops_nothi
     broken = BrokenCluster("other", [])
     market = LiveMarket(Catalog([]), {"lab": lab, "other": broken})
     changed: list[int] = []
+    providers = {"lab": lab, "other": broken}
     refresh = OfferRefresh(
-        {"lab": lab, "other": broken},
+        providers,
         market,
         interval_seconds=300.0,
-        on_change=lambda: changed.append(market.version),
+        seen=lambda: provider_shapes(providers, ()),
+        on_change=lambda _: changed.append(market.version),
     )
     assert not market.enabled_catalog.offers and market.provider_for("lab") is None
 
