@@ -86,8 +86,12 @@ class CloudSshSettings:
     boot_tries: int = 3
     # SSH probes of a booting VM back off from 1 s to this, with jitter.
     probe_backoff_max_s: float = 15.0
-    # How often a running job's $SKYD_CHECKPOINT_DIR is copied back from its VM.
+    # How often a running job's $SKYD_CHECKPOINT_DIR is looked at on its VM and, when it
+    # changed, copied back. A copy out of a cloud bills egress: after one, the next waits as
+    # long as it pays (egress against the work a preemption would lose; spot jobs without a
+    # deadline, skyd.runner.pull_cadence), up to checkpoint_sync_max_s.
     checkpoint_sync_s: float = 10.0
+    checkpoint_sync_max_s: float = 600.0
 
 
 @dataclass
@@ -346,6 +350,18 @@ def load_settings(
         raise ConfigError(
             f"market.offers_refresh_seconds: {refresh!r} must be between 1 and 86400 (how"
             " often Slurm partitions and Kubernetes nodes are read again; default 300)"
+        )
+    ssh = settings.cloud_ssh
+    if not 0.1 <= ssh.checkpoint_sync_s <= 3600.0:
+        raise ConfigError(
+            f"cloud_ssh.checkpoint_sync_s: {ssh.checkpoint_sync_s!r} must be between 0.1 and"
+            " 3600 (seconds between looks at a running job's checkpoint; default 10)"
+        )
+    if not ssh.checkpoint_sync_s <= ssh.checkpoint_sync_max_s <= 86_400.0:
+        raise ConfigError(
+            f"cloud_ssh.checkpoint_sync_max_s: {ssh.checkpoint_sync_max_s!r} must be between"
+            f" checkpoint_sync_s ({ssh.checkpoint_sync_s:g}) and 86400 (the longest wait after a"
+            " checkpoint pull a cloud bills egress for; default 600)"
         )
     if settings.orphans not in ("terminate", "report"):
         raise ConfigError(f"orphans: {settings.orphans!r} is not allowed; use terminate or report")

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from skyd.accounting import Accountant, MarketPrices
 from skyd.accounting.optimizer_inputs import optimizer_budgets, optimizer_pools
+from skyd.accounting.pull_pricing import PullPricing
 from skyd.accounting.reports import credits_view
 from skyd.accounting.transfers import TransferCharges
 from skyd.api.app import build_app, serve_unix
@@ -332,7 +333,9 @@ class Daemon:
             scheduler.ssh_runner = SshRunner(
                 connections,
                 checkpoint_sync_s=settings.cloud_ssh.checkpoint_sync_s,
+                checkpoint_sync_max_s=settings.cloud_ssh.checkpoint_sync_max_s,
                 meter=TransferCharges(store=self.store, clock=self.clock, table=table),
+                pricing=PullPricing(store=self.store, table=table, signals=market.signals),
             )
         poller = MarketPoller(
             store=self.store,

@@ -50,13 +50,17 @@ class MarketSignals:
     default_region_rank: int = 0
 
     def preemption_rate(self, offer: Offer) -> float:
+        return self.preemption_rate_at(offer.cloud, offer.region, offer.zone, offer.instance_type)
+
+    def preemption_rate_at(self, cloud: str, region: str, zone: str, instance_type: str) -> float:
+        """The rate of spot `instance_type` in (cloud, region, zone), narrowest scope first."""
         rates = self.preemptions_per_hour
         if rates:
             for scope in (
-                offer.key,
-                f"{offer.cloud}/{offer.region}/{offer.zone}",
-                f"{offer.cloud}/{offer.region}",
-                offer.cloud,
+                f"{cloud}/{region}/{zone}/{instance_type}",
+                f"{cloud}/{region}/{zone}",
+                f"{cloud}/{region}",
+                cloud,
             ):
                 rate = rates.get(scope)
                 if rate is not None:

@@ -23,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import shlex
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from skyd.providers.ssh.layout import SHIM_NAME, kill_command, shim_command
 from skyd.runner import checkpoint_pull, sync
 from skyd.runner.json_files import read_json, write_json
 from skyd.runner.process import RunCommand
+from skyd.runner.pull_cadence import PullPricing, pull_interval_s
 from skyd.runner.pulls import CheckpointPull, TransferMeter, load_pending, save_pending
 from skyd.runner.ssh_logs import pull_log
 from skyd.runner.ssh_node import SshNode, mount_destination, node_env
@@ -64,12 +67,19 @@ class SshRunner:
         upload_timeout_s: float = 600.0,
         log_chunk_bytes: int = 4 * 1024 * 1024,
         checkpoint_sync_s: float = 10.0,
+        checkpoint_sync_max_s: float | None = None,
         meter: TransferMeter | None = None,
+        pricing: PullPricing | None = None,
     ) -> None:
         self._sync_s = checkpoint_sync_s
+        self._sync_max_s = max(checkpoint_sync_s, checkpoint_sync_max_s or checkpoint_sync_s)
         self._meter = meter  # told the bytes of every checkpoint pull (egress is billed)
+        # prices a pull that moved bytes, for the wait before the next (pull_cadence)
+        self._pricing = pricing
         self._unmetered: set[str] = set()  # attempt dirs whose last pull the meter refused
-        self._pulled: dict[str, float] = {}  # attempt dir -> when its checkpoints were pulled
+        # attempt dir -> when its checkpoints may be pulled again (inf: pulled after the end)
+        self._next_pull: dict[str, float] = {}
+        self._reported: dict[str, CheckpointPull] = {}  # attempt dir -> its last pull metered
         self._connections = connections
         self._timeout = command_timeout_s
         self._upload_timeout = upload_timeout_s
@@ -241,6 +251,7 @@ class SshRunner:
         except Exception:
             log.exception("could not meter the checkpoint pull of %s", pull.attempt_dir)
             return False
+        self._reported[str(pull.attempt_dir)] = pull
         return True
 
     # -- status ----------------------------------------------------------------------
@@ -282,22 +293,45 @@ class SshRunner:
         return combined
 
     async def _maybe_pull(self, attempt_dir: Path, status: RunStatus) -> None:
-        """Checkpoints come back every `checkpoint_sync_s` while the run goes, and once more
-        when it ends; a failed pull is retried on a later poll, never fatal."""
-        if status.phase not in (RunPhase.RUN, RunPhase.DONE):
+        """Checkpoints come back while the run goes, and once more when it ends or is
+        killed; a failed pull is retried on a later poll, never fatal. After a pull whose
+        bytes a cloud bills, the next waits as long as `pull_interval_s` finds worth it (up
+        to `checkpoint_sync_max_s`); otherwise, and to see whether anything changed (one
+        small command), every `checkpoint_sync_s`."""
+        if status.phase not in (RunPhase.RUN, RunPhase.DONE, RunPhase.KILLED):
             return
-        now = time.monotonic()
         key = str(attempt_dir)
-        last = self._pulled.get(key)
-        ended = status.phase == RunPhase.DONE
-        if last is not None and ((ended and last < 0) or (not ended and now - last < self._sync_s)):
+        due = self._next_pull.get(key)
+        # a killed attempt (a move, a cancel) is pulled once more: what the job saved on its
+        # SIGTERM, and since the last pull, is what the next attempt resumes from
+        ended = status.phase != RunPhase.RUN
+        if due is not None and (math.isinf(due) or (not ended and time.monotonic() < due)):
             return
         try:
             await self.pull_checkpoints(attempt_dir)
         except ProviderError as exc:
             log.warning("could not pull checkpoints of %s: %s", attempt_dir, exc)
             return
-        self._pulled[key] = -1.0 if ended else now
+        # counted from the pull's end: the checkpoint stays that long on the VM only
+        self._next_pull[key] = (
+            math.inf if ended else time.monotonic() + self._pull_interval(attempt_dir)
+        )
+
+    def _pull_interval(self, attempt_dir: Path) -> float:
+        """Seconds until the next pull of `attempt_dir`, from what the last one cost."""
+        pull = self._reported.pop(str(attempt_dir), None)
+        if pull is None or self._pricing is None:
+            return self._sync_s
+        try:
+            price = self._pricing(pull)
+        except Exception:
+            log.exception("could not price the checkpoint pull of %s", attempt_dir)
+            return self._sync_s
+        if price is not None:
+            # every node's work since the last pull is lost with node 0's checkpoint
+            nodes = max(1, len(self.nodes(attempt_dir)))
+            price = replace(price, hourly_micros=price.hourly_micros * nodes)
+        return pull_interval_s(price, self._sync_s, self._sync_max_s)
 
     async def _poll_node(self, attempt_dir: Path, log_path: Path, node: SshNode) -> RunStatus:
         data, alive, log_size, mounts = await self._remote_status(node, shim_may_be_missing=True)

@@ -85,6 +85,8 @@ async def _run(world: CloudWorld, tmp_path: Path) -> None:
     settings = world.settings(settings_for_tests(tmp_path))
     settings.scheduler_tick_seconds = 0.5
     settings.cloud_ssh.checkpoint_sync_s = 0.2
+    # every save pulled as it lands (the wait a billed pull earns is test_cloud_pull_cadence's)
+    settings.cloud_ssh.checkpoint_sync_max_s = 0.2
     providers = world.providers(Catalog.load(settings.catalog_dir))
     state = settings.state_dir
     async with world.daemon(settings, providers) as daemon:

@@ -33,6 +33,11 @@ def test_command_line_overrides_the_file(tmp_path: Path) -> None:
         ("log_format = \n", "skyd.toml"),
         ("[locale]\nx = 1\n", "locale: unknown setting"),
         ("[market]\noffers_refresh_seconds = 0\n", "offers_refresh_seconds: 0.0 must be"),
+        ("[cloud_ssh]\ncheckpoint_sync_s = 0\n", "cloud_ssh.checkpoint_sync_s: 0.0 must be"),
+        (
+            "[cloud_ssh]\ncheckpoint_sync_s = 60\ncheckpoint_sync_max_s = 30\n",
+            r"checkpoint_sync_max_s: 30.0 must be between checkpoint_sync_s \(60\)",
+        ),
     ],
 )
 def test_bad_config_is_refused_with_the_key_named(tmp_path: Path, text: str, message: str) -> None:
