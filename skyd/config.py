@@ -91,7 +91,7 @@ class CloudSshSettings:
     # long as it pays (egress against the work a preemption would lose; spot jobs without a
     # deadline, skyd.runner.pull_cadence), up to checkpoint_sync_max_s.
     checkpoint_sync_s: float = 10.0
-    checkpoint_sync_max_s: float = 600.0
+    checkpoint_sync_max_s: float = 1800.0
 
 
 @dataclass
@@ -361,7 +361,7 @@ def load_settings(
         raise ConfigError(
             f"cloud_ssh.checkpoint_sync_max_s: {ssh.checkpoint_sync_max_s!r} must be between"
             f" checkpoint_sync_s ({ssh.checkpoint_sync_s:g}) and 86400 (the longest wait after a"
-            " checkpoint pull a cloud bills egress for; default 600)"
+            " checkpoint pull a cloud bills egress for; default 1800)"
         )
     if settings.orphans not in ("terminate", "report"):
         raise ConfigError(f"orphans: {settings.orphans!r} is not allowed; use terminate or report")

@@ -38,7 +38,7 @@ from skyd.providers.ssh.layout import SHIM_NAME, kill_command, shim_command
 from skyd.runner import checkpoint_pull, sync
 from skyd.runner.json_files import read_json, write_json
 from skyd.runner.process import RunCommand
-from skyd.runner.pull_cadence import PullPricing, pull_interval_s
+from skyd.runner.pull_cadence import PullClock, PullPricing, pull_interval_s
 from skyd.runner.pulls import CheckpointPull, TransferMeter, load_pending, save_pending
 from skyd.runner.ssh_logs import pull_log
 from skyd.runner.ssh_node import SshNode, mount_destination, node_env
@@ -77,8 +77,10 @@ class SshRunner:
         # prices a pull that moved bytes, for the wait before the next (pull_cadence)
         self._pricing = pricing
         self._unmetered: set[str] = set()  # attempt dirs whose last pull the meter refused
-        # attempt dir -> when its checkpoints may be pulled again (inf: pulled after the end)
-        self._next_pull: dict[str, float] = {}
+        # attempt dir -> when its checkpoint is next looked at (inf: pulled after the end)
+        self._next_look: dict[str, float] = {}
+        self._clocks: dict[str, PullClock] = {}  # attempt dir -> when a pull is worth it
+        self._marks: dict[str, str] = {}  # attempt dir -> its checkpoint's last fingerprint
         self._reported: dict[str, CheckpointPull] = {}  # attempt dir -> its last pull metered
         self._connections = connections
         self._timeout = command_timeout_s
@@ -199,12 +201,10 @@ class SshRunner:
         remote = f"{node.remote_dir}/checkpoints"
         seen_file = attempt_dir / CHECKPOINT_FILE
         unmetered = attempt_dir / UNMETERED_FILE
-        result = await self._connections.run(
-            node.target, sync.fingerprint_command(remote), timeout_s=self._timeout
-        )
-        mark = result.stdout.strip()
-        if result.exit_status != 0 or mark == "none":
+        mark = await self._fingerprint(node)
+        if mark is None:
             return False
+        self._marks[str(attempt_dir)] = mark  # what the pull cadence's clock looks at
         key = f"checkpoint:{attempt_dir}:{mark}"
         waiting = load_pending(unmetered)
         if waiting is not None:
@@ -241,6 +241,21 @@ class SshRunner:
         else:
             self._unmetered.add(str(attempt_dir))
         return True
+
+    async def _fingerprint(self, node: SshNode) -> str | None:
+        """The fingerprint of node's checkpoint directory (None: empty or unreadable)."""
+        remote = f"{node.remote_dir}/checkpoints"
+        result = await self._connections.run(
+            node.target, sync.fingerprint_command(remote), timeout_s=self._timeout
+        )
+        mark = result.stdout.strip()
+        return None if result.exit_status != 0 or mark == "none" else mark
+
+    async def _checkpoint_mark(self, attempt_dir: Path) -> str | None:
+        saved = read_json(attempt_dir / NODES_FILE)
+        if saved is None or not saved.get("checkpoint_dir") or not saved["nodes"]:
+            return None
+        return await self._fingerprint(SshNode.from_json(saved["nodes"][0]))
 
     def _report(self, pull: CheckpointPull) -> bool:
         """Tell the meter of `pull`; False (kept to report at the next sync) if it failed."""
@@ -294,42 +309,58 @@ class SshRunner:
 
     async def _maybe_pull(self, attempt_dir: Path, status: RunStatus) -> None:
         """Checkpoints come back while the run goes, and once more when it ends or is
-        killed; a failed pull is retried on a later poll, never fatal. After a pull whose
-        bytes a cloud bills, the next waits as long as `pull_interval_s` finds worth it (up
-        to `checkpoint_sync_max_s`); otherwise, and to see whether anything changed (one
-        small command), every `checkpoint_sync_s`."""
+        killed; a failed pull is retried on a later poll, never fatal. The checkpoint is
+        looked at every `checkpoint_sync_s`; after a pull whose bytes a cloud bills, a
+        changed one is pulled only once its `PullClock` says it is worth it (up to
+        `checkpoint_sync_max_s` of waiting)."""
         if status.phase not in (RunPhase.RUN, RunPhase.DONE, RunPhase.KILLED):
             return
         key = str(attempt_dir)
-        due = self._next_pull.get(key)
+        next_look = self._next_look.get(key)
         # a killed attempt (a move, a cancel) is pulled once more: what the job saved on its
         # SIGTERM, and since the last pull, is what the next attempt resumes from
         ended = status.phase != RunPhase.RUN
-        if due is not None and (math.isinf(due) or (not ended and time.monotonic() < due)):
+        if next_look is not None and (
+            math.isinf(next_look) or (not ended and time.monotonic() < next_look)
+        ):
             return
+        clock = self._clocks.setdefault(key, PullClock())
         try:
+            if not ended and clock.wait_s > 0:
+                self._next_look[key] = time.monotonic() + self._sync_s
+                mark = await self._checkpoint_mark(attempt_dir)
+                now = time.monotonic()
+                if not clock.worth_pulling(now, clock.seen(mark, now)):
+                    return
             await self.pull_checkpoints(attempt_dir)
         except ProviderError as exc:
             log.warning("could not pull checkpoints of %s: %s", attempt_dir, exc)
             return
-        # counted from the pull's end: the checkpoint stays that long on the VM only
-        self._next_pull[key] = (
-            math.inf if ended else time.monotonic() + self._pull_interval(attempt_dir)
-        )
+        if ended:
+            self._next_look[key] = math.inf
+            self._clocks.pop(key, None)
+            self._marks.pop(key, None)
+            return
+        now = time.monotonic()  # the wait counts from the pull's end
+        self._next_look[key] = now + self._sync_s
+        clock.seen(self._marks.get(key), now)
+        pull = self._reported.pop(key, None)
+        if pull is not None:
+            wait = self._pull_interval(pull)
+            clock.pulled(now, wait if wait > self._sync_s else 0.0)
 
-    def _pull_interval(self, attempt_dir: Path) -> float:
-        """Seconds until the next pull of `attempt_dir`, from what the last one cost."""
-        pull = self._reported.pop(str(attempt_dir), None)
-        if pull is None or self._pricing is None:
+    def _pull_interval(self, pull: CheckpointPull) -> float:
+        """Seconds worth waiting after `pull` before the next (pull_cadence)."""
+        if self._pricing is None:
             return self._sync_s
         try:
             price = self._pricing(pull)
         except Exception:
-            log.exception("could not price the checkpoint pull of %s", attempt_dir)
+            log.exception("could not price the checkpoint pull of %s", pull.attempt_dir)
             return self._sync_s
         if price is not None:
             # every node's work since the last pull is lost with node 0's checkpoint
-            nodes = max(1, len(self.nodes(attempt_dir)))
+            nodes = max(1, len(self.nodes(pull.attempt_dir)))
             price = replace(price, hourly_micros=price.hourly_micros * nodes)
         return pull_interval_s(price, self._sync_s, self._sync_max_s)
 

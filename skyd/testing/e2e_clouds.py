@@ -97,7 +97,7 @@ async def run(examples: Path, budget_s: float) -> dict[str, Any]:
         settings.scheduler_tick_seconds = 0.5
         settings.cloud_ssh.checkpoint_sync_s = 0.5
         # every step's save pulled as it lands, so the job is preempted past PREEMPT_AFTER_STEP
-        # within its 12 s (by default a pull out of a cloud earns a wait of up to 10 minutes)
+        # within its 12 s (by default a pull out of a cloud earns a wait of up to 30 minutes)
         settings.cloud_ssh.checkpoint_sync_max_s = 0.5
         providers = world.providers(Catalog.load(settings.catalog_dir))
         daemon = DaemonThread(settings)

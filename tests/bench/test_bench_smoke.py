@@ -59,6 +59,15 @@ def test_egress_places_with_and_without_data_costs() -> None:
         assert positive(result[size]["expected_cost"]) and result[size]["egress_cost"] >= 0
 
 
+def test_pull_cadence_prices_every_case_against_pulling_every_save() -> None:
+    result = run_bench("pull_cadence", "--hours", "50")
+    assert len(result["cases"]) == 48 and result["ceiling_s"] == 1800
+    for case in result["cases"]:
+        assert positive(case["baseline_egress_per_h"]) and positive(case["ratio"])
+        assert case["skyd_egress_per_h"] <= case["baseline_egress_per_h"]
+    assert positive(result["ratio_median"]) and result["ratio_min"] <= result["ratio_max"]
+
+
 def test_launch_goes_through_every_providers_fake_cloud() -> None:
     result = run_bench("launch", "--launches", "1", "--tagged", "1")
     assert [row["cloud"] for row in result] == ["aws", "gcp", "azure"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from skyd.runner.pull_cadence import PullPrice, pull_interval_s
+from skyd.runner.pull_cadence import PullClock, PullPrice, pull_interval_s
 
 
 def test_the_wait_balances_egress_against_the_work_a_preemption_loses() -> None:
@@ -36,3 +36,41 @@ def test_free_pulls_keep_the_floor_and_instances_never_lost_wait_the_ceiling() -
     assert pull_interval_s(free, floor_s=10.0, ceiling_s=1800.0) == 10.0
     on_demand = PullPrice(pull_micros=450_000, hourly_micros=1_000_000, losses_per_hour=0.0)
     assert pull_interval_s(on_demand, floor_s=10.0, ceiling_s=1800.0) == 1800.0
+
+
+def looked(clock: PullClock, times_and_marks: list[tuple[float, str]]) -> list[bool]:
+    return [clock.seen(mark, at) for at, mark in times_and_marks]
+
+
+def test_the_clock_learns_the_time_between_saves_from_what_the_looks_see() -> None:
+    clock = PullClock()
+    # the first look only sets what is there; a change is fresh; gaps need two changes
+    marks = [(0.0, "a"), (10.0, "a"), (20.0, "b"), (30.0, "b"), (80.0, "c"), (120.0, "d")]
+    assert looked(clock, marks) == [False, False, True, False, True, True]
+    assert clock.save_s == (60.0 + 40.0) / 2  # halfway to the newest gap
+
+
+def test_frequent_saves_are_pulled_as_they_land_once_the_wait_less_half_a_save_is_over() -> None:
+    clock = PullClock(save_s=60.0)
+    clock.pulled(now=1000.0, wait_s=600.0)
+    assert not clock.worth_pulling(1000.0 + 700.0, fresh=False)  # nothing new to pull
+    clock.pending = True  # a look saw a save the pull did not take
+    threshold = (math.sqrt(60.0**2 + 4 * 600.0**2) - 60.0) / 2  # 570.4 s: wait - s/2, about
+    assert 569.0 < threshold < 571.0
+    assert not clock.worth_pulling(1000.0 + threshold - 1, fresh=True)
+    assert clock.worth_pulling(1000.0 + threshold + 1, fresh=True)
+    # a save already old then is left for a fresh one, unless none comes within a save
+    assert not clock.worth_pulling(1000.0 + 600.0, fresh=False)
+    assert clock.worth_pulling(1000.0 + 660.0, fresh=False)
+
+
+def test_saves_rarer_than_the_wait_are_each_pulled_as_they_land() -> None:
+    # a wait of 5.7 min and a save every 5 min: pulling every save loses half as much work
+    # for a little more egress than pulling at 5.7 min the save made 0.7 min before
+    clock = PullClock(save_s=300.0)
+    clock.pulled(now=0.0, wait_s=342.0)
+    clock.pending = True
+    assert clock.worth_pulling(300.0, fresh=True)  # threshold 214 s: wait² / (t + s)
+    assert not clock.worth_pulling(350.0, fresh=False)  # stale: only after wait + s
+    never_priced = PullClock()
+    assert never_priced.worth_pulling(0.0, fresh=False)
