@@ -227,10 +227,12 @@ async def pull(
     *,
     timeout_s: float,
     staged: Callable[[int], None],
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Make `local` hold what `remote_dir` on the node holds, fetching only new and changed
     files; returns the bytes that crossed the network. `staged(bytes)` is called once those
-    bytes are on disk and before the swap (when any crossed)."""
+    bytes are on disk and before the swap (when any crossed); `progress(bytes so far)` as
+    they arrive, so a pull that fails midway still tells what crossed."""
     local.parent.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(recover, local)
     code, out, err = await connections.run_bytes(
@@ -255,6 +257,7 @@ async def pull(
                     lambda stream: extract(staging, stream),
                     timeout_s=timeout_s,
                     stdin=names,
+                    progress=progress,
                 )
             except StreamFailed as exc:
                 raise ProviderError(f"bad checkpoint stream from {target.name}: {exc}") from exc

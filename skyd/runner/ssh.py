@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shlex
 import time
 from collections.abc import Sequence
@@ -36,7 +37,13 @@ from skyd.providers.ssh.layout import SHIM_NAME, kill_command, shim_command
 from skyd.runner import checkpoint_pull, sync
 from skyd.runner.json_files import read_json, write_json
 from skyd.runner.process import RunCommand
-from skyd.runner.pulls import CheckpointPull, TransferMeter, load_pending, save_pending
+from skyd.runner.pulls import (
+    CheckpointPull,
+    CutShort,
+    TransferMeter,
+    load_pending,
+    save_pending,
+)
 from skyd.runner.ssh_logs import pull_log
 from skyd.runner.ssh_node import SshNode, mount_destination, node_env
 from skyd.runner.ssh_state import (
@@ -181,7 +188,12 @@ class SshRunner:
         before the pull is marked done; the pull is also recorded in UNMETERED_FILE before
         the swap, so a daemon killed in between reports it after its restart, under the same
         key (the meter charges a key once). A pull the meter failed to take is reported
-        again at the next sync, before anything is pulled again."""
+        again at the next sync, before anything is pulled again.
+
+        A pull that fails after bytes crossed (the link cut, a file rewritten under tar) is
+        metered too, for the bytes that arrived, under a key of its own: they are recorded in
+        UNMETERED_FILE as they arrive (CutShort), so a daemon killed before the meter took
+        them reports them after its restart."""
         saved = read_json(attempt_dir / NODES_FILE)
         if saved is None or not saved.get("checkpoint_dir") or not saved["nodes"]:
             return False
@@ -212,18 +224,31 @@ class SshRunner:
         if not force and seen_file.exists() and seen_file.read_text() == mark:
             return False
 
-        def staged(nbytes: int) -> None:
-            pull = CheckpointPull(attempt_dir, saved.get("provider"), node.instance_id, nbytes, key)
-            save_pending(unmetered, pull)
+        def pending(nbytes: int, under: str) -> CheckpointPull:
+            return CheckpointPull(
+                attempt_dir, saved.get("provider"), node.instance_id, nbytes, under
+            )
 
-        await checkpoint_pull.pull(
-            self._connections,
-            node.target,
-            remote,
-            Path(saved["checkpoint_dir"]),
-            timeout_s=self._upload_timeout,
-            staged=staged,
-        )
+        # the bytes of this try if it fails midway: its own key, so each failed try is
+        # charged once (a restarted daemon reports the same record) and a later pull of the
+        # same version is charged for what it moves
+        cut_key = f"{key}:cut:{os.urandom(8).hex()}"
+        crossed = CutShort(unmetered, pending(0, cut_key))
+        try:
+            await checkpoint_pull.pull(
+                self._connections,
+                node.target,
+                remote,
+                Path(saved["checkpoint_dir"]),
+                timeout_s=self._upload_timeout,
+                staged=lambda nbytes: save_pending(unmetered, pending(nbytes, key)),
+                progress=crossed.arrived,
+            )
+        except Exception:
+            cut = crossed.failed()
+            if cut is not None and self._report(cut):
+                unmetered.unlink(missing_ok=True)
+            raise
         pull = load_pending(unmetered)
         if pull is None or self._report(pull):
             seen_file.write_text(mark)
