@@ -27,8 +27,9 @@ class CheckpointPull:
     key: str
 
 
-# Told of every pull that brought bytes back; runs on the event loop, before the pull is
-# marked done (so a daemon killed in between reports it again, under the same key).
+# Told of every pull that brought bytes back (checkpoints, whole or cut short, and batches of
+# log reads, as CheckpointPull with their own keys); runs on the event loop, before the pull
+# is marked done (so a daemon killed in between reports it again, under the same key).
 TransferMeter = Callable[[CheckpointPull], None]
 
 

@@ -5,7 +5,8 @@ attempt directory — so a daemon restarted with a new SshRunner re-attaches fro
 directory alone. Local files of an attempt:
 
     ssh-nodes.json        the nodes (rank, login, remote dir) and the job.log path
-    ssh-log-offsets.json  how many bytes of each node's remote job.log are already in job.log
+    ssh-log-offsets.json  how many bytes of each node's remote job.log are already in job.log,
+                          and the log reads not metered yet (skyd.runner.ssh_logs)
     ssh-status.json       the last status each node reported (exit codes kept locally)
 
 On each node the remote shim (skyd.runner.remote_shim, shipped over SFTP) runs setup then
@@ -44,7 +45,7 @@ from skyd.runner.pulls import (
     load_pending,
     save_pending,
 )
-from skyd.runner.ssh_logs import pull_log
+from skyd.runner.ssh_logs import meter_logs, pull_log
 from skyd.runner.ssh_node import SshNode, mount_destination, node_env
 from skyd.runner.ssh_state import (
     CHECKPOINT_FILE,
@@ -72,9 +73,13 @@ class SshRunner:
         log_chunk_bytes: int = 4 * 1024 * 1024,
         checkpoint_sync_s: float = 10.0,
         meter: TransferMeter | None = None,
+        log_meter_s: float = 60.0,
     ) -> None:
         self._sync_s = checkpoint_sync_s
-        self._meter = meter  # told the bytes of every checkpoint pull (egress is billed)
+        self._meter = meter  # told the bytes of every pull and log read (egress is billed)
+        # log reads are metered in batches, at most this often per attempt (and at its end)
+        self._log_meter_s = log_meter_s
+        self._logs_metered: dict[str, float] = {}  # attempt dir -> when its logs were metered
         self._unmetered: set[str] = set()  # attempt dirs whose last pull the meter refused
         self._pulled: dict[str, float] = {}  # attempt dir -> when its checkpoints were pulled
         self._connections = connections
@@ -264,7 +269,7 @@ class SshRunner:
         try:
             self._meter(pull)
         except Exception:
-            log.exception("could not meter the checkpoint pull of %s", pull.attempt_dir)
+            log.exception("could not meter the transfer %s", pull.key)
             return False
         return True
 
@@ -287,8 +292,13 @@ class SshRunner:
         nodes = [SshNode.from_json(n) for n in saved["nodes"]]
         log_path = Path(saved["log_path"])
         known: dict[str, Any] = read_json(attempt_dir / STATUS_FILE) or {}
+        # before new reads join them: a range a killed daemon charged is charged again as is
+        # (the meter ignores its key), never after it grew
+        self._meter_logs(attempt_dir, nodes, saved.get("provider"), ended=False)
+        behind: set[int] = set()  # nodes whose log has more than this poll copied
         answers = await asyncio.gather(
-            *(self._poll_node(attempt_dir, log_path, n) for n in nodes), return_exceptions=True
+            *(self._poll_node(attempt_dir, log_path, n, behind) for n in nodes),
+            return_exceptions=True,
         )
         statuses = []
         for node, answer in zip(nodes, answers, strict=True):
@@ -303,8 +313,28 @@ class SshRunner:
             statuses.append(node_status(last, True) if last else RunStatus(RunPhase.SETUP))
         write_json(attempt_dir / STATUS_FILE, known)
         combined = combine(statuses)
+        # an ended attempt's reads are metered once its logs are all copied (one batch)
+        ended = combined.phase == RunPhase.DONE and not behind
+        self._meter_logs(attempt_dir, nodes, saved.get("provider"), ended=ended)
         await self._maybe_pull(attempt_dir, combined)
         return combined
+
+    def _meter_logs(
+        self, attempt_dir: Path, nodes: list[SshNode], provider: str | None, *, ended: bool
+    ) -> None:
+        """Meter the attempt's log reads when it ended, when this process has not metered
+        them yet (what a killed daemon left), or every `log_meter_s`: a batch, not a ledger
+        row per read."""
+        if self._meter is None:
+            return
+        key = str(attempt_dir)
+        last = self._logs_metered.pop(key, None)  # unset until this metering is saved
+        now = time.monotonic()
+        if last is not None and not ended and now - last < self._log_meter_s:
+            self._logs_metered[key] = last
+            return
+        if meter_logs(attempt_dir, nodes, provider, self._report):
+            self._logs_metered[key] = now  # else: again at the next poll, before new reads
 
     async def _maybe_pull(self, attempt_dir: Path, status: RunStatus) -> None:
         """Checkpoints come back every `checkpoint_sync_s` while the run goes, and once more
@@ -324,7 +354,9 @@ class SshRunner:
             return
         self._pulled[key] = -1.0 if ended else now
 
-    async def _poll_node(self, attempt_dir: Path, log_path: Path, node: SshNode) -> RunStatus:
+    async def _poll_node(
+        self, attempt_dir: Path, log_path: Path, node: SshNode, behind: set[int]
+    ) -> RunStatus:
         data, alive, log_size, mounts = await self._remote_status(node, shim_may_be_missing=True)
         status = node_status(data, alive)
         if mounts and node.rank == 0 and read_json(attempt_dir / MOUNTS_FILE) != mounts:
@@ -332,7 +364,7 @@ class SshRunner:
         offsets: dict[str, int] = read_json(attempt_dir / OFFSETS_FILE) or {}
         if status.phase != RunPhase.NOT_STARTED and log_size > offsets.get(str(node.rank), 0):
             # after the status, so a DONE node's output is complete when we copy it
-            await pull_log(
+            reached = await pull_log(
                 self._connections,
                 attempt_dir,
                 log_path,
@@ -340,7 +372,10 @@ class SshRunner:
                 final=not alive,
                 timeout_s=self._timeout,
                 chunk_bytes=self._chunk,
+                metered=self._meter is not None,
             )
+            if reached < log_size:
+                behind.add(node.rank)
         return status
 
     async def _remote_status(
