@@ -1,5 +1,6 @@
-"""Charging data that leaves a cloud: checkpoint pulls to the daemon host, at the egress table's
-internet rate, paid like instance time (the instance's pools first, then cash).
+"""Charging data that leaves a cloud: checkpoint pulls and job log reads to the daemon host
+(whole or cut short), at the egress table's internet rate, paid like instance time (the
+instance's pools first, then cash).
 
 A cloud bills bytes leaving a VM for the internet per GB (catalogs/egress.csv, the table
 data-aware placement prices inputs with). The daemon host is not in any cloud, so a pull is
@@ -52,7 +53,8 @@ def split_bytes(nbytes: int, parts: list[tuple[int | None, int]]) -> list[int]:
 
 
 class TransferCharges:
-    """The meter the SSH runner reports checkpoint pulls to: each priced pull, charged once."""
+    """The meter the SSH runner reports transfers to (checkpoint pulls, log reads): each
+    priced one charged once, by its key."""
 
     def __init__(self, *, store: Store, clock: Clock, table: EgressTable) -> None:
         self.store = store
@@ -72,7 +74,7 @@ class TransferCharges:
             instance = transfer_store.charged_instance(conn, pull.provider, pull.instance_id)
             if instance is None:
                 log.warning(
-                    "checkpoint pull of %d bytes from %s/%s: no such instance, not charged",
+                    "transfer of %d bytes from %s/%s: no such instance, not charged",
                     pull.nbytes,
                     pull.provider,
                     pull.instance_id,

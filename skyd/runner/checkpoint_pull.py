@@ -6,9 +6,16 @@ hard-linked from the local copy into a staging directory beside it; only new or 
 files cross the network, as one `tar -c` of just those, extracted as it arrives (tarfile's
 streaming mode, through skyd.providers.ssh.streams), so the daemon never holds more than a
 chunk of it whatever the checkpoint's size. Files gone from the node are not staged, so
-they disappear. The staging directory is then swapped in by two renames; a pull cut short
-(an error, the daemon killed) leaves the previous complete copy: `recover` puts it back if
-the daemon died between the two renames.
+they disappear.
+
+The local path is a symlink to a version directory beside it (`.NAME@TOKEN`): the staging
+directory becomes a new version, and a new link to it replaces the old link in one rename
+(os.replace), so the path always names a whole copy, never nothing and never a mix (a
+resume upload starting at any moment finds one). The old version is removed after, unless
+a reader holds it (`reading`: a shared lock on `.NAME.lock`), then at the next swap. The
+first swap over a plain directory (as the scheduler makes it) exchanges it with the link
+in one renameat2(RENAME_EXCHANGE). A pull cut short (an error, the daemon killed) leaves
+the previous complete copy; `recover` removes what a killed swap left beside it.
 
 Beside the local directory `.NAME.pulled.json` records, per file, the node's size and
 mtime it was pulled at and the local copy's size, mtime and inode then: a file counts as
@@ -19,12 +26,15 @@ between the swap and its write, matches only the files it really describes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import fcntl
 import json
 import os
 import shlex
 import shutil
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -80,17 +90,83 @@ def staging_path(local: Path) -> Path:
 
 
 def old_path(local: Path) -> Path:
+    """Where swaps before versioned copies (and the fallback without renameat2) moved the
+    previous copy while the new one was renamed in."""
     return local.with_name(f".{local.name}-old")
 
 
+def link_path(local: Path) -> Path:
+    """The new link, made beside `local` and renamed over it."""
+    return local.with_name(f".{local.name}-link")
+
+
+def _version_prefix(local: Path) -> str:
+    return f".{local.name}@"
+
+
+def current(local: Path) -> Path:
+    """The directory `local` names now: its version directory when it is a link, else
+    `local` itself."""
+    if local.is_symlink():
+        return local.parent / os.readlink(local)
+    return local
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def recover(local: Path) -> None:
-    """Undo what a daemon killed mid-swap left: the previous copy back in place if the new
-    one was not there yet, a half-made staging directory removed."""
+    """Undo what a daemon killed mid-swap left: the previous copy back in place if an older
+    swap moved it aside and the new one was not there yet; a half-made staging directory or
+    manifest, an unused new link (or the plain directory an exchange put there) and every
+    version directory `local` does not name, removed."""
     old = old_path(local)
-    if not local.exists() and old.is_dir():
+    if not local.exists() and not local.is_symlink() and old.is_dir():
         old.rename(local)
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(staging_path(local), ignore_errors=True)
+    _remove(link_path(local))
+    manifest_path(local).with_suffix(".partial").unlink(missing_ok=True)
+    if local.parent.is_dir():
+        _prune(local)
+
+
+def lock_path(local: Path) -> Path:
+    return local.with_name(f".{local.name}.lock")
+
+
+@contextlib.contextmanager
+def reading(local: Path) -> Iterator[Path]:
+    """The version directory `local` names now, kept (not removed by a swap or `recover`)
+    until the block ends: a reader (a resume upload) sees one whole copy throughout."""
+    with open(lock_path(local), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        yield current(local)
+
+
+def _prune(local: Path) -> None:
+    """Remove the version directories `local` does not name, unless a reader holds one
+    (then the next swap or `recover` does). They are renamed away under the lock and
+    removed after it, so a reader waits for renames, never for a big removal."""
+    prefix, removing = _version_prefix(local), f".{local.name}-removing-"
+    if not any(p.name.startswith((prefix, removing)) for p in local.parent.iterdir()):
+        return  # plain copies (or none) only: nothing to prune, no lock file to make
+    with open(lock_path(local), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        named = current(local)
+        for path in local.parent.iterdir():
+            if path.name.startswith(prefix) and path != named:
+                path.rename(local.with_name(removing + path.name.removeprefix(prefix)))
+    for path in local.parent.iterdir():
+        if path.name.startswith(removing):  # these, and any a killed daemon left
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _stat(path: Path) -> list[int] | None:
@@ -210,13 +286,41 @@ def swap(local: Path, staging: Path, remote: dict[str, Entry]) -> None:
         if entry.kind in _COPIED and (stat := _stat(staging / rel)) is not None:
             manifest[rel] = [entry.stamp, *stat]
     staging.chmod(0o700)
-    old = old_path(local)
-    shutil.rmtree(old, ignore_errors=True)
-    if local.exists():
-        local.rename(old)
-    staging.rename(local)  # renames keep inodes: the manifest describes `local` now
+    version = local.with_name(f"{_version_prefix(local)}{os.urandom(6).hex()}")
+    staging.rename(version)  # renames keep inodes: the manifest describes the version
+    link = link_path(local)
+    _remove(link)
+    os.symlink(version.name, link)
+    if local.is_symlink() or not local.exists():
+        os.replace(link, local)  # one rename: `local` names the old copy, then the new
+    else:  # a plain directory: exchanged with the link at once, then at the link's name
+        _replace_directory(local, link)
+        _remove(link)  # the plain directory, now at the link's name
     _write_manifest(local, manifest)
-    shutil.rmtree(old, ignore_errors=True)
+    _prune(local)
+
+
+_AT_FDCWD = -100  # linux/fcntl.h: paths relative to the working directory (ours are absolute)
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _replace_directory(local: Path, link: Path) -> None:
+    """Put `link` at `local`, a plain directory, which moves to `link`'s name: atomically
+    (renameat2's RENAME_EXCHANGE, Linux 3.15+), else by two renames (the path missing
+    between them; `recover` puts the directory back if the daemon dies there)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        done = libc.renameat2(
+            _AT_FDCWD, os.fsencode(link), _AT_FDCWD, os.fsencode(local), _RENAME_EXCHANGE
+        )
+        exchanged = done == 0
+    except (AttributeError, OSError):  # no renameat2 in this C library
+        exchanged = False
+    if exchanged:
+        return
+    local.rename(old_path(local))
+    os.replace(link, local)
+    old_path(local).rename(link)
 
 
 async def pull(
@@ -227,10 +331,12 @@ async def pull(
     *,
     timeout_s: float,
     staged: Callable[[int], None],
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Make `local` hold what `remote_dir` on the node holds, fetching only new and changed
     files; returns the bytes that crossed the network. `staged(bytes)` is called once those
-    bytes are on disk and before the swap (when any crossed)."""
+    bytes are on disk and before the swap (when any crossed); `progress(bytes so far)` as
+    they arrive, so a pull that fails midway still tells what crossed."""
     local.parent.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(recover, local)
     code, out, err = await connections.run_bytes(
@@ -255,6 +361,7 @@ async def pull(
                     lambda stream: extract(staging, stream),
                     timeout_s=timeout_s,
                     stdin=names,
+                    progress=progress,
                 )
             except StreamFailed as exc:
                 raise ProviderError(f"bad checkpoint stream from {target.name}: {exc}") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ class CheckpointPull:
     key: str
 
 
-# Told of every pull that brought bytes back; runs on the event loop, before the pull is
-# marked done (so a daemon killed in between reports it again, under the same key).
+# Told of every pull that brought bytes back (checkpoints, whole or cut short, and batches of
+# log reads, as CheckpointPull with their own keys); runs on the event loop, before the pull
+# is marked done (so a daemon killed in between reports it again, under the same key).
 TransferMeter = Callable[[CheckpointPull], None]
 
 
@@ -62,3 +64,40 @@ def load_pending(path: Path) -> CheckpointPull | None:
         int(data["nbytes"]),
         str(data["key"]),
     )
+
+
+# How far the bytes recorded of a stream may lag the bytes it brought: a daemon killed
+# mid-stream reports at most this much less than crossed; a stream that fails reports all.
+RECORD_EVERY = 1024 * 1024
+
+
+class CutShort:
+    """The bytes a pull has brought so far, recorded (as `pull`, with those bytes) in the
+    pending file as they arrive, so they can be metered if the pull fails midway: at every
+    RECORD_EVERY bytes (a killed daemon finds them there) and exactly once it failed."""
+
+    def __init__(self, path: Path, pull: CheckpointPull) -> None:
+        self.path = path
+        self.pull = pull
+        self.nbytes = 0
+        self.recorded = 0
+
+    def arrived(self, total: int) -> None:
+        self.nbytes = total
+        if total - self.recorded >= RECORD_EVERY or self.recorded == 0:
+            self._record()
+
+    def failed(self) -> CheckpointPull | None:
+        """The cut-short pull to meter, if bytes crossed and it is still the pending one (a
+        pull that failed after it was staged stays pending under its own key)."""
+        if self.nbytes == 0 or load_pending(self.path) != self._with(self.recorded):
+            return None
+        self._record()
+        return self._with(self.nbytes)
+
+    def _record(self) -> None:
+        save_pending(self.path, self._with(self.nbytes))
+        self.recorded = self.nbytes
+
+    def _with(self, nbytes: int) -> CheckpointPull:
+        return dataclasses.replace(self.pull, nbytes=nbytes)

@@ -5,7 +5,8 @@ attempt directory — so a daemon restarted with a new SshRunner re-attaches fro
 directory alone. Local files of an attempt:
 
     ssh-nodes.json        the nodes (rank, login, remote dir) and the job.log path
-    ssh-log-offsets.json  how many bytes of each node's remote job.log are already in job.log
+    ssh-log-offsets.json  how many bytes of each node's remote job.log are already in job.log,
+                          and the log reads not metered yet (skyd.runner.ssh_logs)
     ssh-status.json       the last status each node reported (exit codes kept locally)
 
 On each node the remote shim (skyd.runner.remote_shim, shipped over SFTP) runs setup then
@@ -24,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import shlex
 import time
 from collections.abc import Sequence
@@ -39,8 +41,14 @@ from skyd.runner import checkpoint_pull, sync
 from skyd.runner.json_files import read_json, write_json
 from skyd.runner.process import RunCommand
 from skyd.runner.pull_cadence import PullClock, PullPricing, pull_interval_s
-from skyd.runner.pulls import CheckpointPull, TransferMeter, load_pending, save_pending
-from skyd.runner.ssh_logs import pull_log
+from skyd.runner.pulls import (
+    CheckpointPull,
+    CutShort,
+    TransferMeter,
+    load_pending,
+    save_pending,
+)
+from skyd.runner.ssh_logs import meter_logs, pull_log
 from skyd.runner.ssh_node import SshNode, mount_destination, node_env
 from skyd.runner.ssh_state import (
     CHECKPOINT_FILE,
@@ -70,18 +78,23 @@ class SshRunner:
         checkpoint_sync_max_s: float | None = None,
         meter: TransferMeter | None = None,
         pricing: PullPricing | None = None,
+        log_meter_s: float = 60.0,
     ) -> None:
         self._sync_s = checkpoint_sync_s
         self._sync_max_s = max(checkpoint_sync_s, checkpoint_sync_max_s or checkpoint_sync_s)
-        self._meter = meter  # told the bytes of every checkpoint pull (egress is billed)
+        self._meter = meter  # told the bytes of every pull and log read (egress is billed)
         # prices a pull that moved bytes, for the wait before the next (pull_cadence)
         self._pricing = pricing
+        # log reads are metered in batches, at most this often per attempt (and at its end)
+        self._log_meter_s = log_meter_s
+        self._logs_metered: dict[str, float] = {}  # attempt dir -> when its logs were metered
         self._unmetered: set[str] = set()  # attempt dirs whose last pull the meter refused
         # attempt dir -> when its checkpoint is next looked at (inf: pulled after the end)
         self._next_look: dict[str, float] = {}
         self._clocks: dict[str, PullClock] = {}  # attempt dir -> when a pull is worth it
         self._marks: dict[str, str] = {}  # attempt dir -> its checkpoint's last fingerprint
-        self._reported: dict[str, CheckpointPull] = {}  # attempt dir -> its last pull metered
+        # attempt dir -> its last checkpoint pull metered (not a log read, nor a pull cut short)
+        self._reported: dict[str, CheckpointPull] = {}
         self._connections = connections
         self._timeout = command_timeout_s
         self._upload_timeout = upload_timeout_s
@@ -193,7 +206,12 @@ class SshRunner:
         before the pull is marked done; the pull is also recorded in UNMETERED_FILE before
         the swap, so a daemon killed in between reports it after its restart, under the same
         key (the meter charges a key once). A pull the meter failed to take is reported
-        again at the next sync, before anything is pulled again."""
+        again at the next sync, before anything is pulled again.
+
+        A pull that fails after bytes crossed (the link cut, a file rewritten under tar) is
+        metered too, for the bytes that arrived, under a key of its own: they are recorded in
+        UNMETERED_FILE as they arrive (CutShort), so a daemon killed before the meter took
+        them reports them after its restart."""
         saved = read_json(attempt_dir / NODES_FILE)
         if saved is None or not saved.get("checkpoint_dir") or not saved["nodes"]:
             return False
@@ -222,22 +240,37 @@ class SshRunner:
         if not force and seen_file.exists() and seen_file.read_text() == mark:
             return False
 
-        def staged(nbytes: int) -> None:
-            pull = CheckpointPull(attempt_dir, saved.get("provider"), node.instance_id, nbytes, key)
-            save_pending(unmetered, pull)
+        def pending(nbytes: int, under: str) -> CheckpointPull:
+            return CheckpointPull(
+                attempt_dir, saved.get("provider"), node.instance_id, nbytes, under
+            )
 
-        await checkpoint_pull.pull(
-            self._connections,
-            node.target,
-            remote,
-            Path(saved["checkpoint_dir"]),
-            timeout_s=self._upload_timeout,
-            staged=staged,
-        )
+        # the bytes of this try if it fails midway: its own key, so each failed try is
+        # charged once (a restarted daemon reports the same record) and a later pull of the
+        # same version is charged for what it moves
+        cut_key = f"{key}:cut:{os.urandom(8).hex()}"
+        crossed = CutShort(unmetered, pending(0, cut_key))
+        try:
+            await checkpoint_pull.pull(
+                self._connections,
+                node.target,
+                remote,
+                Path(saved["checkpoint_dir"]),
+                timeout_s=self._upload_timeout,
+                staged=lambda nbytes: save_pending(unmetered, pending(nbytes, key)),
+                progress=crossed.arrived,
+            )
+        except Exception:
+            cut = crossed.failed()
+            if cut is not None and self._report(cut):
+                unmetered.unlink(missing_ok=True)
+            raise
         pull = load_pending(unmetered)
         if pull is None or self._report(pull):
             seen_file.write_text(mark)
             unmetered.unlink(missing_ok=True)
+            if pull is not None:
+                self._reported[str(attempt_dir)] = pull  # the pull cadence prices it
         else:
             self._unmetered.add(str(attempt_dir))
         return True
@@ -264,9 +297,8 @@ class SshRunner:
         try:
             self._meter(pull)
         except Exception:
-            log.exception("could not meter the checkpoint pull of %s", pull.attempt_dir)
+            log.exception("could not meter the transfer %s", pull.key)
             return False
-        self._reported[str(pull.attempt_dir)] = pull
         return True
 
     # -- status ----------------------------------------------------------------------
@@ -288,8 +320,13 @@ class SshRunner:
         nodes = [SshNode.from_json(n) for n in saved["nodes"]]
         log_path = Path(saved["log_path"])
         known: dict[str, Any] = read_json(attempt_dir / STATUS_FILE) or {}
+        # before new reads join them: a range a killed daemon charged is charged again as is
+        # (the meter ignores its key), never after it grew
+        self._meter_logs(attempt_dir, nodes, saved.get("provider"), ended=False)
+        behind: set[int] = set()  # nodes whose log has more than this poll copied
         answers = await asyncio.gather(
-            *(self._poll_node(attempt_dir, log_path, n) for n in nodes), return_exceptions=True
+            *(self._poll_node(attempt_dir, log_path, n, behind) for n in nodes),
+            return_exceptions=True,
         )
         statuses = []
         for node, answer in zip(nodes, answers, strict=True):
@@ -304,8 +341,28 @@ class SshRunner:
             statuses.append(node_status(last, True) if last else RunStatus(RunPhase.SETUP))
         write_json(attempt_dir / STATUS_FILE, known)
         combined = combine(statuses)
+        # an ended attempt's reads are metered once its logs are all copied (one batch)
+        ended = combined.phase == RunPhase.DONE and not behind
+        self._meter_logs(attempt_dir, nodes, saved.get("provider"), ended=ended)
         await self._maybe_pull(attempt_dir, combined)
         return combined
+
+    def _meter_logs(
+        self, attempt_dir: Path, nodes: list[SshNode], provider: str | None, *, ended: bool
+    ) -> None:
+        """Meter the attempt's log reads when it ended, when this process has not metered
+        them yet (what a killed daemon left), or every `log_meter_s`: a batch, not a ledger
+        row per read."""
+        if self._meter is None:
+            return
+        key = str(attempt_dir)
+        last = self._logs_metered.pop(key, None)  # unset until this metering is saved
+        now = time.monotonic()
+        if last is not None and not ended and now - last < self._log_meter_s:
+            self._logs_metered[key] = last
+            return
+        if meter_logs(attempt_dir, nodes, provider, self._report):
+            self._logs_metered[key] = now  # else: again at the next poll, before new reads
 
     async def _maybe_pull(self, attempt_dir: Path, status: RunStatus) -> None:
         """Checkpoints come back while the run goes, and once more when it ends or is
@@ -364,7 +421,9 @@ class SshRunner:
             price = replace(price, hourly_micros=price.hourly_micros * nodes)
         return pull_interval_s(price, self._sync_s, self._sync_max_s)
 
-    async def _poll_node(self, attempt_dir: Path, log_path: Path, node: SshNode) -> RunStatus:
+    async def _poll_node(
+        self, attempt_dir: Path, log_path: Path, node: SshNode, behind: set[int]
+    ) -> RunStatus:
         data, alive, log_size, mounts = await self._remote_status(node, shim_may_be_missing=True)
         status = node_status(data, alive)
         if mounts and node.rank == 0 and read_json(attempt_dir / MOUNTS_FILE) != mounts:
@@ -372,7 +431,7 @@ class SshRunner:
         offsets: dict[str, int] = read_json(attempt_dir / OFFSETS_FILE) or {}
         if status.phase != RunPhase.NOT_STARTED and log_size > offsets.get(str(node.rank), 0):
             # after the status, so a DONE node's output is complete when we copy it
-            await pull_log(
+            reached = await pull_log(
                 self._connections,
                 attempt_dir,
                 log_path,
@@ -380,7 +439,10 @@ class SshRunner:
                 final=not alive,
                 timeout_s=self._timeout,
                 chunk_bytes=self._chunk,
+                metered=self._meter is not None,
             )
+            if reached < log_size:
+                behind.add(node.rank)
         return status
 
     async def _remote_status(

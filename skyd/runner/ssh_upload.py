@@ -55,11 +55,14 @@ async def upload_all(
         # a daemon killed mid-swap of a pull left the last complete copy aside: put it back
         await asyncio.to_thread(checkpoint_pull.recover, Path(checkpoint))
     if checkpoint and node.rank == 0 and Path(checkpoint).is_dir():
-        # what the last attempt saved (pulled back while it ran) is where it resumes from
+        # what the last attempt saved (pulled back while it ran) is where it resumes from:
+        # the version the path names now, kept whole while it is sent even if a pull swaps
+        # a new one in meanwhile, and sent as a directory, not as the link to it
         local = Path(checkpoint)
-        before = await asyncio.to_thread(checkpoint_pull.local_stats, local)
-        remote = f"{directory}/checkpoints"
-        await send_tree(connections, node, local, remote, False, timeout_s)
+        with checkpoint_pull.reading(local) as version:
+            before = await asyncio.to_thread(checkpoint_pull.local_stats, version)
+            remote = f"{directory}/checkpoints"
+            await send_tree(connections, node, version, remote, False, timeout_s)
         await checkpoint_pull.seed(
             connections, node.target, remote, local, before, timeout_s=timeout_s
         )

@@ -52,12 +52,13 @@ run: |
 
 
 def pulls_charged(state_dir: Path) -> list[int]:
-    """The bytes of each metered pull, in order (one pull may be split among payers)."""
+    """The bytes of each metered checkpoint pull, in order (one pull may be split among
+    payers; the job's log reads are charged under keys of their own)."""
     store = open_store(state_dir, lock=False)
     try:
         rows = store.conn.execute(
             "SELECT SUM(bytes) FROM ledger WHERE kind = 'transfer'"
-            " GROUP BY transfer_key ORDER BY MIN(seq)"
+            " AND transfer_key LIKE 'checkpoint:%' GROUP BY transfer_key ORDER BY MIN(seq)"
         ).fetchall()
         return [int(r[0]) for r in rows]
     finally:

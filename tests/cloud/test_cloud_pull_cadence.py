@@ -1,7 +1,7 @@
 """A job on a fake AWS VM (a real sshd on loopback) saves its checkpoint several times a
-second: once a pull of it has been charged as egress, the next waits as long as the pull
-cadence allows (here its ceiling, `checkpoint_sync_max_s`), not the few tenths of a second
-of `checkpoint_sync_s`; when the job ends, its last checkpoint is pulled at once."""
+second: once a pull of it has been charged as egress, the next waits about as long as the
+pull cadence allows (here its ceiling, `checkpoint_sync_max_s`), not the few tenths of a
+second of `checkpoint_sync_s`; when the job ends, its last checkpoint is pulled at once."""
 
 from __future__ import annotations
 
@@ -39,11 +39,12 @@ run: |
 
 
 def pull_times_ms(state_dir: Path) -> list[int]:
-    """When each metered pull was charged, in order."""
+    """When each metered checkpoint pull was charged, in order (not the job's log reads)."""
     store = open_store(state_dir, lock=False)
     try:
         rows = store.conn.execute(
             "SELECT MIN(start_ms) FROM ledger WHERE kind = 'transfer'"
+            " AND transfer_key LIKE 'checkpoint:%' AND transfer_key NOT LIKE '%:cut:%'"
             " GROUP BY transfer_key ORDER BY MIN(seq)"
         ).fetchall()
         return [int(r[0]) for r in rows]
@@ -80,11 +81,13 @@ async def test_a_billed_pull_waits_before_the_next_and_the_last_save_comes_home(
         assert final["state"] == "SUCCEEDED", final
         times = pull_times_ms(state)
         # the job saved every ~0.1 s and the daemon looked every 0.2 s, yet while it ran
-        # each charged pull was followed by at least the ceiling without one (a few ms of
-        # slack for the wall clock the ledger stamps against the monotonic one it waits on)
+        # each charged pull was followed by nearly the ceiling without one: a fresh save is
+        # taken once the wait less half the time between saves (as the looks saw it, 0.2 s
+        # here, more on a loaded machine) is over (PullClock); pulling every save would
+        # leave gaps of a few tenths of a second
         running = times[:3]
         gaps = [b - a for a, b in itertools.pairwise(running)]
-        assert all(gap >= CEILING_S * 1000 - 50 for gap in gaps), gaps
+        assert all(gap >= 0.75 * CEILING_S * 1000 for gap in gaps), gaps
         # the save made as the job ended came home, without waiting out the ceiling
         local = state / "checkpoints" / str(job_id) / "state"
         assert local.read_bytes().startswith(b"final\n")

@@ -5,13 +5,18 @@ It opens the store as the daemon does (the writer's lock), and pulls with the da
 SshRunner and TransferCharges. WHEN says where it stops to be killed: `after-charge` (the
 charge is committed, the pull not yet marked done), `before-charge` (the bytes are home, not
 charged), or `never` (it finishes and exits 0). It prints `stopped` and waits for SIGKILL.
+`cut-after-charge` and `cut-before-charge` first cut the link once CUT_AT bytes of the
+checkpoint stream came, and stop around the charge of that failed pull's bytes; they print
+`stopped read=N`, N the bytes the daemon read off the channel before the cut.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from skyd.accounting.transfers import TransferCharges
 from skyd.catalog.locate import candidate_dirs
@@ -20,13 +25,42 @@ from skyd.optimizer.egress import find_egress_table
 from skyd.providers.ssh import SshConnections
 from skyd.runner.pulls import CheckpointPull
 from skyd.runner.ssh import SshRunner
+from skyd.runner.ssh_node import SshNode
+from skyd.runner.ssh_state import NODES_FILE
 from skyd.store import open_store
 
 AT = 1_780_000_100.0
+CUT_AT = 600_000
 
 
-def stop_here() -> None:
-    print("stopped", flush=True)
+async def cut_streams(
+    connections: SshConnections, attempt_dir: Path, after: int, reads: list[int]
+) -> None:
+    """Drop the link to the attempt's node 0 once a stream read off it passes `after` bytes
+    (the reads that came are counted in `reads`); later connections are left alone."""
+    saved = json.loads((attempt_dir / NODES_FILE).read_text())
+    conn = await connections.connection(SshNode.from_json(saved["nodes"][0]).target)
+    real_create = conn.create_process
+
+    async def create_process(*args: Any, **kwargs: Any) -> Any:
+        process = await real_create(*args, **kwargs)
+        real_read = process.stdout.read
+
+        async def read(n: int = -1) -> bytes:
+            data: bytes = await real_read(min(n, 65_536))  # small reads: a cut lands midway
+            reads.append(len(data))
+            if sum(reads) > after:
+                conn.abort()  # the link drops, part of the stream already home
+            return data
+
+        process.stdout.read = read
+        return process
+
+    conn.create_process = create_process  # type: ignore[method-assign]
+
+
+def stop_here(said: str = "stopped") -> None:
+    print(said, flush=True)
     sys.stdin.readline()  # the test kills us here
     raise SystemExit("not killed")
 
@@ -37,15 +71,23 @@ async def main(state_dir: Path, attempt_dir: Path, when: str) -> None:
         store=store, clock=VirtualClock(AT), table=find_egress_table(candidate_dirs())
     )
 
+    reads: list[int] = []
+    stop = when.removeprefix("cut-")
+
     def meter(pull: CheckpointPull) -> None:
-        if when == "before-charge":
-            stop_here()
+        if when.startswith("cut-") and ":cut:" not in pull.key:
+            raise SystemExit(f"not cut short: {pull}")
+        said = f"stopped read={sum(reads)}" if when.startswith("cut-") else "stopped"
+        if stop == "before-charge":
+            stop_here(said)
         charges(pull)
-        if when == "after-charge":
-            stop_here()
+        if stop == "after-charge":
+            stop_here(said)
 
     connections = SshConnections(connect_timeout_s=5.0)
     try:
+        if when.startswith("cut-"):
+            await cut_streams(connections, attempt_dir, CUT_AT, reads)
         runner = SshRunner(connections, command_timeout_s=10.0, meter=meter)
         pulled = await runner.pull_checkpoints(attempt_dir)
         print(f"pulled={pulled}", flush=True)

@@ -70,6 +70,17 @@ async def pull(conns: SshConnections, target: SshTarget, remote: Path, local: Pa
     return moved
 
 
+# beside a local copy: its lock, its manifest, the version directory it links to, the link
+LAID_OUT = [".checkpoints.lock", ".checkpoints.pulled.json", "VERSION", "checkpoints"]
+
+
+def left_beside(local: Path) -> list[str]:
+    """What is in the local copy's directory, the version `local` links to named VERSION."""
+    assert local.is_symlink()
+    version = checkpoint_pull.current(local)
+    return sorted("VERSION" if p == version else p.name for p in local.parent.iterdir())
+
+
 def contents(directory: Path) -> dict[str, bytes]:
     return {
         p.relative_to(directory).as_posix(): p.read_bytes()
@@ -104,10 +115,7 @@ async def test_only_new_and_changed_files_cross_and_deleted_ones_disappear(
     (local / "sub" / "ckpt-b.pt").write_bytes(b"x" * MB)
     assert MB < await pull(conns, target, remote, local) < MB + TAR_SLACK
     assert contents(local) == {"sub/ckpt-b.pt": b2}
-    assert sorted(p.name for p in local.parent.iterdir()) == [
-        ".checkpoints.pulled.json",
-        "checkpoints",
-    ]  # no staging or old copy left behind
+    assert left_beside(local) == LAID_OUT  # no staging or old copy left behind
 
 
 async def test_a_pull_holds_a_bounded_buffer_whatever_the_checkpoint_size(
@@ -201,10 +209,7 @@ async def test_a_pull_cut_short_leaves_the_previous_complete_copy(
         await pull(conns, target, remote, local)
     assert dropped_after and dropped_after[0] < 9 * MB
     assert contents(local) == {"ckpt-a.pt": a}  # the previous copy, whole, nothing new
-    assert sorted(p.name for p in local.parent.iterdir()) == [
-        ".checkpoints.pulled.json",
-        "checkpoints",
-    ]
+    assert left_beside(local) == LAID_OUT
     # the next pull (a new connection) completes it
     assert 9 * MB < await pull(conns, target, remote, local) < 9 * MB + TAR_SLACK
     assert contents(local) == contents(remote)

@@ -1,7 +1,10 @@
 """kill -9 of a process that pulls a checkpoint from a node and charges its egress: the pull is
 charged exactly once whether the process dies just after the charge commits (before the pull
 is marked done) or just before it; the restarted process pulls again and the books agree.
-A meter that fails is asked again at the next sync, with no second pull (no second egress)."""
+A meter that fails is asked again at the next sync, with no second pull (no second egress).
+A pull cut short midway is charged for the bytes that came before the cut, once, whether
+the process dies before or after that charge; the retry that completes is charged for its
+own bytes, so the books add up to every byte that crossed."""
 
 from __future__ import annotations
 
@@ -16,12 +19,17 @@ import pytest
 from ssh_helpers import ProviderFactory, until_over
 from test_ssh_runner import command, nodes_on
 
-from skyd.accounting.transfers import transfer_micros
+from skyd.accounting.transfers import TransferCharges, transfer_micros
+from skyd.catalog.locate import candidate_dirs
+from skyd.clock import VirtualClock
+from skyd.errors import ProviderError
 from skyd.model import Instance, InstanceState, RunPhase
+from skyd.optimizer.egress import find_egress_table
 from skyd.providers.ssh import SshConnections
+from skyd.runner import checkpoint_pull
 from skyd.runner.pulls import CheckpointPull
 from skyd.runner.ssh import SshRunner
-from skyd.runner.ssh_state import CHECKPOINT_FILE
+from skyd.runner.ssh_state import CHECKPOINT_FILE, UNMETERED_FILE
 from skyd.store import Store, open_store
 from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
@@ -29,6 +37,7 @@ from skyd.testing.ssh_server import FakeSshServer
 
 CHILD = Path(child.__file__)
 SIZE = 1_500_000
+BIG = 6_000_000  # more than a channel window (2 MiB): a link cut lands mid-stream
 AWS_PER_GB = 90_000  # catalogs/egress.csv
 
 
@@ -45,7 +54,7 @@ async def run_child(state_dir: Path, attempt: Path, when: str) -> str:
     )
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
-    if line == "stopped":
+    if line.startswith("stopped"):
         proc.send_signal(signal.SIGKILL)
         assert await proc.wait() == -signal.SIGKILL
     else:
@@ -90,7 +99,11 @@ def transfer_books(state_dir: Path) -> tuple[list[tuple[object, ...]], int, tupl
 
 
 async def ended_attempt(
-    tmp_path: Path, box_a: FakeSshServer, make_provider: ProviderFactory, runner: SshRunner
+    tmp_path: Path,
+    box_a: FakeSshServer,
+    make_provider: ProviderFactory,
+    runner: SshRunner,
+    size: int = SIZE,
 ) -> tuple[Path, Path, int]:
     """A job on "aws" (the node a real SSH server) that wrote a checkpoint and ended, its
     checkpoint not pulled yet: (attempt dir, local checkpoint dir, job id)."""
@@ -100,7 +113,7 @@ async def ended_attempt(
     store.close()
     local = tmp_path / "checkpoints"
     attempt = tmp_path / "attempt-1"
-    run = f'head -c {SIZE} /dev/zero > "$SKYD_CHECKPOINT_DIR/model.bin"'
+    run = f'head -c {size} /dev/zero > "$SKYD_CHECKPOINT_DIR/model.bin"'
     cmd = command(tmp_path, run=run, env={"SKYD_JOB_ID": "7", "SKYD_CHECKPOINT_DIR": str(local)})
     assert await runner.start(attempt, cmd, nodes, provider="aws") == 1
     status = await until_over(runner, attempt)  # this runner has no meter: charges nothing
@@ -169,3 +182,114 @@ async def test_a_meter_that_fails_is_asked_again_before_anything_is_pulled_again
     assert (attempt / CHECKPOINT_FILE).exists()
     assert not await metered.pull_checkpoints(attempt)
     assert len(told) == 2
+
+
+@pytest.mark.parametrize("when", ["cut-after-charge", "cut-before-charge"])
+async def test_kill_9_around_the_charge_of_a_pull_cut_short_charges_its_bytes_once(
+    tmp_path: Path,
+    box_a: FakeSshServer,
+    make_provider: ProviderFactory,
+    runner: SshRunner,
+    when: str,
+) -> None:
+    state_dir = tmp_path / "state"
+    attempt, local, job = await ended_attempt(tmp_path, box_a, make_provider, runner, BIG)
+
+    said = await run_child(state_dir, attempt, when)
+    cut = int(said.removeprefix("stopped read="))
+    assert child.CUT_AT < cut < BIG  # the link dropped midway
+    rows, _, _ = transfer_books(state_dir)
+    assert [r[3] for r in rows] == ([cut] if when == "cut-after-charge" else [])
+    assert not (local / "model.bin").exists()  # nothing of the torn pull kept
+
+    # the restarted daemon charges the cut-short pull (once), then pulls again in full
+    assert await run_child(state_dir, attempt, "never") == "pulled=True"
+    assert (local / "model.bin").stat().st_size == BIG
+    rows, cost, daily = transfer_books(state_dir)
+    assert sorted(r[3] for r in rows) == [cut, rows[-1][3]]  # type: ignore[type-var]
+    whole = rows[-1][3]
+    assert isinstance(whole, int) and BIG < whole < BIG + 20_480
+    assert [r[4] for r in rows] == [
+        transfer_micros(cut, AWS_PER_GB),
+        transfer_micros(whole, AWS_PER_GB),
+    ]
+    assert all(r[:3] == (job, "nlp", "aws") for r in rows)
+    assert daily == (cut + whole, cost)
+    assert await run_child(state_dir, attempt, "never") == "pulled=False"
+    assert transfer_books(state_dir)[0] == rows
+
+
+async def test_a_pull_cut_short_is_charged_for_the_bytes_that_crossed(
+    tmp_path: Path,
+    box_a: FakeSshServer,
+    make_provider: ProviderFactory,
+    runner: SshRunner,
+    connections: SshConnections,
+) -> None:
+    """Each try is charged for the bytes the daemon read off the channel: the two that the
+    link dropped under, and the one that completed; in all, every byte that crossed."""
+    attempt, local, _job = await ended_attempt(tmp_path, box_a, make_provider, runner, BIG)
+    store = open_store(tmp_path / "state", lock=False)
+    charges = TransferCharges(
+        store=store, clock=VirtualClock(child.AT), table=find_egress_table(candidate_dirs())
+    )
+    metered = SshRunner(connections, command_timeout_s=5.0, meter=charges)
+    reads: list[list[int]] = []
+    try:
+        for after in (400_000, 1_500_000):  # the second past a MiB recorded as it came
+            reads.append([])
+            await child.cut_streams(connections, attempt, after, reads[-1])
+            with pytest.raises(ProviderError):
+                await metered.pull_checkpoints(attempt)
+            assert not (attempt / UNMETERED_FILE).exists()  # charged at once
+        reads.append([])
+        await child.cut_streams(connections, attempt, 10 * BIG, reads[-1])  # no cut
+        assert await metered.pull_checkpoints(attempt)
+        assert (local / "model.bin").stat().st_size == BIG
+        assert not await metered.pull_checkpoints(attempt)
+    finally:
+        store.close()
+    crossed = [sum(r) for r in reads]
+    # each cut try read at least to its cut (and what the link had buffered before it)
+    assert 400_000 < crossed[0] < BIG and 1_500_000 < crossed[1] < BIG < crossed[2]
+    rows, cost, daily = transfer_books(tmp_path / "state")
+    assert [r[3] for r in rows] == crossed
+    assert [r[4] for r in rows] == [transfer_micros(n, AWS_PER_GB) for n in crossed]
+    assert daily == (sum(crossed), cost)
+
+
+async def test_a_pull_whose_tar_fails_after_sending_is_charged_for_what_it_sent(
+    tmp_path: Path,
+    box_a: FakeSshServer,
+    make_provider: ProviderFactory,
+    runner: SshRunner,
+    connections: SshConnections,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GNU tar exits 1 when a file changed while it read it (a checkpoint being rewritten):
+    the pull fails and keeps nothing, but the stream crossed all the same."""
+    attempt, local, _job = await ended_attempt(tmp_path, box_a, make_provider, runner)
+    store = open_store(tmp_path / "state", lock=False)
+    charges = TransferCharges(
+        store=store, clock=VirtualClock(child.AT), table=find_egress_table(candidate_dirs())
+    )
+    metered = SshRunner(connections, command_timeout_s=5.0, meter=charges)
+    real = checkpoint_pull.fetch_command
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(
+                checkpoint_pull,
+                "fetch_command",
+                lambda where, *, everything: f"{real(where, everything=everything)}; exit 1",
+            )
+            with pytest.raises(ProviderError, match="tar exited 1"):
+                await metered.pull_checkpoints(attempt)
+        assert not (local / "model.bin").exists()
+        assert await metered.pull_checkpoints(attempt)
+    finally:
+        store.close()
+    rows, cost, _ = transfer_books(tmp_path / "state")
+    sent = [r[3] for r in rows]
+    assert len(sent) == 2 and sent[0] == sent[1]  # the whole stream, twice
+    assert isinstance(sent[0], int) and SIZE < sent[0] < SIZE + 20_480
+    assert cost == 2 * transfer_micros(sent[0], AWS_PER_GB)

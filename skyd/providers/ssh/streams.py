@@ -50,10 +50,13 @@ async def read_stream(
     *,
     timeout_s: float,
     stdin: bytes = b"",
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[int, T | None, int, str]:
     """Run `command` (fed `stdin`, a file list say) and hand its stdout, as it comes, to
     `consume(file)` in a thread. Returns (exit status, what `consume` returned — None when the
-    command failed —, the bytes that came over the channel, stderr).
+    command failed —, the bytes that came over the channel, stderr). `progress(total)` hears
+    the bytes come so far after each read of the channel, so the bytes of a stream that fails
+    midway are known too (they left the far side: a cloud bills them).
 
     A connection lost midway is a TransientError; `consume` failing is StreamFailed. Not
     retried: a stream half read must be read again whole."""
@@ -77,6 +80,8 @@ async def read_stream(
         proc.stdin.write_eof()
         while chunk := await _timed(proc.stdout.read(CHUNK), timeout_s):
             received += len(chunk)
+            if progress is not None:
+                progress(received)
             pipe.write(chunk)
             await _timed(pipe.drain(), timeout_s)  # the worker is behind: the pipe bounds it
         transport.close()  # the end of the stream, for the worker (once the pipe drained)
