@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from skyctl.attempts import Attempt, job_attempts, total_run_seconds
 from skyctl.render import (
     EMPTY,
+    format_bytes,
     format_dollars,
     format_duration,
     format_money,
@@ -224,12 +225,38 @@ def _job_facts(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None) -> list
             else f"{format_duration(-remaining)} ago"
         )
         facts.append(("deadline", f"{format_timestamp(deadline, tz)} ({when})"))
+    facts.append(("cost", format_dollars(job.get("cost"))))
+    facts += [("data out", text) for text in [_data_out_text(job, tz)] if text]
     facts += [
-        ("cost", format_dollars(job.get("cost"))),
         ("preemptions", format_scalar(job.get("preemptions", 0))),
         ("restarts", format_scalar(job.get("restarts", 0))),
     ]
     return facts
+
+
+# what each kind of transfer is called, and what one and several of them are
+_DATA_OUT = {
+    "checkpoint": ("checkpoints", "pull", "pulls"),
+    "log": ("logs", "batch", "batches"),
+    "bucket": ("buckets", "copy", "copies"),
+}
+
+
+def _data_out_text(job: Mapping[str, Any], tz: dt.tzinfo | None) -> str:
+    """`checkpoints 12.00 GB in 3 pulls, $1.08 (last 2026-12-07 12:03:10); logs …`: the
+    data transfer (egress) the job was charged for, by what moved."""
+    parts = []
+    for out in job.get("data_out") or ():
+        what = str(out.get("what"))
+        name, one, several = _DATA_OUT.get(what, (what, "transfer", "transfers"))
+        count = int(out.get("transfers") or 0)
+        size = int(out.get("bytes") or 0)
+        when = format_timestamp(out.get("last_at"), tz)
+        parts.append(
+            f"{name} {format_bytes(size)} in {count} {one if count == 1 else several},"
+            f" {format_money(out.get('cost'))} (last {when})"
+        )
+    return "; ".join(parts)
 
 
 def _attempts_table(attempts: Sequence[Attempt], tz: dt.tzinfo | None) -> str:

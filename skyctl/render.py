@@ -132,6 +132,17 @@ def format_dollars(dollars: float | int | None) -> str:
     return f"{sign}${abs(amount):,.2f}"
 
 
+def format_bytes(nbytes: int) -> str:
+    """Decimal units, as clouds bill data: `950 B`, `2.0 MB`, `12.00 GB`."""
+    if nbytes < 1_000:
+        return f"{nbytes} B"
+    if nbytes < 1_000_000:
+        return f"{nbytes / 1e3:.1f} kB"
+    if nbytes < 1_000_000_000:
+        return f"{nbytes / 1e6:.1f} MB"
+    return f"{nbytes / 1e9:.2f} GB"
+
+
 def format_relative(epoch: float | None, now: float) -> str:
     """`3h07m ago`, `in 12m00s`, `just now`."""
     if epoch is None:

@@ -44,6 +44,7 @@ from skyd.spec.vocabulary import vocabulary_of
 from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
 from skyd.store import pipelines as pipeline_store
+from skyd.store import transfers as transfer_store
 from skyd.store.sealing import open_spec_json
 
 LOG_POLL_SECONDS = 0.2
@@ -206,6 +207,16 @@ async def show_job(request: web.Request) -> web.Response:
         placement=scheduler.planned_placement(job),
         reason=scheduler.waiting_reason(job),
     )
+    view["data_out"] = [
+        {
+            "what": out.what,
+            "bytes": out.nbytes,
+            "cost": out.micros / 1_000_000,
+            "transfers": out.transfers,
+            "last_at": out.last_ms / 1000,
+        }
+        for out in transfer_store.job_data_out(scheduler.store.conn, job_id)
+    ]
     # what the task asked for, secrets redacted (ports, tiers and images are shown here)
     spec = TaskSpec.from_json(open_spec_json(job.spec_json))
     task = spec.public_summary()

@@ -131,6 +131,14 @@ class Heartbeat(BaseModel):
     kind: str = Field(description='"heartbeat"')
 
 
+class DataOutView(BaseModel):
+    what: str = Field(description="checkpoint, log or bucket")
+    bytes: int
+    cost: float = Field(description="dollars charged for these bytes")
+    transfers: int = Field(description="how many pulls, log batches or bucket copies")
+    last_at: float = Field(description="when the last of them was charged")
+
+
 class JobView(BaseModel):
     id: int
     name: str
@@ -157,6 +165,11 @@ class JobView(BaseModel):
     events: list[EventView] | None = None
     task: dict[str, Any] | None = Field(
         None, description="GET /v1/jobs/{job_id}: what the task asked for, secrets redacted"
+    )
+    data_out: list[DataOutView] | None = Field(
+        None,
+        description="GET /v1/jobs/{job_id}: data transfer charged to the job (egress), by what"
+        " moved: checkpoint pulls, log reads, bucket data",
     )
 
 

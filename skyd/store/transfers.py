@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from skyd.accounting.records import ChargedInstance
 from skyd.store import ledger as ledger_store
@@ -68,3 +69,28 @@ def post_transfers(
     ledger_store.add_pool_spending(conn, pool_spent)
     if rows:
         ledger_store.post_rollup(conn, before)
+
+
+# what a transfer moved, by its key's first word: checkpoint pulls, job log reads, bucket data
+_DATA_OUT = (
+    "SELECT substr(transfer_key, 1, instr(transfer_key, ':') - 1) AS what, SUM(bytes),"
+    " SUM(amount_micros), COUNT(DISTINCT transfer_key), MAX(start_ms)"
+    " FROM ledger WHERE job_id = ? AND kind = 'transfer' AND transfer_key IS NOT NULL"
+    " GROUP BY what ORDER BY what"
+)
+
+
+class DataOut(NamedTuple):
+    """One kind of data transfer charged to a job (checkpoint, log, bucket)."""
+
+    what: str
+    nbytes: int
+    micros: int
+    transfers: int
+    last_ms: int
+
+
+def job_data_out(conn: sqlite3.Connection, job_id: int) -> list[DataOut]:
+    """A job's data transfer charges by what moved: bytes, micro-dollars, how many
+    transfers and when the last was charged (`skyctl show`)."""
+    return [DataOut(*row) for row in conn.execute(_DATA_OUT, (job_id,))]

@@ -52,6 +52,17 @@ def skyctl(socket: str, *argv: str) -> Any:
     return json.loads(done.stdout)
 
 
+def skyctl_text(socket: str, *argv: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "skyctl", "--socket", socket, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
 def tar_stream_bytes(tmp_path: Path) -> int:
     """What `tar -c` (the node's side of a pull) sends for the same checkpoint directory."""
     copy = tmp_path / "checkpoint-copy"
@@ -82,6 +93,8 @@ async def _run(world: CloudWorld, tmp_path: Path) -> None:
             final = await job_when(client, job_id, ENDED, wait_s=90)
         assert final["state"] == "SUCCEEDED", final
         report = await asyncio.to_thread(skyctl, socket, "costs", "--by", "job", "--json")
+        shown = await asyncio.to_thread(skyctl, socket, "show", str(job_id), "--json")
+        text = await asyncio.to_thread(skyctl_text, socket, "show", str(job_id))
     # the checkpoint came home
     local = settings.state_dir / "checkpoints" / str(job_id) / "model.bin"
     assert local.stat().st_size == CHECKPOINT_BYTES
@@ -104,6 +117,19 @@ async def _run(world: CloudWorld, tmp_path: Path) -> None:
             amount + log_amount,
         )
         assert row["amount_micros"] >= amount + log_amount
+        # `skyctl show` says what left the cloud for the job, by what moved
+        data_out = {d["what"]: d for d in shown["data_out"]}
+        assert sorted(data_out) == ["checkpoint", "log"]
+        checkpoint = data_out["checkpoint"]
+        assert (checkpoint["bytes"], checkpoint["transfers"]) == (sent, 1)
+        assert round(checkpoint["cost"] * 1_000_000) == amount
+        assert (data_out["log"]["bytes"], round(data_out["log"]["cost"] * 1e6)) == (
+            log_bytes,
+            log_amount,
+        )
+        line = next(x for x in text.splitlines() if x.strip().startswith("data out"))
+        assert f"checkpoints {sent / 1e6:.1f} MB in 1 pull, ${amount / 1e6:.6f}".rstrip("0") in line
+        assert "; logs " in line
         ledger = store.conn.execute(
             "SELECT job_id, owner_uid, project, provider, cloud, region, bytes, per_gb_micros,"
             " amount_micros FROM ledger WHERE kind = 'transfer'"
