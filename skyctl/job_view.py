@@ -226,7 +226,7 @@ def _job_facts(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None) -> list
         )
         facts.append(("deadline", f"{format_timestamp(deadline, tz)} ({when})"))
     facts.append(("cost", format_dollars(job.get("cost"))))
-    facts += [("data out", text) for text in [_data_out_text(job, tz)] if text]
+    facts += [("data out", text) for text in [data_out_text(job, tz)] if text]
     facts += [
         ("preemptions", format_scalar(job.get("preemptions", 0))),
         ("restarts", format_scalar(job.get("restarts", 0))),
@@ -242,7 +242,7 @@ _DATA_OUT = {
 }
 
 
-def _data_out_text(job: Mapping[str, Any], tz: dt.tzinfo | None) -> str:
+def data_out_text(job: Mapping[str, Any], tz: dt.tzinfo | None) -> str:
     """`checkpoints 12.00 GB in 3 pulls, $1.08 (last 2026-12-07 12:03:10); logs …`: the
     data transfer (egress) the job was charged for, by what moved."""
     parts = []

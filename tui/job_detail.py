@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log, Static
 
 from skyctl.attempts import job_attempts, total_run_seconds
+from skyctl.job_view import data_out_text
 from skyd.clock import Clock
 from tui import job_rows
 from tui.client import ApiError, DaemonApi, DaemonUnavailableError
@@ -49,6 +50,9 @@ def summary_text(job: JsonObject, now: float) -> Text:
         f" · preemptions {job.get('preemptions', 0)} · restarts {job.get('restarts', 0)}",
         f"why: {placement.get('why') or job.get('reason') or '-'}",
     ]
+    data_out = data_out_text(job, None)
+    if data_out:
+        lines.insert(3, f"data out {data_out}")  # egress charged: checkpoints, logs, buckets
     return Text("\n".join(lines))
 
 

@@ -125,3 +125,30 @@ def test_job_detail_sums_the_run_time_of_every_attempt() -> None:
     job = {"state": "SUCCEEDED", "started_at": t0 + 10, "ended_at": t0 + 22, "events": events}
     assert runtime_text(job, t0 + 100) == "19s over 2 attempts"
     assert runtime_text({**job, "events": events[-3:]}, t0 + 100) == "12s"
+
+
+def test_job_detail_says_what_data_left_the_clouds_for_the_job() -> None:
+    import datetime as dt
+
+    from tui.job_detail import summary_text
+
+    at = 1_795_348_800.0
+    out = [
+        {
+            "what": "checkpoint",
+            "bytes": 12_000_000_000,
+            "cost": 1.08,
+            "transfers": 3,
+            "last_at": at,
+        },
+        {"what": "log", "bytes": 950, "cost": 0.000086, "transfers": 1, "last_at": at},
+    ]
+    text = summary_text(running_job(data_out=out), T0 + 60).plain.splitlines()
+    when = dt.datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
+    assert text[3] == (
+        f"data out checkpoints 12.00 GB in 3 pulls, $1.08 (last {when});"
+        f" logs 950 B in 1 batch, $0.000086 (last {when})"
+    )
+    assert not any(
+        line.startswith("data out") for line in summary_text(running_job(), T0).plain.splitlines()
+    )
