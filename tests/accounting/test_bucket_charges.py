@@ -116,7 +116,7 @@ def test_a_report_read_again_after_a_restart_is_charged_once(tmp_path: Path) -> 
     assert again.charge(job, [traffic("s3://east", "in", GB, dest="/more")]) == 90_000
 
 
-async def test_charge_job_skips_what_this_process_already_settled(tmp_path: Path) -> None:
+async def test_charge_job_charges_the_new_once_and_not_an_unknown_instance(tmp_path: Path) -> None:
     store = new_store(tmp_path)
     job = job_store.get_job(store, add_job(store))
     launch(
