@@ -328,7 +328,13 @@ class Processes:
         """The bytes the attempt's buckets moved so far, per node (its report files)."""
         if self.runs_over_ssh(job):
             return bucket_traffic.read_remote(self.attempt_dir(job))
-        nodes = self.num_nodes(job)
+        nodes = self.num_nodes(job) if self.attempt_dir(job, 1).is_dir() else 1
+        found = [
+            bucket_traffic.read_local(self.attempt_dir(job, rank), rank, "")
+            for rank in range(nodes)
+        ]
+        if not any(found):
+            return []  # most jobs: no buckets, so no look at the store at every poll
         tokens = {
             i.client_token
             for i in instance_store.instances_for_job(self.store, job.id)
@@ -338,11 +344,9 @@ class Processes:
             return []  # no slot of this host holds the attempt: nothing to charge it to
         token = tokens.pop()
         return [
-            traffic
-            for rank in range(nodes)
-            for traffic in bucket_traffic.read_local(
-                self.attempt_dir(job, rank), rank, node_instance_id(token, rank, nodes)
-            )
+            replace(traffic, instance_id=node_instance_id(token, rank, nodes))
+            for rank, reported in enumerate(found)
+            for traffic in reported
         ]
 
     async def kill(self, job: JobRecord, grace: float) -> None:
