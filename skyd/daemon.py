@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from skyd.accounting import Accountant, MarketPrices
+from skyd.accounting.bucket_transfers import BucketCharges
 from skyd.accounting.optimizer_inputs import optimizer_budgets, optimizer_pools
 from skyd.accounting.pull_pricing import PullPricing
 from skyd.accounting.reports import credits_view
@@ -337,6 +338,14 @@ class Daemon:
                 meter=TransferCharges(store=self.store, clock=self.clock, table=table),
                 pricing=PullPricing(store=self.store, table=table, signals=market.signals),
             )
+        # bucket data jobs move is charged at the table placement prices it with
+        locator = scheduler.data if isinstance(scheduler.data, DataLocator) else None
+        scheduler.attempts.bucket_meter = BucketCharges(
+            store=self.store,
+            clock=self.clock,
+            table=locator.table if locator is not None else find_egress_table(data_dirs),
+            locator=locator,
+        ).charge_job
         poller = MarketPoller(
             store=self.store,
             bus=bus,

@@ -14,8 +14,10 @@ more before it had marked it done) finds its key and is not charged twice.
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from skyd.accounting.accrual import PoolBook, to_ms
+from skyd.accounting.records import ChargedInstance
 from skyd.clock import Clock
 from skyd.optimizer.egress import EgressTable
 from skyd.runner.pulls import CheckpointPull
@@ -120,3 +122,45 @@ class TransferCharges:
             instance.job_id,
         )
         return amount
+
+
+def post_transfer(
+    conn: sqlite3.Connection,
+    instance: ChargedInstance,
+    *,
+    nbytes: int,
+    per_gb_micros: int,
+    key: str,
+    at_ms: int,
+) -> int:
+    """Charge `nbytes` at `per_gb_micros` to whoever `instance` charges, in the caller's
+    transaction: rows of kind 'transfer' under `key` (one per payer, the instance's pools
+    first, then cash), with its cloud and region. Returns the micro-dollars charged; posts
+    nothing if `key` already is, or if the rate is 0 (a transfer that costs nothing)."""
+    if per_gb_micros == 0 or transfer_store.transfer_posted(conn, key):
+        return 0
+    amount = transfer_micros(nbytes, per_gb_micros)
+    book = PoolBook(credit_store.list_pools(conn))
+    parts: list[tuple[int | None, int]] = [(None, 0)]  # bytes free at this size
+    if amount:
+        parts = book.pay(instance, at_ms, amount)
+    rows = [
+        (
+            instance.provider,
+            instance.instance_id,
+            instance.job_id,
+            instance.owner_uid,
+            instance.project,
+            instance.cloud,
+            instance.region,
+            pool_id,
+            at_ms,
+            share,
+            per_gb_micros,
+            part,
+            key,
+        )
+        for (pool_id, part), share in zip(parts, split_bytes(nbytes, parts), strict=True)
+    ]
+    transfer_store.post_transfers(conn, rows, book.spent)
+    return amount

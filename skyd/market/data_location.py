@@ -183,6 +183,18 @@ class DataLocator:
         )
         return regions[best] if best is not None else None
 
+    def region_of(self, url: str) -> str | None:
+        """The bucket's region as placement sees it ([data] bucket_regions, else the lookup
+        of its prefix or of the whole bucket); None when not known (yet)."""
+        try:
+            store, account, bucket, prefix = _bucket_key(url)
+        except ValueError:
+            return None
+        facts = self._facts.get((store, account, bucket, prefix)) or self._facts.get(
+            (store, account, bucket, "")
+        )
+        return self._configured_region(url) or (facts.region if facts else None)
+
     def facts(self, url: str) -> BucketFacts | None:
         return self._facts.get(_bucket_key(url))
 

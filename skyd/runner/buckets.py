@@ -6,6 +6,9 @@ Runs inside the shim as the job's owner, with the job's own credentials (its env
 secrets; see skyd.runner.stores for each store's). A bucket the task names with `name:` is
 created (tagged as skyd's) if missing; one skyd created with `persistent: false` is deleted
 when the job that uses it ends (SkyPilot's ephemeral storage).
+
+The bytes downloaded from and uploaded back to each bucket (the objects' sizes) go into the
+attempt's bucket-transfers.json (skyd.runner.bucket_traffic), which the daemon charges.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from skyd.providers.base import MANAGED, TAG_MANAGED
+from skyd.runner import bucket_traffic
 from skyd.runner.azure_rclone import SAS_LIFETIME, rclone_sas_url
 from skyd.runner.stores import TAG_PERSISTENT, Bucket, bucket_labels, open_bucket
 
@@ -24,17 +28,33 @@ REPORT = "mounts.json"  # destination → how the bucket got there (read by `sky
 WRITES_BACK = ("MOUNT", "MOUNT_CACHED")
 
 
-def _keys(bucket: Bucket, prefix: str) -> list[tuple[str, str]]:
-    """(key, path relative to the mount) of every object the mount covers: the object
+def _keys(bucket: Bucket, prefix: str) -> list[tuple[str, str, int]]:
+    """(key, path relative to the mount, size) of every object the mount covers: the object
     `prefix` itself, or everything under the folder `prefix/` (not `prefix-other/`)."""
     folder = prefix.rstrip("/") + "/" if prefix else ""
-    found: list[tuple[str, str]] = []
-    for key, _ in bucket.objects(prefix):
+    found: list[tuple[str, str, int]] = []
+    for key, size in bucket.objects(prefix):
         if prefix and key == prefix:
-            return [(key, "")]  # the mount is one object
+            return [(key, "", size)]  # the mount is one object
         if key.startswith(folder) and not key.endswith("/"):
-            found.append((key, key[len(folder) :]))
+            found.append((key, key[len(folder) :], size))
     return found
+
+
+def _record(attempt_dir: Path, mount: Mapping[str, Any], direction: str, nbytes: int) -> None:
+    """Add one bucket's traffic to the attempt's report, for the daemon to charge."""
+    path = attempt_dir / bucket_traffic.REPORT
+    try:
+        entries = list(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        entries = []
+    dest = mount.get("dest") or mount["target"]
+    entries.append(
+        {"dest": dest, "url": mount["url"], "store": mount.get("store", "s3")}
+        | {"direction": direction, "bytes": nbytes}
+    )
+    path.with_suffix(".tmp").write_text(json.dumps(entries))
+    path.with_suffix(".tmp").replace(path)
 
 
 def _ensure(bucket: Bucket, mount: Mapping[str, Any], env: Mapping[str, str]) -> str:
@@ -82,10 +102,11 @@ def fetch(mounts: Sequence[Mapping[str, Any]], env: Mapping[str, str], attempt_d
         if mount.get("owned"):
             lines.append(_ensure(bucket, mount, env))
         keys = _keys(bucket, mount.get("prefix", ""))
-        for key, relative in keys:
+        for key, relative, _ in keys:
             path = target / relative if relative else target
             path.parent.mkdir(parents=True, exist_ok=True)
             bucket.download(key, path)
+        _record(attempt_dir, mount, "in", sum(size for _, _, size in keys))
         if not keys:
             target.mkdir(parents=True, exist_ok=True)
         manifest[mount["target"]] = _snapshot(target)
@@ -120,9 +141,13 @@ def push_back(
         known = before.get(mount["target"], {})
         prefix = mount.get("prefix", "")
         changed = [rel for rel, meta in _snapshot(target).items() if known.get(rel) != meta]
+        sent = 0
         for relative in changed:
             key = "/".join(part for part in (prefix.rstrip("/"), relative) if part)
-            bucket.upload(target / relative if relative else target, key)
+            path = target / relative if relative else target
+            bucket.upload(path, key)
+            sent += path.stat().st_size
+        _record(attempt_dir, mount, "out", sent)
         lines.append(f"--- skyd: {len(changed)} files written back to {mount['url']} ---\n")
     if env.get("SKYD_NODE_RANK", "0") != "0":
         return "".join(lines)  # a gang's bucket is deleted once, by rank 0

@@ -9,6 +9,11 @@ run by it, so stdlib only, for any python3 >= 3.6:
     python3 remote_buckets.py finish DIR   after run: write fallback copies back, unmount,
                                            purge the non-persistent buckets skyd created
 
+Both append to DIR/bucket-transfers.json the bytes each `rclone copy` moved, per bucket and
+direction ("in": read from it, "out": written back), from rclone's own final stats (its JSON
+log); the daemon charges them as data transfer. A FUSE mount is listed with bytes null: what
+the job reads through it is not metered.
+
 Each bucket is an rclone remote configured only through environment variables
 (RCLONE_CONFIG_SKYD<i>_*), filled from the job's own credentials (the same variables as
 skyd.runner.stores reads on a local host); nothing is written to an rclone config file.
@@ -32,6 +37,10 @@ VFS_CACHE = {"MOUNT": "writes", "MOUNT_CACHED": "full"}
 MOUNT_WAIT_S = 15.0
 UPLOAD_WAIT_S = 1800.0  # after unmounting, for rclone to finish the uploads in flight
 PIDS = "rclone-pids.json"
+TRANSFERS = "bucket-transfers.json"  # bytes each copy moved, for the daemon to charge
+# rclone logs JSON lines (turned back into text for the job's log) and, at NOTICE level so
+# they show, its stats: the last ones, as it exits, count the bytes the copy transferred
+METERED = ["--use-json-log", "--stats-log-level", "NOTICE"]
 # the mounts this process started (fetch and finish in one process: tests), so they are waited
 # for as children rather than left as zombies
 _STARTED: dict[int, subprocess.Popen[bytes]] = {}
@@ -198,6 +207,52 @@ def _run(argv: list[str], env: dict[str, str], log: TextIO) -> int:
     return subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
+def _copy(argv: list[str], env: dict[str, str], log: TextIO) -> tuple[int, int | None]:
+    """Run an rclone copy; its log goes to the job's log as text. Returns its exit code and
+    the bytes it transferred (rclone's final stats; None if it printed none)."""
+    log.flush()
+    moved = None
+    with subprocess.Popen(
+        argv + METERED, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as proc:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace")
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = None
+            if not isinstance(entry, dict):
+                log.write(line)  # printed before rclone's logging was set up
+                continue
+            stats = entry.get("stats")
+            if isinstance(stats, dict) and isinstance(stats.get("bytes"), int):
+                moved = stats["bytes"]
+            level, text = entry.get("level", "info"), str(entry.get("msg", "")).strip()
+            log.write(f"rclone {level}: {text}\n")
+    return proc.returncode, moved
+
+
+def _record(attempt_dir: str, mount: dict[str, Any], direction: str, nbytes: int | None) -> None:
+    """Add one bucket's traffic to TRANSFERS (replaced whole, never seen half-written)."""
+    path = os.path.join(attempt_dir, TRANSFERS)
+    entries: list[dict[str, Any]] = []
+    with contextlib.suppress(OSError, ValueError), open(path) as fh:
+        entries = list(json.load(fh))
+    entries.append(
+        {
+            "dest": mount.get("dest", mount["target"]),
+            "url": mount["url"],
+            "store": mount.get("store", "s3"),
+            "direction": direction,
+            "bytes": nbytes,
+        }
+    )
+    with open(path + ".tmp", "w") as fh:
+        json.dump(entries, fh)
+    os.replace(path + ".tmp", path)
+
+
 def _wait_mounted(target: str, proc: subprocess.Popen[bytes]) -> bool:
     deadline = time.time() + MOUNT_WAIT_S
     while time.time() < deadline and proc.poll() is None:
@@ -277,13 +332,16 @@ def fetch(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, l
                 how = f"FUSE mount (rclone mount, --vfs-cache-mode {argv[5]})"
                 pids[target] = proc.pid
                 _STARTED[proc.pid] = proc
+                _record(attempt_dir, mount, "in", None)  # reads through FUSE: not metered
             else:
                 proc.kill()
                 fuse = "rclone mount failed (see the log above)"
         if not how:
             one = _is_object(mount, index, env, tool_env)
             make_dir(os.path.dirname(target) if one else target, log)
-            if _run(copy_argv(mount, index, env, one=one), tool_env, log) != 0:
+            code, moved = _copy(copy_argv(mount, index, env, one=one), tool_env, log)
+            _record(attempt_dir, mount, "in", moved)  # a failed copy's bytes crossed too
+            if code != 0:
                 log.write(f"--- skyd: could not copy {url} to {target} ---\n")
                 return 1
             how = "copied before setup"
@@ -316,7 +374,9 @@ def finish(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, 
                 failed = 1
         elif mount.get("mode") in FUSE_MODES and os.path.exists(target):
             back = copy_argv(mount, index, env, back=True, one=os.path.isfile(target))
-            if _run(back, tool_env, log) == 0:
+            code, moved = _copy(back, tool_env, log)
+            _record(attempt_dir, mount, "out", moved)
+            if code == 0:
                 log.write(f"--- skyd: {target} written back to {mount['url']} ---\n")
             else:
                 failed = 1

@@ -308,11 +308,16 @@ def status(attempt_dir: str) -> dict[str, object]:
     path = os.path.join(attempt_dir, "mounts.json")  # remote_buckets.py: how each got there
     with contextlib.suppress(OSError, ValueError), open(path) as fh:
         mounts = json.load(fh)
+    transfers = None
+    path = os.path.join(attempt_dir, "bucket-transfers.json")  # remote_buckets.py: bytes moved
+    with contextlib.suppress(OSError, ValueError), open(path) as fh:
+        transfers = json.load(fh)
     return {
         "status": _read_status(attempt_dir),
         "alive": _alive(attempt_dir),
         "log_size": log_size,
         "mounts": mounts,
+        "transfers": transfers,
     }
 
 

@@ -8,6 +8,7 @@ directory alone. Local files of an attempt:
     ssh-log-offsets.json  how many bytes of each node's remote job.log are already in job.log,
                           and the log reads not metered yet (skyd.runner.ssh_logs)
     ssh-status.json       the last status each node reported (exit codes kept locally)
+    ssh-bucket-transfers.json  the bytes each node's buckets moved (skyd.runner.bucket_traffic)
 
 On each node the remote shim (skyd.runner.remote_shim, shipped over SFTP) runs setup then
 run in its own process group under REMOTE_DIR, records status.json there and holds a lock
@@ -37,7 +38,7 @@ from skyd.errors import ProviderError
 from skyd.model import RunPhase, RunStatus
 from skyd.providers.ssh.connection import HostKeyChangedError, SshConnections
 from skyd.providers.ssh.layout import SHIM_NAME, kill_command, shim_command
-from skyd.runner import checkpoint_pull, sync
+from skyd.runner import bucket_traffic, checkpoint_pull, sync
 from skyd.runner.json_files import read_json, write_json
 from skyd.runner.process import RunCommand
 from skyd.runner.pull_cadence import PullClock, PullPricing, pull_interval_s
@@ -140,7 +141,7 @@ class SshRunner:
     async def _start_node(
         self, node: SshNode, command: RunCommand, nodes: Sequence[SshNode]
     ) -> int:
-        data, alive, _, _ = await self._remote_status(node, shim_may_be_missing=True)
+        data, alive, _, _, _ = await self._remote_status(node, shim_may_be_missing=True)
         if data is not None or alive:
             return 0  # this node already runs (or ran) the attempt: never run it twice
         directory = node.remote_dir
@@ -424,10 +425,13 @@ class SshRunner:
     async def _poll_node(
         self, attempt_dir: Path, log_path: Path, node: SshNode, behind: set[int]
     ) -> RunStatus:
-        data, alive, log_size, mounts = await self._remote_status(node, shim_may_be_missing=True)
+        answer = await self._remote_status(node, shim_may_be_missing=True)
+        data, alive, log_size, mounts, transfers = answer
         status = node_status(data, alive)
         if mounts and node.rank == 0 and read_json(attempt_dir / MOUNTS_FILE) != mounts:
             write_json(attempt_dir / MOUNTS_FILE, mounts)  # how each bucket got there, for show
+        if transfers is not None:  # the bytes its buckets moved, for the daemon to charge
+            bucket_traffic.keep_node(attempt_dir, node.rank, node.instance_id, transfers)
         offsets: dict[str, int] = read_json(attempt_dir / OFFSETS_FILE) or {}
         if status.phase != RunPhase.NOT_STARTED and log_size > offsets.get(str(node.rank), 0):
             # after the status, so a DONE node's output is complete when we copy it
@@ -447,9 +451,10 @@ class SshRunner:
 
     async def _remote_status(
         self, node: SshNode, *, shim_may_be_missing: bool
-    ) -> tuple[dict[str, Any] | None, bool, int, dict[str, str] | None]:
+    ) -> tuple[dict[str, Any] | None, bool, int, dict[str, str] | None, object]:
         """The node's status.json (None before the shim wrote one), whether the shim lives,
-        the size of its remote job.log, and how its buckets were mounted (once they were)."""
+        the size of its remote job.log, how its buckets were mounted (once they were) and
+        the bytes they moved (skyd.runner.bucket_traffic; None before any)."""
         shim = shlex.quote(f"{node.remote_dir}/{SHIM_NAME}")
         command = shim_command(node.python, node.remote_dir, "status")
         if shim_may_be_missing:
@@ -462,10 +467,11 @@ class SshRunner:
             )
         answer = last_json_line(result.stdout, node)
         if not isinstance(answer, dict):
-            return None, False, 0, None
+            return None, False, 0, None, None
         mounts = answer.get("mounts") if isinstance(answer.get("mounts"), dict) else None
         size = int(answer.get("log_size", 0))
-        return answer.get("status"), bool(answer.get("alive")), size, mounts
+        transfers = answer.get("transfers")
+        return answer.get("status"), bool(answer.get("alive")), size, mounts, transfers
 
     async def kill(self, attempt_dir: Path, grace_seconds: float) -> None:
         """SIGTERM every node's process group, then SIGKILL what is left after the grace."""

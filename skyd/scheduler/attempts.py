@@ -4,13 +4,14 @@ recover it when the cloud takes an instance away."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from skyd.clock import Clock
 from skyd.errors import ProviderError
 from skyd.model import InstanceState, JobState
 from skyd.providers.base import Provider
 from skyd.providers.ssh.connection import HostKeyChangedError
+from skyd.runner.bucket_traffic import BucketTraffic
 from skyd.scheduler import recovery, watching
 from skyd.scheduler.blocks import PREEMPTION_BLOCK, ScopeBlocks
 from skyd.scheduler.describing import InstanceStates
@@ -32,6 +33,9 @@ log = logging.getLogger("skyd.scheduler")
 GONE = (InstanceState.PREEMPTED, InstanceState.TERMINATED)
 # a VM the cloud is shutting down that skyd did not give back is lost all the same
 LOST = (*GONE, InstanceState.TERMINATING)
+
+# charges what an attempt's buckets moved (skyd.accounting.bucket_transfers), each once
+BucketMeter = Callable[[JobRecord, Sequence[BucketTraffic]], Awaitable[object]]
 
 
 class Attempts:
@@ -56,6 +60,7 @@ class Attempts:
         self.blocks = blocks
         self.risk = risk
         self.budgets: BudgetGate = NoBudgets()
+        self.bucket_meter: BucketMeter | None = None  # set by the daemon
         # the spot policy's say on running deadline jobs (the driver wires it in)
         self.moves: PolicyMoves | None = None
         self.move_grace_s = move_grace_s
@@ -117,6 +122,7 @@ class Attempts:
                 job, kill_grace=0.0, then=self.outcome(job, JobState.FAILED, exc.message)
             )
             return
+        await self.meter_buckets(job)  # before an end is recorded: a restart re-reads it
         now = self.clock.now()
 
         def max_restarts() -> int:
@@ -133,6 +139,18 @@ class Attempts:
             move = self.moves.check(job, lambda: job_store.job_events(self.store, job.id))
             if move is not None:
                 await self._move(job, move)
+
+    async def meter_buckets(self, job: JobRecord) -> None:
+        """Charge the bucket data the attempt moved so far (bytes it reported; the meter
+        charges each once). Never fatal: a failure is logged and tried at the next poll."""
+        if self.bucket_meter is None or job.attempt <= 0:
+            return
+        try:
+            traffic = self.processes.bucket_traffic(job)
+            if traffic:
+                await self.bucket_meter(job, traffic)
+        except Exception:
+            log.warning("job %d: could not charge its bucket data", job.id, exc_info=True)
 
     async def _move(self, job: JobRecord, move: Move) -> None:
         """Stop the attempt as a cancel would (the process may checkpoint in its grace) and
@@ -197,6 +215,7 @@ class Attempts:
         record each end. A restart finishes what a kill interrupted (`Terminations`)."""
         if job.attempt > 0:
             await self.processes.kill(job, kill_grace)
+            await self.meter_buckets(job)
         held = [
             i
             for i in instance_store.instances_for_job(self.store, job.id)
@@ -220,6 +239,7 @@ class Attempts:
         lost = [i for i in instances if states.get(i.instance_id) in LOST]
         if job.attempt > 0:
             await self.processes.kill(job, 0.0)
+            await self.meter_buckets(job)  # what it read before the cloud took it back
         now = self.clock.now()
         first = lost[0] if lost else instances[0]
         zone_scope = f"{first.cloud}/{first.region}/{first.zone}"

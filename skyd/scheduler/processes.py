@@ -23,6 +23,8 @@ from skyd.providers.base import (
     RunsItsAttempts,
 )
 from skyd.providers.local.provider import node_instance_id
+from skyd.runner import bucket_traffic
+from skyd.runner.bucket_traffic import BucketTraffic
 from skyd.runner.engines import working_engine
 from skyd.runner.process import ProcessRunner, RunCommand, read_status
 from skyd.runner.ssh import SshRunner
@@ -321,6 +323,31 @@ class Processes:
             return read_status(self.attempt_dir(job))
         # a gang: the first node to fail fails it (the scheduler then kills the others)
         return combine([read_status(self.attempt_dir(job, r)) for r in range(nodes)])
+
+    def bucket_traffic(self, job: JobRecord) -> list[BucketTraffic]:
+        """The bytes the attempt's buckets moved so far, per node (its report files)."""
+        if self.runs_over_ssh(job):
+            return bucket_traffic.read_remote(self.attempt_dir(job))
+        nodes = self.num_nodes(job) if self.attempt_dir(job, 1).is_dir() else 1
+        found = [
+            bucket_traffic.read_local(self.attempt_dir(job, rank), rank, "")
+            for rank in range(nodes)
+        ]
+        if not any(found):
+            return []  # most jobs: no buckets, so no look at the store at every poll
+        tokens = {
+            i.client_token
+            for i in instance_store.instances_for_job(self.store, job.id)
+            if i.attempt == job.attempt and i.provider == "local"
+        }
+        if len(tokens) != 1:
+            return []  # no slot of this host holds the attempt: nothing to charge it to
+        token = tokens.pop()
+        return [
+            replace(traffic, instance_id=node_instance_id(token, rank, nodes))
+            for rank, reported in enumerate(found)
+            for traffic in reported
+        ]
 
     async def kill(self, job: JobRecord, grace: float) -> None:
         own = self.own_runner(job)

@@ -121,6 +121,9 @@ def test_a_real_fuse_mount_with_rclone(s3: tuple[str, Any], tmp_path: Path) -> N
         assert os.path.ismount(target)
         report = json.loads((tmp_path / "mounts.json").read_text())
         assert report["/data"] == "FUSE mount (rclone mount, --vfs-cache-mode writes)"
+        # what the job reads through FUSE is not metered: listed, with no byte count
+        traffic = json.loads((tmp_path / "bucket-transfers.json").read_text())
+        assert [(t["dest"], t["direction"], t["bytes"]) for t in traffic] == [("/data", "in", None)]
         assert (target / "a.txt").read_text() == "alpha\n"  # read through the kernel
         (target / "out.txt").write_text("written through FUSE\n")
     finally:
@@ -129,6 +132,40 @@ def test_a_real_fuse_mount_with_rclone(s3: tuple[str, Any], tmp_path: Path) -> N
     assert not os.path.ismount(target)
     body = client.get_object(Bucket="lab-fuse", Key="train/out.txt")["Body"].read()
     assert body == b"written through FUSE\n"
+
+
+def test_copies_report_the_bytes_rclone_moved(
+    s3: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A COPY mount and a MOUNT without FUSE (copied, then written back): the attempt's
+    bucket-transfers.json gets rclone's own count of the bytes each copy moved, which is the
+    objects' total size; the job's log gets rclone's lines as text, not JSON."""
+    _, client = s3
+    client.put_object(Bucket="lab-fuse", Key="train/sub/b.bin", Body=b"b" * 43_210)
+    client.put_object(Bucket="lab-fuse", Key="elsewhere/c.bin", Body=b"c" * 999)  # not mounted
+    client.create_bucket(Bucket="lab-fuse-out")
+    client.put_object(Bucket="lab-fuse-out", Key="old.txt", Body=b"kept\n")
+    monkeypatch.setattr(rb, "fuse_problem", lambda: "no /dev/fuse on this machine")
+    data = {"store": "s3", "bucket": "lab-fuse", "prefix": "train", "url": "s3://lab-fuse/train"}
+    data |= {"target": str(tmp_path / "data"), "dest": "/data", "mode": "COPY"}
+    out = {"store": "s3", "bucket": "lab-fuse-out", "url": "s3://lab-fuse-out"}
+    out |= {"target": str(tmp_path / "out"), "dest": "~/out", "mode": "MOUNT"}
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "AWS_ACCESS_KEY_ID": "testing"}
+    env |= {"AWS_SECRET_ACCESS_KEY": "testing", "AWS_ENDPOINT_URL": s3[0]}
+    log_path = tmp_path / "job.log"
+    with log_path.open("a") as log:
+        assert rb.fetch([data, out], env, str(tmp_path), log) == 0, log_path.read_text()
+        (tmp_path / "out" / "model.bin").write_bytes(b"m" * 7_777)
+        assert rb.finish([data, out], env, str(tmp_path), log) == 0, log_path.read_text()
+    traffic = json.loads((tmp_path / "bucket-transfers.json").read_text())
+    assert [(t["dest"], t["url"], t["direction"], t["bytes"]) for t in traffic] == [
+        ("/data", "s3://lab-fuse/train", "in", len(b"alpha\n") + 43_210),
+        ("~/out", "s3://lab-fuse-out", "in", len(b"kept\n")),
+        ("~/out", "s3://lab-fuse-out", "out", 7_777),  # only the new file went back
+    ]
+    text = log_path.read_text()
+    assert "rclone warning:" in text and "Transferred:" in text
+    assert not any(line.startswith("{") for line in text.splitlines()), text
 
 
 def test_a_real_fuse_mount_of_an_azurite_container(tmp_path: Path) -> None:
