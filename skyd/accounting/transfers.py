@@ -85,33 +85,14 @@ class TransferCharges:
             rate = self.table.per_gb_micros(instance.cloud, instance.region, DAEMON_HOST, "")
             if rate == 0:
                 return 0  # a cloud that bills nothing for data leaving it
-            amount = transfer_micros(pull.nbytes, rate)
-            at_ms = to_ms(self.clock.now())
-            book = PoolBook(credit_store.list_pools(conn))
-            parts: list[tuple[int | None, int]] = [(None, 0)]  # bytes free at this size
-            if amount:
-                parts = book.pay(instance, at_ms, amount)
-            rows = [
-                (
-                    instance.provider,
-                    instance.instance_id,
-                    instance.job_id,
-                    instance.owner_uid,
-                    instance.project,
-                    instance.cloud,
-                    instance.region,
-                    pool_id,
-                    at_ms,
-                    share,
-                    rate,
-                    part,
-                    pull.key,
-                )
-                for (pool_id, part), share in zip(
-                    parts, split_bytes(pull.nbytes, parts), strict=True
-                )
-            ]
-            transfer_store.post_transfers(conn, rows, book.spent)
+            amount = post_transfer(
+                conn,
+                instance,
+                nbytes=pull.nbytes,
+                per_gb_micros=rate,
+                key=pull.key,
+                at_ms=to_ms(self.clock.now()),
+            )
         self.charged += 1
         log.info(
             "charged %d micro-dollars for %d bytes out of %s/%s (job %s)",

@@ -139,8 +139,16 @@ async def run_job(
     daemon: the job as the API last showed it (events included)."""
     async with daemon_thread(settings) as daemon:
         with DaemonClient(daemon.socket_path) as client:
-            job = await asyncio.to_thread(client.submit_task, task, str(workdir), None)
-            return await job_when(client, int(job["id"]), until, wait_s=wait_s)
+            return await submit_and_wait(client, task, workdir, until=until, wait_s=wait_s)
+
+
+async def submit_and_wait(
+    client: DaemonClient, task: str, workdir: Path, *, until: Collection[str], wait_s: float
+) -> dict[str, Any]:
+    """Submit `task` through `client`, then the job as the API shows it once its state is in
+    `until` (events included)."""
+    job = await asyncio.to_thread(client.submit_task, task, str(workdir), None)
+    return await job_when(client, int(job["id"]), until, wait_s=wait_s)
 
 
 async def job_when(

@@ -23,7 +23,7 @@ from skyd.events import EventBus
 from skyd.optimizer.egress import find_egress_table
 from skyd.store import open_store
 from skyd.testing.cloud_world import CloudWorld
-from skyd.testing.daemon import job_when, settings_for_tests
+from skyd.testing.daemon import settings_for_tests, submit_and_wait
 
 ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
 
@@ -41,17 +41,6 @@ run: echo trained
 """
 
 
-def skyctl(socket: str, *argv: str) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "skyctl", "--socket", socket, *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(done.stdout)
-
-
 def skyctl_text(socket: str, *argv: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "skyctl", "--socket", socket, *argv],
@@ -61,6 +50,10 @@ def skyctl_text(socket: str, *argv: str) -> str:
         check=True,
     )
     return done.stdout
+
+
+def skyctl(socket: str, *argv: str) -> Any:
+    return json.loads(skyctl_text(socket, *argv))
 
 
 def tar_stream_bytes(tmp_path: Path) -> int:
@@ -87,10 +80,8 @@ async def _run(world: CloudWorld, tmp_path: Path) -> None:
             skyctl, socket, "projects", "set", "default", "--budget", "50", "--json"
         )
         with DaemonClient(socket) as client:
-            job_id = int(
-                (await asyncio.to_thread(client.submit_task, TASK, str(tmp_path), None))["id"]
-            )
-            final = await job_when(client, job_id, ENDED, wait_s=90)
+            final = await submit_and_wait(client, TASK, tmp_path, until=ENDED, wait_s=90)
+        job_id = int(final["id"])
         assert final["state"] == "SUCCEEDED", final
         report = await asyncio.to_thread(skyctl, socket, "costs", "--by", "job", "--json")
         shown = await asyncio.to_thread(skyctl, socket, "show", str(job_id), "--json")

@@ -17,7 +17,7 @@ from skyctl.client import DaemonClient
 from skyd.accounting.transfers import transfer_micros
 from skyd.store import open_store
 from skyd.testing.cloud_world import CloudWorld
-from skyd.testing.daemon import job_when, settings_for_tests
+from skyd.testing.daemon import settings_for_tests, submit_and_wait
 
 OUTPUT = 600_000  # bytes the job prints
 AWS_PER_GB = 90_000  # catalogs/egress.csv
@@ -40,10 +40,8 @@ async def test_the_job_log_read_off_an_aws_vm_is_charged_as_egress(tmp_path: Pat
         async with world.daemon(settings) as daemon:
             socket = daemon.socket_path
             with DaemonClient(socket) as client:
-                job_id = int(
-                    (await asyncio.to_thread(client.submit_task, TASK, str(tmp_path), None))["id"]
-                )
-                final = await job_when(client, job_id, ENDED, wait_s=90)
+                final = await submit_and_wait(client, TASK, tmp_path, until=ENDED, wait_s=90)
+            job_id = int(final["id"])
             assert final["state"] == "SUCCEEDED", final
             report = await asyncio.to_thread(skyctl, socket, "costs", "--by", "job", "--json")
             table = await asyncio.to_thread(_costs_table, socket)
