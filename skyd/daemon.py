@@ -336,7 +336,13 @@ class Daemon:
                 checkpoint_sync_s=settings.cloud_ssh.checkpoint_sync_s,
                 checkpoint_sync_max_s=settings.cloud_ssh.checkpoint_sync_max_s,
                 meter=TransferCharges(store=self.store, clock=self.clock, table=table),
-                pricing=PullPricing(store=self.store, table=table, signals=market.signals),
+                pricing=PullPricing(
+                    store=self.store,
+                    table=table,
+                    signals=market.signals,
+                    histories=scheduler.availability,
+                    clock=self.clock,
+                ),
             )
         # bucket data jobs move is charged at the table placement prices it with
         locator = scheduler.data if isinstance(scheduler.data, DataLocator) else None
