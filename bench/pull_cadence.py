@@ -70,7 +70,7 @@ def simulate(
         if loss < at:
             lost += (loss - held) * price  # redone from the held save, on the next instance
             anchor = held = loss  # (its changeover is the same under both rules)
-            clock, k = PullClock(), 1
+            clock, k = PullClock(save_s=clock.save_s), 1  # the job's pace is kept
             loss += rng.expovariate(rate)
             continue
         if stale < landed:

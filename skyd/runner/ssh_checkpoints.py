@@ -55,6 +55,9 @@ class CheckpointSync:
         # attempt dir -> when its checkpoint is next looked at (inf: pulled after the end)
         self._next_look: dict[str, float] = {}
         self._clocks: dict[str, PullClock] = {}  # attempt dir -> when a pull is worth it
+        # job dir -> the time between its saves as its last attempt's looks saw it: a job
+        # saves at the same pace on its next instance, which need not learn it again
+        self._paces: dict[str, float] = {}
         self._marks: dict[str, str] = {}  # attempt dir -> its checkpoint's last fingerprint
         # attempt dir -> its last checkpoint pull metered (not a log read, nor a pull cut short)
         self._reported: dict[str, CheckpointPull] = {}
@@ -76,13 +79,19 @@ class CheckpointSync:
             math.isinf(next_look) or (not ended and time.monotonic() < next_look)
         ):
             return
-        clock = self._clocks.setdefault(key, PullClock())
+        job_dir = str(attempt_dir.parent)
+        clock = self._clocks.get(key)
+        if clock is None:
+            clock = self._clocks[key] = PullClock(save_s=self._paces.get(job_dir))
         try:
             if not ended and clock.wait_s > 0:
                 self._next_look[key] = time.monotonic() + self._sync_s
                 mark = await self._checkpoint_mark(attempt_dir)
                 now = time.monotonic()
-                if not clock.worth_pulling(now, clock.seen(mark, now)):
+                fresh = clock.seen(mark, now)
+                if clock.save_s is not None:
+                    self._paces[job_dir] = clock.save_s
+                if not clock.worth_pulling(now, fresh):
                     return
             await self.pull(attempt_dir)
         except ProviderError as exc:

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import pytest
+
+from skyd.model import RunPhase, RunStatus
+from skyd.providers.ssh import SshConnections
 from skyd.runner.pull_cadence import PullClock, PullPrice, pull_interval_s
+from skyd.runner.pulls import CheckpointPull
+from skyd.runner.ssh_checkpoints import CheckpointSync
 
 
 def test_the_wait_balances_egress_against_the_work_a_preemption_loses() -> None:
@@ -74,3 +81,43 @@ def test_saves_rarer_than_the_wait_are_each_pulled_as_they_land() -> None:
     assert not clock.worth_pulling(350.0, fresh=False)  # stale: only after wait + s
     never_priced = PullClock()
     assert never_priced.worth_pulling(0.0, fresh=False)
+
+
+async def test_a_jobs_next_attempt_starts_with_the_save_pace_its_last_one_learned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saves come at the job's pace, whatever instance it is on: the clock of a new attempt
+    of the same job knows it from the first look, so its first saves are not left waiting
+    while it learns it again."""
+    sync = CheckpointSync(
+        SshConnections(),
+        command_timeout_s=5.0,
+        transfer_timeout_s=5.0,
+        sync_s=0.0,
+        sync_max_s=3600.0,
+        meter=None,
+        pricing=lambda pull: PullPrice(1_000, 1_000_000, 0.5),
+    )
+    marks = iter(f"save-{i}" for i in range(100))
+
+    async def look(attempt_dir: Path) -> str:
+        return next(marks)  # a new save at every look
+
+    async def pull(attempt_dir: Path, *, force: bool = False) -> bool:
+        sync._marks[str(attempt_dir)] = await look(attempt_dir)
+        sync._reported[str(attempt_dir)] = CheckpointPull(attempt_dir, "aws", "i-1", 10, "k")
+        return True
+
+    monkeypatch.setattr(sync, "_checkpoint_mark", look)
+    monkeypatch.setattr(sync, "pull", pull)
+    running = RunStatus(RunPhase.RUN)
+    first = tmp_path / "jobs" / "7" / "attempt-1"
+    for _ in range(4):
+        await sync.maybe_pull(first, running)
+    assert sync._clocks[str(first)].save_s is not None
+    second = first.with_name("attempt-2")
+    await sync.maybe_pull(second, running)
+    assert sync._clocks[str(second)].save_s == sync._clocks[str(first)].save_s
+    other_job = tmp_path / "jobs" / "8" / "attempt-1"
+    await sync.maybe_pull(other_job, running)
+    assert sync._clocks[str(other_job)].save_s is None
