@@ -8,11 +8,12 @@ until no upload is queued or in flight (write-back is flushed), then `core/stats
 
 1.60's stats do not say which way a transfer went: `core/stats` "bytes" is reads through the
 mount (downloads) and uploads together, and `core/transferred` lists each transfer by file
-name and bytes only (the last 100). The mount's own log (`-v --use-json-log`) names each
-upload ("Copied …" from a *local.Object, the VFS cache). So: with no upload, everything was
-read; otherwise each transfer of a file is an upload or a read by those names, which is
-exact when the list holds every byte counted and a file read and written again moved the
-same bytes each time. Anything else is not told apart and not metered (None).
+name and bytes only, and only the latest ~100 (104 of 110 in a trial). The mount's own log
+(`-v --use-json-log`) names each upload ("Copied …" from a *local.Object, the VFS cache).
+So: with no upload, everything was read; otherwise each transfer of a file is an upload or
+a read by those names, which is exact when the list holds every byte counted and a file
+read and written again moved the same bytes each time. Anything else is not told apart and
+not metered (None).
 """
 
 from __future__ import annotations
