@@ -11,8 +11,9 @@ run by it, so stdlib only, for any python3 >= 3.6:
 
 Both append to DIR/bucket-transfers.json the bytes each `rclone copy` moved, per bucket and
 direction ("in": read from it, "out": written back), from rclone's own final stats (its JSON
-log); the daemon charges them as data transfer. A FUSE mount is listed with bytes null: what
-the job reads through it is not metered.
+log); the daemon charges them as data transfer. A FUSE mount is listed with bytes null when
+it is made; `finish` adds what the mount read and wrote, from its remote-control server
+(skyd.runner.fuse_meter: rclone 1.60 prints no totals when a mount exits).
 
 Each bucket is an rclone remote configured only through environment variables
 (RCLONE_CONFIG_SKYD<i>_*), filled from the job's own credentials (the same variables as
@@ -24,11 +25,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import time
 from typing import Any, TextIO
+
+try:  # shipped beside this file to the node; the package's copy in tests
+    import fuse_meter  # type: ignore[import-not-found,unused-ignore]
+except ImportError:
+    from skyd.runner import fuse_meter
 
 FUSE_MODES = ("MOUNT", "MOUNT_CACHED")
 # rclone's VFS cache: MOUNT writes through a write cache (what rclone needs for writes that
@@ -37,6 +44,7 @@ VFS_CACHE = {"MOUNT": "writes", "MOUNT_CACHED": "full"}
 MOUNT_WAIT_S = 15.0
 UPLOAD_WAIT_S = 1800.0  # after unmounting, for rclone to finish the uploads in flight
 PIDS = "rclone-pids.json"
+RC = "rclone-rc.json"  # each mount's remote-control address and login (owner-only file)
 TRANSFERS = "bucket-transfers.json"  # bytes each copy moved, for the daemon to charge
 # rclone logs JSON lines (turned back into text for the job's log) and, at NOTICE level so
 # they show, its stats: the last ones, as it exits, count the bytes the copy transferred
@@ -319,22 +327,38 @@ def fetch(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, l
     tool_env = _tool_env(mounts, env)
     report: dict[str, str] = {}
     pids: dict[str, int] = {}
+    rcs: dict[str, dict[str, Any]] = {}
     for index, mount in enumerate(mounts):
         target, url = mount["target"], mount["url"]
         how = ""
         if mount.get("mode") in FUSE_MODES and not fuse:
             make_dir(target, log)
             argv = mount_argv(mount, index, env)
+            # its remote-control server on loopback, its login in its environment (readable
+            # by this login only), for finish to ask what it moved; its log in a file of its
+            # own, the uploads it names tell its writes from its reads
+            port = fuse_meter.free_port()
+            password = secrets.token_hex(16)
+            login: dict[str, Any] = {"port": port, "user": "skyd", "pass": password}
+            mount_env = dict(tool_env, RCLONE_RC_USER="skyd", RCLONE_RC_PASS=password)
+            log_path = fuse_meter.log_path(attempt_dir, index)
             log.flush()
-            # in the shim's process group: a cancelled job's mounts go with it
-            proc = subprocess.Popen(argv, env=tool_env, stdout=log, stderr=subprocess.STDOUT)
+            with open(log_path, "ab") as mount_log:
+                # in the shim's process group: a cancelled job's mounts go with it
+                proc = subprocess.Popen(
+                    argv + fuse_meter.rc_flags(port), env=mount_env, stdout=mount_log,
+                    stderr=subprocess.STDOUT,
+                )  # fmt: skip
             if _wait_mounted(target, proc):
                 how = f"FUSE mount (rclone mount, --vfs-cache-mode {argv[5]})"
                 pids[target] = proc.pid
+                rcs[target] = login
                 _STARTED[proc.pid] = proc
-                _record(attempt_dir, mount, "in", None)  # reads through FUSE: not metered
+                _record(attempt_dir, mount, "in", None)  # metered by finish
             else:
                 proc.kill()
+                proc.wait()
+                fuse_meter.relay_log(log_path, log)
                 fuse = "rclone mount failed (see the log above)"
         if not how:
             one = _is_object(mount, index, env, tool_env)
@@ -353,6 +377,9 @@ def fetch(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, l
         json.dump(report, fh)
     with open(os.path.join(attempt_dir, PIDS), "w") as fh:
         json.dump(pids, fh)
+    rc_path = os.path.join(attempt_dir, RC)
+    with open(os.open(rc_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        json.dump(rcs, fh)
     return 0
 
 
@@ -361,17 +388,31 @@ def finish(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, 
     tool_env = _tool_env(mounts, env)
     failed = 0
     pids: dict[str, int] = {}
+    rcs: dict[str, dict[str, Any]] = {}
     with contextlib.suppress(OSError, ValueError), open(os.path.join(attempt_dir, PIDS)) as fh:
         pids = json.load(fh)
+    with contextlib.suppress(OSError, ValueError), open(os.path.join(attempt_dir, RC)) as fh:
+        rcs = json.load(fh)
     for index, mount in enumerate(mounts):
         target = mount["target"]
         if os.path.ismount(target):
+            stats = None
+            if target in rcs:  # before unmounting: the server goes with the mount
+                stats = fuse_meter.final_stats(rcs[target], UPLOAD_WAIT_S)
             unmount = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount"
             failed |= _run([unmount, "-u", target], tool_env, log)
             pid = pids.get(target)
             if pid and not _wait_gone(pid, UPLOAD_WAIT_S):
                 log.write(f"--- skyd: rclone still uploading to {mount['url']}; left running ---\n")
                 failed = 1
+            if target in rcs:
+                uploads = fuse_meter.relay_log(fuse_meter.log_path(attempt_dir, index), log)
+                moved = fuse_meter.split(stats, uploads)
+                if moved is None:
+                    log.write(f"--- skyd: {fuse_meter.unmetered(stats)} ---\n")
+                else:
+                    _record(attempt_dir, mount, "in", moved[0])
+                    _record(attempt_dir, mount, "out", moved[1])
         elif mount.get("mode") in FUSE_MODES and os.path.exists(target):
             back = copy_argv(mount, index, env, back=True, one=os.path.isfile(target))
             code, moved = _copy(back, tool_env, log)

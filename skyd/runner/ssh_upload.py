@@ -14,7 +14,7 @@ from skyd.errors import ProviderError
 from skyd.providers.ssh.connection import SshConnections
 from skyd.providers.ssh.layout import SHIM_NAME
 from skyd.providers.ssh.streams import StreamFailed, write_stream
-from skyd.runner import checkpoint_pull, remote_buckets, remote_shim, sync
+from skyd.runner import checkpoint_pull, fuse_meter, remote_buckets, remote_shim, sync
 from skyd.runner.process import RunCommand
 from skyd.runner.ssh_node import SshNode, mount_destination
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 # beside the shim on the node: remote_shim runs it by its own directory
 BUCKETS_HELPER = "remote_buckets.py"
+FUSE_METER = "fuse_meter.py"  # imported by remote_buckets.py from its own directory
 
 
 async def upload_all(
@@ -41,6 +42,7 @@ async def upload_all(
         await write_remote(sftp, f"{directory}/{SHIM_NAME}", _shim_source())
         if launch.get("storage_mounts"):
             await write_remote(sftp, f"{directory}/{BUCKETS_HELPER}", _buckets_source())
+            await write_remote(sftp, f"{directory}/{FUSE_METER}", _meter_source())
     # trees go as one tar stream each (excludes from .skyignore / .gitignore applied)
     if command.workdir_source is not None:
         await send_tree(
@@ -105,6 +107,10 @@ def _shim_source() -> bytes:
 
 def _buckets_source() -> bytes:
     return Path(remote_buckets.__file__).read_bytes()
+
+
+def _meter_source() -> bytes:
+    return Path(fuse_meter.__file__).read_bytes()
 
 
 async def write_remote(sftp: asyncssh.SFTPClient, path: str, data: bytes) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
+from skyd.runner import bucket_traffic
 from skyd.runner import remote_buckets as rb
 from skyd.runner.azure_rclone import rclone_sas_url
 from skyd.testing.storage_emulators import AZURITE_ACCOUNT, AZURITE_KEY, azurite, moto_s3
@@ -93,10 +94,16 @@ def s3() -> Iterator[tuple[str, Any]]:
         yield url, client
 
 
-def test_a_real_fuse_mount_with_rclone(s3: tuple[str, Any], tmp_path: Path) -> None:
-    """This machine (and CI's, as root) has /dev/fuse: the FUSE path runs for real here."""
+@pytest.mark.parametrize("mode", ["MOUNT", "MOUNT_CACHED"])
+def test_a_real_fuse_mount_with_rclone(s3: tuple[str, Any], tmp_path: Path, mode: str) -> None:
+    """This machine (and CI's, as root) has /dev/fuse: the FUSE path runs for real here. What
+    the job reads and writes through the mount is metered apart, from the mount's own stats:
+    the bytes of the objects read in, of the files written out (for MOUNT_CACHED, once its
+    background write-back is done)."""
     assert rb.fuse_problem() == "", "this test needs a usable /dev/fuse and fusermount3"
     url, client = s3
+    client.put_object(Bucket="lab-fuse", Key="train/big.bin", Body=b"b" * 54_321)
+    client.put_object(Bucket="lab-fuse", Key="train/unread.bin", Body=b"u" * 999)
     target = tmp_path / "mnt"
     mount = {
         "store": "s3",
@@ -105,7 +112,7 @@ def test_a_real_fuse_mount_with_rclone(s3: tuple[str, Any], tmp_path: Path) -> N
         "url": "s3://lab-fuse/train",
         "target": str(target),
         "dest": "/data",
-        "mode": "MOUNT",
+        "mode": mode,
     }
     env = {
         "PATH": os.environ["PATH"],
@@ -120,18 +127,36 @@ def test_a_real_fuse_mount_with_rclone(s3: tuple[str, Any], tmp_path: Path) -> N
         assert rb.fetch([mount], env, str(tmp_path), log) == 0, log_path.read_text()
         assert os.path.ismount(target)
         report = json.loads((tmp_path / "mounts.json").read_text())
-        assert report["/data"] == "FUSE mount (rclone mount, --vfs-cache-mode writes)"
-        # what the job reads through FUSE is not metered: listed, with no byte count
+        cache = rb.VFS_CACHE[mode]
+        assert report["/data"] == f"FUSE mount (rclone mount, --vfs-cache-mode {cache})"
+        # listed when mounted, with no byte count until the mount is done
         traffic = json.loads((tmp_path / "bucket-transfers.json").read_text())
         assert [(t["dest"], t["direction"], t["bytes"]) for t in traffic] == [("/data", "in", None)]
         assert (target / "a.txt").read_text() == "alpha\n"  # read through the kernel
+        assert (target / "big.bin").read_bytes() == b"b" * 54_321
         (target / "out.txt").write_text("written through FUSE\n")
+        (target / "model.bin").write_bytes(b"m" * 7_777)
     finally:
         assert rb.finish([mount], env, str(tmp_path), log) == 0, log_path.read_text()
         log.close()
     assert not os.path.ismount(target)
     body = client.get_object(Bucket="lab-fuse", Key="train/out.txt")["Body"].read()
     assert body == b"written through FUSE\n"
+    traffic = json.loads((tmp_path / "bucket-transfers.json").read_text())
+    assert [(t["dest"], t["url"], t["direction"], t["bytes"]) for t in traffic] == [
+        ("/data", "s3://lab-fuse/train", "in", None),
+        ("/data", "s3://lab-fuse/train", "in", len(b"alpha\n") + 54_321),  # not unread.bin
+        ("/data", "s3://lab-fuse/train", "out", len(b"written through FUSE\n") + 7_777),
+    ]
+    # what the daemon reads back to charge (the null entry left out): one read, one write
+    charged = bucket_traffic.read_local(tmp_path, 0, "i-1")
+    assert [(t.dest, t.direction, t.nbytes) for t in charged] == [
+        ("/data", "in", len(b"alpha\n") + 54_321),
+        ("/data", "out", len(b"written through FUSE\n") + 7_777),
+    ]
+    text = log_path.read_text()
+    assert "rclone warning: Serving remote control on http://127.0.0.1:" in text
+    assert not any(line.startswith("{") for line in text.splitlines()), text
 
 
 def test_copies_report_the_bytes_rclone_moved(
