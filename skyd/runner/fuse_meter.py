@@ -78,6 +78,15 @@ def final_stats(login: dict[str, Any], wait_s: float) -> dict[str, Any] | None:
         return None
 
 
+def json_entry(line: str) -> dict[str, Any] | None:
+    """A line of rclone's JSON log (`--use-json-log`); None for one that is not JSON."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
 def relay_log(path: str, log: TextIO) -> collections.Counter[str]:
     """Copy the mount's log to the job's log as text (its info lines left out, as rclone
     leaves them out by default); returns how many times each file was uploaded."""
@@ -88,11 +97,8 @@ def relay_log(path: str, log: TextIO) -> collections.Counter[str]:
     except OSError:
         return uploads
     for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            entry = None
-        if not isinstance(entry, dict):
+        entry = json_entry(line)
+        if entry is None:
             log.write(line)  # printed before rclone's logging was set up
             continue
         level, text = str(entry.get("level", "info")), str(entry.get("msg", "")).strip()

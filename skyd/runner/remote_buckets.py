@@ -226,11 +226,8 @@ def _copy(argv: list[str], env: dict[str, str], log: TextIO) -> tuple[int, int |
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.decode("utf-8", "replace")
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                entry = None
-            if not isinstance(entry, dict):
+            entry = fuse_meter.json_entry(line)
+            if entry is None:
                 log.write(line)  # printed before rclone's logging was set up
                 continue
             stats = entry.get("stats")
