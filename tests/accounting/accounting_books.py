@@ -98,6 +98,14 @@ def launch(
         )
 
 
+def add_grants(books: Accountant) -> None:
+    """$1 of AWS credit and $100 of GCP credit, for a day: which cloud's pool pays shows."""
+    for name, cloud, amount in (("aws-grant", "aws", "1"), ("gcp-grant", "gcp", "100")):
+        books.admin.add_pool(
+            ADMIN, {"name": name, "cloud": cloud, "amount": amount, "expires": START + 86_400}
+        )
+
+
 def set_state(store: Store, instance_id: str, state: str, at: float) -> None:
     with store.transaction() as conn:
         instance_store.set_instance_state(conn, "sim", instance_id, state, now=at)

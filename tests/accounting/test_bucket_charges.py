@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from accounting_books import ADMIN, START, accountant, add_job, launch, new_store
+from accounting_books import START, accountant, add_grants, add_job, launch, new_store
 
 from skyd.accounting.bucket_transfers import BucketCharges
 from skyd.accounting.transfers import transfer_micros
@@ -135,12 +135,7 @@ def test_a_read_is_paid_by_the_buckets_clouds_pools(tmp_path: Path) -> None:
     store = new_store(tmp_path)
     clock = VirtualClock(START)
     books = accountant(store, clock)
-    books.admin.add_pool(
-        ADMIN, {"name": "aws-grant", "cloud": "aws", "amount": "1", "expires": START + 86_400}
-    )
-    books.admin.add_pool(
-        ADMIN, {"name": "gcp-grant", "cloud": "gcp", "amount": "100", "expires": START + 86_400}
-    )
+    add_grants(books)
     job = job_store.get_job(store, add_job(store))
     launch(
         store, "i-1", job_id=job.id, hourly_micros=0, at=START, cloud="gcp", region="us-central1"

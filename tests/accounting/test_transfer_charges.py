@@ -6,7 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from accounting_books import ADMIN, START, accountant, add_job, launch, new_store, run_job
+from accounting_books import (
+    ADMIN,
+    START,
+    accountant,
+    add_grants,
+    add_job,
+    launch,
+    new_store,
+    run_job,
+)
 
 from skyd.accounting.reports import as_csv, costs_report
 from skyd.accounting.transfers import TransferCharges, split_bytes, transfer_micros
@@ -117,12 +126,7 @@ def test_the_instances_pool_pays_first_then_cash_with_the_bytes_split(tmp_path: 
     store = new_store(tmp_path)
     clock = VirtualClock(START)
     books = accountant(store, clock)
-    books.admin.add_pool(
-        ADMIN, {"name": "aws-grant", "cloud": "aws", "amount": "1", "expires": START + 86_400}
-    )
-    books.admin.add_pool(
-        ADMIN, {"name": "gcp-grant", "cloud": "gcp", "amount": "100", "expires": START + 86_400}
-    )
+    add_grants(books)
     meter = TransferCharges(store=store, clock=clock, table=shipped_table())
     launch(store, "i-1", job_id=add_job(store), hourly_micros=0, at=START)
     # 20 GB at $0.09 = $1.80: the aws pool's $1, then $0.80 cash; gcp's pool never pays aws
