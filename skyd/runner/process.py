@@ -208,7 +208,8 @@ class ProcessRunner:
         # real processes give no exit event for a whole group: poll, bounded by the grace
         while loop.time() < deadline and group_alive(pgid, but=pgid):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        kill_members(pgid, but=pgid)  # the job's processes; the shim writes back first
+        if group_alive(pgid, but=pgid):
+            kill_members(pgid, but=pgid)  # the job's processes; the shim writes back first
         try:
             buckets = json.loads((attempt_dir / "launch.json").read_text()).get("storage_mounts")
         except (OSError, ValueError, AttributeError):
@@ -245,15 +246,27 @@ def members(pgid: int, but: int = 0) -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def group_alive(pgid: int, but: int = 0) -> bool:
     """Whether any non-zombie process (other than `but`) is left in process group `pgid`."""
     return bool(members(pgid, but))
 
 
 def kill_members(pgid: int, but: int) -> None:
-    """SIGKILL the group's processes but the shim `but` (a few rounds: one may fork)."""
+    """SIGKILL the group's processes but the shim `but` (a few rounds: one may fork), and
+    but a copy of it: a child it forked that has not run its program yet (a container's
+    removal after the job stopped)."""
+    shim = _cmdline(but)
     for _ in range(3):
         for pid in members(pgid, but):
+            if shim and _cmdline(pid) == shim:
+                continue
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
 

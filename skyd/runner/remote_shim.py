@@ -39,6 +39,12 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+if __package__:
+    from skyd.runner import remote_procs
+else:  # on the node: shipped beside this file (-I leaves this directory off sys.path)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import remote_procs  # type: ignore[import-not-found,no-redef,unused-ignore]
+
 KILL_FILE = "kill.json"  # the killer's grace and write-back allowance, for the wrapper
 GRACE_S = 5.0
 WRITE_BACK_S = 300.0
@@ -91,58 +97,6 @@ def _host_argv(command: str, umask: int) -> list[str]:
     # the job gets the login's umask back (skyd's own files here are private); set in the
     # shell rather than with Popen(umask=) so any python3 >= 3.6 on the machine will do
     return [_shell(), "-c", f"umask {umask:03o}; {command}"]
-
-
-# -- containers (image_id: docker:IMAGE) ---------------------------------------------------
-# One long-lived container per node and attempt, started before setup; setup and run are
-# `exec`s in it, so what setup installs is there for run. The home (workdir, checkpoints,
-# ~/ mounts) and absolute file-mount paths are bound at the same paths, the host network is
-# shared (ports, other nodes), and only the job's env goes in (`-e KEY`, values from the
-# exec's own environment, so none is on a command line).
-_IN_CONTAINER_SHELL = 'command -v bash >/dev/null 2>&1 && exec bash -c "$1"; exec sh -c "$1"'
-
-
-def _engine() -> str | None:
-    """docker if the machine has it, else podman (whichever the image has installed)."""
-    for name in ("docker", "podman"):
-        if shutil.which(name):
-            return name
-    return None
-
-
-def _container_start_argv(engine: str, spec: dict[str, object], home: str) -> list[str]:
-    argv = [engine, "run", "-d", "--name", str(spec["name"]), "--network", "host"]
-    if spec.get("gpus"):
-        # docker's NVIDIA runtime flag; podman reaches GPUs through CDI device names
-        argv += ["--gpus", "all"] if engine == "docker" else ["--device", "nvidia.com/gpu=all"]
-    if spec.get("cpuset"):
-        argv += ["--cpuset-cpus", str(spec["cpuset"])]
-    for path in [home, *[str(b) for b in list(spec.get("binds") or [])]]:  # type: ignore[call-overload]
-        argv += ["-v", f"{path}:{path}"]
-    return [*argv, "--entrypoint", "sleep", str(spec["image"]), "infinity"]
-
-
-def _container_exec_argv(
-    engine: str, name: str, cwd: str, keys: list[str], command: str, umask: int
-) -> list[str]:
-    argv = [engine, "exec", "-w", cwd]
-    for key in keys:
-        argv += ["-e", key]
-    return [*argv, name, "sh", "-c", _IN_CONTAINER_SHELL, "skyd", f"umask {umask:03o}; {command}"]
-
-
-def _remove_container(launch: dict[str, object]) -> None:
-    spec = launch.get("container")
-    engine = _engine()
-    if not isinstance(spec, dict) or engine is None:
-        return
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(
-            [engine, "rm", "-f", str(spec["name"])],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=60,
-        )
 
 
 def _buckets(
@@ -259,7 +213,7 @@ def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
         try:
             _setup_then_run(launch, status, attempt_dir, log, phase, finish_buckets)
         finally:
-            _remove_container(launch)
+            remote_procs.remove(launch)
 
 
 def _on_host(cwd: str, env: dict[str, str], log: TextIO, umask: int) -> Callable[[str, str], int]:
@@ -277,7 +231,7 @@ def _in_container(
     """Start the task's container and return how to run a phase in it, or the exit code
     that ends the attempt before setup (127 with the reason logged when the machine has no
     engine: the task is never run on the bare host)."""
-    engine = _engine()
+    engine = remote_procs.find_engine()
     image = container.get("image")
     if engine is None:
         log.write(
@@ -287,7 +241,7 @@ def _in_container(
         return 127
     home = os.path.abspath(env.get("HOME") or os.path.expanduser("~"))
     started = _run_phase(
-        _container_start_argv(engine, container, home), cwd, env, log, f"container {image}"
+        remote_procs.start_argv(engine, container, home), cwd, env, log, f"container {image}"
     )
     if started != 0:
         log.write(f"--- skyd: {engine} could not start {image} (exit {started}) ---\n")
@@ -296,7 +250,7 @@ def _in_container(
     name = str(container["name"])
 
     def phase(command: str, label: str) -> int:
-        argv = _container_exec_argv(engine, name, cwd, keys, command, umask)
+        argv = remote_procs.exec_argv(engine, name, cwd, keys, command, umask)
         return _run_phase(argv, cwd, env, log, label)
 
     return phase
@@ -307,7 +261,7 @@ def _killed(
 ) -> None:
     """Record the kill and leave (the job's processes are gone, the buckets written back)."""
     signum = int(status.pop("term"))  # type: ignore[call-overload]
-    _remove_container(launch)
+    remote_procs.remove(launch)
     log.write(f"--- skyd: killed (signal {signum}) ---\n")
     log.flush()
     status.update(phase="killed", ended_at=time.time())
@@ -327,10 +281,10 @@ def _stop(
     own = os.getpid()
     # the killer SIGKILLs them after the grace; a killer that died before is stood in for
     deadline = time.monotonic() + _kill_bounds(attempt_dir)[0] + 2.0
-    while time.monotonic() < deadline and _group_alive(own, but=own):
+    while time.monotonic() < deadline and remote_procs.group_alive(own, but=own):
         time.sleep(0.05)
-    _kill_members(own, but=own)
-    _remove_container(launch)  # nothing in it writes any more
+    remote_procs.kill_members(own, but=own)
+    remote_procs.remove(launch)  # nothing in it writes any more
     before_done()
     _killed(attempt_dir, status, launch, log)
 
@@ -430,62 +384,6 @@ def status(attempt_dir: str) -> dict[str, object]:
     }
 
 
-def _members(pgid: int, but: int = 0) -> list[int] | None:
-    """The live (non-zombie) processes of the group but `but`, None without /proc: an
-    orphaned zombie waits for an init that may never reap it (containers), and must not
-    stretch the grace."""
-    if not os.path.isdir("/proc/self"):
-        return None
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == but:
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                raw = fh.read()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
-
-
-def _group_alive(pgid: int, but: int = 0) -> bool:
-    """Whether a live process (other than `but`) is left in the group."""
-    members = _members(pgid, but)
-    if members is not None:
-        return bool(members)
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not but  # no /proc: the wrapper `but` cannot be told from the rest
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read()
-    except OSError:
-        return b""
-
-
-def _kill_members(pgid: int, but: int) -> None:
-    """SIGKILL the group's processes but the wrapper `but` (a few rounds: one may fork).
-    A copy of the wrapper is spared: its write-back helper, forked and not yet in a session
-    of its own."""
-    wrapper = _cmdline(but)
-    for _ in range(3):
-        for pid in _members(pgid, but) or []:
-            if wrapper and _cmdline(pid) == wrapper:
-                continue
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-
-
 def _stop_mounts(attempt_dir: str) -> None:
     """SIGTERM the rclone mounts (own sessions, remote_buckets.py) a wrapper killed in its
     write-back left behind; a pid reused since is told by its command line."""
@@ -520,12 +418,12 @@ def kill(attempt_dir: str, grace: float, write_back: float = WRITE_BACK_S) -> di
     except (ProcessLookupError, PermissionError):
         return {"killed": None}
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _group_alive(pgid, but=pgid):
+    while time.monotonic() < deadline and remote_procs.group_alive(pgid, but=pgid):
         time.sleep(0.05)
     # the job's processes left after the grace; the wrapper writes the buckets back, within
     # its allowance (it stops the write-back itself then), and a margin to record the kill
-    if _group_alive(pgid, but=pgid):
-        _kill_members(pgid, but=pgid)
+    if remote_procs.group_alive(pgid, but=pgid):
+        remote_procs.kill_members(pgid, but=pgid)
     launch: dict[str, object] = {}
     with contextlib.suppress(OSError, ValueError), open(f"{attempt_dir}/launch.json") as fh:
         launch = json.load(fh)
@@ -542,7 +440,7 @@ def kill(attempt_dir: str, grace: float, write_back: float = WRITE_BACK_S) -> di
     while _alive(attempt_dir) and time.monotonic() < settle:
         time.sleep(0.02)
     # a wrapper killed before it could remove its container leaves it running: remove it
-    _remove_container(launch)
+    remote_procs.remove(launch)
     data = _read_status(attempt_dir)
     if data is not None and data.get("phase") in ("setup", "run") and not _alive(attempt_dir):
         data.update(phase="killed", ended_at=time.time())
