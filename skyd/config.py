@@ -40,6 +40,10 @@ class LocalProviderSettings:
     slots: int = 0  # concurrent jobs; 0 = number of CPUs
     gpus: int = -1  # -1 = detect with nvidia-smi
     cancel_grace_seconds: float = 5.0
+    # After the grace, how long a killed attempt (cancelled, moved, restarted, stopped by a
+    # budget) may take to write what its job wrote back to its bucket file mounts; what is
+    # not written back in time is named in the job's log. The kill waits this long at most.
+    cancel_write_back_seconds: float = 300.0
     # Run each job as the user who submitted it. Needs root or CAP_SETUID/CAP_SETGID;
     # always on when the daemon runs as root.
     run_as_owner: bool = False
@@ -350,6 +354,12 @@ def load_settings(
         raise ConfigError(
             f"market.offers_refresh_seconds: {refresh!r} must be between 1 and 86400 (how"
             " often Slurm partitions and Kubernetes nodes are read again; default 300)"
+        )
+    write_back = settings.local.cancel_write_back_seconds
+    if not 1.0 <= write_back <= 86_400.0:
+        raise ConfigError(
+            f"local.cancel_write_back_seconds: {write_back!r} must be between 1 and 86400"
+            " (how long a killed job's bucket write-back may take; default 300)"
         )
     ssh = settings.cloud_ssh
     if not 0.1 <= ssh.checkpoint_sync_s <= 3600.0:

@@ -197,7 +197,9 @@ class Daemon:
             os.close(socket_lock)
             raise
         bus = EventBus()
-        runner = ProcessRunner(on_exit=bus.changed)
+        runner = ProcessRunner(
+            on_exit=bus.changed, write_back_s=settings.local.cancel_write_back_seconds
+        )
         catalog = Catalog.load(settings.catalog_dir)
         providers = dict(self._providers or build_providers(settings, self.clock, catalog))
         if self._providers is None:
@@ -335,6 +337,7 @@ class Daemon:
                 connections,
                 checkpoint_sync_s=settings.cloud_ssh.checkpoint_sync_s,
                 checkpoint_sync_max_s=settings.cloud_ssh.checkpoint_sync_max_s,
+                write_back_s=settings.local.cancel_write_back_seconds,
                 meter=TransferCharges(store=self.store, clock=self.clock, table=table),
                 pricing=PullPricing(
                     store=self.store,

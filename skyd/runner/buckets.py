@@ -124,10 +124,15 @@ def fetch(mounts: Sequence[Mapping[str, Any]], env: Mapping[str, str], attempt_d
 
 
 def push_back(
-    mounts: Sequence[Mapping[str, Any]], env: Mapping[str, str], attempt_dir: Path
+    mounts: Sequence[Mapping[str, Any]],
+    env: Mapping[str, str],
+    attempt_dir: Path,
+    *,
+    purge: bool = True,
 ) -> str:
     """Upload what the job added or changed under its MOUNT / MOUNT_CACHED buckets, then
-    delete the non-persistent buckets skyd created for it."""
+    (with `purge`: the job is over, not killed to go on elsewhere) delete the
+    non-persistent buckets skyd created for it."""
     try:
         before = json.loads((attempt_dir / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -149,7 +154,7 @@ def push_back(
             sent += path.stat().st_size
         _record(attempt_dir, mount, "out", sent)
         lines.append(f"--- skyd: {len(changed)} files written back to {mount['url']} ---\n")
-    if env.get("SKYD_NODE_RANK", "0") != "0":
+    if not purge or env.get("SKYD_NODE_RANK", "0") != "0":
         return "".join(lines)  # a gang's bucket is deleted once, by rank 0
     for mount in mounts:
         if mount.get("owned") and mount.get("persistent") is False:

@@ -1,5 +1,5 @@
 """`image_id: docker:` on this host: the local shim's container, started and removed with the
-same commands the remote shim uses on VMs (skyd.runner.remote_shim): one container per
+same commands the remote shim uses on VMs (skyd.runner.remote_procs): one container per
 attempt and node, the job's directory and checkpoints bound at their own paths, the host
 network, setup and run as `exec`s with the job's env by name."""
 
@@ -9,11 +9,11 @@ import os
 import subprocess
 from typing import Any, TextIO
 
-from skyd.runner import remote_shim
+from skyd.runner import remote_procs
 
 
 def _engine() -> str:
-    engine = remote_shim._engine()
+    engine = remote_procs.find_engine()
     if engine is None:
         raise OSError("no docker or podman on PATH")
     return engine
@@ -27,7 +27,7 @@ def start(container: dict[str, Any], cwd: str, env: dict[str, str], log: TextIO)
         log.write(f"--- skyd: image_id docker:{container.get('image')}: {exc}; not run bare ---\n")
         return 127
     job_dir = os.path.dirname(os.path.abspath(cwd))  # workdir and mounts live in it
-    argv = remote_shim._container_start_argv(engine, container, job_dir)
+    argv = remote_procs.start_argv(engine, container, job_dir)
     log.write(f"--- skyd: container {container.get('image')} started with {engine} ---\n")
     log.flush()
     code = subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
@@ -39,10 +39,10 @@ def start(container: dict[str, Any], cwd: str, env: dict[str, str], log: TextIO)
 def exec_argv(
     container: dict[str, Any], cwd: str, keys: list[str], command: str, umask: int
 ) -> list[str]:
-    return remote_shim._container_exec_argv(
+    return remote_procs.exec_argv(
         _engine(), str(container["name"]), cwd, keys, command, umask if umask >= 0 else 0o022
     )
 
 
 def remove(container: dict[str, Any]) -> None:
-    remote_shim._remove_container({"container": container})
+    remote_procs.remove({"container": container})

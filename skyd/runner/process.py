@@ -17,6 +17,8 @@ from typing import Any
 
 from skyd.model import RunStatus
 
+KILL_FILE = "kill.json"  # the killer's grace and write-back allowance, read by the shim
+
 
 def _launch_shim(
     attempt_dir: Path, command: RunCommand, lock_fd: int, err_fd: int
@@ -93,8 +95,12 @@ class RunCommand:
 class ProcessRunner:
     """Starts shims for attempts and reaps the ones this daemon process spawned."""
 
-    def __init__(self, on_exit: asyncio.Event | None = None) -> None:
+    def __init__(
+        self, on_exit: asyncio.Event | None = None, *, write_back_s: float = 300.0
+    ) -> None:
         self._on_exit = on_exit
+        # a killed attempt's shim writes the job's buckets back after the grace, this long
+        self._write_back = write_back_s
         self._pidfds: set[int] = set()
 
     async def start(self, attempt_dir: Path, command: RunCommand) -> int:
@@ -180,18 +186,36 @@ class ProcessRunner:
         loop.add_reader(pidfd, exited)
 
     async def kill(self, attempt_dir: Path, grace_seconds: float) -> None:
-        """SIGTERM the attempt's whole process group, then SIGKILL whatever is left."""
+        """SIGTERM the attempt's whole process group, SIGKILL the job's processes left after
+        the grace, then wait (at most `write_back_s`) while the shim writes the job's
+        buckets back and records the kill; SIGKILL it after that."""
         pgid = read_status(attempt_dir).pid
         if pgid is None and shim_alive(attempt_dir):
             with contextlib.suppress(OSError, ValueError):
                 pgid = int((attempt_dir / "shim.pid").read_text())
         if pgid is None:
             return
+        bounds = json.dumps({"grace": grace_seconds, "write_back": self._write_back})
+        with contextlib.suppress(OSError):  # the shim may run as the job's owner: not private
+            tmp = attempt_dir / (KILL_FILE + ".tmp")
+            tmp.write_text(bounds)
+            tmp.chmod(0o644)
+            tmp.replace(attempt_dir / KILL_FILE)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGTERM)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_seconds
         # real processes give no exit event for a whole group: poll, bounded by the grace
+        while loop.time() < deadline and group_alive(pgid, but=pgid):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if group_alive(pgid, but=pgid):
+            kill_members(pgid, but=pgid)  # the job's processes; the shim writes back first
+        try:
+            buckets = json.loads((attempt_dir / "launch.json").read_text()).get("storage_mounts")
+        except (OSError, ValueError, AttributeError):
+            buckets = None
+        # no buckets: nothing to write back, the shim only records the kill
+        deadline = loop.time() + (self._write_back + 10.0 if buckets else 2.0)
         while loop.time() < deadline and group_alive(pgid):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -206,10 +230,11 @@ class ProcessRunner:
         self._pidfds.clear()
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any non-zombie process is left in process group `pgid`."""
+def members(pgid: int, but: int = 0) -> list[int]:
+    """The non-zombie processes of process group `pgid`, but `but`."""
+    found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == but:
             continue
         try:
             raw = (entry / "stat").read_text()
@@ -217,8 +242,33 @@ def group_alive(pgid: int) -> bool:
             continue
         fields = raw[raw.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+            found.append(int(entry.name))
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def group_alive(pgid: int, but: int = 0) -> bool:
+    """Whether any non-zombie process (other than `but`) is left in process group `pgid`."""
+    return bool(members(pgid, but))
+
+
+def kill_members(pgid: int, but: int) -> None:
+    """SIGKILL the group's processes but the shim `but` (a few rounds: one may fork), and
+    but a copy of it: a child it forked that has not run its program yet (a container's
+    removal after the job stopped)."""
+    shim = _cmdline(but)
+    for _ in range(3):
+        for pid in members(pgid, but):
+            if shim and _cmdline(pid) == shim:
+                continue
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _write_private(path: Path, text: str, uid: int | None) -> None:

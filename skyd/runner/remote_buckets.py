@@ -8,6 +8,14 @@ run by it, so stdlib only, for any python3 >= 3.6:
                                            DIR/mounts.json (per destination: how) for `show`
     python3 remote_buckets.py finish DIR   after run: write fallback copies back, unmount,
                                            purge the non-persistent buckets skyd created
+    python3 remote_buckets.py stopped DIR  a killed job (moved, cancelled): as finish, but
+                                           no bucket is purged (a moved job still needs it)
+    python3 remote_buckets.py unmount DIR  a job killed before its buckets were all in
+                                           place: unmount only (nothing is written back)
+
+The mounts run in sessions of their own: the SIGTERM a kill sends the job's process group
+does not reach them, and `finish` unmounts them after the job has stopped, once their
+pending uploads are flushed.
 
 Both append to DIR/bucket-transfers.json the bytes each `rclone copy` moved, per bucket and
 direction ("in": read from it, "out": written back), from rclone's own final stats (its JSON
@@ -341,10 +349,11 @@ def fetch(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, l
             log_path = fuse_meter.log_path(attempt_dir, index)
             log.flush()
             with open(log_path, "ab") as mount_log:
-                # in the shim's process group: a cancelled job's mounts go with it
+                # not in the shim's process group: a kill's SIGTERM would stop the mount
+                # before the job's last writes are flushed; finish (or unmount) stops it
                 proc = subprocess.Popen(
                     argv + fuse_meter.rc_flags(port), env=mount_env, stdout=mount_log,
-                    stderr=subprocess.STDOUT,
+                    stderr=subprocess.STDOUT, start_new_session=True,
                 )  # fmt: skip
             if _wait_mounted(target, proc):
                 how = f"FUSE mount (rclone mount, --vfs-cache-mode {argv[5]})"
@@ -352,6 +361,7 @@ def fetch(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, l
                 rcs[target] = login
                 _STARTED[proc.pid] = proc
                 _record(attempt_dir, mount, "in", None)  # metered by finish
+                _save_mounts(attempt_dir, pids, rcs)  # a fetch killed now still unmounts it
             else:
                 proc.kill()
                 proc.wait()
@@ -372,16 +382,30 @@ def fetch(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, l
         log.write(f"--- skyd: {url} → {target}: {how} ---\n")
     with open(os.path.join(attempt_dir, "mounts.json"), "w") as fh:
         json.dump(report, fh)
+    _save_mounts(attempt_dir, pids, rcs)
+    return 0
+
+
+def _save_mounts(attempt_dir: str, pids: dict[str, int], rcs: dict[str, dict[str, Any]]) -> None:
     with open(os.path.join(attempt_dir, PIDS), "w") as fh:
         json.dump(pids, fh)
     rc_path = os.path.join(attempt_dir, RC)
     with open(os.open(rc_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
         json.dump(rcs, fh)
-    return 0
 
 
-def finish(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, log: TextIO) -> int:
-    """Write fallback copies back, unmount FUSE mounts, purge ephemeral buckets."""
+def finish(
+    mounts: list[dict[str, Any]],
+    env: dict[str, str],
+    attempt_dir: str,
+    log: TextIO,
+    *,
+    write_back: bool = True,
+    purge: bool = True,
+) -> int:
+    """Write fallback copies back, unmount FUSE mounts, purge ephemeral buckets (with
+    `purge`: the job is over); without `write_back` (a fetch cut short: its copies are
+    partial) only unmount."""
     tool_env = _tool_env(mounts, env)
     failed = 0
     pids: dict[str, int] = {}
@@ -410,7 +434,10 @@ def finish(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, 
                 else:
                     _record(attempt_dir, mount, "in", moved[0])
                     _record(attempt_dir, mount, "out", moved[1])
+        elif not write_back:
+            pass
         elif mount.get("mode") in FUSE_MODES and os.path.exists(target):
+            log.write(f"--- skyd: writing {target} back to {mount['url']} ---\n")
             back = copy_argv(mount, index, env, back=True, one=os.path.isfile(target))
             code, moved = _copy(back, tool_env, log)
             _record(attempt_dir, mount, "out", moved)
@@ -418,7 +445,7 @@ def finish(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, 
                 log.write(f"--- skyd: {target} written back to {mount['url']} ---\n")
             else:
                 failed = 1
-        if mount.get("purge_at_end") and env.get("SKYD_NODE_RANK", "0") == "0":
+        if purge and mount.get("purge_at_end") and env.get("SKYD_NODE_RANK", "0") == "0":
             bucket = f"{remote_name(index)}:{mount['bucket']}"
             if _run(["rclone", "purge", bucket, *ca_flags(env)], tool_env, log) == 0:
                 log.write(f"--- skyd: deleted non-persistent bucket {mount['url']} ---\n")
@@ -428,8 +455,8 @@ def finish(mounts: list[dict[str, Any]], env: dict[str, str], attempt_dir: str, 
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("fetch", "finish"):
-        sys.stderr.write("usage: remote_buckets.py fetch|finish DIR\n")
+    if len(argv) != 2 or argv[0] not in ("fetch", "finish", "stopped", "unmount"):
+        sys.stderr.write("usage: remote_buckets.py fetch|finish|stopped|unmount DIR\n")
         return 2
     attempt_dir = argv[1]
     with open(os.path.join(attempt_dir, "launch.json")) as fh:
@@ -437,8 +464,10 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ)
     env.update({str(k): str(v) for k, v in dict(launch.get("env") or {}).items()})
     mounts = list(launch.get("storage_mounts") or [])
-    action = fetch if argv[0] == "fetch" else finish
-    return action(mounts, env, attempt_dir, sys.stdout)
+    if argv[0] == "fetch":
+        return fetch(mounts, env, attempt_dir, sys.stdout)
+    back, purge = argv[0] != "unmount", argv[0] == "finish"
+    return finish(mounts, env, attempt_dir, sys.stdout, write_back=back, purge=purge)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,22 @@ Usage (DIR is the attempt's remote directory, holding launch.json):
                                         session; prints one JSON line {"started": pid | null}
     python3 remote_shim.py status DIR   prints {"status": <status.json or null>,
                                         "alive": bool, "log_size": int}
-    python3 remote_shim.py kill DIR G   SIGTERM the wrapper's process group, SIGKILL it after
-                                        G seconds; prints {"killed": pgid | null}
+    python3 remote_shim.py kill DIR G [W]  SIGTERM the wrapper's process group, SIGKILL the
+                                        job's processes left after G seconds, then give the
+                                        wrapper up to W seconds to write the buckets back
+                                        (default 300); prints {"killed": pgid | null}
 
 The wrapper holds an flock on DIR/shim.lock for as long as it lives (the lock dies with
 the process), so "lock held" means exactly "the wrapper lives": a restarted daemon tells
 a running attempt from a lost one without trusting pids. status.json is replaced
 atomically; all output of setup and run is appended to DIR/job.log.
+
+A killed attempt's buckets are written back as an ended one's are: the SIGTERM reaches the
+job's processes (they may save on it), the wrapper waits for them (the killer SIGKILLs what
+is left after the grace, never the wrapper), then runs `remote_buckets.py stopped` (finish
+without purging: a moved job goes on) in a session of its own, bounded by W, before it
+records "killed". The killer waits for the wrapper as long, then stops any rclone mount
+left; what was not written back in time is said in the job log.
 """
 
 from __future__ import annotations
@@ -29,6 +38,16 @@ import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
+
+if __package__:
+    from skyd.runner import remote_procs
+else:  # on the node: shipped beside this file (-I leaves this directory off sys.path)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import remote_procs  # type: ignore[import-not-found,no-redef,unused-ignore]
+
+KILL_FILE = "kill.json"  # the killer's grace and write-back allowance, for the wrapper
+GRACE_S = 5.0
+WRITE_BACK_S = 300.0
 
 
 def _write_status(attempt_dir: str, status: dict[str, object]) -> None:
@@ -80,64 +99,53 @@ def _host_argv(command: str, umask: int) -> list[str]:
     return [_shell(), "-c", f"umask {umask:03o}; {command}"]
 
 
-# -- containers (image_id: docker:IMAGE) ---------------------------------------------------
-# One long-lived container per node and attempt, started before setup; setup and run are
-# `exec`s in it, so what setup installs is there for run. The home (workdir, checkpoints,
-# ~/ mounts) and absolute file-mount paths are bound at the same paths, the host network is
-# shared (ports, other nodes), and only the job's env goes in (`-e KEY`, values from the
-# exec's own environment, so none is on a command line).
-_IN_CONTAINER_SHELL = 'command -v bash >/dev/null 2>&1 && exec bash -c "$1"; exec sh -c "$1"'
-
-
-def _engine() -> str | None:
-    """docker if the machine has it, else podman (whichever the image has installed)."""
-    for name in ("docker", "podman"):
-        if shutil.which(name):
-            return name
-    return None
-
-
-def _container_start_argv(engine: str, spec: dict[str, object], home: str) -> list[str]:
-    argv = [engine, "run", "-d", "--name", str(spec["name"]), "--network", "host"]
-    if spec.get("gpus"):
-        # docker's NVIDIA runtime flag; podman reaches GPUs through CDI device names
-        argv += ["--gpus", "all"] if engine == "docker" else ["--device", "nvidia.com/gpu=all"]
-    if spec.get("cpuset"):
-        argv += ["--cpuset-cpus", str(spec["cpuset"])]
-    for path in [home, *[str(b) for b in list(spec.get("binds") or [])]]:  # type: ignore[call-overload]
-        argv += ["-v", f"{path}:{path}"]
-    return [*argv, "--entrypoint", "sleep", str(spec["image"]), "infinity"]
-
-
-def _container_exec_argv(
-    engine: str, name: str, cwd: str, keys: list[str], command: str, umask: int
-) -> list[str]:
-    argv = [engine, "exec", "-w", cwd]
-    for key in keys:
-        argv += ["-e", key]
-    return [*argv, name, "sh", "-c", _IN_CONTAINER_SHELL, "skyd", f"umask {umask:03o}; {command}"]
-
-
-def _remove_container(launch: dict[str, object]) -> None:
-    spec = launch.get("container")
-    engine = _engine()
-    if not isinstance(spec, dict) or engine is None:
-        return
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(
-            [engine, "rm", "-f", str(spec["name"])],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=60,
-        )
-
-
-def _buckets(attempt_dir: str, action: str, env: dict[str, str], log: TextIO) -> int:
-    """remote_buckets.py (shipped beside this file) mounts or copies the buckets."""
+def _buckets(
+    attempt_dir: str, action: str, env: dict[str, str], log: TextIO, bound: float | None = None
+) -> int | None:
+    """remote_buckets.py (shipped beside this file) mounts or copies the buckets; None when
+    it ran past `bound` seconds and was stopped. Its own session: the SIGKILL a kill sends
+    the job's group after the grace must not cut a write-back short."""
     log.flush()
     helper = os.path.join(os.path.dirname(os.path.abspath(__file__)), "remote_buckets.py")
     argv = [sys.executable, helper, action, attempt_dir]
-    return subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    own = action != "fetch"  # a fetch stops with the job
+    proc = subprocess.Popen(
+        argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=own
+    )
+    try:
+        return proc.wait(bound)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return None
+
+
+def _kill_bounds(attempt_dir: str) -> tuple[float, float]:
+    """The grace and write-back allowance the killer gave (KILL_FILE), else the defaults."""
+    data: object = None
+    with contextlib.suppress(OSError, ValueError), open(os.path.join(attempt_dir, KILL_FILE)) as fh:
+        data = json.load(fh)
+    if not isinstance(data, dict):
+        return GRACE_S, WRITE_BACK_S
+    return float(data.get("grace", GRACE_S)), float(data.get("write_back", WRITE_BACK_S))
+
+
+def _not_written_back(attempt_dir: str, launch: dict[str, object]) -> list[str]:
+    """The buckets a job writes to (MOUNT, MOUNT_CACHED) with no write-back recorded."""
+    done: set[str] = set()
+    with (
+        contextlib.suppress(OSError, ValueError, TypeError, AttributeError),
+        open(os.path.join(attempt_dir, "bucket-transfers.json")) as fh,
+    ):
+        done = {str(e.get("dest")) for e in json.load(fh) if e.get("direction") == "out"}
+    mounts = [m for m in list(launch.get("storage_mounts") or []) if isinstance(m, dict)]  # type: ignore[call-overload]
+    return [
+        str(m.get("url"))
+        for m in mounts
+        if m.get("mode") in ("MOUNT", "MOUNT_CACHED")
+        and str(m.get("dest", m.get("target"))) not in done
+    ]
 
 
 def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
@@ -160,11 +168,8 @@ def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
     }
 
     def on_term(signum: int, _frame: object) -> None:
-        status["phase"] = "killed"
-        status["ended_at"] = time.time()
-        _write_status(attempt_dir, status)
-        _remove_container(launch)
-        os._exit(128 + signum)
+        # the job's processes got it too: let them stop (and save), then write back
+        status.setdefault("term", signum)
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the SSH session ending must not stop the job
@@ -173,6 +178,11 @@ def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
     with open(os.path.join(attempt_dir, "job.log"), "a", buffering=1) as log:
         buckets = bool(launch.get("storage_mounts"))
         if buckets and _buckets(attempt_dir, "fetch", env, log) != 0:
+            # the mounts made so far go; a half-fetched copy is never written back over
+            # the bucket's objects
+            _buckets(attempt_dir, "unmount", env, log, _kill_bounds(attempt_dir)[1])
+            if "term" in status:
+                _killed(attempt_dir, status, launch, log)
             log.write("--- skyd: could not mount or copy the job's buckets ---\n")
             status.update(phase="done", setup_exit=126, ended_at=time.time())
             _write_status(attempt_dir, status)
@@ -180,7 +190,18 @@ def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
 
         def finish_buckets() -> None:
             # before the attempt is reported done: the daemon may give the VM back then
-            if buckets and _buckets(attempt_dir, "finish", env, log) != 0:
+            if not buckets:
+                return
+            killed = "term" in status  # then the job may go on elsewhere: no purge
+            bound = _kill_bounds(attempt_dir)[1] if killed else None
+            code = _buckets(attempt_dir, "stopped" if killed else "finish", env, log, bound)
+            if code is None:
+                left = ", ".join(_not_written_back(attempt_dir, launch)) or "none"
+                log.write(
+                    f"--- skyd: writing back to the buckets was stopped after {bound:g} s (the "
+                    f"job was killed); not written back: {left} ---\n"
+                )
+            elif code != 0:
                 # the job's result stands; what was not written back is in the log
                 log.write("--- skyd: could not write back to or clean up the buckets ---\n")
 
@@ -192,7 +213,7 @@ def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
         try:
             _setup_then_run(launch, status, attempt_dir, log, phase, finish_buckets)
         finally:
-            _remove_container(launch)
+            remote_procs.remove(launch)
 
 
 def _on_host(cwd: str, env: dict[str, str], log: TextIO, umask: int) -> Callable[[str, str], int]:
@@ -210,7 +231,7 @@ def _in_container(
     """Start the task's container and return how to run a phase in it, or the exit code
     that ends the attempt before setup (127 with the reason logged when the machine has no
     engine: the task is never run on the bare host)."""
-    engine = _engine()
+    engine = remote_procs.find_engine()
     image = container.get("image")
     if engine is None:
         log.write(
@@ -220,7 +241,7 @@ def _in_container(
         return 127
     home = os.path.abspath(env.get("HOME") or os.path.expanduser("~"))
     started = _run_phase(
-        _container_start_argv(engine, container, home), cwd, env, log, f"container {image}"
+        remote_procs.start_argv(engine, container, home), cwd, env, log, f"container {image}"
     )
     if started != 0:
         log.write(f"--- skyd: {engine} could not start {image} (exit {started}) ---\n")
@@ -229,10 +250,43 @@ def _in_container(
     name = str(container["name"])
 
     def phase(command: str, label: str) -> int:
-        argv = _container_exec_argv(engine, name, cwd, keys, command, umask)
+        argv = remote_procs.exec_argv(engine, name, cwd, keys, command, umask)
         return _run_phase(argv, cwd, env, log, label)
 
     return phase
+
+
+def _killed(
+    attempt_dir: str, status: dict[str, object], launch: dict[str, object], log: TextIO
+) -> None:
+    """Record the kill and leave (the job's processes are gone, the buckets written back)."""
+    signum = int(status.pop("term"))  # type: ignore[call-overload]
+    remote_procs.remove(launch)
+    log.write(f"--- skyd: killed (signal {signum}) ---\n")
+    log.flush()
+    status.update(phase="killed", ended_at=time.time())
+    _write_status(attempt_dir, status)
+    os._exit(128 + signum)
+
+
+def _stop(
+    attempt_dir: str,
+    status: dict[str, object],
+    launch: dict[str, object],
+    log: TextIO,
+    before_done: Callable[[], None],
+) -> None:
+    """After a SIGTERM: wait for the job's processes (what they write as they stop goes
+    back too), then write the buckets back and record the kill."""
+    own = os.getpid()
+    # the killer SIGKILLs them after the grace; a killer that died before is stood in for
+    deadline = time.monotonic() + _kill_bounds(attempt_dir)[0] + 2.0
+    while time.monotonic() < deadline and remote_procs.group_alive(own, but=own):
+        time.sleep(0.05)
+    remote_procs.kill_members(own, but=own)
+    remote_procs.remove(launch)  # nothing in it writes any more
+    before_done()
+    _killed(attempt_dir, status, launch, log)
 
 
 def _setup_then_run(
@@ -243,11 +297,17 @@ def _setup_then_run(
     phase: Callable[[str, str], int] | int,
     before_done: Callable[[], None],
 ) -> None:
+    def stop_if_killed() -> None:
+        if "term" in status:
+            _stop(attempt_dir, status, launch, log, before_done)
+
     setup = launch.get("setup")
+    stop_if_killed()
     if isinstance(phase, int) or setup:
         # a container that could not start fails the attempt as a failed setup would
         rc = phase if isinstance(phase, int) else phase(str(setup), "setup")
         status["setup_exit"] = rc
+        stop_if_killed()
         if rc != 0:
             log.write(f"--- skyd: setup exited with code {rc} ---\n")
             before_done()
@@ -256,11 +316,14 @@ def _setup_then_run(
             return
     else:
         status["setup_exit"] = 0
+    stop_if_killed()
     status.update(phase="run", run_started_at=time.time())
     _write_status(attempt_dir, status)
     assert not isinstance(phase, int)  # returned above
     rc = phase(str(launch.get("run") or "true"), "run")
     log.write(f"--- skyd: run exited with code {rc} ---\n")
+    status["run_exit"] = rc
+    stop_if_killed()
     before_done()
     status.update(phase="done", run_exit=rc, ended_at=time.time())
     _write_status(attempt_dir, status)
@@ -321,58 +384,63 @@ def status(attempt_dir: str) -> dict[str, object]:
     }
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether a live (non-zombie) process is left in the group: an orphaned zombie waits
-    for an init that may never reap it (containers), and must not stretch the grace."""
-    if not os.path.isdir("/proc/self"):
+def _stop_mounts(attempt_dir: str) -> None:
+    """SIGTERM the rclone mounts (own sessions, remote_buckets.py) a wrapper killed in its
+    write-back left behind; a pid reused since is told by its command line."""
+    pids: dict[str, int] = {}
+    with contextlib.suppress(OSError, ValueError), open(f"{attempt_dir}/rclone-pids.json") as fh:
+        pids = json.load(fh)
+    for target, pid in pids.items():
         try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+            with open(f"/proc/{int(pid)}/cmdline", "rb") as fh:
+                words = fh.read().split(b"\0")
+        except (OSError, ValueError):
             continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                raw = fh.read()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        if b"mount" in words and os.fsencode(target) in words:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(pid), signal.SIGTERM)
 
 
-def kill(attempt_dir: str, grace: float) -> dict[str, object]:
+def kill(attempt_dir: str, grace: float, write_back: float = WRITE_BACK_S) -> dict[str, object]:
     data = _read_status(attempt_dir)
     pgid = data.get("pid") if data else None
     finished = data is not None and data.get("phase") in ("done", "killed")
     # A finished wrapper's group is gone; its pid may belong to someone else by now.
     if not isinstance(pgid, int) or pgid <= 1 or finished:
         return {"killed": None}
+    tmp = os.path.join(attempt_dir, KILL_FILE + ".tmp")
+    with contextlib.suppress(OSError), open(tmp, "w") as fh:
+        json.dump({"grace": grace, "write_back": write_back}, fh)
+    with contextlib.suppress(OSError):
+        os.replace(tmp, os.path.join(attempt_dir, KILL_FILE))  # read by the wrapper's SIGTERM
     try:
         os.killpg(pgid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         return {"killed": None}
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _group_alive(pgid):
+    while time.monotonic() < deadline and remote_procs.group_alive(pgid, but=pgid):
+        time.sleep(0.05)
+    # the job's processes left after the grace; the wrapper writes the buckets back, within
+    # its allowance (it stops the write-back itself then), and a margin to record the kill
+    if remote_procs.group_alive(pgid, but=pgid):
+        remote_procs.kill_members(pgid, but=pgid)
+    launch: dict[str, object] = {}
+    with contextlib.suppress(OSError, ValueError), open(f"{attempt_dir}/launch.json") as fh:
+        launch = json.load(fh)
+    # no buckets: nothing to write back, the wrapper only records the kill
+    deadline = time.monotonic() + (write_back + 10.0 if launch.get("storage_mounts") else 2.0)
+    while time.monotonic() < deadline and _alive(attempt_dir):
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+    _stop_mounts(attempt_dir)
     # A wrapper that had no time to record its end (killed hard, or stopped) is recorded
     # as killed here, so the daemon reads "killed", not "lost", after a cancel.
     settle = time.monotonic() + 2.0
     while _alive(attempt_dir) and time.monotonic() < settle:
         time.sleep(0.02)
     # a wrapper killed before it could remove its container leaves it running: remove it
-    with (
-        contextlib.suppress(OSError, ValueError),
-        open(os.path.join(attempt_dir, "launch.json")) as fh,
-    ):
-        _remove_container(json.load(fh))
+    remote_procs.remove(launch)
     data = _read_status(attempt_dir)
     if data is not None and data.get("phase") in ("setup", "run") and not _alive(attempt_dir):
         data.update(phase="killed", ended_at=time.time())
@@ -382,7 +450,7 @@ def kill(attempt_dir: str, grace: float) -> dict[str, object]:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] not in ("start", "status", "kill"):
-        sys.stderr.write("usage: remote_shim.py start|status|kill DIR [GRACE]\n")
+        sys.stderr.write("usage: remote_shim.py start|status|kill DIR [GRACE [WRITE_BACK]]\n")
         return 2
     verb, attempt_dir = argv[0], argv[1]
     if verb == "start":
@@ -390,7 +458,8 @@ def main(argv: list[str]) -> int:
     elif verb == "status":
         result = status(attempt_dir)
     else:
-        result = kill(attempt_dir, float(argv[2]) if len(argv) > 2 else 5.0)
+        grace = float(argv[2]) if len(argv) > 2 else GRACE_S
+        result = kill(attempt_dir, grace, float(argv[3]) if len(argv) > 3 else WRITE_BACK_S)
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

@@ -10,12 +10,14 @@ says what to run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -146,14 +148,10 @@ def main(argv: list[str]) -> int:
         "ended_at": None,
     }
 
-    # A cancel sends SIGTERM to the whole group; the children get it too. Record it and leave.
+    # A cancel sends SIGTERM to the whole group; the children get it too. The shim lets them
+    # stop (they may save on it), writes the buckets back (stopped), then records the kill.
     def on_term(signum: int, _frame: object) -> None:
-        status["phase"] = "killed"
-        status["ended_at"] = time.time()
-        write_status(attempt_dir, status)
-        if launch.get("container"):
-            container_argv.remove(launch["container"])
-        os._exit(128 + signum)
+        status.setdefault("term", signum)
 
     signal.signal(signal.SIGTERM, on_term)
     write_status(attempt_dir, status)
@@ -171,6 +169,12 @@ def main(argv: list[str]) -> int:
             status.update(phase="done", setup_exit=126, ended_at=time.time())
             write_status(attempt_dir, status)
             return 0
+
+        def stop_if_killed() -> None:
+            if "term" in status:
+                stopped(attempt_dir, launch, status, log)
+
+        stop_if_killed()
         view = None if container is not None else _path_view(launch, log)
         if container is not None:
             started = container_argv.start(container, launch["cwd"], env, log)
@@ -190,6 +194,7 @@ def main(argv: list[str]) -> int:
                 view=view,
             )
             status["setup_exit"] = rc
+            stop_if_killed()
             if rc != 0:
                 log.write(f"--- skyd: setup exited with code {rc} ---\n")
                 status.update(phase="done", ended_at=time.time())
@@ -199,6 +204,7 @@ def main(argv: list[str]) -> int:
                 return 0
         else:
             status["setup_exit"] = 0
+        stop_if_killed()
         status.update(phase="run", run_started_at=time.time())
         write_status(attempt_dir, status)
         rc = _run_phase(
@@ -211,6 +217,8 @@ def main(argv: list[str]) -> int:
             container=container,
             view=view,
         )
+        status["run_exit"] = rc
+        stop_if_killed()
         if container is not None:
             container_argv.remove(container)
         log.write(f"--- skyd: run exited with code {rc} ---\n")
@@ -224,6 +232,53 @@ def main(argv: list[str]) -> int:
     status.update(phase="done", run_exit=rc, ended_at=time.time())
     write_status(attempt_dir, status)
     return 0
+
+
+def stopped(attempt_dir: Path, launch: dict[str, Any], status: dict[str, Any], log: Any) -> None:
+    """After a SIGTERM: wait for the job's processes (the killer SIGKILLs what is left after
+    the grace), write the buckets back within the killer's allowance, record the kill."""
+    from skyd.runner.process import KILL_FILE, kill_members, members
+
+    grace, write_back = 5.0, 300.0
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        bounds = json.loads((attempt_dir / KILL_FILE).read_text())
+        grace, write_back = float(bounds["grace"]), float(bounds["write_back"])
+    own = os.getpid()
+    deadline = time.monotonic() + grace + 2.0  # a killer that died before is stood in for
+    while time.monotonic() < deadline and members(own, own):
+        time.sleep(0.05)
+    kill_members(own, own)
+    if launch.get("container"):
+        container_argv.remove(launch["container"])
+    buckets = list(launch.get("storage_mounts") or [])
+    if buckets:
+        done: list[str] = []
+
+        def write_back_all() -> None:
+            from skyd.runner.buckets import push_back
+
+            try:  # no purge: a moved job goes on elsewhere with its buckets
+                done.append(push_back(buckets, launch["env"], attempt_dir, purge=False))
+            except Exception as exc:  # the kill stands; say what failed
+                done.append(f"--- skyd: could not write back to the bucket: {exc} ---\n")
+
+        worker = threading.Thread(target=write_back_all, daemon=True)
+        worker.start()
+        worker.join(write_back)
+        if done:
+            log.write(done[0])
+        else:
+            urls = [str(m["url"]) for m in buckets if m.get("mode") in ("MOUNT", "MOUNT_CACHED")]
+            log.write(
+                f"--- skyd: writing back to the buckets was stopped after {write_back:g} s (the "
+                f"job was killed); not written back: {', '.join(urls) or 'none'} ---\n"
+            )
+    signum = int(status.pop("term"))
+    log.write(f"--- skyd: killed (signal {signum}) ---\n")
+    log.flush()
+    status.update(phase="killed", ended_at=time.time())
+    write_status(attempt_dir, status)
+    os._exit(128 + signum)
 
 
 def detach_and_run(argv: list[str]) -> int:

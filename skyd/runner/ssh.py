@@ -73,7 +73,10 @@ class SshRunner:
         meter: TransferMeter | None = None,
         pricing: PullPricing | None = None,
         log_meter_s: float = 60.0,
+        write_back_s: float = 300.0,
     ) -> None:
+        # a killed attempt's wrapper writes the job's buckets back after the grace, this long
+        self._write_back = write_back_s
         self._meter = meter  # told the bytes of every pull and log read (egress is billed)
         # log reads are metered in batches, at most this often per attempt (and at its end)
         self._log_meter_s = log_meter_s
@@ -307,15 +310,19 @@ class SshRunner:
         return answer.get("status"), bool(answer.get("alive")), size, mounts, transfers
 
     async def kill(self, attempt_dir: Path, grace_seconds: float) -> None:
-        """SIGTERM every node's process group, then SIGKILL what is left after the grace."""
+        """SIGTERM every node's process group, SIGKILL the job's processes left after the
+        grace, then wait (at most `write_back_s`) while each node writes its buckets back;
+        the status read after records the bytes that moved, for the daemon to charge."""
         nodes = self.nodes(attempt_dir)
 
         async def kill_node(node: SshNode) -> None:
             try:
                 await self._connections.run(
                     node.target,
-                    kill_command(node.python, node.remote_dir, grace_seconds),
-                    timeout_s=self._timeout + grace_seconds,
+                    kill_command(node.python, node.remote_dir, grace_seconds, self._write_back),
+                    # the shim gives up on the write-back after write_back_s, then records
+                    # the kill within its 10 s margin
+                    timeout_s=self._timeout + grace_seconds + self._write_back + 10.0,
                 )
             except ProviderError as exc:
                 log.warning("could not kill the job on %s: %s", node.target.name, exc)

@@ -8,13 +8,21 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from skyd.errors import ProviderError
 from skyd.providers.ssh.connection import SshConnections
 from skyd.providers.ssh.layout import SHIM_NAME
 from skyd.providers.ssh.streams import StreamFailed, write_stream
-from skyd.runner import checkpoint_pull, fuse_meter, remote_buckets, remote_shim, sync
+from skyd.runner import (
+    checkpoint_pull,
+    fuse_meter,
+    remote_buckets,
+    remote_procs,
+    remote_shim,
+    sync,
+)
 from skyd.runner.process import RunCommand
 from skyd.runner.ssh_node import SshNode, mount_destination
 
@@ -24,6 +32,7 @@ if TYPE_CHECKING:
 # beside the shim on the node: remote_shim runs it by its own directory
 BUCKETS_HELPER = "remote_buckets.py"
 FUSE_METER = "fuse_meter.py"  # imported by remote_buckets.py from its own directory
+PROCS_HELPER = "remote_procs.py"  # imported by the shim from its own directory
 
 
 async def upload_all(
@@ -39,6 +48,8 @@ async def upload_all(
     async with connections.sftp(node.target, timeout_s=timeout_s) as sftp:
         await sftp.makedirs(f"{directory}/workdir", exist_ok=True)
         await sftp.makedirs(f"{directory}/checkpoints", exist_ok=True)
+        # the shim's helper first: a shim is never there without it
+        await write_remote(sftp, f"{directory}/{PROCS_HELPER}", _source(remote_procs))
         await write_remote(sftp, f"{directory}/{SHIM_NAME}", _shim_source())
         if launch.get("storage_mounts"):
             await write_remote(sftp, f"{directory}/{BUCKETS_HELPER}", _buckets_source())
@@ -107,6 +118,10 @@ def _shim_source() -> bytes:
 
 def _buckets_source() -> bytes:
     return Path(remote_buckets.__file__).read_bytes()
+
+
+def _source(module: ModuleType) -> bytes:
+    return Path(str(module.__file__)).read_bytes()
 
 
 def _meter_source() -> bytes:

@@ -5,14 +5,17 @@ Microsoft's Azurite (npm, installed by .ci/setup.d/40-azurite.sh) for Azure Blob
 Each is a real server speaking its store's HTTP API; tests reach them with the clouds' own
 SDK clients. AZURITE_CONNECTION is Azurite's documented development-account connection
 string (account devstoreaccount1 and its published key) pointed at the chosen port.
+`quiet_relay` stands in front of one and can stop answering (an endpoint gone quiet).
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -134,3 +137,51 @@ def azurite() -> Iterator[Azurite]:
                 proc.kill()
                 proc.wait()
             Path(f"{data}.log").unlink(missing_ok=True)
+
+
+class QuietRelay:
+    """A TCP relay to `upstream` (http://HOST:PORT) at `url` that, once `hang` is set, takes
+    connections and never answers, and lets the open ones go quiet too."""
+
+    def __init__(self, upstream: str) -> None:
+        host, _, port = upstream.removeprefix("http://").partition(":")
+        self._upstream = (host, int(port))
+        self.hang = False
+        self._held: list[socket.socket] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self._server.accept()
+                if self.hang:
+                    self._held.append(conn)
+                    continue
+                up = socket.create_connection(self._upstream)
+                for a, b in ((conn, up), (up, conn)):
+                    threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if self.hang:
+                    self._held += [source, sink]
+                    return
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._server.close()
+        for conn in self._held:
+            conn.close()
+
+
+@contextmanager
+def quiet_relay(upstream: str) -> Iterator[QuietRelay]:
+    relay = QuietRelay(upstream)
+    try:
+        yield relay
+    finally:
+        relay.close()

@@ -35,6 +35,10 @@ def test_command_line_overrides_the_file(tmp_path: Path) -> None:
         ("[market]\noffers_refresh_seconds = 0\n", "offers_refresh_seconds: 0.0 must be"),
         ("[cloud_ssh]\ncheckpoint_sync_s = 0\n", "cloud_ssh.checkpoint_sync_s: 0.0 must be"),
         (
+            "[local]\ncancel_write_back_seconds = 0\n",
+            "local.cancel_write_back_seconds: 0.0 must be between 1 and 86400",
+        ),
+        (
             "[cloud_ssh]\ncheckpoint_sync_s = 60\ncheckpoint_sync_max_s = 30\n",
             r"checkpoint_sync_max_s: 30.0 must be between checkpoint_sync_s \(60\)",
         ),

@@ -45,8 +45,10 @@ def test_mount_destinations_and_remote_paths() -> None:
     assert run_dir("/srv/skyd", "i1") == "/srv/skyd/runs/i1"
     shim, directory = shlex.quote("it's/shim.py"), shlex.quote("it's")
     assert kill_command("python3", "it's", 2) == (
-        f"if [ -f {shim} ]; then python3 -I -S {shim} kill {directory} 2; fi"
+        f"if [ -f {shim} ]; then python3 -I -S {shim} kill {directory} 2 300; fi"
     )
+    # after the grace, the write-back allowance (skyd's [local] cancel_write_back_seconds)
+    assert kill_command("python3", "it's", 2, 45.5).endswith(f"kill {directory} 2 45.5; fi")
 
 
 def test_instance_ids_are_file_safe_and_distinct() -> None:

@@ -30,10 +30,12 @@ def shim_command(python: str, directory: str, verb: str, *args: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-def kill_command(python: str, directory: str, grace_s: float) -> str:
-    """Kill the attempt's group if a shim was ever shipped there; succeed quietly otherwise."""
+def kill_command(python: str, directory: str, grace_s: float, write_back_s: float = 300.0) -> str:
+    """Kill the attempt's group if a shim was ever shipped there; succeed quietly otherwise.
+    After the grace the wrapper has `write_back_s` to write the job's buckets back."""
     shim = shlex.quote(f"{directory}/{SHIM_NAME}")
-    return f"if [ -f {shim} ]; then {shim_command(python, directory, 'kill', f'{grace_s:g}')}; fi"
+    verb = shim_command(python, directory, "kill", f"{grace_s:g}", f"{write_back_s:g}")
+    return f"if [ -f {shim} ]; then {verb}; fi"
 
 
 def probe_command(remote_root: str) -> str:
