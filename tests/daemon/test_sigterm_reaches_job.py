@@ -1,0 +1,53 @@
+"""A cancelled job's own process gets the SIGTERM and its grace before anything is killed, also
+where skyd puts something between it and the shim's process group: bubblewrap (a local job
+with an absolute file-mount path, under the real `bwrap`). The job writes a file only in its
+SIGTERM handler; the file is there after the cancel."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+from skyctl.client import DaemonClient
+from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from tests.daemon_calls import wait_ended
+
+# the handler runs after the loop's current `sleep` (which the group's SIGTERM ends too); its
+# save takes a while, as a checkpoint's does, well within the tests' 2 s grace
+RUN = """\
+  trap 'sleep 0.5; echo saved-on-term > {saved}; exit 0' TERM
+  echo ready
+  while :; do sleep 0.1; done
+"""
+
+
+def _cancel_when_ready(tmp_path: Path, task: str) -> tuple[dict[str, object], str]:
+    daemon = DaemonThread(settings_for_tests(tmp_path)).start()
+    try:
+        with DaemonClient(daemon.socket_path) as client:
+            job_id = int(client.submit_task(task, str(tmp_path), None)["id"])
+
+            def log() -> str:
+                return b"".join(client.job_logs(job_id, follow=False)).decode()
+
+            wait_until(lambda: "ready" in log(), timeout=60)
+            client.cancel_job(job_id)
+            job = wait_ended(client, job_id, timeout=60)
+            text = log()
+    finally:
+        assert daemon.stop() == 0
+    return job, text
+
+
+def test_a_job_under_bubblewrap_saves_on_the_cancels_sigterm(tmp_path: Path) -> None:
+    assert shutil.which("bwrap"), "bubblewrap is installed by .ci/setup.d/45-bubblewrap.sh"
+    top = f"/skyd-test-{uuid.uuid4().hex[:8]}"  # an absolute mount: the job runs under bwrap
+    (tmp_path / "ds").mkdir()
+    saved = tmp_path / "saved.txt"
+    task = f"file_mounts:\n  {top}/data: {tmp_path / 'ds'}\nrun: |\n  ls {top}/data\n"
+    job, log = _cancel_when_ready(tmp_path, task + RUN.format(saved=saved))
+    assert job["state"] == "CANCELLED", (job, log)
+    assert "not at" not in log, log  # it did run in the view
+    assert saved.read_text() == "saved-on-term\n", log
+    assert "killed (signal 15)" in log
