@@ -30,9 +30,11 @@ from collections.abc import Iterator
 # ~/ mounts) and absolute file-mount paths are bound at the same paths, the host network is
 # shared (ports, other nodes), and only the job's env goes in (`-e KEY`, values from the
 # exec's own environment, so none is on a command line).
-# The phase's shell records its pid ($2) first: a kill signals its process group in there.
+# The phase's shell records its pid ($2) first: a kill signals its process group in there
+# (an image user who may not write there only loses that, silently).
 IN_CONTAINER_SHELL = (
-    'echo $$ > "$2"; command -v bash >/dev/null 2>&1 && exec bash -c "$1"; exec sh -c "$1"'
+    '{ echo $$ > "$2"; } 2>/dev/null; '
+    'command -v bash >/dev/null 2>&1 && exec bash -c "$1"; exec sh -c "$1"'
 )
 # SIGTERM to the recorded shell's group (runc makes an exec'd process a session leader),
 # else to the shell; waits briefly for a phase that has only just started to record it.
