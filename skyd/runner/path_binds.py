@@ -7,6 +7,12 @@ run go into a private view of the filesystem made by bubblewrap (`bwrap`, Debian
 that each mount path shows the job's copy. The path is never made on the host: every
 directory on the way to it is a fresh one in the view, holding binds of the host's entries
 beside it, so two jobs can each have their own `/data`.
+
+A kill's SIGTERM (sent to the shim's whole process group) must reach the job and leave it
+its grace: bwrap dies of it at once, and `--die-with-parent` then SIGKILLs the job before
+its handler runs. So bwrap runs with SIGTERM ignored (it ends when the job does, and still
+dies with its parent, and the job with it), and the job gets the default disposition back
+inside the view before its shell starts (an ignored-at-start signal cannot be trapped).
 """
 
 from __future__ import annotations
@@ -14,10 +20,22 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 
 # kernel filesystems bound as they are (a fresh /proc needs a PID namespace of its own)
 _AS_IS = {"/dev": "--dev-bind", "/proc": "--bind"}
+
+
+# set SIGTERM's disposition, then exec argv[1:]: ignore it in bwrap, default in the job
+_SIGTERM = (
+    "import os,signal,sys; signal.signal(signal.SIGTERM, signal.{}); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
+
+
+def _with_sigterm(disposition: str) -> list[str]:
+    return [sys.executable, "-I", "-c", _SIGTERM.format(disposition)]
 
 
 def bwrap() -> str | None:
@@ -29,7 +47,18 @@ def unusable(tool: str) -> str:
     namespace, which some hosts forbid to unprivileged users."""
     try:
         done = subprocess.run(
-            [tool, "--dev-bind", "/", "/", "true"], capture_output=True, text=True, timeout=30
+            [
+                *_with_sigterm("SIG_IGN"),
+                tool,
+                "--dev-bind",
+                "/",
+                "/",
+                *_with_sigterm("SIG_DFL"),
+                "true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         return f"bubblewrap cannot run here: {exc}"
@@ -44,9 +73,10 @@ def _ancestors(path: str) -> list[str]:
 
 
 def view_argv(binds: Mapping[str, str], tool: str = "bwrap") -> list[str]:
-    """bwrap's arguments for a view of this host with each `binds` path (absolute, on the
-    job) showing its source (the job's copy). Raises ValueError for a path under /dev or
-    /proc, or one whose way down cannot be listed by this user."""
+    """The command prefix for a view of this host with each `binds` path (absolute, on the
+    job) showing its source (the job's copy): bwrap, SIGTERM ignored, with its arguments,
+    then what gives the job SIGTERM back; the job's own command follows. Raises ValueError
+    for a path under /dev or /proc, or one whose way down cannot be listed by this user."""
     dests = {os.path.normpath(d) for d in binds}
     for dest in dests:
         if not dest.startswith("/") or dest == "/":
@@ -54,7 +84,7 @@ def view_argv(binds: Mapping[str, str], tool: str = "bwrap") -> list[str]:
         if any(dest == k or dest.startswith(k + "/") for k in _AS_IS):
             raise ValueError(f"{dest} is under {dest.split('/')[1]}: not a place for a mount")
     fresh = {"/", *(a for d in dests for a in _ancestors(d))}  # made anew in the view
-    argv = [tool, "--die-with-parent"]
+    argv = [*_with_sigterm("SIG_IGN"), tool, "--die-with-parent"]
     for directory in sorted(fresh, key=lambda p: (p.count("/"), p)):
         try:
             entries = sorted(os.listdir(directory))
@@ -79,4 +109,4 @@ def view_argv(binds: Mapping[str, str], tool: str = "bwrap") -> list[str]:
             argv += ["--dir", dest]
     for dest, source in sorted(binds.items()):
         argv += ["--bind", source, os.path.normpath(dest)]
-    return argv
+    return [*argv, *_with_sigterm("SIG_DFL")]

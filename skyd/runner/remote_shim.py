@@ -86,10 +86,13 @@ def _shell() -> str:
     return shutil.which("bash") or "/bin/sh"
 
 
-def _run_phase(argv: list[str], cwd: str, env: dict[str, str], log: TextIO, label: str) -> int:
+def _run_phase(
+    argv: list[str], cwd: str, env: dict[str, str], log: TextIO, label: str, relay: bool = False
+) -> int:
     log.write(f"--- skyd: {label} started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
     log.flush()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with remote_procs.term_blocked(relay):  # a relay forwards a kill's SIGTERM: exec_argv
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     return proc.wait()
 
 
@@ -251,7 +254,7 @@ def _in_container(
 
     def phase(command: str, label: str) -> int:
         argv = remote_procs.exec_argv(engine, name, cwd, keys, command, umask)
-        return _run_phase(argv, cwd, env, log, label)
+        return _run_phase(argv, cwd, env, log, label, relay=True)
 
     return phase
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from skyd.runner import local_container as container_argv
-from skyd.runner import path_binds
+from skyd.runner import path_binds, remote_procs
 
 
 def write_status(attempt_dir: Path, status: dict[str, Any]) -> None:
@@ -93,14 +93,15 @@ def _run_phase(
         # inside the task's image: only the job's own env goes in (the image keeps its PATH)
         keys = sorted(k for k in env if k not in ("PATH", "HOME"))
         argv = container_argv.exec_argv(container, cwd, keys, command, umask)
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        umask=umask,
-    )
+    with remote_procs.term_blocked(container is not None):  # see exec_argv
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            umask=umask,
+        )
     return proc.wait()
 
 

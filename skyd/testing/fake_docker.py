@@ -21,6 +21,13 @@ models, and where that comes from:
 * Isolation, as far as a stand-in can: an `exec` gets only the image's default environment
   (PATH, HOSTNAME, HOME=/root) plus its `-e` values — nothing of the caller's — and its
   working directory must lie inside a bind mount (a real container sees no other host path).
+* Processes and signals as docker has them: an `exec`'d command is not the client's process
+  (runc starts it in the container, a session leader there, with a clean signal mask and
+  default dispositions); the client waits for it and exits with its code (128+N when
+  signal N killed it). The client does not forward signals (moby/moby#9098): a SIGTERM
+  kills the client (its default action) and the command runs on. `rm -f` SIGKILLs every
+  process of the container (here: each exec'd command's session, told from a reused pid
+  by its start time) and removes it.
 
 Each call is appended as one JSON line to LOG (with the fake VM it ran on); containers are
 files in STATE. Both paths are written into the copy installed on a VM (`script()`).
@@ -28,10 +35,13 @@ files in STATE. Both paths are written into the copy installed on a VM (`script(
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import secrets
+import signal
 import sys
 
 LOG = os.environ.get("FAKE_DOCKER_LOG", "/tmp/fake-docker.jsonl")
@@ -312,14 +322,63 @@ def exec_(args: list[str]) -> int:
             "no such file or directory (fake docker: not inside a bind mount)",
             126,
         )
-    os.chdir(host_dir)
+    pid = os.fork()
+    if pid == 0:  # the container's process, as runc starts it
+        os.setsid()
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)  # python's own settings, not the image's
+        os.chdir(host_dir)
+        try:
+            os.execvpe(command[0], command, env)
+        except OSError:
+            sys.stderr.write(
+                f'OCI runtime exec failed: exec: "{command[0]}": executable file not found '
+                "in $PATH\n"
+            )
+            sys.stderr.flush()
+        os._exit(127)
+    _processes(name, add=pid)
+    _, status = os.waitpid(pid, 0)
+    _processes(name, drop=pid)
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time (field 22 of /proc/PID/stat): tells it from a reused pid."""
     try:
-        os.execvpe(command[0], command, env)
+        with open(f"/proc/{pid}/stat") as fh:
+            raw = fh.read()
     except OSError:
-        raise CliError(
-            f'OCI runtime exec failed: exec: "{command[0]}": executable file not found in $PATH',
-            127,
-        ) from None
+        return None
+    return raw[raw.rindex(")") + 2 :].split()[19]
+
+
+def _processes(name: str, add: int = 0, drop: int = 0) -> dict[str, str]:
+    """The container's exec'd processes (pid -> start time), updated under a lock."""
+    path = os.path.join(_state_dir(), f"{name}.procs")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    with open(fd, "r+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        text = fh.read()
+        procs: dict[str, str] = json.loads(text) if text else {}
+        if add and (started := _started(add)):
+            procs[str(add)] = started
+        procs.pop(str(drop), None)
+        fh.seek(0)
+        fh.truncate()
+        json.dump(procs, fh)
+    return procs
+
+
+def _kill_all(name: str) -> None:
+    for pid, started in _processes(name).items():
+        if _started(int(pid)) == started:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(pid), signal.SIGKILL)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(_state_dir(), f"{name}.procs"))
 
 
 def rm(args: list[str]) -> int:
@@ -339,6 +398,7 @@ def rm(args: list[str]) -> int:
             )
             code = 1
             continue
+        _kill_all(name)
         os.unlink(_container_file(name))
         sys.stdout.write(name + "\n")
     return code

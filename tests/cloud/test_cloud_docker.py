@@ -64,6 +64,20 @@ resources:
 run: echo started-sleeping; sleep 600
 """
 
+# writes only in its SIGTERM handler, after a save that takes a while (tests' grace: 2 s)
+SAVER = """\
+name: saver
+resources:
+  cloud: aws
+  region: us-east-1
+  instance_type: c5.large
+  image_id: docker:python:3.12-slim
+run: |
+  trap 'sleep 0.5; echo saved-on-term; exit 0' TERM
+  echo started-looping
+  while :; do sleep 0.1; done
+"""
+
 
 def calls(log: Path) -> list[dict[str, Any]]:
     if not log.exists():
@@ -144,6 +158,25 @@ async def test_a_cancelled_job_s_container_is_removed(
     seen = [c["argv"] for c in calls(log)]
     name = option_values(next(a for a in seen if a[0] == "run"), "--name")[0]
     assert ["rm", "-f", name] in seen
+
+
+async def test_a_cancel_s_sigterm_reaches_the_job_inside_its_container(
+    tmp_path: Path, docker_log: tuple[dict[str, str], Path]
+) -> None:
+    tools, log = docker_log
+    world = CloudWorld(tmp_path / "world", boot_delay_s=0.2, tools=tools)
+    await world.start()
+    try:
+        final, text = await _run(world, tmp_path, SAVER, cancel_on="started-looping")
+    finally:
+        await world.stop()
+    assert final["state"] == "CANCELLED", (final["reason"], text)
+    # the handler ran in the container: the `docker exec` client alone got no SIGTERM to it
+    assert "saved-on-term" in text, text
+    assert "killed (signal 15)" in text, text
+    seen = [c["argv"] for c in calls(log)]
+    name = option_values(next(a for a in seen if a[0] == "run"), "--name")[0]
+    assert seen[-1] == ["rm", "-f", name]
 
 
 async def test_a_vm_without_docker_or_podman_never_runs_the_task_bare(tmp_path: Path) -> None:

@@ -5,8 +5,11 @@ mount or into a container that does not exist, and rm of a running container."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from skyd.testing import fake_docker
@@ -88,3 +91,40 @@ def test_exec_sees_only_its_env_and_runs_in_the_bound_dir(tmp_path: Path) -> Non
     assert done.stdout.splitlines() == [str(work), "yes 1 [] /root"]
     log = [json.loads(x) for x in Path(tmp_path / "state" / "calls.jsonl").read_text().splitlines()]
     assert [entry["argv"][0] for entry in log] == ["run", "exec"]
+
+
+def test_exec_runs_out_of_the_clients_reach_and_rm_f_kills_it(tmp_path: Path) -> None:
+    exe = stand_in(tmp_path)
+    work = tmp_path / "w"
+    work.mkdir()
+    assert call(exe, "run", "-d", "--name", "c2", "-v", f"{work}:{work}", "alpine").returncode == 0
+    assert call(exe, "exec", "-w", str(work), "c2", "sh", "-c", "exit 3").returncode == 3
+    assert call(exe, "exec", "-w", str(work), "c2", "sh", "-c", "kill -9 $$").returncode == 137
+    script = f"echo $$ > {work}/pid; trap 'echo got-term > {work}/term' TERM; sleep 60 & wait"
+    argv = [sys.executable, "-I", str(exe), "exec", "-w", str(work), "c2", "sh", "-c"]
+    client = subprocess.Popen([*argv, script])
+    pid_file = work / "pid"
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text().strip()):
+        assert time.monotonic() < deadline and client.poll() is None
+        time.sleep(0.02)
+    pid = int(pid_file.read_text())
+    assert os.getpgid(pid) == pid != os.getpgid(client.pid)  # a session of its own, as runc's
+    client.send_signal(signal.SIGTERM)  # the client does not forward it, and dies of it
+    assert client.wait(10) == -signal.SIGTERM
+    os.kill(pid, 0)  # the command runs on
+    assert not (work / "term").exists()
+    assert call(exe, "rm", "-f", "c2").returncode == 0
+    deadline = time.monotonic() + 10
+    while _alive(pid):
+        assert time.monotonic() < deadline, "rm -f left the exec'd command running"
+        time.sleep(0.02)
+    assert not (work / "term").exists()  # SIGKILLed: no handler ran
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

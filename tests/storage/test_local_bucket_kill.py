@@ -54,8 +54,8 @@ def _cancelled(client: DaemonClient, task: str, tmp_path: Path, before: Any) -> 
 
 
 def _task(endpoint: str, bucket: str) -> str:
-    # ~/out: in the job's workdir (an absolute path would run the job under bwrap, whose
-    # --die-with-parent SIGKILLs it as bwrap itself dies of the SIGTERM)
+    # ~/out: in the job's workdir (a job under bwrap is killed the same way:
+    # test_sigterm_reaches_job)
     return (
         f"envs: {{AWS_ENDPOINT_URL: '{endpoint}'}}\n"
         f"file_mounts:\n  ~/out:\n    source: s3://{bucket}\n    mode: MOUNT\n"

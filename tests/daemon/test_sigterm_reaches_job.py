@@ -1,0 +1,87 @@
+"""A cancelled job's own process gets the SIGTERM and its grace before anything is killed, also
+where skyd puts something between it and the shim's process group: bubblewrap (a local job
+with an absolute file-mount path, under the real `bwrap`) and a task's container (`image_id:
+docker:` on local, the strict docker stand-in, whose `exec` runs the command in a session of
+its own, out of the caller's reach, as runc does). Each job writes a file only in its SIGTERM
+handler; the file is there after the cancel."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from skyctl.client import DaemonClient
+from skyd.testing import fake_docker
+from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from tests.daemon_calls import wait_ended
+
+# the handler runs after the loop's current `sleep` (which the group's SIGTERM ends too); its
+# save takes a while, as a checkpoint's does, well within the tests' 2 s grace
+RUN = """\
+  trap 'sleep 0.5; echo saved-on-term > {saved}; exit 0' TERM
+  echo ready
+  while :; do sleep 0.1; done
+"""
+
+
+def _cancel_when_ready(tmp_path: Path, task: str) -> tuple[dict[str, object], str]:
+    daemon = DaemonThread(settings_for_tests(tmp_path)).start()
+    try:
+        with DaemonClient(daemon.socket_path) as client:
+            job_id = int(client.submit_task(task, str(tmp_path), None)["id"])
+
+            def log() -> str:
+                return b"".join(client.job_logs(job_id, follow=False)).decode()
+
+            wait_until(lambda: "ready" in log(), timeout=60)
+            client.cancel_job(job_id)
+            job = wait_ended(client, job_id, timeout=60)
+            text = log()
+    finally:
+        assert daemon.stop() == 0
+    return job, text
+
+
+def test_a_job_under_bubblewrap_saves_on_the_cancels_sigterm(tmp_path: Path) -> None:
+    assert shutil.which("bwrap"), "bubblewrap is installed by .ci/setup.d/45-bubblewrap.sh"
+    top = f"/skyd-test-{uuid.uuid4().hex[:8]}"  # an absolute mount: the job runs under bwrap
+    (tmp_path / "ds").mkdir()
+    saved = tmp_path / "saved.txt"
+    task = f"file_mounts:\n  {top}/data: {tmp_path / 'ds'}\nrun: |\n  ls {top}/data\n"
+    job, log = _cancel_when_ready(tmp_path, task + RUN.format(saved=saved))
+    assert job["state"] == "CANCELLED", (job, log)
+    assert "not at" not in log, log  # it did run in the view
+    assert saved.read_text() == "saved-on-term\n", log
+    assert "killed (signal 15)" in log
+
+
+@pytest.fixture
+def docker_on_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="skyd-sigterm-docker-"))
+    tools, log = fake_docker.tools(str(root))
+    (root / "bin").mkdir()
+    (root / "bin" / "docker").write_text(tools["docker"])
+    (root / "bin" / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    yield Path(log)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_job_in_its_container_saves_on_the_cancels_sigterm(
+    tmp_path: Path, docker_on_path: Path
+) -> None:
+    # the container sees the job's directory only: the handler writes into its workdir
+    task = "resources: {image_id: 'docker:python:3.12-slim'}\nrun: |\n"
+    job, log = _cancel_when_ready(tmp_path, task + RUN.format(saved="saved.txt"))
+    assert job["state"] == "CANCELLED", (job, log)
+    saved = list(tmp_path.glob("**/workdir/saved.txt"))
+    assert [p.read_text() for p in saved] == ["saved-on-term\n"], log
+    assert "killed (signal 15)" in log
+    calls = docker_on_path.read_text()
+    assert '"rm", "-f"' in calls  # and the container is gone after
