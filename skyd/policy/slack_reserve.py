@@ -206,6 +206,8 @@ class SlackReserve:
             migrate_patience,
             cheaper_patience,
             cheaper_margin,
+            short_outage,
+            prior_runs,
         )
 
     def _stats(self, state: PolicyState) -> AvailabilityStats:
@@ -451,7 +453,8 @@ class SlackReserve:
                 return Decision(
                     IDLE, recheck_after_hours=wait, reason="wait: a cheaper zone is out"
                 )
-        wait = self.zones.wait_for_home(state, zone, slack - reserve)
+        scarce = slack <= self.spike_wait * reserve + EPS
+        wait = self.zones.wait_for_home(state, zone, slack - reserve, scarce)
         if wait is not None:
             return Decision(IDLE, recheck_after_hours=wait, reason="wait: moving costs egress")
         return Decision(target, reason="take spot")
