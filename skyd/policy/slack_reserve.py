@@ -457,6 +457,10 @@ class SlackReserve:
         wait = self.zones.wait_for_home(state, zone, slack - reserve, scarce)
         if wait is not None:
             return Decision(IDLE, recheck_after_hours=wait, reason="wait: moving costs egress")
+        if slack <= reserve + EPS:
+            wait = self.zones.wait_for_short_home_outage(state, zone, self.outage_patience)
+            if wait is not None:
+                return Decision(IDLE, recheck_after_hours=wait, reason="wait: short outage at home")
         return Decision(target, reason="take spot")
 
     def _wanted_run(self, state: PolicyState, reserve: float, slack: float) -> float:

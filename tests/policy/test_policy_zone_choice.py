@@ -42,7 +42,8 @@ def scarce_state(*zones: ZoneMarket) -> PolicyState:
 
 
 EVEN = runs([2.0] * 40)  # every run 2 h: memoryless-like spread or less (CV 0)
-SPREAD = runs([0.2, 0.3, 0.2, 8.0, 0.2, 0.5, 12.0, 0.2, 0.3, 2.0] * 4)  # CV ≈ 2
+SPREAD_HOURS = [0.2, 0.3, 0.2, 8.0, 0.2, 0.5, 12.0, 0.2, 0.3, 2.0] * 4
+SPREAD = runs(SPREAD_HOURS)  # CV ≈ 2
 
 
 def test_a_spread_of_run_lengths_wider_than_memoryless_is_heavy_tailed() -> None:
@@ -134,3 +135,55 @@ def test_the_chance_a_region_is_back_counts_each_zone_and_ignores_the_unknown() 
     # Older than every outage it has had: too few to tell, counted as not coming back.
     gone = out_zone("zd", 0.5, 1.0)
     assert back_within([gone], 1.6, prior_runs=5.0) == (0.0, None)
+
+
+def home_and_away(home: ZoneMarket, slack: float = 1.0) -> tuple[PolicyState, ZoneMarket]:
+    """Slack well below the reserve, the checkpoint in "ra" (out), region "rb" up."""
+    away = zone("zb", runs([2.0] * 30), 0.5)
+    away = ZoneMarket("zb", "rb", True, 1.0, away.history, STEP)
+    state = PolicyState(
+        job_hours=48.0,
+        done_hours=8.0,
+        deadline_hours=49.0 + slack,
+        elapsed_hours=9.0,
+        changeover_hours=D,
+        current=IDLE,
+        zones=(home, away),
+        on_demand_prices={"ra": 3.0, "rb": 3.0},
+        step_hours=STEP,
+        checkpoint_region="ra",
+        migration_cost=1.0,
+    )
+    return state, away
+
+
+def home_out(past: np.ndarray, age_hours: float, price: float = 1.0) -> ZoneMarket:
+    history = np.concatenate(
+        [past, np.ones(40, dtype=bool), np.zeros(round(age_hours / STEP), dtype=bool)]
+    )
+    return ZoneMarket("za", "ra", False, price, history, STEP)
+
+
+def test_below_the_reserve_a_short_outage_at_home_is_waited_for_instead_of_moving() -> None:
+    policy = SlackReserve()
+    choice, patience = policy.zones, policy.outage_patience
+    flickers = runs([2.0] * 30, down_hours=0.1)  # memoryless-like runs, outages of 6 min
+    state, away = home_and_away(home_out(flickers, 0.05))
+    # Every outage that lasted 3 minutes ended within a changeover: wait, and look again
+    # when this one outlives them.
+    assert choice.wait_for_short_home_outage(state, away, patience) == pytest.approx(0.05)
+    # The decision says so.
+    decision = policy.decide(state)
+    assert decision.target == IDLE and decision.reason == "wait: short outage at home"
+    # Its outages are long: move.
+    state, away = home_and_away(home_out(runs([2.0] * 30, down_hours=3.0), 0.05))
+    assert choice.wait_for_short_home_outage(state, away, patience) is None
+    # Heavy-tailed runs at home: a fresh one is likely short; move.
+    state, away = home_and_away(home_out(runs(SPREAD_HOURS, down_hours=0.1), 0.05))
+    assert choice.wait_for_short_home_outage(state, away, patience) is None
+    # Home's spot costs more per useful hour than the zone up, its move included: move.
+    state, away = home_and_away(home_out(flickers, 0.05, price=5.0))
+    assert choice.wait_for_short_home_outage(state, away, patience) is None
+    # No room for the wait, the changeover home and the safety net: move.
+    state, away = home_and_away(home_out(flickers, 0.05), slack=0.62)
+    assert choice.wait_for_short_home_outage(state, away, patience) is None
