@@ -13,7 +13,7 @@ from skyd.policy.availability import (
 )
 from skyd.policy.baselines import EPS
 from skyd.policy.spot_run import clipped_hazard
-from skyd.policy.state import PolicyState
+from skyd.policy.state import PolicyState, ZoneMarket
 
 
 def outage_history(state: PolicyState) -> npt.NDArray[np.bool_]:
@@ -84,3 +84,26 @@ def short_outage_wait(
         wait = min(wait, outlook.next_change_hours)
     wait = min(wait, state.slack_hours - net)
     return wait if wait > EPS else None
+
+
+def back_within(
+    zones: list[ZoneMarket], window: float, prior_runs: float
+) -> tuple[float, float | None]:
+    """The chance that one of `zones`, all out, is back within `window` hours, and how
+    much longer until that figure can change (None: never).
+
+    Each zone's outages are taken as independent, each ended as the zone's own past
+    outages that lasted as long did; a zone with fewer than `prior_runs` of those is
+    counted as not coming back (an outage older than most it has had is a long one).
+    """
+    none_back = 1.0
+    change: float | None = None
+    for z in zones:
+        outages = run_lengths(settled_history(z.history), z.history_step_hours, up=False)
+        outlook = run_outlook(outages, z.run_hours(), window=window)
+        if outlook.next_change_hours is not None:
+            step = outlook.next_change_hours
+            change = step if change is None else min(change, step)
+        if outlook.longer >= prior_runs:
+            none_back *= 1 - outlook.end_within
+    return 1 - none_back, change

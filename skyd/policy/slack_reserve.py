@@ -206,6 +206,8 @@ class SlackReserve:
             migrate_patience,
             cheaper_patience,
             cheaper_margin,
+            short_outage,
+            prior_runs,
         )
 
     def _stats(self, state: PolicyState) -> AvailabilityStats:
@@ -451,9 +453,14 @@ class SlackReserve:
                 return Decision(
                     IDLE, recheck_after_hours=wait, reason="wait: a cheaper zone is out"
                 )
-        wait = self.zones.wait_for_home(state, zone, slack - reserve)
+        scarce = slack <= self.spike_wait * reserve + EPS
+        wait = self.zones.wait_for_home(state, zone, slack - reserve, scarce)
         if wait is not None:
             return Decision(IDLE, recheck_after_hours=wait, reason="wait: moving costs egress")
+        if slack <= reserve + EPS:
+            wait = self.zones.wait_for_short_home_outage(state, zone, self.outage_patience)
+            if wait is not None:
+                return Decision(IDLE, recheck_after_hours=wait, reason="wait: short outage at home")
         return Decision(target, reason="take spot")
 
     def _wanted_run(self, state: PolicyState, reserve: float, slack: float) -> float:

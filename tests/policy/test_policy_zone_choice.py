@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from skyd.policy import SlackReserve, ZoneMarket
+from skyd.policy.outages import back_within
 from skyd.policy.state import IDLE, PolicyState
 
 STEP = 0.05  # 3-minute samples
@@ -40,7 +42,8 @@ def scarce_state(*zones: ZoneMarket) -> PolicyState:
 
 
 EVEN = runs([2.0] * 40)  # every run 2 h: memoryless-like spread or less (CV 0)
-SPREAD = runs([0.2, 0.3, 0.2, 8.0, 0.2, 0.5, 12.0, 0.2, 0.3, 2.0] * 4)  # CV ≈ 2
+SPREAD_HOURS = [0.2, 0.3, 0.2, 8.0, 0.2, 0.5, 12.0, 0.2, 0.3, 2.0] * 4
+SPREAD = runs(SPREAD_HOURS)  # CV ≈ 2
 
 
 def test_a_spread_of_run_lengths_wider_than_memoryless_is_heavy_tailed() -> None:
@@ -64,3 +67,123 @@ def test_an_old_run_is_trusted_to_last_only_where_runs_are_heavy_tailed() -> Non
     old_spread = zone("old-spread", SPREAD, 1.8)
     state = scarce_state(old_spread, fresh)
     assert policy.zones.pick(state, [old_spread, fresh], scarce=True).zone == "old-spread"
+
+
+def out_zone(name: str, outage_hours: float, age_hours: float) -> ZoneMarket:
+    """A zone of region "ra" whose outages all lasted `outage_hours`, out for `age_hours`."""
+    past = runs([2.0] * 30, down_hours=outage_hours)
+    history = np.concatenate(
+        [past, np.ones(40, dtype=bool), np.zeros(round(age_hours / STEP), dtype=bool)]
+    )
+    return ZoneMarket(name, "ra", False, 1.0, history, STEP)
+
+
+def test_the_checkpoints_region_is_waited_for_with_scarce_slack_only_if_likely_back() -> None:
+    policy = SlackReserve()
+    away = ZoneMarket("zb", "rb", True, 1.0, runs([2.0] * 30), STEP)
+    patience = policy.migrate_patience * D  # 1.6 h
+
+    def home_wait(home: ZoneMarket, scarce: bool) -> float | None:
+        state = PolicyState(
+            job_hours=48.0,
+            done_hours=8.0,
+            deadline_hours=60.0,
+            elapsed_hours=9.0,
+            changeover_hours=D,
+            current=IDLE,
+            zones=(home, away),
+            on_demand_prices={"ra": 3.0, "rb": 3.0},
+            step_hours=STEP,
+            checkpoint_region="ra",
+            migration_cost=1.0,
+        )
+        return policy.zones.wait_for_home(state, away, spare=5.0, scarce=scarce)
+
+    # Its outages have all ended within the patience: it is waited for either way, ...
+    short = out_zone("za", 0.5, 0.1)
+    assert home_wait(short, scarce=False) == pytest.approx(patience - 0.1)
+    waited = home_wait(short, scarce=True)
+    # ... and asked again when the outage outlives the lengths seen (the chance falls).
+    assert waited is not None and waited == pytest.approx(0.4)
+    # Its outages have all lasted 5 h: with slack to spare the patience is still spent,
+    # with scarce slack the job moves at once.
+    long = out_zone("za", 5.0, 0.1)
+    assert home_wait(long, scarce=False) == pytest.approx(patience - 0.1)
+    assert home_wait(long, scarce=True) is None
+    # Outages of this age are the long ones: a 0.6 h old outage of a zone whose outages
+    # lasted 0.5 h or 5 h has ended within the patience in none of its past cases.
+    mixed_past = runs([2.0] * 30, down_hours=0.5)[:-10]
+    mixed = np.concatenate([mixed_past, runs([2.0] * 10, down_hours=5.0)])
+    aged = ZoneMarket(
+        "za",
+        "ra",
+        False,
+        1.0,
+        np.concatenate([mixed, np.ones(40, dtype=bool), np.zeros(12, dtype=bool)]),
+        STEP,
+    )
+    assert home_wait(aged, scarce=True) is None
+    assert home_wait(aged, scarce=False) == pytest.approx(patience - 0.6)
+
+
+def test_the_chance_a_region_is_back_counts_each_zone_and_ignores_the_unknown() -> None:
+    half = out_zone("za", 0.5, 0.1)
+    assert back_within([half], 1.6, prior_runs=5.0)[0] == pytest.approx(1.0)
+    long = out_zone("zc", 5.0, 0.1)
+    assert back_within([long], 1.6, prior_runs=5.0)[0] == pytest.approx(0.0)
+    assert back_within([half, long], 1.6, prior_runs=5.0)[0] == pytest.approx(1.0)
+    # Older than every outage it has had: too few to tell, counted as not coming back.
+    gone = out_zone("zd", 0.5, 1.0)
+    assert back_within([gone], 1.6, prior_runs=5.0) == (0.0, None)
+
+
+def home_and_away(home: ZoneMarket, slack: float = 1.0) -> tuple[PolicyState, ZoneMarket]:
+    """Slack well below the reserve, the checkpoint in "ra" (out), region "rb" up."""
+    away = zone("zb", runs([2.0] * 30), 0.5)
+    away = ZoneMarket("zb", "rb", True, 1.0, away.history, STEP)
+    state = PolicyState(
+        job_hours=48.0,
+        done_hours=8.0,
+        deadline_hours=49.0 + slack,
+        elapsed_hours=9.0,
+        changeover_hours=D,
+        current=IDLE,
+        zones=(home, away),
+        on_demand_prices={"ra": 3.0, "rb": 3.0},
+        step_hours=STEP,
+        checkpoint_region="ra",
+        migration_cost=1.0,
+    )
+    return state, away
+
+
+def home_out(past: np.ndarray, age_hours: float, price: float = 1.0) -> ZoneMarket:
+    history = np.concatenate(
+        [past, np.ones(40, dtype=bool), np.zeros(round(age_hours / STEP), dtype=bool)]
+    )
+    return ZoneMarket("za", "ra", False, price, history, STEP)
+
+
+def test_below_the_reserve_a_short_outage_at_home_is_waited_for_instead_of_moving() -> None:
+    policy = SlackReserve()
+    choice, patience = policy.zones, policy.outage_patience
+    flickers = runs([2.0] * 30, down_hours=0.1)  # memoryless-like runs, outages of 6 min
+    state, away = home_and_away(home_out(flickers, 0.05))
+    # Every outage that lasted 3 minutes ended within a changeover: wait, and look again
+    # when this one outlives them.
+    assert choice.wait_for_short_home_outage(state, away, patience) == pytest.approx(0.05)
+    # The decision says so.
+    decision = policy.decide(state)
+    assert decision.target == IDLE and decision.reason == "wait: short outage at home"
+    # Its outages are long: move.
+    state, away = home_and_away(home_out(runs([2.0] * 30, down_hours=3.0), 0.05))
+    assert choice.wait_for_short_home_outage(state, away, patience) is None
+    # Heavy-tailed runs at home: a fresh one is likely short; move.
+    state, away = home_and_away(home_out(runs(SPREAD_HOURS, down_hours=0.1), 0.05))
+    assert choice.wait_for_short_home_outage(state, away, patience) is None
+    # Home's spot costs more per useful hour than the zone up, its move included: move.
+    state, away = home_and_away(home_out(flickers, 0.05, price=5.0))
+    assert choice.wait_for_short_home_outage(state, away, patience) is None
+    # No room for the wait, the changeover home and the safety net: move.
+    state, away = home_and_away(home_out(flickers, 0.05), slack=0.62)
+    assert choice.wait_for_short_home_outage(state, away, patience) is None
