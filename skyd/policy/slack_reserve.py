@@ -8,7 +8,9 @@ drifts across it. This policy:
 
 * above a slack reserve, waits for spot: idle through outages, spot whenever it is
   up (with several regions, it idles a while for the checkpoint's region rather than
-  paying egress at once, a price spike there for as long as the slack over the
+  paying egress at once — with slack under `spike_wait` reserves only if that region
+  is likely back by then, and below the reserve for a likely short outage there
+  (`ZoneChoice.wait_for_short_home_outage`) —, a price spike there for as long as the slack over the
   reserve keeps room for that while, and picks the zone with the lowest expected
   cost per useful hour); but one outage may only take `allowance` times its share
   of the slack over the reserve (that slack shared between the outages still
