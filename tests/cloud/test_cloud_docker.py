@@ -54,16 +54,6 @@ resources:
 run: echo on-the-gpu-image
 """
 
-SLEEPER = """\
-name: sleeper
-resources:
-  cloud: azure
-  region: eastus
-  instance_type: Standard_D4s_v5
-  image_id: docker:ubuntu:22.04
-run: echo started-sleeping; sleep 600
-"""
-
 # writes only in its SIGTERM handler, after a save that takes a while (tests' grace: 2 s)
 SAVER = """\
 name: saver
@@ -144,23 +134,7 @@ async def test_setup_and_run_go_inside_the_image_on_a_vm(
     assert option_values(runs[1], "--gpus") == ["all"]
 
 
-async def test_a_cancelled_job_s_container_is_removed(
-    tmp_path: Path, docker_log: tuple[dict[str, str], Path]
-) -> None:
-    tools, log = docker_log
-    world = CloudWorld(tmp_path / "world", boot_delay_s=0.2, tools=tools)
-    await world.start()
-    try:
-        final, text = await _run(world, tmp_path, SLEEPER, cancel_on="started-sleeping")
-    finally:
-        await world.stop()
-    assert final["state"] == "CANCELLED", (final["reason"], text)
-    seen = [c["argv"] for c in calls(log)]
-    name = option_values(next(a for a in seen if a[0] == "run"), "--name")[0]
-    assert ["rm", "-f", name] in seen
-
-
-async def test_a_cancel_s_sigterm_reaches_the_job_inside_its_container(
+async def test_a_cancel_s_sigterm_reaches_the_job_inside_its_container_then_it_is_removed(
     tmp_path: Path, docker_log: tuple[dict[str, str], Path]
 ) -> None:
     tools, log = docker_log

@@ -69,78 +69,21 @@ def test_an_old_run_is_trusted_to_last_only_where_runs_are_heavy_tailed() -> Non
     assert policy.zones.pick(state, [old_spread, fresh], scarce=True).zone == "old-spread"
 
 
-def out_zone(name: str, outage_hours: float, age_hours: float) -> ZoneMarket:
+def home_out(past: np.ndarray, age_hours: float, price: float = 1.0) -> ZoneMarket:
+    """A zone of region "ra" with the `past` history, up 2 h, then out for `age_hours`."""
+    outage = np.zeros(round(age_hours / STEP), dtype=bool)
+    history = np.concatenate([past, np.ones(40, dtype=bool), outage])
+    return ZoneMarket("za", "ra", False, price, history, STEP)
+
+
+def out_zone(outage_hours: float, age_hours: float) -> ZoneMarket:
     """A zone of region "ra" whose outages all lasted `outage_hours`, out for `age_hours`."""
-    past = runs([2.0] * 30, down_hours=outage_hours)
-    history = np.concatenate(
-        [past, np.ones(40, dtype=bool), np.zeros(round(age_hours / STEP), dtype=bool)]
-    )
-    return ZoneMarket(name, "ra", False, 1.0, history, STEP)
-
-
-def test_the_checkpoints_region_is_waited_for_with_scarce_slack_only_if_likely_back() -> None:
-    policy = SlackReserve()
-    away = ZoneMarket("zb", "rb", True, 1.0, runs([2.0] * 30), STEP)
-    patience = policy.migrate_patience * D  # 1.6 h
-
-    def home_wait(home: ZoneMarket, scarce: bool) -> float | None:
-        state = PolicyState(
-            job_hours=48.0,
-            done_hours=8.0,
-            deadline_hours=60.0,
-            elapsed_hours=9.0,
-            changeover_hours=D,
-            current=IDLE,
-            zones=(home, away),
-            on_demand_prices={"ra": 3.0, "rb": 3.0},
-            step_hours=STEP,
-            checkpoint_region="ra",
-            migration_cost=1.0,
-        )
-        return policy.zones.wait_for_home(state, away, spare=5.0, scarce=scarce)
-
-    # Its outages have all ended within the patience: it is waited for either way, ...
-    short = out_zone("za", 0.5, 0.1)
-    assert home_wait(short, scarce=False) == pytest.approx(patience - 0.1)
-    waited = home_wait(short, scarce=True)
-    # ... and asked again when the outage outlives the lengths seen (the chance falls).
-    assert waited is not None and waited == pytest.approx(0.4)
-    # Its outages have all lasted 5 h: with slack to spare the patience is still spent,
-    # with scarce slack the job moves at once.
-    long = out_zone("za", 5.0, 0.1)
-    assert home_wait(long, scarce=False) == pytest.approx(patience - 0.1)
-    assert home_wait(long, scarce=True) is None
-    # Outages of this age are the long ones: a 0.6 h old outage of a zone whose outages
-    # lasted 0.5 h or 5 h has ended within the patience in none of its past cases.
-    mixed_past = runs([2.0] * 30, down_hours=0.5)[:-10]
-    mixed = np.concatenate([mixed_past, runs([2.0] * 10, down_hours=5.0)])
-    aged = ZoneMarket(
-        "za",
-        "ra",
-        False,
-        1.0,
-        np.concatenate([mixed, np.ones(40, dtype=bool), np.zeros(12, dtype=bool)]),
-        STEP,
-    )
-    assert home_wait(aged, scarce=True) is None
-    assert home_wait(aged, scarce=False) == pytest.approx(patience - 0.6)
-
-
-def test_the_chance_a_region_is_back_counts_each_zone_and_ignores_the_unknown() -> None:
-    half = out_zone("za", 0.5, 0.1)
-    assert back_within([half], 1.6, prior_runs=5.0)[0] == pytest.approx(1.0)
-    long = out_zone("zc", 5.0, 0.1)
-    assert back_within([long], 1.6, prior_runs=5.0)[0] == pytest.approx(0.0)
-    assert back_within([half, long], 1.6, prior_runs=5.0)[0] == pytest.approx(1.0)
-    # Older than every outage it has had: too few to tell, counted as not coming back.
-    gone = out_zone("zd", 0.5, 1.0)
-    assert back_within([gone], 1.6, prior_runs=5.0) == (0.0, None)
+    return home_out(runs([2.0] * 30, down_hours=outage_hours), age_hours)
 
 
 def home_and_away(home: ZoneMarket, slack: float = 1.0) -> tuple[PolicyState, ZoneMarket]:
-    """Slack well below the reserve, the checkpoint in "ra" (out), region "rb" up."""
-    away = zone("zb", runs([2.0] * 30), 0.5)
-    away = ZoneMarket("zb", "rb", True, 1.0, away.history, STEP)
+    """40 h of work left and `slack`, the checkpoint in "ra", a zone of region "rb" up."""
+    away = ZoneMarket("zb", "rb", True, 1.0, zone("zb", runs([2.0] * 30), 0.5).history, STEP)
     state = PolicyState(
         job_hours=48.0,
         done_hours=8.0,
@@ -157,11 +100,42 @@ def home_and_away(home: ZoneMarket, slack: float = 1.0) -> tuple[PolicyState, Zo
     return state, away
 
 
-def home_out(past: np.ndarray, age_hours: float, price: float = 1.0) -> ZoneMarket:
-    history = np.concatenate(
-        [past, np.ones(40, dtype=bool), np.zeros(round(age_hours / STEP), dtype=bool)]
-    )
-    return ZoneMarket("za", "ra", False, price, history, STEP)
+def test_the_checkpoints_region_is_waited_for_with_scarce_slack_only_if_likely_back() -> None:
+    policy = SlackReserve()
+    patience = policy.migrate_patience * D  # 1.6 h
+
+    def home_wait(home: ZoneMarket, scarce: bool) -> float | None:
+        state, away = home_and_away(home, slack=11.0)
+        return policy.zones.wait_for_home(state, away, spare=5.0, scarce=scarce)
+
+    # Its outages have all ended within the patience: it is waited for either way, ...
+    short = out_zone(0.5, 0.1)
+    assert home_wait(short, scarce=False) == pytest.approx(patience - 0.1)
+    waited = home_wait(short, scarce=True)
+    # ... and asked again when the outage outlives the lengths seen (the chance falls).
+    assert waited is not None and waited == pytest.approx(0.4)
+    # Its outages have all lasted 5 h: with slack to spare the patience is still spent,
+    # with scarce slack the job moves at once.
+    long = out_zone(5.0, 0.1)
+    assert home_wait(long, scarce=False) == pytest.approx(patience - 0.1)
+    assert home_wait(long, scarce=True) is None
+    # Outages of this age are the long ones: a 0.6 h old outage of a zone whose outages
+    # lasted 0.5 h or 5 h has ended within the patience in none of its past cases.
+    mixed_past = runs([2.0] * 30, down_hours=0.5)[:-10]
+    aged = home_out(np.concatenate([mixed_past, runs([2.0] * 10, down_hours=5.0)]), 0.6)
+    assert home_wait(aged, scarce=True) is None
+    assert home_wait(aged, scarce=False) == pytest.approx(patience - 0.6)
+
+
+def test_the_chance_a_region_is_back_counts_each_zone_and_ignores_the_unknown() -> None:
+    half = out_zone(0.5, 0.1)
+    assert back_within([half], 1.6, prior_runs=5.0)[0] == pytest.approx(1.0)
+    long = out_zone(5.0, 0.1)
+    assert back_within([long], 1.6, prior_runs=5.0)[0] == pytest.approx(0.0)
+    assert back_within([half, long], 1.6, prior_runs=5.0)[0] == pytest.approx(1.0)
+    # Older than every outage it has had: too few to tell, counted as not coming back.
+    gone = out_zone(0.5, 1.0)
+    assert back_within([gone], 1.6, prior_runs=5.0) == (0.0, None)
 
 
 def test_below_the_reserve_a_short_outage_at_home_is_waited_for_instead_of_moving() -> None:
