@@ -174,7 +174,8 @@ COMMANDS = (
     Command("logs", "print a job's output", _logs, _job_arguments("logs_arguments")),
     Command(
         "cancel",
-        "cancel jobs (your own, unless you are root)",
+        "cancel jobs (your own, unless you are root); waits until each has stopped and its"
+        " bucket mounts are written back",
         _cancel,
         _job_arguments("cancel_arguments"),
     ),

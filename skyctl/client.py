@@ -135,16 +135,29 @@ class DaemonClient:
         *,
         query: Mapping[str, QueryValue] | None = None,
         body: Any = None,
+        unbounded: bool = False,
     ) -> Any:
-        """Send one request and return the decoded JSON answer (None for an empty body)."""
-        if self._connection is None:
-            self._connection = UnixHTTPConnection(self.socket_path, self.timeout)
-        response = self._send(self._connection, method, path, query, body, "application/json")
+        """Send one request and return the decoded JSON answer (None for an empty body).
+
+        `unbounded`: on a connection of its own without a timeout, for a call the daemon
+        bounds itself and that may take longer than the usual timeout (a cancel).
+        """
+        if unbounded:
+            connection = UnixHTTPConnection(self.socket_path, None)
+        elif self._connection is None:
+            connection = self._connection = UnixHTTPConnection(self.socket_path, self.timeout)
+        else:
+            connection = self._connection
         try:
+            response = self._send(connection, method, path, query, body, "application/json")
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
-            self.close()
+            if connection is self._connection:
+                self.close()
             raise DaemonUnavailableError(self.socket_path, _describe(exc)) from exc
+        finally:
+            if connection is not self._connection:
+                connection.close()
         if response.status >= 400:
             raise _error_from(response.status, response.reason, data)
         if not data:
@@ -226,7 +239,10 @@ class DaemonClient:
         return _as_object(self.request("GET", job_path(job_id)))
 
     def cancel_job(self, job_id: int) -> JsonObject:
-        return _as_object(self.request("POST", job_path(job_id, "/cancel")))
+        # The daemon answers once the job has stopped and its bucket mounts are written
+        # back, within [local] cancel_grace_seconds + cancel_write_back_seconds (300 s by
+        # default): a client timeout would report as failed a cancel that goes on.
+        return _as_object(self.request("POST", job_path(job_id, "/cancel"), unbounded=True))
 
     def job_logs(
         self,

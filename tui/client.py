@@ -85,11 +85,13 @@ class DaemonApi:
         query: Mapping[str, QueryValue] | None = None,
         body: Any = None,
         route_may_be_missing: bool = False,
+        timeout_s: float | None = REQUEST_SECONDS,
     ) -> Any:
         """Send one request and decode its JSON answer.
 
         With `route_may_be_missing`, a 404 from the web framework itself (not one of the
-        daemon's own "no such job" answers) raises EndpointMissingError.
+        daemon's own "no such job" answers) raises EndpointMissingError. `timeout_s` None:
+        no timeout, for a call the daemon bounds itself (a cancel).
         """
         params = _query(query)
         try:
@@ -98,7 +100,7 @@ class DaemonApi:
                 path,
                 params=params,
                 json=body,
-                timeout=aiohttp.ClientTimeout(total=REQUEST_SECONDS),
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
                 raw = await response.read()
                 status = response.status
@@ -139,7 +141,9 @@ class DaemonApi:
         return result
 
     async def cancel(self, job_id: int) -> JsonObject:
-        result: JsonObject = await self.request("POST", f"/v1/jobs/{job_id}/cancel")
+        # answered once the job has stopped and its bucket mounts are written back, which
+        # the daemon bounds ([local] cancel_write_back_seconds): no client timeout
+        result: JsonObject = await self.request("POST", f"/v1/jobs/{job_id}/cancel", timeout_s=None)
         return result
 
     async def optional(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -186,3 +186,29 @@ def test_event_stream_yields_decoded_lines_across_chunk_boundaries(
 
 def test_split_lines_keeps_a_partial_tail() -> None:
     assert list(split_lines(iter([b"a\nb", b"c\n", b"", b"tail"]))) == [b"a", b"bc", b"tail"]
+
+
+def test_a_cancel_waits_past_the_client_timeout_for_the_daemon_to_answer(
+    responder: ScriptedResponder,
+) -> None:
+    # The daemon answers a cancel once the job has stopped and its buckets are written
+    # back (it bounds that itself); a plain request as slow times out.
+    never = threading.Event()
+
+    def slow(answer: CannedResponse) -> Callable[[RecordedRequest], CannedResponse]:
+        def respond(_: RecordedRequest) -> CannedResponse:
+            never.wait(0.6)  # longer than the client's timeout below
+            return answer
+
+        return respond
+
+    cancelled = {**JOB, "state": "CANCELLED"}
+    responder.on("POST", "/v1/jobs/7/cancel", slow(CannedResponse.json(cancelled)))
+    responder.on("GET", "/v1/jobs/7", slow(CannedResponse.json(JOB)))
+    responder.on("GET", "/v1/health", CannedResponse.json({"ok": True}))
+    with DaemonClient(responder.socket_path, timeout=0.2) as client:
+        assert client.cancel_job(7) == cancelled
+        # the shared connection is untouched by the cancel's own
+        assert client.request("GET", "/v1/health") == {"ok": True}
+        with pytest.raises(DaemonUnavailableError):
+            client.request("GET", "/v1/jobs/7")
