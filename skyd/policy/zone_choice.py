@@ -101,9 +101,10 @@ class ZoneChoice:
         if all of that fits in the `spare` slack over the reserve. With the slack `scarce`
         (under `spike_wait` reserves) the wait is taken only while the region is likely
         back within it: while at least `short_outage` of its zones' past outages that
-        lasted as long ended within the patience. Idle slack there is slack the endgame
-        may need, and a region whose outages of this age are the long ones is waited
-        for in vain (synthetic zone sets at 0.8-0.9: 0.2-0.5 points closer to the
+        lasted as long ended within the patience, or, where the patience does not fit,
+        within the spare slack, which is then what is waited. Idle slack there is slack
+        the endgame may need, and a region whose outages of this age are the long ones is
+        waited for in vain (synthetic zone sets at 0.8-0.9: 0.2-0.5 points closer to the
         optimum; bench/spot/README.md, "Several zones").
 
         A home zone whose spot is priced above on demand is out too, but a spike has no
@@ -127,16 +128,23 @@ class ZoneChoice:
             return spare - patience if spare > patience + EPS else None
         waited = min(z.run_hours() for z in home)
         wait = patience - waited
-        if not 0 < wait <= spare:
+        if wait <= 0:
             return None
         out = [z for z in home if not z.available]
-        if scarce and len(out) == len(home):
-            chance, change = back_within(out, patience, self.prior_runs)
-            if chance < self.short_outage:
+        if not scarce or len(out) < len(home):
+            return wait if wait <= spare else None
+        window = patience
+        if wait > spare:
+            # the patience does not fit: the spare slack, if the region is likely back in it
+            if spare <= EPS:
                 return None
-            if change is not None:
-                # the chance falls as the outages age past lengths seen: ask again then
-                wait = min(wait, max(change, EPS))
+            wait = window = spare
+        chance, change = back_within(out, window, self.prior_runs)
+        if chance < self.short_outage:
+            return None
+        if change is not None:
+            # the chance falls as the outages age past lengths seen: ask again then
+            wait = min(wait, max(change, EPS))
         return wait
 
     def wait_for_short_home_outage(

@@ -127,6 +127,23 @@ def test_the_checkpoints_region_is_waited_for_with_scarce_slack_only_if_likely_b
     assert home_wait(aged, scarce=False) == pytest.approx(patience - 0.6)
 
 
+def test_with_scarce_slack_short_of_the_patience_the_spare_slack_is_waited_if_likely_back() -> None:
+    policy = SlackReserve()
+
+    def home_wait(home: ZoneMarket, spare: float, scarce: bool) -> float | None:
+        state, away = home_and_away(home, slack=11.0)
+        return policy.zones.wait_for_home(state, away, spare=spare, scarce=scarce)
+
+    # 1 h over the reserve, short of the 1.5 h of patience left: with slack to spare no
+    # wait (the patience does not fit), with scarce slack the hour is waited for a region
+    # whose outages all ended within it (asked again when this one outlives them) ...
+    assert home_wait(out_zone(0.5, 0.1), spare=1.0, scarce=False) is None
+    assert home_wait(out_zone(0.5, 0.1), spare=1.0, scarce=True) == pytest.approx(0.4)
+    # ... but not for one whose outages last 5 h, nor with no slack over the reserve.
+    assert home_wait(out_zone(5.0, 0.1), spare=1.0, scarce=True) is None
+    assert home_wait(out_zone(0.5, 0.1), spare=0.0, scarce=True) is None
+
+
 def test_the_chance_a_region_is_back_counts_each_zone_and_ignores_the_unknown() -> None:
     half = out_zone(0.5, 0.1)
     assert back_within([half], 1.6, prior_runs=5.0)[0] == pytest.approx(1.0)
