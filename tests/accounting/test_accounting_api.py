@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from accounting_books import START, accountant, add_job, launch, new_store
-from accounting_server import AccountingServer, request, request_as
 
 from skyd.clock import VirtualClock
+from tests.accounting.accounting_books import START, accountant, add_job, launch, new_store
+from tests.accounting.accounting_server import AccountingServer, request, request_as
 
 NOBODY = 65534
 DAY = 86_400.0

@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from accounting_books import (
+
+from skyd.accounting import Accountant, AccountingSettings, BudgetExceededError, HoldDecision
+from skyd.accounting.errors import AccountingInputError
+from skyd.clock import VirtualClock
+from skyd.errors import PermissionDeniedError
+from skyd.scheduler.service import Caller
+from skyd.spec import TaskSpec, parse_task
+from skyd.store import Store
+from tests.accounting.accounting_books import (
     ADMIN,
     START,
     accountant,
@@ -16,14 +24,6 @@ from accounting_books import (
     run_job,
     set_state,
 )
-
-from skyd.accounting import Accountant, AccountingSettings, BudgetExceededError, HoldDecision
-from skyd.accounting.errors import AccountingInputError
-from skyd.clock import VirtualClock
-from skyd.errors import PermissionDeniedError
-from skyd.scheduler.service import Caller
-from skyd.spec import TaskSpec, parse_task
-from skyd.store import Store
 
 ALICE = Caller(uid=1000, is_admin=False)
 BOB = Caller(uid=1001, is_admin=False)

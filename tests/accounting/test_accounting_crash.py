@@ -9,12 +9,11 @@ import sys
 from functools import partial
 from pathlib import Path
 
-import accrual_child as child
-from accounting_books import exact_micros
-
+import tests.accounting.accrual_child as child
 from skyd.store import ledger as ledger_store
 from skyd.store import open_store
 from skyd.testing.daemon import wait_until
+from tests.accounting.accounting_books import exact_micros
 
 CHILD = Path(child.__file__)
 FINAL = child.START + 2 * 3600

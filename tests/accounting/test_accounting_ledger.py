@@ -8,18 +8,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from accounting_books import (
-    ADMIN,
-    START,
-    accountant,
-    add_job,
-    exact_micros,
-    launch,
-    ledger_by_payer,
-    new_store,
-    pool_spent,
-    set_state,
-)
 
 from skyd.accounting import (
     AccountingSettings,
@@ -33,6 +21,18 @@ from skyd.clock import VirtualClock
 from skyd.store import ledger as ledger_store
 from skyd.store import market as market_store
 from skyd.store.market import Observation
+from tests.accounting.accounting_books import (
+    ADMIN,
+    START,
+    accountant,
+    add_job,
+    exact_micros,
+    launch,
+    ledger_by_payer,
+    new_store,
+    pool_spent,
+    set_state,
+)
 
 DAY = 86_400.0
 SPOT_KEY = "aws/us-east-1/us-east-1a/m5.large/spot"

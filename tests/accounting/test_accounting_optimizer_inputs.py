@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from accounting_books import ADMIN, START, accountant, add_job, launch, new_store
 
 from skyd.accounting.optimizer_inputs import optimizer_budgets, optimizer_pools
 from skyd.clock import VirtualClock
+from tests.accounting.accounting_books import ADMIN, START, accountant, add_job, launch, new_store
 
 DAY = 86_400.0
 

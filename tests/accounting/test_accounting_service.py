@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from accounting_books import ADMIN, START, accountant, add_job, new_store, run_job
-
 from skyd.accounting import AccountingSettings
 from skyd.clock import VirtualClock
 from skyd.store import ledger as ledger_store
+from tests.accounting.accounting_books import ADMIN, START, accountant, add_job, new_store, run_job
 
 DOLLAR = 1_000_000
 

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from accounting_books import START, accountant, add_job, launch, new_store
-from accounting_server import serving_client, skyctl_output
 
 from skyctl.accounting_commands import costs, costs_arguments, credits, credits_arguments
 from skyctl.client import ApiError, DaemonClient
 from skyd.accounting.reports import user_label
 from skyd.clock import VirtualClock
+from tests.accounting.accounting_books import START, accountant, add_job, launch, new_store
+from tests.accounting.accounting_server import serving_client, skyctl_output
 
 
 @pytest.fixture

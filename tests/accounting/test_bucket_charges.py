@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from accounting_books import START, accountant, add_grants, add_job, launch, new_store
 
 from skyd.accounting.bucket_transfers import BucketCharges
 from skyd.accounting.transfers import transfer_micros
@@ -20,6 +19,14 @@ from skyd.optimizer.egress import find_egress_table
 from skyd.runner.bucket_traffic import BucketTraffic, parse
 from skyd.store import Store
 from skyd.store import jobs as job_store
+from tests.accounting.accounting_books import (
+    START,
+    accountant,
+    add_grants,
+    add_job,
+    launch,
+    new_store,
+)
 
 GB = 1_000_000_000
 REGIONS = {

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from accounting_books import START, accountant, add_job, launch, new_store
-from accounting_server import serving_client, skyctl_output
 
 from skyctl import budget_commands
 from skyctl.client import ApiError, DaemonClient
 from skyd.clock import VirtualClock
+from tests.accounting.accounting_books import START, accountant, add_job, launch, new_store
+from tests.accounting.accounting_server import serving_client, skyctl_output
 
 
 @pytest.fixture

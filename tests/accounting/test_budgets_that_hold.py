@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from accounting_books import ADMIN, START, accountant, add_job, launch, new_store, run_job
 
 from skyd.accounting import AccountingSettings
 from skyd.accounting.alerts import AlertHook
@@ -18,6 +17,15 @@ from skyd.accounting.errors import AccountingInputError
 from skyd.clock import VirtualClock
 from skyd.identity import Caller
 from skyd.spec import TaskSpec, parse_task
+from tests.accounting.accounting_books import (
+    ADMIN,
+    START,
+    accountant,
+    add_job,
+    launch,
+    new_store,
+    run_job,
+)
 
 ALICE = Caller(uid=1000, is_admin=False)
 BOB = Caller(uid=1001, is_admin=False)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from accounting_books import START, add_job, launch, new_store
-
 from skyd.accounting.pull_pricing import PullPricing, losses_per_up_hour
 from skyd.catalog.locate import candidate_dirs
 from skyd.clock import VirtualClock
@@ -18,6 +16,7 @@ from skyd.runner.pull_cadence import PullPrice
 from skyd.runner.pulls import CheckpointPull
 from skyd.store import availability as availability_store
 from skyd.store import jobs as job_store
+from tests.accounting.accounting_books import START, add_job, launch, new_store
 
 GB = 1_000_000_000
 KEY_A = "aws/us-east-1/us-east-1a/m5.large"  # the offerings accounting_books.launch records

@@ -126,7 +126,7 @@ async def _run(world: CloudWorld, tmp_path: Path) -> None:
             (signals / "go-b").touch()
             await asyncio.to_thread(wait, lambda: has("ckpt-b.pt", MB), "ckpt-b")
             after_b = await asyncio.to_thread(
-                wait_until, lambda: (p := pulls_charged(state)) != before and p, timeout=30
+                wait_until, lambda: p if (p := pulls_charged(state)) != before else None, timeout=30
             )
             assert after_b[: len(before)] == before and len(after_b) == len(before) + 1
             second = after_b[-1]
@@ -155,7 +155,7 @@ async def _run(world: CloudWorld, tmp_path: Path) -> None:
             world.preempt(running[0])
             final = await asyncio.to_thread(
                 wait_until,
-                lambda: (j := client.get_job(job_id))["state"] in TERMINAL and j,
+                lambda: j if (j := client.get_job(job_id))["state"] in TERMINAL else None,
                 timeout=120,
                 error=lambda: client.get_job(job_id),
             )

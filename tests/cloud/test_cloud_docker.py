@@ -190,7 +190,7 @@ async def _run(
                 await asyncio.to_thread(client.cancel_job, job_id)
             final = await asyncio.to_thread(
                 wait_until,
-                lambda: (j := client.get_job(job_id))["state"] in TERMINAL and j,
+                lambda: j if (j := client.get_job(job_id))["state"] in TERMINAL else None,
                 timeout=90,
                 error=lambda: client.get_job(job_id),
             )

@@ -54,9 +54,10 @@ async def test_a_two_node_job_runs_a_rank_on_each_vm(tmp_path: Path, cloud: str)
                 final = await asyncio.to_thread(
                     wait_until,
                     lambda: (
-                        (j := client.get_job(job_id))["state"]
+                        j
+                        if (j := client.get_job(job_id))["state"]
                         in ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
-                        and j
+                        else None
                     ),
                     timeout=120,
                     error=lambda: client.get_job(job_id),

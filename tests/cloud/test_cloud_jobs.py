@@ -63,6 +63,10 @@ async def _cpu_jobs(world: CloudWorld, tmp_path: Path) -> None:
     logs = {}
     try:
         with DaemonClient(daemon.socket_path) as client:
+
+            def all_logs(job_id: int) -> str:
+                return b"".join(client.job_logs(job_id, follow=False)).decode()
+
             ids = {}
             for cloud in PINS:
                 job = await asyncio.to_thread(client.submit_task, task(cloud), str(tmp_path), None)
@@ -71,18 +75,15 @@ async def _cpu_jobs(world: CloudWorld, tmp_path: Path) -> None:
                 finals[cloud] = await asyncio.to_thread(
                     wait_until,
                     lambda job_id=job_id: (
-                        (j := client.get_job(job_id))["state"]
+                        j
+                        if (j := client.get_job(job_id))["state"]
                         in ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
-                        and j
+                        else None
                     ),
                     timeout=90,
                     error=lambda job_id=job_id: client.get_job(job_id),
                 )
-                logs[cloud] = b"".join(
-                    await asyncio.to_thread(
-                        lambda job_id=job_id: list(client.job_logs(job_id, follow=False))
-                    )
-                ).decode()
+                logs[cloud] = await asyncio.to_thread(all_logs, job_id)
     finally:
         await asyncio.to_thread(daemon.stop)
     for cloud, final in finals.items():

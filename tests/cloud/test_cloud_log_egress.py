@@ -11,13 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_cloud_checkpoint_egress import ENDED, skyctl
-
 from skyctl.client import DaemonClient
 from skyd.accounting.transfers import transfer_micros
 from skyd.store import open_store
 from skyd.testing.cloud_world import CloudWorld
 from skyd.testing.daemon import settings_for_tests, submit_and_wait
+from tests.cloud.test_cloud_checkpoint_egress import ENDED, skyctl
 
 OUTPUT = 600_000  # bytes the job prints
 AWS_PER_GB = 90_000  # catalogs/egress.csv

@@ -16,7 +16,7 @@ import pytest
 from skyctl.client import DaemonClient
 from skyd.catalog import Catalog
 from skyd.clock import SystemClock
-from skyd.model import LaunchRequest
+from skyd.model import Instance, LaunchRequest
 from skyd.providers.base import job_tags
 from skyd.scheduler.reconcile import reconcile
 from skyd.store.db import open_store
@@ -141,7 +141,7 @@ async def _one(world: CloudWorld, client: DaemonClient, cloud: str) -> None:
     await asyncio.to_thread(client.cancel_job, job_id)
     final = await asyncio.to_thread(
         wait_until,
-        lambda: (j := client.get_job(job_id))["state"] in TERMINAL and j,
+        lambda: j if (j := client.get_job(job_id))["state"] in TERMINAL else None,
         timeout=90,
     )
     assert final["state"] == "CANCELLED"
@@ -164,7 +164,7 @@ async def test_reconcile_sweeps_port_rules_whose_machines_are_gone(tmp_path: Pat
         catalog = Catalog.load(settings.catalog_dir)
         providers = world.providers(catalog)
         gcp, aws, azure = providers["gcp"], providers["aws"], providers["azure"]
-        launched = []
+        launched: list[tuple[str, list[Instance]]] = []
         for name, provider, key, daemon in (
             ("gcp", gcp, "gcp/us-central1/us-central1-a/n2-standard-8", "me"),
             ("gcp", gcp, "gcp/us-central1/us-central1-a/n2-standard-8", "another-daemon"),
@@ -184,7 +184,8 @@ async def test_reconcile_sweeps_port_rules_whose_machines_are_gone(tmp_path: Pat
                 ports=("8080",),
             )
             launched.append((name, await provider.launch(request)))
-        assert len(gcp_rules(world)) == 2 and await asyncio.to_thread(aws_open, world, 3)
+        assert len(gcp_rules(world)) == 2
+        assert await asyncio.to_thread(aws_open, world, 3)
         assert azure_port_rules(world) == ["8080"]
         # the machines end behind skyd's back, as if it died before deleting their rules
         for name, instances in launched:

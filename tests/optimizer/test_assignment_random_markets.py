@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import pytest
-from crafted_market import option
 
 from skyd.model import dollars_to_micros
 from skyd.optimizer import (
@@ -20,6 +19,7 @@ from skyd.optimizer import (
     greedy_assignment,
     solve_assignment,
 )
+from tests.optimizer.crafted_market import option
 
 CLOUD_REGIONS = [
     ("aws", "us-east-1"),

@@ -4,7 +4,6 @@ budgets, priorities, migration hysteresis, unplaced reasons and determinism."""
 from __future__ import annotations
 
 import pytest
-from crafted_market import option
 
 from skyd.model import dollars_to_micros
 from skyd.optimizer import (
@@ -19,6 +18,7 @@ from skyd.optimizer import (
     greedy_assignment,
     solve_assignment,
 )
+from tests.optimizer.crafted_market import option
 
 LIMITS = SolverLimits(time_limit_seconds=10.0, gap_limit=0.0)
 
@@ -329,9 +329,8 @@ def test_region_scoped_pool_goes_to_the_job_only_it_can_pay() -> None:
 
 
 def test_options_from_decision_keeps_the_ordered_winner_and_prunes_per_group() -> None:
-    from crafted_market import candidate, feasible, offer
-
     from skyd.optimizer import PlacementRequest, options_from_decision, place
+    from tests.optimizer.crafted_market import candidate, feasible, offer
 
     east_a = offer(zone="use1-az1", price="3.00")
     east_b = offer(zone="use1-az2", price="3.10")  # same region and market: pruned

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import pytest
-from test_assignment_random_markets import assert_respects_constraints, random_problem
 
 from bench.optimizer_problems import make_problem
 from skyd.catalog import Catalog
 from skyd.optimizer import SolverLimits, solve_assignment
 from skyd.optimizer.prepared import PreparedProblem
+from tests.optimizer.test_assignment_random_markets import (
+    assert_respects_constraints,
+    random_problem,
+)
 
 EXACT = SolverLimits(time_limit_seconds=20.0, gap_limit=0.0)
 LP = SolverLimits(time_limit_seconds=20.0, cp_sat_max_variables=0)

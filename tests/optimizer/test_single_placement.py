@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from crafted_market import candidate, feasible, offer
 
 from skyd.model import Amount, Candidate, ExclusionReason, OfferFilter, dollars_to_micros
 from skyd.optimizer import (
@@ -17,6 +16,7 @@ from skyd.optimizer import (
     describe_filter,
     place,
 )
+from tests.optimizer.crafted_market import candidate, feasible, offer
 
 NO_RISK = MarketSignals(default_preemptions_per_hour=0.0)
 

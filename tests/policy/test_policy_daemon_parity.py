@@ -34,6 +34,7 @@ from skyd.policy.state import IDLE
 from skyd.providers.sim import SimProvider
 from skyd.scheduler import recovery
 from skyd.store import open_store
+from skyd.store.market import Observation
 
 TICK = 600.0
 T0 = 1_790_000_000.0
@@ -138,7 +139,11 @@ async def test_daemon_and_simulator_decide_alike_on_the_same_history(tmp_path: P
         store=store, clock=clock, settings=RecoverySettings(), providers=providers
     )
     keys = {o.zone: o.key for o in sim.offers() if o.spot_price_micros is not None}
-    watching = asyncio.create_task(sim.watch(poller.apply))
+
+    def on_change(observations: list[Observation]) -> None:
+        poller.apply(observations)  # the changes it returns are dropped, as the daemon does
+
+    watching = asyncio.create_task(sim.watch(on_change))
     policy = POLICIES["skyd"]
     compared = differs_without_history = 0
     try:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from skyd.policy import IDLE, POLICIES, PolicyState, Target, UniformProgress, ZoneMarket
 
 D = 0.2
 UP = UniformProgress()
 ON_DEMAND = Target.on_demand("ra")
 SPOT = Target.spot("za", "ra")
+
+
+class Limits(TypedDict):
+    """A job's length and deadline, passed to state() as keywords."""
+
+    job: float
+    deadline: float
 
 
 def state(
@@ -77,7 +86,7 @@ def test_switches_back_to_spot_only_once_progress_reaches_ep_t_plus_2d() -> None
 def test_safety_net_fires_when_c_plus_2d_reaches_the_time_left() -> None:
     # C = 10, R = 11; at t = 9.2 with cp = 8.7 it is ahead of ep(t) = 8.36, and the time
     # left (1.8) still exceeds the remaining work plus 2d (1.3 + 0.4): it waits.
-    tight = {"job": 10.0, "deadline": 11.0}
+    tight: Limits = {"job": 10.0, "deadline": 11.0}
     assert UP.decide(state(done=8.7, elapsed=9.2, **tight)).target == IDLE
     fired = UP.decide(state(done=8.7, elapsed=9.3, **tight))
     assert fired.target == ON_DEMAND and fired.reason == "safety net"
@@ -98,7 +107,7 @@ def test_last_changeover_keeps_spot_past_its_changeover_only() -> None:
 
 def test_thresholds_are_rounded_to_the_decision_step() -> None:
     # Decisions every 0.25 h: floor(1.8 / 0.25) * 0.25 = 1.75 <= ceil(1.7 / 0.25) * 0.25.
-    tight = {"job": 10.0, "deadline": 11.0}
+    tight: Limits = {"job": 10.0, "deadline": 11.0}
     fired = UP.decide(state(done=8.7, elapsed=9.2, step=0.25, **tight))
     assert fired.target == ON_DEMAND and fired.reason == "safety net"
     assert UP.decide(state(done=8.7, elapsed=9.2, **tight)).target == IDLE

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ssh_helpers import ProviderFactory
 
 from skyd.clock import VirtualClock
 from skyd.providers.ssh import SshConnections, SshHost, SshProvider, SshProviderConfig
 from skyd.runner.ssh import SshRunner
 from skyd.testing.ssh_server import FakeSshServer
+from tests.ssh.ssh_helpers import ProviderFactory
 
 
 async def _started(root: Path, name: str) -> FakeSshServer:

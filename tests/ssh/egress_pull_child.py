@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from asyncssh import SSHClientProcess
+
 from skyd.accounting.transfers import TransferCharges
 from skyd.catalog.locate import candidate_dirs
 from skyd.clock import VirtualClock
@@ -42,7 +44,7 @@ async def cut_streams(
     conn = await connections.connection(SshNode.from_json(saved["nodes"][0]).target)
     real_create = conn.create_process
 
-    async def create_process(*args: Any, **kwargs: Any) -> Any:
+    async def create_process(*args: Any, **kwargs: Any) -> SSHClientProcess[Any]:
         process = await real_create(*args, **kwargs)
         real_read = process.stdout.read
 
@@ -53,10 +55,14 @@ async def cut_streams(
                 conn.abort()  # the link drops, part of the stream already home
             return data
 
-        process.stdout.read = read
+        # fault injection: this one stream's bound method is replaced, which asyncssh's
+        # types do not foresee
+        process.stdout.read = read  # type: ignore[method-assign]
         return process
 
-    conn.create_process = create_process  # type: ignore[method-assign]
+    # the daemon awaits create_process (skyd/providers/ssh/streams.py), so a coroutine stands
+    # in for asyncssh's awaitable context-manager wrapper, which its types do not allow
+    conn.create_process = create_process  # type: ignore[method-assign, assignment]
 
 
 def stop_here(said: str = "stopped") -> None:

@@ -12,9 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ssh_helpers import ProviderFactory
-from test_egress_crash import SIZE, ended_attempt
-from test_ssh_openssh import openssh  # noqa: F401  (the real sshd fixture)
 
 from skyd.errors import ProviderError
 from skyd.providers.ssh import SshConnections
@@ -27,6 +24,9 @@ from skyd.runner.ssh_node import SshNode
 from skyd.runner.ssh_state import CHECKPOINT_FILE, UNMETERED_FILE
 from skyd.runner.ssh_upload import send_tree
 from skyd.testing.ssh_server import FakeSshServer
+from tests.ssh.ssh_helpers import ProviderFactory
+from tests.ssh.test_egress_crash import SIZE, ended_attempt
+from tests.ssh.test_ssh_openssh import openssh  # noqa: F401  (the real sshd fixture)
 
 MB = 1_000_000
 TAR_SLACK = 20_480  # headers, end marker, padding to tar's 10240-byte records

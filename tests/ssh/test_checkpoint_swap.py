@@ -13,12 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_checkpoint_pull import LAID_OUT, MB, T0, conns, contents, left_beside, pull, target, write
-from test_ssh_openssh import openssh  # noqa: F401  (the real sshd fixture)
 
 from skyd.providers.ssh import SshConnections
 from skyd.providers.ssh.connection import SshTarget
 from skyd.runner import checkpoint_pull
+from tests.ssh.test_checkpoint_pull import (
+    LAID_OUT,
+    MB,
+    T0,
+    conns,
+    contents,
+    left_beside,
+    pull,
+    target,
+    write,
+)
+from tests.ssh.test_ssh_openssh import openssh  # noqa: F401  (the real sshd fixture)
 
 __all__ = ["conns", "target"]  # fixtures, used by name
 

@@ -14,11 +14,9 @@ import sqlite3
 import sys
 from pathlib import Path
 
-import egress_pull_child as child
 import pytest
-from ssh_helpers import ProviderFactory, until_over
-from test_ssh_runner import command, nodes_on
 
+import tests.ssh.egress_pull_child as child
 from skyd.accounting.transfers import TransferCharges, transfer_micros
 from skyd.catalog.locate import candidate_dirs
 from skyd.clock import VirtualClock
@@ -34,6 +32,8 @@ from skyd.store import Store, open_store
 from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
 from skyd.testing.ssh_server import FakeSshServer
+from tests.ssh.ssh_helpers import ProviderFactory, until_over
+from tests.ssh.test_ssh_runner import command, nodes_on
 
 CHILD = Path(child.__file__)
 SIZE = 1_500_000

@@ -13,8 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from ssh_helpers import ProviderFactory
-from test_ssh_runner import command, nodes_on
 
 from skyd.model import RunPhase
 from skyd.runner import bucket_traffic
@@ -22,6 +20,8 @@ from skyd.runner import remote_buckets as rb
 from skyd.runner.ssh import SshRunner
 from skyd.testing.ssh_server import FakeSshServer
 from skyd.testing.storage_emulators import moto_s3
+from tests.ssh.ssh_helpers import ProviderFactory
+from tests.ssh.test_ssh_runner import command, nodes_on
 
 MODEL_BYTES = 7_777
 RUN = f"""\

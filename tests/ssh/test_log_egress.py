@@ -6,10 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ssh_helpers import ProviderFactory
-from test_egress_crash import AWS_PER_GB, record_job_on_aws
-from test_ssh_runner import command, nodes_on
-
 from skyd.accounting.transfers import TransferCharges, transfer_micros
 from skyd.catalog.locate import candidate_dirs
 from skyd.clock import VirtualClock
@@ -24,6 +20,9 @@ from skyd.runner.ssh_node import SshNode
 from skyd.runner.ssh_state import OFFSETS_FILE
 from skyd.store import Store, open_store
 from skyd.testing.ssh_server import FakeSshServer
+from tests.ssh.ssh_helpers import ProviderFactory
+from tests.ssh.test_egress_crash import AWS_PER_GB, record_job_on_aws
+from tests.ssh.test_ssh_runner import command, nodes_on
 
 OUTPUT = 10_000  # bytes the job prints
 CHUNK = 1_000  # what one poll copies: the log takes many reads

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ssh_helpers import ProviderFactory, until_phase
-from test_ssh_runner import command, nodes_on
-
 from skyd.model import RunPhase
 from skyd.providers.ssh import SshConnections
 from skyd.runner.pull_cadence import PullPrice
 from skyd.runner.pulls import CheckpointPull
 from skyd.runner.ssh import SshRunner
 from skyd.testing.ssh_server import FakeSshServer
+from tests.ssh.ssh_helpers import ProviderFactory, until_phase
+from tests.ssh.test_ssh_runner import command, nodes_on
 
 # saves "step N" as fast as it can; on SIGTERM saves "stopped" and leaves
 RUN = (

@@ -16,13 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ssh_helpers import ProviderFactory, until_over, until_phase
 
 from skyd.model import LaunchRequest, RunPhase
 from skyd.providers.ssh import SshConnections, SshHost
 from skyd.runner.process import RunCommand
 from skyd.runner.ssh import SshRunner
 from skyd.runner.ssh_node import ssh_nodes
+from tests.ssh.ssh_helpers import ProviderFactory, until_over, until_phase
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "start-sshd.sh"
 

@@ -7,7 +7,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from ssh_helpers import ProviderFactory, host_for
 
 from skyd.errors import AuthError, CapacityError, ProviderError, TransientError
 from skyd.model import InstanceState, LaunchRequest, Offer
@@ -15,6 +14,7 @@ from skyd.providers.base import MANAGED, TAG_JOB, TAG_MANAGED, TAG_TOKEN
 from skyd.providers.ssh import SshHost, SshProviderConfig
 from skyd.providers.ssh.capacity import host_offers
 from skyd.testing.ssh_server import FakeSshServer, SshFault
+from tests.ssh.ssh_helpers import ProviderFactory, host_for
 
 
 def request(offer: Offer, token: str, *, nodes: int = 1, job_id: int = 1) -> LaunchRequest:

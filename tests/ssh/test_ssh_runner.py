@@ -8,10 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from ssh_helpers import ProviderFactory, host_for, until_over, until_phase
 
 from skyd.errors import ProviderError
-from skyd.model import LaunchRequest, RunPhase
+from skyd.model import LaunchRequest, RunPhase, RunStatus
 from skyd.providers.ssh import SshConnections
 from skyd.runner.process import RunCommand
 from skyd.runner.ssh import SshRunner
@@ -19,6 +18,7 @@ from skyd.runner.ssh_node import SshNode, ssh_nodes
 from skyd.runner.ssh_state import OFFSETS_FILE
 from skyd.runner.ssh_status import combine
 from skyd.testing.ssh_server import FakeSshServer
+from tests.ssh.ssh_helpers import ProviderFactory, host_for, until_over, until_phase
 
 
 def command(tmp_path: Path, run: str, setup: str | None = None, **extra: object) -> RunCommand:
@@ -233,8 +233,6 @@ async def test_unreachable_node_keeps_its_last_known_status(
 
 
 def test_combine_gang_status() -> None:
-    from skyd.runner.process import RunStatus
-
     run = RunStatus(RunPhase.RUN, 0, None, 5.0, None, 11)
     done = RunStatus(RunPhase.DONE, 0, 0, 4.0, 9.0, 12)
     assert combine([run, done]).phase == RunPhase.RUN

@@ -213,7 +213,9 @@ def test_a_real_fuse_mount_of_an_azurite_container(tmp_path: Path) -> None:
         url = f"az://{AZURITE_ACCOUNT}/lab-fuse-az/train"
         mount = {"store": "azure", "account": AZURITE_ACCOUNT, "bucket": "lab-fuse-az"}
         mount |= {"prefix": "train", "url": url, "target": str(target), "dest": "/data"}
-        mount |= {"mode": "MOUNT", "sas_url": rclone_sas_url(env)}
+        sas_url = rclone_sas_url(env)
+        assert sas_url is not None
+        mount |= {"mode": "MOUNT", "sas_url": sas_url}
         assert str(mount["sas_url"]).startswith(f"http://127.0.0.1:{blob.port}/{AZURITE_ACCOUNT}?")
         log_path = tmp_path / "job.log"
         log = log_path.open("a")

@@ -112,7 +112,9 @@ def test_ls_and_delete_the_buckets_a_job_created(
 
     go.touch()
     ended = wait_until(
-        lambda: (j := client.get_job(int(job["id"])))["state"] in ("SUCCEEDED", "FAILED") and j,
+        lambda: (
+            j if (j := client.get_job(int(job["id"])))["state"] in ("SUCCEEDED", "FAILED") else None
+        ),
         timeout=60,
     )
     assert ended["state"] == "SUCCEEDED"

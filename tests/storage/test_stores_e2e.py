@@ -37,11 +37,15 @@ def r2_url() -> Iterator[str]:
 
 
 def _gcs(host: str) -> Any:
+    # google-cloud-storage ships no type information (mypy does not see the namespace
+    # package's storage module), and google-auth leaves AnonymousCredentials unannotated
     from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]
 
     return storage.Client(
-        project="lab", credentials=AnonymousCredentials(), client_options={"api_endpoint": host}
+        project="lab",
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": host},
     )
 
 

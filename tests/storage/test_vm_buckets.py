@@ -55,12 +55,14 @@ async def test_buckets_on_a_fake_vm_without_fuse(tmp_path: Path) -> None:
         s3.create_bucket(Bucket="lab-vm-data")
         s3.put_object(Bucket="lab-vm-data", Key="train/a.txt", Body=b"alpha\n")
         s3.put_object(Bucket="lab-vm-data", Key="train/sub/b.txt", Body=b"beta\n")
+        # google-cloud-storage ships no type information (mypy does not see the namespace
+        # package's storage module), and google-auth leaves AnonymousCredentials unannotated
         from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]
 
         gcs = storage.Client(
             project="lab",
-            credentials=AnonymousCredentials(),
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options={"api_endpoint": gcs_host},
         )
         gcs.create_bucket("lab-vm-out")
