@@ -18,15 +18,15 @@ import sys
 import time
 
 import sky  # type: ignore[import-not-found]
-from sky import check as sky_check  # type: ignore[import-not-found]
-from sky import clouds  # type: ignore[import-not-found]
+from sky import check as sky_check
+from sky import clouds
 from sky.adaptors import aws as aws_adaptor  # type: ignore[import-not-found]
 from sky.optimizer import Optimizer  # type: ignore[import-not-found]
 
 ENABLED = [clouds.AWS(), clouds.GCP(), clouds.Azure(), clouds.Lambda()]
 
 
-def enabled_clouds(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+def enabled_clouds(*_args: object, **_kwargs: object) -> list[object]:
     return list(ENABLED)
 
 
@@ -34,7 +34,7 @@ sky_check.get_cached_enabled_clouds_or_refresh = enabled_clouds
 aws_adaptor._MAX_ATTEMPT_FOR_CREATION = 1
 
 
-def optimize_once(resources, num_nodes):  # type: ignore[no-untyped-def]
+def optimize_once(resources: object, num_nodes: int) -> tuple[float, dict[str, object]]:
     """One whole optimization as `sky launch --dryrun` runs it: task, DAG, optimize."""
     started = time.perf_counter()
     config = {"resources": copy.deepcopy(resources), "num_nodes": num_nodes, "run": "true"}
@@ -55,9 +55,9 @@ def optimize_once(resources, num_nodes):  # type: ignore[no-untyped-def]
     return elapsed, chosen
 
 
-def main():  # type: ignore[no-untyped-def]
+def main() -> None:
     request = json.load(sys.stdin)
-    results = {}
+    results: dict[str, dict[str, object]] = {}
     for entry in request["tasks"]:
         name = entry["name"]
         try:

@@ -212,10 +212,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for name, (a, b) in pairs.items()
             }
             server = _server_pid(port)
-            memory = {
-                "skyd_daemon": tree_memory(daemon.pid),
-                "skypilot_api_server": tree_memory(server) if server else None,
-            }
+            daemon_memory = tree_memory(daemon.pid)
+            server_memory = tree_memory(server) if server else None
+            memory = {"skyd_daemon": daemon_memory, "skypilot_api_server": server_memory}
         finally:
             if daemon is not None:
                 daemon.terminate()
@@ -238,8 +237,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "python_c_pass_ratio": base.get("wall_ratio_skyctl_to_skypilot"),
         "daemon_start_s": skyd_start,
         "api_server_start_s": sky_start,
-        "daemon_pss_mib": memory["skyd_daemon"]["pss_mib"],
-        "api_server_pss_mib": (memory["skypilot_api_server"] or {}).get("pss_mib"),
+        "daemon_pss_mib": daemon_memory["pss_mib"],
+        "api_server_pss_mib": (server_memory or {}).get("pss_mib"),
         "commands": timed,
         "memory": memory,
         "skypilot_api_stop": stop.last_line,

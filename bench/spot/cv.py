@@ -117,7 +117,7 @@ def cross_validate(results: list[dict[str, object]], cands: Sequence[object]) ->
     zones = [str(r["zone"]) for r in results]
     up = {str(r["zone"]): list(r["up"]) for r in results}  # type: ignore[call-overload]
     gaps = {
-        str(r["zone"]): [list(c["gaps"]) for c in r["candidates"]]  # type: ignore[attr-defined,index]
+        str(r["zone"]): [list(c["gaps"]) for c in r["candidates"]]  # type: ignore[attr-defined]
         for r in results
     }
 
@@ -133,17 +133,17 @@ def cross_validate(results: list[dict[str, object]], cands: Sequence[object]) ->
     held: dict[str, int] = {z: best_on([o for o in zones if o != z]) for z in zones}
     held_out = mean_rows([gaps[z][held[z]] for z in zones])
     up_mean = mean_rows([up[z] for z in zones])
+    misses = 0
+    for r in results:
+        for c in r["candidates"]:  # type: ignore[attr-defined]
+            misses += int(c["misses"])
     return {
         "chosen": dict(cands[chosen]),  # type: ignore[call-overload]
         "in_sample": in_sample,
         "held_out": held_out,
         "up": up_mean,
         "held_out_choice": {z: dict(cands[c]) for z, c in held.items()},  # type: ignore[call-overload]
-        "misses": sum(
-            int(c["misses"])  # type: ignore[index]
-            for r in results
-            for c in r["candidates"]  # type: ignore[attr-defined]
-        ),
+        "misses": misses,
     }
 
 

@@ -112,7 +112,8 @@ def cached_optimum(
     key.update(repr((market.zone_region, market.on_demand_price, sizes, migration)).encode())
     path = CACHE_DIR / f"optimum-{key.hexdigest()[:24]}.npy"
     if path.is_file():
-        return np.load(path)
+        cached: np.ndarray = np.load(path)
+        return cached
     optimum = optimal_costs(
         market, starts, sizes.job, sizes.changeover, sizes.deadline_seconds, migration
     )

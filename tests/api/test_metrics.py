@@ -47,7 +47,9 @@ def test_metrics_move_when_a_job_runs(daemon: DaemonThread) -> None:
     assert status == 201
     wait_until(lambda: request(sock, "GET", f"/v1/jobs/{job['id']}")[1]["state"] == "SUCCEEDED")
     after = wait_until(
-        lambda: (s := scrape(sock))[("skyd_placement_latency_seconds_count", ())] == 1 and s
+        lambda: (
+            s if (s := scrape(sock))[("skyd_placement_latency_seconds_count", ())] == 1 else None
+        )
     )
     assert after[("skyd_jobs", (("state", "SUCCEEDED"),))] == 1
     assert after[("skyd_placement_latency_seconds_sum", ())] >= 0

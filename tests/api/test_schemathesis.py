@@ -7,6 +7,7 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests_unixsocket
@@ -15,6 +16,10 @@ from hypothesis import HealthCheck, Phase, settings
 
 from skyd.api.openapi import openapi_document
 from skyd.testing.daemon import DaemonThread, settings_for_tests
+
+if TYPE_CHECKING:
+    # schemathesis.Case is generic in its operation type; this is its OpenAPI instance
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 # The daemon's answers are checked against the document it serves, as served.
 schema = schemathesis.openapi.from_dict(openapi_document())
@@ -32,7 +37,8 @@ def fuzzed_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonTh
 
 @pytest.fixture(scope="module")
 def session() -> Iterator[requests_unixsocket.Session]:
-    with requests_unixsocket.Session(url_scheme="http://") as s:
+    # requests_unixsocket's Session.__init__ carries no annotations
+    with requests_unixsocket.Session(url_scheme="http://") as s:  # type: ignore[no-untyped-call]
         yield s
 
 
@@ -56,7 +62,7 @@ BOUNDED = settings(
 @schema.exclude(path="/v1/events").parametrize()
 @BOUNDED
 def test_api_conforms_and_never_fails(
-    case: schemathesis.Case,
+    case: OpenApiCase,
     base_url: str,
     session: requests_unixsocket.Session,
 ) -> None:
@@ -74,7 +80,7 @@ def test_api_conforms_and_never_fails(
 @events_only.parametrize()
 @BOUNDED
 def test_event_stream_conforms(
-    case: schemathesis.Case,
+    case: OpenApiCase,
     base_url: str,
     session: requests_unixsocket.Session,
 ) -> None:

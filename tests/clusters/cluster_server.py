@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from cluster_world import ClusterWorld, cluster_world
 
 from skyd.api.cluster_routes import add_cluster_routes
 from skyd.clock import VirtualClock
@@ -15,6 +14,7 @@ from skyd.providers.base import Provider
 from skyd.providers.local import LocalProvider
 from skyd.testing import unix_http
 from skyd.testing.unix_http import ThreadedUnixApp
+from tests.clusters.cluster_world import ClusterWorld, cluster_world
 
 
 class ClusterServer:

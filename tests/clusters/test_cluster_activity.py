@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_world import ALICE, cluster_world
 
 from skyd.clock import VirtualClock
 from skyd.clusters import SESSION_ENV, LocalSessionProbe
@@ -19,6 +18,7 @@ from skyd.providers.local import LocalProvider
 from skyd.spec import parse_task
 from skyd.store.clusters import ClusterState
 from skyd.store.records import InstanceRecord
+from tests.clusters.cluster_world import ALICE, cluster_world
 
 
 def record(cluster: str) -> InstanceRecord:

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_server import ClusterServer, request, request_as
+
+from tests.clusters.cluster_server import ClusterServer, request, request_as
 
 NOBODY = 65534
 TASK = "name: notebook\nresources:\n  autostop: 30\nsetup: echo setting up\nrun: echo hello\n"

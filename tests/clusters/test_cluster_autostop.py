@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cluster_world import ALICE, CHECK_SECONDS, ClusterWorld, cluster_world, gpu_task
 
 from skyd.clock import VirtualClock
 from skyd.model import InstanceState, JobState
@@ -15,6 +14,7 @@ from skyd.providers.base import Provider
 from skyd.providers.local import LocalProvider
 from skyd.spec import parse_task
 from skyd.store.clusters import ClusterState
+from tests.clusters.cluster_world import ALICE, CHECK_SECONDS, ClusterWorld, cluster_world, gpu_task
 
 MINUTE = 60.0
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_world import ADMIN, ALICE, BOB, ClusterWorld, cluster_world, gpu_task
 
 from skyd.errors import (
     ConflictError,
@@ -21,6 +20,7 @@ from skyd.providers.base import TAG_CLUSTER, TAG_MANAGED
 from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
 from skyd.store.clusters import ClusterState, NewJob, insert_cluster, record_plan
+from tests.clusters.cluster_world import ADMIN, ALICE, BOB, ClusterWorld, cluster_world, gpu_task
 
 
 @pytest.fixture

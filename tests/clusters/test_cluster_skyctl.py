@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cluster_server import ClusterServer
 
 from skyctl import cluster_commands as cc
 from skyctl.client import ApiError, DaemonClient
 from skyctl.messages import UsageError
+from tests.clusters.cluster_server import ClusterServer
 
 Handler = Callable[[argparse.Namespace, DaemonClient, io.StringIO, io.StringIO], int]
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Handler]] = {

@@ -16,16 +16,16 @@ import boto3
 import pytest
 
 from skyctl.client import DaemonClient
-from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from skyd.testing.daemon import DaemonThread, settings_for_tests
 from skyd.testing.storage_emulators import moto_s3
-from tests.daemon_calls import ENDED, run_skyctl
+from tests.daemon_calls import JsonObject, run_skyctl, wait_ended
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "skypilot_corpus"
 
 
-def _ended(daemon: DaemonThread, job_id: int) -> tuple[dict[str, object], str]:
+def _ended(daemon: DaemonThread, job_id: int) -> tuple[JsonObject, str]:
     with DaemonClient(daemon.socket_path) as client:
-        job = wait_until(lambda: (j := client.get_job(job_id))["state"] in ENDED and j, timeout=120)
+        job = wait_ended(client, job_id, timeout=120)
         log = b"".join(client.job_logs(job_id, follow=False)).decode()
     return job, log
 
@@ -86,7 +86,7 @@ def test_the_corpus_airflow_task_runs_on_local_with_its_bucket(tmp_path: Path) -
         finally:
             assert daemon.stop() == 0
         assert job["state"] == "SUCCEEDED", (job, log)
-        assert (job["placement"] or {})["provider"] == "local"  # type: ignore[index]
+        assert (job["placement"] or {})["provider"] == "local"
         assert "Epoch 1: Training on /data/file_1" in log, log
         model = s3.get_object(Bucket="sky-demo-data-test", Key="trained_model.txt")
         assert model["Body"].read() == b"Trained model\n"

@@ -35,7 +35,8 @@ def test_active_pages_skip_finished_jobs_and_page_by_keyset(tmp_path: Path) -> N
             "UPDATE jobs SET state = 'SUCCEEDED' WHERE id = ?", [(i,) for i in finished]
         )
     active = [i for i in reversed(ids) if i not in finished]
-    pages, cursor = [], None
+    pages: list[int] = []
+    cursor: int | None = None
     while True:
         page = job_store.list_jobs(store, states=ACTIVE, before_id=cursor, limit=7)
         pages.extend(j.id for j in page)

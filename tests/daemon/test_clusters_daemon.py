@@ -10,6 +10,7 @@ from pathlib import Path
 from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread, wait_until
+from tests.daemon_calls import JsonObject
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,10 +22,12 @@ def _run(daemon: DaemonThread, *args: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def _job_done(client: DaemonClient, job_id: int) -> dict[str, object]:
-    return wait_until(
-        lambda: (j := client.get_job(job_id))["state"] in ("SUCCEEDED", "FAILED") and j
-    )
+def _job_done(client: DaemonClient, job_id: int) -> JsonObject:
+    def done() -> JsonObject | None:
+        job = client.get_job(job_id)
+        return job if job["state"] in ("SUCCEEDED", "FAILED") else None
+
+    return wait_until(done)
 
 
 def test_launch_exec_and_down_a_cluster(daemon: DaemonThread, client: DaemonClient) -> None:
@@ -40,7 +43,9 @@ def test_launch_exec_and_down_a_cluster(daemon: DaemonThread, client: DaemonClie
         ]
         return rows
 
-    clusters = wait_until(lambda: (rows := listing()) and rows[0]["state"] == "UP" and rows)
+    clusters = wait_until(
+        lambda: rows if (rows := listing()) and rows[0]["state"] == "UP" else None
+    )
     assert clusters[0]["name"] == "dev"
     if first_job is not None:
         assert _job_done(client, first_job)["state"] == "SUCCEEDED"

@@ -3,6 +3,7 @@ or take a CPU instance type; none is ever placed on the trace's V100."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from skyctl.client import DaemonClient
@@ -12,6 +13,7 @@ from skyd.market.replay import TraceReplay
 from skyd.market.traces import load_trace_set
 from skyd.providers.sim.provider import SimProvider, sim_cpu_offers
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
+from tests.daemon_calls import JsonObject
 
 TRACES = default_catalog_dir() / "traces" / "aws-v100-3zone"
 
@@ -45,15 +47,12 @@ def test_cpu_jobs_never_land_on_the_v100(tmp_path: Path) -> None:
                 int(client.submit_command(["sleep", "1"], str(tmp_path), None)["id"])
                 for _ in range(3)
             ]
-            jobs = [
-                wait_until(
-                    lambda j=job_id: (
-                        (x := client.get_job(j))["state"] in ("SUCCEEDED", "FAILED") and x
-                    ),
-                    timeout=60,
-                )
-                for job_id in ids
-            ]
+
+            def finished(job_id: int) -> JsonObject | None:
+                job = client.get_job(job_id)
+                return job if job["state"] in ("SUCCEEDED", "FAILED") else None
+
+            jobs = [wait_until(partial(finished, job_id), timeout=60) for job_id in ids]
             task = "resources:\n  cpus: 2+\nrun: sleep 1\n"
             optimize = client.request(
                 "POST", "/v1/optimize", body={"task_yaml": task, "base_dir": str(tmp_path)}

@@ -48,7 +48,7 @@ def test_two_one_cpu_jobs_share_a_two_slot_host_each_on_its_own_cpu(tmp_path: Pa
     finally:
         assert daemon.stop() == 0
     assert [j["state"] for j in jobs] == ["SUCCEEDED", "SUCCEEDED"], (jobs, logs)
-    assert all((j["placement"] or {})["provider"] == "local" for j in jobs)  # type: ignore[index]
+    assert all((j["placement"] or {})["provider"] == "local" for j in jobs)
     assert all("nproc=1" in log for log in logs), logs
     allowed = [
         next(line.split(":")[1].strip() for line in log.splitlines() if "Cpus_allowed" in line)

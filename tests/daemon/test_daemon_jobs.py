@@ -14,13 +14,14 @@ import pytest
 from skyctl.client import ApiError, DaemonClient
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 from skyd.testing.unix_http import raw_request, request_as
+from tests.daemon_calls import JsonObject
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 
 
-def _final_state(client: DaemonClient, job_id: int, timeout: float = 30.0) -> dict[str, object]:
-    def done() -> dict[str, object] | None:
+def _final_state(client: DaemonClient, job_id: int, timeout: float = 30.0) -> JsonObject:
+    def done() -> JsonObject | None:
         job = client.get_job(job_id)
         return job if job["state"] in ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED") else None
 

@@ -46,9 +46,10 @@ def test_a_docker_job_runs_in_its_container_on_local(tmp_path: Path, engine_on_p
             job_id = int(client.submit_task(task, str(tmp_path), None)["id"])
             final = wait_until(
                 lambda: (
-                    (j := client.get_job(job_id))["state"]
+                    j
+                    if (j := client.get_job(job_id))["state"]
                     in ("SUCCEEDED", "FAILED", "FAILED_SETUP")
-                    and j
+                    else None
                 ),
                 timeout=60,
             )

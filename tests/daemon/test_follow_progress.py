@@ -13,11 +13,10 @@ import sys
 import threading
 from pathlib import Path
 
-from test_cloud_failover import TASK
-
 from skyd.testing.daemon import daemon_thread
 from skyd.testing.ec2_fixtures import settings_on_ec2
 from skyd.testing.moto_ec2 import Ec2Fault, MotoEc2
+from tests.daemon.test_cloud_failover import TASK
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

@@ -57,7 +57,7 @@ def test_two_ranks_each_print_rank_size_and_ips(tmp_path: Path) -> None:
     # a rank the job does not have: refused, naming the field and the ranks it has
     assert beyond[0] != 0 and "node" in beyond[2] and "ranks 0 to 1" in beyond[2], beyond
     # both slots were held together and are given back
-    instances = [e for e in job["events"] if "launched" in str(e.get("reason"))]  # type: ignore[union-attr]
+    instances = [e for e in job["events"] if "launched" in str(e.get("reason"))]
     assert instances and "local-skyd-" in str(instances[0]), instances
 
 

@@ -11,13 +11,13 @@ import pytest
 
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread, wait_until
-from tests.daemon_calls import run_skyctl
+from tests.daemon_calls import JsonObject, run_skyctl
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
-def _all_ended(client: DaemonClient, ids: list[int]) -> list[dict[str, object]]:
-    def ended() -> list[dict[str, object]] | None:
+def _all_ended(client: DaemonClient, ids: list[int]) -> list[JsonObject]:
+    def ended() -> list[JsonObject] | None:
         jobs = [client.get_job(job_id) for job_id in ids]
         return jobs if all(job["state"] in TERMINAL for job in jobs) else None
 
@@ -48,8 +48,8 @@ def test_stages_run_in_order_each_after_the_previous_succeeded(
     assert "make [chain 1/2]" in table and "use [chain 2/2]" in table
     first, second = _all_ended(client, ids)
     assert (first["state"], second["state"]) == ("SUCCEEDED", "SUCCEEDED")
-    assert _started_at(second) >= float(first["ended_at"])  # type: ignore[arg-type]
-    reasons = [event["reason"] for event in second["events"]]  # type: ignore[union-attr]
+    assert _started_at(second) >= float(first["ended_at"])
+    reasons = [event["reason"] for event in second["events"]]
     assert any(f"waiting for stage 1 (job {ids[0]}) of pipeline chain" in r for r in reasons)
     code, shown, _ = run_skyctl(daemon.socket_path, "show", str(ids[1]))
     assert f"stage 2/2 of pipeline chain (#{ids[0]})" in shown

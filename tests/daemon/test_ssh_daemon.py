@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from lab_box_hosts import ssh_host_entry
-
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread, settings_for_tests
 from skyd.testing.ssh_server import FakeSshServer
+from tests.daemon.lab_box_hosts import ssh_host_entry
 from tests.daemon_calls import wait_ended
 
 TASK = """\

@@ -43,7 +43,7 @@ def test_resample_carries_the_last_value_forward_and_knows_nothing_before_the_fi
 
 def test_summary_says_what_the_policy_saw() -> None:
     values = np.array([True] * 20 + [False] * 2 + [True] * 20 + [False] * 2, dtype=np.bool_)
-    times = T0 + 360.0 * np.arange(len(values))
+    times = T0 + 360.0 * np.arange(len(values), dtype=np.float64)
     got = resample(times, values, now=float(times[-1]), since=T0, step_seconds=360)
     facts = summary("sim/r1/za", got)
     assert facts["up_fraction"] == pytest.approx(40 / 44, abs=1e-4)

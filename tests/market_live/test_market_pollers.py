@@ -157,7 +157,8 @@ async def test_spot_advisor_buckets_become_preemption_rates(store: Store) -> Non
     )
     observations = await advisor.fetch()
     rates = {o.scope: o.preemptions_per_hour for o in observations}
-    assert KEY in rates and rates[KEY] is not None and rates[KEY] > 0
+    rate = rates.get(KEY)
+    assert KEY in rates and rate is not None and rate > 0
     # p3.2xlarge is in the >20% bucket in us-east-1; m5.large is not: riskier means a higher rate
     m5 = next(k for k in rates if k.endswith("/m5.large"))
     assert rates[KEY] > rates[m5]  # type: ignore[operator]

@@ -8,7 +8,6 @@ from typing import Any
 
 import boto3
 import pytest
-from contract import Fault, ProviderContract
 
 from skyd.clock import VirtualClock
 from skyd.errors import ProviderError
@@ -19,6 +18,7 @@ from skyd.providers.aws.provider import ec2_client_token, split_instance_key
 from skyd.providers.base import MANAGED, TAG_MANAGED
 from skyd.testing.ec2_fixtures import fresh_ec2
 from skyd.testing.moto_ec2 import Ec2Fault, MotoEc2, MotoServerThread
+from tests.providers.contract import Fault, ProviderContract, request_for
 
 REGION = "us-east-1"
 ZONE_ID = "use1-az1"  # moto names it us-east-1b
@@ -127,7 +127,6 @@ class TestAwsContract(ProviderContract):
 
 async def test_launch_tags_every_resource_and_uses_zone_name(harness: AwsHarness) -> None:
     offer = harness.offer(spot=True)
-    from contract import request_for
 
     launched = await harness.provider.launch(request_for(offer, spot=True, job_id=21))
     inst = launched[0]
@@ -160,8 +159,6 @@ async def test_launch_tags_every_resource_and_uses_zone_name(harness: AwsHarness
 async def test_gpu_offer_boots_the_deep_learning_ami_from_its_ssm_parameter(
     harness: AwsHarness,
 ) -> None:
-    from contract import request_for
-
     from skyd.testing.moto_ec2 import STOCK_IMAGES
 
     offer = Offer("aws", REGION, ZONE_ID, "g4dn.xlarge", "T4", 1, 4, 16, 526_000, 160_000)
@@ -180,8 +177,6 @@ async def test_gpu_offer_boots_the_deep_learning_ami_from_its_ssm_parameter(
 async def test_a_region_without_a_default_vpc_is_refused_with_the_fix(
     harness: AwsHarness,
 ) -> None:
-    from contract import request_for
-
     from skyd.errors import RequestRefusedError
 
     (vpc,) = harness._direct.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])[
@@ -195,8 +190,6 @@ async def test_a_region_without_a_default_vpc_is_refused_with_the_fix(
 
 
 async def test_cluster_group_survives_until_last_instance_goes(harness: AwsHarness) -> None:
-    from contract import request_for
-
     offer = harness.offer(spot=False)
     first = await harness.provider.launch(request_for(offer, spot=False, job_id=22))
     second = await harness.provider.launch(request_for(offer, spot=False, job_id=22))
@@ -208,8 +201,6 @@ async def test_cluster_group_survives_until_last_instance_goes(harness: AwsHarne
 
 
 async def test_unknown_zone_blocks_that_zone(harness: AwsHarness) -> None:
-    from contract import request_for
-
     from skyd.errors import CapacityError
 
     offer = Offer("aws", REGION, "use1-az99", "t3.micro", "", 0, 2, 1.0, 10_400, None)
@@ -285,8 +276,6 @@ def test_fast_timestamp_parser_matches_botocore() -> None:
 
 
 async def test_orphaned_groups_and_keys_are_reported(harness: AwsHarness) -> None:
-    from contract import request_for
-
     launched = await harness.provider.launch(
         request_for(harness.offer(spot=False), spot=False, job_id=23)
     )
@@ -301,8 +290,6 @@ async def test_orphaned_groups_and_keys_are_reported(harness: AwsHarness) -> Non
 
 
 async def test_restarted_adapter_reports_zone_ids(harness: AwsHarness) -> None:
-    from contract import request_for
-
     launched = await harness.provider.launch(
         request_for(harness.offer(spot=False), spot=False, job_id=24)
     )
@@ -322,8 +309,6 @@ async def test_restarted_adapter_reports_zone_ids(harness: AwsHarness) -> None:
 async def test_concurrent_launches_share_one_cluster_group(harness: AwsHarness) -> None:
     import asyncio
 
-    from contract import request_for
-
     offer = harness.offer(spot=False)
     first, second = await asyncio.gather(
         harness.provider.launch(request_for(offer, spot=False, job_id=25)),
@@ -340,8 +325,6 @@ async def test_concurrent_launches_share_one_cluster_group(harness: AwsHarness) 
 async def test_describe_by_tags_reads_full_records_only_for_ended_instances(
     harness: AwsHarness,
 ) -> None:
-    from contract import request_for
-
     offer = harness.offer(spot=True)
     running = await harness.provider.launch(request_for(offer, spot=True, job_id=26))
     taken = await harness.provider.launch(request_for(offer, spot=True, job_id=26))
@@ -358,8 +341,6 @@ async def test_describe_by_tags_reads_full_records_only_for_ended_instances(
 
 
 async def test_run_instances_that_acted_but_timed_out_is_not_doubled(harness: AwsHarness) -> None:
-    from contract import request_for
-
     harness._proxy.add_fault(Ec2Fault("RunInstances", hang=True, after_forward=True))
     request = request_for(harness.offer(spot=False), spot=False, job_id=27)
     # The instance exists although the answer was lost: botocore's retry carries the same

@@ -12,13 +12,13 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from gangs import gang_request
 
 from skyd.model import LaunchRequest, Offer
 from skyd.providers.aws import AwsConfig, AwsProvider
 from skyd.providers.aws.placement import ensure_group
 from skyd.providers.base import MANAGED, TAG_DAEMON, TAG_JOB, TAG_MANAGED
 from skyd.testing.moto_ec2 import MotoEc2, MotoServerThread
+from tests.providers.gangs import gang_request
 
 REGION = "us-east-1"
 AMI = "ami-12c6146b"

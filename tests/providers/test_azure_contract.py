@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from contract import Fault, ProviderContract, request_for, until_state
 
 from skyd.clock import VirtualClock
 from skyd.errors import (
@@ -23,6 +22,7 @@ from skyd.providers.azure.errors import translate_error_code
 from skyd.providers.azure.provider import split_instance_key
 from skyd.providers.base import MANAGED, TAG_MANAGED
 from skyd.testing.fake_azure import ArmFault, FakeAzure, StaticTokenCredential
+from tests.providers.contract import Fault, ProviderContract, request_for, until_state
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 GROUP = "skyd-lab"

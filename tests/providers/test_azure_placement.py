@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from gangs import gang_request
 
 from skyd.clock import VirtualClock
 from skyd.model import LaunchRequest, Offer
@@ -19,6 +18,7 @@ from skyd.providers.azure import AzureConfig, AzureProvider
 from skyd.providers.base import MANAGED, TAG_DAEMON, TAG_JOB, TAG_MANAGED
 from skyd.testing.azure_schema import api_version
 from skyd.testing.fake_azure import FakeAzure, StaticTokenCredential
+from tests.providers.gangs import gang_request
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 GROUP = "lab"

@@ -8,7 +8,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from contract import request_for, until_state
 
 from skyd.catalog import Catalog
 from skyd.clock import SystemClock
@@ -18,6 +17,7 @@ from skyd.providers.base import TAG_JOB, InstanceLister
 from skyd.testing.daemon import settings_for_tests
 from skyd.testing.fake_clouds import AWS_TEST_CREDENTIALS, FakeClouds
 from skyd.testing.fake_vm import write_key_pair
+from tests.providers.contract import request_for, until_state
 
 OFFERS = {
     "aws": Offer("aws", "us-east-1", "use1-az1", "t3.micro", "", 0, 2, 1.0, 1, 1),

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from contract import request_for, until_state
 
 from skyd.clock import VirtualClock
 from skyd.model import Instance, InstanceState, Offer
@@ -23,6 +22,7 @@ from skyd.testing.fake_azure import FakeAzure, StaticTokenCredential
 from skyd.testing.fake_gce import FakeGce
 from skyd.testing.fake_vm import FakeVm, FakeVmHost, write_key_pair
 from skyd.testing.moto_ec2 import MotoEc2, MotoServerThread
+from tests.providers.contract import request_for, until_state
 
 GCE_OFFER = Offer("gcp", "us-central1", "us-central1-a", "n2-standard-8", "", 0, 2, 8, 1, 1)
 AZURE_OFFER = Offer("azure", "eastus", "", "Standard_D2s_v5", "", 0, 2, 8, 1, 1)

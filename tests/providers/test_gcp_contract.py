@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from contract import Fault, ProviderContract, request_for, until_state
 
 from skyd.errors import (
     AuthError,
@@ -22,6 +21,7 @@ from skyd.providers.gcp.errors import translate_operation_errors
 from skyd.providers.gcp.labels import label_filter, label_key, label_value
 from skyd.providers.gcp.provider import split_instance_key
 from skyd.testing.fake_gce import FakeGce, GceFault
+from tests.providers.contract import Fault, ProviderContract, request_for, until_state
 
 PROJECT = "skyd-lab"
 ZONE = "us-central1-a"

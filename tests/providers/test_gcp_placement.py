@@ -10,13 +10,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from gangs import gang_request
 
 from skyd.model import LaunchRequest, Offer
 from skyd.providers.base import MANAGED, TAG_DAEMON, TAG_JOB, TAG_MANAGED
 from skyd.providers.gcp import GcpConfig, GcpProvider
 from skyd.providers.gcp.placement import tags_of
 from skyd.testing.fake_gce import FakeGce
+from tests.providers.gangs import gang_request
 
 PROJECT = "lab"
 ZONE = "us-central1-a"

@@ -126,7 +126,7 @@ def test_kubernetes_pods_and_slurm_jobs_ask_for_the_tasks_share() -> None:
     def script(**ask: int) -> str:
         return batch_script(
             job_name="j", comment="c", partition="lab", nodes=1, gpu_type="", gpus_per_node=0,
-            time_limit_s=None, run_dir="/r", python="python3", **ask,  # type: ignore[arg-type]
+            time_limit_s=None, run_dir="/r", python="python3", **ask,
         )  # fmt: skip
 
     assert "--cpus-per-task=1\n" in script(cpus_per_node=1, memory_mb=1024)

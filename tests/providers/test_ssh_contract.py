@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from contract import ContractHarness, Fault, ProviderContract
 
 from skyd.clock import VirtualClock
 from skyd.errors import AuthError, CapacityError, ProviderError
@@ -15,6 +14,7 @@ from skyd.model import Offer
 from skyd.providers.base import Provider
 from skyd.providers.ssh import SshHost, SshProvider, SshProviderConfig
 from skyd.testing.ssh_server import FakeSshServer, SshFault
+from tests.providers.contract import ContractHarness, Fault, ProviderContract
 
 HOST = "box-a"
 

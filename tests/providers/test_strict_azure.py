@@ -12,7 +12,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from contract import request_for
 
 from skyd.clock import VirtualClock
 from skyd.errors import RequestRefusedError
@@ -21,6 +20,7 @@ from skyd.providers.azure import AzureConfig, AzureProvider
 from skyd.providers.azure.provider import split_instance_key
 from skyd.testing.azure_schema import api_version
 from skyd.testing.fake_azure import FakeAzure, StaticTokenCredential
+from tests.providers.contract import request_for
 
 SUB = "00000000-0000-0000-0000-000000000001"
 VM: dict[str, Any] = {

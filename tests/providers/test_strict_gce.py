@@ -9,13 +9,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from contract import request_for
 
 from skyd.errors import RequestRefusedError
 from skyd.model import Offer
 from skyd.providers.gcp import GcpConfig, GcpProvider
 from skyd.providers.gcp.provider import split_instance_key
 from skyd.testing.fake_gce import FakeGce
+from tests.providers.contract import request_for
 
 ZONE = "us-central1-a"
 BODY: dict[str, Any] = {

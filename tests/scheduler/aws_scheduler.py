@@ -27,14 +27,14 @@ def aws_scheduler(store: Store, tmp_path: Path) -> AwsScheduler:
     """The scheduler (no planner yet: each test wires its own) and what it was built on."""
     clock = VirtualClock(1_800_000_000.0)
     providers = {"aws": AwsProvider(AwsConfig(), clock=clock)}
-    market = LiveMarket(Catalog.load(clouds=["aws"]), providers)  # type: ignore[arg-type]
+    market = LiveMarket(Catalog.load(clouds=["aws"]), providers)
     bus = EventBus()
     scheduler = JobScheduler(
         store=store,
         bus=bus,
         clock=clock,
         settings=Settings(state_dir=tmp_path / "state", socket_path=tmp_path / "s.sock"),
-        providers=providers,  # type: ignore[arg-type]
+        providers=providers,
         runner=ProcessRunner(),
         market=market,
     )

@@ -81,7 +81,11 @@ async def _running_job(scheduler: JobScheduler, cloud: MemoryCloud) -> tuple[int
     )
     offer = cloud.offerings[0]
     token = f"skyd-{job.id}-1"
-    placement = {"provider": MEMORY_CLOUD, "cloud": MEMORY_CLOUD, "region": offer.region}
+    placement: dict[str, object] = {
+        "provider": MEMORY_CLOUD,
+        "cloud": MEMORY_CLOUD,
+        "region": offer.region,
+    }
     placement |= {"zone": offer.zone, "instance_type": offer.instance_type, "spot": False}
     job = scheduler.journal.move(
         job.id,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from skyd.market.live import LiveMarket
 from skyd.model import JobState
+from skyd.optimizer import CandidateView
 from skyd.scheduler.placement import job_filters
 from skyd.scheduler.planner import Planner
 from skyd.scheduler.service import Caller, JobScheduler
@@ -111,9 +112,8 @@ def test_an_unfinished_job_past_its_estimate_is_never_treated_as_done() -> None:
     assert not state.finished and state.remaining_hours > 0
 
 
-def _views_one_spot_one_on_demand() -> list[object]:
+def _views_one_spot_one_on_demand() -> list[CandidateView]:
     from skyd.model import Candidate, Offer
-    from skyd.optimizer import CandidateView
 
     offer = Offer("sim", "r1", "a", "p3.2xlarge", "V100", 1, 8, 61, 3_000_000, 1_000_000)
     return [

@@ -15,6 +15,7 @@ from skyd.scheduler import recovery
 from skyd.scheduler.changeover import configured
 from skyd.scheduler.moving import LOOK_AGAIN_SECONDS, PolicyMoves
 from skyd.scheduler.placement import PlacementOutcome
+from skyd.scheduler.recovery import RunningOn
 from skyd.scheduler.selection import DeadlineView, Selector
 from skyd.spec import TaskSpec
 from skyd.spec.parse import parse_task
@@ -64,7 +65,7 @@ class FakeSelector:
         job: JobRecord,
         spec: TaskSpec,
         events: Callable[[], Sequence[EventRecord]],
-        running: recovery.RunningOn | None = None,
+        running: RunningOn | None = None,
     ) -> DeadlineView | None:
         self.asked += 1
         assert running is not None

@@ -55,7 +55,9 @@ def test_storage_objects_take_envs_and_defaults(tmp_path: Path) -> None:
         str(tmp_path / "ckpt"),
     )
     assert (data_in.bucket, data_in.prefix, data_in.mode) == ("public-data", "x", StorageMode.COPY)
-    assert spec.public_summary()["storage_mounts"]["/in"]["url"] == "s3://public-data/x"
+    summary_mounts = spec.public_summary()["storage_mounts"]
+    assert isinstance(summary_mounts, dict)
+    assert summary_mounts["/in"]["url"] == "s3://public-data/x"
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tui_harness import populated_fake
 
 from skyd.testing.canned_daemon import FakeDaemonThread
+from tests.tui.tui_harness import populated_fake
 
 
 @pytest.fixture

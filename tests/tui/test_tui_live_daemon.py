@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.widgets import DataTable, Log
-from tui_harness import settle
 
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread, settings_for_tests
+from tests.tui.tui_harness import settle
 from tui.app import SkydDashboard
 from tui.confirm import ConfirmScreen
 from tui.job_detail import JobDetailScreen

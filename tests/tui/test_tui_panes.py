@@ -4,10 +4,10 @@ after confirming, and the rows of the market, clusters and spend tabs."""
 from __future__ import annotations
 
 from textual.widgets import Input
-from tui_harness import NOW, T0, settle
 
 from skyd.clock import VirtualClock
 from skyd.testing.canned_daemon import FakeDaemonThread
+from tests.tui.tui_harness import NOW, T0, settle
 from tui.app import SkydDashboard
 from tui.clusters_pane import cluster_rows
 from tui.confirm import ConfirmScreen

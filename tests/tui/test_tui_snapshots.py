@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Log
-from tui_harness import NOW, settle
 
 from skyd.clock import VirtualClock
 from skyd.testing.canned_daemon import FakeDaemon, FakeDaemonThread
+from tests.tui.tui_harness import NOW, settle
 from tui.app import SkydDashboard
 from tui.endpoint_table import EndpointTable
 from tui.events_pane import EventsPane

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from kube_world import CONTEXT, start_cluster
 
 from skyd.testing.fake_kube.server import FakeKubeServer
+from tests.providers.kubernetes.kube_world import CONTEXT, start_cluster
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_world import CONTEXT
 
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import daemon_thread, job_log, job_when, settings_for_tests, wait_until
 from skyd.testing.fake_kube.server import FakeKubeServer
+from tests.providers.kubernetes.kube_world import CONTEXT
 
 ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
 pytestmark = pytest.mark.timeout(300)

@@ -7,15 +7,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from kube_world import (
-    CONTEXT,
-    command,
-    make_provider,
-    offer_of,
-    request,
-    until_over,
-    until_states,
-)
 from kubernetes_asyncio import client, watch
 
 from skyd.errors import AuthError, CapacityError, QuotaError
@@ -25,6 +16,15 @@ from skyd.providers.checks import check_clouds
 from skyd.providers.kubernetes import KubernetesProvider, KubernetesRunner
 from skyd.testing.fake_kube.server import FakeKubeServer
 from skyd.testing.restarts import reconcile_after_restart
+from tests.providers.kubernetes.kube_world import (
+    CONTEXT,
+    command,
+    make_provider,
+    offer_of,
+    request,
+    until_over,
+    until_states,
+)
 
 RUNNING = {InstanceState.RUNNING}
 

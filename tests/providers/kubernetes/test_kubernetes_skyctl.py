@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_world import CONTEXT
 
 from skyd.testing.daemon import DaemonThread, daemon_thread, settings_for_tests
 from skyd.testing.fake_kube.server import FakeKubeServer
 from tests.daemon_calls import run_skyctl
+from tests.providers.kubernetes.kube_world import CONTEXT
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from slurm_world import cluster_to_myself, ensure_cluster
+
+from tests.providers.slurm.slurm_world import cluster_to_myself, ensure_cluster
 
 
 @pytest.fixture(scope="module")

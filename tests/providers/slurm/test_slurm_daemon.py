@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slurm_world import (
+
+from skyctl.client import DaemonClient
+from skyd.testing.daemon import daemon_thread, job_log, job_when, settings_for_tests, wait_until
+from tests.providers.slurm.slurm_world import (
     CLUSTER,
     sbatch,
     squeue_ids,
     until_left_squeue,
 )
-
-from skyctl.client import DaemonClient
-from skyd.testing.daemon import daemon_thread, job_log, job_when, settings_for_tests, wait_until
 
 ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
 pytestmark = [pytest.mark.timeout(400), pytest.mark.usefixtures("slurm_cluster")]

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slurm_world import CLUSTER
 
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import daemon_thread, job_when, settings_for_tests, wait_until
+from tests.providers.slurm.slurm_world import CLUSTER
 
 pytestmark = [pytest.mark.timeout(400), pytest.mark.usefixtures("slurm_cluster")]
 

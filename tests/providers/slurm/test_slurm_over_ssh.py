@@ -11,18 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from slurm_world import (
+
+from skyd.model import InstanceState, RunPhase
+from skyd.providers.slurm import SlurmRunner
+from skyd.runner.process import RunCommand
+from tests.providers.slurm.slurm_world import (
     SCRIPT,
     make_provider,
     offer_of,
     request,
     until_over,
 )
-from slurm_world import until_states as until_slurm_states
-
-from skyd.model import InstanceState, RunPhase
-from skyd.providers.slurm import SlurmRunner
-from skyd.runner.process import RunCommand
+from tests.providers.slurm.slurm_world import until_states as until_slurm_states
 
 START_SSHD = SCRIPT.parent / "start-sshd.sh"
 

@@ -9,7 +9,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from slurm_world import (
+
+from skyd.errors import CapacityError
+from skyd.model import InstanceState, RunPhase
+from skyd.providers.base import TAG_DAEMON, TAG_JOB
+from skyd.providers.checks import check_clouds
+from skyd.providers.slurm import SlurmRunner
+from skyd.providers.slurm.provider import parse_instance_id
+from skyd.testing.restarts import reconcile_after_restart
+from tests.providers.slurm.slurm_world import (
     command,
     make_provider,
     offer_of,
@@ -21,14 +29,6 @@ from slurm_world import (
     until_phase,
     until_states,
 )
-
-from skyd.errors import CapacityError
-from skyd.model import InstanceState, RunPhase
-from skyd.providers.base import TAG_DAEMON, TAG_JOB
-from skyd.providers.checks import check_clouds
-from skyd.providers.slurm import SlurmRunner
-from skyd.providers.slurm.provider import parse_instance_id
-from skyd.testing.restarts import reconcile_after_restart
 
 RUNNING = {InstanceState.RUNNING}
 GONE = {InstanceState.TERMINATED}
