@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public: it is in Azurite's README)
@@ -64,6 +65,19 @@ def moto_s3() -> Iterator[str]:
         yield url
     finally:
         server.stop()
+
+
+def moto_s3_client(url: str) -> Any:
+    """A boto3 S3 client for the moto server at `url`, with moto's test credentials."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
 
 
 @contextmanager

@@ -9,11 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
-from skyd.testing.storage_emulators import moto_s3, quiet_relay
+from skyd.testing.storage_emulators import moto_s3, moto_s3_client, quiet_relay
 from tests.daemon_calls import wait_ended
 
 SECRETS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -23,16 +21,6 @@ RUN = """\
   echo ready
   while :; do sleep 0.1; done
 """
-
-
-def _s3(url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
 
 
 def _log(client: DaemonClient, job_id: int) -> str:
@@ -67,7 +55,7 @@ def test_a_cancelled_local_jobs_output_and_what_it_saves_on_sigterm_are_written_
     tmp_path: Path,
 ) -> None:
     with moto_s3() as url:
-        s3 = _s3(url)
+        s3 = moto_s3_client(url)
         s3.create_bucket(Bucket="lab-local-kill")
         daemon = DaemonThread(settings_for_tests(tmp_path)).start()
         try:
@@ -90,7 +78,7 @@ def test_a_local_write_back_that_hangs_is_cut_at_its_allowance_and_logged(
 ) -> None:
     allowance = 2.0
     with moto_s3() as url, quiet_relay(url) as relay:
-        s3 = _s3(url)
+        s3 = moto_s3_client(url)
         s3.create_bucket(Bucket="lab-local-hang")
         settings = settings_for_tests(tmp_path)
         settings.local.cancel_write_back_seconds = allowance

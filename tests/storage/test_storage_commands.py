@@ -8,15 +8,13 @@ import contextlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 
 from skyctl.__main__ import main as skyctl
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
-from skyd.testing.storage_emulators import Azurite, azurite, gcs_emulator, moto_s3
+from skyd.testing.storage_emulators import Azurite, azurite, gcs_emulator, moto_s3, moto_s3_client
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +50,6 @@ def _skyctl(daemon: DaemonThread, *args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def _s3(url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-
-
 def test_ls_and_delete_the_buckets_a_job_created(
     world: tuple[DaemonThread, DaemonClient],
     endpoints: tuple[str, str, Azurite],
@@ -69,7 +57,9 @@ def test_ls_and_delete_the_buckets_a_job_created(
 ) -> None:
     daemon, client = world
     s3_url, gcs_host, blob = endpoints
-    _s3(s3_url).create_bucket(Bucket="lab-foreign")  # not skyd's: never listed nor deleted
+    moto_s3_client(s3_url).create_bucket(
+        Bucket="lab-foreign"
+    )  # not skyd's: never listed nor deleted
     go = tmp_path / "go"
     task = (
         f"envs: {{AWS_ENDPOINT_URL: '{s3_url}', STORAGE_EMULATOR_HOST: '{gcs_host}'}}\n"
@@ -100,14 +90,14 @@ def test_ls_and_delete_the_buckets_a_job_created(
 
     code, out, err = _skyctl(daemon, "storage", "delete", "lab-keep-s3", "lab-keep-az")
     assert code == 1 and "--force lab-keep-s3 lab-keep-az" in err and "nothing deleted" in err
-    assert "lab-keep-s3" in {b["Name"] for b in _s3(s3_url).list_buckets()["Buckets"]}
+    assert "lab-keep-s3" in {b["Name"] for b in moto_s3_client(s3_url).list_buckets()["Buckets"]}
     code, _, err = _skyctl(daemon, "storage", "delete", "lab-foreign")
     assert code == 1 and "no bucket skyd created is named lab-foreign" in err
 
     code, out, err = _skyctl(daemon, "storage", "delete", "--force", "lab-keep-s3", "lab-keep-az")
     assert code == 0, err
     assert "deleted s3://lab-keep-s3" in out and "deleted az://devstoreaccount1/lab-keep-az" in out
-    names = {b["Name"] for b in _s3(s3_url).list_buckets()["Buckets"]}
+    names = {b["Name"] for b in moto_s3_client(s3_url).list_buckets()["Buckets"]}
     assert "lab-keep-s3" not in names and "lab-foreign" in names
 
     go.touch()

@@ -14,8 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from skyctl.client import DaemonClient
 from skyd.accounting.transfers import transfer_micros
 from skyd.catalog.locate import candidate_dirs
@@ -23,21 +21,11 @@ from skyd.config import Settings
 from skyd.optimizer.egress import find_egress_table
 from skyd.testing.cloud_world import CloudWorld
 from skyd.testing.daemon import job_when, settings_for_tests, wait_until
-from skyd.testing.storage_emulators import moto_s3
+from skyd.testing.storage_emulators import moto_s3, moto_s3_client
 from tests.daemon_calls import ENDED, run_skyctl
 
 SECRETS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 OUT_BYTES = 300_001
-
-
-def _s3(url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
 
 
 def _fill(s3: Any, bucket: str, sizes: dict[str, int]) -> int:
@@ -98,7 +86,7 @@ async def test_a_gcp_job_reading_and_writing_s3_is_charged_once_across_a_restart
     flag = shared / "go-on"
     with moto_s3() as s3_url, contextlib.ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, shared, ignore_errors=True)
-        s3 = _s3(s3_url)
+        s3 = moto_s3_client(s3_url)
         read = _fill(s3, "lab-egress-data", {"train/a.bin": 1_500_000, "train/sub/b.bin": 2_345})
         s3.create_bucket(Bucket="lab-egress-out")
         task = f"""\
@@ -159,7 +147,7 @@ run: |
 
 async def test_an_aws_job_pays_only_for_the_bucket_in_another_region(tmp_path: Path) -> None:
     with moto_s3() as s3_url:
-        s3 = _s3(s3_url)
+        s3 = moto_s3_client(s3_url)
         near = _fill(s3, "lab-egress-near", {"x.bin": 700_000})
         far = _fill(s3, "lab-egress-far", {"y.bin": 900_000, "z.bin": 11})
         task = f"""\

@@ -14,8 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from skyctl.client import DaemonClient
 from skyd.accounting.transfers import transfer_micros
 from skyd.catalog.locate import candidate_dirs
@@ -23,20 +21,10 @@ from skyd.config import Settings
 from skyd.optimizer.egress import find_egress_table
 from skyd.testing.cloud_world import CloudWorld
 from skyd.testing.daemon import job_log, job_when, settings_for_tests, wait_until
-from skyd.testing.storage_emulators import moto_s3, quiet_relay
+from skyd.testing.storage_emulators import moto_s3, moto_s3_client, quiet_relay
 
 SECRETS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 OUT_BYTES = 200_003
-
-
-def _s3(url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
 
 
 def _task(endpoint: str, bucket: str, run: str) -> str:
@@ -112,7 +100,7 @@ trap 'echo saved-on-term > ~/out/on-term.txt; exit 0' TERM
 echo ready
 while :; do sleep 0.1; done"""
     with moto_s3() as s3_url:
-        s3 = _s3(s3_url)
+        s3 = moto_s3_client(s3_url)
         s3.create_bucket(Bucket="lab-kill-out")
         async with CloudWorld(tmp_path / "world", boot_delay_s=0.5) as world:
             settings = world.settings(settings_for_tests(tmp_path))
@@ -143,7 +131,7 @@ async def test_a_write_back_that_hangs_is_cut_at_its_allowance_and_logged(
     allowance = 3.0
     run = f"head -c {OUT_BYTES} /dev/zero > ~/out/model.bin\necho ready\nsleep 600"
     with moto_s3() as s3_url, quiet_relay(s3_url) as proxy:
-        s3 = _s3(s3_url)
+        s3 = moto_s3_client(s3_url)
         s3.create_bucket(Bucket="lab-kill-hang")
         async with CloudWorld(tmp_path / "world", boot_delay_s=0.5) as world:
             settings = world.settings(settings_for_tests(tmp_path))
