@@ -7,32 +7,14 @@ test_task_files_e2e)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from skyctl.client import DaemonClient
 from skyd.testing import fake_docker
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 
 
-@pytest.fixture
-def engine_on_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="skyd-local-docker-"))
-    tools, log = fake_docker.tools(str(root))
-    (root / "bin").mkdir()
-    (root / "bin" / "docker").write_text(tools["docker"])
-    (root / "bin" / "docker").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    yield Path(log)
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def test_a_docker_job_runs_in_its_container_on_local(tmp_path: Path, engine_on_path: Path) -> None:
+def test_a_docker_job_runs_in_its_container_on_local(tmp_path: Path, docker_on_path: Path) -> None:
     settings = settings_for_tests(tmp_path)
     daemon = DaemonThread(settings).start()
     try:
@@ -60,7 +42,7 @@ def test_a_docker_job_runs_in_its_container_on_local(tmp_path: Path, engine_on_p
     assert final["placement"]["provider"] == "local"
     assert "from-the-image" in text and "built" in text
     assert f"path={fake_docker.IMAGE_PATH}" in text  # the image's PATH, not the host's
-    calls = [json.loads(line)["argv"] for line in engine_on_path.read_text().splitlines()]
+    calls = [json.loads(line)["argv"] for line in docker_on_path.read_text().splitlines()]
     verbs = [argv[0] for argv in calls]
     assert verbs[0] == "info"  # the daemon asked the engine at start
     assert verbs[-4:] == ["run", "exec", "exec", "rm"], verbs

@@ -7,17 +7,11 @@ handler; the file is there after the cancel."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from skyctl.client import DaemonClient
-from skyd.testing import fake_docker
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 from tests.daemon_calls import wait_ended
 
@@ -59,18 +53,6 @@ def test_a_job_under_bubblewrap_saves_on_the_cancels_sigterm(tmp_path: Path) -> 
     assert "not at" not in log, log  # it did run in the view
     assert saved.read_text() == "saved-on-term\n", log
     assert "killed (signal 15)" in log
-
-
-@pytest.fixture
-def docker_on_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="skyd-sigterm-docker-"))
-    tools, log = fake_docker.tools(str(root))
-    (root / "bin").mkdir()
-    (root / "bin" / "docker").write_text(tools["docker"])
-    (root / "bin" / "docker").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    yield Path(log)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_job_in_its_container_saves_on_the_cancels_sigterm(
