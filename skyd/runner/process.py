@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from skyd.model import RunStatus
-
-KILL_FILE = "kill.json"  # the killer's grace and write-back allowance, read by the shim
+from skyd.runner.remote_procs import group_alive, kill_members, write_kill_bounds
 
 
 def _launch_shim(
@@ -195,12 +194,8 @@ class ProcessRunner:
                 pgid = int((attempt_dir / "shim.pid").read_text())
         if pgid is None:
             return
-        bounds = json.dumps({"grace": grace_seconds, "write_back": self._write_back})
-        with contextlib.suppress(OSError):  # the shim may run as the job's owner: not private
-            tmp = attempt_dir / (KILL_FILE + ".tmp")
-            tmp.write_text(bounds)
-            tmp.chmod(0o644)
-            tmp.replace(attempt_dir / KILL_FILE)
+        with contextlib.suppress(OSError):
+            write_kill_bounds(str(attempt_dir), grace_seconds, self._write_back)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGTERM)
         loop = asyncio.get_running_loop()
@@ -228,47 +223,6 @@ class ProcessRunner:
             loop.remove_reader(pidfd)
             os.close(pidfd)
         self._pidfds.clear()
-
-
-def members(pgid: int, but: int = 0) -> list[int]:
-    """The non-zombie processes of process group `pgid`, but `but`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == but:
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def group_alive(pgid: int, but: int = 0) -> bool:
-    """Whether any non-zombie process (other than `but`) is left in process group `pgid`."""
-    return bool(members(pgid, but))
-
-
-def kill_members(pgid: int, but: int) -> None:
-    """SIGKILL the group's processes but the shim `but` (a few rounds: one may fork), and
-    but a copy of it: a child it forked that has not run its program yet (a container's
-    removal after the job stopped)."""
-    shim = _cmdline(but)
-    for _ in range(3):
-        for pid in members(pgid, but):
-            if shim and _cmdline(pid) == shim:
-                continue
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
 
 
 def _write_private(path: Path, text: str, uid: int | None) -> None:

@@ -18,6 +18,7 @@ does, with its exit code. The client itself is in a session of its own, out of t
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -42,6 +43,30 @@ FORWARD_TERM = (
     'i=0; while [ ! -s "$1" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; '
     'p=$(cat "$1") && { kill -TERM -"$p" 2>/dev/null || kill -TERM "$p"; }'
 )
+
+
+KILL_FILE = "kill.json"  # the killer's grace and write-back allowance, for the wrapper
+GRACE_S = 5.0
+WRITE_BACK_S = 300.0
+
+
+def write_kill_bounds(attempt_dir: str, grace: float, write_back: float) -> None:
+    """Tell the wrapper how long the killer waits: the grace, then the write-back."""
+    tmp = os.path.join(attempt_dir, KILL_FILE + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump({"grace": grace, "write_back": write_back}, fh)
+    os.chmod(tmp, 0o644)  # the wrapper may run as the job's owner: not private
+    os.replace(tmp, os.path.join(attempt_dir, KILL_FILE))
+
+
+def kill_bounds(attempt_dir: str) -> tuple[float, float]:
+    """The grace and write-back allowance the killer gave (KILL_FILE), else the defaults."""
+    data: object = None
+    with contextlib.suppress(OSError, ValueError), open(os.path.join(attempt_dir, KILL_FILE)) as fh:
+        data = json.load(fh)
+    if not isinstance(data, dict):
+        return GRACE_S, WRITE_BACK_S
+    return float(data.get("grace", GRACE_S)), float(data.get("write_back", WRITE_BACK_S))
 
 
 def find_engine() -> str | None:

@@ -45,9 +45,8 @@ else:  # on the node: shipped beside this file (-I leaves this directory off sys
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import remote_procs  # type: ignore[import-not-found,no-redef,unused-ignore]
 
-KILL_FILE = "kill.json"  # the killer's grace and write-back allowance, for the wrapper
-GRACE_S = 5.0
-WRITE_BACK_S = 300.0
+GRACE_S = remote_procs.GRACE_S
+WRITE_BACK_S = remote_procs.WRITE_BACK_S
 
 
 def _write_status(attempt_dir: str, status: dict[str, object]) -> None:
@@ -124,16 +123,6 @@ def _buckets(
         return None
 
 
-def _kill_bounds(attempt_dir: str) -> tuple[float, float]:
-    """The grace and write-back allowance the killer gave (KILL_FILE), else the defaults."""
-    data: object = None
-    with contextlib.suppress(OSError, ValueError), open(os.path.join(attempt_dir, KILL_FILE)) as fh:
-        data = json.load(fh)
-    if not isinstance(data, dict):
-        return GRACE_S, WRITE_BACK_S
-    return float(data.get("grace", GRACE_S)), float(data.get("write_back", WRITE_BACK_S))
-
-
 def _not_written_back(attempt_dir: str, launch: dict[str, object]) -> list[str]:
     """The buckets a job writes to (MOUNT, MOUNT_CACHED) with no write-back recorded."""
     done: set[str] = set()
@@ -183,7 +172,7 @@ def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
         if buckets and _buckets(attempt_dir, "fetch", env, log) != 0:
             # the mounts made so far go; a half-fetched copy is never written back over
             # the bucket's objects
-            _buckets(attempt_dir, "unmount", env, log, _kill_bounds(attempt_dir)[1])
+            _buckets(attempt_dir, "unmount", env, log, remote_procs.kill_bounds(attempt_dir)[1])
             if "term" in status:
                 _killed(attempt_dir, status, launch, log)
             log.write("--- skyd: could not mount or copy the job's buckets ---\n")
@@ -196,7 +185,7 @@ def _wrapper(attempt_dir: str, launch: dict[str, object]) -> None:
             if not buckets:
                 return
             killed = "term" in status  # then the job may go on elsewhere: no purge
-            bound = _kill_bounds(attempt_dir)[1] if killed else None
+            bound = remote_procs.kill_bounds(attempt_dir)[1] if killed else None
             code = _buckets(attempt_dir, "stopped" if killed else "finish", env, log, bound)
             if code is None:
                 left = ", ".join(_not_written_back(attempt_dir, launch)) or "none"
@@ -283,7 +272,7 @@ def _stop(
     back too), then write the buckets back and record the kill."""
     own = os.getpid()
     # the killer SIGKILLs them after the grace; a killer that died before is stood in for
-    deadline = time.monotonic() + _kill_bounds(attempt_dir)[0] + 2.0
+    deadline = time.monotonic() + remote_procs.kill_bounds(attempt_dir)[0] + 2.0
     while time.monotonic() < deadline and remote_procs.group_alive(own, but=own):
         time.sleep(0.05)
     remote_procs.kill_members(own, but=own)
@@ -411,11 +400,8 @@ def kill(attempt_dir: str, grace: float, write_back: float = WRITE_BACK_S) -> di
     # A finished wrapper's group is gone; its pid may belong to someone else by now.
     if not isinstance(pgid, int) or pgid <= 1 or finished:
         return {"killed": None}
-    tmp = os.path.join(attempt_dir, KILL_FILE + ".tmp")
-    with contextlib.suppress(OSError), open(tmp, "w") as fh:
-        json.dump({"grace": grace, "write_back": write_back}, fh)
-    with contextlib.suppress(OSError):
-        os.replace(tmp, os.path.join(attempt_dir, KILL_FILE))  # read by the wrapper's SIGTERM
+    with contextlib.suppress(OSError):  # read by the wrapper's SIGTERM handling
+        remote_procs.write_kill_bounds(attempt_dir, grace, write_back)
     try:
         os.killpg(pgid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):

@@ -10,7 +10,6 @@ says what to run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -238,17 +237,12 @@ def main(argv: list[str]) -> int:
 def stopped(attempt_dir: Path, launch: dict[str, Any], status: dict[str, Any], log: Any) -> None:
     """After a SIGTERM: wait for the job's processes (the killer SIGKILLs what is left after
     the grace), write the buckets back within the killer's allowance, record the kill."""
-    from skyd.runner.process import KILL_FILE, kill_members, members
-
-    grace, write_back = 5.0, 300.0
-    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-        bounds = json.loads((attempt_dir / KILL_FILE).read_text())
-        grace, write_back = float(bounds["grace"]), float(bounds["write_back"])
+    grace, write_back = remote_procs.kill_bounds(str(attempt_dir))
     own = os.getpid()
     deadline = time.monotonic() + grace + 2.0  # a killer that died before is stood in for
-    while time.monotonic() < deadline and members(own, own):
+    while time.monotonic() < deadline and remote_procs.group_alive(own, own):
         time.sleep(0.05)
-    kill_members(own, own)
+    remote_procs.kill_members(own, own)
     if launch.get("container"):
         container_argv.remove(launch["container"])
     buckets = list(launch.get("storage_mounts") or [])

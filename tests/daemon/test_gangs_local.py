@@ -9,7 +9,8 @@ from pathlib import Path
 
 from skyctl.client import DaemonClient
 from skyd.model import RunPhase
-from skyd.runner.process import group_alive, read_status
+from skyd.runner.process import read_status
+from skyd.runner.remote_procs import group_alive
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 from tests.daemon_calls import run_skyctl, wait_ended
 

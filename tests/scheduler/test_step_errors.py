@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from skyd.model import JobState
-from skyd.runner.process import group_alive, read_status
+from skyd.runner.process import read_status
+from skyd.runner.remote_procs import group_alive
 from skyd.scheduler.driver import JobScheduler
 from skyd.scheduler.step_errors import STEP_ERROR_TRIES
 from skyd.store import Store
