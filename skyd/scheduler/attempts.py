@@ -4,6 +4,8 @@ recover it when the cloud takes an instance away."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from skyd.clock import Clock
@@ -36,6 +38,19 @@ LOST = (*GONE, InstanceState.TERMINATING)
 
 # charges what an attempt's buckets moved (skyd.accounting.bucket_transfers), each once
 BucketMeter = Callable[[JobRecord, Sequence[BucketTraffic]], Awaitable[object]]
+
+# Test-only crash points (off unless the variable is set): a daemon started with
+# SKYD_TEST_CRASH_AT=<point> kills itself with SIGKILL when it reaches <point>, as a kill -9
+# there would, so a test can prove that a restart neither loses nor repeats what was done
+# (tests/storage/test_write_back_crash.py). Points: "release:killed" (the attempt's process
+# is killed and its buckets written back, their bytes not charged yet), "release:charged"
+# (charged, the attempt not given back yet).
+CRASH_AT = "SKYD_TEST_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    if os.environ.get(CRASH_AT) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Attempts:
@@ -215,7 +230,9 @@ class Attempts:
         record each end. A restart finishes what a kill interrupted (`Terminations`)."""
         if job.attempt > 0:
             await self.processes.kill(job, kill_grace)
+            crash_point("release:killed")
             await self.meter_buckets(job)
+            crash_point("release:charged")
         held = [
             i
             for i in instance_store.instances_for_job(self.store, job.id)
