@@ -80,8 +80,6 @@ from dataclasses import replace
 
 from skyd.policy.availability import (
     AvailabilityStats,
-    availability_stats,
-    settled_history,
 )
 from skyd.policy.baselines import (
     EPS,
@@ -93,10 +91,10 @@ from skyd.policy.baselines import (
 )
 from skyd.policy.outages import (
     outage_age_hours,
-    outage_history,
     outage_hour_ratio,
     short_outage_wait,
 )
+from skyd.policy.reserve import ReserveSizing
 from skyd.policy.spot_run import SpotRunModel
 from skyd.policy.state import IDLE, Decision, PolicyState, Target, ZoneMarket
 from skyd.policy.zone_choice import ZoneChoice, on_demand_price
@@ -198,6 +196,9 @@ class SlackReserve:
         # ... and one cheaper per useful hour by more than `cheaper_margin` is waited for
         # while its outage is within the share of the slack a single zone's would get.
         self.cheaper_margin = cheaper_margin
+        self.sizing = ReserveSizing(
+            reserve_per_cycle, prior_cycle_hours, prior_hours, min_cycle, reserve_power
+        )
         self.runs = SpotRunModel(
             prior_cycle_hours, prior_hours, prior_runs, day_window_hours, day_prior_ends
         )
@@ -211,49 +212,6 @@ class SlackReserve:
             short_outage,
             prior_runs,
         )
-
-    def _stats(self, state: PolicyState) -> AvailabilityStats:
-        zones = state.zones
-        if len(zones) == 1:
-            return zones[0].settled_stats()
-        # Several zones: the job can run while any of them is up, so outages are the
-        # union's; but it runs in one zone at a time, and each preemption there costs a
-        # changeover: spot runs are the zones' own (weighted by how often each is up).
-        history = outage_history(state)
-        if len(history) == 0:
-            return AvailabilityStats(0.0, 0.0, 0.0, 0.0)
-        union = availability_stats(settled_history(history), zones[0].history_step_hours)
-        own = [z.settled_stats() for z in zones]
-        weight = sum(o.fraction for o in own)
-        if weight <= 0:
-            return union
-        mean_up = sum(o.fraction * o.mean_up_hours for o in own) / weight
-        # Observed for as long as the zones have been: the union's own settled history
-        # is empty while some zone has been up all along, which would leave the cycle
-        # to the prior however much of the zones' runs has been seen.
-        seen = max(union.observed_hours, max(o.observed_hours for o in own))
-        return replace(union, mean_up_hours=mean_up, observed_hours=seen)
-
-    def cycle_hours(self, stats: AvailabilityStats) -> float:
-        seen = stats.observed_hours
-        observed = stats.mean_up_hours + stats.mean_down_hours
-        if observed <= 0:
-            return self.prior_cycle_hours
-        weight = seen / (seen + self.prior_hours)
-        return weight * observed + (1 - weight) * self.prior_cycle_hours
-
-    def counted_cycle(self, stats: AvailabilityStats, d: float) -> float:
-        """The cycle length the reserve plans with: observed, but never below min_cycle."""
-        return max(self.cycle_hours(stats), self.min_cycle * d)
-
-    def reserve_hours(self, state: PolicyState, stats: AvailabilityStats) -> float:
-        return self._reserve_for(state, stats, state.remaining_hours)
-
-    def _reserve_for(self, state: PolicyState, stats: AvailabilityStats, left: float) -> float:
-        d = state.changeover_hours
-        cycles = left / self.counted_cycle(stats, d)
-        planned = self.reserve_per_cycle * d * float(cycles**self.reserve_power)
-        return 2 * d + step_margin(state) + planned
 
     def _switch_wait(self, state: PolicyState, zone: ZoneMarket) -> float | None:
         """None when leaving on demand for this spot run pays back its changeovers.
@@ -296,7 +254,7 @@ class SlackReserve:
             # at 0.95 paid two changeovers to come back to spot minutes later.)
             if state.slack_hours < safety_net + d - EPS:
                 return Decision(state.current, reason="spot above on demand: no room to leave")
-            reserve = self.reserve_hours(state, self._stats(state))
+            reserve = self.sizing.hours(state, self.sizing.stats(state))
             left = replace(state, current=IDLE, overhead_left_hours=0.0)
             if state.slack_hours <= self.spike_wait * reserve + EPS and not any(
                 self._open_zones(left)[0]
@@ -305,8 +263,8 @@ class SlackReserve:
             state = left
         if state.slack_hours < safety_net - EPS:
             return Decision(on_demand_target(state), reason="safety net")
-        stats = self._stats(state)
-        reserve = self.reserve_hours(state, stats)
+        stats = self.sizing.stats(state)
+        reserve = self.sizing.hours(state, stats)
         open_zones, skipped = self._open_zones(state)
         decision = self._decide_off_spot(state, stats, reserve, open_zones)
         if skipped is not None and decision.target.is_idle:
@@ -422,7 +380,7 @@ class SlackReserve:
         if not math.isfinite(self.allowance):
             return math.inf
         d = state.changeover_hours
-        outages = max(1.0, state.remaining_hours / self.counted_cycle(stats, d))
+        outages = max(1.0, state.remaining_hours / self.sizing.counted_cycle(stats, d))
         k = self.allowance / outages
         if self.day_outage_power:
             k *= self._outage_hour_ratio(state) ** self.day_outage_power
@@ -494,7 +452,7 @@ class SlackReserve:
         left = state.remaining_hours
 
         def proven(h: float) -> bool:
-            shrunk = self._reserve_for(state, stats, max(0.0, left - h))
+            shrunk = self.sizing.hours_for(state, stats, max(0.0, left - h))
             if shrunk < slack:
                 return True
             return lasted + h >= stretch * self._wanted_run(state, shrunk, slack) - EPS

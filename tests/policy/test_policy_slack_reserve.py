@@ -56,9 +56,9 @@ def state(
 
 def test_reserve_grows_with_the_cycles_left_plus_the_net() -> None:
     s = state(slack=5.0)
-    stats = POLICY._stats(s)
+    stats = POLICY.sizing.stats(s)
     assert stats.mean_up_hours + stats.mean_down_hours == 4.0
-    cycle = POLICY.cycle_hours(stats)
+    cycle = POLICY.sizing.cycle_hours(stats)
     assert 3.9 < cycle <= 4.0  # 8 days of history outweigh the prior
     # Cycles are counted no shorter than min_cycle changeovers (7 h at 35, longer than
     # this 4 h one): 10 h of work left = 10 / 7 cycles; 5 changeovers of slack per
@@ -66,16 +66,16 @@ def test_reserve_grows_with_the_cycles_left_plus_the_net() -> None:
     counted = max(cycle, POLICY.min_cycle * D)
     assert counted == POLICY.min_cycle * D
     expected = 2 * D + POLICY.reserve_per_cycle * D * (10.0 / counted) ** POLICY.reserve_power
-    assert POLICY.reserve_hours(s, stats) == pytest.approx(expected)
+    assert POLICY.sizing.hours(s, stats) == pytest.approx(expected)
     linear = SlackReserve(reserve_per_cycle=3.0, reserve_power=1.0, min_cycle=1.0)
-    assert linear.reserve_hours(s, stats) == 2 * D + 3 * D * 10.0 / cycle
+    assert linear.sizing.hours(s, stats) == 2 * D + 3 * D * 10.0 / cycle
 
 
 def test_above_the_reserve_it_waits_out_an_outage() -> None:
     waiting = SlackReserve(allowance=float("inf"))  # no cap on one outage's wait
     decision = waiting.decide(state(slack=5.0))
     assert decision.target == IDLE
-    reserve = waiting.reserve_hours(state(slack=5.0), waiting._stats(state(slack=5.0)))
+    reserve = waiting.sizing.hours(state(slack=5.0), waiting.sizing.stats(state(slack=5.0)))
     assert decision.recheck_after_hours == 5.0 - reserve
 
 
@@ -106,7 +106,7 @@ def test_below_the_reserve_a_returning_spot_run_must_prove_itself() -> None:
     assert held.target == ON_DEMAND and held.recheck_after_hours is not None
     # Patience: spot_patience changeovers, stretched by (reserve / slack) **
     # scarcity_power as slack is scarce; the run has lasted one 0.05 h sample.
-    reserve = POLICY.reserve_hours(s, POLICY._stats(s))
+    reserve = POLICY.sizing.hours(s, POLICY.sizing.stats(s))
     wanted = POLICY.spot_patience * D * (reserve / 1.0) ** POLICY.scarcity_power
     # CYCLES repeats every 4 h, so every day at this hour a run was 1 h from its end:
     # 8 ends in the 2 h windows over 160 up samples, against 1 per 40 overall, shrunk
@@ -186,9 +186,9 @@ def test_allowance_bridges_an_outage_longer_than_its_share_of_the_spare_slack() 
     policy = SlackReserve(allowance=1.0, min_cycle=20.0, reserve_power=0.75)
     one_hour_in = np.concatenate([history([1] * 40 + [0] * 40, 48), history([1] * 40 + [0] * 20)])
     s = state(slack=5.0, past=one_hour_in)
-    stats = policy._stats(s)
-    reserve = policy.reserve_hours(s, stats)
-    outages = 10.0 / policy.cycle_hours(stats)
+    stats = policy.sizing.stats(s)
+    reserve = policy.sizing.hours(s, stats)
+    outages = 10.0 / policy.sizing.cycle_hours(stats)
     share = (5.0 - reserve) / outages
     waited = s.zones[0].run_hours()
     assert waited == 1.0 and share > waited  # (5 - 1.9) / 2.5 = 1.24 h
@@ -211,7 +211,7 @@ def test_spot_priced_above_on_demand_is_left_and_not_entered() -> None:
     lasting = np.concatenate([CYCLES, history([1] * 20)])
     spike = ZoneMarket("za", "ra", True, 3.5, lasting, STEP)  # on demand is $3.00
     # The reserve depends on the work left, not on the slack.
-    reserve = POLICY.reserve_hours(state(slack=5.0), POLICY._stats(state(slack=5.0)))
+    reserve = POLICY.sizing.hours(state(slack=5.0), POLICY.sizing.stats(state(slack=5.0)))
     high, low = 2.5 * reserve, 1.5 * reserve
     s = state(slack=high, current=SPOT, zones=(spike,))
     # With slack over twice the reserve, it is left to wait the spike out idle ...
@@ -236,7 +236,7 @@ def test_a_price_spike_in_the_checkpoints_region_is_waited_out_rather_than_moved
     spike = ZoneMarket("za", "ra", True, 3.5, lasting, STEP)  # on demand is $3.00
     away = ZoneMarket("zb", "rb", True, 1.0, lasting, STEP)
     s = replace(state(slack=8.0, zones=(spike, away), checkpoint="ra"), migration_cost=1.0)
-    spare = 8.0 - POLICY.reserve_hours(s, POLICY._stats(s))
+    spare = 8.0 - POLICY.sizing.hours(s, POLICY.sizing.stats(s))
     patience = POLICY.migrate_patience * D
     # The spike has no age to go by: it is waited out idle (no egress, no changeover
     # there and back) while the spare slack has room for `migrate_patience` changeovers ...
@@ -355,7 +355,7 @@ def test_a_spike_on_the_last_zone_is_waited_out_even_with_another_zone_up() -> N
     spiked = ZoneMarket("za", "ra", True, 3.5, lasting, STEP)  # on demand is $3.00
     other = ZoneMarket("zb", "ra", True, 1.2, lasting, STEP)  # same region: no egress
     s = replace(state(slack=8.0, zones=(spiked, other)), last_zone="za")
-    reserve = POLICY.reserve_hours(s, POLICY._stats(s))
+    reserve = POLICY.sizing.hours(s, POLICY.sizing.stats(s))
     assert POLICY.spike_wait * reserve < 8.0
     # Left (or not yet re-entered) for the spike: idle until the slack is down to
     # `spike_wait` reserves, rather than riding the pricier zone until it is preempted.
@@ -380,7 +380,7 @@ def test_above_the_reserve_a_cheaper_zone_briefly_out_is_waited_for() -> None:
 
     def share_left(s: PolicyState, age: float) -> float:
         return POLICY._outage_cap(
-            s, POLICY._stats(s), POLICY.reserve_hours(s, POLICY._stats(s)), age
+            s, POLICY.sizing.stats(s), POLICY.sizing.hours(s, POLICY.sizing.stats(s)), age
         )
 
     # Ample slack: the outage may take the share of the slack a single zone's would,
@@ -394,7 +394,7 @@ def test_above_the_reserve_a_cheaper_zone_briefly_out_is_waited_for() -> None:
     slightly = replace(s, zones=(replace(cheap, spot_price=1.19), pricier))
     assert POLICY.decide(slightly).recheck_after_hours == pytest.approx(patience - 0.1)
     # Just over the reserve, the share is less than the patience, which then decides.
-    reserve = POLICY.reserve_hours(s, POLICY._stats(s))
+    reserve = POLICY.sizing.hours(s, POLICY.sizing.stats(s))
     near = replace(s, deadline_hours=s.deadline_hours - 8.0 + reserve + 0.32)
     assert share_left(near, 0.1) < patience - 0.1
     assert POLICY.decide(near).recheck_after_hours == pytest.approx(patience - 0.1)
@@ -428,8 +428,8 @@ def test_several_zones_whose_union_never_went_out_plan_with_their_own_runs() -> 
         ),
     )
     assert outage_history(s).all()
-    stats = POLICY._stats(s)
+    stats = POLICY.sizing.stats(s)
     assert stats.observed_hours > 100
     assert stats.mean_up_hours == pytest.approx(10.0, rel=0.1)
     # The cycle is the zones' (blended with the prior by days seen), not the prior's 4 h.
-    assert POLICY.cycle_hours(stats) > 8.0
+    assert POLICY.sizing.cycle_hours(stats) > 8.0
