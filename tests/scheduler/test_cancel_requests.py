@@ -99,4 +99,4 @@ async def test_a_running_job_whose_cancel_was_stored_gives_its_vm_back_charged_t
     assert ended.attempt == 1 and not [c for c in cloud.calls if c[0] == "launch"][1:]
     assert cloud.state_of(vm).value == "TERMINATED"
     assert (row.state, row.ended_at) == ("TERMINATED", START + 90.0)
-    assert charged == to_ms(row.ended_at) - to_ms(row.launched_at)
+    assert charged == to_ms(START + 90.0) - to_ms(row.launched_at)
