@@ -174,8 +174,9 @@ COMMANDS = (
     Command("logs", "print a job's output", _logs, _job_arguments("logs_arguments")),
     Command(
         "cancel",
-        "cancel jobs (your own, unless you are root); waits until each has stopped and its"
-        " bucket mounts are written back",
+        "cancel jobs (your own, unless you are root); returns once the daemon has taken the"
+        " cancel (it stops each job in the background); --wait waits until each has stopped"
+        " and its bucket mounts are written back",
         _cancel,
         _job_arguments("cancel_arguments"),
     ),

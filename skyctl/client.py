@@ -238,11 +238,17 @@ class DaemonClient:
     def get_job(self, job_id: int) -> JsonObject:
         return _as_object(self.request("GET", job_path(job_id)))
 
-    def cancel_job(self, job_id: int) -> JsonObject:
-        # The daemon answers once the job has stopped and its bucket mounts are written
-        # back, within [local] cancel_grace_seconds + cancel_write_back_seconds (300 s by
-        # default): a client timeout would report as failed a cancel that goes on.
-        return _as_object(self.request("POST", job_path(job_id, "/cancel"), unbounded=True))
+    def cancel_job(self, job_id: int, *, wait: bool = False) -> JsonObject:
+        """Ask for the job's cancel: answered at once (the kill goes on in the daemon), or
+        with `wait` once the job has ended."""
+        # With wait the daemon answers once the job has stopped and its bucket mounts are
+        # written back, within [local] cancel_grace_seconds + cancel_write_back_seconds (300 s
+        # by default): a client timeout would report as failed a cancel that goes on. Without,
+        # unbounded all the same: a daemon older than wait=0 ignores it and waits.
+        query: dict[str, QueryValue] = {"wait": wait}
+        return _as_object(
+            self.request("POST", job_path(job_id, "/cancel"), query=query, unbounded=True)
+        )
 
     def job_logs(
         self,

@@ -74,6 +74,8 @@ def describe(event: Mapping[str, Any]) -> tuple[str, str] | None:
         return "⚠", f"Preempted: {reason}"
     if kind == "moved":
         return "⚙", f"Moving: {reason}"
+    if kind == "cancel_requested":  # the job goes on until its kill is done
+        return "⚠", reason[:1].upper() + reason[1:]
     if kind == "launched":
         return "⚙", reason[:1].upper() + reason[1:]
     if kind == "waiting":

@@ -109,6 +109,13 @@ def logs_arguments(sub: argparse.ArgumentParser) -> None:
 
 def cancel_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("jobs", nargs="+", metavar="JOB", type=job_id, help="job id")
+    sub.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait until each job has stopped and its bucket mounts are written back (no time"
+        " limit: up to [local] cancel_grace_seconds + cancel_write_back_seconds); without it"
+        " skyctl returns once the daemon has taken the cancel",
+    )
     json_flag(sub)
 
 
@@ -279,19 +286,28 @@ def logs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextI
 
 
 def cancel(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
-    """Cancel each job given; report each outcome, and fail if any could not be cancelled."""
+    """Cancel each job given; report each outcome, and fail if any could not be cancelled.
+    The daemon stops the jobs in the background unless --wait asks to see them stopped."""
+    from skyctl.job_view import state_text
+
     jobs: list[JsonObject] = []
     failed = 0
     for job_id in args.jobs:
         try:
-            job = client.cancel_job(job_id)
+            job = client.cancel_job(job_id, wait=args.wait)
         except ApiError as exc:
             failed += 1
             err.write(error_line(f"job {job_id}: {api_error_text(exc)}"))
             continue
         jobs.append(job)
         if not args.json:
-            out.write(f"job {job.get('id', job_id)}: {job.get('state', '?')}\n")
+            out.write(f"job {job.get('id', job_id)}: {state_text(job)}\n")
+    under_way = [str(job.get("id")) for job in jobs if job.get("cancel_requested")]
+    if under_way and not args.json:
+        out.write(
+            f"cancel under way: the daemon is stopping job {', '.join(under_way)}; follow it"
+            f" with `skyctl show {under_way[0]}` or `skyctl status` (--wait to wait for it)\n"
+        )
     if args.json:
         write_json(out, jobs[0] if len(args.jobs) == 1 and jobs else jobs)
     return 1 if failed else 0

@@ -84,6 +84,12 @@ def pipeline_text(job: Mapping[str, Any]) -> str | None:
     return f"stage {pipeline.get('stage')}/{pipeline.get('stages')} of pipeline {which}"
 
 
+def state_text(job: Mapping[str, Any]) -> str:
+    """The job's state, "RUNNING (cancelling)" while a cancel asked is under way."""
+    state = str(job.get("state") or "?")
+    return f"{state} (cancelling)" if job.get("cancel_requested") else state
+
+
 def name_cell(job: Mapping[str, Any]) -> str:
     name = str(job.get("name") or EMPTY)
     pipeline = job.get("pipeline")
@@ -99,7 +105,7 @@ def queue_table(jobs: Sequence[Mapping[str, Any]], now: float, width: int | None
             str(job.get("id", "?")),
             name_cell(job),
             str(job.get("owner") or job.get("owner_uid") or EMPTY),
-            str(job.get("state") or "?"),
+            state_text(job),
             placement_summary(job.get("placement")),
             format_relative(job.get("created_at"), now),
             run_time(job, now),
@@ -197,7 +203,7 @@ def _job_facts(job: Mapping[str, Any], now: float, tz: dt.tzinfo | None) -> list
     if created is not None:
         submitted += f" ({format_duration(now - created)} ago)"
     facts = [
-        ("state", str(job.get("state") or "?")),
+        ("state", state_text(job)),
         ("reason", str(job.get("reason") or EMPTY)),
         *[("pipeline", text) for text in [pipeline_text(job)] if text],
         ("owner", owner),

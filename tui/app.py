@@ -254,7 +254,8 @@ class SkydDashboard(App[int]):
             self.notify(f"cannot cancel job {job_id}: {exc.reason}", severity="error")
             return
         self._job_fetched(job)
-        self.notify(f"job {job_id}: cancel requested")
+        # the daemon stops it in the background; its row reads CANCELLING until it ends
+        self.notify(f"job {job_id}: cancel under way")
 
     def on_include_finished_toggled(self, message: IncludeFinishedToggled) -> None:
         self.feed.include_finished = message.include

@@ -141,9 +141,13 @@ class DaemonApi:
         return result
 
     async def cancel(self, job_id: int) -> JsonObject:
-        # answered once the job has stopped and its bucket mounts are written back, which
-        # the daemon bounds ([local] cancel_write_back_seconds): no client timeout
-        result: JsonObject = await self.request("POST", f"/v1/jobs/{job_id}/cancel", timeout_s=None)
+        """Ask for the job's cancel; the daemon answers at once (wait=0) and stops the job in
+        the background, the job's row showing it until it ends."""
+        # no client timeout all the same: a daemon older than wait=0 ignores it and answers
+        # once the job has stopped, within [local] cancel_write_back_seconds
+        result: JsonObject = await self.request(
+            "POST", f"/v1/jobs/{job_id}/cancel", query={"wait": 0}, timeout_s=None
+        )
         return result
 
     async def optional(

@@ -41,7 +41,8 @@ def summary_text(job: JsonObject, now: float) -> Text:
     placement = job.get("placement") or {}
     cost, estimated = job_rows.cost_so_far(job, now)
     lines = [
-        f"job {job.get('id')} · {job.get('name')} · {job.get('state')} · owner {job.get('owner')}"
+        f"job {job.get('id')} · {job.get('name')} · {job_rows.state_text(job)}"
+        f" · owner {job.get('owner')}"
         + (f" · project {job['project']}" if job.get("project") else ""),
         f"placement {job_rows.placement_text(job)} {job_rows.market_text(job)}"
         + (f" @ {dollars(placement.get('hourly_price'))}/h" if placement else ""),

@@ -142,9 +142,19 @@ def market_text(job: Mapping[str, Any]) -> str:
     return "spot" if placement.get("spot") else "od"
 
 
-def cells(job: Mapping[str, Any], now: float, colours: Mapping[str, str]) -> dict[str, Text]:
-    """Every cell of the job's row. Text objects, never markup: names are the users' own."""
+def state_text(job: Mapping[str, Any]) -> str:
+    """The job's state, "RUNNING (cancelling)" while a cancel asked is under way (as skyctl)."""
     state = str(job.get("state", "?"))
+    return f"{state} (cancelling)" if job.get("cancel_requested") else state
+
+
+def cells(job: Mapping[str, Any], now: float, colours: Mapping[str, str]) -> dict[str, Text]:
+    """Every cell of the job's row. Text objects, never markup: names are the users' own.
+    A job being cancelled reads CANCELLING (SkyPilot's word; the state column is narrow)."""
+    state = str(job.get("state", "?"))
+    shown, colour = state, STATE_COLOUR_VARIABLE.get(state, "")
+    if job.get("cancel_requested"):
+        shown, colour = "CANCELLING", "text-warning"
     cost, estimated = cost_so_far(job, now)
     slack = slack_seconds(job, now)
     slack_style = colours.get("text-error", "") if slack is not None and slack < 0 else ""
@@ -152,7 +162,7 @@ def cells(job: Mapping[str, Any], now: float, colours: Mapping[str, str]) -> dic
         "id": _cell(str(job.get("id", "")), right=True),
         "name": _cell(str(job.get("name", ""))),
         "owner": _cell(str(job.get("owner", ""))),
-        "state": _cell(state, style=colours.get(STATE_COLOUR_VARIABLE.get(state, ""), "")),
+        "state": _cell(shown, style=colours.get(colour, "")),
         "placement": _cell(placement_text(job)),
         "market": _cell(market_text(job)),
         "runtime": _cell(duration(runtime_seconds(job, now)), right=True),
@@ -278,6 +288,8 @@ def apply_event(job: Mapping[str, Any], event: Mapping[str, Any]) -> JsonObject 
             changed["started_at"] = at
         if state in TERMINAL and changed.get("ended_at") is None:
             changed["ended_at"] = at
+    if event.get("kind") == "cancel_requested":
+        changed["cancel_requested"] = True  # the row says so before the job is fetched again
     if at is not None:
         changed["updated_at"] = at
     return changed

@@ -17,6 +17,7 @@ from skyd.api.jsonio import json_response
 from skyd.api.log_views import log_sources, stream_sources
 from skyd.api.machine_notes import machine_notes
 from skyd.api.schemas import (
+    CancelQuery,
     JobListQuery,
     JobPage,
     JobPath,
@@ -241,13 +242,21 @@ async def show_job(request: web.Request) -> web.Response:
     "/v1/jobs/{job_id}/cancel",
     "Cancel a job (its owner or an admin)",
     tag="jobs",
+    description="Cancels the job and its pipeline's later stages. The cancel is stored before"
+    " anything is killed (a daemon restarted meanwhile finishes it), then runs in the"
+    " background: the job's grace, its buckets written back, its instances given back. By"
+    " default (wait=1, as before) the answer comes once they have ended; with wait=0 it comes"
+    " at once, the job as it is with cancel_requested true. An ended job is answered as it is.",
     path_params=JobPath,
+    query=CancelQuery,
     response=JobView,
     errors=(*_JOB_ERRORS, 409),
 )
 async def cancel_job(request: web.Request) -> web.Response:
     scheduler = request.app[SCHEDULER]
-    job = await scheduler.cancel(_job_id(request), _caller(request))
+    job_id = _job_id(request)
+    wait = query_params(request, CancelQuery).wait  # refused before anything is stored
+    job = await scheduler.cancel(job_id, _caller(request), wait=wait)
     return json_response(job_view(job))
 
 

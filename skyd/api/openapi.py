@@ -84,6 +84,8 @@ def _operation(ep: Endpoint, refs: Refs) -> dict[str, Any]:
         "operationId": f"{ep.method.lower()}_{name}",
         "tags": [ep.tag],
     }
+    if ep.description:  # what a one-line summary cannot say (e.g. a default kept for old users)
+        op["description"] = ep.description
     params = _parameters(ep.path_params, "path") + _parameters(ep.query, "query")
     if params:
         op["parameters"] = params

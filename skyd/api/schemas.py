@@ -32,6 +32,16 @@ class JobPath(Query):
     job_id: RowId
 
 
+class CancelQuery(Query):
+    wait: Flag = Field(
+        True,
+        description="1 (the default, as before the cancel ran in the background): answer once"
+        " the job and its later pipeline stages have ended; 0: answer at once, the job as it"
+        " is with cancel_requested true while it is being stopped (skyctl and the dashboard"
+        " ask for 0)",
+    )
+
+
 class JobListQuery(Query):
     state: str | None = Field(
         None, max_length=200, description="comma-separated states (PENDING,RUNNING,…)"
@@ -158,6 +168,11 @@ class JobView(BaseModel):
     preemptions: int
     restarts: int
     cost: float
+    cancel_requested: bool = Field(
+        False,
+        description="a cancel was asked and is under way: the job is being stopped (its"
+        " grace, its buckets written back, its instances given back) and ends CANCELLED",
+    )
     pipeline: PipelineStageView | None = None
     stages: list[JobView] | None = Field(
         None, description="on submitting a pipeline: every stage's job, in order"
@@ -228,6 +243,7 @@ def job_view(
         "preemptions": job.preemptions,
         "restarts": job.restarts,
         "cost": (job.cost_micros if cost_micros is None else cost_micros) / 1_000_000,
+        "cancel_requested": job.cancelling,
     }
     if events is not None:
         view["events"] = [e.to_json() for e in events]

@@ -19,7 +19,7 @@ from typing import Any
 
 from skyd.clock import Clock
 from skyd.config import Settings
-from skyd.errors import PermissionDeniedError, ProviderError
+from skyd.errors import ProviderError
 from skyd.events import EventBus
 from skyd.identity import Caller, daemon_identity
 from skyd.market.availability_log import AvailabilityLog
@@ -33,6 +33,7 @@ from skyd.scheduler.admission import Admission
 from skyd.scheduler.attempts import Attempts
 from skyd.scheduler.blocks import ScopeBlocks
 from skyd.scheduler.booting import BootWait
+from skyd.scheduler.cancelling import Cancels
 from skyd.scheduler.changeover_log import ChangeoverLog
 from skyd.scheduler.interfaces import (
     BudgetGate,
@@ -62,7 +63,6 @@ from skyd.scheduler.waiting_queue import WAITING, WaitingQueue, learn_waiting_da
 from skyd.spec import PipelineSpec, TaskSpec
 from skyd.store import Store
 from skyd.store import jobs as job_store
-from skyd.store import pipelines as pipeline_store
 from skyd.store.records import JobRecord
 
 log = logging.getLogger("skyd.scheduler")
@@ -170,6 +170,12 @@ class JobScheduler:
             attempts=self.attempts,
             kill_grace=settings.local.cancel_grace_seconds,
         )
+        self.cancels = Cancels(
+            store=store,
+            journal=self.journal,
+            attempts=self.attempts,
+            grace=settings.local.cancel_grace_seconds,
+        )
         # one step per non-terminal state: what a pass does for a job in that state
         self.steps: dict[JobState, Step] = {
             JobState.PENDING: self.launcher.start_attempt,
@@ -247,33 +253,22 @@ class JobScheduler:
     ) -> list[JobRecord]:
         return self.admission.submit_pipeline(pipeline, caller=caller, base_dir=base_dir)
 
-    async def cancel(self, job_id: int, caller: Caller) -> JobRecord:
-        """Cancel a job; for a pipeline's stage, the stages after it too (they would wait
-        for it forever)."""
-        job = await self._cancel_one(job_id, caller)
-        for later in pipeline_store.later_stages(self.store, job_id):
-            await self._cancel_one(later, caller)
-        return job
-
-    async def _cancel_one(self, job_id: int, caller: Caller) -> JobRecord:
-        job = job_store.get_job(self.store, job_id)
-        if job.owner_uid != caller.uid and not caller.is_admin:
-            raise PermissionDeniedError(
-                f"job {job_id} belongs to {job.owner_name}; "
-                "only its owner or an admin may cancel it"
-            )
-        if job.state.is_terminal:
-            return job
-        async with self.tasks.locked(job_id):
-            job = job_store.get_job(self.store, job_id)
-            if job.state.is_terminal:
-                return job
-            moved = await self.attempts.release(
-                job,
-                kill_grace=self.settings.local.cancel_grace_seconds,
-                then=self.attempts.outcome(job, JobState.CANCELLED, f"cancelled by {caller.name}"),
-            )
-        return moved if moved is not None else job_store.get_job(self.store, job_id)
+    async def cancel(self, job_id: int, caller: Caller, *, wait: bool = True) -> JobRecord:
+        """Cancel a job and its pipeline's later stages: the request is stored first (a
+        restart finishes it). Without `wait`, answers at once with the job as it is, the kill
+        running as each job's next step. With `wait` (as before; a forced cluster down needs
+        its jobs gone), kills each here under its lock and answers once they have ended."""
+        ids = self.cancels.request(job_id, caller)
+        if not wait:
+            for one in ids:
+                self.tasks.spawn(one, self._step)  # a job busy with a step: the next pass
+            return job_store.get_job(self.store, job_id)
+        for one in ids:
+            async with self.tasks.locked(one):
+                job = job_store.get_job(self.store, one)
+                if job.cancelling:  # else its step (or the job itself) ended it meanwhile
+                    await self.cancels.finish(job)
+        return job_store.get_job(self.store, job_id)
 
     # -- views -----------------------------------------------------------------
 
@@ -375,6 +370,10 @@ class JobScheduler:
         self.attempts.states.new_pass()
         # terminations a killed daemon marked but may not have made (or whose call failed)
         self.attempts.terminations.sweep()
+        # cancels asked and not done (a step that raised, or a daemon restarted since): first,
+        # so that no waiting job among them is placed again
+        for job in job_store.cancelling_jobs(self.store):
+            self.tasks.spawn(job.id, self._step)
         for job in job_store.jobs_in_states(self.store, HOLDING):
             self.tasks.spawn(job.id, self._step)
         # at the pass right after an accrual that changed a running job's action (the
@@ -436,9 +435,14 @@ class JobScheduler:
     async def _step(self, job_id: int) -> None:
         async with self.tasks.locked(job_id):
             job = job_store.get_job(self.store, job_id)
-            if job.state in WAITING and job_id in self._held:
+            step: Step | None
+            if job.cancelling:
+                # a cancel asked comes before anything the job's state would do next
+                step = self.cancels.finish
+            elif job.state in WAITING and job_id in self._held:
                 return  # the next pass looks at its budget again
-            step = self.steps.get(job.state)
+            else:
+                step = self.steps.get(job.state)
             if step is None:
                 return
             try:

@@ -88,6 +88,12 @@ class Journal:
     def publish(self, event: EventRecord) -> None:
         self.bus.publish(event)
 
+    def cancel_requested(self, job_ids: Sequence[int], by: str) -> None:
+        """Store that the unfinished ones of `job_ids` are to be cancelled, then announce it
+        (the announcement also wakes the scheduler, whose next pass starts the kill)."""
+        for event in job_store.request_cancel(self.store, job_ids, by=by, now=self.clock.now()):
+            self.publish(event)
+
     def note_waiting(self, job: JobRecord, reason: str) -> None:
         """Record why a job waits, once per distinct reason (a waiting queue costs no writes)."""
         if self._waiting.get(job.id) == reason:

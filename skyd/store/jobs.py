@@ -205,6 +205,42 @@ def update_job_fields(store: Store, job_id: int, **columns: Any) -> None:
         conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*columns.values(), job_id))
 
 
+def request_cancel(
+    store: Store, job_ids: Sequence[int], *, by: str, now: float
+) -> list[EventRecord]:
+    """Record that each unfinished job of `job_ids` is to be cancelled (a "cancel_requested"
+    event each), in one commit, before anything is killed: a restart finishes what is stored.
+    A job already ended, or whose cancel was already asked, is left as it is."""
+    events: list[EventRecord] = []
+    with store.transaction() as conn:
+        for job_id in job_ids:
+            cur = conn.execute(
+                "UPDATE jobs SET cancel_requested_at = ?, cancel_requested_by = ?, updated_at = ?"
+                f" WHERE id = ? AND cancel_requested_at IS NULL AND {ACTIVE_CLAUSE}",
+                (now, by, now, job_id),
+            )
+            if cur.rowcount:
+                events.append(
+                    append_event(
+                        conn,
+                        job_id=job_id,
+                        at=now,
+                        kind="cancel_requested",
+                        reason=f"cancel requested by {by}; stopping the job",
+                        data={"by": by},
+                    )
+                )
+    return events
+
+
+def cancelling_jobs(store: Store) -> list[JobRecord]:
+    """Unfinished jobs whose cancel was asked (migrations/0013: a partial index holds them)."""
+    rows = store.conn.execute(
+        f"SELECT * FROM jobs WHERE cancel_requested_at IS NOT NULL AND {ACTIVE_CLAUSE} ORDER BY id"
+    ).fetchall()
+    return [JobRecord.from_row(r) for r in rows]
+
+
 # Exactly the terms of the partial indexes in migrations/0007_active_jobs_index.sql.
 ACTIVE_CLAUSE = "state NOT IN ('SUCCEEDED', 'FAILED', 'FAILED_SETUP', 'CANCELLED')"
 ACTIVE_STATES = frozenset(s for s in JobState if s not in TERMINAL_STATES)

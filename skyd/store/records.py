@@ -33,6 +33,13 @@ class JobRecord:
     preemptions: int
     restarts: int
     cost_micros: int
+    # who asked for a cancel still under way or done (None: no cancel was asked)
+    cancel_requested_by: str | None = None
+
+    @property
+    def cancelling(self) -> bool:
+        """A cancel was asked and the job has not ended yet (the kill runs in the background)."""
+        return self.cancel_requested_by is not None and not self.state.is_terminal
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRecord:
@@ -59,6 +66,7 @@ class JobRecord:
             preemptions=row["preemptions"],
             restarts=row["restarts"],
             cost_micros=row["cost_micros"],
+            cancel_requested_by=row["cancel_requested_by"],
         )
 
 

@@ -22,6 +22,9 @@ JsonObject = dict[str, Any]
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED"})
 FAKE_OWNER = "ana"
+# the query flags the daemon reads (skyd.api.schemas.Flag), as their value
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "t": True, "y": True, "0": False,
+          "false": False, "no": False, "off": False, "f": False, "n": False}  # fmt: skip
 FAKE_UID = 1000
 
 
@@ -46,6 +49,7 @@ def fake_job(job_id: int, *, at: float, state: str = "PENDING", **fields: Any) -
         "preemptions": 0,
         "restarts": 0,
         "cost": 0.0,
+        "cancel_requested": False,
     }
     job.update(fields)
     return job
@@ -84,6 +88,11 @@ class FakeDaemonState:
     subscribers: set[asyncio.Queue[JsonObject]] = field(default_factory=set)
     # (action, cluster) of every POST /v1/clusters/{name}/{stop|start|down} received
     cluster_actions: list[tuple[str, str]] = field(default_factory=list)
+    # the wait flag of every POST /v1/jobs/{id}/cancel received
+    cancel_waits: list[bool] = field(default_factory=list)
+    # a cancel asked with wait=0 ends the job right after its answer; False: it stays under
+    # way (the job's cancel_requested true) until the test calls `finish_cancel`
+    finish_cancels: bool = True
 
 
 class FakeDaemon:
@@ -174,10 +183,36 @@ class FakeDaemon:
         return web.json_response({**job, "events": events})
 
     async def _cancel(self, request: web.Request) -> web.Response:
+        """As the daemon: wait=1 (the default) answers the job CANCELLED; wait=0 answers it
+        as it is with cancel_requested true, then cancels it right after the answer."""
         job = self._job_or_404(request)
+        wait = request.query.get("wait", "1").lower()
+        if wait not in _FLAGS:
+            message = f"wait: {wait!r} is not a yes/no flag; use 1 or 0 (true, false)"
+            return web.json_response(
+                {"code": "bad_request", "message": message, "field": "wait"}, status=400
+            )
+        self.state.cancel_waits.append(_FLAGS[wait])
+        if job["state"] in TERMINAL:
+            return web.json_response(job)
+        if _FLAGS[wait]:
+            self.finish_cancel(job["id"])
+            return web.json_response(job)
+        if not job.get("cancel_requested"):
+            job["cancel_requested"] = True
+            at = float(job["updated_at"]) + 1.0
+            self.publish(job["id"], "cancel_requested", at=at, reason="cancel requested by ana")
+        answer = dict(job)
+        if self.state.finish_cancels:
+            asyncio.get_running_loop().call_soon(self.finish_cancel, job["id"])
+        return web.json_response(answer)
+
+    def finish_cancel(self, job_id: int) -> None:
+        """The job's kill is done: it ends CANCELLED (call on the fake's loop)."""
+        job = self.state.jobs[job_id]
+        job["cancel_requested"] = False
         at = float(job["updated_at"]) + 1.0
-        self.publish(job["id"], "state", at=at, state="CANCELLED", reason="cancelled by ana")
-        return web.json_response(job)
+        self.publish(job_id, "state", at=at, state="CANCELLED", reason="cancelled by ana")
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
         job = self._job_or_404(request)

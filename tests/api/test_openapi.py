@@ -61,3 +61,17 @@ def _refs(node: object) -> list[str]:
     if isinstance(node, list):
         return [r for value in node for r in _refs(value)]
     return []
+
+
+def test_the_cancel_documents_its_wait_default_and_the_marker_of_a_cancel_under_way() -> None:
+    document = openapi_document()
+    cancel = document["paths"]["/v1/jobs/{job_id}/cancel"]["post"]
+    (wait,) = [p for p in cancel["parameters"] if p["name"] == "wait"]
+    assert (wait["in"], wait["schema"]["type"], wait["schema"]["default"]) == (
+        "query",
+        "boolean",
+        True,
+    )
+    assert "wait=0" in cancel["description"] and "cancel_requested" in cancel["description"]
+    job = document["components"]["schemas"]["JobView"]["properties"]
+    assert job["cancel_requested"]["type"] == "boolean"

@@ -82,7 +82,7 @@ def test_cancel_kills_the_whole_process_group(client: DaemonClient, daemon: Daem
     status_path = daemon.settings.jobs_dir / str(job_id) / "attempt-1" / "status.json"
     pgid = json.loads(status_path.read_text())["pid"]
     assert _group_members(pgid)
-    cancelled = client.cancel_job(job_id)
+    cancelled = client.cancel_job(job_id, wait=True)
     assert cancelled["state"] == "CANCELLED"
     assert not _group_members(pgid)
     # cancelling again is harmless and changes nothing
@@ -183,7 +183,7 @@ def _owner_check(client: DaemonClient, daemon: DaemonThread) -> None:
     assert client.get_job(job_id)["state"] != "CANCELLED"
     status, _body = _as_user(65534, daemon.socket_path, b"GET", f"/v1/jobs/{job_id}/logs".encode())
     assert status == 403
-    assert client.cancel_job(job_id)["state"] == "CANCELLED"
+    assert client.cancel_job(job_id, wait=True)["state"] == "CANCELLED"
 
 
 def test_follow_logs_streams_until_the_job_ends(client: DaemonClient) -> None:

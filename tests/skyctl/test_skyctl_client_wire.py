@@ -191,8 +191,8 @@ def test_split_lines_keeps_a_partial_tail() -> None:
 def test_a_cancel_waits_past_the_client_timeout_for_the_daemon_to_answer(
     responder: ScriptedResponder,
 ) -> None:
-    # The daemon answers a cancel once the job has stopped and its buckets are written
-    # back (it bounds that itself); a plain request as slow times out.
+    # With wait=1 the daemon answers a cancel once the job has stopped and its buckets are
+    # written back (it bounds that itself); a plain request as slow times out.
     never = threading.Event()
 
     def slow(answer: CannedResponse) -> Callable[[RecordedRequest], CannedResponse]:
@@ -207,8 +207,21 @@ def test_a_cancel_waits_past_the_client_timeout_for_the_daemon_to_answer(
     responder.on("GET", "/v1/jobs/7", slow(CannedResponse.json(JOB)))
     responder.on("GET", "/v1/health", CannedResponse.json({"ok": True}))
     with DaemonClient(responder.socket_path, timeout=0.2) as client:
-        assert client.cancel_job(7) == cancelled
+        assert client.cancel_job(7, wait=True) == cancelled
         # the shared connection is untouched by the cancel's own
         assert client.request("GET", "/v1/health") == {"ok": True}
         with pytest.raises(DaemonUnavailableError):
             client.request("GET", "/v1/jobs/7")
+    assert responder.requests[0].query == {"wait": ["1"]}
+
+
+def test_a_cancel_asks_for_an_answer_at_once_unless_told_to_wait(
+    responder: ScriptedResponder,
+) -> None:
+    responder.on(
+        "POST", "/v1/jobs/7/cancel", CannedResponse.json({**JOB, "cancel_requested": True})
+    )
+    with DaemonClient(responder.socket_path) as client:
+        assert client.cancel_job(7)["cancel_requested"] is True
+        client.cancel_job(7, wait=True)
+    assert [r.query for r in responder.requests] == [{"wait": ["0"]}, {"wait": ["1"]}]

@@ -319,6 +319,45 @@ def test_cancel_reports_each_job_and_fails_if_any_failed(
     assert json.loads(capsys.readouterr().out)["state"] == "CANCELLED"
 
 
+def test_cancel_returns_at_once_and_says_how_to_follow_the_cancel(
+    responder: ScriptedResponder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the daemon's answer to wait=0: the job as it is, its cancel under way
+    stopping = _job(12, "RUNNING", cancel_requested=True)
+    responder.on("POST", "/v1/jobs/12/cancel", CannedResponse.json(stopping))
+    assert _run(responder, "cancel", "12") == 0
+    assert responder.requests[-1].query == {"wait": ["0"]}
+    assert capsys.readouterr().out == (
+        "job 12: RUNNING (cancelling)\n"
+        "cancel under way: the daemon is stopping job 12; follow it with `skyctl show 12` or"
+        " `skyctl status` (--wait to wait for it)\n"
+    )
+
+
+def test_cancel_wait_asks_the_daemon_to_answer_once_the_job_is_cancelled(
+    responder: ScriptedResponder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    responder.on("POST", "/v1/jobs/12/cancel", CannedResponse.json(_job(12, "CANCELLED")))
+    assert _run(responder, "cancel", "--wait", "12") == 0
+    assert responder.requests[-1].query == {"wait": ["1"]}
+    assert capsys.readouterr().out == "job 12: CANCELLED\n"
+
+
+def test_queue_and_show_say_a_job_is_being_cancelled(
+    responder: ScriptedResponder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stopping = _job(12, "RUNNING", cancel_requested=True, created_at=1.0, events=[])
+    page = {"jobs": [stopping, _job(13, "RUNNING", created_at=1.0)], "next_cursor": None}
+    responder.on("GET", "/v1/jobs", CannedResponse.json(page))
+    responder.on("GET", "/v1/jobs/12", CannedResponse.json(stopping))
+    assert _run(responder, "queue") == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "RUNNING (cancelling)" in rows["12"]
+    assert "cancelling" not in rows["13"]
+    assert _run(responder, "show", "12") == 0
+    assert "  state        RUNNING (cancelling)\n" in capsys.readouterr().out
+
+
 def test_logs_are_copied_byte_for_byte(
     responder: ScriptedResponder, capfdbinary: pytest.CaptureFixture[bytes]
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from skyctl.follow import describe
 from skyctl.job_view import elapsed, job_page, placement_summary, queue_table
 from skyctl.render import (
     document_text,
@@ -290,3 +291,9 @@ def test_job_page_says_the_planners_latest_word_on_moving_a_running_job() -> Non
     assert "  move " not in job_page({**job, "state": "SUCCEEDED"}, T0 + 70, dt.UTC)
     restarted = {**job, "started_at": T0 + 30}
     assert "  move " not in job_page(restarted, T0 + 70, dt.UTC)
+
+
+def test_a_followed_job_says_its_cancel_was_asked_before_it_ends() -> None:
+    event = {"kind": "cancel_requested", "state": None, "reason": "cancel requested by ana;"
+             " stopping the job", "data": {"by": "ana"}}  # fmt: skip
+    assert describe(event) == ("⚠", "Cancel requested by ana; stopping the job")

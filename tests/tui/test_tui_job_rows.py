@@ -152,3 +152,15 @@ def test_job_detail_says_what_data_left_the_clouds_for_the_job() -> None:
     assert not any(
         line.startswith("data out") for line in summary_text(running_job(), T0).plain.splitlines()
     )
+
+
+def test_a_job_being_cancelled_reads_cancelling_and_its_event_says_so_before_a_fetch() -> None:
+    job = running_job()
+    assert plain(job_rows.cells(job, T0 + 60, {}))["state"] == "RUNNING"
+    stopping = job_rows.apply_event(job, {"at": T0 + 5, "kind": "cancel_requested", "state": None})
+    assert stopping is not None and stopping["cancel_requested"] is True
+    colours = {"text-warning": "#ffaa00", "text-success": "#00ff00"}
+    cell = job_rows.cells(stopping, T0 + 60, colours)["state"]
+    assert cell.plain.strip() == "CANCELLING"
+    assert "#ffaa00" in str(cell.spans[0].style)
+    assert job_rows.state_text(stopping) == "RUNNING (cancelling)"

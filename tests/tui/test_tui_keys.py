@@ -141,6 +141,24 @@ async def test_jobs_keys_filter_sort_reverse_all_and_cancel(
     await settle(pilot, lambda: fake_daemon.fake.state.jobs[job_id]["state"] == "CANCELLED")
 
 
+async def test_cancel_returns_at_once_and_the_row_reads_cancelling_until_the_job_ends(
+    running: Running, fake_daemon: FakeDaemonThread
+) -> None:
+    app, pilot = running
+    fake = fake_daemon.fake
+    fake.state.finish_cancels = False  # the daemon's kill goes on until the test ends it
+    table = app.jobs_pane.table
+    await pilot.press("home")
+    job_id = table.cursor_job_id
+    assert job_id is not None
+    await pilot.press("c", "y")
+    await settle(pilot, lambda: table.cell_text(job_id, "state") == "CANCELLING")
+    assert fake.state.cancel_waits == [False]  # asked to answer at once
+    assert fake.state.jobs[job_id]["state"] != "CANCELLED"
+    fake_daemon.call(fake.finish_cancel, job_id)
+    await settle(pilot, lambda: table.cell_text(job_id, "state") == "CANCELLED")
+
+
 async def test_job_detail_keys(running: Running, fake_daemon: FakeDaemonThread) -> None:
     app, pilot = running
     await pilot.press("end", "enter")  # job 1 has a log
