@@ -84,6 +84,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-gb", type=float, default=50.0)
     p.add_argument("--egress-per-gb", type=float, default=0.02)
     p.add_argument(
+        "--hindsight-zone",
+        action="store_true",
+        help="with several --zones, also report the best single zone in hindsight: per start, "
+        "the cheapest of each zone's own optimum (the whole future known, but no zone "
+        "changes); ignored with one zone, where it is the optimum",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help="print one JSON object (per job fraction: ratio, gap, misses per policy) on stdout",
@@ -109,6 +116,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.synthetic is not None:
             args.traces = str(generate(args.synthetic, out / f"synthetic-{args.synthetic}"))
         traces = load_trace_set(args.traces)
+        hindsight_zone = args.hindsight_zone
+        if hindsight_zone and (not args.zones or len(args.zones) < 2):
+            print(
+                "note: --hindsight-zone ignored: with one zone per run the best single zone "
+                "in hindsight is the optimum itself; give several --zones",
+                file=sys.stderr,
+            )
+            hindsight_zone = False
         if args.zones:
             traces.select(args.zones)
             zone_sets: tuple[tuple[str, ...], ...] = (tuple(args.zones),)
@@ -126,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             checkpoint_gb=args.checkpoint_gb,
             egress_per_gb=args.egress_per_gb,
             workers=args.workers,
+            hindsight_zone=hindsight_zone,
         )
         began = time.perf_counter()
         rows = run_sweep(config)

@@ -9,7 +9,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from bench.spot.engine import (
 )
 from skyd.market.traces import TraceSet, load_trace_set
 from skyd.policy import POLICIES
-from skyd.policy.optimum import optimal_costs
+from skyd.policy.optimum import LatticeMarket, optimal_costs
 
 # Where optimum results are kept between runs (they depend on the trace and job only).
 CACHE_DIR = Path(os.environ.get("BENCH_SPOT_CACHE", Path.home() / ".cache" / "skyd-bench-spot"))
@@ -46,6 +46,8 @@ class SweepConfig:
     checkpoint_gb: float = 50.0
     egress_per_gb: float = 0.02
     workers: int = 2
+    # Also compute the best single zone in hindsight (only meaningful with several zones).
+    hindsight_zone: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,14 +100,68 @@ def run_task(task: tuple[SweepConfig, tuple[str, ...], float]) -> list[dict[str,
     starts = start_rows(prepared.times, horizon, config.starts, config.seed, label)
     migration = config.checkpoint_gb * config.egress_per_gb
     optimum = cached_optimum(prepared, starts, sizes, migration)
-    return simulate_all(config, prepared, label, sizes, starts, optimum, migration, changeover)
+    hindsight = None
+    if config.hindsight_zone and len(zones) > 1:
+        hindsight = hindsight_zone_costs(prepared.market, starts, sizes)
+    rows = simulate_all(config, prepared, label, sizes, starts, optimum, migration, changeover)
+    if hindsight is not None:
+        add_hindsight_zone(rows, starts, config.job_fractions, optimum, hindsight)
+    return rows
 
 
 def cached_optimum(
     prepared: PreparedZones, starts: list[int], sizes: Lengths, migration: float
 ) -> np.ndarray:
     """The DP's answer, kept on disk by its inputs (it does not depend on any policy)."""
-    market = prepared.market
+    return cached_market_optimum(prepared.market, starts, sizes, migration)
+
+
+def single_zone_market(market: LatticeMarket, zone: int) -> LatticeMarket:
+    """Zone `zone` alone, with on demand in its own region only: no other zone, no egress."""
+    return replace(
+        market,
+        available=market.available[zone : zone + 1],
+        spot_price=market.spot_price[zone : zone + 1],
+        zone_region=(0,),
+        on_demand_price=(market.on_demand_price[market.zone_region[zone]],),
+    )
+
+
+def hindsight_zone_costs(market: LatticeMarket, starts: list[int], sizes: Lengths) -> np.ndarray:
+    """Per start and deadline, the cheapest of the zones' own optima: an oracle that knows
+    the whole future but must stay in one zone (and its region's on demand)."""
+    per_zone = [
+        cached_market_optimum(single_zone_market(market, z), starts, sizes, 0.0)
+        for z in range(market.available.shape[0])
+    ]
+    best: np.ndarray = np.minimum.reduce(per_zone)
+    return best
+
+
+def add_hindsight_zone(
+    rows: list[dict[str, object]],
+    starts: list[int],
+    fractions: Sequence[float],
+    optimum: np.ndarray,
+    hindsight: np.ndarray,
+) -> None:
+    """Adds the best single zone's cost and gap to each row of its start and fraction, the
+    gap computed exactly as a policy's (against the unrounded optimum) so they compare."""
+    start_index = {start: si for si, start in enumerate(starts)}
+    fraction_index = {fraction: fi for fi, fraction in enumerate(fractions)}
+    for row in rows:
+        at = (start_index[int(str(row["start"]))], fraction_index[float(str(row["job_fraction"]))])
+        cost, best = float(hindsight[at]), float(optimum[at])
+        row["hindsight_zone_cost"] = round(cost, 4)
+        row["hindsight_zone_gap"] = (
+            round(cost / best - 1.0, 5) if math.isfinite(best) and best > 0 else float("nan")
+        )
+
+
+def cached_market_optimum(
+    market: LatticeMarket, starts: list[int], sizes: Lengths, migration: float
+) -> np.ndarray:
+    """`optimal_costs` on `market`, kept on disk by every input that changes its answer."""
     key = hashlib.sha256()
     for part in (market.available, market.spot_price, market.times, np.asarray(starts)):
         key.update(np.ascontiguousarray(part).tobytes())

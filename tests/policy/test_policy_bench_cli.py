@@ -97,3 +97,33 @@ def test_bad_input_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "use a smaller --job-hours" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--traces", "x", "--out", "y", "--job-fraction", "1.5"])
+
+
+def test_hindsight_zone_adds_its_figures_and_changes_nothing_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zones = ("--zones", "us-east-1c,us-east-2b,us-west-2a", "--json")
+    plain = run(tmp_path / "plain", *zones)
+    plain_json = json.loads(capsys.readouterr().out)
+    with_it = run(tmp_path / "with", *zones, "--hindsight-zone")
+    data = json.loads(capsys.readouterr().out)
+    added = {"hindsight_zone_cost", "hindsight_zone_gap"}
+    assert set(with_it[0]) - set(plain[0]) == added
+    assert [{k: v for k, v in r.items() if k not in added} for r in with_it] == plain
+    for fraction, entry in data["fractions"].items():
+        figure = entry.pop("hindsight_zone")
+        assert entry == plain_json["fractions"][fraction]
+        assert figure["gap"] >= 0 and figure["ratio"] >= entry["optimum"]["ratio"] - 1e-9
+        runs = [r for r in with_it if float(r["job_fraction"]) == float(fraction)]
+        gaps = [float(r["hindsight_zone_cost"]) / float(r["optimal_cost"]) - 1 for r in runs]
+        assert figure["gap"] == pytest.approx(sum(gaps) / len(gaps), abs=1e-4)
+    with (tmp_path / "with" / "summary.csv").open() as fh:
+        assert "mean_hindsight_zone_gap" in next(csv.DictReader(fh))
+
+
+def test_hindsight_zone_with_one_zone_is_ignored_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = run(tmp_path, "--zones", "us-east-2b", "--hindsight-zone")
+    assert "--hindsight-zone ignored" in capsys.readouterr().err
+    assert "hindsight_zone_cost" not in rows[0]
