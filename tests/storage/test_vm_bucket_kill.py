@@ -7,7 +7,6 @@ the job's log."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import textwrap
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from skyd.optimizer.egress import find_egress_table
 from skyd.testing.cloud_world import CloudWorld
 from skyd.testing.daemon import job_log, job_when, settings_for_tests, wait_until
 from skyd.testing.storage_emulators import moto_s3, moto_s3_client, quiet_relay
+from tests.storage.vm_job import write_back_rows
 
 SECRETS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 OUT_BYTES = 200_003
@@ -45,22 +45,6 @@ file_mounts:
 run: |
 {body}
 """
-
-
-def _out_rows(settings: Settings, job_id: int) -> list[tuple[Any, ...]]:
-    """(bytes, amount_micros, transfer_key) of the job's bucket write-back charges."""
-    conn = sqlite3.connect(f"file:{settings.state_dir / 'skyd.db'}?mode=ro", uri=True)
-    try:
-        return [
-            tuple(r)
-            for r in conn.execute(
-                "SELECT bytes, amount_micros, transfer_key FROM ledger WHERE kind = 'transfer'"
-                " AND job_id = ? AND transfer_key LIKE 'bucket:%:out:%' ORDER BY seq",
-                (job_id,),
-            )
-        ]
-    finally:
-        conn.close()
 
 
 async def _cancel_when_ready(
@@ -115,8 +99,10 @@ while :; do sleep 0.1; done"""
                 model = s3.get_object(Bucket="lab-kill-out", Key="model.bin")["Body"].read()
                 saved = s3.get_object(Bucket="lab-kill-out", Key="on-term.txt")["Body"].read()
                 # the write-back is charged as the attempt is given back: once
-                await asyncio.to_thread(wait_until, lambda: _out_rows(settings, job_id), timeout=30)
-                rows = _out_rows(settings, job_id)
+                await asyncio.to_thread(
+                    wait_until, lambda: write_back_rows(settings.state_dir, job_id), timeout=30
+                )
+                rows = write_back_rows(settings.state_dir, job_id)
     assert len(model) == OUT_BYTES, log
     assert saved == b"saved-on-term\n"
     nbytes = OUT_BYTES + len(saved)

@@ -27,6 +27,7 @@ from skyd.testing.cloud_world import GCP_PROJECT, CloudWorld
 from skyd.testing.daemon import DaemonProcess, job_log, job_when, wait_until
 from skyd.testing.storage_emulators import moto_s3, moto_s3_client
 from tests.daemon_calls import ENDED
+from tests.storage.vm_job import write_back_rows
 
 SECRETS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 BUCKET = "lab-crash-out"
@@ -80,22 +81,6 @@ endpoint = "{world.gce.endpoint}"
 anonymous = true
 """)
     return daemon
-
-
-def _out_rows(state_dir: Path, job_id: int) -> list[tuple[Any, ...]]:
-    """(bytes, amount_micros, transfer_key) of the job's bucket write-back charges."""
-    conn = sqlite3.connect(f"file:{state_dir / 'skyd.db'}?mode=ro", uri=True)
-    try:
-        return [
-            tuple(r)
-            for r in conn.execute(
-                "SELECT bytes, amount_micros, transfer_key FROM ledger WHERE kind = 'transfer'"
-                " AND job_id = ? AND transfer_key LIKE 'bucket:%:out:%' ORDER BY seq",
-                (job_id,),
-            )
-        ]
-    finally:
-        conn.close()
 
 
 def _instances(state_dir: Path, job_id: int) -> list[tuple[Any, ...]]:
@@ -159,7 +144,7 @@ async def test_a_write_back_is_charged_once_when_the_daemon_dies_around_its_char
             try:
                 await asyncio.to_thread(first.start)
                 job_id = await _cancel_and_die(first, tmp_path, s3_url)
-                charged_before = _out_rows(state_dir, job_id)
+                charged_before = write_back_rows(state_dir, job_id)
                 await asyncio.to_thread(second.start)
                 with DaemonClient(str(second.socket_path)) as client:
                     job = await job_when(client, job_id, ENDED, wait_s=60)
@@ -186,7 +171,7 @@ async def test_a_write_back_is_charged_once_when_the_daemon_dies_around_its_char
     died_charged = crash_at == "release:charged"
     assert [r[0] for r in charged_before] == ([nbytes] if died_charged else [])
     # after the restart, once: not lost, not charged again; every byte, at GCP's rate
-    rows = _out_rows(state_dir, job_id)
+    rows = write_back_rows(state_dir, job_id)
     assert [r[0] for r in rows] == [nbytes], rows
     assert rows == [row]
     # the cancel was stored before the kill: the restarted daemon finishes it (the job is

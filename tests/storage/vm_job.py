@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,19 @@ async def run_task(
             return final, log, json.loads(shown), text
     finally:
         await asyncio.to_thread(daemon.stop)
+
+
+def write_back_rows(state_dir: Path, job_id: int) -> list[tuple[Any, ...]]:
+    """(bytes, amount_micros, transfer_key) of the job's bucket write-back charges."""
+    conn = sqlite3.connect(f"file:{state_dir / 'skyd.db'}?mode=ro", uri=True)
+    try:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                "SELECT bytes, amount_micros, transfer_key FROM ledger WHERE kind = 'transfer'"
+                " AND job_id = ? AND transfer_key LIKE 'bucket:%:out:%' ORDER BY seq",
+                (job_id,),
+            )
+        ]
+    finally:
+        conn.close()
