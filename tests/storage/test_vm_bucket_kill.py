@@ -7,7 +7,6 @@ the job's log."""
 from __future__ import annotations
 
 import asyncio
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,30 +20,10 @@ from skyd.optimizer.egress import find_egress_table
 from skyd.testing.cloud_world import CloudWorld
 from skyd.testing.daemon import job_log, job_when, settings_for_tests, wait_until
 from skyd.testing.storage_emulators import moto_s3, moto_s3_client, quiet_relay
-from tests.storage.vm_job import write_back_rows
+from tests.storage.vm_job import gcp_mount_task, write_back_rows
 
 SECRETS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 OUT_BYTES = 200_003
-
-
-def _task(endpoint: str, bucket: str, run: str) -> str:
-    # MOUNT: a FUSE mount where the VM's login may use FUSE, else (here) copied before
-    # setup and written back when the job ends
-    body = textwrap.indent(run, "  ")
-    return f"""\
-resources:
-  cloud: gcp
-  zone: us-central1-a
-  instance_type: n2-standard-8
-envs:
-  AWS_ENDPOINT_URL: {endpoint}
-file_mounts:
-  ~/out:
-    source: s3://{bucket}
-    mode: MOUNT
-run: |
-{body}
-"""
 
 
 async def _cancel_when_ready(
@@ -90,7 +69,7 @@ while :; do sleep 0.1; done"""
             settings = world.settings(settings_for_tests(tmp_path))
             settings.data.bucket_regions = {"s3://lab-kill-out": "us-east-1"}
             async with world.daemon(settings):
-                task = _task(s3_url, "lab-kill-out", run)
+                task = gcp_mount_task(s3_url, "lab-kill-out", run)
                 client, job_id, _ = await _cancel_when_ready(settings, task, tmp_path)
                 with client:
                     await _cancelled(client, job_id)
@@ -123,7 +102,7 @@ async def test_a_write_back_that_hangs_is_cut_at_its_allowance_and_logged(
             settings = world.settings(settings_for_tests(tmp_path))
             settings.local.cancel_write_back_seconds = allowance
             async with world.daemon(settings):
-                task = _task(proxy.url, "lab-kill-hang", run)
+                task = gcp_mount_task(proxy.url, "lab-kill-hang", run)
                 # the endpoint goes quiet just before the cancel
                 hang = lambda: setattr(proxy, "hang", True)  # noqa: E731
                 client, job_id, cancelled_at = await _cancel_when_ready(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from skyd.testing.cloud_world import GCP_PROJECT, CloudWorld
 from skyd.testing.daemon import DaemonProcess, job_log, job_when, wait_until
 from skyd.testing.storage_emulators import moto_s3, moto_s3_client
 from tests.daemon_calls import ENDED
-from tests.storage.vm_job import write_back_rows
+from tests.storage.vm_job import gcp_mount_task, write_back_rows
 
 SECRETS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 BUCKET = "lab-crash-out"
@@ -37,25 +36,6 @@ head -c {OUT_BYTES} /dev/zero > ~/out/model.bin
 trap 'echo saved-on-term > ~/out/on-term.txt; exit 0' TERM
 echo ready
 while :; do sleep 0.1; done"""
-
-
-def _task(endpoint: str) -> str:
-    # MOUNT: no FUSE for the VM's login here, so copied before setup and written back by the
-    # shim when the job is killed
-    return f"""\
-resources:
-  cloud: gcp
-  zone: us-central1-a
-  instance_type: n2-standard-8
-envs:
-  AWS_ENDPOINT_URL: {endpoint}
-file_mounts:
-  ~/out:
-    source: s3://{BUCKET}
-    mode: MOUNT
-run: |
-{textwrap.indent(RUN, "  ")}
-"""
 
 
 def _daemon(world: CloudWorld, root: Path, crash_at: str | None) -> DaemonProcess:
@@ -112,7 +92,12 @@ async def _cancel_and_die(daemon: DaemonProcess, tmp_path: Path, endpoint: str) 
     kill. Returns the job's id."""
     with DaemonClient(str(daemon.socket_path)) as client:
         job = await asyncio.to_thread(
-            client.submit_task, _task(endpoint), str(tmp_path), None, None, {"secrets": SECRETS}
+            client.submit_task,
+            gcp_mount_task(endpoint, BUCKET, RUN),
+            str(tmp_path),
+            None,
+            None,
+            {"secrets": SECRETS},
         )
         job_id = int(job["id"])
         await job_when(client, job_id, {"RUNNING"}, wait_s=60)

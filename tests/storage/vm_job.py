@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,24 @@ def write_back_rows(state_dir: Path, job_id: int) -> list[tuple[Any, ...]]:
         ]
     finally:
         conn.close()
+
+
+def gcp_mount_task(endpoint: str, bucket: str, run: str) -> str:
+    """A GCP task whose `run` writes into ~/out, an S3 bucket (at `endpoint`) mounted MOUNT."""
+    # MOUNT: a FUSE mount where the VM's login may use FUSE, else (here) copied before
+    # setup and written back when the job ends
+    body = textwrap.indent(run, "  ")
+    return f"""\
+resources:
+  cloud: gcp
+  zone: us-central1-a
+  instance_type: n2-standard-8
+envs:
+  AWS_ENDPOINT_URL: {endpoint}
+file_mounts:
+  ~/out:
+    source: s3://{bucket}
+    mode: MOUNT
+run: |
+{body}
+"""
