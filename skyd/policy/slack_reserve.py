@@ -317,7 +317,7 @@ class SlackReserve:
             zone = self.zones.pick(state, open_zones, scarce=slack <= reserve + EPS)
             target = Target.spot(zone.zone, zone.region)
             if not current.is_on_demand:
-                return self._take_or_wait(state, stats, reserve, zone)
+                return self._take_or_wait(state, stats, reserve, zone, open_zones)
             # Leaving on-demand costs this changeover and, likely, one back later: the
             # open zones all leave room for both (spot_entry_is_safe), and no more is
             # kept back. The last switch a job can afford is its most valuable one: it
@@ -388,7 +388,12 @@ class SlackReserve:
         return (k * (state.slack_hours - reserve) - waited) / (1 + k)
 
     def _take_or_wait(
-        self, state: PolicyState, stats: AvailabilityStats, reserve: float, zone: ZoneMarket
+        self,
+        state: PolicyState,
+        stats: AvailabilityStats,
+        reserve: float,
+        zone: ZoneMarket,
+        open_zones: list[ZoneMarket],
     ) -> Decision:
         """Off on demand, with `zone` the best one up: take it, or idle for a better one."""
         slack = state.slack_hours
@@ -418,6 +423,11 @@ class SlackReserve:
         if wait is not None:
             return Decision(IDLE, recheck_after_hours=wait, reason="wait: moving costs egress")
         if slack <= reserve + EPS:
+            home = self.zones.stay_in_region(state, zone, open_zones)
+            if home is not None:
+                return Decision(
+                    Target.spot(home.zone, home.region), reason="take spot: a move would not pay"
+                )
             wait = self.zones.wait_for_short_home_outage(state, zone, self.outage_patience)
             if wait is not None:
                 return Decision(IDLE, recheck_after_hours=wait, reason="wait: short outage at home")

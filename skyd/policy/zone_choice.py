@@ -147,6 +147,33 @@ class ZoneChoice:
             wait = min(wait, max(change, EPS))
         return wait
 
+    def stay_in_region(
+        self, state: PolicyState, zone: ZoneMarket, open_zones: list[ZoneMarket]
+    ) -> ZoneMarket | None:
+        """Below the reserve: the checkpoint region's best open zone rather than `zone`, the
+        best zone up elsewhere, unless the move pays back its egress a second time.
+
+        The ranking spreads one egress over the run a move buys; but a job that moved is
+        as likely to move back at its next preemption (the region it left is as likely to
+        be the best one then), so a move is priced here at its egress and the one back.
+        Only where `zone`'s runs are memoryless, ranked at their zone's mean run: a
+        heavy-tailed zone's long run is worth what the ranking says (with heavy-tailed
+        zones too, the 9 V100 zones at 0.95 went from 7.23 to 7.38 %, 100 starts;
+        bench/spot/README.md).
+        """
+        egress = state.migration_cost_to(zone.region)
+        if egress <= 0 or self.runs.heavy_tailed(zone):
+            return None
+        home = [z for z in open_zones if z.region == state.checkpoint_region]
+        if not home:
+            return None
+        best = min(home, key=lambda z: self._scarce_cost(state, z, fresh=False))
+        d = state.changeover_hours
+        run = min(self.runs.outlook(zone, by_hour=False).residual_hours, state.remaining_hours + d)
+        back = egress / max(run - d, 0.1 * d)  # the move back, per useful hour of the run
+        away = self._scarce_cost(state, zone, fresh=False) + back
+        return best if self._scarce_cost(state, best, fresh=False) <= away else None
+
     def wait_for_short_home_outage(
         self, state: PolicyState, zone: ZoneMarket, outage_patience: float
     ) -> float | None:

@@ -178,3 +178,41 @@ def test_below_the_reserve_a_short_outage_at_home_is_waited_for_instead_of_movin
     # No room for the wait, the changeover home and the safety net: move.
     state, away = home_and_away(home_out(flickers, 0.05), slack=0.62)
     assert choice.wait_for_short_home_outage(state, away, patience) is None
+
+
+def up_zone(name: str, region: str, past: np.ndarray) -> ZoneMarket:
+    """A zone up for 6 minutes after the `past` history."""
+    history = np.concatenate([past, np.ones(round(0.1 / STEP), dtype=bool)])
+    return ZoneMarket(name, region, True, 1.0, history, STEP)
+
+
+def test_below_the_reserve_a_move_must_pay_back_its_egress_and_the_one_back() -> None:
+    policy = SlackReserve()
+
+    def decide(away_runs: list[float]) -> tuple[str | None, str]:
+        """Home's runs all last 2 h; 40 h of work, 1 h of slack, the checkpoint home."""
+        home = up_zone("za", "ra", runs([2.0] * 40))
+        away = up_zone("zb", "rb", runs(away_runs))
+        state = PolicyState(
+            job_hours=48.0,
+            done_hours=8.0,
+            deadline_hours=50.0,
+            elapsed_hours=9.0,
+            changeover_hours=D,
+            current=IDLE,
+            zones=(home, away),
+            on_demand_prices={"ra": 3.0, "rb": 3.0},
+            step_hours=STEP,
+            checkpoint_region="ra",
+            migration_cost=1.0,
+        )
+        assert state.slack_hours < policy.sizing.hours(state, policy.sizing.stats(state))
+        decision = policy.decide(state)
+        return decision.target.zone, decision.reason
+
+    # Runs a tenth longer elsewhere: ranked first with one egress, not with the one back.
+    assert decide([2.2] * 40) == ("za", "take spot: a move would not pay")
+    # Twice as long: the move pays back both.
+    assert decide([4.0] * 40) == ("zb", "take spot")
+    # Heavy-tailed runs elsewhere (mean 2.2 h): ranked as the ranking says.
+    assert decide([0.1, 0.1, 0.1, 8.5] * 10) == ("zb", "take spot")
