@@ -81,9 +81,12 @@ def out_zone(outage_hours: float, age_hours: float) -> ZoneMarket:
     return home_out(runs([2.0] * 30, down_hours=outage_hours), age_hours)
 
 
-def home_and_away(home: ZoneMarket, slack: float = 1.0) -> tuple[PolicyState, ZoneMarket]:
+def home_and_away(
+    home: ZoneMarket, slack: float = 1.0, away: ZoneMarket | None = None
+) -> tuple[PolicyState, ZoneMarket]:
     """40 h of work left and `slack`, the checkpoint in "ra", a zone of region "rb" up."""
-    away = ZoneMarket("zb", "rb", True, 1.0, zone("zb", runs([2.0] * 30), 0.5).history, STEP)
+    if away is None:
+        away = ZoneMarket("zb", "rb", True, 1.0, zone("zb", runs([2.0] * 30), 0.5).history, STEP)
     state = PolicyState(
         job_hours=48.0,
         done_hours=8.0,
@@ -192,20 +195,7 @@ def test_below_the_reserve_a_move_must_pay_back_its_egress_and_the_one_back() ->
     def decide(away_runs: list[float]) -> tuple[str | None, str]:
         """Home's runs all last 2 h; 40 h of work, 1 h of slack, the checkpoint home."""
         home = up_zone("za", "ra", runs([2.0] * 40))
-        away = up_zone("zb", "rb", runs(away_runs))
-        state = PolicyState(
-            job_hours=48.0,
-            done_hours=8.0,
-            deadline_hours=50.0,
-            elapsed_hours=9.0,
-            changeover_hours=D,
-            current=IDLE,
-            zones=(home, away),
-            on_demand_prices={"ra": 3.0, "rb": 3.0},
-            step_hours=STEP,
-            checkpoint_region="ra",
-            migration_cost=1.0,
-        )
+        state, _ = home_and_away(home, away=up_zone("zb", "rb", runs(away_runs)))
         assert state.slack_hours < policy.sizing.hours(state, policy.sizing.stats(state))
         decision = policy.decide(state)
         return decision.target.zone, decision.reason
