@@ -8,6 +8,7 @@ import sys
 import time
 
 from skyctl.client import ApiError, DaemonClient, DaemonUnavailableError
+from skyctl.job_view import state_text
 from skyctl.messages import UsageError, api_error_text, error_line
 from skyctl.render import json_flag, write_json
 
@@ -288,8 +289,6 @@ def logs(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextI
 def cancel(args: argparse.Namespace, client: DaemonClient, out: TextIO, err: TextIO) -> int:
     """Cancel each job given; report each outcome, and fail if any could not be cancelled.
     The daemon stops the jobs in the background unless --wait asks to see them stopped."""
-    from skyctl.job_view import state_text
-
     jobs: list[JsonObject] = []
     failed = 0
     for job_id in args.jobs:

@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log, Static
 
 from skyctl.attempts import job_attempts, total_run_seconds
-from skyctl.job_view import data_out_text
+from skyctl.job_view import data_out_text, state_text
 from skyd.clock import Clock
 from tui import job_rows
 from tui.client import ApiError, DaemonApi, DaemonUnavailableError
@@ -41,7 +41,7 @@ def summary_text(job: JsonObject, now: float) -> Text:
     placement = job.get("placement") or {}
     cost, estimated = job_rows.cost_so_far(job, now)
     lines = [
-        f"job {job.get('id')} · {job.get('name')} · {job_rows.state_text(job)}"
+        f"job {job.get('id')} · {job.get('name')} · {state_text(job)}"
         f" · owner {job.get('owner')}"
         + (f" · project {job['project']}" if job.get("project") else ""),
         f"placement {job_rows.placement_text(job)} {job_rows.market_text(job)}"

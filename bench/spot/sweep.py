@@ -116,6 +116,11 @@ def cached_optimum(
     return cached_market_optimum(prepared.market, starts, sizes, migration)
 
 
+def gap_to(cost: float, best: float) -> float:
+    """cost / the optimum - 1 (NaN where the optimum is infeasible or free), as reported."""
+    return round(cost / best - 1.0, 5) if math.isfinite(best) and best > 0 else float("nan")
+
+
 def single_zone_market(market: LatticeMarket, zone: int) -> LatticeMarket:
     """Zone `zone` alone, with on demand in its own region only: no other zone, no egress."""
     return replace(
@@ -153,9 +158,7 @@ def add_hindsight_zone(
         at = (start_index[int(str(row["start"]))], fraction_index[float(str(row["job_fraction"]))])
         cost, best = float(hindsight[at]), float(optimum[at])
         row["hindsight_zone_cost"] = round(cost, 4)
-        row["hindsight_zone_gap"] = (
-            round(cost / best - 1.0, 5) if math.isfinite(best) and best > 0 else float("nan")
-        )
+        row["hindsight_zone_gap"] = gap_to(cost, best)
 
 
 def cached_market_optimum(
@@ -219,9 +222,7 @@ def simulate_all(
                     "optimal_cost": round(best, 4),
                     "missed_deadline": int(result.missed_deadline),
                     "normalized_cost": round(result.cost / on_demand_cost, 5),
-                    "gap_to_optimum": round(result.cost / best - 1.0, 5)
-                    if math.isfinite(best) and best > 0
-                    else float("nan"),
+                    "gap_to_optimum": gap_to(result.cost, best),
                 }
                 details = asdict(result)
                 for key in (

@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic import TypeAdapter, ValidationError
+
+from skyd.api.schemas import Flag
 
 JsonObject = dict[str, Any]
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED"})
 FAKE_OWNER = "ana"
-# the query flags the daemon reads (skyd.api.schemas.Flag), as their value
-_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "t": True, "y": True, "0": False,
-          "false": False, "no": False, "off": False, "f": False, "n": False}  # fmt: skip
+# the daemon's query flags (skyd.api.schemas.Flag) are read by pydantic: the fake reads them so
+_FLAG = TypeAdapter(Flag)
 FAKE_UID = 1000
 
 
@@ -186,16 +188,18 @@ class FakeDaemon:
         """As the daemon: wait=1 (the default) answers the job CANCELLED; wait=0 answers it
         as it is with cancel_requested true, then cancels it right after the answer."""
         job = self._job_or_404(request)
-        wait = request.query.get("wait", "1").lower()
-        if wait not in _FLAGS:
-            message = f"wait: {wait!r} is not a yes/no flag; use 1 or 0 (true, false)"
+        text = request.query.get("wait", "1")
+        try:
+            wait = _FLAG.validate_python(text)
+        except ValidationError:
+            message = f"wait: {text!r} is not a yes/no flag; use 1 or 0 (true, false)"
             return web.json_response(
                 {"code": "bad_request", "message": message, "field": "wait"}, status=400
             )
-        self.state.cancel_waits.append(_FLAGS[wait])
+        self.state.cancel_waits.append(wait)
         if job["state"] in TERMINAL:
             return web.json_response(job)
-        if _FLAGS[wait]:
+        if wait:
             self.finish_cancel(job["id"])
             return web.json_response(job)
         if not job.get("cancel_requested"):
