@@ -142,12 +142,6 @@ def market_text(job: Mapping[str, Any]) -> str:
     return "spot" if placement.get("spot") else "od"
 
 
-def state_text(job: Mapping[str, Any]) -> str:
-    """The job's state, "RUNNING (cancelling)" while a cancel asked is under way (as skyctl)."""
-    state = str(job.get("state", "?"))
-    return f"{state} (cancelling)" if job.get("cancel_requested") else state
-
-
 def cells(job: Mapping[str, Any], now: float, colours: Mapping[str, str]) -> dict[str, Text]:
     """Every cell of the job's row. Text objects, never markup: names are the users' own.
     A job being cancelled reads CANCELLING (SkyPilot's word; the state column is narrow)."""
@@ -286,8 +280,10 @@ def apply_event(job: Mapping[str, Any], event: Mapping[str, Any]) -> JsonObject 
         changed["state"] = state
         if state in RUNNING_LIKE and changed.get("started_at") is None:
             changed["started_at"] = at
-        if state in TERMINAL and changed.get("ended_at") is None:
-            changed["ended_at"] = at
+        if state in TERMINAL:
+            changed["cancel_requested"] = False  # as the daemon's view of an ended job
+            if changed.get("ended_at") is None:
+                changed["ended_at"] = at
     if event.get("kind") == "cancel_requested":
         changed["cancel_requested"] = True  # the row says so before the job is fetched again
     if at is not None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from skyctl.job_view import state_text
 from skyd.testing.canned_daemon import fake_job, fake_placement
 from tui import job_rows
 from tui.job_rows import JobFilter
@@ -163,4 +164,6 @@ def test_a_job_being_cancelled_reads_cancelling_and_its_event_says_so_before_a_f
     cell = job_rows.cells(stopping, T0 + 60, colours)["state"]
     assert cell.plain.strip() == "CANCELLING"
     assert "#ffaa00" in str(cell.spans[0].style)
-    assert job_rows.state_text(stopping) == "RUNNING (cancelling)"
+    assert state_text(stopping) == "RUNNING (cancelling)"
+    ended = job_rows.apply_event(stopping, {"at": T0 + 9, "kind": "state", "state": "CANCELLED"})
+    assert ended is not None and plain(job_rows.cells(ended, T0 + 60, {}))["state"] == "CANCELLED"
