@@ -94,6 +94,10 @@ class Attempts:
     async def start(self, job: JobRecord, spec: TaskSpec) -> None:
         """Start the attempt's process where it was placed. An attempt that cannot start
         ends here, FAILED with the cause: retried every pass it would hang in SETTING_UP."""
+        if job_store.get_job(self.store, job.id).cancelling:
+            # a cancel stored while the launch (or the boot wait) was in flight: the job's
+            # work never starts; its next step gives the instances back, CANCELLED
+            return
         remote = self.processes.runs_over_ssh(job)
         try:
             command = self.processes.prepare(job, spec)

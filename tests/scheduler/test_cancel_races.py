@@ -1,11 +1,13 @@
-"""A cancel that meets the job's own end: the job ends in exactly one terminal state, its VM
-is given back and charged once for every second of its life, nothing is killed after the
-cancel settled it, and the stored request no longer lists the job as being cancelled."""
+"""A cancel that meets the job's own end or a launch in flight: the job ends in exactly one
+terminal state, its VM is given back and charged once for every second of its life, nothing
+is killed or started after the cancel settled it, and the stored request no longer lists the
+job as being cancelled."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
@@ -14,12 +16,14 @@ import pytest
 from skyd.accounting.accrual import to_ms
 from skyd.clock import VirtualClock
 from skyd.identity import Caller
-from skyd.model import TERMINAL_STATES, JobState
+from skyd.model import TERMINAL_STATES, Instance, JobState, LaunchRequest
 from skyd.scheduler.driver import JobScheduler
+from skyd.spec import TaskSpec, parse_task
 from skyd.store import Store, open_store
 from skyd.store import instances as instance_store
 from skyd.store import jobs as job_store
 from skyd.store.records import EventRecord, JobRecord
+from skyd.testing.memory_cloud import MemoryCloud
 from tests.scheduler.test_give_back_across_kill import (
     START,
     DyingCloud,
@@ -214,3 +218,67 @@ async def test_a_cancel_stored_while_the_watch_looks_at_the_ended_run_says_it_ca
     assert kills == [0.0] and left == []
     assert len([c for c in cloud.calls if c[0] == "terminate"]) == 1
     assert cloud.state_of(vm).value == "TERMINATED"
+
+
+@dataclass
+class SlowLaunchCloud(MemoryCloud):
+    """A launch that returns only once the test lets it (the cloud is still creating it)."""
+
+    launching: asyncio.Event = field(default_factory=asyncio.Event)
+    go_on: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def launch(self, request: LaunchRequest) -> list[Instance]:
+        self.launching.set()
+        await self.go_on.wait()
+        return await super().launch(request)
+
+
+@pytest.mark.parametrize("wait", [False, True])
+async def test_a_cancel_stored_while_the_launch_is_in_flight_gives_the_vm_back_unstarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wait: bool
+) -> None:
+    clock = VirtualClock(START)
+    cloud = SlowLaunchCloud(clock)
+    store = open_store(tmp_path / "state")
+    started: list[int] = []
+
+    async def start(job: JobRecord, spec: TaskSpec, command: object) -> None:
+        started.append(job.id)
+
+    try:
+        scheduler = _scheduler(tmp_path, store, clock, cloud)
+        scheduler.accountant = books = _books(store, clock)
+        monkeypatch.setattr(scheduler.processes, "start_local", start)
+        monkeypatch.setattr(scheduler.processes, "start_remote", start)
+        job = scheduler.submit(
+            parse_task("name: gpu\nresources: {accelerators: T4}\nrun: echo hi\n"),
+            caller=ADMIN,
+            base_dir="/tmp",
+        )
+        await scheduler.reconcile_once()  # places it; the launch call is under way
+        await cloud.launching.wait()
+        cancel = asyncio.create_task(scheduler.cancel(job.id, ADMIN, wait=wait))
+        await asyncio.sleep(0)  # the cancel is stored (a waiting one then waits for the job)
+        assert job_store.get_job(store, job.id).cancelling
+        await clock.advance(20.0)
+        launch_step = scheduler.tasks.inflight[job.id]
+        cloud.go_on.set()  # the launch returns: an instance exists
+        await launch_step
+        await clock.advance(30.0)
+        answer = await cancel
+        await _settle(scheduler)  # a cancel answered at once: the next pass gives it back
+        books.accrue(clock.now())
+        ended = job_store.get_job(store, job.id)
+        events = job_store.job_events(store, job.id)
+        (row,) = instance_store.instances_for_job(store, job.id)
+        left = job_store.cancelling_jobs(store)
+        _charged_once(store, job.id)
+    finally:
+        store.close()
+    assert answer.state == (JobState.CANCELLED if wait else JobState.PROVISIONING)
+    assert ended.state == JobState.CANCELLED and ended.reason == "cancelled by alice"
+    assert _terminal(events) == ["CANCELLED"] and left == []
+    assert started == []  # its work never started after the cancel was stored
+    assert [c[0] for c in cloud.calls].count("launch") == 1
+    assert cloud.state_of(row.instance_id).value == "TERMINATED"
+    assert row.state == "TERMINATED" and row.ended_at is not None
