@@ -79,11 +79,16 @@ def test_cancel_answers_before_the_kill_is_done_then_the_job_ends_cancelled(
             release.touch()
             job = wait_ended(client, job_id)
             events = client.get_job(job_id)["events"]
+            # a cancel of the ended job: a 200 with the job as it is; nothing written
+            late = [_cancel(client, job_id, wait) for wait in ("0", "1")]
+            after = client.get_job(job_id)["events"]
     finally:
         assert daemon.stop() == 0
     assert job["state"] == "CANCELLED" and job["reason"].startswith("cancelled by ")
     assert job["cancel_requested"] is False  # it has ended: no cancel under way
     assert [e["kind"] for e in events].count("cancel_requested") == 1
+    assert [(j["state"], j["cancel_requested"]) for j in late] == [("CANCELLED", False)] * 2
+    assert after == events
 
 
 def test_wait_1_answers_once_the_job_is_cancelled(tmp_path: Path) -> None:
@@ -131,6 +136,22 @@ def test_a_bad_wait_value_is_refused_and_nothing_is_cancelled(tmp_path: Path) ->
     assert (refused.status, refused.code, refused.field) == (400, "bad_request", "wait")
     assert "'soon'" in refused.message and "1 or 0" in refused.message
     assert (shown["state"], shown["cancel_requested"]) == ("RUNNING", False)
+
+
+def test_a_cancel_of_a_job_that_ended_by_itself_answers_it_unchanged(tmp_path: Path) -> None:
+    daemon = DaemonThread(settings_for_tests(tmp_path)).start()
+    try:
+        with DaemonClient(daemon.socket_path, timeout=ANSWER_S) as client:
+            job_id = int(client.submit_task("run: echo done\n", str(tmp_path), None)["id"])
+            job = wait_ended(client, job_id)
+            answers = [_cancel(client, job_id, wait) for wait in ("0", "1")]
+            shown = client.get_job(job_id)
+    finally:
+        assert daemon.stop() == 0
+    assert job["state"] == "SUCCEEDED"
+    assert [(a["state"], a["cancel_requested"]) for a in answers] == [("SUCCEEDED", False)] * 2
+    assert (shown["state"], shown["reason"]) == (job["state"], job["reason"])
+    assert "cancel_requested" not in [e["kind"] for e in shown["events"]]
 
 
 def test_a_cancel_asked_before_a_kill_9_is_finished_by_the_restarted_daemon(

@@ -1,7 +1,7 @@
-"""A cancel that meets the job's own end or a launch in flight: the job ends in exactly one
-terminal state, its VM is given back and charged once for every second of its life, nothing
-is killed or started after the cancel settled it, and the stored request no longer lists the
-job as being cancelled."""
+"""A cancel that meets the job's own end, a launch in flight, or another cancel: the job ends in
+exactly one terminal state, its VM is given back and charged once for every second of its
+life, nothing is killed or started after the cancel settled it, and the stored request no
+longer lists the job as being cancelled."""
 
 from __future__ import annotations
 
@@ -282,3 +282,77 @@ async def test_a_cancel_stored_while_the_launch_is_in_flight_gives_the_vm_back_u
     assert [c[0] for c in cloud.calls].count("launch") == 1
     assert cloud.state_of(row.instance_id).value == "TERMINATED"
     assert row.state == "TERMINATED" and row.ended_at is not None
+
+
+async def test_a_cancel_asked_again_or_after_the_end_asks_nothing_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second cancel while the kill goes on (at once, or waiting for the end) and a cancel of
+    the ended job: each answers with the job as it is; one request, one kill, one end."""
+    clock = VirtualClock(START)
+    cloud = DyingCloud(clock)
+    store = open_store(tmp_path / "state")
+    try:
+        scheduler = _scheduler(tmp_path, store, clock, cloud)
+        job_id, vm = await _running_job(scheduler, cloud)
+        still_running(scheduler, job_id)
+        graces: list[float] = []
+        killing, go_on = asyncio.Event(), asyncio.Event()
+
+        async def kill(job: JobRecord, grace: float) -> None:
+            graces.append(grace)
+            killing.set()
+            await go_on.wait()  # the job takes its grace to stop
+            _run_ended(scheduler, job_id, "killed", None)
+
+        monkeypatch.setattr(scheduler.processes, "kill", kill)
+        first = await scheduler.cancel(job_id, ADMIN, wait=False)
+        await killing.wait()
+        waiting = asyncio.create_task(scheduler.cancel(job_id, ADMIN, wait=True))
+        again = await scheduler.cancel(job_id, Caller(0, True, "bob"), wait=False)
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        go_on.set()
+        waited = await waiting
+        await _settle(scheduler)
+        before = job_store.job_events(store, job_id)
+        late = [await scheduler.cancel(job_id, ADMIN, wait=w) for w in (False, True)]
+        await _settle(scheduler)
+        after = job_store.job_events(store, job_id)
+        job = job_store.get_job(store, job_id)
+    finally:
+        store.close()
+    under_way = (JobState.RUNNING, True)
+    assert (first.state, first.cancelling) == (again.state, again.cancelling) == under_way
+    assert (waited.state, waited.cancelling) == (JobState.CANCELLED, False)
+    assert [(j.state, j.cancelling) for j in late] == [(JobState.CANCELLED, False)] * 2
+    assert job.reason == "cancelled by alice"  # the first request's, not bob's
+    assert [e.kind for e in before].count("cancel_requested") == 1
+    assert _terminal(before) == ["CANCELLED"]
+    assert after == before  # the cancels of the ended job wrote nothing
+    assert graces == [scheduler.settings.local.cancel_grace_seconds]
+    assert len([c for c in cloud.calls if c[0] == "terminate"]) == 1
+    assert cloud.state_of(vm).value == "TERMINATED"
+
+
+async def test_a_cancel_of_a_job_that_ended_by_itself_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = VirtualClock(START)
+    cloud = DyingCloud(clock)
+    store = open_store(tmp_path / "state")
+    try:
+        scheduler = _scheduler(tmp_path, store, clock, cloud)
+        job_id, _vm = await _running_job(scheduler, cloud)
+        await _settle(scheduler)  # the watch finds it ended: SUCCEEDED
+        kills = _kills(scheduler, monkeypatch)
+        before = job_store.job_events(store, job_id)
+        answers = [await scheduler.cancel(job_id, ADMIN, wait=w) for w in (False, True)]
+        await _settle(scheduler)
+        after = job_store.job_events(store, job_id)
+        job = job_store.get_job(store, job_id)
+    finally:
+        store.close()
+    assert [(a.state, a.cancelling) for a in answers] == [(JobState.SUCCEEDED, False)] * 2
+    assert job.state == JobState.SUCCEEDED and job.cancel_requested_by is None
+    assert after == before and kills == []
