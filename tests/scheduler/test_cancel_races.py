@@ -1,7 +1,7 @@
-"""A cancel that meets the job's own end, a launch in flight, or another cancel: the job ends in
-exactly one terminal state, its VM is given back and charged once for every second of its
-life, nothing is killed or started after the cancel settled it, and the stored request no
-longer lists the job as being cancelled."""
+"""A cancel that meets the job's own end, a launch in flight, another cancel or a spent budget:
+the job ends in exactly one terminal state, its VM is given back and charged once for every
+second of its life, nothing is killed or started after the cancel settled it, and the stored
+request no longer lists the job as being cancelled."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from skyd.clock import VirtualClock
 from skyd.identity import Caller
 from skyd.model import TERMINAL_STATES, Instance, JobState, LaunchRequest
 from skyd.scheduler.driver import JobScheduler
+from skyd.scheduler.interfaces import NoBudgets
 from skyd.spec import TaskSpec, parse_task
 from skyd.store import Store, open_store
 from skyd.store import instances as instance_store
@@ -356,3 +357,43 @@ async def test_a_cancel_of_a_job_that_ended_by_itself_changes_nothing(
     assert [(a.state, a.cancelling) for a in answers] == [(JobState.SUCCEEDED, False)] * 2
     assert job.state == JobState.SUCCEEDED and job.cancel_requested_by is None
     assert after == before and kills == []
+
+
+class SpentBudget(NoBudgets):
+    """A budget the job counts against is spent: the scheduler is to `action` it."""
+
+    def __init__(self, job_id: int, action: str) -> None:
+        self.actions_version = 1
+        self.spent = [(job_id, action)]
+
+    def running_over_budget(self) -> list[tuple[int, str]]:
+        return self.spent
+
+
+@pytest.mark.parametrize("action", ["stop", "hold"])
+async def test_a_job_being_cancelled_is_not_stopped_by_a_spent_budget_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    """The pass after the cancel was answered checks budgets before the cancel's step runs:
+    the job still ends CANCELLED, killed once, with no budget event."""
+    clock = VirtualClock(START)
+    cloud = DyingCloud(clock)
+    store = open_store(tmp_path / "state")
+    try:
+        scheduler = _scheduler(tmp_path, store, clock, cloud)
+        job_id, vm = await _running_job(scheduler, cloud)
+        still_running(scheduler, job_id)
+        kills = _kills(scheduler, monkeypatch)
+        await scheduler.cancel(job_id, ADMIN, wait=False)
+        scheduler.accountant = SpentBudget(job_id, action)
+        await scheduler.reconcile_once()
+        await _settle(scheduler)
+        job = job_store.get_job(store, job_id)
+        events = job_store.job_events(store, job_id)
+    finally:
+        store.close()
+    assert job.state == JobState.CANCELLED and job.reason == "cancelled by alice"
+    assert _terminal(events) == ["CANCELLED"]
+    assert not [e for e in events if e.kind == "budget"]
+    assert kills == [scheduler.settings.local.cancel_grace_seconds]
+    assert cloud.state_of(vm).value == "TERMINATED"
