@@ -246,7 +246,8 @@ async def show_job(request: web.Request) -> web.Response:
     " anything is killed (a daemon restarted meanwhile finishes it), then runs in the"
     " background: the job's grace, its buckets written back, its instances given back. By"
     " default (wait=1, as before) the answer comes once they have ended; with wait=0 it comes"
-    " at once, the job as it is with cancel_requested true. An ended job is answered as it is.",
+    " at once, the job as it is with cancel_requested true. A cancel asked again, or of an"
+    " ended job, answers with the job as it is and asks nothing new.",
     path_params=JobPath,
     query=CancelQuery,
     response=JobView,

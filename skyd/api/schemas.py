@@ -171,7 +171,8 @@ class JobView(BaseModel):
     cancel_requested: bool = Field(
         False,
         description="a cancel was asked and is under way: the job is being stopped (its"
-        " grace, its buckets written back, its instances given back) and ends CANCELLED",
+        " grace, its buckets written back, its instances given back) and ends CANCELLED, or"
+        " with its work's own outcome if that ended before the kill reached it",
     )
     pipeline: PipelineStageView | None = None
     stages: list[JobView] | None = Field(

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from skyd.clock import Clock
 from skyd.errors import ProviderError
-from skyd.model import InstanceState, JobState
+from skyd.model import InstanceState, JobState, RunPhase
 from skyd.providers.base import Provider
 from skyd.providers.ssh.connection import HostKeyChangedError
 from skyd.runner.bucket_traffic import BucketTraffic
@@ -94,6 +94,10 @@ class Attempts:
     async def start(self, job: JobRecord, spec: TaskSpec) -> None:
         """Start the attempt's process where it was placed. An attempt that cannot start
         ends here, FAILED with the cause: retried every pass it would hang in SETTING_UP."""
+        if job_store.get_job(self.store, job.id).cancelling:
+            # a cancel stored while the launch (or the boot wait) was in flight: the job's
+            # work never starts; its next step gives the instances back, CANCELLED
+            return
         remote = self.processes.runs_over_ssh(job)
         try:
             command = self.processes.prepare(job, spec)
@@ -198,23 +202,53 @@ class Attempts:
     async def _ended(self, job: JobRecord, ended: watching.AttemptEnded, now: float) -> None:
         # the attempt is over: the job's outcome and the instances' giving back commit
         # together, then the instances are terminated
+        await self.stop(job, 0.0)
+        # no await from here to the commit: `ending` reads a cancel stored meanwhile
+        await self.give_back(job, self.ending(job, ended, now))
+
+    def ending(self, job: JobRecord, ended: watching.AttemptEnded, now: float) -> Transition:
+        """The job's move once its attempt ended by itself: restarted, or its final outcome.
+        A final outcome says so when a cancel was stored before it (a cancel that came too
+        late: the work had ended before the kill reached it); call it right before the
+        commit, so that no cancel stored in between goes unsaid."""
         if ended.restart is not None:
-            outcome = Transition(
+            return Transition(
                 job.id, ended.target, ended.reason, now, changes={"restarts": ended.restart}
             )
-            await self.release(job, kill_grace=0.0, then=outcome)
-            return
         if ended.ran_unseen:
             job = self._run_started(job, now, ended.started_at, unseen=True)
-        outcome = Transition(
-            job.id,
-            ended.target,
-            ended.reason,
-            now,
-            data=self._market_time(job, now),
-            changes={"exit_code": ended.exit_code},
+        reason, data = ended.reason, self._market_time(job, now)
+        late = job_store.get_job(self.store, job.id).cancel_requested_by
+        if late is not None:
+            reason += f"; the cancel asked by {late} came too late (the job had ended)"
+            data["cancel_too_late"] = late
+        return Transition(
+            job.id, ended.target, reason, now, data=data, changes={"exit_code": ended.exit_code}
         )
-        await self.release(job, kill_grace=0.0, then=outcome)
+
+    async def own_end(self, job: JobRecord) -> watching.AttemptEnded | None:
+        """How the running attempt ended by itself, if its process recorded an end, without
+        a restart to follow; else None (still running, killed, lost, or not a started
+        attempt). Every runner records a kill that reached a running process as KILLED, never
+        as its exit (the shims once SIGTERM arrived, Slurm and Kubernetes once they cancel),
+        so a recorded exit is the work's own end."""
+        if job.state not in (JobState.SETTING_UP, JobState.RUNNING) or job.attempt <= 0:
+            return None
+        try:
+            status = await self.processes.status(job)
+        except Exception:  # the cancel goes on with its kill: a look must not hold it up
+            log.warning("job %d: could not look at its process", job.id, exc_info=True)
+            return None
+        if status.phase != RunPhase.DONE:
+            return None
+
+        def max_restarts() -> int:
+            return TaskSpec.from_json(job.spec_json).job_recovery.max_restarts_on_errors
+
+        verdict = watching.judge(job, status, max_restarts=max_restarts, now=self.clock.now())
+        if isinstance(verdict, watching.AttemptEnded) and verdict.restart is None:
+            return verdict
+        return None
 
     def outcome(
         self, job: JobRecord, target: JobState, reason: str, **changes: object
@@ -228,11 +262,21 @@ class Attempts:
         """Stop the job's processes, mark every instance it holds TERMINATING in the same
         commit as the job's outcome `then` (the move it returns), then terminate them and
         record each end. A restart finishes what a kill interrupted (`Terminations`)."""
+        await self.stop(job, kill_grace)
+        return await self.give_back(job, then)
+
+    async def stop(self, job: JobRecord, kill_grace: float) -> None:
+        """Kill the attempt's processes (SIGTERM, the grace, the buckets written back) and
+        charge the bucket data it moved."""
         if job.attempt > 0:
             await self.processes.kill(job, kill_grace)
             crash_point("release:killed")
             await self.meter_buckets(job)
             crash_point("release:charged")
+
+    async def give_back(self, job: JobRecord, then: Transition | None) -> JobRecord | None:
+        """Mark the job's instances TERMINATING with its outcome `then`, in one commit (the
+        move it returns), then terminate them and record each end."""
         held = [
             i
             for i in instance_store.instances_for_job(self.store, job.id)

@@ -42,11 +42,26 @@ class Cancels:
     async def finish(self, job: JobRecord) -> None:
         """Stop a job whose cancel was asked: its processes killed (in their grace, buckets
         written back), its instances given back with the move to CANCELLED. Called under the
-        job's lock. A job that ends by itself meanwhile gets what `release` gives it."""
-        await self.attempts.release(
-            job,
-            kill_grace=self.grace,
-            then=self.attempts.outcome(
+        job's lock.
+
+        A job whose work ended by itself before the kill reached it keeps the outcome of its
+        work (SUCCEEDED, or FAILED with no restart left), its event saying the cancel came
+        too late: the outcome a user sees then does not depend on whether the watch step or
+        the cancel's step looked first. The look comes again after the kill, for a process
+        that ended between the first look and the SIGTERM (a runner records a kill that
+        reached it as KILLED, never as an exit)."""
+        ended = await self.attempts.own_end(job)
+        if ended is not None:
+            await self.attempts.stop(job, 0.0)  # nothing left to kill; its buckets charged
+        else:
+            await self.attempts.stop(job, self.grace)
+            ended = await self.attempts.own_end(job)
+        # no await from here to the commit (`ending` reads the store right before it)
+        outcome = (
+            self.attempts.ending(job, ended, self.attempts.clock.now())
+            if ended is not None
+            else self.attempts.outcome(
                 job, JobState.CANCELLED, f"cancelled by {job.cancel_requested_by}"
-            ),
+            )
         )
+        await self.attempts.give_back(job, outcome)

@@ -422,7 +422,9 @@ class JobScheduler:
                 continue
             async with self.tasks.locked(job_id):
                 job = job_store.get_job(self.store, job_id)
-                if job.state not in (JobState.SETTING_UP, JobState.RUNNING):
+                if job.state not in (JobState.SETTING_UP, JobState.RUNNING) or job.cancelling:
+                    # a job being cancelled is stopped by its cancel's step, CANCELLED as its
+                    # owner asked: a budget's stop here (FAILED) would win the lock first
                     continue
                 target, reason = budgets.over_budget(action)
                 if target in WAITING:

@@ -3,15 +3,18 @@ a daemon killed after answering finishes the cancel when it starts again."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from skyctl.client import ApiError, DaemonClient
 from skyd.store import instances as instance_store
 from skyd.store.db import open_reader
 from skyd.testing.daemon import DaemonProcess, DaemonThread, settings_for_tests, wait_until
-from tests.daemon_calls import run_skyctl, wait_ended
+from tests.daemon_calls import ENDED, run_skyctl, wait_ended
 
 # The job ignores the cancel's SIGTERM until the test creates $RELEASE: the kill cannot end
 # before then (the grace below is far longer), so "answered while the kill goes on" is an
@@ -79,11 +82,16 @@ def test_cancel_answers_before_the_kill_is_done_then_the_job_ends_cancelled(
             release.touch()
             job = wait_ended(client, job_id)
             events = client.get_job(job_id)["events"]
+            # a cancel of the ended job: a 200 with the job as it is; nothing written
+            late = [_cancel(client, job_id, wait) for wait in ("0", "1")]
+            after = client.get_job(job_id)["events"]
     finally:
         assert daemon.stop() == 0
     assert job["state"] == "CANCELLED" and job["reason"].startswith("cancelled by ")
     assert job["cancel_requested"] is False  # it has ended: no cancel under way
     assert [e["kind"] for e in events].count("cancel_requested") == 1
+    assert [(j["state"], j["cancel_requested"]) for j in late] == [("CANCELLED", False)] * 2
+    assert after == events
 
 
 def test_wait_1_answers_once_the_job_is_cancelled(tmp_path: Path) -> None:
@@ -131,6 +139,50 @@ def test_a_bad_wait_value_is_refused_and_nothing_is_cancelled(tmp_path: Path) ->
     assert (refused.status, refused.code, refused.field) == (400, "bad_request", "wait")
     assert "'soon'" in refused.message and "1 or 0" in refused.message
     assert (shown["state"], shown["cancel_requested"]) == ("RUNNING", False)
+
+
+def test_a_cancel_of_a_job_that_ended_by_itself_answers_it_unchanged(tmp_path: Path) -> None:
+    daemon = DaemonThread(settings_for_tests(tmp_path)).start()
+    try:
+        with DaemonClient(daemon.socket_path, timeout=ANSWER_S) as client:
+            job_id = int(client.submit_task("run: echo done\n", str(tmp_path), None)["id"])
+            job = wait_ended(client, job_id)
+            answers = [_cancel(client, job_id, wait) for wait in ("0", "1")]
+            shown = client.get_job(job_id)
+    finally:
+        assert daemon.stop() == 0
+    assert job["state"] == "SUCCEEDED"
+    assert [(a["state"], a["cancel_requested"]) for a in answers] == [("SUCCEEDED", False)] * 2
+    assert (shown["state"], shown["reason"]) == (job["state"], job["reason"])
+    assert "cancel_requested" not in [e["kind"] for e in shown["events"]]
+
+
+def test_a_job_that_exited_0_before_its_cancel_was_looked_at_ends_succeeded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run exits 0 and the daemon has not looked yet (no wake on the shim's exit, a pass
+    every 30 s) when the cancel comes: the job SUCCEEDED, the cancel came too late."""
+    monkeypatch.delattr(os, "pidfd_open")  # the scheduler's tick notices an end instead
+    settings = settings_for_tests(tmp_path)
+    settings.scheduler_tick_seconds = 30.0
+    go = tmp_path / "go"
+    daemon = DaemonThread(settings).start()
+    try:
+        with DaemonClient(daemon.socket_path, timeout=ANSWER_S) as client:
+            task = f"run: |\n  while [ ! -f {go} ]; do sleep 0.05; done\n  echo finished\n"
+            job_id = int(client.submit_task(task, str(tmp_path), None)["id"])
+            status = settings.jobs_dir / str(job_id) / "attempt-1" / "status.json"
+            wait_until(lambda: status.is_file() and '"run"' in status.read_text(), timeout=60)
+            go.touch()
+            wait_until(lambda: '"done"' in status.read_text(), timeout=30)
+            answer = client.cancel_job(job_id, wait=True)
+            events = client.get_job(job_id)["events"]
+    finally:
+        assert daemon.stop() == 0
+    assert answer["state"] == "SUCCEEDED" and answer["exit_code"] == 0, answer
+    assert "the cancel asked by" in answer["reason"] and "came too late" in answer["reason"]
+    assert [e["state"] for e in events if e["state"] in ENDED] == ["SUCCEEDED"]
+    assert [e["kind"] for e in events].count("cancel_requested") == 1
 
 
 def test_a_cancel_asked_before_a_kill_9_is_finished_by_the_restarted_daemon(

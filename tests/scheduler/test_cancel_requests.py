@@ -5,7 +5,6 @@ placed, a running one's VM is given back and charged to its end."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 from skyd.accounting.accrual import to_ms
@@ -24,6 +23,7 @@ from tests.scheduler.test_give_back_across_kill import (
     _running_job,
     _scheduler,
     _settle,
+    still_running,
 )
 
 ALICE = Caller(1000, False, "alice")
@@ -73,10 +73,7 @@ async def test_a_running_job_whose_cancel_was_stored_gives_its_vm_back_charged_t
         first = _scheduler(tmp_path, store, clock, cloud)
         first.accountant = books = _books(store, clock)
         job_id, vm = await _running_job(first, cloud)
-        # still running (its process is on the VM; nothing says it ended)
-        job = job_store.get_job(store, job_id)
-        status = first.processes.attempt_dir(job) / "status.json"
-        status.write_text(json.dumps({"phase": "run", "setup_exit": 0, "pid": None}))
+        still_running(first, job_id)  # its process is on the VM; nothing says it ended
         await clock.advance(60.0)
         books.accrue(clock.now())
         answer = await first.cancel(job_id, Caller(0, True), wait=False)

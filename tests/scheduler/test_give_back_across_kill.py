@@ -74,11 +74,11 @@ def _scheduler(
     )
 
 
-async def _running_job(scheduler: JobScheduler, cloud: MemoryCloud) -> tuple[int, str]:
+async def _running_job(
+    scheduler: JobScheduler, cloud: MemoryCloud, task: str = "name: done\nrun: echo hi\n"
+) -> tuple[int, str]:
     """A job RUNNING on one memcloud VM whose run has just exited 0."""
-    job = scheduler.submit(
-        parse_task("name: done\nrun: echo hi\n"), caller=Caller(0, True), base_dir="/tmp"
-    )
+    job = scheduler.submit(parse_task(task), caller=Caller(0, True), base_dir="/tmp")
     offer = cloud.offerings[0]
     token = f"skyd-{job.id}-1"
     placement: dict[str, object] = {
@@ -109,6 +109,13 @@ async def _running_job(scheduler: JobScheduler, cloud: MemoryCloud) -> tuple[int
     return job.id, vm.instance_id
 
 
+def still_running(scheduler: JobScheduler, job_id: int) -> None:
+    """The job's process is running (not ended yet; nothing to kill in these tests)."""
+    job = job_store.get_job(scheduler.store, job_id)
+    status = scheduler.processes.attempt_dir(job) / "status.json"
+    status.write_text(json.dumps({"phase": "run", "setup_exit": 0, "pid": None}))
+
+
 async def _settle(scheduler: JobScheduler) -> None:
     """What a restarted daemon does first (reconcile), then a few passes to the end."""
     await scheduler.reconcile_now()
@@ -129,6 +136,8 @@ async def test_a_kill_while_giving_the_vm_back_keeps_the_outcome(
     try:
         first = _scheduler(tmp_path, store, clock, cloud)
         job_id, vm = await _running_job(first, cloud)
+        if action == "cancelled":  # cancelled while it runs (a run that ended stays SUCCEEDED)
+            still_running(first, job_id)
         cloud.die = die
         with pytest.raises(Killed):
             if action == "finished":
@@ -212,6 +221,7 @@ async def test_a_terminate_that_fails_is_retried_with_backoff_not_every_pass(
     try:
         scheduler = _scheduler(tmp_path, store, clock, cloud)
         job_id, vm = await _running_job(scheduler, cloud)
+        still_running(scheduler, job_id)
         cloud.failing.add("terminate")
         await scheduler.cancel(job_id, Caller(0, True))
         assert job_store.get_job(store, job_id).state == JobState.CANCELLED
