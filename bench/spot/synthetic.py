@@ -8,6 +8,13 @@ written in the trace-directory format (bench/spot/FORMAT.md), so it goes through
 same loader as real traces:
 
     python -m bench.spot.synthetic --seed 3 --out /tmp/synth3
+
+A second family, `--family many-zones`, has 13 zones in 4 regions that are alike:
+memoryless up runs of 2-6 h and outages of 0.2-1 h on average, each zone's drawn from
+the seed, 10-minute probes, spot at 28-34 % of its region's on-demand price. With three
+or four zones a region, one of them is nearly always up: a job need not leave its
+region, and runs' ages say nothing of their rest, so a policy that reads heavy tails
+into a week of memoryless runs moves for nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +55,25 @@ CHARACTERS = (
 )
 REGIONS = (("syn-east", 3.06), ("syn-west", 3.24), ("syn-south", 2.91))
 TICKS = (195.0, 600.0, 300.0)
+FAMILIES = ("regions", "many-zones")
+# many-zones: regions and their on-demand prices, zones a region, probe interval
+MANY_REGIONS = (("syn-central", 2.48), ("syn-east", 2.55), ("syn-europe", 2.73), ("syn-asia", 2.86))
+MANY_ZONES = 13
+MANY_TICK = 600.0
+
+
+def many_zone_characters(rng: np.random.Generator) -> list[tuple[str, str, float, ZoneCharacter]]:
+    """(name, region, on-demand price, character) of the many-zones family's 13 zones."""
+    out = []
+    for i in range(MANY_ZONES):
+        region, on_demand = MANY_REGIONS[i % len(MANY_REGIONS)]
+        name = f"{region}-{'abcd'[i // len(MANY_REGIONS)]}"
+        down = float(rng.uniform(0.2, 1.0))
+        character = ZoneCharacter(
+            name, float(rng.uniform(2.0, 6.0)), down, down, 1.0, float(rng.uniform(0.28, 0.34))
+        )
+        out.append((name, region, on_demand, character))
+    return out
 
 
 def _runs(rng: np.random.Generator, zone: ZoneCharacter, hours: float) -> list[tuple[float, bool]]:
@@ -65,10 +91,20 @@ def _runs(rng: np.random.Generator, zone: ZoneCharacter, hours: float) -> list[t
     return out
 
 
-def generate(seed: int, out: Path, days: float = 30.0) -> Path:
-    """Write a synthetic trace directory for `seed` into `out` and return it."""
+def generate(seed: int, out: Path, days: float = 30.0, family: str = "regions") -> Path:
+    """Write a synthetic trace directory of `family` for `seed` into `out` and return it."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
     rng = np.random.default_rng(seed)
-    tick = TICKS[seed % len(TICKS)]
+    if family == "many-zones":
+        tick = MANY_TICK
+        chosen = many_zone_characters(rng)
+    else:
+        tick = TICKS[seed % len(TICKS)]
+        chosen = [
+            (f"{REGIONS[i % len(REGIONS)][0]}-{c.name}", *REGIONS[i % len(REGIONS)], c)
+            for i, c in enumerate(CHARACTERS)
+        ]
     hours = days * 24
     count = int(hours * 3600 / tick)
     # Irregular probes: the nominal interval plus a few seconds of jitter, and now and
@@ -82,9 +118,7 @@ def generate(seed: int, out: Path, days: float = 30.0) -> Path:
     dates = [(began + timedelta(seconds=float(s))).strftime("%Y-%m-%d %H:%M:%S") for s in seconds]
     zones: dict[str, dict[str, object]] = {}
     prices: dict[str, list[float]] = {}
-    for i, character in enumerate(CHARACTERS):
-        region, on_demand = REGIONS[i % len(REGIONS)]
-        name = f"{region}-{character.name}"
+    for i, (name, region, on_demand, character) in enumerate(chosen):
         runs = _runs(rng, character, hours + 1)
         starts = np.array([s for s, _ in runs])
         values = np.array([v for _, v in runs])
@@ -109,12 +143,16 @@ def generate(seed: int, out: Path, days: float = 30.0) -> Path:
         }
     (out / "spot_prices.json").write_text(json.dumps(prices), encoding="utf-8")
     meta = {
-        "name": f"synthetic-{seed}",
-        "description": f"synthetic traces (bench.spot.synthetic, seed {seed}, {tick:g} s probes)",
+        "name": f"synthetic-{seed}" if family == "regions" else f"synthetic-{family}-{seed}",
+        "description": (
+            "synthetic traces (bench.spot.synthetic, "
+            + ("" if family == "regions" else f"family {family}, ")
+            + f"seed {seed}, {tick:g} s probes)"
+        ),
         "cloud": "synthetic",
         "instance_type": "synthetic.gpu",
         "accelerator": "V100:1",
-        "on_demand_price": REGIONS[0][1],
+        "on_demand_price": chosen[0][2],
         "spot_prices_file": "spot_prices.json",
         "zones": zones,
     }
@@ -127,11 +165,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True, help="directory to write the trace set into")
     p.add_argument("--days", type=float, default=30.0)
+    p.add_argument(
+        "--family",
+        choices=FAMILIES,
+        default="regions",
+        help="regions: 6 zones of different character in 3 regions (default); "
+        "many-zones: 13 alike memoryless zones in 4 regions",
+    )
     args = p.parse_args(argv)
     if args.days <= 4:
         print("error: --days must be > 4 (a job's deadline must fit)", file=sys.stderr)
         return 2
-    print(generate(args.seed, Path(args.out), args.days))
+    print(generate(args.seed, Path(args.out), args.days, args.family))
     return 0
 
 

@@ -36,6 +36,13 @@ class ZoneChoice:
     cheaper_margin: float
     short_outage: float
     prior_runs: float
+    tail_evidence: float = 1.0
+
+    def heavy_tailed(self, zone: ZoneMarket) -> bool:
+        """Whether the ranking trusts a run of `zone` that has lasted to last (`SpotRunModel`),
+        with `tail_evidence` standard errors of it: a zone wrongly read as heavy-tailed
+        has its old run ranked `age_trust` times its age and pulls jobs across regions."""
+        return self.runs.heavy_tailed(zone, self.tail_evidence)
 
     def pick(self, state: PolicyState, candidates: list[ZoneMarket], scarce: bool) -> ZoneMarket:
         """The zone with the lowest expected cost per useful hour of its current run.
@@ -70,7 +77,7 @@ class ZoneChoice:
             # an old run's start say nothing about now (with it, 9 zones at 0.95
             # were 9.5 % above the optimum instead of 7.8 %, 300 starts).
             expected = self.runs.outlook(zone, by_hour=False).residual_hours
-            if self.runs.heavy_tailed(zone):
+            if self.heavy_tailed(zone):
                 expected = max(expected, self.age_trust * zone.run_hours())
         forced = self.changeover_value * on_demand_price(state, zone) * state.changeover_hours
         return self._per_useful_hour(state, zone, expected, forced)
@@ -162,7 +169,7 @@ class ZoneChoice:
         bench/spot/README.md).
         """
         egress = state.migration_cost_to(zone.region)
-        if egress <= 0 or self.runs.heavy_tailed(zone):
+        if egress <= 0 or self.heavy_tailed(zone):
             return None
         home = [z for z in open_zones if z.region == state.checkpoint_region]
         if not home:
@@ -196,7 +203,7 @@ class ZoneChoice:
         if state.migration_cost_to(zone.region) <= 0:
             return None
         home = [z for z in state.zones if z.region == state.checkpoint_region]
-        if not home or any(z.available or self.runs.heavy_tailed(z) for z in home):
+        if not home or any(z.available or self.heavy_tailed(z) for z in home):
             return None
         d = state.changeover_hours
         waited = min(z.run_hours() for z in home)

@@ -95,7 +95,7 @@ def test_spot_is_taken_whenever_idle() -> None:
 def heavy_tails(monkeypatch: pytest.MonkeyPatch) -> None:
     """Zones count as heavy-tailed whatever their runs: these tests' regular cycles
     (every run alike) would otherwise be ruled memoryless, which skips the proof."""
-    monkeypatch.setattr(SpotRunModel, "heavy_tailed", lambda self, zone: True)
+    monkeypatch.setattr(SpotRunModel, "heavy_tailed", lambda self, zone, evidence=0.0: True)
 
 
 @pytest.mark.usefixtures("heavy_tails")
