@@ -13,6 +13,8 @@ grid cannot follow row for row.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from skyd.market.availability_log import AvailabilityLog
 from skyd.market.live import LiveMarket
 from skyd.market.pollers import MarketPoller
 from skyd.market.replay import TraceReplay
-from skyd.market.traces import TraceSet, ZoneTrace, shipped_trace_dir
+from skyd.market.traces import TraceSet, ZoneTrace, load_trace_set, shipped_trace_dir
 from skyd.policy import POLICIES, Decision, PolicyState, Target, ZoneMarket
 from skyd.policy.state import IDLE
 from skyd.providers.sim import SimProvider
@@ -206,3 +208,104 @@ def test_history_cost_bench_runs_on_the_shipped_trace() -> None:
     assert spot_history.main(["--decisions", "0"]) == 2
     agree = spot_history.parity(shipped_trace_dir())
     assert agree["decisions"] > 1000 and agree["share_same"] >= 0.99, agree
+
+
+def _write_trace(out: Path, rows: dict[str, list[int]], gaps: list[float]) -> Path:
+    """A trace directory (bench/spot/FORMAT.md) of one region: probes `gaps` seconds apart."""
+    out.mkdir()
+    seconds = np.concatenate([[0.0], np.cumsum(gaps)])
+    stamps = [time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(T0 + float(s))) for s in seconds]
+    zones: dict[str, object] = {}
+    for i, (name, up) in enumerate(rows.items()):
+        assert len(up) == len(stamps)
+        lines = ["date,availability"] + [f"{d},{a}" for d, a in zip(stamps, up, strict=True)]
+        (out / f"{name}.csv").write_text("\n".join(lines) + "\n")
+        zones[name] = {
+            "region": REGION,
+            "availability_file": f"{name}.csv",
+            "spot_price": 0.9 + 0.05 * i,
+            "on_demand_price": ON_DEMAND,
+        }
+    meta = {
+        "name": "parity-small",
+        "cloud": "synthetic",
+        "instance_type": "synthetic.gpu",
+        "accelerator": "V100:1",
+        "on_demand_price": ON_DEMAND,
+        "zones": zones,
+    }
+    (out / "meta.json").write_text(json.dumps(meta))
+    return out
+
+
+async def test_a_changeover_in_the_daemon_replay_takes_the_d_the_policy_plans_with(
+    tmp_path: Path,
+) -> None:
+    """bench.spot.daemon_replay's changeover (launch to the job's start) is d to the second,
+    as in the simulator: the sim cloud once booted a tick short of d and the boot was seen at
+    the pass after it, 660 s to 719 s of 720 as the probes fell (at times 899 s), which gave
+    the daemon slack the simulator did not have, or missed a deadline by a minute."""
+    from bench.spot import daemon_replay
+
+    day = 24 * 6  # 10-minute probes
+    start = 2 * day
+    # za, the cheaper zone, is taken back 40 minutes into the job: a second launch, at a
+    # probe, onto zb
+    za = [1] * (start + 4) + [0] * (day - 4)
+    zb = [1] * (start + day)
+    trace = _write_trace(tmp_path / "trace", {"za": za, "zb": zb}, [TICK] * (start + day - 1))
+    run = tmp_path / "run"
+    run.mkdir()
+    outcome = await daemon_replay.run_daemon(
+        run,
+        trace,
+        offset_seconds=start * TICK,
+        clock_start=T0 + start * TICK,
+        job_hours=1.0,
+        deadline_hours=2.0,
+        changeover_hours=D,
+        tick_seconds=60.0,
+    )
+    assert outcome["state"] == "SUCCEEDED" and outcome["worked_hours"] == 1.0
+    assert outcome["preemptions"] == 1, outcome
+    assert outcome["changeover_seconds"] == [D * 3600.0, D * 3600.0], outcome
+
+
+def test_the_replay_compares_with_the_simulator_at_the_daemons_decision_interval(
+    tmp_path: Path,
+) -> None:
+    """The one modelling difference that moves the safety net: the simulator decides at
+    probes only, so its policy plans with the longest probe interval as its step (one late
+    probe of 16 minutes: 0.067 h over d = 0.2 h), the daemon with its 60 s tick. With the
+    slack a job at 0.95 keeps after one changeover (0.432 h, between 2d and 2d + 0.067 h) a
+    preempted job goes to on demand to its end in the simulator and back to spot in the
+    daemon; the replay reports the simulator at the daemon's interval beside its own."""
+    from bench.spot import daemon_replay
+
+    day = 24 * 6
+    gaps = [TICK] * (8 * day - 1)
+    gaps[day] = 1.6 * TICK  # one late probe (on the 120 s lattice of 600 s, d and 12 h)
+    up = [1] * (8 * day)
+    trace = load_trace_set(_write_trace(tmp_path / "trace", {"za": up, "zb": up}, gaps))
+    sim = daemon_replay.simulated(trace, ["za", "zb"], 12.0, 0.95, D, 2, 60.0 / 3600.0)
+    assert sim.prepared.step_hours == pytest.approx(960.0 / 3600.0)
+    assert len(sim.at_daemon_step) == len(sim.costs) == 2
+
+    policy = POLICIES["skyd"]
+    zone = ZoneMarket("za", REGION, True, 0.9)
+    preempted = PolicyState(
+        job_hours=12.0,
+        done_hours=0.8,
+        deadline_hours=12.0 / 0.95,
+        elapsed_hours=0.8 + D,  # one changeover spent
+        changeover_hours=D,
+        current=IDLE,
+        zones=(zone, replace(zone, zone="zb", spot_price=0.95)),
+        on_demand_prices={REGION: ON_DEMAND},
+        step_hours=sim.prepared.step_hours,
+        checkpoint_region=REGION,
+    )
+    assert 2 * D < preempted.slack_hours < 2 * D + (960.0 - D * 3600.0) / 3600.0
+    assert policy.decide(preempted).target == Target.on_demand(REGION)
+    at_tick = policy.decide(replace(preempted, step_hours=60.0 / 3600.0))
+    assert at_tick.target.is_spot, at_tick
