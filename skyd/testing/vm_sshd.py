@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -14,32 +16,43 @@ from pathlib import Path
 SSHD = "/usr/sbin/sshd"
 MARKER = "SKYD_FAKE_VM"
 _USERS_LOCK = threading.Lock()
+_USERS_FILE_LOCK = Path(tempfile.gettempdir()) / "skyd-fake-vm-users.lock"
 
 
 def ensure_user(name: str) -> None:
     """Create the local account `name` (key login only) unless it exists; needs root."""
     with _USERS_LOCK:
-        try:
-            pwd.getpwnam(name)
+        if _account_exists(name):
             return
-        except KeyError:
-            pass
         if os.geteuid() != 0:
             raise PermissionError(
                 f"fake VM login user {name!r} does not exist on this machine and only root can "
                 f"create it; run as root or `useradd -m -p '*' {name}` first"
             )
-        # '*' (not the default '!') so sshd does not treat the key-only account as locked.
-        done = subprocess.run(
-            ["useradd", "--create-home", "--shell", "/bin/bash", "--password", "*", name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            raise RuntimeError(f"useradd {name} failed: {done.stderr.strip()}") from None
+        # Test processes side by side (pytest-xdist's workers, other checkouts) create the same
+        # accounts: one useradd at a time on the machine, or a second one fails on the lock of
+        # /etc/passwd while the first is still writing the account it wants.
+        with open(_USERS_FILE_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if _account_exists(name):
+                return
+            # '*' (not the default '!') so sshd does not treat the key-only account as locked.
+            done = subprocess.run(
+                ["useradd", "--create-home", "--shell", "/bin/bash", "--password", "*", name],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        if not _account_exists(name):
+            raise RuntimeError(f"useradd {name} failed: {done.stderr.strip()}")
+
+
+def _account_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def write_sshd_config(
