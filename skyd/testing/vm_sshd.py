@@ -59,13 +59,14 @@ def write_sshd_config(
     sshd: str,
     *,
     vm_id: str,
+    marker: str,
     root: Path,
     address: str,
     port: int,
     logins: Mapping[str, list[str]],
 ) -> Path:
     """The VM's sshd_config (checked with `sshd -t`): only its users, with only its keys,
-    every session in the VM's own home (`ROOT/home/USER`) and marked with MARKER."""
+    every session in the VM's own home (`ROOT/home/USER`) and marked with MARKER=`marker`."""
     if not logins:
         raise RuntimeError(
             f"fake VM {vm_id}: its launch delivered no login user and public key, so "
@@ -88,7 +89,7 @@ def write_sshd_config(
         "#!/bin/sh\n"
         "# ForceCommand of a fake VM: the session's home is the VM's, not the account's.\n"
         f'HOME="{root}/home/$(id -un)"; export HOME\n'
-        f"{MARKER}='{vm_id}'; export {MARKER}\n"
+        f"{MARKER}='{marker}'; export {MARKER}\n"
         f'PATH="{root}/bin:$PATH"; export PATH\n'
         'cd "$HOME" || exit 1\n'
         'if [ -n "$SSH_ORIGINAL_COMMAND" ]; then exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"; fi\n'
@@ -104,7 +105,7 @@ def write_sshd_config(
         f"AuthorizedKeysFile {keys}/%u\n"
         f"AllowUsers {' '.join(sorted(logins))}\n"
         f"ForceCommand {shell}\n"
-        f"SetEnv {MARKER}={vm_id}\n"
+        f"SetEnv {MARKER}={marker}\n"
         "PubkeyAuthentication yes\n"
         "PasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\n"
