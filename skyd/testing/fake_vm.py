@@ -23,7 +23,9 @@ Login users. sshd can only log in accounts that exist, so each login user (`ubun
 shared by every fake VM; what makes VMs separate is the per-VM `AuthorizedKeysFile`
 (only that VM's delivered keys), `AllowUsers` (only that VM's users) and a `ForceCommand`
 wrapper that gives every session the VM's own home (`vm.home(user)`, under `vm.root`) as
-HOME and working directory and marks it with `SKYD_FAKE_VM=<id>` in its environment.
+HOME and working directory and marks it with `SKYD_FAKE_VM=<id>@<host>` in its environment
+(`vm.marker`: the host part tells apart VMs of one id made by hosts side by side, as in
+test processes running at once).
 Absolute paths outside the VM's home are the host's own.
 
 Halting a VM (stop, terminate, preemption) SIGKILLs its sshd and every process its
@@ -38,6 +40,7 @@ import atexit
 import contextlib
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -84,6 +87,7 @@ class FakeVm:
     root: Path
     host_public_key: str
     boot_delay_s: float
+    marker: str  # SKYD_FAKE_VM's value in its sessions: the VM's id and its host's token
     logins: dict[str, list[str]] = field(default_factory=dict)  # user -> public keys
     state: str = "created"  # created | booting | up | down | destroyed
     error: str = ""
@@ -178,6 +182,10 @@ class FakeVmHost:
         # (The prefix is a random /24 of 127/8, so concurrent test runs rarely collide.)
         self._next_octet = 2
         self._reserved: set[str] = set()
+        # VM ids repeat between hosts (a daemon names its first instance alike in every test),
+        # so the processes a halt kills are found by id and this token: halting a VM of one
+        # host must not kill the sessions of another host's VM of the same id.
+        self._token = secrets.token_hex(6)
         # A test or script that forgets close() still leaves no sshd behind when it exits.
         atexit.register(self.close)
 
@@ -224,6 +232,7 @@ class FakeVmHost:
                 root=root,
                 host_public_key=host_key,
                 boot_delay_s=self.boot_delay_s if boot_delay_s is None else boot_delay_s,
+                marker=f"{vm_id}@{self._token}",
             )
             self.vms[vm_id] = vm
             return vm
@@ -319,6 +328,7 @@ class FakeVmHost:
                 config = write_sshd_config(
                     self.sshd,
                     vm_id=vm.vm_id,
+                    marker=vm.marker,
                     root=vm.root,
                     address=vm.address,
                     port=vm.port,
@@ -372,7 +382,7 @@ def _proc_table() -> dict[int, tuple[int, str]]:
 def _vm_pids(vm: FakeVm) -> set[int]:
     table = _proc_table()
     me = os.getpid()
-    marker = f"{MARKER}={vm.vm_id}".encode()
+    marker = f"{MARKER}={vm.marker}".encode()
     prefix = f"{vm.root}/"
     found: set[int] = set()
     if vm._sshd is not None and vm._sshd.pid in table:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -14,45 +16,57 @@ from pathlib import Path
 SSHD = "/usr/sbin/sshd"
 MARKER = "SKYD_FAKE_VM"
 _USERS_LOCK = threading.Lock()
+_USERS_FILE_LOCK = Path(tempfile.gettempdir()) / "skyd-fake-vm-users.lock"
 
 
 def ensure_user(name: str) -> None:
     """Create the local account `name` (key login only) unless it exists; needs root."""
     with _USERS_LOCK:
-        try:
-            pwd.getpwnam(name)
+        if _account_exists(name):
             return
-        except KeyError:
-            pass
         if os.geteuid() != 0:
             raise PermissionError(
                 f"fake VM login user {name!r} does not exist on this machine and only root can "
                 f"create it; run as root or `useradd -m -p '*' {name}` first"
             )
-        # '*' (not the default '!') so sshd does not treat the key-only account as locked.
-        done = subprocess.run(
-            ["useradd", "--create-home", "--shell", "/bin/bash", "--password", "*", name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            raise RuntimeError(f"useradd {name} failed: {done.stderr.strip()}") from None
+        # Test processes side by side (pytest-xdist's workers, other checkouts) create the same
+        # accounts: one useradd at a time on the machine, or a second one fails on the lock of
+        # /etc/passwd while the first is still writing the account it wants.
+        with open(_USERS_FILE_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if _account_exists(name):
+                return
+            # '*' (not the default '!') so sshd does not treat the key-only account as locked.
+            done = subprocess.run(
+                ["useradd", "--create-home", "--shell", "/bin/bash", "--password", "*", name],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        if not _account_exists(name):
+            raise RuntimeError(f"useradd {name} failed: {done.stderr.strip()}")
+
+
+def _account_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def write_sshd_config(
     sshd: str,
     *,
     vm_id: str,
+    marker: str,
     root: Path,
     address: str,
     port: int,
     logins: Mapping[str, list[str]],
 ) -> Path:
     """The VM's sshd_config (checked with `sshd -t`): only its users, with only its keys,
-    every session in the VM's own home (`ROOT/home/USER`) and marked with MARKER."""
+    every session in the VM's own home (`ROOT/home/USER`) and marked with MARKER=`marker`."""
     if not logins:
         raise RuntimeError(
             f"fake VM {vm_id}: its launch delivered no login user and public key, so "
@@ -75,7 +89,7 @@ def write_sshd_config(
         "#!/bin/sh\n"
         "# ForceCommand of a fake VM: the session's home is the VM's, not the account's.\n"
         f'HOME="{root}/home/$(id -un)"; export HOME\n'
-        f"{MARKER}='{vm_id}'; export {MARKER}\n"
+        f"{MARKER}='{marker}'; export {MARKER}\n"
         f'PATH="{root}/bin:$PATH"; export PATH\n'
         'cd "$HOME" || exit 1\n'
         'if [ -n "$SSH_ORIGINAL_COMMAND" ]; then exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"; fi\n'
@@ -91,7 +105,7 @@ def write_sshd_config(
         f"AuthorizedKeysFile {keys}/%u\n"
         f"AllowUsers {' '.join(sorted(logins))}\n"
         f"ForceCommand {shell}\n"
-        f"SetEnv {MARKER}={vm_id}\n"
+        f"SetEnv {MARKER}={marker}\n"
         "PubkeyAuthentication yes\n"
         "PasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\n"

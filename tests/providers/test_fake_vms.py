@@ -220,3 +220,25 @@ async def test_a_vm_whose_launch_delivered_no_key_never_accepts_logins(client: C
         assert vm.processes() == []
     finally:
         host.close()
+
+
+async def test_halting_a_vm_leaves_another_hosts_vm_of_the_same_id_running(client: Client) -> None:
+    """Daemons side by side (test processes running at once) name their first instances
+    alike: halting one host's VM kills its daemonized processes, not those of another host's
+    VM of the same id (found by the session's marker alone: it left the VM's directory)."""
+    hosts = [FakeVmHost(), FakeVmHost()]
+    try:
+        same_id = "us-central1-a/skyd-1-2e6b657566-0"
+        vms = [host.boot(same_id, {"ubuntu": [client.public]}) for host in hosts]
+        for vm in vms:
+            await asyncio.to_thread(vm.wait_up, 30)
+            code, out = await client.ssh(vm, "ubuntu", "cd /; setsid sleep 600 >/dev/null 2>&1 &")
+            assert code == 0, out
+        running = set(vms[1].processes())
+        assert len(running) >= 2  # the sshd and the detached sleep
+        hosts[0].halt(same_id)
+        assert vms[0].processes() == []
+        assert set(vms[1].processes()) == running
+    finally:
+        for host in hosts:
+            host.close()
