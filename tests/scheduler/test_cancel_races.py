@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -34,6 +36,26 @@ from tests.scheduler.test_give_back_across_kill import (
     _settle,
     still_running,
 )
+
+
+class World(NamedTuple):
+    clock: VirtualClock
+    cloud: DyingCloud
+    store: Store
+    scheduler: JobScheduler
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """A scheduler on a virtual clock, over a cloud whose VMs can be lost; the store closed."""
+    clock = VirtualClock(START)
+    cloud = DyingCloud(clock)
+    store = open_store(tmp_path / "state")
+    try:
+        yield World(clock, cloud, store, _scheduler(tmp_path, store, clock, cloud))
+    finally:
+        store.close()
+
 
 ADMIN = Caller(0, True, "alice")
 RESTARTS_ONCE = "name: r\njob_recovery:\n  max_restarts_on_errors: 1\nrun: exit 1\n"
@@ -91,38 +113,32 @@ def _terminal(events: list[EventRecord]) -> list[str | None]:
     ids=["exit-0", "exit-1", "exit-1-restart-left"],
 )
 async def test_a_run_that_ends_after_its_cancel_is_stored_keeps_its_own_outcome(
-    tmp_path: Path,
+    world: World,
     monkeypatch: pytest.MonkeyPatch,
     task: str | None,
     run_exit: int,
     expected: JobState,
 ) -> None:
-    clock = VirtualClock(START)
-    cloud = DyingCloud(clock)
-    store = open_store(tmp_path / "state")
-    try:
-        scheduler = _scheduler(tmp_path, store, clock, cloud)
-        scheduler.accountant = books = _books(store, clock)
-        job_id, vm = await _running_job(scheduler, cloud, *([task] if task else []))
-        still_running(scheduler, job_id)
-        kills = _kills(scheduler, monkeypatch)
-        await clock.advance(60.0)
-        books.accrue(clock.now())
-        answer = await scheduler.cancel(job_id, ADMIN, wait=False)
-        # the run exits by itself now: the cancel's step has not looked yet
-        _run_ended(scheduler, job_id, "done", run_exit)
-        await clock.advance(5.0)
-        await _settle(scheduler)
-        await clock.advance(30.0)
-        await _settle(scheduler)  # later passes: nothing more for this job
-        books.accrue(clock.now())
-        job = job_store.get_job(store, job_id)
-        events = job_store.job_events(store, job_id)
-        left = job_store.cancelling_jobs(store)
-        _charged_once(store, job_id)
-        (row,) = instance_store.instances_for_job(store, job_id)
-    finally:
-        store.close()
+    clock, cloud, store, scheduler = world
+    scheduler.accountant = books = _books(store, clock)
+    job_id, vm = await _running_job(scheduler, cloud, *([task] if task else []))
+    still_running(scheduler, job_id)
+    kills = _kills(scheduler, monkeypatch)
+    await clock.advance(60.0)
+    books.accrue(clock.now())
+    answer = await scheduler.cancel(job_id, ADMIN, wait=False)
+    # the run exits by itself now: the cancel's step has not looked yet
+    _run_ended(scheduler, job_id, "done", run_exit)
+    await clock.advance(5.0)
+    await _settle(scheduler)
+    await clock.advance(30.0)
+    await _settle(scheduler)  # later passes: nothing more for this job
+    books.accrue(clock.now())
+    job = job_store.get_job(store, job_id)
+    events = job_store.job_events(store, job_id)
+    left = job_store.cancelling_jobs(store)
+    _charged_once(store, job_id)
+    (row,) = instance_store.instances_for_job(store, job_id)
     assert (answer.state, answer.cancelling) == (JobState.RUNNING, True)
     assert job.state == expected, [(e.kind, e.state, e.reason) for e in events]
     assert _terminal(events) == [expected.value]
@@ -151,31 +167,25 @@ async def test_a_run_that_ends_after_its_cancel_is_stored_keeps_its_own_outcome(
     ],
 )
 async def test_a_run_that_ends_as_the_kill_comes_is_judged_by_what_its_runner_recorded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, found: str, expected: JobState
+    world: World, monkeypatch: pytest.MonkeyPatch, found: str, expected: JobState
 ) -> None:
-    clock = VirtualClock(START)
-    cloud = DyingCloud(clock)
-    store = open_store(tmp_path / "state")
-    try:
-        scheduler = _scheduler(tmp_path, store, clock, cloud)
-        job_id, vm = await _running_job(scheduler, cloud)
-        still_running(scheduler, job_id)
-        real = scheduler.processes.kill
-        graces: list[float] = []
+    _clock, cloud, store, scheduler = world
+    job_id, vm = await _running_job(scheduler, cloud)
+    still_running(scheduler, job_id)
+    real = scheduler.processes.kill
+    graces: list[float] = []
 
-        async def kill(job: JobRecord, grace: float) -> None:
-            graces.append(grace)
-            if grace:
-                _run_ended(scheduler, job_id, found, 0)
-            await real(job, grace)
+    async def kill(job: JobRecord, grace: float) -> None:
+        graces.append(grace)
+        if grace:
+            _run_ended(scheduler, job_id, found, 0)
+        await real(job, grace)
 
-        monkeypatch.setattr(scheduler.processes, "kill", kill)
-        await scheduler.cancel(job_id, ADMIN, wait=True)
-        await _settle(scheduler)
-        job = job_store.get_job(store, job_id)
-        events = job_store.job_events(store, job_id)
-    finally:
-        store.close()
+    monkeypatch.setattr(scheduler.processes, "kill", kill)
+    await scheduler.cancel(job_id, ADMIN, wait=True)
+    await _settle(scheduler)
+    job = job_store.get_job(store, job_id)
+    events = job_store.job_events(store, job_id)
     assert job.state == expected and _terminal(events) == [expected.value]
     assert graces == [scheduler.settings.local.cancel_grace_seconds]  # one kill, never two
     assert ("came too late" in (job.reason or "")) == (expected == JobState.SUCCEEDED)
@@ -183,36 +193,30 @@ async def test_a_run_that_ends_as_the_kill_comes_is_judged_by_what_its_runner_re
 
 
 async def test_a_cancel_stored_while_the_watch_looks_at_the_ended_run_says_it_came_too_late(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The watch step holds the job and finds the run ended; the cancel stored meanwhile only
     waits: the job SUCCEEDED (saying the cancel came too late), nothing is killed for it."""
-    clock = VirtualClock(START)
-    cloud = DyingCloud(clock)
-    store = open_store(tmp_path / "state")
-    try:
-        scheduler = _scheduler(tmp_path, store, clock, cloud)
-        job_id, vm = await _running_job(scheduler, cloud)  # its run exited 0
-        kills = _kills(scheduler, monkeypatch)
-        looking, go_on = asyncio.Event(), asyncio.Event()
-        real = scheduler.processes.status
+    _clock, cloud, store, scheduler = world
+    job_id, vm = await _running_job(scheduler, cloud)  # its run exited 0
+    kills = _kills(scheduler, monkeypatch)
+    looking, go_on = asyncio.Event(), asyncio.Event()
+    real = scheduler.processes.status
 
-        async def status(job: JobRecord) -> object:
-            looking.set()
-            await go_on.wait()
-            return await real(job)
+    async def status(job: JobRecord) -> object:
+        looking.set()
+        await go_on.wait()
+        return await real(job)
 
-        monkeypatch.setattr(scheduler.processes, "status", status)
-        await scheduler.reconcile_once()  # the watch step starts
-        await looking.wait()
-        answer = await scheduler.cancel(job_id, ADMIN, wait=False)
-        go_on.set()
-        await _settle(scheduler)
-        job = job_store.get_job(store, job_id)
-        events = job_store.job_events(store, job_id)
-        left = job_store.cancelling_jobs(store)
-    finally:
-        store.close()
+    monkeypatch.setattr(scheduler.processes, "status", status)
+    await scheduler.reconcile_once()  # the watch step starts
+    await looking.wait()
+    answer = await scheduler.cancel(job_id, ADMIN, wait=False)
+    go_on.set()
+    await _settle(scheduler)
+    job = job_store.get_job(store, job_id)
+    events = job_store.job_events(store, job_id)
+    left = job_store.cancelling_jobs(store)
     assert answer.cancelling
     assert job.state == JobState.SUCCEEDED and _terminal(events) == ["SUCCEEDED"]
     assert job.reason is not None and "the cancel asked by alice came too late" in job.reason
@@ -286,43 +290,37 @@ async def test_a_cancel_stored_while_the_launch_is_in_flight_gives_the_vm_back_u
 
 
 async def test_a_cancel_asked_again_or_after_the_end_asks_nothing_new(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A second cancel while the kill goes on (at once, or waiting for the end) and a cancel of
     the ended job: each answers with the job as it is; one request, one kill, one end."""
-    clock = VirtualClock(START)
-    cloud = DyingCloud(clock)
-    store = open_store(tmp_path / "state")
-    try:
-        scheduler = _scheduler(tmp_path, store, clock, cloud)
-        job_id, vm = await _running_job(scheduler, cloud)
-        still_running(scheduler, job_id)
-        graces: list[float] = []
-        killing, go_on = asyncio.Event(), asyncio.Event()
+    _clock, cloud, store, scheduler = world
+    job_id, vm = await _running_job(scheduler, cloud)
+    still_running(scheduler, job_id)
+    graces: list[float] = []
+    killing, go_on = asyncio.Event(), asyncio.Event()
 
-        async def kill(job: JobRecord, grace: float) -> None:
-            graces.append(grace)
-            killing.set()
-            await go_on.wait()  # the job takes its grace to stop
-            _run_ended(scheduler, job_id, "killed", None)
+    async def kill(job: JobRecord, grace: float) -> None:
+        graces.append(grace)
+        killing.set()
+        await go_on.wait()  # the job takes its grace to stop
+        _run_ended(scheduler, job_id, "killed", None)
 
-        monkeypatch.setattr(scheduler.processes, "kill", kill)
-        first = await scheduler.cancel(job_id, ADMIN, wait=False)
-        await killing.wait()
-        waiting = asyncio.create_task(scheduler.cancel(job_id, ADMIN, wait=True))
-        again = await scheduler.cancel(job_id, Caller(0, True, "bob"), wait=False)
-        await asyncio.sleep(0)
-        assert not waiting.done()
-        go_on.set()
-        waited = await waiting
-        await _settle(scheduler)
-        before = job_store.job_events(store, job_id)
-        late = [await scheduler.cancel(job_id, ADMIN, wait=w) for w in (False, True)]
-        await _settle(scheduler)
-        after = job_store.job_events(store, job_id)
-        job = job_store.get_job(store, job_id)
-    finally:
-        store.close()
+    monkeypatch.setattr(scheduler.processes, "kill", kill)
+    first = await scheduler.cancel(job_id, ADMIN, wait=False)
+    await killing.wait()
+    waiting = asyncio.create_task(scheduler.cancel(job_id, ADMIN, wait=True))
+    again = await scheduler.cancel(job_id, Caller(0, True, "bob"), wait=False)
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    go_on.set()
+    waited = await waiting
+    await _settle(scheduler)
+    before = job_store.job_events(store, job_id)
+    late = [await scheduler.cancel(job_id, ADMIN, wait=w) for w in (False, True)]
+    await _settle(scheduler)
+    after = job_store.job_events(store, job_id)
+    job = job_store.get_job(store, job_id)
     under_way = (JobState.RUNNING, True)
     assert (first.state, first.cancelling) == (again.state, again.cancelling) == under_way
     assert (waited.state, waited.cancelling) == (JobState.CANCELLED, False)
@@ -337,23 +335,17 @@ async def test_a_cancel_asked_again_or_after_the_end_asks_nothing_new(
 
 
 async def test_a_cancel_of_a_job_that_ended_by_itself_changes_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = VirtualClock(START)
-    cloud = DyingCloud(clock)
-    store = open_store(tmp_path / "state")
-    try:
-        scheduler = _scheduler(tmp_path, store, clock, cloud)
-        job_id, _vm = await _running_job(scheduler, cloud)
-        await _settle(scheduler)  # the watch finds it ended: SUCCEEDED
-        kills = _kills(scheduler, monkeypatch)
-        before = job_store.job_events(store, job_id)
-        answers = [await scheduler.cancel(job_id, ADMIN, wait=w) for w in (False, True)]
-        await _settle(scheduler)
-        after = job_store.job_events(store, job_id)
-        job = job_store.get_job(store, job_id)
-    finally:
-        store.close()
+    _clock, cloud, store, scheduler = world
+    job_id, _vm = await _running_job(scheduler, cloud)
+    await _settle(scheduler)  # the watch finds it ended: SUCCEEDED
+    kills = _kills(scheduler, monkeypatch)
+    before = job_store.job_events(store, job_id)
+    answers = [await scheduler.cancel(job_id, ADMIN, wait=w) for w in (False, True)]
+    await _settle(scheduler)
+    after = job_store.job_events(store, job_id)
+    job = job_store.get_job(store, job_id)
     assert [(a.state, a.cancelling) for a in answers] == [(JobState.SUCCEEDED, False)] * 2
     assert job.state == JobState.SUCCEEDED and job.cancel_requested_by is None
     assert after == before and kills == []
@@ -372,26 +364,20 @@ class SpentBudget(NoBudgets):
 
 @pytest.mark.parametrize("action", ["stop", "hold"])
 async def test_a_job_being_cancelled_is_not_stopped_by_a_spent_budget_too(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, action: str
+    world: World, monkeypatch: pytest.MonkeyPatch, action: str
 ) -> None:
     """The pass after the cancel was answered checks budgets before the cancel's step runs:
     the job still ends CANCELLED, killed once, with no budget event."""
-    clock = VirtualClock(START)
-    cloud = DyingCloud(clock)
-    store = open_store(tmp_path / "state")
-    try:
-        scheduler = _scheduler(tmp_path, store, clock, cloud)
-        job_id, vm = await _running_job(scheduler, cloud)
-        still_running(scheduler, job_id)
-        kills = _kills(scheduler, monkeypatch)
-        await scheduler.cancel(job_id, ADMIN, wait=False)
-        scheduler.accountant = SpentBudget(job_id, action)
-        await scheduler.reconcile_once()
-        await _settle(scheduler)
-        job = job_store.get_job(store, job_id)
-        events = job_store.job_events(store, job_id)
-    finally:
-        store.close()
+    _clock, cloud, store, scheduler = world
+    job_id, vm = await _running_job(scheduler, cloud)
+    still_running(scheduler, job_id)
+    kills = _kills(scheduler, monkeypatch)
+    await scheduler.cancel(job_id, ADMIN, wait=False)
+    scheduler.accountant = SpentBudget(job_id, action)
+    await scheduler.reconcile_once()
+    await _settle(scheduler)
+    job = job_store.get_job(store, job_id)
+    events = job_store.job_events(store, job_id)
     assert job.state == JobState.CANCELLED and job.reason == "cancelled by alice"
     assert _terminal(events) == ["CANCELLED"]
     assert not [e for e in events if e.kind == "budget"]
