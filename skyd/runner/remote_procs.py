@@ -163,12 +163,16 @@ def remove(launch: dict[str, object]) -> None:
     engine = find_engine()
     if not isinstance(spec, dict) or engine is None:
         return
+    # In a session of its own: a killer's sweep of the wrapper's group after the grace
+    # (kill_members) would otherwise SIGKILL the client mid-call and leave the container
+    # running (a local killer does not remove it again).
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(
             [engine, "rm", "-f", str(spec["name"])],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=60,
+            start_new_session=True,
         )
 
 

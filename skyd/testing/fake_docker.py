@@ -43,6 +43,7 @@ import re
 import secrets
 import signal
 import sys
+import time
 
 LOG = os.environ.get("FAKE_DOCKER_LOG", "/tmp/fake-docker.jsonl")
 STATE = os.environ.get("FAKE_DOCKER_STATE", "/tmp/fake-docker-state")
@@ -416,7 +417,16 @@ def _record(argv: list[str]) -> None:
         os.close(fd)
 
 
+def _slow(argv: list[str]) -> None:
+    """FAKE_DOCKER_SLOW=VERB:SECONDS: that verb's client takes so long before it reaches the
+    engine, as a loaded machine's docker CLI does (for tests of what a kill does to it)."""
+    verb, _, seconds = os.environ.get("FAKE_DOCKER_SLOW", "").partition(":")
+    if verb and argv[:1] == [verb]:
+        time.sleep(float(seconds))
+
+
 def main(argv: list[str]) -> int:
+    _slow(argv)
     _record(argv)
     verbs = {"run": run, "exec": exec_, "rm": rm}
     if argv[:1] == ["info"]:  # the engine answers: what skyd.runner.engines asks

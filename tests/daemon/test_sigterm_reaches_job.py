@@ -11,6 +11,8 @@ import shutil
 import uuid
 from pathlib import Path
 
+import pytest
+
 from skyctl.client import DaemonClient
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 from tests.daemon_calls import wait_ended
@@ -67,3 +69,16 @@ def test_a_job_in_its_container_saves_on_the_cancels_sigterm(
     assert "killed (signal 15)" in log
     calls = docker_on_path.read_text()
     assert '"rm", "-f"' in calls  # and the container is gone after
+
+
+def test_a_slow_container_removal_is_not_cut_short_by_the_kill_after_the_grace(
+    tmp_path: Path, docker_on_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shim removes the container once the job stopped; a docker client still busy when
+    # the 2 s grace ends was SIGKILLed with the job's leftover processes (the killer spares
+    # only the shim), and the container was left running.
+    monkeypatch.setenv("FAKE_DOCKER_SLOW", "rm:1.6")
+    task = "resources: {image_id: 'docker:python:3.12-slim'}\nrun: |\n"
+    job, log = _cancel_when_ready(tmp_path, task + RUN.format(saved="saved.txt"))
+    assert job["state"] == "CANCELLED", (job, log)
+    assert '"rm", "-f"' in docker_on_path.read_text(), log
