@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skyd.model import RunStatus
+from skyd.model import RunPhase, RunStatus
 from skyd.runner.remote_procs import group_alive, kill_members, write_kill_bounds
+from skyd.runner.remote_procs import remove as remove_container
 
 
 def _launch_shim(
@@ -206,15 +207,22 @@ class ProcessRunner:
         if group_alive(pgid, but=pgid):
             kill_members(pgid, but=pgid)  # the job's processes; the shim writes back first
         try:
-            buckets = json.loads((attempt_dir / "launch.json").read_text()).get("storage_mounts")
-        except (OSError, ValueError, AttributeError):
-            buckets = None
+            launch = json.loads((attempt_dir / "launch.json").read_text())
+        except (OSError, ValueError):
+            launch = None
+        launch = launch if isinstance(launch, dict) else {}
         # no buckets: nothing to write back, the shim only records the kill
-        deadline = loop.time() + (self._write_back + 10.0 if buckets else 2.0)
+        deadline = loop.time() + (self._write_back + 10.0 if launch.get("storage_mounts") else 2.0)
         while loop.time() < deadline and group_alive(pgid):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
+        ended = read_status(attempt_dir).phase in (RunPhase.DONE, RunPhase.KILLED)
+        if isinstance(launch.get("container"), dict) and not ended:
+            # a shim killed before it recorded its end may not have removed the task's
+            # container, left running (the remote killer removes it too); a shim that
+            # recorded one removed it first. In a thread: the engine's client may take a while
+            await asyncio.to_thread(remove_container, launch)
 
     async def aclose(self) -> None:
         """Stop watching; the jobs themselves keep running (the next daemon adopts them)."""

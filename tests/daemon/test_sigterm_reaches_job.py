@@ -7,6 +7,8 @@ handler; the file is there after the cancel."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from skyctl.client import DaemonClient
+from skyd.runner.process import ProcessRunner
 from skyd.testing.daemon import DaemonThread, settings_for_tests, wait_until
 from tests.daemon_calls import wait_ended
 
@@ -82,3 +85,21 @@ def test_a_slow_container_removal_is_not_cut_short_by_the_kill_after_the_grace(
     job, log = _cancel_when_ready(tmp_path, task + RUN.format(saved="saved.txt"))
     assert job["state"] == "CANCELLED", (job, log)
     assert '"rm", "-f"' in docker_on_path.read_text(), log
+
+
+async def test_a_container_left_by_a_shim_killed_before_removing_it_is_removed_by_the_kill(
+    tmp_path: Path, docker_on_path: Path
+) -> None:
+    # The shim (here a stand-in process group) died hard before it removed its container:
+    # the kill that follows removes it, as the remote killer does on a VM.
+    shim = await asyncio.create_subprocess_exec("sleep", "30", start_new_session=True)
+    attempt = tmp_path / "attempt"
+    attempt.mkdir()
+    container = {"name": "skyd-1-1", "image": "python:3.12-slim"}
+    (attempt / "launch.json").write_text(json.dumps({"container": container}))
+    (attempt / "status.json").write_text(json.dumps({"phase": "run", "pid": shim.pid}))
+    shim.kill()
+    await shim.wait()
+    await ProcessRunner().kill(attempt, 0.1)
+    calls = [json.loads(line)["argv"] for line in docker_on_path.read_text().splitlines()]
+    assert ["rm", "-f", "skyd-1-1"] in calls
