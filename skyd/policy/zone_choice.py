@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from skyd.policy.baselines import EPS, step_margin
 from skyd.policy.outages import back_within
+from skyd.policy.slack_value import changeover_worth
 from skyd.policy.spot_run import SpotRunModel
 from skyd.policy.state import PolicyState, ZoneMarket
 
@@ -30,7 +31,6 @@ class ZoneChoice:
 
     runs: SpotRunModel
     age_trust: float
-    changeover_value: float
     migrate_patience: float
     cheaper_patience: float
     cheaper_margin: float
@@ -48,8 +48,9 @@ class ZoneChoice:
         """The zone with the lowest expected cost per useful hour of its current run.
 
         With slack below the reserve every preemption costs a changeover of slack the
-        endgame needs, so the run is priced with the changeover its end will force
-        (`changeover_value` times one on demand) and expected to last what the zone's
+        endgame may need, so the run's end is priced at the on-demand hours one spot
+        start fewer is expected to cost the rest of the job (`changeover_worth`, with
+        later runs as long as the best one up now) and the run expected to last what the zone's
         runs of this age went on to last, but, where its runs are heavy-tailed, at
         least `age_trust` times its age (the few longer runs a zone has shown say
         little about one that has lasted long; a memoryless zone's age says nothing:
@@ -66,21 +67,42 @@ class ZoneChoice:
 
         return min(candidates, key=cost_per_useful_hour)
 
-    def _scarce_cost(self, state: PolicyState, zone: ZoneMarket, fresh: bool) -> float:
-        """Below the reserve: cost per useful hour with the changeover the run's end forces
-        priced at `changeover_value` changeovers on demand (`pick`); a `fresh` run (of a
-        zone that is out now) is expected to last the zone's mean run."""
+    def _ranked_run(self, zone: ZoneMarket, fresh: bool) -> float:
+        """Below the reserve: how long a run of `zone` is expected to last (`pick`); a
+        `fresh` run (of a zone that is out now) its zone's mean run."""
         if fresh:
-            expected = self.runs.expected_up_hours(zone)
-        else:
-            # Not by the hour: the runs ranked are of any age, and the hours after
-            # an old run's start say nothing about now (with it, 9 zones at 0.95
-            # were 9.5 % above the optimum instead of 7.8 %, 300 starts).
-            expected = self.runs.outlook(zone, by_hour=False).residual_hours
-            if self.heavy_tailed(zone):
-                expected = max(expected, self.age_trust * zone.run_hours())
-        forced = self.changeover_value * on_demand_price(state, zone) * state.changeover_hours
-        return self._per_useful_hour(state, zone, expected, forced)
+            return self.runs.expected_up_hours(zone)
+        # Not by the hour: the runs ranked are of any age, and the hours after
+        # an old run's start say nothing about now (with it, 9 zones at 0.95
+        # were 9.5 % above the optimum instead of 7.8 %, 300 starts).
+        expected = self.runs.outlook(zone, by_hour=False).residual_hours
+        if self.heavy_tailed(zone):
+            expected = max(expected, self.age_trust * zone.run_hours())
+        return expected
+
+    def _later_runs(self, state: PolicyState) -> float:
+        """The run the job's later spot starts are expected to get: the longest ranked
+        run of the zones up now (of all zones' mean runs when none is up)."""
+        up = [z for z in state.zones if z.available]
+        if up:
+            return max(self._ranked_run(z, fresh=False) for z in up)
+        return max((self.runs.expected_up_hours(z) for z in state.zones), default=0.0)
+
+    def _scarce_cost(self, state: PolicyState, zone: ZoneMarket, fresh: bool) -> float:
+        """Below the reserve: cost per useful hour with the end of the run priced at the
+        on-demand hours that end is expected to cost (`changeover_worth`) at on demand's
+        premium over this zone's spot."""
+        d = state.changeover_hours
+        worth = changeover_worth(
+            state.slack_hours,
+            d,
+            2 * d + step_margin(state),
+            state.remaining_hours,
+            self._later_runs(state),
+        )
+        premium = max(on_demand_price(state, zone) - zone.spot_price, 0.0)
+        expected = self._ranked_run(zone, fresh)
+        return self._per_useful_hour(state, zone, expected, worth * premium)
 
     def _cost_per_useful_hour(self, state: PolicyState, zone: ZoneMarket, fresh: bool) -> float:
         """Above the reserve: a run lasts its zone's mean run (a fresh one), or, begun

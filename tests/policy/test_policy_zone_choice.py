@@ -228,8 +228,11 @@ def test_below_the_reserve_a_move_must_pay_back_its_egress_and_the_one_back() ->
         decision = policy.decide(state)
         return decision.target.zone, decision.reason
 
-    # Runs a tenth longer elsewhere: ranked first with one egress, not with the one back.
-    assert decide([2.2] * 40) == ("za", "take spot: a move would not pay")
+    # Runs a tenth longer elsewhere: the ranking keeps home first (the end of a run is
+    # priced at what one start fewer costs the rest of the job, not a fixed price).
+    assert decide([2.2] * 40) == ("za", "take spot")
+    # A quarter longer: ranked first with one egress, not with the one back.
+    assert decide([2.5] * 40) == ("za", "take spot: a move would not pay")
     # Twice as long: the move pays back both.
     assert decide([4.0] * 40) == ("zb", "take spot")
     # Heavy-tailed runs elsewhere (mean 2.2 h): ranked as the ranking says.
