@@ -60,10 +60,12 @@ class ZoneChoice:
         again as its age.
         """
 
+        worth = self.end_worth(state) if scarce else 0.0
+
         def cost_per_useful_hour(zone: ZoneMarket) -> float:
             if not scarce:
                 return self._cost_per_useful_hour(state, zone, fresh=False)
-            return self._scarce_cost(state, zone, fresh=False)
+            return self._scarce_cost(state, zone, False, worth)
 
         return min(candidates, key=cost_per_useful_hour)
 
@@ -88,18 +90,25 @@ class ZoneChoice:
             return max(self._ranked_run(z, fresh=False) for z in up)
         return max((self.runs.expected_up_hours(z) for z in state.zones), default=0.0)
 
-    def _scarce_cost(self, state: PolicyState, zone: ZoneMarket, fresh: bool) -> float:
-        """Below the reserve: cost per useful hour with the end of the run priced at the
-        on-demand hours that end is expected to cost (`changeover_worth`) at on demand's
-        premium over this zone's spot."""
+    def end_worth(self, state: PolicyState) -> float:
+        """Below the reserve: the on-demand hours the end of a spot run started now is
+        expected to cost (`changeover_worth`), later runs as long as the best one up
+        now. Read once per decision: it looks at every zone's runs."""
         d = state.changeover_hours
-        worth = changeover_worth(
+        return changeover_worth(
             state.slack_hours,
             d,
             2 * d + step_margin(state),
             state.remaining_hours,
             self._later_runs(state),
         )
+
+    def _scarce_cost(
+        self, state: PolicyState, zone: ZoneMarket, fresh: bool, worth: float
+    ) -> float:
+        """Below the reserve: cost per useful hour with the end of the run priced at
+        `worth` on-demand hours (`end_worth`) at on demand's premium over this zone's
+        spot."""
         premium = max(on_demand_price(state, zone) - zone.spot_price, 0.0)
         expected = self._ranked_run(zone, fresh)
         return self._per_useful_hour(state, zone, expected, worth * premium)
@@ -196,12 +205,13 @@ class ZoneChoice:
         home = [z for z in open_zones if z.region == state.checkpoint_region]
         if not home:
             return None
-        best = min(home, key=lambda z: self._scarce_cost(state, z, fresh=False))
+        worth = self.end_worth(state)
+        best = min(home, key=lambda z: self._scarce_cost(state, z, False, worth))
         d = state.changeover_hours
         run = min(self.runs.outlook(zone, by_hour=False).residual_hours, state.remaining_hours + d)
         back = egress / max(run - d, 0.1 * d)  # the move back, per useful hour of the run
-        away = self._scarce_cost(state, zone, fresh=False) + back
-        return best if self._scarce_cost(state, best, fresh=False) <= away else None
+        away = self._scarce_cost(state, zone, False, worth) + back
+        return best if self._scarce_cost(state, best, False, worth) <= away else None
 
     def wait_for_short_home_outage(
         self, state: PolicyState, zone: ZoneMarket, outage_patience: float
@@ -234,8 +244,9 @@ class ZoneChoice:
         chance, change = back_within(home, d, self.prior_runs)
         if chance < self.short_outage:
             return None
-        home_cost = min(self._scarce_cost(state, z, fresh=True) for z in home)
-        if home_cost > self._scarce_cost(state, zone, fresh=False) + EPS:
+        worth = self.end_worth(state)
+        home_cost = min(self._scarce_cost(state, z, True, worth) for z in home)
+        if home_cost > self._scarce_cost(state, zone, False, worth) + EPS:
             return None
         wait = min(d, outage_patience * d - waited)
         if change is not None:
