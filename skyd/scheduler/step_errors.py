@@ -1,7 +1,8 @@
 """An unexpected exception in one job's step: retried on the next passes a capped number of
-times, as an unmapped provider error is, then the job FAILS with the error, its processes
-killed and its instances given back. A bug met by one job never leaves it stuck in its state
-(every pass raising again) and never stops the other jobs' steps."""
+times, as an unmapped provider error is, then the job FAILS with the error (or, its cancel
+asked, is CANCELLED with it), its processes killed and its instances given back. A bug met
+by one job never leaves it stuck in its state (every pass raising again) and never stops the
+other jobs' steps."""
 
 from __future__ import annotations
 
@@ -66,9 +67,13 @@ class StepErrors:
             f"internal error in the {state} step: {error} ({tries} steps failed so; its "
             "processes were killed and its instances given back)"
         )
-        failed = Transition(
-            job_id, JobState.FAILED, reason, self.journal.clock.now(), "step_error", data
-        )
+        # A job whose cancel was asked ends CANCELLED all the same: its owner asked it to
+        # stop, and it has (FAILED would read as the job's own failure).
+        end = JobState.FAILED
+        if job.cancelling:
+            end = JobState.CANCELLED
+            reason = f"cancelled by {job.cancel_requested_by}; {reason}"
+        failed = Transition(job_id, end, reason, self.journal.clock.now(), "step_error", data)
         try:
             # FAILED commits with its instances marked for termination (see Attempts.release)
             await self.attempts.release(job, kill_grace=self.kill_grace, then=failed)

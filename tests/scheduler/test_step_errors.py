@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from skyd.identity import Caller
 from skyd.model import JobState
 from skyd.runner.process import read_status
 from skyd.runner.remote_procs import group_alive
@@ -119,3 +120,28 @@ async def test_a_step_that_raises_fewer_times_than_the_cap_lets_the_job_finish(
     job = submit(scheduler, "echo hi")
     job = await passes_until(scheduler, store, job.id, (JobState.SUCCEEDED,))
     assert len(step_errors(store, job.id)) == STEP_ERROR_TRIES - 1
+
+
+async def test_a_cancel_whose_step_keeps_raising_still_ends_the_job_cancelled(
+    world: tuple[JobScheduler, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scheduler, store = world
+    job = submit(scheduler, "sleep 600")
+    job = await passes_until(scheduler, store, job.id, (JobState.RUNNING,))
+    pgid = read_status(scheduler.attempt_dir(job)).pid
+    assert pgid is not None and group_alive(pgid)
+
+    async def broken_finish(job: JobRecord) -> None:
+        raise ValueError("the cancel step's own bug")
+
+    monkeypatch.setattr(scheduler.cancels, "finish", broken_finish)
+    answer = await scheduler.cancel(job.id, Caller(job.owner_uid, False), wait=False)
+    assert answer.cancelling
+    job = await passes_until(scheduler, store, job.id, (JobState.CANCELLED,))
+    assert job.reason is not None
+    assert job.reason.startswith(f"cancelled by {answer.cancel_requested_by}; ")
+    assert "internal error in the RUNNING step: ValueError: the cancel step's own bug" in job.reason
+    assert len(step_errors(store, job.id)) == STEP_ERROR_TRIES
+    assert not group_alive(pgid)  # its process was killed all the same
+    active = instance_store.ACTIVE_INSTANCE_STATES
+    assert not [i for i in instance_store.instances_for_job(store, job.id) if i.state in active]
