@@ -54,6 +54,15 @@ async def passes_until(
         await asyncio.sleep(0.02)  # the job's real process moves between passes
 
 
+async def running_sleep(scheduler: JobScheduler, store: Store) -> tuple[JobRecord, int]:
+    """A job sleeping for ten minutes, RUNNING, and its live process group."""
+    job = submit(scheduler, "sleep 600")
+    job = await passes_until(scheduler, store, job.id, (JobState.RUNNING,))
+    pgid = read_status(scheduler.attempt_dir(job)).pid
+    assert pgid is not None and group_alive(pgid)
+    return job, pgid
+
+
 def step_errors(store: Store, job_id: int) -> list[str]:
     return [e.reason for e in job_store.job_events(store, job_id) if e.kind == "step_error"]
 
@@ -62,10 +71,7 @@ async def test_a_running_jobs_step_that_keeps_raising_fails_it_and_kills_its_pro
     world: tuple[JobScheduler, Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scheduler, store = world
-    job = submit(scheduler, "sleep 600")
-    job = await passes_until(scheduler, store, job.id, (JobState.RUNNING,))
-    pgid = read_status(scheduler.attempt_dir(job)).pid
-    assert pgid is not None and group_alive(pgid)
+    job, pgid = await running_sleep(scheduler, store)
 
     async def corrupt_status(job: JobRecord) -> None:
         raise ValueError("status.json: Expecting value: line 1 column 1 (char 0)")
@@ -126,10 +132,7 @@ async def test_a_cancel_whose_step_keeps_raising_still_ends_the_job_cancelled(
     world: tuple[JobScheduler, Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scheduler, store = world
-    job = submit(scheduler, "sleep 600")
-    job = await passes_until(scheduler, store, job.id, (JobState.RUNNING,))
-    pgid = read_status(scheduler.attempt_dir(job)).pid
-    assert pgid is not None and group_alive(pgid)
+    job, pgid = await running_sleep(scheduler, store)
 
     async def broken_finish(job: JobRecord) -> None:
         raise ValueError("the cancel step's own bug")
