@@ -15,7 +15,9 @@ STEP = 0.05
 D = 0.2
 
 
-@pytest.mark.parametrize(("starts", "work", "mean"), [(1, 10.0, 4.0), (5, 30.0, 5.0), (12, 48.0, 6.0)])
+@pytest.mark.parametrize(
+    ("starts", "work", "mean"), [(1, 10.0, 4.0), (5, 30.0, 5.0), (12, 48.0, 6.0)]
+)
 def test_on_demand_hours_is_the_expected_work_left_after_the_spot_runs(
     starts: int, work: float, mean: float
 ) -> None:
