@@ -84,7 +84,12 @@ class ZoneChoice:
 
     def _later_runs(self, state: PolicyState) -> float:
         """The run the job's later spot starts are expected to get: the longest ranked
-        run of the zones up now (of all zones' mean runs when none is up)."""
+        run of the zones up now (of all zones' mean runs when none is up).
+
+        The longest, because the job takes that zone once slack is short enough for the
+        length to matter; the mean over zones made 13 alike zones at 0.95 14.7 % above
+        the optimum (4.1 % so). Optimistic where that zone is pricier than the ones the
+        job takes meanwhile (bench/spot/README.md, "Pricing a run's end")."""
         up = [z for z in state.zones if z.available]
         if up:
             return max(self._ranked_run(z, fresh=False) for z in up)
