@@ -324,10 +324,12 @@ class SlackReserve:
         slack = state.slack_hours
         current = state.current
         if open_zones:
-            zone = self.zones.pick(state, open_zones, scarce=slack <= reserve + EPS)
+            # below the reserve, what a run's end costs: read once for the whole decision
+            worth = self.zones.end_worth(state) if slack <= reserve + EPS else None
+            zone = self.zones.pick(state, open_zones, worth)
             target = Target.spot(zone.zone, zone.region)
             if not current.is_on_demand:
-                return self._take_or_wait(state, stats, reserve, zone, open_zones)
+                return self._take_or_wait(state, stats, reserve, zone, open_zones, worth)
             # Leaving on-demand costs this changeover and, likely, one back later: the
             # open zones all leave room for both (spot_entry_is_safe), and no more is
             # kept back. The last switch a job can afford is its most valuable one: it
@@ -404,8 +406,10 @@ class SlackReserve:
         reserve: float,
         zone: ZoneMarket,
         open_zones: list[ZoneMarket],
+        worth: float | None,
     ) -> Decision:
-        """Off on demand, with `zone` the best one up: take it, or idle for a better one."""
+        """Off on demand, with `zone` the best one up: take it, or idle for a better one
+        (`worth`: `ZoneChoice.end_worth`, given below the reserve)."""
         slack = state.slack_hours
         target = Target.spot(zone.zone, zone.region)
         if slack > self.spike_wait * reserve + EPS and self.zones.spiked_last_zone(state):
@@ -432,13 +436,13 @@ class SlackReserve:
         wait = self.zones.wait_for_home(state, zone, slack - reserve, scarce)
         if wait is not None:
             return Decision(IDLE, recheck_after_hours=wait, reason="wait: moving costs egress")
-        if slack <= reserve + EPS:
-            home = self.zones.stay_in_region(state, zone, open_zones)
+        if worth is not None:  # below the reserve
+            home = self.zones.stay_in_region(state, zone, open_zones, worth)
             if home is not None:
                 return Decision(
                     Target.spot(home.zone, home.region), reason="take spot: a move would not pay"
                 )
-            wait = self.zones.wait_for_short_home_outage(state, zone, self.outage_patience)
+            wait = self.zones.wait_for_short_home_outage(state, zone, self.outage_patience, worth)
             if wait is not None:
                 return Decision(IDLE, recheck_after_hours=wait, reason="wait: short outage at home")
         return Decision(target, reason="take spot")

@@ -44,9 +44,12 @@ class ZoneChoice:
         has its old run ranked `age_trust` times its age and pulls jobs across regions."""
         return self.runs.heavy_tailed(zone, self.tail_evidence)
 
-    def pick(self, state: PolicyState, candidates: list[ZoneMarket], scarce: bool) -> ZoneMarket:
+    def pick(
+        self, state: PolicyState, candidates: list[ZoneMarket], worth: float | None
+    ) -> ZoneMarket:
         """The zone with the lowest expected cost per useful hour of its current run.
 
+        `worth` is given with slack below the reserve (`end_worth`), None above it.
         With slack below the reserve every preemption costs a changeover of slack the
         endgame may need, so the run's end is priced at the on-demand hours one spot
         start fewer is expected to cost the rest of the job (`changeover_worth`, with
@@ -60,10 +63,8 @@ class ZoneChoice:
         again as its age.
         """
 
-        worth = self.end_worth(state) if scarce else 0.0
-
         def cost_per_useful_hour(zone: ZoneMarket) -> float:
-            if not scarce:
+            if worth is None:
                 return self._cost_per_useful_hour(state, zone, fresh=False)
             return self._scarce_cost(state, zone, False, worth)
 
@@ -98,7 +99,8 @@ class ZoneChoice:
     def end_worth(self, state: PolicyState) -> float:
         """Below the reserve: the on-demand hours the end of a spot run started now is
         expected to cost (`changeover_worth`), later runs as long as the best one up
-        now. Read once per decision: it looks at every zone's runs."""
+        now. Read once per decision (`SlackReserve` hands it to the ranking and the
+        waits below the reserve): it looks at every open zone's runs."""
         d = state.changeover_hours
         return changeover_worth(
             state.slack_hours,
@@ -191,7 +193,7 @@ class ZoneChoice:
         return wait
 
     def stay_in_region(
-        self, state: PolicyState, zone: ZoneMarket, open_zones: list[ZoneMarket]
+        self, state: PolicyState, zone: ZoneMarket, open_zones: list[ZoneMarket], worth: float
     ) -> ZoneMarket | None:
         """Below the reserve: the checkpoint region's best open zone rather than `zone`, the
         best zone up elsewhere, unless the move pays back its egress a second time.
@@ -210,7 +212,6 @@ class ZoneChoice:
         home = [z for z in open_zones if z.region == state.checkpoint_region]
         if not home:
             return None
-        worth = self.end_worth(state)
         best = min(home, key=lambda z: self._scarce_cost(state, z, False, worth))
         d = state.changeover_hours
         run = min(self.runs.outlook(zone, by_hour=False).residual_hours, state.remaining_hours + d)
@@ -219,7 +220,7 @@ class ZoneChoice:
         return best if self._scarce_cost(state, best, False, worth) <= away else None
 
     def wait_for_short_home_outage(
-        self, state: PolicyState, zone: ZoneMarket, outage_patience: float
+        self, state: PolicyState, zone: ZoneMarket, outage_patience: float, worth: float
     ) -> float | None:
         """Below the reserve: hours worth idling for the checkpoint's region, likely back
         within a changeover, instead of moving to `zone`, the best zone up.
@@ -249,7 +250,6 @@ class ZoneChoice:
         chance, change = back_within(home, d, self.prior_runs)
         if chance < self.short_outage:
             return None
-        worth = self.end_worth(state)
         home_cost = min(self._scarce_cost(state, z, True, worth) for z in home)
         if home_cost > self._scarce_cost(state, zone, False, worth) + EPS:
             return None

@@ -101,7 +101,7 @@ def test_with_starts_to_spare_a_slightly_longer_run_is_not_chased_to_another_reg
     # of a run is worth little; the move's egress and dearer hours are not.
     now = state(2.5, home, away)
     assert now.slack_hours < policy.sizing.hours(now, policy.sizing.stats(now))
-    assert policy.zones.pick(now, [home, away], scarce=True).zone == "home-a"
+    assert policy.zones.pick(now, [home, away], policy.zones.end_worth(now)).zone == "home-a"
 
 
 def test_at_the_last_starts_the_longer_run_is_worth_its_move(
@@ -111,4 +111,4 @@ def test_at_the_last_starts_the_longer_run_is_worth_its_move(
     policy = SlackReserve()
     # One start left after this one: a run's end sends most of the 40 h on demand.
     now = state(2 * D + 0.5, home, away)
-    assert policy.zones.pick(now, [home, away], scarce=True).zone == "away-a"
+    assert policy.zones.pick(now, [home, away], policy.zones.end_worth(now)).zone == "away-a"

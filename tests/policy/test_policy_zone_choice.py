@@ -60,13 +60,17 @@ def test_an_old_run_is_trusted_to_last_only_where_runs_are_heavy_tailed() -> Non
     old_even = zone("old-even", EVEN, 1.8)
     # A zone whose runs all last 4 h, its run just begun.
     fresh = zone("fresh", runs([4.0] * 40), 0.1)
-    picked = policy.zones.pick(scarce_state(old_even, fresh), [old_even, fresh], scarce=True)
+    scarce = scarce_state(old_even, fresh)
+    picked = policy.zones.pick(scarce, [old_even, fresh], policy.zones.end_worth(scarce))
     assert picked.zone == "fresh"
     # The same age where runs are heavy-tailed: at least `age_trust` times its age is
     # expected (9 h), and it is ranked first.
     old_spread = zone("old-spread", SPREAD, 1.8)
     state = scarce_state(old_spread, fresh)
-    assert policy.zones.pick(state, [old_spread, fresh], scarce=True).zone == "old-spread"
+    assert (
+        policy.zones.pick(state, [old_spread, fresh], policy.zones.end_worth(state)).zone
+        == "old-spread"
+    )
 
 
 # 40 runs, CV ≈ 1.11: over 1, but within one standard error (1/sqrt(40) ≈ 0.16) of it
@@ -92,9 +96,10 @@ def test_an_old_run_of_a_zone_barely_wider_than_memoryless_is_not_chased() -> No
     slight = zone("slight", SLIGHT, 1.8)
     fresh = zone("fresh", runs([4.0] * 40), 0.1)
     state = scarce_state(slight, fresh)
-    assert SlackReserve().zones.pick(state, [slight, fresh], scarce=True).zone == "fresh"
+    worth = SlackReserve().zones.end_worth(state)
+    assert SlackReserve().zones.pick(state, [slight, fresh], worth).zone == "fresh"
     bare = SlackReserve(tail_evidence=0.0)
-    assert bare.zones.pick(state, [slight, fresh], scarce=True).zone == "slight"
+    assert bare.zones.pick(state, [slight, fresh], worth).zone == "slight"
 
 
 def home_out(past: np.ndarray, age_hours: float, price: float = 1.0) -> ZoneMarket:
@@ -193,22 +198,24 @@ def test_below_the_reserve_a_short_outage_at_home_is_waited_for_instead_of_movin
     state, away = home_and_away(home_out(flickers, 0.05))
     # Every outage that lasted 3 minutes ended within a changeover: wait, and look again
     # when this one outlives them.
-    assert choice.wait_for_short_home_outage(state, away, patience) == pytest.approx(0.05)
+    assert choice.wait_for_short_home_outage(
+        state, away, patience, choice.end_worth(state)
+    ) == pytest.approx(0.05)
     # The decision says so.
     decision = policy.decide(state)
     assert decision.target == IDLE and decision.reason == "wait: short outage at home"
     # Its outages are long: move.
     state, away = home_and_away(home_out(runs([2.0] * 30, down_hours=3.0), 0.05))
-    assert choice.wait_for_short_home_outage(state, away, patience) is None
+    assert choice.wait_for_short_home_outage(state, away, patience, choice.end_worth(state)) is None
     # Heavy-tailed runs at home: a fresh one is likely short; move.
     state, away = home_and_away(home_out(runs(SPREAD_HOURS, down_hours=0.1), 0.05))
-    assert choice.wait_for_short_home_outage(state, away, patience) is None
+    assert choice.wait_for_short_home_outage(state, away, patience, choice.end_worth(state)) is None
     # Home's spot costs more per useful hour than the zone up, its move included: move.
     state, away = home_and_away(home_out(flickers, 0.05, price=5.0))
-    assert choice.wait_for_short_home_outage(state, away, patience) is None
+    assert choice.wait_for_short_home_outage(state, away, patience, choice.end_worth(state)) is None
     # No room for the wait, the changeover home and the safety net: move.
     state, away = home_and_away(home_out(flickers, 0.05), slack=0.62)
-    assert choice.wait_for_short_home_outage(state, away, patience) is None
+    assert choice.wait_for_short_home_outage(state, away, patience, choice.end_worth(state)) is None
 
 
 def up_zone(name: str, region: str, past: np.ndarray) -> ZoneMarket:
