@@ -7,9 +7,10 @@ import math
 
 def spot_starts_left(slack: float, changeover: float, safety_net: float) -> int:
     """Spot runs still affordable from idle with `slack`: each start costs a changeover
-    of slack, and none is made below the safety net (on demand is taken there)."""
+    of slack, and none is made below the safety net (on demand is taken there).
+    `changeover` must be positive: free changeovers allow any number of starts."""
     if changeover <= 0:
-        return 0
+        raise ValueError(f"changeover must be positive hours, got {changeover!r}")
     if slack < safety_net - 1e-9:
         return 0
     return math.floor((slack - safety_net) / changeover + 1e-9) + 1
@@ -56,6 +57,8 @@ def changeover_worth(
     more start would save: nothing while starts are plenty for the work left, up to
     a whole run of work when this is the last one.
     """
+    if changeover <= 0:
+        return 0.0  # a changeover that takes no time spends no slack
     left = spot_starts_left(slack - changeover, changeover, safety_net)
     fewer = on_demand_hours(left, work_hours, mean_run_hours)
     more = on_demand_hours(left + 1, work_hours, mean_run_hours)

@@ -38,6 +38,13 @@ def test_spot_starts_are_counted_down_to_the_safety_net() -> None:
     assert spot_starts_left(net, D, net) == 1
     assert spot_starts_left(net + D, D, net) == 2
     assert spot_starts_left(2.53, D, net) == 11
+    with pytest.raises(ValueError, match="changeover must be positive"):
+        spot_starts_left(1.0, 0.0, 0.0)
+
+
+def test_a_changeover_that_takes_no_time_is_worth_nothing() -> None:
+    # It spends no slack, so no start is lost: not "no starts left" (a whole run).
+    assert changeover_worth(0.0, 0.0, 0.0, 30.0, 5.0) == 0.0
 
 
 def test_the_last_start_is_worth_a_whole_run_and_plenty_of_starts_nothing() -> None:
