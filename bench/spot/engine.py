@@ -65,12 +65,27 @@ class PreparedZones:
         return self.market.unit_hours
 
 
-def lattice_seconds(tick_seconds: float, *lengths_hours: float) -> int:
-    """The lattice step: gcd of the nominal probe interval and the lengths, in whole seconds."""
+def lattice_seconds(
+    tick_seconds: float,
+    *lengths_hours: float,
+    timestamps: npt.NDArray[np.float64] | None = None,
+) -> int:
+    """The lattice step: gcd of the nominal probe interval and the lengths, in whole seconds.
+
+    With the set's probe `timestamps`, the largest divisor of that step on which no two
+    probes fall together: irregular probes a few seconds apart (a probe retried) would
+    otherwise collapse into one row, and a divisor keeps the lengths exact.
+    """
     step = max(1, round(tick_seconds))
     for hours in lengths_hours:
         step = math.gcd(step, max(1, round(hours * 3600)))
-    return step
+    if timestamps is None or len(timestamps) < 2:
+        return step
+    rel = np.asarray(timestamps, dtype=np.float64) - float(timestamps[0])
+    for unit in sorted((u for u in range(1, step + 1) if step % u == 0), reverse=True):
+        if bool(np.all(np.diff(np.rint(rel / unit)) > 0)):
+            return unit
+    return 1  # dates are whole seconds and strictly increasing: 1 s always separates them
 
 
 def hours_to_units(hours: float, unit_seconds: int) -> int:
@@ -85,8 +100,9 @@ def hours_to_units(hours: float, unit_seconds: int) -> int:
 def snap_times(timestamps: npt.NDArray[np.float64], tick_seconds: float, unit: int) -> list[int]:
     """Row start times on the lattice (relative to the first row), plus the last row's end.
 
-    Each probe moves by at most half a unit (7.5 s on the V100 set); probes closer than
-    a unit would collapse, which is an error rather than a silent merge.
+    Each probe moves by at most half a unit (7.5 s on the V100 set); probes that would
+    collapse are an error rather than a silent merge (`lattice_seconds` given the
+    timestamps picks a unit that separates them).
     """
     rel = (timestamps - timestamps[0]) / unit
     snapped = np.rint(rel).astype(np.int64)
@@ -96,8 +112,7 @@ def snap_times(timestamps: npt.NDArray[np.float64], tick_seconds: float, unit: i
         row = int(np.argmin(np.diff(times) > 0))
         raise ValueError(
             f"probes at rows {row} and {row + 1} are closer than the {unit} s lattice; "
-            "pick a changeover and job length that share a larger common divisor with the "
-            "probe interval"
+            "give lattice_seconds the timestamps to pick a finer lattice"
         )
     return [int(t) for t in times]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,40 @@ def test_hindsight_zone_with_one_zone_is_ignored_with_a_note(
     rows = run(tmp_path, "--zones", "us-east-2b", "--hindsight-zone")
     assert "--hindsight-zone ignored" in capsys.readouterr().err
     assert "hindsight_zone_cost" not in rows[0]
+
+
+def test_a_probe_retried_seconds_later_runs_on_a_finer_lattice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Real probing is irregular: a probe retried 2 s after another would share a 15 s
+    # lattice row with it. The sweep picks a finer lattice instead of refusing the set.
+    traces = tmp_path / "traces"
+    shutil.copytree(shipped_trace_dir(), traces)
+    meta = json.loads((traces / "meta.json").read_text())
+    zone = meta["zones"]["us-east-1c"]
+    names = {z["availability_file"] for z in meta["zones"].values()}
+    for name in names:
+        with (traces / name).open() as fh:
+            rows = list(csv.reader(fh))
+        retried = datetime.fromisoformat(rows[40][0]) + timedelta(seconds=2)
+        rows.insert(41, [retried.strftime("%Y-%m-%d %H:%M:%S"), rows[40][1]])
+        with (traces / name).open("w", newline="") as fh:
+            csv.writer(fh).writerows(rows)
+    if "spot_prices_file" in meta:
+        prices = json.loads((traces / meta["spot_prices_file"]).read_text())
+        for series in prices.values():
+            series.insert(41, series[40])
+        (traces / meta["spot_prices_file"]).write_text(json.dumps(prices))
+    assert "region" in zone
+    code = main(
+        [
+            "--traces", str(traces), "--out", str(tmp_path / "out"), "--zones", "us-east-1c",
+            "--job-hours", "3", "--job-fraction", "0.8", "--changeover-hours", "0.2",
+            "--starts", "3", "--workers", "1", "--policies", "skyd,up", "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    entry = result["fractions"]["0.8"]
+    assert entry["skyd"]["runs"] == 3 and entry["skyd"]["misses"] == 0
+    assert entry["skyd"]["gap"] >= -1e-9 and entry["up"]["gap"] >= -1e-9

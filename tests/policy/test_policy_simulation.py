@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.spot.engine import Job, PreparedZones, prepare, simulate, snap_times, zone_market
+from bench.spot.engine import (
+    Job,
+    PreparedZones,
+    lattice_seconds,
+    prepare,
+    simulate,
+    snap_times,
+    zone_market,
+)
 from bench.spot.sweep import Lengths, hindsight_zone_costs
 from skyd.market.traces import TraceSet, ZoneTrace
 from skyd.policy import POLICIES
@@ -215,6 +223,20 @@ def test_snapping_moves_probes_by_less_than_half_a_unit() -> None:
     assert all(abs(t * 15 - s) <= 7.5 for t, s in zip(times, stamps, strict=False))
     with pytest.raises(ValueError, match="closer than"):
         snap_times(np.array([0.0, 5.0, 10.0]), 5.0, 15)
+
+
+def test_a_probe_retried_seconds_later_gets_a_finer_lattice_not_an_error() -> None:
+    # 195 s probes, d = 0.2 h, 48 h job: 15 s, unless two probes would share a row.
+    stamps = np.array([0.0, 195.0, 390.0, 392.0, 585.0])
+    assert lattice_seconds(195.0, 48.0, 0.2) == 15
+    assert lattice_seconds(195.0, 48.0, 0.2, timestamps=stamps[[0, 1, 2, 4]]) == 15
+    unit = lattice_seconds(195.0, 48.0, 0.2, timestamps=stamps)
+    # 390 and 392 s share a row at 15 and 5 s; 3 s, a divisor of 15 (d and 48 h stay
+    # exact), parts them (130 and 131)
+    assert unit == 3
+    assert snap_times(stamps, 195.0, unit)[:-1] == [0, 65, 130, 131, 195]
+    # 195 and 198 s: 5 s parts them (39 and 40)
+    assert lattice_seconds(195.0, 48.0, 0.2, timestamps=np.array([0.0, 195.0, 198.0])) == 5
 
 
 def test_prefix_sum_statistics_equal_a_direct_computation() -> None:
