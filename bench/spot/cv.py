@@ -76,13 +76,7 @@ def zone_gaps(task: Task) -> dict[str, object]:
     """Mean gap per fraction of `up` and of every candidate, on one zone."""
     traces = load_trace_set(task.traces)
     label = zone_set_label(traces, [task.zone])
-    sizes = lengths(
-        traces.tick_seconds,
-        task.job_hours,
-        task.fractions,
-        task.changeover,
-        timestamps=traces.timestamps,
-    )
+    sizes = lengths(traces, task.job_hours, task.fractions, task.changeover)
     prepared = prepare(traces, [task.zone], label, sizes.unit_seconds)
     horizon = int(max(sizes.deadline_seconds) / sizes.unit_seconds) + 1
     starts = start_rows(prepared.times, horizon, task.starts, task.seed, label)

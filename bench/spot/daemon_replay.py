@@ -265,7 +265,7 @@ def simulated(
     daemon_step_hours: float,
 ) -> Simulated:
     """bench.spot's starts for this zone set, and the policy's and the optimum's costs."""
-    sizes = lengths(traces.tick_seconds, job_hours, (fraction,), d, timestamps=traces.timestamps)
+    sizes = lengths(traces, job_hours, (fraction,), d)
     label = zone_set_label(traces, zones)
     prepared = prepare(traces, zones, label, sizes.unit_seconds)
     horizon = math.ceil(max(sizes.deadline_seconds) / sizes.unit_seconds) + 1

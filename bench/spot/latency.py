@@ -54,9 +54,7 @@ def record_states(
 ) -> list[PolicyState]:
     traces = load_trace_set(traces_dir)
     label = zone_set_label(traces, zones)
-    sizes = lengths(
-        traces.tick_seconds, job_hours, (fraction,), changeover, timestamps=traces.timestamps
-    )
+    sizes = lengths(traces, job_hours, (fraction,), changeover)
     prepared = prepare(traces, list(zones), label, sizes.unit_seconds)
     horizon = math.ceil(sizes.deadline_seconds[0] / sizes.unit_seconds) + 1
     recorder = Recorder(policy)

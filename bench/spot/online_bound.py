@@ -306,13 +306,7 @@ def zone_report(args: argparse.Namespace, traces: TraceSet, zone_name: str) -> d
     cap = int(args.age_cap_hours / tick)
     model = fit_model(times_h, available, tick, cap)
     label = zone_set_label(traces, [zone_name])
-    sizes = lengths(
-        traces.tick_seconds,
-        args.job_hours,
-        fractions,
-        args.changeover_hours,
-        timestamps=traces.timestamps,
-    )
+    sizes = lengths(traces, args.job_hours, fractions, args.changeover_hours)
     prepared = prepare(traces, [zone_name], label, sizes.unit_seconds)
     horizon = math.ceil(max(sizes.deadline_seconds) / sizes.unit_seconds) + 1
     starts = start_rows(prepared.times, horizon, args.starts, args.seed, label)

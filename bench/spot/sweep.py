@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 from bench.spot.engine import (
     Job,
@@ -62,15 +61,11 @@ class Lengths:
 
 
 def lengths(
-    tick_seconds: float,
-    job_hours: float,
-    fractions: Sequence[float],
-    changeover: float,
-    timestamps: npt.NDArray[np.float64] | None = None,
+    traces: TraceSet, job_hours: float, fractions: Sequence[float], changeover: float
 ) -> Lengths:
-    """The lattice for these lengths; with the set's probe `timestamps`, one that keeps
-    every probe its own row (`lattice_seconds`)."""
-    unit = lattice_seconds(tick_seconds, job_hours, changeover, timestamps=timestamps)
+    """The lattice for these lengths on `traces`, one that keeps every probe its own row
+    (`lattice_seconds`)."""
+    unit = lattice_seconds(traces.tick_seconds, job_hours, changeover, timestamps=traces.timestamps)
     return Lengths(
         unit,
         hours_to_units(job_hours, unit),
@@ -101,13 +96,7 @@ def run_task(task: tuple[SweepConfig, tuple[str, ...], float]) -> list[dict[str,
     config, zones, changeover = task
     traces = load_trace_set(config.traces_dir)
     label = zone_set_label(traces, zones)
-    sizes = lengths(
-        traces.tick_seconds,
-        config.job_hours,
-        config.job_fractions,
-        changeover,
-        timestamps=traces.timestamps,
-    )
+    sizes = lengths(traces, config.job_hours, config.job_fractions, changeover)
     prepared = prepare(traces, list(zones), label, sizes.unit_seconds)
     horizon = math.ceil(max(sizes.deadline_seconds) / sizes.unit_seconds) + 1
     starts = start_rows(prepared.times, horizon, config.starts, config.seed, label)

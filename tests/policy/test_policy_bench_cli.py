@@ -139,7 +139,6 @@ def test_a_probe_retried_seconds_later_runs_on_a_finer_lattice(
     traces = tmp_path / "traces"
     shutil.copytree(shipped_trace_dir(), traces)
     meta = json.loads((traces / "meta.json").read_text())
-    zone = meta["zones"]["us-east-1c"]
     names = {z["availability_file"] for z in meta["zones"].values()}
     for name in names:
         with (traces / name).open() as fh:
@@ -153,7 +152,6 @@ def test_a_probe_retried_seconds_later_runs_on_a_finer_lattice(
         for series in prices.values():
             series.insert(41, series[40])
         (traces / meta["spot_prices_file"]).write_text(json.dumps(prices))
-    assert "region" in zone
     code = main(
         [
             "--traces", str(traces), "--out", str(tmp_path / "out"), "--zones", "us-east-1c",
